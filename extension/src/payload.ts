@@ -1,0 +1,101 @@
+/**
+ * The timeline payload (`application/vnd.distlab.timeline+json`, version 1)
+ * as the renderer reads it. The kernel writes it (kernel/src/trace/payload.ts);
+ * docs/timeline.md is the schema both follow.
+ */
+export type SpanCategory = "compute" | "comm" | "data" | "idle" | "other";
+export const SPAN_CATEGORIES: readonly SpanCategory[] = ["compute", "comm", "data", "idle", "other"];
+
+/** The same colours as the static HTML picture; readable on light and dark backgrounds. */
+export const CATEGORY_COLORS: Record<SpanCategory, string> = {
+  compute: "#4c78a8",
+  comm: "#f58518",
+  data: "#54a24b",
+  idle: "#9d9d9d",
+  other: "#b279a2",
+};
+
+export interface SpanArgs {
+  op?: string;
+  bytes?: number;
+  algorithm?: string;
+  seq?: number;
+  stage?: number;
+  microbatch?: number;
+  step?: number;
+  stream?: string;
+  [key: string]: unknown;
+}
+
+export interface TimelineSpan {
+  rank: number;
+  name: string;
+  cat: SpanCategory;
+  /** microseconds from the cell's start */
+  ts: number;
+  /** microseconds */
+  dur: number;
+  args?: SpanArgs;
+}
+
+export interface RankSummary {
+  rank: number;
+  computePct: number;
+  commPct: number;
+  dataPct: number;
+  idlePct: number;
+  otherPct: number;
+  overlapPct: number;
+  waitedForUs: number;
+}
+
+export interface TimelinePayload {
+  version: 1;
+  ranks: Array<{ rank: number; host: string; device: string; clockOffsetUs?: number; clockUncertaintyUs?: number }>;
+  spans: TimelineSpan[];
+  summary: {
+    durationUs: number;
+    spanCount: number;
+    ranks: RankSummary[];
+    overlapPct: number;
+    bubbleFraction: number | null;
+    stragglerRank: number | null;
+    collectives: number;
+  };
+  live: boolean;
+  omittedSpans?: number;
+}
+
+const CATEGORY_SET = new Set<string>(SPAN_CATEGORIES);
+
+/** Why a payload cannot be drawn, in words for the user; null when it can. */
+export function payloadProblem(value: unknown): string | null {
+  if (typeof value === "string") return "the timeline data is text, not JSON (the output may have been truncated)";
+  if (typeof value !== "object" || value === null) return "the timeline data is empty or not a JSON object";
+  const v = value as Record<string, unknown>;
+  if (v.version !== 1) return `this timeline has version ${JSON.stringify(v.version) ?? "none"}; this extension draws version 1. Update distlab's JupyterLab extension, or re-run the cell.`;
+  if (!Array.isArray(v.ranks)) return "the timeline data has no ranks list (it may have been truncated)";
+  if (!Array.isArray(v.spans)) return "the timeline data has no spans list (it may have been truncated)";
+  const summary = v.summary as Record<string, unknown> | undefined;
+  if (typeof summary !== "object" || summary === null || !Array.isArray(summary.ranks)) return "the timeline data has no summary (it may have been truncated)";
+  for (let i = 0; i < v.spans.length; i++) {
+    const s = v.spans[i] as Record<string, unknown> | null;
+    if (typeof s !== "object" || s === null || typeof s.rank !== "number" || typeof s.ts !== "number" || typeof s.dur !== "number" || !CATEGORY_SET.has(s.cat as string)) {
+      return `span ${i} of the timeline is malformed (each needs rank, name, cat, ts, dur)`;
+    }
+  }
+  return null;
+}
+
+export function formatDuration(us: number): string {
+  if (us >= 1e6) return `${(us / 1e6).toFixed(2)} s`;
+  if (us >= 1e3) return `${(us / 1e3).toFixed(2)} ms`;
+  return `${us.toFixed(1)} µs`;
+}
+
+export function formatBytes(bytes: number): string {
+  if (bytes >= 1 << 30) return `${(bytes / (1 << 30)).toFixed(2)} GiB`;
+  if (bytes >= 1 << 20) return `${(bytes / (1 << 20)).toFixed(2)} MiB`;
+  if (bytes >= 1 << 10) return `${(bytes / (1 << 10)).toFixed(1)} KiB`;
+  return `${bytes} B`;
+}

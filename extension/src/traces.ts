@@ -1,0 +1,191 @@
+/**
+ * Plotly traces for the visible window at the current zoom, with level of
+ * detail: a span at least MIN_DETAIL_PX wide is drawn (and hovered) on its
+ * own; narrower spans are summed into one-pixel bins drawn in the colour of
+ * the category that filled most of the bin, with a hover that says what was
+ * aggregated. The number of drawn segments is bounded by the plot's width
+ * times the rows, whatever the span count; the payload keeps every span.
+ * x is in milliseconds from the cell's start.
+ */
+import type { Data, Shape } from "plotly.js";
+import { CATEGORY_COLORS, SPAN_CATEGORIES, formatBytes, formatDuration, type SpanCategory, type TimelineSpan } from "./payload";
+import type { TimelineRow } from "./rows";
+
+/** The time window on screen: microseconds, and its width in pixels. */
+export interface ViewWindow {
+  startUs: number;
+  endUs: number;
+  widthPx: number;
+}
+
+const MIN_DETAIL_PX = 2;
+/** Hover points along a long span, so hovering anywhere over it finds it. */
+const HOVER_SPACING_PX = 24;
+/** Collectives linked across ranks are drawn only when this few are in view. */
+const MAX_LINKED_COLLECTIVES = 400;
+/** Draw order: comm last, over the compute span that awaits it. */
+const DRAW_ORDER: SpanCategory[] = ["compute", "data", "other", "idle", "comm"];
+
+interface CategoryBuffers {
+  lineX: Array<number | null>;
+  lineY: Array<number | null>;
+  hoverX: number[];
+  hoverY: number[];
+  hoverText: string[];
+}
+
+export function spanHoverText(span: TimelineSpan): string {
+  const lines = [`<b>${escapeText(span.name)}</b>`, `rank ${span.rank} · ${span.cat}`, `duration ${formatDuration(span.dur)}`, `start ${formatDuration(span.ts)}`];
+  const args = span.args ?? {};
+  if (typeof args.op === "string") lines.push(`op ${escapeText(args.op)}${typeof args.algorithm === "string" ? ` (${escapeText(args.algorithm)})` : ""}`);
+  if (typeof args.bytes === "number") {
+    lines.push(`bytes ${formatBytes(args.bytes)}`);
+    // bytes per microsecond = MB/s; shown as GB/s
+    if (span.dur > 0) lines.push(`bandwidth ${(args.bytes / span.dur / 1000).toFixed(3)} GB/s`);
+  }
+  if (typeof args.step === "number") lines.push(`step ${args.step}`);
+  if (typeof args.stage === "number") lines.push(`stage ${args.stage}${typeof args.microbatch === "number" ? `, micro-batch ${args.microbatch}` : ""}`);
+  return lines.join("<br>");
+}
+
+function escapeText(text: string): string {
+  return text.replace(/[&<>]/g, (c) => (c === "&" ? "&amp;" : c === "<" ? "&lt;" : "&gt;"));
+}
+
+/** Index of the first span that may end after `startUs` (spans sorted by start; long spans are rare). */
+function firstVisible(spans: TimelineSpan[], startUs: number, maxDurUs: number): number {
+  let lo = 0;
+  let hi = spans.length;
+  const bound = startUs - maxDurUs;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (spans[mid].ts < bound) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+export function buildSpanTraces(rows: TimelineRow[], view: ViewWindow, rowHeightPx: number): { traces: Data[]; drawnSegments: number } {
+  const binUs = Math.max((view.endUs - view.startUs) / Math.max(view.widthPx, 1), 1e-9);
+  const buffers = new Map<SpanCategory, CategoryBuffers>(SPAN_CATEGORIES.map((c) => [c, { lineX: [], lineY: [], hoverX: [], hoverY: [], hoverText: [] }]));
+  let drawnSegments = 0;
+  const addSegment = (cat: SpanCategory, y: number, fromUs: number, toUs: number, text: string): void => {
+    const b = buffers.get(cat)!;
+    b.lineX.push(fromUs / 1000, toUs / 1000, null);
+    b.lineY.push(y, y, null);
+    const from = Math.max(fromUs, view.startUs);
+    const to = Math.min(toUs, view.endUs);
+    const step = HOVER_SPACING_PX * binUs;
+    for (let t = from + Math.min(step, (to - from) / 2); t <= to; t += step) {
+      b.hoverX.push(t / 1000);
+      b.hoverY.push(y);
+      b.hoverText.push(text);
+    }
+    drawnSegments++;
+  };
+  for (const row of rows) {
+    let maxDur = 0;
+    for (const s of row.spans) if (s.dur > maxDur) maxDur = s.dur;
+    // Per one-pixel bin: microseconds of each category and how many spans fell in it.
+    const bins = new Map<number, { us: Float64Array; count: number }>();
+    for (let i = firstVisible(row.spans, view.startUs, maxDur); i < row.spans.length; i++) {
+      const span = row.spans[i];
+      if (span.ts > view.endUs) break;
+      if (span.ts + span.dur < view.startUs) continue;
+      if (span.dur >= MIN_DETAIL_PX * binUs) {
+        addSegment(span.cat, row.y, span.ts, span.ts + span.dur, spanHoverText(span));
+        continue;
+      }
+      const bin = Math.floor((span.ts + span.dur / 2 - view.startUs) / binUs);
+      let cell = bins.get(bin);
+      if (cell === undefined) bins.set(bin, (cell = { us: new Float64Array(SPAN_CATEGORIES.length), count: 0 }));
+      cell.us[SPAN_CATEGORIES.indexOf(span.cat)] += span.dur;
+      cell.count++;
+    }
+    for (const [bin, cell] of bins) {
+      let best = 0;
+      let total = 0;
+      for (let c = 0; c < cell.us.length; c++) {
+        total += cell.us[c];
+        if (cell.us[c] > cell.us[best]) best = c;
+      }
+      const from = view.startUs + bin * binUs;
+      const shares = SPAN_CATEGORIES.map((c, i) => (cell.us[i] > 0 ? `${c} ${((100 * cell.us[i]) / Math.max(total, 1e-9)).toFixed(0)}%` : "")).filter((x) => x !== "");
+      const text = `<b>${cell.count} short spans</b> (zoom in to see each)<br>${row.label}<br>${shares.join(", ")}<br>busy ${formatDuration(total)}`;
+      addSegment(SPAN_CATEGORIES[best], row.y, from, from + binUs, text);
+    }
+  }
+  const traces: Data[] = [];
+  for (const cat of DRAW_ORDER) {
+    const b = buffers.get(cat)!;
+    traces.push({
+      type: "scattergl", mode: "lines", name: cat, legendgroup: cat, x: b.lineX, y: b.lineY,
+      line: { color: CATEGORY_COLORS[cat], width: Math.max(2, rowHeightPx * 0.6) }, hoverinfo: "skip", connectgaps: false,
+    });
+    traces.push({
+      type: "scattergl", mode: "markers", name: cat, legendgroup: cat, showlegend: false, x: b.hoverX, y: b.hoverY,
+      hovertext: b.hoverText, hoverinfo: "text", marker: { size: Math.max(4, rowHeightPx * 0.6), color: "rgba(0,0,0,0)" },
+      hoverlabel: { bgcolor: CATEGORY_COLORS[cat] },
+    });
+  }
+  return { traces, drawnSegments };
+}
+
+/**
+ * Each collective (comm spans sharing `args.seq`) linked across its ranks'
+ * rows at their arrival times; the last to arrive is marked, since the others
+ * waited for it.
+ */
+export function buildCollectiveLinks(rows: TimelineRow[], view: ViewWindow): Data[] {
+  const groups = new Map<number, Array<{ span: TimelineSpan; y: number }>>();
+  for (const row of rows) {
+    for (const span of row.spans) {
+      if (span.cat !== "comm" || typeof span.args?.seq !== "number") continue;
+      if (span.ts + span.dur < view.startUs || span.ts > view.endUs) continue;
+      let group = groups.get(span.args.seq);
+      if (group === undefined) groups.set(span.args.seq, (group = []));
+      group.push({ span, y: row.y });
+    }
+  }
+  if (groups.size === 0 || groups.size > MAX_LINKED_COLLECTIVES) return [];
+  const linkX: Array<number | null> = [];
+  const linkY: Array<number | null> = [];
+  const lateX: number[] = [];
+  const lateY: number[] = [];
+  const lateText: string[] = [];
+  for (const [seq, group] of groups) {
+    if (group.length < 2) continue;
+    group.sort((a, b) => a.y - b.y);
+    for (const { span, y } of group) {
+      linkX.push(span.ts / 1000);
+      linkY.push(y);
+    }
+    linkX.push(null);
+    linkY.push(null);
+    const first = Math.min(...group.map((g) => g.span.ts));
+    const last = group.reduce((a, b) => (b.span.ts > a.span.ts ? b : a));
+    lateX.push(last.span.ts / 1000);
+    lateY.push(last.y);
+    lateText.push(`<b>${escapeText(last.span.name)}</b> #${seq}<br>rank ${last.span.rank} arrived last, ${formatDuration(last.span.ts - first)} after the first`);
+  }
+  return [
+    { type: "scattergl", mode: "lines", name: "same collective", x: linkX, y: linkY, line: { color: "rgba(128,128,128,0.7)", width: 1 }, hoverinfo: "skip" },
+    { type: "scattergl", mode: "markers", name: "arrived last", x: lateX, y: lateY, hovertext: lateText, hoverinfo: "text", marker: { symbol: "x", size: 9, color: "#e45756" } },
+  ];
+}
+
+/** Dashed vertical lines where each training step starts (spans with `args.step`). */
+export function stepBoundaryShapes(rows: TimelineRow[], view: ViewWindow, lineColor: string): Partial<Shape>[] {
+  const starts = new Map<number, number>();
+  for (const row of rows) {
+    for (const span of row.spans) {
+      const step = span.args?.step;
+      if (typeof step !== "number") continue;
+      const prev = starts.get(step);
+      if (prev === undefined || span.ts < prev) starts.set(step, span.ts);
+    }
+  }
+  const visible = [...starts.values()].filter((t) => t >= view.startUs && t <= view.endUs);
+  if (visible.length > 200) return [];
+  return visible.map((t) => ({ type: "line", xref: "x", yref: "paper", x0: t / 1000, x1: t / 1000, y0: 0, y1: 1, line: { color: lineColor, width: 1, dash: "dot" } }));
+}

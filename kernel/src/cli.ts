@@ -1,0 +1,88 @@
+#!/usr/bin/env node
+/**
+ * The `distlab` command:
+ *   distlab install [--user | --sys-prefix | --prefix P]   register the kernelspec
+ *   distlab kernel --connection-file F                    run the kernel (Jupyter calls this)
+ */
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { installKernelspec, type InstallScope } from "./install";
+import { packageVersion, runKernel } from "./kernel-main";
+
+const USAGE = `usage:
+  distlab install [--user | --sys-prefix | --prefix PREFIX]
+      Register the "distlab" kernelspec with Jupyter (default: --user).
+  distlab kernel --connection-file FILE
+      Run the kernel; Jupyter starts this through the kernelspec.
+  distlab --help | --version`;
+
+class UsageError extends Error {
+  override name = "UsageError";
+}
+
+function parse(command: string, args: string[], options: NonNullable<ParseArgsConfig["options"]>) {
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals: false }).values;
+  } catch (error) {
+    throw new UsageError(`distlab ${command}: ${(error as Error).message}`);
+  }
+}
+
+function installScope(args: string[]): InstallScope {
+  const values = parse("install", args, {
+    user: { type: "boolean" },
+    "sys-prefix": { type: "boolean" },
+    prefix: { type: "string" },
+  });
+  const chosen = ["user", "sys-prefix", "prefix"].filter((name) => values[name] !== undefined);
+  if (chosen.length > 1) {
+    throw new UsageError(`distlab install: choose one of --user, --sys-prefix, --prefix (got ${chosen.map((name) => `--${name}`).join(", ")})`);
+  }
+  if (values["sys-prefix"]) return { kind: "sys-prefix" };
+  if (typeof values.prefix === "string") {
+    if (values.prefix === "") throw new UsageError("distlab install: --prefix needs a directory");
+    return { kind: "prefix", prefix: values.prefix };
+  }
+  return { kind: "user" };
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case "install": {
+      const dir = installKernelspec(installScope(rest));
+      process.stdout.write(`Installed the distlab kernelspec in ${dir}\n`);
+      return 0;
+    }
+    case "kernel": {
+      const values = parse("kernel", rest, { "connection-file": { type: "string", short: "f" } });
+      const file = values["connection-file"];
+      if (typeof file !== "string" || file === "") throw new UsageError("distlab kernel: --connection-file FILE is required");
+      await runKernel(file);
+      return -1; // keeps running until shutdown_request or SIGTERM
+    }
+    case "--version":
+    case "-V":
+      process.stdout.write(`${packageVersion()}\n`);
+      return 0;
+    case "--help":
+    case "-h":
+    case "help":
+      process.stdout.write(`${USAGE}\n`);
+      return 0;
+    case undefined:
+      throw new UsageError("distlab: missing command");
+    default:
+      throw new UsageError(`distlab: unknown command ${JSON.stringify(command)}`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exitCode = code;
+  },
+  (error: unknown) => {
+    const usage = error instanceof UsageError;
+    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n${usage ? `${USAGE}\n` : ""}`);
+    process.exitCode = usage ? 2 : 1;
+  },
+);

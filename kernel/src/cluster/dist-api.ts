@@ -1,0 +1,129 @@
+/**
+ * The `dist` global of a rank: the group's identity plus collectives that
+ * delegate to the COLLECTIVES layer's `Communicator`. Collectives here take
+ * what a notebook holds (typed arrays, tf.Tensors, numbers, number arrays)
+ * and give back the same kind: a tensor in, a tensor of the same dtype out.
+ */
+import type { AllReduceOptions, CollectiveOptions, CommArray, Communicator, ReduceOp } from "../comm/types";
+import { isTensor } from "./cell-value";
+import { splitEvenly } from "./split";
+
+type Tf = typeof import("@tensorflow/tfjs");
+type Tensor = import("@tensorflow/tfjs").Tensor;
+
+/** What a collective accepts and, in kind, returns. */
+export type Collectable = CommArray | Tensor | number | number[];
+
+export interface DistIdentity {
+  /** Global rank of this rank in the world group. */
+  rank: number;
+  size: number;
+  /** Rank among the ranks of this host (equals rank for thread groups). */
+  localRank: number;
+  host: string;
+  /** e.g. "cpu:wasm" */
+  device: string;
+}
+
+export interface Dist extends DistIdentity {
+  barrier(): Promise<void>;
+  allReduce<T extends Collectable>(x: T, options?: AllReduceOptions): Promise<T>;
+  reduceScatter<T extends Collectable>(x: T, options?: AllReduceOptions): Promise<T>;
+  /** Every rank's x concatenated in rank order (tensors along axis 0). */
+  allGather<T extends Collectable>(x: T, options?: CollectiveOptions): Promise<T>;
+  broadcast<T extends Collectable>(x: T, root: number, options?: CollectiveOptions): Promise<T>;
+  send(x: Collectable, peer: number): Promise<void>;
+  /** Receives into a buffer shaped like `like` (its length must match what the peer sent). */
+  recv<T extends Collectable>(like: T, peer: number): Promise<T>;
+  /** This rank's block of `data`: an even split, the first (length % size) ranks get one more. */
+  shard<T>(data: readonly T[]): T[];
+  /** A sub-group over some ranks of this one; every member must call it in the same order. */
+  newGroup(ranks: readonly number[], name?: string): Dist;
+  /** The underlying communicator, for calls this wrapper does not cover. */
+  readonly comm: Communicator;
+}
+
+const REDUCE_OPS: readonly ReduceOp[] = ["sum", "mean", "max", "min", "product"];
+
+export function createDist(identity: DistIdentity, comm: Communicator, tf: Tf): Dist {
+  const viaArray = async <T extends Collectable>(where: string, x: T, run: (array: CommArray) => Promise<CommArray>, gathered = false): Promise<T> => {
+    if (typeof x === "number") {
+      const out = await run(Float64Array.of(x));
+      return (gathered ? Array.from(out) : out[0]) as T;
+    }
+    if (Array.isArray(x)) return Array.from(await run(Float64Array.from(x as number[]))) as T;
+    if (isTensor(x)) {
+      const tensor = x as Tensor;
+      // dataSync may return the backend's own buffer: copy so the collective can write freely.
+      const data = (tensor.dataSync() as CommArray).slice();
+      const out = await run(data);
+      const shape = gathered ? gatheredShape(tensor.shape, out.length) : out.length === data.length ? tensor.shape : [out.length];
+      return tf.tensor(out, shape, tensor.dtype) as unknown as T;
+    }
+    if (ArrayBuffer.isView(x)) return (await run(x as CommArray)) as T;
+    throw new TypeError(`dist.${where}: expected a typed array, tf.Tensor, number or number[], got ${describeKind(x)}`);
+  };
+  const checkOp = (where: string, options?: AllReduceOptions): void => {
+    if (options?.op !== undefined && !REDUCE_OPS.includes(options.op)) {
+      throw new RangeError(`dist.${where}: op must be one of ${REDUCE_OPS.join("|")}, got '${String(options.op)}'`);
+    }
+  };
+  const checkPeer = (where: string, name: string, peer: number): void => {
+    if (!Number.isInteger(peer) || peer < 0 || peer >= comm.size) {
+      throw new RangeError(`dist.${where}: ${name} must be a rank in 0..${comm.size - 1}, got ${String(peer)}`);
+    }
+  };
+  const dist: Dist = {
+    ...identity,
+    rank: comm.rank,
+    size: comm.size,
+    comm,
+    barrier: () => comm.barrier(),
+    allReduce: (x, options) => {
+      checkOp("allReduce", options);
+      return viaArray("allReduce", x, (array) => comm.allReduce(array, options));
+    },
+    reduceScatter: (x, options) => {
+      checkOp("reduceScatter", options);
+      return viaArray("reduceScatter", x, (array) => comm.reduceScatter(array, options));
+    },
+    allGather: (x, options) => viaArray("allGather", x, (array) => comm.allGather(array, options), true),
+    broadcast: (x, root, options) => {
+      checkPeer("broadcast", "root", root);
+      return viaArray("broadcast", x, (array) => comm.broadcast(array, root, options));
+    },
+    send: async (x, peer) => {
+      checkPeer("send", "peer", peer);
+      await viaArray("send", x, async (array) => {
+        await comm.send(array, peer);
+        return array;
+      });
+    },
+    recv: (like, peer) => {
+      checkPeer("recv", "peer", peer);
+      return viaArray("recv", like, (array) => comm.recv(array, peer));
+    },
+    shard: (data) => {
+      const { start, end } = splitEvenly(data.length, comm.size)[comm.rank]!;
+      return data.slice(start, end);
+    },
+    newGroup: (ranks, name) => {
+      const sub = comm.newGroup(ranks, name);
+      return createDist({ ...identity, rank: sub.rank, size: sub.size }, sub, tf);
+    },
+  };
+  return dist;
+}
+
+/** allGather of a tensor concatenates along axis 0: [a, ...rest] -> [size * a, ...rest]; scalars -> [size]. */
+function gatheredShape(shape: readonly number[], total: number): number[] {
+  if (shape.length === 0) return [total];
+  const rest = shape.slice(1).reduce((product, dim) => product * dim, 1);
+  return [rest === 0 ? 0 : total / rest, ...shape.slice(1)];
+}
+
+function describeKind(x: unknown): string {
+  if (x === null) return "null";
+  if (typeof x === "object") return (x as object).constructor?.name ?? "object";
+  return typeof x;
+}

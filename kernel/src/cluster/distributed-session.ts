@@ -1,0 +1,137 @@
+/**
+ * Runs `%%distributed` cells on a thread group and keeps that group between
+ * cells while its shape is unchanged (so each rank keeps its declarations).
+ *
+ * Per cell: compile the body once against the ranks' declaration chain,
+ * send the compiled cell to every rank, stream their output tagged by rank,
+ * and answer with one execute_result (values indexed by rank) or one error
+ * naming the rank that failed.
+ */
+import { NotAvailableError, UsageError } from "../errors";
+import type { TfBackendName, DistributedOptions } from "../magics/distributed-spec";
+import type { ExecuteOutcome, ExecutionIO } from "../protocol/backend";
+import type { CellCompiler, CompiledCell } from "../repl/cell-compiler";
+import { DeclarationChain } from "../repl/declaration-chain";
+import { CompileError } from "../repl/errors";
+import { buildCellResult } from "./cell-result";
+import { MAX_THREAD_RANKS } from "./comm-world";
+import { groupErrorOutcome } from "./group-errors";
+import type { GroupShape, RankEvent } from "./protocol";
+import { RankOutput } from "./rank-output";
+import { ThreadGroup } from "./thread-group";
+
+/** Where the timeline hooks into a cell's life; every method is optional work for the observer. */
+export interface CellObserver {
+  cellStarted(cellId: number, group: ThreadGroup, io: ExecutionIO, options: DistributedOptions): void;
+  /** A rank's batch of spans (payload defined by kernel/src/trace). */
+  traceBatch(cellId: number, rank: number, batch: unknown): void;
+  cellEnded(cellId: number, ok: boolean): void;
+}
+
+/** Compiled cells kept for re-runs of the same code on the same declarations (a tslab compile takes milliseconds). */
+const COMPILE_CACHE_SIZE = 32;
+
+export class DistributedSession {
+  private groupState?: ThreadGroup;
+  readonly chain = DeclarationChain.ranks();
+  private nextCellId = 1;
+  /** Output sinks of cells that may still print (the running one, and the last one for late output). */
+  private readonly outputs = new Map<number, RankOutput>();
+  private readonly compileCache = new Map<string, CompiledCell>();
+
+  constructor(
+    private readonly compiler: CellCompiler,
+    private readonly observer?: CellObserver,
+  ) {}
+
+  get group(): ThreadGroup | undefined {
+    return this.groupState;
+  }
+
+  async runCell(body: string, bodyLineOffset: number, options: DistributedOptions, io: ExecutionIO): Promise<ExecuteOutcome> {
+    if (options.backend !== "threads") {
+      throw new NotAvailableError(`--backend ${options.backend} is not available yet; use --backend threads (ranks on worker threads of this kernel)`);
+    }
+    if (options.workers > MAX_THREAD_RANKS) {
+      throw new UsageError(`%%distributed: -n ${options.workers} is more than the threads backend runs (at most ${MAX_THREAD_RANKS}: shared-memory channels grow with N^2)`, "-n");
+    }
+    const group = await this.groupFor({ size: options.workers, backend: "threads", ...(options.link ? { link: options.link } : {}), ...(options.tfBackend ? { tfBackend: options.tfBackend } : {}) }, io);
+    let compiled: CompiledCell;
+    try {
+      compiled = this.compile(body);
+    } catch (error) {
+      if (error instanceof CompileError) return compileErrorOutcome(error, bodyLineOffset);
+      throw error;
+    }
+    const cellId = this.nextCellId++;
+    const output = new RankOutput(io, options.groupOutputs, group.shape.size);
+    this.outputs.clear();
+    this.outputs.set(cellId, output);
+    if (options.timeline) this.observer?.cellStarted(cellId, group, io, options);
+    // Declarations travel with the chain in the kernel; ranks need only the code.
+    const shipped: CompiledCell = { ...compiled, declarations: "" };
+    const result = await group.runCell({ cellId, cell: shipped, timeoutMs: options.timeoutSeconds * 1000, interrupt: io.interruptSignal });
+    output.finish();
+    const failure = groupErrorOutcome(result, group.host, bodyLineOffset);
+    if (options.timeline) this.observer?.cellEnded(cellId, failure === undefined);
+    if (failure) return failure;
+    this.chain.advance(compiled);
+    const values = result.outcomes.map((outcome) => (outcome.ok ? outcome.value : {}));
+    const display = buildCellResult(values);
+    return display ? { status: "ok", result: display } : { status: "ok" };
+  }
+
+  /** Stops the group; the ranks' declarations are forgotten. */
+  async stop(): Promise<boolean> {
+    const group = this.groupState;
+    this.groupState = undefined;
+    this.chain.reset();
+    this.compileCache.clear();
+    if (!group) return false;
+    await group.close();
+    return true;
+  }
+
+  private compile(body: string): CompiledCell {
+    const key = `${this.chain.declarations}\u0000${body}`;
+    const cached = this.compileCache.get(key);
+    if (cached) return cached;
+    const compiled = this.compiler.compile(body, this.chain);
+    if (this.compileCache.size >= COMPILE_CACHE_SIZE) this.compileCache.delete(this.compileCache.keys().next().value!);
+    this.compileCache.set(key, compiled);
+    return compiled;
+  }
+
+  private async groupFor(shape: GroupShape, io: ExecutionIO): Promise<ThreadGroup> {
+    const current = this.groupState;
+    if (current && sameShape(current.shape, shape)) return current;
+    if (current) {
+      io.stream("stderr", `distlab: group shape changed (${describeShape(current.shape)} -> ${describeShape(shape)}); restarting the ranks, their state is lost\n`);
+      await this.stop();
+    }
+    const group = new ThreadGroup(shape, (rank, event) => this.onRankEvent(rank, event));
+    this.groupState = group;
+    return group;
+  }
+
+  private onRankEvent(rank: number, event: RankEvent): void {
+    if (event.kind === "stream") this.outputs.get(event.cellId)?.write(rank, event.name, event.text);
+    else if (event.kind === "trace") this.observer?.traceBatch(event.cellId, rank, event.batch);
+  }
+}
+
+function sameShape(a: GroupShape, b: GroupShape): boolean {
+  return describeShape(a) === describeShape(b);
+}
+
+export function describeShape(shape: GroupShape): string {
+  const parts = [`-n ${shape.size}`, `--backend ${shape.backend}`];
+  if (shape.link) parts.push(`--link bandwidth=${shape.link.bandwidth}B/s,latency=${shape.link.latency}s`);
+  if (shape.tfBackend) parts.push(`--tf-backend ${shape.tfBackend as TfBackendName}`);
+  return parts.join(" ");
+}
+
+function compileErrorOutcome(error: CompileError, bodyLineOffset: number): ExecuteOutcome {
+  const lines = error.diagnostics.map((d) => `${d.file ? `${d.file} ` : ""}${d.file ? d.line : d.line + bodyLineOffset}:${d.column} - ${d.message}`);
+  return { status: "error", ename: "CompileError", evalue: lines.join("\n"), traceback: [`CompileError: cell does not compile`, ...lines] };
+}

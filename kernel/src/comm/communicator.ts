@@ -1,0 +1,322 @@
+// The Communicator over any Transport: argument checks, call numbering and
+// descriptors (for mismatch detection), algorithm choice, spans. Calls on
+// one rank run one at a time, in the order they were made, across all of
+// the rank's groups, so call numbers agree between ranks.
+import { ALGORITHMS, OPCODES, REDUCE_OPS, type Descriptor, type OpName } from "./descriptor";
+import { allocate, bytesOf, dtypeCode, elementBytes } from "./dtype";
+import { checkLink } from "./link";
+import { divideInPlace, jsReducer, type Reducer } from "./reduce-js";
+import * as alg from "./algorithms";
+import type { CallContext, Transport } from "./transport";
+import { nowMicros } from "./transport";
+import type {
+  Algorithm, AllReduceOptions, CollectiveOptions, CommArray, CommOptions, Communicator, DeviceMesh, LinkModel, SpanHook,
+} from "./types";
+import { buildMesh, checkGroupRanks } from "./groups";
+
+/** Above this many bytes allReduce uses ring (or direct on shm); below, recursive doubling. */
+export const SMALL_MESSAGE_BYTES = 64 * 1024;
+
+/** A transport-specific fast allReduce for the whole world (shm's direct path); undefined declines. */
+export type FastAllReduce = (call: CallContext, x: CommArray, reduce: Reducer, redop: number) => Promise<void> | undefined;
+
+/** State shared by a rank's world communicator and all its groups. */
+export class CommCore {
+  readonly timeoutMs: number;
+  readonly onSpan?: SpanHook;
+  readonly link?: LinkModel;
+  private queue: Promise<unknown> = Promise.resolve();
+  private nextGroupId = 1;
+  fastAllReduce?: FastAllReduce;
+
+  constructor(
+    readonly transport: Transport,
+    options: CommOptions,
+  ) {
+    const timeoutMs = options.timeoutMs ?? 60_000;
+    if (!(timeoutMs > 0)) throw new RangeError(`timeoutMs must be > 0 milliseconds, got ${options.timeoutMs}`);
+    this.timeoutMs = timeoutMs;
+    this.onSpan = options.onSpan;
+    this.link = options.link && checkLink(options.link, "link");
+  }
+
+  allocateGroupId(): number {
+    return this.nextGroupId++;
+  }
+
+  /** Runs calls one after another in program order. */
+  serialize<T>(run: () => Promise<T>): Promise<T> {
+    const result = this.queue.then(run);
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+}
+
+export class GroupCommunicator implements Communicator {
+  readonly rank: number;
+  readonly size: number;
+  private calls = 0;
+  private readonly p2pSent = new Map<number, number>();
+  private readonly p2pReceived = new Map<number, number>();
+
+  constructor(
+    private readonly core: CommCore,
+    readonly worldRanks: readonly number[],
+    private readonly groupId: number,
+    readonly name: string,
+  ) {
+    this.rank = worldRanks.indexOf(core.transport.rank);
+    this.size = worldRanks.length;
+  }
+
+  // ---- point to point ----
+  send(x: CommArray, peer: number): Promise<void> { return this.isend(x, peer); }
+  recv<T extends CommArray>(into: T, peer: number): Promise<T> { return this.irecv(into, peer); }
+
+  isend(x: CommArray, peer: number): Promise<void> {
+    const dtype = dtypeCode(x, `${this.name}.send`);
+    this.checkPeer(peer, "send");
+    const seq = (this.p2pSent.get(peer) ?? 0) + 1;
+    this.p2pSent.set(peer, seq);
+    const call = this.context(0, seq, x.length, dtype, -1, 0, 3, undefined);
+    call.label = `send #${seq} to rank ${peer}`;
+    const span = this.core.onSpan ? nowMicros() : 0;
+    return this.core.transport.sendUser(call, { peer: this.worldRanks[peer], payload: bytesOf(x) }).then(() => {
+      if (span) this.emit("send", x.byteLength, "p2p", span, seq, peer);
+    });
+  }
+
+  irecv<T extends CommArray>(into: T, peer: number): Promise<T> {
+    const dtype = dtypeCode(into, `${this.name}.recv`);
+    this.checkPeer(peer, "recv");
+    const seq = (this.p2pReceived.get(peer) ?? 0) + 1;
+    this.p2pReceived.set(peer, seq);
+    const call = this.context(0, seq, into.length, dtype, -1, 0, 3, undefined);
+    call.label = `recv #${seq} from rank ${peer}`;
+    const target = bytesOf(into);
+    const span = this.core.onSpan ? nowMicros() : 0;
+    return this.core.transport
+      .recvUser(call, { peer: this.worldRanks[peer], bytes: target.length, onData: (c, o) => target.set(c, o) })
+      .then(() => {
+        if (span) this.emit("recv", into.byteLength, "p2p", span, seq, peer);
+        return into;
+      });
+  }
+
+  // ---- collectives ----
+  allReduce<T extends CommArray>(x: T, options: AllReduceOptions = {}): Promise<T> {
+    const algorithm = this.chooseAllReduce(x, options);
+    return this.collective("allReduce", x, options, { redop: redopOf(options), algorithm }, async (env, reduce, call) => {
+      const acc = x.slice() as T;
+      const fast = algorithm === "direct" ? this.core.fastAllReduce?.(call, acc, reduce, call.desc.redop) : undefined;
+      if (fast) await fast;
+      else if (algorithm === "ring" || algorithm === "direct") await alg.ringAllReduce(env, acc, reduce);
+      else await alg.recursiveDoublingAllReduce(env, acc, reduce);
+      if (options.op === "mean") divideInPlace(acc, this.size);
+      return acc;
+    });
+  }
+
+  reduce<T extends CommArray>(x: T, root: number, options: AllReduceOptions = {}): Promise<T> {
+    this.checkPeer(root, "reduce root");
+    return this.collective("reduce", x, options, { root, redop: redopOf(options), algorithm: "recursive-doubling" }, async (env, reduce) => {
+      const acc = x.slice() as T;
+      await alg.treeReduce(env, acc, root, reduce);
+      if (this.rank !== root) return allocate(x, 0);
+      if (options.op === "mean") divideInPlace(acc, this.size);
+      return acc;
+    });
+  }
+
+  reduceScatter<T extends CommArray>(x: T, options: AllReduceOptions = {}): Promise<T> {
+    return this.collective("reduceScatter", x, options, { redop: redopOf(options), algorithm: only(options, "ring", "reduceScatter") }, async (env, reduce) => {
+      const acc = x.slice() as T;
+      await alg.ringReduceScatter(env, acc, reduce);
+      const mine = alg.block(acc, this.rank, this.size).slice() as T;
+      if (options.op === "mean") divideInPlace(mine, this.size);
+      return mine;
+    });
+  }
+
+  allGather<T extends CommArray>(x: T, options: CollectiveOptions = {}): Promise<T> {
+    return this.collective("allGather", x, options, { algorithm: only(options, "ring", "allGather") }, async (env) => {
+      const out = allocate(x, x.length * this.size);
+      out.set(x as never, x.length * this.rank);
+      await alg.ringAllGather(env, out);
+      return out;
+    });
+  }
+
+  broadcast<T extends CommArray>(x: T, root: number, options: CollectiveOptions = {}): Promise<T> {
+    this.checkPeer(root, "broadcast root");
+    const algorithm = options.algorithm ?? (x.byteLength <= SMALL_MESSAGE_BYTES || this.size <= 2 ? "recursive-doubling" : "ring");
+    if (algorithm !== "ring" && algorithm !== "recursive-doubling") throw unsupported("broadcast", algorithm, ["ring", "recursive-doubling"]);
+    return this.collective("broadcast", x, options, { root, algorithm }, async (env) => {
+      const out = this.rank === root ? (x.slice() as T) : allocate(x, x.length);
+      if (algorithm === "ring") await alg.scatterAllGatherBroadcast(env, out, root);
+      else await alg.treeBroadcast(env, out, root);
+      return out;
+    });
+  }
+
+  gather<T extends CommArray>(x: T, root: number, options: CollectiveOptions = {}): Promise<T> {
+    this.checkPeer(root, "gather root");
+    return this.collective("gather", x, options, { root, algorithm: only(options, "ring", "gather") }, async (env) => {
+      if (this.rank !== root) {
+        await alg.exchange(env, [alg.send(env, root, x)], []);
+        return allocate(x, 0);
+      }
+      const out = allocate(x, x.length * this.size);
+      out.set(x as never, x.length * root);
+      const recvs = [];
+      for (let r = 0; r < this.size; r++) if (r !== root) recvs.push(alg.recvInto(env, r, out.subarray(r * x.length, (r + 1) * x.length)));
+      await alg.exchange(env, [], recvs);
+      return out;
+    });
+  }
+
+  scatter<T extends CommArray>(x: T, root: number, options: CollectiveOptions = {}): Promise<T> {
+    this.checkPeer(root, "scatter root");
+    const count = this.rank === root ? x.length : -1;
+    return this.collective("scatter", x, options, { root, count, algorithm: only(options, "ring", "scatter") }, async (env) => {
+      if (this.rank === root) {
+        const sends = [];
+        for (let r = 0; r < this.size; r++) if (r !== root) sends.push(alg.send(env, r, alg.block(x, r, this.size)));
+        await alg.exchange(env, sends, []);
+        return alg.block(x, root, this.size).slice() as T;
+      }
+      let out = allocate(x, 0);
+      let bytes: Uint8Array = new Uint8Array(0);
+      const width = elementBytes(env.dtype);
+      await alg.exchange(env, [], [{
+        peer: env.world(root),
+        onStart: (n) => { out = allocate(x, n / width); bytes = bytesOf(out); },
+        onData: (c, o) => bytes.set(c, o),
+      }]);
+      return out;
+    });
+  }
+
+  allToAll<T extends CommArray>(x: T, options: CollectiveOptions = {}): Promise<T> {
+    return this.collective("allToAll", x, options, { algorithm: only(options, "ring", "allToAll") }, async (env) => {
+      const n = this.size;
+      // every rank's x has the same length, so every block this rank receives has this width
+      const width = blockLength(x.length, this.rank, n);
+      const out = allocate(x, width * n);
+      out.set(alg.block(x, this.rank, n) as never, this.rank * width);
+      const sends = [];
+      const recvs = [];
+      for (let r = 0; r < n; r++) {
+        if (r === this.rank) continue;
+        sends.push(alg.send(env, r, alg.block(x, r, n)));
+        recvs.push(alg.recvInto(env, r, out.subarray(r * width, (r + 1) * width)));
+      }
+      await alg.exchange(env, sends, recvs);
+      return out;
+    });
+  }
+
+  barrier(): Promise<void> {
+    return this.collective("barrier", new Uint8Array(0), {}, { algorithm: "recursive-doubling" }, async (env) => {
+      await alg.disseminationBarrier(env);
+      return new Uint8Array(0);
+    }).then(() => undefined);
+  }
+
+  // ---- groups ----
+  newGroup(ranks: readonly number[], name?: string): Communicator {
+    checkGroupRanks(ranks, this.size, "newGroup");
+    const id = this.core.allocateGroupId();
+    const world = ranks.map((r) => this.worldRanks[r]);
+    return new GroupCommunicator(this.core, world, id, name ?? `group${id}`);
+  }
+
+  mesh(shape: readonly number[], names: readonly string[]): DeviceMesh {
+    return buildMesh(this, shape, names);
+  }
+
+  // ---- internals ----
+  private chooseAllReduce(x: CommArray, options: AllReduceOptions): Algorithm {
+    const wanted = options.algorithm;
+    const direct = this.core.fastAllReduce !== undefined && this.groupId === 0;
+    if (wanted === "direct" && !direct) throw unsupported("allReduce on this transport/group", wanted, ["ring", "recursive-doubling"]);
+    if (wanted) {
+      if (!(ALGORITHMS as readonly string[]).includes(wanted) || wanted === ("p2p" as string)) throw unsupported("allReduce", wanted, ["ring", "recursive-doubling", "direct"]);
+      return wanted;
+    }
+    if (x.byteLength <= SMALL_MESSAGE_BYTES) return "recursive-doubling";
+    return direct ? "direct" : "ring";
+  }
+
+  private checkPeer(peer: number, what: string): void {
+    if (!Number.isInteger(peer) || peer < 0 || peer >= this.size) {
+      throw new RangeError(`${this.name}.${what}: rank must be an integer in [0, ${this.size - 1}], got ${peer}`);
+    }
+    if (this.rank < 0) throw new Error(`${this.name}: rank ${this.core.transport.rank} is not a member of this group`);
+  }
+
+  private context(opcode: number, call: number, count: number, dtype: number, root: number, redop: number, algorithm: number, link: LinkModel | undefined): CallContext {
+    const desc: Descriptor = { group: this.groupId, call, opcode, count, dtype, root, redop, algorithm };
+    return { desc, label: `${OPCODES[opcode]} #${call}`, link: link ?? this.core.link, timeoutMs: this.core.timeoutMs };
+  }
+
+  private collective<T extends CommArray>(
+    op: OpName,
+    x: T,
+    options: CollectiveOptions,
+    fields: { root?: number; redop?: number; count?: number; algorithm: Algorithm },
+    run: (env: alg.AlgorithmEnv, reduce: Reducer, call: CallContext) => Promise<T>,
+  ): Promise<T> {
+    const dtype = dtypeCode(x, `${this.name}.${op}`);
+    if (this.rank < 0) return Promise.reject(new Error(`${this.name}.${op}: rank ${this.core.transport.rank} is not a member of this group`));
+    const link = options.link && checkLink(options.link, `${op} link`);
+    const callNo = ++this.calls;
+    const redop = fields.redop ?? 0;
+    const call = this.context(
+      OPCODES.indexOf(op), callNo, fields.count ?? x.length, dtype, fields.root ?? -1, redop, ALGORITHMS.indexOf(fields.algorithm), link,
+    );
+    const env: alg.AlgorithmEnv = {
+      transport: this.core.transport, call, me: this.rank, n: this.size, dtype, world: (g) => this.worldRanks[g],
+    };
+    return this.core.serialize(async () => {
+      const start = this.core.onSpan ? nowMicros() : 0;
+      this.core.transport.enter(call);
+      const result = await run(env, reducerFor(redop, dtype), call);
+      if (start) this.emit(op, x.byteLength, fields.algorithm, start, callNo);
+      return result;
+    });
+  }
+
+  private emit(op: string, bytes: number, algorithm: Algorithm | "p2p", start: number, call: number, peer?: number): void {
+    this.core.onSpan!({ op, bytes, algorithm, peer, group: this.name, call, start, end: nowMicros() });
+  }
+}
+
+let reducerFactory: (redop: number, dtype: number) => Reducer = jsReducer;
+/** Lets a faster kernel set (WebAssembly SIMD) replace the plain loops. */
+export function setReducerFactory(factory: (redop: number, dtype: number) => Reducer): void {
+  reducerFactory = factory;
+}
+function reducerFor(redop: number, dtype: number): Reducer {
+  return reducerFactory(redop, dtype);
+}
+
+function redopOf(options: AllReduceOptions): number {
+  const op = options.op ?? "sum";
+  const code = (REDUCE_OPS as readonly string[]).indexOf(op);
+  if (code < 0) throw new RangeError(`op must be one of ${REDUCE_OPS.join(", ")}; got ${JSON.stringify(op)}`);
+  return code;
+}
+
+function only(options: CollectiveOptions, algorithm: Algorithm, op: string): Algorithm {
+  if (options.algorithm && options.algorithm !== algorithm) throw unsupported(op, options.algorithm, [algorithm]);
+  return algorithm;
+}
+
+function unsupported(op: string, algorithm: string, supported: string[]): RangeError {
+  return new RangeError(`${op}: algorithm ${JSON.stringify(algorithm)} is not available; use ${supported.map((s) => JSON.stringify(s)).join(" or ")}`);
+}
+
+function blockLength(length: number, i: number, n: number): number {
+  return Math.floor(((i + 1) * length) / n) - Math.floor((i * length) / n);
+}

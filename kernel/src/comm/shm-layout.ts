@@ -1,0 +1,117 @@
+// Memory layout of a shared-memory world. Everything lives in two shared
+// buffers created once on the kernel's main thread and handed to every rank
+// thread in workerData:
+//
+//   control (SharedArrayBuffer, Int32 words)
+//     [0] state: 0 running, 1 cancelled by the kernel, 2 aborted by a rank
+//     [1] length of the reason text, [64..) reason text (UTF-8, 1 KiB)
+//     per rank r, 16 words at RANK_BASE + 16 r (one 64-byte cache line):
+//       +0 doorbell (bumped and notified whenever something for r changes)
+//       +1 posted, +2 reduced, +3 consumed  (direct-path chunk counters)
+//       +4 entered call number, +8..15 descriptor of the current collective
+//     per channel c (src -> dst, src != dst, 2 contexts), 32 words at CHANNEL_BASE + 32 c:
+//       +0 bytes written (mod 2^32), +16 bytes read: writer and reader on separate lines
+//   data (a shared WebAssembly.Memory, so reduction kernels work on it in place)
+//     channel rings, then per-rank direct staging slots (x2) and 2 result slots.
+import type { WasmMemory } from "./wasm-api";
+
+export const STATE = 0;
+export const REASON_LEN = 1;
+export const REASON_AT_WORD = 64;
+export const REASON_BYTES = 1024;
+export const RANK_BASE = REASON_AT_WORD + REASON_BYTES / 4;
+export const RANK_WORDS = 16;
+export const DOORBELL = 0;
+export const POSTED = 1;
+export const REDUCED = 2;
+export const CONSUMED = 3;
+export const ENTERED = 4;
+export const DESCRIPTOR_AT = 8;
+export const CHANNEL_WORDS = 32;
+export const WRITTEN = 0;
+export const READ = 16;
+
+export const COLLECTIVE_CONTEXT = 0;
+export const USER_CONTEXT = 1;
+
+export interface ShmWorldInit {
+  readonly kind: "shm";
+  readonly size: number;
+  readonly control: SharedArrayBuffer;
+  readonly memory: WasmMemory;
+  /** bytes per collective channel ring (power of two) */
+  readonly collectiveRingBytes: number;
+  /** bytes per user point-to-point channel ring (power of two) */
+  readonly userRingBytes: number;
+  /** bytes per direct-path staging slot */
+  readonly slotBytes: number;
+}
+
+export interface ShmWorldOptions {
+  collectiveRingBytes?: number;
+  userRingBytes?: number;
+  slotBytes?: number;
+}
+
+export const MAX_SHM_RANKS = 64;
+
+export class ShmLayout {
+  readonly channelsPerContext: number;
+  readonly channelBase: number;
+  readonly controlWords: number;
+  readonly dataBytes: number;
+  readonly slotsAt: number;
+  readonly resultsAt: number;
+
+  constructor(
+    readonly size: number,
+    readonly collectiveRingBytes: number,
+    readonly userRingBytes: number,
+    readonly slotBytes: number,
+  ) {
+    this.channelsPerContext = size * (size - 1);
+    this.channelBase = RANK_BASE + RANK_WORDS * size;
+    this.controlWords = this.channelBase + CHANNEL_WORDS * 2 * this.channelsPerContext;
+    this.slotsAt = this.channelsPerContext * (collectiveRingBytes + userRingBytes);
+    this.resultsAt = this.slotsAt + 2 * size * slotBytes;
+    this.dataBytes = this.resultsAt + 2 * slotBytes;
+  }
+
+  static of(init: ShmWorldInit): ShmLayout {
+    return new ShmLayout(init.size, init.collectiveRingBytes, init.userRingBytes, init.slotBytes);
+  }
+
+  rankWord(rank: number, field: number): number {
+    return RANK_BASE + RANK_WORDS * rank + field;
+  }
+
+  channelIndex(context: number, src: number, dst: number): number {
+    const pair = src * (this.size - 1) + (dst < src ? dst : dst - 1);
+    return context * this.channelsPerContext + pair;
+  }
+
+  channelWord(channel: number, field: number): number {
+    return this.channelBase + CHANNEL_WORDS * channel + field;
+  }
+
+  ringBytes(context: number): number {
+    return context === COLLECTIVE_CONTEXT ? this.collectiveRingBytes : this.userRingBytes;
+  }
+
+  /** byte offset of a channel's ring in data memory */
+  ringAt(channel: number): number {
+    const perContext = this.channelsPerContext;
+    return channel < perContext
+      ? channel * this.collectiveRingBytes
+      : perContext * this.collectiveRingBytes + (channel - perContext) * this.userRingBytes;
+  }
+
+  /** byte offset of rank r's direct staging slot b (0|1) */
+  slotAt(rank: number, b: number): number {
+    return this.slotsAt + (2 * rank + b) * this.slotBytes;
+  }
+
+  resultAt(b: number): number {
+    return this.resultsAt + b * this.slotBytes;
+  }
+}

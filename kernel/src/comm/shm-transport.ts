@@ -1,0 +1,323 @@
+// The shared-memory transport between rank threads of one process. Channel
+// operations (shm-channel.ts) advance without blocking; this file loops
+// over them and waits on the rank's doorbell word when nothing can move:
+// a short spin (a peer is usually microseconds away), then Atomics.wait in
+// bounded slices, checking the world's cancel word, the peers' descriptors
+// (to catch mismatched calls) and the timeout between slices. User
+// point-to-point traffic is driven by Atomics.waitAsync, so an isend stays
+// live while the rank awaits something else.
+import { CommCancelledError, CommMismatchError, CommTimeoutError } from "./comm-errors";
+import {
+  callLabel, descriptorsAgree, DESCRIPTOR_WORDS, mismatchMessage, readDescriptor, writeDescriptor, type Descriptor,
+} from "./descriptor";
+import { Pacer } from "./link";
+import { ChannelRecv, ChannelSend, type ChannelMemory, type FrameCheck } from "./shm-channel";
+import {
+  COLLECTIVE_CONTEXT, DESCRIPTOR_AT, DOORBELL, ENTERED, REASON_AT_WORD, REASON_BYTES, REASON_LEN, ShmLayout, STATE,
+  USER_CONTEXT, type ShmWorldInit,
+} from "./shm-layout";
+import type { CallContext, RecvSpec, SendSpec, Transport } from "./transport";
+
+/** Polls of the progress loop before sleeping; a peer is usually a few microseconds behind. */
+const SPIN_POLLS = 2000;
+/** Longest single sleep, milliseconds: bounds how late a cancel or timeout is seen. */
+const SLICE_MS = 50;
+
+export const STATE_RUNNING = 0;
+export const STATE_CANCELLED = 1;
+export const STATE_MISMATCH = 2;
+/** transient: the reason text is being written */
+const STATE_STOPPING = 3;
+
+/** Moves the world out of running (first caller wins), writes the reason, wakes every rank. */
+export function stopWorld(ctl: Int32Array, layout: ShmLayout, state: number, reason: string): void {
+  if (Atomics.compareExchange(ctl, STATE, STATE_RUNNING, STATE_STOPPING) !== STATE_RUNNING) return;
+  writeReason(ctl, reason);
+  Atomics.store(ctl, STATE, state);
+  for (let r = 0; r < layout.size; r++) {
+    const word = layout.rankWord(r, DOORBELL);
+    Atomics.add(ctl, word, 1);
+    Atomics.notify(ctl, word);
+  }
+}
+
+interface Progressing {
+  readonly peer: number;
+  done: boolean;
+}
+
+interface UserOp {
+  op: ChannelSend | ChannelRecv;
+  call: CallContext;
+  lastProgressMs: number;
+  resolve(): void;
+  reject(e: unknown): void;
+}
+
+export class ShmTransport implements Transport {
+  readonly kind = "shm";
+  readonly size: number;
+  readonly layout: ShmLayout;
+  readonly mem: ChannelMemory;
+  readonly ctl: Int32Array;
+  private readonly bellWord: number;
+  private readonly userOps = new Set<UserOp>();
+  private driving = false;
+
+  constructor(
+    readonly init: ShmWorldInit,
+    readonly rank: number,
+  ) {
+    this.size = init.size;
+    this.layout = ShmLayout.of(init);
+    this.ctl = new Int32Array(init.control);
+    this.mem = { ctl: this.ctl, data: new Uint8Array(init.memory.buffer), layout: this.layout };
+    this.bellWord = this.layout.rankWord(rank, DOORBELL);
+  }
+
+  enter(call: CallContext): void {
+    const at = this.layout.rankWord(this.rank, DESCRIPTOR_AT);
+    Atomics.store(this.ctl, this.layout.rankWord(this.rank, ENTERED), 0);
+    writeDescriptor(this.ctl, at, call.desc);
+    Atomics.store(this.ctl, this.layout.rankWord(this.rank, ENTERED), call.desc.call);
+  }
+
+  ring(peer: number): void {
+    const word = this.layout.rankWord(peer, DOORBELL);
+    Atomics.add(this.ctl, word, 1);
+    Atomics.notify(this.ctl, word);
+  }
+
+  async exchange(call: CallContext, sends: SendSpec[], recvs: RecvSpec[]): Promise<void> {
+    const now = performance.now();
+    const ops: (ChannelSend | ChannelRecv)[] = [];
+    for (const s of sends) ops.push(this.sendOp(COLLECTIVE_CONTEXT, call, s, now));
+    for (const r of recvs) ops.push(this.recvOp(COLLECTIVE_CONTEXT, r, this.collectiveCheck(call, r)));
+    this.runUntilDone(call, ops);
+  }
+
+  /** Loops channel ops to completion, blocking in bounded slices; throws on timeout, cancel or mismatch. */
+  runUntilDone(call: CallContext, ops: (ChannelSend | ChannelRecv)[]): void {
+    this.blockUntil(
+      call,
+      () => {
+        let moved = false;
+        const now = ops.some((o) => (o as ChannelSend).pacer) ? performance.now() : 0;
+        for (const op of ops) {
+          if (op.done) continue;
+          if (op.progress(now)) {
+            moved = true;
+            this.ring(op.peer);
+          }
+        }
+        return moved;
+      },
+      () => ops.every((o) => o.done),
+      () => ops.filter((o) => !o.done).map((o) => o.peer),
+      () => this.nextPacingMs(ops),
+    );
+  }
+
+  /**
+   * The one waiting loop of this transport. `step` makes what progress it
+   * can (true if any); `finished` says when to stop; `waitingFor` names the
+   * world ranks still owed something, for errors and mismatch checks.
+   */
+  blockUntil(
+    call: CallContext,
+    step: () => boolean,
+    finished: () => boolean,
+    waitingFor: () => number[],
+    nextDueMs: () => number = () => Infinity,
+  ): void {
+    let lastProgress = -1;
+    let polls = 0;
+    for (;;) {
+      const bell = Atomics.load(this.ctl, this.bellWord);
+      this.checkState(call);
+      const moved = step();
+      if (this.userOps.size > 0) this.progressUser();
+      if (finished()) return;
+      if (moved) {
+        polls = 0;
+        lastProgress = -1;
+        continue;
+      }
+      if (++polls < SPIN_POLLS) continue;
+      const now = performance.now();
+      if (lastProgress < 0) lastProgress = now;
+      const peers = waitingFor();
+      this.checkPeers(call, peers);
+      const waited = now - lastProgress;
+      if (waited > call.timeoutMs) {
+        throw new CommTimeoutError(this.rank, callLabel(call.desc), peers, waited);
+      }
+      const sleep = Math.min(SLICE_MS, call.timeoutMs - waited + 1, nextDueMs());
+      Atomics.wait(this.ctl, this.bellWord, bell, Math.max(0, sleep));
+    }
+  }
+
+  private nextPacingMs(ops: (ChannelSend | ChannelRecv)[]): number {
+    let due = Infinity;
+    const now = performance.now();
+    for (const op of ops) {
+      if (op instanceof ChannelSend && op.pacer && !op.done) due = Math.min(due, op.pacer.nextDueMs(op.payloadSent(), now));
+    }
+    return due;
+  }
+
+  checkState(call: CallContext): void {
+    const state = Atomics.load(this.ctl, STATE);
+    if (state === STATE_RUNNING || state === STATE_STOPPING) return;
+    const reason = this.reason();
+    if (state === STATE_MISMATCH) throw new CommMismatchError(reason);
+    throw new CommCancelledError(this.rank, callLabel(call.desc), reason);
+  }
+
+  /** A peer that has entered the same call number of the same group with other arguments is a mismatch. */
+  private checkPeers(call: CallContext, peers: number[]): void {
+    const mine = call.desc;
+    if (mine.opcode === 0) return; // point-to-point: checked on the frame
+    for (const peer of peers) {
+      const theirs = this.peerDescriptor(peer);
+      if (theirs && theirs.group === mine.group && theirs.call === mine.call && !descriptorsAgree(mine, theirs)) {
+        this.abort(STATE_MISMATCH, mismatchMessage(this.rank, mine, peer, theirs));
+        this.checkState(call);
+      }
+    }
+  }
+
+  peerDescriptor(peer: number): Descriptor | undefined {
+    const entered = this.layout.rankWord(peer, ENTERED);
+    const call = Atomics.load(this.ctl, entered);
+    if (call === 0) return undefined;
+    const desc = readDescriptor(this.ctl, this.layout.rankWord(peer, DESCRIPTOR_AT));
+    return Atomics.load(this.ctl, entered) === call && desc.call === call ? desc : undefined;
+  }
+
+  /** Stops the whole world: every rank's waits end with this reason. */
+  abort(state: number, reason: string): void {
+    stopWorld(this.ctl, this.layout, state, reason);
+  }
+
+  private reason(): string {
+    const len = Atomics.load(this.ctl, REASON_LEN);
+    const bytes = new Uint8Array(this.ctl.buffer, REASON_AT_WORD * 4, Math.min(len, REASON_BYTES));
+    return new TextDecoder().decode(bytes.slice());
+  }
+
+  private collectiveCheck(call: CallContext, spec: RecvSpec): FrameCheck {
+    return (sender, payloadBytes) => {
+      if (!descriptorsAgree(call.desc, sender)) {
+        const message = mismatchMessage(this.rank, call.desc, spec.peer, sender);
+        this.abort(STATE_MISMATCH, message);
+        throw new CommMismatchError(message);
+      }
+      if (spec.bytes !== undefined && spec.bytes !== payloadBytes) {
+        throw new Error(`rank ${this.rank} in ${callLabel(call.desc)}: rank ${spec.peer} sent ${payloadBytes} bytes, expected ${spec.bytes}`);
+      }
+    };
+  }
+
+  private sendOp(context: number, call: CallContext, s: SendSpec, nowMs: number): ChannelSend {
+    const channel = this.layout.channelIndex(context, this.rank, s.peer);
+    const pacer = call.link ? new Pacer(call.link, s.payload.length) : undefined;
+    pacer?.allowed(nowMs);
+    return new ChannelSend(this.mem, channel, context, s.peer, call.desc, s.payload, pacer);
+  }
+
+  private recvOp(context: number, r: RecvSpec, check: FrameCheck): ChannelRecv {
+    const channel = this.layout.channelIndex(context, r.peer, this.rank);
+    return new ChannelRecv(this.mem, channel, context, r.peer, r, check);
+  }
+
+  // ---- user point-to-point: ordered per pair, separate rings, driven asynchronously ----
+
+  sendUser(call: CallContext, spec: SendSpec): Promise<void> {
+    return this.startUser(call, this.sendOp(USER_CONTEXT, call, spec, performance.now()));
+  }
+
+  recvUser(call: CallContext, spec: RecvSpec): Promise<void> {
+    const check: FrameCheck = (sender, payloadBytes) => {
+      if (sender.dtype !== call.desc.dtype || payloadBytes !== spec.bytes) {
+        throw new CommMismatchError(
+          `rank ${this.rank} recv #${call.desc.call} from rank ${spec.peer} expected ${call.desc.count} x dtype ${call.desc.dtype} ` +
+            `(${spec.bytes} bytes) but rank ${spec.peer} sent ${sender.count} x dtype ${sender.dtype} (${payloadBytes} bytes) as its send #${sender.call}`,
+        );
+      }
+    };
+    return this.startUser(call, this.recvOp(USER_CONTEXT, spec, check));
+  }
+
+  private startUser(call: CallContext, op: ChannelSend | ChannelRecv): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.userOps.add({ op, call, lastProgressMs: performance.now(), resolve, reject });
+      this.progressUser();
+      if (this.userOps.size > 0) void this.driveUser();
+    });
+  }
+
+  private progressUser(): boolean {
+    let moved = false;
+    const now = performance.now();
+    for (const u of this.userOps) {
+      try {
+        if (u.op.progress(now)) {
+          moved = true;
+          u.lastProgressMs = now;
+          this.ring(u.op.peer);
+        }
+        if (u.op.done) {
+          this.userOps.delete(u);
+          u.resolve();
+        } else {
+          this.checkState(u.call);
+          if (now - u.lastProgressMs > u.call.timeoutMs) {
+            throw new CommTimeoutError(this.rank, u.call.label, [u.op.peer], now - u.lastProgressMs);
+          }
+        }
+      } catch (e) {
+        this.userOps.delete(u);
+        u.reject(e);
+      }
+    }
+    return moved;
+  }
+
+  private async driveUser(): Promise<void> {
+    if (this.driving) return;
+    this.driving = true;
+    try {
+      while (this.userOps.size > 0) {
+        const bell = Atomics.load(this.ctl, this.bellWord);
+        if (this.progressUser()) {
+          await new Promise((r) => setImmediate(r)); // let the rank's other work run between pieces
+          continue;
+        }
+        if (this.userOps.size === 0) break;
+        const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
+        const result = waitAsync(this.ctl, this.bellWord, bell, SLICE_MS);
+        if (result.async) await result.value;
+      }
+    } finally {
+      this.driving = false;
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const u of this.userOps) u.reject(new Error(`rank ${this.rank}: communicator closed during ${u.call.label}`));
+    this.userOps.clear();
+  }
+}
+
+type WaitAsync = (
+  a: Int32Array, index: number, value: number, timeoutMs: number,
+) => { async: false; value: string } | { async: true; value: Promise<string> };
+
+export function writeReason(ctl: Int32Array, reason: string): void {
+  const bytes = new TextEncoder().encode(reason).subarray(0, REASON_BYTES);
+  new Uint8Array(ctl.buffer, REASON_AT_WORD * 4, REASON_BYTES).set(bytes);
+  Atomics.store(ctl, REASON_LEN, bytes.length);
+}
+
+export { DESCRIPTOR_WORDS };

@@ -1,0 +1,65 @@
+// Creating a shared-memory world on the kernel's main thread, attaching a
+// rank's communicator inside its worker thread, and cancelling the world.
+import { CommCore, GroupCommunicator } from "./communicator";
+import { Wasm } from "./wasm-api";
+import { attachDirectAllReduce } from "./shm-direct";
+import { wasmReducers } from "./reduce-wasm";
+import { MAX_SHM_RANKS, ShmLayout, STATE, type ShmWorldInit, type ShmWorldOptions } from "./shm-layout";
+import { ShmTransport, STATE_CANCELLED, STATE_RUNNING, stopWorld } from "./shm-transport";
+import type { CommOptions, Communicator } from "./types";
+
+const MiB = 1024 * 1024;
+const WASM_PAGE = 64 * 1024;
+
+function powerOfTwo(n: number, name: string): number {
+  if (!Number.isInteger(n) || n < 4096 || (n & (n - 1)) !== 0) throw new RangeError(`${name} must be a power of two >= 4096 bytes, got ${n}`);
+  return n;
+}
+
+/**
+ * The shared memory of a world of `size` rank threads. The returned object
+ * is structured-cloneable: pass it in workerData to every rank.
+ */
+export function createShmWorld(size: number, options: ShmWorldOptions = {}): ShmWorldInit {
+  if (!Number.isInteger(size) || size < 1 || size > MAX_SHM_RANKS) {
+    throw new RangeError(`createShmWorld: size must be an integer in [1, ${MAX_SHM_RANKS}], got ${size}`);
+  }
+  const collectiveRingBytes = powerOfTwo(options.collectiveRingBytes ?? (size <= 8 ? 1 * MiB : 256 * 1024), "collectiveRingBytes");
+  const userRingBytes = powerOfTwo(options.userRingBytes ?? 256 * 1024, "userRingBytes");
+  const slotBytes = options.slotBytes ?? 256 * 1024;
+  if (!Number.isInteger(slotBytes) || slotBytes < 4096 || slotBytes % 64 !== 0) throw new RangeError(`slotBytes must be a multiple of 64 bytes >= 4096, got ${slotBytes}`);
+  const layout = new ShmLayout(size, collectiveRingBytes, userRingBytes, slotBytes);
+  const pages = Math.ceil(layout.dataBytes / WASM_PAGE);
+  const memory = new Wasm.Memory({ initial: pages, maximum: pages, shared: true });
+  const control = new SharedArrayBuffer(layout.controlWords * 4);
+  return { kind: "shm", size, control, memory, collectiveRingBytes, userRingBytes, slotBytes };
+}
+
+/** The world communicator of `rank`, for use in that rank's thread. */
+export function attachShmCommunicator(init: ShmWorldInit, rank: number, options: CommOptions = {}): Communicator {
+  if (!init || init.kind !== "shm" || !(init.control instanceof SharedArrayBuffer)) {
+    throw new TypeError("attachShmCommunicator: init must be the object createShmWorld returned");
+  }
+  if (!Number.isInteger(rank) || rank < 0 || rank >= init.size) {
+    throw new RangeError(`attachShmCommunicator: rank must be an integer in [0, ${init.size - 1}], got ${rank}`);
+  }
+  const transport = new ShmTransport(init, rank);
+  const core = new CommCore(transport, options);
+  core.fastAllReduce = attachDirectAllReduce(transport, wasmReducers(init.memory));
+  return new GroupCommunicator(core, Array.from({ length: init.size }, (_, i) => i), 0, "world");
+}
+
+/**
+ * Ends every wait of every rank of the world, now and later, with a
+ * CommCancelledError carrying `reason`. Callable from any thread (the
+ * kernel's main thread on interrupt or when a rank fails). A cancelled world
+ * stays cancelled: create a new one for the next cell.
+ */
+export function cancelShmWorld(init: ShmWorldInit, reason = "cancelled by the kernel"): void {
+  stopWorld(new Int32Array(init.control), ShmLayout.of(init), STATE_CANCELLED, reason);
+}
+
+/** True once the world was cancelled or aborted by a rank (e.g. a mismatched call). */
+export function isShmWorldStopped(init: ShmWorldInit): boolean {
+  return Atomics.load(new Int32Array(init.control), STATE) !== STATE_RUNNING;
+}

@@ -1,0 +1,61 @@
+// The point-to-point layer every algorithm is written against. A transport
+// moves framed messages between world ranks; the algorithms (ring,
+// recursive doubling, ...) only describe which sends and receives run
+// together in each step.
+import type { Descriptor } from "./descriptor";
+import type { LinkModel } from "./types";
+
+export interface SendSpec {
+  /** world rank */
+  peer: number;
+  payload: Uint8Array;
+}
+
+export interface RecvSpec {
+  /** world rank */
+  peer: number;
+  /** expected payload bytes; undefined = take what the sender's frame says */
+  bytes?: number;
+  /** called with the frame's payload bytes before any data (to size a buffer) */
+  onStart?(payloadBytes: number): void;
+  /**
+   * Called for each piece of payload as it arrives, in order. `chunk` is only
+   * valid during the call (it may view transport memory); `offset` is the
+   * piece's byte offset in the payload, always a multiple of 16 bytes.
+   */
+  onData(chunk: Uint8Array, offset: number): void;
+}
+
+/** What a transport needs to know about the call it is serving. */
+export interface CallContext {
+  /** this rank's descriptor of the call; frames carry it, receivers check it */
+  desc: Descriptor;
+  /** group rank -> world rank, for error messages in group terms */
+  label: string;
+  link?: LinkModel;
+  timeoutMs: number;
+}
+
+export interface Transport {
+  readonly rank: number;
+  readonly size: number;
+  readonly kind: "shm" | "tcp";
+  /** Announce the call this rank has entered (for mismatch detection while waiting). */
+  enter(call: CallContext): void;
+  /** Run these sends and receives concurrently; resolves when all are done. */
+  exchange(call: CallContext, sends: SendSpec[], recvs: RecvSpec[]): Promise<void>;
+  /** User point-to-point traffic, ordered per pair, separate from collectives. */
+  sendUser(call: CallContext, spec: SendSpec): Promise<void>;
+  recvUser(call: CallContext, spec: RecvSpec): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Frame header: magic, descriptor (8 words), payload bytes, 2 spare; 48 bytes keeps payloads 16-aligned. */
+export const FRAME_HEADER_WORDS = 12;
+export const FRAME_HEADER_BYTES = FRAME_HEADER_WORDS * 4;
+export const FRAME_MAGIC = 0x44535431; // "DST1"
+
+/** Monotonic clock in microseconds since the Unix epoch, comparable across threads and processes of one host. */
+export function nowMicros(): number {
+  return (performance.timeOrigin + performance.now()) * 1000;
+}

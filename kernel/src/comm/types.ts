@@ -1,0 +1,118 @@
+// The public shapes of distlab's collective communication layer: one
+// Communicator interface for every transport (shm between threads, tcp
+// between processes and hosts).
+
+/** Typed arrays a collective accepts; the result has the input's type. */
+export type CommArray =
+  | Float32Array
+  | Float64Array
+  | Int32Array
+  | Uint32Array
+  | Int16Array
+  | Uint16Array
+  | Int8Array
+  | Uint8Array;
+
+export type ReduceOp = "sum" | "mean" | "max" | "min" | "product";
+
+/**
+ * `ring`: bandwidth-bound, 2(n-1)/n of the data over each link.
+ * `recursive-doubling`: latency-bound, log2(n) rounds of the whole vector.
+ * `direct`: shm only; every rank reduces its 1/n of each chunk straight out
+ * of the other ranks' shared staging slots (same-host fast path).
+ * Left out, the communicator picks by message size.
+ */
+export type Algorithm = "ring" | "recursive-doubling" | "direct";
+
+/** An emulated link: transfer time = latency + bytes / bandwidth, per message and direction. */
+export interface LinkModel {
+  /** bytes per second */
+  bandwidth: number;
+  /** seconds */
+  latency: number;
+}
+
+export interface CollectiveOptions {
+  algorithm?: Algorithm;
+  /** Emulated link for this call; overrides the world's. */
+  link?: LinkModel;
+}
+
+export interface AllReduceOptions extends CollectiveOptions {
+  op?: ReduceOp;
+}
+
+/** One record per collective or point-to-point call, for the timeline. */
+export interface CommSpan {
+  /** e.g. "allReduce", "send" */
+  op: string;
+  /** payload bytes of this rank's input (send: bytes sent) */
+  bytes: number;
+  algorithm: Algorithm | "p2p";
+  /** world rank of the peer for point-to-point calls */
+  peer?: number;
+  /** group name ("world" or the one given to newGroup/mesh) */
+  group: string;
+  /** 1-based call number within the group */
+  call: number;
+  /** microseconds since the Unix epoch (performance.timeOrigin + performance.now()) */
+  start: number;
+  end: number;
+}
+
+export type SpanHook = (span: CommSpan) => void;
+
+export interface Communicator {
+  /** rank within this communicator (group) */
+  readonly rank: number;
+  readonly size: number;
+  /** world ranks of this communicator's members, indexed by group rank */
+  readonly worldRanks: readonly number[];
+  readonly name: string;
+
+  send(x: CommArray, peer: number): Promise<void>;
+  /** Receives into `into` (its length must match the sender's). */
+  recv<T extends CommArray>(into: T, peer: number): Promise<T>;
+  isend(x: CommArray, peer: number): Promise<void>;
+  irecv<T extends CommArray>(into: T, peer: number): Promise<T>;
+
+  allReduce<T extends CommArray>(x: T, options?: AllReduceOptions): Promise<T>;
+  /** The reduced array on `root`; an empty array of the same type elsewhere. */
+  reduce<T extends CommArray>(x: T, root: number, options?: AllReduceOptions): Promise<T>;
+  /** Block `rank` of the reduced array; blocks are [floor(i*len/size), floor((i+1)*len/size)). */
+  reduceScatter<T extends CommArray>(x: T, options?: AllReduceOptions): Promise<T>;
+  /** Every rank's x (all of equal length), concatenated in rank order. */
+  allGather<T extends CommArray>(x: T, options?: CollectiveOptions): Promise<T>;
+  /** root's x on every rank; x elsewhere gives the dtype and length. */
+  broadcast<T extends CommArray>(x: T, root: number, options?: CollectiveOptions): Promise<T>;
+  /** Concatenation on root; an empty array elsewhere. */
+  gather<T extends CommArray>(x: T, root: number, options?: CollectiveOptions): Promise<T>;
+  /** Block `rank` of root's x (blocks as in reduceScatter); x elsewhere only gives the dtype. */
+  scatter<T extends CommArray>(x: T, root: number, options?: CollectiveOptions): Promise<T>;
+  /** x cut into `size` blocks; block j goes to rank j; the result concatenates what each rank sent here. */
+  allToAll<T extends CommArray>(x: T, options?: CollectiveOptions): Promise<T>;
+  barrier(): Promise<void>;
+
+  /** A communicator over a subset of this one's ranks (group ranks); every member must call it in the same order. */
+  newGroup(ranks: readonly number[], name?: string): Communicator;
+  /** Sub-communicators along each axis of a mesh over this communicator's ranks (row-major). */
+  mesh(shape: readonly number[], names: readonly string[]): DeviceMesh;
+}
+
+export interface DeviceMesh {
+  readonly shape: readonly number[];
+  readonly names: readonly string[];
+  /** this rank's coordinate along each axis */
+  readonly coords: Readonly<Record<string, number>>;
+  /** the communicator of ranks that differ from this one only along `axis` */
+  axis(name: string): Communicator;
+}
+
+export interface CommOptions {
+  /** A wait longer than this rejects naming the op, call number and ranks waited for. milliseconds, default 60000 */
+  timeoutMs?: number;
+  /** Called once per call, synchronously, after it ends; absent means no timing work at all. */
+  onSpan?: SpanHook;
+  /** Default emulated link for every call. */
+  link?: LinkModel;
+}

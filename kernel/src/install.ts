@@ -1,0 +1,80 @@
+/**
+ * Registers the `distlab` kernelspec with Jupyter: writes
+ * `<data dir>/kernels/distlab/kernel.json`, the file Jupyter reads to start
+ * the kernel. The scopes mirror `jupyter kernelspec install`.
+ */
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join, resolve } from "node:path";
+
+export const KERNEL_NAME = "distlab";
+
+export type InstallScope = { kind: "user" } | { kind: "sys-prefix" } | { kind: "prefix"; prefix: string };
+
+export class InstallError extends Error {
+  override name = "InstallError";
+}
+
+/** Jupyter's per-user data directory, resolved the way jupyter_core does. */
+export function userDataDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.JUPYTER_DATA_DIR) return env.JUPYTER_DATA_DIR;
+  if (process.platform === "darwin") return join(homedir(), "Library", "Jupyter");
+  if (process.platform === "win32") return join(env.APPDATA ?? homedir(), "jupyter");
+  return join(env.XDG_DATA_HOME || join(homedir(), ".local", "share"), "jupyter");
+}
+
+/** sys.prefix of the active Python environment: a virtualenv or conda env when one is active, else python3's. */
+export function pythonSysPrefix(env: NodeJS.ProcessEnv = process.env): string {
+  const active = env.VIRTUAL_ENV || env.CONDA_PREFIX;
+  if (active) return active;
+  try {
+    return execFileSync("python3", ["-c", "import sys; print(sys.prefix)"], { encoding: "utf8" }).trim();
+  } catch (error) {
+    throw new InstallError(`--sys-prefix needs an active Python environment or python3 on PATH: ${(error as Error).message}`);
+  }
+}
+
+export function kernelspecDir(scope: InstallScope): string {
+  switch (scope.kind) {
+    case "user":
+      return join(userDataDir(), "kernels", KERNEL_NAME);
+    case "sys-prefix":
+      return join(pythonSysPrefix(), "share", "jupyter", "kernels", KERNEL_NAME);
+    case "prefix":
+      return join(resolve(scope.prefix), "share", "jupyter", "kernels", KERNEL_NAME);
+  }
+}
+
+/** kernel.json content. Absolute paths, so Jupyter finds this node and this build whatever its PATH. */
+export function kernelspec(cliPath: string, nodePath: string = process.execPath): Record<string, unknown> {
+  return {
+    argv: [nodePath, cliPath, "kernel", "--connection-file", "{connection_file}"],
+    display_name: "TypeScript (distlab)",
+    language: "typescript",
+    interrupt_mode: "signal",
+    metadata: { debugger: false },
+  };
+}
+
+/** The built CLI that kernel.json starts; the kernel runs from dist/, never from sources. */
+export function builtCliPath(): string {
+  const cliPath = resolve(__dirname, "..", "dist", "cli.js");
+  if (!existsSync(cliPath)) {
+    throw new InstallError(`${cliPath} does not exist; build the kernel first (npm run build)`);
+  }
+  return cliPath;
+}
+
+/** Writes the kernelspec and returns the directory it went to. */
+export function installKernelspec(scope: InstallScope): string {
+  const dir = kernelspecDir(scope);
+  const spec = kernelspec(builtCliPath());
+  try {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, "kernel.json"), `${JSON.stringify(spec, null, 2)}\n`);
+  } catch (error) {
+    throw new InstallError(`cannot write the kernelspec to ${dir}: ${(error as Error).message}`);
+  }
+  return dir;
+}

@@ -1,0 +1,139 @@
+/**
+ * The `%%distributed` cell magic: its flag spec (the single source of parsing,
+ * help and completion) and the typed options it produces.
+ */
+import { UsageError } from "../errors";
+import { flagHelpLines, parseFlags, type FlagSpec } from "./flags";
+import { parseLink } from "../comm/link";
+import type { LinkModel } from "../comm/types";
+
+export const BACKENDS = ["threads", "processes", "gpus", "hosts"] as const;
+export type BackendName = (typeof BACKENDS)[number];
+
+export const TF_BACKENDS = ["wasm", "cpu", "webgpu", "tensorflow"] as const;
+export type TfBackendName = (typeof TF_BACKENDS)[number];
+
+/**
+ * Upper bound on ranks for any backend. Collective descriptors and
+ * per-pair channels grow with N^2, and a notebook that prints one line per
+ * rank stops being readable long before; 256 covers a multi-host group of
+ * 32 hosts x 8 GPUs. The threads backend has a lower bound of its own
+ * (see MAX_THREAD_RANKS in cluster/), since every thread rank holds a V8
+ * heap of tens of MiB with TensorFlow.js loaded.
+ */
+export const MAX_WORKERS = 256;
+
+export const DISTRIBUTED_FLAGS: readonly FlagSpec[] = [
+  {
+    name: "workers",
+    alias: "n",
+    type: "integer",
+    valueName: "N",
+    min: 1,
+    max: MAX_WORKERS,
+    default: 2,
+    rangeReason: "per-pair channels grow with N^2; 256 covers 32 hosts x 8 GPUs",
+    help: "number of ranks",
+  },
+  {
+    name: "backend",
+    type: "choice",
+    valueName: "KIND",
+    choices: BACKENDS,
+    default: "threads",
+    help: "where ranks run: worker threads of the kernel, child processes, one process per GPU, remote hosts",
+  },
+  { name: "hosts", type: "string", valueName: "SPEC", help: "hostfile path or host:port,... (with --backend hosts)" },
+  {
+    name: "timeout",
+    type: "number",
+    valueName: "SECONDS",
+    min: 0.001,
+    max: 86_400,
+    default: 60,
+    help: "how long a collective waits for a peer before failing with the peer's rank",
+  },
+  {
+    name: "group-outputs",
+    type: "choice",
+    valueName: "MODE",
+    choices: ["order", "rank"],
+    default: "order",
+    help: "order: stream each line live as it comes; rank: collect and print grouped per rank at the end",
+  },
+  { name: "link", type: "string", valueName: "SPEC", help: "emulated link between ranks, e.g. bandwidth=1Gbit,latency=2ms" },
+  {
+    name: "tf-backend",
+    type: "choice",
+    valueName: "NAME",
+    choices: TF_BACKENDS,
+    defaultHelp: "best available (wasm, else cpu)",
+    help: "TensorFlow.js backend of every rank",
+  },
+  { name: "no-timeline", type: "boolean", help: "do not record or show the timeline of this cell" },
+  { name: "help", alias: "h", type: "boolean", help: "show this help" },
+];
+
+export interface DistributedOptions {
+  workers: number;
+  backend: BackendName;
+  hosts?: string;
+  timeoutSeconds: number;
+  groupOutputs: "order" | "rank";
+  /** Emulated link between ranks (bytes per second, seconds). */
+  link?: LinkModel;
+  /** Undefined: the best backend available on each rank. */
+  tfBackend?: TfBackendName;
+  timeline: boolean;
+  help: boolean;
+}
+
+const WHERE = "%%distributed";
+
+/** Parses the words after `%%distributed`; throws `UsageError` naming the flag. */
+export function parseDistributedFlags(words: readonly string[]): DistributedOptions {
+  const { values } = parseFlags(WHERE, words, DISTRIBUTED_FLAGS);
+  const options: DistributedOptions = {
+    workers: values.get("workers") as number,
+    backend: values.get("backend") as BackendName,
+    timeoutSeconds: values.get("timeout") as number,
+    groupOutputs: values.get("group-outputs") as "order" | "rank",
+    timeline: values.get("no-timeline") !== true,
+    help: values.get("help") === true,
+  };
+  const hosts = values.get("hosts") as string | undefined;
+  if (hosts !== undefined) {
+    if (options.backend !== "hosts") throw new UsageError(`${WHERE}: --hosts only applies with --backend hosts`, "--hosts");
+    options.hosts = hosts;
+  }
+  const link = values.get("link") as string | undefined;
+  if (link !== undefined) options.link = parseLinkFlag(link);
+  const tfBackend = values.get("tf-backend") as TfBackendName | undefined;
+  if (tfBackend !== undefined) options.tfBackend = tfBackend;
+  return options;
+}
+
+export function distributedHelp(): string {
+  return [
+    "%%distributed [flags]",
+    "  <TypeScript cell body>",
+    "",
+    "Runs the cell body SPMD on a group of ranks. Inside the cell, `dist` (rank, size,",
+    "barrier, allReduce, broadcast, allGather, send, recv) and `tf` (TensorFlow.js) are",
+    "globals. The group is reused while -n, --backend, --link and --tf-backend are",
+    "unchanged, so each rank keeps its declarations between cells.",
+    "",
+    "Flags:",
+    ...flagHelpLines(DISTRIBUTED_FLAGS),
+  ].join("\n");
+}
+
+/** The communication layer owns the link syntax; here its errors become usage errors naming the flag. */
+function parseLinkFlag(text: string): LinkModel {
+  try {
+    return parseLink(text);
+  } catch (error) {
+    const message = (error as Error).message.replace(/^--link:\s*/, "");
+    throw new UsageError(`${WHERE}: --link ${message}`, "--link");
+  }
+}

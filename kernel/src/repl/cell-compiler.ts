@@ -1,0 +1,117 @@
+/**
+ * Type-checks and transpiles one cell, once, with tslab's converter.
+ *
+ * The output is plain data (structured-clone friendly) so a %%distributed
+ * cell compiled here in the kernel can be shipped to every rank's thread and
+ * run there by a CellScope.
+ */
+import type { CompletionInfo, Converter } from "tslab/dist/converter";
+import type * as TS from "@tslab/typescript-for-tslab";
+import { CompileError, type CellDiagnostic } from "./errors";
+import { DeclarationChain } from "./declaration-chain";
+import { installTypeResolution } from "./type-resolution";
+import { extractLineMap, markStatements, unmarkColumn } from "./line-map";
+
+export interface CompiledCell {
+  /** Name of the chain it was compiled against ("notebook", "ranks"). */
+  chain: string;
+  /** CommonJS body; reads and writes cell state through `exports`, loads modules through `require`. */
+  js: string;
+  /** The `exports` key that holds the last expression's value, when the cell ends in an expression. */
+  lastExpressionVar?: string;
+  /** True when the body awaits at top level: it must run as an async function. */
+  hasTopLevelAwait: boolean;
+  /** The chain's declarations once this cell has run (pass to `chain.advance`). */
+  declarations: string;
+  /** Globals the runtime passes in as parameters (from the chain's prelude). */
+  globals: readonly string[];
+  /** The cell as written; for mapping stack positions. */
+  source: string;
+  /** 1-based cell line of each JS line (index = JS line - 1); 0 where none. */
+  cellLines: number[];
+}
+
+const PRELUDE_IMPORT = /^import "distlab\/[a-z-]+";\n/gm;
+const MARKER_COMMENT = /\/\*@cell:\d+\*\//g;
+
+export class CellCompiler {
+  #converter: Converter | undefined;
+  readonly cwd: string;
+
+  /** `cwd`: where cells resolve modules from; tslab's converter takes it from the process. */
+  constructor() {
+    this.cwd = process.cwd();
+  }
+
+  /** Creates the TypeScript program now (about 2 s) instead of on the first cell. */
+  warmUp(): void {
+    this.compile("0", DeclarationChain.notebook());
+  }
+
+  /** Throws CompileError listing every diagnostic in the cell's coordinates. */
+  compile(code: string, chain: DeclarationChain): CompiledCell {
+    const marked = markStatements(code);
+    const result = this.converter().convert(chain.withPrelude, marked.text);
+    if (result.diagnostics.length > 0) {
+      throw new CompileError(
+        result.diagnostics.map((d): CellDiagnostic => {
+          const inCell = d.fileName === undefined;
+          const column = inCell ? unmarkColumn(marked, d.start.line, d.start.character) : d.start.character;
+          const message = typeof d.messageText === "string" ? d.messageText : String(d.messageText);
+          return { line: d.start.line + 1, column: column + 1, message, ...(inCell ? {} : { file: d.fileName }) };
+        }),
+      );
+    }
+    const { js, cellLines } = extractLineMap(result.output ?? "");
+    return {
+      chain: chain.name,
+      js,
+      ...(result.lastExpressionVar ? { lastExpressionVar: result.lastExpressionVar } : {}),
+      hasTopLevelAwait: result.hasToplevelAwait === true,
+      declarations: (result.declOutput ?? "").replace(PRELUDE_IMPORT, "").replace(MARKER_COMMENT, ""),
+      globals: chain.globalNames,
+      source: code,
+      cellLines,
+    };
+  }
+
+  /**
+   * Declares `name` in `chain` with type `typeText` (e.g. after `%dist pull NAME`), replacing any
+   * earlier declaration of it, so later cells type-check against it.
+   */
+  declareVariable(chain: DeclarationChain, name: string, typeText = "any"): void {
+    if (!/^[\p{ID_Start}$_][\p{ID_Continue}$\u200c\u200d]*$/u.test(name)) {
+      throw new TypeError(`declareVariable: '${name}' is not a JavaScript identifier`);
+    }
+    const compiled = this.compile(`let ${name}: ${typeText};`, chain);
+    chain.replaceDeclarations(compiled.declarations);
+  }
+
+  /** Completion at a UTF-16 offset of `code`. */
+  complete(code: string, offset: number, chain: DeclarationChain): CompletionInfo {
+    return this.converter().complete(chain.withPrelude, code, offset);
+  }
+
+  /** Quick info (type and docs) at a UTF-16 offset of `code`. */
+  inspect(code: string, offset: number, chain: DeclarationChain): TS.QuickInfo | undefined {
+    return this.converter().inspect(chain.withPrelude, code, offset) ?? undefined;
+  }
+
+  close(): void {
+    this.#converter?.close();
+    this.#converter = undefined;
+  }
+
+  private converter(): Converter {
+    if (!this.#converter) {
+      if (process.cwd() !== this.cwd) {
+        throw new Error(`CellCompiler: the working directory changed from ${this.cwd} to ${process.cwd()} before first use`);
+      }
+      installTypeResolution(this.cwd);
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { createConverter } = require("tslab/dist/converter") as typeof import("tslab/dist/converter");
+      this.#converter = createConverter();
+    }
+    return this.#converter;
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * Type declarations that cells see but that no file on disk provides: the
+ * in-cell module `distlab` and the globals of each chain's prelude.
+ *
+ * They are served as virtual files under `<cwd>/node_modules/distlab/` (see
+ * type-resolution.ts), so they type-check from any notebook folder, with or
+ * without a node_modules of its own.
+ */
+
+/** `import ... from "distlab"` inside a cell: the display API plus distlab's own additions. */
+export const DISTLAB_MODULE_TYPES = `
+import type { Display } from "tslab";
+export type { Display } from "tslab";
+
+/** Writes rich outputs under the running cell (same API as tslab's \`display\`). */
+export declare const display: Display;
+/** A display with its own id: every later call replaces what it showed last. */
+export declare function newDisplay(): Display;
+/** Clears the running cell's output; with \`wait\`, only when the next output arrives. */
+export declare function clearOutput(wait?: boolean): void;
+/** Asks the user for a line of text (Jupyter input_request). Async, unlike the browser's prompt. */
+export declare function prompt(message?: string): Promise<string>;
+/** A Jupyter mime bundle: mime type -> data. */
+export type MimeBundle = Record<string, unknown>;
+/** Give a value this method to choose how it shows as a cell result. */
+export declare const mimeBundle: unique symbol;
+
+export type ReduceOp = "sum" | "mean" | "max" | "min" | "product";
+export interface CollectiveOptions {
+  algorithm?: "ring" | "recursive-doubling" | "direct";
+  link?: { bandwidth: number; latency: number };
+}
+export interface AllReduceOptions extends CollectiveOptions {
+  op?: ReduceOp;
+}
+type CommArray = Float32Array | Float64Array | Int32Array | Uint32Array | Int16Array | Uint16Array | Int8Array | Uint8Array;
+/** What a collective accepts and, in kind, returns: a tensor in, a tensor out. */
+export type Collectable = CommArray | import("@tensorflow/tfjs").Tensor | number | number[];
+
+/** The \`dist\` global of a %%distributed cell: who this rank is, and collectives over its group. */
+export interface Dist {
+  readonly rank: number;
+  readonly size: number;
+  /** Rank among the ranks of this host. */
+  readonly localRank: number;
+  readonly host: string;
+  /** e.g. "cpu:wasm" */
+  readonly device: string;
+  barrier(): Promise<void>;
+  allReduce<T extends Collectable>(x: T, options?: AllReduceOptions): Promise<T>;
+  reduceScatter<T extends Collectable>(x: T, options?: AllReduceOptions): Promise<T>;
+  /** Every rank's x concatenated in rank order (tensors along axis 0). */
+  allGather<T extends Collectable>(x: T, options?: CollectiveOptions): Promise<T>;
+  broadcast<T extends Collectable>(x: T, root: number, options?: CollectiveOptions): Promise<T>;
+  send(x: Collectable, peer: number): Promise<void>;
+  recv<T extends Collectable>(like: T, peer: number): Promise<T>;
+  /** This rank's block of \`data\`: an even split. */
+  shard<T>(data: readonly T[]): T[];
+  newGroup(ranks: readonly number[], name?: string): Dist;
+  [key: string]: unknown;
+}
+`;
+
+/** Globals of every notebook cell. */
+export const NOTEBOOK_GLOBAL_TYPES = `
+export {};
+declare global {
+  /** Asks the user for a line of text (Jupyter input_request). Async: \`const name = await prompt("name?")\`. */
+  function prompt(message?: string): Promise<string>;
+}
+`;
+
+/** Globals of a %%distributed cell: \`dist\` and \`tf\` on top of the notebook's. */
+export const RANK_GLOBAL_TYPES = `
+export {};
+declare global {
+  /** This rank's identity and the collectives of its group. */
+  const dist: import("distlab").Dist;
+  /** TensorFlow.js on the best backend this rank has. */
+  const tf: typeof import("@tensorflow/tfjs");
+  function prompt(message?: string): Promise<string>;
+}
+`;
+
+/** Names the runtime must provide to a chain's cells (as parameters of the cell function). */
+export const NOTEBOOK_GLOBAL_NAMES = ["prompt"] as const;
+export const RANK_GLOBAL_NAMES = ["dist", "tf", "prompt"] as const;
+
+/** Virtual files, relative to `<cwd>/node_modules/distlab/`. */
+export const VIRTUAL_DISTLAB_FILES: Readonly<Record<string, string>> = {
+  "index.d.ts": DISTLAB_MODULE_TYPES,
+  "notebook-globals.d.ts": NOTEBOOK_GLOBAL_TYPES,
+  "rank-globals.d.ts": RANK_GLOBAL_TYPES,
+};
+
+/** A prelude line that pulls a globals file into a chain's declarations. */
+export const NOTEBOOK_PRELUDE = `import "distlab/notebook-globals";\n`;
+export const RANK_PRELUDE = `import "distlab/rank-globals";\n`;

@@ -1,0 +1,50 @@
+/**
+ * Completion, inspection and completeness answers for the Jupyter protocol,
+ * built from tslab's converter (positions converted between code points and
+ * UTF-16 here).
+ */
+import type * as TS from "@tslab/typescript-for-tslab";
+import type { CompleteOutcome, InspectOutcome, IsCompleteOutcome } from "../protocol/backend";
+import type { CellCompiler } from "./cell-compiler";
+import type { DeclarationChain } from "./declaration-chain";
+import { codePointsToUtf16, utf16ToCodePoints } from "./positions";
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const ts = require("@tslab/typescript-for-tslab") as typeof TS;
+
+export function completeAt(compiler: CellCompiler, chain: DeclarationChain, code: string, cursorPos: number): CompleteOutcome {
+  const offset = codePointsToUtf16(code, cursorPos);
+  const info = compiler.complete(code, offset, chain);
+  return {
+    matches: info.candidates,
+    cursorStart: utf16ToCodePoints(code, info.start),
+    cursorEnd: utf16ToCodePoints(code, info.end),
+  };
+}
+
+export function inspectAt(compiler: CellCompiler, chain: DeclarationChain, code: string, cursorPos: number, detailLevel: 0 | 1): InspectOutcome {
+  const offset = codePointsToUtf16(code, cursorPos);
+  // A cursor just after a name (where the user stopped typing) inspects that name.
+  const info = compiler.inspect(code, offset, chain) ?? (offset > 0 ? compiler.inspect(code, offset - 1, chain) : undefined);
+  if (!info) return { found: false, data: {} };
+  const signature = ts.displayPartsToString(info.displayParts);
+  const docs = ts.displayPartsToString(info.documentation);
+  const tags = detailLevel === 1 ? (info.tags ?? []).map((tag) => `@${tag.name} ${ts.displayPartsToString(tag.text)}`.trim()) : [];
+  const plain = [signature, docs, ...tags].filter((part) => part !== "").join("\n\n");
+  const markdown = ["```typescript\n" + signature + "\n```", docs, ...tags.map((tag) => `*${tag}*`)].filter((part) => part !== "").join("\n\n");
+  return { found: true, data: { "text/plain": plain, "text/markdown": markdown } };
+}
+
+/**
+ * "incomplete" while the code could still become valid by typing more
+ * (tslab's rule: the parser expects something at the very end); "invalid"
+ * when it has a syntax error elsewhere that more text cannot fix.
+ */
+export function isCompleteCode(code: string): IsCompleteOutcome {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const tslabAnswer = (require("tslab/dist/converter") as typeof import("tslab/dist/converter")).isCompleteCode(code);
+  if (!tslabAnswer.completed) return { status: "incomplete", indent: tslabAnswer.indent ?? "" };
+  const file = ts.createSourceFile("cell.ts", code, ts.ScriptTarget.Latest, false, ts.ScriptKind.TS);
+  const errors = (file as unknown as { parseDiagnostics?: readonly TS.Diagnostic[] }).parseDiagnostics ?? [];
+  return { status: errors.length > 0 ? "invalid" : "complete" };
+}

@@ -1,0 +1,146 @@
+/**
+ * Maps positions in a cell's compiled JavaScript back to the cell's own lines.
+ *
+ * tslab's converter emits no source map (and its compiler options cannot be
+ * changed from outside), and TypeScript's printer drops blank lines and
+ * re-indents, so JS lines drift from cell lines. Before conversion, every
+ * statement of the cell gets a marker comment `/*@cell:LINE*\/` in front of
+ * its first token; comments survive emit, so after conversion each JS line
+ * maps to the last marker at or above it plus the lines since (statements
+ * keep their inner line breaks). Markers are then stripped from the JS.
+ * Columns are found by locating the JS text at the column in the cell line.
+ */
+import type * as TS from "@tslab/typescript-for-tslab";
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const ts = require("@tslab/typescript-for-tslab") as typeof TS;
+
+// The printer puts a space after a leading comment; it goes with the marker.
+const MARKER = /\/\*@cell:(\d+)\*\/ ?/g;
+
+/** One marker put into the source: at `column` (0-based, original text) of `line` (0-based). */
+interface Insertion {
+  line: number;
+  column: number;
+  length: number;
+}
+
+export interface MarkedSource {
+  text: string;
+  /** Per 0-based line, the markers inserted on it, left to right. */
+  insertions: Map<number, Insertion[]>;
+}
+
+/** Inserts a line marker before each statement (erased type-only statements excepted). */
+export function markStatements(source: string): MarkedSource {
+  const file = ts.createSourceFile("cell.ts", source, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS);
+  const starts: number[] = [];
+  const visit = (node: TS.Node): void => {
+    const statements = statementsOf(node);
+    if (statements) {
+      for (const statement of statements) {
+        if (!isErasedStatement(statement)) starts.push(statement.getStart(file));
+      }
+    }
+    ts.forEachChild(node, visit);
+  };
+  visit(file);
+  const unique = [...new Set(starts)].sort((a, b) => a - b);
+  const insertions = new Map<number, Insertion[]>();
+  let text = "";
+  let copied = 0;
+  for (const start of unique) {
+    const { line, character } = file.getLineAndCharacterOfPosition(start);
+    const marker = `/*@cell:${line + 1}*/`;
+    text += source.slice(copied, start) + marker;
+    copied = start;
+    const onLine = insertions.get(line) ?? [];
+    onLine.push({ line, column: character, length: marker.length });
+    insertions.set(line, onLine);
+  }
+  text += source.slice(copied);
+  return { text, insertions };
+}
+
+function statementsOf(node: TS.Node): readonly TS.Statement[] | undefined {
+  if (ts.isSourceFile(node) || ts.isBlock(node) || ts.isModuleBlock(node)) return node.statements;
+  if (ts.isCaseClause(node) || ts.isDefaultClause(node)) return node.statements;
+  return undefined;
+}
+
+function isErasedStatement(node: TS.Statement): boolean {
+  if (ts.isInterfaceDeclaration(node) || ts.isTypeAliasDeclaration(node)) return true;
+  const modifiers = ts.canHaveModifiers(node) ? ts.getModifiers(node) : undefined;
+  return modifiers?.some((m) => m.kind === ts.SyntaxKind.DeclareKeyword) ?? false;
+}
+
+/** A column (0-based) in marked text -> the same column in the original text. */
+export function unmarkColumn(marked: MarkedSource, line: number, column: number): number {
+  let shift = 0;
+  for (const insertion of marked.insertions.get(line) ?? []) {
+    const markedStart = insertion.column + shift;
+    if (column < markedStart) break;
+    if (column < markedStart + insertion.length) return insertion.column;
+    shift += insertion.length;
+  }
+  return column - shift;
+}
+
+/** Strips markers from converted JS; `cellLines[i]` is the 1-based cell line of JS line i+1 (0: none). */
+export function extractLineMap(markedJs: string): { js: string; cellLines: number[] } {
+  const cellLines: number[] = [];
+  let lastCellLine = 0;
+  let sinceMarker = 0;
+  const lines = markedJs.split("\n").map((line) => {
+    let first: number | undefined;
+    const stripped = line.replace(MARKER, (_all, n: string) => {
+      first ??= Number(n);
+      return "";
+    });
+    if (first !== undefined) {
+      lastCellLine = first;
+      sinceMarker = 0;
+    } else {
+      sinceMarker++;
+    }
+    cellLines.push(lastCellLine === 0 ? 0 : lastCellLine + sinceMarker);
+    return stripped;
+  });
+  return { js: lines.join("\n"), cellLines };
+}
+
+export interface CellPosition {
+  /** 1-based */
+  line: number;
+  /** 1-based */
+  column: number;
+}
+
+/**
+ * JS position (1-based line and column, as V8 prints them) -> cell position.
+ * Undefined when the JS line has no counterpart (helpers tslab adds).
+ */
+export function jsToCell(
+  map: { jsLines: readonly string[]; cellLines: readonly number[]; sourceLines: readonly string[] },
+  jsLine: number,
+  jsColumn: number,
+): CellPosition | undefined {
+  const line = map.cellLines[jsLine - 1];
+  if (!line || line > map.sourceLines.length) return undefined;
+  const cellText = map.sourceLines[line - 1] ?? "";
+  const jsText = (map.jsLines[jsLine - 1] ?? "").slice(Math.max(0, jsColumn - 1));
+  return { line, column: locateColumn(cellText, jsText) };
+}
+
+/** Where `jsText` (the JS from the error's column on) starts in `cellText`; 1-based. */
+function locateColumn(cellText: string, jsText: string): number {
+  // tslab rewrites names of earlier cells to `exports.NAME`; the cell says NAME.
+  for (const candidate of [jsText, jsText.replace(/\bexports\./g, "")]) {
+    for (let length = Math.min(candidate.length, 40); length >= 3; length--) {
+      const at = cellText.indexOf(candidate.slice(0, length));
+      if (at >= 0) return at + 1;
+    }
+  }
+  const indent = cellText.match(/^\s*/)?.[0].length ?? 0;
+  return indent + 1;
+}

@@ -1,0 +1,151 @@
+/**
+ * The kernel's backend: routes `%%distributed` cells and `%dist` line magics
+ * to the cluster, everything else to the TypeScript REPL.
+ *
+ * Magics here only parse and delegate (as ipyparallel's do); a usage error
+ * becomes a Jupyter error naming the flag and the kernel keeps going.
+ */
+import type {
+  CompleteOutcome,
+  ExecuteOutcome,
+  ExecutionIO,
+  InspectOutcome,
+  IsCompleteOutcome,
+  KernelBackend,
+} from "./protocol/backend";
+import { UsageError } from "./errors";
+import { splitArgs, splitMagic } from "./magics/split-magic";
+import { distributedHelp, parseDistributedFlags } from "./magics/distributed-spec";
+import { completeDist, distHelp, parseDistCommand } from "./magics/dist-spec";
+import { completeFlag } from "./magics/flags";
+import { DISTRIBUTED_FLAGS } from "./magics/distributed-spec";
+
+/** What runs `%%distributed` cells and `%dist` commands (kernel/src/cluster). */
+export interface DistributedRunner {
+  runCell(body: string, bodyLineOffset: number, options: ReturnType<typeof parseDistributedFlags>, io: ExecutionIO): Promise<ExecuteOutcome>;
+  runCommand(command: ReturnType<typeof parseDistCommand>, io: ExecutionIO): Promise<ExecuteOutcome>;
+  interrupt(): void;
+  shutdown(): Promise<void>;
+}
+
+export class MagicRouter implements KernelBackend {
+  constructor(
+    private readonly plain: KernelBackend,
+    private readonly distributed: DistributedRunner,
+  ) {}
+
+  async execute(code: string, io: ExecutionIO): Promise<ExecuteOutcome> {
+    const magic = splitMagic(code);
+    if (!magic) return this.plain.execute(code, io);
+    try {
+      if (magic.kind === "cell") {
+        if (magic.name !== "distributed") {
+          throw new UsageError(`unknown cell magic %%${magic.name} (known: %%distributed; see %dist help)`, `%%${magic.name}`);
+        }
+        const options = parseDistributedFlags(splitArgs(magic.args));
+        if (options.help) {
+          io.stream("stdout", `${distributedHelp()}\n`);
+          return { status: "ok" };
+        }
+        return await this.distributed.runCell(magic.body, magic.bodyLineOffset, options, io);
+      }
+      if (magic.name !== "dist") {
+        throw new UsageError(`unknown line magic %${magic.name} (known: %dist; see %dist help)`, `%${magic.name}`);
+      }
+      if (magic.trailingCode !== "") {
+        throw new UsageError(`%dist must be alone in its cell; move the code after it to its own cell`, "%dist");
+      }
+      const command = parseDistCommand(splitArgs(magic.args));
+      if (command.command === "help") {
+        io.stream("stdout", `%dist subcommands:\n${distHelp()}\n\n${distributedHelp()}\n`);
+        return { status: "ok" };
+      }
+      return await this.distributed.runCommand(command, io);
+    } catch (error) {
+      return errorOutcome(error);
+    }
+  }
+
+  async complete(code: string, cursorPos: number): Promise<CompleteOutcome> {
+    const magicCompletion = completeMagicLine(code, cursorPos);
+    return magicCompletion ?? this.plain.complete(code, cursorPos);
+  }
+
+  inspect(code: string, cursorPos: number, detailLevel: 0 | 1): Promise<InspectOutcome> {
+    return this.plain.inspect(code, cursorPos, detailLevel);
+  }
+
+  async isComplete(code: string): Promise<IsCompleteOutcome> {
+    const magic = splitMagic(code);
+    if (magic?.kind === "line") return { status: "complete" };
+    if (magic?.kind === "cell") return magic.body.trim() === "" ? { status: "incomplete", indent: "" } : this.plain.isComplete(magic.body);
+    return this.plain.isComplete(code);
+  }
+
+  interrupt(): void {
+    this.distributed.interrupt();
+    this.plain.interrupt();
+  }
+
+  async shutdown(restart: boolean): Promise<void> {
+    await Promise.allSettled([this.distributed.shutdown(), this.plain.shutdown(restart)]);
+  }
+}
+
+/** Completes flag and subcommand names on a magic's first line; undefined elsewhere. */
+function completeMagicLine(code: string, cursorPos: number): CompleteOutcome | undefined {
+  // cursorPos counts code points; magic lines are ASCII in practice, but convert to be exact.
+  const before = Array.from(code).slice(0, cursorPos).join("");
+  if (before.includes("\n")) return undefined;
+  const partial = /\S*$/.exec(before)![0];
+  const words = before.trim().split(/\s+/);
+  let matches: string[];
+  if (before.startsWith("%%distributed")) matches = completeFlag(DISTRIBUTED_FLAGS, partial);
+  else if (before.startsWith("%dist ")) matches = completeDist(words.slice(1, partial === "" ? undefined : -1), partial);
+  else return undefined;
+  const cursorEnd = Array.from(before).length;
+  return { matches, cursorStart: cursorEnd - Array.from(partial).length, cursorEnd };
+}
+
+/** One error path: anything a magic throws becomes a Jupyter error. */
+export function errorOutcome(error: unknown): ExecuteOutcome {
+  if (error instanceof Error) {
+    const traceback = error instanceof UsageError ? [`${error.name}: ${error.message}`] : (error.stack ?? `${error.name}: ${error.message}`).split("\n");
+    return { status: "error", ename: error.name, evalue: error.message, traceback };
+  }
+  return { status: "error", ename: "Error", evalue: String(error), traceback: [String(error)] };
+}
+
+/**
+ * Placeholder until kernel/src/repl and kernel/src/cluster land: plain cells
+ * and distributed cells answer with a clear error.
+ */
+const notYet = (what: string): ExecuteOutcome => ({
+  status: "error",
+  ename: "NotAvailableError",
+  evalue: `${what} is not available in this build yet`,
+  traceback: [`NotAvailableError: ${what} is not available in this build yet`],
+});
+
+const placeholderPlain: KernelBackend = {
+  execute: async () => notYet("the TypeScript REPL"),
+  complete: async (_code, cursorPos) => ({ matches: [], cursorStart: cursorPos, cursorEnd: cursorPos }),
+  inspect: async () => ({ found: false, data: {} }),
+  isComplete: async () => ({ status: "unknown" }),
+  interrupt: () => undefined,
+  shutdown: async () => undefined,
+};
+
+const placeholderDistributed: DistributedRunner = {
+  runCell: async () => notYet("%%distributed"),
+  runCommand: async () => notYet("%dist"),
+  interrupt: () => undefined,
+  shutdown: async () => undefined,
+};
+
+export function createKernelBackend(): KernelBackend {
+  return new MagicRouter(placeholderPlain, placeholderDistributed);
+}
+
+/** The name kernel-main.ts looks up. */
+export const createBackend = createKernelBackend;

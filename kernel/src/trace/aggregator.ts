@@ -1,0 +1,83 @@
+/**
+ * The kernel side of recording: merges the batches that ranks post into one
+ * timeline on the kernel's clock, and builds payloads from it.
+ */
+import type { ClockOffsetEstimate } from "./clock";
+import type { TimelinePayload, TimelineRank } from "./payload";
+import type { SpanBatch } from "./recorder";
+import type { TimelineSpan } from "./span";
+import { summarizeTimeline, type TimelineSummary } from "./summary";
+
+export interface TimelineAggregatorOptions {
+  ranks: TimelineRank[];
+  /** the cell's start on the kernel's clock, epoch microseconds */
+  cellStartUs: number;
+  /** Live payloads carry the newest this many spans at most (the final one has all). */
+  liveSpanLimit?: number;
+}
+
+export const DEFAULT_LIVE_SPAN_LIMIT = 20_000;
+
+export class TimelineAggregator {
+  readonly ranks: TimelineRank[];
+  readonly cellStartUs: number;
+  private readonly liveSpanLimit: number;
+  private readonly offsetByRank = new Map<number, number>();
+  private readonly spans: TimelineSpan[] = [];
+  private cachedSummary: { spanCount: number; summary: TimelineSummary } | undefined;
+
+  constructor(options: TimelineAggregatorOptions) {
+    this.ranks = options.ranks.map((r) => ({ ...r }));
+    this.cellStartUs = options.cellStartUs;
+    this.liveSpanLimit = options.liveSpanLimit ?? DEFAULT_LIVE_SPAN_LIMIT;
+    for (const r of this.ranks) this.offsetByRank.set(r.rank, r.clockOffsetUs ?? 0);
+  }
+
+  /** Puts a rank's later batches on the kernel clock (ranks on other hosts). */
+  setClockOffset(rank: number, estimate: ClockOffsetEstimate): void {
+    this.offsetByRank.set(rank, estimate.offsetUs);
+    const info = this.ranks.find((r) => r.rank === rank);
+    if (info !== undefined) {
+      info.clockOffsetUs = estimate.offsetUs;
+      info.clockUncertaintyUs = estimate.uncertaintyUs;
+    }
+  }
+
+  /** Adds one batch; its spans' `start` is epoch microseconds on the posting rank's clock. */
+  add(batch: SpanBatch): void {
+    const offset = this.offsetByRank.get(batch.rank) ?? 0;
+    const origin = this.cellStartUs + offset;
+    for (const raw of batch.spans) {
+      const span: TimelineSpan = { rank: batch.rank, name: raw.name, cat: raw.cat, ts: raw.start - origin, dur: raw.dur };
+      if (raw.args !== undefined) span.args = raw.args;
+      this.spans.push(span);
+    }
+  }
+
+  get spanCount(): number {
+    return this.spans.length;
+  }
+
+  summary(): TimelineSummary {
+    if (this.cachedSummary?.spanCount !== this.spans.length) {
+      this.cachedSummary = { spanCount: this.spans.length, summary: summarizeTimeline(this.spans, this.ranks.length) };
+    }
+    return this.cachedSummary.summary;
+  }
+
+  /** The payload of a live update (`live`), bounded in size, or the final one with every span. */
+  payload(live: boolean): TimelinePayload {
+    const summary = this.summary();
+    if (live && this.spans.length > this.liveSpanLimit) {
+      return {
+        version: 1,
+        ranks: this.ranks,
+        spans: this.spans.slice(this.spans.length - this.liveSpanLimit),
+        summary,
+        live,
+        omittedSpans: this.spans.length - this.liveSpanLimit,
+      };
+    }
+    return { version: 1, ranks: this.ranks, spans: [...this.spans], summary, live };
+  }
+}

@@ -1,0 +1,19 @@
+/**
+ * Recording, aligning, summarising, drawing and exporting per-rank timelines.
+ * Worker side: createRankRecorder. Kernel side: TimelineSession (live
+ * display), timelineBundle (re-show), exportChromeTrace (file export).
+ */
+export * from "./span";
+export * from "./clock";
+export * from "./recorder";
+export * from "./intervals";
+export * from "./summary";
+export * from "./payload";
+export * from "./aggregator";
+export * from "./bundle";
+export * from "./session";
+export * from "./chrome-trace";
+export * from "./export-file";
+export { renderTimelineHtml, CATEGORY_COLORS } from "./render-html";
+export { renderTimelineText, formatDuration } from "./render-text";
+export { rankCategoryTime, streamSelfTime } from "./self-time";

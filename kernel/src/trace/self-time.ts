@@ -1,0 +1,68 @@
+/**
+ * What a rank was doing at each instant, per category.
+ *
+ * Spans on one stream nest (a user's `forward` span contains the allreduce it
+ * awaited), so at each instant only the innermost span counts: the one that
+ * started last. Spans on different streams are concurrent, so a rank can be in
+ * compute and comm at once; that is the overlap the summary reports.
+ */
+import { unionOf, mergeLists, type IntervalList } from "./intervals";
+import { streamOf, type SpanCategory, type TimelineSpan } from "./span";
+
+export type CategoryIntervals = Record<SpanCategory, IntervalList>;
+
+function emptyCategoryIntervals(): CategoryIntervals {
+  return { compute: [], comm: [], data: [], idle: [], other: [] };
+}
+
+/** Innermost-span time of one stream, per category, as disjoint interval lists. */
+export function streamSelfTime(spans: readonly TimelineSpan[]): CategoryIntervals {
+  const pieces: Record<SpanCategory, Array<[number, number]>> = { compute: [], comm: [], data: [], idle: [], other: [] };
+  const sorted = [...spans].sort((a, b) => a.ts - b.ts || b.dur - a.dur);
+  // Stack of open spans, outermost first; each open span owns time until a child starts.
+  const stack: Array<{ span: TimelineSpan; end: number }> = [];
+  let cursor = sorted.length > 0 ? sorted[0].ts : 0;
+  const emitUntil = (limit: number): void => {
+    // Close spans that end before `limit`, giving each its time up to its end.
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1];
+      const until = Math.min(top.end, limit);
+      if (until > cursor) pieces[top.span.cat].push([cursor, until]);
+      if (until > cursor) cursor = until;
+      if (top.end <= limit) stack.pop();
+      else break;
+    }
+    if (cursor < limit) cursor = limit;
+  };
+  for (const span of sorted) {
+    emitUntil(span.ts);
+    stack.push({ span, end: span.ts + span.dur });
+  }
+  emitUntil(Number.POSITIVE_INFINITY);
+  const out = emptyCategoryIntervals();
+  for (const cat of Object.keys(pieces) as SpanCategory[]) out[cat] = unionOf(pieces[cat]);
+  return out;
+}
+
+/** A rank's time per category, all its streams together (overlaps kept). */
+export function rankCategoryTime(spans: readonly TimelineSpan[]): CategoryIntervals {
+  const byStream = new Map<string, TimelineSpan[]>();
+  for (const span of spans) {
+    const stream = streamOf(span);
+    let list = byStream.get(stream);
+    if (list === undefined) byStream.set(stream, (list = []));
+    list.push(span);
+  }
+  let out = emptyCategoryIntervals();
+  for (const list of byStream.values()) {
+    const self = streamSelfTime(list);
+    out = {
+      compute: mergeLists(out.compute, self.compute),
+      comm: mergeLists(out.comm, self.comm),
+      data: mergeLists(out.data, self.data),
+      idle: mergeLists(out.idle, self.idle),
+      other: mergeLists(out.other, self.other),
+    };
+  }
+  return out;
+}

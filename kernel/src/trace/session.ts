@@ -1,0 +1,116 @@
+/**
+ * One cell's timeline, from the first span to the saved notebook: the seam the
+ * cluster calls.
+ *
+ *   const session = new TimelineSession({ ranks, cellStartUs: epochMicros() });
+ *   session.start(io);           // display_data with a display_id
+ *   session.onBatch(batch);      // for every SpanBatch a rank posts
+ *   const final = session.finish();  // last update_display_data, every span
+ *
+ * Updates are throttled: at most one per `minUpdateIntervalMs`, and one
+ * follows every batch within that interval, so a running cell redraws 2-4
+ * times a second.
+ */
+import type { DisplayPayload, ExecutionIO } from "../protocol/backend";
+import { TimelineAggregator, type TimelineAggregatorOptions } from "./aggregator";
+import { timelineBundle } from "./bundle";
+import type { ClockOffsetEstimate } from "./clock";
+import type { TimelinePayload } from "./payload";
+import type { SpanBatch } from "./recorder";
+
+export interface TimelineSessionOptions extends TimelineAggregatorOptions {
+  /** milliseconds between live updates at least; 333 gives 3 per second */
+  minUpdateIntervalMs?: number;
+  /** milliseconds; tests pass a fake clock */
+  now?: () => number;
+}
+
+export const DEFAULT_MIN_UPDATE_INTERVAL_MS = 333;
+
+let displayCounter = 0;
+
+export class TimelineSession {
+  readonly displayId: string;
+  private readonly aggregator: TimelineAggregator;
+  private readonly minUpdateIntervalMs: number;
+  private readonly now: () => number;
+  private io: ExecutionIO | undefined;
+  private lastUpdateMs = Number.NEGATIVE_INFINITY;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private dirty = false;
+  private finished = false;
+  /** live updates sent so far, and their payload bytes (JSON of the timeline mime type) */
+  readonly stats = { updates: 0, lastUpdateBytes: 0 };
+
+  constructor(options: TimelineSessionOptions) {
+    this.aggregator = new TimelineAggregator(options);
+    this.minUpdateIntervalMs = options.minUpdateIntervalMs ?? DEFAULT_MIN_UPDATE_INTERVAL_MS;
+    this.now = options.now ?? Date.now;
+    this.displayId = `distlab-timeline-${process.pid}-${++displayCounter}-${Math.random().toString(36).slice(2, 8)}`;
+  }
+
+  /** Shows the (empty) timeline under the cell; later updates replace it in place. */
+  start(io: ExecutionIO): void {
+    this.io = io;
+    this.lastUpdateMs = this.now();
+    io.display(this.displayPayload(this.aggregator.payload(true)));
+  }
+
+  setClockOffset(rank: number, estimate: ClockOffsetEstimate): void {
+    this.aggregator.setClockOffset(rank, estimate);
+  }
+
+  /** Takes one rank's batch; a live update follows within `minUpdateIntervalMs`. */
+  onBatch(batch: SpanBatch): void {
+    if (this.finished) return;
+    this.aggregator.add(batch);
+    this.dirty = true;
+    if (this.io === undefined) return;
+    const waitMs = this.lastUpdateMs + this.minUpdateIntervalMs - this.now();
+    if (waitMs <= 0) this.sendLiveUpdate();
+    else if (this.timer === undefined) {
+      this.timer = setTimeout(() => this.sendLiveUpdate(), waitMs);
+      this.timer.unref?.();
+    }
+  }
+
+  /**
+   * Sends the final bundle (every span, `live: false`), which the saved
+   * notebook keeps, and returns its payload for `%dist timeline`. Call it once
+   * every rank has returned its result: batches a rank posts before its result
+   * on the same port arrive first.
+   */
+  finish(): TimelinePayload {
+    this.cancelTimer();
+    this.finished = true;
+    const payload = this.aggregator.payload(false);
+    this.io?.display(this.displayPayload(payload), true);
+    return payload;
+  }
+
+  /** Stops live updates without a final one (the cell was cancelled and its output cleared). */
+  dispose(): void {
+    this.cancelTimer();
+    this.finished = true;
+  }
+
+  private sendLiveUpdate(): void {
+    this.cancelTimer();
+    if (this.finished || this.io === undefined || !this.dirty) return;
+    this.dirty = false;
+    this.lastUpdateMs = this.now();
+    const payload = this.aggregator.payload(true);
+    this.stats.updates++;
+    this.stats.lastUpdateBytes = Buffer.byteLength(JSON.stringify(payload));
+    this.io.display(this.displayPayload(payload), true);
+  }
+
+  private displayPayload(payload: TimelinePayload): DisplayPayload {
+    return { data: timelineBundle(payload), metadata: {}, transient: { display_id: this.displayId } };
+  }
+
+  private cancelTimer(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}

@@ -1,0 +1,71 @@
+#!/usr/bin/env node
+// `npm run setup`: everything a fresh clone needs before `npm run lab` or
+// `npm test`, in order, each step skipping its work when its inputs are
+// unchanged. Prints one line per step; a failure names the step and the fix.
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { debianPackagesStep } from "./setup/debian.mjs";
+import { extensionStep } from "./setup/extension.mjs";
+import { kernelspecStep } from "./setup/kernelspec.mjs";
+import { nodePackagesStep } from "./setup/node-packages.mjs";
+import { pythonVenvStep } from "./setup/python-venv.mjs";
+import { typescriptStep } from "./setup/typescript.mjs";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+
+// System packages the tests need; later layers (browser, multi-host, baselines) add theirs here.
+const REQUIRED_DEBIAN_PACKAGES = [];
+
+const steps = [
+  debianPackagesStep(REQUIRED_DEBIAN_PACKAGES),
+  nodePackagesStep,
+  typescriptStep,
+  pythonVenvStep,
+  extensionStep,
+  kernelspecStep,
+];
+
+// Two set-ups of one checkout at once (say `npm test` in two terminals) would
+// race on node_modules and .venv, so the whole run holds a lock per checkout.
+function rerunUnderLock() {
+  const lockPath = join(tmpdir(), `distlab-setup-${createHash("sha1").update(root).digest("hex").slice(0, 12)}.lock`);
+  const flockAvailable = spawnSync("flock", ["--version"], { stdio: "ignore" }).status === 0;
+  if (!flockAvailable) return false;
+  const result = spawnSync("flock", [lockPath, process.execPath, ...process.argv.slice(1)], {
+    stdio: "inherit",
+    env: { ...process.env, DISTLAB_SETUP_LOCKED: "1" },
+  });
+  process.exit(result.status ?? 1);
+}
+
+async function main() {
+  if (!process.env.DISTLAB_SETUP_LOCKED) rerunUnderLock();
+  if (!existsSync(join(root, "package.json"))) {
+    console.error(`setup: ${root} does not look like the distlab checkout (no package.json)`);
+    process.exit(1);
+  }
+  const started = Date.now();
+  for (const step of steps) {
+    const stepStarted = Date.now();
+    try {
+      const outcome = await step.run({ root });
+      console.log(`setup: ${step.name.padEnd(22)} ${outcome} (${seconds(stepStarted)})`);
+    } catch (error) {
+      console.error(`setup: ${step.name.padEnd(22)} FAILED (${seconds(stepStarted)})`);
+      console.error(`  ${error.message}`);
+      if (error.hint) console.error(`  what to do: ${error.hint}`);
+      process.exit(1);
+    }
+  }
+  console.log(`setup: done in ${seconds(started)}`);
+}
+
+function seconds(since) {
+  return `${((Date.now() - since) / 1000).toFixed(1)}s`;
+}
+
+await main();

@@ -1,0 +1,95 @@
+"""Interrupt (signal and message modes), shutdown, restart and heartbeat of
+the real distlab kernel, through jupyter_client."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from kernel_helpers import execute
+
+# Never resolves: only an interrupt can end this cell.
+ASYNC_HANG = "await new Promise<void>(() => {});"
+# Blocks the kernel's main thread: only a signal can break it.
+SYNC_HANG = "while (true) {}"
+
+
+def interrupt_after_start(km, kc, code, mode):
+    """Starts `code`, interrupts it once it runs, and returns (reply, seconds from interrupt to reply)."""
+    km.kernel_spec.interrupt_mode = mode
+    msg_id = kc.execute(code)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        message = kc.get_iopub_msg(timeout=30)
+        if message["parent_header"].get("msg_id") == msg_id and message["header"]["msg_type"] == "execute_input":
+            break
+    time.sleep(0.5)  # let the cell reach its loop
+    started = time.monotonic()
+    km.interrupt_kernel()
+    while True:
+        reply = kc.get_shell_msg(timeout=15)
+        if reply["parent_header"].get("msg_id") == msg_id:
+            return reply, time.monotonic() - started
+
+
+@pytest.mark.parametrize("mode", ["signal", "message"])
+def test_interrupt_ends_a_cell_awaiting_forever(kernel, mode):
+    km, kc = kernel
+    reply, seconds = interrupt_after_start(km, kc, ASYNC_HANG, mode)
+    assert reply["content"]["status"] == "error", reply["content"]
+    assert seconds < 5
+    assert execute(kc, "40 + 2").results[0]["text/plain"] == "42"
+
+
+@pytest.mark.parametrize("mode", ["signal", "message"])
+def test_interrupt_breaks_a_tight_synchronous_loop(kernel, mode):
+    km, kc = kernel
+    execute(kc, "let survivor = 7;")
+    reply, seconds = interrupt_after_start(km, kc, SYNC_HANG, mode)
+    assert reply["content"]["status"] == "error", reply["content"]
+    assert seconds < 5
+    # The kernel process survived and kept the state of earlier cells.
+    assert execute(kc, "survivor * 6").results[0]["text/plain"] == "42"
+
+
+def test_interrupt_reply_arrives_on_control_while_idle(kernel):
+    km, kc = kernel
+    km.kernel_spec.interrupt_mode = "message"
+    km.interrupt_kernel()
+    reply = kc.control_channel.get_msg(timeout=10)
+    assert reply["header"]["msg_type"] == "interrupt_reply"
+    assert reply["content"]["status"] == "ok"
+
+
+def test_shutdown_request_ends_the_process(kernel):
+    km, kc = kernel
+    msg_id = kc.shutdown()
+    reply = kc.control_channel.get_msg(timeout=10)
+    assert reply["header"]["msg_type"] == "shutdown_reply"
+    assert reply["parent_header"]["msg_id"] == msg_id
+    assert reply["content"] == {"status": "ok", "restart": False}
+    deadline = time.monotonic() + 10
+    while km.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not km.is_alive(), "kernel process still running 10 s after shutdown_reply"
+    assert km.provisioner.process.returncode == 0
+
+
+def test_restart_gives_a_fresh_kernel_that_answers(kernel):
+    km, kc = kernel
+    execute(kc, "const beforeRestart = 1;")
+    old_pid = km.provisioner.process.pid
+    km.restart_kernel(now=False)
+    assert km.provisioner.process.pid != old_pid
+    kc.wait_for_ready(timeout=60)
+    outcome = execute(kc, "typeof beforeRestart")
+    assert outcome.results[0]["text/plain"] == "'undefined'"
+    assert outcome.reply["content"]["execution_count"] == 1
+
+
+def test_heartbeat_echoes(kernel):
+    _km, kc = kernel
+    kc.hb_channel.start()
+    time.sleep(1.5)
+    assert kc.hb_channel.is_beating()

@@ -1,0 +1,111 @@
+// Faults on a real shared-memory world: a rank that never joins, a world
+// cancelled from the main thread, mismatched collectives, mismatched
+// point-to-point lengths. Each must end every waiting rank with an error
+// naming the ranks and calls at fault, never hang.
+import { test } from "node:test";
+import * as assert from "node:assert/strict";
+import { ThreadWorld } from "./comm-harness";
+
+const x4 = (r: number) => new Float32Array([r, r, r, r]);
+
+test("a rank that never joins ends the waiting rank within the timeout, naming the call and the rank", async () => {
+  const world = new ThreadWorld(2, { comm: { timeoutMs: 500 } });
+  try {
+    const started = Date.now();
+    const replies = await world.run("maybe", [{ op: "allReduce", x: x4(0) }, null]);
+    const elapsed = Date.now() - started;
+    assert.equal(replies[0].ok, false);
+    assert.equal(replies[0].error!.name, "CommTimeoutError");
+    assert.match(replies[0].error!.message, /^rank 0 waited 0\.[5-9] s in allReduce #1 for rank 1$/);
+    assert.ok(elapsed < 3000, `took ${elapsed} ms`);
+  } finally {
+    await world.close();
+  }
+});
+
+test("cancelling the world from the main thread wakes every blocked rank with the reason", async () => {
+  const world = new ThreadWorld(3, { comm: { timeoutMs: 30_000 } });
+  try {
+    const pending = world.run("maybe", [{ op: "allReduce", x: x4(0) }, { op: "broadcast", x: x4(1), root: 2 }, null]);
+    await new Promise((r) => setTimeout(r, 300));
+    const started = Date.now();
+    world.cancel("interrupted by the user");
+    const replies = await pending;
+    assert.ok(Date.now() - started < 1000);
+    assert.equal(replies[0].error!.name, "CommCancelledError");
+    assert.equal(replies[0].error!.message, "rank 0 in allReduce #1: cancelled: interrupted by the user");
+    assert.equal(replies[1].error!.message, "rank 1 in broadcast #1: cancelled: interrupted by the user");
+  } finally {
+    await world.close();
+  }
+});
+
+test("allReduce on rank 0 against broadcast on rank 1 fails on both, naming both ranks and both calls", async () => {
+  const world = new ThreadWorld(2, { comm: { timeoutMs: 10_000 } });
+  try {
+    const replies = await world.run("collective", [{ op: "allReduce", x: x4(0) }, { op: "broadcast", x: x4(1), root: 0 }]);
+    for (const r of replies) {
+      assert.equal(r.ok, false);
+      assert.equal(r.error!.name, "CommMismatchError");
+      assert.match(r.error!.message, /rank 0 called allReduce #1 \(4 x float32, op sum, recursive-doubling\)/);
+      assert.match(r.error!.message, /rank 1 called broadcast #1 \(4 x float32, root 0, recursive-doubling\)/);
+    }
+  } finally {
+    await world.close();
+  }
+});
+
+test("allReduce with different lengths fails naming both lengths", async () => {
+  const world = new ThreadWorld(3, { comm: { timeoutMs: 10_000 } });
+  try {
+    const xs = [new Float32Array(8), new Float32Array(8), new Float32Array(5)];
+    const replies = await world.run("collective", xs.map((x) => ({ op: "allReduce", x, options: { algorithm: "ring" } })));
+    assert.ok(replies.every((r) => !r.ok && r.error!.name === "CommMismatchError"), JSON.stringify(replies));
+    assert.match(replies[0].error!.message, /8 x float32.*but rank 2 called allReduce #1 \(5 x float32|rank 2 called allReduce #1 \(5 x float32.*8 x float32/);
+  } finally {
+    await world.close();
+  }
+});
+
+test("a recv whose length differs from the matching send fails naming both", async () => {
+  const world = new ThreadWorld(2, { comm: { timeoutMs: 2_000 } });
+  try {
+    const replies = await world.run("pointToPoint", [
+      { to: 1, from: 1, x: new Float32Array(10), into: new Float32Array(10) },
+      { to: 0, from: 0, x: new Float32Array(10), into: new Float32Array(7) },
+    ]);
+    assert.equal(replies[1].ok, false);
+    assert.match(replies[1].error!.message, /rank 1 recv #1 from rank 0 expected 7 x .* but rank 0 sent 10 x/);
+  } finally {
+    await world.close();
+  }
+});
+
+test("isend and irecv posted together exchange messages larger than the ring", async () => {
+  const world = new ThreadWorld(2, { userRingBytes: 4096 });
+  try {
+    const big = (r: number) => Float64Array.from({ length: 10_000 }, (_, i) => i * 10 + r);
+    const got = (await world.values("pointToPoint", [
+      { to: 1, from: 1, x: big(0), into: new Float64Array(10_000) },
+      { to: 0, from: 0, x: big(1), into: new Float64Array(10_000) },
+    ])) as Float64Array[];
+    assert.deepEqual(got[0], big(1));
+    assert.deepEqual(got[1], big(0));
+  } finally {
+    await world.close();
+  }
+});
+
+test("bad arguments are refused synchronously with the argument named", async () => {
+  const world = new ThreadWorld(2);
+  try {
+    const replies = await world.run("collective", [
+      { op: "broadcast", x: x4(0), root: 5 },
+      { op: "allReduce", x: x4(1), options: { op: "median" } },
+    ]);
+    assert.match(replies[0].error!.message, /world\.broadcast root: rank must be an integer in \[0, 1\], got 5/);
+    assert.match(replies[1].error!.message, /op must be one of sum, mean, max, min, product; got "median"/);
+  } finally {
+    await world.close();
+  }
+});

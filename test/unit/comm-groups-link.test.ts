@@ -1,0 +1,47 @@
+// Groups and meshes, emulated links and spans, on a real shared-memory world.
+import { after, before, test } from "node:test";
+import * as assert from "node:assert/strict";
+import { ThreadWorld } from "./comm-harness";
+
+let world: ThreadWorld;
+before(() => { world = new ThreadWorld(4, { comm: { timeoutMs: 10_000, spans: true } }); });
+after(() => world.close());
+
+test("mesh [2, 2] of dp x tp: each axis reduces over its own line of ranks", async () => {
+  const xs = [0, 1, 2, 3].map((r) => new Float32Array([10 ** r]));
+  const out = (await world.values("mesh", xs.map((x) => ({ shape: [2, 2], names: ["dp", "tp"], x })))) as any[];
+  // rank = dp * 2 + tp; tp groups {0,1},{2,3}; dp groups {0,2},{1,3}
+  assert.deepEqual(out.map((o) => o.coords), [{ dp: 0, tp: 0 }, { dp: 0, tp: 1 }, { dp: 1, tp: 0 }, { dp: 1, tp: 1 }]);
+  assert.deepEqual(out.map((o) => o.tp[0]), [11, 11, 1100, 1100]);
+  assert.deepEqual(out.map((o) => o.dp[0]), [101, 1010, 101, 1010]);
+});
+
+test("a mesh whose degrees do not multiply to the world size is refused naming each degree", async () => {
+  const replies = await world.run("mesh", [0, 1, 2, 3].map(() => ({ shape: [2, 3], names: ["dp", "tp"], x: new Float32Array(1) })));
+  for (const r of replies) assert.equal(r.error!.message, "mesh: dp=2 * tp=3 = 6, but the communicator has 4 ranks");
+});
+
+test("an emulated link makes a transfer take latency + bytes / bandwidth, within 10%", async () => {
+  for (const c of [
+    { bytes: 1 << 20, link: { bandwidth: 125e6, latency: 0.002 } }, // 1 MiB at 1 Gbit/s, 2 ms: 10.4 ms
+    { bytes: 4096, link: { bandwidth: 125e6, latency: 0.005 } }, // latency-bound: 5.03 ms
+    { bytes: 4 << 20, link: { bandwidth: 100e6, latency: 0 } }, // bandwidth-bound: 41.9 ms
+  ]) {
+    const ms = (await world.values("timedTransfer", [0, 1, 2, 3].map(() => c))) as number[];
+    const want = (c.link.latency + c.bytes / c.link.bandwidth) * 1000;
+    // with 4 ranks the binomial tree has 2 hops to rank 3; rank 1 is one hop from root 0
+    assert.ok(Math.abs(ms[1] - want) <= 0.1 * want, `${c.bytes} B: measured ${ms[1].toFixed(2)} ms, model ${want.toFixed(2)} ms`);
+  }
+});
+
+test("every collective reports one span with op, bytes, algorithm and timestamps", async () => {
+  const x = new Float32Array(1000);
+  const spans = (await world.values("spans", [0, 1, 2, 3].map(() => ({ x })))) as any[][];
+  for (const rankSpans of spans) {
+    assert.deepEqual(rankSpans.map((s) => [s.op, s.bytes, s.algorithm, s.group]), [
+      ["allReduce", 4000, "recursive-doubling", "world"],
+      ["broadcast", 4000, "recursive-doubling", "world"],
+    ]);
+    for (const s of rankSpans) assert.ok(s.end >= s.start && s.start > 1.6e15, JSON.stringify(s));
+  }
+});

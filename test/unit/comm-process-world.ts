@@ -1,0 +1,60 @@
+// Test harness: a real TCP world of N child processes (node --import tsx),
+// formed through a real rendezvous server; IPC uses structured clone
+// ("advanced" serialization) so typed arrays arrive as typed arrays.
+import { fork, type ChildProcess } from "node:child_process";
+import * as path from "node:path";
+import { startTcpRendezvous, type Rendezvous } from "../../kernel/src/comm";
+import type { RankReply } from "./comm-harness";
+
+export class ProcessWorld {
+  readonly children: ChildProcess[] = [];
+  private nextId = 1;
+  private constructor(private readonly rendezvous: Rendezvous) {}
+
+  static async start(size: number, options: { timeoutMs?: number; transport?: "tcp" | "unix" } = {}): Promise<ProcessWorld> {
+    const rendezvous = await startTcpRendezvous(size);
+    const world = new ProcessWorld(rendezvous);
+    const ready: Promise<void>[] = [];
+    for (let rank = 0; rank < size; rank++) {
+      const child = fork(
+        path.join(__dirname, "comm-tcp-rank.ts"),
+        [String(rank), String(size), rendezvous.address, String(options.timeoutMs ?? 20_000), options.transport ?? "tcp"],
+        { execArgv: ["--import", "tsx"], serialization: "advanced", stdio: ["ignore", "inherit", "inherit", "ipc"] },
+      );
+      world.children.push(child);
+      ready.push(new Promise((resolve) => child.once("message", () => resolve())));
+    }
+    await Promise.all(ready);
+    rendezvous.close();
+    return world;
+  }
+
+  run(name: string, args: unknown[] = []): Promise<RankReply[]> {
+    const id = this.nextId++;
+    return Promise.all(
+      this.children.map(
+        (child, rank) =>
+          new Promise<RankReply>((resolve) => {
+            const onMessage = (m: RankReply & { id: number }) => {
+              if (m.id !== id) return;
+              child.off("message", onMessage);
+              resolve(m);
+            };
+            child.on("message", onMessage);
+            child.once("exit", (code, signal) => resolve({ rank, ok: false, error: { name: "Exit", message: `exited ${code ?? signal}` } }));
+            child.send({ id, name, arg: args[rank] });
+          }),
+      ),
+    );
+  }
+
+  async values(name: string, args: unknown[] = []): Promise<unknown[]> {
+    const replies = await this.run(name, args);
+    for (const r of replies) if (!r.ok) throw new Error(`rank ${r.rank}: ${r.error!.name}: ${r.error!.message}`);
+    return replies.map((r) => r.value);
+  }
+
+  close(): void {
+    for (const c of this.children) if (c.exitCode === null) c.kill("SIGKILL");
+  }
+}

@@ -1,0 +1,65 @@
+// What a rank of a test world can be asked to do. Each scenario gets the
+// rank's world communicator and its own argument.
+import type { CommArray, CommSpan, Communicator } from "../../kernel/src/comm";
+
+type Scenario = (comm: Communicator, arg: any, spans: CommSpan[]) => Promise<unknown>;
+
+export const SCENARIOS: Record<string, Scenario> = {
+  /** arg: {op, x, root?, options?} runs one collective on the world */
+  async collective(comm, arg: { op: string; x: CommArray; root?: number; options?: any }) {
+    const { op, x, root, options } = arg;
+    switch (op) {
+      case "allReduce": return comm.allReduce(x, options);
+      case "reduce": return comm.reduce(x, root!, options);
+      case "reduceScatter": return comm.reduceScatter(x, options);
+      case "allGather": return comm.allGather(x, options);
+      case "broadcast": return comm.broadcast(x, root!, options);
+      case "gather": return comm.gather(x, root!, options);
+      case "scatter": return comm.scatter(x, root!, options);
+      case "allToAll": return comm.allToAll(x, options);
+      case "barrier": await comm.barrier(); return null;
+      default: throw new Error(`unknown op ${op}`);
+    }
+  },
+  /** arg: list of collective args run back to back */
+  async sequence(comm, arg: { op: string; x: CommArray; root?: number; options?: any }[], spans) {
+    const out = [];
+    for (const a of arg) out.push(await SCENARIOS.collective(comm, a, spans));
+    return out;
+  },
+  /** arg: {to?, from?, x} exchange with isend/irecv posted before either is awaited */
+  async pointToPoint(comm, arg: { to: number; from: number; x: CommArray; into: CommArray }) {
+    const sent = comm.isend(arg.x, arg.to);
+    const got = comm.irecv(arg.into, arg.from);
+    await sent;
+    return got;
+  },
+  async spans(comm, arg: { x: Float32Array }, spans) {
+    spans.length = 0;
+    await comm.allReduce(arg.x);
+    await comm.broadcast(arg.x, 0);
+    return spans.slice();
+  },
+  /** arg: null on ranks that should stall (never join), or a collective arg */
+  async maybe(comm, arg) {
+    if (arg === null) return null;
+    return SCENARIOS.collective(comm, arg, []);
+  },
+  /** arg: {shape, names, x} allReduce along each mesh axis */
+  async mesh(comm, arg: { shape: number[]; names: string[]; x: Float32Array }) {
+    const m = comm.mesh(arg.shape, arg.names);
+    const out: Record<string, unknown> = { coords: m.coords };
+    for (const name of arg.names) out[name] = await m.axis(name).allReduce(arg.x);
+    return out;
+  },
+};
+
+/** arg: {bytes, link}: rank 0 sends `bytes` to rank 1 over an emulated link; rank 1 reports the ms it waited. */
+SCENARIOS.timedTransfer = async (comm, arg: { bytes: number; link: { bandwidth: number; latency: number } }) => {
+  await comm.barrier();
+  const x = new Uint8Array(arg.bytes);
+  const t0 = performance.now();
+  if (comm.rank === 0) await comm.broadcast(x, 0, { link: arg.link, algorithm: "recursive-doubling" });
+  else await comm.broadcast(x, 0, { link: arg.link, algorithm: "recursive-doubling" });
+  return performance.now() - t0;
+};

@@ -1,0 +1,20 @@
+// One rank process of a tcp test world: joins through the rendezvous, then
+// runs the scenarios it is sent over IPC (same scenarios as the thread worlds).
+import { connectTcpWorld } from "../../kernel/src/comm";
+import { SCENARIOS } from "./comm-scenarios";
+
+const [rank, size, rendezvous, timeoutMs, unix] = process.argv.slice(2);
+void (async () => {
+  const comm = await connectTcpWorld({ rank: Number(rank), size: Number(size), rendezvous, timeoutMs: Number(timeoutMs), unixSockets: unix === "unix" });
+  process.on("message", async (m: { id: number; name: string; arg: unknown }) => {
+    try {
+      const value = await SCENARIOS[m.name](comm, m.arg, []);
+      process.send!({ id: m.id, rank: Number(rank), ok: true, value });
+    } catch (e) {
+      const err = e as Error;
+      process.send!({ id: m.id, rank: Number(rank), ok: false, error: { name: err.name, message: err.message } });
+    }
+  });
+  process.send!({ ready: true });
+})();
+

@@ -1,0 +1,77 @@
+// The TCP transport between real processes: every collective against the
+// reference (over TCP and over the same-host Unix-socket path), a mismatch
+// across processes, and a process killed in the middle of an allReduce.
+import { describe, test } from "node:test";
+import * as assert from "node:assert/strict";
+import fc from "fast-check";
+import { ProcessWorld } from "./comm-process-world";
+import { DTYPE_CTORS, expected, fill, REDUCE_OPS } from "./comm-reference";
+
+const OPS = ["allReduce", "reduce", "reduceScatter", "allGather", "broadcast", "gather", "scatter", "allToAll", "barrier"] as const;
+
+for (const transport of ["tcp", "unix"] as const) {
+  describe(`${transport} world of 3 processes`, () => {
+    test("every collective equals the reference", async () => {
+      const world = await ProcessWorld.start(3, { transport });
+      const n = 3;
+      try {
+        await fc.assert(
+          fc.asyncProperty(
+            fc.constantFrom(...OPS), fc.integer({ min: 0, max: 7 }), fc.oneof(fc.constantFrom(0, 1, 4), fc.integer({ min: 0, max: 50 }), fc.integer({ min: 100_000, max: 400_000 })),
+            fc.integer({ min: 0, max: 2 }), fc.constantFrom(...REDUCE_OPS), fc.constantFrom(undefined, "ring", "recursive-doubling"), fc.integer({ min: 1, max: 1e9 }),
+            async (op, dtype, length, root, redop, algorithm, seed) => {
+              const xs = Array.from({ length: n }, (_, r) => fill(DTYPE_CTORS[dtype], length, seed + r, true));
+              const useAlg = op === "allReduce" || op === "broadcast" ? algorithm : undefined;
+              const results = await world.values("collective", xs.map((x) => ({ op, x, root, options: { op: redop, ...(useAlg ? { algorithm: useAlg } : {}) } })));
+              for (let r = 0; r < n; r++) {
+                const want = expected(op, xs, r, root, redop);
+                if (want === null) assert.equal(results[r], null);
+                else assert.deepEqual(results[r], want, `rank ${r}: ${op} ${DTYPE_CTORS[dtype].name}[${length}] ${redop} ${useAlg ?? "auto"}`);
+              }
+            },
+          ),
+          { numRuns: 25 },
+        );
+      } finally {
+        world.close();
+      }
+    });
+  });
+}
+
+test("tcp: allReduce against broadcast fails on both processes naming both calls", async () => {
+  const world = await ProcessWorld.start(2, { timeoutMs: 5_000 });
+  try {
+    const x = new Float32Array(4);
+    const replies = await world.run("collective", [{ op: "allReduce", x }, { op: "broadcast", x, root: 0 }]);
+    for (const r of replies) {
+      assert.equal(r.error?.name, "CommMismatchError", JSON.stringify(r));
+      assert.match(r.error!.message, /allReduce #1 .*broadcast #1|broadcast #1 .*allReduce #1/);
+    }
+  } finally {
+    world.close();
+  }
+});
+
+test("tcp: a process killed mid-allReduce ends every other rank's wait with an error naming it", async () => {
+  const world = await ProcessWorld.start(3, { timeoutMs: 10_000 });
+  try {
+    // 8 MiB over a 20 MB/s emulated link takes ~0.4 s per step: the kill lands mid-transfer
+    const x = new Float32Array(2 * 1024 * 1024);
+    const link = { bandwidth: 20e6, latency: 0 };
+    const pending = world.run("collective", [0, 1, 2].map(() => ({ op: "allReduce", x, options: { algorithm: "ring", link } })));
+    await new Promise((r) => setTimeout(r, 300));
+    const killedAt = Date.now();
+    world.children[2].kill("SIGKILL");
+    const replies = await pending;
+    const elapsed = Date.now() - killedAt;
+    assert.equal(replies[2].ok, false);
+    for (const r of replies.slice(0, 2)) {
+      assert.equal(r.error?.name, "PeerLostError", JSON.stringify(r));
+      assert.match(r.error!.message, /rank 2/);
+    }
+    assert.ok(elapsed < 5_000, `ranks took ${elapsed} ms to notice`);
+  } finally {
+    world.close();
+  }
+});

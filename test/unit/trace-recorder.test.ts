@@ -1,0 +1,103 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createRankRecorder, type SpanBatch } from "../../kernel/src/trace";
+
+function fakeClock(startUs = 1_000_000): { clock: () => number; advance: (us: number) => void; reads: () => number } {
+  let now = startUs;
+  let reads = 0;
+  return { clock: () => (reads++, now), advance: (us) => (now += us), reads: () => reads };
+}
+
+test("a disabled recorder never reads the clock, posts nothing and still runs the function", () => {
+  const c = fakeClock();
+  const batches: SpanBatch[] = [];
+  const rec = createRankRecorder({ rank: 2, enabled: false, post: (b) => batches.push(b), clock: c.clock });
+  assert.equal(rec.span("forward", () => 41 + 1), 42);
+  rec.record("allReduce", "comm", rec.now(), 5);
+  rec.flush();
+  assert.equal(c.reads(), 0);
+  assert.equal(batches.length, 0);
+  assert.equal(rec.pending, 0);
+});
+
+test("span times a synchronous function and returns its value", () => {
+  const c = fakeClock();
+  const batches: SpanBatch[] = [];
+  const rec = createRankRecorder({ rank: 1, enabled: true, post: (b) => batches.push(b), clock: c.clock, flushIntervalMs: 1e6 });
+  const value = rec.span("forward", () => (c.advance(250), "done"), { args: { step: 3 } });
+  assert.equal(value, "done");
+  rec.flush();
+  assert.deepEqual(batches, [{ rank: 1, spans: [{ name: "forward", cat: "compute", start: 1_000_000, dur: 250, args: { step: 3 } }] }]);
+});
+
+test("span of an async function lasts until its promise settles", async () => {
+  const c = fakeClock();
+  const batches: SpanBatch[] = [];
+  const rec = createRankRecorder({ rank: 0, enabled: true, post: (b) => batches.push(b), clock: c.clock, flushIntervalMs: 1e6 });
+  const result = await rec.span("load", async () => {
+    await new Promise((r) => setImmediate(r));
+    c.advance(1_500);
+    return [1, 2];
+  }, { cat: "data" });
+  assert.deepEqual(result, [1, 2]);
+  rec.flush();
+  assert.equal(batches[0].spans[0].dur, 1_500);
+  assert.equal(batches[0].spans[0].cat, "data");
+});
+
+test("a throwing function is recorded with error=true and the error still propagates", async () => {
+  const c = fakeClock();
+  const batches: SpanBatch[] = [];
+  const rec = createRankRecorder({ rank: 0, enabled: true, post: (b) => batches.push(b), clock: c.clock, flushIntervalMs: 1e6 });
+  assert.throws(() => rec.span("bad", () => { throw new Error("boom"); }), /boom/);
+  await assert.rejects(rec.span("bad-async", async () => { throw new Error("later"); }), /later/);
+  rec.flush();
+  assert.deepEqual(batches[0].spans.map((s) => [s.name, s.args?.error]), [["bad", true], ["bad-async", true]]);
+});
+
+test("spans are posted in batches of at most maxBatch", () => {
+  const c = fakeClock();
+  const batches: SpanBatch[] = [];
+  const rec = createRankRecorder({ rank: 3, enabled: true, post: (b) => batches.push(b), clock: c.clock, maxBatch: 4, flushIntervalMs: 1e6 });
+  for (let i = 0; i < 10; i++) rec.record(`op${i}`, "comm", c.clock(), 1);
+  rec.flush();
+  assert.deepEqual(batches.map((b) => b.spans.length), [4, 4, 2]);
+  assert.deepEqual(batches.flatMap((b) => b.spans.map((s) => s.name)), Array.from({ length: 10 }, (_, i) => `op${i}`));
+});
+
+test("a span ending flushIntervalMs after the last batch posts at once", () => {
+  const c = fakeClock();
+  const batches: SpanBatch[] = [];
+  const rec = createRankRecorder({ rank: 0, enabled: true, post: (b) => batches.push(b), clock: c.clock, flushIntervalMs: 100 });
+  rec.flush();
+  rec.record("a", "compute", c.clock(), 10);
+  assert.equal(batches.length, 0, "10 us after the last flush: still buffered");
+  c.advance(100_000);
+  rec.record("b", "compute", c.clock(), 10);
+  assert.equal(batches.length, 1);
+  assert.deepEqual(batches[0].spans.map((s) => s.name), ["a", "b"]);
+});
+
+test("a lone span is posted by the timer even if nothing else is recorded", async () => {
+  const batches: SpanBatch[] = [];
+  const rec = createRankRecorder({ rank: 0, enabled: true, post: (b) => batches.push(b), flushIntervalMs: 20 });
+  rec.flush();
+  rec.record("lone", "compute", rec.now(), 1);
+  assert.equal(batches.length, 0);
+  await new Promise((r) => setTimeout(r, 60));
+  assert.equal(batches.length, 1);
+  assert.equal(batches[0].spans[0].name, "lone");
+});
+
+test("turning recording off posts what was buffered", () => {
+  const batches: SpanBatch[] = [];
+  const rec = createRankRecorder({ rank: 0, enabled: true, post: (b) => batches.push(b), flushIntervalMs: 1e6 });
+  rec.record("x", "other", rec.now(), 1);
+  rec.setEnabled(false);
+  assert.equal(batches.length, 1);
+  assert.equal(rec.enabled, false);
+});
+
+test("maxBatch below 1 is a RangeError naming the option", () => {
+  assert.throws(() => createRankRecorder({ rank: 0, enabled: true, post: () => {}, maxBatch: 0 }), { name: "RangeError", message: /maxBatch/ });
+});
