@@ -49,8 +49,6 @@ export async function runKernel(connectionFile: string, backend: KernelBackend =
   // The kernel outlives anything a cell does: stray errors are shown, never fatal.
   process.on("uncaughtException", (error) => kernel.reportBackgroundError(error));
   process.on("unhandledRejection", (reason) => kernel.reportBackgroundError(reason));
-  // interrupt_mode "signal": Jupyter sends SIGINT to interrupt the running cell.
-  process.on("SIGINT", () => kernel.interrupt());
   process.on("SIGTERM", () => void kernel.shutdown(false));
   await kernel.start();
   return kernel;

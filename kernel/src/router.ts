@@ -19,11 +19,14 @@ import { distributedHelp, parseDistributedFlags } from "./magics/distributed-spe
 import { completeDist, distHelp, parseDistCommand } from "./magics/dist-spec";
 import { completeFlag } from "./magics/flags";
 import { DISTRIBUTED_FLAGS } from "./magics/distributed-spec";
+import { TypeScriptRepl } from "./repl";
+import { DistributedSession, type CellObserver } from "./cluster/distributed-session";
+import { DistCommands } from "./cluster/dist-commands";
 
 /** What runs `%%distributed` cells and `%dist` commands (kernel/src/cluster). */
 export interface DistributedRunner {
   runCell(body: string, bodyLineOffset: number, options: ReturnType<typeof parseDistributedFlags>, io: ExecutionIO): Promise<ExecuteOutcome>;
-  runCommand(command: ReturnType<typeof parseDistCommand>, io: ExecutionIO): Promise<ExecuteOutcome>;
+  runCommand(command: Exclude<ReturnType<typeof parseDistCommand>, { command: "help" }>, io: ExecutionIO): Promise<ExecuteOutcome>;
   interrupt(): void;
   shutdown(): Promise<void>;
 }
@@ -117,34 +120,23 @@ export function errorOutcome(error: unknown): ExecuteOutcome {
 }
 
 /**
- * Placeholder until kernel/src/repl and kernel/src/cluster land: plain cells
- * and distributed cells answer with a clear error.
+ * The kernel's backend: one TypeScript compiler shared by plain cells and
+ * %%distributed cells (creating a TypeScript program takes seconds).
+ * `observer` is where the timeline hooks into each distributed cell.
  */
-const notYet = (what: string): ExecuteOutcome => ({
-  status: "error",
-  ename: "NotAvailableError",
-  evalue: `${what} is not available in this build yet`,
-  traceback: [`NotAvailableError: ${what} is not available in this build yet`],
-});
-
-const placeholderPlain: KernelBackend = {
-  execute: async () => notYet("the TypeScript REPL"),
-  complete: async (_code, cursorPos) => ({ matches: [], cursorStart: cursorPos, cursorEnd: cursorPos }),
-  inspect: async () => ({ found: false, data: {} }),
-  isComplete: async () => ({ status: "unknown" }),
-  interrupt: () => undefined,
-  shutdown: async () => undefined,
-};
-
-const placeholderDistributed: DistributedRunner = {
-  runCell: async () => notYet("%%distributed"),
-  runCommand: async () => notYet("%dist"),
-  interrupt: () => undefined,
-  shutdown: async () => undefined,
-};
-
-export function createKernelBackend(): KernelBackend {
-  return new MagicRouter(placeholderPlain, placeholderDistributed);
+export function createKernelBackend(observer?: CellObserver): KernelBackend {
+  const repl = new TypeScriptRepl();
+  const session = new DistributedSession(repl.compiler, observer);
+  const commands = new DistCommands(session, repl, repl.compiler);
+  return new MagicRouter(repl, {
+    runCell: (body, bodyLineOffset, options, io) => session.runCell(body, bodyLineOffset, options, io),
+    runCommand: (command, io) => commands.run(command, io),
+    // Distributed cells watch io.interruptSignal; there is nothing else to stop.
+    interrupt: () => undefined,
+    shutdown: async () => {
+      await session.stop();
+    },
+  });
 }
 
 /** The name kernel-main.ts looks up. */

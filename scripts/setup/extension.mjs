@@ -23,19 +23,21 @@ function listFiles(dir) {
     entry.isDirectory() ? listFiles(join(dir, entry.name)) : [join(dir, entry.name)]).sort();
 }
 
-/** Everything the built labextension and the wheel depend on. */
-function extensionInputs(root) {
+/** Everything the built labextension depends on. */
+export function labextensionInputs(root) {
   const ext = join(root, "extension");
   return [
-    ...["package.json", "tsconfig.json", "install.json"].map((f) => join(ext, f)),
+    ...["package.json", "tsconfig.json"].map((f) => join(ext, f)),
     ...listFiles(join(ext, "src")),
     ...listFiles(join(ext, "style")),
     join(root, "node_modules", "plotly.js-dist-min", "package.json"),
     join(root, "node_modules", "@jupyterlab", "builder", "package.json"),
-    join(root, "pyproject.toml"),
-    join(root, "hatch_build.py"),
-    join(root, "kernel", "dist", "cli.js"),
   ];
+}
+
+/** Everything else the wheel depends on (the kernelspec points at kernel/dist/cli.js). */
+function wheelInputs(root) {
+  return [join(root, "extension", "install.json"), join(root, "pyproject.toml"), join(root, "hatch_build.py"), join(root, "kernel", "dist", "cli.js")];
 }
 
 async function jupyterlabStagingDir(root) {
@@ -81,15 +83,26 @@ async function ensurePythonBuildTools(python) {
   }
 }
 
+/** Builds the labextension unless its inputs hash as at the last build; true when it built. */
+export async function ensureLabextensionBuilt(root) {
+  const stamp = join(root, "node_modules", ".distlab-setup", "extension-build.sha256");
+  const digest = hashFiles(labextensionInputs(root));
+  if (stampMatches(stamp, digest) && existsSync(join(root, "extension", "labextension", "package.json"))) return false;
+  await buildLabextension(root);
+  writeStamp(stamp, digest);
+  return true;
+}
+
 export const extensionStep = {
   name: "jupyterlab extension",
   async run({ root }) {
-    const stamp = join(root, "node_modules", ".distlab-setup", "extension.sha256");
-    const installed = join(root, ".venv", "share", "jupyter", "labextensions", LABEXTENSION_NAME, "package.json");
     const built = join(root, "extension", "labextension", "package.json");
-    const digest = hashFiles(extensionInputs(root));
-    if (stampMatches(stamp, digest) && existsSync(installed) && existsSync(built)) return "up to date";
-    await buildLabextension(root);
+    const installed = join(root, ".venv", "share", "jupyter", "labextensions", LABEXTENSION_NAME, "package.json");
+    const rebuilt = await ensureLabextensionBuilt(root);
+    // The built package.json names the hashed bundle files, so it stands for the whole build.
+    const installDigest = hashFiles([...wheelInputs(root), built]);
+    const installStamp = join(root, "node_modules", ".distlab-setup", "extension-install.sha256");
+    if (stampMatches(installStamp, installDigest) && existsSync(installed)) return "up to date";
     const withKernelspec = await stageKernelspec(root);
     const python = join(root, ".venv", "bin", "python");
     await ensurePythonBuildTools(python);
@@ -99,13 +112,13 @@ export const extensionStep = {
       hint: "run `.venv/bin/pip install --no-build-isolation .` to see why the wheel did not build",
     });
     if (!existsSync(installed)) {
-      throw new SetupError(`pip installed distlab but ${installed} is missing`, "check pyproject.toml's shared-data mapping");
+      throw new SetupError(`pip installed distlab but ${installed} is missing`, "check pyproject.toml's shared-data and artifacts");
     }
-    writeStamp(stamp, digest);
-    return `built and installed ${LABEXTENSION_NAME}${withKernelspec ? " and the kernelspec" : ""} into .venv`;
+    writeStamp(installStamp, installDigest);
+    return `${rebuilt ? "built, " : ""}installed ${LABEXTENSION_NAME}${withKernelspec ? " and the kernelspec" : ""} into .venv`;
   },
 };
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url) && process.argv[2] === "build") {
-  await buildLabextension(resolve(dirname(fileURLToPath(import.meta.url)), "..", ".."));
+  await ensureLabextensionBuilt(resolve(dirname(fileURLToPath(import.meta.url)), "..", ".."));
 }

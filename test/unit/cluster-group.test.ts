@@ -55,6 +55,13 @@ test("a throwing rank is named and the others are cancelled", async () => {
   assert.equal(outcome.ename, "TypeError");
   assert.match(outcome.evalue, /^rank 1: TypeError: boom/);
   assert.ok(outcome.traceback.some((line) => /cancelled because rank 1 failed: ranks 0, 2/.test(line)), outcome.traceback.join("\n"));
+  // The throw is on body line 2; the %%distributed line above it makes that cell line 3.
+  assert.ok(outcome.traceback.some((line) => /<cell 1>:3:\d+/.test(line)), outcome.traceback.join("\n"));
+});
+
+test("%dist-style variables: push then pull round-trips through every rank", async () => {
+  const { outcome } = await run("-n 3", "const shard = dist.shard([1, 2, 3, 4, 5, 6, 7]);\nshard");
+  assert.deepEqual(resultJson(outcome), [[1, 2, 3], [4, 5], [6, 7]]);
 });
 
 test("a rank that never joins a collective ends the cell within the timeout, naming it", async () => {

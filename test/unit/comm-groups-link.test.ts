@@ -22,15 +22,21 @@ test("a mesh whose degrees do not multiply to the world size is refused naming e
 });
 
 test("an emulated link makes a transfer take latency + bytes / bandwidth, within 10%", async () => {
-  for (const c of [
-    { bytes: 1 << 20, link: { bandwidth: 125e6, latency: 0.002 } }, // 1 MiB at 1 Gbit/s, 2 ms: 10.4 ms
-    { bytes: 4096, link: { bandwidth: 125e6, latency: 0.005 } }, // latency-bound: 5.03 ms
-    { bytes: 4 << 20, link: { bandwidth: 100e6, latency: 0 } }, // bandwidth-bound: 41.9 ms
-  ]) {
-    const ms = (await world.values("timedTransfer", [0, 1, 2, 3].map(() => c))) as number[];
-    const want = (c.link.latency + c.bytes / c.link.bandwidth) * 1000;
-    // with 4 ranks the binomial tree has 2 hops to rank 3; rank 1 is one hop from root 0
-    assert.ok(Math.abs(ms[1] - want) <= 0.1 * want, `${c.bytes} B: measured ${ms[1].toFixed(2)} ms, model ${want.toFixed(2)} ms`);
+  const pair = new ThreadWorld(2, { comm: { timeoutMs: 10_000 } });
+  try {
+    for (const c of [
+      { bytes: 1 << 20, link: { bandwidth: 125e6, latency: 0.002 } }, // 1 MiB at 1 Gbit/s, 2 ms: 10.4 ms
+      { bytes: 4096, link: { bandwidth: 125e6, latency: 0.005 } }, // latency-bound: 5.03 ms
+      { bytes: 4 << 20, link: { bandwidth: 100e6, latency: 0 } }, // bandwidth-bound: 41.9 ms
+    ]) {
+      const want = (c.link.latency + c.bytes / c.link.bandwidth) * 1000;
+      // the best of 5: a busy machine only ever adds time (descheduled threads), the emulation must not
+      let best = Infinity;
+      for (let trial = 0; trial < 5; trial++) best = Math.min(best, ((await pair.values("timedTransfer", [c, c])) as number[])[0]);
+      assert.ok(Math.abs(best - want) <= 0.1 * want, `${c.bytes} B: measured ${best.toFixed(2)} ms, model ${want.toFixed(2)} ms`);
+    }
+  } finally {
+    await pair.close();
   }
 });
 
@@ -39,7 +45,7 @@ test("every collective reports one span with op, bytes, algorithm and timestamps
   const spans = (await world.values("spans", [0, 1, 2, 3].map(() => ({ x })))) as any[][];
   for (const rankSpans of spans) {
     assert.deepEqual(rankSpans.map((s) => [s.op, s.bytes, s.algorithm, s.group]), [
-      ["allReduce", 4000, "recursive-doubling", "world"],
+      ["allReduce", 4000, "direct", "world"],
       ["broadcast", 4000, "recursive-doubling", "world"],
     ]);
     for (const s of rankSpans) assert.ok(s.end >= s.start && s.start > 1.6e15, JSON.stringify(s));

@@ -54,12 +54,16 @@ export const SCENARIOS: Record<string, Scenario> = {
   },
 };
 
-/** arg: {bytes, link}: rank 0 sends `bytes` to rank 1 over an emulated link; rank 1 reports the ms it waited. */
+/**
+ * arg: {bytes, link}: rank 0 broadcasts `bytes` to rank 1 over an emulated link, then waits for a
+ * 1-byte reply over the plain link; rank 0 reports the round in ms (timed on one clock, so the
+ * ranks' different exits from the barrier do not count).
+ */
 SCENARIOS.timedTransfer = async (comm, arg: { bytes: number; link: { bandwidth: number; latency: number } }) => {
   await comm.barrier();
   const x = new Uint8Array(arg.bytes);
   const t0 = performance.now();
-  if (comm.rank === 0) await comm.broadcast(x, 0, { link: arg.link, algorithm: "recursive-doubling" });
-  else await comm.broadcast(x, 0, { link: arg.link, algorithm: "recursive-doubling" });
+  await comm.broadcast(x, 0, { link: arg.link, algorithm: "recursive-doubling" });
+  await comm.broadcast(new Uint8Array(1), 1, { algorithm: "recursive-doubling" });
   return performance.now() - t0;
 };

@@ -23,7 +23,7 @@ function recordingIO(): { io: ExecutionIO; displays: RecordedDisplay[] } {
 const timelineOf = (d: RecordedDisplay): TimelinePayload => d.payload.data[TIMELINE_MIME_TYPE] as TimelinePayload;
 const ranks = [0, 1, 2, 3].map((rank) => ({ rank, host: "localhost", device: "cpu" }));
 
-test("start shows a display with a display_id and the three renderings", () => {
+test("start shows a live display with a display_id; the final bundle adds the static HTML", () => {
   const { io, displays } = recordingIO();
   const session = new TimelineSession({ ranks, cellStartUs: 0 });
   session.start(io);
@@ -31,9 +31,11 @@ test("start shows a display with a display_id and the three renderings", () => {
   assert.equal(displays[0].update, false);
   assert.equal(displays[0].payload.transient?.display_id, session.displayId);
   const data = displays[0].payload.data;
-  assert.deepEqual(Object.keys(data).sort(), ["application/vnd.distlab.timeline+json", "text/html", "text/plain"]);
+  assert.deepEqual(Object.keys(data).sort(), ["application/vnd.distlab.timeline+json", "text/plain"]);
   assert.ok(checkTimelinePayload(data[TIMELINE_MIME_TYPE]).ok);
   assert.equal(timelineOf(displays[0]).live, true);
+  session.finish();
+  assert.deepEqual(Object.keys(displays[1].payload.data).sort(), ["application/vnd.distlab.timeline+json", "text/html", "text/plain"]);
 });
 
 test("batches become updates of the same display, at most one per interval, and finish sends every span", () => {

@@ -17,9 +17,8 @@ import { typeTextOf } from "./value-types";
 /** The notebook's own scope, as the TypeScript REPL exposes it. */
 export interface NotebookScope {
   getVariable(name: string): unknown;
-  setVariable(name: string, value: unknown): void;
-  /** Lets later cells type-check against `name: typeText`. */
-  declareVariable(name: string, typeText: string): void;
+  /** Sets `name` and declares it as `typeText`, so later cells type-check against it. */
+  setVariable(name: string, value: unknown, typeText: string): void;
 }
 
 /** How long `%dist status` waits for a rank to answer (milliseconds); a rank in a synchronous loop does not. */
@@ -104,8 +103,7 @@ export class DistCommands {
   private async pull(name: string, io: ExecutionIO): Promise<void> {
     const group = this.requireGroup("pull");
     const values = await this.pullEach(group, "pull", name);
-    this.notebook.setVariable(name, values);
-    this.notebook.declareVariable(name, `${typeTextOf(values[0])}[]`);
+    this.notebook.setVariable(name, values, `Array<${typeTextOf(values[0])}>`);
     io.stream("stdout", `pulled ${name} from ${values.length} ranks into ${name}[rank]\n`);
   }
 
@@ -132,8 +130,7 @@ export class DistCommands {
       }
     });
     const gathered = concatenate(parts as ArrayLike<unknown>[]);
-    this.notebook.setVariable(name, gathered);
-    this.notebook.declareVariable(name, typeTextOf(gathered));
+    this.notebook.setVariable(name, gathered, typeTextOf(gathered));
     io.stream("stdout", `gathered ${name}: ${gathered.length} elements from ${parts.length} ranks\n`);
   }
 

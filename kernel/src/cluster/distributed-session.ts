@@ -70,7 +70,7 @@ export class DistributedSession {
     if (options.timeline) this.observer?.cellStarted(cellId, group, io, options);
     // Declarations travel with the chain in the kernel; ranks need only the code.
     const shipped: CompiledCell = { ...compiled, declarations: "" };
-    const result = await group.runCell({ cellId, cell: shipped, timeoutMs: options.timeoutSeconds * 1000, interrupt: io.interruptSignal });
+    const result = await group.runCell({ cellId, cell: shipped, cellName: `cell ${io.executionCount}`, timeoutMs: options.timeoutSeconds * 1000, interrupt: io.interruptSignal });
     output.finish();
     const failure = groupErrorOutcome(result, group.host, bodyLineOffset);
     if (options.timeline) this.observer?.cellEnded(cellId, failure === undefined);
@@ -115,8 +115,20 @@ export class DistributedSession {
   }
 
   private onRankEvent(rank: number, event: RankEvent): void {
-    if (event.kind === "stream") this.outputs.get(event.cellId)?.write(rank, event.name, event.text);
-    else if (event.kind === "trace") this.observer?.traceBatch(event.cellId, rank, event.batch);
+    switch (event.kind) {
+      case "stream":
+        this.outputs.get(event.cellId)?.write(rank, event.name, event.text);
+        return;
+      case "display":
+        this.outputs.get(event.cellId)?.display(event.payload, event.update);
+        return;
+      case "clear":
+        this.outputs.get(event.cellId)?.clear(event.wait);
+        return;
+      case "trace":
+        this.observer?.traceBatch(event.cellId, rank, event.batch);
+        return;
+    }
   }
 }
 

@@ -41,16 +41,16 @@ export function groupErrorOutcome(result: GroupCellResult, host: string, bodyLin
     status: "error",
     ename: first.remote.name,
     evalue: group.message,
-    traceback: [`${first.remote.name}: ${group.message}`, ...stack, ...others, ...lost],
+    traceback: [group.message, ...stack, ...others, ...lost],
   };
 }
 
 /**
- * Stack frames that point into the cell body (`<cell>:LINE:COL`) are moved
+ * Stack frames that point into the cell body (`<cell 5>:LINE:COL`) are moved
  * down by the lines above the body (the `%%distributed` line), so they match
  * what the user sees in the notebook.
  */
 export function shiftCellLines(stack: string, bodyLineOffset: number): string {
   if (bodyLineOffset === 0) return stack;
-  return stack.replace(/(<cell>|cell):(\d+)(:\d+)?/g, (_, label: string, line: string, column: string | undefined) => `${label}:${Number(line) + bodyLineOffset}${column ?? ""}`);
+  return stack.replace(/<(cell[^<>\n]*)>:(\d+)(:\d+)?/g, (_, label: string, line: string, column: string | undefined) => `<${label}>:${Number(line) + bodyLineOffset}${column ?? ""}`);
 }

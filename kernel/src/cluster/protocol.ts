@@ -13,6 +13,7 @@
  */
 import type { MessagePort } from "node:worker_threads";
 import type { RemoteErrorData } from "../errors";
+import type { DisplayPayload } from "../protocol/backend";
 import type { CompiledCell } from "../repl/cell-compiler";
 import type { TfBackendName } from "../magics/distributed-spec";
 import type { LinkModel } from "../comm/types";
@@ -65,6 +66,8 @@ export interface CellTask {
   cellId: number;
   /** Compiled once by the kernel (declarations left out: ranks only run the code). */
   cell: CompiledCell;
+  /** Names the cell in stack frames, `<cell 5>:line:col`, after the execution count. */
+  cellName: string;
 }
 
 /** A tf.Tensor as it crosses the wire. */
@@ -108,6 +111,11 @@ export type RankTaskResult = InitResult | ConnectResult | CellResult | VariableR
 /** Rank -> kernel, on the rank's port. */
 export type RankEvent =
   | { kind: "stream"; cellId: number; name: "stdout" | "stderr"; text: string }
+  /** tslab/distlab display API called on a rank; shown under the cell as is. */
+  | { kind: "display"; cellId: number; payload: DisplayPayload; update: boolean }
+  | { kind: "clear"; cellId: number; wait: boolean }
+  /** Posted after the cell's last output: a port is FIFO, so the kernel knows it has all of it. */
+  | { kind: "cell-end"; cellId: number }
   | { kind: "status"; requestId: number; heapUsedBytes: number; heapLimitBytes: number; tfBackend: string; busy: boolean }
   /** Span batches for the timeline; the payload belongs to kernel/src/trace. */
   | { kind: "trace"; cellId: number; batch: unknown };

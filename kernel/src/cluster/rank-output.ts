@@ -3,7 +3,7 @@
  * lines, either streamed as each line completes (`order`) or held and
  * printed grouped by rank when the cell ends (`rank`).
  */
-import type { ExecutionIO } from "../protocol/backend";
+import type { DisplayPayload, ExecutionIO } from "../protocol/backend";
 
 type StreamName = "stdout" | "stderr";
 
@@ -14,7 +14,7 @@ export class RankOutput {
   private readonly held: Array<Array<{ name: StreamName; line: string }>>;
 
   constructor(
-    private readonly io: Pick<ExecutionIO, "stream">,
+    private readonly io: Pick<ExecutionIO, "stream" | "display" | "clearOutput">,
     private readonly mode: "order" | "rank",
     size: number,
   ) {
@@ -26,6 +26,15 @@ export class RankOutput {
     const pieces = ((this.partial.get(key) ?? "") + text).split("\n");
     this.partial.set(key, pieces.pop()!);
     for (const line of pieces) this.emit(rank, name, line);
+  }
+
+  /** Displays from a rank show as they come, in either mode (a picture has no line to prefix). */
+  display(payload: DisplayPayload, update: boolean): void {
+    this.io.display(payload, update);
+  }
+
+  clear(wait: boolean): void {
+    this.io.clearOutput(wait);
   }
 
   /** Flushes unfinished lines and, in `rank` mode, everything held. */

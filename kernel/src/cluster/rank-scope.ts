@@ -1,37 +1,53 @@
 /**
- * What a rank needs from the REPL's runtime: a scope that keeps the rank's
- * declarations between cells, runs a cell compiled by the kernel, returns
- * its last value, and maps error stacks to the cell's own lines.
+ * A rank's scope: the REPL's `CellScope` (declarations kept between cells,
+ * last value, stacks mapped to the cell's lines) with the rank's globals,
+ * and the rank's prints and displays routed to the kernel over its port.
  */
-import type { RemoteErrorData } from "../errors";
+import type { MessagePort } from "node:worker_threads";
 import type { CompiledCell } from "../repl/cell-compiler";
+import { CellScope } from "../repl/cell-scope";
+import { setActiveOutput, type CellOutput } from "../repl/output-capture";
+import type { RankEvent } from "./protocol";
 
-export interface RankScope {
-  /** Runs the cell with `globals` (dist, tf, prompt) in view; resolves to the last expression's value. */
-  run(cell: CompiledCell, globals: Readonly<Record<string, unknown>>): Promise<unknown>;
-  get(name: string): unknown;
-  set(name: string, value: unknown): void;
-  mapError(error: RemoteErrorData): RemoteErrorData;
-}
+export class RankScope {
+  private readonly scope = new CellScope();
+  /** Cell whose output the rank is producing; late prints go to the last cell, as in IPython. */
+  private cellId = 0;
 
-/** Interim scope over the compiled CommonJS body: declarations live on one `exports` object. */
-export function createRankScope(): RankScope {
-  const exportsObject: Record<string, unknown> = {};
-  return {
-    async run(cell, globals) {
-      const names = cell.globals;
-      const code = cell.hasTopLevelAwait ? `return (async () => {\n${cell.js}\n})();` : cell.js;
-      const body = new Function("exports", "require", ...names, code) as (...args: unknown[]) => unknown;
-      await body(exportsObject, require, ...names.map((name) => globals[name]));
-      return cell.lastExpressionVar ? exportsObject[cell.lastExpressionVar] : undefined;
-    },
-    get(name) {
-      if (!Object.hasOwn(exportsObject, name)) throw new ReferenceError(`${name} is not defined on this rank`);
-      return exportsObject[name];
-    },
-    set(name, value) {
-      exportsObject[name] = value;
-    },
-    mapError: (error) => error,
-  };
+  constructor(
+    private readonly port: MessagePort,
+    globals: Readonly<Record<string, unknown>>,
+  ) {
+    for (const [name, value] of Object.entries(globals)) this.scope.setGlobal(name, value);
+    setActiveOutput(this.outputTo(port));
+  }
+
+  setGlobal(name: string, value: unknown): void {
+    this.scope.setGlobal(name, value);
+  }
+
+  /** Resolves to the last expression's value (undefined when none); rejects with a mapped error. */
+  async run(cell: CompiledCell, cellId: number, cellName: string, signal: AbortSignal): Promise<unknown> {
+    this.cellId = cellId;
+    const { value } = await this.scope.run(cell, { cellName, signal });
+    return value;
+  }
+
+  get(name: string): unknown {
+    return this.scope.getVariable(name);
+  }
+
+  set(name: string, value: unknown): void {
+    this.scope.setVariable(name, value);
+  }
+
+  private outputTo(port: MessagePort): CellOutput {
+    const post = (event: RankEvent): void => port.postMessage(event);
+    return {
+      stream: (name, text) => post({ kind: "stream", cellId: this.cellId, name, text }),
+      display: (payload, update) => post({ kind: "display", cellId: this.cellId, payload, update: update === true }),
+      clearOutput: (wait) => post({ kind: "clear", cellId: this.cellId, wait: wait === true }),
+      input: () => Promise.reject(new Error("input is not available on a rank: ranks have no stdin; read it in a plain cell and %dist push it")),
+    };
+  }
 }

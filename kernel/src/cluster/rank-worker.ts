@@ -23,8 +23,7 @@ import type {
   RankTaskResult,
   VariableResult,
 } from "./protocol";
-import { captureOutput } from "./rank-console";
-import { createRankScope, type RankScope } from "./rank-scope";
+import { RankScope } from "./rank-scope";
 import { joinCommWorld } from "./comm-world";
 import { loadTf, type LoadedTf } from "./tf-setup";
 
@@ -57,10 +56,8 @@ export default async function handleTask(task: RankTask): Promise<RankTaskResult
 
 async function initialise(task: InitTask): Promise<InitResult> {
   const port = task.port;
-  const current = { cellId: 0 };
-  captureOutput(port, () => state?.cellId ?? current.cellId);
   const loaded = await loadTf(task.tfBackend);
-  const scope = createRankScope();
+  const scope = new RankScope(port, { tf: loaded.tf, prompt: rankPrompt });
   state = { init: task, port, scope, loaded, cellId: 0 };
   port.on("message", (command: KernelCommand) => onCommand(command));
   return { kind: "init", tfBackend: loaded.backend, device: deviceName(loaded.backend) };
@@ -75,6 +72,7 @@ async function connect(task: ConnectTask): Promise<ConnectResult> {
     comm,
     rank.loaded.tf,
   );
+  rank.scope.setGlobal("dist", rank.dist);
   return { kind: "connect" };
 }
 
@@ -84,16 +82,17 @@ async function runCell(task: CellTask): Promise<CellResult> {
   const controller = new AbortController();
   rank.running = controller;
   try {
-    const globals = { dist: rank.dist, tf: rank.loaded.tf, prompt: rankPrompt };
-    // Racing the cell against the cancel switch makes pending awaits (timers,
-    // fetches) end the cell at once; the abandoned promise settles unobserved.
-    const value = await Promise.race([rank.scope.run(task.cell, globals), rejectOnAbort(controller.signal)]);
+    // The cancel switch ends pending awaits (timers, fetches) at once; the abandoned promise settles unobserved.
+    const value = await rank.scope.run(task.cell, task.cellId, task.cellName, controller.signal);
     return { kind: "cell", ok: true, value: toCellValue(value) };
   } catch (error) {
-    const cancelled = controller.signal.aborted;
-    return { kind: "cell", ok: false, error: rank.scope.mapError(toRemoteErrorData(error)), cancelled };
+    // A collective woken by the world's cancel word may throw before the cancel message is read.
+    const cancelled = controller.signal.aborted || (error as Error | undefined)?.name === "CommCancelledError";
+    return { kind: "cell", ok: false, error: toRemoteErrorData(error), cancelled };
   } finally {
     rank.running = undefined;
+    const end: RankEvent = { kind: "cell-end", cellId: task.cellId };
+    rank.port.postMessage(end);
   }
 }
 
@@ -114,7 +113,7 @@ function onCommand(command: KernelCommand): void {
   const rank = state;
   if (!rank) return;
   if (command.kind === "cancel") {
-    if (rank.running && rank.cellId === command.cellId) rank.running.abort(new CancelledError(command.reason));
+    if (rank.running && rank.cellId === command.cellId) rank.running.abort(command.reason);
     return;
   }
   const heap = getHeapStatistics();
@@ -129,16 +128,8 @@ function onCommand(command: KernelCommand): void {
   rank.port.postMessage(event);
 }
 
-class CancelledError extends Error {
-  override readonly name = "CancelledError";
-}
-
-function rejectOnAbort(signal: AbortSignal): Promise<never> {
-  return new Promise((_, reject) => signal.addEventListener("abort", () => reject(signal.reason), { once: true }));
-}
-
 async function rankPrompt(): Promise<string> {
-  throw new Error("prompt() is not available on a rank: ranks have no stdin; read input in a plain cell and %dist push it");
+  throw new Error("prompt() is not available on a rank: ranks have no stdin; read it in a plain cell and %dist push it");
 }
 
 function deviceName(tfBackend: string): string {

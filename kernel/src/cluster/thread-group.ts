@@ -16,6 +16,9 @@ import type { CompiledCell } from "../repl/cell-compiler";
 import type { CellResult, CellValue, GroupShape, RankEvent } from "./protocol";
 import { RANK_HEAP_LIMIT_MB, ThreadRank } from "./thread-rank";
 
+/** How long the kernel waits for a finished rank's remaining output to arrive (milliseconds). */
+const OUTPUT_DRAIN_MS = 500;
+
 /** How long cancelled ranks get to stop by themselves before their threads are terminated (milliseconds). */
 export const CANCEL_GRACE_MS = 1500;
 
@@ -35,6 +38,8 @@ export interface GroupCellResult {
 export interface RunCellOptions {
   cellId: number;
   cell: CompiledCell;
+  /** `cell 5`: how stack frames name the cell. */
+  cellName: string;
   /** Collective timeout, milliseconds. */
   timeoutMs: number;
   /** Aborted by the user's interrupt. */
@@ -97,13 +102,13 @@ export class ThreadGroup {
     if (options.interrupt.aborted) onInterrupt();
     else options.interrupt.addEventListener("abort", onInterrupt, { once: true });
 
-    const task = { kind: "cell" as const, cellId: options.cellId, cell: options.cell };
+    const task = { kind: "cell" as const, cellId: options.cellId, cell: options.cell, cellName: options.cellName };
     await Promise.all(
       this.ranks.map(async (rank, index) => {
         let outcome: RankOutcome;
         try {
           const result = (await rank.run(task, killers[index]!.signal)) as CellResult;
-          outcome = result.ok ? { ok: true, value: result.value } : { ok: false, error: result.error, cancelled: result.cancelled };
+          outcome = result.ok ? { ok: true, value: result.value } : { ok: false, error: result.error, cancelled: result.cancelled && cancelReason !== undefined };
         } catch (error) {
           outcome = { ok: false, error: threadLoss(error, killers[index]!.signal.aborted), cancelled: killers[index]!.signal.aborted };
           if (!killers[index]!.signal.aborted) lostState.push(index);
@@ -117,6 +122,8 @@ export class ThreadGroup {
     );
     clearTimeout(graceTimer);
     options.interrupt.removeEventListener("abort", onInterrupt);
+    const finishedNormally = this.ranks.filter((_, index) => !killers[index]!.signal.aborted && !lostState.includes(index));
+    await Promise.all(finishedNormally.map((rank) => rank.cellEnded(options.cellId, OUTPUT_DRAIN_MS)));
     // Respawned threads need init before the next cell; the world was cancelled, so rebuild it.
     if (cancelReason !== undefined) this.world = undefined;
     return {

@@ -16,8 +16,20 @@ import type { InitResult, KernelCommand, RankEvent, RankTask, RankTaskResult } f
 /** Heap cap per rank thread (MiB): a runaway rank fails with an error instead of taking the kernel down. */
 export const RANK_HEAP_LIMIT_MB = 2048;
 
-// Same extension as this file: .js from kernel/dist, .ts under tsx in tests.
+// Same extension as this file: .js from kernel/dist, .ts when run from source under tsx.
+const FROM_SOURCE = extname(__filename) === ".ts";
 const WORKER_FILE = join(__dirname, `rank-worker${extname(__filename)}`);
+
+/**
+ * Flags for rank threads: the kernel's own, minus inspector ports that would
+ * clash. From source, `--import tsx` does not reach worker threads on Node
+ * 20, so ranks load TypeScript through tsx's require hook (piscina
+ * require()s the handler first).
+ */
+function rankExecArgv(): string[] {
+  const flags = process.execArgv.filter((flag) => !flag.startsWith("--inspect"));
+  return FROM_SOURCE ? [...flags, "--require", "tsx/cjs"] : flags;
+}
 
 export interface RankInfo {
   rank: number;
@@ -35,6 +47,9 @@ export class ThreadRank {
   tfBackend = "unknown";
   device = "unknown";
   private nextRequest = 1;
+  /** Cell ids whose end marker arrived, and waiters for markers still to come. */
+  private lastEndedCell = 0;
+  private readonly endWaiters = new Map<number, () => void>();
   private readonly statusWaiters = new Map<number, (event: Extract<RankEvent, { kind: "status" }>) => void>();
 
   constructor(
@@ -48,9 +63,10 @@ export class ThreadRank {
       idleTimeout: Number.MAX_SAFE_INTEGER,
       concurrentTasksPerWorker: 1,
       resourceLimits: { maxOldGenerationSizeMb: RANK_HEAP_LIMIT_MB },
-      // Keep the tsx loader (tests) and other flags; drop inspector ports that would clash.
-      execArgv: process.execArgv.filter((flag) => !flag.startsWith("--inspect")),
-      name: `rank ${info.rank}`,
+      execArgv: rankExecArgv(),
+      // No Atomics.wait between tasks: an idle rank must keep its event loop
+      // turning (status queries, timers, late output).
+      atomics: "disabled",
     });
     // A dead thread must not become an unhandled 'error' event of the kernel.
     this.pool.on("error", () => undefined);
@@ -121,7 +137,28 @@ export class ThreadRank {
     await this.pool.destroy();
   }
 
+  /** Resolves once the rank's output of `cellId` has all arrived, or after `waitMs`. */
+  cellEnded(cellId: number, waitMs: number): Promise<void> {
+    if (this.lastEndedCell >= cellId) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.endWaiters.delete(cellId);
+        resolve();
+      }, waitMs);
+      this.endWaiters.set(cellId, () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
   private receive(event: RankEvent): void {
+    if (event.kind === "cell-end") {
+      this.lastEndedCell = Math.max(this.lastEndedCell, event.cellId);
+      this.endWaiters.get(event.cellId)?.();
+      this.endWaiters.delete(event.cellId);
+      return;
+    }
     if (event.kind === "status") {
       const waiter = this.statusWaiters.get(event.requestId);
       this.statusWaiters.delete(event.requestId);

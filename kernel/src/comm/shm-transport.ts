@@ -19,7 +19,7 @@ import {
 import type { CallContext, RecvSpec, SendSpec, Transport } from "./transport";
 
 /** Polls of the progress loop before sleeping; a peer is usually a few microseconds behind. */
-const SPIN_POLLS = 2000;
+const SPIN_POLLS = 200;
 /** Longest single sleep, milliseconds: bounds how late a cancel or timeout is seen. */
 const SLICE_MS = 50;
 
@@ -143,7 +143,8 @@ export class ShmTransport implements Transport {
         lastProgress = -1;
         continue;
       }
-      if (++polls < SPIN_POLLS) continue;
+      const due = nextDueMs();
+      if (due === Infinity && ++polls < SPIN_POLLS) continue; // paced sends sleep until due instead
       const now = performance.now();
       if (lastProgress < 0) lastProgress = now;
       const peers = waitingFor();
@@ -152,7 +153,7 @@ export class ShmTransport implements Transport {
       if (waited > call.timeoutMs) {
         throw new CommTimeoutError(this.rank, callLabel(call.desc), peers, waited);
       }
-      const sleep = Math.min(SLICE_MS, call.timeoutMs - waited + 1, nextDueMs());
+      const sleep = Math.min(SLICE_MS, call.timeoutMs - waited + 1, due);
       Atomics.wait(this.ctl, this.bellWord, bell, Math.max(0, sleep));
     }
   }

@@ -18,6 +18,16 @@ export interface ExecutionDeps {
   comms: CommRegistry;
 }
 
+/** Two interrupts of one cell closer than this (milliseconds) are one request that came by two paths. */
+const DUPLICATE_INTERRUPT_MS = 300;
+
+interface RunningExecution {
+  controller: AbortController;
+  /** Date.now() when the cell started. */
+  startedAt: number;
+  lastInterruptAt?: number;
+}
+
 export interface ExecuteResult {
   reply: Record<string, unknown>;
   failed: boolean;
@@ -38,7 +48,7 @@ export function errorOutcomeFrom(error: unknown): ExecuteOutcome & { status: "er
 
 export class ExecutionRunner {
   executionCount = 0;
-  private running: AbortController | undefined;
+  private running: RunningExecution | undefined;
 
   constructor(private readonly deps: ExecutionDeps) {}
 
@@ -46,9 +56,19 @@ export class ExecutionRunner {
     return this.running !== undefined;
   }
 
-  /** Aborts the running cell's interruptSignal; the backend is told separately. */
-  interrupt(): void {
-    this.running?.abort(new Error("interrupted by the user"));
+  /**
+   * Aborts the running cell's interruptSignal if it started by `requestedAt` (Date.now() milliseconds).
+   * Returns whether the backend should be told: false when nothing runs, or when this same
+   * interrupt already arrived by its other path (signal and control thread) moments ago.
+   */
+  interrupt(requestedAt: number): boolean {
+    const running = this.running;
+    if (!running || running.startedAt > requestedAt) return false;
+    const now = Date.now();
+    if (running.lastInterruptAt !== undefined && now - running.lastInterruptAt < DUPLICATE_INTERRUPT_MS) return false;
+    running.lastInterruptAt = now;
+    running.controller.abort(new Error("interrupted by the user"));
+    return true;
   }
 
   async run(request: IncomingMessage): Promise<ExecuteResult> {
@@ -62,10 +82,11 @@ export class ExecutionRunner {
       history.record(this.executionCount, code);
     }
     const count = this.executionCount;
-    if (!silent) void publisher.publish("execute_input", { code, execution_count: count }, request.header);
+    // Awaited: once libzmq holds the message it goes out even if the cell then blocks the main thread.
+    if (!silent) await publisher.publish("execute_input", { code, execution_count: count }, request.header);
 
     const controller = new AbortController();
-    this.running = controller;
+    this.running = { controller, startedAt: Date.now() };
     let outcome: ExecuteOutcome;
     let payload: Array<Record<string, unknown>> = [];
     const io = this.makeIO(request, count, controller.signal, false);

@@ -66,9 +66,13 @@ export class Kernel {
   }
 
   async start(): Promise<void> {
-    await this.sockets.bind();
+    await this.sockets.bind(
+      (message) => void this.handleControl(message),
+      (requestedAt) => this.interrupt(requestedAt),
+    );
+    // interrupt_mode "signal" (Jupyter sends SIGINT) and "message" (the control thread raises it) both land here.
+    process.on("SIGINT", this.onSigint);
     void this.sockets.receive("shell", (message) => this.enqueueShell(message));
-    void this.sockets.receive("control", (message) => void this.handleControl(message));
     void this.sockets.receive("stdin", (message) => this.stdin.handleReply(message));
     let started = false;
     void this.sockets.watchSubscriptions((topic) => {
@@ -80,9 +84,14 @@ export class Kernel {
     });
   }
 
-  /** SIGINT and interrupt_request both land here. */
-  interrupt(): void {
-    this.runner.interrupt();
+  private readonly onSigint = (): void => this.interrupt();
+
+  /**
+   * Interrupts the running cell: aborts its interruptSignal and tells the backend. `requestedAt`
+   * (Date.now() when the user asked) spares a cell that started after the request.
+   */
+  interrupt(requestedAt: number = Date.now()): void {
+    if (!this.runner.interrupt(requestedAt)) return;
     try {
       this.options.backend.interrupt();
     } catch (error) {
@@ -99,7 +108,7 @@ export class Kernel {
   async shutdown(restart: boolean): Promise<void> {
     if (this.shuttingDown) return;
     this.shuttingDown = true;
-    this.interrupt();
+    this.interrupt(Date.now());
     const timeoutMs = this.options.shutdownTimeoutMs ?? 5000;
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
@@ -111,6 +120,7 @@ export class Kernel {
       clearTimeout(timer);
     }
     this.publisher.flushStreams();
+    process.off("SIGINT", this.onSigint);
     this.sockets.close();
     this.options.onExit(0);
   }
@@ -224,7 +234,7 @@ export class Kernel {
     await this.publisher.status("busy", request.header);
     switch (request.header.msg_type) {
       case "interrupt_request":
-        this.interrupt();
+        // Already acted on: the control thread raised SIGINT and called onInterrupt as it arrived.
         this.reply("control", request, { status: "ok" });
         break;
       case "kernel_info_request":

@@ -1,65 +1,46 @@
 /**
- * The kernel's five zeromq sockets, bound to the ports of the connection file:
- * shell, control and stdin are ROUTERs, iopub is an XPUB (so that it can greet
- * each new subscriber with `iopub_welcome`), heartbeat echoes on a REP.
+ * The kernel's five zeromq sockets, bound to the ports of the connection file.
+ * shell and stdin are ROUTERs and iopub an XPUB (so that it can greet each new
+ * subscriber with `iopub_welcome`), all on the main thread; control and
+ * heartbeat live in a worker thread (control-thread.ts) so that they answer
+ * while a cell blocks the main thread.
  */
 import * as zmq from "zeromq";
 import { endpoint, type Channel, type ConnectionInfo } from "./connection";
-import { decodeMessage, encodeMessage, MessageSigner, WireError } from "./wire";
+import { ControlThread } from "./control-thread";
 import type { IncomingMessage, JupyterMessage } from "./messages";
+import { SerialSender } from "./serial-sender";
+import { decodeMessage, encodeMessage, MessageSigner, WireError } from "./wire";
 
-type RouterChannel = "shell" | "control" | "stdin";
-
-/**
- * zeromq.js allows one pending send per socket; this queues the rest so that
- * callers can fire and forget while message order is kept.
- */
-class SerialSender {
-  private tail: Promise<void> = Promise.resolve();
-
-  constructor(
-    private readonly socket: zmq.Router | zmq.XPublisher,
-    private readonly label: string,
-  ) {}
-
-  send(frames: Buffer[]): Promise<void> {
-    const sent = this.tail.then(() => this.socket.send(frames));
-    this.tail = sent.catch((error: unknown) => {
-      if (!this.socket.closed) process.stderr.write(`distlab: sending on ${this.label} failed: ${String(error)}\n`);
-    });
-    return this.tail;
-  }
-}
+type MainThreadRouter = "shell" | "stdin";
 
 export class KernelSockets {
-  private readonly routers: Record<RouterChannel, zmq.Router>;
+  private readonly routers: Record<MainThreadRouter, zmq.Router>;
   private readonly iopub = new zmq.XPublisher({ linger: 1000 });
-  private readonly heartbeat = new zmq.Reply({ linger: 0 });
-  private readonly senders: Record<RouterChannel | "iopub", SerialSender>;
+  private readonly senders: Record<MainThreadRouter | "iopub", SerialSender>;
+  private readonly control: ControlThread;
   readonly signer: MessageSigner;
 
   constructor(private readonly info: ConnectionInfo) {
     this.signer = new MessageSigner(info.signature_scheme, info.key);
-    this.routers = {
-      shell: new zmq.Router({ linger: 1000 }),
-      control: new zmq.Router({ linger: 1000 }),
-      stdin: new zmq.Router({ linger: 1000 }),
-    };
+    this.routers = { shell: new zmq.Router({ linger: 1000 }), stdin: new zmq.Router({ linger: 1000 }) };
     this.senders = {
       shell: new SerialSender(this.routers.shell, "shell"),
-      control: new SerialSender(this.routers.control, "control"),
       stdin: new SerialSender(this.routers.stdin, "stdin"),
       iopub: new SerialSender(this.iopub, "iopub"),
     };
+    this.control = new ControlThread(info, this.signer);
   }
 
-  async bind(): Promise<void> {
+  /**
+   * Binds every channel. `onInterrupt(requestedAt)` is called the moment an interrupt_request
+   * arrives; `onControl` then gets it, like every other control message.
+   */
+  async bind(onControl: (message: IncomingMessage) => void, onInterrupt: (requestedAt: number) => void): Promise<void> {
     const binds: Array<[Channel, zmq.Socket]> = [
       ["shell", this.routers.shell],
-      ["control", this.routers.control],
       ["stdin", this.routers.stdin],
       ["iopub", this.iopub],
-      ["hb", this.heartbeat],
     ];
     for (const [channel, socket] of binds) {
       const address = endpoint(this.info, channel);
@@ -69,11 +50,11 @@ export class KernelSockets {
         throw new Error(`cannot bind the ${channel} channel to ${address}: ${(error as Error).message}`);
       }
     }
-    void this.echoHeartbeats();
+    await this.control.start(onControl, onInterrupt);
   }
 
-  /** Calls `handle` for each authentic message on a ROUTER channel, one after another as they arrive. */
-  async receive(channel: RouterChannel, handle: (message: IncomingMessage) => void): Promise<void> {
+  /** Calls `handle` for each authentic message on a main-thread ROUTER, in arrival order. */
+  async receive(channel: MainThreadRouter, handle: (message: IncomingMessage) => void): Promise<void> {
     try {
       for await (const frames of this.routers[channel]) {
         let message: IncomingMessage;
@@ -104,20 +85,17 @@ export class KernelSockets {
     }
   }
 
-  send(channel: RouterChannel | "iopub", message: JupyterMessage, identities: Buffer[] = []): Promise<void> {
+  send(channel: MainThreadRouter | "control" | "iopub", message: JupyterMessage, identities: Buffer[] = []): Promise<void> {
+    if (channel === "control") {
+      this.control.send(message, identities);
+      return Promise.resolve();
+    }
     return this.senders[channel].send(encodeMessage(message, this.signer, identities));
   }
 
-  private async echoHeartbeats(): Promise<void> {
-    try {
-      for await (const frames of this.heartbeat) await this.heartbeat.send(frames);
-    } catch (error) {
-      if (!this.heartbeat.closed) process.stderr.write(`distlab: heartbeat stopped: ${String(error)}\n`);
-    }
-  }
-
   close(): void {
-    for (const socket of [...Object.values(this.routers), this.iopub, this.heartbeat]) {
+    this.control.close();
+    for (const socket of [...Object.values(this.routers), this.iopub]) {
       if (!socket.closed) socket.close();
     }
   }

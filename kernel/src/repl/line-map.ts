@@ -65,6 +65,9 @@ export function markStatements(source: string): MarkedSource {
 function statementsOf(node: TS.Node): readonly TS.Statement[] | undefined {
   if (ts.isSourceFile(node) || ts.isBlock(node) || ts.isModuleBlock(node)) return node.statements;
   if (ts.isCaseClause(node) || ts.isDefaultClause(node)) return node.statements;
+  // Unbraced bodies (`if (x) throw e`): the printer moves them to a line of their own.
+  if (ts.isIfStatement(node)) return node.elseStatement ? [node.thenStatement, node.elseStatement] : [node.thenStatement];
+  if (ts.isIterationStatement(node, false) || ts.isLabeledStatement(node)) return [node.statement];
   return undefined;
 }
 

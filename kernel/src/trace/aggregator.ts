@@ -58,16 +58,20 @@ export class TimelineAggregator {
     return this.spans.length;
   }
 
-  summary(): TimelineSummary {
-    if (this.cachedSummary?.spanCount !== this.spans.length) {
+  /** The summary of every span so far; with `allowStale`, the last one computed if there is one. */
+  summary(allowStale = false): TimelineSummary {
+    if (this.cachedSummary === undefined || (!allowStale && this.cachedSummary.spanCount !== this.spans.length)) {
       this.cachedSummary = { spanCount: this.spans.length, summary: summarizeTimeline(this.spans, this.ranks.length) };
     }
     return this.cachedSummary.summary;
   }
 
-  /** The payload of a live update (`live`), bounded in size, or the final one with every span. */
-  payload(live: boolean): TimelinePayload {
-    const summary = this.summary();
+  /**
+   * The payload of a live update (`live`), bounded in size, or the final one
+   * with every span. `staleSummaryOk` lets a live update reuse the last summary.
+   */
+  payload(live: boolean, staleSummaryOk = false): TimelinePayload {
+    const summary = this.summary(live && staleSummaryOk);
     if (live && this.spans.length > this.liveSpanLimit) {
       return {
         version: 1,

@@ -14,3 +14,8 @@ export function timelineBundle(payload: TimelinePayload): MimeBundle {
     "text/plain": renderTimelineText(payload),
   };
 }
+
+/** What a live update carries: no static picture, which only the saved notebook needs. */
+export function liveBundle(payload: TimelinePayload): MimeBundle {
+  return { [TIMELINE_MIME_TYPE]: payload, "text/plain": renderTimelineText(payload) };
+}

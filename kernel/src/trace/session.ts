@@ -13,7 +13,7 @@
  */
 import type { DisplayPayload, ExecutionIO } from "../protocol/backend";
 import { TimelineAggregator, type TimelineAggregatorOptions } from "./aggregator";
-import { timelineBundle } from "./bundle";
+import { liveBundle, timelineBundle } from "./bundle";
 import type { ClockOffsetEstimate } from "./clock";
 import type { TimelinePayload } from "./payload";
 import type { SpanBatch } from "./recorder";
@@ -26,6 +26,8 @@ export interface TimelineSessionOptions extends TimelineAggregatorOptions {
 }
 
 export const DEFAULT_MIN_UPDATE_INTERVAL_MS = 333;
+/** Live updates recompute the summary (O(n log n) in spans) at most this often, milliseconds. */
+const LIVE_SUMMARY_INTERVAL_MS = 1000;
 
 let displayCounter = 0;
 
@@ -36,6 +38,7 @@ export class TimelineSession {
   private readonly now: () => number;
   private io: ExecutionIO | undefined;
   private lastUpdateMs = Number.NEGATIVE_INFINITY;
+  private lastSummaryMs = Number.NEGATIVE_INFINITY;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private dirty = false;
   private finished = false;
@@ -53,7 +56,7 @@ export class TimelineSession {
   start(io: ExecutionIO): void {
     this.io = io;
     this.lastUpdateMs = this.now();
-    io.display(this.displayPayload(this.aggregator.payload(true)));
+    io.display(this.displayPayload(this.aggregator.payload(true), true));
   }
 
   setClockOffset(rank: number, estimate: ClockOffsetEstimate): void {
@@ -84,7 +87,7 @@ export class TimelineSession {
     this.cancelTimer();
     this.finished = true;
     const payload = this.aggregator.payload(false);
-    this.io?.display(this.displayPayload(payload), true);
+    this.io?.display(this.displayPayload(payload, false), true);
     return payload;
   }
 
@@ -99,14 +102,21 @@ export class TimelineSession {
     if (this.finished || this.io === undefined || !this.dirty) return;
     this.dirty = false;
     this.lastUpdateMs = this.now();
-    const payload = this.aggregator.payload(true);
+    const staleSummaryOk = this.lastUpdateMs - this.lastSummaryMs < LIVE_SUMMARY_INTERVAL_MS;
+    if (!staleSummaryOk) this.lastSummaryMs = this.lastUpdateMs;
+    const payload = this.aggregator.payload(true, staleSummaryOk);
     this.stats.updates++;
     this.stats.lastUpdateBytes = Buffer.byteLength(JSON.stringify(payload));
-    this.io.display(this.displayPayload(payload), true);
+    this.io.display(this.displayPayload(payload, true), true);
   }
 
-  private displayPayload(payload: TimelinePayload): DisplayPayload {
-    return { data: timelineBundle(payload), metadata: {}, transient: { display_id: this.displayId } };
+  /**
+   * Live updates carry the payload and the text summary; the static HTML
+   * picture is drawn once, into the final bundle the notebook keeps.
+   */
+  private displayPayload(payload: TimelinePayload, live: boolean): DisplayPayload {
+    const data = live ? liveBundle(payload) : timelineBundle(payload);
+    return { data, metadata: {}, transient: { display_id: this.displayId } };
   }
 
   private cancelTimer(): void {

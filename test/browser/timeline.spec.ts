@@ -1,0 +1,121 @@
+/**
+ * The timeline extension in a real JupyterLab: a notebook whose output was
+ * made by the real recorder and TimelineSession renders one row per rank,
+ * compute and comm spans, a hover naming the op, the summary, and a readable
+ * message for a wrong-version payload; screenshots in light and dark themes.
+ */
+import { test, expect, type Page } from "@playwright/test";
+import { mkdirSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { startJupyterLab, type RunningLab } from "./jupyterlab-server";
+import { writeFileSync } from "node:fs";
+import { writeLargeTimelineNotebook, writeTimelineNotebook } from "./timeline-notebook";
+
+const ARTIFACTS = resolve(__dirname, "..", "..", "test-artifacts", "browser");
+
+const LARGE_SPAN_COUNT = 100_000;
+
+let lab: RunningLab;
+
+test.beforeAll(async () => {
+  const dir = mkdtempSync(join(tmpdir(), "distlab-browser-"));
+  await writeTimelineNotebook(join(dir, "timeline.ipynb"));
+  writeLargeTimelineNotebook(join(dir, "large.ipynb"), LARGE_SPAN_COUNT);
+  lab = await startJupyterLab(dir);
+  mkdirSync(ARTIFACTS, { recursive: true });
+});
+
+test.afterAll(async () => {
+  await lab?.stop();
+});
+
+/** Page coordinates of the first hover point of the named category's trace. */
+async function hoverPointOf(page: Page, category: string): Promise<{ x: number; y: number }> {
+  return page.evaluate((cat) => {
+    type Axis = { l2p: (v: number) => number; _offset: number };
+    const gd = document.querySelector(".jp-DistlabTimeline-plot") as HTMLElement & {
+      data: Array<{ name: string; mode: string; x: number[]; y: number[] }>;
+      _fullLayout: { xaxis: Axis; yaxis: Axis };
+    };
+    const trace = gd.data.find((t) => t.name === cat && t.mode === "markers" && t.x.length > 0);
+    if (!trace) throw new Error(`no hover points for ${cat}`);
+    const box = gd.getBoundingClientRect();
+    const { xaxis, yaxis } = gd._fullLayout;
+    return { x: box.left + xaxis._offset + xaxis.l2p(trace.x[0]), y: box.top + yaxis._offset + yaxis.l2p(trace.y[0]) };
+  }, category);
+}
+
+function luminance(rgb: string): number {
+  const [r, g, b] = (rgb.match(/\d+/g) ?? ["0", "0", "0"]).map(Number);
+  return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255;
+}
+
+test("4 rank rows with compute and comm, hover shows the op, summary and bad-payload message", async ({ page }) => {
+  await page.goto(`${lab.url}/lab/tree/timeline.ipynb`);
+  const output = page.locator(".jp-DistlabTimeline").first();
+  const plot = output.locator(".jp-DistlabTimeline-plot");
+  await expect(plot.locator(".main-svg").first()).toBeVisible({ timeout: 90_000 });
+
+  const rowLabels = await plot.locator(".ytick text").allTextContents();
+  expect(rowLabels).toEqual(["rank 0", "rank 1", "rank 2", "rank 3"]);
+  const legend = await plot.locator(".legendtext").allTextContents();
+  expect(legend).toEqual(expect.arrayContaining(["compute", "comm"]));
+
+  const commPoint = await hoverPointOf(page, "comm");
+  await page.mouse.move(commPoint.x, commPoint.y);
+  await expect(plot.locator(".hoverlayer .hovertext").first()).toContainText("op allReduce", { timeout: 10_000 });
+  await expect(plot.locator(".hoverlayer .hovertext").first()).toContainText("GB/s");
+
+  await expect(output.locator(".jp-DistlabTimeline-summary")).toContainText("straggler: rank 3");
+  await expect(output.locator(".jp-DistlabTimeline-summary tbody tr")).toHaveCount(4);
+
+  const message = page.locator(".jp-DistlabTimeline-message:visible");
+  await expect(message).toHaveCount(1);
+  await expect(message).toContainText("version 99");
+
+  await page.mouse.move(0, 0);
+  const cell = page.locator(".jp-Cell").first();
+  await cell.screenshot({ path: join(ARTIFACTS, "timeline-light.png") });
+  const lightTick = await plot.locator(".ytick text").first().evaluate((el) => getComputedStyle(el).fill);
+  expect(luminance(lightTick)).toBeLessThan(0.5);
+
+  await page.evaluate(() => (window as unknown as { jupyterapp: { commands: { execute(id: string, args: unknown): Promise<unknown> } } })
+    .jupyterapp.commands.execute("apputils:change-theme", { theme: "JupyterLab Dark" }));
+  await expect(page.locator("body")).toHaveAttribute("data-jp-theme-light", "false", { timeout: 30_000 });
+  await expect.poll(async () => luminance(await plot.locator(".ytick text").first().evaluate((el) => getComputedStyle(el).fill)), { timeout: 10_000 })
+    .toBeGreaterThan(0.5);
+  await cell.screenshot({ path: join(ARTIFACTS, "timeline-dark.png") });
+});
+
+test("100,000 spans render with level of detail and stay interactive when zoomed", async ({ page }) => {
+  const opened = Date.now();
+  await page.goto(`${lab.url}/lab/tree/large.ipynb`);
+  const output = page.locator(".jp-DistlabTimeline").first();
+  const plot = output.locator(".jp-DistlabTimeline-plot");
+  await expect(plot.locator(".main-svg").first()).toBeVisible({ timeout: 120_000 });
+  await expect(output).toHaveAttribute("data-draw-ms", /\d/);
+  const shownMs = Date.now() - opened;
+  const firstDrawMs = Number(await output.getAttribute("data-draw-ms"));
+  const fullSegments = Number(await output.getAttribute("data-drawn-segments"));
+  expect(fullSegments).toBeLessThan(4 * 1400);
+
+  // Drag-zoom over a twentieth of the plot's width: the narrow spans become individual again.
+  const box = (await plot.locator(".nsewdrag").first().boundingBox())!;
+  const y = box.y + box.height / 2;
+  await page.mouse.move(box.x + box.width * 0.40, y);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width * 0.45, y, { steps: 5 });
+  await page.mouse.up();
+  await expect.poll(async () => Number(await output.getAttribute("data-drawn-segments")), { timeout: 30_000 }).not.toEqual(fullSegments);
+  const zoomDrawMs = Number(await output.getAttribute("data-draw-ms"));
+  const commPoint = await hoverPointOf(page, "comm");
+  await page.mouse.move(commPoint.x, commPoint.y);
+  await expect(plot.locator(".hoverlayer .hovertext").first()).toContainText("allReduce", { timeout: 10_000 });
+
+  const figures = { spans: LARGE_SPAN_COUNT, openToVisibleMs: shownMs, firstDrawMs, zoomDrawMs, segmentsAtFullZoom: fullSegments };
+  writeFileSync(join(ARTIFACTS, "render-100k.json"), `${JSON.stringify(figures, null, 2)}\n`);
+  console.log(`render of ${LARGE_SPAN_COUNT} spans in Chromium: ${JSON.stringify(figures)}`);
+  expect(firstDrawMs).toBeLessThan(5_000);
+  expect(zoomDrawMs).toBeLessThan(5_000);
+});

@@ -1,0 +1,135 @@
+"""%%distributed cells and %dist magics against a real distlab kernel (jupyter_client, zeromq)."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from conftest import execute
+
+
+def test_outputs_are_tagged_by_rank_and_values_come_back_as_one_json_array(module_kernel):
+    _, kc = module_kernel
+    out = execute(kc, "%%distributed -n 3\nconst x = dist.rank * 2;\nconsole.log(`hello from ${dist.rank}`);\nx", timeout=120)
+    assert out.status == "ok", out.error
+    for rank in range(3):
+        assert f"[rank {rank}] hello from {rank}\n" in out.stdout
+    assert len(out.results) == 1
+    assert out.results[0]["application/json"] == [0, 2, 4]
+    assert out.results[0]["text/plain"] == "[rank 0] 0\n[rank 1] 2\n[rank 2] 4"
+
+
+def test_state_persists_per_rank_and_allreduce_sums(module_kernel):
+    _, kc = module_kernel
+    out = execute(kc, "%%distributed -n 3\nconst y = await dist.allReduce(new Float32Array([x, 1]));\nArray.from(y)", timeout=60)
+    assert out.status == "ok", out.error
+    assert out.results[0]["application/json"] == [[6, 3]] * 3
+    assert out.results[0]["text/plain"].startswith("[all 3 ranks]")
+
+
+def test_group_outputs_rank_prints_grouped_per_rank(module_kernel):
+    _, kc = module_kernel
+    out = execute(kc, "%%distributed -n 3 --group-outputs rank\nconsole.log('a');\nawait dist.barrier();\nconsole.log('b');", timeout=60)
+    assert out.status == "ok", out.error
+    assert out.stdout == "".join(f"[rank {r}] a\n[rank {r}] b\n" for r in range(3))
+
+
+def test_an_error_on_one_rank_names_the_rank(module_kernel):
+    _, kc = module_kernel
+    out = execute(kc, "%%distributed -n 3\nif (dist.rank === 2) {\n  throw new RangeError('bad shard');\n}\nawait dist.barrier();", timeout=60)
+    assert out.status == "error"
+    assert out.error["ename"] == "RangeError"
+    assert out.error["evalue"].startswith("rank 2: RangeError: bad shard")
+    # The throw is on the cell's third line, counting the %%distributed line.
+    assert any(re.search(r"<cell \d+>:3:\d+", line) for line in out.error["traceback"]), out.error["traceback"]
+    assert "cancelled because rank 2 failed: ranks 0, 1" in out.error["traceback"]
+
+
+def test_bad_flags_and_unknown_magics_are_usage_errors_and_the_kernel_keeps_going(module_kernel):
+    _, kc = module_kernel
+    cases = {
+        "%%distributed -n 0\n1": "-n",
+        "%%distributed -n 100000\n1": "-n",
+        "%%distributed -n abc\n1": "-n",
+        "%%distributed --frobnicate\n1": "--frobnicate",
+        "%%distributed --timeout\n1": "--timeout",
+        "%%distributed --backend hosts\n1": "--backend hosts",
+        "%%foo\n1": "%%foo",
+        "%dist frobnicate": "frobnicate",
+    }
+    for code, culprit in cases.items():
+        out = execute(kc, code)
+        assert out.status == "error", code
+        assert culprit in out.error["evalue"], (code, out.error["evalue"])
+    out = execute(kc, "%%distributed -n 3\ndist.size")
+    assert out.status == "ok", out.error
+    assert out.results[0]["application/json"] == [3, 3, 3]
+
+
+def test_help_is_generated_from_the_flag_spec(module_kernel):
+    _, kc = module_kernel
+    out = execute(kc, "%%distributed --help\n")
+    assert out.status == "ok"
+    for flag in ["-n, --workers", "--backend", "--timeout", "--group-outputs", "--link", "--tf-backend", "--no-timeline"]:
+        assert flag in out.stdout
+    out = execute(kc, "%dist help")
+    for sub in ["status", "stop", "push NAME", "pull NAME", "scatter NAME", "gather NAME", "timeline"]:
+        assert f"%dist {sub}" in out.stdout
+
+
+def test_push_pull_scatter_gather_move_variables_between_notebook_and_ranks(module_kernel):
+    _, kc = module_kernel
+    assert execute(kc, "const data = [1, 2, 3, 4, 5, 6, 7];\nconst scale = 10;").status == "ok"
+    assert execute(kc, "%dist push scale").status == "ok"
+    out = execute(kc, "%dist scatter data")
+    assert out.status == "ok", out.error
+    assert "3, 2, 2" in out.stdout
+    out = execute(kc, "%%distributed -n 3\nconst scaled = data.map((v) => v * scale);\nscaled.length")
+    assert out.status == "ok", out.error
+    assert out.results[0]["application/json"] == [3, 2, 2]
+    assert execute(kc, "%dist gather scaled").status == "ok"
+    assert execute(kc, "%dist pull scale").status == "ok"
+    out = execute(kc, "JSON.stringify([scaled, scale])")
+    assert out.status == "ok", out.error
+    assert "[[10,20,30,40,50,60,70],[10,10,10]]" in str(out.results[0]["text/plain"])
+
+
+def test_status_reports_each_rank(module_kernel):
+    _, kc = module_kernel
+    out = execute(kc, "%dist status")
+    assert out.status == "ok"
+    assert "group: -n 3 --backend threads" in out.stdout
+    for rank in range(3):
+        assert f"rank {rank}: alive, idle" in out.stdout
+    assert "MiB" in out.stdout and "tf " in out.stdout
+
+
+def test_a_changed_shape_restarts_the_group_and_says_so(module_kernel):
+    _, kc = module_kernel
+    out = execute(kc, "%%distributed -n 2\ndist.size", timeout=60)
+    assert out.status == "ok", out.error
+    assert "group shape changed (-n 3 --backend threads -> -n 2 --backend threads)" in out.stderr
+    assert out.results[0]["application/json"] == [2, 2]
+    # The ranks' declarations went with the old group: `x` no longer type-checks.
+    out = execute(kc, "%%distributed -n 2\nx")
+    assert out.status == "error"
+    assert "Cannot find name 'x'" in out.error["evalue"]
+
+
+def test_interrupting_a_distributed_infinite_loop_respawns_the_ranks(kernel):
+    km, kc = kernel
+    assert execute(kc, "%%distributed -n 2\nlet kept = 1;", timeout=120).status == "ok"
+    msg_id = kc.execute("%%distributed -n 2\nwhile (true) {}")
+    time.sleep(2)
+    started = time.monotonic()
+    km.interrupt_kernel()
+    reply = kc.get_shell_msg(timeout=30)
+    while reply["parent_header"].get("msg_id") != msg_id:
+        reply = kc.get_shell_msg(timeout=30)
+    assert time.monotonic() - started < 10
+    assert reply["content"]["status"] == "error"
+    assert reply["content"]["ename"] == "InterruptedError"
+    assert "state lost on ranks 0, 1" in reply["content"]["evalue"]
+    out = execute(kc, "%%distributed -n 2\ndist.rank + 1", timeout=60)
+    assert out.status == "ok", out.error
+    assert out.results[0]["application/json"] == [1, 2]
