@@ -82,7 +82,7 @@ def measure_ipyparallel(runs: int, warmup: int) -> dict[str, object]:
 
 
 def row(label: str, samples: list[float]) -> str:
-    return f"| {label:<38} | {statistics.median(samples):>10.2f} | {percentile(samples, 0.9):>10.2f} |"
+    return f"| {label:<42} | {statistics.median(samples):>10.2f} | {percentile(samples, 0.9):>10.2f} |"
 
 
 def main() -> int:
@@ -98,8 +98,8 @@ def main() -> int:
     theirs = None if args.skip_ipyparallel else measure_ipyparallel(args.runs, args.warmup)
 
     print(f"\nkernel round trip, {args.runs} runs after {args.warmup} warm-up (milliseconds)")
-    print(f"| {'what':<38} | {'median':>10} | {'p90':>10} |")
-    print(f"|{'-' * 40}|{'-' * 12}|{'-' * 12}|")
+    print(f"| {'what':<42} | {'median':>10} | {'p90':>10} |")
+    print(f"|{'-' * 44}|{'-' * 12}|{'-' * 12}|")
     print(row("distlab: trivial cell", ours["normal"]))
     print(row(f"distlab: %%distributed -n {WORKERS} trivial cell", ours["distributed"]))
     if theirs:

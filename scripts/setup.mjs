@@ -17,8 +17,10 @@ import { typescriptStep } from "./setup/typescript.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
-// System packages the tests need; later layers (browser, multi-host, baselines) add theirs here.
-const REQUIRED_DEBIAN_PACKAGES = [];
+// System packages the tests need: Chromium for the browser layer (Playwright
+// drives Debian's build, never a downloaded one). Multi-host tests and
+// baselines add theirs here.
+const REQUIRED_DEBIAN_PACKAGES = ["chromium"];
 
 const steps = [
   debianPackagesStep(REQUIRED_DEBIAN_PACKAGES),

@@ -3,7 +3,7 @@
 // end even when an earlier one failed, then a summary; exits non-zero if any
 // layer failed. Reports go to test-artifacts/ (JUnit XML per layer).
 //
-// Usage: node scripts/test.mjs [typecheck|unit|kernel ...]   (default: all layers)
+// Usage: node scripts/test.mjs [typecheck|unit|kernel|browser ...]   (default: all layers)
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync } from "node:fs";
@@ -62,6 +62,14 @@ const layers = [
       ]];
     },
   },
+  {
+    name: "browser",
+    describe: "Playwright in Debian's Chromium against a real JupyterLab (test/browser)",
+    command() {
+      if (findFiles(join(root, "test", "browser"), ".spec.ts").length === 0) return null;
+      return [join(root, "node_modules", ".bin", "playwright"), ["test", "-c", "test/browser"]];
+    },
+  },
 ];
 
 function runLayer(command, args) {
@@ -93,18 +101,19 @@ async function main() {
     const started = Date.now();
     const command = layer.command();
     if (!command) {
-      summary.push({ layer, outcome: "no tests found", failed: false, started });
+      summary.push({ layer, outcome: "no tests found", failed: false, seconds: 0 });
       continue;
     }
     console.log(`\n=== test layer: ${layer.name} (${layer.describe}) ===`);
     const exitCode = await runLayer(...command);
     const ended = killProcessesMarkedWith(runMarker);
     const strays = ended.length > 0 ? `; ended ${ended.length} stray process(es): ${ended.join(", ")}` : "";
-    summary.push({ layer, outcome: (exitCode === 0 ? "passed" : `FAILED (exit ${exitCode})`) + strays, failed: exitCode !== 0, started });
+    const seconds = (Date.now() - started) / 1000;
+    summary.push({ layer, outcome: (exitCode === 0 ? "passed" : `FAILED (exit ${exitCode})`) + strays, failed: exitCode !== 0, seconds });
   }
   console.log("\n=== test summary ===");
-  for (const { layer, outcome, started } of summary) {
-    console.log(`${layer.name.padEnd(10)} ${outcome} (${((Date.now() - started) / 1000).toFixed(1)}s) - ${layer.describe}`);
+  for (const { layer, outcome, seconds } of summary) {
+    console.log(`${layer.name.padEnd(10)} ${outcome} (${seconds.toFixed(1)}s) - ${layer.describe}`);
   }
   console.log(`reports: ${relative(root, artifacts)}/`);
   process.exit(summary.some((entry) => entry.failed) ? 1 : 0);

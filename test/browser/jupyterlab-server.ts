@@ -49,8 +49,13 @@ export async function startJupyterLab(rootDir: string): Promise<RunningLab> {
   return {
     url,
     stop: () => new Promise<void>((done) => {
-      if (child.exitCode !== null) return done();
-      child.once("exit", () => done());
+      if (child.exitCode !== null || child.signalCode !== null) return done();
+      // Kernels the notebooks started are shut down on SIGTERM; a server still up after 10 s is killed.
+      const killTimer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+      child.once("exit", () => {
+        clearTimeout(killTimer);
+        done();
+      });
       child.kill("SIGTERM");
     }),
   };

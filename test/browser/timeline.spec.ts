@@ -101,7 +101,13 @@ test("100,000 spans render with level of detail and stay interactive when zoomed
   expect(fullSegments).toBeLessThan(4 * 1400);
 
   // Drag-zoom over a twentieth of the plot's width: the narrow spans become individual again.
-  const box = (await plot.locator(".nsewdrag").first().boundingBox())!;
+  const box = await page.evaluate(() => {
+    type Axis = { _offset: number; _length: number };
+    const gd = document.querySelector(".jp-DistlabTimeline-plot") as HTMLElement & { _fullLayout: { xaxis: Axis; yaxis: Axis } };
+    const rect = gd.getBoundingClientRect();
+    const { xaxis, yaxis } = gd._fullLayout;
+    return { x: rect.left + xaxis._offset, y: rect.top + yaxis._offset, width: xaxis._length, height: yaxis._length };
+  });
   const y = box.y + box.height / 2;
   await page.mouse.move(box.x + box.width * 0.40, y);
   await page.mouse.down();

@@ -150,3 +150,17 @@ def test_messages_with_a_bad_signature_are_dropped(module_kernel):
     finally:
         rogue.close(linger=0)
     assert execute(kc, "21 * 2").results[0]["text/plain"] == "42"
+
+
+def test_interrupt_cancels_a_pending_prompt(kernel):
+    km, kc = kernel
+    msg_id = kc.execute('await prompt("never answered: ")', allow_stdin=True)
+    request = kc.stdin_channel.get_msg(timeout=30)
+    assert request["header"]["msg_type"] == "input_request"
+    km.interrupt_kernel()
+    while True:
+        reply = kc.get_shell_msg(timeout=15)
+        if reply["parent_header"]["msg_id"] == msg_id:
+            break
+    assert reply["content"]["status"] == "error"
+    assert execute(kc, "3 * 3").results[0]["text/plain"] == "9"

@@ -9,22 +9,33 @@ import pytest
 
 from kernel_helpers import execute
 
-# Never resolves: only an interrupt can end this cell.
-ASYNC_HANG = "await new Promise<void>(() => {});"
+# Never resolves: only an interrupt can end this cell. The marker says the cell is past compiling.
+ASYNC_HANG = 'console.log("waiting forever");\nawait new Promise<void>(() => {});'
 # Blocks the kernel's main thread: only a signal can break it.
 SYNC_HANG = "while (true) {}"
+
+
+def wait_until_running(kc, msg_id, code):
+    """Waits until the cell runs: its stdout marker for ASYNC_HANG, a fixed pause for SYNC_HANG
+    (a blocked main thread sends nothing; 3 s covers compiling the cell)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        message = kc.get_iopub_msg(timeout=30)
+        if message["parent_header"].get("msg_id") != msg_id:
+            continue
+        if code == SYNC_HANG and message["header"]["msg_type"] == "execute_input":
+            time.sleep(3)
+            return
+        if message["header"]["msg_type"] == "stream" and "waiting forever" in message["content"]["text"]:
+            return
+    raise TimeoutError("the cell did not start within 30 s")
 
 
 def interrupt_after_start(km, kc, code, mode):
     """Starts `code`, interrupts it once it runs, and returns (reply, seconds from interrupt to reply)."""
     km.kernel_spec.interrupt_mode = mode
     msg_id = kc.execute(code)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        message = kc.get_iopub_msg(timeout=30)
-        if message["parent_header"].get("msg_id") == msg_id and message["header"]["msg_type"] == "execute_input":
-            break
-    time.sleep(1.5)  # let the cell compile and reach its loop
+    wait_until_running(kc, msg_id, code)
     started = time.monotonic()
     km.interrupt_kernel()
     while True:
@@ -95,8 +106,9 @@ def test_restart_gives_a_fresh_kernel_that_answers(kernel):
 def test_heartbeat_beats_while_a_cell_blocks_the_main_thread(kernel):
     km, kc = kernel
     km.kernel_spec.interrupt_mode = "signal"
+    execute(kc, "0")  # the first cell loads the compiler; the loop should not wait behind it
     msg_id = kc.execute(SYNC_HANG)
-    time.sleep(3)
+    wait_until_running(kc, msg_id, SYNC_HANG)
     assert kc.hb_channel.is_beating(), "heartbeat stopped while a cell was running"
     km.interrupt_kernel()
     while kc.get_shell_msg(timeout=15)["parent_header"].get("msg_id") != msg_id:

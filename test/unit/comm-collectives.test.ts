@@ -10,10 +10,18 @@ import { ThreadWorld } from "./comm-harness";
 import { DTYPE_CTORS, expected, fill, REDUCE_OPS } from "./comm-reference";
 
 const OPS = ["allReduce", "reduce", "reduceScatter", "allGather", "broadcast", "gather", "scatter", "allToAll", "barrier"] as const;
-const ALGORITHMS: Record<string, (string | undefined)[]> = {
-  allReduce: [undefined, "ring", "recursive-doubling", "direct"],
-  broadcast: [undefined, "ring", "recursive-doubling"],
+const powerOfTwo = (n: number) => (n & (n - 1)) === 0;
+const algorithmsFor = (op: string, n: number): (string | undefined)[] => {
+  switch (op) {
+    case "allReduce": return [undefined, "ring", "recursive-doubling", "rhd", "direct"];
+    case "broadcast": return [undefined, "ring", "recursive-doubling", "direct"];
+    case "reduceScatter":
+    case "allGather": return [undefined, "ring", "direct", ...(powerOfTwo(n) ? ["rhd"] : [])];
+    default: return [undefined];
+  }
 };
+/** ops whose result may be written into the input itself ({out: x}) */
+const IN_PLACE = new Set(["allReduce", "broadcast"]);
 
 const arbCase = (n: number) =>
   fc.record({
@@ -22,7 +30,8 @@ const arbCase = (n: number) =>
     length: fc.oneof(fc.constantFrom(0, 1, n - 1, n + 1, 2 * n + 1), fc.integer({ min: 0, max: 64 }), fc.integer({ min: 1000, max: 5000 })),
     root: fc.integer({ min: 0, max: n - 1 }),
     redop: fc.constantFrom(...REDUCE_OPS),
-    algorithmIndex: fc.nat(3),
+    algorithmIndex: fc.nat(4),
+    inPlace: fc.boolean(),
     seed: fc.integer({ min: 1, max: 2 ** 31 - 1 }),
     small: fc.boolean(),
   });
@@ -39,14 +48,15 @@ for (let n = 1; n <= 8; n++) {
           const ctor = DTYPE_CTORS[c.dtype];
           const isFloat = c.dtype < 2;
           const xs = Array.from({ length: n }, (_, r) => fill(ctor, c.length, c.seed + r * 7919, isFloat || c.small || c.redop === "product"));
-          const choices = ALGORITHMS[c.op] ?? [undefined];
+          const choices = algorithmsFor(c.op, n);
           const algorithm = choices[c.algorithmIndex % choices.length];
           const options = { op: c.redop, ...(algorithm ? { algorithm } : {}) };
-          const results = await world.values("collective", xs.map((x) => ({ op: c.op, x, root: c.root, options })));
+          const inPlace = c.inPlace && IN_PLACE.has(c.op);
+          const results = await world.values("collective", xs.map((x) => ({ op: c.op, x, root: c.root, options, inPlace })));
           for (let r = 0; r < n; r++) {
             const want = expected(c.op, xs, r, c.root, c.redop);
             if (want === null) assert.equal(results[r], null);
-            else assert.deepEqual(results[r], want, `rank ${r} of ${n}: ${c.op} ${ctor.name}[${c.length}] ${c.redop} ${algorithm ?? "auto"}`);
+            else assert.deepEqual(results[r], want, `rank ${r} of ${n}: ${c.op} ${ctor.name}[${c.length}] ${c.redop} ${algorithm ?? "auto"}${inPlace ? " in place" : ""}`);
           }
         }),
         { numRuns: n <= 4 ? 60 : 30 },
@@ -54,3 +64,18 @@ for (let n = 1; n <= 8; n++) {
     });
   });
 }
+
+test("rhd reduceScatter and allGather on 3 ranks are refused naming the group size; direct on a group is refused", async () => {
+  const world = new ThreadWorld(3, { comm: { timeoutMs: 5_000 } });
+  try {
+    const x = new Float32Array(6);
+    for (const op of ["reduceScatter", "allGather"]) {
+      const replies = await world.run("collective", [0, 1, 2].map(() => ({ op, x, options: { algorithm: "rhd" } })));
+      for (const r of replies) assert.equal(r.error!.message, `${op}: algorithm "rhd" needs a power-of-two group size, got 3 ranks; use "ring"`);
+    }
+    const groups = await world.run("groupDirect", [0, 1, 2].map(() => ({ x })));
+    for (const r of groups) assert.match(r.error!.message, /allReduce: algorithm "direct" needs the world communicator of a shm \(thread\) world/);
+  } finally {
+    await world.close();
+  }
+});

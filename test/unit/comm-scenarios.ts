@@ -5,8 +5,13 @@ import type { CommArray, CommSpan, Communicator } from "../../kernel/src/comm";
 type Scenario = (comm: Communicator, arg: any, spans: CommSpan[]) => Promise<unknown>;
 
 export const SCENARIOS: Record<string, Scenario> = {
-  /** arg: {op, x, root?, options?} runs one collective on the world */
-  async collective(comm, arg: { op: string; x: CommArray; root?: number; options?: any }) {
+  /** arg: {op, x, root?, options?, inPlace?} runs one collective on the world; inPlace passes {out: x} */
+  async collective(comm, arg: { op: string; x: CommArray; root?: number; options?: any; inPlace?: boolean }) {
+    if (arg.inPlace) {
+      const result = await SCENARIOS.collective(comm, { ...arg, inPlace: false, options: { ...arg.options, out: arg.x } }, []);
+      if (result !== arg.x) throw new Error(`${arg.op} with {out: x} returned another array`);
+      return result;
+    }
     const { op, x, root, options } = arg;
     switch (op) {
       case "allReduce": return comm.allReduce(x, options);
@@ -44,6 +49,10 @@ export const SCENARIOS: Record<string, Scenario> = {
   async maybe(comm, arg) {
     if (arg === null) return null;
     return SCENARIOS.collective(comm, arg, []);
+  },
+  /** arg: {x} an allReduce asking for the direct path on a sub-group (which has none) */
+  async groupDirect(comm, arg: { x: Float32Array }) {
+    return comm.newGroup([0, 1]).allReduce(arg.x, { algorithm: "direct" });
   },
   /** arg: {shape, names, x} allReduce along each mesh axis */
   async mesh(comm, arg: { shape: number[]; names: string[]; x: Float32Array }) {

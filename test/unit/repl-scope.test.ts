@@ -65,7 +65,7 @@ test("frames of a function defined in an earlier cell map to that cell", async (
   const nb = notebook();
   await nb.run("// helpers\n\nfunction check(x: number) {\n\n  if (x < 0) throw new Error('negative');\n  return x;\n}");
   await assert.rejects(nb.run("const v = 1;\ncheck(-v)"), (error: Error) => {
-    assert.match(String(error.stack), /at check \(<cell 1>:5:19\)/);
+    assert.match(String(error.stack), /at (Proxy\.)?check \(<cell 1>:5:20\)/);
     assert.match(String(error.stack), /at <cell 2>:2:1/);
     return true;
   });
@@ -103,4 +103,43 @@ test("getVariable names a variable no cell declared", () => {
   assert.throws(() => scope.getVariable("ghost"), /ghost is not defined in this scope/);
   scope.setVariable("ghost", 1);
   assert.equal(scope.hasVariable("ghost"), true);
+});
+
+test("SIGINT stops a synchronous infinite loop on the main thread with InterruptedError", async () => {
+  const { spawn } = await import("node:child_process");
+  const path = await import("node:path");
+  const root = path.resolve(__dirname, "../..");
+  const child = spawn(
+    process.execPath,
+    [
+      "--import",
+      path.join(root, "node_modules/tsx/dist/loader.mjs"),
+      "-e",
+      [
+        `const { writeSync } = require("node:fs");`,
+        `const { CellCompiler } = require(${JSON.stringify(path.join(root, "kernel/src/repl/cell-compiler.ts"))});`,
+        `const { CellScope } = require(${JSON.stringify(path.join(root, "kernel/src/repl/cell-scope.ts"))});`,
+        `const { DeclarationChain } = require(${JSON.stringify(path.join(root, "kernel/src/repl/declaration-chain.ts"))});`,
+        // A kernel keeps a SIGINT handler, so a signal between cells does not end the process.
+        `process.on("SIGINT", () => {});`,
+        `const compiler = new CellCompiler();`,
+        `const cell = compiler.compile("let spins = 0;\\nwhile (true) { spins++; }", DeclarationChain.notebook());`,
+        `compiler.close();`,
+        `writeSync(1, "ready\\n");`,
+        `new CellScope().run(cell, { cellName: "cell 1", breakOnSigint: true })`,
+        `  .then(() => writeSync(1, "finished\\n"), (e) => writeSync(1, e.name + ": " + e.message + "\\n"));`,
+      ].join("\n"),
+    ],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  let output = "";
+  const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
+  child.stdout.on("data", (chunk: Buffer) => {
+    output += chunk.toString();
+    if (output === "ready\n") setTimeout(() => child.kill("SIGINT"), 300);
+  });
+  const killer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  await exited;
+  clearTimeout(killer);
+  assert.equal(output, "ready\nInterruptedError: Interrupted (SIGINT) while the cell ran\n");
 });

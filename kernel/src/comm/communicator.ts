@@ -7,18 +7,15 @@ import { allocate, bytesOf, dtypeCode, elementBytes } from "./dtype";
 import { checkLink } from "./link";
 import { divideInPlace, jsReducer, type Reducer } from "./reduce-js";
 import * as alg from "./algorithms";
+import { recursiveDoublingAllGather, recursiveHalvingReduceScatter, rhdAllReduce } from "./algorithms-rhd";
+import { chooseAlgorithm, unsupported, type ChoosableOp } from "./choose";
+import type { DirectCollectives } from "./shm-direct";
 import type { CallContext, Transport } from "./transport";
 import { nowMicros } from "./transport";
 import type {
   Algorithm, AllReduceOptions, CollectiveOptions, CommArray, CommOptions, Communicator, DeviceMesh, LinkModel, SpanHook,
 } from "./types";
 import { buildMesh, checkGroupRanks } from "./groups";
-
-/** Without the shm direct path, allReduce above this many bytes uses ring; below, recursive doubling. */
-export const SMALL_MESSAGE_BYTES = 64 * 1024;
-
-/** A transport-specific fast allReduce for the whole world (shm's direct path); undefined declines. */
-export type FastAllReduce = (call: CallContext, x: CommArray, reduce: Reducer, redop: number) => Promise<void> | undefined;
 
 /** State shared by a rank's world communicator and all its groups. */
 export class CommCore {
@@ -27,7 +24,8 @@ export class CommCore {
   readonly link?: LinkModel;
   private queue: Promise<unknown> = Promise.resolve();
   private nextGroupId = 1;
-  fastAllReduce?: FastAllReduce;
+  /** the shm world's same-host paths (world communicator only) */
+  direct?: DirectCollectives;
 
   constructor(
     readonly transport: Transport,
@@ -105,15 +103,18 @@ export class GroupCommunicator implements Communicator {
 
   // ---- collectives ----
   allReduce<T extends CommArray>(x: T, options: AllReduceOptions = {}): Promise<T> {
-    const algorithm = this.chooseAllReduce(x, options);
+    const algorithm = this.choose("allReduce", x, options);
+    const out = this.output(x, x.length, options, "allReduce");
     return this.collective("allReduce", x, options, { redop: redopOf(options), algorithm }, async (env, reduce, call) => {
-      const acc = x.slice() as T;
-      const fast = algorithm === "direct" ? this.core.fastAllReduce?.(call, acc, reduce, call.desc.redop) : undefined;
-      if (fast) await fast;
-      else if (algorithm === "ring" || algorithm === "direct") await alg.ringAllReduce(env, acc, reduce);
-      else await alg.recursiveDoublingAllReduce(env, acc, reduce);
-      if (options.op === "mean") divideInPlace(acc, this.size);
-      return acc;
+      if (algorithm === "direct") this.core.direct!.allReduce(call, x, out, call.desc.redop);
+      else {
+        if (out !== x) out.set(x as never);
+        if (algorithm === "ring") await alg.ringAllReduce(env, out, reduce);
+        else if (algorithm === "rhd") await rhdAllReduce(env, out, reduce);
+        else await alg.recursiveDoublingAllReduce(env, out, reduce);
+      }
+      if (options.op === "mean") divideInPlace(out, this.size);
+      return out;
     });
   }
 
@@ -129,32 +130,46 @@ export class GroupCommunicator implements Communicator {
   }
 
   reduceScatter<T extends CommArray>(x: T, options: AllReduceOptions = {}): Promise<T> {
-    return this.collective("reduceScatter", x, options, { redop: redopOf(options), algorithm: only(options, "ring", "reduceScatter") }, async (env, reduce) => {
-      const acc = x.slice() as T;
-      await alg.ringReduceScatter(env, acc, reduce);
-      const mine = alg.block(acc, this.rank, this.size).slice() as T;
-      if (options.op === "mean") divideInPlace(mine, this.size);
-      return mine;
+    const algorithm = this.choose("reduceScatter", x, options);
+    const out = this.output(x, blockLength(x.length, this.rank, this.size), options, "reduceScatter");
+    return this.collective("reduceScatter", x, options, { redop: redopOf(options), algorithm }, async (env, reduce, call) => {
+      if (algorithm === "direct") this.core.direct!.reduceScatter(call, x, out, call.desc.redop);
+      else {
+        const acc = x.slice() as T;
+        if (algorithm === "rhd") await recursiveHalvingReduceScatter(env, acc, reduce, this.size);
+        else await alg.ringReduceScatter(env, acc, reduce);
+        out.set(alg.block(acc, this.rank, this.size) as never);
+      }
+      if (options.op === "mean") divideInPlace(out, this.size);
+      return out;
     });
   }
 
   allGather<T extends CommArray>(x: T, options: CollectiveOptions = {}): Promise<T> {
-    return this.collective("allGather", x, options, { algorithm: only(options, "ring", "allGather") }, async (env) => {
-      const out = allocate(x, x.length * this.size);
-      out.set(x as never, x.length * this.rank);
-      await alg.ringAllGather(env, out);
+    const algorithm = this.choose("allGather", x, options);
+    const out = this.output(x, x.length * this.size, options, "allGather");
+    return this.collective("allGather", x, options, { algorithm }, async (env, _reduce, call) => {
+      if (algorithm === "direct") this.core.direct!.allGather(call, x, out);
+      else {
+        out.set(x as never, x.length * this.rank);
+        if (algorithm === "rhd") await recursiveDoublingAllGather(env, out, this.size);
+        else await alg.ringAllGather(env, out);
+      }
       return out;
     });
   }
 
   broadcast<T extends CommArray>(x: T, root: number, options: CollectiveOptions = {}): Promise<T> {
     this.checkPeer(root, "broadcast root");
-    const algorithm = options.algorithm ?? (x.byteLength <= SMALL_MESSAGE_BYTES || this.size <= 2 ? "recursive-doubling" : "ring");
-    if (algorithm !== "ring" && algorithm !== "recursive-doubling") throw unsupported("broadcast", algorithm, ["ring", "recursive-doubling"]);
-    return this.collective("broadcast", x, options, { root, algorithm }, async (env) => {
-      const out = this.rank === root ? (x.slice() as T) : allocate(x, x.length);
-      if (algorithm === "ring") await alg.scatterAllGatherBroadcast(env, out, root);
-      else await alg.treeBroadcast(env, out, root);
+    const algorithm = this.choose("broadcast", x, options);
+    const out = this.output(x, x.length, options, "broadcast");
+    return this.collective("broadcast", x, options, { root, algorithm }, async (env, _reduce, call) => {
+      if (algorithm === "direct") this.core.direct!.broadcast(call, x, out, root);
+      else {
+        if (this.rank === root && out !== x) out.set(x as never);
+        if (algorithm === "ring") await alg.scatterAllGatherBroadcast(env, out, root);
+        else await alg.treeBroadcast(env, out, root);
+      }
       return out;
     });
   }
@@ -236,17 +251,20 @@ export class GroupCommunicator implements Communicator {
   }
 
   // ---- internals ----
-  private chooseAllReduce(x: CommArray, options: AllReduceOptions): Algorithm {
-    const wanted = options.algorithm;
-    const direct = this.core.fastAllReduce !== undefined && this.groupId === 0;
-    if (wanted === "direct" && !direct) throw unsupported("allReduce on this transport/group", wanted, ["ring", "recursive-doubling"]);
-    if (wanted) {
-      if (!(ALGORITHMS as readonly string[]).includes(wanted) || wanted === ("p2p" as string)) throw unsupported("allReduce", wanted, ["ring", "recursive-doubling", "direct"]);
-      return wanted;
+  private choose(op: ChoosableOp, x: CommArray, options: CollectiveOptions): Algorithm {
+    const direct = this.core.direct !== undefined && this.groupId === 0 && !options.link && !this.core.link;
+    return chooseAlgorithm(op, options.algorithm, { direct, n: this.size, bytes: x.byteLength });
+  }
+
+  /** options.out when given (checked here, synchronously), else a fresh array of `length`. */
+  private output<T extends CommArray>(x: T, length: number, options: CollectiveOptions, op: string): T {
+    const out = options.out;
+    if (out === undefined) return allocate(x, length);
+    if (out.constructor !== x.constructor) {
+      throw new TypeError(`${this.name}.${op}: out must be a ${x.constructor.name} like the input, got ${out.constructor.name}`);
     }
-    // direct (shm world) wins at every size: one copy in, 1/n of the reduction, one copy out
-    if (direct && x.length > 0) return "direct";
-    return x.byteLength <= SMALL_MESSAGE_BYTES ? "recursive-doubling" : "ring";
+    if (out.length !== length) throw new RangeError(`${this.name}.${op}: out must have ${length} elements, got ${out.length}`);
+    return out as T;
   }
 
   private checkPeer(peer: number, what: string): void {
@@ -312,10 +330,6 @@ function redopOf(options: AllReduceOptions): number {
 function only(options: CollectiveOptions, algorithm: Algorithm, op: string): Algorithm {
   if (options.algorithm && options.algorithm !== algorithm) throw unsupported(op, options.algorithm, [algorithm]);
   return algorithm;
-}
-
-function unsupported(op: string, algorithm: string, supported: string[]): RangeError {
-  return new RangeError(`${op}: algorithm ${JSON.stringify(algorithm)} is not available; use ${supported.map((s) => JSON.stringify(s)).join(" or ")}`);
 }
 
 function blockLength(length: number, i: number, n: number): number {

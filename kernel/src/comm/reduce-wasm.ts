@@ -39,75 +39,124 @@ const str = (s: string) => [...uleb(s.length), ...Buffer.from(s)];
 const section = (id: number, body: number[]) => [id, ...uleb(body.length), ...body];
 const vector = (items: number[][]) => [...uleb(items.length), ...items.flat()];
 
-/** (dst, src, bytes): two vectors per iteration; bytes is a multiple of 32. */
-function loopBody(simdOp: number): number[] {
+/**
+ * One loop function. Two-operand form (dst, src, bytes): dst = op(dst, src).
+ * Three-operand form (dst, a, b, bytes): dst = op(a, b), which saves the
+ * copy of a into dst. Two vectors (32 bytes) per iteration; bytes is a
+ * multiple of 32.
+ */
+function loopBody(simdOp: number, three: boolean): number[] {
   const get = (i: number) => [0x20, i];
   const set = (i: number) => [0x21, i];
+  const [dst, a, b] = three ? [0, 1, 2] : [0, 0, 1];
+  const bytes = three ? 3 : 2;
+  const end = bytes + 1;
   const load = (ptr: number, offset: number) => [...get(ptr), 0xfd, 0x00, 0x04, ...uleb(offset)];
   const step = (offset: number) => [
-    ...get(0), ...load(0, offset), ...load(1, offset), 0xfd, ...uleb(simdOp), 0xfd, 0x0b, 0x04, ...uleb(offset),
+    ...get(dst), ...load(a, offset), ...load(b, offset), 0xfd, ...uleb(simdOp), 0xfd, 0x0b, 0x04, ...uleb(offset),
   ];
+  const advance = (i: number) => [...get(i), 0x41, 0x20, 0x6a, ...set(i)];
   const code = [
     0x01, 0x01, 0x7f, // one extra local: i32 end
-    ...get(0), ...get(2), 0x6a, ...set(3),
+    ...get(dst), ...get(bytes), 0x6a, ...set(end),
     0x02, 0x40, 0x03, 0x40,
-    ...get(0), ...get(3), 0x4f, 0x0d, 0x01, // if dst >= end: break
+    ...get(dst), ...get(end), 0x4f, 0x0d, 0x01, // if dst >= end: break
     ...step(0), ...step(16),
-    ...get(0), 0x41, 0x20, 0x6a, ...set(0),
-    ...get(1), 0x41, 0x20, 0x6a, ...set(1),
+    ...(three ? [...advance(0), ...advance(1), ...advance(2)] : [...advance(0), ...advance(1)]),
     0x0c, 0x00, 0x0b, 0x0b, 0x0b,
   ];
   return [...uleb(code.length), ...code];
 }
 
-interface Kernel { name: string; dtype: number; slot: number; opcode: number }
+interface Kernel { name: string; dtype: number; slot: number; opcode: number; three: boolean }
 
 function kernels(): Kernel[] {
   const out: Kernel[] = [];
   DTYPES.forEach((d, dtype) => SIMD[d.name].forEach((opcode, slot) => {
-    if (opcode !== undefined) out.push({ name: `${d.name}_${slot}`, dtype, slot, opcode });
+    if (opcode === undefined) return;
+    out.push({ name: `${d.name}_${slot}`, dtype, slot, opcode, three: false });
+    out.push({ name: `${d.name}_${slot}_3`, dtype, slot, opcode, three: true });
   }));
   return out;
 }
 
 function moduleBytes(list: Kernel[]): Uint8Array {
-  const type = [0x60, 3, 0x7f, 0x7f, 0x7f, 0];
+  const type2 = [0x60, 3, 0x7f, 0x7f, 0x7f, 0];
+  const type3 = [0x60, 4, 0x7f, 0x7f, 0x7f, 0x7f, 0];
   const memoryImport = [...str("env"), ...str("memory"), 0x02, 0x03, ...uleb(1), ...uleb(65536)];
   return new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, vector([type])),
+    ...section(1, vector([type2, type3])),
     ...section(2, vector([memoryImport])),
-    ...section(3, vector(list.map(() => [0]))),
+    ...section(3, vector(list.map((k) => [k.three ? 1 : 0]))),
     ...section(7, vector(list.map((k, i) => [...str(k.name), 0x00, ...uleb(i)]))),
-    ...section(10, vector(list.map((k) => loopBody(k.opcode)))),
+    ...section(10, vector(list.map((k) => loopBody(k.opcode, k.three)))),
   ]);
 }
 
 type Kernel3 = (dst: number, src: number, bytes: number) => void;
+type Kernel4 = (dst: number, a: number, b: number, bytes: number) => void;
+
+/** dst = op(a, b) element-wise; all three of one length. */
+export type Combiner = (dst: CommArray, a: CommArray, b: CommArray) => void;
+
+/** The two forms of one (op, dtype) pair. */
+export interface ReduceKernels {
+  reduce: Reducer;
+  combine: Combiner;
+}
+
+/** Plain-loop kernels: combine copies a into dst, then reduces b into it. */
+export function jsKernels(redop: number, dtype: number): ReduceKernels {
+  const reduce = jsReducer(redop, dtype);
+  return {
+    reduce,
+    combine(dst, a, b) {
+      dst.set(a as never);
+      reduce(dst, b);
+    },
+  };
+}
 
 /**
- * Reducers that run in WebAssembly SIMD when both arrays view `memory`, and
+ * Kernels that run in WebAssembly SIMD when all arrays view `memory`, and
  * fall back to the plain loops otherwise (and for the last < 32 bytes).
  * Returns undefined where WebAssembly SIMD is unavailable.
  */
-export function wasmReducers(memory: WasmMemory): ((redop: number, dtype: number) => Reducer) | undefined {
+export function wasmKernels(memory: WasmMemory): ((redop: number, dtype: number) => ReduceKernels) | undefined {
   const list = kernels();
   const bytes = moduleBytes(list);
   if (!Wasm.validate(bytes)) return undefined;
   const instance = new Wasm.Instance(new Wasm.Module(bytes), { env: { memory } });
-  const table = new Map<string, Kernel3>();
-  for (const k of list) table.set(`${k.dtype}:${k.slot}`, instance.exports[k.name] as Kernel3);
   const buffer = memory.buffer;
-  return (redop, dtype) => {
-    const fallback = jsReducer(redop, dtype);
-    const kernel = table.get(`${dtype}:${OP_SLOT[redop]}`);
-    if (!kernel) return fallback;
-    return (dst: CommArray, src: CommArray) => {
-      if (dst.buffer !== buffer || src.buffer !== buffer) return fallback(dst, src);
-      const vectorBytes = dst.byteLength & ~31;
-      if (vectorBytes) kernel(dst.byteOffset, src.byteOffset, vectorBytes);
-      const done = vectorBytes / dst.BYTES_PER_ELEMENT;
-      if (done < dst.length) fallback(dst.subarray(done), src.subarray(done));
+  const cache = new Map<number, ReduceKernels>();
+  const build = (redop: number, dtype: number): ReduceKernels => {
+    const fallback = jsKernels(redop, dtype);
+    const name = `${DTYPES[dtype].name}_${OP_SLOT[redop]}`;
+    const two = instance.exports[name] as Kernel3 | undefined;
+    const three = instance.exports[`${name}_3`] as Kernel4 | undefined;
+    if (!two || !three) return fallback;
+    return {
+      reduce(dst, src) {
+        if (dst.buffer !== buffer || src.buffer !== buffer) return fallback.reduce(dst, src);
+        const vectorBytes = dst.byteLength & ~31;
+        if (vectorBytes) two(dst.byteOffset, src.byteOffset, vectorBytes);
+        const done = vectorBytes / dst.BYTES_PER_ELEMENT;
+        if (done < dst.length) fallback.reduce(dst.subarray(done), src.subarray(done));
+      },
+      combine(dst, a, b) {
+        if (dst.buffer !== buffer || a.buffer !== buffer || b.buffer !== buffer) return fallback.combine(dst, a, b);
+        const vectorBytes = dst.byteLength & ~31;
+        if (vectorBytes) three(dst.byteOffset, a.byteOffset, b.byteOffset, vectorBytes);
+        const done = vectorBytes / dst.BYTES_PER_ELEMENT;
+        if (done < dst.length) fallback.combine(dst.subarray(done), a.subarray(done), b.subarray(done));
+      },
     };
+  };
+  return (redop, dtype) => {
+    const key = redop * 16 + dtype;
+    let k = cache.get(key);
+    if (!k) cache.set(key, (k = build(redop, dtype)));
+    return k;
   };
 }

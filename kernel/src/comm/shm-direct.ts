@@ -1,84 +1,174 @@
-// The same-host fast path for allReduce between rank threads. Instead of
-// passing blocks around a ring (2(n-1) copies through channels), each rank
-// copies a chunk of its input into its own staging slot in shared memory,
-// then reduces its 1/n of the chunk straight out of every rank's slot into a
-// shared result slot, then copies the whole result chunk out. Per rank that
-// is one copy in, 1/n of the reduction, one copy out, whatever n is.
-// Slots are double-buffered so chunk g+1 fills while chunk g is read.
+// The same-host fast paths between rank threads ("direct"): threads share
+// memory, so instead of passing blocks around a ring through channels, each
+// rank copies its input once into its own staging slot and every rank reads
+// the others' slots in place. Chunks run on the counter-ordered pipeline of
+// shm-pipeline.ts; reductions are WebAssembly SIMD kernels that work on the
+// world's shared WebAssembly.Memory directly.
 //
-// Per-rank counters (chunks completed, since the world began):
-//   posted   - copied into its slot
-//   reduced  - reduced its part into the result slot
-//   consumed - copied the result out (so both slots of chunk g-2 are free)
+// Per rank and per byte of input (n ranks, S bytes):
+//   allReduce      copy in S, reduce S/n from n slots into the shared result, copy out S
+//                  (small messages: reduce all S into a private scratch slot, one wait)
+//   reduceScatter  copy in S, reduce S/n from n slots, copy out S/n
+//   allGather      copy in S, copy out n S
+//   broadcast      root copies in S, the others copy out S
 import { blockStart, viewOf } from "./dtype";
-import type { Reducer } from "./reduce-js";
-import { CONSUMED, POSTED, REDUCED } from "./shm-layout";
+import { jsKernels, type ReduceKernels } from "./reduce-wasm";
+import { ShmPipeline, type ChunkPlan } from "./shm-pipeline";
 import type { ShmTransport } from "./shm-transport";
 import type { CallContext } from "./transport";
 import type { CommArray } from "./types";
-import type { FastAllReduce } from "./communicator";
 
-export function attachDirectAllReduce(
+/** allReduce up to this many bytes reduces the whole message on every rank after one wait. */
+export const ONE_SHOT_BYTES = 32 * 1024;
+
+/** Collectives over the whole shm world; each runs synchronously to completion (or throws). */
+export interface DirectCollectives {
+  allReduce(call: CallContext, x: CommArray, out: CommArray, redop: number): void;
+  /** out: this rank's block of the reduced vector */
+  reduceScatter(call: CallContext, x: CommArray, out: CommArray, redop: number): void;
+  /** out: n x.length elements, rank r's x at r x.length */
+  allGather(call: CallContext, x: CommArray, out: CommArray): void;
+  /** x: the data on root; out: where every rank (root included) gets it */
+  broadcast(call: CallContext, x: CommArray, out: CommArray, root: number): void;
+}
+
+export function attachDirectCollectives(
   t: ShmTransport,
-  simd: ((redop: number, dtype: number) => Reducer) | undefined,
-): FastAllReduce {
-  const { ctl, layout, rank: me, size: n } = t;
+  simd: ((redop: number, dtype: number) => ReduceKernels) | undefined,
+): DirectCollectives {
+  const { layout, rank: me, size: n } = t;
   const buffer = t.init.memory.buffer;
-  let chunks = 0; // chunks this rank has completed in its world so far
-  const word = (r: number, field: number) => layout.rankWord(r, field);
-  const ringAll = () => {
-    for (let r = 0; r < n; r++) if (r !== me) t.ring(r);
-  };
-  /** Blocks until every rank's `field` counter reaches `target`. */
-  const waitAll = (call: CallContext, field: number, target: number) => {
-    const lagging = () => {
-      const out: number[] = [];
-      for (let r = 0; r < n; r++) if (Atomics.load(ctl, word(r, field)) < target) out.push(r);
-      return out;
-    };
-    let next = 0;
-    t.blockUntil(
-      call,
-      () => false,
-      () => {
-        for (; next < n; next++) if (Atomics.load(ctl, word(next, field)) < target) return false;
-        return true;
-      },
-      lagging,
-    );
+  const pipeline = new ShmPipeline(t);
+  const kernelsFor = (redop: number, dtype: number) => (simd ?? jsKernels)(redop, dtype);
+  /** typed view of `len` elements at element offset `at` of a slot that starts at byte `slotAt` */
+  const view = (dtype: number, slotAt: number, at: number, len: number, width: number) => viewOf(dtype, buffer, slotAt + at * width, len);
+
+  /** dst = op over ranks of the `len` elements at element `at` of every rank's staging slot `slot` */
+  const reduceSlots = (k: ReduceKernels, dst: CommArray, dtype: number, slot: number, at: number, len: number, width: number) => {
+    const src = (r: number) => view(dtype, layout.slotAt(r, slot), at, len, width);
+    if (n === 1) return dst.set(src(0) as never);
+    k.combine(dst, src(0), src(1));
+    for (let r = 2; r < n; r++) k.reduce(dst, src(r));
   };
 
-  return (call: CallContext, x: CommArray, plainReduce: Reducer, redop: number): Promise<void> | undefined => {
-    if (x.length === 0) return undefined;
-    // slots and results are in the world's WebAssembly memory, where the SIMD kernels work in place
-    const reduce = simd ? simd(redop, call.desc.dtype) : plainReduce;
-    const width = x.BYTES_PER_ELEMENT;
-    const perChunk = Math.floor(layout.slotBytes / width);
-    const dtype = call.desc.dtype;
-    for (let start = 0; start < x.length; start += perChunk) {
-      const len = Math.min(perChunk, x.length - start);
-      const g = chunks;
-      const b = g & 1;
-      if (g >= 2) waitAll(call, CONSUMED, g - 1); // slots of chunk g-2 are free everywhere
-      viewOf(dtype, buffer, layout.slotAt(me, b), len).set(x.subarray(start, start + len) as never);
-      Atomics.store(ctl, word(me, POSTED), g + 1);
-      ringAll();
-      waitAll(call, POSTED, g + 1);
-      const lo = blockStart(me, len, n);
-      const hi = blockStart(me + 1, len, n);
-      if (hi > lo) {
-        const result = viewOf(dtype, buffer, layout.resultAt(b) + lo * width, hi - lo);
-        result.set(viewOf(dtype, buffer, layout.slotAt(0, b) + lo * width, hi - lo) as never);
-        for (let r = 1; r < n; r++) reduce(result, viewOf(dtype, buffer, layout.slotAt(r, b) + lo * width, hi - lo));
+  const perChunk = (x: CommArray) => Math.floor(layout.slotBytes / x.BYTES_PER_ELEMENT);
+
+  return {
+    allReduce(call, x, out, redop) {
+      const { dtype } = call.desc;
+      const width = x.BYTES_PER_ELEMENT;
+      const k = kernelsFor(redop, dtype);
+      const P = perChunk(x);
+      const chunkLen = (i: number) => Math.min(P, x.length - i * P);
+      const copyIn = (i: number, slot: number) => {
+        view(dtype, layout.slotAt(me, slot), 0, chunkLen(i), width).set(x.subarray(i * P, i * P + chunkLen(i)) as never);
+      };
+      if (x.byteLength <= ONE_SHOT_BYTES) {
+        // latency-bound: one wait, then every rank reduces the whole message into its own scratch slot
+        return pipeline.run(call, {
+          chunks: x.length > 0 ? 1 : 0,
+          outNeedsReduced: false,
+          copyIn,
+          process(_i, slot) {
+            const scratch = view(dtype, layout.scratchFor(me), 0, x.length, width);
+            reduceSlots(k, scratch, dtype, slot, 0, x.length, width);
+            out.set(scratch as never);
+          },
+          copyOut() {},
+        });
       }
-      Atomics.store(ctl, word(me, REDUCED), g + 1);
-      ringAll();
-      waitAll(call, REDUCED, g + 1);
-      x.set(viewOf(dtype, buffer, layout.resultAt(b), len) as never, start);
-      Atomics.store(ctl, word(me, CONSUMED), g + 1);
-      ringAll();
-      chunks = g + 1;
-    }
-    return Promise.resolve();
+      // slices of a chunk start on 64-byte lines, so no two ranks write one cache line of the result
+      const unit = Math.max(1, 64 / width);
+      const slice = (len: number, r: number) => Math.min(len, blockStart(r, Math.ceil(len / unit), n) * unit);
+      pipeline.run(call, {
+        chunks: Math.ceil(x.length / P),
+        outNeedsReduced: true,
+        copyIn,
+        process(i, slot) {
+          const len = chunkLen(i);
+          const lo = slice(len, me);
+          const hi = slice(len, me + 1);
+          if (hi > lo) reduceSlots(k, view(dtype, layout.resultAt(slot), lo, hi - lo, width), dtype, slot, lo, hi - lo, width);
+        },
+        copyOut(i, slot) {
+          out.set(view(dtype, layout.resultAt(slot), 0, chunkLen(i), width) as never, i * P);
+        },
+      });
+    },
+
+    reduceScatter(call, x, out, redop) {
+      const { dtype } = call.desc;
+      const width = x.BYTES_PER_ELEMENT;
+      const k = kernelsFor(redop, dtype);
+      // chunk i holds piece i of every rank's block, piece r at element r*q of the slot, so every
+      // rank reduces its own piece of every chunk (balanced) instead of waiting for chunks of its block
+      const q = Math.max(1, Math.floor(perChunk(x) / n));
+      const start = (r: number) => blockStart(r, x.length, n);
+      const piece = (r: number, i: number): [number, number] => {
+        const lo = Math.min(start(r) + i * q, start(r + 1));
+        return [lo, Math.min(lo + q, start(r + 1))];
+      };
+      let longest = 0;
+      for (let r = 0; r < n; r++) longest = Math.max(longest, start(r + 1) - start(r));
+      pipeline.run(call, {
+        chunks: Math.ceil(longest / q),
+        outNeedsReduced: false,
+        copyIn(i, slot) {
+          for (let r = 0; r < n; r++) {
+            const [lo, hi] = piece(r, i);
+            if (hi > lo) view(dtype, layout.slotAt(me, slot), r * q, hi - lo, width).set(x.subarray(lo, hi) as never);
+          }
+        },
+        process(i, slot) {
+          const [lo, hi] = piece(me, i);
+          if (hi <= lo) return;
+          const scratch = view(dtype, layout.scratchFor(me), 0, hi - lo, width);
+          reduceSlots(k, scratch, dtype, slot, me * q, hi - lo, width);
+          out.set(scratch as never, lo - start(me));
+        },
+        copyOut() {},
+      });
+    },
+
+    allGather(call, x, out) {
+      const { dtype } = call.desc;
+      const width = x.BYTES_PER_ELEMENT;
+      const m = x.length;
+      const P = perChunk(x);
+      const chunkLen = (i: number) => Math.min(P, m - i * P);
+      if (out !== x) out.set(x as never, me * m);
+      pipeline.run(call, {
+        chunks: Math.ceil(m / P),
+        outNeedsReduced: false,
+        copyIn(i, slot) {
+          view(dtype, layout.slotAt(me, slot), 0, chunkLen(i), width).set(x.subarray(i * P, i * P + chunkLen(i)) as never);
+        },
+        process(i, slot) {
+          for (let r = 0; r < n; r++) {
+            if (r !== me) out.set(view(dtype, layout.slotAt(r, slot), 0, chunkLen(i), width) as never, r * m + i * P);
+          }
+        },
+        copyOut() {},
+      });
+    },
+
+    broadcast(call, x, out, root) {
+      const { dtype } = call.desc;
+      const width = x.BYTES_PER_ELEMENT;
+      const P = perChunk(x);
+      const chunkLen = (i: number) => Math.min(P, x.length - i * P);
+      if (me === root && out !== x) out.set(x as never);
+      pipeline.run(call, {
+        chunks: Math.ceil(x.length / P),
+        outNeedsReduced: false,
+        copyIn(i, slot) {
+          if (me === root) view(dtype, layout.slotAt(me, slot), 0, chunkLen(i), width).set(x.subarray(i * P, i * P + chunkLen(i)) as never);
+        },
+        process(i, slot) {
+          if (me !== root) out.set(view(dtype, layout.slotAt(root, slot), 0, chunkLen(i), width) as never, i * P);
+        },
+        copyOut() {},
+      });
+    },
   };
 }

@@ -7,12 +7,13 @@
 //     [1] length of the reason text, [64..) reason text (UTF-8, 1 KiB)
 //     per rank r, 16 words at RANK_BASE + 16 r (one 64-byte cache line):
 //       +0 doorbell (bumped and notified whenever something for r changes)
-//       +1 posted, +2 reduced, +3 consumed  (direct-path chunk counters)
+//       +1 posted, +2 reduced, +3 consumed  (direct-path chunk counters, see shm-pipeline.ts)
 //       +4 entered call number, +8..15 descriptor of the current collective
 //     per channel c (src -> dst, src != dst, 2 contexts), 32 words at CHANNEL_BASE + 32 c:
 //       +0 bytes written (mod 2^32), +16 bytes read: writer and reader on separate lines
 //   data (a shared WebAssembly.Memory, so reduction kernels work on it in place)
-//     channel rings, then per-rank direct staging slots (x2) and 2 result slots.
+//     channel rings, then the direct path's slots (slotBytes each): SLOTS staging
+//     slots per rank, SLOTS shared result slots, one scratch slot per rank.
 import type { WasmMemory } from "./wasm-api";
 
 export const STATE = 0;
@@ -54,6 +55,8 @@ export interface ShmWorldOptions {
 }
 
 export const MAX_SHM_RANKS = 64;
+/** Direct-path chunks in flight: chunk g uses slot g % SLOTS, so copy-in of g+1 overlaps the reduction of g. */
+export const SLOTS = 4;
 
 export class ShmLayout {
   readonly channelsPerContext: number;
@@ -62,6 +65,7 @@ export class ShmLayout {
   readonly dataBytes: number;
   readonly slotsAt: number;
   readonly resultsAt: number;
+  readonly scratchAt: number;
 
   constructor(
     readonly size: number,
@@ -73,8 +77,9 @@ export class ShmLayout {
     this.channelBase = RANK_BASE + RANK_WORDS * size;
     this.controlWords = this.channelBase + CHANNEL_WORDS * 2 * this.channelsPerContext;
     this.slotsAt = this.channelsPerContext * (collectiveRingBytes + userRingBytes);
-    this.resultsAt = this.slotsAt + 2 * size * slotBytes;
-    this.dataBytes = this.resultsAt + 2 * slotBytes;
+    this.resultsAt = this.slotsAt + SLOTS * size * slotBytes;
+    this.scratchAt = this.resultsAt + SLOTS * slotBytes;
+    this.dataBytes = this.scratchAt + size * slotBytes;
   }
 
   static of(init: ShmWorldInit): ShmLayout {
@@ -106,12 +111,18 @@ export class ShmLayout {
       : perContext * this.collectiveRingBytes + (channel - perContext) * this.userRingBytes;
   }
 
-  /** byte offset of rank r's direct staging slot b (0|1) */
+  /** byte offset of rank r's direct staging slot b (0 <= b < SLOTS) */
   slotAt(rank: number, b: number): number {
-    return this.slotsAt + (2 * rank + b) * this.slotBytes;
+    return this.slotsAt + (SLOTS * rank + b) * this.slotBytes;
   }
 
+  /** byte offset of shared result slot b (0 <= b < SLOTS) */
   resultAt(b: number): number {
     return this.resultsAt + b * this.slotBytes;
+  }
+
+  /** byte offset of rank r's private scratch slot (whole-chunk reductions of the small path) */
+  scratchFor(rank: number): number {
+    return this.scratchAt + rank * this.slotBytes;
   }
 }

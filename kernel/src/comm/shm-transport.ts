@@ -17,9 +17,16 @@ import {
   USER_CONTEXT, type ShmWorldInit,
 } from "./shm-layout";
 import type { CallContext, RecvSpec, SendSpec, Transport } from "./transport";
+import { availableParallelism } from "node:os";
 
-/** Polls of the progress loop before sleeping; a peer is usually a few microseconds behind. */
-const SPIN_POLLS = 200;
+/**
+ * How long a rank polls before sleeping, milliseconds. A running peer is
+ * usually a few microseconds behind and a sleep/wake costs tens of
+ * microseconds; when ranks outnumber cores, a spinning rank would only take
+ * the core from the peer it waits for, so it sleeps almost at once.
+ */
+const SPIN_MS = 0.05;
+const SPIN_MS_OVERSUBSCRIBED = 0.002;
 /** Longest single sleep, milliseconds: bounds how late a cancel or timeout is seen. */
 const SLICE_MS = 50;
 
@@ -63,6 +70,7 @@ export class ShmTransport implements Transport {
   private readonly bellWord: number;
   private readonly userOps = new Set<UserOp>();
   private driving = false;
+  private readonly spinMs: number;
 
   constructor(
     readonly init: ShmWorldInit,
@@ -73,6 +81,7 @@ export class ShmTransport implements Transport {
     this.ctl = new Int32Array(init.control);
     this.mem = { ctl: this.ctl, data: new Uint8Array(init.memory.buffer), layout: this.layout };
     this.bellWord = this.layout.rankWord(rank, DOORBELL);
+    this.spinMs = this.size <= availableParallelism() ? SPIN_MS : SPIN_MS_OVERSUBSCRIBED;
   }
 
   enter(call: CallContext): void {
@@ -131,7 +140,7 @@ export class ShmTransport implements Transport {
     nextDueMs: () => number = () => Infinity,
   ): void {
     let lastProgress = -1;
-    let polls = 0;
+    let spinStart = -1;
     for (;;) {
       const bell = Atomics.load(this.ctl, this.bellWord);
       this.checkState(call);
@@ -139,13 +148,14 @@ export class ShmTransport implements Transport {
       if (this.userOps.size > 0) this.progressUser();
       if (finished()) return;
       if (moved) {
-        polls = 0;
+        spinStart = -1;
         lastProgress = -1;
         continue;
       }
       const due = nextDueMs();
-      if (due === Infinity && ++polls < SPIN_POLLS) continue; // paced sends sleep until due instead
       const now = performance.now();
+      if (spinStart < 0) spinStart = now;
+      if (due === Infinity && now - spinStart < this.spinMs) continue; // paced sends sleep until due instead
       if (lastProgress < 0) lastProgress = now;
       const peers = waitingFor();
       this.checkPeers(call, peers);
@@ -155,6 +165,7 @@ export class ShmTransport implements Transport {
       }
       const sleep = Math.min(SLICE_MS, call.timeoutMs - waited + 1, due);
       Atomics.wait(this.ctl, this.bellWord, bell, Math.max(0, sleep));
+      spinStart = -1;
     }
   }
 

@@ -2,14 +2,16 @@
 // rank's communicator inside its worker thread, and cancelling the world.
 import { CommCore, GroupCommunicator } from "./communicator";
 import { Wasm } from "./wasm-api";
-import { attachDirectAllReduce } from "./shm-direct";
-import { wasmReducers } from "./reduce-wasm";
+import { attachDirectCollectives } from "./shm-direct";
+import { wasmKernels } from "./reduce-wasm";
 import { MAX_SHM_RANKS, ShmLayout, STATE, type ShmWorldInit, type ShmWorldOptions } from "./shm-layout";
 import { ShmTransport, STATE_CANCELLED, STATE_RUNNING, stopWorld } from "./shm-transport";
 import type { CommOptions, Communicator } from "./types";
 
 const MiB = 1024 * 1024;
 const WASM_PAGE = 64 * 1024;
+/** Direct-path chunk: small enough that a chunk copied in is still in cache when peers reduce it. */
+const DEFAULT_SLOT_BYTES = 256 * 1024;
 
 function powerOfTwo(n: number, name: string): number {
   if (!Number.isInteger(n) || n < 4096 || (n & (n - 1)) !== 0) throw new RangeError(`${name} must be a power of two >= 4096 bytes, got ${n}`);
@@ -26,7 +28,7 @@ export function createShmWorld(size: number, options: ShmWorldOptions = {}): Shm
   }
   const collectiveRingBytes = powerOfTwo(options.collectiveRingBytes ?? (size <= 8 ? 1 * MiB : 256 * 1024), "collectiveRingBytes");
   const userRingBytes = powerOfTwo(options.userRingBytes ?? 256 * 1024, "userRingBytes");
-  const slotBytes = options.slotBytes ?? 1 * MiB; // fewer, larger chunks: 3 rank-wide syncs per chunk
+  const slotBytes = options.slotBytes ?? DEFAULT_SLOT_BYTES;
   if (!Number.isInteger(slotBytes) || slotBytes < 4096 || slotBytes % 64 !== 0) throw new RangeError(`slotBytes must be a multiple of 64 bytes >= 4096, got ${slotBytes}`);
   const layout = new ShmLayout(size, collectiveRingBytes, userRingBytes, slotBytes);
   const pages = Math.ceil(layout.dataBytes / WASM_PAGE);
@@ -45,7 +47,7 @@ export function attachShmCommunicator(init: ShmWorldInit, rank: number, options:
   }
   const transport = new ShmTransport(init, rank);
   const core = new CommCore(transport, options);
-  core.fastAllReduce = attachDirectAllReduce(transport, wasmReducers(init.memory));
+  core.direct = attachDirectCollectives(transport, wasmKernels(init.memory));
   return new GroupCommunicator(core, Array.from({ length: init.size }, (_, i) => i), 0, "world");
 }
 

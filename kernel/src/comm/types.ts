@@ -16,13 +16,16 @@ export type CommArray =
 export type ReduceOp = "sum" | "mean" | "max" | "min" | "product";
 
 /**
- * `ring`: bandwidth-bound, 2(n-1)/n of the data over each link.
- * `recursive-doubling`: latency-bound, log2(n) rounds of the whole vector.
- * `direct`: shm only; every rank reduces its 1/n of each chunk straight out
- * of the other ranks' shared staging slots (same-host fast path).
- * Left out, the communicator picks by message size.
+ * `ring`: bandwidth-bound, 2(n-1)/n of the data over each link, 2(n-1) steps.
+ * `recursive-doubling`: latency-bound, log2(n) rounds of the whole vector
+ * (for broadcast: a binomial tree).
+ * `rhd`: recursive halving-doubling, log2(n) rounds each way carrying the
+ * ring's volume (allReduce any n; reduceScatter/allGather power-of-two n).
+ * `direct`: shm world only; ranks read each other's shared staging slots in
+ * place (same-host fast path, see docs/collectives.md).
+ * Left out, the communicator picks by transport and message size.
  */
-export type Algorithm = "ring" | "recursive-doubling" | "direct";
+export type Algorithm = "ring" | "recursive-doubling" | "rhd" | "direct";
 
 /** An emulated link: transfer time = latency + bytes / bandwidth, per message and direction. */
 export interface LinkModel {
@@ -34,6 +37,12 @@ export interface LinkModel {
 
 export interface CollectiveOptions {
   algorithm?: Algorithm;
+  /**
+   * Write the result here instead of a fresh array (allReduce, reduceScatter,
+   * allGather, broadcast): same dtype, the result's length; may be the input
+   * itself for allReduce and broadcast (in place, as PyTorch's collectives are).
+   */
+  out?: CommArray;
   /** Emulated link for this call; overrides the world's. */
   link?: LinkModel;
 }

@@ -34,8 +34,14 @@ export interface CompiledCell {
 const PRELUDE_IMPORT = /^import "distlab\/[a-z-]+";\n/gm;
 const MARKER_COMMENT = /\/\*@cell:\d+\*\//g;
 
+/**
+ * One tslab converter per chain: a converter rebuilds its whole program state
+ * when the set of type files changes, and the ranks' prelude pulls in
+ * TensorFlow.js's types, so alternating chains on one converter cost about a
+ * second per cell; separate converters keep each at tens of milliseconds.
+ */
 export class CellCompiler {
-  #converter: Converter | undefined;
+  readonly #converters = new Map<string, Converter>();
   readonly cwd: string;
 
   /** `cwd`: where cells resolve modules from; tslab's converter takes it from the process. */
@@ -43,15 +49,15 @@ export class CellCompiler {
     this.cwd = process.cwd();
   }
 
-  /** Creates the TypeScript program now (about 2 s) instead of on the first cell. */
-  warmUp(): void {
-    this.compile("0", DeclarationChain.notebook());
+  /** Creates the chain's TypeScript program now (about 2 s) instead of on its first cell. */
+  warmUp(chain: DeclarationChain = DeclarationChain.notebook()): void {
+    this.compile("0", new DeclarationChain(chain.name, chain.prelude, chain.globalNames));
   }
 
   /** Throws CompileError listing every diagnostic in the cell's coordinates. */
   compile(code: string, chain: DeclarationChain): CompiledCell {
     const marked = markStatements(code);
-    const result = this.converter().convert(chain.withPrelude, marked.text);
+    const result = this.converter(chain).convert(chain.withPrelude, marked.text);
     if (result.diagnostics.length > 0) {
       throw new CompileError(
         result.diagnostics.map((d): CellDiagnostic => {
@@ -89,29 +95,32 @@ export class CellCompiler {
 
   /** Completion at a UTF-16 offset of `code`. */
   complete(code: string, offset: number, chain: DeclarationChain): CompletionInfo {
-    return this.converter().complete(chain.withPrelude, code, offset);
+    return this.converter(chain).complete(chain.withPrelude, code, offset);
   }
 
   /** Quick info (type and docs) at a UTF-16 offset of `code`. */
   inspect(code: string, offset: number, chain: DeclarationChain): TS.QuickInfo | undefined {
-    return this.converter().inspect(chain.withPrelude, code, offset) ?? undefined;
+    return this.converter(chain).inspect(chain.withPrelude, code, offset) ?? undefined;
   }
 
+  /** Releases the converters' file watchers (they keep the process alive). */
   close(): void {
-    this.#converter?.close();
-    this.#converter = undefined;
+    for (const converter of this.#converters.values()) converter.close();
+    this.#converters.clear();
   }
 
-  private converter(): Converter {
-    if (!this.#converter) {
+  private converter(chain: DeclarationChain): Converter {
+    let converter = this.#converters.get(chain.name);
+    if (!converter) {
       if (process.cwd() !== this.cwd) {
-        throw new Error(`CellCompiler: the working directory changed from ${this.cwd} to ${process.cwd()} before first use`);
+        throw new Error(`CellCompiler: the working directory changed from ${this.cwd} to ${process.cwd()}; tslab's converter resolves from the cwd`);
       }
       installTypeResolution(this.cwd);
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { createConverter } = require("tslab/dist/converter") as typeof import("tslab/dist/converter");
-      this.#converter = createConverter();
+      converter = createConverter();
+      this.#converters.set(chain.name, converter);
     }
-    return this.#converter;
+    return converter;
   }
 }

@@ -9,8 +9,12 @@
 
 /** `import ... from "distlab"` inside a cell: the display API plus distlab's own additions. */
 export const DISTLAB_MODULE_TYPES = `
-import type { Display } from "tslab";
-export type { Display } from "tslab";
+import type { Display as TslabDisplay } from "tslab";
+
+/** tslab's Display; \`raw\` also takes an object for JSON mime types (\`application/json\`, \`*+json\`). */
+export interface Display extends Omit<TslabDisplay, "raw"> {
+  raw(contentType: string, b: string | Uint8Array | object): void;
+}
 
 /** Writes rich outputs under the running cell (same API as tslab's \`display\`). */
 export declare const display: Display;

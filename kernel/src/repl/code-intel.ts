@@ -42,7 +42,10 @@ export function inspectAt(compiler: CellCompiler, chain: DeclarationChain, code:
  */
 export function isCompleteCode(code: string): IsCompleteOutcome {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const tslabAnswer = (require("tslab/dist/converter") as typeof import("tslab/dist/converter")).isCompleteCode(code);
+  const { isCompleteCode: tslabIsComplete } = require("tslab/dist/converter") as typeof import("tslab/dist/converter");
+  // tslab misses "let x = " (trailing blanks after the unfinished part); newlines stay, they carry its
+  // "two blank lines force a run" rule.
+  const tslabAnswer = tslabIsComplete(code.replace(/[ \t]+$/, ""));
   if (!tslabAnswer.completed) return { status: "incomplete", indent: tslabAnswer.indent ?? "" };
   const file = ts.createSourceFile("cell.ts", code, ts.ScriptTarget.Latest, false, ts.ScriptKind.TS);
   const errors = (file as unknown as { parseDiagnostics?: readonly TS.Diagnostic[] }).parseDiagnostics ?? [];

@@ -4,6 +4,6 @@ export { CellScope, type RunOptions, type RunResult } from "./cell-scope";
 export { DeclarationChain } from "./declaration-chain";
 export { CompileError, InterruptedError, type CellDiagnostic } from "./errors";
 export { formatError, formatValue, type FormattedError } from "./format";
-export { activeOutput, setActiveOutput, writeKernelLog, type CellOutput } from "./output-capture";
+export { activeOutput, runWithOutput, setActiveOutput, writeKernelLog, type CellOutput } from "./output-capture";
 export { createDisplayModule, mimeBundleSymbol, type Display, type DisplayModule } from "./display-api";
 export { TypeScriptRepl, type TypeScriptReplOptions } from "./typescript-repl";

@@ -94,12 +94,19 @@ export function extractLineMap(markedJs: string): { js: string; cellLines: numbe
   const cellLines: number[] = [];
   let lastCellLine = 0;
   let sinceMarker = 0;
+  /** A marker left at the end of the previous line belongs to this one (`if (x)` + newline + body). */
+  let carried: number | undefined;
   const lines = markedJs.split("\n").map((line) => {
     let first: number | undefined;
-    const stripped = line.replace(MARKER, (_all, n: string) => {
-      first ??= Number(n);
+    let trailing: number | undefined;
+    const stripped = line.replace(MARKER, (all, n: string, offset: number) => {
+      if (line.slice(offset + all.length).trim() === "") trailing = Number(n);
+      else first ??= Number(n);
       return "";
     });
+    const hadMarker = first !== undefined || trailing !== undefined;
+    first ??= carried;
+    carried = trailing;
     if (first !== undefined) {
       lastCellLine = first;
       sinceMarker = 0;
@@ -107,7 +114,8 @@ export function extractLineMap(markedJs: string): { js: string; cellLines: numbe
       sinceMarker++;
     }
     cellLines.push(lastCellLine === 0 ? 0 : lastCellLine + sinceMarker);
-    return stripped;
+    // Only where a marker was: other lines may be inside a multi-line template literal.
+    return hadMarker ? stripped.replace(/\s+$/, "") : stripped;
   });
   return { js: lines.join("\n"), cellLines };
 }

@@ -16,7 +16,7 @@ import { CellScope } from "./cell-scope";
 import { completeAt, inspectAt, isCompleteCode } from "./code-intel";
 import { DeclarationChain } from "./declaration-chain";
 import { formatError, formatValue } from "./format";
-import { setActiveOutput } from "./output-capture";
+import { runWithOutput } from "./output-capture";
 
 export interface TypeScriptReplOptions {
   /** Share one compiler with the %%distributed runner (one TypeScript program per kernel). */
@@ -39,16 +39,17 @@ export class TypeScriptRepl implements KernelBackend {
   }
 
   async execute(code: string, io: ExecutionIO): Promise<ExecuteOutcome> {
-    setActiveOutput(io);
     const running = new AbortController();
     this.#running = running;
     try {
       const compiled = this.compiler.compile(code, this.notebookChain);
-      const { value, hasValue } = await this.scope.run(compiled, {
-        cellName: `cell ${io.executionCount}`,
-        signal: AbortSignal.any([io.interruptSignal, running.signal]),
-        breakOnSigint: true,
-      });
+      const { value, hasValue } = await runWithOutput(io, () =>
+        this.scope.run(compiled, {
+          cellName: `cell ${io.executionCount}`,
+          signal: AbortSignal.any([io.interruptSignal, running.signal]),
+          breakOnSigint: true,
+        }),
+      );
       this.notebookChain.advance(compiled);
       const data = hasValue ? formatValue(value) : undefined;
       return data ? { status: "ok", result: { data, metadata: {} } } : { status: "ok" };

@@ -1,0 +1,54 @@
+// Which algorithm a collective runs: the caller's `{algorithm}` when it is
+// available for the op, group and transport, else the automatic choice by
+// transport and message size (the table in docs/collectives.md).
+import { isPowerOfTwo } from "./algorithms-rhd";
+import type { Algorithm } from "./types";
+
+export type ChoosableOp = "allReduce" | "reduceScatter" | "allGather" | "broadcast";
+
+export const SUPPORTED: Record<ChoosableOp, readonly Algorithm[]> = {
+  allReduce: ["ring", "recursive-doubling", "rhd", "direct"],
+  reduceScatter: ["ring", "rhd", "direct"],
+  allGather: ["ring", "rhd", "direct"],
+  broadcast: ["ring", "recursive-doubling", "direct"],
+};
+
+/** Below this many bytes per rank, latency (steps) outweighs bandwidth (volume). */
+export const SMALL_MESSAGE_BYTES = 64 * 1024;
+
+export interface ChoiceContext {
+  /** the shm world communicator without an emulated link: the direct paths apply */
+  direct: boolean;
+  /** group size */
+  n: number;
+  /** this rank's input bytes */
+  bytes: number;
+}
+
+export function chooseAlgorithm(op: ChoosableOp, wanted: Algorithm | undefined, c: ChoiceContext): Algorithm {
+  if (wanted !== undefined) {
+    if (!SUPPORTED[op].includes(wanted)) throw unsupported(op, wanted, SUPPORTED[op]);
+    if (wanted === "direct" && !c.direct) {
+      throw new RangeError(`${op}: algorithm "direct" needs the world communicator of a shm (thread) world without an emulated link`);
+    }
+    if (wanted === "rhd" && op !== "allReduce" && !isPowerOfTwo(c.n)) {
+      throw new RangeError(`${op}: algorithm "rhd" needs a power-of-two group size, got ${c.n} ranks; use "ring"`);
+    }
+    return wanted;
+  }
+  if (c.direct) return "direct";
+  const small = c.bytes <= SMALL_MESSAGE_BYTES;
+  switch (op) {
+    case "allReduce":
+      return small ? "recursive-doubling" : "ring";
+    case "reduceScatter":
+    case "allGather":
+      return small && isPowerOfTwo(c.n) ? "rhd" : "ring";
+    case "broadcast":
+      return small || c.n <= 2 ? "recursive-doubling" : "ring";
+  }
+}
+
+export function unsupported(op: string, algorithm: string, supported: readonly string[]): RangeError {
+  return new RangeError(`${op}: algorithm ${JSON.stringify(algorithm)} is not available; use ${supported.map((s) => JSON.stringify(s)).join(" or ")}`);
+}
