@@ -16,7 +16,7 @@ export function packageVersion(): string {
 }
 
 function typescriptVersion(): string {
-  return (require("typescript") as { version: string }).version;
+  return (require("@tslab/typescript-for-tslab") as { version: string }).version;
 }
 
 export function kernelDescription(): KernelDescription {

@@ -164,3 +164,17 @@ def test_interrupt_cancels_a_pending_prompt(kernel):
             break
     assert reply["content"]["status"] == "error"
     assert execute(kc, "3 * 3").results[0]["text/plain"] == "9"
+
+
+def test_an_error_thrown_by_a_timer_is_shown_and_the_kernel_survives(module_kernel):
+    km, kc = module_kernel
+    execute(kc, 'setTimeout(() => { throw new Error("thrown later by a timer"); }, 50);')
+    deadline = time.monotonic() + 10
+    shown = ""
+    while "thrown later by a timer" not in shown and time.monotonic() < deadline:
+        message = kc.get_iopub_msg(timeout=10)
+        if message["header"]["msg_type"] == "stream" and message["content"]["name"] == "stderr":
+            shown += message["content"]["text"]
+    assert "thrown later by a timer" in shown
+    assert km.is_alive()
+    assert execute(kc, "5 + 5").results[0]["text/plain"] == "10"

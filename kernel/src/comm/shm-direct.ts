@@ -63,7 +63,7 @@ export function attachDirectCollectives(
       const copyIn = (i: number, slot: number) => {
         view(dtype, layout.slotAt(me, slot), 0, chunkLen(i), width).set(x.subarray(i * P, i * P + chunkLen(i)) as never);
       };
-      if (x.byteLength <= ONE_SHOT_BYTES) {
+      if (x.byteLength <= Math.min(ONE_SHOT_BYTES, layout.slotBytes)) {
         // latency-bound: one wait, then every rank reduces the whole message into its own scratch slot
         return pipeline.run(call, {
           chunks: x.length > 0 ? 1 : 0,

@@ -90,6 +90,12 @@ export class CellScope {
       }
       return this.#globals.get(name);
     });
+    if (options.breakOnSigint) {
+      // A SIGINT that arrived while the cell was compiling is still queued as an event; let its
+      // handler run (and abort the signal) now, because once `vm` runs with breakOnSigint it
+      // replaces the SIGINT handlers and the queued interrupt would be lost.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
     if (options.signal?.aborted) throw new InterruptedError("Interrupted before the cell started");
     const parameters = ["exports", "require", ...cell.globals].join(", ");
     // The function starts on line 0 (lineOffset -1) so stack lines are the JS's own lines.

@@ -26,7 +26,8 @@ export function inspectAt(compiler: CellCompiler, chain: DeclarationChain, code:
   const offset = codePointsToUtf16(code, cursorPos);
   // A cursor just after a name (where the user stopped typing) inspects that name.
   const info = compiler.inspect(code, offset, chain) ?? (offset > 0 ? compiler.inspect(code, offset - 1, chain) : undefined);
-  if (!info) return { found: false, data: {} };
+  // An undeclared name still gets quick info (kind "", type any): that is "not found", not a page.
+  if (!info || info.kind === ts.ScriptElementKind.unknown) return { found: false, data: {} };
   const signature = ts.displayPartsToString(info.displayParts);
   const docs = ts.displayPartsToString(info.documentation);
   const tags = detailLevel === 1 ? (info.tags ?? []).map((tag) => `@${tag.name} ${ts.displayPartsToString(tag.text)}`.trim()) : [];
