@@ -1,26 +1,37 @@
-// One rank of the collectives benchmark (bench/collectives.mjs): attaches to
-// a shm world or joins a tcp world, then times collectives on request.
+// One rank of the collectives benchmark (bench/collectives.mjs): a worker
+// thread attached to a shm world, or a child process joining a tcp world;
+// then it times collectives on request. Outputs are preallocated and
+// allReduce/broadcast run in place ({out}), as gloo's do, so neither side
+// pays for fresh memory inside the timed loop.
 import { parentPort, workerData } from "node:worker_threads";
 import { attachShmCommunicator, connectTcpWorld, type Communicator } from "../kernel/src/comm";
 
 type Request = { id: number; op: string; bytes: number; iters: number; algorithm?: string };
+type Setup = { transport: "shm" | "tcp"; init?: unknown; rank: number; size: number; rendezvous?: string };
 
-async function main(): Promise<void> {
-  const { transport, init, rank, size, rendezvous } = workerData;
+const post = (m: object) => (parentPort ? parentPort.postMessage(m) : process.send!(m));
+const onMessage = (f: (m: Request) => void) => (parentPort ? parentPort.on("message", f) : process.on("message", f as never));
+
+async function main(setup: Setup): Promise<void> {
+  const { transport, init, rank, size, rendezvous } = setup;
   const comm: Communicator =
-    transport === "shm" ? attachShmCommunicator(init, rank) : await connectTcpWorld({ rank, size, rendezvous });
-  parentPort!.on("message", async (m: Request) => {
+    transport === "shm"
+      ? attachShmCommunicator(init as never, rank)
+      : await connectTcpWorld({ rank, size, rendezvous: rendezvous!, unixSockets: false });
+  onMessage(async (m: Request) => {
     try {
       const n = Math.max(1, Math.floor(m.bytes / 4));
       // nccl-tests sizes: allGather's size is the gathered output, reduceScatter's the full input
       const input = new Float32Array(m.op === "allGather" ? Math.max(1, Math.floor(n / size)) : n).fill(rank + 1);
-      const opts = m.algorithm ? { algorithm: m.algorithm as never } : {};
+      const gathered = new Float32Array(input.length * size);
+      const block = new Float32Array(Math.floor(((rank + 1) * n) / size) - Math.floor((rank * n) / size));
+      const algorithm = m.algorithm ? { algorithm: m.algorithm as never } : {};
       const run = () => {
         switch (m.op) {
-          case "allReduce": return comm.allReduce(input, opts);
-          case "allGather": return comm.allGather(input);
-          case "reduceScatter": return comm.reduceScatter(input);
-          case "broadcast": return comm.broadcast(input, 0, opts);
+          case "allReduce": return comm.allReduce(input, { ...algorithm, out: input });
+          case "allGather": return comm.allGather(input, { ...algorithm, out: gathered });
+          case "reduceScatter": return comm.reduceScatter(input, { ...algorithm, out: block });
+          case "broadcast": return comm.broadcast(input, 0, { ...algorithm, out: input });
           default: throw new Error(m.op);
         }
       };
@@ -29,11 +40,12 @@ async function main(): Promise<void> {
       const t0 = performance.now();
       for (let i = 0; i < m.iters; i++) await run();
       const ms = (performance.now() - t0) / m.iters;
-      parentPort!.postMessage({ id: m.id, ms });
+      post({ id: m.id, ms });
     } catch (e) {
-      parentPort!.postMessage({ id: m.id, error: String((e as Error).stack) });
+      post({ id: m.id, error: String((e as Error).stack) });
     }
   });
-  parentPort!.postMessage({ ready: true });
+  post({ ready: true });
 }
-void main();
+
+void main(parentPort ? (workerData as Setup) : (JSON.parse(process.argv[2]) as Setup));

@@ -5,11 +5,13 @@
 //   time: slowest rank's average per call; algbw = bytes / time;
 //   busbw (nccl-tests): allReduce algbw * 2(n-1)/n; allGather, reduceScatter algbw * (n-1)/n; broadcast algbw.
 //   bytes: allReduce/broadcast the buffer, allGather the gathered output, reduceScatter the full input.
-// Rank threads run the TypeScript sources through tsx; tcp ranks are
-// threads too, each with its own event loop and sockets (forced to TCP
-// loopback, not the same-host Unix-socket path).
+// shm ranks are worker threads of this process; tcp ranks are separate
+// processes over TCP loopback (not the same-host Unix-socket path), as gloo's
+// ranks are. Both run the TypeScript sources through tsx.
+// Flags: --quick (4 KiB, 1 MiB, 64 MiB), --ranks 2,4  --transports shm,tcp
+//        --ops allReduce,...  --algorithm ring (one algorithm for every op).
 import { Worker } from "node:worker_threads";
-import { spawn } from "node:child_process";
+import { fork, spawn } from "node:child_process";
 import * as path from "node:path";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
@@ -21,10 +23,13 @@ const comm = require(path.join(here, "../kernel/src/comm/index.ts"));
 
 const KiB = 1024, MiB = 1024 * KiB;
 const args = process.argv.slice(2);
+const flag = (name, fallback) => { const i = args.indexOf(`--${name}`); return i >= 0 ? args[i + 1].split(",") : fallback; };
 const quick = args.includes("--quick");
 const SIZES = quick ? [4 * KiB, 1 * MiB, 64 * MiB] : [4 * KiB, 16 * KiB, 64 * KiB, 256 * KiB, 1 * MiB, 4 * MiB, 16 * MiB, 64 * MiB];
-const RANKS = [2, 4];
-const OPS = ["allReduce", "allGather", "reduceScatter", "broadcast"];
+const RANKS = flag("ranks", ["2", "4"]).map(Number);
+const TRANSPORTS = flag("transports", ["shm", "tcp"]);
+const OPS = flag("ops", ["allReduce", "allGather", "reduceScatter", "broadcast"]);
+const ALGORITHM = flag("algorithm", [undefined])[0];
 const iters = (bytes) => Math.max(3, Math.min(200, Math.floor((256 * MiB) / bytes)));
 const busFactor = (op, n) => (op === "allReduce" ? (2 * (n - 1)) / n : op === "broadcast" ? 1 : (n - 1) / n);
 
@@ -41,10 +46,12 @@ async function startRanks(transport, n) {
   else rendezvous = await comm.startTcpRendezvous(n);
   const workers = [];
   const ready = [];
+  const script = path.join(here, "collectives-worker.ts");
   for (let rank = 0; rank < n; rank++) {
-    const w = new Worker(`require("tsx/cjs"); require(${JSON.stringify(path.join(here, "collectives-worker.ts"))});`, {
-      eval: true, workerData: { transport, init, rank, size: n, rendezvous: rendezvous?.address },
-    });
+    const setup = { transport, init, rank, size: n, rendezvous: rendezvous?.address };
+    const w = transport === "shm"
+      ? new Worker(`require("tsx/cjs"); require(${JSON.stringify(script)});`, { eval: true, workerData: setup })
+      : fork(script, [JSON.stringify(setup)], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
     ready.push(new Promise((r) => w.once("message", r)));
     workers.push(w);
   }
@@ -57,13 +64,15 @@ async function startRanks(transport, n) {
       const replies = await Promise.all(workers.map((w) => new Promise((resolve) => {
         const on = (m) => { if (m.id === myId) { w.off("message", on); resolve(m); } };
         w.on("message", on);
-        w.postMessage({ id: myId, op, bytes, iters: iters(bytes) });
+        const request = { id: myId, op, bytes, iters: iters(bytes), algorithm: ALGORITHM };
+        if (w.postMessage) w.postMessage(request);
+        else w.send(request);
       })));
       const err = replies.find((r) => r.error);
       if (err) throw new Error(err.error);
       return Math.max(...replies.map((r) => r.ms));
     },
-    close: () => Promise.all(workers.map((w) => w.terminate())),
+    close: () => Promise.all(workers.map((w) => (w.terminate ? w.terminate() : w.kill()))),
   };
 }
 
@@ -87,9 +96,10 @@ const pad = (s, w) => String(s).padStart(w);
 const memcpy = memcpyGBps();
 console.log(`# memcpy (Buffer.copy, 64 MiB): ${memcpy.toFixed(2)} GB/s`);
 const results = [];
+console.log(`# load average ${(await import("node:os")).loadavg().map((l) => l.toFixed(2)).join(" ")}; ${ALGORITHM ? `algorithm ${ALGORITHM}` : "automatic algorithm choice"}`);
 for (const n of RANKS) {
   const glooTimes = await gloo(n);
-  for (const transport of ["shm", "tcp"]) {
+  for (const transport of TRANSPORTS) {
     const ranks = await startRanks(transport, n);
     console.log(`\n# ${transport}, ${n} ranks${transport === "tcp" ? " (TCP loopback)" : ""}; gloo ${n} processes`);
     console.log(`#${pad("op", 14)}${pad("size", 10)}${pad("time(us)", 11)}${pad("algbw", 8)}${pad("busbw", 8)}${pad("gloo busbw", 12)}${pad("x gloo", 8)}${pad("x memcpy", 10)}`);
@@ -112,9 +122,9 @@ const pick = (t, n, op, b) => results.find((r) => r.transport === t && r.n === n
 console.log("\n# targets");
 for (const n of RANKS) {
   const s = pick("shm", n, "allReduce", 64 * MiB), t = pick("tcp", n, "allReduce", 64 * MiB);
-  console.log(`shm allReduce 64 MiB ${n} ranks: busbw ${s.busbw.toFixed(2)} GB/s = ${s.glooBus ? (s.busbw / s.glooBus).toFixed(2) : "?"}x gloo (target >= 4), ${(s.busbw / memcpy).toFixed(2)} of memcpy (target >= 0.5)`);
-  console.log(`tcp allReduce 64 MiB ${n} ranks: busbw ${t.busbw.toFixed(2)} GB/s = ${t.glooBus ? (t.busbw / t.glooBus).toFixed(2) : "?"}x gloo (target >= 1.0)`);
+  if (s) console.log(`shm allReduce 64 MiB ${n} ranks: busbw ${s.busbw.toFixed(2)} GB/s = ${s.glooBus ? (s.busbw / s.glooBus).toFixed(2) : "?"}x gloo (target >= 4), ${(s.busbw / memcpy).toFixed(2)} of memcpy (target >= 0.5)`);
+  if (t) console.log(`tcp allReduce 64 MiB ${n} ranks: busbw ${t.busbw.toFixed(2)} GB/s = ${t.glooBus ? (t.busbw / t.glooBus).toFixed(2) : "?"}x gloo (target >= 1.0)`);
 }
 const small = pick("shm", 2, "allReduce", 4 * KiB);
-console.log(`shm allReduce 4 KiB 2 ranks: ${small.us.toFixed(1)} us (target < 50 us); gloo ${small.glooBus ? ((4 * KiB) / (small.glooBus * 1e9) * 1e6).toFixed(1) + " us" : "n/a"}`);
+if (small) console.log(`shm allReduce 4 KiB 2 ranks: ${small.us.toFixed(1)} us (target < 50 us); gloo ${small.glooBus ? ((4 * KiB) / (small.glooBus * 1e9) * 1e6).toFixed(1) + " us" : "n/a"}`);
 process.exit(0);

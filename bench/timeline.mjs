@@ -4,7 +4,10 @@
 //  2. Kernel-side cost of one live update (merge, summary, HTML and text
 //     renderings, JSON) at 3 updates per second, as a share of one core.
 //  3. Bytes per live update.
+//  4. Render time of 100,000 spans in Chromium, as the last browser test run
+//     measured it (test/browser/timeline.spec.ts writes it).
 // Plain script: prints numbers, asserts nothing.
+import { existsSync, readFileSync } from "node:fs";
 import trace from "../kernel/src/trace/index.ts";
 
 const { TimelineSession, createRankRecorder, epochMicros } = trace;
@@ -84,6 +87,14 @@ for (const total of [1_000, 20_000, 100_000]) {
   const t0 = performance.now();
   session.onBatch(batches[3]); // one live update with every span present
   const updateMs = performance.now() - t0;
-  console.log(`live update with ${total.toLocaleString()} spans: ${updateMs.toFixed(1)} ms of kernel CPU with the summary recomputed (${((updateMs * 3) / 10).toFixed(1)}% of a core at 3 updates/s), ${(session.stats.lastUpdateBytes / 1024).toFixed(0)} KiB of timeline JSON`);
+  console.log(`live update with ${total.toLocaleString()} spans: ${updateMs.toFixed(1)} ms of kernel CPU with the summary recomputed, which live updates do at most once a second (${((updateMs * 3) / 10).toFixed(1)}% of a core at 3 updates/s), ${(session.stats.lastUpdateBytes / 1024).toFixed(0)} KiB of timeline JSON`);
   session.finish();
+}
+
+const renderFigures = new URL("../test-artifacts/browser/render-100k.json", import.meta.url);
+if (existsSync(renderFigures)) {
+  const r = JSON.parse(readFileSync(renderFigures, "utf8"));
+  console.log(`render of ${r.spans.toLocaleString()} spans in Chromium (last browser test run): first draw ${r.firstDrawMs} ms, redraw after zoom ${r.zoomDrawMs} ms, ${r.segmentsAtFullZoom} segments drawn at full zoom`);
+} else {
+  console.log("render of 100,000 spans in Chromium: run `npm run test:browser` first (it measures it)");
 }

@@ -20,6 +20,7 @@ export interface SpanArgs {
   bytes?: number;
   algorithm?: string;
   seq?: number;
+  group?: string;
   stage?: number;
   microbatch?: number;
   step?: number;

@@ -132,18 +132,19 @@ export function buildSpanTraces(rows: TimelineRow[], view: ViewWindow, rowHeight
 }
 
 /**
- * Each collective (comm spans sharing `args.seq`) linked across its ranks'
+ * Each collective (comm spans sharing `args.group` and `args.seq`) linked across its ranks'
  * rows at their arrival times; the last to arrive is marked, since the others
  * waited for it.
  */
 export function buildCollectiveLinks(rows: TimelineRow[], view: ViewWindow): Data[] {
-  const groups = new Map<number, Array<{ span: TimelineSpan; y: number }>>();
+  const groups = new Map<string, Array<{ span: TimelineSpan; y: number }>>();
   for (const row of rows) {
     for (const span of row.spans) {
       if (span.cat !== "comm" || typeof span.args?.seq !== "number") continue;
       if (span.ts + span.dur < view.startUs || span.ts > view.endUs) continue;
-      let group = groups.get(span.args.seq);
-      if (group === undefined) groups.set(span.args.seq, (group = []));
+      const key = `${String(span.args.group ?? "")}#${span.args.seq}`;
+      let group = groups.get(key);
+      if (group === undefined) groups.set(key, (group = []));
       group.push({ span, y: row.y });
     }
   }
@@ -153,7 +154,7 @@ export function buildCollectiveLinks(rows: TimelineRow[], view: ViewWindow): Dat
   const lateX: number[] = [];
   const lateY: number[] = [];
   const lateText: string[] = [];
-  for (const [seq, group] of groups) {
+  for (const group of groups.values()) {
     if (group.length < 2) continue;
     group.sort((a, b) => a.y - b.y);
     for (const { span, y } of group) {
@@ -166,7 +167,7 @@ export function buildCollectiveLinks(rows: TimelineRow[], view: ViewWindow): Dat
     const last = group.reduce((a, b) => (b.span.ts > a.span.ts ? b : a));
     lateX.push(last.span.ts / 1000);
     lateY.push(last.y);
-    lateText.push(`<b>${escapeText(last.span.name)}</b> #${seq}<br>rank ${last.span.rank} arrived last, ${formatDuration(last.span.ts - first)} after the first`);
+    lateText.push(`<b>${escapeText(last.span.name)}</b> #${String(last.span.args?.seq)}<br>rank ${last.span.rank} arrived last, ${formatDuration(last.span.ts - first)} after the first`);
   }
   return [
     { type: "scattergl", mode: "lines", name: "same collective", x: linkX, y: linkY, line: { color: "rgba(128,128,128,0.7)", width: 1 }, hoverinfo: "skip" },

@@ -25,6 +25,8 @@ export class TimelineWidget extends Widget implements IRenderMime.IRenderer {
   /** the time window the user zoomed to (microseconds); undefined follows the whole timeline */
   private zoomUs: [number, number] | undefined;
   private plotted = false;
+  /** redraws caused by zoom or pan, for the browser test */
+  private zoomDraws = 0;
   private redrawPending = false;
   private readonly themeObserver: MutationObserver;
 
@@ -114,6 +116,7 @@ export class TimelineWidget extends Widget implements IRenderMime.IRenderer {
     // Milliseconds the last draw took and how many segments it drew, for the browser benchmark.
     this.node.dataset.drawMs = (performance.now() - started).toFixed(1);
     this.node.dataset.drawnSegments = String(drawnSegments);
+    this.node.dataset.zoomDraws = String(this.zoomDraws);
     if (!this.plotted) {
       this.plotted = true;
       // The output area has its final width only once attached: fit the plot to it.
@@ -135,6 +138,7 @@ export class TimelineWidget extends Widget implements IRenderMime.IRenderer {
     } else {
       return;
     }
+    this.zoomDraws++;
     this.scheduleRedraw();
   }
 

@@ -23,13 +23,20 @@ export interface RunningLab {
   stop(): Promise<void>;
 }
 
+/** Settings and workspaces live under `rootDir`, so a run starts in the light theme and leaves the user's alone. */
 export async function startJupyterLab(rootDir: string): Promise<RunningLab> {
   const port = await freePort();
+  const env = {
+    ...process.env,
+    JUPYTER_PLATFORM_DIRS: "1",
+    JUPYTERLAB_SETTINGS_DIR: join(rootDir, ".lab-settings"),
+    JUPYTERLAB_WORKSPACES_DIR: join(rootDir, ".lab-workspaces"),
+  };
   const child: ChildProcess = spawn(join(ROOT, ".venv", "bin", "jupyter"), [
     "lab", "--no-browser", `--port=${port}`, "--ip=127.0.0.1", `--ServerApp.root_dir=${rootDir}`,
     "--IdentityProvider.token=", "--ServerApp.password=", "--LabApp.expose_app_in_browser=True",
     "--ServerApp.disable_check_xsrf=True", "--allow-root", "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-  ], { cwd: rootDir, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, JUPYTER_PLATFORM_DIRS: "1" } });
+  ], { cwd: rootDir, stdio: ["ignore", "pipe", "pipe"], env });
   let log = "";
   child.stdout?.on("data", (d) => (log += d));
   child.stderr?.on("data", (d) => (log += d));

@@ -64,6 +64,17 @@ export const SCENARIOS: Record<string, Scenario> = {
 };
 
 /**
+ * Emulated links slow enough (1 Mbit/s, 100+ ms) that the modelled time is
+ * hundreds of milliseconds: a loaded machine's scheduling delays (a few ms)
+ * stay far inside the 10% the emulation must meet.
+ */
+export const LINK_CASES = [
+  { bytes: 64 * 1024, link: { bandwidth: 125e3, latency: 0 } }, // bandwidth-bound: 1 Mbit/s, 524 ms
+  { bytes: 4096, link: { bandwidth: 125e6, latency: 0.2 } }, // latency-bound: 1 Gbit/s + 200 ms, 200.03 ms
+  { bytes: 32 * 1024, link: { bandwidth: 125e3, latency: 0.1 } }, // both: 1 Mbit/s + 100 ms, 362 ms
+];
+
+/**
  * arg: {bytes, link}: rank 0 broadcasts `bytes` to rank 1 over an emulated link, then waits for a
  * 1-byte reply over the plain link; rank 0 reports the round in ms (timed on one clock, so the
  * ranks' different exits from the barrier do not count).

@@ -6,6 +6,7 @@ import * as assert from "node:assert/strict";
 import fc from "fast-check";
 import { ProcessWorld } from "./comm-process-world";
 import { DTYPE_CTORS, expected, fill, REDUCE_OPS } from "./comm-reference";
+import { LINK_CASES } from "./comm-scenarios";
 
 const OPS = ["allReduce", "reduce", "reduceScatter", "allGather", "broadcast", "gather", "scatter", "allToAll", "barrier"] as const;
 
@@ -71,6 +72,20 @@ test("tcp: a process killed mid-allReduce ends every other rank's wait with an e
       assert.match(r.error!.message, /rank 2/);
     }
     assert.ok(elapsed < 5_000, `ranks took ${elapsed} ms to notice`);
+  } finally {
+    world.close();
+  }
+});
+
+test("tcp: an emulated link makes a transfer take latency + bytes / bandwidth, within 10%", async () => {
+  const world = await ProcessWorld.start(2, { timeoutMs: 10_000 });
+  try {
+    for (const c of LINK_CASES) {
+      const want = (c.link.latency + c.bytes / c.link.bandwidth) * 1000;
+      let best = Infinity;
+      for (let trial = 0; trial < 3; trial++) best = Math.min(best, ((await world.values("timedTransfer", [c, c])) as number[])[0]);
+      assert.ok(Math.abs(best - want) <= 0.1 * want, `${c.bytes} B: measured ${best.toFixed(2)} ms, model ${want.toFixed(2)} ms`);
+    }
   } finally {
     world.close();
   }

@@ -101,3 +101,21 @@ test("turning recording off posts what was buffered", () => {
 test("maxBatch below 1 is a RangeError naming the option", () => {
   assert.throws(() => createRankRecorder({ rank: 0, enabled: true, post: () => {}, maxBatch: 0 }), { name: "RangeError", message: /maxBatch/ });
 });
+
+test("collective records a comm span with op, bytes and a per-group sequence number", async () => {
+  const batches: SpanBatch[] = [];
+  const rec = createRankRecorder({ rank: 1, enabled: false, post: (b) => batches.push(b), flushIntervalMs: 1e6 });
+  assert.equal(await rec.collective("allReduce", 64, async () => "skipped"), "skipped");
+  rec.setEnabled(true);
+  await rec.collective("allReduce", 4096, async () => 1);
+  await rec.collective("broadcast", 8, async () => 2, { group: "tp0" });
+  await rec.collective("allGather", 16, async () => 3, { args: { algorithm: "ring" } });
+  rec.flush();
+  assert.equal(batches.length, 1, "one batch: the interval counts from the first span");
+  assert.deepEqual(batches[0].spans.map((s) => [s.cat, s.name, s.args?.op, s.args?.bytes, s.args?.group, s.args?.seq]), [
+    ["comm", "allReduce", "allReduce", 4096, "world", 1],
+    ["comm", "broadcast", "broadcast", 8, "tp0", 0],
+    ["comm", "allGather", "allGather", 16, "world", 2],
+  ]);
+  assert.equal(batches[0].spans[2].args?.algorithm, "ring");
+});

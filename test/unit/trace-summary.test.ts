@@ -87,3 +87,13 @@ test("summarizing 100,000 spans takes under a second", () => {
   assert.equal(s.collectives, 12_500);
   assert.ok(ms < 1000, `${ms} ms`);
 });
+
+test("the same seq in two groups is two collectives", () => {
+  const s = summarizeTimeline([
+    span(0, "allReduce", "comm", 0, 5, { seq: 0, group: "a" }), span(1, "allReduce", "comm", 10, 5, { seq: 0, group: "a" }),
+    span(2, "allReduce", "comm", 0, 5, { seq: 0, group: "b" }), span(3, "allReduce", "comm", 50, 5, { seq: 0, group: "b" }),
+  ], 4);
+  assert.equal(s.collectives, 2);
+  assert.equal(s.stragglerRank, 3);
+  assert.equal(s.ranks[1].waitedForUs, 10);
+});

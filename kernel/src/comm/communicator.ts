@@ -10,6 +10,7 @@ import * as alg from "./algorithms";
 import { recursiveDoublingAllGather, recursiveHalvingReduceScatter, rhdAllReduce } from "./algorithms-rhd";
 import { chooseAlgorithm, unsupported, type ChoosableOp } from "./choose";
 import type { DirectCollectives } from "./shm-direct";
+import { WasmArena } from "./wasm-arena";
 import type { CallContext, Transport } from "./transport";
 import { nowMicros } from "./transport";
 import type {
@@ -26,6 +27,7 @@ export class CommCore {
   private nextGroupId = 1;
   /** the shm world's same-host paths (world communicator only) */
   direct?: DirectCollectives;
+  private arenaMemo?: WasmArena | null;
 
   constructor(
     readonly transport: Transport,
@@ -36,6 +38,12 @@ export class CommCore {
     this.timeoutMs = timeoutMs;
     this.onSpan = options.onSpan;
     this.link = options.link && checkLink(options.link, "link");
+  }
+
+  /** This rank's WebAssembly accumulator memory (created on first use); undefined without WebAssembly SIMD. */
+  arena(): WasmArena | undefined {
+    if (this.arenaMemo === undefined) this.arenaMemo = WasmArena.create() ?? null;
+    return this.arenaMemo ?? undefined;
   }
 
   allocateGroupId(): number {
@@ -108,10 +116,11 @@ export class GroupCommunicator implements Communicator {
     return this.collective("allReduce", x, options, { redop: redopOf(options), algorithm }, async (env, reduce, call) => {
       if (algorithm === "direct") this.core.direct!.allReduce(call, x, out, call.desc.redop);
       else {
-        if (out !== x) out.set(x as never);
-        if (algorithm === "ring") await alg.ringAllReduce(env, out, reduce);
-        else if (algorithm === "rhd") await rhdAllReduce(env, out, reduce);
-        else await alg.recursiveDoublingAllReduce(env, out, reduce);
+        const [acc, simd] = this.accumulator(x, call, reduce);
+        if (algorithm === "ring") await alg.ringAllReduce(env, acc, simd);
+        else if (algorithm === "rhd") await rhdAllReduce(env, acc, simd);
+        else await alg.recursiveDoublingAllReduce(env, acc, simd);
+        if (acc !== out) out.set(acc as never);
       }
       if (options.op === "mean") divideInPlace(out, this.size);
       return out;
@@ -135,9 +144,9 @@ export class GroupCommunicator implements Communicator {
     return this.collective("reduceScatter", x, options, { redop: redopOf(options), algorithm }, async (env, reduce, call) => {
       if (algorithm === "direct") this.core.direct!.reduceScatter(call, x, out, call.desc.redop);
       else {
-        const acc = x.slice() as T;
-        if (algorithm === "rhd") await recursiveHalvingReduceScatter(env, acc, reduce, this.size);
-        else await alg.ringReduceScatter(env, acc, reduce);
+        const [acc, simd] = this.accumulator(x, call, reduce);
+        if (algorithm === "rhd") await recursiveHalvingReduceScatter(env, acc, simd, this.size);
+        else await alg.ringReduceScatter(env, acc, simd);
         out.set(alg.block(acc, this.rank, this.size) as never);
       }
       if (options.op === "mean") divideInPlace(out, this.size);
@@ -254,6 +263,16 @@ export class GroupCommunicator implements Communicator {
   private choose(op: ChoosableOp, x: CommArray, options: CollectiveOptions): Algorithm {
     const direct = this.core.direct !== undefined && this.groupId === 0 && !options.link && !this.core.link;
     return chooseAlgorithm(op, options.algorithm, { direct, n: this.size, bytes: x.byteLength });
+  }
+
+  /** A copy of x to reduce into: in the WebAssembly arena with its SIMD reducer when there is one. */
+  private accumulator(x: CommArray, call: CallContext, reduce: Reducer): [CommArray, Reducer] {
+    const arena = this.core.arena();
+    if (!arena) return [x.slice(), reduce];
+    const { dtype, redop } = call.desc;
+    const acc = arena.view(dtype, x.length, x.BYTES_PER_ELEMENT);
+    acc.set(x as never);
+    return [acc, arena.reducer(redop, dtype, x.BYTES_PER_ELEMENT)];
   }
 
   /** options.out when given (checked here, synchronously), else a fresh array of `length`. */

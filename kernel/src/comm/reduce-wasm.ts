@@ -128,7 +128,7 @@ export function wasmKernels(memory: WasmMemory): ((redop: number, dtype: number)
   const bytes = moduleBytes(list);
   if (!Wasm.validate(bytes)) return undefined;
   const instance = new Wasm.Instance(new Wasm.Module(bytes), { env: { memory } });
-  const buffer = memory.buffer;
+  // read memory.buffer on every call: a growable (non-shared) memory replaces its buffer when it grows
   const cache = new Map<number, ReduceKernels>();
   const build = (redop: number, dtype: number): ReduceKernels => {
     const fallback = jsKernels(redop, dtype);
@@ -138,6 +138,7 @@ export function wasmKernels(memory: WasmMemory): ((redop: number, dtype: number)
     if (!two || !three) return fallback;
     return {
       reduce(dst, src) {
+        const buffer = memory.buffer;
         if (dst.buffer !== buffer || src.buffer !== buffer) return fallback.reduce(dst, src);
         const vectorBytes = dst.byteLength & ~31;
         if (vectorBytes) two(dst.byteOffset, src.byteOffset, vectorBytes);
@@ -145,6 +146,7 @@ export function wasmKernels(memory: WasmMemory): ((redop: number, dtype: number)
         if (done < dst.length) fallback.reduce(dst.subarray(done), src.subarray(done));
       },
       combine(dst, a, b) {
+        const buffer = memory.buffer;
         if (dst.buffer !== buffer || a.buffer !== buffer || b.buffer !== buffer) return fallback.combine(dst, a, b);
         const vectorBytes = dst.byteLength & ~31;
         if (vectorBytes) three(dst.byteOffset, a.byteOffset, b.byteOffset, vectorBytes);

@@ -48,6 +48,8 @@ export class SpanRecorder {
   private buffer: RawSpan[] = [];
   private lastFlushUs = 0;
   private timer: ReturnType<typeof setTimeout> | undefined;
+  /** collectives issued so far per group; every member issues them in the same order */
+  private readonly seqByGroup = new Map<string, number>();
 
   constructor(options: RankRecorderOptions) {
     this.rank = options.rank;
@@ -80,6 +82,8 @@ export class SpanRecorder {
     const span: RawSpan = args === undefined ? { name, cat, start, dur } : { name, cat, start, dur, args };
     this.buffer.push(span);
     const end = start + dur;
+    // The interval counts from the first span, not from the epoch.
+    if (this.lastFlushUs === 0) this.lastFlushUs = start;
     if (this.buffer.length >= this.maxBatch || end - this.lastFlushUs >= this.flushIntervalUs) {
       this.flush(end);
     } else if (this.timer === undefined) {
@@ -119,6 +123,22 @@ export class SpanRecorder {
     }
     this.record(name, cat, start, this.clock() - start, options?.args);
     return result;
+  }
+
+  /**
+   * Runs a collective inside a comm span carrying `op`, `bytes`, `group` and
+   * `seq`, the group's collective counter, which is the same on every member
+   * for the same call: the summary and the extension link the call across
+   * ranks by it. Counted even while disabled, so it stays aligned when
+   * recording is turned on for a later cell.
+   */
+  collective<T>(op: string, bytes: number, fn: () => Promise<T>, options?: { group?: string; args?: SpanArgs }): Promise<T> {
+    const group = options?.group ?? "world";
+    const seq = this.seqByGroup.get(group) ?? 0;
+    this.seqByGroup.set(group, seq + 1);
+    if (!this.on) return fn();
+    const args: SpanArgs = { ...options?.args, op, bytes, seq, group };
+    return this.span(op, fn, { cat: "comm", args });
   }
 
   /** Posts what is buffered (nothing when empty). */

@@ -13,9 +13,9 @@ export type SpanCategory = "compute" | "comm" | "data" | "idle" | "other";
 export const SPAN_CATEGORIES: readonly SpanCategory[] = ["compute", "comm", "data", "idle", "other"];
 
 /**
- * Optional details. Collectives fill `op`, `bytes`, `algorithm`, `peers` and
- * `seq` (the group's collective counter, equal on every rank for the same
- * call, which links one collective across ranks). Pipeline techniques fill
+ * Optional details. Collectives fill `op`, `bytes`, `algorithm`, `peers`,
+ * `group` and `seq` (the group's collective counter, equal on every rank for
+ * the same call, which links one collective across ranks). Pipeline techniques fill
  * `stage` and `microbatch`; training loops mark steps with `step`. `stream`
  * names a concurrent lane of the rank ("main" when absent), e.g. "comm" for
  * an allreduce that overlaps backward.
@@ -26,6 +26,8 @@ export interface SpanArgs {
   algorithm?: string;
   peers?: number[];
   seq?: number;
+  /** the process group a collective ran in ("world" unless a sub-group) */
+  group?: string;
   stage?: number;
   microbatch?: number;
   step?: number;

@@ -77,7 +77,7 @@ export function pipelineBubbleFraction(spans: readonly TimelineSpan[]): number |
 }
 
 /**
- * Links each collective across ranks (by `args.seq`, else by its name and
+ * Links each collective across ranks (by `args.group` and `args.seq`, else by its name and
  * how many same-named comm spans came before it on that rank) and charges the
  * wait of the early arrivals to the last rank to arrive.
  * Returns microseconds waited for, indexed by rank, and the collective count.
@@ -89,7 +89,7 @@ export function collectiveWaits(spans: readonly TimelineSpan[], rankCount: numbe
   for (const span of sorted) {
     let key: string;
     if (typeof span.args?.seq === "number") {
-      key = `seq:${span.args.seq}`;
+      key = `seq:${String(span.args.group ?? "")}:${span.args.seq}`;
     } else {
       const counterKey = `${span.rank}|${span.name}`;
       const k = occurrences.get(counterKey) ?? 0;
