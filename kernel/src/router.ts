@@ -20,8 +20,9 @@ import { completeDist, distHelp, parseDistCommand } from "./magics/dist-spec";
 import { completeFlag } from "./magics/flags";
 import { DISTRIBUTED_FLAGS } from "./magics/distributed-spec";
 import { TypeScriptRepl } from "./repl";
-import { DistributedSession, type CellObserver } from "./cluster/distributed-session";
+import { DistributedSession } from "./cluster/distributed-session";
 import { DistCommands } from "./cluster/dist-commands";
+import { TimelineObserver } from "./cluster/timeline-observer";
 
 /** What runs `%%distributed` cells and `%dist` commands (kernel/src/cluster). */
 export interface DistributedRunner {
@@ -122,12 +123,13 @@ export function errorOutcome(error: unknown): ExecuteOutcome {
 /**
  * The kernel's backend: one TypeScript compiler shared by plain cells and
  * %%distributed cells (creating a TypeScript program takes seconds).
- * `observer` is where the timeline hooks into each distributed cell.
+ * `timeline` shows each distributed cell's live timeline and keeps the last
+ * one for `%dist timeline`.
  */
-export function createKernelBackend(observer?: CellObserver): KernelBackend {
+export function createKernelBackend(timeline = new TimelineObserver()): KernelBackend {
   const repl = new TypeScriptRepl();
-  const session = new DistributedSession(repl.compiler, observer);
-  const commands = new DistCommands(session, repl, repl.compiler);
+  const session = new DistributedSession(repl.compiler, timeline);
+  const commands = new DistCommands(session, repl, repl.compiler, timeline);
   return new MagicRouter(repl, {
     runCell: (body, bodyLineOffset, options, io) => session.runCell(body, bodyLineOffset, options, io),
     runCommand: (command, io) => commands.run(command, io),

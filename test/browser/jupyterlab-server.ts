@@ -3,6 +3,7 @@
  * a token, and with the app exposed as `window.jupyterapp` (to switch themes).
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 
@@ -26,6 +27,10 @@ export interface RunningLab {
 /** Settings and workspaces live under `rootDir`, so a run starts in the light theme and leaves the user's alone. */
 export async function startJupyterLab(rootDir: string): Promise<RunningLab> {
   const port = await freePort();
+  // No "fetch Jupyter news?" toast over the screenshots.
+  const notificationSettings = join(rootDir, ".lab-settings", "@jupyterlab", "apputils-extension");
+  mkdirSync(notificationSettings, { recursive: true });
+  writeFileSync(join(notificationSettings, "notification.jupyterlab-settings"), JSON.stringify({ fetchNews: "false" }));
   const env = {
     ...process.env,
     JUPYTER_PLATFORM_DIRS: "1",

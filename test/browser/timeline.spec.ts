@@ -4,13 +4,14 @@
  * compute and comm spans, a hover naming the op, the summary, and a readable
  * message for a wrong-version payload; screenshots in light and dark themes.
  */
-import { test, expect, type Page } from "@playwright/test";
+import { test, expect } from "@playwright/test";
 import { mkdirSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { startJupyterLab, type RunningLab } from "./jupyterlab-server";
 import { writeFileSync } from "node:fs";
 import { writeLargeTimelineNotebook, writeTimelineNotebook } from "./timeline-notebook";
+import { changeTheme, hoverPointOf, luminance } from "./plot-helpers";
 
 const ARTIFACTS = resolve(__dirname, "..", "..", "test-artifacts", "browser");
 
@@ -29,27 +30,6 @@ test.beforeAll(async () => {
 test.afterAll(async () => {
   await lab?.stop();
 });
-
-/** Page coordinates of the first hover point of the named category's trace. */
-async function hoverPointOf(page: Page, category: string): Promise<{ x: number; y: number }> {
-  return page.evaluate((cat) => {
-    type Axis = { l2p: (v: number) => number; _offset: number };
-    const gd = document.querySelector(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-DistlabTimeline-plot") as HTMLElement & {
-      data: Array<{ name: string; mode: string; x: number[]; y: number[] }>;
-      _fullLayout: { xaxis: Axis; yaxis: Axis };
-    };
-    const trace = gd.data.find((t) => t.name === cat && t.mode === "markers" && t.x.length > 0);
-    if (!trace) throw new Error(`no hover points for ${cat}`);
-    const box = gd.getBoundingClientRect();
-    const { xaxis, yaxis } = gd._fullLayout;
-    return { x: box.left + xaxis._offset + xaxis.l2p(trace.x[0]), y: box.top + yaxis._offset + yaxis.l2p(trace.y[0]) };
-  }, category);
-}
-
-function luminance(rgb: string): number {
-  const [r, g, b] = (rgb.match(/\d+/g) ?? ["0", "0", "0"]).map(Number);
-  return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255;
-}
 
 test("4 rank rows with compute and comm, hover shows the op, summary and bad-payload message", async ({ page }) => {
   await page.goto(`${lab.url}/lab/tree/timeline.ipynb?reset`);
@@ -80,8 +60,7 @@ test("4 rank rows with compute and comm, hover shows the op, summary and bad-pay
   const lightTick = await plot.locator(".ytick text").first().evaluate((el) => getComputedStyle(el).fill);
   expect(luminance(lightTick)).toBeLessThan(0.5);
 
-  await page.evaluate(() => (window as unknown as { jupyterapp: { commands: { execute(id: string, args: unknown): Promise<unknown> } } })
-    .jupyterapp.commands.execute("apputils:change-theme", { theme: "JupyterLab Dark" }));
+  await changeTheme(page, "JupyterLab Dark");
   await expect(page.locator("body")).toHaveAttribute("data-jp-theme-light", "false", { timeout: 30_000 });
   await expect.poll(async () => luminance(await plot.locator(".ytick text").first().evaluate((el) => getComputedStyle(el).fill)), { timeout: 10_000 })
     .toBeGreaterThan(0.5);

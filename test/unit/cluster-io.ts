@@ -15,8 +15,11 @@ export class RecordingIO implements ExecutionIO {
   stream(name: "stdout" | "stderr", text: string): void {
     this.streams.push({ name, text });
   }
-  display(payload: DisplayPayload): void {
+  /** Per display: true for update_display_data. */
+  readonly displayUpdates: boolean[] = [];
+  display(payload: DisplayPayload, update?: boolean): void {
     this.displays.push(payload);
+    this.displayUpdates.push(update === true);
   }
   clearOutput(): void {}
   input(): Promise<string> {

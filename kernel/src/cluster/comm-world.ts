@@ -4,7 +4,7 @@
  * kernel when a rank fails or the user interrupts. A thin naming layer over
  * kernel/src/comm so the cluster code reads in its own terms.
  */
-import { attachShmCommunicator, cancelShmWorld, createShmWorld, type Communicator, type LinkModel, type ShmWorldInit } from "../comm";
+import { attachShmCommunicator, cancelShmWorld, createShmWorld, type Communicator, type LinkModel, type ShmWorldInit, type SpanHook } from "../comm";
 import { MAX_SHM_RANKS } from "../comm/shm-layout";
 
 /** Most ranks the threads backend runs: the shm transport keeps a channel per ordered pair of ranks. */
@@ -14,8 +14,13 @@ export function createCommWorld(size: number): ShmWorldInit {
   return createShmWorld(size);
 }
 
-export function joinCommWorld(world: unknown, rank: number, options: { timeoutMs: number; link?: LinkModel }): Communicator {
-  return attachShmCommunicator(world as ShmWorldInit, rank, { timeoutMs: options.timeoutMs, ...(options.link ? { link: options.link } : {}) });
+/** `onSpan` hears of every call the rank finishes (the timeline's comm spans). */
+export function joinCommWorld(world: unknown, rank: number, options: { timeoutMs: number; link?: LinkModel; onSpan?: SpanHook }): Communicator {
+  return attachShmCommunicator(world as ShmWorldInit, rank, {
+    timeoutMs: options.timeoutMs,
+    ...(options.link ? { link: options.link } : {}),
+    ...(options.onSpan ? { onSpan: options.onSpan } : {}),
+  });
 }
 
 export function cancelCommWorld(world: unknown, reason: string): void {

@@ -5,6 +5,7 @@
  * and give back the same kind: a tensor in, a tensor of the same dtype out.
  */
 import type { AllReduceOptions, CollectiveOptions, CommArray, Communicator, ReduceOp } from "../comm/types";
+import { isSpanCategory, SPAN_CATEGORIES, type SpanOptions, type SpanRecorder } from "../trace";
 import { isTensor } from "./cell-value";
 import { splitEvenly } from "./split";
 
@@ -39,13 +40,19 @@ export interface Dist extends DistIdentity {
   shard<T>(data: readonly T[]): T[];
   /** A sub-group over some ranks of this one; every member must call it in the same order. */
   newGroup(ranks: readonly number[], name?: string): Dist;
+  /**
+   * Runs `fn` inside a timeline span (category `compute` unless `options.cat`)
+   * and returns what it returns; an async `fn` is timed until it settles.
+   */
+  span<T>(name: string, fn: () => T, options?: SpanOptions): T;
   /** The underlying communicator, for calls this wrapper does not cover. */
   readonly comm: Communicator;
 }
 
 const REDUCE_OPS: readonly ReduceOp[] = ["sum", "mean", "max", "min", "product"];
 
-export function createDist(identity: DistIdentity, comm: Communicator, tf: Tf): Dist {
+/** `recorder` receives `dist.span`; collectives record themselves through the communicator's onSpan hook. */
+export function createDist(identity: DistIdentity, comm: Communicator, tf: Tf, recorder?: SpanRecorder): Dist {
   const viaArray = async <T extends Collectable>(where: string, x: T, run: (array: CommArray) => Promise<CommArray>, gathered = false): Promise<T> => {
     if (typeof x === "number") {
       const out = await run(Float64Array.of(x));
@@ -103,13 +110,17 @@ export function createDist(identity: DistIdentity, comm: Communicator, tf: Tf): 
       checkPeer("recv", "peer", peer);
       return viaArray("recv", like, (array) => comm.recv(array, peer));
     },
+    span: (name, fn, options) => {
+      checkSpan(name, fn, options);
+      return recorder ? recorder.span(name, fn, options) : fn();
+    },
     shard: (data) => {
       const { start, end } = splitEvenly(data.length, comm.size)[comm.rank]!;
       return data.slice(start, end);
     },
     newGroup: (ranks, name) => {
       const sub = comm.newGroup(ranks, name);
-      return createDist({ ...identity, rank: sub.rank, size: sub.size }, sub, tf);
+      return createDist({ ...identity, rank: sub.rank, size: sub.size }, sub, tf, recorder);
     },
   };
   return dist;
@@ -120,6 +131,14 @@ function gatheredShape(shape: readonly number[], total: number): number[] {
   if (shape.length === 0) return [total];
   const rest = shape.slice(1).reduce((product, dim) => product * dim, 1);
   return [rest === 0 ? 0 : total / rest, ...shape.slice(1)];
+}
+
+function checkSpan(name: unknown, fn: unknown, options?: SpanOptions): void {
+  if (typeof name !== "string") throw new TypeError(`dist.span: name must be a string, got ${describeKind(name)}`);
+  if (typeof fn !== "function") throw new TypeError(`dist.span: fn must be a function, got ${describeKind(fn)}`);
+  if (options?.cat !== undefined && !isSpanCategory(options.cat)) {
+    throw new RangeError(`dist.span: cat must be one of ${SPAN_CATEGORIES.join("|")}, got '${String(options.cat)}'`);
+  }
 }
 
 function describeKind(x: unknown): string {

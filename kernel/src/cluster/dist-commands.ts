@@ -12,6 +12,8 @@ import { describeShape } from "./distributed-session";
 import type { VariableResult } from "./protocol";
 import { splitEvenly } from "./split";
 import type { ThreadGroup } from "./thread-group";
+import { timelineCommand } from "./timeline-command";
+import type { TimelinePayload } from "../trace";
 import { typeTextOf } from "./value-types";
 
 /** The notebook's own scope, as the TypeScript REPL exposes it. */
@@ -29,6 +31,8 @@ export class DistCommands {
     private readonly session: DistributedSession,
     private readonly notebook: NotebookScope,
     private readonly compiler: CellCompiler,
+    /** Where the last distributed cell's timeline is kept (absent: `%dist timeline` has none). */
+    private readonly timeline?: { readonly last: TimelinePayload | undefined },
   ) {}
 
   async run(command: Exclude<DistCommand, { command: "help" }>, io: ExecutionIO): Promise<ExecuteOutcome> {
@@ -54,7 +58,7 @@ export class DistCommands {
         await this.gather(command.name, io);
         return { status: "ok" };
       case "timeline":
-        io.stream("stdout", "no timeline recorded yet\n");
+        await timelineCommand(this.timeline?.last, command.exportFile, io);
         return { status: "ok" };
       default:
         throw new UsageError(`%dist: unhandled subcommand ${JSON.stringify(command)}`, "%dist");

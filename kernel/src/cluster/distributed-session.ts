@@ -67,13 +67,27 @@ export class DistributedSession {
     const output = new RankOutput(io, options.groupOutputs, group.shape.size);
     this.outputs.clear();
     this.outputs.set(cellId, output);
-    if (options.timeline) this.observer?.cellStarted(cellId, group, io, options);
+    const timeoutMs = options.timeoutSeconds * 1000;
+    // A fresh group loads TensorFlow.js first (seconds): the timeline starts when the ranks can run.
+    await group.prepare(timeoutMs);
+    const observer = options.timeline ? this.observer : undefined;
+    observer?.cellStarted(cellId, group, io, options);
     // Declarations travel with the chain in the kernel; ranks need only the code.
     const shipped: CompiledCell = { ...compiled, declarations: "" };
-    const result = await group.runCell({ cellId, cell: shipped, cellName: `cell ${io.executionCount}`, timeoutMs: options.timeoutSeconds * 1000, interrupt: io.interruptSignal });
-    output.finish();
-    const failure = groupErrorOutcome(result, group.host, bodyLineOffset);
-    if (options.timeline) this.observer?.cellEnded(cellId, failure === undefined);
+    let failure: ExecuteOutcome | undefined;
+    let result: Awaited<ReturnType<ThreadGroup["runCell"]>>;
+    let ok = false;
+    try {
+      result = await group.runCell({
+        cellId, cell: shipped, cellName: `cell ${io.executionCount}`, timeoutMs, interrupt: io.interruptSignal, timeline: observer !== undefined,
+      });
+      output.finish();
+      failure = groupErrorOutcome(result, group.host, bodyLineOffset);
+      ok = failure === undefined;
+    } finally {
+      // Also after an error or interrupt: the notebook keeps the timeline of what ran.
+      observer?.cellEnded(cellId, ok);
+    }
     if (failure) return failure;
     this.chain.advance(compiled);
     const values = result.outcomes.map((outcome) => (outcome.ok ? outcome.value : {}));

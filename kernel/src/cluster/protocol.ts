@@ -68,6 +68,8 @@ export interface CellTask {
   cell: CompiledCell;
   /** Names the cell in stack frames, `<cell 5>:line:col`, after the execution count. */
   cellName: string;
+  /** Record spans for the timeline (false with `--no-timeline`). */
+  timeline: boolean;
 }
 
 /** A tf.Tensor as it crosses the wire. */
@@ -117,7 +119,7 @@ export type RankEvent =
   /** Posted after the cell's last output: a port is FIFO, so the kernel knows it has all of it. */
   | { kind: "cell-end"; cellId: number }
   | { kind: "status"; requestId: number; heapUsedBytes: number; heapLimitBytes: number; tfBackend: string; busy: boolean }
-  /** Span batches for the timeline; the payload belongs to kernel/src/trace. */
+  /** Span batches for the timeline (a trace `SpanBatch`: spans on the rank's epoch clock, microseconds). */
   | { kind: "trace"; cellId: number; batch: unknown };
 
 /** Kernel -> rank, on the rank's port. */

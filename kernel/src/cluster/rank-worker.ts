@@ -25,7 +25,9 @@ import type {
 } from "./protocol";
 import { RankScope } from "./rank-scope";
 import { joinCommWorld } from "./comm-world";
+import { commSpanHook, GroupRegistry } from "./comm-spans";
 import { loadTf, type LoadedTf } from "./tf-setup";
+import { createRankRecorder, type SpanBatch, type SpanRecorder } from "../trace";
 
 interface RankState {
   init: InitTask;
@@ -33,6 +35,8 @@ interface RankState {
   scope: RankScope;
   loaded: LoadedTf;
   dist?: Dist;
+  /** Spans of this rank for the timeline; posted to the kernel in batches tagged with the running cell. */
+  recorder: SpanRecorder;
   /** The running cell's id and cancel switch. */
   cellId: number;
   running?: AbortController;
@@ -58,19 +62,28 @@ async function initialise(task: InitTask): Promise<InitResult> {
   const port = task.port;
   const loaded = await loadTf(task.tfBackend);
   const scope = new RankScope(port, { tf: loaded.tf, prompt: rankPrompt });
-  state = { init: task, port, scope, loaded, cellId: 0 };
+  const recorder = createRankRecorder({
+    rank: task.rank,
+    enabled: false,
+    // The cell id is read when the batch leaves, so spans flushed at a cell's end carry that cell.
+    post: (batch: SpanBatch) => port.postMessage({ kind: "trace", cellId: state?.cellId ?? 0, batch } satisfies RankEvent),
+  });
+  state = { init: task, port, scope, loaded, recorder, cellId: 0 };
   port.on("message", (command: KernelCommand) => onCommand(command));
-  return { kind: "init", tfBackend: loaded.backend, device: deviceName(loaded.backend) };
+  return { kind: "init", tfBackend: loaded.backend, device: loaded.device };
 }
 
 async function connect(task: ConnectTask): Promise<ConnectResult> {
   const rank = requireState();
-  const comm = joinCommWorld(task.commState, rank.init.rank, { timeoutMs: task.timeoutMs, link: task.link });
+  const groups = new GroupRegistry();
+  const onSpan = commSpanHook(rank.recorder, rank.init.rank, groups);
+  const comm = groups.track(joinCommWorld(task.commState, rank.init.rank, { timeoutMs: task.timeoutMs, link: task.link, onSpan }));
   const { init } = rank;
   rank.dist = createDist(
-    { rank: init.rank, size: init.size, localRank: init.localRank, host: init.host, device: deviceName(rank.loaded.backend) },
+    { rank: init.rank, size: init.size, localRank: init.localRank, host: init.host, device: rank.loaded.device },
     comm,
     rank.loaded.tf,
+    rank.recorder,
   );
   rank.scope.setGlobal("dist", rank.dist);
   return { kind: "connect" };
@@ -81,9 +94,11 @@ async function runCell(task: CellTask): Promise<CellResult> {
   rank.cellId = task.cellId;
   const controller = new AbortController();
   rank.running = controller;
+  rank.recorder.setEnabled(task.timeline);
   try {
     // The cancel switch ends pending awaits (timers, fetches) at once; the abandoned promise settles unobserved.
-    const value = await rank.scope.run(task.cell, task.cellId, task.cellName, controller.signal);
+    // The whole body is one compute span: time outside the user's and the collectives' spans counts as compute.
+    const value = await rank.recorder.span(task.cellName, () => rank.scope.run(task.cell, task.cellId, task.cellName, controller.signal), { args: { cell: true } });
     return { kind: "cell", ok: true, value: toCellValue(value) };
   } catch (error) {
     // A collective woken by the world's cancel word may throw before the cancel message is read.
@@ -91,6 +106,8 @@ async function runCell(task: CellTask): Promise<CellResult> {
     return { kind: "cell", ok: false, error: toRemoteErrorData(error), cancelled };
   } finally {
     rank.running = undefined;
+    // Every span reaches the kernel before the end marker (one port, FIFO).
+    rank.recorder.flush();
     const end: RankEvent = { kind: "cell-end", cellId: task.cellId };
     rank.port.postMessage(end);
   }
@@ -132,9 +149,6 @@ async function rankPrompt(): Promise<string> {
   throw new Error("prompt() is not available on a rank: ranks have no stdin; read it in a plain cell and %dist push it");
 }
 
-function deviceName(tfBackend: string): string {
-  return tfBackend === "webgpu" ? "gpu:webgpu" : `cpu:${tfBackend}`;
-}
 
 function requireState(): RankState {
   if (!state) throw new Error("rank used before its init task ran");

@@ -44,6 +44,8 @@ export interface RunCellOptions {
   timeoutMs: number;
   /** Aborted by the user's interrupt. */
   interrupt: AbortSignal;
+  /** Ranks record timeline spans (false with `--no-timeline`). */
+  timeline: boolean;
 }
 
 export class ThreadGroup {
@@ -102,7 +104,7 @@ export class ThreadGroup {
     if (options.interrupt.aborted) onInterrupt();
     else options.interrupt.addEventListener("abort", onInterrupt, { once: true });
 
-    const task = { kind: "cell" as const, cellId: options.cellId, cell: options.cell, cellName: options.cellName };
+    const task = { kind: "cell" as const, cellId: options.cellId, cell: options.cell, cellName: options.cellName, timeline: options.timeline };
     await Promise.all(
       this.ranks.map(async (rank, index) => {
         let outcome: RankOutcome;

@@ -10,8 +10,8 @@ import type { CommOptions, Communicator } from "./types";
 
 const MiB = 1024 * 1024;
 const WASM_PAGE = 64 * 1024;
-/** Direct-path chunk: small enough that a chunk copied in is still in cache when peers reduce it. */
-const DEFAULT_SLOT_BYTES = 256 * 1024;
+/** Direct-path chunk bytes: a chunk copied in is still in cache (2 MiB L2 here) when peers reduce it, and a 64 MiB message takes 64 chunks. */
+const DEFAULT_SLOT_BYTES = (size: number) => (size <= 8 ? 1024 * 1024 : 256 * 1024);
 
 function powerOfTwo(n: number, name: string): number {
   if (!Number.isInteger(n) || n < 4096 || (n & (n - 1)) !== 0) throw new RangeError(`${name} must be a power of two >= 4096 bytes, got ${n}`);
@@ -28,7 +28,7 @@ export function createShmWorld(size: number, options: ShmWorldOptions = {}): Shm
   }
   const collectiveRingBytes = powerOfTwo(options.collectiveRingBytes ?? (size <= 8 ? 1 * MiB : 256 * 1024), "collectiveRingBytes");
   const userRingBytes = powerOfTwo(options.userRingBytes ?? 256 * 1024, "userRingBytes");
-  const slotBytes = options.slotBytes ?? DEFAULT_SLOT_BYTES;
+  const slotBytes = options.slotBytes ?? DEFAULT_SLOT_BYTES(size);
   if (!Number.isInteger(slotBytes) || slotBytes < 4096 || slotBytes % 64 !== 0) throw new RangeError(`slotBytes must be a multiple of 64 bytes >= 4096, got ${slotBytes}`);
   const layout = new ShmLayout(size, collectiveRingBytes, userRingBytes, slotBytes);
   const pages = Math.ceil(layout.dataBytes / WASM_PAGE);

@@ -4,10 +4,13 @@
  * Modules resolve from the notebook's folder first (the user's own
  * packages), then from the kernel's own dependencies, so `@tensorflow/tfjs`
  * works from any folder. `tslab` and `distlab` are the in-cell display API
- * (display-api.ts), not the packages on disk.
+ * (display-api.ts), not the packages on disk; `distlab/techniques`,
+ * `distlab/models` and `distlab/data` are the kernel's own compiled folders.
  */
 import { createRequire } from "node:module";
 import * as path from "node:path";
+import { DISTLAB_LIBRARY_DIRS } from "./cell-types";
+import { afterCellRequire } from "../compute/plain-cells";
 
 export type CellRequire = NodeJS.Require;
 
@@ -33,8 +36,13 @@ export function createCellRequire(cwd: string, inCellModules: Readonly<Record<st
 
   const cellRequire = ((id: string) => {
     if (Object.prototype.hasOwnProperty.call(inCellModules, id)) return inCellModules[id];
+    const library = /^distlab\/([a-z]+)$/.exec(id)?.[1];
+    // One module instance per thread, shared with the kernel's own code on that thread (same tf).
+    if (library !== undefined && DISTLAB_LIBRARY_DIRS.includes(library)) return fromKernel(path.join(__dirname, "..", library));
     // Resolve first so that a module found in the cwd but failing to load reports its own error.
-    return fromCwd(resolve(id));
+    const loaded = fromCwd(resolve(id));
+    afterCellRequire(id);
+    return loaded;
   }) as CellRequire;
   cellRequire.resolve = resolve;
   cellRequire.cache = fromCwd.cache;

@@ -61,6 +61,8 @@ export interface Dist {
   /** This rank's block of \`data\`: an even split. */
   shard<T>(data: readonly T[]): T[];
   newGroup(ranks: readonly number[], name?: string): Dist;
+  /** Runs fn inside a timeline span (category "compute" unless options.cat) and returns what it returns. */
+  span<T>(name: string, fn: () => T, options?: { cat?: "compute" | "comm" | "data" | "idle" | "other"; args?: Record<string, unknown> }): T;
   [key: string]: unknown;
 }
 `;
@@ -89,6 +91,13 @@ declare global {
 /** Names the runtime must provide to a chain's cells (as parameters of the cell function). */
 export const NOTEBOOK_GLOBAL_NAMES = ["prompt"] as const;
 export const RANK_GLOBAL_NAMES = ["dist", "tf", "prompt"] as const;
+
+/**
+ * Subpaths of the in-cell `distlab` module that are real compiled folders of
+ * the kernel (`kernel/dist/<name>/index.{js,d.ts}`), not virtual files:
+ * `import { DataParallel } from "distlab/techniques"`.
+ */
+export const DISTLAB_LIBRARY_DIRS: readonly string[] = ["techniques", "models", "data"];
 
 /** Virtual files, relative to `<cwd>/node_modules/distlab/`. */
 export const VIRTUAL_DISTLAB_FILES: Readonly<Record<string, string>> = {

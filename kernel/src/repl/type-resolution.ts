@@ -10,13 +10,16 @@
  * - `<cwd>/node_modules/distlab/**` is served from memory (cell-types.ts):
  *   the in-cell `distlab` module and the prelude globals. This wins over a
  *   real `distlab` package, as `require("distlab")` in a cell does at run time.
+ * - `<cwd>/node_modules/distlab/{techniques,models,data}/**` is read from the
+ *   kernel's own compiled folders (DISTLAB_LIBRARY_DIRS), so their types and
+ *   the cell's `@tensorflow/tfjs` types are one and the same.
  * - any other `<cwd>/node_modules/<pkg>/**` that does not exist falls back to
  *   the kernel's own node_modules (e.g. `@tensorflow/tfjs`), mirroring the
  *   run-time `require` of cell-require.ts. `@types/*` is left alone so that
  *   tslab's choice of type roots is unchanged.
  */
 import * as path from "node:path";
-import { VIRTUAL_DISTLAB_FILES } from "./cell-types";
+import { DISTLAB_LIBRARY_DIRS, VIRTUAL_DISTLAB_FILES } from "./cell-types";
 
 type TsSys = {
   fileExists(path: string): boolean;
@@ -49,6 +52,18 @@ export function installTypeResolution(cwd: string): void {
   const virtualFile = (p: string): string | undefined =>
     p.startsWith(distlabDir + "/") ? VIRTUAL_DISTLAB_FILES[p.slice(distlabDir.length + 1)] : undefined;
   const isDistlab = (p: string): boolean => p === distlabDir || p.startsWith(distlabDir + "/");
+  // kernel/dist (or kernel/src when run from source): the parent of this file's folder
+  const libraryRoot = slash(path.resolve(__dirname, ".."));
+  /** `<cwd>/node_modules/distlab/techniques/x.d.ts` -> `<kernel dist>/techniques/x.d.ts`. */
+  const libraryFile = (p: string): string | undefined => {
+    if (!p.startsWith(distlabDir + "/")) return undefined;
+    const rest = p.slice(distlabDir.length + 1);
+    return DISTLAB_LIBRARY_DIRS.includes(rest.split("/")[0]!) ? `${libraryRoot}/${rest}` : undefined;
+  };
+  const libraryExists = (p: string, exists: (q: string) => boolean): boolean => {
+    const real = libraryFile(p);
+    return real !== undefined && exists(real);
+  };
   /** `<cwd>/node_modules/x/y` -> `<kernel node_modules>/x/y`, for paths that may fall back. */
   const fallback = (p: string): string | undefined => {
     if (!p.startsWith(cwdModules)) return undefined;
@@ -59,21 +74,24 @@ export function installTypeResolution(cwd: string): void {
 
   sys.fileExists = (p: string): boolean => {
     p = slash(p);
-    if (isDistlab(p)) return virtualFile(p) !== undefined;
+    if (isDistlab(p)) return virtualFile(p) !== undefined || libraryExists(p, original.fileExists);
     if (original.fileExists(p)) return true;
     const other = fallback(p);
     return other !== undefined && original.fileExists(other);
   };
   sys.readFile = (p: string, encoding?: string): string | undefined => {
     p = slash(p);
-    if (isDistlab(p)) return virtualFile(p);
+    if (isDistlab(p)) {
+      const library = libraryFile(p);
+      return virtualFile(p) ?? (library !== undefined && original.fileExists(library) ? original.readFile(library, encoding) : undefined);
+    }
     if (original.fileExists(p)) return original.readFile(p, encoding);
     const other = fallback(p);
     return other !== undefined ? original.readFile(other, encoding) : undefined;
   };
   sys.directoryExists = (p: string): boolean => {
     p = slash(p).replace(/\/$/, "");
-    if (isDistlab(p)) return p === distlabDir;
+    if (isDistlab(p)) return p === distlabDir || libraryExists(p, original.directoryExists);
     if (original.directoryExists(p)) return true;
     const other = fallback(p);
     return other !== undefined && original.directoryExists(other);

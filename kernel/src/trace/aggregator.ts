@@ -2,6 +2,7 @@
  * The kernel side of recording: merges the batches that ranks post into one
  * timeline on the kernel's clock, and builds payloads from it.
  */
+import { ArrivalWaits } from "./arrival-waits";
 import type { ClockOffsetEstimate } from "./clock";
 import type { TimelinePayload, TimelineRank } from "./payload";
 import type { SpanBatch } from "./recorder";
@@ -24,6 +25,8 @@ export class TimelineAggregator {
   private readonly liveSpanLimit: number;
   private readonly offsetByRank = new Map<number, number>();
   private readonly spans: TimelineSpan[] = [];
+  /** idle spans derived from the arrival times of linked calls */
+  private readonly waits = new ArrivalWaits();
   private cachedSummary: { spanCount: number; summary: TimelineSummary } | undefined;
 
   constructor(options: TimelineAggregatorOptions) {
@@ -51,6 +54,7 @@ export class TimelineAggregator {
       const span: TimelineSpan = { rank: batch.rank, name: raw.name, cat: raw.cat, ts: raw.start - origin, dur: raw.dur };
       if (raw.args !== undefined) span.args = raw.args;
       this.spans.push(span);
+      if (span.cat === "comm") for (const idle of this.waits.add(span)) this.spans.push(idle);
     }
   }
 
@@ -71,6 +75,8 @@ export class TimelineAggregator {
    * with every span. `staleSummaryOk` lets a live update reuse the last summary.
    */
   payload(live: boolean, staleSummaryOk = false): TimelinePayload {
+    // The final payload: calls some member never reported still charge the waits of those that did.
+    if (!live) for (const idle of this.waits.drain()) this.spans.push(idle);
     const summary = this.summary(live && staleSummaryOk);
     if (live && this.spans.length > this.liveSpanLimit) {
       return {

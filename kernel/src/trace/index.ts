@@ -10,6 +10,7 @@ export * from "./intervals";
 export * from "./summary";
 export * from "./payload";
 export * from "./aggregator";
+export * from "./arrival-waits";
 export * from "./bundle";
 export * from "./session";
 export * from "./chrome-trace";

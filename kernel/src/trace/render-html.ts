@@ -7,7 +7,8 @@
  */
 import type { TimelinePayload } from "./payload";
 import { formatDuration } from "./render-text";
-import { SPAN_CATEGORIES, type SpanCategory } from "./span";
+import { rankCategoryTime } from "./self-time";
+import { SPAN_CATEGORIES, type SpanCategory, type TimelineSpan } from "./span";
 
 /** Category colours; the extension uses the same ones. */
 export const CATEGORY_COLORS: Record<SpanCategory, string> = {
@@ -26,23 +27,33 @@ export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-/** Per rank, per pixel bin: microseconds of each category (index = SPAN_CATEGORIES order). */
+/**
+ * Per rank, per pixel bin: microseconds of each category (index =
+ * SPAN_CATEGORIES order), counting the innermost span of each stream as the
+ * summary does, so a comm span nested in a compute span (the cell's own span,
+ * a user's `forward`) shows as comm.
+ */
 function binCategoryTime(payload: TimelinePayload, bins: number, durationUs: number): Float64Array[] {
-  const perRank = payload.ranks.map(() => new Float64Array(bins * SPAN_CATEGORIES.length));
   const binUs = durationUs / bins;
-  for (const span of payload.spans) {
-    const grid = perRank[payload.ranks.findIndex((r) => r.rank === span.rank)];
-    if (grid === undefined || span.dur <= 0) continue;
-    const catIndex = SPAN_CATEGORIES.indexOf(span.cat);
-    const end = span.ts + span.dur;
-    const firstBin = Math.max(0, Math.floor(span.ts / binUs));
-    const lastBin = Math.min(bins - 1, Math.floor(end / binUs));
-    for (let b = firstBin; b <= lastBin; b++) {
-      const covered = Math.min(end, (b + 1) * binUs) - Math.max(span.ts, b * binUs);
-      if (covered > 0) grid[b * SPAN_CATEGORIES.length + catIndex] += covered;
-    }
-  }
-  return perRank;
+  const byRank = new Map<number, TimelineSpan[]>(payload.ranks.map((r) => [r.rank, []]));
+  for (const span of payload.spans) byRank.get(span.rank)?.push(span);
+  return payload.ranks.map((rank) => {
+    const grid = new Float64Array(bins * SPAN_CATEGORIES.length);
+    const time = rankCategoryTime(byRank.get(rank.rank)!);
+    SPAN_CATEGORIES.forEach((cat, catIndex) => {
+      const list = time[cat];
+      for (let i = 0; i < list.length; i += 2) {
+        const [start, end] = [list[i], list[i + 1]];
+        const firstBin = Math.max(0, Math.floor(start / binUs));
+        const lastBin = Math.min(bins - 1, Math.floor(end / binUs));
+        for (let b = firstBin; b <= lastBin; b++) {
+          const covered = Math.min(end, (b + 1) * binUs) - Math.max(start, b * binUs);
+          if (covered > 0) grid[b * SPAN_CATEGORIES.length + catIndex] += covered;
+        }
+      }
+    });
+    return grid;
+  });
 }
 
 function svgPicture(payload: TimelinePayload): string {

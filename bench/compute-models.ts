@@ -1,0 +1,131 @@
+/**
+ * The two training steps that bench:compute and bench:dp-cpu time, written
+ * with plain TensorFlow.js ops so they run on any backend. Their PyTorch
+ * twins are in compute_torch.py: same shapes, same initial scale, same
+ * optimizer, so step times compare like for like.
+ *
+ *   MLP:      784-512-512-10, ReLU, softmax cross-entropy, SGD lr 0.01.
+ *   tiny GPT: nanoGPT's shakespeare_char CPU config: 4 layers, 4 heads,
+ *             128 channels, context 64, batch 12, vocabulary 65; pre-norm
+ *             blocks, tanh-GELU MLP of 4x width, Adam lr 1e-3.
+ */
+type Tf = typeof import("@tensorflow/tfjs");
+type Tensor = import("@tensorflow/tfjs").Tensor;
+type Variable = import("@tensorflow/tfjs").Variable;
+
+export interface TrainStep {
+  /** One forward + backward + optimizer update; returns the loss (reads it back, so the step has finished). */
+  step(): number;
+  /** The trainable parameters, in a fixed order (for gradient all-reduce in bench:dp-cpu). */
+  variables: Variable[];
+  dispose(): void;
+}
+
+function linearInit(tf: Tf, inputs: number, outputs: number, name: string): [Variable, Variable] {
+  const bound = 1 / Math.sqrt(inputs);
+  return [tf.variable(tf.randomUniform([inputs, outputs], -bound, bound), true, `${name}.w`), tf.variable(tf.zeros([outputs]), true, `${name}.b`)];
+}
+
+export function mlpParams(tf: Tf): Variable[] {
+  return [...linearInit(tf, 784, 512, "fc1"), ...linearInit(tf, 512, 512, "fc2"), ...linearInit(tf, 512, 10, "fc3")];
+}
+
+/** loss(params) for one batch x [batch, 784], labels one-hot [batch, 10]. */
+export function mlpLoss(tf: Tf, params: Variable[], x: Tensor, labels: Tensor): Tensor {
+  const [w1, b1, w2, b2, w3, b3] = params as [Variable, Variable, Variable, Variable, Variable, Variable];
+  const h1 = tf.relu(tf.add(tf.matMul(x, w1), b1)); // [batch, 512]
+  const h2 = tf.relu(tf.add(tf.matMul(h1, w2), b2)); // [batch, 512]
+  const logits = tf.add(tf.matMul(h2, w3), b3); // [batch, 10]
+  return tf.losses.softmaxCrossEntropy(labels, logits);
+}
+
+export function mlpStep(tf: Tf, batch = 256): TrainStep {
+  const variables = mlpParams(tf);
+  const x = tf.randomNormal([batch, 784]);
+  const labels = tf.oneHot(tf.randomUniform([batch], 0, 10, "int32"), 10);
+  const optimizer = tf.train.sgd(0.01);
+  return {
+    variables,
+    step: () => {
+      const loss = optimizer.minimize(() => mlpLoss(tf, variables, x, labels) as import("@tensorflow/tfjs").Scalar, true)!;
+      const value = loss.dataSync()[0]!;
+      loss.dispose();
+      return value;
+    },
+    dispose: () => { tf.dispose([...variables, x, labels]); optimizer.dispose(); },
+  };
+}
+
+export const GPT = { layers: 4, heads: 4, channels: 128, context: 64, batch: 12, vocabulary: 65 } as const;
+
+function gptParams(tf: Tf): Variable[] {
+  const { layers, channels: c, context, vocabulary } = GPT;
+  const params: Variable[] = [
+    tf.variable(tf.randomNormal([vocabulary, c], 0, 0.02), true, "wte"),
+    tf.variable(tf.randomNormal([context, c], 0, 0.02), true, "wpe"),
+  ];
+  const norm = (name: string) => [tf.variable(tf.ones([c]), true, `${name}.g`), tf.variable(tf.zeros([c]), true, `${name}.b`)];
+  for (let l = 0; l < layers; l++) {
+    params.push(...norm(`h${l}.ln1`), ...linearInit(tf, c, 3 * c, `h${l}.qkv`), ...linearInit(tf, c, c, `h${l}.proj`));
+    params.push(...norm(`h${l}.ln2`), ...linearInit(tf, c, 4 * c, `h${l}.fc`), ...linearInit(tf, 4 * c, c, `h${l}.fcproj`));
+  }
+  params.push(...norm("lnf"), ...linearInit(tf, c, vocabulary, "head"));
+  return params;
+}
+
+function layerNorm(tf: Tf, x: Tensor, gain: Tensor, bias: Tensor): Tensor {
+  const { mean, variance } = tf.moments(x, -1, true);
+  return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, 1e-5))), gain), bias);
+}
+
+/** GELU, tanh form (PyTorch's approximate="tanh"). */
+function gelu(tf: Tf, x: Tensor): Tensor {
+  const inner = tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), Math.sqrt(2 / Math.PI));
+  return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1));
+}
+
+/** tokens, targets: int32 [batch * context]; returns the mean cross-entropy. */
+export function gptLoss(tf: Tf, params: Variable[], tokens: Tensor, targets: Tensor, causalMask: Tensor): Tensor {
+  const { layers, heads, channels: c, context: t, batch: b, vocabulary } = GPT;
+  const hs = c / heads;
+  let i = 0;
+  const next = () => params[i++]!;
+  const wte = next(), wpe = next();
+  const linear = (x: Tensor, w: Tensor, bias: Tensor) => tf.add(tf.matMul(x, w), bias);
+  // [b * t, c]: token embedding plus position embedding (broadcast over the batch)
+  let x = tf.reshape(tf.add(tf.reshape(tf.gather(wte, tokens), [b, t, c]), wpe), [b * t, c]);
+  for (let l = 0; l < layers; l++) {
+    const [g1, n1, wqkv, bqkv, wp, bp, g2, n2, wf, bf, wfp, bfp] = Array.from({ length: 12 }, next);
+    const qkv = linear(layerNorm(tf, x, g1!, n1!), wqkv!, bqkv!); // [b * t, 3c]
+    const [q, k, v] = tf.split(qkv, 3, 1).map((z) => tf.transpose(tf.reshape(z, [b, t, heads, hs]), [0, 2, 1, 3])); // each [b, heads, t, hs]
+    const scores = tf.add(tf.mul(tf.matMul(q!, k!, false, true), 1 / Math.sqrt(hs)), causalMask); // [b, heads, t, t]
+    const attended = tf.matMul(tf.softmax(scores), v!); // [b, heads, t, hs]
+    const merged = tf.reshape(tf.transpose(attended, [0, 2, 1, 3]), [b * t, c]);
+    x = tf.add(x, linear(merged, wp!, bp!));
+    const hidden = gelu(tf, linear(layerNorm(tf, x, g2!, n2!), wf!, bf!)); // [b * t, 4c]
+    x = tf.add(x, linear(hidden, wfp!, bfp!));
+  }
+  const [gf, nf, wh, bh] = [next(), next(), next(), next()];
+  const logits = linear(layerNorm(tf, x, gf, nf), wh, bh); // [b * t, vocabulary]
+  return tf.losses.softmaxCrossEntropy(tf.oneHot(targets, vocabulary), logits);
+}
+
+export function gptStep(tf: Tf): TrainStep {
+  const { context: t, batch: b, vocabulary } = GPT;
+  const variables = gptParams(tf);
+  const tokens = tf.randomUniform([b * t], 0, vocabulary, "int32");
+  const targets = tf.randomUniform([b * t], 0, vocabulary, "int32");
+  // [t, t]: 0 on and below the diagonal, -1e9 above (a position sees only its past).
+  const causalMask = tf.mul(tf.sub(1, tf.linalg.bandPart(tf.ones([t, t]), -1, 0)), -1e9);
+  const optimizer = tf.train.adam(1e-3);
+  return {
+    variables,
+    step: () => {
+      const loss = optimizer.minimize(() => gptLoss(tf, variables, tokens, targets, causalMask) as import("@tensorflow/tfjs").Scalar, true)!;
+      const value = loss.dataSync()[0]!;
+      loss.dispose();
+      return value;
+    },
+    dispose: () => { tf.dispose([...variables, tokens, targets, causalMask]); optimizer.dispose(); },
+  };
+}

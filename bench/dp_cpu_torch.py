@@ -1,0 +1,59 @@
+"""PyTorch side of bench:dp-cpu: DDP with gloo on N processes (one thread
+each), the MLP 784-512-512-10, batch 256 per rank, SGD lr 0.01.
+Prints one JSON line: {"ranks": N, "samples_per_s": ..., "step_ms": ...}."""
+import argparse
+import json
+import os
+import time
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def rank_main(rank, size, steps, warmup, port, queue):
+    torch.set_num_threads(1)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=size)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10))
+    ddp = nn.parallel.DistributedDataParallel(model)
+    opt = torch.optim.SGD(ddp.parameters(), lr=0.01)
+    torch.manual_seed(1 + rank)
+    x, y = torch.randn(256, 784), torch.randint(0, 10, (256,))
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(ddp(x), y).backward()
+        opt.step()
+    for _ in range(warmup):
+        step()
+    dist.barrier()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    dist.barrier()
+    seconds = time.perf_counter() - start
+    if rank == 0:
+        queue.put(seconds)
+    dist.destroy_process_group()
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--ranks", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--port", type=int, default=29517)
+    args = parser.parse_args()
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    mp.spawn(rank_main, args=(args.ranks, args.steps, args.warmup, args.port, queue), nprocs=args.ranks, join=True)
+    seconds = queue.get()
+    print(json.dumps({"ranks": args.ranks, "samples_per_s": args.ranks * 256 * args.steps / seconds, "step_ms": seconds / args.steps * 1e3}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+/**
+ * Which TensorFlow.js backend a rank (or the notebook) runs on.
+ *
+ * Named by the user (`--tf-backend`): that backend or an error saying why
+ * not. Automatic, in order: webgpu where Dawn finds a GPU adapter,
+ * tensorflow where the user installed @tensorflow/tfjs-node(-gpu), wasm,
+ * cpu. Every backend loaded here gets distlab's kernel overrides for it.
+ */
+import type { TfBackendName } from "../magics/distributed-spec";
+import { prepareWebGpu } from "./webgpu";
+import { installWasmOverrides } from "./wasm/overrides";
+
+type Tf = typeof import("@tensorflow/tfjs");
+
+export const AUTO_ORDER: readonly TfBackendName[] = ["webgpu", "tensorflow", "wasm", "cpu"];
+
+export interface ChosenBackend {
+  backend: string;
+  /** Where the backend computes, e.g. "gpu:nvidia NVIDIA H200 (discrete GPU, vulkan)", "cpu:wasm simd". */
+  device: string;
+  /** Kernel overrides installed for this backend (names of the kernels). */
+  overrides: string[];
+  /** Why each backend tried before this one was passed over (automatic choice only). */
+  skipped: string[];
+}
+
+const PACKAGES: Record<TfBackendName, string | undefined> = {
+  wasm: "@tensorflow/tfjs-backend-wasm",
+  cpu: undefined,
+  webgpu: "@tensorflow/tfjs-backend-webgpu",
+  // tfjs-node registers the backend named "tensorflow"; the GPU build registers the same name.
+  tensorflow: "@tensorflow/tfjs-node",
+};
+
+/** Loads the package that registers `name` with tf; throws a message naming what is missing. */
+async function register(tf: Tf, name: TfBackendName): Promise<string> {
+  let device = `cpu:${name}`;
+  if (name === "webgpu") device = `gpu:${(await prepareWebGpu()).description}`;
+  const pkg = PACKAGES[name];
+  if (pkg !== undefined && tf.findBackend(name) === null) {
+    const candidates = name === "tensorflow" ? [pkg, "@tensorflow/tfjs-node-gpu"] : [pkg];
+    let loaded = false;
+    let reason = "";
+    for (const candidate of candidates) {
+      try {
+        require(candidate);
+        loaded = true;
+        if (candidate.endsWith("-gpu")) device = "gpu:tensorflow (CUDA)";
+        break;
+      } catch (error) {
+        reason = (error as Error).message.split("\n")[0] ?? "";
+      }
+    }
+    if (!loaded) throw new Error(`the npm package ${candidates.join(" or ")} is not installed (${reason})`);
+  }
+  return device;
+}
+
+async function activate(tf: Tf, name: TfBackendName): Promise<ChosenBackend> {
+  const device = await register(tf, name);
+  const overrides = name === "wasm" ? installWasmOverrides(tf) : [];
+  if (!(await tf.setBackend(name))) throw new Error(`TensorFlow.js could not initialise the ${name} backend`);
+  await tf.ready();
+  const simd = name === "wasm" && (await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT")) ? " simd" : "";
+  return { backend: tf.getBackend(), device: `${device}${simd}`, overrides, skipped: [] };
+}
+
+export async function chooseBackend(tf: Tf, requested?: TfBackendName): Promise<ChosenBackend> {
+  if (requested !== undefined) {
+    try {
+      return await activate(tf, requested);
+    } catch (error) {
+      throw new Error(`--tf-backend ${requested}: ${(error as Error).message}`);
+    }
+  }
+  const skipped: string[] = [];
+  for (const candidate of AUTO_ORDER) {
+    try {
+      return { ...(await activate(tf, candidate)), skipped };
+    } catch (error) {
+      skipped.push(`${candidate}: ${(error as Error).message}`);
+    }
+  }
+  throw new Error(`TensorFlow.js found no usable backend (${skipped.join("; ")})`);
+}

@@ -1,0 +1,51 @@
+/**
+ * Small operations on the wasm backend's TensorInfos, used by the kernel
+ * overrides in this folder. They work on the backend's heap directly (no
+ * tf.Tensor objects, no engine bookkeeping), because they run inside a
+ * kernel function where the engine is already tracking one op.
+ */
+import type { DataType, KernelFunc, TensorInfo } from "@tensorflow/tfjs";
+
+/** The parts of @tensorflow/tfjs-backend-wasm's BackendWasm that the overrides use. */
+export interface WasmBackend {
+  makeOutput(shape: number[], dtype: DataType): TensorInfo;
+  disposeData(dataId: object, force?: boolean): boolean;
+  typedArrayFromHeap(info: TensorInfo): Float32Array | Int32Array | Uint8Array;
+}
+
+/** The stock wasm kernels an override calls into, captured before it replaces any of them. */
+export interface StockKernels {
+  get(name: string): KernelFunc;
+}
+
+export function sizeOf(shape: readonly number[]): number {
+  let size = 1;
+  for (const d of shape) size *= d;
+  return size;
+}
+
+/** A new view of `info`'s values; re-take it after any allocation, since the heap may have grown and moved. */
+export function heapF32(backend: WasmBackend, info: TensorInfo): Float32Array {
+  return backend.typedArrayFromHeap(info) as Float32Array;
+}
+
+export function reshape(stock: StockKernels, backend: WasmBackend, x: TensorInfo, shape: number[]): TensorInfo {
+  return stock.get("Reshape")({ inputs: { x }, backend: backend as never, attrs: { shape } }) as TensorInfo;
+}
+
+/** [batch, rows, cols] -> [batch, cols, rows], a new buffer (the wasm Transpose kernel, memory-bound). */
+export function transposeInner(stock: StockKernels, backend: WasmBackend, x3d: TensorInfo): TensorInfo {
+  return stock.get("Transpose")({ inputs: { x: x3d }, backend: backend as never, attrs: { perm: [0, 2, 1] } }) as TensorInfo;
+}
+
+/** Copies `count` float32 values starting at element `offset` of `src` into a new tensor of `shape`. */
+export function copyRange(backend: WasmBackend, src: TensorInfo, offset: number, shape: number[]): TensorInfo {
+  const out = backend.makeOutput(shape, "float32");
+  const count = sizeOf(shape);
+  heapF32(backend, out).set(heapF32(backend, src).subarray(offset, offset + count));
+  return out;
+}
+
+export function dispose(backend: WasmBackend, ...infos: TensorInfo[]): void {
+  for (const info of infos) backend.disposeData(info.dataId);
+}

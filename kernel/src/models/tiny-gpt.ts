@@ -1,0 +1,141 @@
+/**
+ * A character-level GPT in the spirit of nanoGPT's model.py, small enough
+ * that a training step takes well under a second on one core with the wasm
+ * backend. Staged (embedding, n blocks, head) so that backward can run one
+ * block at a time.
+ *
+ *   x = wte[tokens] + wpe[0..T)                      // [batch, time, channels]
+ *   x = x + attention(layerNorm(x))                  // causal, nHead heads
+ *   x = x + mlp(layerNorm(x))                        // C -> 4C -> C, GELU
+ *   logits = layerNorm(x) W_head                     // [batch, time, vocab]
+ */
+import * as tf from "@tensorflow/tfjs";
+import type { TensorBatch } from "../data/batches";
+import { seededRandom } from "../data/random";
+import type { Stage, StagedModel } from "../techniques/types";
+import { constantVariable, normalVariable } from "./init";
+import { softmaxCrossEntropy } from "./losses";
+
+export interface TinyGptOptions {
+  /** Number of distinct tokens (characters). Required. */
+  vocabSize: number;
+  /** Context length T in tokens. Default 32. */
+  blockSize: number;
+  /** Channels C (embedding width); must divide by nHead. Default 32. */
+  nEmbd: number;
+  /** Attention heads. Default 2. */
+  nHead: number;
+  /** Transformer blocks. Default 2. */
+  nLayer: number;
+  /** Seed of the initial weights. Default 0. */
+  seed: number;
+}
+
+export const TINY_GPT_DEFAULTS: Omit<TinyGptOptions, "vocabSize"> = { blockSize: 32, nEmbd: 32, nHead: 2, nLayer: 2, seed: 0 };
+
+export function validateTinyGptOptions(options: Partial<TinyGptOptions>): TinyGptOptions {
+  const o = { ...TINY_GPT_DEFAULTS, ...options } as TinyGptOptions;
+  for (const key of ["vocabSize", "blockSize", "nEmbd", "nHead", "nLayer"] as const) {
+    if (!Number.isInteger(o[key]) || o[key] < 1) throw new RangeError(`tinyGpt.${key} must be an integer >= 1, got ${o[key]}`);
+  }
+  if (o.nEmbd % o.nHead !== 0) throw new RangeError(`tinyGpt.nEmbd must divide by tinyGpt.nHead, got ${o.nEmbd} and ${o.nHead}`);
+  return o;
+}
+
+/** (x - mean) / sqrt(var + eps) * gain + bias over the last axis. x [..., C] */
+function layerNorm(x: tf.Tensor, gain: tf.Tensor, bias: tf.Tensor): tf.Tensor {
+  const { mean, variance } = tf.moments(x, -1, true); // [..., 1]
+  return tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, 1e-5))), gain), bias);
+}
+
+/** GELU, tanh approximation (as GPT-2). */
+function gelu(x: tf.Tensor): tf.Tensor {
+  const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3))));
+  return tf.mul(tf.mul(0.5, x), tf.add(1, tf.tanh(inner)));
+}
+
+/** x [batch, time, in] times w [in, out] plus b [out] -> [batch, time, out] */
+function linear3d(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor): tf.Tensor {
+  const [batch, time, width] = x.shape as [number, number, number];
+  const flat = tf.matMul(tf.reshape(x, [batch * time, width]) as tf.Tensor2D, w as tf.Tensor2D); // [batch*time, out]
+  return tf.reshape(tf.add(flat, b), [batch, time, w.shape[1]!]);
+}
+
+export interface TinyGpt extends StagedModel<TensorBatch> {
+  readonly options: TinyGptOptions;
+  /** logits [batch, time, vocab] for tokens [batch, time] (time <= blockSize) */
+  logits(tokens: tf.Tensor): tf.Tensor;
+}
+
+export function createTinyGpt(options: Partial<TinyGptOptions> & { vocabSize: number }): TinyGpt {
+  const o = validateTinyGptOptions(options);
+  const random = seededRandom(o.seed);
+  const C = o.nEmbd;
+  const headSize = C / o.nHead;
+  // GPT-2 scales the residual projections by 1/sqrt(2 * nLayer) so the residual stream's variance stays put.
+  const residualStd = 0.02 / Math.sqrt(2 * o.nLayer);
+
+  const embedding: Stage = {
+    name: "embedding",
+    params: [normalVariable(random, [o.vocabSize, C], 0.02), normalVariable(random, [o.blockSize, C], 0.02)],
+    differentiableInput: false,
+    forward(tokens, [wte, wpe]) {
+      const time = tokens.shape[1]!;
+      const tokenEmbedding = tf.gather(wte!, tokens.toInt()); // [batch, time, C]
+      return tf.add(tokenEmbedding, tf.slice(wpe!, [0, 0], [time, C])); // + [time, C]
+    },
+  };
+
+  const block = (index: number): Stage => ({
+    name: `block${index}`,
+    params: [
+      constantVariable([C], 1), constantVariable([C], 0), // ln1 gain, bias
+      normalVariable(random, [C, 3 * C], 0.02), constantVariable([3 * C], 0), // qkv projection
+      normalVariable(random, [C, C], residualStd), constantVariable([C], 0), // attention output projection
+      constantVariable([C], 1), constantVariable([C], 0), // ln2 gain, bias
+      normalVariable(random, [C, 4 * C], 0.02), constantVariable([4 * C], 0), // mlp up
+      normalVariable(random, [4 * C, C], residualStd), constantVariable([C], 0), // mlp down
+    ],
+    differentiableInput: true,
+    forward(x, [g1, b1, wQkv, bQkv, wProj, bProj, g2, b2, wUp, bUp, wDown, bDown]) {
+      const [batch, time] = x.shape as [number, number, number];
+      const qkv = linear3d(layerNorm(x, g1!, b1!), wQkv!, bQkv!); // [batch, time, 3C]
+      const heads = (t: tf.Tensor): tf.Tensor => tf.transpose(tf.reshape(t, [batch, time, o.nHead, headSize]), [0, 2, 1, 3]); // [batch, head, time, hs]
+      const [q, k, v] = tf.split(qkv, 3, 2).map(heads) as [tf.Tensor, tf.Tensor, tf.Tensor];
+      const scores = tf.mul(tf.matMul(q as tf.Tensor4D, k as tf.Tensor4D, false, true), 1 / Math.sqrt(headSize)); // [batch, head, time, time]
+      // Causal mask: position t attends to 0..t only; -1e9 before softmax is a zero weight after it.
+      const future = tf.sub(1, tf.linalg.bandPart(tf.ones([time, time]), -1, 0)); // [time, time], 1 above the diagonal
+      const weights = tf.softmax(tf.add(scores, tf.mul(future, -1e9)), -1); // [batch, head, time, time]
+      const attended = tf.matMul(weights as tf.Tensor4D, v as tf.Tensor4D); // [batch, head, time, hs]
+      const merged = tf.reshape(tf.transpose(attended, [0, 2, 1, 3]), [batch, time, C]); // [batch, time, C]
+      const afterAttention = tf.add(x, linear3d(merged, wProj!, bProj!));
+      const hidden = gelu(linear3d(layerNorm(afterAttention, g2!, b2!), wUp!, bUp!)); // [batch, time, 4C]
+      return tf.add(afterAttention, linear3d(hidden, wDown!, bDown!)); // [batch, time, C]
+    },
+  });
+
+  const head: Stage = {
+    name: "head",
+    params: [constantVariable([C], 1), constantVariable([C], 0), normalVariable(random, [C, o.vocabSize], 0.02)],
+    differentiableInput: true,
+    forward(x, [gain, bias, wHead]) {
+      const normed = layerNorm(x, gain!, bias!);
+      const [batch, time] = x.shape as [number, number, number];
+      const flat = tf.matMul(tf.reshape(normed, [batch * time, C]) as tf.Tensor2D, wHead as tf.Tensor2D); // [batch*time, vocab]
+      return tf.reshape(flat, [batch, time, o.vocabSize]); // [batch, time, vocab]
+    },
+  };
+
+  const stages: Stage[] = [embedding, ...Array.from({ length: o.nLayer }, (_, i) => block(i)), head];
+  const logits = (tokens: tf.Tensor): tf.Tensor => stages.reduce((h, stage) => stage.forward(h, stage.params), tokens);
+  const lossHead = (output: tf.Tensor, batch: TensorBatch): tf.Scalar => softmaxCrossEntropy(output, batch.y);
+  return {
+    options: o,
+    stages,
+    params: stages.flatMap((s) => s.params),
+    input: (batch) => batch.x,
+    head: lossHead,
+    logits,
+    loss: (batch) => tf.tidy(() => lossHead(logits(batch.x), batch)),
+  };
+}

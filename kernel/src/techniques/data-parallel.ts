@@ -1,0 +1,92 @@
+/**
+ * Data parallelism: every rank holds the whole model, computes gradients on
+ * its own shard of the batch, and the ranks average the gradients before the
+ * same SGD step. With equal shards of a global batch B (B/k rows per rank),
+ *   g = (1/k) sum_r g_r = (1/k) sum_r (k/B) sum_{i in shard r} grad l_i = (1/B) sum_i grad l_i,
+ * exactly the gradient of the whole batch on one rank, so k ranks follow one
+ * rank's trajectory up to float32 rounding.
+ */
+import { concatGradients, localGradients, splitGradients } from "./gradients";
+import { Sgd } from "./sgd";
+import { withSpan } from "./span";
+import type { Collectives, GradientArray, GradientSync, Model, StepResult } from "./types";
+import { checkKnownKeys, checkRange } from "./validate";
+
+export interface DataParallelOptions {
+  /** SGD learning rate applied after the sync. Default 0.05. */
+  lr: number;
+  /** SGD heavy-ball momentum in [0, 1). Default 0. */
+  momentum: number;
+  /** How gradients are combined across ranks; default: one fused allReduce(mean) (AllReduceMean). */
+  gradientSync?: GradientSync;
+}
+
+export const DATA_PARALLEL_DEFAULTS: DataParallelOptions = { lr: 0.05, momentum: 0 };
+
+export function validateDataParallelOptions(options: Partial<DataParallelOptions>): DataParallelOptions {
+  checkKnownKeys("dataParallel", options, { ...DATA_PARALLEL_DEFAULTS, gradientSync: undefined });
+  const o = { ...DATA_PARALLEL_DEFAULTS, ...options };
+  checkRange("dataParallel.lr", o.lr, 0, Infinity, { low: true });
+  checkRange("dataParallel.momentum", o.momentum, 0, 1, { high: true });
+  if (o.gradientSync !== undefined && typeof (o.gradientSync as Partial<GradientSync>).sync !== "function") {
+    throw new TypeError("dataParallel.gradientSync must have a sync(grads, comm) method");
+  }
+  return o;
+}
+
+/** The plain sync: all gradients in one buffer, one allReduce(mean). Sends 4 bytes per parameter. */
+export class AllReduceMean implements GradientSync {
+  readonly name = "allreduce-mean";
+
+  async sync(grads: readonly GradientArray[], comm: Collectives): Promise<GradientArray[]> {
+    if (comm.size === 1) return grads.slice();
+    const mean = await comm.allReduce(concatGradients(grads), { op: "mean" });
+    return splitGradients(mean, grads.map((g) => g.length));
+  }
+
+  bytesPerStep(shapes: readonly (readonly number[])[]): number {
+    return 4 * shapes.reduce((sum, shape) => sum + shape.reduce((a, b) => a * b, 1), 0);
+  }
+}
+
+export class DataParallel<B> {
+  readonly options: DataParallelOptions;
+  readonly gradientSync: GradientSync;
+  readonly optimizer: Sgd;
+
+  constructor(
+    readonly model: Model<B>,
+    readonly comm: Collectives,
+    options: Partial<DataParallelOptions> = {},
+  ) {
+    this.options = validateDataParallelOptions(options);
+    this.gradientSync = this.options.gradientSync ?? new AllReduceMean();
+    this.optimizer = new Sgd(model.params, this.options.lr, this.options.momentum);
+  }
+
+  /** Forward and backward on this rank's batch; no communication. */
+  localGradients(batch: B): { loss: number; grads: GradientArray[] } {
+    return withSpan(this.comm, "forward+backward", () => localGradients(this.model, batch));
+  }
+
+  /** sync -> optimizer step, for gradients computed (or accumulated) by the caller. */
+  async syncAndStep(grads: readonly GradientArray[]): Promise<GradientArray[]> {
+    const synced = await withSpan(this.comm, `sync (${this.gradientSync.name})`, () =>
+      this.gradientSync.sync(grads, this.comm, this.model.params.map((p) => p.shape)),
+    );
+    withSpan(this.comm, "optimizer", () => this.optimizer.step(synced));
+    return synced;
+  }
+
+  /** One training step on this rank's shard of the global batch. */
+  async step(batch: B): Promise<StepResult> {
+    const { loss, grads } = this.localGradients(batch);
+    await this.syncAndStep(grads);
+    return { loss };
+  }
+
+  /** Payload bytes per step this rank sends, by the sync's formula. */
+  bytesPerStep(): number {
+    return this.gradientSync.bytesPerStep(this.model.params.map((p) => p.shape), this.comm.size);
+  }
+}

@@ -1,0 +1,157 @@
+/**
+ * DistributedDataParallel as in PyTorch's c10d reducer (Li et al., VLDB 2020).
+ *
+ * Gradients are grouped into buckets in reverse parameter order (the order
+ * backward produces them): the first bucket holds up to firstBucketMiB, the
+ * others up to bucketCapMiB; a parameter is never split. Backward runs stage
+ * by stage from the last layer; when every gradient of a bucket exists, that
+ * bucket's allReduce(mean) starts and runs while earlier layers are still
+ * being differentiated. With T_c the backward time and T_m the communication
+ * time, a step then takes about max(T_c, T_m) + one bucket's transfer instead
+ * of T_c + T_m back to back.
+ */
+import { concatGradients } from "./gradients";
+import { Sgd } from "./sgd";
+import { withSpan } from "./span";
+import { stagedBackward } from "./staged-backward";
+import type { Collectives, GradientArray, StagedModel, StepResult } from "./types";
+import { checkBoolean, checkKnownKeys, checkRange } from "./validate";
+
+export interface DdpOptions {
+  /** Capacity of every bucket after the first, MiB (PyTorch's bucket_cap_mb). Default 25. */
+  bucketCapMiB: number;
+  /** Capacity of the first bucket, MiB: the last layers' gradients, ready first, sent early. Default 1. */
+  firstBucketMiB: number;
+  /** true: each bucket's allReduce starts when it is ready, during backward; false: all after backward, back to back. Default true. */
+  overlap: boolean;
+  /** SGD learning rate. Default 0.05. */
+  lr: number;
+  /** SGD momentum in [0, 1). Default 0. */
+  momentum: number;
+}
+
+export const DDP_DEFAULTS: DdpOptions = { bucketCapMiB: 25, firstBucketMiB: 1, overlap: true, lr: 0.05, momentum: 0 };
+
+export function validateDdpOptions(options: Partial<DdpOptions>): DdpOptions {
+  checkKnownKeys("ddp", options, DDP_DEFAULTS);
+  const o = { ...DDP_DEFAULTS, ...options };
+  checkRange("ddp.bucketCapMiB", o.bucketCapMiB, 0, Infinity, { low: true });
+  checkRange("ddp.firstBucketMiB", o.firstBucketMiB, 0, Infinity, { low: true });
+  checkBoolean("ddp.overlap", o.overlap);
+  checkRange("ddp.lr", o.lr, 0, Infinity, { low: true });
+  checkRange("ddp.momentum", o.momentum, 0, 1, { high: true });
+  return o;
+}
+
+/**
+ * Parameter indices per bucket, in the order the buckets become ready:
+ * reverse parameter order, first bucket up to firstBytes, the rest up to capBytes.
+ */
+export function assignBuckets(paramBytes: readonly number[], firstBytes: number, capBytes: number): number[][] {
+  const buckets: number[][] = [];
+  let current: number[] = [];
+  let filled = 0;
+  for (let i = paramBytes.length - 1; i >= 0; i--) {
+    const cap = buckets.length === 0 ? firstBytes : capBytes;
+    if (current.length > 0 && filled + paramBytes[i]! > cap) {
+      buckets.push(current);
+      current = [];
+      filled = 0;
+    }
+    current.push(i);
+    filled += paramBytes[i]!;
+  }
+  if (current.length > 0) buckets.push(current);
+  return buckets;
+}
+
+/** Where the time of the last step went, milliseconds. */
+export interface DdpStepTiming {
+  /** forward + staged backward, including the gradient copies */
+  computeMs: number;
+  /** from the end of backward until every bucket was reduced (what overlap could not hide) */
+  exposedCommMs: number;
+  /** from the first bucket's launch until the last bucket was reduced */
+  commMs: number;
+  totalMs: number;
+}
+
+export class DistributedDataParallel<B> {
+  readonly options: DdpOptions;
+  readonly buckets: number[][];
+  readonly optimizer: Sgd;
+  lastTiming: DdpStepTiming = { computeMs: 0, exposedCommMs: 0, commMs: 0, totalMs: 0 };
+  readonly #stageOffsets: number[];
+
+  constructor(
+    readonly model: StagedModel<B>,
+    readonly comm: Collectives,
+    options: Partial<DdpOptions> = {},
+  ) {
+    this.options = validateDdpOptions(options);
+    const mib = 1024 * 1024;
+    this.buckets = assignBuckets(model.params.map((p) => 4 * p.size), this.options.firstBucketMiB * mib, this.options.bucketCapMiB * mib);
+    this.optimizer = new Sgd(model.params, this.options.lr, this.options.momentum);
+    // index in model.params of each stage's first parameter
+    this.#stageOffsets = [];
+    let offset = 0;
+    for (const stage of model.stages) {
+      this.#stageOffsets.push(offset);
+      offset += stage.params.length;
+    }
+    if (offset !== model.params.length) throw new RangeError(`ddp: the stages hold ${offset} parameters, model.params ${model.params.length}`);
+  }
+
+  /** Bytes of each bucket (float32). */
+  bucketBytes(): number[] {
+    return this.buckets.map((bucket) => bucket.reduce((sum, i) => sum + 4 * this.model.params[i]!.size, 0));
+  }
+
+  async step(batch: B, overlap = this.options.overlap): Promise<StepResult> {
+    const started = performance.now();
+    const grads: GradientArray[] = new Array(this.model.params.length);
+    const bucketOf = new Map<number, number>();
+    this.buckets.forEach((bucket, b) => bucket.forEach((i) => bucketOf.set(i, b)));
+    const missing = this.buckets.map((bucket) => bucket.length);
+    const flights: Promise<void>[] = [];
+    let firstLaunch = -1;
+    const launch = (b: number): Promise<void> => {
+      if (firstLaunch < 0) firstLaunch = performance.now();
+      const members = this.buckets[b]!;
+      const buffer = concatGradients(members.map((i) => grads[i]!));
+      // Calls start in bucket order on every rank; the communicator runs them one after another.
+      return withSpan(this.comm, `bucket ${b} allReduce`, () => this.comm.allReduce(buffer, { op: "mean" })).then((mean) => {
+        let offset = 0;
+        for (const i of members) {
+          grads[i] = mean.subarray(offset, offset + grads[i]!.length);
+          offset += grads[i]!.length;
+        }
+      });
+    };
+    const loss = await withSpan(this.comm, "forward+backward", () =>
+      stagedBackward(this.model, batch, (stage, stageGrads) => {
+        stageGrads.forEach((g, j) => {
+          const index = this.#stageOffsets[stage]! + j;
+          grads[index] = g;
+          const b = bucketOf.get(index)!;
+          missing[b]! -= 1;
+          if (overlap && missing[b] === 0 && this.comm.size > 1) flights.push(launch(b));
+        });
+      }, overlap),
+    );
+    const backwardEnd = performance.now();
+    if (!overlap && this.comm.size > 1) {
+      for (let b = 0; b < this.buckets.length; b++) await launch(b);
+    }
+    await Promise.all(flights);
+    const reduced = performance.now();
+    withSpan(this.comm, "optimizer", () => this.optimizer.step(grads));
+    this.lastTiming = {
+      computeMs: backwardEnd - started,
+      exposedCommMs: reduced - backwardEnd,
+      commMs: firstLaunch < 0 ? 0 : reduced - firstLaunch,
+      totalMs: performance.now() - started,
+    };
+    return { loss };
+  }
+}

@@ -1,0 +1,89 @@
+/**
+ * Flat float32 vectors of a model's parameters, shared by the asynchronous
+ * and local-update techniques (parameter server, local SGD, gossip, large
+ * batch, stragglers): what a rank sends is one Float32Array of all
+ * parameters (or gradients) back to back in `Model.params` order, so one
+ * message per step carries the whole model.
+ */
+import * as tf from "@tensorflow/tfjs";
+import { concatGradients, localGradients } from "./gradients";
+import type { Collectives, Model } from "./types";
+
+/** Collectives plus the point-to-point calls these techniques use; a distributed cell's `dist` satisfies it. */
+export interface PeerCollectives extends Collectives {
+  broadcast<T extends Float32Array | Float64Array>(x: T, root: number): Promise<T>;
+  send(x: Float32Array | Float64Array, peer: number): Promise<void>;
+  /** Receives into a buffer shaped like `like`; its length must match what the peer sent. */
+  recv<T extends Float32Array | Float64Array>(like: T, peer: number): Promise<T>;
+  barrier(): Promise<void>;
+}
+
+/** This rank's batch number `step`, of `batchSize` samples (seed it by rank for different data per rank). */
+export type BatchFn<B> = (step: number, batchSize: number) => B;
+
+/** One loss-curve point: after `samples` training samples (all ranks together), at `ms` since the run started. */
+export interface LossPoint {
+  step: number;
+  samples: number;
+  loss: number;
+  /** milliseconds since the run started */
+  ms: number;
+}
+
+/** Loss and the flat gradient [P] of one batch; the batch's tensors are freed. */
+export function flatStepGradients<B>(model: Model<B>, batches: BatchFn<B>, step: number, batchSize: number): { loss: number; grads: Float32Array } {
+  return tf.tidy(() => {
+    const { loss, grads } = localGradients(model, batches(step, batchSize));
+    return { loss, grads: concatGradients(grads) };
+  });
+}
+
+/** Number of scalars over all tensors. */
+export function totalSize(tensors: readonly { size: number }[]): number {
+  return tensors.reduce((sum, t) => sum + t.size, 0);
+}
+
+/** All tensors' values back to back, in order: [sum of sizes] float32. */
+export function flattenTensors(tensors: readonly tf.Tensor[], out?: Float32Array): Float32Array {
+  const flat = out ?? new Float32Array(totalSize(tensors));
+  if (flat.length !== totalSize(tensors)) throw new RangeError(`flattenTensors: out holds ${flat.length} values, tensors hold ${totalSize(tensors)}`);
+  let offset = 0;
+  for (const t of tensors) {
+    flat.set(t.dataSync() as Float32Array, offset);
+    offset += t.size;
+  }
+  return flat;
+}
+
+/** Writes a flat vector back into the variables (inverse of flattenTensors). */
+export function assignFlat(params: readonly tf.Variable[], flat: Float32Array): void {
+  if (flat.length !== totalSize(params)) throw new RangeError(`assignFlat: ${flat.length} values for ${totalSize(params)} parameters`);
+  let offset = 0;
+  for (const p of params) {
+    const values = flat.slice(offset, offset + p.size);
+    tf.tidy(() => p.assign(tf.tensor(values, p.shape, "float32")));
+    offset += p.size;
+  }
+}
+
+/** Squared L2 norm of x[start, end), accumulated in float64. */
+export function squaredNorm(x: Float32Array, start = 0, end = x.length): number {
+  let sum = 0;
+  for (let i = start; i < end; i++) sum += x[i]! * x[i]!;
+  return sum;
+}
+
+/** Resolves after `ms` milliseconds: a slow rank's extra time, or emulated device time. */
+export function sleep(ms: number): Promise<void> {
+  return ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms)) : Promise.resolve();
+}
+
+/** Milliseconds from the monotonic clock. */
+export function nowMs(): number {
+  return performance.now();
+}
+
+/** The first point whose loss is at or below `target`, or undefined if the curve never gets there. */
+export function firstBelow(curve: readonly LossPoint[], target: number): LossPoint | undefined {
+  return curve.find((p) => p.loss <= target);
+}

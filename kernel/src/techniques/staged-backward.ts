@@ -1,0 +1,56 @@
+/**
+ * Backward one stage at a time, last stage first, handing each stage's
+ * parameter gradients out as soon as they exist: the "gradient ready" points
+ * at which DDP launches a bucket's allReduce while earlier layers are still
+ * being differentiated.
+ *
+ * TensorFlow.js cannot stop a tape half-way, so each stage is differentiated
+ * on its own with tf.grads and an upstream gradient dy: the stage's forward
+ * runs again under the tape (like activation checkpointing), trading ~1/3
+ * more compute for ready points. Overlapped and back-to-back runs use this
+ * same backward, so they compare like with like.
+ */
+import * as tf from "@tensorflow/tfjs";
+import type { GradientArray, StagedModel } from "./types";
+
+/** Called with the stage's index and its parameters' gradients (Stage.params order). */
+export type StageReady = (stage: number, grads: GradientArray[]) => void;
+
+/**
+ * Forward, then backward stage by stage. Between stages it yields to the
+ * event loop when `yieldBetween` is set, so collectives already started can
+ * make progress. Returns the loss.
+ */
+export async function stagedBackward<B>(model: StagedModel<B>, batch: B, onReady: StageReady, yieldBetween = true): Promise<number> {
+  const stages = model.stages;
+  // activations[i] is stage i's input; activations[stages.length] is the model output.
+  const activations: tf.Tensor[] = [model.input(batch)];
+  for (const stage of stages) activations.push(tf.tidy(() => stage.forward(activations.at(-1)!, stage.params)));
+  let loss = 0;
+  let dy: tf.Tensor = tf.tidy(() => {
+    const { value, grads } = tf.valueAndGrads((out: tf.Tensor) => model.head(out, batch))([activations[stages.length]!]);
+    loss = value.dataSync()[0]!;
+    return grads[0]!;
+  });
+  for (let i = stages.length - 1; i >= 0; i--) {
+    const stage = stages[i]!;
+    const input = activations[i]!;
+    const needInput = stage.differentiableInput && i > 0;
+    const grads = tf.tidy(() => {
+      const values = stage.params.map((p) => p as tf.Tensor);
+      const f = needInput
+        ? (x: tf.Tensor, ...ps: tf.Tensor[]) => stage.forward(x, ps)
+        : (...ps: tf.Tensor[]) => stage.forward(input, ps);
+      return tf.grads(f)(needInput ? [input, ...values] : values, dy);
+    });
+    dy.dispose();
+    const paramGrads = needInput ? grads.slice(1) : grads;
+    dy = needInput ? grads[0]! : tf.scalar(0);
+    onReady(i, paramGrads.map((g) => Float32Array.from(g.dataSync())));
+    tf.dispose(paramGrads);
+    if (yieldBetween) await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  dy.dispose();
+  tf.dispose(activations.slice(1));
+  return loss;
+}

@@ -1,0 +1,82 @@
+/**
+ * The one shape every technique shares.
+ *
+ * A technique file exports:
+ * - `XOptions`: an interface, every field documented where it is declared;
+ * - `X_DEFAULTS`: the defaults, merged once (`{ ...X_DEFAULTS, ...options }`);
+ * - `validateXOptions(options)`: synchronous, throws a RangeError or TypeError
+ *   naming the option (`topK.ratio must be in (0, 1], got 0`) before any
+ *   training starts;
+ * - one class or function that does the work.
+ *
+ * Models are plain objects over tf.Variables, so any technique can read and
+ * write their parameters without knowing the architecture.
+ */
+import type * as tf from "@tensorflow/tfjs";
+
+/** Anything trainable: its parameters and a scalar loss of one batch. */
+export interface Model<B> {
+  /** Trainable parameters, in forward order (first layer first). */
+  readonly params: tf.Variable[];
+  /** Mean loss over the batch: a scalar. */
+  loss(batch: B): tf.Scalar;
+}
+
+/**
+ * One step of a model's forward pass. Models that expose their stages let
+ * a technique run backward one stage at a time, last stage first: the
+ * points at which DDP knows a gradient bucket is ready.
+ */
+export interface Stage {
+  readonly name: string;
+  /** This stage's parameters, in forward order. */
+  readonly params: tf.Variable[];
+  /** False when the input is not differentiable (token ids into an embedding). */
+  readonly differentiableInput: boolean;
+  /** The stage's output; `params` are the values of `this.params` (or stand-ins for them under tf.grads). */
+  forward(input: tf.Tensor, params: tf.Tensor[]): tf.Tensor;
+}
+
+/** A model made of stages run in sequence; `loss(b) = head(stages(input(b)), b)`. */
+export interface StagedModel<B> extends Model<B> {
+  readonly stages: readonly Stage[];
+  /** The first stage's input for a batch. */
+  input(batch: B): tf.Tensor;
+  /** The loss from the last stage's output (no parameters of its own). */
+  head(output: tf.Tensor, batch: B): tf.Scalar;
+}
+
+export type ReduceOp = "sum" | "mean" | "max" | "min" | "product";
+export type GradientArray = Float32Array;
+
+/**
+ * The collectives a technique needs: `dist` of a distributed cell satisfies
+ * it, and so does `countBytes(dist)` (byte-counter.ts).
+ */
+export interface Collectives {
+  readonly rank: number;
+  readonly size: number;
+  allReduce<T extends Float32Array | Float64Array | Int32Array | Uint8Array>(x: T, options?: { op?: ReduceOp }): Promise<T>;
+  /** Every rank's x (equal lengths) concatenated in rank order. */
+  allGather<T extends Float32Array | Float64Array | Int32Array | Uint32Array | Uint8Array>(x: T): Promise<T>;
+}
+
+/**
+ * The "sync" stage: turns this rank's gradients (one flat array per
+ * parameter, in `Model.params` order) into the gradients every rank applies.
+ * Plain data parallelism averages them with one allReduce; a compressor
+ * (compression-*.ts) encodes, exchanges and decodes them.
+ */
+export interface GradientSync {
+  readonly name: string;
+  /** `shapes[i]` is the shape of parameter i (PowerSGD sees gradients as matrices). */
+  sync(grads: readonly GradientArray[], comm: Collectives, shapes: readonly (readonly number[])[]): Promise<GradientArray[]>;
+  /** Payload bytes this rank sends per sync for these parameter shapes on `size` ranks (the published formula). */
+  bytesPerStep(shapes: readonly (readonly number[])[], size: number): number;
+}
+
+/** What a training step reports. */
+export interface StepResult {
+  /** this rank's loss on its own batch, before the update */
+  loss: number;
+}

@@ -1,0 +1,128 @@
+/**
+ * The live timeline end to end: a real JupyterLab with the distlab kernel
+ * runs a `%%distributed -n 4` cell that trains a linear model data-parallel
+ * for a few seconds. While the cell still runs, its timeline shows 4 rank rows
+ * with compute and comm spans; afterwards hover names the op, the saved
+ * notebook keeps the final bundle, and light and dark screenshots are kept.
+ */
+import { test, expect, type Page } from "@playwright/test";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { startJupyterLab, type RunningLab } from "./jupyterlab-server";
+import { changeTheme, hoverPointOf, luminance } from "./plot-helpers";
+
+const ARTIFACTS = resolve(__dirname, "..", "..", "test-artifacts", "browser");
+const MIME = "application/vnd.distlab.timeline+json";
+
+// 60 steps of ~60 ms: a data span (rank 3 loads slower, so the others wait in
+// allReduce), the gradient of a [256 x 512] least-squares shard, an allReduce
+// of the [512] gradient, and the update.
+const TRAINING_CELL = `%%distributed -n 4
+const features = 512, rows = 256;
+const w = new Float32Array(features);
+const x = Float32Array.from({ length: rows * features }, (_, i) => Math.sin(i * (dist.rank + 1)));
+const y = Float32Array.from({ length: rows }, (_, r) => r % 7);
+let loss = 0;
+for (let step = 0; step < 60; step++) {
+  await dist.span("load batch", () => new Promise((r) => setTimeout(r, dist.rank === 3 ? 60 : 40)), { cat: "data", args: { step } });
+  const grad = dist.span("forward+backward", () => {
+    const g = new Float32Array(features);
+    loss = 0;
+    for (let r = 0; r < rows; r++) {
+      let pred = 0;
+      for (let f = 0; f < features; f++) pred += x[r * features + f] * w[f];
+      const err = pred - y[r];
+      loss += (err * err) / rows;
+      for (let f = 0; f < features; f++) g[f] += (2 * err * x[r * features + f]) / rows;
+    }
+    return g;
+  }, { args: { step } });
+  const mean = await dist.allReduce(grad, { op: "mean" });
+  dist.span("optimizer", () => { for (let f = 0; f < features; f++) w[f] -= 0.01 * mean[f]; }, { args: { step } });
+}
+loss`;
+
+let lab: RunningLab;
+let notebookPath: string;
+
+// Tall enough that the cell (code and timeline) is on screen whole.
+test.use({ viewport: { width: 1400, height: 1300 } });
+
+test.beforeAll(async () => {
+  const dir = mkdtempSync(join(tmpdir(), "distlab-live-"));
+  notebookPath = join(dir, "train.ipynb");
+  const notebook = {
+    nbformat: 4, nbformat_minor: 5,
+    metadata: { kernelspec: { name: "distlab", display_name: "TypeScript (distlab)", language: "typescript" } },
+    cells: [{ cell_type: "code", id: "train", execution_count: null, metadata: {}, source: TRAINING_CELL, outputs: [] }],
+  };
+  writeFileSync(notebookPath, JSON.stringify(notebook, null, 1));
+  lab = await startJupyterLab(dir);
+  mkdirSync(ARTIFACTS, { recursive: true });
+});
+
+test.afterAll(async () => {
+  await lab?.stop();
+});
+
+/** Categories that have at least one hoverable span (or bin) in the plot now. */
+function drawnCategories(page: Page): Promise<string[]> {
+  return page.evaluate(() => {
+    const gd = document.querySelector(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-DistlabTimeline-plot") as (HTMLElement & { data?: Array<{ name: string; mode: string; x: number[] }> }) | null;
+    return (gd?.data ?? []).filter((t) => t.mode === "markers" && t.x.length > 0).map((t) => t.name);
+  });
+}
+
+test("a running %%distributed cell shows its live timeline; the saved notebook keeps the final one", async ({ page }) => {
+  await page.goto(`${lab.url}/lab/tree/train.ipynb?reset`);
+  const cell = page.locator(".jp-NotebookPanel:visible .jp-Cell").first();
+  await expect(cell).toBeVisible({ timeout: 90_000 });
+  await cell.locator(".jp-InputArea-editor").click();
+  // Run in place (Shift+Enter would add a cell below).
+  await page.keyboard.press("Control+Enter");
+
+  const prompt = cell.locator(".jp-InputArea-prompt");
+  await expect(prompt).toHaveText("[*]:", { timeout: 30_000 });
+  const output = cell.locator(".jp-DistlabTimeline").first();
+  const plot = output.locator(".jp-DistlabTimeline-plot");
+  // The first cell starts the group (TensorFlow.js loads on 4 threads) before the timeline appears.
+  await expect.poll(() => plot.locator(".ytick text").allTextContents(), { timeout: 120_000 }).toEqual(["rank 0", "rank 1", "rank 2", "rank 3"]);
+  await expect.poll(() => drawnCategories(page), { timeout: 10_000 }).toEqual(expect.arrayContaining(["compute", "comm"]));
+  // Still running: what we saw were live updates, not the final bundle.
+  expect(await prompt.textContent()).toBe("[*]:");
+  await cell.screenshot({ path: join(ARTIFACTS, "timeline-live-running.png") });
+
+  await expect(prompt).toHaveText("[1]:", { timeout: 120_000 });
+  await expect(output.locator(".jp-DistlabTimeline-summary tbody tr")).toHaveCount(4);
+  expect(await drawnCategories(page)).toEqual(expect.arrayContaining(["compute", "comm", "data"]));
+  const commPoint = await hoverPointOf(page, "comm");
+  await page.mouse.move(commPoint.x, commPoint.y);
+  await expect(plot.locator(".hoverlayer .hovertext").first()).toContainText("op allReduce", { timeout: 10_000 });
+
+  await page.mouse.move(0, 0);
+  await cell.screenshot({ path: join(ARTIFACTS, "timeline-live-light.png") });
+  await changeTheme(page, "JupyterLab Dark");
+  await expect(page.locator("body")).toHaveAttribute("data-jp-theme-light", "false", { timeout: 30_000 });
+  await expect.poll(async () => luminance(await plot.locator(".ytick text").first().evaluate((el) => getComputedStyle(el).fill)), { timeout: 10_000 })
+    .toBeGreaterThan(0.5);
+  await cell.screenshot({ path: join(ARTIFACTS, "timeline-live-dark.png") });
+
+  await page.evaluate(() => (window as unknown as { jupyterapp: { commands: { execute(id: string): Promise<unknown> } } }).jupyterapp.commands.execute("docmanager:save"));
+  await expect.poll(() => savedTimeline(notebookPath)?.live, { timeout: 30_000 }).toBe(false);
+  const saved = savedTimeline(notebookPath)!;
+  expect(saved.ranks.map((r) => r.rank)).toEqual([0, 1, 2, 3]);
+  expect(saved.hasHtml).toBe(true);
+});
+
+/** The timeline output of the saved notebook's first cell, if there is one. */
+function savedTimeline(path: string): { live: boolean; ranks: Array<{ rank: number }>; hasHtml: boolean } | undefined {
+  const notebook = JSON.parse(readFileSync(path, "utf8")) as { cells: Array<{ outputs?: Array<{ data?: Record<string, unknown> }> }> };
+  const data = notebook.cells[0]?.outputs?.find((o) => o.data?.[MIME] !== undefined)?.data;
+  if (data === undefined) return undefined;
+  const payload = data[MIME] as { live: boolean; ranks: Array<{ rank: number }> };
+  // nbformat may store a text output as a list of lines.
+  const html = data["text/html"];
+  const htmlText = Array.isArray(html) ? html.join("") : html;
+  return { live: payload.live, ranks: payload.ranks, hasHtml: typeof htmlText === "string" && htmlText.includes("<svg") };
+}

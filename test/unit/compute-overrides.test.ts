@@ -1,0 +1,109 @@
+// Numerical tests of distlab's kernel overrides: each computation runs on
+// every backend available here (wasm with the overrides at least) and on the
+// `cpu` backend, and the results must agree to float32 accuracy.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { WASM_OVERRIDES, installWasmOverrides } from "../../kernel/src/compute/wasm/overrides";
+import { backendsUnderTest, maxRelativeError, runOn, tf, values } from "./compute-backends";
+
+const TOLERANCE = 1e-4;
+
+async function agreesWithCpu(what: string, compute: () => tf.Tensor[]): Promise<void> {
+  const reference = await runOn("cpu", compute);
+  const backends = await backendsUnderTest();
+  assert.ok(backends.includes("wasm"), "the wasm backend must load on every machine distlab supports");
+  for (const backend of backends) {
+    const results = await runOn(backend, compute);
+    results.forEach((result, i) => {
+      const error = maxRelativeError(result, reference[i]!);
+      assert.ok(error < TOLERANCE, `${what} on ${backend}, output ${i}: error ${error} against cpu`);
+    });
+  }
+}
+
+test("the wasm overrides are installed once, and each replaces its kernel in the registry", async () => {
+  await backendsUnderTest();
+  assert.deepEqual(installWasmOverrides(tf), [], "a second install must be a no-op");
+  for (const { kernelName } of WASM_OVERRIDES) {
+    const config = tf.getKernel(kernelName, "wasm");
+    assert.ok(config, `${kernelName} registered for wasm`);
+    assert.equal((config as unknown as Record<symbol, unknown>)[Symbol.for("distlab.compute.override")], true, `${kernelName} is distlab's`);
+  }
+});
+
+for (const [transposeA, transposeB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+  test(`matMul 37x53 . 53x29 with transposeA=${transposeA} transposeB=${transposeB}`, async () => {
+    await agreesWithCpu("matMul", () => {
+      const a = values(transposeA ? [53, 37] : [37, 53], 1);
+      const b = values(transposeB ? [29, 53] : [53, 29], 2);
+      return [tf.matMul(a, b, transposeA, transposeB)];
+    });
+  });
+}
+
+test("batched matMul: equal batches, broadcast weights, broadcast left operand, with transposes", async () => {
+  await agreesWithCpu("batched matMul", () => [
+    tf.matMul(values([3, 2, 5, 7], 3), values([3, 2, 4, 7], 4), false, true), // attention scores: q k^T
+    tf.matMul(values([3, 2, 7, 5], 5), values([3, 2, 7, 4], 6), true, false),
+    tf.matMul(values([4, 6, 7], 7), values([7, 3], 8)), // [batch, rows, k] . shared [k, n]
+    tf.matMul(values([6, 7], 9), values([4, 3, 7], 10), false, true), // shared left operand
+    tf.matMul(values([1, 6, 7], 11), values([5, 7, 3], 12)),
+  ]);
+});
+
+test("fused matMul with bias and relu, transposed operands", async () => {
+  await agreesWithCpu("fused matMul", () => [
+    tf.fused.matMul({ a: values([9, 6], 13), b: values([11, 9], 14), transposeA: true, transposeB: true, bias: values([11], 15), activation: "relu" }),
+    tf.fused.matMul({ a: values([2, 6, 9], 16), b: values([9, 5], 17), bias: values([5], 18), activation: "linear" }),
+  ]);
+});
+
+test("gather gradient (UnsortedSegmentSum): repeated and unused rows", async () => {
+  await agreesWithCpu("gather gradient", () => {
+    const table = values([10, 4], 19);
+    const indices = tf.tensor1d([3, 1, 3, 3, 0, 9], "int32"); // row 3 three times; rows 2, 4..8 unused
+    const upstream = values([6, 4], 20);
+    const grad = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.gather(t, indices), upstream)))(table);
+    const direct = tf.unsortedSegmentSum(values([6, 2, 3], 21), tf.tensor1d([4, 0, 4, 2, 1, 1], "int32"), 5);
+    return [grad, direct];
+  });
+});
+
+test("MLP gradients (784-64-10, ReLU, softmax cross-entropy) agree with cpu", async () => {
+  await agreesWithCpu("MLP gradients", () => {
+    const x = values([16, 784], 22);
+    const labels = tf.oneHot(tf.tensor1d([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3, 4, 5], "int32"), 10);
+    const w1 = values([784, 64], 23), w2 = values([64, 10], 24);
+    const loss = (a: tf.Tensor, b: tf.Tensor) => tf.losses.softmaxCrossEntropy(labels, tf.matMul(tf.relu(tf.matMul(x, a)), b));
+    return tf.grads(loss)([w1, w2]);
+  });
+});
+
+test("transposed matMul on wasm runs at the speed of the plain one, not the slow path (12-25x slower)", async () => {
+  await tf.setBackend("wasm");
+  const a = values([256, 784], 25), at = values([784, 256], 26), b = values([784, 512], 27), bt = values([512, 784], 28);
+  const median = (f: () => tf.Tensor) => {
+    const times: number[] = [];
+    for (let i = 0; i < 7; i++) { const t0 = performance.now(); f().dispose(); times.push(performance.now() - t0); }
+    return times.sort((x, y) => x - y)[3]!;
+  };
+  const plain = median(() => tf.matMul(a, b));
+  const transposedA = median(() => tf.matMul(at, b, true, false));
+  const transposedB = median(() => tf.matMul(a, bt, false, true));
+  tf.dispose([a, at, b, bt]);
+  // The stock kernel takes 12-25x the plain time here; 5x leaves room for a loaded machine.
+  assert.ok(transposedA < 5 * plain, `transposeA ${transposedA.toFixed(1)} ms vs plain ${plain.toFixed(1)} ms`);
+  assert.ok(transposedB < 5 * plain, `transposeB ${transposedB.toFixed(1)} ms vs plain ${plain.toFixed(1)} ms`);
+});
+
+test("pow with small integer exponents and its gradient; other exponents unchanged", async () => {
+  await agreesWithCpu("pow", () => {
+    const x = values([7, 9], 29);
+    const positive = tf.add(tf.abs(x), 0.1);
+    return [
+      tf.pow(x, 2), tf.pow(x, 3), tf.pow(x, 4), tf.pow(x, 1),
+      tf.pow(positive, 0.5), tf.pow(positive, tf.tensor1d([2, 3, 1.5, 2, 3, 1, 2, 2, 0.5])), // non-scalar exponent: stock kernel
+      tf.grad((t: tf.Tensor) => tf.sum(tf.pow(t, 3)))(x),
+    ];
+  });
+});
