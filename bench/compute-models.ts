@@ -16,9 +16,19 @@ type Variable = import("@tensorflow/tfjs").Variable;
 export interface TrainStep {
   /** One forward + backward + optimizer update; returns the loss (reads it back, so the step has finished). */
   step(): number;
+  /** The same, reading the loss back asynchronously (GPU backends cannot read synchronously). */
+  stepAsync(): Promise<number>;
   /** The trainable parameters, in a fixed order (for gradient all-reduce in bench:dp-cpu). */
   variables: Variable[];
   dispose(): void;
+}
+
+/** step/stepAsync around one optimizer step that returns the loss tensor. */
+function readers(run: () => Tensor): Pick<TrainStep, "step" | "stepAsync"> {
+  return {
+    step: () => { const loss = run(); const value = loss.dataSync()[0]!; loss.dispose(); return value; },
+    stepAsync: async () => { const loss = run(); const value = (await loss.data())[0]!; loss.dispose(); return value; },
+  };
 }
 
 function linearInit(tf: Tf, inputs: number, outputs: number, name: string): [Variable, Variable] {
@@ -44,14 +54,10 @@ export function mlpStep(tf: Tf, batch = 256): TrainStep {
   const x = tf.randomNormal([batch, 784]);
   const labels = tf.oneHot(tf.randomUniform([batch], 0, 10, "int32"), 10);
   const optimizer = tf.train.sgd(0.01);
+  const run = () => optimizer.minimize(() => mlpLoss(tf, variables, x, labels) as import("@tensorflow/tfjs").Scalar, true)!;
   return {
     variables,
-    step: () => {
-      const loss = optimizer.minimize(() => mlpLoss(tf, variables, x, labels) as import("@tensorflow/tfjs").Scalar, true)!;
-      const value = loss.dataSync()[0]!;
-      loss.dispose();
-      return value;
-    },
+    ...readers(run),
     dispose: () => { tf.dispose([...variables, x, labels]); optimizer.dispose(); },
   };
 }
@@ -118,14 +124,10 @@ export function gptStep(tf: Tf): TrainStep {
   // [t, t]: 0 on and below the diagonal, -1e9 above (a position sees only its past).
   const causalMask = tf.mul(tf.sub(1, tf.linalg.bandPart(tf.ones([t, t]), -1, 0)), -1e9);
   const optimizer = tf.train.adam(1e-3);
+  const run = () => optimizer.minimize(() => gptLoss(tf, variables, tokens, targets, causalMask) as import("@tensorflow/tfjs").Scalar, true)!;
   return {
     variables,
-    step: () => {
-      const loss = optimizer.minimize(() => gptLoss(tf, variables, tokens, targets, causalMask) as import("@tensorflow/tfjs").Scalar, true)!;
-      const value = loss.dataSync()[0]!;
-      loss.dispose();
-      return value;
-    },
+    ...readers(run),
     dispose: () => { tf.dispose([...variables, tokens, targets, causalMask]); optimizer.dispose(); },
   };
 }

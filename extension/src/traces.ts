@@ -23,8 +23,11 @@ const MIN_DETAIL_PX = 2;
 const HOVER_SPACING_PX = 24;
 /** Collectives linked across ranks are drawn only when this few are in view. */
 const MAX_LINKED_COLLECTIVES = 400;
-/** Draw order: comm last, over the compute span that awaits it. */
-const DRAW_ORDER: SpanCategory[] = ["compute", "data", "other", "idle", "comm"];
+/**
+ * Draw order, outermost first: comm over the compute span that awaits it, and
+ * idle (the wait inside a collective for its last arrival) over that comm span.
+ */
+const DRAW_ORDER: SpanCategory[] = ["compute", "data", "other", "comm", "idle"];
 
 interface CategoryBuffers {
   lineX: Array<number | null>;

@@ -44,8 +44,9 @@ export function recvReduce(env: AlgorithmEnv, from: number, x: CommArray, reduce
     onData(chunk, offset) {
       const count = chunk.length / size;
       const first = offset / size;
+      // a socket's Buffer may start anywhere in its pool; Buffer#slice would not copy, so use Uint8Array's
       const aligned = chunk.byteOffset % size === 0;
-      const source = aligned ? chunk : chunk.slice();
+      const source = aligned ? chunk : Uint8Array.prototype.slice.call(chunk);
       reduce(x.subarray(first, first + count), viewOf(env.dtype, source.buffer, source.byteOffset, count));
     },
   };

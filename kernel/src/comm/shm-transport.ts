@@ -179,8 +179,11 @@ export class ShmTransport implements Transport {
   }
 
   checkState(call: CallContext): void {
-    const state = Atomics.load(this.ctl, STATE);
-    if (state === STATE_RUNNING || state === STATE_STOPPING) return;
+    let state = Atomics.load(this.ctl, STATE);
+    // another thread is writing the reason (a few microseconds): wait for it, so a rank that lost the
+    // race to stop the world still throws instead of carrying on as if the world were running
+    while (state === STATE_STOPPING) state = Atomics.load(this.ctl, STATE);
+    if (state === STATE_RUNNING) return;
     const reason = this.reason();
     if (state === STATE_MISMATCH) throw new CommMismatchError(reason);
     throw new CommCancelledError(this.rank, callLabel(call.desc), reason);

@@ -13,6 +13,13 @@ import { CONTEXT_ABORT, CONTEXT_COLLECTIVE, CONTEXT_USER, encodeHeader, FrameRea
 import type { CallContext, RecvSpec, SendSpec, Transport } from "./transport";
 
 const WRITE_BYTES = 1024 * 1024;
+/**
+ * Bytes handed to the socket but not yet to the kernel before a sender
+ * waits. Waiting for 'drain' after every write would let the kernel's send
+ * buffer run dry while the event loop comes round; keeping a few writes
+ * queued keeps the connection busy (each write's callback frees its bytes).
+ */
+const IN_FLIGHT_BYTES = 4 * 1024 * 1024;
 
 interface Arrived {
   desc: Descriptor;
@@ -37,6 +44,10 @@ class PeerLink {
   pending: Pending[][] = [[], []];
   current?: { context: number; arrived?: Arrived; pending?: Pending };
   lastActivity = performance.now();
+  /** bytes written to the socket whose write callback has not run yet */
+  inFlight = 0;
+  /** a sender waiting for inFlight to drop under IN_FLIGHT_BYTES */
+  wakeSender?: () => void;
   constructor(readonly socket: Socket) {}
 }
 
@@ -150,9 +161,18 @@ export class TcpTransport implements Transport {
 
   private write(link: PeerLink, bytes: Uint8Array): Promise<void> {
     return new Promise((resolve, reject) => {
-      const more = link.socket.write(bytes, (err) => (err ? reject(err) : undefined));
-      if (more) resolve();
-      else link.socket.once("drain", () => resolve());
+      link.inFlight += bytes.length;
+      link.socket.write(bytes, (err) => {
+        link.inFlight -= bytes.length;
+        if (err) return reject(err);
+        if (link.inFlight < IN_FLIGHT_BYTES && link.wakeSender) {
+          const wake = link.wakeSender;
+          link.wakeSender = undefined;
+          wake();
+        }
+      });
+      if (link.inFlight < IN_FLIGHT_BYTES) resolve();
+      else link.wakeSender = resolve;
     });
   }
 

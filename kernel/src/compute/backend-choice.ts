@@ -9,6 +9,7 @@
 import type { TfBackendName } from "../magics/distributed-spec";
 import { prepareWebGpu } from "./webgpu";
 import { installWasmOverrides } from "./wasm/overrides";
+import { installWebGpuOverrides } from "./webgpu/overrides";
 
 type Tf = typeof import("@tensorflow/tfjs");
 
@@ -37,7 +38,7 @@ async function register(tf: Tf, name: TfBackendName): Promise<string> {
   let device = `cpu:${name}`;
   if (name === "webgpu") device = `gpu:${(await prepareWebGpu()).description}`;
   const pkg = PACKAGES[name];
-  if (pkg !== undefined && tf.findBackend(name) === null) {
+  if (pkg !== undefined && tf.findBackendFactory(name) === null) {
     const candidates = name === "tensorflow" ? [pkg, "@tensorflow/tfjs-node-gpu"] : [pkg];
     let loaded = false;
     let reason = "";
@@ -58,7 +59,7 @@ async function register(tf: Tf, name: TfBackendName): Promise<string> {
 
 async function activate(tf: Tf, name: TfBackendName): Promise<ChosenBackend> {
   const device = await register(tf, name);
-  const overrides = name === "wasm" ? installWasmOverrides(tf) : [];
+  const overrides = name === "wasm" ? installWasmOverrides(tf) : name === "webgpu" ? installWebGpuOverrides(tf) : [];
   if (!(await tf.setBackend(name))) throw new Error(`TensorFlow.js could not initialise the ${name} backend`);
   await tf.ready();
   const simd = name === "wasm" && (await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT")) ? " simd" : "";

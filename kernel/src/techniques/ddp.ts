@@ -9,7 +9,13 @@
  * being differentiated. With T_c the backward time and T_m the communication
  * time, a step then takes about max(T_c, T_m) + one bucket's transfer instead
  * of T_c + T_m back to back.
+ *
+ * When the communicator offers non-blocking point-to-point messages (`dist`
+ * does, as `dist.comm`), buckets are reduced with a ring built on them
+ * (async-allreduce.ts), since a blocking collective would stop backward
+ * until it ends; buckets go one after another, in order, on every rank.
  */
+import { ringAllReduceMeanAsync, type PointToPoint } from "./async-allreduce";
 import { concatGradients } from "./gradients";
 import { Sgd } from "./sgd";
 import { withSpan } from "./span";
@@ -115,12 +121,18 @@ export class DistributedDataParallel<B> {
     const missing = this.buckets.map((bucket) => bucket.length);
     const flights: Promise<void>[] = [];
     let firstLaunch = -1;
+    const p2p = pointToPointOf(this.comm);
+    let queue: Promise<unknown> = Promise.resolve();
     const launch = (b: number): Promise<void> => {
       if (firstLaunch < 0) firstLaunch = performance.now();
       const members = this.buckets[b]!;
       const buffer = concatGradients(members.map((i) => grads[i]!));
-      // Calls start in bucket order on every rank; the communicator runs them one after another.
-      return withSpan(this.comm, `bucket ${b} allReduce`, () => this.comm.allReduce(buffer, { op: "mean" })).then((mean) => {
+      // One bucket after another, in bucket order on every rank, so the ring's messages pair up.
+      const reduce = (): Promise<Float32Array> =>
+        p2p ? ringAllReduceMeanAsync(buffer, p2p) : this.comm.allReduce(buffer, { op: "mean" });
+      const done = queue.then(() => withSpan(this.comm, `bucket ${b} allReduce`, reduce));
+      queue = done;
+      return done.then((mean) => {
         let offset = 0;
         for (const i of members) {
           grads[i] = mean.subarray(offset, offset + grads[i]!.length);
@@ -154,4 +166,10 @@ export class DistributedDataParallel<B> {
     };
     return { loss };
   }
+}
+
+/** `dist.comm` when it has non-blocking isend/irecv. */
+function pointToPointOf(comm: Collectives): PointToPoint | undefined {
+  const inner = (comm as { comm?: Partial<PointToPoint> }).comm;
+  return inner && typeof inner.isend === "function" && typeof inner.irecv === "function" ? (inner as PointToPoint) : undefined;
 }

@@ -43,3 +43,5 @@ export { TopKCompression, TOP_K_DEFAULTS, validateTopKOptions, topKCount, topKIn
 export { QsgdCompression, QSGD_DEFAULTS, validateQsgdOptions, qsgdEncode, qsgdDecode, type QsgdOptions } from "./compression-qsgd";
 export { PowerSgdCompression, POWER_SGD_DEFAULTS, validatePowerSgdOptions, asMatrix, orthonormalizeColumns, type PowerSgdOptions } from "./compression-powersgd";
 export { lossPlotSvg, type PlotSeries, type PlotOptions } from "./local-sgd-plot";
+export { lossPlot, seriesOf, type LossPlot } from "./loss-plot";
+export { ringAllReduceMeanAsync, type PointToPoint } from "./async-allreduce";

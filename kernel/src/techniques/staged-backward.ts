@@ -48,7 +48,8 @@ export async function stagedBackward<B>(model: StagedModel<B>, batch: B, onReady
     dy = needInput ? grads[0]! : tf.scalar(0);
     onReady(i, paramGrads.map((g) => Float32Array.from(g.dataSync())));
     tf.dispose(paramGrads);
-    if (yieldBetween) await new Promise<void>((resolve) => setImmediate(resolve));
+    // A few turns of the event loop: each lets pending messages move what the link allows by now.
+    if (yieldBetween) for (let turn = 0; turn < 3; turn++) await new Promise<void>((resolve) => setImmediate(resolve));
   }
   dy.dispose();
   tf.dispose(activations.slice(1));

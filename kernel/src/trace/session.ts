@@ -42,14 +42,29 @@ export class TimelineSession {
   private timer: ReturnType<typeof setTimeout> | undefined;
   private dirty = false;
   private finished = false;
-  /** live updates sent so far, and their payload bytes (JSON of the timeline mime type) */
-  readonly stats = { updates: 0, lastUpdateBytes: 0 };
+  private lastLivePayload: TimelinePayload | undefined;
+  /**
+   * Live updates sent so far, and the last one's payload bytes (JSON of the
+   * timeline mime type). The bytes are measured when read: serialising the
+   * payload once more on every update would double the kernel's JSON work.
+   */
+  readonly stats: { readonly updates: number; readonly lastUpdateBytes: number };
+  private updates = 0;
 
   constructor(options: TimelineSessionOptions) {
     this.aggregator = new TimelineAggregator(options);
     this.minUpdateIntervalMs = options.minUpdateIntervalMs ?? DEFAULT_MIN_UPDATE_INTERVAL_MS;
     this.now = options.now ?? Date.now;
     this.displayId = `distlab-timeline-${process.pid}-${++displayCounter}-${Math.random().toString(36).slice(2, 8)}`;
+    const self = this;
+    this.stats = {
+      get updates() {
+        return self.updates;
+      },
+      get lastUpdateBytes() {
+        return self.lastLivePayload === undefined ? 0 : Buffer.byteLength(JSON.stringify(self.lastLivePayload));
+      },
+    };
   }
 
   /** Shows the (empty) timeline under the cell; later updates replace it in place. */
@@ -105,8 +120,8 @@ export class TimelineSession {
     const staleSummaryOk = this.lastUpdateMs - this.lastSummaryMs < LIVE_SUMMARY_INTERVAL_MS;
     if (!staleSummaryOk) this.lastSummaryMs = this.lastUpdateMs;
     const payload = this.aggregator.payload(true, staleSummaryOk);
-    this.stats.updates++;
-    this.stats.lastUpdateBytes = Buffer.byteLength(JSON.stringify(payload));
+    this.updates++;
+    this.lastLivePayload = payload;
     this.io.display(this.displayPayload(payload, true), true);
   }
 

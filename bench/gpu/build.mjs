@@ -1,0 +1,27 @@
+// Bundles bench/gpu/webgpu-bench.ts with TF.js core and its webgpu backend
+// into .gpu-run/webgpu-bench.cjs, and copies the parts of Dawn's `webgpu`
+// package that a Linux x64 machine needs (its loader and dawn.node, 21 MiB),
+// so the GPU machine needs no npm install. .gpu-run/ is git-ignored
+// locally and carried to the device machine (see run.sh).
+import { build } from "esbuild";
+import { cpSync, mkdirSync, rmSync } from "node:fs";
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const out = path.join(root, ".gpu-run");
+rmSync(out, { recursive: true, force: true });
+mkdirSync(path.join(out, "node_modules/webgpu/dist/linux-x64"), { recursive: true });
+await build({
+  entryPoints: [path.join(root, "bench/gpu/webgpu-bench.ts")],
+  bundle: true,
+  platform: "node",
+  format: "cjs",
+  target: "node20",
+  external: ["webgpu"],
+  outfile: path.join(out, "webgpu-bench.cjs"),
+  logLevel: "warning",
+});
+const dawn = path.join(root, "node_modules/webgpu");
+for (const file of ["package.json", "index.js", "dist/linux-x64/dawn.node"]) cpSync(path.join(dawn, file), path.join(out, "node_modules/webgpu", file));
+console.log(`built ${out}`);

@@ -1,0 +1,103 @@
+/**
+ * GPU side of the WebGPU benchmark (run.sh runs it next to PyTorch on the
+ * same card): f32 matMul 1024-8192 through TF.js's webgpu backend with its
+ * stock tiles and with distlab's retuned tiles (each checked against the
+ * stock result), then the MLP and tiny-GPT training steps of
+ * ../compute-models.ts. Bundled by build.mjs into one file (Dawn's
+ * `webgpu` package stays external). Prints JSON lines.
+ */
+import * as tfCore from "@tensorflow/tfjs-core";
+import { chooseBackend } from "../../kernel/src/compute/backend-choice";
+import { prepareWebGpu } from "../../kernel/src/compute/webgpu";
+import { batchMatMulOverrides, tileFromEnv, type MatMulTile } from "../../kernel/src/compute/webgpu/batch-mat-mul";
+import { gptStep, mlpStep, type TrainStep } from "../compute-models";
+
+type Tf = typeof import("@tensorflow/tfjs");
+const tf = tfCore as unknown as Tf;
+const print = (record: object) => console.log(JSON.stringify(record));
+const TILES = (process.env.TILES ?? "stock,16x16:4,16x8:8,8x8:8,16x16:8").split(",");
+const SIZES = (process.env.SIZES ?? "1024,2048,4096,8192").split(",").map(Number);
+
+async function main(): Promise<void> {
+  process.env.DISTLAB_WEBGPU_MATMUL_TILE = "stock"; // the sweep installs tiles itself
+  await prepareWebGpu();
+  require("@tensorflow/tfjs-backend-webgpu");
+  const chosen = await chooseBackend(tf, "webgpu");
+  print({ backend: chosen.backend, device: chosen.device });
+  const webgpu = require("@tensorflow/tfjs-backend-webgpu") as { webgpu_util: { computeDispatch: never } };
+  const stock = new Map(["BatchMatMul", "_FusedMatMul"].map((name) => [name, tf.getKernel(name, "webgpu")!]));
+  const useTile = (tile: MatMulTile | undefined) => {
+    for (const [name, config] of stock) {
+      tf.unregisterKernel(name, "webgpu");
+      tf.registerKernel(config);
+    }
+    if (!tile) return;
+    for (const config of batchMatMulOverrides((name) => stock.get(name)!.kernelFunc, tile, webgpu.webgpu_util.computeDispatch)) {
+      tf.unregisterKernel(config.kernelName, "webgpu");
+      tf.registerKernel({ ...config, setupFunc: stock.get(config.kernelName)!.setupFunc } as never);
+    }
+  };
+
+  // Correctness of each tile against the stock shader, on sizes that do and do not fit the tiles.
+  const reference = new Map<number, Float32Array>();
+  const inputs = new Map<number, [tfCore.Tensor, tfCore.Tensor]>();
+  for (const n of [1000, 1024]) inputs.set(n, [tf.randomNormal([n, n], 0, 1, "float32", 1), tf.randomNormal([n, n], 0, 1, "float32", 2)]);
+  const best = new Map<number, { tile: string; tflops: number }>();
+  for (const tileName of TILES) {
+    let tile: MatMulTile | undefined;
+    try {
+      tile = tileFromEnv(tileName === "stock" ? "stock" : tileName, { threads: [16, 16], rowsPerThread: 4, minOutputs: 1 });
+      useTile(tile);
+      for (const [n, [a, b]] of inputs) {
+        const c = tf.matMul(a, b);
+        const values = (await c.data()) as Float32Array;
+        c.dispose();
+        if (!reference.has(n)) reference.set(n, values);
+        let worst = 0;
+        reference.get(n)!.forEach((v, i) => { worst = Math.max(worst, Math.abs(v - values[i]!) / (1 + Math.abs(v))); });
+        if (worst > 1e-3) throw new Error(`tile ${tileName}: ${n}x${n} differs from the stock shader by ${worst}`);
+      }
+      for (const n of SIZES) {
+        const a = tf.randomNormal([n, n]), b = tf.randomNormal([n, n]);
+        const once = () => tf.matMul(a, b);
+        for (let i = 0; i < 2; i++) once().dispose();
+        await tf.slice(once(), [0, 0], [1, 1]).data();
+        const reps = Math.max(3, Math.min(50, Math.round(4e12 / (2 * n ** 3))));
+        const started = performance.now();
+        let last: tfCore.Tensor | undefined;
+        for (let i = 0; i < reps; i++) { last?.dispose(); last = once(); }
+        await tf.slice(last!, [0, 0], [1, 1]).data(); // the queue runs in order: the last product done means all are
+        const seconds = (performance.now() - started) / 1000;
+        last!.dispose();
+        tf.dispose([a, b]);
+        const tflops = (2 * n ** 3 * reps) / seconds / 1e12;
+        print({ matmul: n, tile: tileName, tflops: Number(tflops.toFixed(2)) });
+        if (!best.has(n) || best.get(n)!.tflops < tflops) best.set(n, { tile: tileName, tflops });
+      }
+    } catch (error) {
+      print({ tile: tileName, error: String((error as Error).message).slice(0, 300) });
+    }
+  }
+  print({ best: Object.fromEntries(best) });
+
+  for (const tileName of ["stock", process.env.STEP_TILE ?? "16x16:4"]) {
+    useTile(tileFromEnv(tileName));
+    for (const [name, make] of [["mlp", mlpStep], ["gpt", gptStep]] as const) {
+      const model: TrainStep = make(tf);
+      for (let i = 0; i < 3; i++) await model.stepAsync();
+      const before = tf.memory();
+      const times: number[] = [];
+      let loss = NaN;
+      for (let i = 0; i < 20; i++) {
+        const started = performance.now();
+        loss = await model.stepAsync();
+        times.push(performance.now() - started);
+      }
+      const after = tf.memory();
+      print({ step: name, tile: tileName, ms: Number(times.sort((x, y) => x - y)[10]!.toFixed(2)), loss, leakedTensors: after.numTensors - before.numTensors, leakedBytes: after.numBytes - before.numBytes });
+      model.dispose();
+    }
+  }
+}
+
+main().then(() => process.exit(0), (error) => { console.error(error); process.exit(1); });

@@ -1,0 +1,104 @@
+/**
+ * BatchMatMul for TF.js's webgpu backend with larger tiles for large
+ * products.
+ *
+ * TF.js computes a large matMul with its packed vec4 shader and a fixed
+ * 32x32 output tile per workgroup (8x8 threads, 4x4 outputs each), a size
+ * chosen for 16 KiB of workgroup memory. On an H200 that reached 16.5
+ * TFLOP/s at 8192, 0.32 of PyTorch's f32 (ANCHORS.md): each value loaded
+ * into workgroup memory is used by too few multiply-adds. The same shader
+ * template takes other tile shapes; this kernel runs the stock kernel but
+ * retunes its packed program before it is compiled: workgroup
+ * [tileX, tileY] threads, each computing 4 x rowsPerThread outputs
+ * (the template requires 4 columns per thread).
+ *
+ * It works on the program object because the package's public build does
+ * not export the program class; the program is only retuned when it is the
+ * packed vec4 form without transposed A (the template's constraints), and
+ * its shader cache key names the tile, so retuned and stock shaders never
+ * mix.
+ */
+import type { KernelConfig, KernelFunc, TensorInfo } from "@tensorflow/tfjs";
+
+export interface MatMulTile {
+  /** Threads per workgroup along output columns and rows. */
+  threads: [number, number];
+  /** Output rows per thread (columns per thread are 4). */
+  rowsPerThread: number;
+  /** Retune only products with at least this many outputs (M * N per batch). */
+  minOutputs: number;
+}
+
+/** Chosen from the tile sweep of bench/gpu/webgpu-bench.ts on an H100 (docs/benchmarks.md). */
+export const DEFAULT_TILE: MatMulTile = { threads: [16, 16], rowsPerThread: 4, minOutputs: 512 * 512 };
+
+/** DISTLAB_WEBGPU_MATMUL_TILE="16x16:4" (threads x, threads y : rows per thread), "stock" to keep TF.js's. */
+export function tileFromEnv(value: string | undefined, fallback: MatMulTile = DEFAULT_TILE): MatMulTile | undefined {
+  if (value === undefined || value === "") return fallback;
+  if (value === "stock") return undefined;
+  const match = /^(\d+)x(\d+):(\d+)$/.exec(value);
+  if (!match) throw new RangeError(`DISTLAB_WEBGPU_MATMUL_TILE must look like 16x16:4 or be "stock", got ${value}`);
+  return { threads: [Number(match[1]), Number(match[2])], rowsPerThread: Number(match[3]), minOutputs: fallback.minOutputs };
+}
+
+interface PackedProgram {
+  shaderKey: string;
+  isVec4?: boolean;
+  isVectorA?: boolean;
+  transposeA: boolean;
+  transposeB: boolean;
+  activation: unknown;
+  sequentialAccessByThreads: boolean;
+  outputShape: number[];
+  dispatchLayout: unknown;
+  dispatch: number[];
+  workgroupSize: number[];
+  elementsPerThread: number[];
+  fitAOuter: boolean;
+  fitBOuter: boolean;
+  fitInner: boolean;
+  getShapeFit(dimAOuter: number, dimBOuter: number, dimInner: number): [boolean, boolean, boolean];
+}
+
+interface WebGpuBackendLike {
+  runWebGPUProgram(program: object, inputs: TensorInfo[], dtype: string, uniforms?: { type: string; data: number[] }[], output?: TensorInfo): TensorInfo;
+}
+
+type ComputeDispatch = (layout: unknown, outputShape: number[], workgroupSize: number[], elementsPerThread: number[]) => number[];
+
+/** Retunes `program` in place when it is a packed vec4 matMul the tile applies to; returns whether it did. */
+export function retune(program: PackedProgram, uniforms: { data: number[] }[] | undefined, tile: MatMulTile, computeDispatch: ComputeDispatch): boolean {
+  if (!program.shaderKey.startsWith("matMulPacked_") || !program.isVec4 || program.isVectorA || program.transposeA) return false;
+  const [, rows, columns] = program.outputShape as [number, number, number];
+  if (rows * columns < tile.minOutputs || uniforms === undefined || uniforms.length < 3) return false;
+  const dimInner = uniforms[2]!.data[0]!;
+  program.workgroupSize = [tile.threads[0], tile.threads[1], 1];
+  program.elementsPerThread = [4, tile.rowsPerThread, 1];
+  program.dispatch = computeDispatch(program.dispatchLayout, program.outputShape, program.workgroupSize, program.elementsPerThread);
+  [program.fitAOuter, program.fitBOuter, program.fitInner] = program.getShapeFit(rows, columns, dimInner);
+  program.shaderKey = `matMulPacked_${program.elementsPerThread}_${program.transposeA}_${program.transposeB}_${program.activation}_${program.fitAOuter}_${program.fitBOuter}_${program.fitInner}_true_false_${program.sequentialAccessByThreads}_distlab${tile.threads.join("x")}`;
+  return true;
+}
+
+function withRetunedPrograms(kernelName: string, stock: KernelFunc, tile: MatMulTile, computeDispatch: ComputeDispatch): KernelConfig {
+  const kernelFunc = (args: Parameters<KernelFunc>[0]) => {
+    const backend = args.backend as unknown as WebGpuBackendLike;
+    const run = backend.runWebGPUProgram;
+    backend.runWebGPUProgram = function (program, inputs, dtype, uniforms, output) {
+      retune(program as PackedProgram, uniforms, tile, computeDispatch);
+      return run.call(this, program, inputs, dtype, uniforms, output);
+    };
+    try {
+      return stock(args);
+    } finally {
+      backend.runWebGPUProgram = run;
+    }
+  };
+  return { kernelName, backendName: "webgpu", kernelFunc: kernelFunc as KernelFunc };
+}
+
+export function batchMatMulOverrides(
+  stockKernel: (name: string) => KernelFunc, tile: MatMulTile, computeDispatch: ComputeDispatch,
+): KernelConfig[] {
+  return ["BatchMatMul", "_FusedMatMul"].map((name) => withRetunedPrograms(name, stockKernel(name), tile, computeDispatch));
+}
