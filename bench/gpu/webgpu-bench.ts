@@ -7,6 +7,8 @@
  * `webgpu` package stays external). Prints JSON lines.
  */
 import * as tfCore from "@tensorflow/tfjs-core";
+// The package marks this file as a side effect only for its own bundles; bundled here it must be named to keep the gradients.
+import "@tensorflow/tfjs-core/dist/register_all_gradients";
 import { chooseBackend } from "../../kernel/src/compute/backend-choice";
 import { prepareWebGpu } from "../../kernel/src/compute/webgpu";
 import { batchMatMulOverrides, tileFromEnv, type MatMulTile } from "../../kernel/src/compute/webgpu/batch-mat-mul";
@@ -15,15 +17,20 @@ import { gptStep, mlpStep, type TrainStep } from "../compute-models";
 type Tf = typeof import("@tensorflow/tfjs");
 const tf = tfCore as unknown as Tf;
 const print = (record: object) => console.log(JSON.stringify(record));
-const TILES = (process.env.TILES ?? "stock,16x16:4,16x8:8,8x8:8,16x16:8").split(",");
-const SIZES = (process.env.SIZES ?? "1024,2048,4096,8192").split(",").map(Number);
+// Each tile twice, interleaved, so a slow moment of the card shows up as disagreement between the two passes.
+const TILES = (process.env.TILES ?? "stock,16x16:8,8x8:8,stock,16x16:8,8x8:8").split(",");
+const SIZES = (process.env.SIZES ?? "1024,2048,3072,4096,6144,8192").split(",").map(Number);
 
 async function main(): Promise<void> {
   process.env.DISTLAB_WEBGPU_MATMUL_TILE = "stock"; // the sweep installs tiles itself
   await prepareWebGpu();
   require("@tensorflow/tfjs-backend-webgpu");
   const chosen = await chooseBackend(tf, "webgpu");
-  print({ backend: chosen.backend, device: chosen.device });
+  // How many commands TF.js records before submitting them to the GPU queue (its default: 15).
+  if (process.env.SUBMIT) tf.env().set("WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE", Number(process.env.SUBMIT));
+  const adapter = await (globalThis as unknown as { navigator: { gpu: { requestAdapter(): Promise<{ info: Record<string, unknown> }> } } }).navigator.gpu.requestAdapter();
+  const info = adapter.info;
+  print({ backend: chosen.backend, device: chosen.device, adapter: { vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description } });
   const webgpu = require("@tensorflow/tfjs-backend-webgpu") as { webgpu_util: { computeDispatch: never } };
   const stock = new Map(["BatchMatMul", "_FusedMatMul"].map((name) => [name, tf.getKernel(name, "webgpu")!]));
   const useTile = (tile: MatMulTile | undefined) => {
@@ -43,7 +50,7 @@ async function main(): Promise<void> {
   const inputs = new Map<number, [tfCore.Tensor, tfCore.Tensor]>();
   for (const n of [1000, 1024]) inputs.set(n, [tf.randomNormal([n, n], 0, 1, "float32", 1), tf.randomNormal([n, n], 0, 1, "float32", 2)]);
   const best = new Map<number, { tile: string; tflops: number }>();
-  for (const tileName of TILES) {
+  for (const tileName of process.env.SKIP_MATMUL ? [] : TILES) {
     let tile: MatMulTile | undefined;
     try {
       tile = tileFromEnv(tileName === "stock" ? "stock" : tileName, { threads: [16, 16], rowsPerThread: 4, minOutputs: 1 });
@@ -80,7 +87,7 @@ async function main(): Promise<void> {
   }
   print({ best: Object.fromEntries(best) });
 
-  for (const tileName of ["stock", process.env.STEP_TILE ?? "16x16:4"]) {
+  for (const tileName of ["stock", process.env.STEP_TILE ?? "16x16:8"]) {
     useTile(tileFromEnv(tileName));
     for (const [name, make] of [["mlp", mlpStep], ["gpt", gptStep]] as const) {
       const model: TrainStep = make(tf);
@@ -94,7 +101,17 @@ async function main(): Promise<void> {
         times.push(performance.now() - started);
       }
       const after = tf.memory();
-      print({ step: name, tile: tileName, ms: Number(times.sort((x, y) => x - y)[10]!.toFixed(2)), loss, leakedTensors: after.numTensors - before.numTensors, leakedBytes: after.numBytes - before.numBytes });
+      print({ step: name, tile: tileName, batchSubmit: tf.env().get("WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE"), ms: Number(times.sort((x, y) => x - y)[10]!.toFixed(2)), loss, leakedTensors: after.numTensors - before.numTensors, leakedBytes: after.numBytes - before.numBytes });
+      if (process.env.PROFILE && name === "gpt") {
+        // Kernel count and GPU time (timestamp queries) against the step's wall time: launch overhead or GPU work?
+        const started = performance.now();
+        const profile = await tf.profile(async () => { await model.stepAsync(); });
+        const wall = performance.now() - started;
+        const byKernel = new Map<string, [number, number]>();
+        for (const k of profile.kernels) { const v = byKernel.get(k.name) ?? [0, 0]; v[0] += Number(k.kernelTimeMs) || 0; v[1]++; byKernel.set(k.name, v); }
+        const gpuMs = [...byKernel.values()].reduce((s, v) => s + v[0], 0);
+        print({ profile: name, kernels: profile.kernels.length, gpuMs: Number(gpuMs.toFixed(2)), wallMs: Number(wall.toFixed(1)), top: [...byKernel].sort((x, y) => y[1][0] - x[1][0]).slice(0, 8).map(([k, v]) => `${k} ${v[0].toFixed(2)}ms x${v[1]}`) });
+      }
       model.dispose();
     }
   }

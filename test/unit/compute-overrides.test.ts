@@ -107,3 +107,20 @@ test("pow with small integer exponents and its gradient; other exponents unchang
     ];
   });
 });
+
+test("tanh over small, moderate and saturating inputs, and its gradient", async () => {
+  await agreesWithCpu("tanh", () => {
+    const x = tf.concat([tf.linspace(-0.02, 0.02, 41), tf.linspace(-12, 12, 97), tf.tensor1d([1e-6, -3e-4, 0.00999, 0.01001])]);
+    return [tf.tanh(x), tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.tanh(t), tf.linspace(1, 2, 142))))(x)];
+  });
+});
+
+test("identity (cast to the same dtype, clone) shares the buffer and the values survive the source's disposal", async () => {
+  await agreesWithCpu("identity", () => {
+    const source = values([5, 3], 30);
+    const copy = tf.clone(source);
+    const cast = tf.cast(source, "float32");
+    source.dispose();
+    return [copy, cast];
+  });
+});

@@ -142,3 +142,16 @@ test("straggler policies: batches and predicted step times", () => {
     }),
   );
 });
+
+test("proportional batches reach the smallest step time integers allow (brute force over small cases)", () => {
+  const compositions = (total: number, parts: number): number[][] =>
+    parts === 1 ? [[total]] : Array.from({ length: total - parts + 1 }, (_, k) => k + 1).flatMap((first) => compositions(total - first, parts - 1).map((rest) => [first, ...rest]));
+  fc.assert(
+    fc.property(fc.array(fc.integer({ min: 1, max: 9 }), { minLength: 2, maxLength: 3 }), fc.integer({ min: 3, max: 14 }), (speeds, B) => {
+      if (B < speeds.length) return;
+      const makespan = (b: readonly number[]) => Math.max(...b.map((x, i) => x / speeds[i]!));
+      const best = Math.min(...compositions(B, speeds.length).map(makespan));
+      assert.ok(Math.abs(makespan(proportionalBatches(speeds, B)) - best) < 1e-9, `speeds ${speeds} B ${B}: ${proportionalBatches(speeds, B)}`);
+    }),
+  );
+});

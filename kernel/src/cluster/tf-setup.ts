@@ -15,7 +15,7 @@ export interface LoadedTf {
   tf: Tf;
   /** The backend actually in use, e.g. "wasm". */
   backend: string;
-  /** Where it computes, e.g. "cpu:wasm simd" or "gpu:nvidia NVIDIA H200 (discrete GPU, vulkan)". */
+  /** Where it computes, e.g. "cpu:wasm simd" or "gpu:nvidia nvidia-h200 (NVIDIA: 580.159.04 ...)". */
   device: string;
 }
 

@@ -17,7 +17,7 @@ export const AUTO_ORDER: readonly TfBackendName[] = ["webgpu", "tensorflow", "wa
 
 export interface ChosenBackend {
   backend: string;
-  /** Where the backend computes, e.g. "gpu:nvidia NVIDIA H200 (discrete GPU, vulkan)", "cpu:wasm simd". */
+  /** Where the backend computes, e.g. "gpu:nvidia nvidia-h200 (NVIDIA: 580.159.04 ...)", "cpu:wasm simd". */
   device: string;
   /** Kernel overrides installed for this backend (names of the kernels). */
   overrides: string[];

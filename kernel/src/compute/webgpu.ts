@@ -18,7 +18,7 @@ import { readdirSync } from "node:fs";
 
 /** What a GPU adapter reports about itself, for `%dist status` and the benchmarks. */
 export interface WebGpuDevice {
-  /** e.g. "nvidia NVIDIA H200 (discrete GPU, vulkan)". */
+  /** e.g. "nvidia nvidia-h200 (NVIDIA: 580.159.04 580.159.4.0)", as Dawn reported an H200. */
   description: string;
 }
 
@@ -53,9 +53,10 @@ export function dawnOptions(env: NodeJS.ProcessEnv = process.env): string[] {
 
 export function describeAdapter(adapter: GpuAdapterLike): string {
   const info = adapter.info ?? {};
-  const name = info.description || info.device || "unknown GPU";
-  const kind = [info.adapterType, info.backendType].filter(Boolean).join(", ");
-  return `${info.vendor ? `${info.vendor} ` : ""}${name}${kind ? ` (${kind})` : ""}`;
+  // Dawn on NVIDIA/Vulkan reports the model in `device` ("nvidia-h200") and the driver in `description`.
+  const name = info.device || info.description || "unknown GPU";
+  const details = [info.adapterType, info.backendType, info.device ? info.description : undefined].filter(Boolean).join(", ");
+  return `${info.vendor ? `${info.vendor} ` : ""}${name}${details ? ` (${details})` : ""}`;
 }
 
 /**

@@ -12,6 +12,8 @@
  *   reduce-scatter, s = 0..n-2: send chunk (r - s) to r + 1, add chunk (r - s - 1) from r - 1
  *   all-gather,     s = 0..n-2: send chunk (r + 1 - s) to r + 1, copy chunk (r - s) from r - 1
  * Each rank sends 2 (n - 1) / n of the buffer, as the blocking ring does.
+ * In the ring too, every rank adds the chunks in the same order, so all
+ * ranks end with bit-identical results.
  */
 
 /** The part of the communicator this needs (`dist.comm`). */
@@ -27,6 +29,16 @@ export async function ringAllReduceMeanAsync(x: Float32Array, comm: PointToPoint
   const n = comm.size;
   if (n === 1) return x;
   const r = comm.rank;
+  if (n === 2) {
+    // Two ranks: the ring's two half-buffer steps become one whole-buffer exchange. The same
+    // bytes per rank (L floats), but one message instead of two, and each message costs a
+    // scheduling round trip on top of its transfer.
+    const incoming = new Float32Array(x.length);
+    await Promise.all([comm.isend(x.slice(), 1 - r), comm.irecv(incoming, 1 - r)]);
+    // The same order of addition on both ranks (rank 0's value first) keeps them bit-identical.
+    for (let i = 0; i < x.length; i++) x[i] = (r === 0 ? x[i]! + incoming[i]! : incoming[i]! + x[i]!) / 2;
+    return x;
+  }
   const right = (r + 1) % n;
   const left = (r - 1 + n) % n;
   const bound = (i: number): number => Math.floor((((i % n) + n) % n) * x.length / n);

@@ -149,7 +149,7 @@ export class DistributedDataParallel<B> {
           missing[b]! -= 1;
           if (overlap && missing[b] === 0 && this.comm.size > 1) flights.push(launch(b));
         });
-      }, overlap),
+      }),
     );
     const backwardEnd = performance.now();
     if (!overlap && this.comm.size > 1) {

@@ -17,7 +17,10 @@ export function equalBatches(globalBatch: number, size: number): number[] {
 
 /**
  * B split in proportion to each rank's throughput (samples per ms), every
- * rank at least 1 sample; integers by largest remainder, so they sum to B.
+ * rank at least 1 sample. Rounding: start from the floors of the exact shares,
+ * then give each remaining sample to the rank that would finish it soonest
+ * ((b_i + 1) / throughput_i smallest), which keeps max_i b_i / throughput_i,
+ * the step time, as low as integers allow.
  */
 export function proportionalBatches(throughputs: readonly number[], globalBatch: number): number[] {
   const n = throughputs.length;
@@ -26,12 +29,19 @@ export function proportionalBatches(throughputs: readonly number[], globalBatch:
     if (!(t > 0) || !Number.isFinite(t)) throw new RangeError(`proportionalBatches.throughputs[${i}] must be a positive number, got ${t}`);
   });
   const total = throughputs.reduce((a, b) => a + b, 0);
-  // One sample each first, the rest shared by throughput.
-  const spare = globalBatch - n;
-  const exact = throughputs.map((t) => (spare * t) / total);
-  const batches = exact.map((e) => 1 + Math.floor(e));
-  const order = exact.map((e, i) => [e - Math.floor(e), i] as const).sort((a, b) => b[0] - a[0] || a[1] - b[1]);
-  for (let k = 0, left = globalBatch - batches.reduce((a, b) => a + b, 0); k < left; k++) batches[order[k]![1]]! += 1;
+  const batches = throughputs.map((t) => Math.max(1, Math.floor((globalBatch * t) / total)));
+  const finish = (i: number, extra: number): number => (batches[i]! + extra) / throughputs[i]!;
+  for (let sum = batches.reduce((a, b) => a + b, 0); sum > globalBatch; sum--) {
+    // Only reachable when the 1-sample minimum pushed the sum over: take from the latest finisher that can spare one.
+    let worst = -1;
+    for (let i = 0; i < n; i++) if (batches[i]! > 1 && (worst < 0 || finish(i, 0) > finish(worst, 0))) worst = i;
+    batches[worst]! -= 1;
+  }
+  for (let sum = batches.reduce((a, b) => a + b, 0); sum < globalBatch; sum++) {
+    let best = 0;
+    for (let i = 1; i < n; i++) if (finish(i, 1) < finish(best, 1)) best = i;
+    batches[best]! += 1;
+  }
   return batches;
 }
 

@@ -41,7 +41,7 @@ export const STRAGGLER_DEFAULTS: Omit<StragglerOptions, "policy" | "steps" | "gl
   slowFactor: 1,
   backups: 0,
   deviceMsPerSample: 0,
-  calibrationSteps: 3,
+  calibrationSteps: 4,
 };
 
 export interface StragglerReport {
@@ -51,8 +51,9 @@ export interface StragglerReport {
   /** calibrated ms per sample of each rank */
   msPerSample: number[];
   predictedStepMs: number;
-  /** median step time after the first step, ms */
+  /** median step time after the first step, ms (rank 0's, on every rank) */
   measuredStepMs: number;
+  /** rank 0's time of each step, ms */
   stepMs: number[];
   /** rank 0's loss on its own batch, per step */
   losses: number[];
@@ -126,7 +127,9 @@ export async function stragglerTraining<B>(dist: PeerCollectives, model: Model<B
   }
   params = await dist.broadcast(flattenTensors(model.params), 0);
   assignFlat(model.params, params);
-  return { policy: o.policy, batches: sizes, msPerSample, predictedStepMs: predicted, measuredStepMs: median(stepMs.slice(1)), stepMs, losses, dropped };
+  // Every rank reports rank 0's step times (with backup workers only rank 0 sees whole steps).
+  const steps = Array.from(await dist.broadcast(Float64Array.from({ length: o.steps }, (_, i) => stepMs[i] ?? 0), 0));
+  return { policy: o.policy, batches: sizes, msPerSample, predictedStepMs: predicted, measuredStepMs: median(steps.slice(1)), stepMs: steps, losses, dropped };
 }
 
 type Compute = (step: number, batch: number) => Promise<{ loss: number; grads: Float32Array; ms: number }>;

@@ -29,8 +29,14 @@ export interface MatMulTile {
   minOutputs: number;
 }
 
-/** Chosen from the tile sweep of bench/gpu/webgpu-bench.ts on an H100 (docs/benchmarks.md). */
-export const DEFAULT_TILE: MatMulTile = { threads: [16, 16], rowsPerThread: 4, minOutputs: 512 * 512 };
+/**
+ * 128 x 64 outputs per workgroup (16 x 16 threads, 8 x 4 each; 48 KiB of
+ * workgroup memory): the best of the tile sweep of bench/gpu/webgpu-bench.ts
+ * on an H200 from 2048 to 8192 (docs/benchmarks.md). Products under 1024 x
+ * 1024 outputs keep TF.js's choice, which also picks split-K and small-tile
+ * programs there.
+ */
+export const DEFAULT_TILE: MatMulTile = { threads: [16, 16], rowsPerThread: 8, minOutputs: 1024 * 1024 };
 
 /** DISTLAB_WEBGPU_MATMUL_TILE="16x16:4" (threads x, threads y : rows per thread), "stock" to keep TF.js's. */
 export function tileFromEnv(value: string | undefined, fallback: MatMulTile = DEFAULT_TILE): MatMulTile | undefined {
