@@ -48,6 +48,14 @@ test("allReduce sums typed arrays and tensors, keeping type and shape", async ()
   assert.deepEqual(resultJson(outcome), [expected, expected, expected]);
 });
 
+test("functions declared before a failed cell still reach their peers after the world is rebuilt", async () => {
+  await run("-n 2", "async function total(v: number) { return (await dist.allReduce(new Float64Array([v])))[0]; }\nawait total(1)");
+  const failed = await run("-n 2", "if (dist.rank === 0) {\n  throw new Error('fail once');\n}\nawait dist.barrier();");
+  assert.equal(failed.outcome.status, "error");
+  const after = await run("-n 2", "await total(dist.rank + 1)");
+  assert.deepEqual(resultJson(after.outcome), [3, 3]);
+});
+
 test("a throwing rank is named and the others are cancelled", async () => {
   const { outcome } = await run("-n 3", "if (dist.rank === 1) {\n  throw new TypeError('boom');\n}\nawait dist.barrier();\n1");
   assert.equal(outcome.status, "error");

@@ -52,7 +52,13 @@ export interface Dist extends DistIdentity {
 const REDUCE_OPS: readonly ReduceOp[] = ["sum", "mean", "max", "min", "product"];
 
 /** `recorder` receives `dist.span`; collectives record themselves through the communicator's onSpan hook. */
-export function createDist(identity: DistIdentity, comm: Communicator, tf: Tf, recorder?: SpanRecorder): Dist {
+/**
+ * `communicator` may be a getter: the rank's world is rebuilt after a cancel, timeout or respawn,
+ * and functions declared in earlier cells keep the `dist` they closed over, so the rank's `dist`
+ * stays one object whose calls go to the communicator of the current world.
+ */
+export function createDist(identity: DistIdentity, communicator: Communicator | (() => Communicator), tf: Tf, recorder?: SpanRecorder): Dist {
+  const current = typeof communicator === "function" ? communicator : () => communicator;
   const viaArray = async <T extends Collectable>(where: string, x: T, run: (array: CommArray) => Promise<CommArray>, gathered = false): Promise<T> => {
     if (typeof x === "number") {
       const out = await run(Float64Array.of(x));
@@ -76,50 +82,56 @@ export function createDist(identity: DistIdentity, comm: Communicator, tf: Tf, r
     }
   };
   const checkPeer = (where: string, name: string, peer: number): void => {
-    if (!Number.isInteger(peer) || peer < 0 || peer >= comm.size) {
-      throw new RangeError(`dist.${where}: ${name} must be a rank in 0..${comm.size - 1}, got ${String(peer)}`);
+    if (!Number.isInteger(peer) || peer < 0 || peer >= current().size) {
+      throw new RangeError(`dist.${where}: ${name} must be a rank in 0..${current().size - 1}, got ${String(peer)}`);
     }
   };
   const dist: Dist = {
     ...identity,
-    rank: comm.rank,
-    size: comm.size,
-    comm,
-    barrier: () => comm.barrier(),
+    get rank() {
+      return current().rank;
+    },
+    get size() {
+      return current().size;
+    },
+    get comm() {
+      return current();
+    },
+    barrier: () => current().barrier(),
     allReduce: (x, options) => {
       checkOp("allReduce", options);
-      return viaArray("allReduce", x, (array) => comm.allReduce(array, options));
+      return viaArray("allReduce", x, (array) => current().allReduce(array, options));
     },
     reduceScatter: (x, options) => {
       checkOp("reduceScatter", options);
-      return viaArray("reduceScatter", x, (array) => comm.reduceScatter(array, options));
+      return viaArray("reduceScatter", x, (array) => current().reduceScatter(array, options));
     },
-    allGather: (x, options) => viaArray("allGather", x, (array) => comm.allGather(array, options), true),
+    allGather: (x, options) => viaArray("allGather", x, (array) => current().allGather(array, options), true),
     broadcast: (x, root, options) => {
       checkPeer("broadcast", "root", root);
-      return viaArray("broadcast", x, (array) => comm.broadcast(array, root, options));
+      return viaArray("broadcast", x, (array) => current().broadcast(array, root, options));
     },
     send: async (x, peer) => {
       checkPeer("send", "peer", peer);
       await viaArray("send", x, async (array) => {
-        await comm.send(array, peer);
+        await current().send(array, peer);
         return array;
       });
     },
     recv: (like, peer) => {
       checkPeer("recv", "peer", peer);
-      return viaArray("recv", like, (array) => comm.recv(array, peer));
+      return viaArray("recv", like, (array) => current().recv(array, peer));
     },
     span: (name, fn, options) => {
       checkSpan(name, fn, options);
       return recorder ? recorder.span(name, fn, options) : fn();
     },
     shard: (data) => {
-      const { start, end } = splitEvenly(data.length, comm.size)[comm.rank]!;
+      const { start, end } = splitEvenly(data.length, current().size)[current().rank]!;
       return data.slice(start, end);
     },
     newGroup: (ranks, name) => {
-      const sub = comm.newGroup(ranks, name);
+      const sub = current().newGroup(ranks, name);
       return createDist({ ...identity, rank: sub.rank, size: sub.size }, sub, tf, recorder);
     },
   };

@@ -10,6 +10,7 @@ import { getHeapStatistics } from "node:v8";
 import { toRemoteErrorData } from "../errors";
 import { toCellValue } from "./cell-value";
 import { createDist, type Dist } from "./dist-api";
+import type { Communicator } from "../comm/types";
 import type {
   CellResult,
   CellTask,
@@ -35,6 +36,8 @@ interface RankState {
   scope: RankScope;
   loaded: LoadedTf;
   dist?: Dist;
+  /** The communicator of the current world; replaced when the kernel rebuilds the world. */
+  comm?: Communicator;
   /** Spans of this rank for the timeline; posted to the kernel in batches tagged with the running cell. */
   recorder: SpanRecorder;
   /** The running cell's id and cancel switch. */
@@ -78,14 +81,19 @@ async function connect(task: ConnectTask): Promise<ConnectResult> {
   const groups = new GroupRegistry();
   const onSpan = commSpanHook(rank.recorder, rank.init.rank, groups);
   const comm = groups.track(joinCommWorld(task.commState, rank.init.rank, { timeoutMs: task.timeoutMs, link: task.link, onSpan }));
-  const { init } = rank;
-  rank.dist = createDist(
-    { rank: init.rank, size: init.size, localRank: init.localRank, host: init.host, device: rank.loaded.device },
-    comm,
-    rank.loaded.tf,
-    rank.recorder,
-  );
-  rank.scope.setGlobal("dist", rank.dist);
+  rank.comm = comm;
+  if (!rank.dist) {
+    // One `dist` per rank thread for its whole life: it reaches the newest world through `rank.comm`,
+    // so functions from earlier cells keep working after the world is rebuilt.
+    const { init } = rank;
+    rank.dist = createDist(
+      { rank: init.rank, size: init.size, localRank: init.localRank, host: init.host, device: rank.loaded.device },
+      () => requireState().comm!,
+      rank.loaded.tf,
+      rank.recorder,
+    );
+    rank.scope.setGlobal("dist", rank.dist);
+  }
   return { kind: "connect" };
 }
 
