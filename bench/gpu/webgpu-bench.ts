@@ -12,6 +12,7 @@ import "@tensorflow/tfjs-core/dist/register_all_gradients";
 import { chooseBackend } from "../../kernel/src/compute/backend-choice";
 import { prepareWebGpu } from "../../kernel/src/compute/webgpu";
 import { batchMatMulOverrides, tileFromEnv, type MatMulTile } from "../../kernel/src/compute/webgpu/batch-mat-mul";
+import { installWebGpuOverrides } from "../../kernel/src/compute/webgpu/overrides";
 import { gptStep, mlpStep, type TrainStep } from "../compute-models";
 
 type Tf = typeof import("@tensorflow/tfjs");
@@ -20,6 +21,24 @@ const print = (record: object) => console.log(JSON.stringify(record));
 // Each tile twice, interleaved, so a slow moment of the card shows up as disagreement between the two passes.
 const TILES = (process.env.TILES ?? "stock,16x16:8,8x8:8,stock,16x16:8,8x8:8").split(",");
 const SIZES = (process.env.SIZES ?? "1024,2048,3072,4096,6144,8192").split(",").map(Number);
+
+/** f32 n x n x n matMul throughput on the current kernels, TFLOP/s. */
+async function matMulTflops(n: number): Promise<number> {
+  const a = tf.randomNormal([n, n]), b = tf.randomNormal([n, n]);
+  const once = () => tf.matMul(a, b);
+  for (let i = 0; i < 2; i++) once().dispose();
+  const warm = once();
+  await tf.slice(warm, [0, 0], [1, 1]).data();
+  warm.dispose();
+  const reps = Math.max(3, Math.min(50, Math.round(4e12 / (2 * n ** 3))));
+  const started = performance.now();
+  let last: tfCore.Tensor | undefined;
+  for (let i = 0; i < reps; i++) { last?.dispose(); last = once(); }
+  await tf.slice(last!, [0, 0], [1, 1]).data(); // the queue runs in order: the last product done means all are
+  const seconds = (performance.now() - started) / 1000;
+  tf.dispose([last!, a, b]);
+  return (2 * n ** 3 * reps) / seconds / 1e12;
+}
 
 async function main(): Promise<void> {
   process.env.DISTLAB_WEBGPU_MATMUL_TILE = "stock"; // the sweep installs tiles itself
@@ -65,19 +84,7 @@ async function main(): Promise<void> {
         if (worst > 1e-3) throw new Error(`tile ${tileName}: ${n}x${n} differs from the stock shader by ${worst}`);
       }
       for (const n of SIZES) {
-        const a = tf.randomNormal([n, n]), b = tf.randomNormal([n, n]);
-        const once = () => tf.matMul(a, b);
-        for (let i = 0; i < 2; i++) once().dispose();
-        await tf.slice(once(), [0, 0], [1, 1]).data();
-        const reps = Math.max(3, Math.min(50, Math.round(4e12 / (2 * n ** 3))));
-        const started = performance.now();
-        let last: tfCore.Tensor | undefined;
-        for (let i = 0; i < reps; i++) { last?.dispose(); last = once(); }
-        await tf.slice(last!, [0, 0], [1, 1]).data(); // the queue runs in order: the last product done means all are
-        const seconds = (performance.now() - started) / 1000;
-        last!.dispose();
-        tf.dispose([a, b]);
-        const tflops = (2 * n ** 3 * reps) / seconds / 1e12;
+        const tflops = await matMulTflops(n);
         print({ matmul: n, tile: tileName, tflops: Number(tflops.toFixed(2)) });
         if (!best.has(n) || best.get(n)!.tflops < tflops) best.set(n, { tile: tileName, tflops });
       }
@@ -87,8 +94,15 @@ async function main(): Promise<void> {
   }
   print({ best: Object.fromEntries(best) });
 
-  for (const tileName of ["stock", process.env.STEP_TILE ?? "16x16:8"]) {
-    useTile(tileFromEnv(tileName));
+  // "default": what a rank gets from chooseBackend, the overrides as installWebGpuOverrides puts them in place.
+  for (const tileName of ["stock", "default"]) {
+    useTile(undefined);
+    if (tileName === "default") {
+      delete process.env.DISTLAB_WEBGPU_MATMUL_TILE;
+      const installed = installWebGpuOverrides(tf);
+      print({ installed });
+      for (const n of [2048, 8192]) print({ matmul: n, tile: "default", tflops: Number((await matMulTflops(n)).toFixed(2)) });
+    }
     for (const [name, make] of [["mlp", mlpStep], ["gpt", gptStep]] as const) {
       const model: TrainStep = make(tf);
       for (let i = 0; i < 3; i++) await model.stepAsync();

@@ -19,10 +19,10 @@ for (const transport of ["tcp", "unix"] as const) {
         await fc.assert(
           fc.asyncProperty(
             fc.constantFrom(...OPS), fc.integer({ min: 0, max: 7 }), fc.oneof(fc.constantFrom(0, 1, 4), fc.integer({ min: 0, max: 50 }), fc.integer({ min: 100_000, max: 400_000 })),
-            fc.integer({ min: 0, max: 2 }), fc.constantFrom(...REDUCE_OPS), fc.constantFrom(undefined, "ring", "recursive-doubling"), fc.integer({ min: 1, max: 1e9 }),
+            fc.integer({ min: 0, max: 2 }), fc.constantFrom(...REDUCE_OPS), fc.constantFrom(undefined, "ring", "recursive-doubling", "rhd"), fc.integer({ min: 1, max: 1e9 }),
             async (op, dtype, length, root, redop, algorithm, seed) => {
               const xs = Array.from({ length: n }, (_, r) => fill(DTYPE_CTORS[dtype], length, seed + r, true));
-              const useAlg = op === "allReduce" || op === "broadcast" ? algorithm : undefined;
+              const useAlg = op === "allReduce" || (op === "broadcast" && algorithm !== "rhd") ? algorithm : undefined;
               const results = await world.values("collective", xs.map((x) => ({ op, x, root, options: { op: redop, ...(useAlg ? { algorithm: useAlg } : {}) } })));
               for (let r = 0; r < n; r++) {
                 const want = expected(op, xs, r, root, redop);

@@ -32,7 +32,7 @@ export interface InitTask {
   size: number;
   localRank: number;
   host: string;
-  /** Undefined: the best available (wasm, else cpu). */
+  /** Undefined: the best available (webgpu on a GPU, tensorflow, wasm, cpu; compute/backend-choice.ts). */
   tfBackend?: TfBackendName;
   port: MessagePort;
 }

@@ -67,7 +67,7 @@ export const DISTRIBUTED_FLAGS: readonly FlagSpec[] = [
     type: "choice",
     valueName: "NAME",
     choices: TF_BACKENDS,
-    defaultHelp: "best available (wasm, else cpu)",
+    defaultHelp: "webgpu on a GPU, else tensorflow if tfjs-node is installed, else wasm, else cpu",
     help: "TensorFlow.js backend of every rank",
   },
   { name: "no-timeline", type: "boolean", help: "do not record or show the timeline of this cell" },

@@ -49,14 +49,40 @@ export function asMatrix(shape: readonly number[]): [number, number] | undefined
   return [shape[0]!, shape.slice(1).reduce((a, b) => a * b, 1)];
 }
 
-/** out[n, r] = a[n, m] b[m, r] (row-major; transposeA: a is [m, n] and a^T is used). */
-function matMul(a: Float32Array, b: Float32Array, n: number, m: number, r: number, transposeA: boolean): Float32Array {
+/** out[n, r] = a[n, m] b[m, r], row-major; r is small (the rank), so the inner loop runs over it. */
+function matMul(a: Float32Array, b: Float32Array, n: number, m: number, r: number): Float32Array {
   const out = new Float32Array(n * r);
   for (let i = 0; i < n; i++) {
+    const row = i * m;
     for (let k = 0; k < m; k++) {
-      const aik = transposeA ? a[k * n + i]! : a[i * m + k]!;
-      if (aik === 0) continue;
+      const aik = a[row + k]!;
       for (let j = 0; j < r; j++) out[i * r + j]! += aik * b[k * r + j]!;
+    }
+  }
+  return out;
+}
+
+/** out[m, r] = a^T b for a[n, m], b[n, r]: walks a row by row (contiguous) instead of column by column. */
+function matMulTransposedA(a: Float32Array, b: Float32Array, n: number, m: number, r: number): Float32Array {
+  const out = new Float32Array(m * r);
+  for (let k = 0; k < n; k++) {
+    const row = k * m;
+    for (let i = 0; i < m; i++) {
+      const aki = a[row + i]!;
+      for (let j = 0; j < r; j++) out[i * r + j]! += aki * b[k * r + j]!;
+    }
+  }
+  return out;
+}
+
+/** out[n, m] = p[n, r] q[m, r]^T */
+function outerProduct(p: Float32Array, q: Float32Array, n: number, m: number, r: number): Float32Array {
+  const out = new Float32Array(n * m);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < m; j++) {
+      let sum = 0;
+      for (let k = 0; k < r; k++) sum += p[i * r + k]! * q[j * r + k]!;
+      out[i * m + j] = sum;
     }
   }
   return out;
@@ -109,7 +135,7 @@ export class PowerSgdCompression implements GradientSync {
       const shape = layout[t];
       if (shape === undefined) return m;
       if (!this.options.warmStart || !this.#q.has(t)) this.#q.set(t, normalArray(this.#random, shape.m * shape.r));
-      return matMul(m, this.#q.get(t)!, shape.n, shape.m, shape.r, false); // [n, r]
+      return matMul(m, this.#q.get(t)!, shape.n, shape.m, shape.r); // M Q: [n, r]
     });
     const first = await this.#meanOf(firstParts, comm);
     // allReduce #2: Q = M^T P for the orthonormalized mean P
@@ -117,7 +143,7 @@ export class PowerSgdCompression implements GradientSync {
     layout.forEach((shape, t) => {
       if (shape === undefined) return;
       orthonormalizeColumns(first[t]!, shape.n, shape.r);
-      secondParts.push(matMul(ms[t]!, first[t]!, shape.m, shape.n, shape.r, true)); // [m, r]
+      secondParts.push(matMulTransposedA(ms[t]!, first[t]!, shape.n, shape.m, shape.r)); // M^T P: [m, r]
     });
     const second = await this.#meanOf(secondParts, comm);
     let s = 0;
@@ -126,19 +152,11 @@ export class PowerSgdCompression implements GradientSync {
       const p = first[t]!;
       const q = second[s++]!;
       this.#q.set(t, Float32Array.from(q));
-      const approx = new Float32Array(shape.n * shape.m); // P Q^T, [n, m]
-      for (let i = 0; i < shape.n; i++) {
-        for (let j = 0; j < shape.m; j++) {
-          let sum = 0;
-          for (let k = 0; k < shape.r; k++) sum += p[i * shape.r + k]! * q[j * shape.r + k]!;
-          approx[i * shape.m + j] = sum;
-        }
-      }
-      if (this.options.errorFeedback) {
-        const e = new Float32Array(approx.length);
-        for (let i = 0; i < e.length; i++) e[i] = ms[t]![i]! - approx[i]!;
-        this.#residual.set(t, e);
-      }
+      const approx = outerProduct(p, q, shape.n, shape.m, shape.r); // P Q^T: [n, m]
+      const matrix = ms[t]!;
+      const residual = this.options.errorFeedback ? new Float32Array(approx.length) : undefined; // M - P Q^T
+      if (residual) for (let i = 0; i < residual.length; i++) residual[i] = matrix[i]! - approx[i]!;
+      if (residual) this.#residual.set(t, residual);
       return approx;
     });
   }
