@@ -30,7 +30,7 @@ const RANKS = flag("ranks", ["2", "4"]).map(Number);
 const TRANSPORTS = flag("transports", ["shm", "tcp"]);
 const OPS = flag("ops", ["allReduce", "allGather", "reduceScatter", "broadcast"]);
 const ALGORITHM = flag("algorithm", [undefined])[0];
-const iters = (bytes) => Math.max(3, Math.min(200, Math.floor((256 * MiB) / bytes)));
+const iters = (bytes) => Math.max(3, Math.min(2000, Math.floor((256 * MiB) / bytes)));
 const busFactor = (op, n) => (op === "allReduce" ? (2 * (n - 1)) / n : op === "broadcast" ? 1 : (n - 1) / n);
 
 function memcpyGBps() {

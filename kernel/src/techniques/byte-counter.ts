@@ -50,7 +50,7 @@ export function countBytes(inner: Collectives): CountingCollectives {
     },
     // Keep the timeline hook reachable through the wrapper.
     ...(typeof (inner as { span?: unknown }).span === "function"
-      ? { span: (name: string, fn: () => unknown) => (inner as unknown as { span(n: string, f: () => unknown): unknown }).span(name, fn) }
+      ? { span: (name: string, fn: () => unknown, options?: object) => (inner as unknown as { span(n: string, f: () => unknown, o?: object): unknown }).span(name, fn, options) }
       : {}),
   } as CountingCollectives;
 }

@@ -38,18 +38,29 @@ export function validateQsgdOptions(options: Partial<QsgdOptions>): QsgdOptions 
   return o;
 }
 
-/** Quantizes v: returns its scale and int8 levels. */
+/**
+ * Quantizes v: returns its scale and int8 levels. The rounding draws come
+ * from an xorshift32 stream seeded once from `random` (inline: this loop runs
+ * over every gradient entry of every step).
+ */
 export function qsgdEncode(v: Float32Array, levels: number, norm: "max" | "l2", random: Random): { scale: number; q: Int8Array } {
   let scale = 0;
-  if (norm === "max") for (const x of v) scale = Math.max(scale, Math.abs(x));
+  if (norm === "max") for (let i = 0; i < v.length; i++) scale = Math.max(scale, Math.abs(v[i]!));
   else scale = Math.sqrt(v.reduce((sum, x) => sum + x * x, 0));
   const q = new Int8Array(v.length);
   if (scale === 0) return { scale, q };
+  const factor = levels / scale;
+  let state = (Math.floor(random() * 4294967296) | 1) >>> 0; // xorshift32 needs a non-zero state
   for (let i = 0; i < v.length; i++) {
-    const x = (levels * Math.abs(v[i]!)) / scale;
-    const low = Math.floor(x);
-    const level = Math.min(levels, low + (random() < x - low ? 1 : 0));
-    q[i] = v[i]! < 0 ? -level : level;
+    const value = v[i]!;
+    const x = (value < 0 ? -value : value) * factor;
+    const low = x | 0; // floor, since x >= 0
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    const u = (state >>> 0) / 4294967296; // uniform in [0, 1)
+    const level = Math.min(levels, low + (u < x - low ? 1 : 0));
+    q[i] = value < 0 ? -level : level;
   }
   return { scale, q };
 }
@@ -70,7 +81,7 @@ export class QsgdCompression implements GradientSync {
     this.name = `qsgd int8 (s=${this.options.levels})`;
   }
 
-  async sync(grads: readonly GradientArray[], comm: Collectives): Promise<GradientArray[]> {
+  async sync(grads: readonly GradientArray[], comm: Collectives, _shapes?: readonly (readonly number[])[]): Promise<GradientArray[]> {
     const { levels, norm } = this.options;
     this.#random ??= seededRandom(this.options.seed * 65_537 + comm.rank + 1);
     const tensors = grads.length;

@@ -86,7 +86,7 @@ export class TopKCompression implements GradientSync {
     this.name = `top-${+(this.options.ratio * 100).toPrecision(3)}%${this.options.errorFeedback ? " + EF" : ""}`;
   }
 
-  async sync(grads: readonly GradientArray[], comm: Collectives): Promise<GradientArray[]> {
+  async sync(grads: readonly GradientArray[], comm: Collectives, _shapes?: readonly (readonly number[])[]): Promise<GradientArray[]> {
     const accumulated = concatGradients(grads); // a = g (+ e below), [n]
     const n = accumulated.length;
     if (this.options.errorFeedback) {

@@ -38,7 +38,7 @@ export function validateDataParallelOptions(options: Partial<DataParallelOptions
 export class AllReduceMean implements GradientSync {
   readonly name = "allreduce-mean";
 
-  async sync(grads: readonly GradientArray[], comm: Collectives): Promise<GradientArray[]> {
+  async sync(grads: readonly GradientArray[], comm: Collectives, _shapes?: readonly (readonly number[])[]): Promise<GradientArray[]> {
     if (comm.size === 1) return grads.slice();
     const mean = await comm.allReduce(concatGradients(grads), { op: "mean" });
     return splitGradients(mean, grads.map((g) => g.length));
@@ -72,7 +72,7 @@ export class DataParallel<B> {
   /** sync -> optimizer step, for gradients computed (or accumulated) by the caller. */
   async syncAndStep(grads: readonly GradientArray[]): Promise<GradientArray[]> {
     const synced = await withSpan(this.comm, `sync (${this.gradientSync.name})`, () =>
-      this.gradientSync.sync(grads, this.comm, this.model.params.map((p) => p.shape)),
+      this.gradientSync.sync(grads, this.comm, this.model.params.map((p) => p.shape)), "comm",
     );
     withSpan(this.comm, "optimizer", () => this.optimizer.step(synced));
     return synced;

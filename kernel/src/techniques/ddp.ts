@@ -130,7 +130,7 @@ export class DistributedDataParallel<B> {
       // One bucket after another, in bucket order on every rank, so the ring's messages pair up.
       const reduce = (): Promise<Float32Array> =>
         p2p ? ringAllReduceMeanAsync(buffer, p2p) : this.comm.allReduce(buffer, { op: "mean" });
-      const done = queue.then(() => withSpan(this.comm, `bucket ${b} allReduce`, reduce));
+      const done = queue.then(() => withSpan(this.comm, `bucket ${b} allReduce`, reduce, "comm"));
       queue = done;
       return done.then((mean) => {
         let offset = 0;

@@ -45,3 +45,4 @@ export { PowerSgdCompression, POWER_SGD_DEFAULTS, validatePowerSgdOptions, asMat
 export { lossPlotSvg, type PlotSeries, type PlotOptions } from "./local-sgd-plot";
 export { lossPlot, seriesOf, type LossPlot } from "./loss-plot";
 export { ringAllReduceMeanAsync, type PointToPoint } from "./async-allreduce";
+export { type PhaseCategory } from "./span";
