@@ -145,35 +145,51 @@ export class TcpTransport implements Transport {
       const now = performance.now();
       pacer?.allowed(now);
       if (pacer) await sleepMs(pacer.msUntilAllowed(0, now)); // the latency
-      await this.write(link, encodeHeader(call.desc, payload.length, context));
+      let flushed = Promise.resolve();
+      const put = async (bytes: Uint8Array) => {
+        const w = this.write(link, bytes);
+        flushed = w.flushed;
+        await w.room;
+      };
+      await put(encodeHeader(call.desc, payload.length, context));
       // paced links write in ~1 ms grains so the bytes leave at the emulated bandwidth
       const grain = pacer ? Math.max(4096, Math.min(WRITE_BYTES, Math.floor(call.link!.bandwidth * 0.001))) : WRITE_BYTES;
       for (let at = 0; at < payload.length; at += grain) {
         const end = Math.min(payload.length, at + grain);
         if (pacer) await sleepMs(pacer.msUntilAllowed(end, performance.now()));
-        await this.write(link, payload.subarray(at, end));
+        await put(payload.subarray(at, end));
       }
+      // the socket holds views of the payload, not copies: the send is done (and the caller may
+      // change the payload) only once the kernel has taken every byte; writes complete in order
+      await flushed;
     };
     const done = link.sendQueue.then(run);
     link.sendQueue = done.catch(() => undefined);
     return done;
   }
 
-  private write(link: PeerLink, bytes: Uint8Array): Promise<void> {
-    return new Promise((resolve, reject) => {
+  /** room: resolves when the sender may write more; flushed: when the kernel has taken these bytes. */
+  private write(link: PeerLink, bytes: Uint8Array): { room: Promise<void>; flushed: Promise<void> } {
+    let roomResolve!: () => void;
+    const room = new Promise<void>((resolve) => (roomResolve = resolve));
+    const flushed = new Promise<void>((resolve, reject) => {
       link.inFlight += bytes.length;
       link.socket.write(bytes, (err) => {
         link.inFlight -= bytes.length;
-        if (err) return reject(err);
         if (link.inFlight < IN_FLIGHT_BYTES && link.wakeSender) {
           const wake = link.wakeSender;
           link.wakeSender = undefined;
           wake();
         }
+        if (err) reject(err);
+        else resolve();
       });
-      if (link.inFlight < IN_FLIGHT_BYTES) resolve();
-      else link.wakeSender = resolve;
     });
+    if (link.inFlight < IN_FLIGHT_BYTES) roomResolve();
+    else link.wakeSender = roomResolve;
+    // an error surfaces through flushed; room must not stay pending on it
+    flushed.catch(() => roomResolve());
+    return { room, flushed };
   }
 
   private recvFrame(call: CallContext, spec: RecvSpec, context: number, check: Pending["check"]): Promise<void> {

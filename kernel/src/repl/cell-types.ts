@@ -29,42 +29,10 @@ export type MimeBundle = Record<string, unknown>;
 /** Give a value this method to choose how it shows as a cell result. */
 export declare const mimeBundle: unique symbol;
 
-export type ReduceOp = "sum" | "mean" | "max" | "min" | "product";
-export interface CollectiveOptions {
-  algorithm?: "ring" | "recursive-doubling" | "direct";
-  link?: { bandwidth: number; latency: number };
-}
-export interface AllReduceOptions extends CollectiveOptions {
-  op?: ReduceOp;
-}
-type CommArray = Float32Array | Float64Array | Int32Array | Uint32Array | Int16Array | Uint16Array | Int8Array | Uint8Array;
-/** What a collective accepts and, in kind, returns: a tensor in, a tensor out. */
-export type Collectable = CommArray | import("@tensorflow/tfjs").Tensor | number | number[];
-
-/** The \`dist\` global of a %%distributed cell: who this rank is, and collectives over its group. */
-export interface Dist {
-  readonly rank: number;
-  readonly size: number;
-  /** Rank among the ranks of this host. */
-  readonly localRank: number;
-  readonly host: string;
-  /** e.g. "cpu:wasm" */
-  readonly device: string;
-  barrier(): Promise<void>;
-  allReduce<T extends Collectable>(x: T, options?: AllReduceOptions): Promise<T>;
-  reduceScatter<T extends Collectable>(x: T, options?: AllReduceOptions): Promise<T>;
-  /** Every rank's x concatenated in rank order (tensors along axis 0). */
-  allGather<T extends Collectable>(x: T, options?: CollectiveOptions): Promise<T>;
-  broadcast<T extends Collectable>(x: T, root: number, options?: CollectiveOptions): Promise<T>;
-  send(x: Collectable, peer: number): Promise<void>;
-  recv<T extends Collectable>(like: T, peer: number): Promise<T>;
-  /** This rank's block of \`data\`: an even split. */
-  shard<T>(data: readonly T[]): T[];
-  newGroup(ranks: readonly number[], name?: string): Dist;
-  /** Runs fn inside a timeline span (category "compute" unless options.cat) and returns what it returns. */
-  span<T>(name: string, fn: () => T, options?: { cat?: "compute" | "comm" | "data" | "idle" | "other"; args?: Record<string, unknown> }): T;
-  [key: string]: unknown;
-}
+// The collective and \`dist\` types are the cluster's own declarations (type-resolution.ts maps them), so
+// what a cell type-checks against is what the ranks run.
+export type { Dist, Collectable } from "./cluster/dist-api";
+export type { ReduceOp, CollectiveOptions, AllReduceOptions, Algorithm, LinkModel } from "./comm/types";
 `;
 
 /** Globals of every notebook cell. */

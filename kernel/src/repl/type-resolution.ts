@@ -10,8 +10,9 @@
  * - `<cwd>/node_modules/distlab/**` is served from memory (cell-types.ts):
  *   the in-cell `distlab` module and the prelude globals. This wins over a
  *   real `distlab` package, as `require("distlab")` in a cell does at run time.
- * - `<cwd>/node_modules/distlab/{techniques,models,data}/**` is read from the
- *   kernel's own compiled folders (DISTLAB_LIBRARY_DIRS), so their types and
+ * - any other `<cwd>/node_modules/distlab/**` file is read from the kernel's
+ *   own compiled tree (`distlab/techniques`, and the `dist` types the virtual
+ *   module re-exports from `distlab/cluster/dist-api`), so their types and
  *   the cell's `@tensorflow/tfjs` types are one and the same.
  * - any other `<cwd>/node_modules/<pkg>/**` that does not exist falls back to
  *   the kernel's own node_modules (e.g. `@tensorflow/tfjs`), mirroring the
@@ -19,7 +20,7 @@
  *   tslab's choice of type roots is unchanged.
  */
 import * as path from "node:path";
-import { DISTLAB_LIBRARY_DIRS, VIRTUAL_DISTLAB_FILES } from "./cell-types";
+import { VIRTUAL_DISTLAB_FILES } from "./cell-types";
 
 type TsSys = {
   fileExists(path: string): boolean;
@@ -58,7 +59,8 @@ export function installTypeResolution(cwd: string): void {
   const libraryFile = (p: string): string | undefined => {
     if (!p.startsWith(distlabDir + "/")) return undefined;
     const rest = p.slice(distlabDir.length + 1);
-    return DISTLAB_LIBRARY_DIRS.includes(rest.split("/")[0]!) ? `${libraryRoot}/${rest}` : undefined;
+    // The library folders, and for types every other kernel file their declarations import.
+    return VIRTUAL_DISTLAB_FILES[rest] === undefined ? `${libraryRoot}/${rest}` : undefined;
   };
   const libraryExists = (p: string, exists: (q: string) => boolean): boolean => {
     const real = libraryFile(p);
