@@ -9,6 +9,7 @@ with the final bundle the notebook keeps; `%dist timeline` shows it again and
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from queue import Empty
@@ -94,7 +95,11 @@ def test_a_distributed_cell_shows_its_timeline_with_four_ranks_comm_compute_and_
     for row in summary["ranks"]:
         assert 0 < row["computePct"] <= 100 and 0 < row["commPct"] <= 100
         assert 0 <= row["idlePct"] <= 100
-    assert "rank 0" in final["text/plain"] and "<svg" in final["text/html"]
+    # text/plain is the summary table: a header naming the columns, then one row per rank.
+    text = final["text/plain"]
+    assert re.search(r"^rank\s+compute\s+comm", text, re.M), text
+    assert all(re.search(rf"^\s*{rank}\s+\d", text, re.M) for rank in range(4)), text
+    assert "<svg" in final["text/html"]
     assert out.results[0]["application/json"] == [0, 1, 2, 3]
 
 
