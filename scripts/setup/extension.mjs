@@ -77,7 +77,7 @@ async function ensurePythonBuildTools(python) {
   try {
     await runCommand(python, ["-c", "import hatchling, hatch_jupyter_builder"]);
   } catch {
-    await runCommand("flock", ["/tmp/distlab-install.lock", python, "-m", "pip", "install", "-q", "hatchling>=1.21", "hatch-jupyter-builder>=0.9"], {
+    await runCommand(python, ["-m", "pip", "install", "-q", "hatchling>=1.21", "hatch-jupyter-builder>=0.9"], {
       hint: "pip must reach PyPI to install hatchling and hatch-jupyter-builder",
     });
   }
