@@ -20,7 +20,9 @@ export class WasmArena {
   private readonly kernels: (redop: number, dtype: number) => ReduceKernels;
 
   private constructor(kernels: (memory: WasmMemory) => ((redop: number, dtype: number) => ReduceKernels) | undefined) {
-    this.memory = new Wasm.Memory({ initial: SCRATCH_BYTES / PAGE, maximum: MAX_PAGES }) as WasmArena["memory"];
+    // Shared, because the reduction module imports a shared memory (the shm world's staging memory
+    // is one); an unshared memory here fails to link and would leave the ring on plain JS loops.
+    this.memory = new Wasm.Memory({ initial: SCRATCH_BYTES / PAGE, maximum: MAX_PAGES, shared: true }) as WasmArena["memory"];
     const k = kernels(this.memory);
     if (!k) throw new Error("WebAssembly SIMD is unavailable");
     this.kernels = k;
