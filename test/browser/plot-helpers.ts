@@ -16,7 +16,18 @@ export async function hoverPointOf(page: Page, category: string): Promise<{ x: n
     if (!trace) throw new Error(`no hover points for ${cat}`);
     const box = gd.getBoundingClientRect();
     const { xaxis, yaxis } = gd._fullLayout;
-    return { x: box.left + xaxis._offset + xaxis.l2p(trace.x[0]), y: box.top + yaxis._offset + yaxis.l2p(trace.y[0]) };
+    const pixel = (x: number, y: number) => ({ x: box.left + xaxis._offset + xaxis.l2p(x), y: box.top + yaxis._offset + yaxis.l2p(y) });
+    // Hover picks the closest marker of any trace, and an enclosing span (the whole cell's compute
+    // span) has markers along the same row: take the point of `cat` farthest from every other marker.
+    const others = gd.data.filter((t) => t !== trace && t.mode === "markers").flatMap((t) => t.x.map((x, i) => pixel(x, t.y[i]!)));
+    let best = pixel(trace.x[0]!, trace.y[0]!);
+    let bestGap = -1;
+    trace.x.forEach((x, i) => {
+      const point = pixel(x, trace.y[i]!);
+      const gap = others.reduce((nearest, o) => Math.min(nearest, Math.hypot(o.x - point.x, o.y - point.y)), Infinity);
+      if (gap > bestGap) [best, bestGap] = [point, gap];
+    });
+    return best;
   }, category);
 }
 
