@@ -9,7 +9,7 @@ export async function hoverPointOf(page: Page, category: string): Promise<{ x: n
   return page.evaluate((cat) => {
     type Axis = { l2p: (v: number) => number; _offset: number };
     const gd = document.querySelector(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-DistlabTimeline-plot") as HTMLElement & {
-      data: Array<{ name: string; mode: string; x: number[]; y: number[] }>;
+      data: Array<{ name: string; mode: string; x: number[]; y: number[]; hovertext?: string[] }>;
       _fullLayout: { xaxis: Axis; yaxis: Axis };
     };
     const trace = gd.data.find((t) => t.name === cat && t.mode === "markers" && t.x.length > 0);
@@ -23,6 +23,8 @@ export async function hoverPointOf(page: Page, category: string): Promise<{ x: n
     let best = pixel(trace.x[0]!, trace.y[0]!);
     let bestGap = -1;
     trace.x.forEach((x, i) => {
+      // Only a span drawn on its own (its hover names the op), not a bin of short spans.
+      if (!/\bop\b/.test(trace.hovertext?.[i] ?? "")) return;
       const point = pixel(x, trace.y[i]!);
       const gap = others.reduce((nearest, o) => Math.min(nearest, Math.hypot(o.x - point.x, o.y - point.y)), Infinity);
       if (gap > bestGap) [best, bestGap] = [point, gap];
