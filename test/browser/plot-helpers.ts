@@ -6,6 +6,15 @@ import type { Page } from "@playwright/test";
 
 /** Page coordinates of the first hover point of the named category's trace in the visible notebook. */
 export async function hoverPointOf(page: Page, category: string): Promise<{ x: number; y: number }> {
+  return (await hoverPointsOf(page, category))[0]!;
+}
+
+/**
+ * Hover points of `category`'s spans drawn on their own, best first: hover picks the closest marker of
+ * any trace, and enclosing or nested spans (the cell's compute span, a wait inside a collective) have
+ * markers on the same row, so the points farthest from every other marker come first.
+ */
+export async function hoverPointsOf(page: Page, category: string): Promise<{ x: number; y: number }[]> {
   return page.evaluate((cat) => {
     type Axis = { l2p: (v: number) => number; _offset: number };
     const gd = document.querySelector(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-DistlabTimeline-plot") as HTMLElement & {
@@ -17,19 +26,17 @@ export async function hoverPointOf(page: Page, category: string): Promise<{ x: n
     const box = gd.getBoundingClientRect();
     const { xaxis, yaxis } = gd._fullLayout;
     const pixel = (x: number, y: number) => ({ x: box.left + xaxis._offset + xaxis.l2p(x), y: box.top + yaxis._offset + yaxis.l2p(y) });
-    // Hover picks the closest marker of any trace, and an enclosing span (the whole cell's compute
-    // span) has markers along the same row: take the point of `cat` farthest from every other marker.
     const others = gd.data.filter((t) => t !== trace && t.mode === "markers").flatMap((t) => t.x.map((x, i) => pixel(x, t.y[i]!)));
-    let best = pixel(trace.x[0]!, trace.y[0]!);
-    let bestGap = -1;
+    const candidates: { point: { x: number; y: number }; gap: number }[] = [];
     trace.x.forEach((x, i) => {
       // Only a span drawn on its own (its hover names the op), not a bin of short spans.
       if (!/\bop\b/.test(trace.hovertext?.[i] ?? "")) return;
       const point = pixel(x, trace.y[i]!);
       const gap = others.reduce((nearest, o) => Math.min(nearest, Math.hypot(o.x - point.x, o.y - point.y)), Infinity);
-      if (gap > bestGap) [best, bestGap] = [point, gap];
+      candidates.push({ point, gap });
     });
-    return best;
+    if (candidates.length === 0) return [pixel(trace.x[0]!, trace.y[0]!)];
+    return candidates.sort((a, b) => b.gap - a.gap).map((c) => c.point);
   }, category);
 }
 
