@@ -121,7 +121,7 @@ export class Kernel {
     }
     this.publisher.flushStreams();
     process.off("SIGINT", this.onSigint);
-    this.sockets.close();
+    await this.sockets.close();
     this.options.onExit(0);
   }
 

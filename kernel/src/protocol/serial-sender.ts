@@ -19,4 +19,9 @@ export class SerialSender {
     });
     return this.tail;
   }
+
+  /** Resolves once every queued message has been handed to the socket. */
+  drained(): Promise<void> {
+    return this.tail;
+  }
 }

@@ -93,10 +93,12 @@ export class KernelSockets {
     return this.senders[channel].send(encodeMessage(message, this.signer, identities));
   }
 
-  close(): void {
-    this.control.close();
+  /** Closes every channel; resolves once the control thread has ended. */
+  async close(): Promise<void> {
+    const controlClosed = this.control.close();
     for (const socket of [...Object.values(this.routers), this.iopub]) {
       if (!socket.closed) socket.close();
     }
+    await controlClosed;
   }
 }
