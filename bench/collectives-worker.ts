@@ -7,13 +7,14 @@ import { parentPort, workerData } from "node:worker_threads";
 import { attachShmCommunicator, connectTcpWorld, type Communicator } from "../kernel/src/comm";
 
 type Request = { id: number; op: string; bytes: number; iters: number; algorithm?: string };
-type Setup = { transport: "shm" | "tcp"; init?: unknown; rank: number; size: number; rendezvous?: string };
+/** registered: every array comes from comm.alloc (shm: the world's registered memory) */
+type Setup = { transport: "shm" | "tcp"; init?: unknown; rank: number; size: number; rendezvous?: string; registered?: boolean };
 
 const post = (m: object) => (parentPort ? parentPort.postMessage(m) : process.send!(m));
 const onMessage = (f: (m: Request) => void) => (parentPort ? parentPort.on("message", f) : process.on("message", f as never));
 
 async function main(setup: Setup): Promise<void> {
-  const { transport, init, rank, size, rendezvous } = setup;
+  const { transport, init, rank, size, rendezvous, registered } = setup;
   const comm: Communicator =
     transport === "shm"
       ? attachShmCommunicator(init as never, rank)
@@ -22,9 +23,10 @@ async function main(setup: Setup): Promise<void> {
     try {
       const n = Math.max(1, Math.floor(m.bytes / 4));
       // nccl-tests sizes: allGather's size is the gathered output, reduceScatter's the full input
-      const input = new Float32Array(m.op === "allGather" ? Math.max(1, Math.floor(n / size)) : n).fill(rank + 1);
-      const gathered = new Float32Array(input.length * size);
-      const block = new Float32Array(Math.floor(((rank + 1) * n) / size) - Math.floor((rank * n) / size));
+      const array = (length: number) => (registered ? comm.alloc(Float32Array, length) : new Float32Array(length));
+      const input = array(m.op === "allGather" ? Math.max(1, Math.floor(n / size)) : n).fill(rank + 1);
+      const gathered = array(input.length * size);
+      const block = array(Math.floor(((rank + 1) * n) / size) - Math.floor((rank * n) / size));
       const algorithm = m.algorithm ? { algorithm: m.algorithm as never } : {};
       const run = () => {
         switch (m.op) {
@@ -42,6 +44,7 @@ async function main(setup: Setup): Promise<void> {
       const t0 = performance.now();
       for (let i = 0; i < m.iters; i++) await run();
       const ms = (performance.now() - t0) / m.iters;
+      if (registered) for (const a of [input, gathered, block]) comm.free(a);
       post({ id: m.id, ms });
     } catch (e) {
       post({ id: m.id, error: String((e as Error).stack) });

@@ -7,8 +7,10 @@
 //   bytes: allReduce/broadcast the buffer, allGather the gathered output, reduceScatter the full input.
 // shm ranks are worker threads of this process; tcp ranks are separate
 // processes over TCP loopback (not the same-host Unix-socket path), as gloo's
-// ranks are. Both run the TypeScript sources through tsx.
-// Flags: --quick (4 KiB, 1 MiB, 64 MiB), --ranks 2,4  --transports shm,tcp
+// ranks are. shm-registered is shm with every array from comm.alloc (the
+// world's registered memory, read and written in place). All run the
+// TypeScript sources through tsx.
+// Flags: --quick (4 KiB, 1 MiB, 64 MiB), --ranks 2,4  --transports shm,shm-registered,tcp
 //        --ops allReduce,...  --algorithm ring (one algorithm for every op).
 import { Worker } from "node:worker_threads";
 import { fork, spawn } from "node:child_process";
@@ -27,7 +29,9 @@ const flag = (name, fallback) => { const i = args.indexOf(`--${name}`); return i
 const quick = args.includes("--quick");
 const SIZES = quick ? [4 * KiB, 1 * MiB, 64 * MiB] : [4 * KiB, 16 * KiB, 64 * KiB, 256 * KiB, 1 * MiB, 4 * MiB, 16 * MiB, 64 * MiB];
 const RANKS = flag("ranks", ["2", "4"]).map(Number);
-const TRANSPORTS = flag("transports", ["shm", "tcp"]);
+const TRANSPORTS = flag("transports", ["shm", "shm-registered", "tcp"]);
+const KNOWN_TRANSPORTS = ["shm", "shm-registered", "tcp"];
+for (const t of TRANSPORTS) if (!KNOWN_TRANSPORTS.includes(t)) throw new Error(`--transports: unknown transport ${t} (known: ${KNOWN_TRANSPORTS.join(", ")})`);
 const OPS = flag("ops", ["allReduce", "allGather", "reduceScatter", "broadcast"]);
 const ALGORITHM = flag("algorithm", [undefined])[0];
 const iters = (bytes) => Math.max(3, Math.min(2000, Math.floor((256 * MiB) / bytes)));
@@ -42,13 +46,15 @@ function memcpyGBps() {
 
 async function startRanks(transport, n) {
   let init, rendezvous;
+  const registered = transport === "shm-registered";
+  if (registered) transport = "shm";
   if (transport === "shm") init = comm.createShmWorld(n);
   else rendezvous = await comm.startTcpRendezvous(n);
   const workers = [];
   const ready = [];
   const script = path.join(here, "collectives-worker.ts");
   for (let rank = 0; rank < n; rank++) {
-    const setup = { transport, init, rank, size: n, rendezvous: rendezvous?.address };
+    const setup = { transport, init, rank, size: n, rendezvous: rendezvous?.address, registered };
     const w = transport === "shm"
       ? new Worker(`require("tsx/cjs"); require(${JSON.stringify(script)});`, { eval: true, workerData: setup })
       : fork(script, [JSON.stringify(setup)], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
@@ -101,7 +107,8 @@ for (const n of RANKS) {
   const glooTimes = await gloo(n);
   for (const transport of TRANSPORTS) {
     const ranks = await startRanks(transport, n);
-    console.log(`\n# ${transport}, ${n} ranks${transport === "tcp" ? " (TCP loopback)" : ""}; gloo ${n} processes`);
+    const about = { tcp: " (TCP loopback)", "shm-registered": " (arrays from comm.alloc)" }[transport] ?? "";
+    console.log(`\n# ${transport}, ${n} ranks${about}; gloo ${n} processes`);
     console.log(`#${pad("op", 14)}${pad("size", 10)}${pad("time(us)", 11)}${pad("algbw", 8)}${pad("busbw", 8)}${pad("gloo busbw", 12)}${pad("x gloo", 8)}${pad("x memcpy", 10)}`);
     for (const op of OPS) {
       for (const bytes of SIZES) {
@@ -121,10 +128,15 @@ for (const n of RANKS) {
 const pick = (t, n, op, b) => results.find((r) => r.transport === t && r.n === n && r.op === op && r.bytes === b);
 console.log("\n# targets");
 for (const n of RANKS) {
-  const s = pick("shm", n, "allReduce", 64 * MiB), t = pick("tcp", n, "allReduce", 64 * MiB);
-  if (s) console.log(`shm allReduce 64 MiB ${n} ranks: busbw ${s.busbw.toFixed(2)} GB/s = ${s.glooBus ? (s.busbw / s.glooBus).toFixed(2) : "?"}x gloo (target >= 4), ${(s.busbw / memcpy).toFixed(2)} of memcpy (target >= 0.5)`);
+  for (const shm of ["shm", "shm-registered"]) {
+    const s = pick(shm, n, "allReduce", 64 * MiB);
+    if (s) console.log(`${shm} allReduce 64 MiB ${n} ranks: busbw ${s.busbw.toFixed(2)} GB/s = ${s.glooBus ? (s.busbw / s.glooBus).toFixed(2) : "?"}x gloo (target >= 4), ${(s.busbw / memcpy).toFixed(2)} of memcpy (target >= 0.5)`);
+  }
+  const t = pick("tcp", n, "allReduce", 64 * MiB);
   if (t) console.log(`tcp allReduce 64 MiB ${n} ranks: busbw ${t.busbw.toFixed(2)} GB/s = ${t.glooBus ? (t.busbw / t.glooBus).toFixed(2) : "?"}x gloo (target >= 1.0)`);
 }
-const small = pick("shm", 2, "allReduce", 4 * KiB);
-if (small) console.log(`shm allReduce 4 KiB 2 ranks: ${small.us.toFixed(1)} us (target < 50 us); gloo ${small.glooBus ? ((4 * KiB) / (small.glooBus * 1e9) * 1e6).toFixed(1) + " us" : "n/a"}`);
+for (const shm of ["shm", "shm-registered"]) {
+  const small = pick(shm, 2, "allReduce", 4 * KiB);
+  if (small) console.log(`${shm} allReduce 4 KiB 2 ranks: ${small.us.toFixed(1)} us (target < 50 us); gloo ${small.glooBus ? ((4 * KiB) / (small.glooBus * 1e9) * 1e6).toFixed(1) + " us" : "n/a"}`);
+}
 process.exit(0);

@@ -1,8 +1,9 @@
 // Property-based: every collective, over a real shared-memory world of
 // 1..8 rank threads, against the plain reference in comm-reference.ts, for
 // every dtype, op and algorithm, with lengths including 0, 1 and lengths not
-// divisible by the rank count. Rings and staging slots are made small (4 KiB)
-// so that messages wrap around rings and span many direct-path chunks.
+// divisible by the rank count, with inputs and outputs in registered memory
+// (comm.alloc) on some ranks and not others. Rings and staging slots are made
+// small (4 KiB) so that messages wrap around rings and span many direct-path chunks.
 import { after, before, describe, test } from "node:test";
 import * as assert from "node:assert/strict";
 import fc from "fast-check";
@@ -34,6 +35,9 @@ const arbCase = (n: number) =>
     inPlace: fc.boolean(),
     seed: fc.integer({ min: 1, max: 2 ** 31 - 1 }),
     small: fc.boolean(),
+    // per rank: bit 0 input, bit 1 output (allReduce) from comm.alloc; ranks may differ
+    registeredMask: fc.array(fc.nat(3), { minLength: n, maxLength: n }),
+    registered: fc.boolean(),
   });
 
 for (let n = 1; n <= 8; n++) {
@@ -52,18 +56,56 @@ for (let n = 1; n <= 8; n++) {
           const algorithm = choices[c.algorithmIndex % choices.length];
           const options = { op: c.redop, ...(algorithm ? { algorithm } : {}) };
           const inPlace = c.inPlace && IN_PLACE.has(c.op);
-          const results = await world.values("collective", xs.map((x) => ({ op: c.op, x, root: c.root, options, inPlace })));
+          const registered = (r: number) => (c.registered ? { input: (c.registeredMask[r] & 1) !== 0, output: (c.registeredMask[r] & 2) !== 0 } : undefined);
+          const results = await world.values("collective", xs.map((x, r) => ({ op: c.op, x, root: c.root, options, inPlace, registered: registered(r) })));
           for (let r = 0; r < n; r++) {
             const want = expected(c.op, xs, r, c.root, c.redop);
             if (want === null) assert.equal(results[r], null);
-            else assert.deepEqual(results[r], want, `rank ${r} of ${n}: ${c.op} ${ctor.name}[${c.length}] ${c.redop} ${algorithm ?? "auto"}${inPlace ? " in place" : ""}`);
+            else assert.deepEqual(results[r], want, `rank ${r} of ${n}: ${c.op} ${ctor.name}[${c.length}] ${c.redop} ${algorithm ?? "auto"}${inPlace ? " in place" : ""}${c.registered ? ` registered ${c.registeredMask}` : ""}`);
           }
         }),
         { numRuns: n <= 4 ? 60 : 30 },
       );
     });
+
+    test("allReduce with inputs and outputs in registered memory on some ranks, in place or not, equals the reference", async () => {
+      await fc.assert(
+        fc.asyncProperty(arbCase(n), async (c) => {
+          const ctor = DTYPE_CTORS[c.dtype];
+          const xs = Array.from({ length: n }, (_, r) => fill(ctor, c.length, c.seed + r * 7919, c.dtype < 2 || c.small || c.redop === "product"));
+          const options = { op: c.redop, algorithm: "direct" };
+          const args = xs.map((x, r) => ({
+            op: "allReduce", x, options, inPlace: c.inPlace, registered: { input: (c.registeredMask[r] & 1) !== 0, output: (c.registeredMask[r] & 2) !== 0 },
+          }));
+          const results = await world.values("collective", args);
+          const want = expected("allReduce", xs, 0, 0, c.redop);
+          for (let r = 0; r < n; r++) {
+            assert.deepEqual(results[r], want, `rank ${r} of ${n}: ${ctor.name}[${c.length}] ${c.redop}${c.inPlace ? " in place" : ""} registered ${c.registeredMask}`);
+          }
+        }),
+        { numRuns: n <= 4 ? 40 : 20 },
+      );
+    });
   });
 }
+
+test("registered memory: alloc gives zeroed arrays in the world's memory, free reuses them, bad input is named", async () => {
+  const world = new ThreadWorld(2, { comm: { timeoutMs: 5_000 } });
+  try {
+    const replies = await world.values("allocate", [0, 1].map(() => ({})));
+    for (const [r, reply] of replies.entries()) {
+      assert.deepEqual(reply, {
+        zeroed: true, shared: true, reusedAddress: true, zeroedAfterReuse: true,
+        badDtype: "alloc: dtype must be one of Float32Array, Float64Array, Int32Array, Uint32Array, Int16Array, Uint16Array, Int8Array, Uint8Array, got Array",
+        badLength: "alloc: length must be an integer >= 0, got -1",
+        foreignFree: `free: rank ${r} got an array that its alloc() did not return (or that was freed already)`,
+        tooLarge: true,
+      });
+    }
+  } finally {
+    await world.close();
+  }
+});
 
 test("rhd reduceScatter and allGather on 3 ranks are refused naming the group size; direct on a group is refused", async () => {
   const world = new ThreadWorld(3, { comm: { timeoutMs: 5_000 } });

@@ -6,7 +6,8 @@ type Scenario = (comm: Communicator, arg: any, spans: CommSpan[]) => Promise<unk
 
 export const SCENARIOS: Record<string, Scenario> = {
   /** arg: {op, x, root?, options?, inPlace?} runs one collective on the world; inPlace passes {out: x} */
-  async collective(comm, arg: { op: string; x: CommArray; root?: number; options?: any; inPlace?: boolean }) {
+  async collective(comm, arg: { op: string; x: CommArray; root?: number; options?: any; inPlace?: boolean; registered?: Registered }) {
+    if (arg.registered) return registeredCollective(comm, arg, arg.registered);
     if (arg.inPlace) {
       const result = await SCENARIOS.collective(comm, { ...arg, inPlace: false, options: { ...arg.options, out: arg.x } }, []);
       if (result !== arg.x) throw new Error(`${arg.op} with {out: x} returned another array`);
@@ -25,6 +26,33 @@ export const SCENARIOS: Record<string, Scenario> = {
       case "barrier": await comm.barrier(); return null;
       default: throw new Error(`unknown op ${op}`);
     }
+  },
+  /** alloc/free behaviour of the world's registered memory, as plain facts the test compares */
+  async allocate(comm) {
+    const a = comm.alloc(Float32Array, 1000);
+    const zeroed = a.every((v) => v === 0);
+    const shared = a.buffer instanceof SharedArrayBuffer;
+    a.fill(7);
+    const address = a.byteOffset;
+    comm.free(a);
+    const b = comm.alloc(Float32Array, 1000);
+    const reusedAddress = b.byteOffset === address;
+    const zeroedAfterReuse = b.every((v) => v === 0);
+    const message = (f: () => unknown) => {
+      try {
+        f();
+        return "no error";
+      } catch (error) {
+        return (error as Error).message;
+      }
+    };
+    return {
+      zeroed, shared, reusedAddress, zeroedAfterReuse,
+      badDtype: message(() => comm.alloc(Array as never, 4)),
+      badLength: message(() => comm.alloc(Float32Array, -1)),
+      foreignFree: message(() => comm.free(new Float32Array(4))),
+      tooLarge: /registered memory has .* MiB left/.test(message(() => comm.alloc(Float64Array, 2 ** 30))),
+    };
   },
   /** arg: list of collective args run back to back */
   async sequence(comm, arg: { op: string; x: CommArray; root?: number; options?: any }[], spans) {
@@ -87,3 +115,25 @@ SCENARIOS.timedTransfer = async (comm, arg: { bytes: number; link: { bandwidth: 
   await comm.broadcast(new Uint8Array(1), 1, { algorithm: "recursive-doubling" });
   return performance.now() - t0;
 };
+
+/** Which arrays of a call come from comm.alloc (the shm world's registered memory). */
+export interface Registered {
+  input: boolean;
+  /** allReduce only: the result goes into an alloc'd array (the input itself when inPlace) */
+  output: boolean;
+}
+
+/** The collective with its input and/or output in registered memory; returns a private copy of the result. */
+async function registeredCollective(comm: Communicator, arg: { op: string; x: CommArray; root?: number; options?: any; inPlace?: boolean }, registered: Registered) {
+  const ctor = arg.x.constructor as unknown as Parameters<Communicator["alloc"]>[0];
+  const x = registered.input ? comm.alloc(ctor, arg.x.length) : arg.x.slice();
+  if (registered.input) x.set(arg.x as never);
+  let out: CommArray | undefined;
+  if (arg.op === "allReduce" && (arg.inPlace || registered.output)) out = arg.inPlace ? x : comm.alloc(ctor, arg.x.length);
+  const result = (await SCENARIOS.collective(comm, { ...arg, x, registered: undefined, inPlace: false, options: { ...arg.options, ...(out ? { out } : {}) } }, [])) as CommArray | null;
+  if (out && result !== out) throw new Error(`${arg.op} with {out} returned another array`);
+  const copy = result === null ? null : result.slice();
+  if (registered.input) comm.free(x);
+  if (out && out !== x) comm.free(out);
+  return copy;
+}

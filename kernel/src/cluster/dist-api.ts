@@ -41,6 +41,14 @@ export interface Dist extends DistIdentity {
   /** A sub-group over some ranks of this one; every member must call it in the same order. */
   newGroup(ranks: readonly number[], name?: string): Dist;
   /**
+   * A zeroed array that collectives read and write in place (thread ranks: it lives in the
+   * group's shared memory, so allReduce skips its copies in and out); a plain array elsewhere.
+   * `dist.alloc(Float32Array, n)`.
+   */
+  alloc: Communicator["alloc"];
+  /** Gives an array from dist.alloc back for reuse by a later alloc of the same size. */
+  free(array: CommArray): void;
+  /**
    * Runs `fn` inside a timeline span (category `compute` unless `options.cat`)
    * and returns what it returns; an async `fn` is timed until it settles.
    */
@@ -130,6 +138,8 @@ export function createDist(identity: DistIdentity, communicator: Communicator | 
       const { start, end } = splitEvenly(data.length, current().size)[current().rank]!;
       return data.slice(start, end);
     },
+    alloc: (dtype, length) => current().alloc(dtype, length),
+    free: (array) => current().free(array),
     newGroup: (ranks, name) => {
       const sub = current().newGroup(ranks, name);
       return createDist({ ...identity, rank: sub.rank, size: sub.size }, sub, tf, recorder);

@@ -10,6 +10,7 @@ import * as alg from "./algorithms";
 import { recursiveDoublingAllGather, recursiveHalvingReduceScatter, rhdAllReduce } from "./algorithms-rhd";
 import { chooseAlgorithm, unsupported, type ChoosableOp } from "./choose";
 import type { DirectCollectives } from "./shm-direct";
+import type { RegisteredMemory, TypedArrayConstructor } from "./shm-heap";
 import { WasmArena } from "./wasm-arena";
 import type { CallContext, Transport } from "./transport";
 import { nowMicros } from "./transport";
@@ -27,6 +28,8 @@ export class CommCore {
   private nextGroupId = 1;
   /** the shm world's same-host paths (world communicator only) */
   direct?: DirectCollectives;
+  /** memory the transport's collectives use in place (the shm world's registered memory) */
+  registered?: RegisteredMemory;
   private arenaMemo?: WasmArena | null;
 
   constructor(
@@ -73,6 +76,18 @@ export class GroupCommunicator implements Communicator {
   ) {
     this.rank = worldRanks.indexOf(core.transport.rank);
     this.size = worldRanks.length;
+  }
+
+  // ---- registered memory ----
+  alloc<T extends CommArray>(ctor: TypedArrayConstructor<T>, length: number): T {
+    const registered = this.core.registered;
+    if (registered) return registered.alloc(ctor, length);
+    if (!Number.isInteger(length) || length < 0) throw new RangeError(`alloc: length must be an integer >= 0, got ${length}`);
+    return new ctor(new ArrayBuffer(length * ctor.BYTES_PER_ELEMENT), 0, length);
+  }
+
+  free(array: CommArray): void {
+    this.core.registered?.free(array);
   }
 
   // ---- point to point ----

@@ -5,19 +5,23 @@
 //   control (SharedArrayBuffer, Int32 words)
 //     [0] state: 0 running, 1 cancelled by the kernel, 2 aborted by a rank
 //     [1] length of the reason text, [64..) reason text (UTF-8, 1 KiB)
+//     [2] registered memory in use, in 64-byte units (shm-heap.ts's bump pointer)
 //     per rank r, 16 words at RANK_BASE + 16 r (one 64-byte cache line):
 //       +0 doorbell (bumped and notified whenever something for r changes)
 //       +1 posted, +2 reduced, +3 consumed  (direct-path chunk counters, see shm-pipeline.ts)
-//       +4 entered call number, +8..15 descriptor of the current collective
+//       +4 entered call number, +5 which of the call's arrays are registered memory,
+//       +6 / +7 their byte addresses (input / output), +8..15 descriptor of the current collective
 //     per channel c (src -> dst, src != dst, 2 contexts), 32 words at CHANNEL_BASE + 32 c:
 //       +0 bytes written (mod 2^32), +16 bytes read: writer and reader on separate lines
 //   data (a shared WebAssembly.Memory, so reduction kernels work on it in place)
 //     channel rings, then the direct path's slots (slotBytes each): SLOTS staging
-//     slots per rank, SLOTS shared result slots, one scratch slot per rank.
+//     slots per rank, SLOTS shared result slots, one scratch slot per rank;
+//     from registeredAt (page-aligned), registered memory, grown on demand.
 import type { WasmMemory } from "./wasm-api";
 
 export const STATE = 0;
 export const REASON_LEN = 1;
+export const HEAP_TOP = 2;
 export const REASON_AT_WORD = 64;
 export const REASON_BYTES = 1024;
 export const RANK_BASE = REASON_AT_WORD + REASON_BYTES / 4;
@@ -27,6 +31,9 @@ export const POSTED = 1;
 export const REDUCED = 2;
 export const CONSUMED = 3;
 export const ENTERED = 4;
+export const REGISTERED_FLAGS = 5;
+export const REGISTERED_INPUT_AT = 6;
+export const REGISTERED_OUTPUT_AT = 7;
 export const DESCRIPTOR_AT = 8;
 export const CHANNEL_WORDS = 32;
 export const WRITTEN = 0;
@@ -46,12 +53,18 @@ export interface ShmWorldInit {
   readonly userRingBytes: number;
   /** bytes per direct-path staging slot */
   readonly slotBytes: number;
+  /** byte offset in memory where registered memory starts (after the fixed layout, page-aligned) */
+  readonly registeredAt: number;
+  /** most bytes of registered memory the world can hand out (the memory's maximum minus registeredAt) */
+  readonly registeredBytes: number;
 }
 
 export interface ShmWorldOptions {
   collectiveRingBytes?: number;
   userRingBytes?: number;
   slotBytes?: number;
+  /** capacity of registered memory (comm.alloc), bytes; default 2 GiB, at most what 4 GiB of memory leaves */
+  registeredBytes?: number;
 }
 
 export const MAX_SHM_RANKS = 64;

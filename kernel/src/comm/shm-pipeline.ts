@@ -67,6 +67,16 @@ export class ShmPipeline {
     this.done = base + G;
   }
 
+  /** Returns once every rank has consumed every chunk this rank has run so far. */
+  waitForAll(call: CallContext): void {
+    this.waitAll(call, CONSUMED, this.done);
+  }
+
+  /** Sets this rank's control word `field` (which only grows) and rings every peer. */
+  announce(field: number, value: number): void {
+    this.publish(field, value);
+  }
+
   private publish(field: number, value: number): void {
     const t = this.t;
     Atomics.store(this.ctl, t.layout.rankWord(t.rank, field), value);
@@ -74,7 +84,7 @@ export class ShmPipeline {
   }
 
   /** Returns once every rank's `field` counter is at least `target`; spins briefly, then sleeps on the doorbell. */
-  private waitAll(call: CallContext, field: number, target: number): void {
+  waitAll(call: CallContext, field: number, target: number): void {
     const { ctl, n, t } = this;
     let next = 0;
     const ready = () => {

@@ -4,14 +4,27 @@ import { CommCore, GroupCommunicator } from "./communicator";
 import { Wasm } from "./wasm-api";
 import { attachDirectCollectives } from "./shm-direct";
 import { wasmKernels } from "./reduce-wasm";
+import { ShmHeap } from "./shm-heap";
+import { wasmMemoryCopy } from "./wasm-copy";
 import { MAX_SHM_RANKS, ShmLayout, STATE, type ShmWorldInit, type ShmWorldOptions } from "./shm-layout";
 import { ShmTransport, STATE_CANCELLED, STATE_RUNNING, stopWorld } from "./shm-transport";
 import type { CommOptions, Communicator } from "./types";
 
 const MiB = 1024 * 1024;
 const WASM_PAGE = 64 * 1024;
+/** wasm32 memories stop at 4 GiB */
+const MAX_WASM_PAGES = 65536;
+const DEFAULT_REGISTERED_BYTES = 2 * 1024 * MiB;
 /** Direct-path chunk bytes: a chunk copied in is still in cache (2 MiB L2 here) when peers reduce it, and a 64 MiB message takes 64 chunks. */
 const DEFAULT_SLOT_BYTES = (size: number) => (size <= 8 ? 1024 * 1024 : 256 * 1024);
+
+function registeredPagesFor(bytes: number | undefined, availablePages: number): number {
+  if (bytes === undefined) return Math.min(DEFAULT_REGISTERED_BYTES / WASM_PAGE, availablePages);
+  if (!Number.isInteger(bytes) || bytes < 0 || Math.ceil(bytes / WASM_PAGE) > availablePages) {
+    throw new RangeError(`registeredBytes must be an integer in [0, ${availablePages * WASM_PAGE}] (4 GiB minus the world's fixed memory), got ${bytes}`);
+  }
+  return Math.ceil(bytes / WASM_PAGE);
+}
 
 function powerOfTwo(n: number, name: string): number {
   if (!Number.isInteger(n) || n < 4096 || (n & (n - 1)) !== 0) throw new RangeError(`${name} must be a power of two >= 4096 bytes, got ${n}`);
@@ -32,9 +45,14 @@ export function createShmWorld(size: number, options: ShmWorldOptions = {}): Shm
   if (!Number.isInteger(slotBytes) || slotBytes < 4096 || slotBytes % 64 !== 0) throw new RangeError(`slotBytes must be a multiple of 64 bytes >= 4096, got ${slotBytes}`);
   const layout = new ShmLayout(size, collectiveRingBytes, userRingBytes, slotBytes);
   const pages = Math.ceil(layout.dataBytes / WASM_PAGE);
-  const memory = new Wasm.Memory({ initial: pages, maximum: pages, shared: true });
+  const registeredPages = registeredPagesFor(options.registeredBytes, MAX_WASM_PAGES - pages);
+  // The maximum is reserved as address space now (a shared memory never moves); pages are committed as they are used.
+  const memory = new Wasm.Memory({ initial: pages, maximum: pages + registeredPages, shared: true });
   const control = new SharedArrayBuffer(layout.controlWords * 4);
-  return { kind: "shm", size, control, memory, collectiveRingBytes, userRingBytes, slotBytes };
+  return {
+    kind: "shm", size, control, memory, collectiveRingBytes, userRingBytes, slotBytes,
+    registeredAt: pages * WASM_PAGE, registeredBytes: registeredPages * WASM_PAGE,
+  };
 }
 
 /** The world communicator of `rank`, for use in that rank's thread. */
@@ -47,7 +65,9 @@ export function attachShmCommunicator(init: ShmWorldInit, rank: number, options:
   }
   const transport = new ShmTransport(init, rank);
   const core = new CommCore(transport, options);
-  core.direct = attachDirectCollectives(transport, wasmKernels(init.memory));
+  const heap = new ShmHeap(init, rank);
+  core.registered = heap;
+  core.direct = attachDirectCollectives(transport, wasmKernels(init.memory), heap, wasmMemoryCopy(init.memory));
   return new GroupCommunicator(core, Array.from({ length: init.size }, (_, i) => i), 0, "world");
 }
 

@@ -79,6 +79,15 @@ export interface Communicator {
   readonly worldRanks: readonly number[];
   readonly name: string;
 
+  /**
+   * A zeroed array of `length` elements for this rank's collectives. In a shm world it lives in
+   * the world's shared memory (registered memory): collectives read it in place, with no copy
+   * into staging memory, and write results straight into it. Elsewhere it is a plain array.
+   */
+  alloc<T extends CommArray>(ctor: { new (buffer: ArrayBufferLike, byteOffset: number, length: number): T; readonly BYTES_PER_ELEMENT: number; readonly name: string }, length: number): T;
+  /** Returns an array from alloc() for reuse by a later alloc() of the same size (no-op outside a shm world). */
+  free(array: CommArray): void;
+
   send(x: CommArray, peer: number): Promise<void>;
   /** Receives into `into` (its length must match the sender's). */
   recv<T extends CommArray>(into: T, peer: number): Promise<T>;

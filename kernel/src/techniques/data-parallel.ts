@@ -6,7 +6,7 @@
  * exactly the gradient of the whole batch on one rank, so k ranks follow one
  * rank's trajectory up to float32 rounding.
  */
-import { concatGradients, localGradients, splitGradients } from "./gradients";
+import { localGradients, splitGradients } from "./gradients";
 import { Sgd } from "./sgd";
 import { withSpan } from "./span";
 import type { Collectives, GradientArray, GradientSync, Model, StepResult } from "./types";
@@ -34,14 +34,39 @@ export function validateDataParallelOptions(options: Partial<DataParallelOptions
   return o;
 }
 
-/** The plain sync: all gradients in one buffer, one allReduce(mean). Sends 4 bytes per parameter. */
+/**
+ * The plain sync: all gradients in one buffer, one allReduce(mean). Sends 4 bytes per parameter.
+ * The buffer comes from comm.alloc where the collectives have registered memory (thread ranks),
+ * so the allReduce reads and writes it in place, and is kept for the next step.
+ */
 export class AllReduceMean implements GradientSync {
   readonly name = "allreduce-mean";
+  #flat?: Float32Array;
 
   async sync(grads: readonly GradientArray[], comm: Collectives, _shapes?: readonly (readonly number[])[]): Promise<GradientArray[]> {
     if (comm.size === 1) return grads.slice();
-    const mean = await comm.allReduce(concatGradients(grads), { op: "mean" });
+    const flat = this.buffer(comm, grads.reduce((sum, g) => sum + g.length, 0));
+    let offset = 0;
+    for (const g of grads) {
+      flat.set(g, offset);
+      offset += g.length;
+    }
+    const mean = await comm.allReduce(flat, { op: "mean", out: flat });
     return splitGradients(mean, grads.map((g) => g.length));
+  }
+
+  /** The flat gradient buffer of `length` elements, reused across steps. */
+  private buffer(comm: Collectives, length: number): Float32Array {
+    if (this.#flat?.length === length) return this.#flat;
+    if (this.#flat && comm.free) {
+      try {
+        comm.free(this.#flat);
+      } catch {
+        // a buffer of an earlier world (rebuilt after a cancel) is not this world's to take back
+      }
+    }
+    this.#flat = comm.alloc ? comm.alloc(Float32Array, length) : new Float32Array(length);
+    return this.#flat;
   }
 
   bytesPerStep(shapes: readonly (readonly number[])[]): number {

@@ -56,9 +56,13 @@ export type GradientArray = Float32Array;
 export interface Collectives {
   readonly rank: number;
   readonly size: number;
-  allReduce<T extends Float32Array | Float64Array | Int32Array | Uint8Array>(x: T, options?: { op?: ReduceOp }): Promise<T>;
+  /** `out`: write the result there (may be x itself) instead of a fresh array. */
+  allReduce<T extends Float32Array | Float64Array | Int32Array | Uint8Array>(x: T, options?: { op?: ReduceOp; out?: T }): Promise<T>;
   /** Every rank's x (equal lengths) concatenated in rank order. */
   allGather<T extends Float32Array | Float64Array | Int32Array | Uint32Array | Uint8Array>(x: T): Promise<T>;
+  /** A buffer the collectives use in place (dist.alloc: registered memory of a thread world), where there is one. */
+  alloc?(dtype: typeof Float32Array, length: number): Float32Array;
+  free?(array: Float32Array): void;
 }
 
 /**
