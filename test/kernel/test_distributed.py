@@ -27,6 +27,22 @@ def test_state_persists_per_rank_and_allreduce_sums(module_kernel):
     assert out.results[0]["text/plain"].startswith("[all 3 ranks]")
 
 
+def test_registered_buffers_from_dist_alloc_allreduce_in_place(module_kernel):
+    _, kc = module_kernel
+    code = (
+        "%%distributed -n 3\n"
+        "const big = dist.alloc(Float32Array, 1 << 20).fill(dist.rank + 1);\n"
+        "await dist.allReduce(big, { op: 'sum', out: big });\n"
+        "const shared = big.buffer instanceof SharedArrayBuffer;\n"
+        "const values = [big[0], big[(1 << 20) - 1]];\n"
+        "dist.free(big);\n"
+        "({ shared, values })"
+    )
+    out = execute(kc, code, timeout=60)
+    assert out.status == "ok", out.error
+    assert out.results[0]["application/json"] == [{"shared": True, "values": [6, 6]}] * 3
+
+
 def test_group_outputs_rank_prints_grouped_per_rank(module_kernel):
     _, kc = module_kernel
     out = execute(kc, "%%distributed -n 3 --group-outputs rank\nconsole.log('a');\nawait dist.barrier();\nconsole.log('b');", timeout=60)
