@@ -1,9 +1,15 @@
 /**
  * The timeline payload (`application/vnd.distlab.timeline+json`, version 1)
- * as the renderer reads it. The kernel writes it (kernel/src/trace/payload.ts);
- * docs/timeline.md is the schema both follow.
+ * as the renderer reads it: the kernel's types, its validation for the user's
+ * sake (a truncated or newer payload), and formatting. docs/timeline.md is the schema.
  */
-export type SpanCategory = "compute" | "comm" | "data" | "idle" | "other";
+// The payload's types are the kernel's own (kernel/src/trace), so writer and reader cannot drift
+// apart; type-only imports, erased from the browser bundle.
+import type { SpanCategory } from "distlab/dist/trace/span";
+export type { SpanArgs, SpanCategory, TimelineSpan } from "distlab/dist/trace/span";
+export type { RankSummary } from "distlab/dist/trace/summary";
+export type { TimelinePayload } from "distlab/dist/trace/payload";
+
 export const SPAN_CATEGORIES: readonly SpanCategory[] = ["compute", "comm", "data", "idle", "other"];
 
 /** The same colours as the static HTML picture; readable on light and dark backgrounds. */
@@ -14,58 +20,6 @@ export const CATEGORY_COLORS: Record<SpanCategory, string> = {
   idle: "#9d9d9d",
   other: "#b279a2",
 };
-
-export interface SpanArgs {
-  op?: string;
-  bytes?: number;
-  algorithm?: string;
-  seq?: number;
-  group?: string;
-  stage?: number;
-  microbatch?: number;
-  step?: number;
-  stream?: string;
-  [key: string]: unknown;
-}
-
-export interface TimelineSpan {
-  rank: number;
-  name: string;
-  cat: SpanCategory;
-  /** microseconds from the cell's start */
-  ts: number;
-  /** microseconds */
-  dur: number;
-  args?: SpanArgs;
-}
-
-export interface RankSummary {
-  rank: number;
-  computePct: number;
-  commPct: number;
-  dataPct: number;
-  idlePct: number;
-  otherPct: number;
-  overlapPct: number;
-  waitedForUs: number;
-}
-
-export interface TimelinePayload {
-  version: 1;
-  ranks: Array<{ rank: number; host: string; device: string; clockOffsetUs?: number; clockUncertaintyUs?: number }>;
-  spans: TimelineSpan[];
-  summary: {
-    durationUs: number;
-    spanCount: number;
-    ranks: RankSummary[];
-    overlapPct: number;
-    bubbleFraction: number | null;
-    stragglerRank: number | null;
-    collectives: number;
-  };
-  live: boolean;
-  omittedSpans?: number;
-}
 
 const CATEGORY_SET = new Set<string>(SPAN_CATEGORIES);
 

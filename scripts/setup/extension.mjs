@@ -30,6 +30,8 @@ export function labextensionInputs(root) {
     ...["package.json", "tsconfig.json"].map((f) => join(ext, f)),
     ...listFiles(join(ext, "src")),
     ...listFiles(join(ext, "style")),
+    // the payload types the renderer imports from the kernel
+    ...["span.ts", "summary.ts", "payload.ts"].map((f) => join(root, "kernel", "src", "trace", f)),
     join(root, "node_modules", "plotly.js-dist-min", "package.json"),
     join(root, "node_modules", "@jupyterlab", "builder", "package.json"),
   ];

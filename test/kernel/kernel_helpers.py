@@ -76,6 +76,8 @@ class ExecuteOutcome:
 
     reply: dict[str, Any]
     messages: list[dict[str, Any]] = field(default_factory=list)  # IOPub, in order, without status/execute_input
+    arrived_at: list[float] = field(default_factory=list)  # time.monotonic() when each of `messages` arrived
+    idle_at: float = 0.0  # time.monotonic() when the request's idle status arrived
 
     @property
     def status(self) -> str:
@@ -120,6 +122,8 @@ def execute(kc: BlockingKernelClient, code: str, timeout: float = 30, **kwargs: 
     msg_id = kc.execute(code, **kwargs)
     deadline = time.monotonic() + timeout
     messages: list[dict[str, Any]] = []
+    arrived_at: list[float] = []
+    idle_at = 0.0
     idle = False
     while not idle:
         remaining = deadline - time.monotonic()
@@ -134,10 +138,12 @@ def execute(kc: BlockingKernelClient, code: str, timeout: float = 30, **kwargs: 
         msg_type = message["header"]["msg_type"]
         if msg_type == "status":
             idle = message["content"]["execution_state"] == "idle"
+            idle_at = time.monotonic()
         elif msg_type != "execute_input":
             messages.append(message)
+            arrived_at.append(time.monotonic())
     reply = _shell_reply(kc, msg_id, max(deadline - time.monotonic(), 1))
-    return ExecuteOutcome(reply=reply, messages=messages)
+    return ExecuteOutcome(reply=reply, messages=messages, arrived_at=arrived_at, idle_at=idle_at)
 
 
 def _shell_reply(kc: BlockingKernelClient, msg_id: str, timeout: float) -> dict[str, Any]:

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
-from queue import Empty
 from typing import Any
 
 from conftest import execute
@@ -35,28 +33,6 @@ dist.rank"""
 
 def timeline_displays(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [m for m in messages if m["header"]["msg_type"] in ("display_data", "update_display_data") and MIME in m["content"]["data"]]
-
-
-def execute_timed(kc, code: str, timeout: float) -> tuple[list[tuple[float, dict[str, Any]]], float]:
-    """Runs `code`; returns its IOPub messages with their arrival times (monotonic seconds) and the time of idle."""
-    msg_id = kc.execute(code)
-    deadline = time.monotonic() + timeout
-    received: list[tuple[float, dict[str, Any]]] = []
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError(f"no idle within {timeout}s for {code[:60]!r}")
-        try:
-            message = kc.get_iopub_msg(timeout=remaining)
-        except Empty:
-            continue
-        if message.get("parent_header", {}).get("msg_id") != msg_id:
-            continue
-        now = time.monotonic()
-        if message["header"]["msg_type"] == "status" and message["content"]["execution_state"] == "idle":
-            kc.get_shell_msg(timeout=10)
-            return received, now
-        received.append((now, message))
 
 
 def test_a_distributed_cell_shows_its_timeline_with_four_ranks_comm_compute_and_a_summary(module_kernel):
@@ -110,7 +86,8 @@ for (let i = 0; i < 25; i++) {
   await dist.span("step", () => new Promise((r) => setTimeout(r, 100)));
   await dist.allReduce(new Float32Array(1024));
 }"""
-    received, idle_at = execute_timed(kc, code, timeout=120)
+    out = execute(kc, code, timeout=120)
+    received, idle_at = list(zip(out.arrived_at, out.messages)), out.idle_at
     shown_at = next(t for t, m in received if m["header"]["msg_type"] == "display_data" and MIME in m["content"]["data"])
     live = [(t, m) for t, m in received
             if m["header"]["msg_type"] == "update_display_data" and MIME in m["content"]["data"]
