@@ -310,9 +310,12 @@ export class ShmTransport implements Transport {
           continue;
         }
         if (this.userOps.size === 0) break;
+        // Woken by the doorbell, or when a paced (link-emulated) send may move its next bytes.
+        const due = this.nextPacingMs([...this.userOps].map((u) => u.op));
         const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
-        const result = waitAsync(this.ctl, this.bellWord, bell, SLICE_MS);
-        if (result.async) await result.value;
+        const result = waitAsync(this.ctl, this.bellWord, bell, Math.max(0, Math.min(SLICE_MS, due)));
+        // A wait that ended at once (the bell moved, or due now) still yields to the rank's other work.
+        await (result.async ? result.value : new Promise((r) => setImmediate(r)));
       }
     } finally {
       this.driving = false;
