@@ -68,19 +68,21 @@ for (let n = 1; n <= 8; n++) {
       );
     });
 
-    test("allReduce with inputs and outputs in registered memory on some ranks, in place or not, equals the reference", async () => {
+    test("direct collectives with inputs and outputs in registered memory on some ranks, in place or not, equal the reference", async () => {
+      const directOps = ["allReduce", "reduceScatter", "allGather", "broadcast"] as const;
       await fc.assert(
-        fc.asyncProperty(arbCase(n), async (c) => {
+        fc.asyncProperty(arbCase(n), fc.constantFrom(...directOps), async (c, op) => {
           const ctor = DTYPE_CTORS[c.dtype];
           const xs = Array.from({ length: n }, (_, r) => fill(ctor, c.length, c.seed + r * 7919, c.dtype < 2 || c.small || c.redop === "product"));
           const options = { op: c.redop, algorithm: "direct" };
+          const inPlace = c.inPlace && IN_PLACE.has(op);
           const args = xs.map((x, r) => ({
-            op: "allReduce", x, options, inPlace: c.inPlace, registered: { input: (c.registeredMask[r] & 1) !== 0, output: (c.registeredMask[r] & 2) !== 0 },
+            op, x, root: c.root, options, inPlace, registered: { input: (c.registeredMask[r] & 1) !== 0, output: (c.registeredMask[r] & 2) !== 0 },
           }));
           const results = await world.values("collective", args);
-          const want = expected("allReduce", xs, 0, 0, c.redop);
           for (let r = 0; r < n; r++) {
-            assert.deepEqual(results[r], want, `rank ${r} of ${n}: ${ctor.name}[${c.length}] ${c.redop}${c.inPlace ? " in place" : ""} registered ${c.registeredMask}`);
+            const want = expected(op, xs, r, c.root, c.redop);
+            assert.deepEqual(results[r], want, `rank ${r} of ${n}: ${op} ${ctor.name}[${c.length}] ${c.redop}${inPlace ? " in place" : ""} registered ${c.registeredMask}`);
           }
         }),
         { numRuns: n <= 4 ? 40 : 20 },

@@ -119,7 +119,7 @@ SCENARIOS.timedTransfer = async (comm, arg: { bytes: number; link: { bandwidth: 
 /** Which arrays of a call come from comm.alloc (the shm world's registered memory). */
 export interface Registered {
   input: boolean;
-  /** allReduce only: the result goes into an alloc'd array (the input itself when inPlace) */
+  /** allReduce, reduceScatter, allGather, broadcast: the result goes into an alloc'd array (the input itself when inPlace) */
   output: boolean;
 }
 
@@ -128,8 +128,14 @@ async function registeredCollective(comm: Communicator, arg: { op: string; x: Co
   const ctor = arg.x.constructor as unknown as Parameters<Communicator["alloc"]>[0];
   const x = registered.input ? comm.alloc(ctor, arg.x.length) : arg.x.slice();
   if (registered.input) x.set(arg.x as never);
+  const { rank, size } = comm;
+  const L = arg.x.length;
+  const outLength: Record<string, number> = {
+    allReduce: L, broadcast: L, allGather: L * size, reduceScatter: Math.floor(((rank + 1) * L) / size) - Math.floor((rank * L) / size),
+  };
   let out: CommArray | undefined;
-  if (arg.op === "allReduce" && (arg.inPlace || registered.output)) out = arg.inPlace ? x : comm.alloc(ctor, arg.x.length);
+  if (arg.inPlace && (arg.op === "allReduce" || arg.op === "broadcast")) out = x;
+  else if (registered.output && arg.op in outLength) out = comm.alloc(ctor, outLength[arg.op]!);
   const result = (await SCENARIOS.collective(comm, { ...arg, x, registered: undefined, inPlace: false, options: { ...arg.options, ...(out ? { out } : {}) } }, [])) as CommArray | null;
   if (out && result !== out) throw new Error(`${arg.op} with {out} returned another array`);
   const copy = result === null ? null : result.slice();

@@ -14,6 +14,8 @@
 //   reduceScatter  copy in S, reduce S/n from n slots, copy out S/n
 //   allGather      copy in S, copy out n S
 //   broadcast      root copies in S, the others copy out S
+// (reduceScatter, allGather, broadcast: a registered input is read in place,
+// with no copy in; copies between registered arrays use memory.copy)
 import { blockStart, viewOf } from "./dtype";
 import { jsKernels, type ReduceKernels } from "./reduce-wasm";
 import type { RegisteredMemory } from "./shm-heap";
@@ -75,26 +77,41 @@ export function attachDirectCollectives(
   };
 
   /**
-   * Tells every rank where this rank's input and output of the call are, and learns theirs:
-   * returns each rank's input and output address (NOT_REGISTERED: staging slot / result slot).
-   * The word holds call * 4 + flags, so it only grows and a peer's word for this call is
-   * recognisable (call numbers stay below 2^29).
+   * Tells peers where this rank's input and output of the call are. The flags word holds
+   * call * 4 + flags, so it only grows and a peer's word for this call is recognisable (call
+   * numbers stay below 2^29). Written before the call's first chunk is posted.
    */
-  const exchangeAddresses = (call: CallContext, x: CommArray, out: CommArray): { inputs: number[]; outputs: number[] } => {
+  const announceAddresses = (call: CallContext, x: CommArray, out: CommArray): void => {
     const flags = (isRegistered(x) ? INPUT_REGISTERED : 0) | (isRegistered(out) ? OUTPUT_REGISTERED : 0);
     Atomics.store(ctl, layout.rankWord(me, REGISTERED_INPUT_AT), flags & INPUT_REGISTERED ? x.byteOffset | 0 : 0);
     Atomics.store(ctl, layout.rankWord(me, REGISTERED_OUTPUT_AT), flags & OUTPUT_REGISTERED ? out.byteOffset | 0 : 0);
+    pipeline.announce(REGISTERED_FLAGS, call.desc.call * 4 + flags);
+  };
+
+  /**
+   * Every rank's input and output address for this call (NOT_REGISTERED: its staging slot /
+   * the shared result slot), once every rank has announced (posted its first chunk). A peer whose
+   * word is already past this call was not registered in it: a registered rank leaves a call
+   * only once every rank is done with it.
+   */
+  const announcedAddresses = (call: CallContext): { inputs: number[]; outputs: number[] } => {
     const stamp = call.desc.call * 4;
-    pipeline.announce(REGISTERED_FLAGS, stamp + flags);
-    pipeline.waitAll(call, REGISTERED_FLAGS, stamp);
     const inputs: number[] = [];
     const outputs: number[] = [];
     for (let r = 0; r < n; r++) {
-      const theirs = Atomics.load(ctl, layout.rankWord(r, REGISTERED_FLAGS)) - stamp;
-      inputs[r] = theirs & INPUT_REGISTERED ? Atomics.load(ctl, layout.rankWord(r, REGISTERED_INPUT_AT)) >>> 0 : NOT_REGISTERED;
-      outputs[r] = theirs & OUTPUT_REGISTERED ? Atomics.load(ctl, layout.rankWord(r, REGISTERED_OUTPUT_AT)) >>> 0 : NOT_REGISTERED;
+      const word = Atomics.load(ctl, layout.rankWord(r, REGISTERED_FLAGS));
+      const flags = word >= stamp && word < stamp + 4 ? word - stamp : 0;
+      inputs[r] = flags & INPUT_REGISTERED ? Atomics.load(ctl, layout.rankWord(r, REGISTERED_INPUT_AT)) >>> 0 : NOT_REGISTERED;
+      outputs[r] = flags & OUTPUT_REGISTERED ? Atomics.load(ctl, layout.rankWord(r, REGISTERED_OUTPUT_AT)) >>> 0 : NOT_REGISTERED;
     }
     return { inputs, outputs };
+  };
+
+  /** announceAddresses, then waits for every rank's announcement: for plans that depend on the peers' arrays. */
+  const exchangeAddresses = (call: CallContext, x: CommArray, out: CommArray): { inputs: number[]; outputs: number[] } => {
+    announceAddresses(call, x, out);
+    pipeline.waitAll(call, REGISTERED_FLAGS, call.desc.call * 4);
+    return announcedAddresses(call);
   };
 
   /** dst = op over ranks of the `len` elements at element `at` of every rank's staging slot `slot` */
@@ -201,24 +218,37 @@ export function attachDirectCollectives(
       };
       let longest = 0;
       for (let r = 0; r < n; r++) longest = Math.max(longest, start(r + 1) - start(r));
+      announceAddresses(call, x, out);
+      const inputRegistered = isRegistered(x);
+      let inputs: number[] = [];
       pipeline.run(call, {
         chunks: Math.ceil(longest / q),
         outNeedsReduced: false,
         copyIn(i, slot) {
+          if (inputRegistered) return;
           for (let r = 0; r < n; r++) {
             const [lo, hi] = piece(r, i);
-            if (hi > lo) view(dtype, layout.slotAt(me, slot), r * q, hi - lo, width).set(x.subarray(lo, hi) as never);
+            if (hi > lo) copyInto(view(dtype, layout.slotAt(me, slot), r * q, hi - lo, width), 0, x.subarray(lo, hi));
           }
         },
         process(i, slot) {
+          if (i === 0) inputs = announcedAddresses(call).inputs;
           const [lo, hi] = piece(me, i);
           if (hi <= lo) return;
-          const scratch = view(dtype, layout.scratchFor(me), 0, hi - lo, width);
-          reduceSlots(k, scratch, dtype, slot, me * q, hi - lo, width);
-          out.set(scratch as never, lo - start(me));
+          const src = (r: number) =>
+            inputs[r] === NOT_REGISTERED ? view(dtype, layout.slotAt(r, slot), me * q, hi - lo, width) : viewAt(dtype, inputs[r] + lo * width, hi - lo);
+          // straight into a registered output; through the scratch slot into a plain one
+          const dst = inMemory(out) ? viewAt(dtype, out.byteOffset + (lo - start(me)) * width, hi - lo) : view(dtype, layout.scratchFor(me), 0, hi - lo, width);
+          if (n === 1) copyInto(dst, 0, src(0));
+          else {
+            k.combine(dst, src(0), src(1));
+            for (let r = 2; r < n; r++) k.reduce(dst, src(r));
+          }
+          if (!inMemory(out)) out.set(dst as never, lo - start(me));
         },
         copyOut() {},
       });
+      if (inputRegistered) pipeline.waitForAll(call);
     },
 
     allGather(call, x, out) {
@@ -227,20 +257,27 @@ export function attachDirectCollectives(
       const m = x.length;
       const P = perChunk(x);
       const chunkLen = (i: number) => Math.min(P, m - i * P);
-      if (out !== x) out.set(x as never, me * m);
+      if (out !== x) copyInto(out, me * m, x);
+      announceAddresses(call, x, out);
+      const inputRegistered = isRegistered(x);
+      let inputs: number[] = [];
       pipeline.run(call, {
         chunks: Math.ceil(m / P),
         outNeedsReduced: false,
         copyIn(i, slot) {
-          view(dtype, layout.slotAt(me, slot), 0, chunkLen(i), width).set(x.subarray(i * P, i * P + chunkLen(i)) as never);
+          if (!inputRegistered) copyInto(view(dtype, layout.slotAt(me, slot), 0, chunkLen(i), width), 0, x.subarray(i * P, i * P + chunkLen(i)));
         },
         process(i, slot) {
+          if (i === 0) inputs = announcedAddresses(call).inputs;
           for (let r = 0; r < n; r++) {
-            if (r !== me) out.set(view(dtype, layout.slotAt(r, slot), 0, chunkLen(i), width) as never, r * m + i * P);
+            if (r === me) continue;
+            const src = inputs[r] === NOT_REGISTERED ? view(dtype, layout.slotAt(r, slot), 0, chunkLen(i), width) : viewAt(dtype, inputs[r] + i * P * width, chunkLen(i));
+            copyInto(out, r * m + i * P, src);
           }
         },
         copyOut() {},
       });
+      if (inputRegistered) pipeline.waitForAll(call);
     },
 
     broadcast(call, x, out, root) {
@@ -248,18 +285,25 @@ export function attachDirectCollectives(
       const width = x.BYTES_PER_ELEMENT;
       const P = perChunk(x);
       const chunkLen = (i: number) => Math.min(P, x.length - i * P);
-      if (me === root && out !== x) out.set(x as never);
+      if (me === root && out !== x) copyInto(out, 0, x);
+      announceAddresses(call, x, out);
+      const rootRegistered = me === root && isRegistered(x);
+      let rootInput = NOT_REGISTERED;
       pipeline.run(call, {
         chunks: Math.ceil(x.length / P),
         outNeedsReduced: false,
         copyIn(i, slot) {
-          if (me === root) view(dtype, layout.slotAt(me, slot), 0, chunkLen(i), width).set(x.subarray(i * P, i * P + chunkLen(i)) as never);
+          if (me === root && !rootRegistered) copyInto(view(dtype, layout.slotAt(me, slot), 0, chunkLen(i), width), 0, x.subarray(i * P, i * P + chunkLen(i)));
         },
         process(i, slot) {
-          if (me !== root) out.set(view(dtype, layout.slotAt(root, slot), 0, chunkLen(i), width) as never, i * P);
+          if (me === root) return;
+          if (i === 0) rootInput = announcedAddresses(call).inputs[root]!;
+          const src = rootInput === NOT_REGISTERED ? view(dtype, layout.slotAt(root, slot), 0, chunkLen(i), width) : viewAt(dtype, rootInput + i * P * width, chunkLen(i));
+          copyInto(out, i * P, src);
         },
         copyOut() {},
       });
+      if (rootRegistered) pipeline.waitForAll(call);
     },
   };
 }
