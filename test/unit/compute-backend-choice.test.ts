@@ -61,6 +61,7 @@ test("GPU device nodes: NVIDIA cards, DRM render nodes and WSL count; control no
 test("DISTLAB_WEBGPU_ADAPTER selects a Dawn adapter by name; adapters describe themselves", () => {
   assert.deepEqual(dawnOptions({}), []);
   assert.deepEqual(dawnOptions({ DISTLAB_WEBGPU_ADAPTER: "NVIDIA H200" }), ["adapter=NVIDIA H200"]);
+  assert.deepEqual(dawnOptions({ DISTLAB_WEBGPU_DAWN: " enable-dawn-features=skip_validation  backend=vulkan" }), ["enable-dawn-features=skip_validation", "backend=vulkan"]);
   // What Dawn reported for an H200 (bench/gpu run, 2026-11-26).
   assert.equal(describeAdapter({ info: { vendor: "nvidia", device: "nvidia-h200", description: "NVIDIA: 580.159.04 580.159.4.0" } }), "nvidia nvidia-h200 (NVIDIA: 580.159.04 580.159.4.0)");
   assert.equal(describeAdapter({ info: { vendor: "amd", description: "Radeon", adapterType: "discrete GPU", backendType: "vulkan" } }), "amd Radeon (discrete GPU, vulkan)");

@@ -9,6 +9,7 @@
 import type { TfBackendName } from "../magics/distributed-spec";
 import { prepareWebGpu } from "./webgpu";
 import { installWasmOverrides } from "./wasm/overrides";
+import { tuneWebGpuBackend } from "./webgpu/host-tuning";
 import { installWebGpuOverrides } from "./webgpu/overrides";
 
 type Tf = typeof import("@tensorflow/tfjs");
@@ -19,7 +20,7 @@ export interface ChosenBackend {
   backend: string;
   /** Where the backend computes, e.g. "gpu:nvidia nvidia-h200 (NVIDIA: 580.159.04 ...)", "cpu:wasm simd". */
   device: string;
-  /** Kernel overrides installed for this backend (names of the kernels). */
+  /** Kernel overrides installed for this backend (names of the kernels; "host:..." for webgpu's host tunings). */
   overrides: string[];
   /** Why each backend tried before this one was passed over (automatic choice only). */
   skipped: string[];
@@ -62,6 +63,8 @@ async function activate(tf: Tf, name: TfBackendName): Promise<ChosenBackend> {
   const overrides = name === "wasm" ? installWasmOverrides(tf) : name === "webgpu" ? installWebGpuOverrides(tf) : [];
   if (!(await tf.setBackend(name))) throw new Error(`TensorFlow.js could not initialise the ${name} backend`);
   await tf.ready();
+  // Host-side tunings patch the backend instance, which exists only now.
+  if (name === "webgpu") overrides.push(...tuneWebGpuBackend(tf.backend() as never));
   const simd = name === "wasm" && (await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT")) ? " simd" : "";
   return { backend: tf.getBackend(), device: `${device}${simd}`, overrides, skipped: [] };
 }

@@ -45,10 +45,15 @@ function safeList(folder: string): string[] {
   }
 }
 
-/** Dawn options for this process: DISTLAB_WEBGPU_ADAPTER=NAME picks an adapter by name. */
+/**
+ * Dawn options for this process: DISTLAB_WEBGPU_ADAPTER=NAME picks an
+ * adapter by name; DISTLAB_WEBGPU_DAWN adds raw Dawn options, space-separated
+ * (e.g. "enable-dawn-features=skip_validation,disable_robustness").
+ */
 export function dawnOptions(env: NodeJS.ProcessEnv = process.env): string[] {
   const name = env.DISTLAB_WEBGPU_ADAPTER;
-  return name ? [`adapter=${name}`] : [];
+  const extra = (env.DISTLAB_WEBGPU_DAWN ?? "").split(/\s+/).filter(Boolean);
+  return [...(name ? [`adapter=${name}`] : []), ...extra];
 }
 
 export function describeAdapter(adapter: GpuAdapterLike): string {
