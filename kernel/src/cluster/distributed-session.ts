@@ -28,16 +28,12 @@ export interface CellObserver {
   cellEnded(cellId: number, ok: boolean): void;
 }
 
-/** Compiled cells kept for re-runs of the same code on the same declarations (a tslab compile takes milliseconds). */
-const COMPILE_CACHE_SIZE = 32;
-
 export class DistributedSession {
   private groupState?: ThreadGroup;
   readonly chain = DeclarationChain.ranks();
   private nextCellId = 1;
   /** Output sinks of cells that may still print (the running one, and the last one for late output). */
   private readonly outputs = new Map<number, RankOutput>();
-  private readonly compileCache = new Map<string, CompiledCell>();
 
   constructor(
     private readonly compiler: CellCompiler,
@@ -100,20 +96,13 @@ export class DistributedSession {
     const group = this.groupState;
     this.groupState = undefined;
     this.chain.reset();
-    this.compileCache.clear();
     if (!group) return false;
     await group.close();
     return true;
   }
 
   private compile(body: string): CompiledCell {
-    const key = `${this.chain.declarations}\u0000${body}`;
-    const cached = this.compileCache.get(key);
-    if (cached) return cached;
-    const compiled = this.compiler.compile(body, this.chain);
-    if (this.compileCache.size >= COMPILE_CACHE_SIZE) this.compileCache.delete(this.compileCache.keys().next().value!);
-    this.compileCache.set(key, compiled);
-    return compiled;
+    return this.compiler.compile(body, this.chain);
   }
 
   private async groupFor(shape: GroupShape, io: ExecutionIO): Promise<ThreadGroup> {

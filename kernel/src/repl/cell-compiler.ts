@@ -31,6 +31,9 @@ export interface CompiledCell {
   cellLines: number[];
 }
 
+/** Compiled cells kept for re-runs (each holds its JS and declarations: kilobytes). */
+const COMPILED_CELLS_KEPT = 64;
+
 const PRELUDE_IMPORT = /^import "distlab\/[a-z-]+";\n/gm;
 const MARKER_COMMENT = /\/\*@cell:\d+\*\//g;
 
@@ -42,6 +45,12 @@ const MARKER_COMMENT = /\/\*@cell:\d+\*\//g;
  */
 export class CellCompiler {
   readonly #converters = new Map<string, Converter>();
+  /**
+   * Cells compiled without error, by chain, declarations and source: the same cell run again on
+   * an unchanged chain (a training cell re-run, a cell that declares nothing) is not type-checked
+   * again. Insertion order = age; the oldest goes first.
+   */
+  readonly #compiled = new Map<string, CompiledCell>();
   readonly cwd: string;
 
   /** `cwd`: where cells resolve modules from; tslab's converter takes it from the process. */
@@ -56,6 +65,16 @@ export class CellCompiler {
 
   /** Throws CompileError listing every diagnostic in the cell's coordinates. */
   compile(code: string, chain: DeclarationChain): CompiledCell {
+    const key = `${chain.name}\u0000${chain.withPrelude}\u0000${code}`;
+    const cached = this.#compiled.get(key);
+    if (cached) return cached;
+    const compiled = this.compileUncached(code, chain);
+    if (this.#compiled.size >= COMPILED_CELLS_KEPT) this.#compiled.delete(this.#compiled.keys().next().value!);
+    this.#compiled.set(key, compiled);
+    return compiled;
+  }
+
+  private compileUncached(code: string, chain: DeclarationChain): CompiledCell {
     const marked = markStatements(code);
     const result = this.converter(chain).convert(chain.withPrelude, marked.text);
     if (result.diagnostics.length > 0) {
