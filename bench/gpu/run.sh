@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The GPU benchmark in one command on the device machine (issue 6): TF.js
 # webgpu through Dawn vs PyTorch on the same card, f32 matMul 1024-8192
-# (TF32 off) and the MLP / tiny-GPT training steps. Prepare here first:
+# (TF32 off) and the MLP / tiny-GPT training steps under each variant of
+# distlab's webgpu settings (one process per variant). Prepare here first:
 #   bash /work/shared/tools/gpu-kit.sh      # .device/: node binary, Vulkan loader debs
 #   node bench/gpu/build.mjs                # .gpu-run/: bundled bench + Dawn's dawn.node
 # then on the device machine (run tool, carry [".device", ".gpu-run"]):
-#   bash bench/gpu/run.sh
+#   bash bench/gpu/run.sh            (ONLY=steps or ONLY=matmul for half of it)
 # Results are printed and written to $OUT/gpu-bench.jsonl when OUT is set.
 set -uo pipefail
 for f in .device/gl/*.deb; do dpkg -x "$f" /; done; ldconfig
@@ -13,9 +14,27 @@ mkdir -p /tmp/n && xz -dc .device/node.xz > /tmp/n/node && chmod +x /tmp/n/node
 export PATH=/tmp/n:$PATH VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 export NODE_PATH=$PWD/.gpu-run/node_modules PYTHONUNBUFFERED=1
 log=${OUT:-/tmp}/gpu-bench.jsonl
+only=${ONLY:-all}
+stock="DISTLAB_WEBGPU_HOST=none DISTLAB_WEBGPU_MEAN_GRADIENT=stock DISTLAB_WEBGPU_FUSED_ADAM=0"
+fast="enable-dawn-features=skip_validation,disable_robustness"
+# name|environment; each row adds one lever to the one before (distlab's default has them all but the Dawn options)
+variants=(
+  "tfjs-stock|$stock DISTLAB_WEBGPU_MATMUL_TILE=stock"
+  "tiles+mean-grad|DISTLAB_WEBGPU_HOST=none DISTLAB_WEBGPU_FUSED_ADAM=0"
+  "+host (bind groups, pool, uploads)|DISTLAB_WEBGPU_HOST=bind-groups,pool,uploads DISTLAB_WEBGPU_FUSED_ADAM=0"
+  "+fused adam|DISTLAB_WEBGPU_HOST=bind-groups,pool,uploads"
+  "+flags (default)|PROFILE=1"
+  "default, submit 128|SUBMIT=128"
+  "default + dawn skip_validation|DISTLAB_WEBGPU_DAWN=$fast"
+)
 {
   echo "{\"date\": \"$(date -u +%FT%TZ)\", \"gpu\": \"$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1)\"}"
-  python3 bench/compute_torch.py --device cuda --only matmul,mlp,gpt --steps 20
-  (cd .gpu-run && node webgpu-bench.cjs)
-  python3 bench/compute_torch.py --device cuda --only matmul,mlp,gpt --steps 20
+  [ "$only" = matmul ] || python3 bench/compute_torch.py --device cuda --only matmul,mlp,gpt --steps 20
+  [ "$only" = steps ] || (cd .gpu-run && MODE=matmul VARIANT=matmul node webgpu-bench.cjs)
+  if [ "$only" != matmul ]; then
+    for v in "${variants[@]}"; do
+      (cd .gpu-run && env VARIANT="${v%%|*}" ${v#*|} timeout 300 node webgpu-bench.cjs)
+    done
+    python3 bench/compute_torch.py --device cuda --only matmul,mlp,gpt --steps 20
+  fi
 } 2>&1 | tee "$log"

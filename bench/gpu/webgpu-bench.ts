@@ -1,36 +1,48 @@
 /**
  * GPU side of the WebGPU benchmark (run.sh runs it next to PyTorch on the
- * same card): f32 matMul 1024-8192 through TF.js's webgpu backend with its
- * stock tiles and with distlab's retuned tiles (each checked against the
- * stock result), then the MLP and tiny-GPT training steps of
- * ../compute-models.ts. Bundled by build.mjs into one file (Dawn's
- * `webgpu` package stays external). Prints JSON lines.
+ * same card). Bundled by build.mjs into one file (Dawn's `webgpu` package
+ * stays external). Prints JSON lines. Two modes (env MODE):
+ *
+ *   matmul  f32 matMul through TF.js's webgpu backend with its stock tiles
+ *           and distlab's (each checked against the stock result).
+ *   steps   the MLP and tiny-GPT training steps of ../compute-models.ts
+ *           under the settings of this process's environment (run.sh runs
+ *           one process per variant, since Dawn options and the host
+ *           tunings are fixed per process): DISTLAB_WEBGPU_HOST,
+ *           DISTLAB_WEBGPU_MEAN_GRADIENT, DISTLAB_WEBGPU_FUSED_ADAM,
+ *           DISTLAB_WEBGPU_MATMUL_TILE, DISTLAB_WEBGPU_DAWN, and TF.js
+ *           flags CPU_FORWARD (WEBGPU_CPU_FORWARD) and SUBMIT
+ *           (WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE). The GPT's weights and
+ *           data are seeded, so every variant's losses must agree; the
+ *           fused Adam is also compared with tf.train.adam's update in the
+ *           same process (max |difference| of the parameters).
  */
 import * as tfCore from "@tensorflow/tfjs-core";
 // The package marks this file as a side effect only for its own bundles; bundled here it must be named to keep the gradients.
 import "@tensorflow/tfjs-core/dist/register_all_gradients";
+import { adam, fusedAdamAvailable } from "../../kernel/src/compute/adam";
 import { chooseBackend } from "../../kernel/src/compute/backend-choice";
 import { prepareWebGpu } from "../../kernel/src/compute/webgpu";
 import { batchMatMulOverrides, tileFromEnv, type MatMulTile } from "../../kernel/src/compute/webgpu/batch-mat-mul";
-import { installWebGpuOverrides } from "../../kernel/src/compute/webgpu/overrides";
-import { gptStep, mlpStep, type TrainStep } from "../compute-models";
+import { GPT, gptLoss, gptStep, mlpStep } from "../compute-models";
 
 type Tf = typeof import("@tensorflow/tfjs");
+type Variable = import("@tensorflow/tfjs").Variable;
 const tf = tfCore as unknown as Tf;
 const print = (record: object) => console.log(JSON.stringify(record));
-// Each tile twice, interleaved, so a slow moment of the card shows up as disagreement between the two passes.
-const TILES = (process.env.TILES ?? "stock,16x16:8,8x8:8,stock,16x16:8,8x8:8").split(",");
-const SIZES = (process.env.SIZES ?? "1024,2048,3072,4096,6144,8192").split(",").map(Number);
+const TILES = (process.env.TILES ?? "stock,16x16:8,stock,16x16:8").split(",");
+const SIZES = (process.env.SIZES ?? "1024,2048,4096,8192").split(",").map(Number);
+const VARIANT = process.env.VARIANT ?? "default";
 
-/** f32 n x n x n matMul throughput on the current kernels, TFLOP/s. */
+/** f32 n x n x n matMul throughput on the current kernels, TFLOP/s, over about 15 TFLOP of work (0.3-0.6 s). */
 async function matMulTflops(n: number): Promise<number> {
   const a = tf.randomNormal([n, n]), b = tf.randomNormal([n, n]);
   const once = () => tf.matMul(a, b);
-  for (let i = 0; i < 2; i++) once().dispose();
+  for (let i = 0; i < 3; i++) once().dispose();
   const warm = once();
   await tf.slice(warm, [0, 0], [1, 1]).data();
   warm.dispose();
-  const reps = Math.max(3, Math.min(50, Math.round(4e12 / (2 * n ** 3))));
+  const reps = Math.max(3, Math.min(4000, Math.round(1.5e13 / (2 * n ** 3))));
   const started = performance.now();
   let last: tfCore.Tensor | undefined;
   for (let i = 0; i < reps; i++) { last?.dispose(); last = once(); }
@@ -40,39 +52,23 @@ async function matMulTflops(n: number): Promise<number> {
   return (2 * n ** 3 * reps) / seconds / 1e12;
 }
 
-async function main(): Promise<void> {
-  process.env.DISTLAB_WEBGPU_MATMUL_TILE = "stock"; // the sweep installs tiles itself
-  await prepareWebGpu();
-  require("@tensorflow/tfjs-backend-webgpu");
-  const chosen = await chooseBackend(tf, "webgpu");
-  // How many commands TF.js records before submitting them to the GPU queue (its default: 15).
-  if (process.env.SUBMIT) tf.env().set("WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE", Number(process.env.SUBMIT));
-  const adapter = await (globalThis as unknown as { navigator: { gpu: { requestAdapter(): Promise<{ info: Record<string, unknown> }> } } }).navigator.gpu.requestAdapter();
-  const info = adapter.info;
-  print({ backend: chosen.backend, device: chosen.device, adapter: { vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description } });
+async function matMulSweep(): Promise<void> {
   const webgpu = require("@tensorflow/tfjs-backend-webgpu") as { webgpu_util: { computeDispatch: never } };
   const stock = new Map(["BatchMatMul", "_FusedMatMul"].map((name) => [name, tf.getKernel(name, "webgpu")!]));
   const useTile = (tile: MatMulTile | undefined) => {
-    for (const [name, config] of stock) {
-      tf.unregisterKernel(name, "webgpu");
-      tf.registerKernel(config);
-    }
+    for (const [, config] of stock) { tf.unregisterKernel(config.kernelName, "webgpu"); tf.registerKernel(config); }
     if (!tile) return;
     for (const config of batchMatMulOverrides((name) => stock.get(name)!.kernelFunc, tile, webgpu.webgpu_util.computeDispatch)) {
       tf.unregisterKernel(config.kernelName, "webgpu");
       tf.registerKernel({ ...config, setupFunc: stock.get(config.kernelName)!.setupFunc } as never);
     }
   };
-
-  // Correctness of each tile against the stock shader, on sizes that do and do not fit the tiles.
   const reference = new Map<number, Float32Array>();
   const inputs = new Map<number, [tfCore.Tensor, tfCore.Tensor]>();
   for (const n of [1000, 1024]) inputs.set(n, [tf.randomNormal([n, n], 0, 1, "float32", 1), tf.randomNormal([n, n], 0, 1, "float32", 2)]);
-  const best = new Map<number, { tile: string; tflops: number }>();
-  for (const tileName of process.env.SKIP_MATMUL ? [] : TILES) {
-    let tile: MatMulTile | undefined;
+  for (const tileName of TILES) {
     try {
-      tile = tileFromEnv(tileName === "stock" ? "stock" : tileName, { threads: [16, 16], rowsPerThread: 4, minOutputs: 1 });
+      const tile = tileFromEnv(tileName, { threads: [16, 16], rowsPerThread: 4, minOutputs: 1 });
       useTile(tile);
       for (const [n, [a, b]] of inputs) {
         const c = tf.matMul(a, b);
@@ -83,52 +79,91 @@ async function main(): Promise<void> {
         reference.get(n)!.forEach((v, i) => { worst = Math.max(worst, Math.abs(v - values[i]!) / (1 + Math.abs(v))); });
         if (worst > 1e-3) throw new Error(`tile ${tileName}: ${n}x${n} differs from the stock shader by ${worst}`);
       }
-      for (const n of SIZES) {
-        const tflops = await matMulTflops(n);
-        print({ matmul: n, tile: tileName, tflops: Number(tflops.toFixed(2)) });
-        if (!best.has(n) || best.get(n)!.tflops < tflops) best.set(n, { tile: tileName, tflops });
-      }
+      for (const n of SIZES) print({ matmul: n, tile: tileName, tflops: Number((await matMulTflops(n)).toFixed(2)) });
     } catch (error) {
       print({ tile: tileName, error: String((error as Error).message).slice(0, 300) });
     }
   }
-  print({ best: Object.fromEntries(best) });
+}
 
-  // "default": what a rank gets from chooseBackend, the overrides as installWebGpuOverrides puts them in place.
-  for (const tileName of ["stock", "default"]) {
-    useTile(undefined);
-    if (tileName === "default") {
-      delete process.env.DISTLAB_WEBGPU_MATMUL_TILE;
-      const installed = installWebGpuOverrides(tf);
-      print({ installed });
-      for (const n of [2048, 8192]) print({ matmul: n, tile: "default", tflops: Number((await matMulTflops(n)).toFixed(2)) });
-    }
-    for (const [name, make] of [["mlp", mlpStep], ["gpt", gptStep]] as const) {
-      const model: TrainStep = make(tf);
-      for (let i = 0; i < 3; i++) await model.stepAsync();
-      const before = tf.memory();
-      const times: number[] = [];
-      let loss = NaN;
-      for (let i = 0; i < 20; i++) {
-        const started = performance.now();
-        loss = await model.stepAsync();
-        times.push(performance.now() - started);
-      }
-      const after = tf.memory();
-      print({ step: name, tile: tileName, batchSubmit: tf.env().get("WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE"), ms: Number(times.sort((x, y) => x - y)[10]!.toFixed(2)), loss, leakedTensors: after.numTensors - before.numTensors, leakedBytes: after.numBytes - before.numBytes });
-      if (process.env.PROFILE && name === "gpt") {
-        // Kernel count and GPU time (timestamp queries) against the step's wall time: launch overhead or GPU work?
-        const started = performance.now();
-        const profile = await tf.profile(async () => { await model.stepAsync(); });
-        const wall = performance.now() - started;
-        const byKernel = new Map<string, [number, number]>();
-        for (const k of profile.kernels) { const v = byKernel.get(k.name) ?? [0, 0]; v[0] += Number(k.kernelTimeMs) || 0; v[1]++; byKernel.set(k.name, v); }
-        const gpuMs = [...byKernel.values()].reduce((s, v) => s + v[0], 0);
-        print({ profile: name, kernels: profile.kernels.length, gpuMs: Number(gpuMs.toFixed(2)), wallMs: Number(wall.toFixed(1)), top: [...byKernel].sort((x, y) => y[1][0] - x[1][0]).slice(0, 8).map(([k, v]) => `${k} ${v[0].toFixed(2)}ms x${v[1]}`) });
-      }
-      model.dispose();
-    }
+/** The tiny GPT of compute-models.ts with seeded weights and data, trained by distlab's adam (stock update unless fused). */
+function seededGpt() {
+  const { context: t, batch: b, vocabulary } = GPT;
+  const base = gptStep(tf); // its variables, in gptLoss's order
+  const variables = base.variables;
+  variables.forEach((v, i) => tf.tidy(() => v.assign(tf.randomNormal(v.shape, v.name.endsWith(".g") ? 1 : 0, 0.02, "float32", 100 + i))));
+  const tokens = tf.randomUniform([b * t], 0, vocabulary, "int32", 1);
+  const targets = tf.randomUniform([b * t], 0, vocabulary, "int32", 2);
+  const causalMask = tf.tidy(() => tf.mul(tf.sub(1, tf.linalg.bandPart(tf.ones([t, t]), -1, 0)), -1e9));
+  const loss = (params: Variable[]) => gptLoss(tf, params, tokens, targets, causalMask) as import("@tensorflow/tfjs").Scalar;
+  return { variables, loss, dispose: () => { base.dispose(); tf.dispose([tokens, targets, causalMask]); } };
+}
+
+async function timeSteps(name: string, step: () => Promise<number>): Promise<void> {
+  for (let i = 0; i < 3; i++) await step();
+  const before = tf.memory();
+  const times: number[] = [];
+  let loss = NaN;
+  for (let i = 0; i < 20; i++) {
+    const started = performance.now();
+    loss = await step();
+    times.push(performance.now() - started);
   }
+  const after = tf.memory();
+  times.sort((x, y) => x - y);
+  print({ variant: VARIANT, step: name, ms: Number(times[10]!.toFixed(2)), minMs: Number(times[0]!.toFixed(2)), loss, leakedTensors: after.numTensors - before.numTensors, leakedBytes: after.numBytes - before.numBytes });
+}
+
+async function steps(): Promise<void> {
+  if (process.env.CPU_FORWARD) tf.env().set("WEBGPU_CPU_FORWARD", process.env.CPU_FORWARD === "true");
+  if (process.env.SUBMIT) tf.env().set("WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE", Number(process.env.SUBMIT));
+  const mlp = mlpStep(tf);
+  await timeSteps("mlp", () => mlp.stepAsync());
+  mlp.dispose();
+
+  const gpt = seededGpt();
+  const optimizer = adam(tf, 1e-3);
+  const run = async () => { const l = optimizer.minimize(() => gpt.loss(gpt.variables), true)!; const v = (await l.data())[0]!; l.dispose(); return v; };
+  await timeSteps("gpt", run);
+  if (process.env.PROFILE) {
+    // Kernel count and GPU time (timestamp queries) against the step's wall time.
+    const started = performance.now();
+    const profile = await tf.profile(async () => { await run(); });
+    const byKernel = new Map<string, [number, number]>();
+    for (const k of profile.kernels) { const v = byKernel.get(k.name) ?? [0, 0]; v[0] += Number(k.kernelTimeMs) || 0; v[1]++; byKernel.set(k.name, v); }
+    const gpuMs = [...byKernel.values()].reduce((s, v) => s + v[0], 0);
+    print({ variant: VARIANT, profile: "gpt", kernels: profile.kernels.length, gpuMs: Number(gpuMs.toFixed(2)), wallMs: Number((performance.now() - started).toFixed(1)), top: [...byKernel].sort((x, y) => y[1][1] - x[1][1]).slice(0, 8).map(([k, v]) => `${k} ${v[0].toFixed(2)}ms x${v[1]}`) });
+  }
+  optimizer.dispose();
+  if (fusedAdamAvailable(tf)) {
+    // The fused update against tf.train.adam's on the same gradients: two copies of the weights, 3 steps each.
+    const copy = gpt.variables.map((v) => tf.variable(v.clone()));
+    const stock = tf.train.adam(1e-3), fused = adam(tf, 1e-3);
+    let lossDiff = 0;
+    for (let s = 0; s < 3; s++) {
+      const a = stock.minimize(() => gpt.loss(copy), true)!, b = fused.minimize(() => gpt.loss(gpt.variables), true)!;
+      lossDiff = Math.max(lossDiff, Math.abs((await a.data())[0]! - (await b.data())[0]!));
+      tf.dispose([a, b]);
+    }
+    let worst = 0;
+    for (let i = 0; i < copy.length; i++) { const d = tf.max(tf.abs(tf.sub(copy[i]!, gpt.variables[i]!))); worst = Math.max(worst, (await d.data())[0]!); d.dispose(); }
+    print({ variant: VARIANT, adamCheck: "fused vs tf.train.adam, 3 steps", maxAbsParamDiff: worst, maxLossDiff: lossDiff });
+    tf.dispose(copy); stock.dispose(); fused.dispose();
+  }
+  gpt.dispose();
+}
+
+async function main(): Promise<void> {
+  // Required here so that the bundle holds the backend (chooseBackend's require names it at run time, and the GPU machine has no node_modules).
+  await prepareWebGpu();
+  require("@tensorflow/tfjs-backend-webgpu");
+  const chosen = await chooseBackend(tf, "webgpu");
+  const info = (await (globalThis as unknown as { navigator: { gpu: { requestAdapter(): Promise<{ info: Record<string, unknown> }> } } }).navigator.gpu.requestAdapter()).info;
+  print({ variant: VARIANT, backend: chosen.backend, device: chosen.device, installed: chosen.overrides, adapter: info.device, fusedAdam: fusedAdamAvailable(tf), cpuForward: tf.env().getBool("WEBGPU_CPU_FORWARD"), dawn: process.env.DISTLAB_WEBGPU_DAWN ?? "" });
+  if ((process.env.MODE ?? "steps") === "matmul") await matMulSweep();
+  else await steps();
+  const stats = (tf.backend() as unknown as { device: Record<symbol, (() => object) | undefined> }).device[Symbol.for("distlab.compute.bindGroupCache")];
+  if (stats) print({ variant: VARIANT, bindGroups: stats() });
 }
 
 main().then(() => process.exit(0), (error) => { console.error(error); process.exit(1); });

@@ -64,7 +64,7 @@ async function activate(tf: Tf, name: TfBackendName): Promise<ChosenBackend> {
   if (!(await tf.setBackend(name))) throw new Error(`TensorFlow.js could not initialise the ${name} backend`);
   await tf.ready();
   // Host-side tunings patch the backend instance, which exists only now.
-  if (name === "webgpu") overrides.push(...tuneWebGpuBackend(tf.backend() as never));
+  if (name === "webgpu") overrides.push(...tuneWebGpuBackend(tf.backend() as never, process.env, tf.env()));
   const simd = name === "wasm" && (await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT")) ? " simd" : "";
   return { backend: tf.getBackend(), device: `${device}${simd}`, overrides, skipped: [] };
 }
