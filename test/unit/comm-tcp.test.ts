@@ -40,6 +40,30 @@ for (const transport of ["tcp", "unix"] as const) {
   });
 }
 
+test("tcp: a 2-rank ring allReduce of blocks several chunks long (the pipelined ring) equals the reference", async () => {
+  const world = await ProcessWorld.start(2);
+  try {
+    // blocks of ~14 MB: 4 chunks of <= 4 MiB; lengths not divisible by 2 or by the chunking
+    const cases = [
+      { ctor: Float32Array, length: 7_000_003, redop: "sum", inPlace: true },
+      { ctor: Int16Array, length: 14_000_011, redop: "max", inPlace: false },
+    ] as const;
+    for (const c of cases) {
+      const xs = [0, 1].map((r) => fill(c.ctor, c.length, 1000 + r, true));
+      const results = await world.values("collective", xs.map((x) => ({ op: "allReduce", x, inPlace: c.inPlace, options: { op: c.redop, algorithm: "ring" } })));
+      const want = expected("allReduce", xs, 0, 0, c.redop)!;
+      for (let r = 0; r < 2; r++) {
+        const got = results[r] as typeof want;
+        assert.equal(got.length, want.length);
+        const first = want.findIndex((v, i) => v !== got[i]);
+        assert.equal(first, -1, `rank ${r}: ${c.ctor.name}[${c.length}] ${c.redop}: element ${first} is ${got[first]}, want ${want[first]}`);
+      }
+    }
+  } finally {
+    world.close();
+  }
+});
+
 test("tcp: allReduce against broadcast fails on both processes naming both calls", async () => {
   const world = await ProcessWorld.start(2, { timeoutMs: 5_000 });
   try {

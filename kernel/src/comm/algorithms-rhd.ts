@@ -7,7 +7,7 @@
 // (recursive doubling). Ranks beyond p fold their vector into rank me - p
 // first and get the result back at the end.
 import { allocate, blockStart } from "./dtype";
-import { exchange, recvInto, recvReduce, send, type AlgorithmEnv } from "./algorithms";
+import { exchange, recvInto, recvReduce, send, type AlgorithmEnv, type Combining } from "./algorithms";
 import type { Reducer } from "./reduce-js";
 import type { CommArray } from "./types";
 
@@ -24,7 +24,9 @@ function blocks<T extends CommArray>(x: T, lo: number, hi: number, p: number): T
  * In place over the first p ranks (p a power of two): afterwards block `me`
  * of acc (of p blocks) holds the reduction over those ranks.
  */
-export async function recursiveHalvingReduceScatter(env: AlgorithmEnv, acc: CommArray, reduce: Reducer, p: number): Promise<void> {
+export async function recursiveHalvingReduceScatter(
+  env: AlgorithmEnv, acc: CommArray, reduce: Reducer, p: number, landing?: Combining["landing"],
+): Promise<void> {
   const { me } = env;
   let lo = 0;
   let hi = p;
@@ -33,7 +35,7 @@ export async function recursiveHalvingReduceScatter(env: AlgorithmEnv, acc: Comm
     const mid = (lo + hi) >> 1;
     // ranks with this bit clear keep the lower half of the current range
     const [keepLo, keepHi, giveLo, giveHi] = me & mask ? [mid, hi, lo, mid] : [lo, mid, mid, hi];
-    await exchange(env, [send(env, partner, blocks(acc, giveLo, giveHi, p))], [recvReduce(env, partner, blocks(acc, keepLo, keepHi, p), reduce)]);
+    await exchange(env, [send(env, partner, blocks(acc, giveLo, giveHi, p))], [recvReduce(env, partner, blocks(acc, keepLo, keepHi, p), reduce, landing)]);
     lo = keepLo;
     hi = keepHi;
   }
@@ -50,7 +52,7 @@ export async function recursiveDoublingAllGather(env: AlgorithmEnv, out: CommArr
   }
 }
 
-export async function rhdAllReduce(env: AlgorithmEnv, acc: CommArray, reduce: Reducer): Promise<void> {
+export async function rhdAllReduce(env: AlgorithmEnv, acc: CommArray, reduce: Reducer, landing?: Combining["landing"]): Promise<void> {
   const { me, n } = env;
   let p = 1;
   while (p * 2 <= n) p *= 2;
@@ -64,7 +66,7 @@ export async function rhdAllReduce(env: AlgorithmEnv, acc: CommArray, reduce: Re
     await exchange(env, [], [recvInto(env, me + p, scratch)]);
     reduce(acc, scratch);
   }
-  await recursiveHalvingReduceScatter(env, acc, reduce, p);
+  await recursiveHalvingReduceScatter(env, acc, reduce, p, landing);
   await recursiveDoublingAllGather(env, acc, p);
   if (me + p < n) await exchange(env, [send(env, me + p, acc)], []);
 }

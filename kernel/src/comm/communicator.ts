@@ -12,6 +12,7 @@ import { chooseAlgorithm, unsupported, type ChoosableOp } from "./choose";
 import type { DirectCollectives } from "./shm-direct";
 import type { RegisteredMemory, TypedArrayConstructor } from "./shm-heap";
 import { WasmArena } from "./wasm-arena";
+import { CombineArena } from "./wasm-combine";
 import type { CallContext, Transport } from "./transport";
 import { nowMicros } from "./transport";
 import type {
@@ -31,6 +32,8 @@ export class CommCore {
   /** memory the transport's collectives use in place (the shm world's registered memory) */
   registered?: RegisteredMemory;
   private arenaMemo?: WasmArena | null;
+  private combineMemo?: CombineArena | null;
+  private workspaceMemo = new ArrayBuffer(0);
 
   constructor(
     readonly transport: Transport,
@@ -47,6 +50,19 @@ export class CommCore {
   arena(): WasmArena | undefined {
     if (this.arenaMemo === undefined) this.arenaMemo = WasmArena.create() ?? null;
     return this.arenaMemo ?? undefined;
+  }
+
+  /** This rank's memory for the ring's receive-side reduction (created on first use); undefined without WebAssembly SIMD. */
+  combineArena(): CombineArena | undefined {
+    if (this.combineMemo === undefined) this.combineMemo = CombineArena.create() ?? null;
+    return this.combineMemo ?? undefined;
+  }
+
+  /** A work array like x of `length` elements in memory reused from call to call (calls run one at a time). */
+  workspace<T extends CommArray>(x: T, length: number): T {
+    const bytes = length * x.BYTES_PER_ELEMENT;
+    if (this.workspaceMemo.byteLength < bytes) this.workspaceMemo = new ArrayBuffer(bytes);
+    return new (x.constructor as new (buffer: ArrayBuffer, offset: number, length: number) => T)(this.workspaceMemo, 0, length);
   }
 
   allocateGroupId(): number {
@@ -130,10 +146,10 @@ export class GroupCommunicator implements Communicator {
     const out = this.output(x, x.length, options, "allReduce");
     return this.collective("allReduce", x, options, { redop: redopOf(options), algorithm }, async (env, reduce, call) => {
       if (algorithm === "direct") this.core.direct!.allReduce(call, x, out, call.desc.redop);
+      else if (algorithm === "ring") await alg.ringAllReduce(env, x, out, this.combining(x, call, reduce), alg.ringChunks(this.size, x.byteLength));
       else {
-        const [acc, simd] = this.accumulator(x, call, reduce);
-        if (algorithm === "ring") await alg.ringAllReduce(env, acc, simd);
-        else if (algorithm === "rhd") await rhdAllReduce(env, acc, simd);
+        const { acc, reduce: simd, landing } = this.accumulator(x, call, reduce);
+        if (algorithm === "rhd") await rhdAllReduce(env, acc, simd, landing);
         else await alg.recursiveDoublingAllReduce(env, acc, simd);
         if (acc !== out) out.set(acc as never);
       }
@@ -158,11 +174,15 @@ export class GroupCommunicator implements Communicator {
     const out = this.output(x, blockLength(x.length, this.rank, this.size), options, "reduceScatter");
     return this.collective("reduceScatter", x, options, { redop: redopOf(options), algorithm }, async (env, reduce, call) => {
       if (algorithm === "direct") this.core.direct!.reduceScatter(call, x, out, call.desc.redop);
-      else {
-        const [acc, simd] = this.accumulator(x, call, reduce);
-        if (algorithm === "rhd") await recursiveHalvingReduceScatter(env, acc, simd, this.size);
-        else await alg.ringReduceScatter(env, acc, simd);
+      else if (algorithm === "rhd") {
+        const { acc, reduce: simd, landing } = this.accumulator(x, call, reduce);
+        await recursiveHalvingReduceScatter(env, acc, simd, this.size, landing);
         out.set(alg.block(acc, this.rank, this.size) as never);
+      } else {
+        // the ring reads x and fills a work array that needs no copy of x first
+        const work = this.core.workspace(x, x.length);
+        await alg.ringReduceScatter(env, x, work, this.combining(x, call, reduce));
+        out.set(alg.block(work, this.rank, this.size) as never);
       }
       if (options.op === "mean") divideInPlace(out, this.size);
       return out;
@@ -280,14 +300,28 @@ export class GroupCommunicator implements Communicator {
     return chooseAlgorithm(op, options.algorithm, { direct, n: this.size, bytes: x.byteLength });
   }
 
-  /** A copy of x to reduce into: in the WebAssembly arena with its SIMD reducer when there is one. */
-  private accumulator(x: CommArray, call: CallContext, reduce: Reducer): [CommArray, Reducer] {
+  /** A copy of x to reduce into: in the WebAssembly arena with its SIMD reducer (and landing memory) when there is one. */
+  private accumulator(x: CommArray, call: CallContext, reduce: Reducer): { acc: CommArray; reduce: Reducer; landing?: alg.Combining["landing"] } {
     const arena = this.core.arena();
-    if (!arena) return [x.slice(), reduce];
+    if (!arena) return { acc: x.slice(), reduce };
     const { dtype, redop } = call.desc;
     const acc = arena.view(dtype, x.length, x.BYTES_PER_ELEMENT);
     acc.set(x as never);
-    return [acc, arena.reducer(redop, dtype, x.BYTES_PER_ELEMENT)];
+    return { acc, reduce: arena.reducer(redop, dtype, x.BYTES_PER_ELEMENT), landing: (bytes) => arena.landing(bytes) };
+  }
+
+  /** How the ring folds arriving pieces into arrays anywhere: SIMD in the rank's combine arena, or the plain loops. */
+  private combining(x: CommArray, call: CallContext, reduce: Reducer): alg.Combining {
+    const arena = this.core.combineArena();
+    if (!arena) {
+      return {
+        combine(dst, a, piece) {
+          if (dst.buffer !== a.buffer || dst.byteOffset !== a.byteOffset) dst.set(a as never);
+          reduce(dst, piece);
+        },
+      };
+    }
+    return { combine: arena.combiner(call.desc.redop, call.desc.dtype, x.BYTES_PER_ELEMENT), landing: (bytes) => arena.landing(bytes) };
   }
 
   /** options.out when given (checked here, synchronously), else a fresh array of `length`. */

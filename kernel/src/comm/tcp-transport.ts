@@ -1,15 +1,20 @@
-// The TCP transport between rank processes (or hosts): one connection per
-// pair of ranks, Nagle off, frames of transport.ts. Sends are cut into 1 MiB
-// writes that respect backpressure (wait for 'drain'), and are queued per
-// connection so frames never interleave; receives are delivered piece by
-// piece as bytes arrive (pipelined with the sender), or buffered when they
-// arrive before the matching receive is posted. A closed connection or a
-// mismatched frame stops the world: every rank is told and every wait ends.
+// The TCP transport between rank processes (or hosts): two connections per
+// pair of ranks, one per direction, Nagle off, frames of transport.ts. Each
+// rank receives on the connection it opened, because only a socket made by
+// net.connect takes the `onread` option that lets the socket read into
+// memory we choose (tcp-frames.ts: straight into the receive's destination);
+// it sends on the connection its peer opened. Sends are cut into writes
+// that respect backpressure, and are queued per connection so frames never
+// interleave; receives are delivered piece by piece as bytes arrive
+// (pipelined with the sender), or kept when they arrive before the matching
+// receive is posted (tcp-inbox.ts). A closed connection or a mismatched frame stops the
+// world: every rank is told and every wait ends.
 import type { Socket } from "node:net";
 import { CommCancelledError, CommMismatchError, CommTimeoutError, PeerLostError } from "./comm-errors";
 import { callLabel, descriptorsAgree, mismatchMessage, type Descriptor } from "./descriptor";
 import { Pacer } from "./link";
-import { CONTEXT_ABORT, CONTEXT_COLLECTIVE, CONTEXT_USER, encodeHeader, FrameReader } from "./tcp-frames";
+import { CONTEXT_ABORT, CONTEXT_COLLECTIVE, CONTEXT_USER, encodeHeader, FrameReceiver, type ReadBinding } from "./tcp-frames";
+import { Inbox, type Pending } from "./tcp-inbox";
 import type { CallContext, RecvSpec, SendSpec, Transport } from "./transport";
 
 const WRITE_BYTES = 1024 * 1024;
@@ -21,34 +26,27 @@ const WRITE_BYTES = 1024 * 1024;
  */
 const IN_FLIGHT_BYTES = 4 * 1024 * 1024;
 
-interface Arrived {
-  desc: Descriptor;
-  payloadBytes: number;
-  pieces: Uint8Array[];
-  complete: boolean;
-}
-
-interface Pending {
-  spec: RecvSpec;
-  call: CallContext;
-  check(sender: Descriptor, payloadBytes: number): void;
-  resolve(): void;
-  reject(e: unknown): void;
+/** The two connections to one peer. */
+export interface PeerSockets {
+  /** the connection this rank opened (net.connect with `read.onread`); the peer's frames arrive on it */
+  recv: Socket;
+  read: ReadBinding;
+  /** the connection the peer opened; this rank's frames leave on it */
+  send: Socket;
 }
 
 class PeerLink {
   sendQueue: Promise<void> = Promise.resolve();
-  /** frames by context that arrived before a receive claimed them */
-  arrived: Arrived[][] = [[], []];
-  /** receives waiting, per context, in posting order */
-  pending: Pending[][] = [[], []];
-  current?: { context: number; arrived?: Arrived; pending?: Pending };
   lastActivity = performance.now();
   /** bytes written to the socket whose write callback has not run yet */
   inFlight = 0;
   /** a sender waiting for inFlight to drop under IN_FLIGHT_BYTES */
   wakeSender?: () => void;
-  constructor(readonly socket: Socket) {}
+  constructor(
+    readonly send: Socket,
+    readonly recv: Socket,
+    readonly inbox: Inbox,
+  ) {}
 }
 
 export class TcpTransport implements Transport {
@@ -59,26 +57,43 @@ export class TcpTransport implements Transport {
   constructor(
     readonly rank: number,
     readonly size: number,
-    sockets: Map<number, Socket>,
+    peers: Map<number, PeerSockets>,
   ) {
-    for (const [peer, socket] of sockets) {
-      const link = new PeerLink(socket);
+    for (const [peer, { send, recv, read }] of peers) {
+      const inbox = new Inbox((desc, reason) => {
+        // root = 1: a mismatch; else the peer named by group was lost
+        this.stop(desc.root === 1 ? new CommMismatchError(reason) : new PeerLostError(this.rank, desc.group, `told by rank ${peer}: ${reason}`), false);
+      });
+      const link = new PeerLink(send, recv, inbox);
       this.links.set(peer, link);
-      socket.setNoDelay(true);
-      const reader = new FrameReader(this.sinkFor(peer, link), peer);
-      socket.on("data", (chunk: Buffer) => {
-        link.lastActivity = performance.now();
-        try {
-          reader.push(chunk);
-        } catch (e) {
-          this.stop(e as Error, true);
-        }
+      send.setNoDelay(true);
+      recv.setNoDelay(true);
+      send.resume(); // nothing arrives on it, but reading is how a close is noticed
+      const receiver = new FrameReceiver(inbox, peer);
+      read.attach({
+        buffer: () => receiver.buffer(),
+        received: (n) => {
+          link.lastActivity = performance.now();
+          this.guard(() => receiver.received(n));
+        },
+        push: (chunk) => this.guard(() => receiver.push(chunk)),
       });
       const lost = (why: string) => {
         if (!this.stopped) this.stop(new PeerLostError(this.rank, peer, why), true);
       };
-      socket.on("error", (e) => lost(`connection error: ${e.message}`));
-      socket.on("close", () => lost("connection closed (process exited or link cut)"));
+      for (const socket of [send, recv]) {
+        socket.on("error", (e) => lost(`connection error: ${e.message}`));
+        socket.on("close", () => lost("connection closed (process exited or link cut)"));
+      }
+    }
+  }
+
+  /** A corrupt frame or a throwing receive stops the world instead of escaping into the socket. */
+  private guard(read: () => void): void {
+    try {
+      read();
+    } catch (e) {
+      this.stop(e as Error, true);
     }
   }
 
@@ -174,7 +189,7 @@ export class TcpTransport implements Transport {
     const room = new Promise<void>((resolve) => (roomResolve = resolve));
     const flushed = new Promise<void>((resolve, reject) => {
       link.inFlight += bytes.length;
-      link.socket.write(bytes, (err) => {
+      link.send.write(bytes, (err) => {
         link.inFlight -= bytes.length;
         if (link.inFlight < IN_FLIGHT_BYTES && link.wakeSender) {
           const wake = link.wakeSender;
@@ -196,69 +211,8 @@ export class TcpTransport implements Transport {
     const link = this.linkOf(spec.peer);
     return new Promise<void>((resolve, reject) => {
       if (this.stopped) return reject(this.rethrow(call));
-      const pending: Pending = { spec, call, check, resolve, reject };
-      const early = link.arrived[context].shift();
-      if (!early) {
-        link.pending[context].push(pending);
-        return;
-      }
-      try {
-        check(early.desc, early.payloadBytes);
-        spec.onStart?.(early.payloadBytes);
-        let offset = 0;
-        for (const piece of early.pieces) {
-          spec.onData(piece, offset);
-          offset += piece.length;
-        }
-        if (early.complete) return resolve();
-        link.current = { context, pending }; // the rest streams in
-      } catch (e) {
-        reject(e);
-      }
+      link.inbox.post(context, { spec, call, check, resolve, reject });
     });
-  }
-
-  private sinkFor(peer: number, link: PeerLink) {
-    return {
-      start: (context: number, desc: Descriptor, payloadBytes: number) => {
-        if (context === CONTEXT_ABORT) {
-          link.current = { context, arrived: { desc, payloadBytes, pieces: [], complete: false } };
-          return;
-        }
-        const pending = link.pending[context].shift();
-        if (pending) {
-          try {
-            pending.check(desc, payloadBytes);
-            pending.spec.onStart?.(payloadBytes);
-            link.current = { context, pending };
-          } catch (e) {
-            pending.reject(e);
-            link.current = { context }; // drop the payload
-          }
-          return;
-        }
-        const arrived: Arrived = { desc, payloadBytes, pieces: [], complete: false };
-        link.arrived[context].push(arrived);
-        link.current = { context, arrived };
-      },
-      data: (piece: Uint8Array, offset: number) => {
-        const cur = link.current!;
-        if (cur.pending) cur.pending.spec.onData(piece, offset);
-        else if (cur.arrived) cur.arrived.pieces.push(Uint8Array.prototype.slice.call(piece) as Uint8Array);
-      },
-      end: () => {
-        const cur = link.current!;
-        link.current = undefined;
-        if (cur.context === CONTEXT_ABORT && cur.arrived) {
-          const reason = new TextDecoder().decode(concat(cur.arrived.pieces));
-          const lostPeer = cur.arrived.desc.group;
-          this.stop(cur.arrived.desc.root === 1 ? new CommMismatchError(reason) : new PeerLostError(this.rank, lostPeer, `told by rank ${peer}: ${reason}`), false);
-          return;
-        }
-        if (cur.pending) cur.pending.resolve();
-        else if (cur.arrived) cur.arrived.complete = true;
-      },
-    };
   }
 
   /** Ends every wait with `error`; tells the other ranks when `tell`. */
@@ -271,16 +225,13 @@ export class TcpTransport implements Transport {
       const body = new TextEncoder().encode(error.message);
       const desc: Descriptor = { group: lostPeer, call: 0, opcode: 0, count: body.length, dtype: 7, root: kind, redop: 0, algorithm: 0 };
       for (const link of this.links.values()) {
-        if (!link.socket.destroyed) {
-          link.socket.write(encodeHeader(desc, body.length, CONTEXT_ABORT));
-          link.socket.write(body);
+        if (!link.send.destroyed) {
+          link.send.write(encodeHeader(desc, body.length, CONTEXT_ABORT));
+          link.send.write(body);
         }
       }
     }
-    for (const link of this.links.values()) {
-      for (const queue of link.pending) for (const p of queue.splice(0)) p.reject(this.rethrow(p.call));
-      if (link.current?.pending) link.current.pending.reject(this.rethrow(link.current.pending.call));
-    }
+    for (const link of this.links.values()) link.inbox.rejectAll((call) => this.rethrow(call));
   }
 
   private rethrow(call: CallContext): Error {
@@ -297,15 +248,11 @@ export class TcpTransport implements Transport {
 
   async close(): Promise<void> {
     this.stopped ??= new Error("communicator closed");
-    for (const link of this.links.values()) link.socket.destroy();
+    for (const link of this.links.values()) {
+      link.send.destroy();
+      link.recv.destroy();
+    }
   }
-}
-
-function concat(pieces: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(pieces.reduce((a, p) => a + p.length, 0));
-  let at = 0;
-  for (const p of pieces) { out.set(p, at); at += p.length; }
-  return out;
 }
 
 function sleepMs(ms: number): Promise<void> {

@@ -1,15 +1,18 @@
 // Forming a TCP world: a small rendezvous server (run by the launcher)
 // collects every rank's listening address and hands the full table back;
-// then rank i connects to every rank j < i and accepts from every j > i,
-// each connection opening with a 4-byte hello naming the connecting rank.
-// Ranks on the same host connect over a Unix domain socket instead (the
-// same-host fast path: no TCP/IP stack, same framing).
+// then every rank connects to every other rank and accepts a connection
+// from each, each connection opening with a 4-byte hello naming the
+// connecting rank. A rank receives on the connections it opened (only those
+// take the `onread` option, see tcp-transport.ts) and sends on those it
+// accepted. Ranks on the same host connect over a Unix domain socket
+// instead (the same-host fast path: no TCP/IP stack, same framing).
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as fs from "node:fs";
 import { CommCore, GroupCommunicator } from "./communicator";
-import { TcpTransport } from "./tcp-transport";
+import { ReadBinding } from "./tcp-frames";
+import { TcpTransport, type PeerSockets } from "./tcp-transport";
 import type { CommOptions, Communicator } from "./types";
 
 interface Entry { rank: number; host: string; port: number; hostname: string; unixPath?: string }
@@ -71,8 +74,8 @@ export async function connectTcpWorld(options: TcpWorldOptions): Promise<Communi
   const host = options.host ?? "127.0.0.1";
   const useUnix = options.unixSockets !== false && process.platform !== "win32";
   const unixPath = useUnix ? path.join(os.tmpdir(), `distlab-${process.pid}-${rank}-${Date.now()}.sock`) : undefined;
-  const sockets = new Map<number, net.Socket>();
-  const expected = size - 1 - rank; // peers above us connect here
+  const sendSockets = new Map<number, net.Socket>();
+  const expected = size - 1; // every peer connects here
   let onAllAccepted = () => {};
   const accepted = new Promise<void>((r) => (onAllAccepted = r));
   if (expected === 0) onAllAccepted();
@@ -80,8 +83,8 @@ export async function connectTcpWorld(options: TcpWorldOptions): Promise<Communi
     socket.once("readable", function first() {
       const hello = socket.read(4) as Buffer | null;
       if (!hello) return socket.once("readable", first);
-      sockets.set(hello.readInt32LE(0), socket);
-      if (countAbove(sockets, rank) === expected) onAllAccepted();
+      sendSockets.set(hello.readInt32LE(0), socket);
+      if (sendSockets.size === expected) onAllAccepted();
     });
   };
   const tcpServer = net.createServer(accept);
@@ -90,9 +93,12 @@ export async function connectTcpWorld(options: TcpWorldOptions): Promise<Communi
   if (unixServer && unixPath) await new Promise<void>((r) => unixServer.listen(unixPath, r));
   const me: Entry = { rank, host, port: (tcpServer.address() as net.AddressInfo).port, hostname: os.hostname(), unixPath };
   const table = await exchangeWithRendezvous(rvHost, rvPort, me);
-  for (const peer of table.filter((e) => e.rank < rank)) {
+  const opened = new Map<number, Omit<PeerSockets, "send">>();
+  for (const peer of table.filter((e) => e.rank !== rank)) {
     const sameHost = peer.hostname === me.hostname && peer.unixPath && useUnix;
-    const socket = sameHost ? net.connect(peer.unixPath!) : net.connect(peer.port, peer.host);
+    const read = new ReadBinding();
+    const where = sameHost ? { path: peer.unixPath! } : { port: peer.port, host: peer.host };
+    const socket = net.connect({ ...where, onread: read.onread });
     await new Promise<void>((resolve, reject) => {
       socket.once("connect", resolve);
       socket.once("error", (e) => reject(new Error(`rank ${rank}: cannot connect to rank ${peer.rank} at ${sameHost ? peer.unixPath : `${peer.host}:${peer.port}`}: ${e.message}`)));
@@ -100,21 +106,17 @@ export async function connectTcpWorld(options: TcpWorldOptions): Promise<Communi
     const hello = Buffer.alloc(4);
     hello.writeInt32LE(rank, 0);
     socket.write(hello);
-    sockets.set(peer.rank, socket);
+    opened.set(peer.rank, { recv: socket, read });
   }
   await accepted;
   tcpServer.close();
   unixServer?.close();
   if (unixPath) fs.rmSync(unixPath, { force: true });
-  const transport = new TcpTransport(rank, size, sockets);
+  const peers = new Map<number, PeerSockets>();
+  for (const [peer, sockets] of opened) peers.set(peer, { ...sockets, send: sendSockets.get(peer)! });
+  const transport = new TcpTransport(rank, size, peers);
   const core = new CommCore(transport, options);
   return new GroupCommunicator(core, Array.from({ length: size }, (_, i) => i), 0, "world");
-}
-
-function countAbove(sockets: Map<number, net.Socket>, rank: number): number {
-  let n = 0;
-  for (const peer of sockets.keys()) if (peer > rank) n++;
-  return n;
 }
 
 function splitAddress(address: string): [string, number] {

@@ -19,6 +19,14 @@ export interface RecvSpec {
   /** called with the frame's payload bytes before any data (to size a buffer) */
   onStart?(payloadBytes: number): void;
   /**
+   * Optional: memory the transport may place payload bytes [offset, offset +
+   * length) in before passing them to onData (at most maxBytes; offset is a
+   * multiple of 16), so a socket can read straight into the destination.
+   * onData must then accept a chunk that already lies there. Transports that
+   * own their receive memory (shm rings) ignore it.
+   */
+  into?(offset: number, maxBytes: number): Uint8Array | undefined;
+  /**
    * Called for each piece of payload as it arrives, in order. `chunk` is only
    * valid during the call (it may view transport memory); `offset` is the
    * piece's byte offset in the payload, always a multiple of 16 bytes.
