@@ -23,7 +23,8 @@ const SIMD: Record<string, (number | undefined)[]> = {
   int8: [0x6e, 0x78, 0x76, undefined],
   uint8: [0x6e, 0x79, 0x77, undefined],
 };
-const OP_SLOT = [0, 0, 1, 2, 3]; // sum, mean (summed), max, min, product
+/** reduce-op code (sum, mean (summed), max, min, product) -> column of SIMD */
+export const OP_SLOT = [0, 0, 1, 2, 3];
 
 function uleb(n: number): number[] {
   const out: number[] = [];
@@ -68,10 +69,12 @@ function loopBody(simdOp: number, three: boolean): number[] {
   return [...uleb(code.length), ...code];
 }
 
-interface Kernel { name: string; dtype: number; slot: number; opcode: number; three: boolean }
+/** One exported loop: `${dtype}_${slot}` (two-operand) or `${dtype}_${slot}_3` (three-operand). */
+export interface ReductionKernel { name: string; dtype: number; slot: number; opcode: number; three: boolean }
 
-function kernels(): Kernel[] {
-  const out: Kernel[] = [];
+/** Every (dtype, op) pair with a SIMD instruction, in both forms. */
+export function reductionKernels(): ReductionKernel[] {
+  const out: ReductionKernel[] = [];
   DTYPES.forEach((d, dtype) => SIMD[d.name].forEach((opcode, slot) => {
     if (opcode === undefined) return;
     out.push({ name: `${d.name}_${slot}`, dtype, slot, opcode, three: false });
@@ -80,16 +83,34 @@ function kernels(): Kernel[] {
   return out;
 }
 
-function moduleBytes(list: Kernel[]): Uint8Array {
+/**
+ * Where the module's memory comes from: imported as env.memory (shared, up to 4 GiB: a shm
+ * world's memory or a rank's arena), or its own unshared memory of a fixed number of pages,
+ * exported as "memory".
+ */
+export type ReductionMemory = { imported: "shared" } | { ownPages: number };
+
+/** The module of `list`'s loops over the given memory. */
+export function reductionModule(list: ReductionKernel[], memory: ReductionMemory = { imported: "shared" }): Uint8Array {
   const type2 = [0x60, 3, 0x7f, 0x7f, 0x7f, 0];
   const type3 = [0x60, 4, 0x7f, 0x7f, 0x7f, 0x7f, 0];
-  const memoryImport = [...str("env"), ...str("memory"), 0x02, 0x03, ...uleb(1), ...uleb(65536)];
+  const functionExports = list.map((k, i) => [...str(k.name), 0x00, ...uleb(i)]);
+  const memorySections = "ownPages" in memory
+    ? [
+        ...section(3, vector(list.map((k) => [k.three ? 1 : 0]))),
+        ...section(5, vector([[0x01, ...uleb(memory.ownPages), ...uleb(memory.ownPages)]])), // unshared, fixed size
+        ...section(7, vector([...functionExports, [...str("memory"), 0x02, 0]])),
+      ]
+    : [
+        ...section(3, vector(list.map((k) => [k.three ? 1 : 0]))),
+        ...section(7, vector(functionExports)),
+      ];
+  const importSection = "ownPages" in memory ? [] : section(2, vector([[...str("env"), ...str("memory"), 0x02, 0x03, ...uleb(1), ...uleb(65536)]]));
   return new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
     ...section(1, vector([type2, type3])),
-    ...section(2, vector([memoryImport])),
-    ...section(3, vector(list.map((k) => [k.three ? 1 : 0]))),
-    ...section(7, vector(list.map((k, i) => [...str(k.name), 0x00, ...uleb(i)]))),
+    ...importSection,
+    ...memorySections,
     ...section(10, vector(list.map((k) => loopBody(k.opcode, k.three)))),
   ]);
 }
@@ -124,8 +145,8 @@ export function jsKernels(redop: number, dtype: number): ReduceKernels {
  * Returns undefined where WebAssembly SIMD is unavailable.
  */
 export function wasmKernels(memory: WasmMemory): ((redop: number, dtype: number) => ReduceKernels) | undefined {
-  const list = kernels();
-  const bytes = moduleBytes(list);
+  const list = reductionKernels();
+  const bytes = reductionModule(list);
   if (!Wasm.validate(bytes)) return undefined;
   const instance = new Wasm.Instance(new Wasm.Module(bytes), { env: { memory } });
   // read memory.buffer on every call: a growable (non-shared) memory replaces its buffer when it grows

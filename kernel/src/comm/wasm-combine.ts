@@ -9,12 +9,11 @@
 // allReduce, measured with perf), about half the speed of the plain memmove
 // used for unshared memory, and the ring copies every piece it reduces in
 // and out. It never grows, so a socket may hold a pointer into it across
-// reads. The SIMD module of reduce-wasm.ts imports a shared memory, so this
-// file emits its own (the same loops, two-operand form, memory defined and
-// exported instead of imported).
+// reads. The loops are reduce-wasm.ts's, in a module that defines and
+// exports this memory instead of importing a shared one.
 import { DTYPES, viewOf } from "./dtype";
 import { jsReducer } from "./reduce-js";
-import type { Combiner } from "./reduce-wasm";
+import { OP_SLOT, reductionKernels, reductionModule, type Combiner } from "./reduce-wasm";
 import { Wasm, type WasmMemory } from "./wasm-api";
 
 const PAGE = 64 * 1024;
@@ -25,65 +24,6 @@ const STAGE_AT = LANDING_BYTES;
 const SCRATCH_AT = STAGE_AT + PIECE_BYTES;
 const PAGES = (SCRATCH_AT + PIECE_BYTES) / PAGE;
 
-/** SIMD opcodes (after the 0xfd prefix) by dtype name, per reduce op: [sum, max, min, product]; undefined = no SIMD form. */
-const SIMD: Record<string, (number | undefined)[]> = {
-  float32: [0xe4, 0xe9, 0xe8, 0xe6],
-  float64: [0xf0, 0xf5, 0xf4, 0xf2],
-  int32: [0xae, 0xb8, 0xb6, 0xb5],
-  uint32: [0xae, 0xb9, 0xb7, 0xb5],
-  int16: [0x8e, 0x98, 0x96, 0x95],
-  uint16: [0x8e, 0x99, 0x97, 0x95],
-  int8: [0x6e, 0x78, 0x76, undefined],
-  uint8: [0x6e, 0x79, 0x77, undefined],
-};
-const OP_SLOT = [0, 0, 1, 2, 3]; // reduce-op codes sum, mean (summed), max, min, product -> SIMD column
-
-function uleb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let byte = n & 0x7f;
-    n >>>= 7;
-    if (n) byte |= 0x80;
-    out.push(byte);
-  } while (n);
-  return out;
-}
-const str = (s: string) => [...uleb(s.length), ...Buffer.from(s)];
-const section = (id: number, body: number[]) => [id, ...uleb(body.length), ...body];
-const vector = (items: number[][]) => [...uleb(items.length), ...items.flat()];
-
-/** (dst, src, bytes): dst = op(dst, src) over bytes (a multiple of 32), two 16-byte vectors per iteration. */
-function loopBody(simdOp: number): number[] {
-  const [dst, src, bytes, end] = [0, 1, 2, 3];
-  const get = (i: number) => [0x20, i];
-  const set = (i: number) => [0x21, i];
-  const load = (ptr: number, offset: number) => [...get(ptr), 0xfd, 0x00, 0x04, ...uleb(offset)];
-  const step = (offset: number) => [...get(dst), ...load(dst, offset), ...load(src, offset), 0xfd, ...uleb(simdOp), 0xfd, 0x0b, 0x04, ...uleb(offset)];
-  const advance = (i: number) => [...get(i), 0x41, 0x20, 0x6a, ...set(i)];
-  const code = [
-    0x01, 0x01, 0x7f, // one extra local: i32 end
-    ...get(dst), ...get(bytes), 0x6a, ...set(end),
-    0x02, 0x40, 0x03, 0x40,
-    ...get(dst), ...get(end), 0x4f, 0x0d, 0x01, // if dst >= end: break
-    ...step(0), ...step(16), ...advance(dst), ...advance(src),
-    0x0c, 0x00, 0x0b, 0x0b, 0x0b,
-  ];
-  return [...uleb(code.length), ...code];
-}
-
-function moduleBytes(names: string[], opcodes: number[]): Uint8Array {
-  const type = [0x60, 3, 0x7f, 0x7f, 0x7f, 0];
-  const exports = [...names.map((name, i) => [...str(name), 0x00, ...uleb(i)]), [...str("memory"), 0x02, 0]];
-  return new Uint8Array([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, vector([type])),
-    ...section(3, vector(names.map(() => [0]))),
-    ...section(5, vector([[0x01, ...uleb(PAGES), ...uleb(PAGES)]])), // unshared, fixed size
-    ...section(7, vector(exports)),
-    ...section(10, vector(opcodes.map(loopBody))),
-  ]);
-}
-
 type Kernel = (dst: number, src: number, bytes: number) => void;
 
 export class CombineArena {
@@ -91,16 +31,8 @@ export class CombineArena {
   private readonly kernels: Record<string, Kernel>;
 
   private constructor() {
-    const names: string[] = [];
-    const opcodes: number[] = [];
-    for (const d of DTYPES) {
-      SIMD[d.name].forEach((opcode, slot) => {
-        if (opcode === undefined) return;
-        names.push(`${d.name}_${slot}`);
-        opcodes.push(opcode);
-      });
-    }
-    const bytes = moduleBytes(names, opcodes);
+    const list = reductionKernels().filter((k) => !k.three);
+    const bytes = reductionModule(list, { ownPages: PAGES });
     if (!Wasm.validate(bytes)) throw new Error("WebAssembly SIMD is unavailable");
     const exports = new Wasm.Instance(new Wasm.Module(bytes), {}).exports;
     this.buffer = (exports.memory as WasmMemory).buffer as ArrayBuffer;
