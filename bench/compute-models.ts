@@ -9,9 +9,12 @@
  *             128 channels, context 64, batch 12, vocabulary 65; pre-norm
  *             blocks, tanh-GELU MLP of 4x width, Adam lr 1e-3.
  */
+import { causalAttention, causalMask as makeCausalMask, gelu, layerNorm, linear as fusedLinear, softmaxCrossEntropy } from "../kernel/src/compute/fused";
+
 type Tf = typeof import("@tensorflow/tfjs");
 type Tensor = import("@tensorflow/tfjs").Tensor;
 type Variable = import("@tensorflow/tfjs").Variable;
+type Scalar = import("@tensorflow/tfjs").Scalar;
 
 export interface TrainStep {
   /** One forward + backward + optimizer update; returns the loss (reads it back, so the step has finished). */
@@ -79,41 +82,29 @@ function gptParams(tf: Tf): Variable[] {
   return params;
 }
 
-function layerNorm(tf: Tf, x: Tensor, gain: Tensor, bias: Tensor): Tensor {
-  const { mean, variance } = tf.moments(x, -1, true);
-  return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, 1e-5))), gain), bias);
-}
-
-/** GELU, tanh form (PyTorch's approximate="tanh"). */
-function gelu(tf: Tf, x: Tensor): Tensor {
-  const inner = tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), Math.sqrt(2 / Math.PI));
-  return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1));
-}
-
 /** tokens, targets: int32 [batch * context]; returns the mean cross-entropy. */
 export function gptLoss(tf: Tf, params: Variable[], tokens: Tensor, targets: Tensor, causalMask: Tensor): Tensor {
-  const { layers, heads, channels: c, context: t, batch: b, vocabulary } = GPT;
-  const hs = c / heads;
+  const { layers, heads, channels: c, context: t, batch: b } = GPT;
   let i = 0;
   const next = () => params[i++]!;
   const wte = next(), wpe = next();
-  const linear = (x: Tensor, w: Tensor, bias: Tensor) => tf.add(tf.matMul(x, w), bias);
+  // x [rows, in] w [in, out] + bias [out]: on webgpu the bias is added in the product's kernel (same sum).
+  const linear = (x: Tensor, w: Tensor, bias: Tensor) => fusedLinear(tf, x, w, bias);
   // [b * t, c]: token embedding plus position embedding (broadcast over the batch)
   let x = tf.reshape(tf.add(tf.reshape(tf.gather(wte, tokens), [b, t, c]), wpe), [b * t, c]);
   for (let l = 0; l < layers; l++) {
     const [g1, n1, wqkv, bqkv, wp, bp, g2, n2, wf, bf, wfp, bfp] = Array.from({ length: 12 }, next);
     const qkv = linear(layerNorm(tf, x, g1!, n1!), wqkv!, bqkv!); // [b * t, 3c]
-    const [q, k, v] = tf.split(qkv, 3, 1).map((z) => tf.transpose(tf.reshape(z, [b, t, heads, hs]), [0, 2, 1, 3])); // each [b, heads, t, hs]
-    const scores = tf.add(tf.mul(tf.matMul(q!, k!, false, true), 1 / Math.sqrt(hs)), causalMask); // [b, heads, t, t]
-    const attended = tf.matMul(tf.softmax(scores), v!); // [b, heads, t, hs]
-    const merged = tf.reshape(tf.transpose(attended, [0, 2, 1, 3]), [b * t, c]);
+    // causal self-attention over `heads` heads of hs channels: [b * t, 3c] -> [b * t, c]
+    const merged = causalAttention(tf, qkv, { time: t, heads }, causalMask);
     x = tf.add(x, linear(merged, wp!, bp!));
     const hidden = gelu(tf, linear(layerNorm(tf, x, g2!, n2!), wf!, bf!)); // [b * t, 4c]
     x = tf.add(x, linear(hidden, wfp!, bfp!));
   }
   const [gf, nf, wh, bh] = [next(), next(), next(), next()];
   const logits = linear(layerNorm(tf, x, gf, nf), wh, bh); // [b * t, vocabulary]
-  return tf.losses.softmaxCrossEntropy(tf.oneHot(targets, vocabulary), logits);
+  // mean over the b * t positions; one fused kernel each way on webgpu, tf.losses' own elsewhere
+  return softmaxCrossEntropy(tf, logits, targets, () => tf.losses.softmaxCrossEntropy(tf.oneHot(targets, GPT.vocabulary), logits) as Scalar);
 }
 
 export function gptStep(tf: Tf): TrainStep {
@@ -122,7 +113,7 @@ export function gptStep(tf: Tf): TrainStep {
   const tokens = tf.randomUniform([b * t], 0, vocabulary, "int32");
   const targets = tf.randomUniform([b * t], 0, vocabulary, "int32");
   // [t, t]: 0 on and below the diagonal, -1e9 above (a position sees only its past).
-  const causalMask = tf.mul(tf.sub(1, tf.linalg.bandPart(tf.ones([t, t]), -1, 0)), -1e9);
+  const causalMask = makeCausalMask(tf, t);
   const optimizer = tf.train.adam(1e-3);
   const run = () => optimizer.minimize(() => gptLoss(tf, variables, tokens, targets, causalMask) as import("@tensorflow/tfjs").Scalar, true)!;
   return {

@@ -17,14 +17,16 @@ log=${OUT:-/tmp}/gpu-bench.jsonl
 only=${ONLY:-all}
 stock="DISTLAB_WEBGPU_HOST=none DISTLAB_WEBGPU_MEAN_GRADIENT=stock DISTLAB_WEBGPU_FUSED_ADAM=0"
 fast="enable-dawn-features=skip_validation,disable_robustness"
-# name|environment; each row adds one lever to the one before (distlab's default has them all but the Dawn options)
+# name|environment; distlab's default has every lever but the Dawn options. The earlier default and the
+# default alternate twice (medians of neighbouring processes swing by up to 1.7x).
+early="DISTLAB_WEBGPU_FUSED_OPS=0"
 variants=(
-  "tfjs-stock|$stock DISTLAB_WEBGPU_MATMUL_TILE=stock"
-  "tiles+mean-grad|DISTLAB_WEBGPU_HOST=none DISTLAB_WEBGPU_FUSED_ADAM=0"
-  "+host (bind groups, pool, uploads)|DISTLAB_WEBGPU_HOST=bind-groups,pool,uploads DISTLAB_WEBGPU_FUSED_ADAM=0"
-  "+fused adam|DISTLAB_WEBGPU_HOST=bind-groups,pool,uploads"
-  "+flags (default)|PROFILE=1"
-  "default, submit 128|SUBMIT=128"
+  "tfjs-stock|$stock DISTLAB_WEBGPU_MATMUL_TILE=stock $early"
+  "no fused ops (earlier default)|$early"
+  "default (fused ops)|PROFILE=1"
+  "no fused ops (earlier default)|$early"
+  "default (fused ops)|"
+  "no fused ops + dawn skip_validation|$early DISTLAB_WEBGPU_DAWN=$fast"
   "default + dawn skip_validation|DISTLAB_WEBGPU_DAWN=$fast"
 )
 {

@@ -15,7 +15,11 @@
  *           (WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE). The GPT's weights and
  *           data are seeded, so every variant's losses must agree; the
  *           fused Adam is also compared with tf.train.adam's update in the
- *           same process (max |difference| of the parameters).
+ *           same process (max |difference| of the parameters), and each
+ *           fused op (layer norm, GELU, causal softmax, causal attention,
+ *           cross-entropy, leading-axes sum: value and gradients) with its formula in
+ *           stock ops on the same GPU.
+ *           DISTLAB_WEBGPU_FUSED_OPS=0 leaves the fused kernels out.
  */
 import * as tfCore from "@tensorflow/tfjs-core";
 // The package marks this file as a side effect only for its own bundles; bundled here it must be named to keep the gradients.
@@ -23,6 +27,8 @@ import "@tensorflow/tfjs-core/dist/register_all_gradients";
 import { adam, fusedAdamAvailable } from "../../kernel/src/compute/adam";
 import { chooseBackend } from "../../kernel/src/compute/backend-choice";
 import { prepareWebGpu } from "../../kernel/src/compute/webgpu";
+import { causalAttention, softmaxCrossEntropy, stockSoftmaxCrossEntropy, causalSoftmax, causalSoftmaxReference, gelu, geluReference, layerNorm, layerNormReference, stockCausalAttention } from "../../kernel/src/compute/fused";
+import { hasFusedKernel } from "../../kernel/src/compute/fused/kernels";
 import { batchMatMulOverrides, tileFromEnv, type MatMulTile } from "../../kernel/src/compute/webgpu/batch-mat-mul";
 import { GPT, gptLoss, gptStep, mlpStep } from "../compute-models";
 
@@ -114,6 +120,36 @@ async function timeSteps(name: string, step: () => Promise<number>): Promise<voi
   print({ variant: VARIANT, step: name, ms: Number(times[10]!.toFixed(2)), minMs: Number(times[0]!.toFixed(2)), loss, leakedTensors: after.numTensors - before.numTensors, leakedBytes: after.numBytes - before.numBytes });
 }
 
+/** Fused kernels against their formulas in stock ops, at the tiny GPT's shapes: max |difference| of the value and of each gradient. */
+async function fusedCheck(): Promise<void> {
+  const { batch: b, context: t, channels: c, heads } = GPT;
+  const normal = (shape: number[], seed: number, std = 1) => tf.randomNormal(shape, 0, std, "float32", seed);
+  const labels = tf.randomUniform([b * t], 0, GPT.vocabulary, "int32", 10);
+  const weighted = (f: (...xs: tfCore.Tensor[]) => tfCore.Tensor, dy: tfCore.Tensor) => (...xs: tfCore.Tensor[]) => tf.sum(tf.mul(f(...xs), dy));
+  const cases: Array<[string, tfCore.Tensor[], (...xs: tfCore.Tensor[]) => tfCore.Tensor, (...xs: tfCore.Tensor[]) => tfCore.Tensor]> = [
+    ["layerNorm", [normal([b * t, c], 1, 2), normal([c], 2), normal([c], 3)], (x, g, n) => layerNorm(tf, x!, g!, n!), (x, g, n) => layerNormReference.forward(tf, x!, g!, n!)],
+    ["gelu", [normal([b * t, 4 * c], 4, 3)], (x) => gelu(tf, x!), (x) => geluReference.forward(tf, x!)],
+    ["causalSoftmax", [normal([b, heads, t, t], 5, 3)], (s) => causalSoftmax(tf, s!, 0.17), (s) => causalSoftmaxReference.forward(tf, s!, 0.17)],
+    ["causalAttention", [normal([b * t, 3 * c], 7)], (x) => causalAttention(tf, x!, { time: t, heads }), (x) => stockCausalAttention(tf, x!, { time: t, heads })],
+    ["crossEntropy", [normal([b * t, GPT.vocabulary], 9, 3)], (x) => softmaxCrossEntropy(tf, x!, labels), (x) => stockSoftmaxCrossEntropy(tf, x!, labels)],
+    // Sum over axis 0 (the override's column sum) against TF.js's innermost-axis reduce of the transpose.
+    ["leadingSum", [normal([b * t, 4 * c], 8)], (x) => tf.sum(x!, 0), (x) => tf.sum(tf.transpose(x!), -1)],
+  ];
+  const diffs: Record<string, number[]> = {};
+  for (const [name, inputs, fused, stock] of cases) {
+    const outputs = tf.tidy(() => {
+      const dy = normal(fused(...inputs).shape, 6);
+      const pair = (f: typeof fused) => [f(...inputs), ...tf.grads(weighted(f, dy))(inputs)];
+      const [a, r] = [pair(fused), pair(stock)];
+      return a.map((x, i) => tf.max(tf.abs(tf.sub(x, r[i]!))));
+    });
+    diffs[name] = await Promise.all(outputs.map(async (d) => Number((await d.data())[0]!.toExponential(2))));
+    tf.dispose([...outputs, ...inputs]);
+  }
+  labels.dispose();
+  print({ variant: VARIANT, fusedCheck: "fused kernels vs stock ops, max |diff| of value then each gradient", ...diffs });
+}
+
 async function steps(): Promise<void> {
   if (process.env.CPU_FORWARD) tf.env().set("WEBGPU_CPU_FORWARD", process.env.CPU_FORWARD === "true");
   if (process.env.SUBMIT) tf.env().set("WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE", Number(process.env.SUBMIT));
@@ -151,6 +187,7 @@ async function steps(): Promise<void> {
     tf.dispose(copy); stock.dispose(); fused.dispose();
   }
   gpt.dispose();
+  if (hasFusedKernel(tf, "DistlabLayerNorm", [])) await fusedCheck();
 }
 
 async function main(): Promise<void> {
@@ -159,7 +196,7 @@ async function main(): Promise<void> {
   require("@tensorflow/tfjs-backend-webgpu");
   const chosen = await chooseBackend(tf, "webgpu");
   const info = (await (globalThis as unknown as { navigator: { gpu: { requestAdapter(): Promise<{ info: Record<string, unknown> }> } } }).navigator.gpu.requestAdapter()).info;
-  print({ variant: VARIANT, backend: chosen.backend, device: chosen.device, installed: chosen.overrides, adapter: info.device, fusedAdam: fusedAdamAvailable(tf), cpuForward: tf.env().getBool("WEBGPU_CPU_FORWARD"), dawn: process.env.DISTLAB_WEBGPU_DAWN ?? "" });
+  print({ variant: VARIANT, backend: chosen.backend, device: chosen.device, installed: chosen.overrides.join(","), adapter: info.device, fusedAdam: fusedAdamAvailable(tf), cpuForward: tf.env().getBool("WEBGPU_CPU_FORWARD"), dawn: process.env.DISTLAB_WEBGPU_DAWN ?? "" });
   if ((process.env.MODE ?? "steps") === "matmul") await matMulSweep();
   else await steps();
   const stats = (tf.backend() as unknown as { device: Record<symbol, (() => object) | undefined> }).device[Symbol.for("distlab.compute.bindGroupCache")];

@@ -71,16 +71,17 @@ function fakeBackend() {
   return backend;
 }
 
-test("the fused update records one dispatch per variable, splits large ones over y, keeps TF.js's submit cadence", () => {
+test("the fused update records one dispatch per two variables, splits large ones over y, keeps TF.js's submit cadence", () => {
   const backend = fakeBackend();
   assert.ok(hasAdamInternals(backend), "the stand-in has what the fused path checks for");
   assert.equal(hasAdamInternals({ device: {} }), false, "a backend without TF.js's internals is not used");
   const tensor = (size: number) => ({ dataId: {}, dtype: "float32", size });
   const slot = (size: number) => ({ x: tensor(size), m: tensor(size), v: tensor(size), g: tensor(size) });
-  recordAdamUpdates(backend, [slot(1000), slot(256 * 65535 + 1), slot(10)], { lr: 0.1, beta1: 0.9, beta2: 0.99, eps: 1e-8, c1: 0.1, c2: 0.01 }, 2);
+  recordAdamUpdates(backend, [slot(1000), slot(256 * 65535 + 1), slot(10), slot(0), slot(300), slot(5)], { lr: 0.1, beta1: 0.9, beta2: 0.99, eps: 1e-8, c1: 0.1, c2: 0.01 }, 2);
   const dispatches = backend.calls.filter((c) => c.startsWith("dispatch"));
-  assert.deepEqual(dispatches, ["dispatch 4x1", "dispatch 32768x2", "dispatch 1x1"]);
-  assert.ok(backend.calls.filter((c) => c.startsWith("bind ")).every((c) => c === "bind 6"), "x, m, v, g and two uniforms bound");
+  // 4 + 65536 workgroups over y; 1 + 2 (the empty variable skipped); the last variable alone.
+  assert.deepEqual(dispatches, ["dispatch 32770x2", "dispatch 3x1", "dispatch 1x1"]);
+  assert.deepEqual(backend.calls.filter((c) => c.startsWith("bind ")), ["bind 10", "bind 10", "bind 6"], "x, m, v, g of each variable and two uniforms bound");
   assert.equal(backend.calls[0], "write 0.1,0.9,0.99,0,0.1,0.01,0.1,0.01", "hyperparameters: lr, beta1, beta2, eps, 1-beta1, 1-beta2, c1, c2");
   assert.equal(backend.calls.filter((c) => c === "submit").length, 1, "submitted after 2 dispatches, the third left in the open pass");
   assert.equal(backend.dispatchCountInPass, 1);

@@ -3,8 +3,8 @@
  *
  * `adam(tf, lr)` returns a tf.AdamOptimizer (same constructor arguments,
  * same state, getWeights/setWeights) whose applyGradients, on the webgpu
- * backend, updates each float32 variable with one dispatch
- * (webgpu/adam-update.ts) instead of tf.train.adam's 14 kernels. On every
+ * backend, updates its float32 variables two to a dispatch
+ * (webgpu/adam-update.ts) instead of tf.train.adam's 14 kernels per variable. On every
  * other backend, and on webgpu when DISTLAB_WEBGPU_FUSED_ADAM=0 or the
  * backend lacks the internals the fused path needs, it is tf.train.adam's
  * own update, unchanged. test/unit/compute-adam.test.ts compares the two.

@@ -1,5 +1,6 @@
 /** The loss heads the models share. */
 import * as tf from "@tensorflow/tfjs";
+import { softmaxCrossEntropy as fusedSoftmaxCrossEntropy } from "../compute/fused";
 
 /** Mean squared error: prediction and target [batch, outputs]. */
 export function meanSquaredError(prediction: tf.Tensor, target: tf.Tensor): tf.Scalar {
@@ -8,12 +9,9 @@ export function meanSquaredError(prediction: tf.Tensor, target: tf.Tensor): tf.S
 
 /**
  * Mean cross-entropy of logits [..., classes] against int32 class ids [...]
- * (the same leading shape), via log-softmax for numerical stability.
+ * (the same leading shape), via log-softmax for numerical stability; one
+ * fused kernel each way on webgpu (compute/fused/cross-entropy.ts).
  */
 export function softmaxCrossEntropy(logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {
-  const classes = logits.shape[logits.shape.length - 1]!;
-  const flatLogits = tf.reshape(logits, [-1, classes]); // [rows, classes]
-  const oneHot = tf.oneHot(tf.reshape(labels, [-1]).toInt(), classes); // [rows, classes]
-  const logProbabilities = tf.logSoftmax(flatLogits);
-  return tf.neg(tf.mean(tf.sum(tf.mul(oneHot, logProbabilities), -1))) as tf.Scalar;
+  return fusedSoftmaxCrossEntropy(tf, logits, labels);
 }

@@ -13,6 +13,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { TensorBatch } from "../data/batches";
 import { seededRandom } from "../data/random";
 import type { Stage, StagedModel } from "../techniques/types";
+import { causalAttention, linear, gelu as fusedGelu, layerNorm as fusedLayerNorm } from "../compute/fused";
 import { constantVariable, normalVariable } from "./init";
 import { softmaxCrossEntropy } from "./losses";
 
@@ -42,23 +43,21 @@ export function validateTinyGptOptions(options: Partial<TinyGptOptions>): TinyGp
   return o;
 }
 
-/** (x - mean) / sqrt(var + eps) * gain + bias over the last axis. x [..., C] */
+/** (x - mean) / sqrt(var + eps) * gain + bias over the last axis. x [..., C]; fused kernels on webgpu (compute/fused). */
 function layerNorm(x: tf.Tensor, gain: tf.Tensor, bias: tf.Tensor): tf.Tensor {
-  const { mean, variance } = tf.moments(x, -1, true); // [..., 1]
-  return tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, 1e-5))), gain), bias);
+  return fusedLayerNorm(tf, x, gain, bias, 1e-5);
 }
 
-/** GELU, tanh approximation (as GPT-2). */
+/** GELU, tanh approximation (as GPT-2); fused kernels on webgpu. */
 function gelu(x: tf.Tensor): tf.Tensor {
-  const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3))));
-  return tf.mul(tf.mul(0.5, x), tf.add(1, tf.tanh(inner)));
+  return fusedGelu(tf, x);
 }
 
 /** x [batch, time, in] times w [in, out] plus b [out] -> [batch, time, out] */
 function linear3d(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor): tf.Tensor {
   const [batch, time, width] = x.shape as [number, number, number];
-  const flat = tf.matMul(tf.reshape(x, [batch * time, width]) as tf.Tensor2D, w as tf.Tensor2D); // [batch*time, out]
-  return tf.reshape(tf.add(flat, b), [batch, time, w.shape[1]!]);
+  const flat = linear(tf, tf.reshape(x, [batch * time, width]), w, b); // [batch*time, out]
+  return tf.reshape(flat, [batch, time, w.shape[1]!]);
 }
 
 export interface TinyGpt extends StagedModel<TensorBatch> {
@@ -71,7 +70,6 @@ export function createTinyGpt(options: Partial<TinyGptOptions> & { vocabSize: nu
   const o = validateTinyGptOptions(options);
   const random = seededRandom(o.seed);
   const C = o.nEmbd;
-  const headSize = C / o.nHead;
   // GPT-2 scales the residual projections by 1/sqrt(2 * nLayer) so the residual stream's variance stays put.
   const residualStd = 0.02 / Math.sqrt(2 * o.nLayer);
 
@@ -98,16 +96,9 @@ export function createTinyGpt(options: Partial<TinyGptOptions> & { vocabSize: nu
     ],
     differentiableInput: true,
     forward(x, [g1, b1, wQkv, bQkv, wProj, bProj, g2, b2, wUp, bUp, wDown, bDown]) {
-      const [batch, time] = x.shape as [number, number, number];
+      const time = x.shape[1]!;
       const qkv = linear3d(layerNorm(x, g1!, b1!), wQkv!, bQkv!); // [batch, time, 3C]
-      const heads = (t: tf.Tensor): tf.Tensor => tf.transpose(tf.reshape(t, [batch, time, o.nHead, headSize]), [0, 2, 1, 3]); // [batch, head, time, hs]
-      const [q, k, v] = tf.split(qkv, 3, 2).map(heads) as [tf.Tensor, tf.Tensor, tf.Tensor];
-      const scores = tf.mul(tf.matMul(q as tf.Tensor4D, k as tf.Tensor4D, false, true), 1 / Math.sqrt(headSize)); // [batch, head, time, time]
-      // Causal mask: position t attends to 0..t only; -1e9 before softmax is a zero weight after it.
-      const future = tf.sub(1, tf.linalg.bandPart(tf.ones([time, time]), -1, 0)); // [time, time], 1 above the diagonal
-      const weights = tf.softmax(tf.add(scores, tf.mul(future, -1e9)), -1); // [batch, head, time, time]
-      const attended = tf.matMul(weights as tf.Tensor4D, v as tf.Tensor4D); // [batch, head, time, hs]
-      const merged = tf.reshape(tf.transpose(attended, [0, 2, 1, 3]), [batch, time, C]); // [batch, time, C]
+      const merged = causalAttention(tf, qkv, { time, heads: o.nHead }); // [batch, time, C], causal, nHead heads of C / nHead
       const afterAttention = tf.add(x, linear3d(merged, wProj!, bProj!));
       const hidden = gelu(linear3d(layerNorm(afterAttention, g2!, b2!), wUp!, bUp!)); // [batch, time, 4C]
       return tf.add(afterAttention, linear3d(hidden, wDown!, bDown!)); // [batch, time, C]

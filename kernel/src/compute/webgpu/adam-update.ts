@@ -1,5 +1,5 @@
 /**
- * Adam's update of one variable as one WebGPU dispatch, for the webgpu
+ * Adam's update of two variables as one WebGPU dispatch, for the webgpu
  * backend of TF.js: reads the gradient and writes the first moment m, the
  * second moment v and the variable in place.
  *
@@ -15,53 +15,33 @@
  * (buffers used by unsubmitted commands are not reused before the submit;
  * the pass is submitted every WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE dispatches).
  * The operation order follows tf.train.adam's, so results agree to float32
- * rounding.
+ * rounding. Variables go two to a dispatch (8 storage buffers, WebGPU's
+ * default limit per shader stage): the first slot's workgroups come first.
  */
 
-interface TensorInfoLike { dataId: object; dtype: string; size: number }
-interface PassLike {
-  setPipeline(pipeline: object): void;
-  setBindGroup(index: number, group: object): void;
-  dispatchWorkgroups(x: number, y?: number, z?: number): void;
-}
-interface GpuDeviceLike {
-  createShaderModule(descriptor: { code: string }): object;
-  createComputePipeline(descriptor: object): { getBindGroupLayout(index: number): object };
-  createBindGroup(descriptor: object): object;
-  createBuffer(descriptor: { size: number; usage: number }): object;
-  queue: { writeBuffer(buffer: object, offset: number, data: ArrayBufferView): void };
-}
+import { constantUniform, hasDispatchInternals, pipelineFor, recordDispatch, splitGroups, UNIFORM_COPY_DST, type TensorInfoLike, type WebGpuBackendInternals } from "./dispatch";
 
-/** The members of TF.js 4.x's WebGPUBackend this file uses (checked before use). */
-export interface WebGpuBackendInternals {
-  device: GpuDeviceLike;
-  tensorMap: { get(dataId: object): { resource: unknown; refCount: number } };
-  bufferManager: { acquireBuffer(size: number, usage: number): object };
-  commandEncoder: { beginComputePass(descriptor: object): PassLike } | null;
-  computePassEncoder: PassLike | null;
-  commandQueueOwnedIds: WeakSet<object>;
-  uniformPendingDisposal: object[];
-  dispatchCountInPass: number;
-  uploadToGPU(dataId: object): void;
-  ensureCommandEncoderReady(): void;
-  endComputePassEncoder(): void;
-  submitQueue(): void;
-  refCount(dataId: object): number;
-}
+export type { WebGpuBackendInternals } from "./dispatch";
 
 export function hasAdamInternals(backend: object): backend is WebGpuBackendInternals {
-  const b = backend as Partial<WebGpuBackendInternals>;
-  return b.device !== undefined && b.tensorMap !== undefined && b.bufferManager !== undefined
-    && b.commandQueueOwnedIds instanceof WeakSet && Array.isArray(b.uniformPendingDisposal) && typeof b.dispatchCountInPass === "number"
-    && typeof b.uploadToGPU === "function" && typeof b.ensureCommandEncoderReady === "function" && typeof b.endComputePassEncoder === "function"
-    && typeof b.submitQueue === "function";
+  return hasDispatchInternals(backend);
 }
 
 const WORKGROUP = 256;
-const MAX_GROUPS_PER_DIMENSION = 65535;
+
+/** The update of element i of (x, m, v) from gradient g (WGSL statements; storage pointers cannot be passed to functions). */
+const update = (x: string, m: string, v: string, g: string) => /* wgsl */ `
+    let gi = ${g}[i];
+    let mi = ${m}[i] * h.beta1 + gi * h.oneMinusBeta1;
+    let vi = ${v}[i] * h.beta2 + (gi * gi) * h.oneMinusBeta2;
+    ${m}[i] = mi;
+    ${v}[i] = vi;
+    ${x}[i] = ((mi / h.c1) / (sqrt(vi / h.c2) + h.eps)) * (-h.lr) + ${x}[i];`;
+
+const HYPER = /* wgsl */ `struct Hyper { lr: f32, beta1: f32, beta2: f32, eps: f32, oneMinusBeta1: f32, oneMinusBeta2: f32, c1: f32, c2: f32 }`;
 
 const SHADER = /* wgsl */ `
-struct Hyper { lr: f32, beta1: f32, beta2: f32, eps: f32, oneMinusBeta1: f32, oneMinusBeta2: f32, c1: f32, c2: f32 }
+${HYPER}
 @group(0) @binding(0) var<storage, read_write> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> m: array<f32>;
 @group(0) @binding(2) var<storage, read_write> v: array<f32>;
@@ -72,45 +52,37 @@ struct Hyper { lr: f32, beta1: f32, beta2: f32, eps: f32, oneMinusBeta1: f32, on
 fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
   let i = id.x + id.y * groups.x * ${WORKGROUP}u;
   if (i >= n.x) { return; }
-  let gi = g[i];
-  let mi = m[i] * h.beta1 + gi * h.oneMinusBeta1;
-  let vi = v[i] * h.beta2 + (gi * gi) * h.oneMinusBeta2;
-  m[i] = mi;
-  v[i] = vi;
-  x[i] = ((mi / h.c1) / (sqrt(vi / h.c2) + h.eps)) * (-h.lr) + x[i];
+  ${update("x", "m", "v", "g")}
 }`;
 
-/** GPUBufferUsage values (the globals exist only once Dawn is loaded). */
-const UNIFORM_COPY_DST = 0x40 | 0x08;
+/** Two variables: n = (count 1, count 2, workgroups of the first). */
+const PAIR_SHADER = /* wgsl */ `
+${HYPER}
+@group(0) @binding(0) var<storage, read_write> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> m: array<f32>;
+@group(0) @binding(2) var<storage, read_write> v: array<f32>;
+@group(0) @binding(3) var<storage, read> g: array<f32>;
+@group(0) @binding(4) var<storage, read_write> x2: array<f32>;
+@group(0) @binding(5) var<storage, read_write> m2: array<f32>;
+@group(0) @binding(6) var<storage, read_write> v2: array<f32>;
+@group(0) @binding(7) var<storage, read> g2: array<f32>;
+@group(0) @binding(8) var<uniform> h: Hyper;
+@group(0) @binding(9) var<uniform> n: vec4<u32>;
+@compute @workgroup_size(${WORKGROUP})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let group = wid.x + wid.y * groups.x;
+  if (group < n.z) {
+    let i = group * ${WORKGROUP}u + lid;
+    if (i < n.x) { ${update("x", "m", "v", "g")} }
+  } else {
+    let i = (group - n.z) * ${WORKGROUP}u + lid;
+    if (i < n.y) { ${update("x2", "m2", "v2", "g2")} }
+  }
+}`;
 
 export interface AdamHyper { lr: number; beta1: number; beta2: number; eps: number; c1: number; c2: number }
 
-export interface AdamSlot { x: TensorInfoLike; m: TensorInfoLike; v: TensorInfoLike; g: TensorInfoLike }
-
-const pipelines = new WeakMap<object, { getBindGroupLayout(index: number): object }>();
-const sizeUniforms = new WeakMap<object, Map<number, object>>();
-
-function pipelineFor(device: GpuDeviceLike) {
-  let pipeline = pipelines.get(device);
-  if (!pipeline) {
-    pipeline = device.createComputePipeline({ layout: "auto", compute: { module: device.createShaderModule({ code: SHADER }), entryPoint: "main" } });
-    pipelines.set(device, pipeline);
-  }
-  return pipeline;
-}
-
-/** One constant uniform buffer per element count, shared by all variables of that size. */
-function sizeUniform(device: GpuDeviceLike, count: number): object {
-  let bySize = sizeUniforms.get(device);
-  if (!bySize) sizeUniforms.set(device, (bySize = new Map()));
-  let buffer = bySize.get(count);
-  if (!buffer) {
-    buffer = device.createBuffer({ size: 16, usage: UNIFORM_COPY_DST });
-    device.queue.writeBuffer(buffer, 0, new Uint32Array([count, 0, 0, 0]));
-    bySize.set(count, buffer);
-  }
-  return buffer;
-}
+export interface AdamSlot { x: TensorInfoLike & { size: number }; m: TensorInfoLike; v: TensorInfoLike; g: TensorInfoLike }
 
 /**
  * Records one fused update per slot. Every tensor must be float32, and x, m
@@ -118,38 +90,22 @@ function sizeUniform(device: GpuDeviceLike, count: number): object {
  */
 export function recordAdamUpdates(backend: WebGpuBackendInternals, slots: AdamSlot[], hyper: AdamHyper, submitEvery: number): void {
   const device = backend.device;
-  const pipeline = pipelineFor(device);
-  const layout = pipeline.getBindGroupLayout(0);
   // A pooled uniform buffer, released at TF.js's next submit like its own: never rewritten under an unsubmitted dispatch.
   const hyperBuffer = backend.bufferManager.acquireBuffer(32, UNIFORM_COPY_DST);
   device.queue.writeBuffer(hyperBuffer, 0, new Float32Array([hyper.lr, hyper.beta1, hyper.beta2, hyper.eps, 1 - hyper.beta1, 1 - hyper.beta2, hyper.c1, hyper.c2]));
   backend.uniformPendingDisposal.push(hyperBuffer);
-  for (const slot of slots) {
-    const count = slot.x.size;
-    if (count === 0) continue;
-    const tensors = [slot.x, slot.m, slot.v, slot.g];
-    for (const t of tensors) backend.uploadToGPU(t.dataId);
-    const group = device.createBindGroup({
-      layout,
-      entries: [
-        ...tensors.map((t, binding) => ({ binding, resource: { buffer: backend.tensorMap.get(t.dataId).resource } })),
-        { binding: 4, resource: { buffer: hyperBuffer } },
-        { binding: 5, resource: { buffer: sizeUniform(device, count) } },
-      ],
-    });
-    for (const t of tensors) backend.commandQueueOwnedIds.add(t.dataId);
-    backend.ensureCommandEncoderReady();
-    backend.computePassEncoder ??= backend.commandEncoder!.beginComputePass({});
-    const pass = backend.computePassEncoder;
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, group);
-    const groups = Math.ceil(count / WORKGROUP);
-    const y = Math.ceil(groups / MAX_GROUPS_PER_DIMENSION);
-    pass.dispatchWorkgroups(Math.ceil(groups / y), y, 1);
-    backend.dispatchCountInPass++;
-    if (backend.dispatchCountInPass >= submitEvery) {
-      backend.endComputePassEncoder();
-      backend.submitQueue();
+  const live = slots.filter((slot) => slot.x.size > 0);
+  for (let k = 0; k < live.length; k += 2) {
+    const [a, b] = [live[k]!, live[k + 1]];
+    const groupsA = Math.ceil(a.x.size / WORKGROUP);
+    if (b === undefined) {
+      // One constant uniform per element count, shared by all variables of that size.
+      const size = constantUniform(device, new Uint32Array([a.x.size, 0, 0, 0]));
+      recordDispatch(backend, pipelineFor(device, SHADER), [a.x, a.m, a.v, a.g, { buffer: hyperBuffer }, { buffer: size }], splitGroups(groupsA), submitEvery, "AdamUpdate");
+      continue;
     }
+    const sizes = constantUniform(device, new Uint32Array([a.x.size, b.x.size, groupsA, 0]));
+    const bindings = [a.x, a.m, a.v, a.g, b.x, b.m, b.v, b.g, { buffer: hyperBuffer }, { buffer: sizes }];
+    recordDispatch(backend, pipelineFor(device, PAIR_SHADER), bindings, splitGroups(groupsA + Math.ceil(b.x.size / WORKGROUP)), submitEvery, "AdamUpdate");
   }
 }

@@ -1,0 +1,65 @@
+/**
+ * Causal multi-head self-attention from the packed q|k|v projection:
+ *
+ *   qkv [..., 3C] (rows = batch * time)  ->  [..., C]
+ *   per head: softmax(scale q k^T + causal mask) v, heads side by side
+ *
+ * On a backend with the fused kernels (webgpu, ../webgpu/causal-attention.ts;
+ * time <= 1024, head size <= 256) one dispatch forward and two backward
+ * instead of about twenty; elsewhere the same in stock ops (split, head
+ * transposes, two batched matMuls, causalSoftmax), differentiated by TF.js.
+ */
+import { CAUSAL_ATTENTION, CAUSAL_ATTENTION_GRAD, MAX_HEAD_SIZE, MAX_TIME } from "../webgpu/causal-attention";
+import { causalSoftmax } from "./causal-softmax";
+import { hasFusedKernel, runFused } from "./kernels";
+
+type Tf = typeof import("@tensorflow/tfjs");
+type Tensor = import("@tensorflow/tfjs").Tensor;
+
+export interface AttentionShape {
+  /** Positions per sequence (qkv's rows are batch * time). */
+  time: number;
+  heads: number;
+}
+
+/** The stock-op path; `mask` ([time, time], causalMask's) spares rebuilding it. */
+export function stockCausalAttention(tf: Tf, qkv: Tensor, { time, heads }: AttentionShape, mask?: Tensor): Tensor {
+  const width = qkv.shape[qkv.shape.length - 1]! / 3; // C
+  const headSize = width / heads;
+  const batch = qkv.size / (3 * width * time);
+  const toHeads = (z: Tensor) => tf.transpose(tf.reshape(z, [batch, time, heads, headSize]), [0, 2, 1, 3]); // [batch, heads, time, hs]
+  const [q, k, v] = tf.split(qkv, 3, -1).map(toHeads) as [Tensor, Tensor, Tensor];
+  const weights = causalSoftmax(tf, tf.matMul(q, k, false, true), 1 / Math.sqrt(headSize), mask); // [batch, heads, time, time]
+  const attended = tf.matMul(weights, v); // [batch, heads, time, hs]
+  return tf.reshape(tf.transpose(attended, [0, 2, 1, 3]), [...qkv.shape.slice(0, -1), width]);
+}
+
+const fusedOps = new WeakMap<object, Map<string, (qkv: Tensor) => Tensor>>();
+
+function fusedCausalAttention(tf: Tf, attrs: { time: number; heads: number; scale: number }) {
+  let byShape = fusedOps.get(tf);
+  if (!byShape) fusedOps.set(tf, (byShape = new Map()));
+  const key = `${attrs.time},${attrs.heads},${attrs.scale}`;
+  let op = byShape.get(key);
+  if (!op) {
+    op = tf.customGrad((qkv, save) => {
+      const [out, probs] = runFused<Tensor[]>(tf, CAUSAL_ATTENTION, { qkv: qkv as Tensor }, attrs);
+      (save as (t: Tensor[]) => void)([qkv as Tensor, probs!]);
+      return { value: out!, gradFunc: (dy: Tensor, saved: Tensor[]) => runFused<Tensor>(tf, CAUSAL_ATTENTION_GRAD, { qkv: saved[0]!, probs: saved[1]!, dy }, attrs) };
+    }) as unknown as (qkv: Tensor) => Tensor;
+    byShape.set(key, op);
+  }
+  return op;
+}
+
+/** qkv [..., 3C] with batch * time rows -> [..., C]. */
+export function causalAttention(tf: Tf, qkv: Tensor, shape: AttentionShape, mask?: Tensor): Tensor {
+  const width = qkv.shape[qkv.shape.length - 1]!;
+  if (width % (3 * shape.heads) !== 0) throw new RangeError(`causalAttention: qkv's last axis (${width}) must be 3 * heads * headSize (heads ${shape.heads})`);
+  if ((qkv.size / width) % shape.time !== 0) throw new RangeError(`causalAttention: qkv's rows (${qkv.size / width}) must be batch * time (time ${shape.time})`);
+  const headSize = width / 3 / shape.heads;
+  if (shape.time <= MAX_TIME && headSize <= MAX_HEAD_SIZE && hasFusedKernel(tf, CAUSAL_ATTENTION, [qkv])) {
+    return fusedCausalAttention(tf, { ...shape, scale: 1 / Math.sqrt(headSize) })(qkv);
+  }
+  return stockCausalAttention(tf, qkv, shape, mask);
+}

@@ -1,0 +1,12 @@
+/**
+ * Fused ops: one or two WebGPU dispatches where the webgpu backend has
+ * distlab's kernels (registered by ../webgpu/overrides.ts), the same math
+ * in stock TF.js ops on every other backend. Each takes the TF.js module
+ * the caller uses (the GPU benchmark bundles @tensorflow/tfjs-core alone).
+ */
+export { layerNorm, layerNormReference, LAYER_NORM_EPSILON } from "./layer-norm";
+export { gelu, geluReference } from "./gelu";
+export { causalMask, causalSoftmax, causalSoftmaxReference } from "./causal-softmax";
+export { causalAttention, stockCausalAttention, type AttentionShape } from "./causal-attention";
+export { softmaxCrossEntropy, stockSoftmaxCrossEntropy } from "./cross-entropy";
+export { linear } from "./linear";

@@ -1,0 +1,133 @@
+// distlab's fused ops (kernel/src/compute/fused): on backends without the
+// fused webgpu kernels they are the stock-op formulas; the analytic
+// gradients that the WGSL kernels implement (the *Reference backward
+// functions, written in stock ops) must match TF.js's own gradient of the
+// formula on every backend here. Where webgpu loads, the fused kernels
+// themselves are held against cpu. The WGSL was also checked with Mesa's
+// lavapipe and on an H100/H200 (bench/gpu/webgpu-bench.ts prints the diffs).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { causalAttention, softmaxCrossEntropy, causalSoftmax, causalSoftmaxReference, gelu, geluReference, layerNorm, layerNormReference } from "../../kernel/src/compute/fused";
+import { leadingAxes } from "../../kernel/src/compute/webgpu/leading-sum";
+import { hasFusedKernel } from "../../kernel/src/compute/fused/kernels";
+import { FUSED_KERNELS } from "../../kernel/src/compute/webgpu/overrides";
+import { backendsUnderTest, maxRelativeError, runOn, tf, values } from "./compute-backends";
+
+const TOLERANCE = 2e-5;
+type Tf = typeof import("@tensorflow/tfjs");
+const tfm = tf as unknown as Tf;
+
+async function agree(what: string, compute: () => tf.Tensor[], against: () => tf.Tensor[]): Promise<void> {
+  for (const backend of ["cpu", ...(await backendsUnderTest())]) {
+    const ours = await runOn(backend, compute);
+    const expected = await runOn("cpu", against);
+    assert.equal(ours.length, expected.length);
+    ours.forEach((result, i) => {
+      const error = maxRelativeError(result, expected[i]!);
+      assert.ok(error < TOLERANCE, `${what} on ${backend}, output ${i}: error ${error}`);
+    });
+  }
+  await tf.setBackend("cpu");
+}
+
+/** TF.js's gradient of f at inputs, weighted by dy (so every output element matters). */
+function gradsOf(f: (...xs: tf.Tensor[]) => tf.Tensor, inputs: tf.Tensor[], dy: tf.Tensor): tf.Tensor[] {
+  return tf.grads((...xs: tf.Tensor[]) => tf.sum(tf.mul(f(...xs), dy)))(inputs);
+}
+
+// Shapes off the GPU kernels' thread counts (64 per row): 130 channels, 70 keys.
+const ln = () => ({ x: values([3, 5, 130], 1).mul(3), gain: values([130], 2), bias: values([130], 3), dy: values([3, 5, 130], 4) });
+
+test("layer norm: the op, and the kernels' analytic gradient (dx, dgain, dbias), match TF.js's gradient of the formula", async () => {
+  const formula = (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+    const { mean, variance } = tf.moments(x, -1, true);
+    return tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, 1e-5))), g), b);
+  };
+  const expected = () => { const { x, gain, bias, dy } = ln(); return [formula(x, gain, bias), ...gradsOf(formula, [x, gain, bias], dy)]; };
+  await agree("layerNorm op", () => { const { x, gain, bias, dy } = ln(); return [layerNorm(tfm, x, gain, bias), ...gradsOf((a, g, b) => layerNorm(tfm, a, g, b), [x, gain, bias], dy)]; }, expected);
+  await agree("layerNormReference", () => { const { x, gain, bias, dy } = ln(); return [layerNormReference.forward(tfm, x, gain, bias), ...layerNormReference.backward(tfm, dy, x, gain)]; }, expected);
+});
+
+test("GELU: the op, and the kernel's analytic gradient, match TF.js's gradient of the tanh formula (|x| up to 6)", async () => {
+  const formula = (x: tf.Tensor) => tf.mul(tf.mul(0.5, x), tf.add(1, tf.tanh(tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3)))))));
+  const inputs = () => ({ x: values([40, 33], 5).mul(6), dy: values([40, 33], 6) });
+  const expected = () => { const { x, dy } = inputs(); return [formula(x), ...gradsOf(formula, [x], dy)]; };
+  await agree("gelu op", () => { const { x, dy } = inputs(); return [gelu(tfm, x), ...gradsOf((a) => gelu(tfm, a), [x], dy)]; }, expected);
+  await agree("geluReference", () => { const { x, dy } = inputs(); return [geluReference.forward(tfm, x), geluReference.backward(tfm, dy, x)]; }, expected);
+});
+
+test("causal softmax: future keys get weight 0, and the kernel's analytic gradient matches TF.js's", async () => {
+  const scale = 0.3;
+  const inputs = () => ({ s: values([2, 3, 70, 70], 7).mul(10), dy: values([2, 3, 70, 70], 8) });
+  const formula = (s: tf.Tensor) => tf.softmax(tf.add(tf.mul(s, scale), tf.mul(tf.sub(1, tf.linalg.bandPart(tf.ones([70, 70]), -1, 0)), -1e9)));
+  const expected = () => { const { s, dy } = inputs(); return [formula(s), ...gradsOf(formula, [s], dy)]; };
+  await agree("causalSoftmax op", () => { const { s, dy } = inputs(); return [causalSoftmax(tfm, s, scale), ...gradsOf((a) => causalSoftmax(tfm, a, scale), [s], dy)]; }, expected);
+  await agree("causalSoftmaxReference", () => { const { s, dy } = inputs(); const y = causalSoftmaxReference.forward(tfm, s, scale); return [y, causalSoftmaxReference.backward(tfm, dy, y, scale)]; }, expected);
+  const weights = tf.tidy(() => causalSoftmax(tfm, values([1, 1, 4, 4], 9), 1).arraySync() as number[][][][]);
+  assert.deepEqual(weights[0]![0]!.map((row) => row.map((w, j) => (w === 0 ? 0 : 1))), [[1, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 0], [1, 1, 1, 1]]);
+  assert.throws(() => causalSoftmax(tfm, tf.zeros([2, 3, 4]), 1), /must be \[\.\.\., T, T\]/);
+});
+
+/** Causal attention written out in loops: qkv [batch * time, 3C] -> [batch * time, C]. */
+function attentionByHand(qkv: number[][], time: number, heads: number): number[][] {
+  const width = qkv[0]!.length / 3, hs = width / heads;
+  return qkv.map((_, row) => {
+    const b = Math.floor(row / time), i = row % time;
+    const out: number[] = [];
+    for (let h = 0; h < heads; h++) {
+      const col = (part: number, d: number) => part * width + h * hs + d;
+      const scores = Array.from({ length: i + 1 }, (_, j) => qkv[row]!.reduce((sum, _v, d) => (d < hs ? sum + qkv[row]![col(0, d)]! * qkv[b * time + j]![col(1, d)]! : sum), 0) / Math.sqrt(hs));
+      const top = Math.max(...scores);
+      const weights = scores.map((s) => Math.exp(s - top));
+      const total = weights.reduce((a, w) => a + w, 0);
+      for (let d = 0; d < hs; d++) out.push(weights.reduce((sum, w, j) => sum + (w / total) * qkv[b * time + j]![col(2, d)]!, 0));
+    }
+    return out;
+  });
+}
+
+test("causal attention: heads side by side, each a causal softmax of q k^T / sqrt(hs) times v; gradients agree across backends", async () => {
+  const qkv = () => values([2 * 5, 3 * 6], 11).mul(2); // batch 2, time 5, 2 heads of 3 channels
+  const expected = attentionByHand(tf.tidy(() => qkv().arraySync() as number[][]), 5, 2);
+  const ours = tf.tidy(() => causalAttention(tfm, qkv(), { time: 5, heads: 2 }).arraySync() as number[][]);
+  ours.forEach((row, r) => row.forEach((v, c) => assert.ok(Math.abs(v - expected[r]![c]!) < 1e-5, `row ${r} column ${c}: ${v} vs ${expected[r]![c]}`)));
+  const dy = () => values([2 * 5, 6], 12);
+  const run = () => { const x = qkv(); return [causalAttention(tfm, x, { time: 5, heads: 2 }), ...gradsOf((a) => causalAttention(tfm, a, { time: 5, heads: 2 }), [x], dy())]; };
+  await agree("causalAttention", run, run);
+  assert.throws(() => causalAttention(tfm, tf.zeros([10, 16]), { time: 5, heads: 2 }), /3 \* heads \* headSize/);
+  assert.throws(() => causalAttention(tfm, tf.zeros([12, 18]), { time: 5, heads: 2 }), /batch \* time/);
+});
+
+test("cross-entropy: mean of logsumexp - the label's logit, as tf.losses.softmaxCrossEntropy with one-hot labels; gradients agree", async () => {
+  const inputs = () => ({ logits: values([4, 6, 7], 13).mul(5), labels: tf.tensor2d([[0, 1, 2, 3, 4, 5], [6, 0, 1, 2, 3, 4], [5, 6, 0, 1, 2, 3], [4, 5, 6, 0, 1, 2]], [4, 6], "int32") });
+  const expected = () => {
+    const { logits, labels } = inputs();
+    const loss = (x: tf.Tensor) => tf.losses.softmaxCrossEntropy(tf.oneHot(tf.reshape(labels, [-1]), 7), tf.reshape(x, [-1, 7]));
+    return [loss(logits), ...tf.grads(loss)([logits])];
+  };
+  await agree("softmaxCrossEntropy", () => { const { logits, labels } = inputs(); const f = (x: tf.Tensor) => softmaxCrossEntropy(tfm, x, labels); return [f(logits), ...tf.grads(f)([logits])]; }, expected);
+  assert.throws(() => tf.tidy(() => softmaxCrossEntropy(tfm, tf.zeros([3, 4]), tf.zeros([2], "int32"))), /./, "labels must match the rows");
+});
+
+test("the Sum override takes sums over leading axes only (a column sum); everything else stays TF.js's", () => {
+  assert.equal(leadingAxes(0, 2), 1, "a bias gradient: [rows, n] summed over rows");
+  assert.equal(leadingAxes([1, 0], 3), 2);
+  assert.equal(leadingAxes(-3, 3), 1);
+  assert.equal(leadingAxes(-1, 2), 0, "the innermost axis: TF.js's reduce");
+  assert.equal(leadingAxes([0, 2], 3), 0, "not contiguous from 0");
+  assert.equal(leadingAxes([0, 1], 2), 0, "every axis: a full reduction");
+  assert.equal(leadingAxes(null, 2), 0);
+});
+
+test("the fused kernels are webgpu-only: one list, distinct names, none on cpu or wasm", async () => {
+  const configs = FUSED_KERNELS.flatMap((kernels) => kernels(() => 64));
+  assert.deepEqual(configs.map((c) => c.kernelName), ["DistlabLayerNorm", "DistlabLayerNormGrad", "DistlabGelu", "DistlabGeluGrad", "DistlabCausalSoftmax", "DistlabCausalSoftmaxGrad", "DistlabCausalAttention", "DistlabCausalAttentionGrad", "DistlabSoftmaxCrossEntropy", "DistlabSoftmaxCrossEntropyGrad"]);
+  assert.ok(configs.every((c) => c.backendName === "webgpu"));
+  for (const backend of ["cpu", ...(await backendsUnderTest()).filter((b) => b !== "webgpu")]) {
+    await tf.setBackend(backend);
+    const x = tf.zeros([2]);
+    for (const { kernelName } of configs) assert.equal(hasFusedKernel(tfm, kernelName, [x]), false, `${kernelName} on ${backend}`);
+    x.dispose();
+  }
+  await tf.setBackend("cpu");
+});
