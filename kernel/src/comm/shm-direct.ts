@@ -32,7 +32,7 @@ const OUTPUT_REGISTERED = 2;
 const NOT_REGISTERED = -1;
 
 /** Chunk bytes of an allReduce whose inputs and outputs are all registered (no staging slot bounds it). */
-const REGISTERED_CHUNK_BYTES = 8 * 1024 * 1024;
+const REGISTERED_CHUNK_BYTES = 16 * 1024 * 1024;
 
 /** allReduce up to this many bytes reduces the whole message on every rank after one wait. */
 export const ONE_SHOT_BYTES = 32 * 1024;
@@ -156,8 +156,8 @@ export function attachDirectCollectives(
       const outputRegistered = outputs[me] !== NOT_REGISTERED;
       const anyOutputRegistered = outputs.some((a) => a !== NOT_REGISTERED);
       // With every array registered no slot is used, so chunks can be larger than a slot: fewer
-      // waits. 64 MiB on 2 rank threads, load average ~2: 1 MiB chunks 14-17 ms, 4 MiB 11-14 ms,
-      // 16 MiB 9-13 ms, one 64 MiB chunk 18-26 ms (no overlap of reduce and copy-out).
+      // waits. 64 MiB on 2 rank threads, load average ~1-2: 1 MiB chunks 14-17 ms, 4 MiB 11-16 ms,
+      // 8 MiB 11-15 ms, 16 MiB 9-13 ms, one 64 MiB chunk 18-26 ms (no overlap of reduce and copy-out).
       const allRegistered = !inputs.includes(NOT_REGISTERED) && !outputs.includes(NOT_REGISTERED);
       const Q = allRegistered ? Math.max(P, Math.floor(REGISTERED_CHUNK_BYTES / width)) : P;
       const chunkLenQ = (i: number) => Math.min(Q, x.length - i * Q);
