@@ -34,7 +34,7 @@ const KNOWN_TRANSPORTS = ["shm", "shm-registered", "tcp"];
 for (const t of TRANSPORTS) if (!KNOWN_TRANSPORTS.includes(t)) throw new Error(`--transports: unknown transport ${t} (known: ${KNOWN_TRANSPORTS.join(", ")})`);
 const OPS = flag("ops", ["allReduce", "allGather", "reduceScatter", "broadcast"]);
 const ALGORITHM = flag("algorithm", [undefined])[0];
-const iters = (bytes) => Math.max(3, Math.min(10_000, Math.floor((256 * MiB) / bytes)));
+const iters = (bytes) => Math.max(10, Math.min(10_000, Math.floor((256 * MiB) / bytes)));
 const busFactor = (op, n) => (op === "allReduce" ? (2 * (n - 1)) / n : op === "broadcast" ? 1 : (n - 1) / n);
 
 function memcpyGBps() {
