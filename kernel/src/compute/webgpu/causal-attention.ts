@@ -18,6 +18,7 @@
  */
 import type { KernelConfig, TensorInfo } from "@tensorflow/tfjs";
 import { constantUniform, newOutput, pipelineFor, recordDispatch, splitGroups, type WebGpuBackendInternals } from "./dispatch";
+import { workgroupReduceWgsl } from "./wgsl-workgroup-reduce";
 
 const THREADS = 64;
 /** Longest context and widest head the kernels take (workgroup memory); the op uses stock ops past these. */
@@ -27,21 +28,7 @@ export const MAX_HEAD_SIZE = 256;
 const COMMON = /* wgsl */ `
 struct Sizes { groups: u32, time: u32, heads: u32, headSize: u32, scale: f32, u0: u32, u1: u32, u2: u32 }
 @group(0) @binding(0) var<uniform> s: Sizes;
-var<workgroup> partial: array<f32, ${THREADS}>;
-fn reduce(lid: u32, value: f32, takeMax: bool) -> f32 {
-  partial[lid] = value;
-  workgroupBarrier();
-  for (var stride = ${THREADS / 2}u; stride > 0u; stride = stride >> 1u) {
-    if (lid < stride) {
-      let other = partial[lid + stride];
-      partial[lid] = select(partial[lid] + other, max(partial[lid], other), takeMax);
-    }
-    workgroupBarrier();
-  }
-  let total = partial[0];
-  workgroupBarrier();
-  return total;
-}
+${workgroupReduceWgsl(THREADS)}
 // Index of (row, part, head, d) in qkv [rows, 3C] and of (row, head, d) in [rows, C].
 fn packed(row: u32, part: u32, head: u32, d: u32) -> u32 { let c = s.heads * s.headSize; return row * 3u * c + part * c + head * s.headSize + d; }
 fn merged(row: u32, head: u32, d: u32) -> u32 { return row * s.heads * s.headSize + head * s.headSize + d; }
@@ -78,10 +65,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
       biggest = max(biggest, score);
     }
   }
-  let rowMax = reduce(lid, biggest, true);
+  let rowMax = workgroupReduce(lid, biggest, true);
   var sum = 0.0;
   if (valid) { for (var j = lid; j <= i; j = j + ${THREADS}u) { let e = exp(p[j] - rowMax); p[j] = e; sum = sum + e; } }
-  let total = reduce(lid, sum, false);
+  let total = workgroupReduce(lid, sum, false);
   if (valid) {
     let base = ((b * s.heads + h) * s.time + i) * s.time;
     for (var j = lid; j < s.time; j = j + ${THREADS}u) {
@@ -126,7 +113,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
       weighted = weighted + probs[base + j] * dp;
     }
   }
-  let total = reduce(lid, weighted, false);
+  let total = workgroupReduce(lid, weighted, false);
   if (valid) {
     for (var j = lid; j < s.time; j = j + ${THREADS}u) {
       var value = 0.0;

@@ -11,6 +11,7 @@
  */
 import type { KernelConfig, TensorInfo } from "@tensorflow/tfjs";
 import { constantUniform, newOutput, pipelineFor, recordDispatch, splitGroups, type WebGpuBackendInternals } from "./dispatch";
+import { workgroupReduceWgsl } from "./wgsl-workgroup-reduce";
 
 /** Threads per row (a power of two); the tiny GPT's rows have 64 keys. */
 const ROW_THREADS = 64;
@@ -18,21 +19,7 @@ const ROW_THREADS = 64;
 const COMMON = /* wgsl */ `
 struct Sizes { rows: u32, keys: u32, scale: f32, unused: u32 }
 @group(0) @binding(2) var<uniform> s: Sizes;
-var<workgroup> partial: array<f32, ${ROW_THREADS}>;
-fn reduceRow(lid: u32, value: f32, takeMax: bool) -> f32 {
-  partial[lid] = value;
-  workgroupBarrier();
-  for (var stride = ${ROW_THREADS / 2}u; stride > 0u; stride = stride >> 1u) {
-    if (lid < stride) {
-      let other = partial[lid + stride];
-      partial[lid] = select(partial[lid] + other, max(partial[lid], other), takeMax);
-    }
-    workgroupBarrier();
-  }
-  let total = partial[0];
-  workgroupBarrier();
-  return total;
-}`;
+${workgroupReduceWgsl(ROW_THREADS)}`;
 
 const FORWARD = /* wgsl */ `
 @group(0) @binding(0) var<storage, read> scores: array<f32>;
@@ -48,10 +35,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
   let valid = row < s.rows;
   var biggest = -3.4e38;
   if (valid) { for (var j = lid; j < s.keys; j = j + ${ROW_THREADS}u) { biggest = max(biggest, masked(row, j)); } }
-  let rowMax = reduceRow(lid, biggest, true);
+  let rowMax = workgroupReduce(lid, biggest, true);
   var sum = 0.0;
   if (valid) { for (var j = lid; j < s.keys; j = j + ${ROW_THREADS}u) { sum = sum + exp(masked(row, j) - rowMax); } }
-  let total = reduceRow(lid, sum, false);
+  let total = workgroupReduce(lid, sum, false);
   if (!valid) { return; }
   for (var j = lid; j < s.keys; j = j + ${ROW_THREADS}u) { y[row * s.keys + j] = exp(masked(row, j) - rowMax) / total; }
 }`;
@@ -67,7 +54,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
   let valid = row < s.rows;
   var dot = 0.0;
   if (valid) { for (var j = lid; j < s.keys; j = j + ${ROW_THREADS}u) { let i = row * s.keys + j; dot = dot + dy[i] * y[i]; } }
-  let total = reduceRow(lid, dot, false);
+  let total = workgroupReduce(lid, dot, false);
   if (!valid) { return; }
   for (var j = lid; j < s.keys; j = j + ${ROW_THREADS}u) { let i = row * s.keys + j; ds[i] = (y[i] * (dy[i] - total)) * s.scale; }
 }`;

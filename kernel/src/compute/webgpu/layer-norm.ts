@@ -14,6 +14,7 @@
  */
 import type { KernelConfig, TensorInfo } from "@tensorflow/tfjs";
 import { constantUniform, newOutput, pipelineFor, recordDispatch, splitGroups, type WebGpuBackendInternals } from "./dispatch";
+import { workgroupReduceWgsl } from "./wgsl-workgroup-reduce";
 
 /** Threads per row (a power of two); the tiny GPT's rows have 128 channels. */
 const ROW_THREADS = 64;
@@ -22,18 +23,8 @@ const COLUMNS = 16;
 const LANES = 16;
 
 const ROW_REDUCE = /* wgsl */ `
-var<workgroup> partial: array<f32, ${ROW_THREADS}>;
-fn rowSum(lid: u32, value: f32) -> f32 {
-  partial[lid] = value;
-  workgroupBarrier();
-  for (var stride = ${ROW_THREADS / 2}u; stride > 0u; stride = stride >> 1u) {
-    if (lid < stride) { partial[lid] = partial[lid] + partial[lid + stride]; }
-    workgroupBarrier();
-  }
-  let total = partial[0];
-  workgroupBarrier();
-  return total;
-}`;
+${workgroupReduceWgsl(ROW_THREADS)}
+fn rowSum(lid: u32, value: f32) -> f32 { return workgroupReduce(lid, value, false); }`;
 
 /** mean and rstd of row `row` (every thread of the workgroup gets both); rows past the end read nothing. */
 const ROW_STATS = /* wgsl */ `
