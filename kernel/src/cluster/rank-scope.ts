@@ -15,7 +15,7 @@ export class RankScope {
   private cellId = 0;
 
   constructor(
-    private readonly port: MessagePort,
+    port: MessagePort,
     globals: Readonly<Record<string, unknown>>,
   ) {
     for (const [name, value] of Object.entries(globals)) this.scope.setGlobal(name, value);

@@ -9,73 +9,12 @@ import { divideInPlace, jsReducer, type Reducer } from "./reduce-js";
 import * as alg from "./algorithms";
 import { recursiveDoublingAllGather, recursiveHalvingReduceScatter, rhdAllReduce } from "./algorithms-rhd";
 import { chooseAlgorithm, unsupported, type ChoosableOp } from "./choose";
-import type { DirectCollectives } from "./shm-direct";
-import type { RegisteredMemory, TypedArrayConstructor } from "./shm-heap";
-import { WasmArena } from "./wasm-arena";
-import { CombineArena } from "./wasm-combine";
-import type { CallContext, Transport } from "./transport";
+import type { CommCore } from "./comm-core";
+import type { TypedArrayConstructor } from "./registered-memory";
+import type { CallContext } from "./transport";
 import { nowMicros } from "./transport";
-import type {
-  Algorithm, AllReduceOptions, CollectiveOptions, CommArray, CommOptions, Communicator, DeviceMesh, LinkModel, SpanHook,
-} from "./types";
+import type { Algorithm, AllReduceOptions, CollectiveOptions, CommArray, Communicator, DeviceMesh, LinkModel } from "./types";
 import { buildMesh, checkGroupRanks } from "./groups";
-
-/** State shared by a rank's world communicator and all its groups. */
-export class CommCore {
-  readonly timeoutMs: number;
-  readonly onSpan?: SpanHook;
-  readonly link?: LinkModel;
-  private queue: Promise<unknown> = Promise.resolve();
-  private nextGroupId = 1;
-  /** the shm world's same-host paths (world communicator only) */
-  direct?: DirectCollectives;
-  /** memory the transport's collectives use in place (the shm world's registered memory) */
-  registered?: RegisteredMemory;
-  private arenaMemo?: WasmArena | null;
-  private combineMemo?: CombineArena | null;
-  private workspaceMemo = new ArrayBuffer(0);
-
-  constructor(
-    readonly transport: Transport,
-    options: CommOptions,
-  ) {
-    const timeoutMs = options.timeoutMs ?? 60_000;
-    if (!(timeoutMs > 0)) throw new RangeError(`timeoutMs must be > 0 milliseconds, got ${options.timeoutMs}`);
-    this.timeoutMs = timeoutMs;
-    this.onSpan = options.onSpan;
-    this.link = options.link && checkLink(options.link, "link");
-  }
-
-  /** This rank's WebAssembly accumulator memory (created on first use); undefined without WebAssembly SIMD. */
-  arena(): WasmArena | undefined {
-    if (this.arenaMemo === undefined) this.arenaMemo = WasmArena.create() ?? null;
-    return this.arenaMemo ?? undefined;
-  }
-
-  /** This rank's memory for the ring's receive-side reduction (created on first use); undefined without WebAssembly SIMD. */
-  combineArena(): CombineArena | undefined {
-    if (this.combineMemo === undefined) this.combineMemo = CombineArena.create() ?? null;
-    return this.combineMemo ?? undefined;
-  }
-
-  /** A work array like x of `length` elements in memory reused from call to call (calls run one at a time). */
-  workspace<T extends CommArray>(x: T, length: number): T {
-    const bytes = length * x.BYTES_PER_ELEMENT;
-    if (this.workspaceMemo.byteLength < bytes) this.workspaceMemo = new ArrayBuffer(bytes);
-    return new (x.constructor as new (buffer: ArrayBuffer, offset: number, length: number) => T)(this.workspaceMemo, 0, length);
-  }
-
-  allocateGroupId(): number {
-    return this.nextGroupId++;
-  }
-
-  /** Runs calls one after another in program order. */
-  serialize<T>(run: () => Promise<T>): Promise<T> {
-    const result = this.queue.then(run);
-    this.queue = result.catch(() => undefined);
-    return result;
-  }
-}
 
 export class GroupCommunicator implements Communicator {
   readonly rank: number;
@@ -96,14 +35,11 @@ export class GroupCommunicator implements Communicator {
 
   // ---- registered memory ----
   alloc<T extends CommArray>(ctor: TypedArrayConstructor<T>, length: number): T {
-    const registered = this.core.registered;
-    if (registered) return registered.alloc(ctor, length);
-    if (!Number.isInteger(length) || length < 0) throw new RangeError(`alloc: length must be an integer >= 0, got ${length}`);
-    return new ctor(new ArrayBuffer(length * ctor.BYTES_PER_ELEMENT), 0, length);
+    return this.core.memory.alloc(ctor, length);
   }
 
   free(array: CommArray): void {
-    this.core.registered?.free(array);
+    this.core.memory.free(array);
   }
 
   // ---- point to point ----

@@ -18,7 +18,7 @@
 // with no copy in; copies between registered arrays use memory.copy)
 import { blockStart, viewOf } from "./dtype";
 import { jsKernels, type ReduceKernels } from "./reduce-wasm";
-import type { RegisteredMemory } from "./shm-heap";
+import type { RegisteredMemory } from "./registered-memory";
 import { REGISTERED_FLAGS, REGISTERED_INPUT_AT, REGISTERED_OUTPUT_AT } from "./shm-layout";
 import { ShmPipeline } from "./shm-pipeline";
 import type { ShmTransport } from "./shm-transport";
@@ -79,13 +79,18 @@ export function attachDirectCollectives(
   /**
    * Tells peers where this rank's input and output of the call are. The flags word holds
    * call * 4 + flags, so it only grows and a peer's word for this call is recognisable (call
-   * numbers stay below 2^29). Written before the call's first chunk is posted.
+   * numbers stay below 2^29). Written before the call's first chunk is posted, whose doorbell
+   * tells the peers; `ring` wakes them now, for a plan that waits on the announcements themselves.
+   * (An early wake-up would make a waiting peer look at this rank while it has entered the call
+   * but posted nothing yet.)
    */
-  const announceAddresses = (call: CallContext, x: CommArray, out: CommArray): void => {
+  const announceAddresses = (call: CallContext, x: CommArray, out: CommArray, ring = false): void => {
     const flags = (isRegistered(x) ? INPUT_REGISTERED : 0) | (isRegistered(out) ? OUTPUT_REGISTERED : 0);
     Atomics.store(ctl, layout.rankWord(me, REGISTERED_INPUT_AT), flags & INPUT_REGISTERED ? x.byteOffset | 0 : 0);
     Atomics.store(ctl, layout.rankWord(me, REGISTERED_OUTPUT_AT), flags & OUTPUT_REGISTERED ? out.byteOffset | 0 : 0);
-    pipeline.announce(REGISTERED_FLAGS, call.desc.call * 4 + flags);
+    const word = call.desc.call * 4 + flags;
+    if (ring) pipeline.publish(REGISTERED_FLAGS, word);
+    else Atomics.store(ctl, layout.rankWord(me, REGISTERED_FLAGS), word);
   };
 
   /**
@@ -109,7 +114,7 @@ export function attachDirectCollectives(
 
   /** announceAddresses, then waits for every rank's announcement: for plans that depend on the peers' arrays. */
   const exchangeAddresses = (call: CallContext, x: CommArray, out: CommArray): { inputs: number[]; outputs: number[] } => {
-    announceAddresses(call, x, out);
+    announceAddresses(call, x, out, true);
     pipeline.waitAll(call, REGISTERED_FLAGS, call.desc.call * 4);
     return announcedAddresses(call);
   };

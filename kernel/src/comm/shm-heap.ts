@@ -10,26 +10,12 @@
 // a per-rank free list of exact sizes: a training loop that frees and
 // allocates the same shapes reuses its blocks. Memory comes back only when
 // the world ends.
-import { DTYPES } from "./dtype";
+import { checkAllocArguments, type RegisteredMemory, type TypedArrayConstructor } from "./registered-memory";
 import { HEAP_TOP, type ShmWorldInit } from "./shm-layout";
 import type { CommArray } from "./types";
 
 const PAGE = 64 * 1024;
 const LINE = 64;
-
-export type TypedArrayConstructor<T extends CommArray> = {
-  new (buffer: ArrayBufferLike, byteOffset: number, length: number): T;
-  readonly BYTES_PER_ELEMENT: number;
-  readonly name: string;
-};
-
-/** Memory that a communicator's collectives can use in place. */
-export interface RegisteredMemory {
-  alloc<T extends CommArray>(ctor: TypedArrayConstructor<T>, length: number): T;
-  free(array: CommArray): void;
-  /** Whether `array` is a view of registered memory (then byteOffset is its address in the world's memory). */
-  holds(array: CommArray): boolean;
-}
 
 export class ShmHeap implements RegisteredMemory {
   private readonly ctl: Int32Array;
@@ -54,11 +40,7 @@ export class ShmHeap implements RegisteredMemory {
   }
 
   alloc<T extends CommArray>(ctor: TypedArrayConstructor<T>, length: number): T {
-    const code = DTYPES.findIndex((d) => d.ctor === (ctor as unknown));
-    if (code < 0) {
-      throw new TypeError(`alloc: dtype must be one of ${DTYPES.map((d) => d.ctor.name).join(", ")}, got ${String(ctor?.name ?? ctor)}`);
-    }
-    if (!Number.isInteger(length) || length < 0) throw new RangeError(`alloc: length must be an integer >= 0, got ${length}`);
+    checkAllocArguments(ctor, length);
     const blockBytes = Math.max(LINE, Math.ceil((length * ctor.BYTES_PER_ELEMENT) / LINE) * LINE);
     const reused = this.freeBlocks.get(blockBytes)?.pop();
     const address = reused ?? this.claim(blockBytes);

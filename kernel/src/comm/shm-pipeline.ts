@@ -73,11 +73,7 @@ export class ShmPipeline {
   }
 
   /** Sets this rank's control word `field` (which only grows) and rings every peer. */
-  announce(field: number, value: number): void {
-    this.publish(field, value);
-  }
-
-  private publish(field: number, value: number): void {
+  publish(field: number, value: number): void {
     const t = this.t;
     Atomics.store(this.ctl, t.layout.rankWord(t.rank, field), value);
     for (let r = 0; r < this.n; r++) if (r !== t.rank) t.ring(r);

@@ -48,11 +48,6 @@ export function stopWorld(ctl: Int32Array, layout: ShmLayout, state: number, rea
   }
 }
 
-interface Progressing {
-  readonly peer: number;
-  done: boolean;
-}
-
 interface UserOp {
   op: ChannelSend | ChannelRecv;
   call: CallContext;

@@ -1,6 +1,7 @@
 // Creating a shared-memory world on the kernel's main thread, attaching a
 // rank's communicator inside its worker thread, and cancelling the world.
-import { CommCore, GroupCommunicator } from "./communicator";
+import { CommCore } from "./comm-core";
+import { GroupCommunicator } from "./communicator";
 import { Wasm } from "./wasm-api";
 import { attachDirectCollectives } from "./shm-direct";
 import { wasmKernels } from "./reduce-wasm";
@@ -66,7 +67,7 @@ export function attachShmCommunicator(init: ShmWorldInit, rank: number, options:
   const transport = new ShmTransport(init, rank);
   const core = new CommCore(transport, options);
   const heap = new ShmHeap(init, rank);
-  core.registered = heap;
+  core.memory = heap;
   core.direct = attachDirectCollectives(transport, wasmKernels(init.memory), heap, wasmMemoryCopy(init.memory));
   return new GroupCommunicator(core, Array.from({ length: init.size }, (_, i) => i), 0, "world");
 }

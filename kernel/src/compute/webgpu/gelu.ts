@@ -20,6 +20,8 @@ const COMMON = /* wgsl */ `
 @group(0) @binding(2) var<uniform> n: vec4<u32>;
 const K = 0.7978845608028654;
 fn tanhStable(u: f32) -> f32 { let e = exp(-2.0 * abs(u)); return sign(u) * (1.0 - e) / (1.0 + e); }
+// tanh(K (v + 0.044715 v^3)), shared by the value and its derivative
+fn innerTanh(v: f32) -> f32 { return tanhStable((v + 0.044715 * (v * v * v)) * K); }
 fn index(id: vec3<u32>, groups: vec3<u32>) -> u32 { return id.x + id.y * groups.x * ${WORKGROUP}u; }`;
 
 const FORWARD = /* wgsl */ `
@@ -31,7 +33,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) g
   let i = index(id, groups);
   if (i >= n.x) { return; }
   let v = x[i];
-  let t = tanhStable((v + 0.044715 * (v * v * v)) * K);
+  let t = innerTanh(v);
   y[i] = (0.5 * v) * (1.0 + t);
 }`;
 
@@ -45,7 +47,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) g
   let i = index(id, groups);
   if (i >= n.x) { return; }
   let v = x[i];
-  let t = tanhStable((v + 0.044715 * (v * v * v)) * K);
+  let t = innerTanh(v);
   dx[i] = dy[i] * (0.5 * (1.0 + t) + (0.5 * v) * (1.0 - t * t) * K * (1.0 + 3.0 * 0.044715 * (v * v)));
 }`;
 
