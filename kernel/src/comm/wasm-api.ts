@@ -3,6 +3,8 @@
 // the API at runtime.
 export interface WasmMemory {
   readonly buffer: ArrayBuffer | SharedArrayBuffer;
+  /** Adds 64 KiB pages; returns the previous size in pages. */
+  grow(pages: number): number;
 }
 
 interface WasmInstance {

@@ -1,46 +1,45 @@
 /**
  * _FusedMatMul (matMul + bias + activation in one kernel, what tf.fused.matMul
- * and tf.layers' Dense use) for the wasm backend.
- *
- * The stock kernel has the same slow scalar path as BatchMatMul for
- * transposed operands and several batches; this routes those cases through
- * explicit transposes to the fast one-batch kernel, keeping the fusion: the
- * bias ([n]) and activation apply row by row, so they are the same per
- * 2-D product.
+ * and tf.layers' Dense use) for the wasm backend, through the same SIMD
+ * kernel as BatchMatMul (batch-mat-mul.ts). The bias ([n]) starts the
+ * kernel's accumulators, so it costs nothing; relu runs over the result in
+ * place; other activations call the stock activation kernel on it.
  */
 import type { KernelConfig, KernelFunc, TensorInfo } from "@tensorflow/tfjs";
-import { broadcastBatch, multiplyPlain, plainOperands } from "./batch-mat-mul";
-import { dispose, sizeOf, type StockKernels, type WasmBackend } from "./tensor-info";
+import { gemmApplies, gemmProduct } from "./batch-mat-mul";
+import { dispose, heapF32, sizeOf, type StockKernels, type WasmBackend } from "./tensor-info";
+
+/** tf.fused activation name -> the stock kernel that applies it, and how to call it. */
+const ACTIVATIONS: Record<string, (x: TensorInfo, extra: { alpha?: TensorInfo; leakyreluAlpha?: number }) => { kernel: string; inputs: Record<string, TensorInfo>; attrs: Record<string, unknown> }> = {
+  relu6: (x) => ({ kernel: "Relu6", inputs: { x }, attrs: {} }),
+  elu: (x) => ({ kernel: "Elu", inputs: { x }, attrs: {} }),
+  sigmoid: (x) => ({ kernel: "Sigmoid", inputs: { x }, attrs: {} }),
+  leakyrelu: (x, { leakyreluAlpha }) => ({ kernel: "LeakyRelu", inputs: { x }, attrs: { alpha: leakyreluAlpha ?? 0.2 } }),
+  prelu: (x, { alpha }) => ({ kernel: "Prelu", inputs: { x, alpha: alpha! }, attrs: {} }),
+};
 
 export function fusedMatMulOverride(stock: StockKernels): KernelConfig {
   const kernelFunc = (args: Parameters<KernelFunc>[0]): TensorInfo => {
     const backend = args.backend as unknown as WasmBackend;
     const inputs = args.inputs as { a: TensorInfo; b: TensorInfo; bias?: TensorInfo; preluActivationWeights?: TensorInfo };
     const attrs = args.attrs as { transposeA: boolean; transposeB: boolean; activation: string; leakyreluAlpha?: number };
-    const { a, b } = inputs;
-    const stockFused = stock.get("_FusedMatMul");
-    const single = sizeOf(a.shape.slice(0, -2)) === 1 && sizeOf(b.shape.slice(0, -2)) === 1;
-    // A prelu weight tensor of more than one row would differ per batch; leave that to the stock kernel.
-    const preluPerRow = inputs.preluActivationWeights === undefined || inputs.preluActivationWeights.shape.length <= 1;
-    if (a.dtype !== "float32" || (single && !attrs.transposeA && !attrs.transposeB) || !preluPerRow) {
-      return stockFused(args) as TensorInfo;
+    const { a, b, bias } = inputs;
+    const n = attrs.transposeB ? b.shape[b.shape.length - 2]! : b.shape[b.shape.length - 1]!;
+    const known = attrs.activation === "linear" || attrs.activation === "relu" || attrs.activation in ACTIVATIONS;
+    // A bias that broadcasts other than along the rows ([1], [m, 1]) keeps the stock kernel.
+    if (!gemmApplies(a, b) || !known || (bias !== undefined && (bias.dtype !== "float32" || sizeOf(bias.shape) !== n || bias.shape.length !== 1))) {
+      return stock.get("_FusedMatMul")(args) as TensorInfo;
     }
-    const ops = plainOperands(stock, backend, a, b, attrs.transposeA, attrs.transposeB);
-    if (ops === undefined) return stockFused(args) as TensorInfo;
-    const outShape = [...broadcastBatch(a.shape.slice(0, -2), b.shape.slice(0, -2)), ops.m, ops.n];
-    // The stock kernel reads rank-3 operands: [1, rows, cols].
-    const product2d = (x: TensorInfo, y: TensorInfo): TensorInfo => {
-      const x3 = { ...x, shape: [1, ...x.shape] };
-      const y3 = { ...y, shape: [1, ...y.shape] };
-      const out = stockFused({
-        inputs: { ...inputs, a: x3, b: y3 },
-        backend: args.backend,
-        attrs: { ...attrs, transposeA: false, transposeB: false },
-      }) as TensorInfo;
-      return { ...out, shape: out.shape.slice(1) };
-    };
-    const out = multiplyPlain(backend, stock, ops, outShape, product2d);
-    dispose(backend, ...ops.temporaries);
+    const product = gemmProduct(backend, a, b, attrs.transposeA, attrs.transposeB, bias);
+    if (attrs.activation === "linear") return product;
+    if (attrs.activation === "relu") {
+      const values = heapF32(backend, product);
+      for (let i = 0; i < values.length; i++) if (values[i]! < 0) values[i] = 0; // NaN stays NaN, as in tf.relu
+      return product;
+    }
+    const call = ACTIVATIONS[attrs.activation]!(product, { alpha: inputs.preluActivationWeights, leakyreluAlpha: attrs.leakyreluAlpha });
+    const out = stock.get(call.kernel)({ inputs: call.inputs, backend: args.backend, attrs: call.attrs as never }) as TensorInfo;
+    dispose(backend, product);
     return out;
   };
   return { kernelName: "_FusedMatMul", backendName: "wasm", kernelFunc: kernelFunc as KernelFunc };

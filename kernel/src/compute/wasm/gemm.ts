@@ -1,0 +1,180 @@
+/**
+ * Float32 matrix products on the CPU through gemm-module.ts's SIMD kernel.
+ *
+ * `multiply(a, b, out, shape)` computes out[m, n] = op(a) op(b) (+ bias),
+ * op = transpose or not, on plain Float32Arrays (views of the TF.js wasm
+ * heap in practice). The operands are packed into the kernel's own memory
+ * in one pass each, and transposes are folded into that packing: a
+ * transposed operand costs nothing extra, which is what backprop needs
+ * (dW = x^T dy, dx = dy W^T). The result is copied out in one pass.
+ *
+ * Measured on the 2-core build machine (Xeon with FMA), 768x128 . 128x512:
+ * TF.js wasm's own product (XNNPACK) 14 GFLOP/s; this kernel 19 GFLOP/s
+ * with separate multiply and add, 25-28 with relaxed SIMD's fused
+ * multiply-add; bench/compute.mjs has the step times.
+ *
+ * One instance per thread (each rank worker has its own); its memory grows
+ * to the largest product seen and stays (a tiny GPT step needs about 3 MiB).
+ */
+import * as v8 from "node:v8";
+import { Wasm, type WasmMemory } from "../../comm/wasm-api";
+import { gemmModuleBytes } from "./gemm-module";
+
+/** The register tile: 4 rows x 8 columns, the best of a sweep on the build machine (3x12 and 6x8 within noise). */
+const MR = 4;
+const NR = 8;
+const PAGE = 65536;
+
+export interface ProductShape {
+  m: number;
+  k: number;
+  n: number;
+  /** a is stored [k, m] rather than [m, k]. */
+  transposeA: boolean;
+  /** b is stored [n, k] rather than [k, n]. */
+  transposeB: boolean;
+}
+
+/** One operand: `data` from float `offset` on (a batch of a batched product, or a whole tensor). */
+export interface Operand {
+  data: Float32Array;
+  offset: number;
+}
+
+/** Whether f32x4.relaxed_madd compiles here, enabling V8's flag for it first where Node needs one (Node 20). */
+function relaxedSimdAvailable(env: NodeJS.ProcessEnv): boolean {
+  if (env.DISTLAB_WASM_FMA === "0") return false;
+  const probe = gemmModuleBytes({ mr: 1, nr: 4, fma: true }, 1);
+  if (Wasm.validate(probe)) return true;
+  // A standard feature (WebAssembly 3.0) that V8 11.3 still keeps behind a flag; setting it before the
+  // first relaxed module compiles is enough, and it applies to every thread of the process.
+  v8.setFlagsFromString("--experimental-wasm-relaxed-simd");
+  return Wasm.validate(probe);
+}
+
+/** The exported kernel (gemm-module.ts): byte offsets and strides, block and panel counts, k. */
+type GemmFunction = (a: number, aRow: number, aK: number, b: number, bPanel: number, bK: number, c: number, ldc: number, bias: number, mBlocks: number, nPanels: number, k: number) => void;
+
+export class WasmGemm {
+  /** Whether the kernel uses fused multiply-adds (relaxed SIMD). */
+  readonly fma: boolean;
+  readonly #run: GemmFunction;
+  readonly #memory: WasmMemory;
+  #heap: Float32Array;
+
+  constructor(env: NodeJS.ProcessEnv = process.env) {
+    this.fma = relaxedSimdAvailable(env);
+    const instance = new Wasm.Instance(new Wasm.Module(gemmModuleBytes({ mr: MR, nr: NR, fma: this.fma })), {});
+    this.#run = instance.exports.gemm as GemmFunction;
+    this.#memory = instance.exports.memory as WasmMemory;
+    this.#heap = new Float32Array(this.#memory.buffer as ArrayBuffer);
+  }
+
+  /**
+   * out[outOffset ..][m, n] = op(a) op(b) + bias, bias [n] or none. Where
+   * `bReady` is true, b (and the bias) are the previous call's and are not
+   * brought in again (a batched product whose right operand is shared).
+   *
+   * Each operand is copied into the kernel's memory as it lies (one
+   * memmove) and read there with strides, a transposed A included; only a
+   * transposed B is repacked, into panels of NR columns (backprop's dy W^T:
+   * B is a weight matrix, the smaller operand).
+   */
+  multiply(a: Operand, b: Operand, out: Operand, shape: ProductShape, bias?: Operand, bReady = false): void {
+    const { m, k, n, transposeA, transposeB } = shape;
+    if (m === 0 || n === 0) return;
+    if (k === 0) {
+      for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) out.data[out.offset + i * n + j] = bias ? bias.data[bias.offset + j]! : 0;
+      return;
+    }
+    const mBlocks = Math.ceil(m / MR), nPanels = Math.ceil(n / NR);
+    const ldc = nPanels * NR; // floats per row of the padded result
+    // Rows of A's and B's storage are copied at a pitch that spreads them over the cache's sets (see pitch).
+    const aRows = transposeA ? k : m, aCols = transposeA ? m : k, aPitch = pitch(aCols);
+    const bPitch = pitch(n);
+    // Float offsets in the kernel's memory, each 16-byte aligned: [bias | B | A | C]. B and A have room
+    // after them for the rows and columns past m and n that the kernel reads (their results are dropped).
+    const biasAt = 4, bAt = align(biasAt + ldc), aAt = align(bAt + (transposeB ? nPanels * NR * k : k * bPitch + NR));
+    const cAt = align(aAt + aRows * aPitch + MR * aPitch);
+    this.#reserve((cAt + mBlocks * MR * ldc) * 4);
+    const heap = this.#heap;
+    if (!bReady) {
+      if (bias) {
+        heap.set(bias.data.subarray(bias.offset, bias.offset + n), biasAt);
+        heap.fill(0, biasAt + n, biasAt + ldc);
+      }
+      if (transposeB) packTransposedB(heap, bAt, b, k, n, nPanels);
+      else copyRows(heap, bAt, bPitch, b, k, n);
+    }
+    copyRows(heap, aAt, aPitch, a, aRows, aCols);
+    this.#run(
+      aAt * 4, transposeA ? 4 : 4 * aPitch, transposeA ? 4 * aPitch : 4,
+      bAt * 4, transposeB ? 4 * NR * k : 4 * NR, transposeB ? 4 * NR : 4 * bPitch,
+      cAt * 4, ldc * 4, bias ? biasAt * 4 : 0, mBlocks, nPanels, k,
+    );
+    if (ldc === n) {
+      out.data.set(heap.subarray(cAt, cAt + m * n), out.offset);
+    } else {
+      for (let i = 0; i < m; i++) out.data.set(heap.subarray(cAt + i * ldc, cAt + i * ldc + n), out.offset + i * n);
+    }
+  }
+
+  #reserve(bytes: number): void {
+    const have = this.#memory.buffer.byteLength;
+    if (bytes <= have) return;
+    this.#memory.grow(Math.ceil((bytes - have) / PAGE));
+    this.#heap = new Float32Array(this.#memory.buffer as ArrayBuffer);
+  }
+}
+
+/** The next multiple of 4 floats (16 bytes). */
+const align = (floats: number) => (floats + 3) & ~3;
+
+/**
+ * Floats between copied rows of `cols` values: aligned, and never a
+ * multiple of 64 bytes. The kernel walks A and B down their rows; at a
+ * stride of a power of two bytes (a row of 512 floats is 2 KiB) every step
+ * falls in the same few sets of the L1 cache and evicts the lines the next
+ * tile reuses. 768x128 . 128x512 ran at 16 GFLOP/s with rows at 2 KiB and
+ * at 30 with them at 2 KiB + 16 bytes (2-core build machine).
+ */
+function pitch(cols: number): number {
+  const aligned = align(cols);
+  return aligned % 16 === 0 ? aligned + 4 : aligned;
+}
+
+/** heap[at + r * rowPitch ..][cols] = src's rows (rows x cols, row-major from its offset). */
+function copyRows(heap: Float32Array, at: number, rowPitch: number, src: Operand, rows: number, cols: number): void {
+  if (rowPitch === cols) {
+    heap.set(src.data.subarray(src.offset, src.offset + rows * cols), at);
+    return;
+  }
+  for (let r = 0, s = src.offset; r < rows; r++, s += cols) heap.set(src.data.subarray(s, s + cols), at + r * rowPitch);
+}
+
+/**
+ * heap[at ..] = B, stored transposed ([n, k]), in panels of NR columns,
+ * k-major: [nPanels][k][NR]; columns past n zero.
+ */
+function packTransposedB(heap: Float32Array, at: number, b: Operand, k: number, n: number, nPanels: number): void {
+  const src = b.data, base = b.offset;
+  for (let panel = 0; panel < nPanels; panel++) {
+    const dst = at + panel * k * NR;
+    for (let j = 0; j < NR; j++) {
+      const col = panel * NR + j;
+      if (col >= n) {
+        for (let kk = 0; kk < k; kk++) heap[dst + kk * NR + j] = 0;
+        continue;
+      }
+      // column col of B is row col of the storage
+      for (let kk = 0, s = base + col * k; kk < k; kk++, s++) heap[dst + kk * NR + j] = src[s]!;
+    }
+  }
+}
+
+let perThread: WasmGemm | undefined;
+
+/** This thread's kernel, made on first use. */
+export function wasmGemm(): WasmGemm {
+  return (perThread ??= new WasmGemm());
+}

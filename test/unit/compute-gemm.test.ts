@@ -1,0 +1,90 @@
+// The wasm SIMD matrix-product kernel (kernel/src/compute/wasm/gemm.ts)
+// against a float64 reference: every transpose combination, shapes that
+// are not multiples of the 4x8 register tile (and empty ones), a bias,
+// operands at offsets inside larger arrays, and a right operand packed once
+// for several left ones. Both forms of the kernel: fused multiply-add
+// (relaxed SIMD) and separate multiply and add.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { WasmGemm, type ProductShape } from "../../kernel/src/compute/wasm/gemm";
+
+function reference(a: Float32Array, aAt: number, b: Float32Array, bAt: number, { m, k, n, transposeA, transposeB }: ProductShape, bias?: Float32Array): Float64Array {
+  const out = new Float64Array(m * n);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let sum = bias ? bias[j]! : 0;
+      for (let kk = 0; kk < k; kk++) {
+        sum += a[aAt + (transposeA ? kk * m + i : i * k + kk)]! * b[bAt + (transposeB ? j * k + kk : kk * n + j)]!;
+      }
+      out[i * n + j] = sum;
+    }
+  }
+  return out;
+}
+
+function random(length: number, seed: number): Float32Array {
+  let state = seed >>> 0 || 1;
+  return Float32Array.from({ length }, () => {
+    state ^= state << 13; state ^= state >>> 17; state ^= state << 5;
+    return ((state >>> 0) / 2 ** 32) * 2 - 1;
+  });
+}
+
+/** Largest |got - want| relative to sqrt(k) (a sum of k products of values in [-1, 1]). */
+function assertClose(got: Float32Array, at: number, want: Float64Array, k: number, what: string): void {
+  const tolerance = 1e-6 * Math.max(1, Math.sqrt(k)) * 4;
+  for (let i = 0; i < want.length; i++) {
+    const error = Math.abs(got[at + i]! - want[i]!);
+    assert.ok(error <= tolerance, `${what}: element ${i} is ${got[at + i]}, expected ${want[i]} (error ${error})`);
+  }
+}
+
+for (const fma of ["1", "0"]) {
+  const gemm = new WasmGemm({ DISTLAB_WASM_FMA: fma });
+  const form = gemm.fma ? "fused multiply-add" : "multiply then add";
+
+  test(`gemm (${form}): random shapes, transposes, bias and offsets match a float64 reference`, () => {
+    fc.assert(fc.property(
+      fc.record({
+        m: fc.integer({ min: 0, max: 19 }), k: fc.integer({ min: 0, max: 37 }), n: fc.integer({ min: 0, max: 27 }),
+        transposeA: fc.boolean(), transposeB: fc.boolean(), withBias: fc.boolean(),
+        aAt: fc.integer({ min: 0, max: 5 }), bAt: fc.integer({ min: 0, max: 5 }), outAt: fc.integer({ min: 0, max: 5 }), seed: fc.integer(),
+      }),
+      ({ withBias, aAt, bAt, outAt, seed, ...shape }) => {
+        const { m, k, n } = shape;
+        const a = random(aAt + m * k, seed), b = random(bAt + k * n, seed + 1);
+        const bias = withBias ? random(n, seed + 2) : undefined;
+        const out = new Float32Array(outAt + m * n + 3).fill(7);
+        gemm.multiply({ data: a, offset: aAt }, { data: b, offset: bAt }, { data: out, offset: outAt }, shape, bias && { data: bias, offset: 0 });
+        assertClose(out, outAt, reference(a, aAt, b, bAt, shape, bias), k, JSON.stringify(shape));
+        // nothing written outside [outAt, outAt + m n)
+        for (let i = 0; i < outAt; i++) assert.equal(out[i], 7, `element ${i} before the result was written`);
+        for (let i = outAt + m * n; i < out.length; i++) assert.equal(out[i], 7, `element ${i} after the result was written`);
+      },
+    ), { numRuns: 300 });
+  });
+
+  test(`gemm (${form}): a shared right operand packed once serves several left operands`, () => {
+    const shape: ProductShape = { m: 13, k: 70, n: 21, transposeA: true, transposeB: false };
+    const b = random(70 * 21, 5), bias = random(21, 6);
+    const out = new Float32Array(3 * 13 * 21);
+    const lefts = [random(70 * 13, 7), random(70 * 13, 8), random(70 * 13, 9)];
+    lefts.forEach((a, i) => gemm.multiply({ data: a, offset: 0 }, { data: b, offset: 0 }, { data: out, offset: i * 13 * 21 }, shape, { data: bias, offset: 0 }, i > 0));
+    lefts.forEach((a, i) => assertClose(out, i * 13 * 21, reference(a, 0, b, 0, shape, bias), 70, `left operand ${i}`));
+  });
+
+  test(`gemm (${form}): a product larger than the kernel's starting memory grows it`, () => {
+    const shape: ProductShape = { m: 300, k: 515, n: 130, transposeA: false, transposeB: true };
+    const a = random(300 * 515, 10), b = random(130 * 515, 11);
+    const out = new Float32Array(300 * 130);
+    gemm.multiply({ data: a, offset: 0 }, { data: b, offset: 0 }, { data: out, offset: 0 }, shape);
+    assertClose(out, 0, reference(a, 0, b, 0, shape), 515, "300x515 . (130x515)^T");
+  });
+}
+
+test("DISTLAB_WASM_FMA=0 gives the multiply-then-add kernel; fused multiply-add is used where this Node compiles relaxed SIMD", () => {
+  assert.equal(new WasmGemm({ DISTLAB_WASM_FMA: "0" }).fma, false);
+  // Node 20 compiles relaxed SIMD once V8's flag is set; every Node distlab supports does.
+  assert.equal(new WasmGemm({}).fma, true);
+});
