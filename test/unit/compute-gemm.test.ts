@@ -74,6 +74,16 @@ for (const fma of ["1", "0"]) {
     lefts.forEach((a, i) => assertClose(out, i * 13 * 21, reference(a, 0, b, 0, shape, bias), 70, `left operand ${i}`));
   });
 
+  test(`gemm (${form}): large operands with rows a multiple of 64 bytes long (copied at a padded pitch), k in several slices`, () => {
+    for (const [transposeA, transposeB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+      const shape: ProductShape = { m: 48, k: 640, n: 512, transposeA, transposeB };
+      const a = random(48 * 640, 12), b = random(640 * 512, 13), bias = random(512, 14);
+      const out = new Float32Array(48 * 512);
+      gemm.multiply({ data: a, offset: 0 }, { data: b, offset: 0 }, { data: out, offset: 0 }, shape, { data: bias, offset: 0 });
+      assertClose(out, 0, reference(a, 0, b, 0, shape, bias), 640, JSON.stringify(shape));
+    }
+  });
+
   test(`gemm (${form}): a product larger than the kernel's starting memory grows it`, () => {
     const shape: ProductShape = { m: 300, k: 515, n: 130, transposeA: false, transposeB: true };
     const a = random(300 * 515, 10), b = random(130 * 515, 11);

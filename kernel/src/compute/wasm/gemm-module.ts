@@ -1,7 +1,7 @@
 /**
  * A float32 matrix-product kernel in WebAssembly SIMD, emitted as bytes.
  *
- *   gemm(a, aRow, aK, b, bPanel, bK, c, ldc, bias, mBlocks, nPanels, k)
+ *   gemm(a, aRow, aK, b, bPanel, bK, c, ldc, bias, mBlocks, nPanels, k, accumulate)
  *   C[mBlocks * MR, nPanels * NR] = A B (+ bias), where (byte offsets and
  *   byte strides into the module's own memory):
  *     A[i][kk]          at a + i * aRow + kk * aK      (aRow = 4 k, aK = 4 for
@@ -12,6 +12,8 @@
  *                       columns: bPanel = 4 NR k, bK = 4 NR)
  *     C[i][j]           at c + i * ldc + 4 j           (ldc a multiple of 4 NR)
  *     bias[j]           at bias + 4 j, nPanels * NR of them; bias 0 = none.
+ *   accumulate = 1: C += A B instead (C is read; bias unused): how a
+ *   product whose k is split into slices adds each slice's part.
  * Rows of A past m and columns of B past n are read (so the memory must
  * hold them) and their results land in C's padding, which the caller
  * drops. k >= 1.
@@ -73,7 +75,7 @@ const v128Store = (offset: number) => [...simd(0x0b), 0x04, ...uleb(offset)];
 const load32Splat = (offset: number) => [...simd(0x09), 0x02, ...uleb(offset)];
 const V128_ZERO = [...simd(0x0c), ...new Array<number>(16).fill(0)];
 const F32X4_ADD = simd(0xe4), F32X4_MUL = simd(0xe6), F32X4_RELAXED_MADD = simd(0x105);
-const BLOCK = [0x02, 0x40], LOOP = [0x03, 0x40], END = 0x0b;
+const BLOCK = [0x02, 0x40], LOOP = [0x03, 0x40], END = 0x0b, ELSE = 0x05;
 const br = (depth: number) => [0x0c, depth];
 const brIf = (depth: number) => [0x0d, depth];
 
@@ -82,12 +84,13 @@ export function gemmModuleBytes({ mr, nr, fma }: GemmShape, pages = 16): Uint8Ar
   if (nr % 4 !== 0) throw new RangeError(`gemm: nr must be a multiple of 4, got ${nr}`);
   const nv = nr / 4; // vectors per tile row
   // params (byte offsets and byte strides)
-  const A = 0, A_ROW = 1, A_K = 2, B = 3, B_PANEL = 4, B_K = 5, C = 6, LDC = 7, BIAS = 8, M_BLOCKS = 9, N_PANELS = 10, K = 11;
-  const PARAMS = 12;
-  // i32 locals: panel and block counters, the B pointer, k countdown, the C row pointer, the block's first A row, mr A row pointers
-  const PANEL = PARAMS, BLOCK_I = PARAMS + 1, PB = PARAMS + 2, KK = PARAMS + 3, C_ROW = PARAMS + 4, A_BLOCK = PARAMS + 5;
-  const PA0 = PARAMS + 6;
-  const I32_LOCALS = 6 + mr;
+  const A = 0, A_ROW = 1, A_K = 2, B = 3, B_PANEL = 4, B_K = 5, C = 6, LDC = 7, BIAS = 8, M_BLOCKS = 9, N_PANELS = 10, K = 11, ACCUMULATE = 12;
+  const PARAMS = 13;
+  // i32 locals: panel and block counters, the B pointer, k countdown, the tile's first C row, a C row
+  // pointer, the block's first A row, mr A row pointers
+  const PANEL = PARAMS, BLOCK_I = PARAMS + 1, PB = PARAMS + 2, KK = PARAMS + 3, C_TILE = PARAMS + 4, C_ROW = PARAMS + 5, A_BLOCK = PARAMS + 6;
+  const PA0 = PARAMS + 7;
+  const I32_LOCALS = 7 + mr;
   // v128 locals: accumulators acc(r, v), then the B vectors, then the A splat
   const ACC0 = PARAMS + I32_LOCALS;
   const acc = (r: number, v: number) => ACC0 + r * nv + v;
@@ -108,27 +111,40 @@ export function gemmModuleBytes({ mr, nr, fma }: GemmShape, pages = 16): Uint8Ar
   }
   kStep.push(...get(PB), ...get(B_K), I32_ADD, ...set(PB));
 
-  // Per tile: the A row pointers, the B pointer, and the accumulators (the bias, or zero where bias is 0).
+  // C_TILE = c + block * MR * ldc + panel * NR * 4
+  const tileStart = [
+    ...get(C), ...get(BLOCK_I), ...i32(mr), I32_MUL, ...get(LDC), I32_MUL, I32_ADD, ...get(PANEL), ...i32(4 * nr), I32_MUL, I32_ADD, ...set(C_TILE),
+  ];
+  /** `perRow(r)` for each row of the tile, with C_ROW at row r of the tile in C. */
+  const overTileRows = (perRow: (r: number) => number[]) => {
+    const code = [...get(C_TILE), ...set(C_ROW)];
+    for (let r = 0; r < mr; r++) {
+      code.push(...perRow(r));
+      if (r < mr - 1) code.push(...get(C_ROW), ...get(LDC), I32_ADD, ...set(C_ROW));
+    }
+    return code;
+  };
+
+  // Per tile: the A row pointers, the B pointer, and the accumulators: C's tile where accumulating (a
+  // later slice of k), else the bias, or zero where bias is 0.
   const initTile: number[] = [
+    ...tileStart,
     ...get(A), ...get(BLOCK_I), ...i32(mr), I32_MUL, ...get(A_ROW), I32_MUL, I32_ADD, ...set(A_BLOCK),
   ];
   for (let r = 0; r < mr; r++) initTile.push(...get(A_BLOCK), ...i32(r), ...get(A_ROW), I32_MUL, I32_ADD, ...set(PA0 + r));
   initTile.push(...get(B), ...get(PANEL), ...get(B_PANEL), I32_MUL, I32_ADD, ...set(PB));
   initTile.push(...get(K), ...set(KK));
+  initTile.push(...get(ACCUMULATE), ...IF);
+  initTile.push(...overTileRows((r) => Array.from({ length: nv }, (_, v) => [...get(C_ROW), ...v128Load(16 * v), ...set(acc(r, v))]).flat()));
+  initTile.push(ELSE);
   for (let v = 0; v < nv; v++) initTile.push(...V128_ZERO, ...set(B0 + v));
   initTile.push(...get(BIAS), ...IF);
   for (let v = 0; v < nv; v++) initTile.push(...get(BIAS), ...get(PANEL), ...i32(4 * nr), I32_MUL, I32_ADD, ...v128Load(16 * v), ...set(B0 + v));
   initTile.push(END);
   for (let r = 0; r < mr; r++) for (let v = 0; v < nv; v++) initTile.push(...get(B0 + v), ...set(acc(r, v)));
+  initTile.push(END);
 
-  const store: number[] = [
-    // C_ROW = c + block * MR * ldc + panel * NR * 4
-    ...get(C), ...get(BLOCK_I), ...i32(mr), I32_MUL, ...get(LDC), I32_MUL, I32_ADD, ...get(PANEL), ...i32(4 * nr), I32_MUL, I32_ADD, ...set(C_ROW),
-  ];
-  for (let r = 0; r < mr; r++) {
-    for (let v = 0; v < nv; v++) store.push(...get(C_ROW), ...get(acc(r, v)), ...v128Store(16 * v));
-    if (r < mr - 1) store.push(...get(C_ROW), ...get(LDC), I32_ADD, ...set(C_ROW));
-  }
+  const store = overTileRows((r) => Array.from({ length: nv }, (_, v) => [...get(C_ROW), ...get(acc(r, v)), ...v128Store(16 * v)]).flat());
 
   const body: number[] = [
     ...i32(0), ...set(PANEL),
@@ -156,7 +172,7 @@ export function gemmModuleBytes({ mr, nr, fma }: GemmShape, pages = 16): Uint8Ar
 
   return Uint8Array.from([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, [0x01, 0x60, ...uleb(PARAMS), ...new Array<number>(PARAMS).fill(0x7f), 0x00]), // (i32 x 12) -> ()
+    ...section(1, [0x01, 0x60, ...uleb(PARAMS), ...new Array<number>(PARAMS).fill(0x7f), 0x00]), // (i32 x 13) -> ()
     ...section(3, [0x01, 0x00]),
     ...section(5, [0x01, 0x00, ...uleb(pages)]), // one unshared memory, no maximum
     ...section(7, [0x02, ...str("gemm"), 0x00, 0x00, ...str("memory"), 0x02, 0x00]),

@@ -24,6 +24,13 @@ import { gemmModuleBytes } from "./gemm-module";
 const MR = 4;
 const NR = 8;
 const PAGE = 65536;
+/**
+ * Steps of k per kernel call. With all of k in one call, a tile's walk down
+ * B's panel (and A's block) outgrows L1 for k of 512 and more, and the next
+ * tile reads it from L2 again: 128x768 . 768x512 went from 18 to 25 GFLOP/s
+ * in slices of 256 (2-core build machine; 128 was worse, 384 the same).
+ */
+const K_SLICE = 256;
 
 export interface ProductShape {
   m: number;
@@ -53,7 +60,7 @@ function relaxedSimdAvailable(env: NodeJS.ProcessEnv): boolean {
 }
 
 /** The exported kernel (gemm-module.ts): byte offsets and strides, block and panel counts, k. */
-type GemmFunction = (a: number, aRow: number, aK: number, b: number, bPanel: number, bK: number, c: number, ldc: number, bias: number, mBlocks: number, nPanels: number, k: number) => void;
+type GemmFunction = (a: number, aRow: number, aK: number, b: number, bPanel: number, bK: number, c: number, ldc: number, bias: number, mBlocks: number, nPanels: number, k: number, accumulate: number) => void;
 
 export class WasmGemm {
   /** Whether the kernel uses fused multiply-adds (relaxed SIMD). */
@@ -90,8 +97,8 @@ export class WasmGemm {
     const mBlocks = Math.ceil(m / MR), nPanels = Math.ceil(n / NR);
     const ldc = nPanels * NR; // floats per row of the padded result
     // Rows of A's and B's storage are copied at a pitch that spreads them over the cache's sets (see pitch).
-    const aRows = transposeA ? k : m, aCols = transposeA ? m : k, aPitch = pitch(aCols);
-    const bPitch = pitch(n);
+    const aRows = transposeA ? k : m, aCols = transposeA ? m : k, aPitch = pitch(aRows, aCols);
+    const bPitch = pitch(k, n);
     // Float offsets in the kernel's memory, each 16-byte aligned: [bias | B | A | C]. B and A have room
     // after them for the rows and columns past m and n that the kernel reads (their results are dropped).
     const biasAt = 4, bAt = align(biasAt + ldc), aAt = align(bAt + (transposeB ? nPanels * NR * k : k * bPitch + NR));
@@ -107,11 +114,16 @@ export class WasmGemm {
       else copyRows(heap, bAt, bPitch, b, k, n);
     }
     copyRows(heap, aAt, aPitch, a, aRows, aCols);
-    this.#run(
-      aAt * 4, transposeA ? 4 : 4 * aPitch, transposeA ? 4 * aPitch : 4,
-      bAt * 4, transposeB ? 4 * NR * k : 4 * NR, transposeB ? 4 * NR : 4 * bPitch,
-      cAt * 4, ldc * 4, bias ? biasAt * 4 : 0, mBlocks, nPanels, k,
-    );
+    // k in slices of K_SLICE: each slice's rows of A's and B's storage stay in cache across the tiles that reuse them.
+    const aRowBytes = transposeA ? 4 : 4 * aPitch, aKBytes = transposeA ? 4 * aPitch : 4;
+    const bPanelBytes = transposeB ? 4 * NR * k : 4 * NR, bKBytes = transposeB ? 4 * NR : 4 * bPitch;
+    for (let k0 = 0; k0 < k; k0 += K_SLICE) {
+      this.#run(
+        aAt * 4 + k0 * aKBytes, aRowBytes, aKBytes,
+        bAt * 4 + k0 * bKBytes, bPanelBytes, bKBytes,
+        cAt * 4, ldc * 4, bias ? biasAt * 4 : 0, mBlocks, nPanels, Math.min(K_SLICE, k - k0), k0 > 0 ? 1 : 0,
+      );
+    }
     if (ldc === n) {
       out.data.set(heap.subarray(cAt, cAt + m * n), out.offset);
     } else {
@@ -131,17 +143,23 @@ export class WasmGemm {
 const align = (floats: number) => (floats + 3) & ~3;
 
 /**
- * Floats between copied rows of `cols` values: aligned, and never a
- * multiple of 64 bytes. The kernel walks A and B down their rows; at a
- * stride of a power of two bytes (a row of 512 floats is 2 KiB) every step
- * falls in the same few sets of the L1 cache and evicts the lines the next
- * tile reuses. 768x128 . 128x512 ran at 16 GFLOP/s with rows at 2 KiB and
- * at 30 with them at 2 KiB + 16 bytes (2-core build machine).
+ * Floats between the copied rows of a rows x cols operand: cols, aligned,
+ * and for operands larger than the L1 cache never a multiple of 64 bytes.
+ * The kernel walks A and B down their rows; at a stride of a power of two
+ * bytes (a row of 512 floats is 2 KiB) every step falls in the same few
+ * sets of the cache and evicts the lines the next tile reuses:
+ * 768x128 . 128x512 ran at 16 GFLOP/s with rows 2 KiB apart and at 30 with
+ * them 2 KiB + 16 bytes apart (2-core build machine). Small operands (an
+ * attention head's 64 x 32) stay in L1 whatever their stride, and copy in
+ * one piece.
  */
-function pitch(cols: number): number {
+function pitch(rows: number, cols: number): number {
   const aligned = align(cols);
-  return aligned % 16 === 0 ? aligned + 4 : aligned;
+  return aligned % 16 === 0 && rows * aligned > L1_FLOATS ? aligned + 4 : aligned;
 }
+
+/** 32 KiB of floats: the L1 data cache of the x86 cores distlab runs on is 32-48 KiB. */
+const L1_FLOATS = 8192;
 
 /** heap[at + r * rowPitch ..][cols] = src's rows (rows x cols, row-major from its offset). */
 function copyRows(heap: Float32Array, at: number, rowPitch: number, src: Operand, rows: number, cols: number): void {
