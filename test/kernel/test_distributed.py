@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 
+import pytest
 from conftest import execute
 
 
@@ -149,3 +151,54 @@ def test_interrupting_a_distributed_infinite_loop_respawns_the_ranks(kernel):
     out = execute(kc, "%%distributed -n 2\ndist.rank + 1", timeout=60)
     assert out.status == "ok", out.error
     assert out.results[0]["application/json"] == [1, 2]
+
+
+def test_processes_backend_allreduces_and_keeps_each_ranks_state(kernel):
+    _, kc = kernel
+    code = (
+        "%%distributed -n 2 --backend processes\n"
+        "const mine = dist.rank + 1;\n"
+        "const total = await dist.allReduce(new Float32Array([mine, 10]));\n"
+        "[Array.from(total), process.pid]"
+    )
+    out = execute(kc, code, timeout=120)
+    assert out.status == "ok", out.error
+    values = out.results[0]["application/json"]
+    assert [value[0] for value in values] == [[3, 20], [3, 20]]
+    assert values[0][1] != values[1][1], "each rank is a process of its own"
+    out = execute(kc, "%%distributed -n 2 --backend processes\nmine * 100", timeout=60)
+    assert out.status == "ok", out.error
+    assert out.results[0]["application/json"] == [100, 200]
+    out = execute(kc, "%dist status")
+    assert "group: -n 2 --backend processes" in out.stdout
+    for rank in range(2):
+        assert f"rank {rank}: alive, idle" in out.stdout
+
+
+def test_interrupting_a_process_rank_respawns_only_the_stuck_rank(kernel):
+    """Jupyter signals the kernel's whole process group: ranks that stop when cancelled keep their state."""
+    km, kc = kernel
+    assert execute(kc, "%%distributed -n 2 --backend processes\nlet kept = dist.rank + 1;", timeout=120).status == "ok"
+    msg_id = kc.execute("%%distributed -n 2 --backend processes\nif (dist.rank === 0) { while (true) {} }\nawait dist.barrier();")
+    time.sleep(2)
+    km.interrupt_kernel()
+    reply = kc.get_shell_msg(timeout=30)
+    while reply["parent_header"].get("msg_id") != msg_id:
+        reply = kc.get_shell_msg(timeout=30)
+    assert reply["content"]["ename"] == "InterruptedError"
+    assert reply["content"]["evalue"].endswith("state lost on ranks 0")
+    out = execute(kc, "%%distributed -n 2 --backend processes\ntypeof kept === 'number' ? kept : 'lost'", timeout=60)
+    assert out.status == "ok", out.error
+    assert out.results[0]["application/json"] == ["lost", 2]
+
+
+def test_gpus_backend_without_gpu_device_nodes_is_a_clear_error(module_kernel):
+    if any(re.fullmatch(r"nvidia\d+", name) for name in os.listdir("/dev")):
+        pytest.skip("this machine has GPU device nodes")
+    _, kc = module_kernel
+    out = execute(kc, "%%distributed --backend gpus\ndist.device")
+    assert out.status == "error"
+    assert out.error["ename"] == "NotAvailableError"
+    assert out.error["evalue"].startswith("--backend gpus: no GPU device nodes were found")
+    out = execute(kc, "1 + 1")
+    assert out.status == "ok"

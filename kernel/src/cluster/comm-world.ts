@@ -1,28 +1,98 @@
 /**
- * The thread group's communication world: shared memory created on the
- * kernel's thread, joined by each rank on its own thread, cancelled by the
- * kernel when a rank fails or the user interrupts. A thin naming layer over
- * kernel/src/comm so the cluster code reads in its own terms.
+ * A group's communication world, in the cluster's own terms, over
+ * kernel/src/comm:
+ *
+ * - shm (thread ranks): shared memory created on the kernel's thread and
+ *   joined by each rank on its own thread; the kernel cancels it by setting
+ *   its cancel word, which every rank's waits watch.
+ * - tcp (process ranks): the kernel runs a rendezvous; each rank listens,
+ *   registers there and connects to every peer (Unix sockets on one host).
+ *   Processes share no memory, so each rank cancels its own communicator
+ *   when the kernel's cancel command reaches it.
  */
-import { attachShmCommunicator, cancelShmWorld, createShmWorld, type Communicator, type LinkModel, type ShmWorldInit, type SpanHook } from "../comm";
+import { attachShmCommunicator, cancelShmWorld, createShmWorld, type Communicator, type LinkModel, type SpanHook } from "../comm";
 import { MAX_SHM_RANKS } from "../comm/shm-layout";
+import { closeTcpWorld, connectTcpWorld, startTcpRendezvous } from "../comm/tcp-world";
+import type { WorldAddress } from "./protocol";
 
 /** Most ranks the threads backend runs: the shm transport keeps a channel per ordered pair of ranks. */
 export const MAX_THREAD_RANKS = MAX_SHM_RANKS;
 
-export function createCommWorld(size: number): ShmWorldInit {
-  return createShmWorld(size);
+/**
+ * Least time a rank gets to join a tcp world (milliseconds): every peer must
+ * be scheduled to listen and connect, which on a loaded machine can take
+ * longer than a short --timeout.
+ */
+export const JOIN_FLOOR_MS = 10_000;
+
+/** The kernel's side of one world. */
+export interface KernelWorld {
+  /** What every rank's connect task carries. */
+  readonly address: WorldAddress;
+  /** Wakes every rank waiting in this world (shm); a no-op where ranks cancel themselves (tcp). */
+  cancel(reason: string): void;
+  /** Every rank joined, or the join failed: the kernel's part of forming the world is over. */
+  formed(): void;
 }
 
-/** `onSpan` hears of every call the rank finishes (the timeline's comm spans). */
-export function joinCommWorld(world: unknown, rank: number, options: { timeoutMs: number; link?: LinkModel; onSpan?: SpanHook }): Communicator {
-  return attachShmCommunicator(world as ShmWorldInit, rank, {
+export function createShmKernelWorld(size: number): KernelWorld {
+  const init = createShmWorld(size);
+  return { address: init, cancel: (reason) => cancelShmWorld(init, reason), formed: () => undefined };
+}
+
+export async function createTcpKernelWorld(size: number): Promise<KernelWorld> {
+  const rendezvous = await startTcpRendezvous(size);
+  // Closing the rendezvous also ends the joins still waiting on it (a rank died while joining).
+  return { address: { kind: "tcp", rendezvous: rendezvous.address }, cancel: () => undefined, formed: () => rendezvous.close() };
+}
+
+/** A rank's side of one world. */
+export interface JoinedWorld {
+  readonly comm: Communicator;
+  /** Ends every wait of this rank in this world, now and later, with a CommCancelledError. */
+  cancel(reason: string): void;
+  /** Lets go of the world's connections (tcp); called when the rank joins the next world. */
+  close(): void;
+}
+
+export interface JoinOptions {
+  rank: number;
+  size: number;
+  /** How long a collective waits for a peer, milliseconds. */
+  timeoutMs: number;
+  /** How long joining a tcp world may take, milliseconds; default the larger of timeoutMs and JOIN_FLOOR_MS. */
+  joinTimeoutMs?: number;
+  link?: LinkModel;
+  /** Hears of every call the rank finishes (the timeline's comm spans). */
+  onSpan?: SpanHook;
+}
+
+export async function joinCommWorld(address: WorldAddress, options: JoinOptions): Promise<JoinedWorld> {
+  const commOptions = {
     timeoutMs: options.timeoutMs,
     ...(options.link ? { link: options.link } : {}),
     ...(options.onSpan ? { onSpan: options.onSpan } : {}),
-  });
-}
-
-export function cancelCommWorld(world: unknown, reason: string): void {
-  cancelShmWorld(world as ShmWorldInit, reason);
+  };
+  if (address.kind === "shm") {
+    const comm = attachShmCommunicator(address, options.rank, commOptions);
+    return { comm, cancel: (reason) => cancelShmWorld(address, reason), close: () => undefined };
+  }
+  const canceller = new AbortController();
+  // A peer that never connects (its process died while joining) would hold the join forever.
+  const joinTimeoutMs = options.joinTimeoutMs ?? Math.max(options.timeoutMs, JOIN_FLOOR_MS);
+  const deadline = setTimeout(() => canceller.abort("deadline"), joinTimeoutMs);
+  let comm: Communicator;
+  try {
+    comm = await connectTcpWorld({ ...commOptions, rank: options.rank, size: options.size, rendezvous: address.rendezvous, signal: canceller.signal });
+  } catch (error) {
+    if (!canceller.signal.aborted) throw error;
+    throw new Error(`rank ${options.rank} could not join the group's world within ${(joinTimeoutMs / 1000).toFixed(1)} s (a peer did not connect)`);
+  } finally {
+    clearTimeout(deadline);
+  }
+  return {
+    comm,
+    cancel: (reason) => canceller.abort(reason),
+    close: () => void closeTcpWorld(comm),
+  };
 }

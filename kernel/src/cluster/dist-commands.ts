@@ -11,7 +11,7 @@ import type { DistributedSession } from "./distributed-session";
 import { describeShape } from "./distributed-session";
 import type { VariableResult } from "./protocol";
 import { splitEvenly } from "./split";
-import type { ThreadGroup } from "./thread-group";
+import type { RankGroup } from "./rank-group";
 import { timelineCommand } from "./timeline-command";
 import type { TimelinePayload } from "../trace";
 import { typeTextOf } from "./value-types";
@@ -80,7 +80,7 @@ export class DistCommands {
     return `group: ${describeShape(group.shape)} on ${group.host}\n${rows.join("\n")}\n`;
   }
 
-  private requireGroup(what: string): ThreadGroup {
+  private requireGroup(what: string): RankGroup {
     const group = this.session.group;
     if (!group || group.ranks.some((rank) => rank.needsInit)) {
       throw new UsageError(`%dist ${what}: no running group; run a %%distributed cell first`, `%dist ${what}`);
@@ -138,21 +138,21 @@ export class DistCommands {
     io.stream("stdout", `gathered ${name}: ${gathered.length} elements from ${parts.length} ranks\n`);
   }
 
-  private async sendEach(group: ThreadGroup, what: string, name: string, valueFor: (rank: number) => unknown): Promise<void> {
+  private async sendEach(group: RankGroup, what: string, name: string, valueFor: (rank: number) => unknown): Promise<void> {
     await Promise.all(
       group.ranks.map(async (rank, index) => {
         let result: VariableResult;
         try {
           result = (await rank.run({ kind: "push", name, value: valueFor(index) })) as VariableResult;
         } catch (error) {
-          throw new TypeError(`%dist ${what}: cannot copy ${name} to rank ${index}: ${(error as Error).message} (functions and class instances do not cross threads)`);
+          throw new TypeError(`%dist ${what}: cannot copy ${name} to rank ${index}: ${(error as Error).message} (functions and class instances do not cross to ranks)`);
         }
         if (!result.ok) throw new Error(`%dist ${what}: rank ${index}: ${result.error.name}: ${result.error.message}`);
       }),
     );
   }
 
-  private async pullEach(group: ThreadGroup, what: string, name: string): Promise<unknown[]> {
+  private async pullEach(group: RankGroup, what: string, name: string): Promise<unknown[]> {
     return Promise.all(
       group.ranks.map(async (rank, index) => {
         const result = (await rank.run({ kind: "pull", name })) as VariableResult;

@@ -1,35 +1,35 @@
 /**
- * Runs `%%distributed` cells on a thread group and keeps that group between
- * cells while its shape is unchanged (so each rank keeps its declarations).
+ * Runs `%%distributed` cells on a group of ranks (threads, processes or one
+ * process per GPU; group-backends.ts) and keeps that group between cells
+ * while its shape is unchanged (so each rank keeps its declarations).
  *
  * Per cell: compile the body once against the ranks' declaration chain,
  * send the compiled cell to every rank, stream their output tagged by rank,
  * and answer with one execute_result (values indexed by rank) or one error
  * naming the rank that failed.
  */
-import { NotAvailableError, UsageError } from "../errors";
 import type { TfBackendName, DistributedOptions } from "../magics/distributed-spec";
 import type { ExecuteOutcome, ExecutionIO } from "../protocol/backend";
 import type { CellCompiler, CompiledCell } from "../repl/cell-compiler";
 import { DeclarationChain } from "../repl/declaration-chain";
 import { CompileError } from "../repl/errors";
 import { buildCellResult } from "./cell-result";
-import { MAX_THREAD_RANKS } from "./comm-world";
+import { planGroup, type BackendOptions, type GroupPlan } from "./group-backends";
 import { groupErrorOutcome } from "./group-errors";
 import type { GroupShape, RankEvent } from "./protocol";
 import { RankOutput } from "./rank-output";
-import { ThreadGroup } from "./thread-group";
+import type { RankGroup } from "./rank-group";
 
 /** Where the timeline hooks into a cell's life; every method is optional work for the observer. */
 export interface CellObserver {
-  cellStarted(cellId: number, group: ThreadGroup, io: ExecutionIO, options: DistributedOptions): void;
+  cellStarted(cellId: number, group: RankGroup, io: ExecutionIO, options: DistributedOptions): void;
   /** A rank's batch of spans (payload defined by kernel/src/trace). */
   traceBatch(cellId: number, rank: number, batch: unknown): void;
   cellEnded(cellId: number, ok: boolean): void;
 }
 
 export class DistributedSession {
-  private groupState?: ThreadGroup;
+  private groupState?: RankGroup;
   readonly chain = DeclarationChain.ranks();
   private nextCellId = 1;
   /** Output sinks of cells that may still print (the running one, and the last one for late output). */
@@ -38,20 +38,15 @@ export class DistributedSession {
   constructor(
     private readonly compiler: CellCompiler,
     private readonly observer?: CellObserver,
+    private readonly backendOptions: BackendOptions = {},
   ) {}
 
-  get group(): ThreadGroup | undefined {
+  get group(): RankGroup | undefined {
     return this.groupState;
   }
 
   async runCell(body: string, bodyLineOffset: number, options: DistributedOptions, io: ExecutionIO): Promise<ExecuteOutcome> {
-    if (options.backend !== "threads") {
-      throw new NotAvailableError(`--backend ${options.backend} is not available yet; use --backend threads (ranks on worker threads of this kernel)`);
-    }
-    if (options.workers > MAX_THREAD_RANKS) {
-      throw new UsageError(`%%distributed: -n ${options.workers} is more than the threads backend runs (at most ${MAX_THREAD_RANKS}: shared-memory channels grow with N^2)`, "-n");
-    }
-    const group = await this.groupFor({ size: options.workers, backend: "threads", ...(options.link ? { link: options.link } : {}), ...(options.tfBackend ? { tfBackend: options.tfBackend } : {}) }, io);
+    const group = await this.groupFor(planGroup(options, this.backendOptions), io);
     let compiled: CompiledCell;
     try {
       compiled = this.compile(body);
@@ -65,13 +60,13 @@ export class DistributedSession {
     this.outputs.set(cellId, output);
     const timeoutMs = options.timeoutSeconds * 1000;
     // A fresh group loads TensorFlow.js first (seconds): the timeline starts when the ranks can run.
-    await group.prepare(timeoutMs);
+    for (const note of await group.prepare(timeoutMs)) io.stream("stderr", `distlab: ${note}\n`);
     const observer = options.timeline ? this.observer : undefined;
     observer?.cellStarted(cellId, group, io, options);
     // Declarations travel with the chain in the kernel; ranks need only the code.
     const shipped: CompiledCell = { ...compiled, declarations: "" };
     let failure: ExecuteOutcome | undefined;
-    let result: Awaited<ReturnType<ThreadGroup["runCell"]>>;
+    let result: Awaited<ReturnType<RankGroup["runCell"]>>;
     let ok = false;
     try {
       result = await group.runCell({
@@ -105,14 +100,14 @@ export class DistributedSession {
     return this.compiler.compile(body, this.chain);
   }
 
-  private async groupFor(shape: GroupShape, io: ExecutionIO): Promise<ThreadGroup> {
+  private async groupFor(plan: GroupPlan, io: ExecutionIO): Promise<RankGroup> {
     const current = this.groupState;
-    if (current && sameShape(current.shape, shape)) return current;
+    if (current && sameShape(current.shape, plan.shape)) return current;
     if (current) {
-      io.stream("stderr", `distlab: group shape changed (${describeShape(current.shape)} -> ${describeShape(shape)}); restarting the ranks, their state is lost\n`);
+      io.stream("stderr", `distlab: group shape changed (${describeShape(current.shape)} -> ${describeShape(plan.shape)}); restarting the ranks, their state is lost\n`);
       await this.stop();
     }
-    const group = new ThreadGroup(shape, (rank, event) => this.onRankEvent(rank, event));
+    const group = plan.start((rank, event) => this.onRankEvent(rank, event));
     this.groupState = group;
     return group;
   }

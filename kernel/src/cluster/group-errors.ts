@@ -6,7 +6,7 @@
  */
 import { GroupError, RankError } from "../errors";
 import type { ExecuteOutcome } from "../protocol/backend";
-import type { GroupCellResult } from "./thread-group";
+import type { GroupCellResult } from "./rank-group";
 
 export function groupErrorOutcome(result: GroupCellResult, host: string, bodyLineOffset: number): ExecuteOutcome | undefined {
   const failed: RankError[] = [];
@@ -16,7 +16,7 @@ export function groupErrorOutcome(result: GroupCellResult, host: string, bodyLin
     if (outcome.cancelled) cancelled.push(rank);
     else failed.push(new RankError(rank, host, outcome.error));
   });
-  const lost = result.lostState.length > 0 ? [`ranks whose threads were terminated and restarted (their declarations are lost): ${result.lostState.join(", ")}`] : [];
+  const lost = result.lostState.length > 0 ? [`ranks that were ended and restarted (their declarations are lost): ${result.lostState.join(", ")}`] : [];
   if (result.interrupted && result.firstFailure === undefined) {
     const evalue = `interrupted; ${cancelled.length} of ${result.outcomes.length} ranks were still running` + (result.lostState.length > 0 ? `; state lost on ranks ${result.lostState.join(", ")}` : "");
     return { status: "error", ename: "InterruptedError", evalue, traceback: [`InterruptedError: ${evalue}`, ...lost] };

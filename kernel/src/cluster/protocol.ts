@@ -1,15 +1,20 @@
 /**
- * Every message between the kernel and its thread ranks, and nothing else.
+ * Every message between the kernel and its ranks, and nothing else.
  *
- * Two channels per rank:
- * - piscina tasks (`RankTask` -> `RankTaskResult`): request/response work that
- *   occupies the rank (init, run a cell, push/pull a variable);
- * - one MessagePort per rank, handed over by the `init` task, for traffic
- *   that must flow while a task runs (`RankEvent` up: output as it is
- *   printed, status answers; `KernelCommand` down: cancel, status queries).
+ * Two kinds of traffic per rank:
+ * - tasks (`RankTask` -> `RankTaskResult`): request/response work that
+ *   occupies the rank (init, join a world, run a cell, push/pull a variable);
+ * - traffic that must flow while a task runs (`RankEvent` up: output as it
+ *   is printed, status answers; `KernelCommand` down: cancel, status queries).
  *
- * Values cross by structured clone; typed arrays keep their type, tf.Tensors
- * are turned into `TensorWire` by the rank before they cross.
+ * A thread rank gets tasks through piscina and the rest on a MessagePort the
+ * `init` task hands over. A process rank gets both on its IPC channel, in
+ * `ToRankProcess` / `FromRankProcess` envelopes (one channel, so an event
+ * posted before a task's result arrives before it).
+ *
+ * Values cross by structured clone (process ranks: Node's "advanced" IPC
+ * serialization, the same algorithm); typed arrays keep their type,
+ * tf.Tensors are turned into `TensorWire` by the rank before they cross.
  */
 import type { MessagePort } from "node:worker_threads";
 import type { RemoteErrorData } from "../errors";
@@ -17,14 +22,35 @@ import type { DisplayPayload } from "../protocol/backend";
 import type { CompiledCell } from "../repl/cell-compiler";
 import type { TfBackendName } from "../magics/distributed-spec";
 import type { LinkModel } from "../comm/types";
+import type { ShmWorldInit } from "../comm/shm-layout";
+
+/** Backends that start ranks on this machine (`hosts` is not built yet). */
+export type LocalBackendName = "threads" | "processes" | "gpus";
 
 /** Shape of the group a rank belongs to; a change restarts the group. */
 export interface GroupShape {
   size: number;
-  backend: "threads";
+  backend: LocalBackendName;
   link?: LinkModel;
   tfBackend?: TfBackendName;
 }
+
+/** The GPU a `--backend gpus` rank was given: the only one its process can open. */
+export interface GpuAssignment {
+  /** Position in the sorted list of GPU device nodes (0 for /dev/nvidia0 on most machines). */
+  index: number;
+  /** e.g. "/dev/nvidia1" */
+  node: string;
+}
+
+/** A TCP world: every rank dials the kernel's rendezvous (host:port) to learn its peers. */
+export interface TcpWorldAddress {
+  kind: "tcp";
+  rendezvous: string;
+}
+
+/** What a rank needs to join a world: the shared memory of thread ranks, or a TCP rendezvous. */
+export type WorldAddress = ShmWorldInit | TcpWorldAddress;
 
 export interface InitTask {
   kind: "init";
@@ -34,7 +60,10 @@ export interface InitTask {
   host: string;
   /** Undefined: the best available (webgpu on a GPU, tensorflow, wasm, cpu; compute/backend-choice.ts). */
   tfBackend?: TfBackendName;
-  port: MessagePort;
+  /** Thread ranks only: the port for events and commands (a process rank uses its IPC channel). */
+  port?: MessagePort;
+  /** `--backend gpus` only: the GPU this rank's process was left with. */
+  gpu?: GpuAssignment;
 }
 
 /**
@@ -44,8 +73,8 @@ export interface InitTask {
  */
 export interface ConnectTask {
   kind: "connect";
-  /** The world's shared memory, created by the kernel (see comm-world.ts). */
-  commState: unknown;
+  /** Created by the kernel (see comm-world.ts). */
+  commState: WorldAddress;
   /** How long a collective waits for a peer, milliseconds. */
   timeoutMs: number;
   link?: LinkModel;
@@ -126,3 +155,14 @@ export type RankEvent =
 export type KernelCommand =
   | { kind: "cancel"; cellId: number; reason: string }
   | { kind: "status"; requestId: number };
+
+/** Kernel -> process rank, on its IPC channel. */
+export type ToRankProcess =
+  | { type: "task"; id: number; task: RankTask }
+  | { type: "command"; command: KernelCommand };
+
+/** Process rank -> kernel, on its IPC channel. `failed`: the task threw (a rank bug, not a cell error). */
+export type FromRankProcess =
+  | { type: "result"; id: number; result: RankTaskResult }
+  | { type: "failed"; id: number; error: RemoteErrorData }
+  | { type: "event"; event: RankEvent };

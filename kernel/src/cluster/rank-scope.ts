@@ -1,13 +1,14 @@
 /**
  * A rank's scope: the REPL's `CellScope` (declarations kept between cells,
  * last value, stacks mapped to the cell's lines) with the rank's globals,
- * and the rank's prints and displays routed to the kernel over its port.
+ * and the rank's prints and displays routed to the kernel over its port
+ * (a thread's MessagePort or a process's IPC channel).
  */
-import type { MessagePort } from "node:worker_threads";
 import type { CompiledCell } from "../repl/cell-compiler";
 import { CellScope } from "../repl/cell-scope";
 import { setActiveOutput, type CellOutput } from "../repl/output-capture";
 import type { RankEvent } from "./protocol";
+import type { RankPort } from "./rank-port";
 
 export class RankScope {
   private readonly scope = new CellScope();
@@ -15,7 +16,7 @@ export class RankScope {
   private cellId = 0;
 
   constructor(
-    port: MessagePort,
+    port: RankPort,
     globals: Readonly<Record<string, unknown>>,
   ) {
     for (const [name, value] of Object.entries(globals)) this.scope.setGlobal(name, value);
@@ -41,7 +42,7 @@ export class RankScope {
     this.scope.setVariable(name, value);
   }
 
-  private outputTo(port: MessagePort): CellOutput {
+  private outputTo(port: RankPort): CellOutput {
     const post = (event: RankEvent): void => port.postMessage(event);
     return {
       stream: (name, text) => post({ kind: "stream", cellId: this.cellId, name, text }),

@@ -8,54 +8,28 @@
  * group to initialise it again, and the rank's declarations are gone.
  */
 import { MessageChannel, type MessagePort } from "node:worker_threads";
-import { extname, join } from "node:path";
 import Piscina from "piscina";
-import type { TfBackendName } from "../magics/distributed-spec";
-import type { InitResult, KernelCommand, RankEvent, RankTask, RankTaskResult } from "./protocol";
+import { toRemoteErrorData, type RemoteErrorData } from "../errors";
+import type { InitResult, InitTask, KernelCommand, RankEvent, RankTask, RankTaskResult } from "./protocol";
+import { RANK_HEAP_LIMIT_MB, rankEntryFile, rankExecArgv } from "./rank-entry";
+import { RankMailbox, type RankHandle, type RankInfo, type StatusEvent } from "./rank-handle";
 
-/** Heap cap per rank thread (MiB): a runaway rank fails with an error instead of taking the kernel down. */
-export const RANK_HEAP_LIMIT_MB = 2048;
+const WORKER_FILE = rankEntryFile("rank-worker");
 
-// Same extension as this file: .js from kernel/dist, .ts when run from source under tsx.
-const FROM_SOURCE = extname(__filename) === ".ts";
-const WORKER_FILE = join(__dirname, `rank-worker${extname(__filename)}`);
-
-/**
- * Flags for rank threads: the kernel's own, minus inspector ports that would
- * clash. From source, `--import tsx` does not reach worker threads on Node
- * 20, so ranks load TypeScript through tsx's require hook (piscina
- * require()s the handler first).
- */
-function rankExecArgv(): string[] {
-  const flags = process.execArgv.filter((flag) => !flag.startsWith("--inspect"));
-  return FROM_SOURCE ? [...flags, "--require", "tsx/cjs"] : flags;
-}
-
-export interface RankInfo {
-  rank: number;
-  size: number;
-  host: string;
-  tfBackend?: TfBackendName;
-}
-
-export class ThreadRank {
+export class ThreadRank implements RankHandle {
   private readonly pool: Piscina<RankTask, RankTaskResult>;
   private port?: MessagePort;
-  /** Set when the thread has to be initialised before its next task. */
+  private readonly mailbox: RankMailbox;
   needsInit = true;
   busy = false;
   tfBackend = "unknown";
   device = "unknown";
-  private nextRequest = 1;
-  /** Cell ids whose end marker arrived, and waiters for markers still to come. */
-  private lastEndedCell = 0;
-  private readonly endWaiters = new Map<number, () => void>();
-  private readonly statusWaiters = new Map<number, (event: Extract<RankEvent, { kind: "status" }>) => void>();
 
   constructor(
     readonly info: RankInfo,
-    private readonly onEvent: (rank: number, event: RankEvent) => void,
+    onEvent: (rank: number, event: RankEvent) => void,
   ) {
+    this.mailbox = new RankMailbox(info.rank, onEvent);
     this.pool = new Piscina({
       filename: WORKER_FILE,
       minThreads: 1,
@@ -72,14 +46,13 @@ export class ThreadRank {
     this.pool.on("error", () => undefined);
   }
 
-  /** Starts (or restarts) the rank's state on its thread: console capture, TensorFlow.js, scope. */
   async init(): Promise<void> {
     this.port?.close();
     const channel = new MessageChannel();
     this.port = channel.port1;
-    this.port.on("message", (event: RankEvent) => this.receive(event));
+    this.port.on("message", (event: RankEvent) => this.mailbox.receive(event));
     this.port.unref();
-    const result = (await this.run({
+    const task: InitTask = {
       kind: "init",
       rank: this.info.rank,
       size: this.info.size,
@@ -87,20 +60,22 @@ export class ThreadRank {
       host: this.info.host,
       ...(this.info.tfBackend !== undefined ? { tfBackend: this.info.tfBackend } : {}),
       port: channel.port2,
-    }, undefined, [channel.port2])) as InitResult;
+    };
+    const result = (await this.runOnThread(task, undefined, [channel.port2])) as InitResult;
     this.tfBackend = result.tfBackend;
     this.device = result.device;
     this.needsInit = false;
   }
 
-  /**
-   * Runs one task. `signal` aborting terminates the thread (piscina's
-   * cancellation); use `command({kind: "cancel"})` first to ask politely.
-   */
-  async run(task: RankTask, signal?: AbortSignal, transfer?: MessagePort[]): Promise<RankTaskResult> {
+  /** `kill` aborting terminates the thread (piscina's cancellation); send a cancel command first to ask politely. */
+  run(task: Exclude<RankTask, InitTask>, kill?: AbortSignal): Promise<RankTaskResult> {
+    return this.runOnThread(task, kill);
+  }
+
+  private async runOnThread(task: RankTask, kill?: AbortSignal, transfer?: MessagePort[]): Promise<RankTaskResult> {
     this.busy = true;
     try {
-      return await this.pool.run(task, { ...(signal ? { signal } : {}), ...(transfer ? { transferList: transfer } : {}) });
+      return await this.pool.run(task, { ...(kill ? { signal: kill } : {}), ...(transfer ? { transferList: transfer } : {}) });
     } catch (error) {
       // The thread is gone (terminated, exited, out of heap); piscina starts a new one.
       this.needsInit = true;
@@ -114,57 +89,30 @@ export class ThreadRank {
     this.port?.postMessage(command);
   }
 
-  /** Asks the rank for its heap and backend; undefined if it does not answer within `waitMs` (busy in a loop). */
-  status(waitMs: number): Promise<Extract<RankEvent, { kind: "status" }> | undefined> {
+  status(waitMs: number): Promise<StatusEvent | undefined> {
     if (!this.port || this.needsInit) return Promise.resolve(undefined);
-    const requestId = this.nextRequest++;
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.statusWaiters.delete(requestId);
-        resolve(undefined);
-      }, waitMs);
-      this.statusWaiters.set(requestId, (event) => {
-        clearTimeout(timer);
-        resolve(event);
-      });
-      this.command({ kind: "status", requestId });
-    });
+    return this.mailbox.status((command) => this.command(command), waitMs);
+  }
+
+  cellEnded(cellId: number, waitMs: number): Promise<void> {
+    return this.mailbox.cellEnded(cellId, waitMs);
+  }
+
+  lossError(error: unknown, killedByKernel: boolean): RemoteErrorData {
+    if (killedByKernel) {
+      return { name: "Terminated", message: "did not stop when cancelled; its thread was terminated and restarted (state lost)", stack: "" };
+    }
+    const data = toRemoteErrorData(error);
+    const code = (error as { code?: string }).code;
+    if (code === "ERR_WORKER_OUT_OF_MEMORY") {
+      return { ...data, name: "RangeError", message: `ran out of heap (limit ${RANK_HEAP_LIMIT_MB} MiB); its thread was restarted (state lost)` };
+    }
+    return { ...data, message: `its thread ended (${data.message}); it was restarted (state lost)` };
   }
 
   async close(): Promise<void> {
     this.port?.close();
     this.port = undefined;
     await this.pool.destroy();
-  }
-
-  /** Resolves once the rank's output of `cellId` has all arrived, or after `waitMs`. */
-  cellEnded(cellId: number, waitMs: number): Promise<void> {
-    if (this.lastEndedCell >= cellId) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.endWaiters.delete(cellId);
-        resolve();
-      }, waitMs);
-      this.endWaiters.set(cellId, () => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-  }
-
-  private receive(event: RankEvent): void {
-    if (event.kind === "cell-end") {
-      this.lastEndedCell = Math.max(this.lastEndedCell, event.cellId);
-      this.endWaiters.get(event.cellId)?.();
-      this.endWaiters.delete(event.cellId);
-      return;
-    }
-    if (event.kind === "status") {
-      const waiter = this.statusWaiters.get(event.requestId);
-      this.statusWaiters.delete(event.requestId);
-      waiter?.(event);
-      return;
-    }
-    this.onEvent(this.info.rank, event);
   }
 }

@@ -8,7 +8,7 @@ import type { DistributedOptions } from "../magics/distributed-spec";
 import type { ExecutionIO } from "../protocol/backend";
 import { TimelineSession, epochMicros, type SpanBatch, type TimelinePayload } from "../trace";
 import type { CellObserver } from "./distributed-session";
-import type { ThreadGroup } from "./thread-group";
+import type { RankGroup } from "./rank-group";
 
 export class TimelineObserver implements CellObserver {
   private running: { cellId: number; session: TimelineSession } | undefined;
@@ -19,7 +19,7 @@ export class TimelineObserver implements CellObserver {
     return this.lastPayload;
   }
 
-  cellStarted(cellId: number, group: ThreadGroup, io: ExecutionIO, _options: DistributedOptions): void {
+  cellStarted(cellId: number, group: RankGroup, io: ExecutionIO, _options: DistributedOptions): void {
     this.running?.session.dispose();
     const ranks = group.ranks.map((rank) => ({ rank: rank.info.rank, host: group.host, device: rank.device }));
     const session = new TimelineSession({ ranks, cellStartUs: epochMicros() });
@@ -42,7 +42,7 @@ export class TimelineObserver implements CellObserver {
   }
 }
 
-/** The recorder of rank `rank` posted it (a batch names its rank; a respawned thread's old port is closed). */
+/** The recorder of rank `rank` posted it (a batch names its rank; a respawned rank's old port or process is gone). */
 function isSpanBatch(batch: unknown, rank: number): batch is SpanBatch {
   const candidate = batch as Partial<SpanBatch> | null;
   return candidate !== null && typeof candidate === "object" && candidate.rank === rank && Array.isArray(candidate.spans);

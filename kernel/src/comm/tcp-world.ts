@@ -6,14 +6,19 @@
 // take the `onread` option, see tcp-transport.ts) and sends on those it
 // accepted. Ranks on the same host connect over a Unix domain socket
 // instead (the same-host fast path: no TCP/IP stack, same framing).
+// A launcher wakes a rank blocked in a collective through `signal` (there
+// is no shared cancel word between processes, so each rank cancels its
+// own communicator) and ends the connections with closeTcpWorld.
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as fs from "node:fs";
 import { CommCore } from "./comm-core";
+import { CommCancelledError } from "./comm-errors";
 import { GroupCommunicator } from "./communicator";
 import { ReadBinding } from "./tcp-frames";
 import { TcpTransport, type PeerSockets } from "./tcp-transport";
+import type { CallContext, RecvSpec, SendSpec, Transport } from "./transport";
 import type { CommOptions, Communicator } from "./types";
 
 interface Entry { rank: number; host: string; port: number; hostname: string; unixPath?: string }
@@ -28,7 +33,10 @@ export interface Rendezvous {
 export function startTcpRendezvous(size: number, host = "127.0.0.1", port = 0): Promise<Rendezvous> {
   if (!Number.isInteger(size) || size < 1) throw new RangeError(`startTcpRendezvous: size must be a positive integer, got ${size}`);
   const entries = new Map<number, { entry: Entry; socket: net.Socket }>();
+  /** connections of ranks still waiting for the table; closing the rendezvous ends them (their join fails) */
+  const waiting = new Set<net.Socket>();
   const server = net.createServer((socket) => {
+    socket.on("close", () => waiting.delete(socket));
     let text = "";
     socket.on("data", (chunk) => {
       text += chunk.toString();
@@ -39,6 +47,7 @@ export function startTcpRendezvous(size: number, host = "127.0.0.1", port = 0): 
         return;
       }
       entries.set(entry.rank, { entry, socket });
+      waiting.add(socket);
       if (entries.size === size) {
         const table = [...entries.values()].map((e) => e.entry).sort((a, b) => a.rank - b.rank);
         for (const { socket: s } of entries.values()) s.end(JSON.stringify({ table }) + "\n");
@@ -50,7 +59,11 @@ export function startTcpRendezvous(size: number, host = "127.0.0.1", port = 0): 
     server.once("error", reject);
     server.listen(port, host, () => {
       const a = server.address() as net.AddressInfo;
-      resolve({ address: `${host}:${a.port}`, close: () => server.close() });
+      const close = () => {
+        server.close();
+        for (const socket of waiting) socket.destroy();
+      };
+      resolve({ address: `${host}:${a.port}`, close });
     });
   });
 }
@@ -64,7 +77,18 @@ export interface TcpWorldOptions extends CommOptions {
   host?: string;
   /** false forces TCP between ranks of one host (the benchmark measures both) */
   unixSockets?: boolean;
+  /**
+   * Aborting it while the rank joins gives the join up (closing what it opened). Aborting it
+   * later ends every wait of this rank's communicator and its groups, now and later, with a
+   * CommCancelledError carrying the abort reason: how a launcher wakes a rank blocked in a
+   * collective when a peer failed or the user interrupted. The connections stay open until
+   * closeTcpWorld.
+   */
+  signal?: AbortSignal;
 }
+
+/** The transport under each communicator connectTcpWorld returned, for closeTcpWorld. */
+const transports = new WeakMap<Communicator, Transport>();
 
 /** Joins the world and returns this rank's world communicator. */
 export async function connectTcpWorld(options: TcpWorldOptions): Promise<Communicator> {
@@ -89,35 +113,120 @@ export async function connectTcpWorld(options: TcpWorldOptions): Promise<Communi
     });
   };
   const tcpServer = net.createServer(accept);
-  await new Promise<void>((r) => tcpServer.listen(0, host, r));
   const unixServer = unixPath ? net.createServer(accept) : undefined;
-  if (unixServer && unixPath) await new Promise<void>((r) => unixServer.listen(unixPath, r));
-  const me: Entry = { rank, host, port: (tcpServer.address() as net.AddressInfo).port, hostname: os.hostname(), unixPath };
-  const table = await exchangeWithRendezvous(rvHost, rvPort, me);
   const opened = new Map<number, Omit<PeerSockets, "send">>();
-  for (const peer of table.filter((e) => e.rank !== rank)) {
-    const sameHost = peer.hostname === me.hostname && peer.unixPath && useUnix;
-    const read = new ReadBinding();
-    const where = sameHost ? { path: peer.unixPath! } : { port: peer.port, host: peer.host };
-    const socket = net.connect({ ...where, onread: read.onread });
-    await new Promise<void>((resolve, reject) => {
-      socket.once("connect", resolve);
-      socket.once("error", (e) => reject(new Error(`rank ${rank}: cannot connect to rank ${peer.rank} at ${sameHost ? peer.unixPath : `${peer.host}:${peer.port}`}: ${e.message}`)));
-    });
-    const hello = Buffer.alloc(4);
-    hello.writeInt32LE(rank, 0);
-    socket.write(hello);
-    opened.set(peer.rank, { recv: socket, read });
+  const stopListening = () => {
+    tcpServer.close();
+    unixServer?.close();
+    if (unixPath) fs.rmSync(unixPath, { force: true });
+  };
+  // A join that fails or is cancelled half way lets go of everything it opened.
+  const cancelled = untilAborted(options.signal, `rank ${rank}: joining the world was cancelled`);
+  try {
+    await new Promise<void>((r) => tcpServer.listen(0, host, r));
+    if (unixServer && unixPath) await new Promise<void>((r) => unixServer.listen(unixPath, r));
+    const me: Entry = { rank, host, port: (tcpServer.address() as net.AddressInfo).port, hostname: os.hostname(), unixPath };
+    const table = await Promise.race([exchangeWithRendezvous(rvHost, rvPort, me), cancelled.promise]);
+    for (const peer of table.filter((e) => e.rank !== rank)) {
+      const sameHost = peer.hostname === me.hostname && peer.unixPath && useUnix;
+      const read = new ReadBinding();
+      const where = sameHost ? { path: peer.unixPath! } : { port: peer.port, host: peer.host };
+      const socket = net.connect({ ...where, onread: read.onread });
+      opened.set(peer.rank, { recv: socket, read });
+      await new Promise<void>((resolve, reject) => {
+        socket.once("connect", resolve);
+        socket.once("error", (e) => reject(new Error(`rank ${rank}: cannot connect to rank ${peer.rank} at ${sameHost ? peer.unixPath : `${peer.host}:${peer.port}`}: ${e.message}`)));
+      });
+      const hello = Buffer.alloc(4);
+      hello.writeInt32LE(rank, 0);
+      socket.write(hello);
+    }
+    await Promise.race([accepted, cancelled.promise]);
+  } catch (error) {
+    for (const { recv } of opened.values()) recv.destroy();
+    for (const socket of sendSockets.values()) socket.destroy();
+    throw error;
+  } finally {
+    cancelled.dispose();
+    stopListening();
   }
-  await accepted;
-  tcpServer.close();
-  unixServer?.close();
-  if (unixPath) fs.rmSync(unixPath, { force: true });
   const peers = new Map<number, PeerSockets>();
   for (const [peer, sockets] of opened) peers.set(peer, { ...sockets, send: sendSockets.get(peer)! });
-  const transport = new TcpTransport(rank, size, peers);
+  const tcp = new TcpTransport(rank, size, peers);
+  const transport = options.signal ? new CancellableTransport(tcp, options.signal) : tcp;
   const core = new CommCore(transport, options);
-  return new GroupCommunicator(core, Array.from({ length: size }, (_, i) => i), 0, "world");
+  const comm = new GroupCommunicator(core, Array.from({ length: size }, (_, i) => i), 0, "world");
+  transports.set(comm, transport);
+  return comm;
+}
+
+/** Closes the connections of a world communicator from connectTcpWorld (its peers see them close). */
+export async function closeTcpWorld(comm: Communicator): Promise<void> {
+  await transports.get(comm)?.close();
+}
+
+/**
+ * A transport whose waits end when `signal` aborts. The frames a
+ * cancelled call leaves behind stay unread: a cancelled world is not used
+ * again, only closed.
+ */
+class CancellableTransport implements Transport {
+  readonly kind = "tcp";
+  readonly rank: number;
+  readonly size: number;
+
+  constructor(
+    private readonly inner: Transport,
+    private readonly signal: AbortSignal,
+  ) {
+    this.rank = inner.rank;
+    this.size = inner.size;
+  }
+
+  enter(call: CallContext): void {
+    this.inner.enter(call);
+  }
+
+  exchange(call: CallContext, sends: SendSpec[], recvs: RecvSpec[]): Promise<void> {
+    return this.untilCancelled(call, () => this.inner.exchange(call, sends, recvs));
+  }
+
+  sendUser(call: CallContext, spec: SendSpec): Promise<void> {
+    return this.untilCancelled(call, () => this.inner.sendUser(call, spec));
+  }
+
+  recvUser(call: CallContext, spec: RecvSpec): Promise<void> {
+    return this.untilCancelled(call, () => this.inner.recvUser(call, spec));
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+
+  private untilCancelled(call: CallContext, run: () => Promise<void>): Promise<void> {
+    const cancelled = () => new CommCancelledError(this.rank, call.label, String(this.signal.reason ?? "cancelled"));
+    if (this.signal.aborted) return Promise.reject(cancelled());
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = () => reject(cancelled());
+      this.signal.addEventListener("abort", onAbort, { once: true });
+      run()
+        .then(resolve, reject)
+        .finally(() => this.signal.removeEventListener("abort", onAbort));
+    });
+  }
+}
+
+/** A promise that rejects when `signal` aborts (never without one); dispose() stops listening. */
+function untilAborted(signal: AbortSignal | undefined, message: string): { promise: Promise<never>; dispose(): void } {
+  if (!signal) return { promise: new Promise<never>(() => undefined), dispose: () => undefined };
+  let onAbort = () => {};
+  const promise = new Promise<never>((_, reject) => {
+    onAbort = () => reject(new Error(`${message}: ${String(signal.reason)}`));
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+  });
+  promise.catch(() => undefined);
+  return { promise, dispose: () => signal.removeEventListener("abort", onAbort) };
 }
 
 function splitAddress(address: string): [string, number] {

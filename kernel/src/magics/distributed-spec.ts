@@ -33,7 +33,7 @@ export const DISTRIBUTED_FLAGS: readonly FlagSpec[] = [
     max: MAX_WORKERS,
     default: 2,
     rangeReason: "per-pair channels grow with N^2; 256 covers 32 hosts x 8 GPUs",
-    help: "number of ranks",
+    help: "number of ranks; with --backend gpus at most one per GPU, all of them by default",
   },
   {
     name: "backend",
@@ -76,6 +76,8 @@ export const DISTRIBUTED_FLAGS: readonly FlagSpec[] = [
 
 export interface DistributedOptions {
   workers: number;
+  /** Set when -n/--workers was typed (absent: the default); --backend gpus defaults it to the number of GPUs. */
+  workersGiven?: boolean;
   backend: BackendName;
   hosts?: string;
   timeoutSeconds: number;
@@ -92,7 +94,7 @@ const WHERE = "%%distributed";
 
 /** Parses the words after `%%distributed`; throws `UsageError` naming the flag. */
 export function parseDistributedFlags(words: readonly string[]): DistributedOptions {
-  const { values } = parseFlags(WHERE, words, DISTRIBUTED_FLAGS);
+  const { values, given } = parseFlags(WHERE, words, DISTRIBUTED_FLAGS);
   const options: DistributedOptions = {
     workers: values.get("workers") as number,
     backend: values.get("backend") as BackendName,
@@ -101,6 +103,7 @@ export function parseDistributedFlags(words: readonly string[]): DistributedOpti
     timeline: values.get("no-timeline") !== true,
     help: values.get("help") === true,
   };
+  if (given.has("workers")) options.workersGiven = true;
   const hosts = values.get("hosts") as string | undefined;
   if (hosts !== undefined) {
     if (options.backend !== "hosts") throw new UsageError(`${WHERE}: --hosts only applies with --backend hosts`, "--hosts");

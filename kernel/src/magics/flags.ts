@@ -38,6 +38,8 @@ export interface PositionalSpec {
 export interface ParsedFlags {
   values: Map<string, FlagValue>;
   positionals: string[];
+  /** Long names of the flags the user typed (the rest of `values` are defaults). */
+  given: ReadonlySet<string>;
 }
 
 export function flagLabel(flag: FlagSpec): string {
@@ -101,7 +103,7 @@ export function parseFlags(
       values.set(flag.name, flag.default);
     }
   }
-  return { values, positionals: found };
+  return { values, positionals: found, given: seen };
 }
 
 function findFlag(flags: readonly FlagSpec[], typed: string): FlagSpec | undefined {
