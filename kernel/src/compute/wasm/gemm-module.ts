@@ -1,12 +1,13 @@
 /**
  * A float32 matrix-product kernel in WebAssembly SIMD, emitted as bytes.
  *
- *   gemm(a, aRow, aK, b, bPanel, bK, c, ldc, bias, mBlocks, nPanels, k, accumulate)
+ *   gemm(a, aRow, aK, b, bPanel, bK, c, ldc, bias, mBlocks, nPanels, k, accumulate, aBlock)
  *   C[mBlocks * MR, nPanels * NR] = A B (+ bias), where (byte offsets and
  *   byte strides into the module's own memory):
- *     A[i][kk]          at a + i * aRow + kk * aK      (aRow = 4 k, aK = 4 for
- *                       row-major A; aRow = 4, aK = 4 m for A stored
- *                       transposed: A is read as it lies)
+ *     A[b MR + r][kk]   at a + b * aBlock + r * aRow + kk * aK  (row-major A:
+ *                       aRow = 4 k, aK = 4, aBlock = MR aRow; A in blocks
+ *                       of MR rows by packQuads below: aRow = 4, aK = 16,
+ *                       aBlock = 16 k)
  *     B[kk][p NR + j]   at b + p * bPanel + kk * bK + 4 j  (row-major B:
  *                       bPanel = 4 NR, bK = 4 n; B packed in panels of NR
  *                       columns: bPanel = 4 NR k, bK = 4 NR)
@@ -79,13 +80,13 @@ const BLOCK = [0x02, 0x40], LOOP = [0x03, 0x40], END = 0x0b, ELSE = 0x05;
 const br = (depth: number) => [0x0c, depth];
 const brIf = (depth: number) => [0x0d, depth];
 
-/** The module's bytes: exports `gemm` and its memory `memory` (unshared, `pages` 64 KiB pages to start). */
+/** The module's bytes: exports `gemm`, `packQuads` and its memory `memory` (unshared, `pages` 64 KiB pages to start). */
 export function gemmModuleBytes({ mr, nr, fma }: GemmShape, pages = 16): Uint8Array {
   if (nr % 4 !== 0) throw new RangeError(`gemm: nr must be a multiple of 4, got ${nr}`);
   const nv = nr / 4; // vectors per tile row
   // params (byte offsets and byte strides)
-  const A = 0, A_ROW = 1, A_K = 2, B = 3, B_PANEL = 4, B_K = 5, C = 6, LDC = 7, BIAS = 8, M_BLOCKS = 9, N_PANELS = 10, K = 11, ACCUMULATE = 12;
-  const PARAMS = 13;
+  const A = 0, A_ROW = 1, A_K = 2, B = 3, B_PANEL = 4, B_K = 5, C = 6, LDC = 7, BIAS = 8, M_BLOCKS = 9, N_PANELS = 10, K = 11, ACCUMULATE = 12, A_BLOCK_BYTES = 13;
+  const PARAMS = 14;
   // i32 locals: panel and block counters, the B pointer, k countdown, the tile's first C row, a C row
   // pointer, the block's first A row, mr A row pointers
   const PANEL = PARAMS, BLOCK_I = PARAMS + 1, PB = PARAMS + 2, KK = PARAMS + 3, C_TILE = PARAMS + 4, C_ROW = PARAMS + 5, A_BLOCK = PARAMS + 6;
@@ -129,7 +130,7 @@ export function gemmModuleBytes({ mr, nr, fma }: GemmShape, pages = 16): Uint8Ar
   // later slice of k), else the bias, or zero where bias is 0.
   const initTile: number[] = [
     ...tileStart,
-    ...get(A), ...get(BLOCK_I), ...i32(mr), I32_MUL, ...get(A_ROW), I32_MUL, I32_ADD, ...set(A_BLOCK),
+    ...get(A), ...get(BLOCK_I), ...get(A_BLOCK_BYTES), I32_MUL, I32_ADD, ...set(A_BLOCK),
   ];
   for (let r = 0; r < mr; r++) initTile.push(...get(A_BLOCK), ...i32(r), ...get(A_ROW), I32_MUL, I32_ADD, ...set(PA0 + r));
   initTile.push(...get(B), ...get(PANEL), ...get(B_PANEL), I32_MUL, I32_ADD, ...set(PB));
@@ -172,10 +173,46 @@ export function gemmModuleBytes({ mr, nr, fma }: GemmShape, pages = 16): Uint8Ar
 
   return Uint8Array.from([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, [0x01, 0x60, ...uleb(PARAMS), ...new Array<number>(PARAMS).fill(0x7f), 0x00]), // (i32 x 13) -> ()
-    ...section(3, [0x01, 0x00]),
+    ...section(1, [
+      0x02,
+      0x60, ...uleb(PARAMS), ...new Array<number>(PARAMS).fill(0x7f), 0x00, // gemm: (i32 x 14) -> ()
+      0x60, 0x05, ...new Array<number>(5).fill(0x7f), 0x00, // packQuads: (i32 x 5) -> ()
+    ]),
+    ...section(3, [0x02, 0x00, 0x01]),
     ...section(5, [0x01, 0x00, ...uleb(pages)]), // one unshared memory, no maximum
-    ...section(7, [0x02, ...str("gemm"), 0x00, 0x00, ...str("memory"), 0x02, 0x00]),
-    ...section(10, [0x01, ...uleb(code.length), ...code]),
+    ...section(7, [0x03, ...str("gemm"), 0x00, 0x00, ...str("packQuads"), 0x00, 0x01, ...str("memory"), 0x02, 0x00]),
+    ...section(10, [0x02, ...uleb(code.length), ...code, ...packQuadsCode()]),
   ]);
+}
+
+/**
+ * packQuads(src, srcStride, dst, quads, k): for q < quads, kk < k:
+ * dst[(q k + kk) * 16 ..] = the 16 bytes at src + q * 16 + kk * srcStride.
+ * Turns A stored transposed ([k, m] at a row pitch) into blocks of 4 rows
+ * with each step's 4 values adjacent and the steps contiguous, so the
+ * kernel walks a block sequentially (aRow 4, aK 16) rather than one cache
+ * line per step. One SIMD load and store per 4 floats.
+ */
+function packQuadsCode(): number[] {
+  const SRC = 0, STRIDE = 1, DST = 2, QUADS = 3, K = 4;
+  const Q = 5, P = 6, KK = 7; // locals: quad counter, source pointer, k countdown
+  const body = [
+    ...i32(0), ...set(Q),
+    ...BLOCK, ...LOOP,
+    ...get(Q), ...get(QUADS), I32_GE_U, ...brIf(1),
+    ...get(SRC), ...get(Q), ...i32(16), I32_MUL, I32_ADD, ...set(P),
+    ...get(K), ...set(KK),
+    ...LOOP,
+    ...get(DST), ...get(P), ...v128Load(0), ...v128Store(0),
+    ...get(DST), ...i32(16), I32_ADD, ...set(DST),
+    ...get(P), ...get(STRIDE), I32_ADD, ...set(P),
+    ...get(KK), ...i32(1), I32_SUB, ...TEE(KK), ...brIf(0),
+    END,
+    ...get(Q), ...i32(1), I32_ADD, ...set(Q),
+    ...br(0),
+    END, END,
+    END,
+  ];
+  const code = [0x01, 0x03, 0x7f, ...body];
+  return [...uleb(code.length), ...code];
 }
