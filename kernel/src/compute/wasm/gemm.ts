@@ -3,15 +3,18 @@
  *
  * `multiply(a, b, out, shape)` computes out[m, n] = op(a) op(b) (+ bias),
  * op = transpose or not, on plain Float32Arrays (views of the TF.js wasm
- * heap in practice). The operands are packed into the kernel's own memory
- * in one pass each, and transposes are folded into that packing: a
- * transposed operand costs nothing extra, which is what backprop needs
- * (dW = x^T dy, dx = dy W^T). The result is copied out in one pass.
+ * heap in practice). The operands are brought into the kernel's own memory
+ * in one pass each (a memmove, or a repacking for a transposed operand), so
+ * a transposed operand costs about what a plain one does, which is what
+ * backprop needs (dW = x^T dy, dx = dy W^T). The result is copied out in
+ * one pass.
  *
- * Measured on the 2-core build machine (Xeon with FMA), 768x128 . 128x512:
- * TF.js wasm's own product (XNNPACK) 14 GFLOP/s; this kernel 19 GFLOP/s
- * with separate multiply and add, 25-28 with relaxed SIMD's fused
- * multiply-add; bench/compute.mjs has the step times.
+ * Measured on the 2-core build machine (Xeon with FMA), best of 5
+ * alternating runs through tf.matMul: 768x128 . 128x512 and 768x512 .
+ * 512x128 at 29-30 GFLOP/s against 22-23 for TF.js wasm's own product
+ * (XNNPACK, which has no transposed path); with separate multiply and add
+ * instead of relaxed SIMD's fused multiply-add, about 19.
+ * bench/compute.mjs has the step times.
  *
  * One instance per thread (each rank worker has its own); its memory grows
  * to the largest product seen and stays (a tiny GPT step needs about 3 MiB).
