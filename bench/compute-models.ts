@@ -9,6 +9,7 @@
  *             128 channels, context 64, batch 12, vocabulary 65; pre-norm
  *             blocks, tanh-GELU MLP of 4x width, Adam lr 1e-3.
  */
+import { adam } from "../kernel/src/compute/adam";
 import { causalAttention, causalMask as makeCausalMask, gelu, layerNorm, linear as fusedLinear, softmaxCrossEntropy } from "../kernel/src/compute/fused";
 
 type Tf = typeof import("@tensorflow/tfjs");
@@ -114,7 +115,8 @@ export function gptStep(tf: Tf): TrainStep {
   const targets = tf.randomUniform([b * t], 0, vocabulary, "int32");
   // [t, t]: 0 on and below the diagonal, -1e9 above (a position sees only its past).
   const causalMask = makeCausalMask(tf, t);
-  const optimizer = tf.train.adam(1e-3);
+  // tf.train.adam's update (same state and math); fused into one pass per variable where the backend has it (webgpu, wasm).
+  const optimizer = adam(tf, 1e-3);
   const run = () => optimizer.minimize(() => gptLoss(tf, variables, tokens, targets, causalMask) as import("@tensorflow/tfjs").Scalar, true)!;
   return {
     variables,

@@ -1,7 +1,9 @@
-// distlab's Adam (kernel/src/compute/adam.ts): on cpu and wasm it is
-// tf.train.adam's update; the fused webgpu update (one dispatch per
-// variable) is checked here for what it records, against a stand-in of the
-// webgpu backend, and numerically on a GPU by bench/gpu/webgpu-bench.ts.
+// distlab's Adam (kernel/src/compute/adam.ts): on cpu it is tf.train.adam's
+// update; on wasm the fused in-place update (wasm/adam-update.ts), which
+// must give the stock update's parameters bit for bit; the fused webgpu
+// update (one dispatch per two variables) is checked here for what it
+// records, against a stand-in of the webgpu backend, and numerically on a
+// GPU by bench/gpu/webgpu-bench.ts.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { adam, fusedAdamAvailable } from "../../kernel/src/compute/adam";
@@ -21,10 +23,11 @@ function train(optimizer: tf.Optimizer): Float32Array[] {
   return out;
 }
 
-test("adam() matches tf.train.adam on cpu and wasm (the stock update, bit for bit), and leaves no tensors behind", async () => {
+test("adam() matches tf.train.adam on cpu and wasm (fused on wasm), bit for bit, and leaves no tensors behind", async () => {
   for (const backend of ["cpu", ...(await backendsUnderTest()).filter((b) => b === "wasm")]) {
     await tf.setBackend(backend);
-    assert.equal(fusedAdamAvailable(tf), false, `no fused path on ${backend}`);
+    assert.equal(fusedAdamAvailable(tf), backend === "wasm", `fused path on ${backend}`);
+    // 30, 5 and 15 values: the SIMD loop's multiple-of-4 prefix and the JavaScript tail
     const stock = train(tf.train.adam(0.01, 0.8, 0.95));
     const before = tf.memory().numTensors;
     const ours = train(adam(tf, 0.01, 0.8, 0.95));
@@ -34,6 +37,33 @@ test("adam() matches tf.train.adam on cpu and wasm (the stock update, bit for bi
     assert.ok(stock[0]!.some((v, i) => v !== initial[i]), "the parameters moved");
   }
   await tf.setBackend("cpu");
+});
+
+test("the fused wasm update writes in place only into buffers the variables own", async () => {
+  if (!(await backendsUnderTest()).includes("wasm")) return;
+  await tf.setBackend("wasm");
+  const init = values([9, 3], 6);
+  const w = tf.variable(init); // shares init's buffer
+  const alias = tf.clone(w); // shares it too (Identity)
+  const x = values([4, 9], 7);
+  const optimizer = adam(tf, 0.1);
+  for (let step = 0; step < 2; step++) optimizer.minimize(() => tf.mean(tf.square(tf.matMul(x, w))) as tf.Scalar);
+  const expected = tf.tidy(() => values([9, 3], 6).dataSync());
+  assert.deepEqual(init.dataSync(), expected, "the tensor the variable was made from is unchanged");
+  assert.deepEqual(alias.dataSync(), expected, "a clone of the variable is unchanged");
+  assert.ok(w.dataSync().some((v, i) => v !== expected[i]), "the variable moved");
+  tf.dispose([init, w, alias, x]);
+  optimizer.dispose();
+  await tf.setBackend("cpu");
+});
+
+test("DISTLAB_WASM_FUSED_ADAM=0 keeps tf.train.adam's update on wasm", async () => {
+  if (!(await backendsUnderTest()).includes("wasm")) return;
+  await tf.setBackend("wasm");
+  assert.equal(fusedAdamAvailable(tf, { DISTLAB_WASM_FUSED_ADAM: "0" }), false);
+  assert.equal(fusedAdamAvailable(tf, {}), true);
+  await tf.setBackend("cpu");
+  assert.equal(fusedAdamAvailable(tf, {}), false);
 });
 
 /** A stand-in for TF.js's WebGPUBackend: records what the fused update asks of the device. */

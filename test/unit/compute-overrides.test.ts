@@ -4,6 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { WASM_OVERRIDES, installWasmOverrides } from "../../kernel/src/compute/wasm/overrides";
+import { simdOf } from "../../kernel/src/compute/wasm/tensor-info";
 import { backendsUnderTest, maxRelativeError, runOn, tf, values } from "./compute-backends";
 
 const TOLERANCE = 1e-4;
@@ -29,6 +30,20 @@ test("the wasm overrides are installed once, and each replaces its kernel in the
     assert.ok(config, `${kernelName} registered for wasm`);
     assert.equal((config as unknown as Record<symbol, unknown>)[Symbol.for("distlab.compute.override")], true, `${kernelName} is distlab's`);
   }
+});
+
+test("DISTLAB_WASM_FUSED_OPS=0 installs the replacements but none of the new Distlab* kernels", () => {
+  const registry = new Map<string, tf.KernelConfig>();
+  for (const name of ["BatchMatMul", "_FusedMatMul", "Pow", "Identity", "Tanh", "Cast", "Sum", "GatherV2", "Reshape", "Transpose"]) registry.set(name, { kernelName: name, backendName: "wasm", kernelFunc: () => [] as never });
+  const fake = {
+    getKernel: (name: string, backend: string) => (backend === "wasm" ? registry.get(name) : undefined),
+    registerKernel: (config: tf.KernelConfig) => void registry.set(config.kernelName, config),
+    unregisterKernel: (name: string) => void registry.delete(name),
+  };
+  const installed = installWasmOverrides(fake as never, { DISTLAB_WASM_FUSED_OPS: "0" });
+  assert.deepEqual(installed, WASM_OVERRIDES.map((o) => o.kernelName).filter((n) => !n.startsWith("Distlab")));
+  assert.ok(![...registry.keys()].some((n) => n.startsWith("Distlab")));
+  assert.deepEqual(installWasmOverrides(fake as never, { DISTLAB_WASM_FUSED_OPS: "0" }), [], "installed once");
 });
 
 for (const [transposeA, transposeB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
@@ -123,4 +138,45 @@ test("identity (cast to the same dtype, clone) shares the buffer and the values 
     source.dispose();
     return [copy, cast];
   });
+});
+
+test("sum over leading axes (a column sum; SIMD for multiples of 4 and of 16 columns), keepDims, and the other sums unchanged", async () => {
+  await agreesWithCpu("sum", () => {
+    const x = values([37, 12], 31), y = values([3, 5, 7], 32), z = values([4, 6, 8], 33), w = values([5, 3, 48], 39);
+    return [
+      tf.sum(x, 0), tf.sum(x, 0, true), tf.sum(y, 0), tf.sum(y, [0, 1]), tf.sum(y, [1, 0], true), tf.sum(z, [0, 1]), tf.sum(z, -3),
+      tf.sum(w, 0), tf.sum(w, [0, 1], true),
+      tf.sum(x, 1), tf.sum(y, [0, 2]), tf.sum(y), tf.sum(tf.tensor2d([[1, 2], [3, 4]], [2, 2], "int32"), 0),
+      tf.grad((b: tf.Tensor) => tf.sum(tf.mul(tf.add(x, b), x)))(values([12], 34)), // a bias gradient
+    ];
+  });
+});
+
+test("cast to the same dtype shares the buffer; real conversions still convert", async () => {
+  await agreesWithCpu("cast", () => {
+    const source = values([4, 5], 35);
+    const same = tf.cast(source, "float32");
+    const toInt = tf.cast(tf.mul(source, 10), "int32");
+    const back = tf.cast(toInt, "float32");
+    source.dispose();
+    return [same, toInt, back];
+  });
+});
+
+test("gather along axis 0 (embedding rows), int32 tables, other axes; out-of-range indices still rejected", async () => {
+  await agreesWithCpu("gather", () => {
+    const table = values([9, 6], 36);
+    const ids = tf.tensor2d([[3, 0, 8], [3, 3, 1]], [2, 3], "int32");
+    return [tf.gather(table, ids), tf.gather(tf.tensor2d([[1, 2], [3, 4], [5, 6]], [3, 2], "int32"), tf.tensor1d([2, 0], "int32")), tf.gather(table, tf.tensor1d([5, 1], "int32"), 1), tf.gather(values([4], 37), tf.tensor1d([3, 3, 0], "int32"))];
+  });
+  await tf.setBackend("wasm");
+  assert.throws(() => tf.tidy(() => tf.gather(values([4, 2], 38), tf.tensor1d([1, 4], "int32"))), /not in \[0, 3\]/);
+  await tf.setBackend("cpu");
+});
+
+test("the fused kernels' SIMD loops run on the wasm backend's heap", async () => {
+  await backendsUnderTest();
+  await tf.setBackend("wasm");
+  assert.ok(simdOf(tf.backend() as never), "simd-kernels.ts compiles and binds to TF.js's memory");
+  await tf.setBackend("cpu");
 });

@@ -1,14 +1,19 @@
 /**
- * Adam with a fused update on TF.js's webgpu backend.
+ * Adam with a fused update on TF.js's webgpu and wasm backends.
  *
  * `adam(tf, lr)` returns a tf.AdamOptimizer (same constructor arguments,
- * same state, getWeights/setWeights) whose applyGradients, on the webgpu
- * backend, updates its float32 variables two to a dispatch
- * (webgpu/adam-update.ts) instead of tf.train.adam's 14 kernels per variable. On every
- * other backend, and on webgpu when DISTLAB_WEBGPU_FUSED_ADAM=0 or the
- * backend lacks the internals the fused path needs, it is tf.train.adam's
- * own update, unchanged. test/unit/compute-adam.test.ts compares the two.
+ * same state, getWeights/setWeights) whose applyGradients updates its
+ * float32 variables in place instead of running tf.train.adam's 14 kernels
+ * per variable: on webgpu two variables to a dispatch
+ * (webgpu/adam-update.ts), on wasm one pass per variable over the heap
+ * (wasm/adam-update.ts, bit for bit the stock update). On every other
+ * backend, with DISTLAB_WEBGPU_FUSED_ADAM=0 (webgpu) or
+ * DISTLAB_WASM_FUSED_ADAM=0 (wasm), or where the backend lacks the
+ * internals the fused path needs, it is tf.train.adam's own update,
+ * unchanged. test/unit/compute-adam.test.ts compares the two.
  */
+import { applyAdamUpdates } from "./wasm/adam-update";
+import { hasWasmInternals } from "./wasm/tensor-info";
 import { hasAdamInternals, recordAdamUpdates, type AdamSlot } from "./webgpu/adam-update";
 
 type Tf = typeof import("@tensorflow/tfjs");
@@ -28,9 +33,12 @@ interface AdamState {
   accumulatedSecondMoment: Array<{ originalName: string; variable: Variable } | undefined>;
 }
 
-/** True where the fused path applies: webgpu, the expected internals, not switched off. */
+/** True where the fused path applies: webgpu or wasm, the expected internals, not switched off. */
 export function fusedAdamAvailable(tf: Pick<Tf, "getBackend" | "backend">, env: NodeJS.ProcessEnv = process.env): boolean {
-  return tf.getBackend() === "webgpu" && env.DISTLAB_WEBGPU_FUSED_ADAM !== "0" && hasAdamInternals(tf.backend());
+  const name = tf.getBackend();
+  if (name === "webgpu") return env.DISTLAB_WEBGPU_FUSED_ADAM !== "0" && hasAdamInternals(tf.backend());
+  if (name === "wasm") return env.DISTLAB_WASM_FUSED_ADAM !== "0" && hasWasmInternals(tf.backend());
+  return false;
 }
 
 const classes = new WeakMap<object, new (lr: number, beta1: number, beta2: number, epsilon?: number) => AdamOptimizer>();
@@ -58,7 +66,7 @@ function adamClass(tf: Tf) {
       }
       const names = Array.isArray(gradients) ? gradients.map((g) => g.name) : Object.keys(gradients);
       const slots: AdamSlot[] = [];
-      const backend = tf.backend() as unknown as Parameters<typeof recordAdamUpdates>[0];
+      const backend = tf.backend() as unknown as Parameters<typeof recordAdamUpdates>[0] & Parameters<typeof applyAdamUpdates>[0];
       tf.tidy(() => {
         names.forEach((name, i) => {
           const value = tf.engine().registeredVariables[name]!;
@@ -77,10 +85,12 @@ function adamClass(tf: Tf) {
         if (backend.refCount(variable.dataId) > 1) tf.tidy(() => variable.assign(tf.mul(variable, 1)));
       }
       const { beta1: acc1, beta2: acc2 } = this.#powers();
-      recordAdamUpdates(backend, slots, {
+      const hyper = {
         lr: state.learningRate, beta1: state.beta1, beta2: state.beta2, eps: state.epsilon,
         c1: Math.fround(1 - acc1), c2: Math.fround(1 - acc2),
-      }, tf.env().getNumber("WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE"));
+      };
+      if (tf.getBackend() === "wasm") applyAdamUpdates(backend, slots as unknown as Parameters<typeof applyAdamUpdates>[1], hyper);
+      else recordAdamUpdates(backend, slots, hyper, tf.env().getNumber("WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE"));
       this.#deviceAccStale = true;
       this.incrementIterations();
     }

@@ -6,10 +6,16 @@
  *
  * On a backend with the fused kernels (webgpu, ../webgpu/causal-attention.ts;
  * time <= 1024, head size <= 256) one dispatch forward and two backward
- * instead of about twenty; elsewhere the same in stock ops (split, head
- * transposes, two batched matMuls, causalSoftmax), differentiated by TF.js.
+ * instead of about twenty. On wasm a tf.customGrad op whose products stay
+ * batched matMuls (the BatchMatMul kernel's), around fused kernels for the
+ * head layout (../wasm/attention-heads.ts) and the causal softmax
+ * (../wasm/causal-softmax.ts): 5 kernels forward and 7 backward instead of
+ * about 20 and 30. Elsewhere the same in stock ops (split, head transposes,
+ * two batched matMuls, causalSoftmax), differentiated by TF.js.
  */
+import { FROM_HEADS, TO_HEADS } from "../wasm/attention-heads";
 import { CAUSAL_ATTENTION, CAUSAL_ATTENTION_GRAD, MAX_HEAD_SIZE, MAX_TIME } from "../webgpu/causal-attention";
+import { CAUSAL_SOFTMAX, CAUSAL_SOFTMAX_GRAD } from "../webgpu/causal-softmax";
 import { causalSoftmax } from "./causal-softmax";
 import { hasFusedKernel, runFused } from "./kernels";
 
@@ -52,6 +58,42 @@ function fusedCausalAttention(tf: Tf, attrs: { time: number; heads: number; scal
   return op;
 }
 
+const headOps = new WeakMap<object, Map<string, (qkv: Tensor) => Tensor>>();
+
+/**
+ * The wasm form: heads laid out by one kernel, products by tf.matMul.
+ *   forward   q, k, v [batch * heads, T, hs] = toHeads(qkv);  P = causalSoftmax(q k^T, scale);  out = fromHeads(P v)
+ *   backward  dO = toHeads(dout);  dS = causalSoftmaxGrad(P, dO v^T);  dqkv = fromHeads(dS k, dS^T q, P^T dO)
+ */
+function headsCausalAttention(tf: Tf, attrs: { time: number; heads: number; scale: number }) {
+  let byShape = headOps.get(tf);
+  if (!byShape) headOps.set(tf, (byShape = new Map()));
+  const key = `${attrs.time},${attrs.heads},${attrs.scale}`;
+  let op = byShape.get(key);
+  if (!op) {
+    const { time, heads, scale } = attrs;
+    op = tf.customGrad((qkv, save) => {
+      const input = qkv as Tensor;
+      const [q, k, v] = runFused<Tensor[]>(tf, TO_HEADS, { x: input }, { time, heads, parts: 3 }) as [Tensor, Tensor, Tensor];
+      const probs = runFused<Tensor>(tf, CAUSAL_SOFTMAX, { scores: tf.matMul(q, k, false, true) }, { scale }); // [batch * heads, T, T]
+      const out = runFused<Tensor>(tf, FROM_HEADS, { x0: tf.matMul(probs, v) }, { time, heads }); // [rows, C]
+      (save as (t: Tensor[]) => void)([q, k, v, probs]);
+      return {
+        value: tf.reshape(out, [...input.shape.slice(0, -1), out.shape[1]!]),
+        gradFunc: (dy: Tensor, saved: Tensor[]) => {
+          const [sq, sk, sv, p] = saved as [Tensor, Tensor, Tensor, Tensor];
+          const [dOut] = runFused<Tensor[]>(tf, TO_HEADS, { x: dy }, { time, heads, parts: 1 }) as [Tensor];
+          const dScores = runFused<Tensor>(tf, CAUSAL_SOFTMAX_GRAD, { y: p, dy: tf.matMul(dOut, sv, false, true) }, { scale });
+          const dqkv = runFused<Tensor>(tf, FROM_HEADS, { x0: tf.matMul(dScores, sk), x1: tf.matMul(dScores, sq, true, false), x2: tf.matMul(p, dOut, true, false) }, { time, heads });
+          return tf.reshape(dqkv, input.shape);
+        },
+      };
+    }) as unknown as (qkv: Tensor) => Tensor;
+    byShape.set(key, op);
+  }
+  return op;
+}
+
 /** qkv [..., 3C] with batch * time rows -> [..., C]. */
 export function causalAttention(tf: Tf, qkv: Tensor, shape: AttentionShape, mask?: Tensor): Tensor {
   const width = qkv.shape[qkv.shape.length - 1]!;
@@ -60,6 +102,9 @@ export function causalAttention(tf: Tf, qkv: Tensor, shape: AttentionShape, mask
   const headSize = width / 3 / shape.heads;
   if (shape.time <= MAX_TIME && headSize <= MAX_HEAD_SIZE && hasFusedKernel(tf, CAUSAL_ATTENTION, [qkv])) {
     return fusedCausalAttention(tf, { ...shape, scale: 1 / Math.sqrt(headSize) })(qkv);
+  }
+  if (hasFusedKernel(tf, TO_HEADS, [qkv]) && hasFusedKernel(tf, CAUSAL_SOFTMAX, [qkv])) {
+    return headsCausalAttention(tf, { ...shape, scale: 1 / Math.sqrt(headSize) })(qkv);
   }
   return stockCausalAttention(tf, qkv, shape, mask);
 }

@@ -4,9 +4,9 @@
  *   softmax_j(scale s + mask),  mask = -1e9 where j > i, else 0
  * (-1e9 before the softmax is a weight of exactly zero after it).
  *
- * On a backend with the fused kernels (webgpu, ../webgpu/causal-softmax.ts)
- * one dispatch each way instead of seven; elsewhere the same in stock ops,
- * differentiated by TF.js (cpu and wasm unchanged).
+ * On a backend with the fused kernels (webgpu, ../webgpu/causal-softmax.ts;
+ * wasm, ../wasm/causal-softmax.ts) one kernel each way instead of seven;
+ * elsewhere the same in stock ops, differentiated by TF.js (cpu unchanged).
  */
 import { CAUSAL_SOFTMAX, CAUSAL_SOFTMAX_GRAD } from "../webgpu/causal-softmax";
 import { hasFusedKernel, runFused } from "./kernels";

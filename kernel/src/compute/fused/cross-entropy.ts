@@ -4,9 +4,9 @@
  * stability: -mean(sum(onehot(labels) * logSoftmax(logits), -1)).
  *
  * On a backend with the fused kernels (webgpu,
- * ../webgpu/softmax-cross-entropy.ts) one dispatch forward and one backward
- * instead of about twenty; elsewhere the same formula in stock ops,
- * differentiated by TF.js.
+ * ../webgpu/softmax-cross-entropy.ts; wasm, ../wasm/softmax-cross-entropy.ts)
+ * one kernel forward and one backward instead of about twenty; elsewhere
+ * the same formula in stock ops, differentiated by TF.js.
  */
 import { SOFTMAX_CROSS_ENTROPY, SOFTMAX_CROSS_ENTROPY_GRAD } from "../webgpu/softmax-cross-entropy";
 import { hasFusedKernel, runFused } from "./kernels";

@@ -2,11 +2,11 @@
  * GELU, tanh form (GPT-2; PyTorch's approximate="tanh"):
  * 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
  *
- * On a backend with the fused kernels (webgpu, ../webgpu/gelu.ts) one
- * dispatch forward and one backward instead of about eleven; elsewhere the
- * same formula in stock ops, differentiated by TF.js (cpu and wasm
- * unchanged). geluReference writes the gradient kernel's math in stock ops
- * for the tests.
+ * On a backend with the fused kernels (webgpu, ../webgpu/gelu.ts; wasm,
+ * ../wasm/gelu.ts) one kernel forward and one backward instead of about
+ * eleven; elsewhere the same formula in stock ops, differentiated by TF.js
+ * (cpu unchanged). geluReference writes the gradient kernel's math in stock
+ * ops for the tests.
  */
 import { GELU, GELU_GRAD } from "../webgpu/gelu";
 import { hasFusedKernel, runFused } from "./kernels";
@@ -39,10 +39,13 @@ function fusedGelu(tf: Tf) {
   let op = fusedOps.get(tf);
   if (!op) {
     op = tf.customGrad((x, save) => {
-      (save as (t: Tensor[]) => void)([x as Tensor]);
+      // The wasm kernel also returns s = sigmoid(2u) [like x], which its gradient reads instead of recomputing it.
+      const result = runFused<Tensor | Tensor[]>(tf, GELU, { x: x as Tensor });
+      const [y, s] = Array.isArray(result) ? result : [result];
+      (save as (t: Tensor[]) => void)(s ? [x as Tensor, s] : [x as Tensor]);
       return {
-        value: runFused<Tensor>(tf, GELU, { x: x as Tensor }),
-        gradFunc: (dy: Tensor, saved: Tensor[]) => runFused<Tensor>(tf, GELU_GRAD, { dy, x: saved[0]! }),
+        value: y!,
+        gradFunc: (dy: Tensor, saved: Tensor[]) => runFused<Tensor>(tf, GELU_GRAD, { dy, x: saved[0]!, ...(saved[1] ? { s: saved[1] } : {}) }),
       };
     }) as unknown as (x: Tensor) => Tensor;
     fusedOps.set(tf, op);

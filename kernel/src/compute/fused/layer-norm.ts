@@ -1,10 +1,11 @@
 /**
  * Layer norm over the last axis: (x - mean) / sqrt(var + eps) * gain + bias.
  *
- * On a backend with the fused kernels (webgpu, ../webgpu/layer-norm.ts) it
- * is a tf.customGrad op of three dispatches per step (one forward, two
- * backward) instead of about thirty; elsewhere it is the same formula in
- * stock ops, differentiated by TF.js (the cpu and wasm paths are unchanged).
+ * On a backend with the fused kernels (webgpu, ../webgpu/layer-norm.ts:
+ * three dispatches per step, one forward and two backward; wasm,
+ * ../wasm/layer-norm.ts: one kernel each way) it is a tf.customGrad op
+ * running them instead of about thirty kernels; elsewhere it is the same
+ * formula in stock ops, differentiated by TF.js (cpu unchanged).
  * layerNormReference writes the kernels' math in stock ops, forward and
  * backward, so the tests can hold the analytic gradient against TF.js's.
  */

@@ -8,15 +8,34 @@
  * which every copy of @tensorflow/tfjs-core in the process shares. It works
  * before or after the backend is initialised: the stock setup function is
  * kept, so the stock kernel is ready whenever the override calls it.
+ *
+ * The Distlab* entries are new kernels, not replacements: the fused ops of
+ * ../fused/ call them where they are registered (webgpu has its own, in
+ * ../webgpu/), and the gradients they return are the fused ops' own.
+ * DISTLAB_WASM_FUSED_OPS=0 leaves them out (the fused ops then run stock
+ * ops). Most of them, and the Sum override, run simd-kernels.ts's loops on
+ * the backend's heap.
  */
 import type { KernelConfig, KernelFunc } from "@tensorflow/tfjs";
 import { batchMatMulOverride } from "./batch-mat-mul";
 import { fusedMatMulOverride } from "./fused-mat-mul";
+import { FROM_HEADS, fromHeadsKernel, TO_HEADS, toHeadsKernel } from "./attention-heads";
+import { castOverride } from "./cast";
+import { causalSoftmaxGradKernel, causalSoftmaxKernel } from "./causal-softmax";
+import { gatherOverride } from "./gather";
+import { geluGradKernel, geluKernel } from "./gelu";
 import { identityOverride } from "./identity";
+import { layerNormGradKernel, layerNormKernel } from "./layer-norm";
+import { leadingSumOverride } from "./leading-sum";
 import { powOverride } from "./pow";
+import { softmaxCrossEntropyGradKernel, softmaxCrossEntropyKernel } from "./softmax-cross-entropy";
 import { tanhOverride } from "./tanh";
 import type { StockKernels } from "./tensor-info";
 import { unsortedSegmentSumOverride } from "./unsorted-segment-sum";
+import { CAUSAL_SOFTMAX, CAUSAL_SOFTMAX_GRAD } from "../webgpu/causal-softmax";
+import { GELU, GELU_GRAD } from "../webgpu/gelu";
+import { LAYER_NORM, LAYER_NORM_GRAD } from "../webgpu/layer-norm";
+import { SOFTMAX_CROSS_ENTROPY, SOFTMAX_CROSS_ENTROPY_GRAD } from "../webgpu/softmax-cross-entropy";
 
 type TfRegistry = Pick<typeof import("@tensorflow/tfjs"), "getKernel" | "registerKernel" | "unregisterKernel">;
 
@@ -28,6 +47,19 @@ export const WASM_OVERRIDES: ReadonlyArray<{ kernelName: string; make: (stock: S
   { kernelName: "Pow", make: powOverride },
   { kernelName: "Identity", make: identityOverride },
   { kernelName: "Tanh", make: tanhOverride },
+  { kernelName: "Cast", make: castOverride },
+  { kernelName: "Sum", make: leadingSumOverride },
+  { kernelName: "GatherV2", make: gatherOverride },
+  { kernelName: LAYER_NORM, make: layerNormKernel },
+  { kernelName: LAYER_NORM_GRAD, make: layerNormGradKernel },
+  { kernelName: GELU, make: geluKernel },
+  { kernelName: GELU_GRAD, make: geluGradKernel },
+  { kernelName: CAUSAL_SOFTMAX, make: causalSoftmaxKernel },
+  { kernelName: CAUSAL_SOFTMAX_GRAD, make: causalSoftmaxGradKernel },
+  { kernelName: TO_HEADS, make: toHeadsKernel },
+  { kernelName: FROM_HEADS, make: fromHeadsKernel },
+  { kernelName: SOFTMAX_CROSS_ENTROPY, make: softmaxCrossEntropyKernel },
+  { kernelName: SOFTMAX_CROSS_ENTROPY_GRAD, make: softmaxCrossEntropyGradKernel },
 ];
 
 /** Marks a config as ours, so installing twice (ranks re-initialised, a cell requiring tf again) is a no-op. */
@@ -39,10 +71,11 @@ const OURS = Symbol.for("distlab.compute.override");
  * installed now; an empty list when they were already in place or the wasm
  * backend is not loaded.
  */
-export function installWasmOverrides(tf: TfRegistry): string[] {
+export function installWasmOverrides(tf: TfRegistry, env: NodeJS.ProcessEnv = process.env): string[] {
   if (tf.getKernel("BatchMatMul", "wasm") === undefined) return [];
+  const wanted = WASM_OVERRIDES.filter(({ kernelName }) => env.DISTLAB_WASM_FUSED_OPS !== "0" || !kernelName.startsWith("Distlab"));
   const stockConfigs = new Map<string, KernelConfig>();
-  for (const { kernelName } of WASM_OVERRIDES) {
+  for (const { kernelName } of wanted) {
     const config = tf.getKernel(kernelName, "wasm");
     if (config && (config as { [OURS]?: true })[OURS]) return [];
     if (config) stockConfigs.set(kernelName, config);
@@ -55,7 +88,7 @@ export function installWasmOverrides(tf: TfRegistry): string[] {
     },
   };
   const installed: string[] = [];
-  for (const { kernelName, make } of WASM_OVERRIDES) {
+  for (const { kernelName, make } of wanted) {
     const override = make(stock);
     const original = stockConfigs.get(kernelName);
     const config: KernelConfig & { [OURS]: true } = {
