@@ -28,9 +28,12 @@
  * registers for V8 to allocate: MR * NR / 4 accumulators + NR / 4 + 1 must
  * stay within them.
  *
- * Emitted here rather than compiled from C or text at build time: it is
- * one loop nest, and emitting it needs no wasm toolchain in the build.
+ * Emitted with simd-asm.ts (as the fused kernels are) rather than compiled
+ * from C or text at build time: it is one loop nest, and emitting it needs
+ * no wasm toolchain in the build.
  */
+import { add, Func, moduleBytes, mul, op, type Code, type ValueType } from "./simd-asm";
+
 
 export interface GemmShape {
   /** Rows of the register tile. */
@@ -41,148 +44,96 @@ export interface GemmShape {
   fma: boolean;
 }
 
-function uleb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let byte = n & 0x7f;
-    n >>>= 7;
-    if (n) byte |= 0x80;
-    out.push(byte);
-  } while (n);
-  return out;
-}
-function sleb(n: number): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const byte = n & 0x7f;
-    n >>= 7;
-    if ((n === 0 && (byte & 0x40) === 0) || (n === -1 && (byte & 0x40) !== 0)) return [...out, byte];
-    out.push(byte | 0x80);
-  }
-}
-const str = (s: string) => [...uleb(s.length), ...Buffer.from(s)];
-const section = (id: number, body: number[]) => [id, ...uleb(body.length), ...body];
+// Instructions simd-asm.ts leaves out (https://webassembly.github.io/spec/core/binary/instructions.html).
+const LOAD32_SPLAT: Code = [0xfd, 0x09, 0x02, 0x00]; // v128.load32_splat, offset 0
+const RELAXED_MADD: Code = [0xfd, 0x85, 0x02]; // f32x4.relaxed_madd (0x105): a * b + c
+const ZERO = op.vconst(0, 0, 0, 0);
+const loop = (body: Code[]): Code => [0x03, 0x40, body, 0x0b];
+const brIf = (depth: number): Code => [0x0d, depth];
 
-// Instructions (https://webassembly.github.io/spec/core/binary/instructions.html).
-const get = (i: number) => [0x20, ...uleb(i)];
-const set = (i: number) => [0x21, ...uleb(i)];
-const i32 = (v: number) => [0x41, ...sleb(v)];
-const I32_ADD = 0x6a, I32_SUB = 0x6b, I32_MUL = 0x6c, I32_GE_U = 0x4f;
-const TEE = (i: number) => [0x22, ...uleb(i)];
-const IF = [0x04, 0x40];
-const simd = (op: number) => [0xfd, ...uleb(op)];
-const v128Load = (offset: number) => [...simd(0x00), 0x04, ...uleb(offset)];
-const v128Store = (offset: number) => [...simd(0x0b), 0x04, ...uleb(offset)];
-const load32Splat = (offset: number) => [...simd(0x09), 0x02, ...uleb(offset)];
-const V128_ZERO = [...simd(0x0c), ...new Array<number>(16).fill(0)];
-const F32X4_ADD = simd(0xe4), F32X4_MUL = simd(0xe6), F32X4_RELAXED_MADD = simd(0x105);
-const BLOCK = [0x02, 0x40], LOOP = [0x03, 0x40], END = 0x0b, ELSE = 0x05;
-const br = (depth: number) => [0x0c, depth];
-const brIf = (depth: number) => [0x0d, depth];
+/**
+ * for (name = 0; name < count; name++) body, count evaluated each time
+ * (unsigned compare: counts and offsets here are non-negative).
+ */
+function countUp(f: Func, name: string, count: Code, body: Code[]): Code {
+  return [
+    f.set(name, op.i32(0)),
+    [0x02, 0x40], [0x03, 0x40],
+    f.get(name), count, op.geU, [0x0d, 1],
+    body,
+    f.set(name, add(f.get(name), op.i32(1))),
+    [0x0c, 0], 0x0b, 0x0b,
+  ];
+}
 
-/** The module's bytes: exports `gemm`, `packQuads` and its memory `memory` (unshared, `pages` 64 KiB pages to start). */
-export function gemmModuleBytes({ mr, nr, fma }: GemmShape, pages = 16): Uint8Array {
+function gemmFunction({ mr, nr, fma }: GemmShape): { func: Func; code: Code[] } {
   if (nr % 4 !== 0) throw new RangeError(`gemm: nr must be a multiple of 4, got ${nr}`);
   const nv = nr / 4; // vectors per tile row
-  // params (byte offsets and byte strides)
-  const A = 0, A_ROW = 1, A_K = 2, B = 3, B_PANEL = 4, B_K = 5, C = 6, LDC = 7, BIAS = 8, M_BLOCKS = 9, N_PANELS = 10, K = 11, ACCUMULATE = 12, A_BLOCK_BYTES = 13;
-  const PARAMS = 14;
-  // i32 locals: panel and block counters, the B pointer, k countdown, the tile's first C row, a C row
-  // pointer, the block's first A row, mr A row pointers
-  const PANEL = PARAMS, BLOCK_I = PARAMS + 1, PB = PARAMS + 2, KK = PARAMS + 3, C_TILE = PARAMS + 4, C_ROW = PARAMS + 5, A_BLOCK = PARAMS + 6;
-  const PA0 = PARAMS + 7;
-  const I32_LOCALS = 7 + mr;
-  // v128 locals: accumulators acc(r, v), then the B vectors, then the A splat
-  const ACC0 = PARAMS + I32_LOCALS;
-  const acc = (r: number, v: number) => ACC0 + r * nv + v;
-  const B0 = ACC0 + mr * nv;
-  const SPLAT = B0 + nv;
-  const V128_LOCALS = mr * nv + nv + 1;
+  const params = ["a", "aRow", "aK", "b", "bPanel", "bK", "c", "ldc", "bias", "mBlocks", "nPanels", "k", "accumulate", "aBlock"];
+  // i32 locals: counters, the B pointer, the k countdown, the tile's first C row and a C row pointer, the
+  // block's first A row and one A pointer per tile row; v128 locals: accumulators, B vectors, the A splat.
+  const locals: Record<string, ValueType> = { panel: "i32", block: "i32", pb: "i32", kk: "i32", cTile: "i32", cRow: "i32", aBlockAt: "i32" };
+  for (let r = 0; r < mr; r++) locals[`pa${r}`] = "i32";
+  for (let r = 0; r < mr; r++) for (let v = 0; v < nv; v++) locals[`acc${r}_${v}`] = "v128";
+  for (let v = 0; v < nv; v++) locals[`b${v}`] = "v128";
+  locals.splat = "v128";
+  const f = new Func(Object.fromEntries(params.map((name) => [name, "i32" as ValueType])), locals);
+  const { get, set } = f;
+  const acc = (r: number, v: number) => `acc${r}_${v}`;
 
-  const madd = (a: number, b: number, target: number) => fma
-    ? [...get(a), ...get(b), ...get(target), ...F32X4_RELAXED_MADD, ...set(target)]
-    : [...get(a), ...get(b), ...F32X4_MUL, ...get(target), ...F32X4_ADD, ...set(target)];
+  const madd = (target: string, b: string): Code => fma
+    ? set(target, [get("splat"), get(b), get(target), RELAXED_MADD])
+    : set(target, [get("splat"), get(b), op.vMul, get(target), op.vAdd]);
 
-  const kStep: number[] = [];
-  for (let v = 0; v < nv; v++) kStep.push(...get(PB), ...v128Load(16 * v), ...set(B0 + v));
+  // One step of k: NR / 4 vectors of B, then per tile row a splat of A and NR / 4 multiply-adds.
+  const kStep: Code[] = [];
+  for (let v = 0; v < nv; v++) kStep.push(set(`b${v}`, [get("pb"), op.load(16 * v)]));
   for (let r = 0; r < mr; r++) {
-    kStep.push(...get(PA0 + r), ...load32Splat(0), ...set(SPLAT));
-    for (let v = 0; v < nv; v++) kStep.push(...madd(SPLAT, B0 + v, acc(r, v)));
-    kStep.push(...get(PA0 + r), ...get(A_K), I32_ADD, ...set(PA0 + r));
+    kStep.push(set("splat", [get(`pa${r}`), LOAD32_SPLAT]));
+    for (let v = 0; v < nv; v++) kStep.push(madd(acc(r, v), `b${v}`));
+    kStep.push(set(`pa${r}`, add(get(`pa${r}`), get("aK"))));
   }
-  kStep.push(...get(PB), ...get(B_K), I32_ADD, ...set(PB));
+  kStep.push(set("pb", add(get("pb"), get("bK"))));
 
-  // C_TILE = c + block * MR * ldc + panel * NR * 4
-  const tileStart = [
-    ...get(C), ...get(BLOCK_I), ...i32(mr), I32_MUL, ...get(LDC), I32_MUL, I32_ADD, ...get(PANEL), ...i32(4 * nr), I32_MUL, I32_ADD, ...set(C_TILE),
-  ];
-  /** `perRow(r)` for each row of the tile, with C_ROW at row r of the tile in C. */
-  const overTileRows = (perRow: (r: number) => number[]) => {
-    const code = [...get(C_TILE), ...set(C_ROW)];
+  /** `perRow(r)` for each row of the tile, with cRow at that row of C. */
+  const overTileRows = (perRow: (r: number) => Code[]): Code[] => {
+    const code: Code[] = [set("cRow", get("cTile"))];
     for (let r = 0; r < mr; r++) {
-      code.push(...perRow(r));
-      if (r < mr - 1) code.push(...get(C_ROW), ...get(LDC), I32_ADD, ...set(C_ROW));
+      code.push(perRow(r));
+      if (r < mr - 1) code.push(set("cRow", add(get("cRow"), get("ldc"))));
     }
     return code;
   };
+  const vectors = (each: (v: number) => Code): Code[] => Array.from({ length: nv }, (_, v) => each(v));
 
-  // Per tile: the A row pointers, the B pointer, and the accumulators: C's tile where accumulating (a
-  // later slice of k), else the bias, or zero where bias is 0.
-  const initTile: number[] = [
-    ...tileStart,
-    ...get(A), ...get(BLOCK_I), ...get(A_BLOCK_BYTES), I32_MUL, I32_ADD, ...set(A_BLOCK),
+  // Per tile: where it lies in C, the A row pointers, the B pointer, and the accumulators: C's tile
+  // where accumulating (a later slice of k), else the bias, or zero where bias is 0.
+  const initTile: Code[] = [
+    set("cTile", add(add(get("c"), mul(mul(get("block"), op.i32(mr)), get("ldc"))), mul(get("panel"), op.i32(4 * nr)))),
+    set("aBlockAt", add(get("a"), mul(get("block"), get("aBlock")))),
+    ...Array.from({ length: mr }, (_, r) => set(`pa${r}`, add(get("aBlockAt"), mul(op.i32(r), get("aRow"))))),
+    set("pb", add(get("b"), mul(get("panel"), get("bPanel")))),
+    set("kk", get("k")),
+    [get("accumulate"), 0x04, 0x40,
+      overTileRows((r) => vectors((v) => set(acc(r, v), [get("cRow"), op.load(16 * v)]))),
+      0x05,
+      vectors((v) => set(`b${v}`, ZERO)),
+      [get("bias"), 0x04, 0x40, vectors((v) => set(`b${v}`, [add(get("bias"), mul(get("panel"), op.i32(4 * nr))), op.load(16 * v)])), 0x0b],
+      Array.from({ length: mr }, (_, r) => vectors((v) => set(acc(r, v), get(`b${v}`)))),
+      0x0b],
   ];
-  for (let r = 0; r < mr; r++) initTile.push(...get(A_BLOCK), ...i32(r), ...get(A_ROW), I32_MUL, I32_ADD, ...set(PA0 + r));
-  initTile.push(...get(B), ...get(PANEL), ...get(B_PANEL), I32_MUL, I32_ADD, ...set(PB));
-  initTile.push(...get(K), ...set(KK));
-  initTile.push(...get(ACCUMULATE), ...IF);
-  initTile.push(...overTileRows((r) => Array.from({ length: nv }, (_, v) => [...get(C_ROW), ...v128Load(16 * v), ...set(acc(r, v))]).flat()));
-  initTile.push(ELSE);
-  for (let v = 0; v < nv; v++) initTile.push(...V128_ZERO, ...set(B0 + v));
-  initTile.push(...get(BIAS), ...IF);
-  for (let v = 0; v < nv; v++) initTile.push(...get(BIAS), ...get(PANEL), ...i32(4 * nr), I32_MUL, I32_ADD, ...v128Load(16 * v), ...set(B0 + v));
-  initTile.push(END);
-  for (let r = 0; r < mr; r++) for (let v = 0; v < nv; v++) initTile.push(...get(B0 + v), ...set(acc(r, v)));
-  initTile.push(END);
+  const store = overTileRows((r) => vectors((v) => [get("cRow"), get(acc(r, v)), op.store(16 * v)]));
 
-  const store = overTileRows((r) => Array.from({ length: nv }, (_, v) => [...get(C_ROW), ...get(acc(r, v)), ...v128Store(16 * v)]).flat());
-
-  const body: number[] = [
-    ...i32(0), ...set(PANEL),
-    ...BLOCK, ...LOOP, // over panels of B
-    ...get(PANEL), ...get(N_PANELS), I32_GE_U, ...brIf(1),
-    ...i32(0), ...set(BLOCK_I),
-    ...BLOCK, ...LOOP, // over blocks of A
-    ...get(BLOCK_I), ...get(M_BLOCKS), I32_GE_U, ...brIf(1),
-    ...initTile,
-    ...LOOP, // over k, counting down
-    ...kStep,
-    ...get(KK), ...i32(1), I32_SUB, ...TEE(KK), ...brIf(0),
-    END,
-    ...store,
-    ...get(BLOCK_I), ...i32(1), I32_ADD, ...set(BLOCK_I),
-    ...br(0),
-    END, END,
-    ...get(PANEL), ...i32(1), I32_ADD, ...set(PANEL),
-    ...br(0),
-    END, END,
-    END,
-  ];
-  const locals = [0x02, ...uleb(I32_LOCALS), 0x7f, ...uleb(V128_LOCALS), 0x7b];
-  const code = [...locals, ...body];
-
-  return Uint8Array.from([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, [
-      0x02,
-      0x60, ...uleb(PARAMS), ...new Array<number>(PARAMS).fill(0x7f), 0x00, // gemm: (i32 x 14) -> ()
-      0x60, 0x05, ...new Array<number>(5).fill(0x7f), 0x00, // packQuads: (i32 x 5) -> ()
+  const code: Code[] = [
+    countUp(f, "panel", get("nPanels"), [
+      countUp(f, "block", get("mBlocks"), [
+        initTile,
+        loop([kStep, set("kk", [get("kk"), op.i32(1), op.sub]), get("kk"), brIf(0)]),
+        store,
+      ]),
     ]),
-    ...section(3, [0x02, 0x00, 0x01]),
-    ...section(5, [0x01, 0x00, ...uleb(pages)]), // one unshared memory, no maximum
-    ...section(7, [0x03, ...str("gemm"), 0x00, 0x00, ...str("packQuads"), 0x00, 0x01, ...str("memory"), 0x02, 0x00]),
-    ...section(10, [0x02, ...uleb(code.length), ...code, ...packQuadsCode()]),
-  ]);
+  ];
+  return { func: f, code };
 }
 
 /**
@@ -193,26 +144,26 @@ export function gemmModuleBytes({ mr, nr, fma }: GemmShape, pages = 16): Uint8Ar
  * kernel walks a block sequentially (aRow 4, aK 16) rather than one cache
  * line per step. One SIMD load and store per 4 floats.
  */
-function packQuadsCode(): number[] {
-  const SRC = 0, STRIDE = 1, DST = 2, QUADS = 3, K = 4;
-  const Q = 5, P = 6, KK = 7; // locals: quad counter, source pointer, k countdown
-  const body = [
-    ...i32(0), ...set(Q),
-    ...BLOCK, ...LOOP,
-    ...get(Q), ...get(QUADS), I32_GE_U, ...brIf(1),
-    ...get(SRC), ...get(Q), ...i32(16), I32_MUL, I32_ADD, ...set(P),
-    ...get(K), ...set(KK),
-    ...LOOP,
-    ...get(DST), ...get(P), ...v128Load(0), ...v128Store(0),
-    ...get(DST), ...i32(16), I32_ADD, ...set(DST),
-    ...get(P), ...get(STRIDE), I32_ADD, ...set(P),
-    ...get(KK), ...i32(1), I32_SUB, ...TEE(KK), ...brIf(0),
-    END,
-    ...get(Q), ...i32(1), I32_ADD, ...set(Q),
-    ...br(0),
-    END, END,
-    END,
+function packQuadsFunction(): { func: Func; code: Code[] } {
+  const f = new Func({ src: "i32", srcStride: "i32", dst: "i32", quads: "i32", k: "i32" }, { quad: "i32", p: "i32", kk: "i32" });
+  const { get, set } = f;
+  const code: Code[] = [
+    countUp(f, "quad", get("quads"), [
+      set("p", add(get("src"), mul(get("quad"), op.i32(16)))),
+      set("kk", get("k")),
+      loop([
+        get("dst"), get("p"), op.load(0), op.store(0),
+        set("dst", add(get("dst"), op.i32(16))),
+        set("p", add(get("p"), get("srcStride"))),
+        set("kk", [get("kk"), op.i32(1), op.sub]),
+        get("kk"), brIf(0),
+      ]),
+    ]),
   ];
-  const code = [0x01, 0x03, 0x7f, ...body];
-  return [...uleb(code.length), ...code];
+  return { func: f, code };
+}
+
+/** The module's bytes: exports `gemm` and `packQuads`; imports its memory as env.memory. */
+export function gemmModuleBytes(shape: GemmShape): Uint8Array {
+  return moduleBytes([{ name: "gemm", ...gemmFunction(shape) }, { name: "packQuads", ...packQuadsFunction() }]);
 }

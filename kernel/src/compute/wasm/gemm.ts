@@ -54,7 +54,7 @@ export interface Operand {
 /** Whether f32x4.relaxed_madd compiles here, enabling V8's flag for it first where Node needs one (Node 20). */
 function relaxedSimdAvailable(env: NodeJS.ProcessEnv): boolean {
   if (env.DISTLAB_WASM_FMA === "0") return false;
-  const probe = gemmModuleBytes({ mr: 1, nr: 4, fma: true }, 1);
+  const probe = gemmModuleBytes({ mr: 1, nr: 4, fma: true });
   if (Wasm.validate(probe)) return true;
   // A standard feature (WebAssembly 3.0) that V8 11.3 still keeps behind a flag; setting it before the
   // first relaxed module compiles is enough, and it applies to every thread of the process.
@@ -77,10 +77,12 @@ export class WasmGemm {
 
   constructor(env: NodeJS.ProcessEnv = process.env) {
     this.fma = relaxedSimdAvailable(env);
-    const instance = new Wasm.Instance(new Wasm.Module(gemmModuleBytes({ mr: MR, nr: NR, fma: this.fma })), {});
+    // Its own memory (not TF.js's heap, which the fused kernels import): operands are laid out afresh
+    // per product, with padding the kernel may read.
+    this.#memory = new Wasm.Memory({ initial: 16 });
+    const instance = new Wasm.Instance(new Wasm.Module(gemmModuleBytes({ mr: MR, nr: NR, fma: this.fma })), { env: { memory: this.#memory } });
     this.#run = instance.exports.gemm as GemmFunction;
     this.#packQuads = instance.exports.packQuads as PackQuadsFunction;
-    this.#memory = instance.exports.memory as WasmMemory;
     this.#heap = new Float32Array(this.#memory.buffer as ArrayBuffer);
   }
 
