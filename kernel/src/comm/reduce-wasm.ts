@@ -10,6 +10,7 @@
 import { DTYPES } from "./dtype";
 import { jsReducer, type Reducer } from "./reduce-js";
 import type { CommArray } from "./types";
+import { MODULE_HEADER, section, str, uleb, vector } from "../wasm-encoding";
 import { Wasm, type WasmMemory } from "./wasm-api";
 
 /** SIMD opcodes (after the 0xfd prefix) by dtype name, per reduce op: [sum, max, min, product]; undefined = no SIMD form. */
@@ -25,20 +26,6 @@ const SIMD: Record<string, (number | undefined)[]> = {
 };
 /** reduce-op code (sum, mean (summed), max, min, product) -> column of SIMD */
 export const OP_SLOT = [0, 0, 1, 2, 3];
-
-function uleb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let byte = n & 0x7f;
-    n >>>= 7;
-    if (n) byte |= 0x80;
-    out.push(byte);
-  } while (n);
-  return out;
-}
-const str = (s: string) => [...uleb(s.length), ...Buffer.from(s)];
-const section = (id: number, body: number[]) => [id, ...uleb(body.length), ...body];
-const vector = (items: number[][]) => [...uleb(items.length), ...items.flat()];
 
 /**
  * One loop function. Two-operand form (dst, src, bytes): dst = op(dst, src).
@@ -107,7 +94,7 @@ export function reductionModule(list: ReductionKernel[], memory: ReductionMemory
       ];
   const importSection = "ownPages" in memory ? [] : section(2, vector([[...str("env"), ...str("memory"), 0x02, 0x03, ...uleb(1), ...uleb(65536)]]));
   return new Uint8Array([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    ...MODULE_HEADER,
     ...section(1, vector([type2, type3])),
     ...importSection,
     ...memorySections,

@@ -42,12 +42,7 @@ export function layerNormKernel(): KernelConfig {
     // Views after makeOutput: the allocation may have moved the heap.
     const y = heapF32(backend, out), xs = heapF32(backend, x), g = heapF32(backend, gain), b = heapF32(backend, bias);
     for (let r = 0, o = 0; r < rows; r++, o += width) {
-      let sum = 0;
-      for (let c = 0; c < width; c++) sum += xs[o + c]!;
-      const mean = sum / width;
-      let squares = 0;
-      for (let c = 0; c < width; c++) { const d = xs[o + c]! - mean; squares += d * d; }
-      const rstd = 1 / Math.sqrt(squares / width + epsilon);
+      const { mean, rstd } = rowStatistics(xs, o, width, epsilon);
       for (let c = 0; c < width; c++) y[o + c] = (xs[o + c]! - mean) * rstd * g[c]! + b[c]!;
     }
     return out;
@@ -76,12 +71,7 @@ export function layerNormGradKernel(): KernelConfig {
     const dx = heapF32(backend, dxInfo), xs = heapF32(backend, x), dys = heapF32(backend, dy), g = heapF32(backend, gain);
     const dgain = new Float64Array(width), dbias = new Float64Array(width);
     for (let r = 0, o = 0; r < rows; r++, o += width) {
-      let sum = 0;
-      for (let c = 0; c < width; c++) sum += xs[o + c]!;
-      const mean = sum / width;
-      let squares = 0;
-      for (let c = 0; c < width; c++) { const d = xs[o + c]! - mean; squares += d * d; }
-      const rstd = 1 / Math.sqrt(squares / width + epsilon);
+      const { mean, rstd } = rowStatistics(xs, o, width, epsilon);
       let sumG = 0, sumGX = 0;
       for (let c = 0; c < width; c++) {
         const d = dys[o + c]!, xhat = (xs[o + c]! - mean) * rstd, gc = d * g[c]!;
@@ -101,4 +91,14 @@ export function layerNormGradKernel(): KernelConfig {
     return [dxInfo, dgainInfo, dbiasInfo];
   };
   return { kernelName: LAYER_NORM_GRAD, backendName: "wasm", kernelFunc: kernelFunc as KernelFunc };
+}
+
+/** Mean and 1 / sqrt(variance + epsilon) of xs[offset, offset + width) (the fallback loops' per-row pass). */
+function rowStatistics(xs: Float32Array, offset: number, width: number, epsilon: number): { mean: number; rstd: number } {
+  let sum = 0;
+  for (let c = 0; c < width; c++) sum += xs[offset + c]!;
+  const mean = sum / width;
+  let squares = 0;
+  for (let c = 0; c < width; c++) { const d = xs[offset + c]! - mean; squares += d * d; }
+  return { mean, rstd: 1 / Math.sqrt(squares / width + epsilon) };
 }

@@ -7,33 +7,13 @@
  * counts, f32 scalars, f32x4 vectors, loads and stores, block/loop/if.
  * Opcodes: https://webassembly.github.io/spec/core/binary/instructions.html
  */
+import { MODULE_HEADER, section, sleb, str, uleb, vector } from "../../wasm-encoding";
 
 export type ValueType = "i32" | "f32" | "v128";
 const TYPE_CODE: Record<ValueType, number> = { i32: 0x7f, f32: 0x7d, v128: 0x7b };
 
 /** Instruction bytes, nested as written; flattened when the function is assembled. */
 export type Code = number | Code[];
-
-export function uleb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let byte = n & 0x7f;
-    n >>>= 7;
-    if (n) byte |= 0x80;
-    out.push(byte);
-  } while (n);
-  return out;
-}
-
-export function sleb(n: number): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const byte = n & 0x7f;
-    n >>= 7;
-    if ((n === 0 && (byte & 0x40) === 0) || (n === -1 && (byte & 0x40) !== 0)) return [...out, byte];
-    out.push(byte | 0x80);
-  }
-}
 
 function flatten(code: Code, out: number[] = []): number[] {
   if (typeof code === "number") out.push(code);
@@ -124,20 +104,17 @@ export const mul = (a: Code, b: Code): Code => [a, b, op.mul];
 /** Horizontal sum of an f32x4 local's lanes, (l0 + l1) + (l2 + l3), as an f32. */
 export const hsum = (v: Code): Code => [v, op.lane(0), v, op.lane(1), op.f32Add, v, op.lane(2), v, op.lane(3), op.f32Add, op.f32Add];
 
-const str = (s: string): number[] => [...uleb(s.length), ...Array.from(s, (ch) => ch.charCodeAt(0))];
-const section = (id: number, body: number[]): number[] => [id, ...uleb(body.length), ...body];
-const vec = (items: number[][]): number[] => [...uleb(items.length), ...items.flat()];
 
 /** A module importing env.memory (any size) and exporting each function by name; no results (kernels write memory). */
 export function moduleBytes(functions: Array<{ name: string; func: Func; code: Code[] }>): Uint8Array {
   const types = functions.map(({ func }) => [0x60, ...uleb(func.params.length), ...func.params.map((t) => TYPE_CODE[t]), 0]);
   const bytes = [
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, vec(types)),
-    ...section(2, vec([[...str("env"), ...str("memory"), 0x02, 0x00, 0x00]])),
-    ...section(3, vec(functions.map((_, i) => uleb(i)))),
-    ...section(7, vec(functions.map(({ name }, i) => [...str(name), 0x00, ...uleb(i)]))),
-    ...section(10, vec(functions.map(({ func, code }) => func.body(code)))),
+    ...MODULE_HEADER,
+    ...section(1, vector(types)),
+    ...section(2, vector([[...str("env"), ...str("memory"), 0x02, 0x00, 0x00]])),
+    ...section(3, vector(functions.map((_, i) => uleb(i)))),
+    ...section(7, vector(functions.map(({ name }, i) => [...str(name), 0x00, ...uleb(i)]))),
+    ...section(10, vector(functions.map(({ func, code }) => func.body(code)))),
   ];
   return new Uint8Array(bytes);
 }
