@@ -1,8 +1,10 @@
 /**
- * Fused ops: one or two WebGPU dispatches where the webgpu backend has
- * distlab's kernels (registered by ../webgpu/overrides.ts), the same math
- * in stock TF.js ops on every other backend. Each takes the TF.js module
- * the caller uses (the GPU benchmark bundles @tensorflow/tfjs-core alone).
+ * Fused ops: one or two kernels each way where the backend has distlab's
+ * kernels (webgpu: WGSL dispatches, registered by ../webgpu/overrides.ts;
+ * wasm: SIMD passes over the heap, registered by ../wasm/overrides.ts), the
+ * same math in stock TF.js ops on every other backend. Each takes the TF.js
+ * module the caller uses (the GPU benchmark bundles @tensorflow/tfjs-core
+ * alone).
  */
 export { layerNorm, layerNormReference, LAYER_NORM_EPSILON } from "./layer-norm";
 export { gelu, geluReference } from "./gelu";
