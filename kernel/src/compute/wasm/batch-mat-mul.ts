@@ -11,8 +11,8 @@
  * Batches: equal batch sizes multiply pairwise; a batch of 1 on either side
  * is shared (its packing done once when it is the right operand). Batch
  * shapes that broadcast in other ways ([2, 1] x [1, 3]) keep the stock
- * kernel, as do non-float32 operands. DISTLAB_WASM_MATMUL=stock keeps the
- * stock kernel for everything (for comparisons).
+ * kernel, as do non-float32 operands. DISTLAB_WASM_MATMUL=stock leaves this
+ * override out (overrides.ts), for comparisons.
  */
 import type { KernelConfig, KernelFunc, TensorInfo } from "@tensorflow/tfjs";
 import { wasmGemm } from "./gemm";
@@ -27,8 +27,8 @@ export function broadcastBatch(a: readonly number[], b: readonly number[]): numb
 }
 
 /** Whether the override handles this product rather than the stock kernel. */
-export function gemmApplies(a: TensorInfo, b: TensorInfo, env: NodeJS.ProcessEnv = process.env): boolean {
-  if (a.dtype !== "float32" || b.dtype !== "float32" || env.DISTLAB_WASM_MATMUL === "stock") return false;
+export function gemmApplies(a: TensorInfo, b: TensorInfo): boolean {
+  if (a.dtype !== "float32" || b.dtype !== "float32") return false;
   const batchA = sizeOf(a.shape.slice(0, -2)), batchB = sizeOf(b.shape.slice(0, -2));
   return batchA === batchB || batchA === 1 || batchB === 1;
 }

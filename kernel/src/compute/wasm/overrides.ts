@@ -13,7 +13,7 @@
  * ../fused/ call them where they are registered (webgpu has its own, in
  * ../webgpu/), and the gradients they return are the fused ops' own.
  * DISTLAB_WASM_FUSED_OPS=0 leaves them out (the fused ops then run stock
- * ops). Most of them, and the Sum override, run simd-kernels.ts's loops on
+ * ops); DISTLAB_WASM_MATMUL=stock leaves out the two matMul overrides. Most of them, and the Sum override, run simd-kernels.ts's loops on
  * the backend's heap.
  */
 import type { KernelConfig, KernelFunc } from "@tensorflow/tfjs";
@@ -73,7 +73,11 @@ const OURS = Symbol.for("distlab.compute.override");
  */
 export function installWasmOverrides(tf: TfRegistry, env: NodeJS.ProcessEnv = process.env): string[] {
   if (tf.getKernel("BatchMatMul", "wasm") === undefined) return [];
-  const wanted = WASM_OVERRIDES.filter(({ kernelName }) => env.DISTLAB_WASM_FUSED_OPS !== "0" || !kernelName.startsWith("Distlab"));
+  const wanted = WASM_OVERRIDES.filter(({ kernelName }) => {
+    if (kernelName.startsWith("Distlab")) return env.DISTLAB_WASM_FUSED_OPS !== "0";
+    if (kernelName === "BatchMatMul" || kernelName === "_FusedMatMul") return env.DISTLAB_WASM_MATMUL !== "stock";
+    return true;
+  });
   const stockConfigs = new Map<string, KernelConfig>();
   for (const { kernelName } of wanted) {
     const config = tf.getKernel(kernelName, "wasm");

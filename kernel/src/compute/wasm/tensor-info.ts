@@ -60,19 +60,6 @@ export function reshape(stock: StockKernels, backend: WasmBackend, x: TensorInfo
   return stock.get("Reshape")({ inputs: { x }, backend: backend as never, attrs: { shape } }) as TensorInfo;
 }
 
-/** [batch, rows, cols] -> [batch, cols, rows], a new buffer (the wasm Transpose kernel, memory-bound). */
-export function transposeInner(stock: StockKernels, backend: WasmBackend, x3d: TensorInfo): TensorInfo {
-  return stock.get("Transpose")({ inputs: { x: x3d }, backend: backend as never, attrs: { perm: [0, 2, 1] } }) as TensorInfo;
-}
-
-/** Copies `count` float32 values starting at element `offset` of `src` into a new tensor of `shape`. */
-export function copyRange(backend: WasmBackend, src: TensorInfo, offset: number, shape: number[]): TensorInfo {
-  const out = backend.makeOutput(shape, "float32");
-  const count = sizeOf(shape);
-  heapF32(backend, out).set(heapF32(backend, src).subarray(offset, offset + count));
-  return out;
-}
-
 export function dispose(backend: WasmBackend, ...infos: TensorInfo[]): void {
   for (const info of infos) backend.disposeData(info.dataId);
 }
