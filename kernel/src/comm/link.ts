@@ -1,8 +1,11 @@
 // Link emulation for teaching: a message of S bytes over a link of bandwidth
 // B (bytes/s) and latency L (s) is fully delivered L + S/B after its send
-// starts. The sender paces itself: nothing leaves before L, then bytes leave
-// at rate B. Pacing on the sender needs no clock shared with the receiver, so
-// it works across hosts.
+// starts, when it has the sender's NIC to itself. The sender paces itself:
+// nothing leaves before L, then bytes leave at rate B, and all of a rank's
+// concurrent sends share that rate (Nic: one egress per rank). Pacing on the
+// sender needs no clock shared with the receiver, so it works across hosts;
+// it also means ingress (a rank receiving from k peers at once) is not
+// limited, only each sender's egress.
 import type { LinkModel } from "./types";
 
 /** Bandwidth units, bytes per second each ("/s" may follow: 1Gbit/s). */
@@ -74,39 +77,107 @@ function checkLatency(seconds: number, what: string, fail: (what: string) => Err
   if (!(seconds <= MAX_LATENCY)) throw fail(`${what} is above ${MAX_LATENCY} s`);
 }
 
-/** Paces one message: how many bytes may have left by a given time. */
+/**
+ * Bytes reserved on the egress at a time: the grain the pacers interleave in
+ * (1 ms of the link, 4 KiB .. 1 MiB), so concurrent sends share the
+ * bandwidth finely while wake-ups stay few.
+ */
+function grainBytes(bandwidth: number): number {
+  return Math.max(4096, Math.min(1024 * 1024, Math.floor(bandwidth * 0.001)));
+}
+
+/**
+ * How far into the past a grain may be placed, milliseconds: a sender woken
+ * a little late (a busy machine) still gets its bytes at the link's rate
+ * instead of losing the time, but an idle egress banks nothing beyond this.
+ */
+const CATCH_UP_MS = 2;
+
+/**
+ * One rank's network interface, as the link emulation sees it: every send
+ * of the rank, to any peer, takes its bytes from the same egress, so a rank
+ * sending S to k peers at once needs k S / bandwidth, as through one NIC.
+ * Grains are placed first come, first served on a virtual timeline
+ * (performance.now() milliseconds). Latency is per message and not shared:
+ * it is the wire's propagation, during which the egress is free.
+ */
+export class Nic {
+  /** when the egress has sent every byte reserved so far */
+  private freeAtMs = -Infinity;
+
+  /** Reserves `bytes` at `bandwidth` bytes/s, not before `notBeforeMs`; returns when they have left. */
+  reserve(bytes: number, bandwidth: number, notBeforeMs: number, nowMs: number): number {
+    const begin = Math.max(notBeforeMs, this.freeAtMs, nowMs - CATCH_UP_MS);
+    this.freeAtMs = begin + (bytes / bandwidth) * 1000;
+    return this.freeAtMs;
+  }
+}
+
+/**
+ * Paces one message of `totalBytes` payload bytes over `link`, through the
+ * sending rank's Nic: nothing leaves before the latency is over, then the
+ * payload leaves grain by grain as the Nic gives each grain its time.
+ */
 export class Pacer {
-  private startMs = -1;
+  /** payload bytes whose time on the egress has passed */
+  private released = 0;
+  /** the grain reserved on the Nic and not yet released */
+  private pending?: { bytes: number; endMs: number };
+  private readonly firstByteMs: number;
+  private readonly grain: number;
+
   constructor(
     private readonly link: LinkModel,
     private readonly totalBytes: number,
-  ) {}
+    private readonly nic: Nic,
+    startMs: number,
+  ) {
+    this.firstByteMs = startMs + link.latency * 1000;
+    this.grain = Number.isFinite(link.bandwidth) ? grainBytes(link.bandwidth) : Math.max(1, totalBytes);
+  }
 
-  /** Bytes allowed out by `nowMs` (performance.now() milliseconds). */
+  /** Payload bytes allowed out by `nowMs` (performance.now() milliseconds); -1 while the latency runs (not even the header). */
   allowed(nowMs: number): number {
-    if (this.startMs < 0) this.startMs = nowMs;
-    const sinceMs = nowMs - this.startMs - this.link.latency * 1000;
-    if (sinceMs < 0) return -1; // not even the header yet
-    return Math.min(this.totalBytes, Math.floor((sinceMs / 1000) * this.link.bandwidth));
+    if (nowMs < this.firstByteMs) return -1;
+    this.advance(nowMs);
+    return this.released;
   }
 
   /**
-   * Milliseconds from `nowMs` until more can leave, given `sent` payload
-   * bytes already out: the end of the latency, or the next grain of bytes
-   * (0.2 ms worth, at least 4 KiB) so that wakeups stay few.
+   * Milliseconds from `nowMs` until more than `sent` payload bytes may have
+   * left: the end of the latency or of the grain reserved; Infinity when
+   * more is already allowed (what holds the send back is not the link) or
+   * everything is.
    */
   nextDueMs(sent: number, nowMs: number): number {
-    if (this.startMs < 0) this.startMs = nowMs;
-    const grain = Math.max(4096, this.link.bandwidth * 0.0002);
-    const target = Math.min(this.totalBytes, sent + grain);
-    const at = this.startMs + this.link.latency * 1000 + (target / this.link.bandwidth) * 1000;
-    return Math.max(0, at - nowMs);
+    if (nowMs < this.firstByteMs) return this.firstByteMs - nowMs;
+    this.advance(nowMs);
+    if (this.released > sent || !this.pending) return Infinity;
+    return Math.max(0, this.pending.endMs - nowMs);
   }
 
-  /** Milliseconds from `nowMs` until `bytes` of the payload may have left (0 when already). */
-  msUntilAllowed(bytes: number, nowMs: number): number {
-    if (this.startMs < 0) this.startMs = nowMs;
-    const at = this.startMs + this.link.latency * 1000 + (Math.min(bytes, this.totalBytes) / this.link.bandwidth) * 1000;
-    return Math.max(0, at - nowMs);
+  /** Resolves once `bytes` of the payload may have left. */
+  async whenAllowed(bytes: number): Promise<void> {
+    const target = Math.min(bytes, this.totalBytes);
+    for (;;) {
+      const now = performance.now();
+      if (this.allowed(now) >= target) return;
+      await new Promise((resolve) => setTimeout(resolve, now < this.firstByteMs ? this.firstByteMs - now : Math.max(0, this.pending!.endMs - now)));
+    }
+  }
+
+  /** Releases grains whose time has passed and reserves the next one. */
+  private advance(nowMs: number): void {
+    for (;;) {
+      if (this.pending) {
+        if (nowMs < this.pending.endMs) return;
+        this.released += this.pending.bytes;
+        this.pending = undefined;
+      }
+      const left = this.totalBytes - this.released;
+      if (left <= 0) return;
+      const bytes = Math.min(left, this.grain);
+      this.pending = { bytes, endMs: this.nic.reserve(bytes, this.link.bandwidth, this.firstByteMs, nowMs) };
+    }
   }
 }

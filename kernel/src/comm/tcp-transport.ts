@@ -12,7 +12,7 @@
 import type { Socket } from "node:net";
 import { CommCancelledError, CommMismatchError, CommTimeoutError, PeerLostError } from "./comm-errors";
 import { callLabel, descriptorsAgree, mismatchMessage, type Descriptor } from "./descriptor";
-import { Pacer } from "./link";
+import { Nic, Pacer } from "./link";
 import { CONTEXT_ABORT, CONTEXT_COLLECTIVE, CONTEXT_USER, encodeHeader, FrameReceiver, type ReadBinding } from "./tcp-frames";
 import { Inbox, type Pending } from "./tcp-inbox";
 import { FRAME_HEADER_BYTES, type CallContext, type RecvSpec, type SendSpec, type Transport } from "./transport";
@@ -54,6 +54,8 @@ export class TcpTransport implements Transport {
   readonly kind = "tcp";
   private readonly links = new Map<number, PeerLink>();
   private stopped?: Error;
+  /** this rank's emulated network interface: every paced send of the rank shares its egress */
+  private readonly nic = new Nic();
 
   constructor(
     readonly rank: number,
@@ -161,10 +163,8 @@ export class TcpTransport implements Transport {
     const run = async () => {
       if (this.stopped) throw this.rethrow(call);
       const payload = spec.payload;
-      const pacer = call.link ? new Pacer(call.link, payload.length) : undefined;
-      const now = performance.now();
-      pacer?.allowed(now);
-      if (pacer) await sleepMs(pacer.msUntilAllowed(0, now)); // the latency
+      const pacer = call.link ? new Pacer(call.link, payload.length, this.nic, performance.now()) : undefined;
+      if (pacer) await pacer.whenAllowed(0); // the latency
       let flushed = Promise.resolve();
       const put = async (bytes: Uint8Array) => {
         const w = this.write(link, bytes);
@@ -177,7 +177,7 @@ export class TcpTransport implements Transport {
       const grain = pacer ? Math.max(4096, Math.min(WRITE_BYTES, Math.floor(call.link!.bandwidth * 0.001))) : WRITE_BYTES;
       for (let at = 0; at < payload.length; at += grain) {
         const end = Math.min(payload.length, at + grain);
-        if (pacer) await sleepMs(pacer.msUntilAllowed(end, performance.now()));
+        if (pacer) await pacer.whenAllowed(end);
         await put(payload.subarray(at, end));
         this.wire.sent(call, spec.peer, end - at, 0);
       }
@@ -260,8 +260,4 @@ export class TcpTransport implements Transport {
       link.recv.destroy();
     }
   }
-}
-
-function sleepMs(ms: number): Promise<void> {
-  return ms > 0 ? new Promise((r) => setTimeout(r, ms)) : Promise.resolve();
 }
