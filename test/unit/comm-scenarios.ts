@@ -183,3 +183,16 @@ SCENARIOS.timedFanOut = async (comm, arg: { peers: number; bytes: number; link: 
   await group.gather(new Uint8Array(1), 0);
   return group.rank === 0 ? performance.now() - t0 : null;
 };
+
+/**
+ * arg: {peers, bytes, link}: ranks 0..peers form a group; every member but rank 0 sends `bytes` to
+ * rank 0 over the emulated link at once (gather); rank 0 reports how long its gather took, in ms.
+ */
+SCENARIOS.timedFanIn = async (comm, arg: { peers: number; bytes: number; link: { bandwidth: number; latency: number } }) => {
+  const group = comm.newGroup(Array.from({ length: arg.peers + 1 }, (_, i) => i), `fanin${arg.peers}`);
+  await comm.barrier();
+  if (group.rank < 0) return null;
+  const t0 = performance.now();
+  await group.gather(new Uint8Array(arg.bytes), 0, { link: arg.link });
+  return group.rank === 0 ? performance.now() - t0 : null;
+};

@@ -3,9 +3,10 @@
 // starts, when it has the sender's NIC to itself. The sender paces itself:
 // nothing leaves before L, then bytes leave at rate B, and all of a rank's
 // concurrent sends share that rate (Nic: one egress per rank). Pacing on the
-// sender needs no clock shared with the receiver, so it works across hosts;
-// it also means ingress (a rank receiving from k peers at once) is not
-// limited, only each sender's egress.
+// sender needs no clock shared with the receiver, so it works across hosts.
+// Ingress (a rank receiving from k peers at once gets bandwidth B in all) is
+// modelled where the ranks share memory (shm: SharedIngress); over tcp only
+// each sender's egress is limited.
 import type { LinkModel } from "./types";
 
 /** Bandwidth units, bytes per second each ("/s" may follow: 1Gbit/s). */
@@ -97,19 +98,57 @@ const CATCH_UP_MS = 2;
  * One rank's network interface, as the link emulation sees it: every send
  * of the rank, to any peer, takes its bytes from the same egress, so a rank
  * sending S to k peers at once needs k S / bandwidth, as through one NIC.
- * Grains are placed first come, first served on a virtual timeline
- * (performance.now() milliseconds). Latency is per message and not shared:
- * it is the wire's propagation, during which the egress is free.
+ * With `ingress` (shm worlds), each grain also takes its time on the
+ * receiver's ingress, so k ranks sending to one at once need k S / bandwidth
+ * too. Grains are placed first come, first served on a virtual timeline
+ * (performance.now() milliseconds); a grain waits for the later of the
+ * sender's egress and the receiver's ingress, which is exact when only one
+ * side is contended (fan-out, fan-in, rings) and errs slow when both are
+ * (all-to-all). Latency is per message and not shared: it is the wire's
+ * propagation, during which the egress is free.
  */
 export class Nic {
   /** when the egress has sent every byte reserved so far */
   private freeAtMs = -Infinity;
 
-  /** Reserves `bytes` at `bandwidth` bytes/s, not before `notBeforeMs`; returns when they have left. */
-  reserve(bytes: number, bandwidth: number, notBeforeMs: number, nowMs: number): number {
-    const begin = Math.max(notBeforeMs, this.freeAtMs, nowMs - CATCH_UP_MS);
-    this.freeAtMs = begin + (bytes / bandwidth) * 1000;
+  constructor(private readonly ingress?: SharedIngress) {}
+
+  /** Reserves `bytes` to world rank `peer` at `bandwidth` bytes/s, not before `notBeforeMs`; returns when they have left. */
+  reserve(bytes: number, bandwidth: number, notBeforeMs: number, nowMs: number, peer: number): number {
+    const earliest = Math.max(notBeforeMs, this.freeAtMs, nowMs - CATCH_UP_MS);
+    const durationMs = (bytes / bandwidth) * 1000;
+    this.freeAtMs = this.ingress ? this.ingress.reserve(peer, earliest, durationMs) : earliest + durationMs;
     return this.freeAtMs;
+  }
+}
+
+/**
+ * Every rank's ingress in a shm world: when each rank's ingress is free
+ * again, as BigInt64 microseconds since the Unix epoch (a clock all threads
+ * of the process share), in a SharedArrayBuffer every rank holds. Senders
+ * claim time on it with compare-and-swap.
+ */
+export class SharedIngress {
+  private readonly freeAtUs: BigInt64Array;
+
+  constructor(buffer: SharedArrayBuffer, size: number) {
+    this.freeAtUs = new BigInt64Array(buffer);
+    if (this.freeAtUs.length < size) throw new RangeError(`SharedIngress: buffer holds ${this.freeAtUs.length} clocks, a world of ${size} ranks needs ${size}`);
+  }
+
+  static createBuffer(size: number): SharedArrayBuffer {
+    return new SharedArrayBuffer(size * 8);
+  }
+
+  /** Claims `durationMs` of `peer`'s ingress from `earliestMs` (this thread's performance.now()) or later; returns its end, same clock. */
+  reserve(peer: number, earliestMs: number, durationMs: number): number {
+    const origin = performance.timeOrigin;
+    for (;;) {
+      const current = Atomics.load(this.freeAtUs, peer);
+      const beginUs = Math.max((origin + earliestMs) * 1000, Number(current));
+      const endUs = BigInt(Math.ceil(beginUs + durationMs * 1000));
+      if (Atomics.compareExchange(this.freeAtUs, peer, current, endUs) === current) return Number(endUs) / 1000 - origin;
+    }
   }
 }
 
@@ -131,6 +170,8 @@ export class Pacer {
     private readonly totalBytes: number,
     private readonly nic: Nic,
     startMs: number,
+    /** world rank the message goes to */
+    private readonly peer: number,
   ) {
     this.firstByteMs = startMs + link.latency * 1000;
     this.grain = Number.isFinite(link.bandwidth) ? grainBytes(link.bandwidth) : Math.max(1, totalBytes);
@@ -177,7 +218,7 @@ export class Pacer {
       const left = this.totalBytes - this.released;
       if (left <= 0) return;
       const bytes = Math.min(left, this.grain);
-      this.pending = { bytes, endMs: this.nic.reserve(bytes, this.link.bandwidth, this.firstByteMs, nowMs) };
+      this.pending = { bytes, endMs: this.nic.reserve(bytes, this.link.bandwidth, this.firstByteMs, nowMs, this.peer) };
     }
   }
 }

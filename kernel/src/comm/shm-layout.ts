@@ -59,6 +59,8 @@ export interface ShmWorldInit {
   readonly registeredBytes: number;
   /** what each rank read of each other rank's memory on the direct path (wire-counters.ts SharedReadCounts) */
   readonly directReads: SharedArrayBuffer;
+  /** when each rank's emulated ingress is free again (link.ts SharedIngress) */
+  readonly ingressClocks: SharedArrayBuffer;
 }
 
 export interface ShmWorldOptions {

@@ -10,7 +10,7 @@ import { CommCancelledError, CommMismatchError, CommTimeoutError } from "./comm-
 import {
   callLabel, descriptorsAgree, DESCRIPTOR_WORDS, mismatchMessage, readDescriptor, writeDescriptor, type Descriptor,
 } from "./descriptor";
-import { Nic, Pacer } from "./link";
+import { Nic, Pacer, SharedIngress } from "./link";
 import { ChannelRecv, ChannelSend, type ChannelMemory, type FrameCheck } from "./shm-channel";
 import {
   COLLECTIVE_CONTEXT, DESCRIPTOR_AT, DOORBELL, ENTERED, REASON_AT_WORD, REASON_BYTES, REASON_LEN, ShmLayout, STATE,
@@ -67,8 +67,8 @@ export class ShmTransport implements Transport {
   private readonly userOps = new Set<UserOp>();
   private driving = false;
   private readonly spinMs: number;
-  /** this rank's emulated network interface: every paced send of the rank shares its egress */
-  private readonly nic = new Nic();
+  /** this rank's emulated network interface: its paced sends share its egress and take time on the receivers' ingress */
+  private readonly nic: Nic;
 
   constructor(
     readonly init: ShmWorldInit,
@@ -81,6 +81,7 @@ export class ShmTransport implements Transport {
     this.mem = { ctl: this.ctl, data: new Uint8Array(init.memory.buffer), layout: this.layout };
     this.bellWord = this.layout.rankWord(rank, DOORBELL);
     this.spinMs = this.size <= availableParallelism() ? SPIN_MS : SPIN_MS_OVERSUBSCRIBED;
+    this.nic = new Nic(new SharedIngress(init.ingressClocks, init.size));
   }
 
   enter(call: CallContext): void {
@@ -235,7 +236,7 @@ export class ShmTransport implements Transport {
 
   private sendOp(context: number, call: CallContext, s: SendSpec, nowMs: number): ChannelSend {
     const channel = this.layout.channelIndex(context, this.rank, s.peer);
-    const pacer = call.link ? new Pacer(call.link, s.payload.length, this.nic, nowMs) : undefined;
+    const pacer = call.link ? new Pacer(call.link, s.payload.length, this.nic, nowMs, s.peer) : undefined;
     const count = (payload: number, framing: number, messages: number) => this.wire.sent(call, s.peer, payload, messages, framing);
     return new ChannelSend(this.mem, channel, context, s.peer, call.desc, s.payload, pacer, count);
   }

@@ -11,6 +11,7 @@ import { MAX_SHM_RANKS, ShmLayout, STATE, type ShmWorldInit, type ShmWorldOption
 import { ShmTransport, STATE_CANCELLED, STATE_RUNNING, stopWorld } from "./shm-transport";
 import type { CommOptions, Communicator } from "./types";
 import { SharedReadCounts } from "./wire-counters";
+import { SharedIngress } from "./link";
 
 const MiB = 1024 * 1024;
 const WASM_PAGE = 64 * 1024;
@@ -55,6 +56,7 @@ export function createShmWorld(size: number, options: ShmWorldOptions = {}): Shm
     kind: "shm", size, control, memory, collectiveRingBytes, userRingBytes, slotBytes,
     registeredAt: pages * WASM_PAGE, registeredBytes: registeredPages * WASM_PAGE,
     directReads: SharedReadCounts.createBuffer(size),
+    ingressClocks: SharedIngress.createBuffer(size),
   };
 }
 

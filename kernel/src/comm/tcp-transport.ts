@@ -54,7 +54,7 @@ export class TcpTransport implements Transport {
   readonly kind = "tcp";
   private readonly links = new Map<number, PeerLink>();
   private stopped?: Error;
-  /** this rank's emulated network interface: every paced send of the rank shares its egress */
+  /** this rank's emulated network interface: every paced send of the rank shares its egress (ingress is not modelled over tcp) */
   private readonly nic = new Nic();
 
   constructor(
@@ -163,7 +163,7 @@ export class TcpTransport implements Transport {
     const run = async () => {
       if (this.stopped) throw this.rethrow(call);
       const payload = spec.payload;
-      const pacer = call.link ? new Pacer(call.link, payload.length, this.nic, performance.now()) : undefined;
+      const pacer = call.link ? new Pacer(call.link, payload.length, this.nic, performance.now(), spec.peer) : undefined;
       if (pacer) await pacer.whenAllowed(0); // the latency
       let flushed = Promise.resolve();
       const put = async (bytes: Uint8Array) => {
