@@ -191,6 +191,45 @@ const directAllGather = (m: number): Case => ({
   },
 });
 
+/** reduceScatter: rank r reduces piece i of its block (q = floor(slot / w / n) elements) in chunk i, reading it in each peer's slot */
+const directReduceScatter = (L: number): Case => ({
+  name: `direct reduceScatter of ${L} x float32`,
+  op: "reduceScatter",
+  args: (n) => Array.from({ length: n }, () => ({ op: "reduceScatter", x: new Float32Array(L).fill(1), options: { algorithm: "direct" } })),
+  expected(r, n) {
+    const q = Math.floor(SLOT_BYTES / 4 / n);
+    const to: Record<number, number> = {};
+    const from: Record<number, number> = {};
+    let messagesSent = 0;
+    for (let p = 0; p < n; p++) {
+      if (p === r) continue;
+      to[p] = blockLen(p, L, n) * 4;
+      from[p] = blockLen(r, L, n) * 4;
+      messagesSent += Math.ceil(blockLen(p, L, n) / q);
+    }
+    return {
+      bytesSent: 4 * (L - blockLen(r, L, n)), bytesReceived: 4 * (n - 1) * blockLen(r, L, n),
+      messagesSent, messagesReceived: (n - 1) * Math.ceil(blockLen(r, L, n) / q), to, from,
+    };
+  },
+});
+
+/** broadcast: every rank but the root copies each chunk out of the root's slot */
+const directBroadcast = (L: number, root: number): Case => ({
+  name: `direct broadcast of ${L} x float32 from rank ${root}`,
+  op: "broadcast",
+  args: (n) => Array.from({ length: n }, () => ({ op: "broadcast", x: new Float32Array(L), root: root % n, options: { algorithm: "direct" } })),
+  expected(r, n) {
+    const chunks = Math.ceil((L * 4) / SLOT_BYTES);
+    if (r === root % n) {
+      const to: Record<number, number> = {};
+      for (let p = 0; p < n; p++) if (p !== r) to[p] = L * 4;
+      return { bytesSent: (n - 1) * L * 4, bytesReceived: 0, messagesSent: (n - 1) * chunks, messagesReceived: 0, to, from: {} };
+    }
+    return { bytesSent: 0, bytesReceived: L * 4, messagesSent: 0, messagesReceived: chunks, to: {}, from: { [root % n]: L * 4 } };
+  },
+});
+
 function check(stats: WireStats, c: Case, rank: number, n: number, where: string): void {
   const e = c.expected(rank, n);
   const op = stats.byOp[c.op];
@@ -259,7 +298,7 @@ for (let n = 2; n <= 8; n++) {
         assert.ok(reply.stats.framingBytesSent >= 48 * frames && reply.stats.framingBytesSent < 64 * frames, `framing ${reply.stats.framingBytesSent} for ${frames} frames`);
       });
     }
-    for (const c of [directAllReduce(1000), directAllReduce(2500), directAllGather(1500)]) {
+    for (const c of [directAllReduce(1000), directAllReduce(2500), directAllGather(1500), directReduceScatter(3001), directBroadcast(2100, 1)]) {
       const replies = await runCase(world, c, n, "shm");
       // the reader's side of a direct call is on its span at once
       replies.forEach((reply, rank) => {
