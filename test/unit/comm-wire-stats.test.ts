@@ -17,7 +17,7 @@ import { after, test } from "node:test";
 import * as assert from "node:assert/strict";
 import { ThreadWorld } from "./comm-harness";
 import { ProcessWorld } from "./comm-process-world";
-import { WireCounters } from "../../kernel/src/comm/wire-counters";
+import { SharedReadCounts, WireCounters } from "../../kernel/src/comm/wire-counters";
 import { createDist } from "../../kernel/src/cluster/dist-api";
 import type { WireStats } from "../../kernel/src/comm/wire-stats";
 import type { CommSpan } from "../../kernel/src/comm";
@@ -337,4 +337,22 @@ test("dist.stats(): zeros before the rank communicates, even with no world to as
   assert.equal(dist.stats().byOp.allReduce!.bytesSent, 200);
   dist.stats.reset();
   assert.equal(dist.stats().bytesSent, 0);
+});
+
+test("a rank's counters outlive its world: direct-path reads of the old world's matrix are kept when the next world attaches", () => {
+  const wire = new WireCounters(0);
+  const first = new SharedReadCounts(SharedReadCounts.createBuffer(2), 2);
+  wire.attachSharedReads(first);
+  first.add(0, 1, 1, 4096, 2); // rank 1 read 4096 bytes of rank 0's memory in an allReduce (opcode 1), 2 reads
+  assert.deepEqual(wire.snapshot().byPeer[1], { bytesSent: 4096, bytesReceived: 0, messagesSent: 2, messagesReceived: 0 });
+  const second = new SharedReadCounts(SharedReadCounts.createBuffer(3), 3);
+  wire.attachSharedReads(second);
+  first.add(0, 1, 1, 999, 1); // a late write to the old world's matrix no longer counts
+  second.add(0, 2, 4, 100, 1); // rank 2 read 100 bytes in an allGather (opcode 4)
+  const stats = wire.snapshot();
+  assert.equal(stats.bytesSent, 4196);
+  assert.deepEqual([stats.byOp.allReduce!.bytesSent, stats.byOp.allGather!.bytesSent, stats.byPeer[2]!.messagesSent], [4096, 100, 1]);
+  wire.reset();
+  second.add(0, 1, 4, 10, 1);
+  assert.equal(wire.snapshot().bytesSent, 10, "reset: only reads after it count");
 });

@@ -103,12 +103,6 @@ export class WireCounters {
   private opEntry(op: string): OpTraffic {
     return opIn(this.stats, op);
   }
-
-  /** Sent counts of `call` that live in the shared matrix: this rank's row summed, for the call's own span. */
-  sharedSentTotal(): { bytes: number; messages: number } {
-    if (!this.shared) return { bytes: 0, messages: 0 };
-    return this.shared.counts.rowTotal(this.rank);
-  }
 }
 
 function opIn(stats: WireStats, op: string): OpTraffic {
