@@ -116,8 +116,9 @@ function peerIn(stats: WireStats, peer: number): TrafficCounts {
 /**
  * Bytes and messages each rank of a shm world read of each other rank's
  * shared memory, by opcode: BigInt64 entries [owner][reader][opcode][2]
- * (bytes, messages) in a SharedArrayBuffer every rank thread holds. Only the
- * reader writes an entry (Atomics.add), any rank may read it.
+ * (bytes, messages), then each owner's totals [owner][2], in a
+ * SharedArrayBuffer every rank thread holds. Readers add (Atomics.add), any
+ * rank may read.
  */
 export class SharedReadCounts {
   private readonly words: BigInt64Array;
@@ -134,7 +135,7 @@ export class SharedReadCounts {
 
   /** BigInt64 entries a world of `size` ranks needs. */
   static words(size: number): number {
-    return size * size * OPCODES.length * 2;
+    return size * size * OPCODES.length * 2 + size * 2;
   }
 
   static createBuffer(size: number): SharedArrayBuffer {
@@ -146,6 +147,13 @@ export class SharedReadCounts {
     const at = owner * this.size * OPCODES.length * 2 + this.entry(reader, opcode);
     Atomics.add(this.words, at, BigInt(bytes));
     Atomics.add(this.words, at + 1, BigInt(messages));
+    const total = this.totalAt(owner);
+    Atomics.add(this.words, total, BigInt(bytes));
+    Atomics.add(this.words, total + 1, BigInt(messages));
+  }
+
+  private totalAt(owner: number): number {
+    return this.size * this.size * OPCODES.length * 2 + owner * 2;
   }
 
   /** index of (reader, opcode)'s bytes within an owner's row; messages follow */
@@ -161,15 +169,9 @@ export class SharedReadCounts {
     return row;
   }
 
-  /** Everything read of owner's memory so far, over all readers and ops. */
+  /** Everything read of owner's memory so far, over all readers and ops (two loads: each direct call asks twice). */
   rowTotal(owner: number): { bytes: number; messages: number } {
-    const width = this.size * OPCODES.length * 2;
-    let bytes = 0n;
-    let messages = 0n;
-    for (let i = 0; i < width; i += 2) {
-      bytes += Atomics.load(this.words, owner * width + i);
-      messages += Atomics.load(this.words, owner * width + i + 1);
-    }
-    return { bytes: Number(bytes), messages: Number(messages) };
+    const at = this.totalAt(owner);
+    return { bytes: Number(Atomics.load(this.words, at)), messages: Number(Atomics.load(this.words, at + 1)) };
   }
 }
