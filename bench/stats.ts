@@ -30,6 +30,13 @@ export function summarize(samples: readonly number[], what = "figure"): Summary 
   return { median, min: sorted[0]!, max: sorted[sorted.length - 1]!, reps: sorted.length };
 }
 
+/** The value below which `fraction` of the samples lie (nearest rank); for tails of per-call latencies, not for headline figures. */
+export function percentile(samples: readonly number[], fraction: number): number {
+  if (!samples.length) throw new RangeError("percentile of no samples");
+  const sorted = [...samples].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(fraction * sorted.length) - 1))]!;
+}
+
 /** f applied to a summary: for a monotone f (f(x) = bytes / x turns a time into a bandwidth) min and max swap when f decreases. */
 export function mapSummary(s: Summary, f: (x: number) => number): Summary {
   const [a, b] = [f(s.min), f(s.max)];
