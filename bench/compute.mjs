@@ -2,10 +2,13 @@
 // SGD) and of the tiny GPT (nanoGPT shakespeare_char CPU config, Adam) on
 // TF.js wasm with distlab's kernel overrides, on stock TF.js wasm, and on
 // PyTorch CPU with one thread, all in this run, printed side by side.
-// Every side runs once with the same plan: --warmup untimed steps, then --steps
-// timed steps (>= 5); each figure is the median [min, max] of the timed steps,
-// each ratio the ratio of medians. Target: ours at most 2x PyTorch's step time.
-// Flags: --steps N (default 10, >= 5)  --warmup N (default 3)  --no-stock (skip the slow stock-wasm column)
+// Every side gets the same plan: --rounds rounds, PyTorch and ours alternating
+// (one process each per round: --warmup untimed steps, then --steps timed steps),
+// so a busy spell of the shared machine lands on both; each figure is the median
+// [min, max] of all timed steps of all rounds, each ratio the ratio of medians.
+// Target: ours at most 2x PyTorch's step time.
+// Flags: --steps N (default 10)  --warmup N (default 3)  --rounds N (default 3; steps x rounds >= 5)
+//        --no-stock (skip the slow stock-wasm column; stock runs one round)
 import { execFileSync } from "node:child_process";
 import { createRequire } from "node:module";
 import * as path from "node:path";
@@ -17,7 +20,9 @@ require("tsx/cjs");
 const { MIN_REPS, summarize, formatSummary, ratioOfMedians, intOption, machineLine, formatTable } = require("./stats.ts");
 
 const argv = process.argv.slice(2);
-const steps = String(intOption(argv, "steps", 10, MIN_REPS));
+const steps = String(intOption(argv, "steps", 10, 1));
+const rounds = intOption(argv, "rounds", 3, 1);
+if (Number(steps) * rounds < MIN_REPS) throw new RangeError(`--steps ${steps} x --rounds ${rounds}: at least ${MIN_REPS} timed steps per figure`);
 const warmup = String(intOption(argv, "warmup", 3, 0));
 const python = process.env.DISTLAB_TORCH_PYTHON ?? "/usr/bin/python3";
 // One thread for PyTorch's intra-op pool and for its BLAS (OpenBLAS has its own pool).
@@ -28,13 +33,18 @@ const plan = ["--steps", steps, "--warmup", warmup];
 const tfjs = (extra) => run(process.execPath, ["--import", "tsx", "bench/compute-tf.ts", ...plan, ...extra]);
 
 console.log(`bench:compute  ${machineLine()}`);
-const torch = run(python, ["bench/compute_torch.py", "--device", "cpu", ...plan]);
-const ours = tfjs(["--backend", "wasm"]);
+/** one round's result with each `*_ms` list appended to the rounds before */
+const pool = (before, round) => (before ? Object.fromEntries(Object.entries(round).map(([k, v]) => [k, k.endsWith("_ms") ? [...before[k], ...v] : v])) : round);
+let torch, ours;
+for (let round = 0; round < rounds; round++) {
+  torch = pool(torch, run(python, ["bench/compute_torch.py", "--device", "cpu", ...plan]));
+  ours = pool(ours, tfjs(["--backend", "wasm"]));
+}
 // Stock wasm has no UnsortedSegmentSum kernel (tf.gather's gradient), so the tiny GPT cannot train there at all.
 const stock = argv.includes("--no-stock") ? undefined : tfjs(["--stock", "--only", "mlp"]);
 console.log(`finished ${machineLine()}`);
-console.log(`PyTorch ${torch.torch}, ${torch.threads} thread; TF.js ${ours.device}. Each side once, one after the other:`);
-console.log(`${warmup} warm-up steps, then ${steps} timed steps; ms per step, median [min, max]; ratio of medians.\n`);
+console.log(`PyTorch ${torch.torch}, ${torch.threads} thread; TF.js ${ours.device}.`);
+console.log(`${rounds} alternating rounds of ${warmup} warm-up + ${steps} timed steps per side (stock: 1 round); ms per step, median [min, max] of the timed steps; ratio of medians.\n`);
 
 const rows = [["training step", "PyTorch CPU 1 thread", "TF.js wasm (distlab)", "ours/PyTorch", "target <= 2x", "TF.js wasm stock"]];
 for (const [key, label] of [["mlp", "MLP 784-512-512-10, b256, SGD"], ["gpt", "tiny GPT 4x128, T64, b12, Adam"]]) {
