@@ -53,8 +53,12 @@ def main():
     args = parser.parse_args()
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    mp.spawn(rank_main, args=(args.ranks, args.steps, args.warmup, args.port, queue), nprocs=args.ranks, join=True)
-    print(json.dumps({"ranks": args.ranks, "step_ms": queue.get()}))
+    ranks = mp.spawn(rank_main, args=(args.ranks, args.steps, args.warmup, args.port, queue), nprocs=args.ranks, join=False)
+    # Read before joining: rank 0 cannot exit until its queued result has been taken off the pipe.
+    step_ms = queue.get()
+    while not ranks.join():
+        pass
+    print(json.dumps({"ranks": args.ranks, "step_ms": step_ms}))
 
 
 if __name__ == "__main__":
