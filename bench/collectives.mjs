@@ -142,6 +142,8 @@ for (const n of RANKS) {
     const { op, bytes } = entry;
     const toBusbw = (ms) => (bytes / (ms / 1000) / 1e9) * busFactor(op, n);
     const glooMs = glooBlocks.get(`${op}:${bytes}`);
+    // gloo ran the same plan: one figure per block, as many blocks as ours
+    if (glooMs && glooMs.length !== entry.reps) throw new Error(`gloo ${op} ${bytes}: ${glooMs.length} blocks, the plan asked for ${entry.reps}`);
     const glooTime = glooMs && summarize(glooMs, `gloo ${op} ${bytes}`);
     const counts = `${entry.warmup}+${entry.reps}x${entry.calls}`;
     const line = (who, call, ms, ratio) => {
