@@ -18,7 +18,7 @@
 //   bytes: allReduce/broadcast the buffer, allGather the gathered output, reduceScatter the full input.
 // Flags: --quick (4 KiB, 1 MiB, 64 MiB)  --sizes 4K,64K,64M  --ranks 2,4  --ops allReduce,...
 //        --transports shm,processes,tcp  --calls default,in-place,registered  --reps N (>= 5)
-//        --algorithm ring (one algorithm for every op)
+//        --max-calls N (calls per block at the smallest sizes, default 500)  --algorithm ring (one algorithm for every op)
 import { Worker } from "node:worker_threads";
 import { fork, spawn } from "node:child_process";
 import { createServer } from "node:net";
