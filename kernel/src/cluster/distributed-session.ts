@@ -126,8 +126,20 @@ export class DistributedSession {
       case "trace":
         this.observer?.traceBatch(event.cellId, rank, event.batch);
         return;
+      case "background-error": {
+        // Under the cell that caused it while that is the latest; else under the one running now.
+        const output = this.outputs.get(event.cellId) ?? [...this.outputs.values()].at(-1);
+        output?.backgroundError(rank, describeBackgroundError(rank, event));
+        return;
+      }
     }
   }
+}
+
+function describeBackgroundError(rank: number, event: Extract<RankEvent, { kind: "background-error" }>): string {
+  const when = event.during ? "while its cell ran" : "after its cell had ended";
+  const stack = event.error.stack.startsWith(`${event.error.name}:`) ? event.error.stack : `${event.error.name}: ${event.error.message}\n${event.error.stack}`;
+  return `${event.origin} on rank ${rank} ${when} (the rank keeps running; its state is kept):\n${stack.trimEnd()}\n`;
 }
 
 function sameShape(a: GroupShape, b: GroupShape): boolean {

@@ -136,6 +136,15 @@ export type VariableResult =
   | { kind: "variable"; ok: true; value?: unknown }
   | { kind: "variable"; ok: false; error: RemoteErrorData };
 
+/**
+ * A thread rank's task that threw in the rank's own code (not the cell's: a cell's error is a
+ * `CellResult`), e.g. a pulled value that cannot be copied. The thread and its state live on.
+ */
+export interface TaskFailed {
+  kind: "failed";
+  error: RemoteErrorData;
+}
+
 export type RankTask = InitTask | ConnectTask | CellTask | PushTask | PullTask;
 export type RankTaskResult = InitResult | ConnectResult | CellResult | VariableResult;
 
@@ -148,6 +157,11 @@ export type RankEvent =
   /** Posted after the cell's last output: a port is FIFO, so the kernel knows it has all of it. */
   | { kind: "cell-end"; cellId: number }
   | { kind: "status"; requestId: number; heapUsedBytes: number; heapLimitBytes: number; tfBackend: string; busy: boolean }
+  /**
+   * An error no task was waiting for (rank-guard.ts): a rejection nobody handled, a throw in a timer.
+   * `cellId` is the cell running when it happened, or the last one run; `during` tells which.
+   */
+  | { kind: "background-error"; cellId: number; during: boolean; origin: "unhandled rejection" | "uncaught exception"; error: RemoteErrorData }
   /** Span batches for the timeline (a trace `SpanBatch`: spans on the rank's epoch clock, microseconds). */
   | { kind: "trace"; cellId: number; batch: unknown };
 

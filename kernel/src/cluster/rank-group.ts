@@ -13,11 +13,11 @@
  * rank (its peers only lost it) and started afresh for the next cell.
  */
 import { hostname } from "node:os";
-import type { RemoteErrorData } from "../errors";
+import { describeRanks, toRemoteErrorData, type RemoteErrorData } from "../errors";
 import type { CompiledCell } from "../repl/cell-compiler";
 import type { KernelWorld } from "./comm-world";
 import type { CellResult, CellValue, GroupShape } from "./protocol";
-import type { RankHandle } from "./rank-handle";
+import { RankTaskFailed, type RankHandle } from "./rank-handle";
 
 /** How long the kernel waits for a finished rank's remaining output to arrive (milliseconds). */
 const OUTPUT_DRAIN_MS = 500;
@@ -136,8 +136,13 @@ export class RankGroup {
           const result = (await rank.run(task, killed)) as CellResult;
           outcome = result.ok ? { ok: true, value: result.value } : { ok: false, error: result.error, cancelled: result.cancelled && cancelReason !== undefined };
         } catch (error) {
-          outcome = { ok: false, error: rank.lossError(error, killed.aborted), cancelled: killed.aborted };
-          if (!killed.aborted) {
+          if (error instanceof RankTaskFailed && !killed.aborted) {
+            // The rank's own code failed under the cell; its thread or process, and its state, live on.
+            outcome = { ok: false, error: error.remote, cancelled: false };
+          } else {
+            outcome = { ok: false, error: rank.lossError(error, killed.aborted), cancelled: killed.aborted };
+          }
+          if (!killed.aborted && !(error instanceof RankTaskFailed)) {
             lostState.push(index);
             ended.push(index);
           }
@@ -145,7 +150,7 @@ export class RankGroup {
         outcomes[index] = outcome;
         if (!outcome.ok && !outcome.cancelled && firstFailure === undefined && cancelReason === undefined) {
           firstFailure = index;
-          cancelAll(`rank ${index} failed`);
+          cancelAll(`${describeRanks([index])} failed`);
         }
       }),
     );
@@ -191,7 +196,7 @@ function blameEndedRank(outcomes: RankOutcome[], ended: readonly number[], first
 /** Waits for every promise; throws one error naming each rank whose promise failed. */
 async function settleAll(work: Promise<unknown>[], ranks: readonly number[], what: string): Promise<void> {
   const settled = await Promise.allSettled(work);
-  const failures = settled.flatMap((result, index) => (result.status === "rejected" ? [`rank ${ranks[index]}: ${(result.reason as Error)?.message ?? String(result.reason)}`] : []));
+  const failures = settled.flatMap((result, index) => (result.status === "rejected" ? [`rank ${ranks[index]}: ${toRemoteErrorData(result.reason).message}`] : []));
   if (failures.length === 0) return;
   throw new Error(`${failures.length === 1 ? "a rank" : `${failures.length} ranks`} ${what}: ${failures.join("; ")}`);
 }
