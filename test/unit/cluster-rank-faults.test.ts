@@ -60,7 +60,7 @@ for (const backend of ["threads", "processes"] as const) {
       await sleep(400);
       const next = await run("kept");
       const told = armed.io.text("stderr") + next.io.text("stderr");
-      assert.match(told, /^\[rank 1\] unhandled rejection on rank 1 after its cell had ended \(the rank keeps running; its state is kept\):$/m);
+      assert.match(told, /^\[rank 1\] unhandled rejection on rank 1, outside any await of its cell \(the rank keeps running; its state is kept\):$/m);
       assert.match(told, /^\[rank 1\] Error: late$/m);
       assert.deepEqual(resultJson(next.outcome), [10, 11]);
       assert.deepEqual(await identities(), before);
@@ -74,7 +74,7 @@ for (const backend of ["threads", "processes"] as const) {
       const during = await run("if (dist.rank === 1) Promise.reject(new RangeError('during'));\nawait new Promise((r) => setTimeout(r, 200));\nkept");
       assert.deepEqual(resultJson(during.outcome), [10, 11]);
       assert.match(armed.io.text("stderr") + during.io.text("stderr"), /^\[rank 0\] TypeError: late throw$/m);
-      assert.match(during.io.text("stderr"), /^\[rank 1\] unhandled rejection on rank 1 while its cell ran/m);
+      assert.match(during.io.text("stderr"), /^\[rank 1\] unhandled rejection on rank 1, outside any await of its cell/m);
       assert.match(during.io.text("stderr"), /^\[rank 1\] RangeError: during$/m);
       assert.deepEqual(await identities(), before);
     });
@@ -125,5 +125,32 @@ for (const backend of ["threads", "processes"] as const) {
       assert.deepEqual(resultJson(outcome), [10, "lost"]);
       assert.match(io.text("stderr"), /^distlab: rank 1 had ended while idle \(its (thread|process) ended.*\); started it afresh, its declarations are lost$/m);
     });
+
+    test("a rank that allocates typed arrays past --memory fails with an error naming the rank and the cap", async () => {
+      const capped = `-n 2 --backend ${backend} --tf-backend wasm --timeout 10 --memory 400MiB`;
+      const started = Date.now();
+      // Up to 3 GiB per rank in 64 MiB steps, touched so that they are resident; no await on the way.
+      const body = "const hog: Float64Array[] = [];\nfor (let i = 0; i < 48; i++) hog.push(new Float64Array(1 << 23).fill(i));\nhog.length";
+      const outcome = await session.runCell(body, 1, parseDistributedFlags(capped.split(" ")), new RecordingIO());
+      const error = errorOf(outcome);
+      assert.equal(error.ename, "RankMemoryError");
+      assert.match(error.evalue, /^rank [01]: RankMemoryError: .*(over --memory 400 MiB per rank|over its --memory cap of 400 MiB)/);
+      assert.match(error.evalue, /state lost/);
+      assert.ok(Date.now() - started < 15_000, `took ${Date.now() - started} ms`);
+      const after = await session.runCell("dist.rank", 1, parseDistributedFlags(capped.split(" ")), new RecordingIO());
+      assert.deepEqual(resultJson(after), [0, 1]);
+    });
   });
 }
+
+test("bad values of --memory are usage errors naming the flag", () => {
+  for (const value of ["lots", "4XB", "-1GiB", "10MiB", "100TiB", ""]) {
+    assert.throws(
+      () => parseDistributedFlags(["--memory", value]),
+      (error: Error & { culprit?: string }) => error.name === "UsageError" && error.culprit === "--memory" && /^%%distributed: --memory /.test(error.message),
+      value,
+    );
+  }
+  assert.equal(parseDistributedFlags(["--memory", "1.5GiB"]).memoryBytes, 1.5 * 2 ** 30);
+  assert.equal(parseDistributedFlags(["--memory=512M"]).memoryBytes, 512 * 2 ** 20);
+});

@@ -13,6 +13,7 @@ import type { ExecuteOutcome, ExecutionIO } from "../protocol/backend";
 import type { CellCompiler, CompiledCell } from "../repl/cell-compiler";
 import { DeclarationChain } from "../repl/declaration-chain";
 import { CompileError } from "../repl/errors";
+import { formatSize } from "../magics/memory-size";
 import { buildCellResult } from "./cell-result";
 import { planGroup, type BackendOptions, type GroupPlan } from "./group-backends";
 import { groupErrorOutcome } from "./group-errors";
@@ -137,9 +138,8 @@ export class DistributedSession {
 }
 
 function describeBackgroundError(rank: number, event: Extract<RankEvent, { kind: "background-error" }>): string {
-  const when = event.during ? "while its cell ran" : "after its cell had ended";
   const stack = event.error.stack.startsWith(`${event.error.name}:`) ? event.error.stack : `${event.error.name}: ${event.error.message}\n${event.error.stack}`;
-  return `${event.origin} on rank ${rank} ${when} (the rank keeps running; its state is kept):\n${stack.trimEnd()}\n`;
+  return `${event.origin} on rank ${rank}, outside any await of its cell (the rank keeps running; its state is kept):\n${stack.trimEnd()}\n`;
 }
 
 function sameShape(a: GroupShape, b: GroupShape): boolean {
@@ -150,6 +150,7 @@ export function describeShape(shape: GroupShape): string {
   const parts = [`-n ${shape.size}`, `--backend ${shape.backend}`];
   if (shape.link) parts.push(`--link bandwidth=${shape.link.bandwidth}B/s,latency=${shape.link.latency}s`);
   if (shape.tfBackend) parts.push(`--tf-backend ${shape.tfBackend as TfBackendName}`);
+  parts.push(`--memory ${formatSize(shape.memoryCapBytes).replace(" ", "")}`);
   return parts.join(" ");
 }
 

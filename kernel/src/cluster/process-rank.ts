@@ -12,6 +12,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { toRemoteErrorData, type RemoteErrorData } from "../errors";
+import { formatSize } from "../magics/memory-size";
 import type { FromRankProcess, InitResult, InitTask, KernelCommand, RankEvent, RankTask, RankTaskResult, ToRankProcess } from "./protocol";
 import { RANK_HEAP_LIMIT_MB, rankEntryFile, rankExecArgv } from "./rank-entry";
 import { RankMailbox, RankTaskFailed, type RankHandle, type RankInfo, type StatusEvent } from "./rank-handle";
@@ -58,7 +59,7 @@ export class RankMemoryExceeded extends Error {
     readonly residentBytes: number,
     readonly capBytes: number,
   ) {
-    super(`its process used ${formatBytes(residentBytes)} of resident memory, over its --memory cap of ${formatBytes(capBytes)}, and was killed`);
+    super(`its process used ${formatSize(residentBytes)} of resident memory, over its --memory cap of ${formatSize(capBytes)}, and was killed`);
   }
 }
 
@@ -250,8 +251,4 @@ export class ProcessRank implements RankHandle {
     if (message.type === "result") task?.resolve(message.result);
     else task?.reject(new RankTaskFailed(message.error));
   }
-}
-
-function formatBytes(bytes: number): string {
-  return bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(2)} GiB` : `${(bytes / 2 ** 20).toFixed(0)} MiB`;
 }

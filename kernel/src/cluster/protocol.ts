@@ -33,6 +33,8 @@ export interface GroupShape {
   backend: LocalBackendName;
   link?: LinkModel;
   tfBackend?: TfBackendName;
+  /** The most memory each rank may hold (bytes): `--memory`, or its default for this size. */
+  memoryCapBytes: number;
 }
 
 /** The GPU a `--backend gpus` rank was given: the only one its process can open. */
@@ -159,9 +161,9 @@ export type RankEvent =
   | { kind: "status"; requestId: number; heapUsedBytes: number; heapLimitBytes: number; tfBackend: string; busy: boolean }
   /**
    * An error no task was waiting for (rank-guard.ts): a rejection nobody handled, a throw in a timer.
-   * `cellId` is the cell running when it happened, or the last one run; `during` tells which.
+   * `cellId` is the cell running when it happened, or the last one run (the stack names the cell that caused it).
    */
-  | { kind: "background-error"; cellId: number; during: boolean; origin: "unhandled rejection" | "uncaught exception"; error: RemoteErrorData }
+  | { kind: "background-error"; cellId: number; origin: "unhandled rejection" | "uncaught exception"; error: RemoteErrorData }
   /** Span batches for the timeline (a trace `SpanBatch`: spans on the rank's epoch clock, microseconds). */
   | { kind: "trace"; cellId: number; batch: unknown };
 

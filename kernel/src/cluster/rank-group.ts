@@ -54,6 +54,14 @@ export interface RunCellOptions {
 /** Creates the kernel's side of a new world for `size` ranks. */
 export type WorldFactory = (size: number) => Promise<KernelWorld>;
 
+/**
+ * Watches the group's memory while a cell runs (thread groups: thread-memory-budget.ts);
+ * calls `onExceeded` with the reason, and returns the switch that stops watching.
+ */
+export interface MemoryWatch {
+  watch(onExceeded: (reason: string) => void): () => void;
+}
+
 export class RankGroup {
   readonly host = hostname();
   private world?: KernelWorld;
@@ -64,6 +72,7 @@ export class RankGroup {
     readonly shape: GroupShape,
     readonly ranks: readonly RankHandle[],
     private readonly newWorld: WorldFactory,
+    private readonly memory?: MemoryWatch,
   ) {}
 
   /**
@@ -123,6 +132,17 @@ export class RankGroup {
         });
       }, CANCEL_GRACE_MS);
     };
+    /** Why the group's memory watch terminated the ranks still running, if it did. */
+    let overMemory: string | undefined;
+    const stopMemoryWatch = this.memory?.watch((reason) => {
+      overMemory = reason;
+      this.ranks.forEach((_, index) => {
+        if (outcomes[index] !== undefined) return;
+        lostState.push(index);
+        killers[index]!.abort();
+      });
+      cancelAll("the group went over its memory budget");
+    });
     const onInterrupt = (): void => cancelAll("interrupted by the user");
     if (options.interrupt.aborted) onInterrupt();
     else options.interrupt.addEventListener("abort", onInterrupt, { once: true });
@@ -139,6 +159,8 @@ export class RankGroup {
           if (error instanceof RankTaskFailed && !killed.aborted) {
             // The rank's own code failed under the cell; its thread or process, and its state, live on.
             outcome = { ok: false, error: error.remote, cancelled: false };
+          } else if (killed.aborted && overMemory !== undefined) {
+            outcome = { ok: false, error: { name: "RankMemoryError", message: `${overMemory}; it is restarted for the next cell (state lost)`, stack: "" }, cancelled: false };
           } else {
             outcome = { ok: false, error: rank.lossError(error, killed.aborted), cancelled: killed.aborted };
           }
@@ -148,13 +170,14 @@ export class RankGroup {
           }
         }
         outcomes[index] = outcome;
-        if (!outcome.ok && !outcome.cancelled && firstFailure === undefined && cancelReason === undefined) {
+        if (!outcome.ok && !outcome.cancelled && firstFailure === undefined && (cancelReason === undefined || overMemory !== undefined)) {
           firstFailure = index;
           cancelAll(`${describeRanks([index])} failed`);
         }
       }),
     );
     clearTimeout(graceTimer);
+    stopMemoryWatch?.();
     options.interrupt.removeEventListener("abort", onInterrupt);
     if (ended.length > 0) firstFailure = blameEndedRank(outcomes as RankOutcome[], ended, firstFailure);
     const finishedNormally = this.ranks.filter((_, index) => !killers[index]!.signal.aborted && !lostState.includes(index));

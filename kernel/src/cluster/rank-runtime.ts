@@ -71,7 +71,7 @@ export function createRankRuntime(portFor: (task: InitTask) => RankPort): RankTa
       return;
     }
     const mapped = mapErrorSafely(rank.scope, error);
-    rank.port.postMessage({ kind: "background-error", cellId: rank.cellId, during: rank.running !== undefined, origin, error: toRemoteErrorData(mapped) });
+    rank.port.postMessage({ kind: "background-error", cellId: rank.cellId, origin, error: toRemoteErrorData(mapped) });
   }
   guardRankErrors(reportBackgroundError);
 

@@ -21,6 +21,8 @@ export class ThreadRank implements RankHandle {
   private readonly pool: Piscina<RankTask, RankTaskResult | TaskFailed>;
   private port?: MessagePort;
   private readonly mailbox: RankMailbox;
+  /** The thread's V8 heap cap (MiB): the rank heap cap, or `--memory` where that is lower. */
+  private readonly heapLimitMb: number;
   /** The last error piscina reported for a thread with no task (why it ended), if any. */
   private idleThreadError?: string;
   needsInit = true;
@@ -33,6 +35,7 @@ export class ThreadRank implements RankHandle {
     readonly info: RankInfo,
     onEvent: (rank: number, event: RankEvent) => void,
   ) {
+    this.heapLimitMb = Math.min(RANK_HEAP_LIMIT_MB, Math.floor((info.memoryCapBytes ?? Infinity) / 2 ** 20));
     this.mailbox = new RankMailbox(info.rank, onEvent);
     this.pool = new Piscina({
       filename: WORKER_FILE,
@@ -40,7 +43,7 @@ export class ThreadRank implements RankHandle {
       maxThreads: 1,
       idleTimeout: Number.MAX_SAFE_INTEGER,
       concurrentTasksPerWorker: 1,
-      resourceLimits: { maxOldGenerationSizeMb: RANK_HEAP_LIMIT_MB },
+      resourceLimits: { maxOldGenerationSizeMb: this.heapLimitMb },
       execArgv: rankExecArgv(),
       // No Atomics.wait between tasks: an idle rank must keep its event loop
       // turning (status queries, timers, late output).
@@ -134,7 +137,7 @@ export class ThreadRank implements RankHandle {
     const data = toRemoteErrorData(error);
     const code = (error as { code?: string }).code;
     if (code === "ERR_WORKER_OUT_OF_MEMORY") {
-      return { ...data, name: "RangeError", message: `ran out of heap (limit ${RANK_HEAP_LIMIT_MB} MiB); its thread ended and is restarted for the next cell (state lost)` };
+      return { ...data, name: "RangeError", message: `ran out of heap (limit ${this.heapLimitMb} MiB); its thread ended and is restarted for the next cell (state lost)` };
     }
     return { ...data, message: `its thread ended (${data.message}); it is restarted for the next cell (state lost)` };
   }
