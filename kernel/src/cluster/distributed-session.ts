@@ -13,7 +13,7 @@ import type { ExecuteOutcome, ExecutionIO } from "../protocol/backend";
 import type { CellCompiler, CompiledCell } from "../repl/cell-compiler";
 import { DeclarationChain } from "../repl/declaration-chain";
 import { CompileError } from "../repl/errors";
-import { formatSize } from "../magics/memory-size";
+import { defaultRankMemoryBytes, formatSize } from "../magics/memory-size";
 import { buildCellResult } from "./cell-result";
 import { planGroup, type BackendOptions, type GroupPlan } from "./group-backends";
 import { groupErrorOutcome } from "./group-errors";
@@ -150,7 +150,8 @@ export function describeShape(shape: GroupShape): string {
   const parts = [`-n ${shape.size}`, `--backend ${shape.backend}`];
   if (shape.link) parts.push(`--link bandwidth=${shape.link.bandwidth}B/s,latency=${shape.link.latency}s`);
   if (shape.tfBackend) parts.push(`--tf-backend ${shape.tfBackend as TfBackendName}`);
-  parts.push(`--memory ${formatSize(shape.memoryCapBytes).replace(" ", "")}`);
+  // The default cap follows from -n: shown only when --memory chose another.
+  if (shape.memoryCapBytes !== defaultRankMemoryBytes(shape.size)) parts.push(`--memory ${formatSize(shape.memoryCapBytes).replace(" ", "")}`);
   return parts.join(" ");
 }
 
