@@ -92,12 +92,18 @@ export function toRemoteErrorData(thrown: unknown): RemoteErrorData {
   return { name: "Error", message: `non-Error value thrown: ${text}`, stack: `Error: non-Error value thrown: ${text}` };
 }
 
-/** `rank 2`, `ranks 1 and 3`, `ranks 0, 1 and 3`: sorted, each rank once. */
+/** `rank 2`, `ranks 1 and 3`, `ranks 0, 1 and 3`: sorted, each rank once; `nobody` for none. */
 export function describeRanks(ranks: Iterable<number>): string {
   const sorted = [...new Set(ranks)].sort((a, b) => a - b);
+  if (sorted.length === 0) return "nobody";
   if (sorted.length === 1) return `rank ${sorted[0]}`;
   const last = sorted.pop();
   return `ranks ${sorted.join(", ")} and ${last}`;
+}
+
+/** `1 rank`, `3 ranks`. */
+export function countRanks(count: number): string {
+  return `${count} ${count === 1 ? "rank" : "ranks"}`;
 }
 
 /** What a non-Error thrown value looks like: util.inspect's form, or a fallback when even that throws. */

@@ -9,6 +9,8 @@ import { CellCompiler } from "../../kernel/src/repl/cell-compiler";
 import { DistributedSession } from "../../kernel/src/cluster/distributed-session";
 import { parseDistributedFlags } from "../../kernel/src/magics/distributed-spec";
 import type { ExecuteOutcome } from "../../kernel/src/protocol/backend";
+import { countRanks, describeRanks } from "../../kernel/src/errors";
+import { CommTimeoutError } from "../../kernel/src/comm/comm-errors";
 import { RecordingIO } from "./cluster-io";
 
 function resultJson(outcome: ExecuteOutcome): unknown {
@@ -153,4 +155,15 @@ test("bad values of --memory are usage errors naming the flag", () => {
   }
   assert.equal(parseDistributedFlags(["--memory", "1.5GiB"]).memoryBytes, 1.5 * 2 ** 30);
   assert.equal(parseDistributedFlags(["--memory=512M"]).memoryBytes, 512 * 2 ** 20);
+});
+
+test("rank lists name each rank once, in order, with singular and plural right", () => {
+  assert.equal(describeRanks([2]), "rank 2");
+  assert.equal(describeRanks([1, 1]), "rank 1");
+  assert.equal(describeRanks([3, 1]), "ranks 1 and 3");
+  assert.equal(describeRanks([3, 0, 1, 3]), "ranks 0, 1 and 3");
+  assert.equal(countRanks(1), "1 rank");
+  assert.equal(countRanks(4), "4 ranks");
+  // A wait on the same peer twice (a send and a recv) names it once.
+  assert.equal(new CommTimeoutError(0, "recv", [1, 1], 2000).message, "rank 0 waited 2.0 s in recv for rank 1");
 });

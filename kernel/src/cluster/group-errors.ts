@@ -4,7 +4,7 @@
  * ...`), the traceback shows that rank's stack in the cell's own lines, then
  * which other ranks failed or were cancelled, and whose state was lost.
  */
-import { describeRanks, GroupError, RankError } from "../errors";
+import { countRanks, describeRanks, GroupError, RankError } from "../errors";
 import type { ExecuteOutcome } from "../protocol/backend";
 import type { GroupCellResult } from "./rank-group";
 
@@ -18,7 +18,7 @@ export function groupErrorOutcome(result: GroupCellResult, host: string, bodyLin
   });
   const lost = result.lostState.length > 0 ? [`state lost on ${describeRanks(result.lostState)}: ended and restarted for the next cell, declarations gone`] : [];
   if (result.interrupted && result.firstFailure === undefined) {
-    const running = `${cancelled.length} of ${result.outcomes.length} ${result.outcomes.length === 1 ? "rank" : "ranks"} ${cancelled.length === 1 ? "was" : "were"} still running`;
+    const running = `${cancelled.length} of ${countRanks(result.outcomes.length)} ${cancelled.length === 1 ? "was" : "were"} still running`;
     const evalue = `interrupted; ${running}` + (result.lostState.length > 0 ? `; state lost on ${describeRanks(result.lostState)}` : "");
     return { status: "error", ename: "InterruptedError", evalue, traceback: [`InterruptedError: ${evalue}`, ...lost] };
   }

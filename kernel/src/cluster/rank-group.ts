@@ -13,7 +13,7 @@
  * rank (its peers only lost it) and started afresh for the next cell.
  */
 import { hostname } from "node:os";
-import { describeRanks, toRemoteErrorData, type RemoteErrorData } from "../errors";
+import { countRanks, describeRanks, toRemoteErrorData, type RemoteErrorData } from "../errors";
 import type { CompiledCell } from "../repl/cell-compiler";
 import type { KernelWorld } from "./comm-world";
 import type { CellResult, CellValue, GroupShape } from "./protocol";
@@ -221,5 +221,5 @@ async function settleAll(work: Promise<unknown>[], ranks: readonly number[], wha
   const settled = await Promise.allSettled(work);
   const failures = settled.flatMap((result, index) => (result.status === "rejected" ? [`rank ${ranks[index]}: ${toRemoteErrorData(result.reason).message}`] : []));
   if (failures.length === 0) return;
-  throw new Error(`${failures.length === 1 ? "a rank" : `${failures.length} ranks`} ${what}: ${failures.join("; ")}`);
+  throw new Error(`${failures.length === 1 ? "a rank" : countRanks(failures.length)} ${what}: ${failures.join("; ")}`);
 }
