@@ -102,6 +102,31 @@ for (const backend of ["threads", "processes"] as const) {
       assert.deepEqual(await identities(), before);
     });
 
+    test("mismatched collectives fail the cell naming a rank, and every rank keeps its state", async () => {
+      const before = await identities();
+      // --timeout 1: a mismatch the layer cannot tell from a slow peer ends by the timeout (the group is kept).
+      const quick = flags.replace("--timeout 10", "--timeout 1");
+      for (let attempt = 0; attempt < 4; attempt++) {
+        const outcome = await session.runCell(
+          [
+            "if (dist.rank === 0) await dist.allReduce(new Float32Array(1024).fill(1));\nelse await dist.broadcast(new Float32Array(8), 1);\n'matched'",
+            "await dist.allReduce(new Float32Array(dist.rank === 0 ? 4 : 4096));\n'matched'",
+            "const pending = dist.rank === 0 ? [dist.allReduce(new Float32Array(4)), dist.barrier()] : [dist.broadcast(new Float32Array(4), 0), dist.allReduce(new Float32Array(9))];\nfor (const p of pending) await p;\n'matched'",
+            "if (dist.rank === 1) await dist.send(new Float32Array(4), 0);\nelse await dist.allGather(new Float32Array(2));\n'matched'",
+          ][attempt]!,
+          1,
+          parseDistributedFlags(quick.split(" ")),
+          new RecordingIO(),
+        );
+        if (outcome.status === "error") {
+          assert.match(outcome.evalue, /^rank [01]: /);
+          assert.ok(!outcome.traceback.some((line) => /state lost/.test(line)), outcome.traceback.join("\n"));
+        }
+        await sleep(100);
+      }
+      assert.deepEqual(await identities(), before);
+    });
+
     test("a hostile last value (a Proxy that throws on every trap) is a readable error, not a dead rank", async () => {
       const { outcome } = await run("new Proxy({}, new Proxy({}, { get: () => () => { throw new Error('trap'); } }))");
       assert.match(errorOf(outcome).evalue, /^rank [01]: Error: trap\b/);
