@@ -8,7 +8,9 @@
  * `--backend gpus` (gpu-isolation.ts). When the process ends (killed on
  * interrupt, `process.exit()`, a crash, SIGKILL from outside) every task it
  * had fails at once, `needsInit` tells the group to start a new one, and the
- * rank's declarations are gone.
+ * rank's declarations are gone. The process also holds a lifeline pipe to
+ * the kernel (rank-lifeline.ts): it dies with the kernel, and says so when
+ * it kills itself for going over its `--memory` cap.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { toRemoteErrorData, type RemoteErrorData } from "../errors";
@@ -158,10 +160,9 @@ export class ProcessRank implements RankHandle {
   }
 
   private start(): ChildProcess {
-    const stdio: Array<"ignore" | "pipe" | "ipc"> = ["ignore", "pipe", "pipe", "ipc", "pipe"];
-    if (stdio.length !== LIFELINE_FD + 1) throw new Error("the lifeline must be the child's last stdio entry");
     const child = spawn(this.launch.command, this.launch.args, {
-      stdio,
+      // fd 3: the IPC channel; fd 4 (LIFELINE_FD): the rank's lifeline (rank-lifeline.ts).
+      stdio: ["ignore", "pipe", "pipe", "ipc", "pipe"],
       serialization: "advanced",
       env: { ...process.env, [MEMORY_CAP_ENV]: String(this.info.memoryCapBytes ?? 0) },
     });
