@@ -5,7 +5,9 @@
  * declarations, `globalThis.dist` and `globalThis.tf`, the world it joined,
  * and the port to the kernel. Every task resolves with a result object; it
  * never rejects for a cell's error, so errors keep their name, message and
- * mapped stack across the thread or process line.
+ * mapped stack across the thread or process line. Errors no task awaits (a
+ * late rejection, a throw in a timer) become `background-error` events
+ * (rank-guard.ts) instead of the end of the rank.
  */
 import { getHeapStatistics } from "node:v8";
 import { toRemoteErrorData } from "../errors";
