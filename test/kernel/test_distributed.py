@@ -60,7 +60,7 @@ def test_an_error_on_one_rank_names_the_rank(module_kernel):
     assert out.error["evalue"].startswith("rank 2: RangeError: bad shard")
     # The throw is on the cell's third line, counting the %%distributed line.
     assert any(re.search(r"<cell \d+>:3:\d+", line) for line in out.error["traceback"]), out.error["traceback"]
-    assert "cancelled because rank 2 failed: ranks 0, 1" in out.error["traceback"]
+    assert "cancelled because rank 2 failed: ranks 0 and 1" in out.error["traceback"]
 
 
 def test_bad_flags_and_unknown_magics_are_usage_errors_and_the_kernel_keeps_going(module_kernel):
@@ -151,7 +151,7 @@ def test_interrupting_a_distributed_infinite_loop_respawns_the_ranks(kernel):
     assert time.monotonic() - started < 10
     assert reply["content"]["status"] == "error"
     assert reply["content"]["ename"] == "InterruptedError"
-    assert "state lost on ranks 0, 1" in reply["content"]["evalue"]
+    assert "state lost on ranks 0 and 1" in reply["content"]["evalue"]
     out = execute(kc, "%%distributed -n 2\ndist.rank + 1", timeout=60)
     assert out.status == "ok", out.error
     assert out.results[0]["application/json"] == [1, 2]
@@ -190,7 +190,7 @@ def test_interrupting_a_process_rank_respawns_only_the_stuck_rank(kernel):
     while reply["parent_header"].get("msg_id") != msg_id:
         reply = kc.get_shell_msg(timeout=30)
     assert reply["content"]["ename"] == "InterruptedError"
-    assert reply["content"]["evalue"].endswith("state lost on ranks 0")
+    assert reply["content"]["evalue"].endswith("state lost on rank 0")
     out = execute(kc, "%%distributed -n 2 --backend processes\ntypeof kept === 'number' ? kept : 'lost'", timeout=60)
     assert out.status == "ok", out.error
     assert out.results[0]["application/json"] == ["lost", 2]
