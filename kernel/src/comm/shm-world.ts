@@ -6,6 +6,8 @@ import { Wasm } from "./wasm-api";
 import { attachDirectCollectives } from "./shm-direct";
 import { wasmKernels } from "./reduce-wasm";
 import { ShmHeap } from "./shm-heap";
+import { fullGc } from "./full-gc";
+import { ResultPool, type ResultPoolOptions } from "./result-pool";
 import { wasmMemoryCopy } from "./wasm-copy";
 import { MAX_SHM_RANKS, ShmLayout, STATE, type ShmWorldInit, type ShmWorldOptions } from "./shm-layout";
 import { ShmTransport, STATE_CANCELLED, STATE_RUNNING, stopWorld } from "./shm-transport";
@@ -56,6 +58,19 @@ export function createShmWorld(size: number, options: ShmWorldOptions = {}): Shm
   };
 }
 
+/**
+ * Results of direct collectives without `out`: pooled from 1 MiB (below, malloc reuses memory it
+ * has touched already), up to 256 MiB a rank; a full collection may be forced for results of
+ * 16 MiB or more, where a fresh array's page faults cost more than a collection of a rank's heap.
+ */
+function resultPoolOptions(given: CommOptions["resultPool"]): ResultPoolOptions {
+  const options = { minBytes: MiB, budgetBytes: 256 * MiB, collectFromBytes: 16 * MiB, ...given };
+  for (const [name, value] of Object.entries(options)) {
+    if (!Number.isInteger(value) || value < 0) throw new RangeError(`resultPool.${name} must be an integer >= 0 (bytes), got ${value}`);
+  }
+  return options;
+}
+
 /** The world communicator of `rank`, for use in that rank's thread. */
 export function attachShmCommunicator(init: ShmWorldInit, rank: number, options: CommOptions = {}): Communicator {
   if (!init || init.kind !== "shm" || !(init.control instanceof SharedArrayBuffer)) {
@@ -69,6 +84,7 @@ export function attachShmCommunicator(init: ShmWorldInit, rank: number, options:
   const heap = new ShmHeap(init, rank);
   core.memory = heap;
   core.direct = attachDirectCollectives(transport, wasmKernels(init.memory), heap, wasmMemoryCopy(init.memory));
+  core.results = new ResultPool(resultPoolOptions(options.resultPool), { collect: fullGc() });
   return new GroupCommunicator(core, Array.from({ length: init.size }, (_, i) => i), 0, "world");
 }
 
