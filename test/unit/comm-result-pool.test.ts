@@ -83,8 +83,8 @@ describe("result pool", () => {
 
 describe("pooled results in a 2-rank thread world", () => {
   let world: ThreadWorld;
-  // small pool settings so that test-sized results (4-40 KiB) are pooled and the budget is reached
-  before(() => { world = new ThreadWorld(2, { slotBytes: 4096, comm: { timeoutMs: 20_000, resultPool: { minBytes: 1, budgetBytes: 256 * KiB, collectFromBytes: 1 } } }); });
+  // small pool settings, so that test-sized results (4-80 KiB) are pooled and the budget is reached
+  before(() => { world = new ThreadWorld(2, { slotBytes: 4096, comm: { timeoutMs: 20_000, resultPool: { minBytes: 1, budgetBytes: 512 * KiB, collectFromBytes: 1 } } }); });
   after(() => world.close());
 
   test("every dtype and op: the pooled result equals the reference and the input is unchanged", async () => {
@@ -110,7 +110,7 @@ describe("pooled results in a 2-rank thread world", () => {
   });
 
   test("kept results and subarrays survive 100 later calls; 100 dropped results stay within the budget", async () => {
-    const length = 16 * 1024; // 64 KiB results: 4 fit the 256 KiB budget
+    const length = 16 * 1024; // 64 KiB results: 8 fit the 512 KiB budget; the kept result and subarray hold 2
     const replies = (await world.values("pooledLifetime", [0, 1].map(() => ({ length, calls: 100 })))) as {
       keptPooled: boolean; keptIntact: boolean; subIntact: boolean; lastCorrect: boolean; wrongResults: number; pooledCalls: number;
       pool: { blocks: number; bytes: number };
@@ -121,8 +121,9 @@ describe("pooled results in a 2-rank thread world", () => {
       assert.ok(r.subIntact, `rank ${rank}: a subarray of a dropped result changed under later calls`);
       assert.ok(r.lastCorrect, `rank ${rank}: a result after the caller changed a kept one is wrong`);
       assert.equal(r.wrongResults, 0, `rank ${rank}: wrong results`);
-      assert.ok(r.pool.bytes <= 256 * KiB && r.pool.blocks <= 4, `rank ${rank}: pool grew to ${r.pool.blocks} blocks, ${r.pool.bytes} bytes`);
-      assert.ok(r.pooledCalls >= 90, `rank ${rank}: only ${r.pooledCalls} of 100 results came from the pool (dropped blocks are not coming back)`);
+      assert.ok(r.pool.bytes <= 512 * KiB && r.pool.blocks <= 8, `rank ${rank}: pool grew to ${r.pool.blocks} blocks, ${r.pool.bytes} bytes`);
+      // without blocks coming back, 6 of 100 would be pooled; V8 may still hold the latest result or two when it collects
+      assert.ok(r.pooledCalls >= 60, `rank ${rank}: only ${r.pooledCalls} of 100 results came from the pool (dropped blocks are not coming back)`);
     });
   });
 });
