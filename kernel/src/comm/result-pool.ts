@@ -30,7 +30,10 @@
 // array would cost more (at 64 MiB: 25-47 ms of collection against 200-300 ms
 // of faults, same minutes). After a collection that brings nothing back (the
 // caller keeps its results), the next waits until as many results as the
-// pool has blocks were plain ones, or a block came back by itself.
+// pool has blocks were plain ones, or a block came back by itself. And
+// 200 ms after the last large take (the end of a loop, of a cell) the pool
+// collects once, while the rank is idle, so the next loop starts with its
+// blocks back instead of with a collection.
 // When all of this finds no block, and for results below `minBytes`, the
 // result is a plain fresh array.
 import type { TypedArrayConstructor } from "./registered-memory";
@@ -52,6 +55,9 @@ export interface ResultPoolHooks {
   nextTask?: () => Promise<void>;
 }
 
+/** How long a rank's pool waits after its last large take before collecting, milliseconds. */
+const IDLE_COLLECT_MS = 200;
+
 /** Blocks are whole 64-byte lines. */
 const LINE = 64;
 
@@ -64,6 +70,7 @@ export class ResultPool {
   private pooledBytes = 0;
   private readonly registry = new FinalizationRegistry<SharedArrayBuffer>((kept) => this.returned(kept));
   private readonly nextTask: () => Promise<void>;
+  private idleTimer?: ReturnType<typeof setTimeout>;
 
   constructor(
     private readonly options: ResultPoolOptions,
@@ -91,6 +98,7 @@ export class ResultPool {
     if (!kept) return undefined;
     const handed = structuredClone(kept);
     this.registry.register(handed, kept);
+    if (size >= this.options.collectFromBytes) this.collectWhenIdle();
     return new ctor(handed, 0, length);
   }
 
@@ -99,6 +107,22 @@ export class ResultPool {
     let idle = 0;
     for (const list of this.idle.values()) idle += list.length;
     return { blocks: this.blocks, idle, out: this.blocks - idle, bytes: this.pooledBytes };
+  }
+
+  /**
+   * A full collection once no block was taken for IDLE_COLLECT_MS (re-armed by every take): a loop
+   * of calls never waits for it, and at the end of the loop (a cell) the blocks its dropped results
+   * hold are back before the next one starts.
+   */
+  private collectWhenIdle(): void {
+    const collect = this.hooks.collect;
+    if (!collect) return;
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = undefined;
+      collect();
+    }, IDLE_COLLECT_MS);
+    this.idleTimer.unref?.();
   }
 
   private idleBlock(size: number): SharedArrayBuffer | undefined {
