@@ -45,6 +45,33 @@ def test_registered_buffers_from_dist_alloc_allreduce_in_place(module_kernel):
     assert out.results[0]["application/json"] == [{"shared": True, "values": [6, 6]}] * 3
 
 
+def test_pooled_results_of_one_cell_survive_the_next_cells_calls(module_kernel):
+    # 16 MiB results come from each rank's result pool: a result kept in a global, and one kept
+    # only through a subarray, must not be handed out again by later calls (the pool collects when
+    # idle between the cells), and tensors get pooled results with the right values
+    _, kc = module_kernel
+    first = (
+        "%%distributed -n 2\n"
+        "const g: any = globalThis;\n"
+        "g.kept = await dist.allReduce(new Float32Array(1 << 22).fill(dist.rank + 1));\n"
+        "g.head = (await dist.allReduce(new Float32Array(1 << 22).fill(10))).subarray(0, 4);\n"
+        "const t = await dist.allReduce(tf.ones([1 << 22]));\n"
+        "({ pooled: g.kept.buffer instanceof SharedArrayBuffer, kept: g.kept[(1 << 22) - 1], tensor: t.dataSync()[(1 << 22) - 1] })"
+    )
+    out = execute(kc, first, timeout=120)
+    assert out.status == "ok", out.error
+    assert out.results[0]["application/json"] == [{"pooled": True, "kept": 3, "tensor": 2}] * 2
+    later = (
+        "%%distributed -n 2\n"
+        "const g: any = globalThis;\n"
+        "for (let i = 0; i < 20; i++) (await dist.allReduce(new Float32Array(1 << 22).fill(i))).fill(-1);\n"
+        "[g.kept.every((v: number) => v === 3), Array.from(g.head)]"
+    )
+    out = execute(kc, later, timeout=120)
+    assert out.status == "ok", out.error
+    assert out.results[0]["application/json"] == [[True, [20, 20, 20, 20]]] * 2
+
+
 def test_group_outputs_rank_prints_grouped_per_rank(module_kernel):
     _, kc = module_kernel
     out = execute(kc, "%%distributed -n 3 --group-outputs rank\nconsole.log('a');\nawait dist.barrier();\nconsole.log('b');", timeout=60)
