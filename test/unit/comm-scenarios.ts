@@ -143,3 +143,22 @@ async function registeredCollective(comm: Communicator, arg: { op: string; x: Co
   if (out && out !== x) comm.free(out);
   return copy;
 }
+
+/**
+ * arg: a collective arg, or {p2p: {to, from, x, into}}. The rank's wire counters for that one call:
+ * reset, barrier (every rank has reset before any reads), the call, barrier (every peer is done
+ * reading this rank's memory on the direct path), snapshot. Also the call's own spans.
+ */
+SCENARIOS.wireCounts = async (comm, arg: { p2p?: { to: number; from: number; x: CommArray; into: CommArray } } & Record<string, any>, spans) => {
+  comm.resetStats();
+  await comm.barrier();
+  spans.length = 0;
+  if (arg.p2p) await SCENARIOS.pointToPoint(comm, arg.p2p, spans);
+  else await SCENARIOS.collective(comm, arg, spans);
+  const callSpans = spans.slice();
+  await comm.barrier();
+  return { stats: comm.stats(), spans: callSpans };
+};
+
+/** The rank's counters before it has communicated at all. */
+SCENARIOS.wireStatsFresh = async (comm) => comm.stats();

@@ -14,6 +14,7 @@ import { attachShmCommunicator, cancelShmWorld, createShmWorld, type Communicato
 import { MAX_SHM_RANKS } from "../comm/shm-layout";
 import { closeTcpWorld, connectTcpWorld, startTcpRendezvous } from "../comm/tcp-world";
 import type { WorldAddress } from "./protocol";
+import type { WireCounters } from "../comm/wire-counters";
 
 /** Most ranks the threads backend runs: the shm transport keeps a channel per ordered pair of ranks. */
 export const MAX_THREAD_RANKS = MAX_SHM_RANKS;
@@ -65,6 +66,8 @@ export interface JoinOptions {
   link?: LinkModel;
   /** Hears of every call the rank finishes (the timeline's comm spans). */
   onSpan?: SpanHook;
+  /** The rank's wire counters, kept across the worlds it joins (dist.stats). */
+  wire?: WireCounters;
 }
 
 export async function joinCommWorld(address: WorldAddress, options: JoinOptions): Promise<JoinedWorld> {
@@ -72,6 +75,7 @@ export async function joinCommWorld(address: WorldAddress, options: JoinOptions)
     timeoutMs: options.timeoutMs,
     ...(options.link ? { link: options.link } : {}),
     ...(options.onSpan ? { onSpan: options.onSpan } : {}),
+    ...(options.wire ? { wire: options.wire } : {}),
   };
   if (address.kind === "shm") {
     const comm = attachShmCommunicator(address, options.rank, commOptions);

@@ -6,6 +6,8 @@
  */
 import type { AllReduceOptions, CollectiveOptions, CommArray, Communicator, ReduceOp } from "../comm/types";
 import { isSpanCategory, SPAN_CATEGORIES, type SpanOptions, type SpanRecorder } from "../trace";
+import type { WireCounters } from "../comm/wire-counters";
+import type { WireStats } from "../comm/wire-stats";
 import { isTensor } from "./cell-value";
 import { splitEvenly } from "./split";
 
@@ -55,6 +57,17 @@ export interface Dist extends DistIdentity {
   span<T>(name: string, fn: () => T, options?: SpanOptions): T;
   /** The underlying communicator, for calls this wrapper does not cover. */
   readonly comm: Communicator;
+  /**
+   * What this rank's transport moved (payload bytes and messages, per op and per peer), as a
+   * snapshot; all zeros before the rank communicates. `dist.stats.reset()` zeroes this rank's
+   * counts. Sub-groups share the rank's counts; they survive the world being rebuilt.
+   */
+  readonly stats: WireStatsAccess;
+}
+
+export interface WireStatsAccess {
+  (): WireStats;
+  reset(): void;
 }
 
 const REDUCE_OPS: readonly ReduceOp[] = ["sum", "mean", "max", "min", "product"];
@@ -65,8 +78,14 @@ const REDUCE_OPS: readonly ReduceOp[] = ["sum", "mean", "max", "min", "product"]
  * and functions declared in earlier cells keep the `dist` they closed over, so the rank's `dist`
  * stays one object whose calls go to the communicator of the current world.
  */
-export function createDist(identity: DistIdentity, communicator: Communicator | (() => Communicator), tf: Tf, recorder?: SpanRecorder): Dist {
+export function createDist(
+  identity: DistIdentity, communicator: Communicator | (() => Communicator), tf: Tf, recorder?: SpanRecorder, wire?: WireCounters,
+): Dist {
   const current = typeof communicator === "function" ? communicator : () => communicator;
+  // The rank's counters when given (they outlive any one world), else the communicator's.
+  const stats: WireStatsAccess = Object.assign(() => (wire ? wire.snapshot() : current().stats()), {
+    reset: () => (wire ? wire.reset() : current().resetStats()),
+  });
   const viaArray = async <T extends Collectable>(where: string, x: T, run: (array: CommArray) => Promise<CommArray>, gathered = false): Promise<T> => {
     if (typeof x === "number") {
       const out = await run(Float64Array.of(x));
@@ -105,6 +124,7 @@ export function createDist(identity: DistIdentity, communicator: Communicator | 
     get comm() {
       return current();
     },
+    stats,
     barrier: () => current().barrier(),
     allReduce: (x, options) => {
       checkOp("allReduce", options);
@@ -142,7 +162,7 @@ export function createDist(identity: DistIdentity, communicator: Communicator | 
     free: (array) => current().free(array),
     newGroup: (ranks, name) => {
       const sub = current().newGroup(ranks, name);
-      return createDist({ ...identity, rank: sub.rank, size: sub.size }, sub, tf, recorder);
+      return createDist({ ...identity, rank: sub.rank, size: sub.size }, sub, tf, recorder, wire);
     },
   };
   return dist;

@@ -57,6 +57,8 @@ export interface ShmWorldInit {
   readonly registeredAt: number;
   /** most bytes of registered memory the world can hand out (the memory's maximum minus registeredAt) */
   readonly registeredBytes: number;
+  /** what each rank read of each other rank's memory on the direct path (wire-counters.ts SharedReadCounts) */
+  readonly directReads: SharedArrayBuffer;
 }
 
 export interface ShmWorldOptions {

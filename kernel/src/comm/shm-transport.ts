@@ -17,6 +17,7 @@ import {
   USER_CONTEXT, type ShmWorldInit,
 } from "./shm-layout";
 import type { CallContext, RecvSpec, SendSpec, Transport } from "./transport";
+import { WireCounters } from "./wire-counters";
 import { availableParallelism } from "node:os";
 
 /**
@@ -70,6 +71,7 @@ export class ShmTransport implements Transport {
   constructor(
     readonly init: ShmWorldInit,
     readonly rank: number,
+    readonly wire: WireCounters = new WireCounters(rank),
   ) {
     this.size = init.size;
     this.layout = ShmLayout.of(init);
@@ -96,7 +98,7 @@ export class ShmTransport implements Transport {
     const now = performance.now();
     const ops: (ChannelSend | ChannelRecv)[] = [];
     for (const s of sends) ops.push(this.sendOp(COLLECTIVE_CONTEXT, call, s, now));
-    for (const r of recvs) ops.push(this.recvOp(COLLECTIVE_CONTEXT, r, this.collectiveCheck(call, r)));
+    for (const r of recvs) ops.push(this.recvOp(COLLECTIVE_CONTEXT, call, r, this.collectiveCheck(call, r)));
     this.runUntilDone(call, ops);
   }
 
@@ -233,12 +235,14 @@ export class ShmTransport implements Transport {
     const channel = this.layout.channelIndex(context, this.rank, s.peer);
     const pacer = call.link ? new Pacer(call.link, s.payload.length) : undefined;
     pacer?.allowed(nowMs);
-    return new ChannelSend(this.mem, channel, context, s.peer, call.desc, s.payload, pacer);
+    const count = (payload: number, framing: number, messages: number) => this.wire.sent(call, s.peer, payload, messages, framing);
+    return new ChannelSend(this.mem, channel, context, s.peer, call.desc, s.payload, pacer, count);
   }
 
-  private recvOp(context: number, r: RecvSpec, check: FrameCheck): ChannelRecv {
+  private recvOp(context: number, call: CallContext, r: RecvSpec, check: FrameCheck): ChannelRecv {
     const channel = this.layout.channelIndex(context, r.peer, this.rank);
-    return new ChannelRecv(this.mem, channel, context, r.peer, r, check);
+    const count = (payload: number, _framing: number, messages: number) => this.wire.received(call, r.peer, payload, messages);
+    return new ChannelRecv(this.mem, channel, context, r.peer, r, check, count);
   }
 
   // ---- user point-to-point: ordered per pair, separate rings, driven asynchronously ----
@@ -256,7 +260,7 @@ export class ShmTransport implements Transport {
         );
       }
     };
-    return this.startUser(call, this.recvOp(USER_CONTEXT, spec, check));
+    return this.startUser(call, this.recvOp(USER_CONTEXT, call, spec, check));
   }
 
   private startUser(call: CallContext, op: ChannelSend | ChannelRecv): Promise<void> {

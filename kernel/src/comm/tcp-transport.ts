@@ -15,7 +15,8 @@ import { callLabel, descriptorsAgree, mismatchMessage, type Descriptor } from ".
 import { Pacer } from "./link";
 import { CONTEXT_ABORT, CONTEXT_COLLECTIVE, CONTEXT_USER, encodeHeader, FrameReceiver, type ReadBinding } from "./tcp-frames";
 import { Inbox, type Pending } from "./tcp-inbox";
-import type { CallContext, RecvSpec, SendSpec, Transport } from "./transport";
+import { FRAME_HEADER_BYTES, type CallContext, type RecvSpec, type SendSpec, type Transport } from "./transport";
+import { WireCounters } from "./wire-counters";
 
 const WRITE_BYTES = 1024 * 1024;
 /**
@@ -58,12 +59,16 @@ export class TcpTransport implements Transport {
     readonly rank: number,
     readonly size: number,
     peers: Map<number, PeerSockets>,
+    readonly wire: WireCounters = new WireCounters(rank),
   ) {
     for (const [peer, { send, recv, read }] of peers) {
-      const inbox = new Inbox((desc, reason) => {
-        // root = 1: a mismatch; else the peer named by group was lost
-        this.stop(desc.root === 1 ? new CommMismatchError(reason) : new PeerLostError(this.rank, desc.group, `told by rank ${peer}: ${reason}`), false);
-      });
+      const inbox = new Inbox(
+        (desc, reason) => {
+          // root = 1: a mismatch; else the peer named by group was lost
+          this.stop(desc.root === 1 ? new CommMismatchError(reason) : new PeerLostError(this.rank, desc.group, `told by rank ${peer}: ${reason}`), false);
+        },
+        (call, bytes, messages) => this.wire.received(call, peer, bytes, messages),
+      );
       const link = new PeerLink(send, recv, inbox);
       this.links.set(peer, link);
       send.setNoDelay(true);
@@ -167,12 +172,14 @@ export class TcpTransport implements Transport {
         await w.room;
       };
       await put(encodeHeader(call.desc, payload.length, context));
+      this.wire.sent(call, spec.peer, 0, 1, FRAME_HEADER_BYTES);
       // paced links write in ~1 ms grains so the bytes leave at the emulated bandwidth
       const grain = pacer ? Math.max(4096, Math.min(WRITE_BYTES, Math.floor(call.link!.bandwidth * 0.001))) : WRITE_BYTES;
       for (let at = 0; at < payload.length; at += grain) {
         const end = Math.min(payload.length, at + grain);
         if (pacer) await sleepMs(pacer.msUntilAllowed(end, performance.now()));
         await put(payload.subarray(at, end));
+        this.wire.sent(call, spec.peer, end - at, 0);
       }
       // the socket holds views of the payload, not copies: the send is done (and the caller may
       // change the payload) only once the kernel has taken every byte; writes complete in order
