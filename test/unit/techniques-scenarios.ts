@@ -54,7 +54,7 @@ export const TECHNIQUE_SCENARIOS: Record<string, Scenario> = {
     const group = comm.newGroup(Array.from({ length: arg.members }, (_, i) => i), `ring${arg.members}`);
     if (comm.rank >= arg.members) return null;
     const random = seededRandom(31 + comm.rank);
-    let x = Float32Array.from({ length: 1000 }, () => random() * 2 - 1);
+    let x: Float32Array = Float32Array.from({ length: 1000 }, () => random() * 2 - 1);
     const distances: number[] = [];
     let meanDrift = 0;
     let startMean: Float64Array | undefined;
