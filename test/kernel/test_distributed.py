@@ -1,4 +1,8 @@
-"""%%distributed cells and %dist magics against a real distlab kernel (jupyter_client, zeromq)."""
+"""%%distributed cells and %dist magics against a real distlab kernel (jupyter_client, zeromq).
+
+Tests that share `module_kernel` run in any order (pytest-randomly shuffles them): each one starts
+the group shape it needs and declares names no other test declares.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +27,9 @@ def test_outputs_are_tagged_by_rank_and_values_come_back_as_one_json_array(modul
 
 def test_state_persists_per_rank_and_allreduce_sums(module_kernel):
     _, kc = module_kernel
-    out = execute(kc, "%%distributed -n 3\nconst y = await dist.allReduce(new Float32Array([x, 1]));\nArray.from(y)", timeout=60)
+    out = execute(kc, "%%distributed -n 3\nconst persisted = dist.rank * 2;", timeout=120)
+    assert out.status == "ok", out.error
+    out = execute(kc, "%%distributed -n 3\nconst y = await dist.allReduce(new Float32Array([persisted, 1]));\nArray.from(y)", timeout=60)
     assert out.status == "ok", out.error
     assert out.results[0]["application/json"] == [[6, 3]] * 3
     assert out.results[0]["text/plain"].startswith("[all 3 ranks]")
@@ -97,6 +103,7 @@ def test_help_is_generated_from_the_flag_spec(module_kernel):
 
 def test_push_pull_scatter_gather_move_variables_between_notebook_and_ranks(module_kernel):
     _, kc = module_kernel
+    assert execute(kc, "%%distributed -n 3\ndist.size", timeout=120).status == "ok"
     assert execute(kc, "const data = [1, 2, 3, 4, 5, 6, 7];\nconst scale = 10;").status == "ok"
     assert execute(kc, "%dist push scale").status == "ok"
     out = execute(kc, "%dist scatter data")
@@ -114,6 +121,7 @@ def test_push_pull_scatter_gather_move_variables_between_notebook_and_ranks(modu
 
 def test_status_reports_each_rank(module_kernel):
     _, kc = module_kernel
+    assert execute(kc, "%%distributed -n 3\ndist.size", timeout=120).status == "ok"
     out = execute(kc, "%dist status")
     assert out.status == "ok"
     assert "group: -n 3 --backend threads" in out.stdout
@@ -128,14 +136,16 @@ def test_status_reports_each_rank(module_kernel):
 
 def test_a_changed_shape_restarts_the_group_and_says_so(module_kernel):
     _, kc = module_kernel
+    out = execute(kc, "%%distributed -n 3\nconst beforeTheChange = dist.rank;", timeout=120)
+    assert out.status == "ok", out.error
     out = execute(kc, "%%distributed -n 2\ndist.size", timeout=60)
     assert out.status == "ok", out.error
     assert "group shape changed (-n 3 --backend threads -> -n 2 --backend threads)" in out.stderr
     assert out.results[0]["application/json"] == [2, 2]
-    # The ranks' declarations went with the old group: `x` no longer type-checks.
-    out = execute(kc, "%%distributed -n 2\nx")
+    # The ranks' declarations went with the old group: `beforeTheChange` no longer type-checks.
+    out = execute(kc, "%%distributed -n 2\nbeforeTheChange")
     assert out.status == "error"
-    assert "Cannot find name 'x'" in out.error["evalue"]
+    assert "Cannot find name 'beforeTheChange'" in out.error["evalue"]
 
 
 def test_interrupting_a_distributed_infinite_loop_respawns_the_ranks(kernel):
