@@ -121,14 +121,14 @@ def test_push_pull_scatter_gather_move_variables_between_notebook_and_ranks(modu
 
 def test_status_reports_each_rank(module_kernel):
     _, kc = module_kernel
-    assert execute(kc, "%%distributed -n 3\ndist.size", timeout=120).status == "ok"
+    assert execute(kc, "%%distributed -n 3\nawait dist.allReduce(new Float32Array(4));\ndist.size", timeout=120).status == "ok"
     out = execute(kc, "%dist status")
     assert out.status == "ok"
     assert "group: -n 3 --backend threads" in out.stdout
     for rank in range(3):
         assert f"rank {rank}: alive, idle" in out.stdout
     assert "MiB" in out.stdout and "tf " in out.stdout
-    # the wire counters: earlier cells allReduced on this group, so every rank has sent and received
+    # the wire counters: the allReduce above moved bytes, so every rank has sent and received
     for rank in range(3):
         line = next(l for l in out.stdout.splitlines() if f"rank {rank}: alive" in l)
         assert re.search(r"sent \d+(\.\d)? (B|KiB|MiB) in [1-9]\d* messages, received \d+(\.\d)? (B|KiB|MiB) in [1-9]\d*", line), line
