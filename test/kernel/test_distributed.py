@@ -1,4 +1,8 @@
-"""%%distributed cells and %dist magics against a real distlab kernel (jupyter_client, zeromq)."""
+"""%%distributed cells and %dist magics against a real distlab kernel (jupyter_client, zeromq).
+
+Tests that share `module_kernel` run in any order (pytest-randomly shuffles them): each one starts
+the group shape it needs and declares names no other test declares.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +27,9 @@ def test_outputs_are_tagged_by_rank_and_values_come_back_as_one_json_array(modul
 
 def test_state_persists_per_rank_and_allreduce_sums(module_kernel):
     _, kc = module_kernel
-    out = execute(kc, "%%distributed -n 3\nconst y = await dist.allReduce(new Float32Array([x, 1]));\nArray.from(y)", timeout=60)
+    out = execute(kc, "%%distributed -n 3\nconst persisted = dist.rank * 2;", timeout=120)
+    assert out.status == "ok", out.error
+    out = execute(kc, "%%distributed -n 3\nconst y = await dist.allReduce(new Float32Array([persisted, 1]));\nArray.from(y)", timeout=60)
     assert out.status == "ok", out.error
     assert out.results[0]["application/json"] == [[6, 3]] * 3
     assert out.results[0]["text/plain"].startswith("[all 3 ranks]")
@@ -124,6 +130,7 @@ def test_help_is_generated_from_the_flag_spec(module_kernel):
 
 def test_push_pull_scatter_gather_move_variables_between_notebook_and_ranks(module_kernel):
     _, kc = module_kernel
+    assert execute(kc, "%%distributed -n 3\ndist.size", timeout=120).status == "ok"
     assert execute(kc, "const data = [1, 2, 3, 4, 5, 6, 7];\nconst scale = 10;").status == "ok"
     assert execute(kc, "%dist push scale").status == "ok"
     out = execute(kc, "%dist scatter data")
@@ -141,13 +148,14 @@ def test_push_pull_scatter_gather_move_variables_between_notebook_and_ranks(modu
 
 def test_status_reports_each_rank(module_kernel):
     _, kc = module_kernel
+    assert execute(kc, "%%distributed -n 3\nawait dist.allReduce(new Float32Array(4));\ndist.size", timeout=120).status == "ok"
     out = execute(kc, "%dist status")
     assert out.status == "ok"
     assert "group: -n 3 --backend threads" in out.stdout
     for rank in range(3):
         assert f"rank {rank}: alive, idle" in out.stdout
     assert "MiB" in out.stdout and "tf " in out.stdout
-    # the wire counters: earlier cells allReduced on this group, so every rank has sent and received
+    # the wire counters: the allReduce above moved bytes, so every rank has sent and received
     for rank in range(3):
         line = next(l for l in out.stdout.splitlines() if f"rank {rank}: alive" in l)
         assert re.search(r"sent \d+(\.\d)? (B|KiB|MiB) in [1-9]\d* messages, received \d+(\.\d)? (B|KiB|MiB) in [1-9]\d*", line), line
@@ -155,14 +163,16 @@ def test_status_reports_each_rank(module_kernel):
 
 def test_a_changed_shape_restarts_the_group_and_says_so(module_kernel):
     _, kc = module_kernel
+    out = execute(kc, "%%distributed -n 3\nconst beforeTheChange = dist.rank;", timeout=120)
+    assert out.status == "ok", out.error
     out = execute(kc, "%%distributed -n 2\ndist.size", timeout=60)
     assert out.status == "ok", out.error
     assert "group shape changed (-n 3 --backend threads -> -n 2 --backend threads)" in out.stderr
     assert out.results[0]["application/json"] == [2, 2]
-    # The ranks' declarations went with the old group: `x` no longer type-checks.
-    out = execute(kc, "%%distributed -n 2\nx")
+    # The ranks' declarations went with the old group: `beforeTheChange` no longer type-checks.
+    out = execute(kc, "%%distributed -n 2\nbeforeTheChange")
     assert out.status == "error"
-    assert "Cannot find name 'x'" in out.error["evalue"]
+    assert "Cannot find name 'beforeTheChange'" in out.error["evalue"]
 
 
 def test_interrupting_a_distributed_infinite_loop_respawns_the_ranks(kernel):
