@@ -149,9 +149,11 @@ export class SharedIngress {
  */
 export class Pacer {
   private readonly firstByteMs: number;
+  /** what allowed() last answered the sender */
+  private told = -1;
   /** when the payload leaves, performance.now() milliseconds; reserved at the first byte's time */
   private window?: { beginMs: number; endMs: number };
-  /** bytes per wake-up: 1 ms of the link, 4 KiB .. 1 MiB, so wake-ups stay few */
+  /** bytes per wake-up: 1 ms of the link, 4 KiB .. 1 MiB (a multiple of 16), so wake-ups stay few */
   private readonly grain: number;
 
   constructor(
@@ -163,27 +165,40 @@ export class Pacer {
     private readonly peer: number,
   ) {
     this.firstByteMs = startMs + link.latency * 1000;
-    this.grain = Number.isFinite(link.bandwidth) ? Math.max(4096, Math.min(1024 * 1024, Math.floor(link.bandwidth * 0.001))) : Math.max(1, totalBytes);
+    this.grain = Number.isFinite(link.bandwidth) ? Math.max(4096, Math.min(1024 * 1024, Math.floor(link.bandwidth * 0.0000625) * 16)) : Math.max(1, totalBytes);
   }
 
-  /** Payload bytes allowed out by `nowMs` (performance.now() milliseconds); -1 while the latency runs (not even the header). */
+  /**
+   * Payload bytes allowed out by `nowMs` (performance.now() milliseconds); -1 while the latency runs
+   * (not even the header). A multiple of 16 until the end: shm channels move payload in 16-byte
+   * pieces, and a remainder they cannot send would look like back-pressure to the sender.
+   */
   allowed(nowMs: number): number {
-    if (nowMs < this.firstByteMs) return -1;
-    const { beginMs, endMs } = this.reserved();
-    if (nowMs >= endMs) return this.totalBytes;
-    if (nowMs <= beginMs) return 0;
-    return Math.floor((this.totalBytes * (nowMs - beginMs)) / (endMs - beginMs));
+    this.told = this.allowedAt(nowMs);
+    return this.told;
   }
 
   /**
    * Milliseconds from `nowMs` until more than `sent` payload bytes may have
-   * left (a grain more, or the rest): Infinity when more is already allowed
-   * (what holds the send back is not the link) or everything is.
+   * left (a grain more, or the rest); 0 when more became allowed since the
+   * sender last asked allowed(); Infinity when more is allowed and the
+   * sender knows it (what holds the send back is not the link) or everything is.
    */
   nextDueMs(sent: number, nowMs: number): number {
     if (nowMs < this.firstByteMs) return this.firstByteMs - nowMs;
-    if (this.allowed(nowMs) > sent || sent >= this.totalBytes) return Infinity;
+    const allowed = this.allowedAt(nowMs);
+    if (allowed > this.told) return 0;
+    if (allowed > sent || sent >= this.totalBytes) return Infinity;
     return Math.max(0, this.timeOf(Math.min(this.totalBytes, sent + this.grain)) - nowMs);
+  }
+
+  private allowedAt(nowMs: number): number {
+    if (nowMs < this.firstByteMs) return -1;
+    const { beginMs, endMs } = this.reserved();
+    if (nowMs >= endMs) return this.totalBytes;
+    if (nowMs <= beginMs) return 0;
+    const bytes = Math.floor((this.totalBytes * (nowMs - beginMs)) / (endMs - beginMs));
+    return bytes - (bytes % 16);
   }
 
   /** Resolves once `bytes` of the payload may have left. */
