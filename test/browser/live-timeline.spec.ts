@@ -78,6 +78,8 @@ test("a running %%distributed cell shows its live timeline; the saved notebook k
   await page.goto(`${lab.url}/lab/tree/train.ipynb?reset`);
   const cell = page.locator(".jp-NotebookPanel:visible .jp-Cell").first();
   await expect(cell).toBeVisible({ timeout: 90_000 });
+  // A keypress sent before the kernel is connected and idle can be lost on a busy machine.
+  await expect(page.getByRole("button", { name: /TypeScript \(distlab\) \| Idle/ })).toBeVisible({ timeout: 90_000 });
   await cell.locator(".jp-InputArea-editor").click();
   // Run in place (Shift+Enter would add a cell below).
   await page.keyboard.press("Control+Enter");
