@@ -4,6 +4,7 @@
  * what a notebook holds (typed arrays, tf.Tensors, numbers, number arrays)
  * and give back the same kind: a tensor in, a tensor of the same dtype out.
  */
+import type { CommThread } from "../comm/comm-thread";
 import type { AllReduceOptions, CollectiveOptions, CommArray, Communicator, ReduceOp } from "../comm/types";
 import { isSpanCategory, SPAN_CATEGORIES, type SpanOptions, type SpanRecorder } from "../trace";
 import { isTensor } from "./cell-value";
@@ -55,6 +56,11 @@ export interface Dist extends DistIdentity {
   span<T>(name: string, fn: () => T, options?: SpanOptions): T;
   /** The underlying communicator, for calls this wrapper does not cover. */
   readonly comm: Communicator;
+  /**
+   * The rank's communication thread (thread ranks): collectives handed to it run while this
+   * thread computes, drawn on the rank's `comm` stream. Undefined for process ranks.
+   */
+  readonly commThread: CommThread | undefined;
 }
 
 const REDUCE_OPS: readonly ReduceOp[] = ["sum", "mean", "max", "min", "product"];
@@ -65,7 +71,13 @@ const REDUCE_OPS: readonly ReduceOp[] = ["sum", "mean", "max", "min", "product"]
  * and functions declared in earlier cells keep the `dist` they closed over, so the rank's `dist`
  * stays one object whose calls go to the communicator of the current world.
  */
-export function createDist(identity: DistIdentity, communicator: Communicator | (() => Communicator), tf: Tf, recorder?: SpanRecorder): Dist {
+export function createDist(
+  identity: DistIdentity,
+  communicator: Communicator | (() => Communicator),
+  tf: Tf,
+  recorder?: SpanRecorder,
+  commThread: () => CommThread | undefined = () => undefined,
+): Dist {
   const current = typeof communicator === "function" ? communicator : () => communicator;
   const viaArray = async <T extends Collectable>(where: string, x: T, run: (array: CommArray) => Promise<CommArray>, gathered = false): Promise<T> => {
     if (typeof x === "number") {
@@ -105,6 +117,9 @@ export function createDist(identity: DistIdentity, communicator: Communicator | 
     get comm() {
       return current();
     },
+    get commThread() {
+      return commThread();
+    },
     barrier: () => current().barrier(),
     allReduce: (x, options) => {
       checkOp("allReduce", options);
@@ -142,6 +157,7 @@ export function createDist(identity: DistIdentity, communicator: Communicator | 
     free: (array) => current().free(array),
     newGroup: (ranks, name) => {
       const sub = current().newGroup(ranks, name);
+      // The comm thread serves the world group only.
       return createDist({ ...identity, rank: sub.rank, size: sub.size }, sub, tf, recorder);
     },
   };

@@ -28,6 +28,7 @@ import type { RankPort } from "./rank-port";
 import { RankScope } from "./rank-scope";
 import { joinCommWorld, type JoinedWorld } from "./comm-world";
 import { commSpanHook, GroupRegistry } from "./comm-spans";
+import { commThreadSpanHook } from "./comm-thread-spans";
 import { loadTf, type LoadedTf } from "./tf-setup";
 import { createRankRecorder, type SpanBatch, type SpanRecorder } from "../trace";
 
@@ -93,6 +94,7 @@ export function createRankRuntime(portFor: (task: InitTask) => RankPort): RankTa
       size: rank.init.size,
       timeoutMs: task.timeoutMs,
       onSpan,
+      onCommThreadSpan: commThreadSpanHook(rank.recorder, rank.init.rank, rank.init.size),
       ...(task.link ? { link: task.link } : {}),
     });
     groups.track(world.comm);
@@ -107,6 +109,7 @@ export function createRankRuntime(portFor: (task: InitTask) => RankPort): RankTa
         () => requireState().world!.comm,
         rank.loaded.tf,
         rank.recorder,
+        () => requireState().world?.commThread,
       );
       rank.scope.setGlobal("dist", rank.dist);
     }

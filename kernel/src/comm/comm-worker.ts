@@ -19,6 +19,14 @@ const comm = attachShmCommunicator(init.world, init.rank, {
   ...(init.link ? { link: init.link } : {}),
   onSpan: (span) => calls.push(span),
 });
+/**
+ * Over an emulated link (channel algorithms), two ranks exchange their whole
+ * buffers once (recursive doubling) rather than run the ring's two half-buffer
+ * steps: the same bytes each way, but one message and one hand-off between the
+ * two comm threads instead of two, each of which waits for a core while the
+ * rank threads compute. Otherwise the communicator chooses.
+ */
+const algorithm = init.link && init.world.size === 2 ? ("recursive-doubling" as const) : undefined;
 /** The transport's byte counters, where the communicator exposes them (`stats()`). */
 const statsOf = (comm as { stats?: () => WireStats }).stats;
 
@@ -26,7 +34,7 @@ async function runJob(job: CommThreadJob): Promise<void> {
   calls.length = 0;
   const start = nowMicros();
   try {
-    const data = await comm.allReduce(job.data, { op: job.reduceOp, out: job.data });
+    const data = await comm.allReduce(job.data, { op: job.reduceOp, out: job.data, ...(algorithm ? { algorithm } : {}) });
     const end = nowMicros();
     const stats = typeof statsOf === "function" ? statsOf.call(comm) : undefined;
     const reply: CommThreadReply = { id: job.id, ok: true, name: job.name, data, start, end, calls: calls.splice(0), ...(stats ? { stats } : {}) };

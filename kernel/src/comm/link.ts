@@ -61,11 +61,13 @@ export class Pacer {
   /**
    * Milliseconds from `nowMs` until more can leave, given `sent` payload
    * bytes already out: the end of the latency, or the next grain of bytes
-   * (0.2 ms worth, at least 4 KiB) so that wakeups stay few.
+   * (1 ms worth, at least 4 KiB, as tcp writes them) so that wakeups stay few:
+   * a thread that sends while other threads compute (a rank's comm thread)
+   * preempts them at every wakeup.
    */
   nextDueMs(sent: number, nowMs: number): number {
     if (this.startMs < 0) this.startMs = nowMs;
-    const grain = Math.max(4096, this.link.bandwidth * 0.0002);
+    const grain = Math.max(4096, this.link.bandwidth * 0.001);
     const target = Math.min(this.totalBytes, sent + grain);
     const at = this.startMs + this.link.latency * 1000 + (target / this.link.bandwidth) * 1000;
     return Math.max(0, at - nowMs);
