@@ -1,19 +1,27 @@
-// nccl-tests-style table for distlab's collectives: allReduce, allGather,
-// reduceScatter, broadcast on 2 and 4 ranks over shm and tcp, 4 KiB to
-// 64 MiB, next to PyTorch gloo (Debian python3-torch) and memcpy bandwidth,
-// all measured in this run. Run: npm run bench:collectives
-//   time: slowest rank's average per call; algbw = bytes / time;
+// nccl-tests-style table for distlab's collectives (allReduce, allGather,
+// reduceScatter, broadcast; 2 and 4 ranks; 4 KiB to 64 MiB) next to PyTorch
+// gloo (Debian python3-torch), all measured in this run. Run: npm run bench:collectives
+//
+// Layouts. gloo: one process per rank, TCP loopback (what a gloo user runs).
+// distlab:  shm        rank threads of one process (what `%%distributed` runs by default)
+//           processes  one process per rank, Unix sockets between them (`--backend processes`)
+//           tcp        one process per rank, forced onto TCP loopback (gloo's wire)
+// Calls (how distlab is handed its arrays; gloo's calls are always in place):
+//           default     plain Float32Array, no `out` (returns a fresh array)
+//           in-place    plain Float32Array, `{out}` (allReduce/broadcast into their input)
+//           registered  arrays from comm.alloc, `{out}` (shm only: the world's registered memory)
+// Both sides follow one plan per (op, size): `warmup` untimed calls, then
+// --reps blocks of `calls` calls (a barrier before each). A block's figure is
+// the slowest rank's mean per call; each row is the median [min, max] of the
+// blocks; "x gloo" is gloo's median time / ours (= ratio of busbw medians).
 //   busbw (nccl-tests): allReduce algbw * 2(n-1)/n; allGather, reduceScatter algbw * (n-1)/n; broadcast algbw.
 //   bytes: allReduce/broadcast the buffer, allGather the gathered output, reduceScatter the full input.
-// shm ranks are worker threads of this process; tcp ranks are separate
-// processes over TCP loopback (not the same-host Unix-socket path), as gloo's
-// ranks are. shm-registered is shm with every array from comm.alloc (the
-// world's registered memory, read and written in place). All run the
-// TypeScript sources through tsx.
-// Flags: --quick (4 KiB, 1 MiB, 64 MiB), --ranks 2,4  --transports shm,shm-registered,tcp
-//        --ops allReduce,...  --algorithm ring (one algorithm for every op).
+// Flags: --quick (4 KiB, 1 MiB, 64 MiB)  --sizes 4K,64K,64M  --ranks 2,4  --ops allReduce,...
+//        --transports shm,processes,tcp  --calls default,in-place,registered  --reps N (>= 5)
+//        --max-calls N (calls per block at the smallest sizes, default 500)  --algorithm ring (one algorithm for every op)
 import { Worker } from "node:worker_threads";
 import { fork, spawn } from "node:child_process";
+import { createServer } from "node:net";
 import * as path from "node:path";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
@@ -22,39 +30,50 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
 require("tsx/cjs");
 const comm = require(path.join(here, "../kernel/src/comm/index.ts"));
+const { summarize, mapSummary, formatSummary, ratioOfMedians, intOption, repsOption, listOption, machineLine, formatTable } = require("./stats.ts");
 
 const KiB = 1024, MiB = 1024 * KiB;
-const args = process.argv.slice(2);
-const flag = (name, fallback) => { const i = args.indexOf(`--${name}`); return i >= 0 ? args[i + 1].split(",") : fallback; };
-const quick = args.includes("--quick");
-const SIZES = quick ? [4 * KiB, 1 * MiB, 64 * MiB] : [4 * KiB, 16 * KiB, 64 * KiB, 256 * KiB, 1 * MiB, 4 * MiB, 16 * MiB, 64 * MiB];
-const RANKS = flag("ranks", ["2", "4"]).map(Number);
-const TRANSPORTS = flag("transports", ["shm", "shm-registered", "tcp"]);
-const KNOWN_TRANSPORTS = ["shm", "shm-registered", "tcp"];
-for (const t of TRANSPORTS) if (!KNOWN_TRANSPORTS.includes(t)) throw new Error(`--transports: unknown transport ${t} (known: ${KNOWN_TRANSPORTS.join(", ")})`);
-const OPS = flag("ops", ["allReduce", "allGather", "reduceScatter", "broadcast"]);
-const ALGORITHM = flag("algorithm", [undefined])[0];
-const iters = (bytes) => Math.max(10, Math.min(10_000, Math.floor((256 * MiB) / bytes)));
+const argv = process.argv.slice(2);
+const parseSize = (text) => {
+  const m = /^(\d+)([KM]?)$/.exec(text);
+  if (!m) throw new RangeError(`--sizes: expected sizes like 4K, 64K, 64M or a byte count, got ${JSON.stringify(text)}`);
+  return Number(m[1]) * (m[2] === "M" ? MiB : m[2] === "K" ? KiB : 1);
+};
+const SIZES = argv.includes("--quick") ? [4 * KiB, 1 * MiB, 64 * MiB]
+  : listOption(argv, "sizes", ["4K", "16K", "64K", "256K", "1M", "4M", "16M", "64M"]).map(parseSize);
+const RANKS = listOption(argv, "ranks", ["2", "4"]).map((r) => {
+  if (!/^\d+$/.test(r) || Number(r) < 2) throw new RangeError(`--ranks: expected rank counts >= 2, got ${JSON.stringify(r)}`);
+  return Number(r);
+});
+const TRANSPORTS = listOption(argv, "transports", ["shm", "processes", "tcp"], ["shm", "processes", "tcp"]);
+const CALLS = listOption(argv, "calls", ["default", "in-place", "registered"], ["default", "in-place", "registered"]);
+const OPS = listOption(argv, "ops", ["allReduce", "allGather", "reduceScatter", "broadcast"], ["allReduce", "allGather", "reduceScatter", "broadcast"]);
+const ALGORITHM = listOption(argv, "algorithm", [""])[0] || undefined;
+const REPS = repsOption(argv);
+const MAX_CALLS = intOption(argv, "max-calls", 500);
+// Calls per timed block: about 16 MiB moved per block, 1 to --max-calls calls. Warm-up: one block's worth, at least 2.
+const plan = (op, bytes) => { const calls = Math.max(1, Math.min(MAX_CALLS, Math.floor((16 * MiB) / bytes))); return { op, bytes, calls, warmup: Math.max(2, calls), reps: REPS }; };
 const busFactor = (op, n) => (op === "allReduce" ? (2 * (n - 1)) / n : op === "broadcast" ? 1 : (n - 1) / n);
+/** which calls each layout runs: registered memory exists only in a shm world; tcp stands in for gloo's wire, in place like gloo */
+const CALLS_OF = { shm: ["default", "in-place", "registered"], processes: ["default", "in-place"], tcp: ["in-place"] };
 
-function memcpyGBps() {
+function memcpyMs() {
   const a = Buffer.alloc(64 * MiB, 1), b = Buffer.alloc(64 * MiB);
-  let best = Infinity;
-  for (let i = 0; i < 10; i++) { const t = performance.now(); a.copy(b); best = Math.min(best, performance.now() - t); }
-  return (64 * MiB) / (best / 1000) / 1e9;
+  a.copy(b);
+  return Array.from({ length: REPS }, () => { const t = performance.now(); a.copy(b); return performance.now() - t; });
 }
+
+const freePort = () => new Promise((resolve) => { const s = createServer(); s.listen(0, "127.0.0.1", () => { const { port } = s.address(); s.close(() => resolve(port)); }); });
 
 async function startRanks(transport, n) {
   let init, rendezvous;
-  const registered = transport === "shm-registered";
-  if (registered) transport = "shm";
   if (transport === "shm") init = comm.createShmWorld(n);
   else rendezvous = await comm.startTcpRendezvous(n);
+  const script = path.join(here, "collectives-worker.ts");
   const workers = [];
   const ready = [];
-  const script = path.join(here, "collectives-worker.ts");
   for (let rank = 0; rank < n; rank++) {
-    const setup = { transport, init, rank, size: n, rendezvous: rendezvous?.address, registered };
+    const setup = { transport, init, rank, size: n, rendezvous: rendezvous?.address };
     const w = transport === "shm"
       ? new Worker(`require("tsx/cjs"); require(${JSON.stringify(script)});`, { eval: true, workerData: setup })
       : fork(script, [JSON.stringify(setup)], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
@@ -65,30 +84,33 @@ async function startRanks(transport, n) {
   rendezvous?.close();
   let id = 0;
   return {
-    async time(op, bytes) {
-      const myId = ++id;
+    /** milliseconds per call of each block, the slowest rank's */
+    async time(entry, style) {
+      const request = { ...entry, style, id: ++id, algorithm: ALGORITHM };
       const replies = await Promise.all(workers.map((w) => new Promise((resolve) => {
-        const on = (m) => { if (m.id === myId) { w.off("message", on); resolve(m); } };
+        const on = (m) => { if (m.id === request.id) { w.off("message", on); resolve(m); } };
         w.on("message", on);
-        const request = { id: myId, op, bytes, iters: iters(bytes), algorithm: ALGORITHM };
         if (w.postMessage) w.postMessage(request);
         else w.send(request);
       })));
       const err = replies.find((r) => r.error);
-      if (err) throw new Error(err.error);
-      return Math.max(...replies.map((r) => r.ms));
+      if (err) throw new Error(`${transport} ${style} ${entry.op} ${entry.bytes} bytes: ${err.error}`);
+      return replies[0].ms.map((_, block) => Math.max(...replies.map((r) => r.ms[block])));
     },
     close: () => Promise.all(workers.map((w) => (w.terminate ? w.terminate() : w.kill()))),
   };
 }
 
-function gloo(n) {
+/** gloo's blocks per `${op}:${bytes}`; empty (with a warning) when PyTorch is missing */
+async function gloo(n, entries) {
+  const spec = JSON.stringify({ size: n, port: await freePort(), plan: entries });
   return new Promise((resolve) => {
     const out = new Map();
-    const py = spawn("/usr/bin/python3", [path.join(here, "collectives_gloo.py"), String(n), SIZES.join(","), String(29500 + n * 7)], { stdio: ["ignore", "pipe", "inherit"] });
+    const py = spawn("/usr/bin/python3", [path.join(here, "collectives_gloo.py"), spec], { stdio: ["ignore", "pipe", "inherit"] });
     let text = "";
     py.stdout.on("data", (c) => (text += c));
-    py.on("exit", () => {
+    py.on("exit", (code) => {
+      if (code !== 0) console.log(`# gloo baseline exited with ${code}: gloo columns empty (npm run bench:collectives installs python3-torch)`);
       for (const line of text.split("\n").filter(Boolean)) { const r = JSON.parse(line); out.set(`${r.op}:${r.bytes}`, r.ms); }
       resolve(out);
     });
@@ -96,47 +118,51 @@ function gloo(n) {
   });
 }
 
-const fmtSize = (b) => (b >= MiB ? `${b / MiB} MiB` : `${b / KiB} KiB`);
-const pad = (s, w) => String(s).padStart(w);
+const fmtSize = (b) => (b >= MiB ? `${b / MiB} MiB` : b >= KiB ? `${b / KiB} KiB` : `${b} B`);
+const LAYOUT = { shm: "distlab shm (threads)", processes: "distlab processes (unix)", tcp: "distlab tcp (processes)" };
 
-const memcpy = memcpyGBps();
-console.log(`# memcpy (Buffer.copy, 64 MiB): ${memcpy.toFixed(2)} GB/s`);
-const results = [];
-console.log(`# load average ${(await import("node:os")).loadavg().map((l) => l.toFixed(2)).join(" ")}; ${ALGORITHM ? `algorithm ${ALGORITHM}` : "automatic algorithm choice"}`);
+console.log(`# bench:collectives  ${machineLine()}`);
+console.log(`# ${REPS} blocks per row; ${ALGORITHM ? `algorithm ${ALGORITHM}` : "automatic algorithm choice"}; memcpy (Buffer.copy 64 MiB) ${formatSummary(mapSummary(summarize(memcpyMs(), "memcpy"), (ms) => (64 * MiB) / ms / 1e6), 2)} GB/s`);
+console.log("# distlab shm ranks are THREADS of one process; gloo ranks and distlab processes/tcp ranks are processes.");
+const headline = [];
 for (const n of RANKS) {
-  const glooTimes = await gloo(n);
+  const entries = OPS.flatMap((op) => SIZES.map((bytes) => plan(op, bytes)));
+  const glooBlocks = await gloo(n, entries);
+  const ours = new Map(); // `${transport}/${style}:${op}:${bytes}` -> blocks
   for (const transport of TRANSPORTS) {
+    const styles = CALLS_OF[transport].filter((s) => CALLS.includes(s));
+    if (!styles.length) continue;
     const ranks = await startRanks(transport, n);
-    const about = { tcp: " (TCP loopback)", "shm-registered": " (arrays from comm.alloc)" }[transport] ?? "";
-    console.log(`\n# ${transport}, ${n} ranks${about}; gloo ${n} processes`);
-    console.log(`#${pad("op", 14)}${pad("size", 10)}${pad("time(us)", 11)}${pad("algbw", 8)}${pad("busbw", 8)}${pad("gloo busbw", 12)}${pad("x gloo", 8)}${pad("x memcpy", 10)}`);
-    for (const op of OPS) {
-      for (const bytes of SIZES) {
-        const ms = await ranks.time(op, bytes);
-        const algbw = bytes / (ms / 1000) / 1e9;
-        const busbw = algbw * busFactor(op, n);
-        const g = glooTimes.get(`${op}:${bytes}`);
-        const glooBus = g ? (bytes / (g / 1000) / 1e9) * busFactor(op, n) : undefined;
-        results.push({ transport, n, op, bytes, us: ms * 1000, busbw, glooBus });
-        console.log(` ${pad(op, 14)}${pad(fmtSize(bytes), 10)}${pad((ms * 1000).toFixed(1), 11)}${pad(algbw.toFixed(2), 8)}${pad(busbw.toFixed(2), 8)}` +
-          `${pad(glooBus ? glooBus.toFixed(2) : "n/a", 12)}${pad(glooBus ? (busbw / glooBus).toFixed(2) : "-", 8)}${pad((busbw / memcpy).toFixed(2), 10)}`);
-      }
-    }
+    for (const entry of entries) for (const style of styles) ours.set(`${transport}/${style}:${entry.op}:${entry.bytes}`, await ranks.time(entry, style));
     await ranks.close();
   }
-}
-const pick = (t, n, op, b) => results.find((r) => r.transport === t && r.n === n && r.op === op && r.bytes === b);
-console.log("\n# targets");
-for (const n of RANKS) {
-  for (const shm of ["shm", "shm-registered"]) {
-    const s = pick(shm, n, "allReduce", 64 * MiB);
-    if (s) console.log(`${shm} allReduce 64 MiB ${n} ranks: busbw ${s.busbw.toFixed(2)} GB/s = ${s.glooBus ? (s.busbw / s.glooBus).toFixed(2) : "?"}x gloo (target >= 4), ${(s.busbw / memcpy).toFixed(2)} of memcpy (target >= 0.5)`);
+  console.log(`\n# ${n} ranks`);
+  const rows = [["op", "size", "who", "call", "warm-up+calls", "time us: median [min, max]", "busbw GB/s: median [min, max]", "x gloo"]];
+  for (const entry of entries) {
+    const { op, bytes } = entry;
+    const toBusbw = (ms) => (bytes / (ms / 1000) / 1e9) * busFactor(op, n);
+    const glooMs = glooBlocks.get(`${op}:${bytes}`);
+    // gloo ran the same plan: one figure per block, as many blocks as ours
+    if (glooMs && glooMs.length !== entry.reps) throw new Error(`gloo ${op} ${bytes}: ${glooMs.length} blocks, the plan asked for ${entry.reps}`);
+    const glooTime = glooMs && summarize(glooMs, `gloo ${op} ${bytes}`);
+    const counts = `${entry.warmup}+${entry.reps}x${entry.calls}`;
+    const line = (who, call, ms, ratio) => {
+      const time = summarize(ms, `${who} ${op} ${bytes}`);
+      rows.push([op, fmtSize(bytes), who, call, counts, formatSummary(mapSummary(time, (x) => x * 1000), 1), formatSummary(mapSummary(time, toBusbw), 2), ratio ? ratio(time) : "-"]);
+      return time;
+    };
+    if (glooTime) line("gloo (processes, tcp)", "in-place", glooMs);
+    else rows.push([op, fmtSize(bytes), "gloo (processes, tcp)", "-", counts, op === "reduceScatter" ? "none (gloo has no reduce_scatter)" : "n/a", "", "-"]);
+    for (const transport of TRANSPORTS) {
+      for (const style of CALLS_OF[transport].filter((s) => CALLS.includes(s))) {
+        const ratio = (time) => (glooTime ? `${ratioOfMedians(glooTime, time).toFixed(2)}x` : "-");
+        const time = line(LAYOUT[transport], style, ours.get(`${transport}/${style}:${op}:${bytes}`), ratio);
+        if (op === "allReduce" && bytes === 64 * MiB) headline.push(`${n} ranks, ${LAYOUT[transport]}, ${style}: busbw ${formatSummary(mapSummary(time, toBusbw), 2)} GB/s, ${glooTime ? `${ratioOfMedians(glooTime, time).toFixed(2)}x gloo (gloo ${formatSummary(mapSummary(glooTime, toBusbw), 2)})` : "no gloo figure"}`);
+      }
+    }
   }
-  const t = pick("tcp", n, "allReduce", 64 * MiB);
-  if (t) console.log(`tcp allReduce 64 MiB ${n} ranks: busbw ${t.busbw.toFixed(2)} GB/s = ${t.glooBus ? (t.busbw / t.glooBus).toFixed(2) : "?"}x gloo (target >= 1.0)`);
+  console.log(formatTable(rows));
 }
-for (const shm of ["shm", "shm-registered"]) {
-  const small = pick(shm, 2, "allReduce", 4 * KiB);
-  if (small) console.log(`${shm} allReduce 4 KiB 2 ranks: ${small.us.toFixed(1)} us (target < 50 us); gloo ${small.glooBus ? ((4 * KiB) / (small.glooBus * 1e9) * 1e6).toFixed(1) + " us" : "n/a"}`);
-}
+if (headline.length) console.log(`\n# allReduce 64 MiB (busbw median [min, max]; x gloo = ratio of medians)\n${headline.join("\n")}`);
+console.log(`# finished ${machineLine()}`);
 process.exit(0);

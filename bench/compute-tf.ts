@@ -1,7 +1,8 @@
 /**
  * TF.js side of bench:compute: times the MLP and tiny-GPT training steps of
- * compute-models.ts on one backend and prints one JSON line (milliseconds,
- * median of --steps after --warmup). Run by bench/compute.mjs.
+ * compute-models.ts on one backend and prints one JSON line: the
+ * milliseconds of each of --steps timed steps after --warmup untimed ones
+ * ({"mlp_ms": [...], ...}). bench/compute.mjs runs it and summarises.
  *   --backend wasm|cpu|webgpu|tensorflow   --stock (wasm without distlab's overrides)
  *   --only mlp,gpt   --steps N   --warmup N
  */
@@ -38,7 +39,7 @@ async function main(): Promise<void> {
       loss = model.step();
       times.push(performance.now() - started);
     }
-    out[`${name}_ms`] = times.sort((a, b) => a - b)[Math.floor(steps / 2)];
+    out[`${name}_ms`] = times;
     out[`${name}_loss`] = loss;
     // Tensors alive after the timed steps minus before: 0 unless a step leaks.
     out[`${name}_leaked_tensors`] = tf.memory().numTensors - tensorsBefore;

@@ -2,52 +2,63 @@
 // SGD) and of the tiny GPT (nanoGPT shakespeare_char CPU config, Adam) on
 // TF.js wasm with distlab's kernel overrides, on stock TF.js wasm, and on
 // PyTorch CPU with one thread, all in this run, printed side by side.
-// Target (issue 6): ours at most 2x PyTorch's step time.
-// Flags: --steps N (default 10)  --rounds N (default 3)  --no-stock (skip the stock-wasm column, which is slow)
+// Every side gets the same plan: --rounds rounds, PyTorch and ours alternating
+// (one process each per round: --warmup untimed steps, then --steps timed steps),
+// so a busy spell of the shared machine lands on both; each figure is the median
+// [min, max] of all timed steps of all rounds, each ratio the ratio of medians.
+// Target: ours at most 2x PyTorch's step time.
+// Flags: --steps N (default 10)  --warmup N (default 3)  --rounds N (default 3; steps x rounds >= 5)
+//        --no-stock (skip the slow stock-wasm column; stock runs one round)
 import { execFileSync } from "node:child_process";
-import { loadavg } from "node:os";
+import { createRequire } from "node:module";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const args = process.argv.slice(2);
-const steps = args.includes("--steps") ? args[args.indexOf("--steps") + 1] : "10";
+const require = createRequire(import.meta.url);
+require("tsx/cjs");
+const { MIN_REPS, summarize, formatSummary, ratioOfMedians, intOption, machineLine, formatTable } = require("./stats.ts");
+
+const argv = process.argv.slice(2);
+const steps = String(intOption(argv, "steps", 10, 1));
+const rounds = intOption(argv, "rounds", 3, 1);
+if (Number(steps) * rounds < MIN_REPS) throw new RangeError(`--steps ${steps} x --rounds ${rounds}: at least ${MIN_REPS} timed steps per figure`);
+const warmup = String(intOption(argv, "warmup", 3, 0));
 const python = process.env.DISTLAB_TORCH_PYTHON ?? "/usr/bin/python3";
 // One thread for PyTorch's intra-op pool and for its BLAS (OpenBLAS has its own pool).
 const oneThread = { ...process.env, OMP_NUM_THREADS: "1", OPENBLAS_NUM_THREADS: "1", MKL_NUM_THREADS: "1" };
 
-const run = (command, argv) => JSON.parse(execFileSync(command, argv, { cwd: root, env: oneThread, encoding: "utf8" }).trim().split("\n").pop());
-const tfjs = (extra) => run(process.execPath, ["--import", "tsx", "bench/compute-tf.ts", "--steps", steps, ...extra]);
+const run = (command, args) => JSON.parse(execFileSync(command, args, { cwd: root, env: oneThread, encoding: "utf8" }).trim().split("\n").pop());
+const plan = ["--steps", steps, "--warmup", warmup];
+const tfjs = (extra) => run(process.execPath, ["--import", "tsx", "bench/compute-tf.ts", ...plan, ...extra]);
 
-const load = () => loadavg().map((x) => x.toFixed(2)).join(" ");
-console.log(`bench:compute  ${new Date().toISOString()}  load average before: ${load()}`);
-// The two sides alternate for --rounds rounds (default 3) and each keeps its best median: on a shared,
-// loaded machine a busy moment then penalises neither side more than the other.
-const rounds = Number(args.includes("--rounds") ? args[args.indexOf("--rounds") + 1] : 3);
-const best = (a, b) => (a === undefined ? b : Object.fromEntries(Object.entries(b).map(([k, v]) => [k, k.endsWith("_ms") ? Math.min(v, a[k]) : v])));
+console.log(`bench:compute  ${machineLine()}`);
+/** one round's result with each `*_ms` list appended to the rounds before */
+const pool = (before, round) => (before ? Object.fromEntries(Object.entries(round).map(([k, v]) => [k, k.endsWith("_ms") ? [...before[k], ...v] : v])) : round);
 let torch, ours;
 for (let round = 0; round < rounds; round++) {
-  torch = best(torch, run(python, ["bench/compute_torch.py", "--device", "cpu", "--steps", steps]));
-  ours = best(ours, tfjs(["--backend", "wasm"]));
+  torch = pool(torch, run(python, ["bench/compute_torch.py", "--device", "cpu", ...plan]));
+  ours = pool(ours, tfjs(["--backend", "wasm"]));
 }
 // Stock wasm has no UnsortedSegmentSum kernel (tf.gather's gradient), so the tiny GPT cannot train there at all.
-const stock = args.includes("--no-stock") ? undefined : tfjs(["--stock", "--only", "mlp", "--steps", "3", "--warmup", "1"]);
-console.log(`load average after: ${load()}   PyTorch ${torch.torch}, ${torch.threads} thread; TF.js ${ours.device}`);
-console.log(`${rounds} alternating rounds of ${steps} timed steps each; each side's best median.\n`);
+const stock = argv.includes("--no-stock") ? undefined : tfjs(["--stock", "--only", "mlp"]);
+console.log(`finished ${machineLine()}`);
+console.log(`PyTorch ${torch.torch}, ${torch.threads} thread; TF.js ${ours.device}.`);
+console.log(`${rounds} alternating rounds of ${warmup} warm-up + ${steps} timed steps per side (stock: 1 round); ms per step, median [min, max] of the timed steps; ratio of medians.\n`);
 
-const rows = [["training step", "PyTorch CPU 1 thread", "TF.js wasm (distlab)", "ratio ours/PyTorch", "target", "TF.js wasm stock"]];
+const rows = [["training step", "PyTorch CPU 1 thread", "TF.js wasm (distlab)", "ours/PyTorch", "target <= 2x", "TF.js wasm stock"]];
 for (const [key, label] of [["mlp", "MLP 784-512-512-10, b256, SGD"], ["gpt", "tiny GPT 4x128, T64, b12, Adam"]]) {
-  const reference = torch[`${key}_ms`];
-  const ratio = ours[`${key}_ms`] / reference;
+  const reference = summarize(torch[`${key}_ms`], `PyTorch ${key}`);
+  const mine = summarize(ours[`${key}_ms`], `distlab ${key}`);
+  const ratio = ratioOfMedians(mine, reference);
   rows.push([
     label,
-    `${reference.toFixed(1)} ms`,
-    `${ours[`${key}_ms`].toFixed(1)} ms`,
+    formatSummary(reference),
+    formatSummary(mine),
     `${ratio.toFixed(2)}x`,
-    ratio <= 2 ? "<= 2x: met" : "<= 2x: NOT met",
-    !stock ? "-" : key in { mlp: 1 } ? `${stock[`${key}_ms`].toFixed(1)} ms` : "cannot train (no gather gradient)",
+    ratio <= 2 ? "met" : "not met",
+    !stock ? "-" : key === "mlp" ? formatSummary(summarize(stock.mlp_ms, "stock mlp")) : "cannot train (no gather gradient)",
   ]);
   if (ours[`${key}_leaked_tensors`] !== 0) console.log(`warning: ${key} leaked ${ours[`${key}_leaked_tensors`]} tensors per run`);
 }
-const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-for (const row of rows) console.log(row.map((cell, c) => cell.padEnd(widths[c])).join("  "));
+console.log(formatTable(rows));

@@ -1,14 +1,14 @@
 """PyTorch twins of bench/compute-models.ts, timed the same way.
 
-Prints one JSON line: {"mlp_ms": ..., "gpt_ms": ..., ...}. Step time is the
-median of --steps timed steps after --warmup steps (milliseconds).
+Prints one JSON line: {"mlp_ms": [...], "gpt_ms": [...], ...}: the milliseconds
+of each of --steps timed steps after --warmup untimed ones (the driver,
+bench/compute.mjs, summarises them with bench/stats.ts).
   --device cpu (one thread, as the anchors) or cuda (TF32 off).
   --only mlp|gpt|matmul   --sizes 1024,2048,...  (matmul: f32 TFLOP/s)
 """
 import argparse
 import json
 import math
-import statistics
 import time
 
 import torch
@@ -85,7 +85,7 @@ def gpt(device):
     return step
 
 
-def median_ms(step, warmup, steps):
+def step_times_ms(step, warmup, steps):
     for _ in range(warmup):
         step()
     times = []
@@ -93,7 +93,7 @@ def median_ms(step, warmup, steps):
         start = time.perf_counter()
         step()
         times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+    return times
 
 
 def matmul_tflops(n, device):
@@ -131,7 +131,7 @@ def main():
     for name, make in (("mlp", mlp), ("gpt", gpt)):
         if name in only:
             step = make(args.device)
-            out[f"{name}_ms"] = median_ms(lambda: (step(), sync()), args.warmup, args.steps)
+            out[f"{name}_ms"] = step_times_ms(lambda: (step(), sync()), args.warmup, args.steps)
     if "matmul" in only:
         out["matmul_tflops"] = {n: matmul_tflops(int(n), args.device) for n in args.sizes.split(",")}
     print(json.dumps(out))

@@ -1,13 +1,16 @@
 // bench:dp-cpu: data-parallel training of the MLP (784-512-512-10, batch
-// 256 per rank, SGD) on distlab's thread ranks (TF.js wasm with distlab's
+// 256 per rank, SGD) on distlab's rank THREADS (TF.js wasm with distlab's
 // overrides, gradients averaged through distlab's shm allReduce) against
-// PyTorch DDP with gloo, one process per rank, one thread each. 1 and 2
-// ranks; all in this run. Target (issue 6): 2 ranks >= 0.5x PyTorch's samples/s.
-// Flags: --steps N (default 30)
+// PyTorch DDP with gloo, one PROCESS per rank (its usual layout), one thread
+// each. 1 and 2 ranks; all in this run. Both sides: --warmup untimed steps,
+// then --steps timed steps (>= 5); a step's time is the slowest rank's; each
+// figure is the median [min, max] over the timed steps, each ratio the ratio
+// of medians. Target: 2 ranks >= 0.5x PyTorch's samples/s.
+// Flags: --steps N (default 30, >= 5)  --warmup N (default 3)
 import { Worker } from "node:worker_threads";
 import { execFileSync } from "node:child_process";
 import { createRequire } from "node:module";
-import { loadavg } from "node:os";
+import { createServer } from "node:net";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -15,13 +18,15 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const require = createRequire(import.meta.url);
 require("tsx/cjs");
 const comm = require(path.join(root, "kernel/src/comm/index.ts"));
-const args = process.argv.slice(2);
-const steps = Number(args.includes("--steps") ? args[args.indexOf("--steps") + 1] : 30);
-const warmup = 3;
+const { MIN_REPS, summarize, mapSummary, formatSummary, ratioOfMedians, intOption, machineLine, formatTable } = require("./stats.ts");
+const argv = process.argv.slice(2);
+const steps = intOption(argv, "steps", 30, MIN_REPS);
+const warmup = intOption(argv, "warmup", 3, 0);
 const batch = 256;
 const python = process.env.DISTLAB_TORCH_PYTHON ?? "/usr/bin/python3";
 const oneThread = { ...process.env, OMP_NUM_THREADS: "1", OPENBLAS_NUM_THREADS: "1", MKL_NUM_THREADS: "1" };
 
+/** milliseconds of each timed step, the slowest rank's */
 async function distlab(size) {
   const init = comm.createShmWorld(size);
   const script = path.join(root, "bench/dp-cpu-rank.ts");
@@ -32,27 +37,27 @@ async function distlab(size) {
   })));
   const checksums = replies.map((r) => r.checksum.toFixed(3));
   if (new Set(checksums).size !== 1) throw new Error(`ranks' weights differ after training: ${checksums.join(", ")}`);
-  const seconds = Math.max(...replies.map((r) => r.seconds));
-  return { samples_per_s: (size * batch * steps) / seconds, step_ms: (seconds / steps) * 1e3 };
+  return replies[0].stepMs.map((_, i) => Math.max(...replies.map((r) => r.stepMs[i])));
 }
 
-const torch = (ranks) => JSON.parse(execFileSync(python, ["bench/dp_cpu_torch.py", "--ranks", String(ranks), "--steps", String(steps)], { cwd: root, env: oneThread, encoding: "utf8" }).trim().split("\n").pop());
+const freePort = () => new Promise((resolve) => { const s = createServer(); s.listen(0, "127.0.0.1", () => { const { port } = s.address(); s.close(() => resolve(port)); }); });
+const torch = async (ranks) => JSON.parse(execFileSync(python, ["bench/dp_cpu_torch.py", "--ranks", String(ranks), "--steps", String(steps), "--warmup", String(warmup), "--port", String(await freePort())], { cwd: root, env: oneThread, encoding: "utf8" }).trim().split("\n").pop()).step_ms;
 
-const load = () => loadavg().map((x) => x.toFixed(2)).join(" ");
-console.log(`bench:dp-cpu  ${new Date().toISOString()}  ${steps} steps after ${warmup} warm-up  load average before: ${load()}`);
-const rows = [["ranks", "PyTorch DDP gloo", "distlab threads (TF.js wasm)", "ratio ours/PyTorch", "target"]];
+console.log(`bench:dp-cpu  ${machineLine()}`);
+const rows = [["ranks", "PyTorch DDP gloo (processes): samples/s", "distlab (threads, TF.js wasm): samples/s", "ours/PyTorch", "target"]];
 for (const size of [1, 2]) {
-  const reference = torch(size);
-  const ours = await distlab(size);
-  const ratio = ours.samples_per_s / reference.samples_per_s;
+  const samplesPerS = (ms) => (size * batch) / (ms / 1000);
+  const reference = summarize(await torch(size), `PyTorch ${size} ranks`);
+  const ours = summarize(await distlab(size), `distlab ${size} ranks`);
+  const ratio = ratioOfMedians(reference, ours); // samples/s ratio = inverse ratio of step times
   rows.push([
     String(size),
-    `${Math.round(reference.samples_per_s)} samples/s (${reference.step_ms.toFixed(1)} ms/step)`,
-    `${Math.round(ours.samples_per_s)} samples/s (${ours.step_ms.toFixed(1)} ms/step)`,
+    `${formatSummary(mapSummary(reference, samplesPerS), 0)} (${reference.median.toFixed(1)} ms/step)`,
+    `${formatSummary(mapSummary(ours, samplesPerS), 0)} (${ours.median.toFixed(1)} ms/step)`,
     `${ratio.toFixed(2)}x`,
-    size === 2 ? (ratio >= 0.5 ? ">= 0.5: met" : ">= 0.5: NOT met") : "(context)",
+    size === 2 ? (ratio >= 0.5 ? ">= 0.5: met" : ">= 0.5: not met") : "(context)",
   ]);
 }
-console.log(`load average after: ${load()}`);
-const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-for (const row of rows) console.log(row.map((cell, c) => cell.padEnd(widths[c])).join("  "));
+console.log(`finished ${machineLine()}`);
+console.log(`${warmup} warm-up steps, then ${steps} timed steps per side; samples/s median [min, max] over the timed steps; ratio of medians.`);
+console.log(formatTable(rows));

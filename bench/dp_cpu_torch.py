@@ -1,6 +1,7 @@
 """PyTorch side of bench:dp-cpu: DDP with gloo on N processes (one thread
 each), the MLP 784-512-512-10, batch 256 per rank, SGD lr 0.01.
-Prints one JSON line: {"ranks": N, "samples_per_s": ..., "step_ms": ...}."""
+Prints one JSON line: {"ranks": N, "step_ms": [milliseconds of each timed
+step, the slowest rank's]}; bench/dp-cpu.mjs summarises."""
 import argparse
 import json
 import os
@@ -31,13 +32,15 @@ def rank_main(rank, size, steps, warmup, port, queue):
     for _ in range(warmup):
         step()
     dist.barrier()
-    start = time.perf_counter()
+    step_ms = []
     for _ in range(steps):
+        start = time.perf_counter()
         step()
-    dist.barrier()
-    seconds = time.perf_counter() - start
+        step_ms.append((time.perf_counter() - start) * 1e3)
+    every_rank = [None] * size
+    dist.all_gather_object(every_rank, step_ms)
     if rank == 0:
-        queue.put(seconds)
+        queue.put([max(times) for times in zip(*every_rank)])
     dist.destroy_process_group()
 
 
@@ -46,13 +49,16 @@ def main():
     parser.add_argument("--ranks", type=int, default=2)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--port", type=int, default=29517)
+    parser.add_argument("--port", type=int, default=29517, help="the rendezvous port (bench/dp-cpu.mjs passes a free one)")
     args = parser.parse_args()
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    mp.spawn(rank_main, args=(args.ranks, args.steps, args.warmup, args.port, queue), nprocs=args.ranks, join=True)
-    seconds = queue.get()
-    print(json.dumps({"ranks": args.ranks, "samples_per_s": args.ranks * 256 * args.steps / seconds, "step_ms": seconds / args.steps * 1e3}))
+    ranks = mp.spawn(rank_main, args=(args.ranks, args.steps, args.warmup, args.port, queue), nprocs=args.ranks, join=False)
+    # Read before joining: rank 0 cannot exit until its queued result has been taken off the pipe.
+    step_ms = queue.get()
+    while not ranks.join():
+        pass
+    print(json.dumps({"ranks": args.ranks, "step_ms": step_ms}))
 
 
 if __name__ == "__main__":

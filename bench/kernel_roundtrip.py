@@ -1,19 +1,26 @@
-"""Round trip of a trivial cell: distlab (normal and `%%distributed -n 4`) next
-to ipyparallel's `execute` on 4 local engines, measured in the same run.
+"""Round trip of a trivial cell, measured by bench/kernel.mjs (`npm run bench:kernel`),
+which summarises what this script prints: distlab's plain cell and
+`%%distributed -n 4` cell, each warm (the same source every time: after the
+first, a hit in the kernel's compile cache) and cold (a new literal every time,
+so every call type-checks and compiles), next to ipyparallel's `execute` on 4
+local engines (warm: "pass"; cold: a new literal), all in one run.
 
-    npm run bench:kernel -- [--runs 200] [--warmup 20] [--skip-ipyparallel]
+    .venv/bin/python bench/kernel_roundtrip.py [--warmup 20] [--calls 20] [--reps 5] [--skip-ipyparallel]
 
-A round trip is from sending execute_request to having the reply and the
-kernel's return to idle, through jupyter_client as JupyterLab would see it.
-ipyparallel's figure is `view.execute("pass", block=True)` on 4 engines,
-which is what `%%px` does per cell. Target: distlab's distributed round trip at
-most 0.25 of ipyparallel's.
+Every figure gets the same plan: `warmup` untimed round trips, then `reps`
+blocks of `calls` round trips. A round trip is from sending execute_request to
+having the reply and the kernel's return to idle, through jupyter_client as
+JupyterLab would see it; ipyparallel's is `view.execute(code, block=True)`,
+which is what `%%px` does per cell. Prints one JSON line per figure:
+{"figure", "ms": [milliseconds per round trip of each block]}, then one with
+the start-up times.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
+import itertools
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -22,26 +29,23 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test" / "kernel"))
 from kernel_helpers import ensure_kernelspec_installed, execute, start_kernel, stop_kernel  # noqa: E402
 
-TARGET_RATIO = 0.25
 WORKERS = 4
-DISTRIBUTED_CELL = f"%%distributed -n {WORKERS}\n0"
+DISTRIBUTED = f"%%distributed -n {WORKERS}\n"
+# A new literal for every cold call of the whole run: no source is ever seen twice.
+fresh = itertools.count(1)
 
 
-def time_calls(call: Callable[[], None], runs: int, warmup: int) -> list[float]:
-    """Milliseconds per call, after `warmup` untimed calls."""
-    for _ in range(warmup):
+def time_blocks(call: Callable[[], None], plan: argparse.Namespace) -> list[float]:
+    """Milliseconds per call of each of `plan.reps` blocks of `plan.calls` calls, after `plan.warmup` untimed calls."""
+    for _ in range(plan.warmup):
         call()
-    samples = []
-    for _ in range(runs):
+    blocks = []
+    for _ in range(plan.reps):
         started = time.perf_counter()
-        call()
-        samples.append((time.perf_counter() - started) * 1000)
-    return samples
-
-
-def percentile(samples: list[float], fraction: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+        for _ in range(plan.calls):
+            call()
+        blocks.append((time.perf_counter() - started) * 1000 / plan.calls)
+    return blocks
 
 
 def checked_execute(kc, code: str) -> None:
@@ -50,21 +54,25 @@ def checked_execute(kc, code: str) -> None:
         raise RuntimeError(f"cell failed during the benchmark: {code!r}: {outcome.error or outcome.reply['content']}")
 
 
-def measure_distlab(runs: int, warmup: int) -> dict[str, object]:
+def measure_distlab(plan: argparse.Namespace) -> dict[str, object]:
     ensure_kernelspec_installed()
     km, kc = start_kernel()
     try:
         started = time.perf_counter()
-        checked_execute(kc, DISTRIBUTED_CELL)  # the first one starts the group of ranks
+        checked_execute(kc, DISTRIBUTED + "0")  # the first one starts the group of ranks
         pool_start_ms = (time.perf_counter() - started) * 1000
-        normal = time_calls(lambda: checked_execute(kc, "0"), runs, warmup)
-        distributed = time_calls(lambda: checked_execute(kc, DISTRIBUTED_CELL), runs, warmup)
+        figures = {
+            "distlab plain cell, warm": time_blocks(lambda: checked_execute(kc, "0"), plan),
+            "distlab plain cell, cold": time_blocks(lambda: checked_execute(kc, str(next(fresh))), plan),
+            f"distlab %%distributed -n {WORKERS}, warm": time_blocks(lambda: checked_execute(kc, DISTRIBUTED + "0"), plan),
+            f"distlab %%distributed -n {WORKERS}, cold": time_blocks(lambda: checked_execute(kc, DISTRIBUTED + str(next(fresh))), plan),
+        }
     finally:
         stop_kernel(km, kc)
-    return {"normal": normal, "distributed": distributed, "pool_start_ms": pool_start_ms}
+    return {"figures": figures, "pool_start_ms": pool_start_ms}
 
 
-def measure_ipyparallel(runs: int, warmup: int) -> dict[str, object]:
+def measure_ipyparallel(plan: argparse.Namespace) -> dict[str, object]:
     import ipyparallel
 
     started = time.perf_counter()
@@ -74,42 +82,37 @@ def measure_ipyparallel(runs: int, warmup: int) -> dict[str, object]:
         client.wait_for_engines(WORKERS, timeout=120)
         cluster_start_ms = (time.perf_counter() - started) * 1000
         view = client[:]
-        samples = time_calls(lambda: view.execute("pass", block=True), runs, warmup)
+        figures = {
+            f"ipyparallel {WORKERS} engines execute (%%px), warm": time_blocks(lambda: view.execute("pass", block=True), plan),
+            f"ipyparallel {WORKERS} engines execute (%%px), cold": time_blocks(lambda: view.execute(str(next(fresh)), block=True), plan),
+        }
     finally:
         client.close()
         cluster.stop_cluster_sync()
-    return {"execute": samples, "cluster_start_ms": cluster_start_ms}
-
-
-def row(label: str, samples: list[float]) -> str:
-    return f"| {label:<42} | {statistics.median(samples):>10.2f} | {percentile(samples, 0.9):>10.2f} |"
+    return {"figures": figures, "cluster_start_ms": cluster_start_ms}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=200, help="timed round trips per figure (default 200)")
-    parser.add_argument("--warmup", type=int, default=20, help="untimed round trips first (default 20)")
+    parser.add_argument("--warmup", type=int, default=20, help="untimed round trips before each figure (default 20)")
+    parser.add_argument("--calls", type=int, default=20, help="round trips per timed block (default 20)")
+    parser.add_argument("--reps", type=int, default=5, help="timed blocks per figure, at least 5 (default 5)")
     parser.add_argument("--skip-ipyparallel", action="store_true", help="measure distlab only")
-    args = parser.parse_args()
-    if args.runs < 1 or args.warmup < 0:
-        parser.error("--runs must be at least 1 and --warmup at least 0")
+    plan = parser.parse_args()
+    if plan.reps < 5:
+        parser.error(f"--reps must be at least 5 (a figure is the median of at least 5 blocks), got {plan.reps}")
+    if plan.calls < 1 or plan.warmup < 0:
+        parser.error("--calls must be at least 1 and --warmup at least 0")
 
-    ours = measure_distlab(args.runs, args.warmup)
-    theirs = None if args.skip_ipyparallel else measure_ipyparallel(args.runs, args.warmup)
-
-    print(f"\nkernel round trip, {args.runs} runs after {args.warmup} warm-up (milliseconds)")
-    print(f"| {'what':<42} | {'median':>10} | {'p90':>10} |")
-    print(f"|{'-' * 44}|{'-' * 12}|{'-' * 12}|")
-    print(row("distlab: trivial cell", ours["normal"]))
-    print(row(f"distlab: %%distributed -n {WORKERS} trivial cell", ours["distributed"]))
+    ours = measure_distlab(plan)
+    theirs = None if plan.skip_ipyparallel else measure_ipyparallel(plan)
+    for result in (ours, theirs):
+        for figure, ms in (result or {"figures": {}})["figures"].items():
+            print(json.dumps({"figure": figure, "ms": ms}), flush=True)
+    starts = {f"distlab: first %%distributed -n {WORKERS} to its result (group start)": ours["pool_start_ms"]}
     if theirs:
-        print(row("ipyparallel 4 engines: execute (%%px)", theirs["execute"]))
-    print(f"\ndistlab: first %%distributed -n {WORKERS} to its result (group start): {ours['pool_start_ms']:.0f} ms")
-    if theirs:
-        print(f"ipyparallel: cluster start to {WORKERS} engines connected: {theirs['cluster_start_ms']:.0f} ms")
-        ratio = statistics.median(ours["distributed"]) / statistics.median(theirs["execute"])
-        verdict = "meets" if ratio <= TARGET_RATIO else "misses"
-        print(f"ratio distlab distributed / ipyparallel execute (medians): {ratio:.3f} (target <= {TARGET_RATIO}: {verdict})")
+        starts[f"ipyparallel: cluster start to {WORKERS} engines connected"] = theirs["cluster_start_ms"]
+    print(json.dumps({"starts_ms": starts, "plan": {"warmup": plan.warmup, "calls": plan.calls, "reps": plan.reps}}), flush=True)
     return 0
 
 

@@ -6,11 +6,18 @@
 //  3. Bytes per live update.
 //  4. Render time of 100,000 spans in Chromium, as the last browser test run
 //     measured it (test/browser/timeline.spec.ts writes it).
+// Each figure is the median [min, max] of --reps repetitions (default 9, >= 5)
+// in this run; recorder on and off get the same warm-up and step counts.
+// Times are CPU time of this process (process.cpuUsage), not wall time.
 // Plain script: prints numbers, asserts nothing.
 import { existsSync, readFileSync } from "node:fs";
 import trace from "../kernel/src/trace/index.ts";
+import stats from "./stats.ts";
 
 const { TimelineSession, createRankRecorder, epochMicros } = trace;
+const { summarize, formatSummary, ratioOfMedians, repsOption, machineLine } = stats;
+const REPS = repsOption(process.argv.slice(2), 9);
+console.log(`bench:timeline  ${machineLine()}`);
 
 const HIDDEN = 256; // a 256x256 layer: [batch 32, 256] x [256, 256]
 const weights = new Float32Array(HIDDEN * HIDDEN).map(() => Math.random());
@@ -43,10 +50,12 @@ function trainingStep(recorder, step) {
 function timeSteps(enabled, steps) {
   const posted = [];
   const recorder = createRankRecorder({ rank: 0, enabled, post: (b) => posted.push(b.spans.length) });
-  const t0 = performance.now();
+  // CPU time of this process, so that the time other processes of the shared machine held the core is left out.
+  const before = process.cpuUsage();
   for (let s = 0; s < steps; s++) trainingStep(recorder, s);
   recorder.flush();
-  return { msPerStep: (performance.now() - t0) / steps, spans: posted.reduce((a, b) => a + b, 0) };
+  const used = process.cpuUsage(before);
+  return { msPerStep: (used.user + used.system) / 1000 / steps, spans: posted.reduce((a, b) => a + b, 0) };
 }
 
 const STEPS = 60;
@@ -54,21 +63,22 @@ timeSteps(true, 10);
 timeSteps(false, 10);
 const off = [];
 const on = [];
-for (let round = 0; round < 9; round++) {
+// Off and on alternate, so a busy moment of the shared machine lands on both.
+for (let round = 0; round < REPS; round++) {
   off.push(timeSteps(false, STEPS).msPerStep);
   on.push(timeSteps(true, STEPS).msPerStep);
 }
-// The fastest round of each: on a shared machine the slower rounds measure other processes.
-const offMs = Math.min(...off);
-const onMs = Math.min(...on);
-console.log(`recording: step ${offMs.toFixed(3)} ms off, ${onMs.toFixed(3)} ms on (fastest of 9 rounds of ${STEPS} steps); on/off ratio ${(onMs / offMs).toFixed(4)} (target <= 1.02)`);
+const offMs = summarize(off, "recorder off");
+const onMs = summarize(on, "recorder on");
+console.log(`recording: CPU ms per step (process.cpuUsage), ${REPS} rounds of ${STEPS} steps each after 10 warm-up steps: off ${formatSummary(offMs, 3)}, on ${formatSummary(onMs, 3)}; on/off ratio of medians ${ratioOfMedians(onMs, offMs).toFixed(4)} (target <= 1.02)`);
 
 const io = {
   executionCount: 1, interruptSignal: new AbortController().signal, stream() {}, clearOutput() {},
   input: () => Promise.reject(new Error("no stdin")), comms: { registerTarget() {}, open() { throw new Error("no comms"); } },
   display() {},
 };
-for (const total of [1_000, 20_000, 100_000]) {
+/** Milliseconds of this process's CPU time (process.cpuUsage: every thread, GC included) for one live update carrying `total` spans of 4 ranks, and its bytes. */
+function liveUpdate(total) {
   const ranks = [0, 1, 2, 3].map((rank) => ({ rank, host: "localhost", device: "cpu" }));
   const start = epochMicros();
   // Each update 2 s after the last: the summary is recomputed every time (the worst case).
@@ -84,17 +94,27 @@ for (const total of [1_000, 20_000, 100_000]) {
     })),
   }));
   for (const b of batches.slice(0, 3)) session.onBatch(b);
-  const t0 = performance.now();
+  // CPU time, not wall time: on the shared machine a wall clock also counts the time other processes held the core.
+  const before = process.cpuUsage();
   session.onBatch(batches[3]); // one live update with every span present
-  const updateMs = performance.now() - t0;
-  console.log(`live update with ${total.toLocaleString()} spans: ${updateMs.toFixed(1)} ms of kernel CPU with the summary recomputed, which live updates do at most once a second (${((updateMs * 3) / 10).toFixed(1)}% of a core at 3 updates/s), ${(session.stats.lastUpdateBytes / 1024).toFixed(0)} KiB of timeline JSON`);
+  const used = process.cpuUsage(before);
+  const ms = (used.user + used.system) / 1000;
+  const bytes = session.stats.lastUpdateBytes;
   session.finish();
+  return { ms, bytes };
+}
+
+for (const total of [1_000, 20_000, 100_000]) {
+  liveUpdate(total); // warm-up
+  const updates = Array.from({ length: REPS }, () => liveUpdate(total));
+  const ms = summarize(updates.map((u) => u.ms), `live update of ${total} spans`);
+  console.log(`live update with ${total.toLocaleString()} spans: ${formatSummary(ms, 1)} ms of kernel CPU time (process.cpuUsage) with the summary recomputed, which live updates do at most once a second (${((ms.median * 3) / 10).toFixed(1)}% of a core at 3 updates/s, from the median), ${(updates[0].bytes / 1024).toFixed(0)} KiB of timeline JSON`);
 }
 
 const renderFigures = new URL("../test-artifacts/browser/render-100k.json", import.meta.url);
 if (existsSync(renderFigures)) {
   const r = JSON.parse(readFileSync(renderFigures, "utf8"));
-  console.log(`render of ${r.spans.toLocaleString()} spans in Chromium (last browser test run): first draw ${r.firstDrawMs} ms, redraw after zoom ${r.zoomDrawMs} ms, ${r.segmentsAtFullZoom} segments drawn at full zoom`);
+  console.log(`render of ${r.spans.toLocaleString()} spans in Chromium (NOT measured by this run: the last browser test run's single figure): first draw ${r.firstDrawMs} ms, redraw after zoom ${r.zoomDrawMs} ms, ${r.segmentsAtFullZoom} segments drawn at full zoom`);
 } else {
   console.log("render of 100,000 spans in Chromium: run `npm run test:browser` first (it measures it)");
 }

@@ -120,6 +120,10 @@ def test_status_reports_each_rank(module_kernel):
     for rank in range(3):
         assert f"rank {rank}: alive, idle" in out.stdout
     assert "MiB" in out.stdout and "tf " in out.stdout
+    # the wire counters: earlier cells allReduced on this group, so every rank has sent and received
+    for rank in range(3):
+        line = next(l for l in out.stdout.splitlines() if f"rank {rank}: alive" in l)
+        assert re.search(r"sent \d+(\.\d)? (B|KiB|MiB) in [1-9]\d* messages, received \d+(\.\d)? (B|KiB|MiB) in [1-9]\d*", line), line
 
 
 def test_a_changed_shape_restarts_the_group_and_says_so(module_kernel):

@@ -82,6 +82,8 @@ test("collectives are comm spans linked by seq, waits for the late rank are idle
       assert.equal(span.cat, "comm");
       assert.equal(span.args?.op, "allReduce");
       assert.equal(span.args?.bytes, 4096);
+      // threads take the direct path: 4096 bytes read of each of 3 peers' slots, one read each
+      assert.deepEqual([span.args?.bytesReceived, span.args?.messagesReceived], [3 * 4096, 3]);
       assert.equal(typeof span.args?.algorithm, "string");
       assert.equal(span.args?.group, "world");
       assert.deepEqual(span.args?.peers, [0, 1, 2, 3].filter((r) => r !== rank));

@@ -143,3 +143,56 @@ async function registeredCollective(comm: Communicator, arg: { op: string; x: Co
   if (out && out !== x) comm.free(out);
   return copy;
 }
+
+/**
+ * arg: a collective arg, or {p2p: {to, from, x, into}}. The rank's wire counters for that one call:
+ * reset, barrier (every rank has reset before any reads), the call, barrier (every peer is done
+ * reading this rank's memory on the direct path), snapshot. Also the call's own spans.
+ */
+SCENARIOS.wireCounts = async (comm, arg: { p2p?: { to: number; from: number; x: CommArray; into: CommArray } } & Record<string, any>, spans) => {
+  comm.resetStats();
+  await comm.barrier();
+  spans.length = 0;
+  if (arg.p2p) await SCENARIOS.pointToPoint(comm, arg.p2p, spans);
+  else await SCENARIOS.collective(comm, arg, spans);
+  const callSpans = spans.slice();
+  await comm.barrier();
+  return { stats: comm.stats(), spans: callSpans };
+};
+
+/** The rank's counters before it has communicated at all. */
+SCENARIOS.wireStatsFresh = async (comm) => comm.stats();
+
+/** Fan-out over an emulated link: one sender, `peers` receivers, `bytes` each, at once (scatter). */
+export const FAN_OUT_LINK = { bandwidth: 500e3, latency: 0.02 }; // 4 Mbit/s, 20 ms
+export const FAN_OUT_BYTES = 100_000;
+
+/**
+ * arg: {peers, bytes, link}: ranks 0..peers form a group; rank 0 scatters `bytes` to each other
+ * member over the emulated link (one exchange: the sends run at once), then gathers 1 byte back
+ * over the plain link; rank 0 reports the round in ms, other ranks null. Every world rank takes part
+ * in newGroup and the barrier.
+ */
+SCENARIOS.timedFanOut = async (comm, arg: { peers: number; bytes: number; link: { bandwidth: number; latency: number } }) => {
+  const group = comm.newGroup(Array.from({ length: arg.peers + 1 }, (_, i) => i), `fanout${arg.peers}`);
+  await comm.barrier();
+  if (group.rank < 0) return null;
+  const x = new Uint8Array(arg.bytes * (arg.peers + 1));
+  const t0 = performance.now();
+  await group.scatter(x, 0, { link: arg.link });
+  await group.gather(new Uint8Array(1), 0);
+  return group.rank === 0 ? performance.now() - t0 : null;
+};
+
+/**
+ * arg: {peers, bytes, link}: ranks 0..peers form a group; every member but rank 0 sends `bytes` to
+ * rank 0 over the emulated link at once (gather); rank 0 reports how long its gather took, in ms.
+ */
+SCENARIOS.timedFanIn = async (comm, arg: { peers: number; bytes: number; link: { bandwidth: number; latency: number } }) => {
+  const group = comm.newGroup(Array.from({ length: arg.peers + 1 }, (_, i) => i), `fanin${arg.peers}`);
+  await comm.barrier();
+  if (group.rank < 0) return null;
+  const t0 = performance.now();
+  await group.gather(new Uint8Array(arg.bytes), 0, { link: arg.link });
+  return group.rank === 0 ? performance.now() - t0 : null;
+};

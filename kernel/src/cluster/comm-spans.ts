@@ -41,7 +41,11 @@ export function commSpanHook(recorder: SpanRecorder, worldRank: number, groups: 
   return (span: CommSpan) => {
     if (!recorder.enabled) return;
     const members = groups.worldRanks(span.group);
-    const args: SpanArgs = { op: span.op, bytes: span.bytes, algorithm: span.algorithm };
+    const args: SpanArgs = {
+      op: span.op, bytes: span.bytes, algorithm: span.algorithm,
+      // what the transport moved for this call (the wire counters), beside the input size above
+      bytesSent: span.bytesSent, bytesReceived: span.bytesReceived, messagesSent: span.messagesSent, messagesReceived: span.messagesReceived,
+    };
     if (span.algorithm === "p2p") {
       // The hook's peer is the group rank passed to send/recv; links need world ranks.
       const peer = span.peer === undefined ? undefined : members?.[span.peer];

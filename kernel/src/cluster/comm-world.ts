@@ -18,6 +18,7 @@ import { MAX_SHM_RANKS } from "../comm/shm-layout";
 import { closeTcpWorld, connectTcpWorld, startTcpRendezvous } from "../comm/tcp-world";
 import { CommThread, createCommThreadWorld, type CommThreadSpan } from "../comm/comm-thread";
 import type { ShmWorldAddress, WorldAddress } from "./protocol";
+import type { WireCounters } from "../comm/wire-counters";
 
 /** Most ranks the threads backend runs: the shm transport keeps a channel per ordered pair of ranks. */
 export const MAX_THREAD_RANKS = MAX_SHM_RANKS;
@@ -78,6 +79,8 @@ export interface JoinOptions {
   onSpan?: SpanHook;
   /** Hears of every job the rank's communication thread finishes, with its times on that thread. */
   onCommThreadSpan?: (span: CommThreadSpan) => void;
+  /** The rank's wire counters, kept across the worlds it joins (dist.stats). */
+  wire?: WireCounters;
 }
 
 export async function joinCommWorld(address: WorldAddress, options: JoinOptions): Promise<JoinedWorld> {
@@ -85,6 +88,7 @@ export async function joinCommWorld(address: WorldAddress, options: JoinOptions)
     timeoutMs: options.timeoutMs,
     ...(options.link ? { link: options.link } : {}),
     ...(options.onSpan ? { onSpan: options.onSpan } : {}),
+    ...(options.wire ? { wire: options.wire } : {}),
   };
   if (address.kind === "shm") {
     const comm = attachShmCommunicator(address, options.rank, commOptions);

@@ -7,6 +7,9 @@
 import type { CommThread } from "../comm/comm-thread";
 import type { AllReduceOptions, CollectiveOptions, CommArray, Communicator, ReduceOp } from "../comm/types";
 import { isSpanCategory, SPAN_CATEGORIES, type SpanOptions, type SpanRecorder } from "../trace";
+import type { WireCounters } from "../comm/wire-counters";
+import type { WireStats } from "../comm/wire-stats";
+import { addWireStats } from "../comm/wire-stats-merge";
 import { isTensor } from "./cell-value";
 import { splitEvenly } from "./split";
 
@@ -57,10 +60,22 @@ export interface Dist extends DistIdentity {
   /** The underlying communicator, for calls this wrapper does not cover. */
   readonly comm: Communicator;
   /**
+   * What this rank's transport moved (payload bytes and messages, per op and per peer), as a
+   * snapshot; all zeros before the rank communicates. `dist.stats.reset()` zeroes this rank's
+   * counts. Sub-groups share the rank's counts; they survive the world being rebuilt. What the
+   * rank's communication thread moved (as of its last finished job) is included.
+   */
+  readonly stats: WireStatsAccess;
+  /**
    * The rank's communication thread (thread ranks): collectives handed to it run while this
    * thread computes, drawn on the rank's `comm` stream. Undefined for process ranks.
    */
   readonly commThread: CommThread | undefined;
+}
+
+export interface WireStatsAccess {
+  (): WireStats;
+  reset(): void;
 }
 
 const REDUCE_OPS: readonly ReduceOp[] = ["sum", "mean", "max", "min", "product"];
@@ -76,9 +91,25 @@ export function createDist(
   communicator: Communicator | (() => Communicator),
   tf: Tf,
   recorder?: SpanRecorder,
+  wire?: WireCounters,
   commThread: () => CommThread | undefined = () => undefined,
 ): Dist {
   const current = typeof communicator === "function" ? communicator : () => communicator;
+  // The rank's counters when given (they outlive any one world), else the communicator's.
+  const ownStats = (): WireStats => (wire ? wire.snapshot() : current().stats());
+  const stats: WireStatsAccess = Object.assign(
+    () => {
+      const threadStats = commThread()?.wireStats();
+      return threadStats ? addWireStats(ownStats(), threadStats) : ownStats();
+    },
+    {
+      reset: () => {
+        if (wire) wire.reset();
+        else current().resetStats();
+        commThread()?.resetWireStats();
+      },
+    },
+  );
   const viaArray = async <T extends Collectable>(where: string, x: T, run: (array: CommArray) => Promise<CommArray>, gathered = false): Promise<T> => {
     if (typeof x === "number") {
       const out = await run(Float64Array.of(x));
@@ -120,6 +151,7 @@ export function createDist(
     get commThread() {
       return commThread();
     },
+    stats,
     barrier: () => current().barrier(),
     allReduce: (x, options) => {
       checkOp("allReduce", options);
@@ -158,7 +190,7 @@ export function createDist(
     newGroup: (ranks, name) => {
       const sub = current().newGroup(ranks, name);
       // The comm thread serves the world group only.
-      return createDist({ ...identity, rank: sub.rank, size: sub.size }, sub, tf, recorder);
+      return createDist({ ...identity, rank: sub.rank, size: sub.size }, sub, tf, recorder, wire);
     },
   };
   return dist;

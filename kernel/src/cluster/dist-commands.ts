@@ -80,7 +80,9 @@ export class DistCommands {
         const answer = await rank.status(STATUS_WAIT_MS);
         if (!answer) return `  rank ${rank.info.rank}: alive, busy (not answering: running synchronous code), tf ${rank.tfBackend}`;
         const heap = `${(answer.heapUsedBytes / 2 ** 20).toFixed(1)} MiB of ${(answer.heapLimitBytes / 2 ** 20).toFixed(0)} MiB heap`;
-        return `  rank ${rank.info.rank}: alive, ${answer.busy ? "busy" : "idle"}, ${heap}, tf ${answer.tfBackend}, device ${rank.device}`;
+        const w = answer.wire;
+        const wire = `sent ${formatBytes(w.bytesSent)} in ${w.messagesSent} messages, received ${formatBytes(w.bytesReceived)} in ${w.messagesReceived}`;
+        return `  rank ${rank.info.rank}: alive, ${answer.busy ? "busy" : "idle"}, ${heap}, tf ${answer.tfBackend}, device ${rank.device}, ${wire}`;
       }),
     );
     return `group: ${describeShape(group.shape)} on ${group.host}\n${rows.join("\n")}\n`;
@@ -171,6 +173,19 @@ export class DistCommands {
   private declareOnRanks(name: string, typeText: string): void {
     this.compiler.declareVariable(this.session.chain, name, typeText);
   }
+}
+
+/** Payload bytes as `%dist status` shows them: exact below 1 KiB, else KiB/MiB/GiB with one decimal. */
+export function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ["KiB", "MiB", "GiB", "TiB"];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(1)} ${units[unit]}`;
 }
 
 /** Concatenates in rank order: typed arrays of one kind stay that kind, anything else becomes a plain array. */

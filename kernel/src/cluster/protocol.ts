@@ -23,6 +23,7 @@ import type { CompiledCell } from "../repl/cell-compiler";
 import type { TfBackendName } from "../magics/distributed-spec";
 import type { LinkModel } from "../comm/types";
 import type { ShmWorldInit } from "../comm/shm-layout";
+import type { WireStats } from "../comm/wire-stats";
 
 /** Backends that start ranks on this machine (`hosts` is not built yet). */
 export type LocalBackendName = "threads" | "processes" | "gpus";
@@ -153,7 +154,7 @@ export type RankEvent =
   | { kind: "clear"; cellId: number; wait: boolean }
   /** Posted after the cell's last output: a port is FIFO, so the kernel knows it has all of it. */
   | { kind: "cell-end"; cellId: number }
-  | { kind: "status"; requestId: number; heapUsedBytes: number; heapLimitBytes: number; tfBackend: string; busy: boolean }
+  | { kind: "status"; requestId: number; heapUsedBytes: number; heapLimitBytes: number; tfBackend: string; busy: boolean; wire: WireStats }
   /** Span batches for the timeline (a trace `SpanBatch`: spans on the rank's epoch clock, microseconds). */
   | { kind: "trace"; cellId: number; batch: unknown };
 

@@ -31,6 +31,7 @@ import { commSpanHook, GroupRegistry } from "./comm-spans";
 import { commThreadSpanHook } from "./comm-thread-spans";
 import { loadTf, type LoadedTf } from "./tf-setup";
 import { createRankRecorder, type SpanBatch, type SpanRecorder } from "../trace";
+import { WireCounters } from "../comm/wire-counters";
 
 interface RankState {
   init: InitTask;
@@ -46,6 +47,8 @@ interface RankState {
   worldJoinedAfterCell: number;
   /** Spans of this rank for the timeline; posted to the kernel in batches tagged with the running cell. */
   recorder: SpanRecorder;
+  /** What this rank's transports moved, across every world it joins (dist.stats, %dist status). */
+  wire: WireCounters;
   /** The running (or last) cell's id and cancel switch. */
   cellId: number;
   running?: AbortController;
@@ -78,7 +81,7 @@ export function createRankRuntime(portFor: (task: InitTask) => RankPort): RankTa
       listening.add(port);
       port.on("message", (command: KernelCommand) => onCommand(command));
     }
-    state = { init: task, port, scope, loaded, device, recorder, cellId: 0, worldJoinedAfterCell: 0 };
+    state = { init: task, port, scope, loaded, device, recorder, wire: new WireCounters(task.rank), cellId: 0, worldJoinedAfterCell: 0 };
     return { kind: "init", tfBackend: loaded.backend, device };
   }
 
@@ -95,6 +98,7 @@ export function createRankRuntime(portFor: (task: InitTask) => RankPort): RankTa
       timeoutMs: task.timeoutMs,
       onSpan,
       onCommThreadSpan: commThreadSpanHook(rank.recorder, rank.init.rank, rank.init.size),
+      wire: rank.wire,
       ...(task.link ? { link: task.link } : {}),
     });
     groups.track(world.comm);
@@ -109,6 +113,7 @@ export function createRankRuntime(portFor: (task: InitTask) => RankPort): RankTa
         () => requireState().world!.comm,
         rank.loaded.tf,
         rank.recorder,
+        rank.wire,
         () => requireState().world?.commThread,
       );
       rank.scope.setGlobal("dist", rank.dist);
@@ -170,6 +175,7 @@ export function createRankRuntime(portFor: (task: InitTask) => RankPort): RankTa
       heapLimitBytes: heap.heap_size_limit,
       tfBackend: rank.loaded.backend,
       busy: rank.running !== undefined,
+      wire: rank.wire.snapshot(),
     });
   }
 

@@ -47,8 +47,8 @@ export type CommThreadReply =
       end: number;
       /** the communicator's own record of each call the job made (onSpan) */
       calls: CommSpan[];
-      /** what the comm thread's transport moved so far, when the transport counts it */
-      stats?: WireStats;
+      /** what the comm thread's transport moved so far */
+      stats: WireStats;
     }
   | { id: number; ok: false; error: { name: string; message: string; stack?: string } };
 
@@ -174,9 +174,15 @@ export class CommThread {
     return this.readyPromise!;
   }
 
-  /** What the comm thread's transport moved, as of its last reply (undefined until one, or when it does not count). */
+  /** What the comm thread's transport moved, as of its last reply (undefined until one). */
   wireStats(): WireStats | undefined {
     return this.stats;
+  }
+
+  /** Zeroes the comm thread's counts (after the jobs already handed over). */
+  resetWireStats(): void {
+    this.stats = undefined;
+    this.worker?.postMessage({ resetStats: true });
   }
 
   private start(): Worker {
@@ -220,7 +226,7 @@ export class CommThread {
       pending.reject(error);
       return;
     }
-    if (reply.stats) this.stats = reply.stats;
+    this.stats = reply.stats;
     this.options.onSpan?.({ name: reply.name, start: reply.start, end: reply.end, calls: reply.calls });
     pending.resolve({ data: reply.data, start: reply.start, end: reply.end });
   }

@@ -8,7 +8,6 @@ import type { CommThreadInit, CommThreadJob, CommThreadReply } from "./comm-thre
 import { attachShmCommunicator } from "./shm-world";
 import { nowMicros } from "./transport";
 import type { CommSpan } from "./types";
-import type { WireStats } from "./wire-stats";
 
 if (!parentPort) throw new Error("comm-worker.ts runs as a rank's communication thread (a worker thread), not on its own");
 const port = parentPort;
@@ -27,8 +26,6 @@ const comm = attachShmCommunicator(init.world, init.rank, {
  * rank threads compute. Otherwise the communicator chooses.
  */
 const algorithm = init.link && init.world.size === 2 ? ("recursive-doubling" as const) : undefined;
-/** The transport's byte counters, where the communicator exposes them (`stats()`). */
-const statsOf = (comm as { stats?: () => WireStats }).stats;
 
 async function runJob(job: CommThreadJob): Promise<void> {
   calls.length = 0;
@@ -36,8 +33,7 @@ async function runJob(job: CommThreadJob): Promise<void> {
   try {
     const data = await comm.allReduce(job.data, { op: job.reduceOp, out: job.data, ...(algorithm ? { algorithm } : {}) });
     const end = nowMicros();
-    const stats = typeof statsOf === "function" ? statsOf.call(comm) : undefined;
-    const reply: CommThreadReply = { id: job.id, ok: true, name: job.name, data, start, end, calls: calls.splice(0), ...(stats ? { stats } : {}) };
+    const reply: CommThreadReply = { id: job.id, ok: true, name: job.name, data, start, end, calls: calls.splice(0), stats: comm.stats() };
     port.postMessage(reply, [data.buffer as ArrayBuffer]);
   } catch (e) {
     const error = e as Error;
@@ -55,6 +51,7 @@ port.postMessage({ ready: true });
 
 // One job at a time, in the order posted: the same order on every rank, as collectives need.
 let queue: Promise<void> = Promise.resolve();
-port.on("message", (job: CommThreadJob) => {
-  queue = queue.then(() => runJob(job));
+port.on("message", (message: CommThreadJob | { resetStats: true }) => {
+  if ("resetStats" in message) queue = queue.then(() => comm.resetStats());
+  else queue = queue.then(() => runJob(message));
 });

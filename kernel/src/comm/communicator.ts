@@ -14,6 +14,8 @@ import type { TypedArrayConstructor } from "./registered-memory";
 import type { CallContext } from "./transport";
 import { nowMicros } from "./transport";
 import type { Algorithm, AllReduceOptions, CollectiveOptions, CommArray, Communicator, DeviceMesh, LinkModel } from "./types";
+import type { TrafficCounts, WireStats } from "./wire-stats";
+import { zeroTraffic } from "./wire-stats";
 import { buildMesh, checkGroupRanks } from "./groups";
 
 export class GroupCommunicator implements Communicator {
@@ -42,6 +44,15 @@ export class GroupCommunicator implements Communicator {
     this.core.memory.free(array);
   }
 
+  // ---- wire counters (one set per rank, shared with the groups) ----
+  stats(): WireStats {
+    return this.core.transport.wire.snapshot();
+  }
+
+  resetStats(): void {
+    this.core.transport.wire.reset();
+  }
+
   // ---- point to point ----
   send(x: CommArray, peer: number): Promise<void> { return this.isend(x, peer); }
   recv<T extends CommArray>(into: T, peer: number): Promise<T> { return this.irecv(into, peer); }
@@ -51,11 +62,12 @@ export class GroupCommunicator implements Communicator {
     this.checkPeer(peer, "send");
     const seq = (this.p2pSent.get(peer) ?? 0) + 1;
     this.p2pSent.set(peer, seq);
-    const call = this.context(0, seq, x.length, dtype, -1, 0, 3, undefined);
+    const call = this.context(0, seq, x.length, dtype, -1, 0, 3, undefined, "send");
     call.label = `send #${seq} to rank ${peer}`;
     const span = this.core.onSpan ? nowMicros() : 0;
     return this.core.transport.sendUser(call, { peer: this.worldRanks[peer], payload: bytesOf(x) }).then(() => {
-      if (span) this.emit("send", x.byteLength, "p2p", span, seq, peer);
+      this.core.transport.wire.callFinished("send");
+      if (span) this.emit("send", x.byteLength, "p2p", span, seq, call.traffic, peer);
     });
   }
 
@@ -64,14 +76,15 @@ export class GroupCommunicator implements Communicator {
     this.checkPeer(peer, "recv");
     const seq = (this.p2pReceived.get(peer) ?? 0) + 1;
     this.p2pReceived.set(peer, seq);
-    const call = this.context(0, seq, into.length, dtype, -1, 0, 3, undefined);
+    const call = this.context(0, seq, into.length, dtype, -1, 0, 3, undefined, "recv");
     call.label = `recv #${seq} from rank ${peer}`;
     const target = bytesOf(into);
     const span = this.core.onSpan ? nowMicros() : 0;
     return this.core.transport
       .recvUser(call, { peer: this.worldRanks[peer], bytes: target.length, onData: (c, o) => target.set(c, o) })
       .then(() => {
-        if (span) this.emit("recv", into.byteLength, "p2p", span, seq, peer);
+        this.core.transport.wire.callFinished("recv");
+        if (span) this.emit("recv", into.byteLength, "p2p", span, seq, call.traffic, peer);
         return into;
       });
   }
@@ -278,9 +291,12 @@ export class GroupCommunicator implements Communicator {
     if (this.rank < 0) throw new Error(`${this.name}: rank ${this.core.transport.rank} is not a member of this group`);
   }
 
-  private context(opcode: number, call: number, count: number, dtype: number, root: number, redop: number, algorithm: number, link: LinkModel | undefined): CallContext {
+  private context(
+    opcode: number, call: number, count: number, dtype: number, root: number, redop: number, algorithm: number, link: LinkModel | undefined,
+    op: string = OPCODES[opcode],
+  ): CallContext {
     const desc: Descriptor = { group: this.groupId, call, opcode, count, dtype, root, redop, algorithm };
-    return { desc, label: `${OPCODES[opcode]} #${call}`, link: link ?? this.core.link, timeoutMs: this.core.timeoutMs };
+    return { desc, label: `${OPCODES[opcode]} #${call}`, link: link ?? this.core.link, timeoutMs: this.core.timeoutMs, op, traffic: zeroTraffic() };
   }
 
   private collective<T extends CommArray>(
@@ -305,13 +321,14 @@ export class GroupCommunicator implements Communicator {
       const start = this.core.onSpan ? nowMicros() : 0;
       this.core.transport.enter(call);
       const result = await run(env, reducerFor(redop, dtype), call);
-      if (start) this.emit(op, x.byteLength, fields.algorithm, start, callNo);
+      this.core.transport.wire.callFinished(op);
+      if (start) this.emit(op, x.byteLength, fields.algorithm, start, callNo, call.traffic);
       return result;
     });
   }
 
-  private emit(op: string, bytes: number, algorithm: Algorithm | "p2p", start: number, call: number, peer?: number): void {
-    this.core.onSpan!({ op, bytes, algorithm, peer, group: this.name, call, start, end: nowMicros() });
+  private emit(op: string, bytes: number, algorithm: Algorithm | "p2p", start: number, call: number, traffic: TrafficCounts, peer?: number): void {
+    this.core.onSpan!({ op, bytes, algorithm, peer, group: this.name, call, start, end: nowMicros(), ...traffic });
   }
 }
 

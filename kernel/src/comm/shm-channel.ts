@@ -17,6 +17,13 @@ export interface ChannelMemory {
 
 const align16 = (n: number) => (n + 15) & ~15;
 
+/**
+ * Told what a channel op just copied into or out of the ring: payload bytes,
+ * framing bytes (frame header and padding to 16 bytes; counted by senders
+ * only) and messages (1 when a frame's header moves, else 0).
+ */
+export type ChannelCount = (payloadBytes: number, framingBytes: number, messages: number) => void;
+
 abstract class ChannelOp {
   done = false;
   protected readonly ringAt: number;
@@ -49,6 +56,7 @@ export class ChannelSend extends ChannelOp {
     desc: Descriptor,
     private readonly payload: Uint8Array,
     readonly pacer?: Pacer,
+    private readonly count?: ChannelCount,
   ) {
     super(mem, channel, context, peer);
     const words = new Int32Array(FRAME_HEADER_WORDS);
@@ -77,6 +85,10 @@ export class ChannelSend extends ChannelOp {
     const n = Math.min(free, limit - this.sent);
     if (n <= 0) return false;
     this.copyOut(this.sent, n, written);
+    if (this.count) {
+      const payload = Math.max(0, Math.min(this.sent + n, FRAME_HEADER_BYTES + this.payload.length) - Math.max(this.sent, FRAME_HEADER_BYTES));
+      this.count(payload, n - payload, this.sent === 0 ? 1 : 0);
+    }
     this.sent += n;
     Atomics.store(ctl, this.writtenWord, (written + n) | 0);
     this.done = this.sent === this.total;
@@ -127,6 +139,7 @@ export class ChannelRecv extends ChannelOp {
     peer: number,
     private readonly spec: RecvSpec,
     private readonly check: FrameCheck,
+    private readonly count?: ChannelCount,
   ) {
     super(mem, channel, context, peer);
   }
@@ -148,6 +161,7 @@ export class ChannelRecv extends ChannelOp {
       this.payloadBytes = words[9];
       this.check(sender, this.payloadBytes);
       this.spec.onStart?.(this.payloadBytes);
+      this.count?.(0, 0, 1);
       this.total = FRAME_HEADER_BYTES + align16(this.payloadBytes);
       this.taken = FRAME_HEADER_BYTES;
       cursor = (cursor + FRAME_HEADER_BYTES) | 0;
@@ -157,7 +171,10 @@ export class ChannelRecv extends ChannelOp {
     if (n > 0) {
       const payloadFrom = this.taken - FRAME_HEADER_BYTES;
       const payloadTo = Math.min(payloadFrom + n, this.payloadBytes);
-      if (payloadTo > payloadFrom) this.deliver(payloadFrom, payloadTo - payloadFrom, cursor);
+      if (payloadTo > payloadFrom) {
+        this.deliver(payloadFrom, payloadTo - payloadFrom, cursor);
+        this.count?.(payloadTo - payloadFrom, 0, 0);
+      }
       this.taken += n;
       cursor = (cursor + n) | 0;
     }

@@ -25,6 +25,7 @@ import type { ShmTransport } from "./shm-transport";
 import type { CallContext } from "./transport";
 import type { CommArray } from "./types";
 import type { MemoryCopy } from "./wasm-copy";
+import type { SharedReadCounts } from "./wire-counters";
 
 const INPUT_REGISTERED = 1;
 const OUTPUT_REGISTERED = 2;
@@ -53,8 +54,19 @@ export function attachDirectCollectives(
   simd: ((redop: number, dtype: number) => ReduceKernels) | undefined,
   registered?: RegisteredMemory,
   memoryCopy?: MemoryCopy,
+  reads?: SharedReadCounts,
 ): DirectCollectives {
   const { layout, rank: me, size: n, ctl } = t;
+  /**
+   * Wire counting: this rank read `bytes` of rank `owner`'s memory (its staging slot, registered
+   * array, or its slice of the shared result) in one piece. Received here; the owner's sent count
+   * is its row of the shared matrix. Reading this rank's own memory is no traffic.
+   */
+  const readFrom = (call: CallContext, owner: number, bytes: number) => {
+    if (owner === me || bytes <= 0) return;
+    t.wire.received(call, owner, bytes, 1);
+    reads?.add(owner, me, call.desc.opcode, bytes, 1);
+  };
   const pipeline = new ShmPipeline(t);
   const kernelsFor = (redop: number, dtype: number) => (simd ?? jsKernels)(redop, dtype);
   // memory.buffer is read on every view: registering memory grows the memory, which replaces the
@@ -129,7 +141,7 @@ export function attachDirectCollectives(
 
   const perChunk = (x: CommArray) => Math.floor(layout.slotBytes / x.BYTES_PER_ELEMENT);
 
-  return {
+  const collectives: DirectCollectives = {
     allReduce(call, x, out, redop) {
       const { dtype } = call.desc;
       const width = x.BYTES_PER_ELEMENT;
@@ -148,6 +160,7 @@ export function attachDirectCollectives(
           process(_i, slot) {
             const scratch = view(dtype, layout.scratchFor(me), 0, x.length, width);
             reduceSlots(k, scratch, dtype, slot, 0, x.length, width);
+            for (let r = 0; r < n; r++) readFrom(call, r, x.byteLength);
             copyInto(out, 0, scratch);
           },
           copyOut() {},
@@ -194,14 +207,23 @@ export function attachDirectCollectives(
           const second = first === 0 ? 1 : 0;
           k.combine(dst, input(first, i, slot, lo, hi), input(second, i, slot, lo, hi));
           for (let r = 0; r < n; r++) if (r !== first && r !== second) k.reduce(dst, input(r, i, slot, lo, hi));
+          for (let r = 0; r < n; r++) readFrom(call, r, (hi - lo) * width);
         },
         copyOut(i, slot) {
           const len = chunkLenQ(i);
-          if (!anyOutputRegistered) return copyInto(out, i * Q, view(dtype, layout.resultAt(slot), 0, len, width));
+          if (!anyOutputRegistered) {
+            copyInto(out, i * Q, view(dtype, layout.resultAt(slot), 0, len, width));
+            // the result slot holds each rank's reduced slice, written by that rank
+            for (let r = 0; r < n; r++) readFrom(call, r, (slice(len, r + 1) - slice(len, r)) * width);
+            return;
+          }
           for (let r = 0; r < n; r++) {
             const lo = slice(len, r);
             const hi = slice(len, r + 1);
-            if (hi > lo && !(r === me && outputRegistered)) copyInto(out, i * Q + lo, result(r, i, slot, lo, hi));
+            if (hi > lo && !(r === me && outputRegistered)) {
+              copyInto(out, i * Q + lo, result(r, i, slot, lo, hi));
+              readFrom(call, r, (hi - lo) * width);
+            }
           }
         },
       });
@@ -250,6 +272,7 @@ export function attachDirectCollectives(
             k.combine(dst, src(0), src(1));
             for (let r = 2; r < n; r++) k.reduce(dst, src(r));
           }
+          for (let r = 0; r < n; r++) readFrom(call, r, (hi - lo) * width);
           if (!inMemory(out)) out.set(dst as never, lo - start(me));
         },
         copyOut() {},
@@ -279,6 +302,7 @@ export function attachDirectCollectives(
             if (r === me) continue;
             const src = inputs[r] === NOT_REGISTERED ? view(dtype, layout.slotAt(r, slot), 0, chunkLen(i), width) : viewAt(dtype, inputs[r] + i * P * width, chunkLen(i));
             copyInto(out, r * m + i * P, src);
+            readFrom(call, r, chunkLen(i) * width);
           }
         },
         copyOut() {},
@@ -306,10 +330,33 @@ export function attachDirectCollectives(
           if (i === 0) rootInput = announcedAddresses(call).inputs[root]!;
           const src = rootInput === NOT_REGISTERED ? view(dtype, layout.slotAt(root, slot), 0, chunkLen(i), width) : viewAt(dtype, rootInput + i * P * width, chunkLen(i));
           copyInto(out, i * P, src);
+          readFrom(call, root, chunkLen(i) * width);
         },
         copyOut() {},
       });
       if (rootRegistered) pipeline.waitForAll(call);
     },
+  };
+  return metered(collectives, t, reads);
+}
+
+/**
+ * The direct collectives, each adding to its call's span what peers read of this rank's memory
+ * while the call ran (the owner's side of readFrom; reads after it left count in dist.stats only).
+ */
+function metered(c: DirectCollectives, t: ShmTransport, reads: SharedReadCounts | undefined): DirectCollectives {
+  if (!reads) return c;
+  const wrap = <A extends unknown[]>(run: (call: CallContext, ...args: A) => void) => (call: CallContext, ...args: A) => {
+    const before = reads.rowTotal(t.rank);
+    run(call, ...args);
+    const after = reads.rowTotal(t.rank);
+    call.traffic.bytesSent += after.bytes - before.bytes;
+    call.traffic.messagesSent += after.messages - before.messages;
+  };
+  return {
+    allReduce: wrap(c.allReduce),
+    reduceScatter: wrap(c.reduceScatter),
+    allGather: wrap(c.allGather),
+    broadcast: wrap(c.broadcast),
   };
 }

@@ -57,6 +57,10 @@ export interface ShmWorldInit {
   readonly registeredAt: number;
   /** most bytes of registered memory the world can hand out (the memory's maximum minus registeredAt) */
   readonly registeredBytes: number;
+  /** what each rank read of each other rank's memory on the direct path (wire-counters.ts SharedReadCounts) */
+  readonly directReads: SharedArrayBuffer;
+  /** when each rank's emulated ingress is free again (link.ts SharedIngress) */
+  readonly ingressClocks: SharedArrayBuffer;
 }
 
 export interface ShmWorldOptions {

@@ -10,13 +10,14 @@ import { CommCancelledError, CommMismatchError, CommTimeoutError } from "./comm-
 import {
   callLabel, descriptorsAgree, DESCRIPTOR_WORDS, mismatchMessage, readDescriptor, writeDescriptor, type Descriptor,
 } from "./descriptor";
-import { Pacer } from "./link";
+import { Nic, Pacer, SharedIngress } from "./link";
 import { ChannelRecv, ChannelSend, type ChannelMemory, type FrameCheck } from "./shm-channel";
 import {
   COLLECTIVE_CONTEXT, DESCRIPTOR_AT, DOORBELL, ENTERED, REASON_AT_WORD, REASON_BYTES, REASON_LEN, ShmLayout, STATE,
   USER_CONTEXT, type ShmWorldInit,
 } from "./shm-layout";
 import type { CallContext, RecvSpec, SendSpec, Transport } from "./transport";
+import { WireCounters } from "./wire-counters";
 import { availableParallelism } from "node:os";
 
 /**
@@ -66,10 +67,13 @@ export class ShmTransport implements Transport {
   private readonly userOps = new Set<UserOp>();
   private driving = false;
   private readonly spinMs: number;
+  /** this rank's emulated network interface: its paced sends share its egress and take time on the receivers' ingress */
+  private readonly nic: Nic;
 
   constructor(
     readonly init: ShmWorldInit,
     readonly rank: number,
+    readonly wire: WireCounters = new WireCounters(rank),
   ) {
     this.size = init.size;
     this.layout = ShmLayout.of(init);
@@ -77,6 +81,7 @@ export class ShmTransport implements Transport {
     this.mem = { ctl: this.ctl, data: new Uint8Array(init.memory.buffer), layout: this.layout };
     this.bellWord = this.layout.rankWord(rank, DOORBELL);
     this.spinMs = this.size <= availableParallelism() ? SPIN_MS : SPIN_MS_OVERSUBSCRIBED;
+    this.nic = new Nic(new SharedIngress(init.ingressClocks, init.size));
   }
 
   enter(call: CallContext): void {
@@ -96,7 +101,7 @@ export class ShmTransport implements Transport {
     const now = performance.now();
     const ops: (ChannelSend | ChannelRecv)[] = [];
     for (const s of sends) ops.push(this.sendOp(COLLECTIVE_CONTEXT, call, s, now));
-    for (const r of recvs) ops.push(this.recvOp(COLLECTIVE_CONTEXT, r, this.collectiveCheck(call, r)));
+    for (const r of recvs) ops.push(this.recvOp(COLLECTIVE_CONTEXT, call, r, this.collectiveCheck(call, r)));
     this.runUntilDone(call, ops);
   }
 
@@ -231,14 +236,15 @@ export class ShmTransport implements Transport {
 
   private sendOp(context: number, call: CallContext, s: SendSpec, nowMs: number): ChannelSend {
     const channel = this.layout.channelIndex(context, this.rank, s.peer);
-    const pacer = call.link ? new Pacer(call.link, s.payload.length) : undefined;
-    pacer?.allowed(nowMs);
-    return new ChannelSend(this.mem, channel, context, s.peer, call.desc, s.payload, pacer);
+    const pacer = call.link ? new Pacer(call.link, s.payload.length, this.nic, nowMs, s.peer) : undefined;
+    const count = (payload: number, framing: number, messages: number) => this.wire.sent(call, s.peer, payload, messages, framing);
+    return new ChannelSend(this.mem, channel, context, s.peer, call.desc, s.payload, pacer, count);
   }
 
-  private recvOp(context: number, r: RecvSpec, check: FrameCheck): ChannelRecv {
+  private recvOp(context: number, call: CallContext, r: RecvSpec, check: FrameCheck): ChannelRecv {
     const channel = this.layout.channelIndex(context, r.peer, this.rank);
-    return new ChannelRecv(this.mem, channel, context, r.peer, r, check);
+    const count = (payload: number, _framing: number, messages: number) => this.wire.received(call, r.peer, payload, messages);
+    return new ChannelRecv(this.mem, channel, context, r.peer, r, check, count);
   }
 
   // ---- user point-to-point: ordered per pair, separate rings, driven asynchronously ----
@@ -256,7 +262,7 @@ export class ShmTransport implements Transport {
         );
       }
     };
-    return this.startUser(call, this.recvOp(USER_CONTEXT, spec, check));
+    return this.startUser(call, this.recvOp(USER_CONTEXT, call, spec, check));
   }
 
   private startUser(call: CallContext, op: ChannelSend | ChannelRecv): Promise<void> {

@@ -10,6 +10,8 @@ import { wasmMemoryCopy } from "./wasm-copy";
 import { MAX_SHM_RANKS, ShmLayout, STATE, type ShmWorldInit, type ShmWorldOptions } from "./shm-layout";
 import { ShmTransport, STATE_CANCELLED, STATE_RUNNING, stopWorld } from "./shm-transport";
 import type { CommOptions, Communicator } from "./types";
+import { SharedReadCounts } from "./wire-counters";
+import { SharedIngress } from "./link";
 
 const MiB = 1024 * 1024;
 const WASM_PAGE = 64 * 1024;
@@ -53,6 +55,8 @@ export function createShmWorld(size: number, options: ShmWorldOptions = {}): Shm
   return {
     kind: "shm", size, control, memory, collectiveRingBytes, userRingBytes, slotBytes,
     registeredAt: pages * WASM_PAGE, registeredBytes: registeredPages * WASM_PAGE,
+    directReads: SharedReadCounts.createBuffer(size),
+    ingressClocks: SharedIngress.createBuffer(size),
   };
 }
 
@@ -64,11 +68,13 @@ export function attachShmCommunicator(init: ShmWorldInit, rank: number, options:
   if (!Number.isInteger(rank) || rank < 0 || rank >= init.size) {
     throw new RangeError(`attachShmCommunicator: rank must be an integer in [0, ${init.size - 1}], got ${rank}`);
   }
-  const transport = new ShmTransport(init, rank);
+  const transport = new ShmTransport(init, rank, options.wire);
+  const reads = new SharedReadCounts(init.directReads, init.size);
+  transport.wire.attachSharedReads(reads);
   const core = new CommCore(transport, options);
   const heap = new ShmHeap(init, rank);
   core.memory = heap;
-  core.direct = attachDirectCollectives(transport, wasmKernels(init.memory), heap, wasmMemoryCopy(init.memory));
+  core.direct = attachDirectCollectives(transport, wasmKernels(init.memory), heap, wasmMemoryCopy(init.memory), reads);
   return new GroupCommunicator(core, Array.from({ length: init.size }, (_, i) => i), 0, "world");
 }
 

@@ -49,8 +49,15 @@ export class Inbox implements FrameSink {
    */
   private spare?: Uint8Array;
 
-  /** `onAbort`: a peer stopped the world (CONTEXT_ABORT frame: the reason and its descriptor) */
-  constructor(private readonly onAbort: (desc: Descriptor, reason: string) => void) {}
+  /**
+   * `onAbort`: a peer stopped the world (CONTEXT_ABORT frame: the reason and its descriptor).
+   * `count`: payload bytes and messages handed to a receive of `call` (a frame counts once a
+   * receive takes it; what arrived before that counts when the receive claims it).
+   */
+  constructor(
+    private readonly onAbort: (desc: Descriptor, reason: string) => void,
+    private readonly count: (call: CallContext, bytes: number, messages: number) => void = () => undefined,
+  ) {}
 
   /** A receive: it claims the first kept frame of its context, or waits for the next to arrive. */
   post(context: number, pending: Pending): void {
@@ -62,6 +69,7 @@ export class Inbox implements FrameSink {
     try {
       pending.check(early.desc, early.bytes.length);
       pending.spec.onStart?.(early.bytes.length);
+      this.count(pending.call, early.filled, 1);
       if (early.filled > 0) pending.spec.onData(early.bytes.subarray(0, early.filled), 0);
       if (early.complete) {
         this.keepSpare(early.bytes);
@@ -91,6 +99,7 @@ export class Inbox implements FrameSink {
       try {
         pending.check(desc, payloadBytes);
         pending.spec.onStart?.(payloadBytes);
+        this.count(pending.call, 0, 1);
         cur.pending = pending;
       } catch (e) {
         pending.reject(e); // and the payload is dropped
@@ -102,7 +111,10 @@ export class Inbox implements FrameSink {
     return {
       into: (offset, maxBytes) => (cur.pending ? cur.pending.spec.into?.(offset, maxBytes) : cur.arrived?.bytes.subarray(offset, offset + maxBytes)),
       data: (piece, offset) => {
-        if (cur.pending) cur.pending.spec.onData(piece, offset);
+        if (cur.pending) {
+          this.count(cur.pending.call, piece.length, 0);
+          cur.pending.spec.onData(piece, offset);
+        }
         else if (cur.arrived) {
           const a = cur.arrived;
           if (piece.buffer !== a.bytes.buffer || piece.byteOffset !== a.bytes.byteOffset + offset) a.bytes.set(piece, offset);

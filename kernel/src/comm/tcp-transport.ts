@@ -12,10 +12,11 @@
 import type { Socket } from "node:net";
 import { CommCancelledError, CommMismatchError, CommTimeoutError, PeerLostError } from "./comm-errors";
 import { callLabel, descriptorsAgree, mismatchMessage, type Descriptor } from "./descriptor";
-import { Pacer } from "./link";
+import { Nic, Pacer } from "./link";
 import { CONTEXT_ABORT, CONTEXT_COLLECTIVE, CONTEXT_USER, encodeHeader, FrameReceiver, type ReadBinding } from "./tcp-frames";
 import { Inbox, type Pending } from "./tcp-inbox";
-import type { CallContext, RecvSpec, SendSpec, Transport } from "./transport";
+import { FRAME_HEADER_BYTES, type CallContext, type RecvSpec, type SendSpec, type Transport } from "./transport";
+import { WireCounters } from "./wire-counters";
 
 const WRITE_BYTES = 1024 * 1024;
 /**
@@ -53,17 +54,23 @@ export class TcpTransport implements Transport {
   readonly kind = "tcp";
   private readonly links = new Map<number, PeerLink>();
   private stopped?: Error;
+  /** this rank's emulated network interface: every paced send of the rank shares its egress (ingress is not modelled over tcp) */
+  private readonly nic = new Nic();
 
   constructor(
     readonly rank: number,
     readonly size: number,
     peers: Map<number, PeerSockets>,
+    readonly wire: WireCounters = new WireCounters(rank),
   ) {
     for (const [peer, { send, recv, read }] of peers) {
-      const inbox = new Inbox((desc, reason) => {
-        // root = 1: a mismatch; else the peer named by group was lost
-        this.stop(desc.root === 1 ? new CommMismatchError(reason) : new PeerLostError(this.rank, desc.group, `told by rank ${peer}: ${reason}`), false);
-      });
+      const inbox = new Inbox(
+        (desc, reason) => {
+          // root = 1: a mismatch; else the peer named by group was lost
+          this.stop(desc.root === 1 ? new CommMismatchError(reason) : new PeerLostError(this.rank, desc.group, `told by rank ${peer}: ${reason}`), false);
+        },
+        (call, bytes, messages) => this.wire.received(call, peer, bytes, messages),
+      );
       const link = new PeerLink(send, recv, inbox);
       this.links.set(peer, link);
       send.setNoDelay(true);
@@ -156,10 +163,8 @@ export class TcpTransport implements Transport {
     const run = async () => {
       if (this.stopped) throw this.rethrow(call);
       const payload = spec.payload;
-      const pacer = call.link ? new Pacer(call.link, payload.length) : undefined;
-      const now = performance.now();
-      pacer?.allowed(now);
-      if (pacer) await sleepMs(pacer.msUntilAllowed(0, now)); // the latency
+      const pacer = call.link ? new Pacer(call.link, payload.length, this.nic, performance.now(), spec.peer) : undefined;
+      if (pacer) await pacer.whenAllowed(0); // the latency
       let flushed = Promise.resolve();
       const put = async (bytes: Uint8Array) => {
         const w = this.write(link, bytes);
@@ -167,12 +172,14 @@ export class TcpTransport implements Transport {
         await w.room;
       };
       await put(encodeHeader(call.desc, payload.length, context));
+      this.wire.sent(call, spec.peer, 0, 1, FRAME_HEADER_BYTES);
       // paced links write in ~1 ms grains so the bytes leave at the emulated bandwidth
       const grain = pacer ? Math.max(4096, Math.min(WRITE_BYTES, Math.floor(call.link!.bandwidth * 0.001))) : WRITE_BYTES;
       for (let at = 0; at < payload.length; at += grain) {
         const end = Math.min(payload.length, at + grain);
-        if (pacer) await sleepMs(pacer.msUntilAllowed(end, performance.now()));
+        if (pacer) await pacer.whenAllowed(end);
         await put(payload.subarray(at, end));
+        this.wire.sent(call, spec.peer, end - at, 0);
       }
       // the socket holds views of the payload, not copies: the send is done (and the caller may
       // change the payload) only once the kernel has taken every byte; writes complete in order
@@ -253,8 +260,4 @@ export class TcpTransport implements Transport {
       link.recv.destroy();
     }
   }
-}
-
-function sleepMs(ms: number): Promise<void> {
-  return ms > 0 ? new Promise((r) => setTimeout(r, ms)) : Promise.resolve();
 }

@@ -152,7 +152,7 @@ export async function connectTcpWorld(options: TcpWorldOptions): Promise<Communi
   }
   const peers = new Map<number, PeerSockets>();
   for (const [peer, sockets] of opened) peers.set(peer, { ...sockets, send: sendSockets.get(peer)! });
-  const tcp = new TcpTransport(rank, size, peers);
+  const tcp = new TcpTransport(rank, size, peers, options.wire);
   const transport = options.signal ? new CancellableTransport(tcp, options.signal) : tcp;
   const core = new CommCore(transport, options);
   const comm = new GroupCommunicator(core, Array.from({ length: size }, (_, i) => i), 0, "world");
@@ -174,6 +174,7 @@ class CancellableTransport implements Transport {
   readonly kind = "tcp";
   readonly rank: number;
   readonly size: number;
+  readonly wire: Transport["wire"];
 
   constructor(
     private readonly inner: Transport,
@@ -181,6 +182,7 @@ class CancellableTransport implements Transport {
   ) {
     this.rank = inner.rank;
     this.size = inner.size;
+    this.wire = inner.wire;
   }
 
   enter(call: CallContext): void {

@@ -4,6 +4,8 @@
 // together in each step.
 import type { Descriptor } from "./descriptor";
 import type { LinkModel } from "./types";
+import type { WireCounters } from "./wire-counters";
+import type { TrafficCounts } from "./wire-stats";
 
 export interface SendSpec {
   /** world rank */
@@ -42,12 +44,18 @@ export interface CallContext {
   label: string;
   link?: LinkModel;
   timeoutMs: number;
+  /** what the traffic counts under in the rank's WireStats: "allReduce", ..., "send", "recv" */
+  op: string;
+  /** this call's own traffic so far, added to by the transport as bytes move (for the call's span) */
+  traffic: TrafficCounts;
 }
 
 export interface Transport {
   readonly rank: number;
   readonly size: number;
   readonly kind: "shm" | "tcp";
+  /** the rank's wire counters, shared by the world communicator and its groups */
+  readonly wire: WireCounters;
   /** Announce the call this rank has entered (for mismatch detection while waiting). */
   enter(call: CallContext): void;
   /** Run these sends and receives concurrently; resolves when all are done. */

@@ -1,6 +1,8 @@
 // The public shapes of distlab's collective communication layer: one
 // Communicator interface for every transport (shm between threads, tcp
 // between processes and hosts).
+import type { WireCounters } from "./wire-counters";
+import type { WireStats } from "./wire-stats";
 
 /** Typed arrays a collective accepts; the result has the input's type. */
 export type CommArray =
@@ -67,6 +69,15 @@ export interface CommSpan {
   /** microseconds since the Unix epoch (performance.timeOrigin + performance.now()) */
   start: number;
   end: number;
+  /**
+   * What this call moved on the wire, as the transport counted it (wire-stats.ts). Direct-path
+   * calls (shm): peers read this rank's memory in place, so bytesSent/messagesSent are what they had
+   * read by the time this rank left the call; dist.stats() has the rest once every rank is past it.
+   */
+  bytesSent: number;
+  bytesReceived: number;
+  messagesSent: number;
+  messagesReceived: number;
 }
 
 export type SpanHook = (span: CommSpan) => void;
@@ -78,6 +89,11 @@ export interface Communicator {
   /** world ranks of this communicator's members, indexed by group rank */
   readonly worldRanks: readonly number[];
   readonly name: string;
+
+  /** What this rank's transport has moved since it started or since resetStats (world and groups share the counts). */
+  stats(): WireStats;
+  /** Zeroes this rank's wire counters. */
+  resetStats(): void;
 
   /**
    * A zeroed array of `length` elements for this rank's collectives. In a shm world it lives in
@@ -133,4 +149,6 @@ export interface CommOptions {
   onSpan?: SpanHook;
   /** Default emulated link for every call. */
   link?: LinkModel;
+  /** Where the transport counts what it moves; pass one to keep the counts across worlds. Default: fresh counters. */
+  wire?: WireCounters;
 }
