@@ -39,10 +39,17 @@ const SCENARIOS: Record<string, Scenario> = {
     await thread.ready();
     await thread.allReduce(new Float32Array(4)); // both ranks' comm threads are up and joined
     spans.length = 0;
-    const flights = lengths.map((n, b) => thread.run(bucket(rank, b, n), { op: "mean", name: `bucket ${b}` }));
+    const buckets = lengths.map((n, b) => bucket(rank, b, n));
+    const flights = buckets.map((x, b) => thread.run(x, { op: "mean", name: `bucket ${b}` }));
     const busySpan = busy(busyMs);
     const results = await Promise.all(flights);
     return { busy: busySpan, jobs: results.map((r) => ({ start: r.start, end: r.end })), spans: spans.map((s) => ({ name: s.name, start: s.start, end: s.end, calls: s.calls.length })) };
+  },
+  /** Reduce `jobs` buckets of `length` floats after zeroing the counts; returns the comm thread's counts. */
+  async stats({ jobs, length }: { jobs: number; length: number }) {
+    thread.resetWireStats();
+    for (let b = 0; b < jobs; b++) await thread.allReduce(bucket(rank, b, length), { op: "sum" });
+    return thread.wireStats();
   },
   /** A view of part of a buffer is copied before it is handed over; the caller's array stays intact. */
   async partialView() {

@@ -80,11 +80,13 @@ function checkLatency(seconds: number, what: string, fail: (what: string) => Err
 
 /**
  * Bytes reserved on the egress at a time: the grain the pacers interleave in
- * (1 ms of the link, 4 KiB .. 1 MiB), so concurrent sends share the
+ * (1 ms of the link, 4 KiB .. 1 MiB, a multiple of 16 bytes), so concurrent sends share the
  * bandwidth finely while wake-ups stay few.
  */
 function grainBytes(bandwidth: number): number {
-  return Math.max(4096, Math.min(1024 * 1024, Math.floor(bandwidth * 0.001)));
+  // A multiple of 16: the shm channels move payload in 16-byte pieces, and a grain they cannot send
+  // whole would look like back-pressure to the sender (nextDueMs: Infinity) until the next doorbell.
+  return Math.max(4096, Math.min(1024 * 1024, Math.floor(bandwidth * 0.001))) & ~15;
 }
 
 /**
@@ -113,9 +115,14 @@ export class Nic {
 
   constructor(private readonly ingress?: SharedIngress) {}
 
-  /** Reserves `bytes` to world rank `peer` at `bandwidth` bytes/s, not before `notBeforeMs`; returns when they have left. */
-  reserve(bytes: number, bandwidth: number, notBeforeMs: number, nowMs: number, peer: number): number {
-    const earliest = Math.max(notBeforeMs, this.freeAtMs, nowMs - CATCH_UP_MS);
+  /**
+   * Reserves `bytes` to world rank `peer` at `bandwidth` bytes/s, not before `notBeforeMs`; returns when they have left.
+   * `followsMs`: the end of the same message's previous grain. A message in flight keeps its place on the wire however
+   * late its sender wakes (a loaded machine wakes threads milliseconds late, every grain); only a message's first grain
+   * is held to `nowMs - CATCH_UP_MS`, so that an idle egress banks nothing.
+   */
+  reserve(bytes: number, bandwidth: number, notBeforeMs: number, nowMs: number, peer: number, followsMs?: number): number {
+    const earliest = Math.max(notBeforeMs, this.freeAtMs, followsMs ?? nowMs - CATCH_UP_MS);
     const durationMs = (bytes / bandwidth) * 1000;
     this.freeAtMs = this.ingress ? this.ingress.reserve(peer, earliest, durationMs) : earliest + durationMs;
     return this.freeAtMs;
@@ -160,6 +167,8 @@ export class SharedIngress {
 export class Pacer {
   /** payload bytes whose time on the egress has passed */
   private released = 0;
+  /** what allowed() last answered: bytes beyond it were released after the sender last looked */
+  private told = 0;
   /** the grain reserved on the Nic and not yet released */
   private pending?: { bytes: number; endMs: number };
   private readonly firstByteMs: number;
@@ -181,18 +190,22 @@ export class Pacer {
   allowed(nowMs: number): number {
     if (nowMs < this.firstByteMs) return -1;
     this.advance(nowMs);
+    this.told = this.released;
     return this.released;
   }
 
   /**
    * Milliseconds from `nowMs` until more than `sent` payload bytes may have
-   * left: the end of the latency or of the grain reserved; Infinity when
-   * more is already allowed (what holds the send back is not the link) or
-   * everything is.
+   * left: the end of the latency or of the grain reserved; 0 when bytes
+   * were released since allowed() last answered; Infinity when more is
+   * already allowed and the sender knows it (what holds the send back is
+   * not the link) or everything is.
    */
   nextDueMs(sent: number, nowMs: number): number {
     if (nowMs < this.firstByteMs) return this.firstByteMs - nowMs;
     this.advance(nowMs);
+    // Bytes released since the sender last asked (its clock reading came before this one): due now.
+    if (this.released > this.told) return 0;
     if (this.released > sent || !this.pending) return Infinity;
     return Math.max(0, this.pending.endMs - nowMs);
   }
@@ -210,15 +223,17 @@ export class Pacer {
   /** Releases grains whose time has passed and reserves the next one. */
   private advance(nowMs: number): void {
     for (;;) {
+      let followsMs: number | undefined;
       if (this.pending) {
         if (nowMs < this.pending.endMs) return;
         this.released += this.pending.bytes;
+        followsMs = this.pending.endMs;
         this.pending = undefined;
       }
       const left = this.totalBytes - this.released;
       if (left <= 0) return;
       const bytes = Math.min(left, this.grain);
-      this.pending = { bytes, endMs: this.nic.reserve(bytes, this.link.bandwidth, this.firstByteMs, nowMs, this.peer) };
+      this.pending = { bytes, endMs: this.nic.reserve(bytes, this.link.bandwidth, this.firstByteMs, nowMs, this.peer, followsMs) };
     }
   }
 }
