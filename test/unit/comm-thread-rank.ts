@@ -58,6 +58,13 @@ const SCENARIOS: Record<string, Scenario> = {
     const out = await thread.allReduce(view, { op: "sum" });
     return { out: Array.from(out), viewLength: view.length };
   },
+  /** A job long enough to be cancelled midway; returns how it ended. */
+  async cancelled({ length }: { length: number }) {
+    return thread.allReduce(bucket(rank, 0, length)).then(
+      () => "resolved",
+      (e: Error) => `${e.name}: ${e.message}`,
+    );
+  },
   async close() {
     await thread.close();
     return thread.allReduce(new Float32Array(4)).then(() => "resolved", (e: Error) => e.message);

@@ -7,15 +7,16 @@ import { after, before, describe, it } from "node:test";
 import * as path from "node:path";
 import { Worker } from "node:worker_threads";
 import { createCommThreadWorld } from "../../kernel/src/comm/comm-thread";
-import type { LinkModel } from "../../kernel/src/comm";
+import { cancelShmWorld, type LinkModel, type ShmWorldInit } from "../../kernel/src/comm";
 import type { WireStats } from "../../kernel/src/comm/wire-stats";
 import { addWireStats } from "../../kernel/src/comm/wire-stats-merge";
 
 class Ranks {
   private readonly workers: Worker[] = [];
   private nextId = 1;
+  readonly world: ShmWorldInit;
   constructor(size: number, link?: LinkModel) {
-    const world = createCommThreadWorld(size);
+    const world = (this.world = createCommThreadWorld(size));
     for (let rank = 0; rank < size; rank++) {
       this.workers.push(
         new Worker(`require("tsx/cjs"); require(${JSON.stringify(path.join(__dirname, "comm-thread-rank.ts"))});`, {
@@ -139,6 +140,19 @@ describe("comm thread on an emulated link: the transfer runs while the rank thre
       assert.equal(stats.bytesReceived, 3 * 4 * length, `rank ${rank}: bytes received`);
       assert.equal(stats.byPeer[1 - rank]?.bytesSent, 3 * 4 * length);
     }
+  });
+
+  it("a job in flight when the world is cancelled (an interrupt) rejects with CommCancelledError, naming the rank", async () => {
+    // 1 MiB at 20 Mbit/s: about 420 ms; cancelled after 100 ms
+    const ending = ranks.run<string>("cancelled", { length: 262_144 });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    cancelShmWorld(ranks.world, "interrupted by the test");
+    const endings = await ending;
+    endings.forEach((ended, rank) => {
+      assert.match(ended, /^CommCancelledError: /, `rank ${rank}: ${ended}`);
+      assert.match(ended, new RegExp(`rank ${rank}'s communication thread`));
+      assert.match(ended, /interrupted by the test/);
+    });
   });
 
   it("rejects jobs after close, naming the rank", async () => {
