@@ -160,6 +160,7 @@ export class CommThread {
     const worker = this.start();
     return new Promise<CommThreadResult>((resolve, reject) => {
       this.pending.set(job.id, { resolve, reject });
+      worker.ref(); // a job in flight keeps the rank's event loop alive until its reply
       worker.postMessage(job, [data.buffer as ArrayBuffer]);
     });
   }
@@ -194,7 +195,7 @@ export class CommThread {
       ...(this.options.link ? { link: this.options.link } : {}),
     };
     const worker = startWorker(init);
-    // An idle comm thread must not keep the rank alive.
+    // An idle comm thread must not keep the rank alive (it is ref'd while jobs are in flight).
     worker.unref();
     this.readyPromise = new Promise<void>((resolve, reject) => {
       worker.on("message", (reply: CommThreadReply | { ready: true }) => {
@@ -219,6 +220,7 @@ export class CommThread {
     const pending = this.pending.get(reply.id);
     if (!pending) return;
     this.pending.delete(reply.id);
+    if (this.pending.size === 0) this.worker?.unref();
     if (!reply.ok) {
       const error = new Error(reply.error.message);
       error.name = reply.error.name;
