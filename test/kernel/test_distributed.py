@@ -1,4 +1,8 @@
-"""%%distributed cells and %dist magics against a real distlab kernel (jupyter_client, zeromq)."""
+"""%%distributed cells and %dist magics against a real distlab kernel (jupyter_client, zeromq).
+
+Tests that share `module_kernel` run in any order (pytest-randomly shuffles them): each one starts
+the group shape it needs and declares names no other test declares.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +27,9 @@ def test_outputs_are_tagged_by_rank_and_values_come_back_as_one_json_array(modul
 
 def test_state_persists_per_rank_and_allreduce_sums(module_kernel):
     _, kc = module_kernel
-    out = execute(kc, "%%distributed -n 3\nconst y = await dist.allReduce(new Float32Array([x, 1]));\nArray.from(y)", timeout=60)
+    out = execute(kc, "%%distributed -n 3\nconst persisted = dist.rank * 2;", timeout=120)
+    assert out.status == "ok", out.error
+    out = execute(kc, "%%distributed -n 3\nconst y = await dist.allReduce(new Float32Array([persisted, 1]));\nArray.from(y)", timeout=60)
     assert out.status == "ok", out.error
     assert out.results[0]["application/json"] == [[6, 3]] * 3
     assert out.results[0]["text/plain"].startswith("[all 3 ranks]")
@@ -45,6 +51,33 @@ def test_registered_buffers_from_dist_alloc_allreduce_in_place(module_kernel):
     assert out.results[0]["application/json"] == [{"shared": True, "values": [6, 6]}] * 3
 
 
+def test_pooled_results_of_one_cell_survive_the_next_cells_calls(module_kernel):
+    # 16 MiB results come from each rank's result pool: a result kept in a global, and one kept
+    # only through a subarray, must not be handed out again by later calls (the pool collects when
+    # idle between the cells), and tensors get pooled results with the right values
+    _, kc = module_kernel
+    first = (
+        "%%distributed -n 2\n"
+        "const g: any = globalThis;\n"
+        "g.kept = await dist.allReduce(new Float32Array(1 << 22).fill(dist.rank + 1));\n"
+        "g.head = (await dist.allReduce(new Float32Array(1 << 22).fill(10))).subarray(0, 4);\n"
+        "const t = await dist.allReduce(tf.ones([1 << 22]));\n"
+        "({ pooled: g.kept.buffer instanceof SharedArrayBuffer, kept: g.kept[(1 << 22) - 1], tensor: t.dataSync()[(1 << 22) - 1] })"
+    )
+    out = execute(kc, first, timeout=120)
+    assert out.status == "ok", out.error
+    assert out.results[0]["application/json"] == [{"pooled": True, "kept": 3, "tensor": 2}] * 2
+    later = (
+        "%%distributed -n 2\n"
+        "const g: any = globalThis;\n"
+        "for (let i = 0; i < 20; i++) (await dist.allReduce(new Float32Array(1 << 22).fill(i))).fill(-1);\n"
+        "[g.kept.every((v: number) => v === 3), Array.from(g.head)]"
+    )
+    out = execute(kc, later, timeout=120)
+    assert out.status == "ok", out.error
+    assert out.results[0]["application/json"] == [[True, [20, 20, 20, 20]]] * 2
+
+
 def test_group_outputs_rank_prints_grouped_per_rank(module_kernel):
     _, kc = module_kernel
     out = execute(kc, "%%distributed -n 3 --group-outputs rank\nconsole.log('a');\nawait dist.barrier();\nconsole.log('b');", timeout=60)
@@ -60,7 +93,7 @@ def test_an_error_on_one_rank_names_the_rank(module_kernel):
     assert out.error["evalue"].startswith("rank 2: RangeError: bad shard")
     # The throw is on the cell's third line, counting the %%distributed line.
     assert any(re.search(r"<cell \d+>:3:\d+", line) for line in out.error["traceback"]), out.error["traceback"]
-    assert "cancelled because rank 2 failed: ranks 0, 1" in out.error["traceback"]
+    assert "cancelled because rank 2 failed: ranks 0 and 1" in out.error["traceback"]
 
 
 def test_bad_flags_and_unknown_magics_are_usage_errors_and_the_kernel_keeps_going(module_kernel):
@@ -97,6 +130,7 @@ def test_help_is_generated_from_the_flag_spec(module_kernel):
 
 def test_push_pull_scatter_gather_move_variables_between_notebook_and_ranks(module_kernel):
     _, kc = module_kernel
+    assert execute(kc, "%%distributed -n 3\ndist.size", timeout=120).status == "ok"
     assert execute(kc, "const data = [1, 2, 3, 4, 5, 6, 7];\nconst scale = 10;").status == "ok"
     assert execute(kc, "%dist push scale").status == "ok"
     out = execute(kc, "%dist scatter data")
@@ -114,13 +148,14 @@ def test_push_pull_scatter_gather_move_variables_between_notebook_and_ranks(modu
 
 def test_status_reports_each_rank(module_kernel):
     _, kc = module_kernel
+    assert execute(kc, "%%distributed -n 3\nawait dist.allReduce(new Float32Array(4));\ndist.size", timeout=120).status == "ok"
     out = execute(kc, "%dist status")
     assert out.status == "ok"
     assert "group: -n 3 --backend threads" in out.stdout
     for rank in range(3):
         assert f"rank {rank}: alive, idle" in out.stdout
     assert "MiB" in out.stdout and "tf " in out.stdout
-    # the wire counters: earlier cells allReduced on this group, so every rank has sent and received
+    # the wire counters: the allReduce above moved bytes, so every rank has sent and received
     for rank in range(3):
         line = next(l for l in out.stdout.splitlines() if f"rank {rank}: alive" in l)
         assert re.search(r"sent \d+(\.\d)? (B|KiB|MiB) in [1-9]\d* messages, received \d+(\.\d)? (B|KiB|MiB) in [1-9]\d*", line), line
@@ -128,14 +163,16 @@ def test_status_reports_each_rank(module_kernel):
 
 def test_a_changed_shape_restarts_the_group_and_says_so(module_kernel):
     _, kc = module_kernel
+    out = execute(kc, "%%distributed -n 3\nconst beforeTheChange = dist.rank;", timeout=120)
+    assert out.status == "ok", out.error
     out = execute(kc, "%%distributed -n 2\ndist.size", timeout=60)
     assert out.status == "ok", out.error
     assert "group shape changed (-n 3 --backend threads -> -n 2 --backend threads)" in out.stderr
     assert out.results[0]["application/json"] == [2, 2]
-    # The ranks' declarations went with the old group: `x` no longer type-checks.
-    out = execute(kc, "%%distributed -n 2\nx")
+    # The ranks' declarations went with the old group: `beforeTheChange` no longer type-checks.
+    out = execute(kc, "%%distributed -n 2\nbeforeTheChange")
     assert out.status == "error"
-    assert "Cannot find name 'x'" in out.error["evalue"]
+    assert "Cannot find name 'beforeTheChange'" in out.error["evalue"]
 
 
 def test_interrupting_a_distributed_infinite_loop_respawns_the_ranks(kernel):
@@ -151,7 +188,7 @@ def test_interrupting_a_distributed_infinite_loop_respawns_the_ranks(kernel):
     assert time.monotonic() - started < 10
     assert reply["content"]["status"] == "error"
     assert reply["content"]["ename"] == "InterruptedError"
-    assert "state lost on ranks 0, 1" in reply["content"]["evalue"]
+    assert "state lost on ranks 0 and 1" in reply["content"]["evalue"]
     out = execute(kc, "%%distributed -n 2\ndist.rank + 1", timeout=60)
     assert out.status == "ok", out.error
     assert out.results[0]["application/json"] == [1, 2]
@@ -190,7 +227,7 @@ def test_interrupting_a_process_rank_respawns_only_the_stuck_rank(kernel):
     while reply["parent_header"].get("msg_id") != msg_id:
         reply = kc.get_shell_msg(timeout=30)
     assert reply["content"]["ename"] == "InterruptedError"
-    assert reply["content"]["evalue"].endswith("state lost on ranks 0")
+    assert reply["content"]["evalue"].endswith("state lost on rank 0")
     out = execute(kc, "%%distributed -n 2 --backend processes\ntypeof kept === 'number' ? kept : 'lost'", timeout=60)
     assert out.status == "ok", out.error
     assert out.results[0]["application/json"] == ["lost", 2]

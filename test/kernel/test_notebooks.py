@@ -2,7 +2,10 @@
 
 Notebooks assert their own results in code (a wrong result throws), so an
 unexpected error in any cell fails the test. Cells tagged `raises-exception`
-must raise. Parameters (lines `const NAME: string = "value";` in the cell
+must raise the error they promise: their metadata holds
+`"distlab": {"raises": "<error class>", "match": ["<word>", ...]}`, and the
+cell passes only if its error's ename is that class and its evalue contains
+every listed word (a typo, a ReferenceError or another option's error fails). Parameters (lines `const NAME: string = "value";` in the cell
 tagged `parameters`) are overridden from DISTLAB_NOTEBOOK_<NAME> environment
 variables; the suite runs with SIZE=small unless told otherwise. Executed
 copies are kept under test-artifacts/notebooks/ for inspection.
@@ -82,11 +85,40 @@ def test_notebook_runs_clean(path: Path) -> None:
     finally:
         nbformat.write(notebook, ARTIFACTS / path.name)
 
-    for index, cell in enumerate(notebook.cells):
-        if cell.cell_type != "code" or "raises-exception" not in cell.get("metadata", {}).get("tags", []):
-            continue
-        errors = [output for output in cell.outputs if output.output_type == "error"]
-        assert errors, f"{path.name}: cell {index} is tagged raises-exception but did not raise"
+    problems = [problem for index, cell in enumerate(notebook.cells) if (problem := expected_error_problem(cell, index))]
+    assert not problems, f"{path.name}:\n" + "\n".join(problems)
+
+
+def expected_error_problem(cell: nbformat.NotebookNode, index: int) -> str | None:
+    """Why an executed cell breaks its error promise, or None when it keeps it.
+
+    A cell tagged `raises-exception` must carry metadata.distlab = {"raises": ename, "match": [words]}
+    and end with exactly one error of that ename whose evalue contains every word; a cell with the
+    metadata must carry the tag (without it nbclient would stop the notebook instead).
+    """
+    if cell.cell_type != "code":
+        return None
+    metadata = cell.get("metadata", {})
+    tagged = "raises-exception" in metadata.get("tags", [])
+    promise = metadata.get("distlab", {})
+    if not tagged:
+        return f"cell {index}: metadata.distlab.raises is set but the cell is not tagged raises-exception" if "raises" in promise else None
+    ename, words = promise.get("raises"), promise.get("match")
+    if isinstance(words, str):
+        words = [words]
+    if not isinstance(ename, str) or not ename or not isinstance(words, list) or not words or not all(isinstance(w, str) and w for w in words):
+        return (f'cell {index}: tagged raises-exception, so its metadata must say what it raises: '
+                f'"distlab": {{"raises": "RangeError", "match": ["the option it names"]}}; got {promise!r}')
+    errors = [output for output in cell.get("outputs", []) if output.output_type == "error"]
+    if not errors:
+        return f"cell {index}: should raise {ename} mentioning {words}, but did not raise"
+    error = errors[-1]
+    if error.ename != ename:
+        return f"cell {index}: should raise {ename} mentioning {words}, raised {error.ename}: {error.evalue}"
+    missing = [word for word in words if word not in error.evalue]
+    if missing:
+        return f"cell {index}: {ename} should mention {missing}, said: {error.evalue}"
+    return None
 
 
 def test_parameters_override_only_named_string_constants() -> None:
@@ -100,3 +132,41 @@ def test_parameters_override_only_named_string_constants() -> None:
     assert notebook.cells[1].source == 'const SIZE: string = "full";', "only the parameters cell is rewritten"
     with pytest.raises(ValueError, match="quotes"):
         apply_parameters(notebook, {"SIZE": 'bad"value'})
+
+
+def executed_cell(ename: str | None, evalue: str = "", tags: tuple[str, ...] = ("raises-exception",), promise: dict | None = None) -> nbformat.NotebookNode:
+    cell = nbformat.v4.new_code_cell("x", metadata={"tags": list(tags), **({"distlab": promise} if promise is not None else {})})
+    if ename is not None:
+        cell.outputs = [nbformat.v4.new_output("error", ename=ename, evalue=evalue, traceback=[])]
+    return cell
+
+
+def test_a_raises_exception_cell_must_raise_the_promised_class_and_words() -> None:
+    promise = {"raises": "RangeError", "match": ["gossip.steps"]}
+    kept = executed_cell("RangeError", "rank 0: RangeError: gossip.steps must be an integer >= 1, got 0", promise=promise)
+    assert expected_error_problem(kept, 3) is None
+    assert expected_error_problem(executed_cell("RangeError", "gossip.steps must be", promise={**promise, "match": "gossip.steps"}), 3) is None
+    wrong_class = expected_error_problem(executed_cell("ReferenceError", "rank 0: ReferenceError: gosipSgd is not defined", promise=promise), 3)
+    assert wrong_class is not None and "raised ReferenceError" in wrong_class
+    wrong_words = expected_error_problem(executed_cell("RangeError", "gossip.lr must be in (0, Infinity], got 0", promise=promise), 3)
+    assert wrong_words is not None and "['gossip.steps']" in wrong_words
+    silent = expected_error_problem(executed_cell(None, promise=promise), 3)
+    assert silent is not None and "did not raise" in silent
+    unpromised = expected_error_problem(executed_cell("RangeError", "anything"), 3)
+    assert unpromised is not None and "must say what it raises" in unpromised
+    assert "must say" in (expected_error_problem(executed_cell("RangeError", "x", promise={"raises": "RangeError", "match": []}), 3) or "")
+    untagged = expected_error_problem(executed_cell(None, tags=(), promise=promise), 3)
+    assert untagged is not None and "not tagged" in untagged
+    assert expected_error_problem(executed_cell(None, tags=()), 3) is None, "an ordinary cell promises nothing"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_every_raises_exception_cell_states_its_error(path: Path) -> None:
+    """Statically, without a kernel: each tagged cell names the error class and words it promises."""
+    notebook = nbformat.read(path, as_version=4)
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type != "code" or "raises-exception" not in cell.get("metadata", {}).get("tags", []):
+            continue
+        promise = cell.metadata.get("distlab", {})
+        assert isinstance(promise.get("raises"), str) and promise.get("match"), (
+            f'{path.name}: cell {index} is tagged raises-exception but has no metadata "distlab": {{"raises": ..., "match": [...]}}')

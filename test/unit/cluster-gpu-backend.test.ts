@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { NotAvailableError, UsageError } from "../../kernel/src/errors";
 import { checkGpuIsolation, gpuRankLaunch, listGpuDeviceNodes, unshareFlags } from "../../kernel/src/cluster/gpu-isolation";
 import { planGroup } from "../../kernel/src/cluster/group-backends";
+import { defaultRankMemoryBytes } from "../../kernel/src/magics/memory-size";
 import { DistributedSession } from "../../kernel/src/cluster/distributed-session";
 import { CellCompiler } from "../../kernel/src/repl/cell-compiler";
 import { parseDistributedFlags } from "../../kernel/src/magics/distributed-spec";
@@ -59,7 +60,7 @@ test("-n defaults to the number of GPUs and may not exceed it; tf defaults to we
   const dev = standInDev(2);
   made.push(dev);
   const plan = planGroup(flags("--backend gpus"), { gpuDeviceDir: dev });
-  assert.deepEqual(plan.shape, { size: 2, backend: "gpus", tfBackend: "webgpu" });
+  assert.deepEqual(plan.shape, { size: 2, backend: "gpus", tfBackend: "webgpu", memoryCapBytes: defaultRankMemoryBytes(2) });
   assert.equal(planGroup(flags("--backend gpus -n 1 --tf-backend wasm"), { gpuDeviceDir: dev }).shape.size, 1);
   assert.equal(planGroup(flags("--backend gpus -n 1 --tf-backend wasm"), { gpuDeviceDir: dev }).shape.tfBackend, "wasm");
   assert.throws(

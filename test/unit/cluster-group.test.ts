@@ -62,7 +62,7 @@ test("a throwing rank is named and the others are cancelled", async () => {
   if (outcome.status !== "error") return;
   assert.equal(outcome.ename, "TypeError");
   assert.match(outcome.evalue, /^rank 1: TypeError: boom/);
-  assert.ok(outcome.traceback.some((line) => /cancelled because rank 1 failed: ranks 0, 2/.test(line)), outcome.traceback.join("\n"));
+  assert.ok(outcome.traceback.some((line) => /cancelled because rank 1 failed: ranks 0 and 2/.test(line)), outcome.traceback.join("\n"));
   // The throw is on body line 2; the %%distributed line above it makes that cell line 3.
   assert.ok(outcome.traceback.some((line) => /<cell 1>:3:\d+/.test(line)), outcome.traceback.join("\n"));
 });
@@ -91,7 +91,7 @@ test("an infinite synchronous loop is interrupted, its threads respawned, and th
   assert.equal(outcome.status, "error");
   if (outcome.status !== "error") return;
   assert.equal(outcome.ename, "InterruptedError");
-  assert.match(outcome.evalue, /state lost on ranks 0, 1/);
+  assert.match(outcome.evalue, /state lost on ranks 0 and 1/);
   assert.ok(Date.now() - started < 5000);
   const after = await run("-n 2", "dist.rank + 100");
   assert.deepEqual(resultJson(after.outcome), [100, 101]);

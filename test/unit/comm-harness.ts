@@ -19,13 +19,15 @@ export class ThreadWorld {
 
   constructor(
     readonly size: number,
-    options: ShmWorldOptions & { comm?: Omit<CommOptions, "onSpan"> & { spans?: boolean } } = {},
+    options: ShmWorldOptions & { comm?: Omit<CommOptions, "onSpan"> & { spans?: boolean }; workerFile?: string } = {},
   ) {
     this.init = createShmWorld(size, options);
+    // The rank program: comm-worker.ts (comm scenarios) unless a test names another (techniques-worker.ts).
+    const workerFile = options.workerFile ?? path.join(__dirname, "comm-worker.ts");
     for (let rank = 0; rank < size; rank++) {
       this.workers.push(
         // tsx's CommonJS hook compiles the TypeScript worker on load
-        new Worker(`require("tsx/cjs"); require(${JSON.stringify(path.join(__dirname, "comm-worker.ts"))});`, {
+        new Worker(`require("tsx/cjs"); require(${JSON.stringify(workerFile)});`, {
           eval: true,
           workerData: { init: this.init, rank, options: options.comm ?? {} },
         }),

@@ -1,6 +1,7 @@
 // What a rank of a test world can be asked to do. Each scenario gets the
 // rank's world communicator and its own argument.
 import type { CommArray, CommSpan, Communicator } from "../../kernel/src/comm";
+import { DTYPE_CTORS, expected, fill } from "./comm-reference";
 
 type Scenario = (comm: Communicator, arg: any, spans: CommSpan[]) => Promise<unknown>;
 
@@ -195,4 +196,70 @@ SCENARIOS.timedFanIn = async (comm, arg: { peers: number; bytes: number; link: {
   const t0 = performance.now();
   await group.gather(new Uint8Array(arg.bytes), 0, { link: arg.link });
   return group.rank === 0 ? performance.now() - t0 : null;
+};
+
+/** The rank's result pool (result-pool.ts): internal, read only by the pooled-result tests. */
+const resultPoolOf = (comm: Communicator) => (comm as unknown as { core: { results?: { stats(): { blocks: number; idle: number; out: number; bytes: number } } } }).core.results!;
+const isPooled = (a: CommArray) => a.buffer instanceof SharedArrayBuffer;
+const firstDifference = (got: CommArray, want: CommArray): string | null => {
+  if (got.constructor !== want.constructor || got.length !== want.length) return `${got.constructor.name}[${got.length}] instead of ${want.constructor.name}[${want.length}]`;
+  for (let i = 0; i < want.length; i++) if (!Object.is(got[i], want[i])) return `element ${i}: ${got[i]} instead of ${want[i]}`;
+  return null;
+};
+
+/**
+ * arg: {op, dtype, length, seed, root, redop}: a direct collective without `out`, every rank's input
+ * made here from the seed (so the result is checked on the rank, while its pooled block is the
+ * rank's); returns whether the result came from the pool and its first difference from the reference.
+ */
+SCENARIOS.pooledCollective = async (comm, arg: { op: string; dtype: number; length: number; seed: number; root: number; redop: string }) => {
+  const ctor = DTYPE_CTORS[arg.dtype];
+  const xs = Array.from({ length: comm.size }, (_, r) => fill(ctor, arg.length, arg.seed + r * 7919, true));
+  const x = xs[comm.rank];
+  const before = x.slice();
+  const options = { op: arg.redop as never, algorithm: "direct" as const };
+  const run = (): Promise<CommArray> => {
+    switch (arg.op) {
+      case "allReduce": return comm.allReduce(x, options);
+      case "reduceScatter": return comm.reduceScatter(x, options);
+      case "allGather": return comm.allGather(x, options);
+      case "broadcast": return comm.broadcast(x, arg.root, options);
+      default: throw new Error(`pooledCollective: no direct ${arg.op}`);
+    }
+  };
+  const result = await run();
+  return { pooled: isPooled(result), mismatch: firstDifference(result, expected(arg.op, xs, comm.rank, arg.root, arg.redop)!), inputKept: firstDifference(x, before) === null };
+};
+
+/**
+ * arg: {length, calls}: what a caller can rely on with pooled allReduce results (Float32, sum of
+ * every rank's input 1, so each element is n): a result kept across later calls, and a subarray
+ * kept after its parent was dropped, keep their values while later results are written and then
+ * overwritten by the caller; changing a kept result changes no later one; `calls` calls whose
+ * results are dropped stay within the pool's budget and mostly reuse blocks.
+ */
+SCENARIOS.pooledLifetime = async (comm, arg: { length: number; calls: number }) => {
+  const n = comm.size;
+  const x = new Float32Array(arg.length).fill(1);
+  const kept = await comm.allReduce(x);
+  const keptSub = (await comm.allReduce(x)).subarray(0, 64);
+  let pooledCalls = 0;
+  let wrongResults = 0;
+  for (let i = 0; i < arg.calls; i++) {
+    const r = await comm.allReduce(x);
+    if (isPooled(r)) pooledCalls++;
+    if (r[0] !== n || r[r.length - 1] !== n) wrongResults++;
+    r.fill(-1); // a later result in the same block must not show this
+    if (i === arg.calls >> 1) kept.fill(42); // nor this
+  }
+  const last = await comm.allReduce(x);
+  return {
+    keptPooled: isPooled(kept),
+    keptIntact: kept.every((v) => v === 42),
+    subIntact: keptSub.every((v) => v === n),
+    lastCorrect: last.every((v) => v === n),
+    wrongResults,
+    pooledCalls,
+    pool: resultPoolOf(comm).stats(),
+  };
 };

@@ -52,7 +52,7 @@ test("top-k picks the k largest magnitudes, and error feedback keeps exactly wha
   const [second] = await topk.sync([new Float32Array(1000)], single, [[1000]]);
   const both = Float32Array.from(sent!, (v, i) => v + second![i]!);
   assert.equal(both.filter((v, i) => v !== 0 && v === values[i]).length, 20, "20 distinct original entries sent over two steps");
-  assert.equal(topk.bytesPerStep([[1000]]), 8 * 10);
+  assert.equal(topk.expectedPayloadBytes([[1000]]), 8 * 10);
 });
 
 test("QSGD int8 is unbiased: the mean of many decodes approaches v, within 4 standard errors", () => {
@@ -70,13 +70,13 @@ test("QSGD int8 is unbiased: the mean of many decodes approaches v, within 4 sta
     const standardError = scale / 7 / 2 / Math.sqrt(draws);
     v.forEach((x, i) => assert.ok(Math.abs(sum[i]! / draws - x) < 4 * standardError + 1e-7, `${norm}: entry ${i}: mean ${sum[i]! / draws} vs ${x}`));
   }
-  assert.equal(new QsgdCompression().bytesPerStep([[10, 20], [20]]), 200 + 4 + 20 + 4);
+  assert.equal(new QsgdCompression().expectedPayloadBytes([[10, 20], [20]]), 200 + 4 + 20 + 4);
 });
 
 test("PowerSGD sends (n + m) r numbers per matrix, is exact at full rank, and its error feedback is M - P Q^T", async () => {
   const power = new PowerSgdCompression({ rank: 2 });
-  assert.equal(power.bytesPerStep([[30, 20], [20], [20, 5]]), 4 * ((30 + 20) * 2 + 20 + (20 + 5) * 2));
-  assert.equal(new PowerSgdCompression({ rank: 9 }).bytesPerStep([[3, 4]]), 4 * (3 + 4) * 3, "r clipped to min(n, m)");
+  assert.equal(power.expectedPayloadBytes([[30, 20], [20], [20, 5]]), 4 * ((30 + 20) * 2 + 20 + (20 + 5) * 2));
+  assert.equal(new PowerSgdCompression({ rank: 9 }).expectedPayloadBytes([[3, 4]]), 4 * (3 + 4) * 3, "r clipped to min(n, m)");
   const random = seededRandom(1);
   const m = Float32Array.from({ length: 4 * 3 }, () => random() - 0.5);
   const exact = await new PowerSgdCompression({ rank: 3 }).sync([m], single, [[4, 3]]);
@@ -123,5 +123,5 @@ test("the byte counter counts each collective's payload, and AllReduceMean's for
   assert.deepEqual({ ...counted.counts }, { bytes: 43, calls: 2, byOp: { allReduce: 40, allGather: 3 } });
   counted.reset();
   assert.equal(counted.counts.bytes, 0);
-  assert.equal(new AllReduceMean().bytesPerStep([[3, 4], [4]]), 64);
+  assert.equal(new AllReduceMean().expectedPayloadBytes([[3, 4], [4]]), 64);
 });

@@ -4,6 +4,7 @@
  * become plain (nested) arrays; values JSON cannot hold become their text.
  */
 import { inspect } from "node:util";
+import { toRemoteErrorData } from "../errors";
 import type { CellValue } from "./protocol";
 
 /** The subset of tf.Tensor this module touches. */
@@ -24,10 +25,42 @@ export function isTensor(value: unknown): value is TensorLike {
   );
 }
 
+/**
+ * Most JSON one rank's value may put in the cell's `application/json` (bytes of UTF-8). A larger
+ * value crosses as a note instead: every rank's value travels to the kernel and into the notebook
+ * file, and `%dist pull` is the way to move a big one whole.
+ */
+export const RESULT_JSON_CAP_BYTES = 1 << 20;
+
+/** Never throws: a value whose getters or Proxy traps throw is shown as such. */
 export function toCellValue(value: unknown): CellValue {
   if (value === undefined) return {};
-  const text = describe(value);
-  return { json: toJson(value, new Set()), text };
+  let text: string;
+  try {
+    text = describe(value);
+  } catch (error) {
+    text = `<the value could not be shown: reading it threw ${toRemoteErrorData(error).message}>`;
+  }
+  let json: unknown;
+  try {
+    json = toJson(value, new Set());
+  } catch {
+    return { json: text, text };
+  }
+  const bytes = jsonBytes(json);
+  if (bytes <= RESULT_JSON_CAP_BYTES) return { json, text };
+  const note =
+    `value left out of application/json: its JSON is ${formatMiB(bytes)}, over the ${formatMiB(RESULT_JSON_CAP_BYTES)} cap per rank; ` +
+    "assign it to a variable (const NAME = ...) and copy it whole with %dist pull NAME";
+  return { json: note, text: `${text}\n(${note})` };
+}
+
+function jsonBytes(json: unknown): number {
+  return Buffer.byteLength(JSON.stringify(json) ?? "null", "utf8");
+}
+
+function formatMiB(bytes: number): string {
+  return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 }
 
 function describe(value: unknown): string {

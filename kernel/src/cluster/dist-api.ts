@@ -118,8 +118,10 @@ export function createDist(
     if (Array.isArray(x)) return Array.from(await run(Float64Array.from(x as number[]))) as T;
     if (isTensor(x)) {
       const tensor = x as Tensor;
-      // dataSync may return the backend's own buffer: copy so the collective can write freely.
-      const data = (tensor.dataSync() as CommArray).slice();
+      // dataSync may return the backend's own buffer. Collectives only read their input; recv
+      // writes into it, so it gets a copy.
+      const synced = tensor.dataSync() as CommArray;
+      const data = where === "recv" ? synced.slice() : synced;
       const out = await run(data);
       const shape = gathered ? gatheredShape(tensor.shape, out.length) : out.length === data.length ? tensor.shape : [out.length];
       return tf.tensor(out, shape, tensor.dtype) as unknown as T;

@@ -3,7 +3,7 @@
  * variables between the notebook's own scope and the ranks (push, pull,
  * scatter, gather), as ipyparallel's view does for engines.
  */
-import { UsageError } from "../errors";
+import { countRanks, UsageError } from "../errors";
 import type { DistCommand } from "../magics/dist-spec";
 import type { ExecuteOutcome, ExecutionIO } from "../protocol/backend";
 import type { CellCompiler } from "../repl/cell-compiler";
@@ -109,14 +109,14 @@ export class DistCommands {
     const value = this.readNotebook("push", name);
     await this.sendEach(group, "push", name, () => value);
     this.declareOnRanks(name, typeTextOf(value));
-    io.stream("stdout", `pushed ${name} to ${group.ranks.length} ranks\n`);
+    io.stream("stdout", `pushed ${name} to ${countRanks(group.ranks.length)}\n`);
   }
 
   private async pull(name: string, io: ExecutionIO): Promise<void> {
     const group = this.requireGroup("pull");
     const values = await this.pullEach(group, "pull", name);
     this.notebook.setVariable(name, values, `Array<${typeTextOf(values[0])}>`);
-    io.stream("stdout", `pulled ${name} from ${values.length} ranks into ${name}[rank]\n`);
+    io.stream("stdout", `pulled ${name} from ${countRanks(values.length)} into ${name}[rank]\n`);
   }
 
   private async scatter(name: string, io: ExecutionIO): Promise<void> {
@@ -143,7 +143,7 @@ export class DistCommands {
     });
     const gathered = concatenate(parts as ArrayLike<unknown>[]);
     this.notebook.setVariable(name, gathered, typeTextOf(gathered));
-    io.stream("stdout", `gathered ${name}: ${gathered.length} elements from ${parts.length} ranks\n`);
+    io.stream("stdout", `gathered ${name}: ${gathered.length} elements from ${countRanks(parts.length)}\n`);
   }
 
   private async sendEach(group: RankGroup, what: string, name: string, valueFor: (rank: number) => unknown): Promise<void> {

@@ -13,6 +13,7 @@ import type { ExecuteOutcome, ExecutionIO } from "../protocol/backend";
 import type { CellCompiler, CompiledCell } from "../repl/cell-compiler";
 import { DeclarationChain } from "../repl/declaration-chain";
 import { CompileError } from "../repl/errors";
+import { defaultRankMemoryBytes, formatSize } from "../magics/memory-size";
 import { buildCellResult } from "./cell-result";
 import { planGroup, type BackendOptions, type GroupPlan } from "./group-backends";
 import { groupErrorOutcome } from "./group-errors";
@@ -126,8 +127,19 @@ export class DistributedSession {
       case "trace":
         this.observer?.traceBatch(event.cellId, rank, event.batch);
         return;
+      case "background-error": {
+        // Under the cell that caused it while that is the latest; else under the one running now.
+        const output = this.outputs.get(event.cellId) ?? [...this.outputs.values()].at(-1);
+        output?.backgroundError(rank, describeBackgroundError(rank, event));
+        return;
+      }
     }
   }
+}
+
+function describeBackgroundError(rank: number, event: Extract<RankEvent, { kind: "background-error" }>): string {
+  const stack = event.error.stack.startsWith(`${event.error.name}:`) ? event.error.stack : `${event.error.name}: ${event.error.message}\n${event.error.stack}`;
+  return `${event.origin} on rank ${rank}, outside any await of its cell (the rank keeps running; its state is kept):\n${stack.trimEnd()}\n`;
 }
 
 function sameShape(a: GroupShape, b: GroupShape): boolean {
@@ -138,6 +150,8 @@ export function describeShape(shape: GroupShape): string {
   const parts = [`-n ${shape.size}`, `--backend ${shape.backend}`];
   if (shape.link) parts.push(`--link bandwidth=${shape.link.bandwidth}B/s,latency=${shape.link.latency}s`);
   if (shape.tfBackend) parts.push(`--tf-backend ${shape.tfBackend as TfBackendName}`);
+  // The default cap follows from -n: shown only when --memory chose another.
+  if (shape.memoryCapBytes !== defaultRankMemoryBytes(shape.size)) parts.push(`--memory ${formatSize(shape.memoryCapBytes).replace(" ", "")}`);
   return parts.join(" ");
 }
 

@@ -5,6 +5,7 @@
  */
 import { NotAvailableError, UsageError } from "../errors";
 import type { DistributedOptions } from "../magics/distributed-spec";
+import { defaultRankMemoryBytes } from "../magics/memory-size";
 import { MAX_THREAD_RANKS } from "./comm-world";
 import { checkGpuIsolation, gpuRankLaunch, listGpuDeviceNodes, unshareFlags } from "./gpu-isolation";
 import { nodeRankCommand } from "./process-rank";
@@ -25,7 +26,11 @@ export interface GroupPlan {
 }
 
 export function planGroup(options: DistributedOptions, backend: BackendOptions = {}): GroupPlan {
-  const common = { ...(options.link ? { link: options.link } : {}), ...(options.tfBackend ? { tfBackend: options.tfBackend } : {}) };
+  const common = {
+    ...(options.link ? { link: options.link } : {}),
+    ...(options.tfBackend ? { tfBackend: options.tfBackend } : {}),
+    memoryCapBytes: options.memoryBytes ?? defaultRankMemoryBytes(options.workers),
+  };
   switch (options.backend) {
     case "threads": {
       if (options.workers > MAX_THREAD_RANKS) {
@@ -61,6 +66,7 @@ function planGpuGroup(options: DistributedOptions, devDir: string): GroupPlan {
   const shape: GroupShape = {
     size,
     backend: "gpus",
+    memoryCapBytes: options.memoryBytes ?? defaultRankMemoryBytes(size),
     tfBackend: options.tfBackend ?? "webgpu",
     ...(options.link ? { link: options.link } : {}),
   };

@@ -4,7 +4,7 @@
  * ...`), the traceback shows that rank's stack in the cell's own lines, then
  * which other ranks failed or were cancelled, and whose state was lost.
  */
-import { GroupError, RankError } from "../errors";
+import { countRanks, describeRanks, GroupError, RankError } from "../errors";
 import type { ExecuteOutcome } from "../protocol/backend";
 import type { GroupCellResult } from "./rank-group";
 
@@ -16,9 +16,10 @@ export function groupErrorOutcome(result: GroupCellResult, host: string, bodyLin
     if (outcome.cancelled) cancelled.push(rank);
     else failed.push(new RankError(rank, host, outcome.error));
   });
-  const lost = result.lostState.length > 0 ? [`ranks that were ended and restarted (their declarations are lost): ${result.lostState.join(", ")}`] : [];
+  const lost = result.lostState.length > 0 ? [`state lost on ${describeRanks(result.lostState)}: ended and restarted for the next cell, declarations gone`] : [];
   if (result.interrupted && result.firstFailure === undefined) {
-    const evalue = `interrupted; ${cancelled.length} of ${result.outcomes.length} ranks were still running` + (result.lostState.length > 0 ? `; state lost on ranks ${result.lostState.join(", ")}` : "");
+    const running = `${cancelled.length} of ${countRanks(result.outcomes.length)} ${cancelled.length === 1 ? "was" : "were"} still running`;
+    const evalue = `interrupted; ${running}` + (result.lostState.length > 0 ? `; state lost on ${describeRanks(result.lostState)}` : "");
     return { status: "error", ename: "InterruptedError", evalue, traceback: [`InterruptedError: ${evalue}`, ...lost] };
   }
   if (failed.length === 0) {
@@ -36,7 +37,7 @@ export function groupErrorOutcome(result: GroupCellResult, host: string, bodyLin
     .filter((line) => line.trim() !== "");
   // The stack's own first line repeats name and message; the header already says them.
   if (stack[0]?.startsWith(`${first.remote.name}:`)) stack.shift();
-  const others = cancelled.length > 0 ? [`cancelled because rank ${first.rank} failed: ranks ${cancelled.join(", ")}`] : [];
+  const others = cancelled.length > 0 ? [`cancelled because rank ${first.rank} failed: ${describeRanks(cancelled)}`] : [];
   return {
     status: "error",
     ename: first.remote.name,

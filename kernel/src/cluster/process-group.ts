@@ -23,7 +23,7 @@ export function createProcessGroup(shape: GroupShape, onEvent: (rank: number, ev
   const launchFor = options.launchFor ?? (() => nodeRankLaunch());
   const ranks = Array.from({ length: shape.size }, (_, rank) => {
     const gpu = options.gpus?.[rank];
-    const info = { rank, size: shape.size, host, ...(shape.tfBackend ? { tfBackend: shape.tfBackend } : {}), ...(gpu ? { gpu } : {}) };
+    const info = { rank, size: shape.size, host, memoryCapBytes: shape.memoryCapBytes, ...(shape.tfBackend ? { tfBackend: shape.tfBackend } : {}), ...(gpu ? { gpu } : {}) };
     return new ProcessRank(info, onEvent, launchFor(rank));
   });
   return new RankGroup(shape, ranks, (size) => createTcpKernelWorld(size));

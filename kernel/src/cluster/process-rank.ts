@@ -8,13 +8,17 @@
  * `--backend gpus` (gpu-isolation.ts). When the process ends (killed on
  * interrupt, `process.exit()`, a crash, SIGKILL from outside) every task it
  * had fails at once, `needsInit` tells the group to start a new one, and the
- * rank's declarations are gone.
+ * rank's declarations are gone. The process also holds a lifeline pipe to
+ * the kernel (rank-lifeline.ts): it dies with the kernel, and says so when
+ * it kills itself for going over its `--memory` cap.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { toRemoteErrorData, type RemoteErrorData } from "../errors";
+import { formatSize } from "../magics/memory-size";
 import type { FromRankProcess, InitResult, InitTask, KernelCommand, RankEvent, RankTask, RankTaskResult, ToRankProcess } from "./protocol";
 import { RANK_HEAP_LIMIT_MB, rankEntryFile, rankExecArgv } from "./rank-entry";
-import { RankMailbox, type RankHandle, type RankInfo, type StatusEvent } from "./rank-handle";
+import { RankMailbox, RankTaskFailed, type RankHandle, type RankInfo, type StatusEvent } from "./rank-handle";
+import { LIFELINE_FD, MEMORY_CAP_ENV, type LifelineReport } from "./rank-lifeline";
 
 /** How a rank's process is started: `command` must end up exec'ing node on the rank entry with `args`' flags. */
 export interface RankLaunch {
@@ -50,6 +54,17 @@ export class RankProcessExit extends Error {
   }
 }
 
+/** The rank's process went over its `--memory` cap and killed itself (rank-lifeline.ts). */
+export class RankMemoryExceeded extends Error {
+  override readonly name = "RankMemoryError";
+  constructor(
+    readonly residentBytes: number,
+    readonly capBytes: number,
+  ) {
+    super(`its process used ${formatSize(residentBytes)} of resident memory, over its --memory cap of ${formatSize(capBytes)}, and was killed`);
+  }
+}
+
 /** Live rank processes: ended with the kernel, so no rank outlives the kernel that started it. */
 const liveChildren = new Set<ChildProcess>();
 process.once("exit", () => {
@@ -64,6 +79,8 @@ export class ProcessRank implements RankHandle {
   /** The cell running or run last: what the process writes outside the rank's capture is shown under it. */
   private currentCellId = 0;
   private stderrTail = "";
+  /** Set when the rank's process reported it went over its memory cap (it then kills itself). */
+  private overCap?: RankMemoryExceeded;
   private closing = false;
   needsInit = true;
   endedWhileIdle?: string;
@@ -127,8 +144,7 @@ export class ProcessRank implements RankHandle {
       return { name: "Terminated", message: "did not stop when cancelled; its process was killed and is restarted for the next cell (state lost)", stack: "" };
     }
     const data = toRemoteErrorData(error);
-    if (error instanceof RankProcessExit) return { ...data, message: `${data.message}; it is restarted for the next cell (state lost)`, stack: "" };
-    return data;
+    return { ...data, message: `${data.message}; it is restarted for the next cell (state lost)`, stack: "" };
   }
 
   async close(): Promise<void> {
@@ -145,12 +161,16 @@ export class ProcessRank implements RankHandle {
 
   private start(): ChildProcess {
     const child = spawn(this.launch.command, this.launch.args, {
-      stdio: ["ignore", "pipe", "pipe", "ipc"],
+      // fd 3: the IPC channel; fd 4 (LIFELINE_FD): the rank's lifeline (rank-lifeline.ts).
+      stdio: ["ignore", "pipe", "pipe", "ipc", "pipe"],
       serialization: "advanced",
+      env: { ...process.env, [MEMORY_CAP_ENV]: String(this.info.memoryCapBytes ?? 0) },
     });
     this.child = child;
     this.stderrTail = "";
+    this.overCap = undefined;
     liveChildren.add(child);
+    this.readLifeline(child);
     child.on("message", (message: FromRankProcess) => this.receive(message));
     for (const name of ["stdout", "stderr"] as const) {
       const stream = child[name]!;
@@ -166,8 +186,29 @@ export class ProcessRank implements RankHandle {
     child.on("error", (error) => {
       if (child.pid === undefined) this.ended(child, error);
     });
-    child.on("exit", (code, signal) => this.ended(child, new RankProcessExit(code, signal, this.stderrTail)));
+    child.on("exit", (code, signal) => this.ended(child, this.overCap ?? new RankProcessExit(code, signal, this.stderrTail)));
     return child;
+  }
+
+  /** The rank's lifeline (rank-lifeline.ts): the kernel only holds it open, and hears why the rank killed itself. */
+  private readLifeline(child: ChildProcess): void {
+    const line = child.stdio[LIFELINE_FD] as NodeJS.ReadableStream | null;
+    if (!line) return;
+    let text = "";
+    line.setEncoding("utf8");
+    line.on("data", (chunk: string) => {
+      text += chunk;
+      const end = text.indexOf("\n");
+      if (end < 0) return;
+      try {
+        const report = JSON.parse(text.slice(0, end)) as LifelineReport;
+        this.overCap = new RankMemoryExceeded(report.memoryExceeded.residentBytes, report.memoryExceeded.capBytes);
+      } catch {
+        // Not a report: nothing to add to the exit's own reason.
+      }
+      text = text.slice(end + 1);
+    });
+    line.on("error", () => undefined);
   }
 
   /** The process `child` is gone: every task it had fails with `reason`, and the next init starts a new one. */
@@ -209,6 +250,6 @@ export class ProcessRank implements RankHandle {
     const task = this.pending.get(message.id);
     this.pending.delete(message.id);
     if (message.type === "result") task?.resolve(message.result);
-    else task?.reject(Object.assign(new Error(message.error.message), { name: message.error.name, stack: message.error.stack }));
+    else task?.reject(new RankTaskFailed(message.error));
   }
 }

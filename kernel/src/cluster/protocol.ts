@@ -34,6 +34,8 @@ export interface GroupShape {
   backend: LocalBackendName;
   link?: LinkModel;
   tfBackend?: TfBackendName;
+  /** The most memory each rank may hold (bytes): `--memory`, or its default for this size. */
+  memoryCapBytes: number;
 }
 
 /** The GPU a `--backend gpus` rank was given: the only one its process can open. */
@@ -143,6 +145,15 @@ export type VariableResult =
   | { kind: "variable"; ok: true; value?: unknown }
   | { kind: "variable"; ok: false; error: RemoteErrorData };
 
+/**
+ * A thread rank's task that threw in the rank's own code (not the cell's: a cell's error is a
+ * `CellResult`), e.g. a pulled value that cannot be copied. The thread and its state live on.
+ */
+export interface TaskFailed {
+  kind: "failed";
+  error: RemoteErrorData;
+}
+
 export type RankTask = InitTask | ConnectTask | CellTask | PushTask | PullTask;
 export type RankTaskResult = InitResult | ConnectResult | CellResult | VariableResult;
 
@@ -155,6 +166,11 @@ export type RankEvent =
   /** Posted after the cell's last output: a port is FIFO, so the kernel knows it has all of it. */
   | { kind: "cell-end"; cellId: number }
   | { kind: "status"; requestId: number; heapUsedBytes: number; heapLimitBytes: number; tfBackend: string; busy: boolean; wire: WireStats }
+  /**
+   * An error no task was waiting for (rank-guard.ts): a rejection nobody handled, a throw in a timer.
+   * `cellId` is the cell running when it happened, or the last one run (the stack names the cell that caused it).
+   */
+  | { kind: "background-error"; cellId: number; origin: "unhandled rejection" | "uncaught exception"; error: RemoteErrorData }
   /** Span batches for the timeline (a trace `SpanBatch`: spans on the rank's epoch clock, microseconds). */
   | { kind: "trace"; cellId: number; batch: unknown };
 

@@ -13,11 +13,11 @@
  * rank (its peers only lost it) and started afresh for the next cell.
  */
 import { hostname } from "node:os";
-import type { RemoteErrorData } from "../errors";
+import { countRanks, describeRanks, toRemoteErrorData, type RemoteErrorData } from "../errors";
 import type { CompiledCell } from "../repl/cell-compiler";
 import type { KernelWorld } from "./comm-world";
 import type { CellResult, CellValue, GroupShape } from "./protocol";
-import type { RankHandle } from "./rank-handle";
+import { RankTaskFailed, type RankHandle } from "./rank-handle";
 
 /** How long the kernel waits for a finished rank's remaining output to arrive (milliseconds). */
 const OUTPUT_DRAIN_MS = 500;
@@ -54,6 +54,14 @@ export interface RunCellOptions {
 /** Creates the kernel's side of a new world for `size` ranks. */
 export type WorldFactory = (size: number) => Promise<KernelWorld>;
 
+/**
+ * Watches the group's memory while a cell runs (thread groups: thread-memory-budget.ts);
+ * calls `onExceeded` with the reason, and returns the switch that stops watching.
+ */
+export interface MemoryWatch {
+  watch(onExceeded: (reason: string) => void): () => void;
+}
+
 export class RankGroup {
   readonly host = hostname();
   private world?: KernelWorld;
@@ -64,6 +72,7 @@ export class RankGroup {
     readonly shape: GroupShape,
     readonly ranks: readonly RankHandle[],
     private readonly newWorld: WorldFactory,
+    private readonly memory?: MemoryWatch,
   ) {}
 
   /**
@@ -123,6 +132,17 @@ export class RankGroup {
         });
       }, CANCEL_GRACE_MS);
     };
+    /** Why the group's memory watch terminated the ranks still running, if it did. */
+    let overMemory: string | undefined;
+    const stopMemoryWatch = this.memory?.watch((reason) => {
+      overMemory = reason;
+      this.ranks.forEach((_, index) => {
+        if (outcomes[index] !== undefined) return;
+        lostState.push(index);
+        killers[index]!.abort();
+      });
+      cancelAll("the group went over its memory budget");
+    });
     const onInterrupt = (): void => cancelAll("interrupted by the user");
     if (options.interrupt.aborted) onInterrupt();
     else options.interrupt.addEventListener("abort", onInterrupt, { once: true });
@@ -136,20 +156,28 @@ export class RankGroup {
           const result = (await rank.run(task, killed)) as CellResult;
           outcome = result.ok ? { ok: true, value: result.value } : { ok: false, error: result.error, cancelled: result.cancelled && cancelReason !== undefined };
         } catch (error) {
-          outcome = { ok: false, error: rank.lossError(error, killed.aborted), cancelled: killed.aborted };
-          if (!killed.aborted) {
+          if (error instanceof RankTaskFailed && !killed.aborted) {
+            // The rank's own code failed under the cell; its thread or process, and its state, live on.
+            outcome = { ok: false, error: error.remote, cancelled: false };
+          } else if (killed.aborted && overMemory !== undefined) {
+            outcome = { ok: false, error: { name: "RankMemoryError", message: `${overMemory}; it is restarted for the next cell (state lost)`, stack: "" }, cancelled: false };
+          } else {
+            outcome = { ok: false, error: rank.lossError(error, killed.aborted), cancelled: killed.aborted };
+          }
+          if (!killed.aborted && !(error instanceof RankTaskFailed)) {
             lostState.push(index);
             ended.push(index);
           }
         }
         outcomes[index] = outcome;
-        if (!outcome.ok && !outcome.cancelled && firstFailure === undefined && cancelReason === undefined) {
+        if (!outcome.ok && !outcome.cancelled && firstFailure === undefined && (cancelReason === undefined || overMemory !== undefined)) {
           firstFailure = index;
-          cancelAll(`rank ${index} failed`);
+          cancelAll(`${describeRanks([index])} failed`);
         }
       }),
     );
     clearTimeout(graceTimer);
+    stopMemoryWatch?.();
     options.interrupt.removeEventListener("abort", onInterrupt);
     if (ended.length > 0) firstFailure = blameEndedRank(outcomes as RankOutcome[], ended, firstFailure);
     const finishedNormally = this.ranks.filter((_, index) => !killers[index]!.signal.aborted && !lostState.includes(index));
@@ -191,7 +219,7 @@ function blameEndedRank(outcomes: RankOutcome[], ended: readonly number[], first
 /** Waits for every promise; throws one error naming each rank whose promise failed. */
 async function settleAll(work: Promise<unknown>[], ranks: readonly number[], what: string): Promise<void> {
   const settled = await Promise.allSettled(work);
-  const failures = settled.flatMap((result, index) => (result.status === "rejected" ? [`rank ${ranks[index]}: ${(result.reason as Error)?.message ?? String(result.reason)}`] : []));
+  const failures = settled.flatMap((result, index) => (result.status === "rejected" ? [`rank ${ranks[index]}: ${toRemoteErrorData(result.reason).message}`] : []));
   if (failures.length === 0) return;
-  throw new Error(`${failures.length === 1 ? "a rank" : `${failures.length} ranks`} ${what}: ${failures.join("; ")}`);
+  throw new Error(`${failures.length === 1 ? "a rank" : countRanks(failures.length)} ${what}: ${failures.join("; ")}`);
 }

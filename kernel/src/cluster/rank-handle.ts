@@ -14,6 +14,19 @@ export interface RankInfo {
   tfBackend?: TfBackendName;
   /** `--backend gpus`: the GPU left visible to this rank's process. */
   gpu?: GpuAssignment;
+  /** `--memory`: the most memory the rank may hold (bytes); absent: no cap beyond the heap's. */
+  memoryCapBytes?: number;
+}
+
+/**
+ * A task threw in the rank's own code (not the cell's code: that is a `CellResult`), e.g. a pulled
+ * value that cannot be copied to the kernel. The rank's thread or process and its state live on.
+ */
+export class RankTaskFailed extends Error {
+  override readonly name = "RankTaskFailed";
+  constructor(readonly remote: RemoteErrorData) {
+    super(remote.message);
+  }
 }
 
 export type StatusEvent = Extract<RankEvent, { kind: "status" }>;

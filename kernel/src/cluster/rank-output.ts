@@ -37,6 +37,12 @@ export class RankOutput {
     this.io.clearOutput(wait);
   }
 
+  /** An error no cell awaited (rank-guard.ts): shown at once on stderr in either mode, each line tagged. */
+  backgroundError(rank: number, text: string): void {
+    const lines = text.replace(/\n$/, "").split("\n");
+    this.io.stream("stderr", lines.map((line) => `[rank ${rank}] ${line}\n`).join(""));
+  }
+
   /** Flushes unfinished lines and, in `rank` mode, everything held. */
   finish(): void {
     for (const [key, rest] of this.partial) {

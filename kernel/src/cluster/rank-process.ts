@@ -8,8 +8,11 @@
 import { toRemoteErrorData } from "../errors";
 import type { ToRankProcess } from "./protocol";
 import { ipcRankPort, sendToKernel } from "./rank-port";
+import { watchLifeline } from "./rank-lifeline";
 import { createRankRuntime } from "./rank-runtime";
 
+// First: from here on, the rank dies with the kernel even if its main thread never yields.
+watchLifeline();
 const port = ipcRankPort();
 const handleTask = createRankRuntime(() => port);
 

@@ -5,7 +5,9 @@
  * declarations, `globalThis.dist` and `globalThis.tf`, the world it joined,
  * and the port to the kernel. Every task resolves with a result object; it
  * never rejects for a cell's error, so errors keep their name, message and
- * mapped stack across the thread or process line.
+ * mapped stack across the thread or process line. Errors no task awaits (a
+ * late rejection, a throw in a timer) become `background-error` events
+ * (rank-guard.ts) instead of the end of the rank.
  */
 import { getHeapStatistics } from "node:v8";
 import { toRemoteErrorData } from "../errors";
@@ -32,6 +34,7 @@ import { commThreadSpanHook } from "./comm-thread-spans";
 import { loadTf, type LoadedTf } from "./tf-setup";
 import { createRankRecorder, type SpanBatch, type SpanRecorder } from "../trace";
 import { WireCounters } from "../comm/wire-counters";
+import { guardRankErrors, type BackgroundErrorOrigin } from "./rank-guard";
 
 interface RankState {
   init: InitTask;
@@ -65,6 +68,18 @@ export function createRankRuntime(portFor: (task: InitTask) => RankPort): RankTa
     if (!state) throw new Error("rank used before its init task ran");
     return state;
   };
+
+  /** A rejection or throw no task waits for: told under the running (or last) cell; the rank keeps going. */
+  function reportBackgroundError(error: unknown, origin: BackgroundErrorOrigin): void {
+    const rank = state;
+    if (!rank) {
+      process.stderr.write(`distlab rank: ${origin} before the rank was initialised: ${toRemoteErrorData(error).stack}\n`);
+      return;
+    }
+    const mapped = mapErrorSafely(rank.scope, error);
+    rank.port.postMessage({ kind: "background-error", cellId: rank.cellId, origin, error: toRemoteErrorData(mapped) });
+  }
+  guardRankErrors(reportBackgroundError);
 
   async function initialise(task: InitTask): Promise<InitResult> {
     const port = portFor(task);
@@ -134,8 +149,9 @@ export function createRankRuntime(portFor: (task: InitTask) => RankPort): RankTa
       return { kind: "cell", ok: true, value: toCellValue(value) };
     } catch (error) {
       // A collective woken by the world's cancel may throw before the cancel command is read.
-      const cancelled = controller.signal.aborted || (error as Error | undefined)?.name === "CommCancelledError";
-      return { kind: "cell", ok: false, error: toRemoteErrorData(error), cancelled };
+      const data = toRemoteErrorData(error);
+      const cancelled = controller.signal.aborted || data.name === "CommCancelledError";
+      return { kind: "cell", ok: false, error: data, cancelled };
     } finally {
       rank.running = undefined;
       // Every span reaches the kernel before the end marker (one port, FIFO).
@@ -192,6 +208,15 @@ export function createRankRuntime(portFor: (task: InitTask) => RankPort): RankTa
         return variable(task);
     }
   };
+}
+
+/** Frames of cell code mapped to the cell's lines, unless the value resists being read. */
+function mapErrorSafely(scope: RankScope, error: unknown): unknown {
+  try {
+    return scope.mapError(error);
+  } catch {
+    return error;
+  }
 }
 
 async function rankPrompt(): Promise<string> {

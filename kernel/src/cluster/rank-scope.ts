@@ -34,6 +34,11 @@ export class RankScope {
     return value;
   }
 
+  /** Frames in this rank's cells rewritten to the cells' own lines (see CellScope.mapError). */
+  mapError(error: unknown): unknown {
+    return this.scope.mapError(error);
+  }
+
   get(name: string): unknown {
     return this.scope.getVariable(name);
   }

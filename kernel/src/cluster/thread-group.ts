@@ -7,13 +7,16 @@ import { hostname } from "node:os";
 import { createShmKernelWorld } from "./comm-world";
 import type { GroupShape, RankEvent } from "./protocol";
 import { RankGroup } from "./rank-group";
+import { ThreadMemoryBudget } from "./thread-memory-budget";
 import { ThreadRank } from "./thread-rank";
 
 export function createThreadGroup(shape: GroupShape, onEvent: (rank: number, event: RankEvent) => void): RankGroup {
   const host = hostname();
+  // Measured before the rank threads start: they count against the ranks' budget.
+  const memory = new ThreadMemoryBudget(shape.size, shape.memoryCapBytes);
   const ranks = Array.from(
     { length: shape.size },
-    (_, rank) => new ThreadRank({ rank, size: shape.size, host, ...(shape.tfBackend ? { tfBackend: shape.tfBackend } : {}) }, onEvent),
+    (_, rank) => new ThreadRank({ rank, size: shape.size, host, memoryCapBytes: shape.memoryCapBytes, ...(shape.tfBackend ? { tfBackend: shape.tfBackend } : {}) }, onEvent),
   );
-  return new RankGroup(shape, ranks, async (size) => createShmKernelWorld(size));
+  return new RankGroup(shape, ranks, async (size) => createShmKernelWorld(size), memory);
 }

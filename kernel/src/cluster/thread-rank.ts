@@ -5,23 +5,29 @@
  *
  * When the thread dies (terminated on interrupt, `process.exit()`, out of
  * heap) piscina starts a fresh one for the next task; `needsInit` tells the
- * group to initialise it again, and the rank's declarations are gone.
+ * group to initialise it again, and the rank's declarations are gone. A
+ * thread that dies with no task running is noticed by its port closing.
  */
 import { MessageChannel, type MessagePort } from "node:worker_threads";
 import Piscina from "piscina";
 import { toRemoteErrorData, type RemoteErrorData } from "../errors";
-import type { InitResult, InitTask, KernelCommand, RankEvent, RankTask, RankTaskResult } from "./protocol";
+import type { InitResult, InitTask, KernelCommand, RankEvent, RankTask, RankTaskResult, TaskFailed } from "./protocol";
 import { RANK_HEAP_LIMIT_MB, rankEntryFile, rankExecArgv } from "./rank-entry";
-import { RankMailbox, type RankHandle, type RankInfo, type StatusEvent } from "./rank-handle";
+import { RankMailbox, RankTaskFailed, type RankHandle, type RankInfo, type StatusEvent } from "./rank-handle";
 
 const WORKER_FILE = rankEntryFile("rank-worker");
 
 export class ThreadRank implements RankHandle {
-  private readonly pool: Piscina<RankTask, RankTaskResult>;
+  private readonly pool: Piscina<RankTask, RankTaskResult | TaskFailed>;
   private port?: MessagePort;
   private readonly mailbox: RankMailbox;
+  /** The thread's V8 heap cap (MiB): the rank heap cap, or `--memory` where that is lower. */
+  private readonly heapLimitMb: number;
+  /** The last error piscina reported for a thread with no task (why it ended), if any. */
+  private idleThreadError?: string;
   needsInit = true;
   busy = false;
+  endedWhileIdle?: string;
   tfBackend = "unknown";
   device = "unknown";
 
@@ -29,6 +35,7 @@ export class ThreadRank implements RankHandle {
     readonly info: RankInfo,
     onEvent: (rank: number, event: RankEvent) => void,
   ) {
+    this.heapLimitMb = Math.min(RANK_HEAP_LIMIT_MB, Math.floor((info.memoryCapBytes ?? Infinity) / 2 ** 20));
     this.mailbox = new RankMailbox(info.rank, onEvent);
     this.pool = new Piscina({
       filename: WORKER_FILE,
@@ -36,22 +43,33 @@ export class ThreadRank implements RankHandle {
       maxThreads: 1,
       idleTimeout: Number.MAX_SAFE_INTEGER,
       concurrentTasksPerWorker: 1,
-      resourceLimits: { maxOldGenerationSizeMb: RANK_HEAP_LIMIT_MB },
+      resourceLimits: { maxOldGenerationSizeMb: this.heapLimitMb },
       execArgv: rankExecArgv(),
       // No Atomics.wait between tasks: an idle rank must keep its event loop
       // turning (status queries, timers, late output).
       atomics: "disabled",
     });
     // A dead thread must not become an unhandled 'error' event of the kernel.
-    this.pool.on("error", () => undefined);
+    this.pool.on("error", (error: unknown) => {
+      this.idleThreadError = toRemoteErrorData(error).message;
+    });
   }
 
   async init(): Promise<void> {
-    this.port?.close();
+    this.detachPort();
     const channel = new MessageChannel();
-    this.port = channel.port1;
-    this.port.on("message", (event: RankEvent) => this.mailbox.receive(event));
-    this.port.unref();
+    const port = channel.port1;
+    this.port = port;
+    port.on("message", (event: RankEvent) => this.mailbox.receive(event));
+    // The thread's end of the port closes with the thread: one that ends between tasks is told at the next cell.
+    port.once("close", () => {
+      // With a task running, the task's rejection tells of the end.
+      if (this.port !== port || this.busy) return;
+      this.port = undefined;
+      this.needsInit = true;
+      this.endedWhileIdle = `its thread ended${this.idleThreadError ? ` (${this.idleThreadError})` : ""}`;
+    });
+    port.unref();
     const task: InitTask = {
       kind: "init",
       rank: this.info.rank,
@@ -62,6 +80,8 @@ export class ThreadRank implements RankHandle {
       port: channel.port2,
     };
     const result = (await this.runOnThread(task, undefined, [channel.port2])) as InitResult;
+    this.endedWhileIdle = undefined;
+    this.idleThreadError = undefined;
     this.tfBackend = result.tfBackend;
     this.device = result.device;
     this.needsInit = false;
@@ -74,15 +94,27 @@ export class ThreadRank implements RankHandle {
 
   private async runOnThread(task: RankTask, kill?: AbortSignal, transfer?: MessagePort[]): Promise<RankTaskResult> {
     this.busy = true;
+    let result: RankTaskResult | TaskFailed;
     try {
-      return await this.pool.run(task, { ...(kill ? { signal: kill } : {}), ...(transfer ? { transferList: transfer } : {}) });
+      result = await this.pool.run(task, { ...(kill ? { signal: kill } : {}), ...(transfer ? { transferList: transfer } : {}) });
     } catch (error) {
       // The thread is gone (terminated, exited, out of heap); piscina starts a new one.
+      // rank-worker.ts resolves every task, so a rejection means just that.
       this.needsInit = true;
+      this.detachPort();
       throw error;
     } finally {
       this.busy = false;
     }
+    if (result.kind === "failed") throw new RankTaskFailed(result.error);
+    return result;
+  }
+
+  /** Forgets the current port without counting its close as the thread's end. */
+  private detachPort(): void {
+    const port = this.port;
+    this.port = undefined;
+    port?.close();
   }
 
   command(command: KernelCommand): void {
@@ -100,19 +132,18 @@ export class ThreadRank implements RankHandle {
 
   lossError(error: unknown, killedByKernel: boolean): RemoteErrorData {
     if (killedByKernel) {
-      return { name: "Terminated", message: "did not stop when cancelled; its thread was terminated and restarted (state lost)", stack: "" };
+      return { name: "Terminated", message: "did not stop when cancelled; its thread was terminated and is restarted for the next cell (state lost)", stack: "" };
     }
     const data = toRemoteErrorData(error);
     const code = (error as { code?: string }).code;
     if (code === "ERR_WORKER_OUT_OF_MEMORY") {
-      return { ...data, name: "RangeError", message: `ran out of heap (limit ${RANK_HEAP_LIMIT_MB} MiB); its thread was restarted (state lost)` };
+      return { ...data, name: "RangeError", message: `ran out of heap (limit ${this.heapLimitMb} MiB); its thread ended and is restarted for the next cell (state lost)` };
     }
-    return { ...data, message: `its thread ended (${data.message}); it was restarted (state lost)` };
+    return { ...data, message: `its thread ended (${data.message}); it is restarted for the next cell (state lost)` };
   }
 
   async close(): Promise<void> {
-    this.port?.close();
-    this.port = undefined;
+    this.detachPort();
     await this.pool.destroy();
   }
 }

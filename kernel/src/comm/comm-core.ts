@@ -3,6 +3,7 @@
 // channel algorithms and direct collectives work in.
 import { checkLink } from "./link";
 import { PLAIN_MEMORY, type RegisteredMemory } from "./registered-memory";
+import type { ResultPool } from "./result-pool";
 import type { DirectCollectives } from "./shm-direct";
 import type { Transport } from "./transport";
 import type { CommArray, CommOptions, LinkModel, SpanHook } from "./types";
@@ -20,6 +21,8 @@ export class CommCore {
   direct?: DirectCollectives;
   /** what alloc hands out: the shm world's registered memory, plain arrays elsewhere */
   memory: RegisteredMemory = PLAIN_MEMORY;
+  /** where direct collectives called without `out` put their results (shm world) */
+  results?: ResultPool;
   private arenaMemo?: WasmArena | null;
   private combineMemo?: CombineArena | null;
   private workspaceMemo = new ArrayBuffer(0);

@@ -1,5 +1,7 @@
 // Errors of the communication layer. Each names the rank that raised it and
 // the call it was in, so a user can tell which line of which rank is at fault.
+// Rank lists use the kernel's one wording (`rank 2`, `ranks 1 and 3`; a peer waited on twice is named once).
+import { describeRanks } from "../errors";
 
 /** A wait ran past the communicator's timeout. */
 export class CommTimeoutError extends Error {
@@ -48,8 +50,3 @@ export class PeerLostError extends Error {
   }
 }
 
-export function describeRanks(ranks: readonly number[]): string {
-  if (ranks.length === 0) return "nobody";
-  if (ranks.length === 1) return `rank ${ranks[0]}`;
-  return `ranks ${ranks.join(", ")}`;
-}

@@ -92,8 +92,9 @@ export class GroupCommunicator implements Communicator {
   // ---- collectives ----
   allReduce<T extends CommArray>(x: T, options: AllReduceOptions = {}): Promise<T> {
     const algorithm = this.choose("allReduce", x, options);
-    const out = this.output(x, x.length, options, "allReduce");
+    const given = this.givenOutput(x, x.length, options, "allReduce");
     return this.collective("allReduce", x, options, { redop: redopOf(options), algorithm }, async (env, reduce, call) => {
+      const out = given ?? (await this.freshOutput(x, x.length, algorithm));
       if (algorithm === "direct") this.core.direct!.allReduce(call, x, out, call.desc.redop);
       else if (algorithm === "ring") await alg.ringAllReduce(env, x, out, this.combining(x, call, reduce), alg.ringChunks(this.size, x.byteLength));
       else {
@@ -120,8 +121,10 @@ export class GroupCommunicator implements Communicator {
 
   reduceScatter<T extends CommArray>(x: T, options: AllReduceOptions = {}): Promise<T> {
     const algorithm = this.choose("reduceScatter", x, options);
-    const out = this.output(x, blockLength(x.length, this.rank, this.size), options, "reduceScatter");
+    const length = blockLength(x.length, this.rank, this.size);
+    const given = this.givenOutput(x, length, options, "reduceScatter");
     return this.collective("reduceScatter", x, options, { redop: redopOf(options), algorithm }, async (env, reduce, call) => {
+      const out = given ?? (await this.freshOutput(x, length, algorithm));
       if (algorithm === "direct") this.core.direct!.reduceScatter(call, x, out, call.desc.redop);
       else if (algorithm === "rhd") {
         const { acc, reduce: simd, landing } = this.accumulator(x, call, reduce);
@@ -140,8 +143,9 @@ export class GroupCommunicator implements Communicator {
 
   allGather<T extends CommArray>(x: T, options: CollectiveOptions = {}): Promise<T> {
     const algorithm = this.choose("allGather", x, options);
-    const out = this.output(x, x.length * this.size, options, "allGather");
+    const given = this.givenOutput(x, x.length * this.size, options, "allGather");
     return this.collective("allGather", x, options, { algorithm }, async (env, _reduce, call) => {
+      const out = given ?? (await this.freshOutput(x, x.length * this.size, algorithm));
       if (algorithm === "direct") this.core.direct!.allGather(call, x, out);
       else {
         out.set(x as never, x.length * this.rank);
@@ -155,8 +159,9 @@ export class GroupCommunicator implements Communicator {
   broadcast<T extends CommArray>(x: T, root: number, options: CollectiveOptions = {}): Promise<T> {
     this.checkPeer(root, "broadcast root");
     const algorithm = this.choose("broadcast", x, options);
-    const out = this.output(x, x.length, options, "broadcast");
+    const given = this.givenOutput(x, x.length, options, "broadcast");
     return this.collective("broadcast", x, options, { root, algorithm }, async (env, _reduce, call) => {
+      const out = given ?? (await this.freshOutput(x, x.length, algorithm));
       if (algorithm === "direct") this.core.direct!.broadcast(call, x, out, root);
       else {
         if (this.rank === root && out !== x) out.set(x as never);
@@ -273,10 +278,21 @@ export class GroupCommunicator implements Communicator {
     return { combine: arena.combiner(call.desc.redop, call.desc.dtype, x.BYTES_PER_ELEMENT), landing: (bytes) => arena.landing(bytes) };
   }
 
-  /** options.out when given (checked here, synchronously), else a fresh array of `length`. */
-  private output<T extends CommArray>(x: T, length: number, options: CollectiveOptions, op: string): T {
+  /**
+   * A result array of `length` for a call without `out`: on the direct paths, a block of the result
+   * pool (result-pool.ts; its pages are touched already, and the direct paths copy into it by
+   * memmove); elsewhere, or when the pool has none, a fresh array.
+   */
+  private async freshOutput<T extends CommArray>(x: T, length: number, algorithm: Algorithm): Promise<T> {
+    const pool = algorithm === "direct" ? this.core.results : undefined;
+    const pooled = pool && (await pool.take(x.constructor as TypedArrayConstructor<T>, length));
+    return pooled || allocate(x, length);
+  }
+
+  /** options.out when given (checked here, synchronously), else undefined. */
+  private givenOutput<T extends CommArray>(x: T, length: number, options: CollectiveOptions, op: string): T | undefined {
     const out = options.out;
-    if (out === undefined) return allocate(x, length);
+    if (out === undefined) return undefined;
     if (out.constructor !== x.constructor) {
       throw new TypeError(`${this.name}.${op}: out must be a ${x.constructor.name} like the input, got ${out.constructor.name}`);
     }

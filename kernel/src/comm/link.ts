@@ -79,53 +79,36 @@ function checkLatency(seconds: number, what: string, fail: (what: string) => Err
 }
 
 /**
- * Bytes reserved on the egress at a time: the grain the pacers interleave in
- * (1 ms of the link, 4 KiB .. 1 MiB, a multiple of 16 bytes), so concurrent sends share the
- * bandwidth finely while wake-ups stay few.
- */
-function grainBytes(bandwidth: number): number {
-  // A multiple of 16: the shm channels move payload in 16-byte pieces, and a grain they cannot send
-  // whole would look like back-pressure to the sender (nextDueMs: Infinity) until the next doorbell.
-  return Math.max(4096, Math.min(1024 * 1024, Math.floor(bandwidth * 0.001))) & ~15;
-}
-
-/**
- * How far into the past a grain may be placed, milliseconds: a sender woken
- * a little late (a busy machine) still gets its bytes at the link's rate
- * instead of losing the time, but an idle egress banks nothing beyond this.
- */
-const CATCH_UP_MS = 2;
-
-/**
  * One rank's network interface, as the link emulation sees it: every send
- * of the rank, to any peer, takes its bytes from the same egress, so a rank
+ * of the rank, to any peer, takes its time from the same egress, so a rank
  * sending S to k peers at once needs k S / bandwidth, as through one NIC.
- * With `ingress` (shm worlds), each grain also takes its time on the
+ * With `ingress` (shm worlds), a message also takes its time on the
  * receiver's ingress, so k ranks sending to one at once need k S / bandwidth
- * too. Grains are placed first come, first served on a virtual timeline
- * (performance.now() milliseconds); a grain waits for the later of the
+ * too. A message reserves its whole transfer when it starts, first come,
+ * first served (one queue, as a NIC's): it waits for the later of the
  * sender's egress and the receiver's ingress, which is exact when only one
  * side is contended (fan-out, fan-in, rings) and errs slow when both are
- * (all-to-all). Latency is per message and not shared: it is the wire's
- * propagation, during which the egress is free.
+ * (all-to-all). Reserving the whole message, not grain by grain, makes the
+ * bytes allowed out a function of time alone: a sender that wakes late on a
+ * busy machine sends what it owes at once instead of losing the time.
+ * Latency is per message and not shared: it is the wire's propagation,
+ * during which the egress is free.
  */
 export class Nic {
-  /** when the egress has sent every byte reserved so far */
+  /** when the egress has sent every byte reserved so far, performance.now() milliseconds */
   private freeAtMs = -Infinity;
 
   constructor(private readonly ingress?: SharedIngress) {}
 
   /**
-   * Reserves `bytes` to world rank `peer` at `bandwidth` bytes/s, not before `notBeforeMs`; returns when they have left.
-   * `followsMs`: the end of the same message's previous grain. A message in flight keeps its place on the wire however
-   * late its sender wakes (a loaded machine wakes threads milliseconds late, every grain); only a message's first grain
-   * is held to `nowMs - CATCH_UP_MS`, so that an idle egress banks nothing.
+   * Reserves `bytes` to world rank `peer` at `bandwidth` bytes/s, not before
+   * `notBeforeMs`; returns the interval they leave in (performance.now() ms).
    */
-  reserve(bytes: number, bandwidth: number, notBeforeMs: number, nowMs: number, peer: number, followsMs?: number): number {
-    const earliest = Math.max(notBeforeMs, this.freeAtMs, followsMs ?? nowMs - CATCH_UP_MS);
+  reserve(bytes: number, bandwidth: number, notBeforeMs: number, peer: number): { beginMs: number; endMs: number } {
+    const earliest = Math.max(notBeforeMs, this.freeAtMs);
     const durationMs = (bytes / bandwidth) * 1000;
     this.freeAtMs = this.ingress ? this.ingress.reserve(peer, earliest, durationMs) : earliest + durationMs;
-    return this.freeAtMs;
+    return { beginMs: this.freeAtMs - durationMs, endMs: this.freeAtMs };
   }
 }
 
@@ -162,16 +145,15 @@ export class SharedIngress {
 /**
  * Paces one message of `totalBytes` payload bytes over `link`, through the
  * sending rank's Nic: nothing leaves before the latency is over, then the
- * payload leaves grain by grain as the Nic gives each grain its time.
+ * payload leaves at the link's rate during the interval the Nic gave it.
  */
 export class Pacer {
-  /** payload bytes whose time on the egress has passed */
-  private released = 0;
-  /** what allowed() last answered: bytes beyond it were released after the sender last looked */
-  private told = 0;
-  /** the grain reserved on the Nic and not yet released */
-  private pending?: { bytes: number; endMs: number };
   private readonly firstByteMs: number;
+  /** what allowed() last answered the sender */
+  private told = -1;
+  /** when the payload leaves, performance.now() milliseconds; reserved at the first byte's time */
+  private window?: { beginMs: number; endMs: number };
+  /** bytes per wake-up: 1 ms of the link, 4 KiB .. 1 MiB (a multiple of 16), so wake-ups stay few */
   private readonly grain: number;
 
   constructor(
@@ -183,31 +165,40 @@ export class Pacer {
     private readonly peer: number,
   ) {
     this.firstByteMs = startMs + link.latency * 1000;
-    this.grain = Number.isFinite(link.bandwidth) ? grainBytes(link.bandwidth) : Math.max(1, totalBytes);
+    this.grain = Number.isFinite(link.bandwidth) ? Math.max(4096, Math.min(1024 * 1024, Math.floor(link.bandwidth * 0.0000625) * 16)) : Math.max(1, totalBytes);
   }
 
-  /** Payload bytes allowed out by `nowMs` (performance.now() milliseconds); -1 while the latency runs (not even the header). */
+  /**
+   * Payload bytes allowed out by `nowMs` (performance.now() milliseconds); -1 while the latency runs
+   * (not even the header). A multiple of 16 until the end: shm channels move payload in 16-byte
+   * pieces, and a remainder they cannot send would look like back-pressure to the sender.
+   */
   allowed(nowMs: number): number {
-    if (nowMs < this.firstByteMs) return -1;
-    this.advance(nowMs);
-    this.told = this.released;
-    return this.released;
+    this.told = this.allowedAt(nowMs);
+    return this.told;
   }
 
   /**
    * Milliseconds from `nowMs` until more than `sent` payload bytes may have
-   * left: the end of the latency or of the grain reserved; 0 when bytes
-   * were released since allowed() last answered; Infinity when more is
-   * already allowed and the sender knows it (what holds the send back is
-   * not the link) or everything is.
+   * left (a grain more, or the rest); 0 when more became allowed since the
+   * sender last asked allowed(); Infinity when more is allowed and the
+   * sender knows it (what holds the send back is not the link) or everything is.
    */
   nextDueMs(sent: number, nowMs: number): number {
     if (nowMs < this.firstByteMs) return this.firstByteMs - nowMs;
-    this.advance(nowMs);
-    // Bytes released since the sender last asked (its clock reading came before this one): due now.
-    if (this.released > this.told) return 0;
-    if (this.released > sent || !this.pending) return Infinity;
-    return Math.max(0, this.pending.endMs - nowMs);
+    const allowed = this.allowedAt(nowMs);
+    if (allowed > this.told) return 0;
+    if (allowed > sent || sent >= this.totalBytes) return Infinity;
+    return Math.max(0, this.timeOf(Math.min(this.totalBytes, sent + this.grain)) - nowMs);
+  }
+
+  private allowedAt(nowMs: number): number {
+    if (nowMs < this.firstByteMs) return -1;
+    const { beginMs, endMs } = this.reserved();
+    if (nowMs >= endMs) return this.totalBytes;
+    if (nowMs <= beginMs) return 0;
+    const bytes = Math.floor((this.totalBytes * (nowMs - beginMs)) / (endMs - beginMs));
+    return bytes - (bytes % 16);
   }
 
   /** Resolves once `bytes` of the payload may have left. */
@@ -216,24 +207,19 @@ export class Pacer {
     for (;;) {
       const now = performance.now();
       if (this.allowed(now) >= target) return;
-      await new Promise((resolve) => setTimeout(resolve, now < this.firstByteMs ? this.firstByteMs - now : Math.max(0, this.pending!.endMs - now)));
+      const at = now < this.firstByteMs ? this.firstByteMs : this.timeOf(target);
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, at - now)));
     }
   }
 
-  /** Releases grains whose time has passed and reserves the next one. */
-  private advance(nowMs: number): void {
-    for (;;) {
-      let followsMs: number | undefined;
-      if (this.pending) {
-        if (nowMs < this.pending.endMs) return;
-        this.released += this.pending.bytes;
-        followsMs = this.pending.endMs;
-        this.pending = undefined;
-      }
-      const left = this.totalBytes - this.released;
-      if (left <= 0) return;
-      const bytes = Math.min(left, this.grain);
-      this.pending = { bytes, endMs: this.nic.reserve(bytes, this.link.bandwidth, this.firstByteMs, nowMs, this.peer, followsMs) };
-    }
+  /** When `bytes` of the payload have left (performance.now() milliseconds). */
+  private timeOf(bytes: number): number {
+    const { beginMs, endMs } = this.reserved();
+    return beginMs + ((endMs - beginMs) * bytes) / Math.max(1, this.totalBytes);
+  }
+
+  private reserved(): { beginMs: number; endMs: number } {
+    this.window ??= this.nic.reserve(this.totalBytes, this.link.bandwidth, this.firstByteMs, this.peer);
+    return this.window;
   }
 }

@@ -17,6 +17,7 @@
 // (reduceScatter, allGather, broadcast: a registered input is read in place,
 // with no copy in; copies between registered arrays use memory.copy)
 import { blockStart, viewOf } from "./dtype";
+import { copyElements } from "./host-copy";
 import { jsKernels, type ReduceKernels } from "./reduce-wasm";
 import type { RegisteredMemory } from "./registered-memory";
 import { REGISTERED_FLAGS, REGISTERED_INPUT_AT, REGISTERED_OUTPUT_AT } from "./shm-layout";
@@ -79,12 +80,12 @@ export function attachDirectCollectives(
   const isRegistered = (x: CommArray) => registered?.holds(x) ?? false;
 
   const inMemory = (x: CommArray) => x.buffer === memory.buffer || isRegistered(x);
-  /** dst.set(src, at), by memory.copy when both live in the world's memory (twice the speed there) */
+  /** dst.set(src, at), by memory.copy when both live in the world's memory, else by memmove (host-copy.ts): twice TypedArray#set's speed */
   const copyInto = (dst: CommArray, at: number, src: CommArray) => {
     if (memoryCopy && src.byteLength > 0 && inMemory(dst) && inMemory(src)) {
       memoryCopy(dst.byteOffset + at * dst.BYTES_PER_ELEMENT, src.byteOffset, src.byteLength);
     } else {
-      dst.set(src as never, at);
+      copyElements(dst, at, src);
     }
   };
 
@@ -273,7 +274,7 @@ export function attachDirectCollectives(
             for (let r = 2; r < n; r++) k.reduce(dst, src(r));
           }
           for (let r = 0; r < n; r++) readFrom(call, r, (hi - lo) * width);
-          if (!inMemory(out)) out.set(dst as never, lo - start(me));
+          if (!inMemory(out)) copyInto(out, lo - start(me), dst);
         },
         copyOut() {},
       });

@@ -6,6 +6,8 @@ import { Wasm } from "./wasm-api";
 import { attachDirectCollectives } from "./shm-direct";
 import { wasmKernels } from "./reduce-wasm";
 import { ShmHeap } from "./shm-heap";
+import { fullGc } from "./full-gc";
+import { ResultPool, type ResultPoolOptions } from "./result-pool";
 import { wasmMemoryCopy } from "./wasm-copy";
 import { MAX_SHM_RANKS, ShmLayout, STATE, type ShmWorldInit, type ShmWorldOptions } from "./shm-layout";
 import { ShmTransport, STATE_CANCELLED, STATE_RUNNING, stopWorld } from "./shm-transport";
@@ -60,6 +62,21 @@ export function createShmWorld(size: number, options: ShmWorldOptions = {}): Shm
   };
 }
 
+/**
+ * Results of direct collectives without `out`: pooled from 1 MiB (below, malloc reuses memory it
+ * has touched already), up to 1 GiB split between the world's ranks and at most 512 MiB a rank
+ * (eight 64 MiB results: a loop of eight calls that drop their results runs on pooled blocks
+ * without a forced collection); a full collection may be forced for results of 16 MiB or more,
+ * where a fresh array's page faults cost more than a collection of a rank's heap.
+ */
+function resultPoolOptions(size: number, given: CommOptions["resultPool"]): ResultPoolOptions {
+  const options = { minBytes: MiB, budgetBytes: Math.min(512 * MiB, Math.floor(1024 / size) * MiB), collectFromBytes: 16 * MiB, ...given };
+  for (const [name, value] of Object.entries(options)) {
+    if (!Number.isInteger(value) || value < 0) throw new RangeError(`resultPool.${name} must be an integer >= 0 (bytes), got ${value}`);
+  }
+  return options;
+}
+
 /** The world communicator of `rank`, for use in that rank's thread. */
 export function attachShmCommunicator(init: ShmWorldInit, rank: number, options: CommOptions = {}): Communicator {
   if (!init || init.kind !== "shm" || !(init.control instanceof SharedArrayBuffer)) {
@@ -75,6 +92,7 @@ export function attachShmCommunicator(init: ShmWorldInit, rank: number, options:
   const heap = new ShmHeap(init, rank);
   core.memory = heap;
   core.direct = attachDirectCollectives(transport, wasmKernels(init.memory), heap, wasmMemoryCopy(init.memory), reads);
+  core.results = new ResultPool(resultPoolOptions(init.size, options.resultPool), { collect: fullGc() });
   return new GroupCommunicator(core, Array.from({ length: init.size }, (_, i) => i), 0, "world");
 }
 

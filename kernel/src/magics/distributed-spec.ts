@@ -5,6 +5,7 @@
 import { UsageError } from "../errors";
 import { flagHelpLines, parseFlags, type FlagSpec } from "./flags";
 import { parseLink } from "../comm/link";
+import { parseMemorySize } from "./memory-size";
 import type { LinkModel } from "../comm/types";
 
 export const BACKENDS = ["threads", "processes", "gpus", "hosts"] as const;
@@ -70,6 +71,12 @@ export const DISTRIBUTED_FLAGS: readonly FlagSpec[] = [
     defaultHelp: "webgpu on a GPU, else tensorflow if tfjs-node is installed, else wasm, else cpu",
     help: "TensorFlow.js backend of every rank",
   },
+  {
+    name: "memory",
+    type: "string",
+    valueName: "SIZE",
+    help: "most memory each rank may hold, ArrayBuffers and typed arrays included, e.g. 4GiB or 512MiB (default: 3/4 of the machine's memory divided by the ranks)",
+  },
   { name: "no-timeline", type: "boolean", help: "do not record or show the timeline of this cell" },
   { name: "help", alias: "h", type: "boolean", help: "show this help" },
 ];
@@ -86,6 +93,8 @@ export interface DistributedOptions {
   link?: LinkModel;
   /** Undefined: the best backend available on each rank. */
   tfBackend?: TfBackendName;
+  /** `--memory`, bytes per rank; undefined: the default share of the machine (memory-size.ts). */
+  memoryBytes?: number;
   timeline: boolean;
   help: boolean;
 }
@@ -113,6 +122,8 @@ export function parseDistributedFlags(words: readonly string[]): DistributedOpti
   if (link !== undefined) options.link = parseLinkFlag(link);
   const tfBackend = values.get("tf-backend") as TfBackendName | undefined;
   if (tfBackend !== undefined) options.tfBackend = tfBackend;
+  const memory = values.get("memory") as string | undefined;
+  if (memory !== undefined) options.memoryBytes = parseMemorySize(WHERE, "--memory", memory);
   return options;
 }
 
@@ -123,8 +134,8 @@ export function distributedHelp(): string {
     "",
     "Runs the cell body SPMD on a group of ranks. Inside the cell, `dist` (rank, size,",
     "barrier, allReduce, broadcast, allGather, send, recv) and `tf` (TensorFlow.js) are",
-    "globals. The group is reused while -n, --backend, --link and --tf-backend are",
-    "unchanged, so each rank keeps its declarations between cells.",
+    "globals. The group is reused while -n, --backend, --link, --tf-backend and --memory",
+    "are unchanged, so each rank keeps its declarations between cells.",
     "",
     "Flags:",
     ...flagHelpLines(DISTRIBUTED_FLAGS),

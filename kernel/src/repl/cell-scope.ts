@@ -119,7 +119,7 @@ export class CellScope {
       }
       if (cell.hasTopLevelAwait) await untilSettledOrAborted(returned as Promise<unknown>, options.signal);
     } catch (error) {
-      throw this.mapError(error);
+      throw this.mapErrorSafely(error);
     }
     if (cell.lastExpressionVar === undefined) return { value: undefined, hasValue: false };
     const value = this.#state[cell.lastExpressionVar];
@@ -131,6 +131,15 @@ export class CellScope {
    * Rewrites an error's stack so frames in cells read `<cell N>:line:col` in the cell's own
    * coordinates, and drops the kernel's frames below the outermost cell frame.
    */
+  /** `mapError`, except that a thrown value whose properties or Proxy traps throw is passed on as it is. */
+  private mapErrorSafely(error: unknown): unknown {
+    try {
+      return this.mapError(error);
+    } catch {
+      return error;
+    }
+  }
+
   mapError(error: unknown): unknown {
     if ((error as NodeJS.ErrnoException)?.code === "ERR_SCRIPT_EXECUTION_INTERRUPTED") {
       return new InterruptedError("Interrupted (SIGINT) while the cell ran");

@@ -178,7 +178,7 @@ export class PowerSgdCompression implements GradientSync {
     });
   }
 
-  bytesPerStep(shapes: readonly (readonly number[])[]): number {
+  expectedPayloadBytes(shapes: readonly (readonly number[])[]): number {
     return 4 * shapes.reduce((sum, shape) => {
       const matrix = asMatrix(shape);
       if (matrix === undefined) return sum + shape.reduce((a, b) => a * b, 1);

@@ -112,7 +112,7 @@ export class QsgdCompression implements GradientSync {
     return out;
   }
 
-  bytesPerStep(shapes: readonly (readonly number[])[]): number {
+  expectedPayloadBytes(shapes: readonly (readonly number[])[]): number {
     return shapes.reduce((sum, shape) => sum + 4 + shape.reduce((a, b) => a * b, 1), 0);
   }
 }

@@ -114,7 +114,7 @@ export class TopKCompression implements GradientSync {
     return splitGradients(mean, grads.map((g) => g.length));
   }
 
-  bytesPerStep(shapes: readonly (readonly number[])[]): number {
+  expectedPayloadBytes(shapes: readonly (readonly number[])[]): number {
     const n = shapes.reduce((sum, shape) => sum + shape.reduce((a, b) => a * b, 1), 0);
     return 8 * topKCount(n, this.options.ratio);
   }

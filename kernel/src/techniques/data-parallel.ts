@@ -69,7 +69,7 @@ export class AllReduceMean implements GradientSync {
     return this.#flat;
   }
 
-  bytesPerStep(shapes: readonly (readonly number[])[]): number {
+  expectedPayloadBytes(shapes: readonly (readonly number[])[]): number {
     return 4 * shapes.reduce((sum, shape) => sum + shape.reduce((a, b) => a * b, 1), 0);
   }
 }
@@ -110,8 +110,8 @@ export class DataParallel<B> {
     return { loss };
   }
 
-  /** Payload bytes per step this rank sends, by the sync's formula. */
-  bytesPerStep(): number {
-    return this.gradientSync.bytesPerStep(this.model.params.map((p) => p.shape), this.comm.size);
+  /** Expected payload bytes this rank hands to the collectives per step, by the sync's formula (see GradientSync). */
+  expectedPayloadBytes(): number {
+    return this.gradientSync.expectedPayloadBytes(this.model.params.map((p) => p.shape), this.comm.size);
   }
 }

@@ -7,8 +7,9 @@
  * W is symmetric and doubly stochastic, so the ranks' mean follows SGD on the
  * mean gradient while the consensus distance (1/n) sum_i ||x_i - mean||^2
  * contracts. Each rank sends its P parameters to 2 neighbours per step,
- * whatever n is: per-rank traffic constant in n. (With n = 2 the two
- * neighbours are the same rank: one message, W = [[1/2, 1/2], [1/2, 1/2]].)
+ * whatever n is: per-rank traffic constant in n (2 * P * 4 bytes expected;
+ * measure what moved with dist.stats()). (With n = 2 the two neighbours are
+ * the same rank: one message, W = [[1/2, 1/2], [1/2, 1/2]].)
  */
 import { withSpan } from "./span";
 import type { Model } from "./types";
@@ -34,8 +35,7 @@ export interface GossipReport {
   curve: LossPoint[];
   /** (step, consensus distance) at each measurement, starting before the first step */
   consensus: { step: number; distance: number }[];
-  /** gossip payload bytes this rank sent, per step */
-  bytesPerStep: number;
+  /** ranks of this communicator that this rank exchanges with: [left, right] (one for n = 2, none alone) */
   neighbours: number[];
   ms: number;
 }
@@ -72,7 +72,7 @@ export function ringMixingMatrix(size: number): number[][] {
 }
 
 /** One gossip round: x averaged with the neighbours' x (equal weights). Returns a fresh [P] array. */
-export async function gossipAverage(dist: PeerCollectives, x: Float32Array): Promise<{ mixed: Float32Array; bytesSent: number }> {
+export async function gossipAverage(dist: PeerCollectives, x: Float32Array): Promise<{ mixed: Float32Array }> {
   const neighbours = ringNeighbours(dist.rank, dist.size);
   // Sends and receives are all posted before any is awaited: no ordering deadlock around the ring.
   const sends = neighbours.map((peer) => dist.send(x, peer));
@@ -82,7 +82,7 @@ export async function gossipAverage(dist: PeerCollectives, x: Float32Array): Pro
   for (const other of received) for (let i = 0; i < mixed.length; i++) mixed[i]! += other[i]!;
   const weight = 1 / (1 + neighbours.length);
   for (let i = 0; i < mixed.length; i++) mixed[i]! *= weight;
-  return { mixed, bytesSent: x.byteLength * neighbours.length };
+  return { mixed };
 }
 
 /** (1/n) sum_i ||x_i - mean||^2 over the ranks, and the mean itself (an allReduce: a measurement, not gossip). */
@@ -101,7 +101,6 @@ export async function gossipSgd<B>(dist: PeerCollectives, model: Model<B>, batch
   const curve: LossPoint[] = [];
   const consensus: { step: number; distance: number }[] = [];
   const start = nowMs();
-  let bytes = 0;
   const measure = async (step: number): Promise<void> => {
     const { distance, mean } = await consensusDistance(dist, x);
     consensus.push({ step, distance });
@@ -114,11 +113,9 @@ export async function gossipSgd<B>(dist: PeerCollectives, model: Model<B>, batch
   for (let step = 1; step <= o.steps; step++) {
     const { grads } = withSpan(dist, "local step", () => flatStepGradients(model, batches, step - 1, o.batchSize));
     for (let i = 0; i < x.length; i++) x[i]! -= o.lr * grads[i]!;
-    const { mixed, bytesSent } = await withSpan(dist, "gossip", () => gossipAverage(dist, x));
-    x = mixed;
-    bytes += bytesSent;
+    x = (await withSpan(dist, "gossip", () => gossipAverage(dist, x))).mixed;
     assignFlat(model.params, x);
     if (step % o.measureEvery === 0 || step === o.steps) await measure(step);
   }
-  return { curve, consensus, bytesPerStep: bytes / o.steps, neighbours: ringNeighbours(dist.rank, dist.size), ms: nowMs() - start };
+  return { curve, consensus, neighbours: ringNeighbours(dist.rank, dist.size), ms: nowMs() - start };
 }

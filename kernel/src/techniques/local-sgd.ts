@@ -4,7 +4,7 @@
  * Every rank takes H inner SGD steps on its own data with no communication.
  * Then the ranks average the outer gradient Delta = theta_global - theta_local
  * (one allReduce of P floats per H steps instead of one per step, so H times
- * fewer bytes) and apply it with an outer Nesterov momentum step
+ * fewer bytes; `syncs` counts the allReduces, dist.stats() measures the bytes) and apply it with an outer Nesterov momentum step
  * (PyTorch's SGD with nesterov=True, as in the paper):
  *   v <- mu * v + Delta
  *   theta_global <- theta_global - lr_outer * (Delta + mu * v)
@@ -44,10 +44,8 @@ export const LOCAL_SGD_DEFAULTS: Pick<LocalSgdOptions, "outerLr" | "outerMomentu
 export interface LocalSgdReport {
   /** evaluate() of the global parameters after each outer step, by samples seen over all ranks */
   curve: LossPoint[];
-  /** allReduce calls made */
+  /** allReduce calls made (steps / H) */
   syncs: number;
-  /** payload bytes this rank handed to allReduce */
-  bytesCommunicated: number;
   ms: number;
 }
 
@@ -93,7 +91,6 @@ export async function localSgd<B>(dist: PeerCollectives, model: Model<B>, batche
   const curve: LossPoint[] = [];
   const start = nowMs();
   let syncs = 0;
-  let bytesCommunicated = 0;
   for (let step = 0; step < o.steps; step++) {
     const { grads } = withSpan(dist, "inner step", () => flatStepGradients(model, batches, step, o.batchSize));
     flattenTensors(model.params, local);
@@ -105,14 +102,13 @@ export async function localSgd<B>(dist: PeerCollectives, model: Model<B>, batche
     // Outer gradient: how far this rank moved in H steps, averaged over ranks.
     const delta = new Float32Array(global.length);
     for (let i = 0; i < delta.length; i++) delta[i] = global[i]! - local[i]!;
-    bytesCommunicated += delta.byteLength;
     syncs += 1;
     const meanDelta = await withSpan(dist, "outer allReduce", () => dist.allReduce(delta, { op: "mean" }));
     nesterovOuterStep(global, velocity, meanDelta, o.outerLr, o.outerMomentum);
     assignFlat(model.params, global);
     if (o.evaluate) curve.push({ step: step + 1, samples: (step + 1) * o.batchSize * dist.size, loss: o.evaluate(), ms: nowMs() - start });
   }
-  return { curve, syncs, bytesCommunicated, ms: nowMs() - start };
+  return { curve, syncs, ms: nowMs() - start };
 }
 
 /** Synchronous data-parallel SGD on the mean gradient: localSgd with H = 1, outer lr 1, momentum 0. */

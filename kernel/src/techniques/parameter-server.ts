@@ -54,8 +54,6 @@ export interface ParameterServerReport {
   maxVersionLag: number;
   /** gradients applied (server) or pushed (worker) */
   updates: number;
-  /** payload bytes this rank handed to send */
-  bytesSent: number;
   /** wall time of the run, milliseconds */
   ms: number;
 }
@@ -93,7 +91,6 @@ async function serve<B>(dist: PeerCollectives, model: Model<B>, flat: Float32Arr
   const start = nowMs();
   let version = 0;
   let maxVersionLag = 0;
-  let bytesSent = 0;
   const evaluate = (): void => {
     if (!o.evaluate) return;
     assignFlat(model.params, flat);
@@ -104,7 +101,6 @@ async function serve<B>(dist: PeerCollectives, model: Model<B>, flat: Float32Arr
       const message = new Float32Array(1 + P);
       message[0] = version;
       message.set(flat, 1);
-      bytesSent += message.byteLength;
       await dist.send(message, worker + 1);
     }
   };
@@ -133,7 +129,7 @@ async function serve<B>(dist: PeerCollectives, model: Model<B>, flat: Float32Arr
   if (version % o.evalEvery !== 0) evaluate();
   return {
     role: "server", curve, maxStaleness: clock.maxObserved, stalenessHistogram: Array.from(clock.histogram, (c) => c ?? 0),
-    maxVersionLag, updates: version, bytesSent, ms: nowMs() - start,
+    maxVersionLag, updates: version, ms: nowMs() - start,
   };
 }
 
@@ -142,7 +138,6 @@ async function work<B>(dist: PeerCollectives, model: Model<B>, batches: BatchFn<
   const start = nowMs();
   const incoming = new Float32Array(1 + P);
   const outgoing = new Float32Array(4 + P);
-  let bytesSent = 0;
   for (let step = 0; step < o.steps; step++) {
     await withSpan(dist, "ps pull", () => dist.recv(incoming, 0));
     const versionRead = incoming[0]!;
@@ -154,9 +149,8 @@ async function work<B>(dist: PeerCollectives, model: Model<B>, batches: BatchFn<
     outgoing[2] = versionRead;
     outgoing[3] = loss;
     outgoing.set(grads, 4);
-    bytesSent += outgoing.byteLength;
     await withSpan(dist, "ps push", () => dist.send(outgoing, 0));
     curve.push({ step, samples: (step + 1) * o.batchSize, loss, ms: nowMs() - start });
   }
-  return { role: "worker", curve, maxStaleness: 0, stalenessHistogram: [], maxVersionLag: 0, updates: o.steps, bytesSent, ms: nowMs() - start };
+  return { role: "worker", curve, maxStaleness: 0, stalenessHistogram: [], maxVersionLag: 0, updates: o.steps, ms: nowMs() - start };
 }

@@ -75,8 +75,13 @@ export interface GradientSync {
   readonly name: string;
   /** `shapes[i]` is the shape of parameter i (PowerSGD sees gradients as matrices). */
   sync(grads: readonly GradientArray[], comm: Collectives, shapes: readonly (readonly number[])[]): Promise<GradientArray[]>;
-  /** Payload bytes this rank sends per sync for these parameter shapes on `size` ranks (the published formula). */
-  bytesPerStep(shapes: readonly (readonly number[])[], size: number): number;
+  /**
+   * Expected, not measured: the bytes of the payload this rank hands to the collectives per sync for
+   * these parameter shapes (the paper's formula: 4P, 8k, P + 4T, 4(sum (n+m)r + vectors)). What the
+   * transport moves also depends on the collective's algorithm and the number of ranks (a ring
+   * allReduce sends 2(n-1)/n of it, an allGather n-1 times it); measure that with dist.stats().
+   */
+  expectedPayloadBytes(shapes: readonly (readonly number[])[], size: number): number;
 }
 
 /** What a training step reports. */

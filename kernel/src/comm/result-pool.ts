@@ -1,0 +1,177 @@
+// Where the results of direct (shm) collectives called without `out` live:
+// blocks of shared memory that the pool keeps for the world's life, handed
+// out as the returned arrays and taken back when the caller drops them.
+//
+// Why: a fresh 64 MiB array costs more than the collective itself. Its pages
+// are new to the process and the first write to each 4 KiB page faults (on
+// this VM, at load ~13, a 64 MiB call that fills a fresh block took 200-300 ms
+// against 31-63 ms into a reused one), and V8 answers every such array's
+// external memory with collections (15 ms a call in a profile of 64 MiB calls).
+// A reused block's pages are touched already; the direct allReduce copies the
+// reduced result into it by memmove (host-copy.ts).
+//
+// Lifetime: each block is a SharedArrayBuffer. The pool keeps one JS object of
+// it; the caller gets a view over a second JS object of the same memory
+// (structuredClone of a SharedArrayBuffer shares it). Every view the caller
+// makes (subarray, new Float32Array(result.buffer)) holds that second object,
+// so the block returns only once the garbage collector finds no view of it
+// left (a FinalizationRegistry on the second object): the returned array is
+// the caller's to keep and change for as long as it wants, with no aliasing.
+// The one way around it: posting the result (or its buffer) to another
+// thread shares the memory instead of copying it; post `result.slice()`.
+//
+// When blocks come back: V8 runs finalizers only after a full collection and
+// only between tasks, while a loop of awaited collectives is one task. So
+// taking a block (1) yields one task when no block of the size is idle, so
+// finalizers that are due run; (2) claims a new block while the pool is under
+// `budgetBytes` (letting go of idle blocks of other sizes to make room);
+// (3) once the pool is full, forces one full collection
+// (full-gc.ts) when the result is large enough that page faults of a fresh
+// array would cost more (at 64 MiB: 25-47 ms of collection against 200-300 ms
+// of faults, same minutes). After a collection that brings nothing back (the
+// caller keeps its results), the next waits until as many results as the
+// pool has blocks were plain ones, or a block came back by itself. And
+// 200 ms after the last large take (the end of a loop, of a cell) the pool
+// collects once, while the rank is idle, so the next loop starts with its
+// blocks back instead of with a collection.
+// When all of this finds no block, and for results below `minBytes`, the
+// result is a plain fresh array.
+import type { TypedArrayConstructor } from "./registered-memory";
+import type { CommArray } from "./types";
+
+export interface ResultPoolOptions {
+  /** results of fewer bytes are plain fresh arrays (their pages come from malloc's own reused memory) */
+  minBytes: number;
+  /** most bytes of blocks one rank's pool may hold */
+  budgetBytes: number;
+  /** results of at least this many bytes may force a full collection to get a block back */
+  collectFromBytes: number;
+}
+
+export interface ResultPoolHooks {
+  /** a full, synchronous garbage collection (full-gc.ts), if the host has one */
+  collect?: () => void;
+  /** resolves in a later task, after finalizers that are due have run */
+  nextTask?: () => Promise<void>;
+}
+
+/** How long a rank's pool waits after its last large take before collecting, milliseconds. */
+const IDLE_COLLECT_MS = 200;
+
+/** Blocks are whole 64-byte lines. */
+const LINE = 64;
+
+export class ResultPool {
+  /** block bytes -> the pool's own objects of idle blocks */
+  private readonly idle = new Map<number, SharedArrayBuffer[]>();
+  /** full-pool takes left before the next forced collection: after one that brought nothing back, as many as the pool has blocks */
+  private skipCollections = 0;
+  private blocks = 0;
+  private pooledBytes = 0;
+  private readonly registry = new FinalizationRegistry<SharedArrayBuffer>((kept) => this.returned(kept));
+  private readonly nextTask: () => Promise<void>;
+  private idleTimer?: ReturnType<typeof setTimeout>;
+
+  constructor(
+    private readonly options: ResultPoolOptions,
+    private readonly hooks: ResultPoolHooks = {},
+  ) {
+    this.nextTask = hooks.nextTask ?? (() => new Promise<void>((resolve) => setImmediate(resolve)));
+  }
+
+  /** A `length`-element array over a pooled block (contents undefined), or undefined: then the caller allocates a plain one. */
+  async take<T extends CommArray>(ctor: TypedArrayConstructor<T>, length: number): Promise<T | undefined> {
+    const bytes = length * ctor.BYTES_PER_ELEMENT;
+    if (bytes === 0 || bytes < this.options.minBytes) return undefined;
+    const size = Math.ceil(bytes / LINE) * LINE;
+    let kept = this.idleBlock(size);
+    if (!kept) {
+      await this.nextTask();
+      kept = this.idleBlock(size) ?? this.claim(size);
+    }
+    if (!kept && this.worthCollecting(size)) {
+      this.hooks.collect!();
+      await this.nextTask();
+      kept = this.idleBlock(size) ?? this.claim(size);
+      if (!kept) this.skipCollections = this.blocks;
+    }
+    if (!kept) return undefined;
+    const handed = structuredClone(kept);
+    this.registry.register(handed, kept);
+    if (size >= this.options.collectFromBytes) this.collectWhenIdle();
+    return new ctor(handed, 0, length);
+  }
+
+  /** Blocks the pool owns (idle and out) and their bytes: for tests and diagnostics. */
+  stats(): { blocks: number; idle: number; out: number; bytes: number } {
+    let idle = 0;
+    for (const list of this.idle.values()) idle += list.length;
+    return { blocks: this.blocks, idle, out: this.blocks - idle, bytes: this.pooledBytes };
+  }
+
+  /**
+   * A full collection once no block was taken for IDLE_COLLECT_MS (re-armed by every take): a loop
+   * of calls never waits for it, and at the end of the loop (a cell) the blocks its dropped results
+   * hold are back before the next one starts.
+   */
+  private collectWhenIdle(): void {
+    const collect = this.hooks.collect;
+    if (!collect) return;
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = undefined;
+      collect();
+    }, IDLE_COLLECT_MS);
+    this.idleTimer.unref?.();
+  }
+
+  private idleBlock(size: number): SharedArrayBuffer | undefined {
+    return this.idle.get(size)?.pop();
+  }
+
+  /** The pool is full and blocks are out: some may have been dropped since the last collection. */
+  private worthCollecting(size: number): boolean {
+    if (this.hooks.collect === undefined || size < this.options.collectFromBytes || this.stats().out === 0) return false;
+    if (this.skipCollections > 0) {
+      this.skipCollections--;
+      return false;
+    }
+    return true;
+  }
+
+  private claim(size: number): SharedArrayBuffer | undefined {
+    if (size > this.options.budgetBytes) return undefined;
+    this.evictIdle(this.pooledBytes + size - this.options.budgetBytes);
+    if (this.pooledBytes + size > this.options.budgetBytes) return undefined;
+    let block: SharedArrayBuffer;
+    try {
+      block = new SharedArrayBuffer(size);
+    } catch {
+      return undefined; // the host could not allocate it: a plain array (or its error) will tell
+    }
+    this.blocks++;
+    this.pooledBytes += size;
+    return block;
+  }
+
+  /** Lets go of idle blocks (of other sizes: this size has none idle) until `bytes` are freed or none is left; the collector frees their memory. */
+  private evictIdle(bytes: number): void {
+    for (const [size, list] of this.idle) {
+      while (bytes > 0 && list.pop()) {
+        bytes -= size;
+        this.blocks--;
+        this.pooledBytes -= size;
+      }
+      if (list.length === 0) this.idle.delete(size);
+      if (bytes <= 0) return;
+    }
+  }
+
+  private returned(kept: SharedArrayBuffer): void {
+    const size = kept.byteLength;
+    this.skipCollections = 0;
+    const list = this.idle.get(size);
+    if (list) list.push(kept);
+    else this.idle.set(size, [kept]);
+  }
+}

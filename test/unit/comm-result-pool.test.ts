@@ -1,0 +1,129 @@
+// Results of direct collectives called without `out` come from a pool of
+// shared-memory blocks (kernel/src/comm/result-pool.ts). These tests check
+// the pool on its own (which blocks come back, when it collects, its bound)
+// and inside a real 2-rank thread world: every dtype and op gives the
+// reference result, results the caller keeps (or a subarray of a dropped
+// one) are never reused, and 100 calls stay within the pool's budget.
+import { after, before, describe, test } from "node:test";
+import * as assert from "node:assert/strict";
+import type { CommArray } from "../../kernel/src/comm";
+import type { TypedArrayConstructor } from "../../kernel/src/comm/registered-memory";
+import { ResultPool } from "../../kernel/src/comm/result-pool";
+import { fullGc } from "../../kernel/src/comm/full-gc";
+import { ThreadWorld } from "./comm-harness";
+import { DTYPE_CTORS, REDUCE_OPS } from "./comm-reference";
+
+const KiB = 1024;
+const nextTask = () => new Promise<void>((resolve) => setImmediate(resolve));
+/** Lets the garbage collector find what the test dropped and the registry's callbacks run (twice: V8 may still hold the latest awaited value in a frame's register). */
+async function collectDropped(): Promise<void> {
+  for (let i = 0; i < 2; i++) {
+    fullGc()!();
+    await nextTask();
+    await nextTask();
+  }
+}
+/** Takes a result and drops it, in a frame of its own that is gone once this returns. */
+async function takeDropped<T extends CommArray>(pool: ResultPool, ctor: TypedArrayConstructor<T>, length: number): Promise<boolean> {
+  return (await pool.take(ctor, length)) !== undefined;
+}
+
+describe("result pool", () => {
+  test("results below minBytes, and of length 0, are left to the caller", async () => {
+    const pool = new ResultPool({ minBytes: 4 * KiB, budgetBytes: 64 * KiB, collectFromBytes: 0 });
+    assert.equal(await pool.take(Float32Array, 1023), undefined);
+    assert.equal(await pool.take(Float32Array, 0), undefined);
+    const a = await pool.take(Float32Array, 1024);
+    assert.ok(a instanceof Float32Array && a.length === 1024 && a.buffer instanceof SharedArrayBuffer);
+    assert.equal((a!.buffer as ArrayBufferLike).byteLength, 4 * KiB, "the caller's buffer is its block alone, not a larger shared memory");
+  });
+
+  test("a dropped result's block is reused; a kept result's, or one a subarray still views, is not", async () => {
+    const pool = new ResultPool({ minBytes: 0, budgetBytes: 1024 * KiB, collectFromBytes: 0 });
+    const kept = (await pool.take(Float64Array, 512))!.fill(1);
+    const sub = (await pool.take(Float64Array, 512))!.fill(2).subarray(0, 8);
+    await takeDropped(pool, Float64Array, 512);
+    await collectDropped();
+    assert.deepEqual(pool.stats(), { blocks: 3, idle: 1, out: 2, bytes: 3 * 4 * KiB });
+    const again = (await pool.take(Float64Array, 512))!.fill(3);
+    assert.equal(pool.stats().blocks, 3, "the dropped block came back");
+    assert.ok(kept.every((v) => v === 1) && sub.every((v) => v === 2), "kept results were not handed out again");
+    assert.ok(again.every((v) => v === 3));
+  });
+
+  test("a full pool collects to find dropped blocks, but not again while the caller keeps everything", async () => {
+    let collections = 0;
+    const collect = () => { collections++; fullGc()!(); };
+    const pool = new ResultPool({ minBytes: 0, budgetBytes: 4 * 64 * KiB, collectFromBytes: 0 }, { collect });
+    // dropped results: the pool fills to its budget (4 blocks), then collecting finds them
+    for (let i = 0; i < 40; i++) assert.ok(await takeDropped(pool, Uint8Array, 64 * KiB), `call ${i} got a pooled block`);
+    assert.equal(pool.stats().blocks, 4);
+    assert.ok(collections >= 1 && collections <= 40 / 3, `${collections} collections for 40 calls with 4 blocks`);
+    // kept results: once a collection finds nothing, results are plain until a block returns
+    await collectDropped();
+    const keep: Uint8Array[] = [];
+    collections = 0;
+    for (let i = 0; i < 20; i++) {
+      const a = await pool.take(Uint8Array, 64 * KiB);
+      if (a) keep.push(a);
+    }
+    assert.equal(keep.length, 4, "only the budget's 4 blocks are handed out");
+    assert.ok(collections <= 1 + 20 / 4, `${collections} collections for 20 calls: after a fruitless one, the next waits for 4 plain results`);
+    assert.ok(pool.stats().bytes <= 4 * 64 * KiB);
+  });
+
+  test("no collection below collectFromBytes: a full pool leaves the result to the caller", async () => {
+    let collections = 0;
+    const pool = new ResultPool({ minBytes: 0, budgetBytes: 64 * KiB, collectFromBytes: 1024 * KiB }, { collect: () => collections++ });
+    assert.ok(await pool.take(Uint8Array, 64 * KiB));
+    assert.equal(await pool.take(Uint8Array, 64 * KiB), undefined);
+    assert.equal(collections, 0);
+  });
+});
+
+describe("pooled results in a 2-rank thread world", () => {
+  let world: ThreadWorld;
+  // small pool settings, so that test-sized results (4-80 KiB) are pooled and the budget is reached
+  before(() => { world = new ThreadWorld(2, { slotBytes: 4096, comm: { timeoutMs: 20_000, resultPool: { minBytes: 1, budgetBytes: 512 * KiB, collectFromBytes: 1 } } }); });
+  after(() => world.close());
+
+  test("every dtype and op: the pooled result equals the reference and the input is unchanged", async () => {
+    const cases: { op: string; redop: string }[] = [
+      ...REDUCE_OPS.map((redop) => ({ op: "allReduce", redop })),
+      ...REDUCE_OPS.map((redop) => ({ op: "reduceScatter", redop })),
+      { op: "allGather", redop: "sum" },
+      { op: "broadcast", redop: "sum" },
+    ];
+    for (let dtype = 0; dtype < DTYPE_CTORS.length; dtype++) {
+      for (const [i, c] of cases.entries()) {
+        // lengths across several 4 KiB staging slots, not divisible by 2 or by a 64-byte line
+        const length = 5000 + dtype * 3 + i;
+        const replies = (await world.values("pooledCollective", [0, 1].map(() => ({ ...c, dtype, length, seed: 17 + i, root: i % 2 })))) as { pooled: boolean; mismatch: string | null; inputKept: boolean }[];
+        replies.forEach((r, rank) => {
+          const what = `rank ${rank}: ${c.op} ${DTYPE_CTORS[dtype].name}[${length}] ${c.redop}`;
+          assert.equal(r.mismatch, null, what);
+          assert.ok(r.pooled, `${what}: result not from the pool`);
+          assert.ok(r.inputKept, `${what}: input changed`);
+        });
+      }
+    }
+  });
+
+  test("kept results and subarrays survive 100 later calls; 100 dropped results stay within the budget", async () => {
+    const length = 16 * 1024; // 64 KiB results: 8 fit the 512 KiB budget; the kept result and subarray hold 2
+    const replies = (await world.values("pooledLifetime", [0, 1].map(() => ({ length, calls: 100 })))) as {
+      keptPooled: boolean; keptIntact: boolean; subIntact: boolean; lastCorrect: boolean; wrongResults: number; pooledCalls: number;
+      pool: { blocks: number; bytes: number };
+    }[];
+    replies.forEach((r, rank) => {
+      assert.ok(r.keptPooled, `rank ${rank}: the kept result was not pooled, so the test proves nothing`);
+      assert.ok(r.keptIntact, `rank ${rank}: a kept result changed under later calls`);
+      assert.ok(r.subIntact, `rank ${rank}: a subarray of a dropped result changed under later calls`);
+      assert.ok(r.lastCorrect, `rank ${rank}: a result after the caller changed a kept one is wrong`);
+      assert.equal(r.wrongResults, 0, `rank ${rank}: wrong results`);
+      assert.ok(r.pool.bytes <= 512 * KiB && r.pool.blocks <= 8, `rank ${rank}: pool grew to ${r.pool.blocks} blocks, ${r.pool.bytes} bytes`);
+      // without blocks coming back, 6 of 100 would be pooled; V8 may still hold the latest result or two when it collects
+      assert.ok(r.pooledCalls >= 60, `rank ${rank}: only ${r.pooledCalls} of 100 results came from the pool (dropped blocks are not coming back)`);
+    });
+  });
+});
