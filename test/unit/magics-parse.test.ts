@@ -93,6 +93,7 @@ test("%dist subcommands parse, and bad ones name the word at fault", () => {
   assert.deepEqual(parseDistCommand(["status"]), { command: "status" });
   assert.deepEqual(parseDistCommand(["push", "weights"]), { command: "push", name: "weights" });
   assert.deepEqual(parseDistCommand(["timeline", "--export", "trace.json"]), { command: "timeline", exportFile: "trace.json" });
+  assert.deepEqual(parseDistCommand(["timeline", "--into", "trace"]), { command: "timeline", into: "trace" });
   const cases: Array<[string[], string]> = [
     [["frobnicate"], "frobnicate"],
     [[], "missing subcommand"],
@@ -101,6 +102,7 @@ test("%dist subcommands parse, and bad ones name the word at fault", () => {
     [["push", "1abc"], "1abc"],
     [["status", "--verbose"], "--verbose"],
     [["timeline", "--export"], "--export"],
+    [["timeline", "--into", "1st"], "--into"],
   ];
   for (const [words, culprit] of cases) {
     assert.throws(

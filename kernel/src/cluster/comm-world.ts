@@ -4,7 +4,10 @@
  *
  * - shm (thread ranks): shared memory created on the kernel's thread and
  *   joined by each rank on its own thread; the kernel cancels it by setting
- *   its cancel word, which every rank's waits watch.
+ *   its cancel word, which every rank's waits watch. Beside it, a second
+ *   world for the ranks' communication threads (comm/comm-thread.ts), which
+ *   run collectives while the rank threads compute; it is cancelled with
+ *   the first.
  * - tcp (process ranks): the kernel runs a rendezvous; each rank listens,
  *   registers there and connects to every peer (Unix sockets on one host).
  *   Processes share no memory, so each rank cancels its own communicator
@@ -13,7 +16,8 @@
 import { attachShmCommunicator, cancelShmWorld, createShmWorld, type Communicator, type LinkModel, type SpanHook } from "../comm";
 import { MAX_SHM_RANKS } from "../comm/shm-layout";
 import { closeTcpWorld, connectTcpWorld, startTcpRendezvous } from "../comm/tcp-world";
-import type { WorldAddress } from "./protocol";
+import { CommThread, createCommThreadWorld, type CommThreadSpan } from "../comm/comm-thread";
+import type { ShmWorldAddress, WorldAddress } from "./protocol";
 import type { WireCounters } from "../comm/wire-counters";
 
 /** Most ranks the threads backend runs: the shm transport keeps a channel per ordered pair of ranks. */
@@ -37,8 +41,13 @@ export interface KernelWorld {
 }
 
 export function createShmKernelWorld(size: number): KernelWorld {
-  const init = createShmWorld(size);
-  return { address: init, cancel: (reason) => cancelShmWorld(init, reason), formed: () => undefined };
+  const address: ShmWorldAddress = { ...createShmWorld(size), commThreadWorld: createCommThreadWorld(size) };
+  return { address, cancel: (reason) => cancelShmWorlds(address, reason), formed: () => undefined };
+}
+
+function cancelShmWorlds(address: ShmWorldAddress, reason: string): void {
+  cancelShmWorld(address, reason);
+  if (address.commThreadWorld) cancelShmWorld(address.commThreadWorld, reason);
 }
 
 export async function createTcpKernelWorld(size: number): Promise<KernelWorld> {
@@ -50,6 +59,8 @@ export async function createTcpKernelWorld(size: number): Promise<KernelWorld> {
 /** A rank's side of one world. */
 export interface JoinedWorld {
   readonly comm: Communicator;
+  /** The rank's communication thread (thread ranks; started on first use); undefined for process ranks. */
+  readonly commThread?: CommThread;
   /** Ends every wait of this rank in this world, now and later, with a CommCancelledError. */
   cancel(reason: string): void;
   /** Lets go of the world's connections (tcp); called when the rank joins the next world. */
@@ -66,6 +77,8 @@ export interface JoinOptions {
   link?: LinkModel;
   /** Hears of every call the rank finishes (the timeline's comm spans). */
   onSpan?: SpanHook;
+  /** Hears of every job the rank's communication thread finishes, with its times on that thread. */
+  onCommThreadSpan?: (span: CommThreadSpan) => void;
   /** The rank's wire counters, kept across the worlds it joins (dist.stats). */
   wire?: WireCounters;
 }
@@ -79,7 +92,21 @@ export async function joinCommWorld(address: WorldAddress, options: JoinOptions)
   };
   if (address.kind === "shm") {
     const comm = attachShmCommunicator(address, options.rank, commOptions);
-    return { comm, cancel: (reason) => cancelShmWorld(address, reason), close: () => undefined };
+    const commThread = address.commThreadWorld
+      ? new CommThread({
+          world: address.commThreadWorld,
+          rank: options.rank,
+          timeoutMs: options.timeoutMs,
+          ...(options.link ? { link: options.link } : {}),
+          ...(options.onCommThreadSpan ? { onSpan: options.onCommThreadSpan } : {}),
+        })
+      : undefined;
+    return {
+      comm,
+      ...(commThread ? { commThread } : {}),
+      cancel: (reason) => cancelShmWorlds(address, reason),
+      close: () => void commThread?.close(),
+    };
   }
   const canceller = new AbortController();
   // A peer that never connects (its process died while joining) would hold the join forever.

@@ -4,10 +4,12 @@
  * what a notebook holds (typed arrays, tf.Tensors, numbers, number arrays)
  * and give back the same kind: a tensor in, a tensor of the same dtype out.
  */
+import type { CommThread } from "../comm/comm-thread";
 import type { AllReduceOptions, CollectiveOptions, CommArray, Communicator, ReduceOp } from "../comm/types";
 import { isSpanCategory, SPAN_CATEGORIES, type SpanOptions, type SpanRecorder } from "../trace";
 import type { WireCounters } from "../comm/wire-counters";
 import type { WireStats } from "../comm/wire-stats";
+import { addWireStats } from "../comm/wire-stats-merge";
 import { isTensor } from "./cell-value";
 import { splitEvenly } from "./split";
 
@@ -60,9 +62,15 @@ export interface Dist extends DistIdentity {
   /**
    * What this rank's transport moved (payload bytes and messages, per op and per peer), as a
    * snapshot; all zeros before the rank communicates. `dist.stats.reset()` zeroes this rank's
-   * counts. Sub-groups share the rank's counts; they survive the world being rebuilt.
+   * counts. Sub-groups share the rank's counts; they survive the world being rebuilt. What the
+   * rank's communication thread moved (as of its last finished job) is included.
    */
   readonly stats: WireStatsAccess;
+  /**
+   * The rank's communication thread (thread ranks): collectives handed to it run while this
+   * thread computes, drawn on the rank's `comm` stream. Undefined for process ranks.
+   */
+  readonly commThread: CommThread | undefined;
 }
 
 export interface WireStatsAccess {
@@ -79,13 +87,29 @@ const REDUCE_OPS: readonly ReduceOp[] = ["sum", "mean", "max", "min", "product"]
  * stays one object whose calls go to the communicator of the current world.
  */
 export function createDist(
-  identity: DistIdentity, communicator: Communicator | (() => Communicator), tf: Tf, recorder?: SpanRecorder, wire?: WireCounters,
+  identity: DistIdentity,
+  communicator: Communicator | (() => Communicator),
+  tf: Tf,
+  recorder?: SpanRecorder,
+  wire?: WireCounters,
+  commThread: () => CommThread | undefined = () => undefined,
 ): Dist {
   const current = typeof communicator === "function" ? communicator : () => communicator;
   // The rank's counters when given (they outlive any one world), else the communicator's.
-  const stats: WireStatsAccess = Object.assign(() => (wire ? wire.snapshot() : current().stats()), {
-    reset: () => (wire ? wire.reset() : current().resetStats()),
-  });
+  const ownStats = (): WireStats => (wire ? wire.snapshot() : current().stats());
+  const stats: WireStatsAccess = Object.assign(
+    () => {
+      const threadStats = commThread()?.wireStats();
+      return threadStats ? addWireStats(ownStats(), threadStats) : ownStats();
+    },
+    {
+      reset: () => {
+        if (wire) wire.reset();
+        else current().resetStats();
+        commThread()?.resetWireStats();
+      },
+    },
+  );
   const viaArray = async <T extends Collectable>(where: string, x: T, run: (array: CommArray) => Promise<CommArray>, gathered = false): Promise<T> => {
     if (typeof x === "number") {
       const out = await run(Float64Array.of(x));
@@ -126,6 +150,9 @@ export function createDist(
     get comm() {
       return current();
     },
+    get commThread() {
+      return commThread();
+    },
     stats,
     barrier: () => current().barrier(),
     allReduce: (x, options) => {
@@ -164,6 +191,7 @@ export function createDist(
     free: (array) => current().free(array),
     newGroup: (ranks, name) => {
       const sub = current().newGroup(ranks, name);
+      // The comm thread serves the world group only.
       return createDist({ ...identity, rank: sub.rank, size: sub.size }, sub, tf, recorder, wire);
     },
   };

@@ -12,7 +12,7 @@ import { describeShape } from "./distributed-session";
 import type { VariableResult } from "./protocol";
 import { splitEvenly } from "./split";
 import type { RankGroup } from "./rank-group";
-import { timelineCommand } from "./timeline-command";
+import { TIMELINE_PAYLOAD_TYPE, timelineCommand, timelineInto } from "./timeline-command";
 import type { TimelinePayload } from "../trace";
 import { typeTextOf } from "./value-types";
 
@@ -58,6 +58,12 @@ export class DistCommands {
         await this.gather(command.name, io);
         return { status: "ok" };
       case "timeline":
+        if (command.into !== undefined) {
+          const payload = timelineInto(this.timeline?.last, command.into);
+          this.notebook.setVariable(command.into, payload, TIMELINE_PAYLOAD_TYPE);
+          io.stream("stdout", `${command.into} = the last timeline (${payload.spans.length} spans, ${payload.ranks.length} ranks; .summary.overlapPct ${payload.summary.overlapPct.toFixed(1)}%)\n`);
+          if (command.exportFile === undefined) return { status: "ok" };
+        }
         await timelineCommand(this.timeline?.last, command.exportFile, io);
         return { status: "ok" };
       default:

@@ -52,8 +52,14 @@ export interface TcpWorldAddress {
   rendezvous: string;
 }
 
+/**
+ * Thread ranks' world: the ranks' shared memory, and the world their
+ * communication threads join (comm/comm-thread.ts), one rank each.
+ */
+export type ShmWorldAddress = ShmWorldInit & { commThreadWorld?: ShmWorldInit };
+
 /** What a rank needs to join a world: the shared memory of thread ranks, or a TCP rendezvous. */
-export type WorldAddress = ShmWorldInit | TcpWorldAddress;
+export type WorldAddress = ShmWorldAddress | TcpWorldAddress;
 
 export interface InitTask {
   kind: "init";

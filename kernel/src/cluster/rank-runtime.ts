@@ -30,6 +30,7 @@ import type { RankPort } from "./rank-port";
 import { RankScope } from "./rank-scope";
 import { joinCommWorld, type JoinedWorld } from "./comm-world";
 import { commSpanHook, GroupRegistry } from "./comm-spans";
+import { commThreadSpanHook } from "./comm-thread-spans";
 import { loadTf, type LoadedTf } from "./tf-setup";
 import { createRankRecorder, type SpanBatch, type SpanRecorder } from "../trace";
 import { WireCounters } from "../comm/wire-counters";
@@ -111,6 +112,7 @@ export function createRankRuntime(portFor: (task: InitTask) => RankPort): RankTa
       size: rank.init.size,
       timeoutMs: task.timeoutMs,
       onSpan,
+      onCommThreadSpan: commThreadSpanHook(rank.recorder, rank.init.rank, rank.init.size),
       wire: rank.wire,
       ...(task.link ? { link: task.link } : {}),
     });
@@ -127,6 +129,7 @@ export function createRankRuntime(portFor: (task: InitTask) => RankPort): RankTa
         rank.loaded.tf,
         rank.recorder,
         rank.wire,
+        () => requireState().world?.commThread,
       );
       rank.scope.setGlobal("dist", rank.dist);
     }

@@ -30,7 +30,10 @@ export const DIST_SUBCOMMANDS: readonly SubcommandSpec[] = [
   {
     name: "timeline",
     positionals: [],
-    flags: [{ name: "export", type: "string", valueName: "FILE", help: "write the last timeline as a Chrome trace to FILE" }],
+    flags: [
+      { name: "export", type: "string", valueName: "FILE", help: "write the last timeline as a Chrome trace to FILE" },
+      { name: "into", type: "string", valueName: "NAME", help: "set NAME in the notebook to the last timeline's payload (spans and summary)" },
+    ],
     help: "show the timeline of the last distributed cell",
   },
   { name: "help", positionals: [], flags: [], help: "show this help and the %%distributed flags" },
@@ -39,7 +42,7 @@ export const DIST_SUBCOMMANDS: readonly SubcommandSpec[] = [
 export type DistCommand =
   | { command: "status" | "stop" | "help" }
   | { command: "push" | "pull" | "scatter" | "gather"; name: string }
-  | { command: "timeline"; exportFile?: string };
+  | { command: "timeline"; exportFile?: string; into?: string };
 
 const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
 
@@ -62,7 +65,9 @@ export function parseDistCommand(words: readonly string[]): DistCommand {
     }
     case "timeline": {
       const exportFile = parsed.values.get("export") as string | undefined;
-      return exportFile === undefined ? { command: "timeline" } : { command: "timeline", exportFile };
+      const into = parsed.values.get("into") as string | undefined;
+      if (into !== undefined && !IDENTIFIER.test(into)) throw new UsageError(`${where} --into: NAME must be an identifier, got '${into}'`, "--into");
+      return { command: "timeline", ...(exportFile === undefined ? {} : { exportFile }), ...(into === undefined ? {} : { into }) };
     }
     default:
       return { command: spec.name as "status" | "stop" | "help" };

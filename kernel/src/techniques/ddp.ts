@@ -10,11 +10,17 @@
  * time, a step then takes about max(T_c, T_m) + one bucket's transfer instead
  * of T_c + T_m back to back.
  *
- * When the communicator offers non-blocking point-to-point messages (`dist`
- * does, as `dist.comm`), buckets are reduced with a ring built on them
- * (async-allreduce.ts), since a blocking collective would stop backward
- * until it ends; buckets go one after another, in order, on every rank.
+ * Where the rank has a communication thread (`dist.commThread`, thread
+ * ranks), each ready bucket is handed to it: it runs the bucket's allReduce
+ * on a world of its own while this thread goes on differentiating, and its
+ * spans land on the rank's `comm` stream at their real times. Elsewhere, when
+ * the communicator offers non-blocking point-to-point messages (`dist.comm`
+ * of process ranks), buckets are reduced with a ring built on them
+ * (async-allreduce.ts), which moves only when this thread's event loop turns
+ * (between layers); a blocking collective is the last resort. Either way
+ * buckets go one after another, in order, on every rank.
  */
+import type { CommThread } from "../comm/comm-thread";
 import { ringAllReduceMeanAsync, type PointToPoint } from "./async-allreduce";
 import { concatGradients } from "./gradients";
 import { Sgd } from "./sgd";
@@ -114,6 +120,9 @@ export class DistributedDataParallel<B> {
   }
 
   async step(batch: B, overlap = this.options.overlap): Promise<StepResult> {
+    const thread = this.comm.size > 1 ? commThreadOf(this.comm) : undefined;
+    // Starting the comm thread (first step only) is not part of any step's time.
+    if (thread) await thread.ready();
     const started = performance.now();
     const grads: GradientArray[] = new Array(this.model.params.length);
     const bucketOf = new Map<number, number>();
@@ -121,24 +130,34 @@ export class DistributedDataParallel<B> {
     const missing = this.buckets.map((bucket) => bucket.length);
     const flights: Promise<void>[] = [];
     let firstLaunch = -1;
+    /** when the comm thread finished the last bucket, performance.now() milliseconds */
+    let commThreadEnd = -1;
     const p2p = pointToPointOf(this.comm);
     let queue: Promise<unknown> = Promise.resolve();
     const launch = (b: number): Promise<void> => {
       if (firstLaunch < 0) firstLaunch = performance.now();
       const members = this.buckets[b]!;
       const buffer = concatGradients(members.map((i) => grads[i]!));
-      // One bucket after another, in bucket order on every rank, so the ring's messages pair up.
-      const reduce = (): Promise<Float32Array> =>
-        p2p ? ringAllReduceMeanAsync(buffer, p2p) : this.comm.allReduce(buffer, { op: "mean" });
-      const done = queue.then(() => withSpan(this.comm, `bucket ${b} allReduce`, reduce, "comm"));
-      queue = done;
-      return done.then((mean) => {
+      const scatter = (mean: Float32Array): void => {
         let offset = 0;
         for (const i of members) {
           grads[i] = mean.subarray(offset, offset + grads[i]!.length);
           offset += grads[i]!.length;
         }
-      });
+      };
+      if (thread) {
+        // The comm thread runs its jobs in the order given and records their spans itself.
+        return thread.run(buffer, { op: "mean", name: `bucket ${b} allReduce` }).then((result) => {
+          commThreadEnd = Math.max(commThreadEnd, result.end / 1000 - performance.timeOrigin);
+          scatter(result.data);
+        });
+      }
+      // One bucket after another, in bucket order on every rank, so the ring's messages pair up.
+      const reduce = (): Promise<Float32Array> =>
+        p2p ? ringAllReduceMeanAsync(buffer, p2p) : this.comm.allReduce(buffer, { op: "mean" });
+      const done = queue.then(() => withSpan(this.comm, `bucket ${b} allReduce`, reduce, "comm"));
+      queue = done;
+      return done.then(scatter);
     };
     const loss = await withSpan(this.comm, "forward+backward", () =>
       stagedBackward(this.model, batch, (stage, stageGrads) => {
@@ -152,20 +171,38 @@ export class DistributedDataParallel<B> {
       }),
     );
     const backwardEnd = performance.now();
-    if (!overlap && this.comm.size > 1) {
-      for (let b = 0; b < this.buckets.length; b++) await launch(b);
-    }
-    await Promise.all(flights);
-    const reduced = performance.now();
+    // This thread waits for the communication left, idle: the comm thread's spans say what that
+    // time was (bytes moving, or a peer still computing), and the timeline never counts it as
+    // compute overlapping the buckets.
+    await withSpan(
+      this.comm,
+      "wait for buckets",
+      async () => {
+        if (!overlap && this.comm.size > 1) {
+          if (thread) for (let b = 0; b < this.buckets.length; b++) flights.push(launch(b));
+          else for (let b = 0; b < this.buckets.length; b++) await launch(b);
+        }
+        await Promise.all(flights);
+      },
+      "idle",
+    );
+    // The comm thread's own clock says when the last bucket was done; this thread may notice later.
+    const reduced = commThreadEnd >= 0 ? commThreadEnd : performance.now();
     withSpan(this.comm, "optimizer", () => this.optimizer.step(grads));
     this.lastTiming = {
       computeMs: backwardEnd - started,
-      exposedCommMs: reduced - backwardEnd,
+      exposedCommMs: Math.max(0, reduced - backwardEnd),
       commMs: firstLaunch < 0 ? 0 : reduced - firstLaunch,
       totalMs: performance.now() - started,
     };
     return { loss };
   }
+}
+
+/** `dist.commThread` where the rank has one (thread ranks). */
+function commThreadOf(comm: Collectives): CommThread | undefined {
+  const thread = (comm as { commThread?: CommThread }).commThread;
+  return thread && typeof thread.run === "function" ? thread : undefined;
 }
 
 /** `dist.comm` when it has non-blocking isend/irecv. */

@@ -4,7 +4,7 @@
  * a `dist` that has none (unit tests, a one-rank stand-in) it just runs fn.
  * The one place the techniques touch the timeline.
  */
-export type PhaseCategory = "compute" | "comm" | "data" | "other";
+export type PhaseCategory = "compute" | "comm" | "data" | "idle" | "other";
 
 type SpanFn = <T>(name: string, fn: () => T, options?: { cat?: PhaseCategory }) => T;
 
