@@ -152,7 +152,7 @@ export class TcpTransport implements Transport {
       all.push(agreement.done);
       peers.push(...agreement.peers);
     }
-    this.waitingFor = [...new Set(peers)];
+    this.waitingFor = peers; // may repeat a rank; made unique only when a probe asks
     try {
       await this.withTimeout(call, peers, Promise.all(all));
     } finally {
@@ -290,7 +290,7 @@ export class TcpTransport implements Transport {
       // root = 1: a mismatch; else the peer named by group was lost
       this.stop(desc.root === 1 ? new CommMismatchError(body) : new PeerLostError(this.rank, desc.group, `told by rank ${peer}: ${body}`), false);
     } else if (context === CONTEXT_PROBE) {
-      const answer = new TextEncoder().encode(JSON.stringify({ waitingFor: this.waitingFor }));
+      const answer = new TextEncoder().encode(JSON.stringify({ waitingFor: [...new Set(this.waitingFor)] }));
       const link = this.linkOf(peer);
       // behind any frame being written, so frames never interleave
       link.sendQueue = link.sendQueue.then(() => {
