@@ -104,7 +104,8 @@ export class ShmTransport implements Transport {
   private agree(call: CallContext): void {
     const peers = (call.members ?? Array.from({ length: this.size }, (_, r) => r)).filter((p) => p !== this.rank);
     if (peers.length === 0) return;
-    const agree: CallContext = { ...call, op: "agreement", traffic: zeroTraffic() };
+    // not paced: an emulated link models the op's data, and the agreement is bookkeeping
+    const agree: CallContext = { ...call, op: "agreement", traffic: zeroTraffic(), link: undefined };
     const empty = new Uint8Array(0);
     const sends = peers.map((peer) => ({ peer, payload: empty }));
     const recvs = peers.map((peer) => ({ peer, bytes: 0, onData: () => undefined }));

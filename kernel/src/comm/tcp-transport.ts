@@ -126,7 +126,8 @@ export class TcpTransport implements Transport {
     const peers = (call.members ?? [...this.links.keys()]).filter((p) => p !== this.rank);
     if (peers.length === 0) return;
     // counted under "agreement", apart from the op's own traffic (payload-free frames: framing and messages only)
-    const agree: CallContext = { ...call, op: "agreement", traffic: zeroTraffic() };
+    // not paced: an emulated link models the op's data, and the agreement is bookkeeping
+    const agree: CallContext = { ...call, op: "agreement", traffic: zeroTraffic(), link: undefined };
     const empty = new Uint8Array(0);
     const frames = [
       ...peers.map((peer) => this.sendFrame(agree, { peer, payload: empty }, CONTEXT_COLLECTIVE)),
