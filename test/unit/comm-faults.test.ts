@@ -5,6 +5,8 @@
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { ThreadWorld } from "./comm-harness";
+import { ProcessWorld } from "./comm-process-world";
+import type { WireStats } from "../../kernel/src/comm/wire-stats";
 
 const x4 = (r: number) => new Float32Array([r, r, r, r]);
 
@@ -109,3 +111,37 @@ test("bad arguments are refused synchronously with the argument named", async ()
     await world.close();
   }
 });
+
+// Ranks that each name themselves the root receive nothing in a broadcast: without an agreement
+// step each would return its own array as if all were well (the next call then trips on the frames
+// left behind). Shared memory over a channel algorithm and tcp must both refuse it.
+for (const transport of ["shm", "tcp"] as const) {
+  test(`${transport}: a broadcast in which each rank names itself the root fails on every rank, naming both roots`, async () => {
+    const world = transport === "shm" ? new ThreadWorld(3, { comm: { timeoutMs: 5_000 } }) : await ProcessWorld.start(3, { timeoutMs: 5_000 });
+    try {
+      const options = transport === "shm" ? { algorithm: "recursive-doubling" } : {};
+      const replies = await world.run("collective", [0, 1, 2].map((r) => ({ op: "broadcast", x: x4(r), root: r, options })));
+      for (const r of replies) {
+        assert.equal(r.ok, false, `rank ${r.rank} returned ${JSON.stringify(r.value)}`);
+        assert.equal(r.error!.name, "CommMismatchError", r.error!.message);
+        assert.match(r.error!.message, /rank (\d) called broadcast #1 \(4 x float32, root \1, recursive-doubling\) but rank (\d) called broadcast #1 \(4 x float32, root \2,/);
+      }
+      // the agreement frames are counted apart from the broadcast's own traffic
+      if (transport === "tcp") {
+        const fresh = await ProcessWorld.start(3, { timeoutMs: 5_000 });
+        try {
+          await fresh.values("collective", [0, 1, 2].map(() => ({ op: "broadcast", x: x4(7), root: 1 })));
+          const stats = (await fresh.values("wireStatsFresh", [])) as WireStats[];
+          for (const s of stats) {
+            assert.deepEqual([s.byOp.agreement?.messagesSent, s.byOp.agreement?.bytesSent, s.byOp.agreement?.messagesReceived], [2, 0, 2], `rank ${s.rank}`);
+            assert.equal(s.framingBytesSent, 48 * s.messagesSent);
+          }
+        } finally {
+          fresh.close();
+        }
+      }
+    } finally {
+      await world.close();
+    }
+  });
+}

@@ -11,7 +11,7 @@ import { CONTEXT_COLLECTIVE, CONTEXT_USER, encodeHeader, FrameReceiver } from ".
 import { Inbox } from "../../kernel/src/comm/tcp-inbox";
 import type { RecvSpec } from "../../kernel/src/comm/transport";
 
-const desc = (call: number, count: number): Descriptor => ({ group: 0, call, opcode: 0, count, dtype: 7, root: -1, redop: 0, algorithm: 0 });
+const desc = (call: number, count: number): Descriptor => ({ group: 0, call, opcode: 0, count, dtype: 7, root: -1, redop: 0, algorithm: 0, epoch: 0, shape: 0 });
 
 type Mode = "copy" | "into" | "landing";
 
@@ -27,7 +27,10 @@ test("every receive gets its frame's bytes, whatever the read sizes, the memory 
         const parts = frames.flatMap((f, i) => [encodeHeader(desc(i, f.bytes), f.bytes, f.context), payloads[i]]);
         const wire = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
         parts.reduce((offset, p) => (wire.set(p, offset), offset + p.length), 0);
-        const inbox = new Inbox((_, reason) => assert.fail(`unexpected abort ${reason}`));
+        const inbox = new Inbox({
+          control: (_, __, body) => assert.fail(`unexpected control frame ${body}`),
+          ended: (call) => assert.fail(`unexpected end of ${call.label}`),
+        });
         const receiver = new FrameReceiver(inbox, 1);
         const landing = new Uint8Array(64 * 1024); // shared by "connections": the test scribbles on it between reads
         const got = payloads.map((p) => new Uint8Array(p.length).fill(0xee));
@@ -54,7 +57,7 @@ test("every receive gets its frame's bytes, whatever the read sizes, the memory 
               if (posted.has(p.i)) continue;
               if (p.after > reads) break; // keep per-context order
               posted.add(p.i);
-              inbox.post(context, { spec: spec(p.i), call: {} as never, check: () => {}, resolve: () => (done[p.i] = true), reject: (e) => assert.fail(String(e)) });
+              inbox.post(context, { spec: spec(p.i), call: { desc: desc(p.i, 0) } as never, check: () => {}, resolve: () => (done[p.i] = true), reject: (e) => assert.fail(String(e)) });
             }
           }
         };

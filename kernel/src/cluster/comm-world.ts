@@ -81,6 +81,8 @@ export interface JoinOptions {
   onCommThreadSpan?: (span: CommThreadSpan) => void;
   /** The rank's wire counters, kept across the worlds it joins (dist.stats). */
   wire?: WireCounters;
+  /** The epoch (cell) of each call; see CommOptions.epoch. */
+  epoch?: (call: string) => number;
 }
 
 export async function joinCommWorld(address: WorldAddress, options: JoinOptions): Promise<JoinedWorld> {
@@ -89,6 +91,7 @@ export async function joinCommWorld(address: WorldAddress, options: JoinOptions)
     ...(options.link ? { link: options.link } : {}),
     ...(options.onSpan ? { onSpan: options.onSpan } : {}),
     ...(options.wire ? { wire: options.wire } : {}),
+    ...(options.epoch ? { epoch: options.epoch } : {}),
   };
   if (address.kind === "shm") {
     const comm = attachShmCommunicator(address, options.rank, commOptions);

@@ -110,7 +110,13 @@ export function createDist(
       },
     },
   );
-  const viaArray = async <T extends Collectable>(where: string, x: T, run: (array: CommArray) => Promise<CommArray>, gathered = false): Promise<T> => {
+  /**
+   * `run` gets the array and, for a tensor, its shape: collectives pass it on (CollectiveOptions.shape)
+   * so that ranks holding [2, 3] and [3, 2] tensors of the same length fail instead of mixing them.
+   */
+  const viaArray = async <T extends Collectable>(
+    where: string, x: T, run: (array: CommArray, shape?: readonly number[]) => Promise<CommArray>, gathered = false,
+  ): Promise<T> => {
     if (typeof x === "number") {
       const out = await run(Float64Array.of(x));
       return (gathered ? Array.from(out) : out[0]) as T;
@@ -122,7 +128,7 @@ export function createDist(
       // writes into it, so it gets a copy.
       const synced = tensor.dataSync() as CommArray;
       const data = where === "recv" ? synced.slice() : synced;
-      const out = await run(data);
+      const out = await run(data, tensor.shape);
       const shape = gathered ? gatheredShape(tensor.shape, out.length) : out.length === data.length ? tensor.shape : [out.length];
       return tf.tensor(out, shape, tensor.dtype) as unknown as T;
     }
@@ -157,16 +163,16 @@ export function createDist(
     barrier: () => current().barrier(),
     allReduce: (x, options) => {
       checkOp("allReduce", options);
-      return viaArray("allReduce", x, (array) => current().allReduce(array, options));
+      return viaArray("allReduce", x, (array, shape) => current().allReduce(array, withShape(options, shape)));
     },
     reduceScatter: (x, options) => {
       checkOp("reduceScatter", options);
-      return viaArray("reduceScatter", x, (array) => current().reduceScatter(array, options));
+      return viaArray("reduceScatter", x, (array, shape) => current().reduceScatter(array, withShape(options, shape)));
     },
-    allGather: (x, options) => viaArray("allGather", x, (array) => current().allGather(array, options), true),
+    allGather: (x, options) => viaArray("allGather", x, (array, shape) => current().allGather(array, withShape(options, shape)), true),
     broadcast: (x, root, options) => {
       checkPeer("broadcast", "root", root);
-      return viaArray("broadcast", x, (array) => current().broadcast(array, root, options));
+      return viaArray("broadcast", x, (array, shape) => current().broadcast(array, root, withShape(options, shape)));
     },
     send: async (x, peer) => {
       checkPeer("send", "peer", peer);
@@ -196,6 +202,11 @@ export function createDist(
     },
   };
   return dist;
+}
+
+/** The options with a tensor's shape for the ranks to agree on (unchanged for a plain array). */
+function withShape<O extends CollectiveOptions>(options: O | undefined, shape: readonly number[] | undefined): O | undefined {
+  return shape ? ({ ...options, shape } as O) : options;
 }
 
 /** allGather of a tensor concatenates along axis 0: [a, ...rest] -> [size * a, ...rest]; scalars -> [size]. */

@@ -35,6 +35,7 @@ import { loadTf, type LoadedTf } from "./tf-setup";
 import { createRankRecorder, type SpanBatch, type SpanRecorder } from "../trace";
 import { WireCounters } from "../comm/wire-counters";
 import { guardRankErrors, type BackgroundErrorOrigin } from "./rank-guard";
+import { CellEpochs } from "./cell-epochs";
 
 interface RankState {
   init: InitTask;
@@ -52,6 +53,8 @@ interface RankState {
   recorder: SpanRecorder;
   /** What this rank's transports moved, across every world it joins (dist.stats, %dist status). */
   wire: WireCounters;
+  /** The cell each communication call belongs to (its epoch), and whether that cell is still running. */
+  epochs: CellEpochs;
   /** The running (or last) cell's id and cancel switch. */
   cellId: number;
   running?: AbortController;
@@ -96,7 +99,7 @@ export function createRankRuntime(portFor: (task: InitTask) => RankPort): RankTa
       listening.add(port);
       port.on("message", (command: KernelCommand) => onCommand(command));
     }
-    state = { init: task, port, scope, loaded, device, recorder, wire: new WireCounters(task.rank), cellId: 0, worldJoinedAfterCell: 0 };
+    state = { init: task, port, scope, loaded, device, recorder, wire: new WireCounters(task.rank), epochs: new CellEpochs(task.rank), cellId: 0, worldJoinedAfterCell: 0 };
     return { kind: "init", tfBackend: loaded.backend, device };
   }
 
@@ -114,6 +117,7 @@ export function createRankRuntime(portFor: (task: InitTask) => RankPort): RankTa
       onSpan,
       onCommThreadSpan: commThreadSpanHook(rank.recorder, rank.init.rank, rank.init.size),
       wire: rank.wire,
+      epoch: rank.epochs.epochOf,
       ...(task.link ? { link: task.link } : {}),
     });
     groups.track(world.comm);
@@ -145,7 +149,10 @@ export function createRankRuntime(portFor: (task: InitTask) => RankPort): RankTa
     try {
       // The cancel switch ends pending awaits (timers, fetches) at once; the abandoned promise settles unobserved.
       // The whole body is one compute span: time outside the user's and the collectives' spans counts as compute.
-      const value = await rank.recorder.span(task.cellName, () => rank.scope.run(task.cell, task.cellId, task.cellName, controller.signal), { args: { cell: true } });
+      // Communication started by this cell's code carries its id, and is refused once the cell has ended.
+      const value = await rank.epochs.run(task.cellId, () =>
+        rank.recorder.span(task.cellName, () => rank.scope.run(task.cell, task.cellId, task.cellName, controller.signal), { args: { cell: true } }),
+      );
       return { kind: "cell", ok: true, value: toCellValue(value) };
     } catch (error) {
       // A collective woken by the world's cancel may throw before the cancel command is read.

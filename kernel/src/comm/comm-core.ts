@@ -15,6 +15,8 @@ export class CommCore {
   readonly timeoutMs: number;
   readonly onSpan?: SpanHook;
   readonly link?: LinkModel;
+  /** CommOptions.epoch: the epoch of a call made now (throws to refuse it) */
+  readonly epochOf?: (call: string) => number;
   private queue: Promise<unknown> = Promise.resolve();
   private nextGroupId = 1;
   /** the shm world's same-host paths (world communicator only) */
@@ -36,6 +38,7 @@ export class CommCore {
     this.timeoutMs = timeoutMs;
     this.onSpan = options.onSpan;
     this.link = options.link && checkLink(options.link, "link");
+    this.epochOf = options.epoch;
   }
 
   /** This rank's WebAssembly accumulator memory (created on first use); undefined without WebAssembly SIMD. */

@@ -11,11 +11,18 @@ export class CommTimeoutError extends Error {
     readonly call: string,
     readonly waitedFor: readonly number[],
     readonly waitedMs: number,
+    /** what the rank learned of where the group's members are: the ranks that have not entered the call */
+    blame?: { notArrived: number[]; text: string },
   ) {
     super(
-      `rank ${rank} waited ${(waitedMs / 1000).toFixed(1)} s in ${call} for ${describeRanks(waitedFor)}`,
+      `rank ${rank} waited ${(waitedMs / 1000).toFixed(1)} s in ${call} for ${describeRanks(waitedFor)}` +
+        // said unless it only repeats whom the rank waited for: in a ring, the rank waited for may be waiting itself
+        (blame?.text && !sameRanks(blame.notArrived, waitedFor) ? `. ${blame.text}` : ""),
     );
+    this.notArrived = blame?.notArrived ?? [];
   }
+  /** world ranks found not to have entered the call when the wait timed out (empty: not known) */
+  readonly notArrived: readonly number[];
 }
 
 /** The world was cancelled (by the kernel) or aborted (by a rank that found a fault). */
@@ -50,3 +57,24 @@ export class PeerLostError extends Error {
   }
 }
 
+function sameRanks(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((r) => b.includes(r));
+}
+
+export { describeRanks };
+
+/**
+ * Communication of a cell that has ended: a call its code made afterwards (from a timer or a
+ * promise the cell left running), or a receive or send still waiting when a later cell began.
+ */
+export class CommCellEndedError extends Error {
+  override name = "CommCellEndedError";
+  constructor(
+    readonly rank: number,
+    readonly call: string,
+    readonly cell: number,
+    detail: string,
+  ) {
+    super(`rank ${rank}: ${call} of cell ${cell}: ${detail}`);
+  }
+}

@@ -2,7 +2,7 @@
 // descriptors (for mismatch detection), algorithm choice, spans. Calls on
 // one rank run one at a time, in the order they were made, across all of
 // the rank's groups, so call numbers agree between ranks.
-import { ALGORITHMS, OPCODES, REDUCE_OPS, type Descriptor, type OpName } from "./descriptor";
+import { ALGORITHMS, OPCODES, REDUCE_OPS, shapeHash, type Descriptor, type OpName } from "./descriptor";
 import { allocate, bytesOf, dtypeCode, elementBytes } from "./dtype";
 import { checkLink } from "./link";
 import { divideInPlace, jsReducer, type Reducer } from "./reduce-js";
@@ -61,8 +61,13 @@ export class GroupCommunicator implements Communicator {
     const dtype = dtypeCode(x, `${this.name}.send`);
     this.checkPeer(peer, "send");
     const seq = (this.p2pSent.get(peer) ?? 0) + 1;
+    let call: CallContext;
+    try {
+      call = this.context(0, seq, x.length, dtype, -1, 0, 3, undefined, "send");
+    } catch (refused) {
+      return Promise.reject(refused); // a send of an ended cell
+    }
     this.p2pSent.set(peer, seq);
-    const call = this.context(0, seq, x.length, dtype, -1, 0, 3, undefined, "send");
     call.label = `send #${seq} to rank ${peer}`;
     const span = this.core.onSpan ? nowMicros() : 0;
     return this.core.transport.sendUser(call, { peer: this.worldRanks[peer], payload: bytesOf(x) }).then(() => {
@@ -75,8 +80,13 @@ export class GroupCommunicator implements Communicator {
     const dtype = dtypeCode(into, `${this.name}.recv`);
     this.checkPeer(peer, "recv");
     const seq = (this.p2pReceived.get(peer) ?? 0) + 1;
+    let call: CallContext;
+    try {
+      call = this.context(0, seq, into.length, dtype, -1, 0, 3, undefined, "recv");
+    } catch (refused) {
+      return Promise.reject(refused); // a recv of an ended cell
+    }
     this.p2pReceived.set(peer, seq);
-    const call = this.context(0, seq, into.length, dtype, -1, 0, 3, undefined, "recv");
     call.label = `recv #${seq} from rank ${peer}`;
     const target = bytesOf(into);
     const span = this.core.onSpan ? nowMicros() : 0;
@@ -309,10 +319,14 @@ export class GroupCommunicator implements Communicator {
 
   private context(
     opcode: number, call: number, count: number, dtype: number, root: number, redop: number, algorithm: number, link: LinkModel | undefined,
-    op: string = OPCODES[opcode],
+    op: string = OPCODES[opcode], shape?: readonly number[],
   ): CallContext {
-    const desc: Descriptor = { group: this.groupId, call, opcode, count, dtype, root, redop, algorithm };
-    return { desc, label: `${OPCODES[opcode]} #${call}`, link: link ?? this.core.link, timeoutMs: this.core.timeoutMs, op, traffic: zeroTraffic() };
+    const epoch = this.core.epochOf?.(op) ?? 0;
+    const desc: Descriptor = { group: this.groupId, call, opcode, count, dtype, root, redop, algorithm, epoch, shape: shape ? shapeHash(shape) : 0 };
+    return {
+      desc, label: `${OPCODES[opcode]} #${call}`, link: link ?? this.core.link, timeoutMs: this.core.timeoutMs, op, traffic: zeroTraffic(),
+      members: this.worldRanks,
+    };
   }
 
   private collective<T extends CommArray>(
@@ -325,11 +339,17 @@ export class GroupCommunicator implements Communicator {
     const dtype = dtypeCode(x, `${this.name}.${op}`);
     if (this.rank < 0) return Promise.reject(new Error(`${this.name}.${op}: rank ${this.core.transport.rank} is not a member of this group`));
     const link = options.link && checkLink(options.link, `${op} link`);
-    const callNo = ++this.calls;
     const redop = fields.redop ?? 0;
-    const call = this.context(
-      OPCODES.indexOf(op), callNo, fields.count ?? x.length, dtype, fields.root ?? -1, redop, ALGORITHMS.indexOf(fields.algorithm), link,
-    );
+    let call: CallContext;
+    try {
+      call = this.context(
+        OPCODES.indexOf(op), this.calls + 1, fields.count ?? x.length, dtype, fields.root ?? -1, redop, ALGORITHMS.indexOf(fields.algorithm), link,
+        op, options.shape,
+      );
+    } catch (refused) {
+      return Promise.reject(refused); // a call of an ended cell: refused before it takes a call number
+    }
+    const callNo = ++this.calls;
     const env: alg.AlgorithmEnv = {
       transport: this.core.transport, call, me: this.rank, n: this.size, dtype, world: (g) => this.worldRanks[g],
     };

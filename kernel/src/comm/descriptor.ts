@@ -12,6 +12,21 @@ export type OpName = (typeof OPCODES)[number];
 export const REDUCE_OPS = ["sum", "mean", "max", "min", "product"] as const;
 export const ALGORITHMS = ["ring", "recursive-doubling", "direct", "p2p", "rhd"] as const;
 
+/**
+ * Collectives in which some rank may receive nothing (a broadcast or scatter
+ * root, a gather or reduce leaf): with no frame to compare, such a rank
+ * would never see that the others disagree. Over channels these ops start
+ * with an agreement step: each member sends every other member its
+ * descriptor in a payload-free frame and checks theirs. The ops where every
+ * rank receives (allReduce, allGather, reduceScatter, allToAll, barrier) are
+ * checked on their data frames and cost nothing extra.
+ */
+const ONE_WAY_OPS: ReadonlySet<number> = new Set(["broadcast", "reduce", "gather", "scatter"].map((op) => OPCODES.indexOf(op as OpName)));
+
+export function needsAgreementStep(d: Descriptor): boolean {
+  return ONE_WAY_OPS.has(d.opcode) && ALGORITHMS[d.algorithm] !== "direct";
+}
+
 /** count = -1 means "any" (e.g. a scatter receiver learns its length from the root). */
 export interface Descriptor {
   group: number;
@@ -22,43 +37,80 @@ export interface Descriptor {
   root: number;
   redop: number;
   algorithm: number;
+  /**
+   * The cell that made the call (its id; 0 outside cells). Frames of an ended
+   * cell never match a later cell's receives: transports drop them.
+   */
+  epoch: number;
+  /** shapeHash() of the caller's tensor shape; 0 = no shape given (a flat array) */
+  shape: number;
 }
 
 /** Int32 words a descriptor takes in shared memory or in a frame header. */
 export const DESCRIPTOR_WORDS = 8;
 
+/**
+ * Word layout (opcode, redop and algorithm are small codes and share word 2):
+ * 0 group, 1 call, 2 opcode | redop << 8 | algorithm << 16, 3 count, 4 dtype, 5 root, 6 epoch, 7 shape.
+ */
 export function writeDescriptor(words: Int32Array, at: number, d: Descriptor): void {
   words[at] = d.group;
   words[at + 1] = d.call;
-  words[at + 2] = d.opcode;
+  words[at + 2] = (d.opcode & 0xff) | ((d.redop & 0xff) << 8) | ((d.algorithm & 0xff) << 16);
   words[at + 3] = d.count;
   words[at + 4] = d.dtype;
   words[at + 5] = d.root;
-  words[at + 6] = d.redop;
-  words[at + 7] = d.algorithm;
+  words[at + 6] = d.epoch;
+  words[at + 7] = d.shape;
 }
 
 export function readDescriptor(words: Int32Array, at: number): Descriptor {
+  const codes = Atomics.load(words, at + 2);
   return {
     group: Atomics.load(words, at),
     call: Atomics.load(words, at + 1),
-    opcode: Atomics.load(words, at + 2),
+    opcode: codes & 0xff,
     count: Atomics.load(words, at + 3),
     dtype: Atomics.load(words, at + 4),
     root: Atomics.load(words, at + 5),
-    redop: Atomics.load(words, at + 6),
-    algorithm: Atomics.load(words, at + 7),
+    redop: (codes >> 8) & 0xff,
+    algorithm: (codes >> 16) & 0xff,
+    epoch: Atomics.load(words, at + 6),
+    shape: Atomics.load(words, at + 7),
   };
+}
+
+/** Shapes seen on this thread by hash, so a mismatch message can print a peer's shape when it is known here. */
+const knownShapes = new Map<number, string>();
+
+/** A nonzero 31-bit FNV-1a hash of a tensor shape ([2, 3] and [3, 2] differ); 0 is kept for "no shape". */
+export function shapeHash(shape: readonly number[]): number {
+  let h = 0x811c9dc5;
+  for (const dim of [shape.length, ...shape]) {
+    for (let b = 0; b < 4; b++) {
+      h ^= (dim >>> (8 * b)) & 0xff;
+      h = Math.imul(h, 0x01000193);
+    }
+  }
+  const hash = (h & 0x7fffffff) || 1;
+  if (knownShapes.size < 1024) knownShapes.set(hash, `[${shape.join(", ")}]`);
+  return hash;
+}
+
+function describeShape(hash: number): string {
+  return knownShapes.get(hash) ?? `another shape (hash ${hash.toString(16)})`;
 }
 
 /** Human form: `allReduce #3 (1024 x float32, op sum, ring)`. */
 export function describeCall(d: Descriptor): string {
   const op = OPCODES[d.opcode] ?? `op#${d.opcode}`;
   const parts = [`${d.count < 0 ? "any" : d.count} x ${dtypeName(d.dtype)}`];
+  if (d.shape !== 0) parts.push(`shape ${describeShape(d.shape)}`);
   if (op === "allReduce" || op === "reduce" || op === "reduceScatter") parts.push(`op ${REDUCE_OPS[d.redop]}`);
   if (op === "broadcast" || op === "reduce" || op === "gather" || op === "scatter") parts.push(`root ${d.root}`);
   parts.push(ALGORITHMS[d.algorithm] ?? `algorithm#${d.algorithm}`);
-  return `${op} #${d.call} (${parts.join(", ")})`;
+  const cell = d.epoch > 0 ? ` of cell ${d.epoch}` : "";
+  return `${op} #${d.call}${cell} (${parts.join(", ")})`;
 }
 
 export function callLabel(d: Descriptor): string {
@@ -75,7 +127,9 @@ export function descriptorsAgree(a: Descriptor, b: Descriptor): boolean {
     a.dtype === b.dtype &&
     a.root === b.root &&
     a.redop === b.redop &&
-    a.algorithm === b.algorithm
+    a.algorithm === b.algorithm &&
+    a.epoch === b.epoch &&
+    (a.shape === b.shape || a.shape === 0 || b.shape === 0)
   );
 }
 

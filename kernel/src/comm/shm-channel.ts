@@ -5,7 +5,7 @@
 // receives advance as far as the ring allows and return; the transport
 // loops over them (see shm-transport.ts).
 import { FRAME_HEADER_BYTES, FRAME_HEADER_WORDS, FRAME_MAGIC, type RecvSpec } from "./transport";
-import { DESCRIPTOR_WORDS, readDescriptor, type Descriptor } from "./descriptor";
+import { DESCRIPTOR_WORDS, readDescriptor, writeDescriptor, type Descriptor } from "./descriptor";
 import type { Pacer } from "./link";
 import { READ, WRITTEN, type ShmLayout } from "./shm-layout";
 
@@ -61,8 +61,7 @@ export class ChannelSend extends ChannelOp {
     super(mem, channel, context, peer);
     const words = new Int32Array(FRAME_HEADER_WORDS);
     words[0] = FRAME_MAGIC;
-    words[1] = desc.group; words[2] = desc.call; words[3] = desc.opcode; words[4] = desc.count;
-    words[5] = desc.dtype; words[6] = desc.root; words[7] = desc.redop; words[8] = desc.algorithm;
+    writeDescriptor(words, 1, desc);
     words[9] = payload.length;
     this.header = new Uint8Array(words.buffer);
     this.total = FRAME_HEADER_BYTES + align16(payload.length);
@@ -93,6 +92,11 @@ export class ChannelSend extends ChannelOp {
     Atomics.store(ctl, this.writtenWord, (written + n) | 0);
     this.done = this.sent === this.total;
     return true;
+  }
+
+  /** Whether any byte of the frame is in the ring (a frame once begun must be finished: the ring has no other framing). */
+  get started(): boolean {
+    return this.sent > 0;
   }
 
   /** Payload bytes already in the ring, for pacing. */
@@ -126,10 +130,15 @@ export class ChannelSend extends ChannelOp {
 /** Checks an arriving frame's descriptor against the receiver's; throws to refuse it. */
 export type FrameCheck = (sender: Descriptor, payloadBytes: number) => void;
 
+/** A frame of a later epoch (cell) met a receive of an earlier one: the receive's cell is over. */
+export type EpochEnded = (senderEpoch: number) => Error;
+
 export class ChannelRecv extends ChannelOp {
   private taken = 0; // stream bytes consumed (header + padded payload)
   private payloadBytes = -1;
   private total = Infinity;
+  /** the frame being consumed is of an older epoch (an ended cell's): its bytes are skipped, not delivered */
+  private dropping = false;
   private readonly headerWords = new Int32Array(FRAME_HEADER_WORDS);
 
   constructor(
@@ -140,8 +149,16 @@ export class ChannelRecv extends ChannelOp {
     private readonly spec: RecvSpec,
     private readonly check: FrameCheck,
     private readonly count?: ChannelCount,
+    /** the receiving call's epoch and what to throw when a later epoch's frame comes first */
+    private readonly epoch = 0,
+    private readonly ended?: EpochEnded,
   ) {
     super(mem, channel, context, peer);
+  }
+
+  /** Whether this receive has taken a frame's header from the ring (it then consumes the whole frame). */
+  get started(): boolean {
+    return this.payloadBytes >= 0;
   }
 
   progress(): boolean {
@@ -158,10 +175,15 @@ export class ChannelRecv extends ChannelOp {
       const words = this.headerWords;
       if (words[0] !== FRAME_MAGIC) throw new Error(`shm channel from rank ${this.peer}: corrupt frame header`);
       const sender = readDescriptor(words.subarray(1, 1 + DESCRIPTOR_WORDS), 0);
+      // a later cell's frame stays in the ring for that cell's receive
+      if (sender.epoch > this.epoch && this.ended) throw this.ended(sender.epoch);
       this.payloadBytes = words[9];
-      this.check(sender, this.payloadBytes);
-      this.spec.onStart?.(this.payloadBytes);
-      this.count?.(0, 0, 1);
+      this.dropping = sender.epoch < this.epoch;
+      if (!this.dropping) {
+        this.check(sender, this.payloadBytes);
+        this.spec.onStart?.(this.payloadBytes);
+        this.count?.(0, 0, 1);
+      }
       this.total = FRAME_HEADER_BYTES + align16(this.payloadBytes);
       this.taken = FRAME_HEADER_BYTES;
       cursor = (cursor + FRAME_HEADER_BYTES) | 0;
@@ -171,7 +193,7 @@ export class ChannelRecv extends ChannelOp {
     if (n > 0) {
       const payloadFrom = this.taken - FRAME_HEADER_BYTES;
       const payloadTo = Math.min(payloadFrom + n, this.payloadBytes);
-      if (payloadTo > payloadFrom) {
+      if (payloadTo > payloadFrom && !this.dropping) {
         this.deliver(payloadFrom, payloadTo - payloadFrom, cursor);
         this.count?.(payloadTo - payloadFrom, 0, 0);
       }
@@ -179,6 +201,14 @@ export class ChannelRecv extends ChannelOp {
       cursor = (cursor + n) | 0;
     }
     Atomics.store(ctl, this.readWord, cursor);
+    if (this.dropping && this.taken === this.total) {
+      // an ended cell's frame is gone from the ring: read the next one
+      this.dropping = false;
+      this.payloadBytes = -1;
+      this.total = Infinity;
+      this.taken = 0;
+      return true;
+    }
     this.done = this.taken === this.total;
     return true;
   }

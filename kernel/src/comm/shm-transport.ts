@@ -6,10 +6,12 @@
 // (to catch mismatched calls) and the timeout between slices. User
 // point-to-point traffic is driven by Atomics.waitAsync, so an isend stays
 // live while the rank awaits something else.
-import { CommCancelledError, CommMismatchError, CommTimeoutError } from "./comm-errors";
+import { CommCancelledError, CommCellEndedError, CommMismatchError, CommTimeoutError } from "./comm-errors";
 import {
-  callLabel, descriptorsAgree, DESCRIPTOR_WORDS, mismatchMessage, readDescriptor, writeDescriptor, type Descriptor,
+  callLabel, descriptorsAgree, DESCRIPTOR_WORDS, mismatchMessage, needsAgreementStep, readDescriptor, writeDescriptor, type Descriptor,
 } from "./descriptor";
+import { blameTimeout } from "./timeout-blame";
+import { zeroTraffic } from "./wire-stats";
 import { Nic, Pacer, SharedIngress } from "./link";
 import { ChannelRecv, ChannelSend, type ChannelMemory, type FrameCheck } from "./shm-channel";
 import {
@@ -69,6 +71,8 @@ export class ShmTransport implements Transport {
   private readonly spinMs: number;
   /** this rank's emulated network interface: its paced sends share its egress and take time on the receivers' ingress */
   private readonly nic: Nic;
+  /** the newest epoch (cell) this rank has made a call in */
+  private epoch = 0;
 
   constructor(
     readonly init: ShmWorldInit,
@@ -85,10 +89,48 @@ export class ShmTransport implements Transport {
   }
 
   enter(call: CallContext): void {
+    this.advanceEpoch(call.desc.epoch);
     const at = this.layout.rankWord(this.rank, DESCRIPTOR_AT);
     Atomics.store(this.ctl, this.layout.rankWord(this.rank, ENTERED), 0);
     writeDescriptor(this.ctl, at, call.desc);
     Atomics.store(this.ctl, this.layout.rankWord(this.rank, ENTERED), call.desc.call);
+    if (needsAgreementStep(call.desc)) this.agree(call);
+  }
+
+  /**
+   * A broadcast, reduce, gather or scatter root may receive nothing: every member sends every
+   * other its descriptor in a payload-free frame and checks theirs (counted under "agreement").
+   */
+  private agree(call: CallContext): void {
+    const peers = (call.members ?? Array.from({ length: this.size }, (_, r) => r)).filter((p) => p !== this.rank);
+    if (peers.length === 0) return;
+    // not paced: an emulated link models the op's data, and the agreement is bookkeeping
+    const agree: CallContext = { ...call, op: "agreement", traffic: zeroTraffic(), link: undefined };
+    const empty = new Uint8Array(0);
+    const sends = peers.map((peer) => ({ peer, payload: empty }));
+    const recvs = peers.map((peer) => ({ peer, bytes: 0, onData: () => undefined }));
+    const ops: (ChannelSend | ChannelRecv)[] = [
+      ...sends.map((spec) => this.sendOp(COLLECTIVE_CONTEXT, agree, spec, performance.now())),
+      // checked against the call's own descriptor
+      ...recvs.map((spec) => this.recvOp(COLLECTIVE_CONTEXT, agree, spec, this.collectiveCheck(call, spec))),
+    ];
+    this.runUntilDone(call, ops);
+  }
+
+  /** A call of `epoch` begins: user sends and receives of older epochs (ended cells) still waiting end with an error. */
+  private advanceEpoch(epoch: number): void {
+    if (epoch <= this.epoch) return;
+    this.epoch = epoch;
+    for (const u of this.userOps) {
+      // one that has begun moving a frame finishes it (the peer drops an ended cell's frame whole)
+      if (u.call.desc.epoch >= epoch || u.op.started) continue;
+      this.userOps.delete(u);
+      u.reject(this.cellEnded(u.call, `it was still waiting when this rank began cell ${epoch}`));
+    }
+  }
+
+  private cellEnded(call: CallContext, why: string): Error {
+    return new CommCellEndedError(this.rank, call.label, call.desc.epoch, `ended: ${why} (what an ended cell sent and nobody received is dropped)`);
   }
 
   ring(peer: number): void {
@@ -161,7 +203,7 @@ export class ShmTransport implements Transport {
       this.checkPeers(call, peers);
       const waited = now - lastProgress;
       if (waited > call.timeoutMs) {
-        throw new CommTimeoutError(this.rank, callLabel(call.desc), peers, waited);
+        throw new CommTimeoutError(this.rank, callLabel(call.desc), peers, waited, this.blame(call));
       }
       const sleep = Math.min(SLICE_MS, call.timeoutMs - waited + 1, due);
       Atomics.wait(this.ctl, this.bellWord, bell, Math.max(0, sleep));
@@ -200,6 +242,13 @@ export class ShmTransport implements Transport {
         this.checkState(call);
       }
     }
+  }
+
+  /** Which members of a timed-out collective's group have not entered it (read from their entered descriptors). */
+  private blame(call: CallContext): ReturnType<typeof blameTimeout> | undefined {
+    if (call.desc.opcode === 0) return undefined;
+    const members = (call.members ?? Array.from({ length: this.size }, (_, r) => r)).filter((p) => p !== this.rank);
+    return blameTimeout(call.desc, members.map((rank) => ({ rank, answered: true, desc: this.peerDescriptor(rank), waitingFor: [] })));
   }
 
   peerDescriptor(peer: number): Descriptor | undefined {
@@ -244,16 +293,19 @@ export class ShmTransport implements Transport {
   private recvOp(context: number, call: CallContext, r: RecvSpec, check: FrameCheck): ChannelRecv {
     const channel = this.layout.channelIndex(context, r.peer, this.rank);
     const count = (payload: number, _framing: number, messages: number) => this.wire.received(call, r.peer, payload, messages);
-    return new ChannelRecv(this.mem, channel, context, r.peer, r, check, count);
+    const ended = (senderEpoch: number) => this.cellEnded(call, `rank ${r.peer} had already begun cell ${senderEpoch}`);
+    return new ChannelRecv(this.mem, channel, context, r.peer, r, check, count, call.desc.epoch, ended);
   }
 
   // ---- user point-to-point: ordered per pair, separate rings, driven asynchronously ----
 
   sendUser(call: CallContext, spec: SendSpec): Promise<void> {
+    this.advanceEpoch(call.desc.epoch);
     return this.startUser(call, this.sendOp(USER_CONTEXT, call, spec, performance.now()));
   }
 
   recvUser(call: CallContext, spec: RecvSpec): Promise<void> {
+    this.advanceEpoch(call.desc.epoch);
     const check: FrameCheck = (sender, payloadBytes) => {
       if (sender.dtype !== call.desc.dtype || payloadBytes !== spec.bytes) {
         throw new CommMismatchError(

@@ -9,13 +9,17 @@
 // as the kernel has bytes for, not Node's 64 KiB. Payload pieces are handed
 // on re-cut so that each starts at a multiple of 16 bytes of the payload and
 // (but for the last) is a multiple of 16 bytes long, as RecvSpec promises.
-import { DESCRIPTOR_WORDS, readDescriptor, type Descriptor } from "./descriptor";
+import { DESCRIPTOR_WORDS, readDescriptor, writeDescriptor, type Descriptor } from "./descriptor";
 import { FRAME_HEADER_BYTES, FRAME_HEADER_WORDS, FRAME_MAGIC } from "./transport";
 
 export const CONTEXT_COLLECTIVE = 0;
 export const CONTEXT_USER = 1;
 /** A rank stopping the world; the payload is the UTF-8 reason, root = 1 for a mismatch, 2 for a lost peer. */
 export const CONTEXT_ABORT = 2;
+/** A rank whose wait timed out asks each peer where it is (no payload). */
+export const CONTEXT_PROBE = 3;
+/** The answer to a probe: the descriptor of the peer's current call (call 0: none) and a UTF-8 line saying what it waits for. */
+export const CONTEXT_PROBE_REPLY = 4;
 
 /** bytes of the buffer headers and small payloads are read into */
 const STAGING_BYTES = 64 * 1024;
@@ -44,8 +48,7 @@ export interface FrameSink {
 export function encodeHeader(desc: Descriptor, payloadBytes: number, context: number): Uint8Array {
   const words = new Int32Array(FRAME_HEADER_WORDS);
   words[0] = FRAME_MAGIC;
-  words[1] = desc.group; words[2] = desc.call; words[3] = desc.opcode; words[4] = desc.count;
-  words[5] = desc.dtype; words[6] = desc.root; words[7] = desc.redop; words[8] = desc.algorithm;
+  writeDescriptor(words, 1, desc);
   words[9] = payloadBytes;
   words[10] = context;
   return new Uint8Array(words.buffer);

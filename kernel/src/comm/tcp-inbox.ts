@@ -35,6 +35,18 @@ interface Incoming {
   kept?: Uint8Array;
 }
 
+export interface InboxEvents {
+  /** A control frame (CONTEXT_ABORT and above: stop, probe, probe reply) with its UTF-8 body. */
+  control(context: number, desc: Descriptor, body: string): void;
+  /**
+   * Payload bytes and messages handed to a receive of `call` (a frame counts once a receive
+   * takes it; what arrived before that counts when the receive claims it).
+   */
+  count?(call: CallContext, bytes: number, messages: number): void;
+  /** The error for a receive of an ended cell: `why` says how we know it ended. */
+  ended(call: CallContext, why: string): Error;
+}
+
 export class Inbox implements FrameSink {
   /** frames by context that arrived before a receive claimed them */
   private readonly arrived: Arrived[][] = [[], []];
@@ -48,20 +60,52 @@ export class Inbox implements FrameSink {
    * quarter of copy speed).
    */
   private spare?: Uint8Array;
+  /** The newest epoch (cell) this rank has made a call in: frames of older epochs are dropped. */
+  private epoch = 0;
+
+  constructor(private readonly events: InboxEvents) {}
+
+  private count(call: CallContext, bytes: number, messages: number): void {
+    this.events.count?.(call, bytes, messages);
+  }
 
   /**
-   * `onAbort`: a peer stopped the world (CONTEXT_ABORT frame: the reason and its descriptor).
-   * `count`: payload bytes and messages handed to a receive of `call` (a frame counts once a
-   * receive takes it; what arrived before that counts when the receive claims it).
+   * This rank made a call of `epoch`: the frames kept from older epochs are
+   * dropped (nobody of an ended cell will receive them) and receives of
+   * older epochs still waiting end with an error.
    */
-  constructor(
-    private readonly onAbort: (desc: Descriptor, reason: string) => void,
-    private readonly count: (call: CallContext, bytes: number, messages: number) => void = () => undefined,
-  ) {}
+  advance(epoch: number): void {
+    if (epoch <= this.epoch) return;
+    this.epoch = epoch;
+    for (const queue of this.arrived) {
+      for (let i = queue.length - 1; i >= 0; i--) if (queue[i].desc.epoch < epoch) this.drop(queue.splice(i, 1)[0]);
+    }
+    const why = `it was still waiting when this rank began cell ${epoch}`;
+    for (const queue of this.pending) {
+      const keep = queue.splice(0).filter((p) => p.call.desc.epoch >= epoch || (p.reject(this.events.ended(p.call, why)), false));
+      queue.push(...keep);
+    }
+    const streaming = this.current?.pending;
+    if (streaming && streaming.call.desc.epoch < epoch) {
+      this.current!.pending = undefined; // the rest of its frame is dropped
+      streaming.reject(this.events.ended(streaming.call, why));
+    }
+  }
+
+  /** A kept frame nobody will take: the rest of it (if still arriving) is dropped too. */
+  private drop(frame: Arrived): void {
+    if (!frame.complete) frame.incoming.arrived = undefined;
+  }
 
   /** A receive: it claims the first kept frame of its context, or waits for the next to arrive. */
   post(context: number, pending: Pending): void {
-    const early = this.arrived[context].shift();
+    const queue = this.arrived[context];
+    const epoch = pending.call.desc.epoch;
+    while (queue.length > 0 && queue[0].desc.epoch < epoch) this.drop(queue.shift()!);
+    if (queue.length > 0 && queue[0].desc.epoch > epoch) {
+      return pending.reject(this.events.ended(pending.call, `the sender had already begun cell ${queue[0].desc.epoch}`));
+    }
+    const early = queue.shift();
     if (!early) {
       this.pending[context].push(pending);
       return;
@@ -94,7 +138,17 @@ export class Inbox implements FrameSink {
   start(context: number, desc: Descriptor, payloadBytes: number): PayloadSink {
     const cur: Incoming = { context };
     this.current = cur;
-    const pending = context === CONTEXT_ABORT ? undefined : this.pending[context].shift();
+    const control = context >= CONTEXT_ABORT;
+    if (!control && desc.epoch < this.epoch) return { data: () => undefined }; // a frame of an ended cell: dropped
+    if (!control) {
+      // receives of cells older than the sender's: the kernel began the sender's cell after theirs ended
+      const queue = this.pending[context];
+      while (queue.length > 0 && queue[0].call.desc.epoch < desc.epoch) {
+        const old = queue.shift()!;
+        old.reject(this.events.ended(old.call, `the sender had already begun cell ${desc.epoch}`));
+      }
+    }
+    const pending = control ? undefined : this.pending[context].shift();
     if (pending) {
       try {
         pending.check(desc, payloadBytes);
@@ -106,7 +160,7 @@ export class Inbox implements FrameSink {
       }
     } else {
       cur.arrived = this.arrival(cur, desc, payloadBytes);
-      if (context !== CONTEXT_ABORT) this.arrived[context].push(cur.arrived);
+      if (!control) this.arrived[context].push(cur.arrived);
     }
     return {
       into: (offset, maxBytes) => (cur.pending ? cur.pending.spec.into?.(offset, maxBytes) : cur.arrived?.bytes.subarray(offset, offset + maxBytes)),
@@ -127,8 +181,9 @@ export class Inbox implements FrameSink {
   end(): void {
     const cur = this.current!;
     this.current = undefined;
-    if (cur.context === CONTEXT_ABORT && cur.arrived) {
-      this.onAbort(cur.arrived.desc, new TextDecoder().decode(cur.arrived.bytes));
+    if (cur.context >= CONTEXT_ABORT && cur.arrived) {
+      // a control frame's memory is its own (the spare may be handed out again before the handler is done)
+      this.events.control(cur.context, cur.arrived.desc, new TextDecoder().decode(cur.arrived.bytes.slice()));
       return;
     }
     if (cur.kept) this.keepSpare(cur.kept);

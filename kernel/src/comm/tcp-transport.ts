@@ -10,10 +10,14 @@
 // receive is posted (tcp-inbox.ts). A closed connection or a mismatched frame stops the
 // world: every rank is told and every wait ends.
 import type { Socket } from "node:net";
-import { CommCancelledError, CommMismatchError, CommTimeoutError, PeerLostError } from "./comm-errors";
-import { callLabel, descriptorsAgree, mismatchMessage, type Descriptor } from "./descriptor";
+import { CommCancelledError, CommCellEndedError, CommMismatchError, CommTimeoutError, PeerLostError } from "./comm-errors";
+import { callLabel, descriptorsAgree, mismatchMessage, needsAgreementStep, type Descriptor } from "./descriptor";
 import { Nic, Pacer } from "./link";
-import { CONTEXT_ABORT, CONTEXT_COLLECTIVE, CONTEXT_USER, encodeHeader, FrameReceiver, type ReadBinding } from "./tcp-frames";
+import {
+  CONTEXT_ABORT, CONTEXT_COLLECTIVE, CONTEXT_PROBE, CONTEXT_PROBE_REPLY, CONTEXT_USER, encodeHeader, FrameReceiver, type ReadBinding,
+} from "./tcp-frames";
+import { blameTimeout, type PeerWhereabouts } from "./timeout-blame";
+import { zeroTraffic } from "./wire-stats";
 import { Inbox, type Pending } from "./tcp-inbox";
 import { FRAME_HEADER_BYTES, type CallContext, type RecvSpec, type SendSpec, type Transport } from "./transport";
 import { WireCounters } from "./wire-counters";
@@ -26,6 +30,9 @@ const WRITE_BYTES = 1024 * 1024;
  * queued keeps the connection busy (each write's callback frees its bytes).
  */
 const IN_FLIGHT_BYTES = 4 * 1024 * 1024;
+/** How long a timed-out rank waits for its peers to say where they are, milliseconds. */
+const PROBE_ANSWER_MS = 1000;
+const NO_CALL: Descriptor = { group: 0, call: 0, opcode: 0, count: 0, dtype: 0, root: 0, redop: 0, algorithm: 0, epoch: 0, shape: 0 };
 
 /** The two connections to one peer. */
 export interface PeerSockets {
@@ -56,6 +63,15 @@ export class TcpTransport implements Transport {
   private stopped?: Error;
   /** this rank's emulated network interface: every paced send of the rank shares its egress (ingress is not modelled over tcp) */
   private readonly nic = new Nic();
+  /** the newest epoch (cell) this rank has made a call in */
+  private epoch = 0;
+  /** this rank's latest collective call, and the world ranks it waits for now (what a probe is answered with) */
+  private entered?: Descriptor;
+  private waitingFor: number[] = [];
+  /** the agreement step of the call just entered, awaited by its first exchange */
+  private agreement?: { peers: number[]; done: Promise<unknown> };
+  /** answers to this rank's probe, by world rank, while one is out */
+  private probeAnswers?: Map<number, PeerWhereabouts>;
 
   constructor(
     readonly rank: number,
@@ -64,13 +80,11 @@ export class TcpTransport implements Transport {
     readonly wire: WireCounters = new WireCounters(rank),
   ) {
     for (const [peer, { send, recv, read }] of peers) {
-      const inbox = new Inbox(
-        (desc, reason) => {
-          // root = 1: a mismatch; else the peer named by group was lost
-          this.stop(desc.root === 1 ? new CommMismatchError(reason) : new PeerLostError(this.rank, desc.group, `told by rank ${peer}: ${reason}`), false);
-        },
-        (call, bytes, messages) => this.wire.received(call, peer, bytes, messages),
-      );
+      const inbox = new Inbox({
+        control: (context, desc, body) => this.onControl(peer, context, desc, body),
+        count: (call, bytes, messages) => this.wire.received(call, peer, bytes, messages),
+        ended: (call, why) => new CommCellEndedError(this.rank, call.label, call.desc.epoch, `ended: ${why} (what an ended cell sent and nobody received is dropped)`),
+      });
       const link = new PeerLink(send, recv, inbox);
       this.links.set(peer, link);
       send.setNoDelay(true);
@@ -104,21 +118,56 @@ export class TcpTransport implements Transport {
     }
   }
 
-  enter(): void {}
+  enter(call: CallContext): void {
+    this.advanceEpoch(call.desc.epoch);
+    this.entered = call.desc;
+    this.agreement = undefined;
+    if (!needsAgreementStep(call.desc)) return;
+    const peers = (call.members ?? [...this.links.keys()]).filter((p) => p !== this.rank);
+    if (peers.length === 0) return;
+    // counted under "agreement", apart from the op's own traffic (payload-free frames: framing and messages only)
+    // not paced: an emulated link models the op's data, and the agreement is bookkeeping
+    const agree: CallContext = { ...call, op: "agreement", traffic: zeroTraffic(), link: undefined };
+    const empty = new Uint8Array(0);
+    const frames = [
+      ...peers.map((peer) => this.sendFrame(agree, { peer, payload: empty }, CONTEXT_COLLECTIVE)),
+      ...peers.map((peer) => {
+        const spec: RecvSpec = { peer, bytes: 0, onData: () => undefined };
+        return this.recvFrame(agree, spec, CONTEXT_COLLECTIVE, (sender, bytes) => this.checkCollective(call, spec, sender, bytes));
+      }),
+    ];
+    this.agreement = { peers, done: Promise.all(frames) };
+    this.agreement.done.catch(() => undefined); // awaited by the call's first exchange
+  }
 
   async exchange(call: CallContext, sends: SendSpec[], recvs: RecvSpec[]): Promise<void> {
-    const all = [
+    const all: Promise<unknown>[] = [
       ...sends.map((s) => this.sendFrame(call, s, CONTEXT_COLLECTIVE)),
       ...recvs.map((r) => this.recvFrame(call, r, CONTEXT_COLLECTIVE, (sender, bytes) => this.checkCollective(call, r, sender, bytes))),
     ];
-    await this.withTimeout(call, [...sends.map((s) => s.peer), ...recvs.map((r) => r.peer)], Promise.all(all));
+    const peers = [...sends.map((s) => s.peer), ...recvs.map((r) => r.peer)];
+    const agreement = this.agreement;
+    if (agreement) {
+      // the call's first exchange also waits for every member's agreement frame
+      this.agreement = undefined;
+      all.push(agreement.done);
+      peers.push(...agreement.peers);
+    }
+    this.waitingFor = peers; // may repeat a rank; made unique only when a probe asks
+    try {
+      await this.withTimeout(call, peers, Promise.all(all));
+    } finally {
+      this.waitingFor = [];
+    }
   }
 
   sendUser(call: CallContext, spec: SendSpec): Promise<void> {
+    this.advanceEpoch(call.desc.epoch);
     return this.withTimeout(call, [spec.peer], this.sendFrame(call, spec, CONTEXT_USER));
   }
 
   recvUser(call: CallContext, spec: RecvSpec): Promise<void> {
+    this.advanceEpoch(call.desc.epoch);
     const check = (sender: Descriptor, payloadBytes: number) => {
       if (sender.dtype !== call.desc.dtype || payloadBytes !== spec.bytes) {
         throw new CommMismatchError(
@@ -143,15 +192,23 @@ export class TcpTransport implements Transport {
 
   /** Rejects with a timeout naming the peers when no byte moved on their links for timeoutMs. */
   private withTimeout<T>(call: CallContext, peers: number[], work: Promise<T>): Promise<T> {
-    if (this.stopped) return Promise.reject(this.rethrow(call));
+    if (this.stopped) {
+      // the work fails too (its frames see the stop); nobody else awaits it, and an unhandled rejection ends a rank process
+      work.catch(() => undefined);
+      return Promise.reject(this.rethrow(call));
+    }
     let timer: NodeJS.Timeout | undefined;
     const started = performance.now();
     const watchdog = new Promise<never>((_, reject) => {
       const tick = () => {
         const idleSince = Math.max(started, ...peers.map((p) => this.links.get(p)?.lastActivity ?? started));
         const idle = performance.now() - idleSince;
-        if (idle >= call.timeoutMs) reject(new CommTimeoutError(this.rank, call.label, [...new Set(peers)], idle));
-        else timer = setTimeout(tick, Math.min(1000, call.timeoutMs - idle + 1));
+        if (idle >= call.timeoutMs) {
+          const waited = [...new Set(peers)];
+          if (call.desc.opcode === 0) return reject(new CommTimeoutError(this.rank, call.label, waited, idle));
+          // a collective: ask the members where they are, so the error names the rank that did not arrive
+          void this.whereabouts(call).then((found) => reject(new CommTimeoutError(this.rank, call.label, waited, idle, blameTimeout(call.desc, found, PROBE_ANSWER_MS))));
+        } else timer = setTimeout(tick, Math.min(1000, call.timeoutMs - idle + 1));
       };
       timer = setTimeout(tick, Math.min(1000, call.timeoutMs));
     });
@@ -222,6 +279,55 @@ export class TcpTransport implements Transport {
     });
   }
 
+  /** A call of `epoch` begins: frames and receives of older epochs (ended cells) are dropped. */
+  private advanceEpoch(epoch: number): void {
+    if (epoch <= this.epoch) return;
+    this.epoch = epoch;
+    for (const link of this.links.values()) link.inbox.advance(epoch);
+  }
+
+  private onControl(peer: number, context: number, desc: Descriptor, body: string): void {
+    if (context === CONTEXT_ABORT) {
+      // root = 1: a mismatch; else the peer named by group was lost
+      this.stop(desc.root === 1 ? new CommMismatchError(body) : new PeerLostError(this.rank, desc.group, `told by rank ${peer}: ${body}`), false);
+    } else if (context === CONTEXT_PROBE) {
+      const answer = new TextEncoder().encode(JSON.stringify({ waitingFor: [...new Set(this.waitingFor)] }));
+      const link = this.linkOf(peer);
+      // behind any frame being written, so frames never interleave
+      link.sendQueue = link.sendQueue.then(() => {
+        if (link.send.destroyed) return;
+        link.send.write(encodeHeader(this.entered ?? NO_CALL, answer.length, CONTEXT_PROBE_REPLY));
+        link.send.write(answer);
+      });
+    } else if (context === CONTEXT_PROBE_REPLY && this.probeAnswers) {
+      const { waitingFor } = JSON.parse(body) as { waitingFor: number[] };
+      this.probeAnswers.set(peer, { rank: peer, answered: true, desc: desc.call === 0 ? undefined : desc, waitingFor });
+    }
+  }
+
+  /**
+   * Where each member of the call's group is: asks them (a probe frame) and
+   * waits PROBE_ANSWER_MS for the answers; a member that does not answer is
+   * stopped or busy in code outside communication.
+   */
+  private async whereabouts(call: CallContext): Promise<PeerWhereabouts[]> {
+    const peers = (call.members ?? [...this.links.keys()]).filter((p) => p !== this.rank);
+    const answers = new Map<number, PeerWhereabouts>();
+    this.probeAnswers = answers;
+    for (const peer of peers) {
+      const link = this.links.get(peer);
+      if (!link) continue;
+      // behind any frame being written (a peer that is not reading never gets it, and does not answer)
+      link.sendQueue = link.sendQueue.then(() => {
+        if (!link.send.destroyed) link.send.write(encodeHeader(NO_CALL, 0, CONTEXT_PROBE));
+      });
+    }
+    const until = performance.now() + PROBE_ANSWER_MS;
+    while (answers.size < peers.length && performance.now() < until && !this.stopped) await new Promise((r) => setTimeout(r, 20));
+    this.probeAnswers = undefined;
+    return peers.map((rank) => answers.get(rank) ?? { rank, answered: false, waitingFor: [] });
+  }
+
   /** Ends every wait with `error`; tells the other ranks when `tell`. */
   private stop(error: Error, tell: boolean): void {
     if (this.stopped) return;
@@ -230,7 +336,7 @@ export class TcpTransport implements Transport {
       const kind = error instanceof CommMismatchError ? 1 : 2;
       const lostPeer = error instanceof PeerLostError ? error.peer : -1;
       const body = new TextEncoder().encode(error.message);
-      const desc: Descriptor = { group: lostPeer, call: 0, opcode: 0, count: body.length, dtype: 7, root: kind, redop: 0, algorithm: 0 };
+      const desc: Descriptor = { ...NO_CALL, group: lostPeer, count: body.length, dtype: 7, root: kind };
       for (const link of this.links.values()) {
         if (!link.send.destroyed) {
           link.send.write(encodeHeader(desc, body.length, CONTEXT_ABORT));

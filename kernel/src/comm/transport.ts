@@ -48,6 +48,8 @@ export interface CallContext {
   op: string;
   /** this call's own traffic so far, added to by the transport as bytes move (for the call's span) */
   traffic: TrafficCounts;
+  /** world ranks of the call's group, in group-rank order (absent: the whole world) */
+  members?: readonly number[];
 }
 
 export interface Transport {

@@ -47,6 +47,11 @@ export interface CollectiveOptions {
   out?: CommArray;
   /** Emulated link for this call; overrides the world's. */
   link?: LinkModel;
+  /**
+   * The shape of the tensor the array holds (dist passes a tf.Tensor's shape): every rank's
+   * call must then give the same shape, or the call fails with a CommMismatchError.
+   */
+  shape?: readonly number[];
 }
 
 export interface AllReduceOptions extends CollectiveOptions {
@@ -158,4 +163,11 @@ export interface CommOptions {
    * force a full garbage collection to get a dropped result's block back.
    */
   resultPool?: { minBytes?: number; budgetBytes?: number; collectFromBytes?: number };
+  /**
+   * The epoch (cell id, > 0) a call being made now belongs to; called once per call with the
+   * call's name ("allReduce", "send", ...). Throws to refuse the call (it comes from a cell that
+   * has ended). Transports drop frames of an older epoch and end waits an older epoch left.
+   * Absent: every call is epoch 0.
+   */
+  epoch?: (call: string) => number;
 }
