@@ -221,7 +221,8 @@ export class CommThread {
     if (!pending) return;
     this.pending.delete(reply.id);
     if (this.pending.size === 0) this.worker?.unref();
-    if (!reply.ok) {
+    // `=== false`, not `!reply.ok`: cells type-check this file without strictNullChecks, where only an equality narrows the union.
+    if (reply.ok === false) {
       const error = new Error(reply.error.message);
       error.name = reply.error.name;
       if (reply.error.stack) error.stack = reply.error.stack;

@@ -84,7 +84,11 @@ port.on("message", (message: ControlFromMain) => {
     void sender.drained().then(() => {
       control.close();
       heartbeat.close();
-      port.close();
+      // zeromq sends a closed socket's last messages from its own I/O thread and then releases
+      // their buffers through this thread's event loop; a thread that ended at once left that
+      // release to freed memory (heap corruption, SIGABRT at exit, about one shutdown in ten).
+      // The reply is a few hundred bytes on a local socket: 100 ms is ample.
+      setTimeout(() => port.close(), 100);
     });
   }
 });
