@@ -170,8 +170,8 @@ export class Pacer {
 
   /**
    * Payload bytes allowed out by `nowMs` (performance.now() milliseconds); -1 while the latency runs
-   * (not even the header). A multiple of 16 until the end: shm channels move payload in 16-byte
-   * pieces, and a remainder they cannot send would look like back-pressure to the sender.
+   * (not even the header). Released a grain at a time (a multiple of 16 bytes: shm channels move
+   * payload in 16-byte pieces), so a sender wakes once a grain, not for every few bytes.
    */
   allowed(nowMs: number): number {
     this.told = this.allowedAt(nowMs);
@@ -180,25 +180,16 @@ export class Pacer {
 
   /**
    * Milliseconds from `nowMs` until more than `sent` payload bytes may have
-   * left (a grain more, or the rest); 0 when more became allowed since the
-   * sender last asked allowed(); Infinity when more is allowed and the
-   * sender knows it (what holds the send back is not the link) or everything is.
+   * left (the next grain); 0 when a grain was released since the sender
+   * last asked allowed(); Infinity when more is allowed and the sender knows
+   * it (what holds the send back is not the link) or everything is.
    */
   nextDueMs(sent: number, nowMs: number): number {
     if (nowMs < this.firstByteMs) return this.firstByteMs - nowMs;
     const allowed = this.allowedAt(nowMs);
     if (allowed > this.told) return 0;
     if (allowed > sent || sent >= this.totalBytes) return Infinity;
-    return Math.max(0, this.timeOf(Math.min(this.totalBytes, sent + this.grain)) - nowMs);
-  }
-
-  private allowedAt(nowMs: number): number {
-    if (nowMs < this.firstByteMs) return -1;
-    const { beginMs, endMs } = this.reserved();
-    if (nowMs >= endMs) return this.totalBytes;
-    if (nowMs <= beginMs) return 0;
-    const bytes = Math.floor((this.totalBytes * (nowMs - beginMs)) / (endMs - beginMs));
-    return bytes - (bytes % 16);
+    return Math.max(0, this.timeAllowed(allowed + 1) - nowMs);
   }
 
   /** Resolves once `bytes` of the payload may have left. */
@@ -207,15 +198,26 @@ export class Pacer {
     for (;;) {
       const now = performance.now();
       if (this.allowed(now) >= target) return;
-      const at = now < this.firstByteMs ? this.firstByteMs : this.timeOf(target);
+      const at = now < this.firstByteMs ? this.firstByteMs : this.timeAllowed(target);
       await new Promise((resolve) => setTimeout(resolve, Math.max(0, at - now)));
     }
   }
 
-  /** When `bytes` of the payload have left (performance.now() milliseconds). */
-  private timeOf(bytes: number): number {
+  private allowedAt(nowMs: number): number {
+    if (nowMs < this.firstByteMs) return -1;
     const { beginMs, endMs } = this.reserved();
-    return beginMs + ((endMs - beginMs) * bytes) / Math.max(1, this.totalBytes);
+    if (nowMs >= endMs) return this.totalBytes;
+    if (nowMs <= beginMs) return 0;
+    const bytes = (this.totalBytes * (nowMs - beginMs)) / (endMs - beginMs);
+    return Math.floor(bytes / this.grain) * this.grain;
+  }
+
+  /** When at least `bytes` of the payload are allowed out: the end of the grain holding byte `bytes` (performance.now() ms). */
+  private timeAllowed(bytes: number): number {
+    const { beginMs, endMs } = this.reserved();
+    const released = Math.ceil(bytes / this.grain) * this.grain;
+    if (released >= this.totalBytes) return endMs;
+    return beginMs + ((endMs - beginMs) * released) / this.totalBytes + 1e-6; // past the boundary despite rounding
   }
 
   private reserved(): { beginMs: number; endMs: number } {
