@@ -23,14 +23,16 @@
 // When blocks come back: V8 runs finalizers only after a full collection and
 // only between tasks, while a loop of awaited collectives is one task. So
 // taking a block (1) yields one task when no block of the size is idle, so
-// finalizers that are due run; (2) claims a new block while the pool is under
-// `budgetBytes` (letting go of idle blocks of other sizes to make room);
-// (3) once the pool is full, forces one full collection
-// (full-gc.ts) when the result is large enough that page faults of a fresh
-// array would cost more (at 64 MiB: 25-47 ms of collection against 200-300 ms
-// of faults, same minutes). After a collection that brings nothing back (the
+// finalizers that are due run; (2) claims a new block while the pool holds
+// fewer than FRESH_BLOCKS of the size; (3) then, for results of
+// `collectFromBytes` or more, forces one full collection (full-gc.ts) before
+// claiming more: at 64 MiB a collection costs 5-20 ms where faulting in a
+// fresh block's pages cost 30-300 ms, so a loop that drops its results runs
+// on two blocks with one collection every other call; (4) claims a new block
+// while the pool is under `budgetBytes` (letting go of idle blocks of other
+// sizes to make room). After a collection that brings nothing back (the
 // caller keeps its results), the next waits until as many results as the
-// pool has blocks were plain ones, or a block came back by itself. And
+// pool has blocks were taken, or a block came back by itself. And
 // 200 ms after the last large take (the end of a loop, of a cell) the pool
 // collects once, while the rank is idle, so the next loop starts with its
 // blocks back instead of with a collection.
@@ -58,6 +60,9 @@ export interface ResultPoolHooks {
 /** How long a rank's pool waits after its last large take before collecting, milliseconds. */
 const IDLE_COLLECT_MS = 200;
 
+/** Blocks of one size the pool claims before it prefers a collection to fresh memory. */
+const FRESH_BLOCKS = 2;
+
 /** Blocks are whole 64-byte lines. */
 const LINE = 64;
 
@@ -67,6 +72,8 @@ export class ResultPool {
   /** full-pool takes left before the next forced collection: after one that brought nothing back, as many as the pool has blocks */
   private skipCollections = 0;
   private blocks = 0;
+  /** block bytes -> blocks of that size the pool holds (idle and out) */
+  private readonly ofSize = new Map<number, number>();
   private pooledBytes = 0;
   private readonly registry = new FinalizationRegistry<SharedArrayBuffer>((kept) => this.returned(kept));
   private readonly nextTask: () => Promise<void>;
@@ -87,14 +94,20 @@ export class ResultPool {
     let kept = this.idleBlock(size);
     if (!kept) {
       await this.nextTask();
-      kept = this.idleBlock(size) ?? this.claim(size);
+      kept = this.idleBlock(size);
     }
+    // Up to FRESH_BLOCKS blocks of a size are claimed outright; past that, a large result collects
+    // before it claims fresh memory: a full collection costs less than faulting in a new block's
+    // pages, and a loop that drops its results then runs on the same few blocks, with one
+    // collection every FRESH_BLOCKS calls.
+    if (!kept && (this.ofSize.get(size) ?? 0) < FRESH_BLOCKS) kept = this.claim(size);
     if (!kept && this.worthCollecting(size)) {
       this.hooks.collect!();
       await this.nextTask();
-      kept = this.idleBlock(size) ?? this.claim(size);
+      kept = this.idleBlock(size);
       if (!kept) this.skipCollections = this.blocks;
     }
+    kept ??= this.claim(size);
     if (!kept) return undefined;
     const handed = structuredClone(kept);
     this.registry.register(handed, kept);
@@ -150,6 +163,7 @@ export class ResultPool {
       return undefined; // the host could not allocate it: a plain array (or its error) will tell
     }
     this.blocks++;
+    this.ofSize.set(size, (this.ofSize.get(size) ?? 0) + 1);
     this.pooledBytes += size;
     return block;
   }
@@ -160,6 +174,7 @@ export class ResultPool {
       while (bytes > 0 && list.pop()) {
         bytes -= size;
         this.blocks--;
+        this.ofSize.set(size, this.ofSize.get(size)! - 1);
         this.pooledBytes -= size;
       }
       if (list.length === 0) this.idle.delete(size);
