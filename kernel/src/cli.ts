@@ -82,7 +82,9 @@ main(process.argv.slice(2)).then(
   },
   (error: unknown) => {
     const usage = error instanceof UsageError;
-    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n${usage ? `${USAGE}\n` : ""}`);
-    process.exitCode = usage ? 2 : 1;
+    // Exit, not just set the code: a kernel that failed to start (a port taken between the client
+    // choosing it and the kernel binding it) may have started its control thread already, which
+    // would keep a process that answers nothing alive until the client gives up.
+    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n${usage ? `${USAGE}\n` : ""}`, () => process.exit(usage ? 2 : 1));
   },
 );

@@ -113,3 +113,37 @@ def test_heartbeat_beats_while_a_cell_blocks_the_main_thread(kernel):
     km.interrupt_kernel()
     while kc.get_shell_msg(timeout=15)["parent_header"].get("msg_id") != msg_id:
         pass
+
+
+@pytest.mark.parametrize("taken", ["shell_port", "control_port"])
+def test_a_kernel_that_cannot_bind_a_port_exits_naming_it(tmp_path, taken):
+    # A port taken between the client choosing it and the kernel binding it: the kernel must say
+    # which channel failed and exit, not linger answering nothing (the control thread once kept it alive).
+    import json
+    import socket
+    import subprocess
+
+    from kernel_helpers import KERNEL_CLI
+
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    free = []
+    for _ in range(5):
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        free.append(probe.getsockname()[1])
+        probe.close()
+    names = ["shell_port", "iopub_port", "stdin_port", "control_port", "hb_port"]
+    connection = dict(zip(names, free))
+    connection[taken] = holder.getsockname()[1]
+    connection.update(ip="127.0.0.1", key="k", transport="tcp", signature_scheme="hmac-sha256", kernel_name="distlab")
+    path = tmp_path / "connection.json"
+    path.write_text(json.dumps(connection))
+    try:
+        done = subprocess.run(["node", str(KERNEL_CLI), "kernel", "--connection-file", str(path)], capture_output=True, text=True, timeout=30)
+    finally:
+        holder.close()
+    channel = taken.removesuffix("_port")
+    assert done.returncode == 1, (done.returncode, done.stderr)
+    assert f"cannot bind the {channel} channel" in done.stderr and "Address already in use" in done.stderr, done.stderr
