@@ -191,6 +191,7 @@ class AgentSession {
   private closed(): void {
     clearTimeout(this.timer);
     const wasServing = this.phase === "serving";
+    if (this.phase === "hello" || this.phase === "auth") this.options.log(`refused ${this.peer}: it closed the connection before authenticating`);
     this.phase = "closed";
     if (wasServing) this.options.log(`kernel ${this.peer} disconnected; stopping its ${this.ranks.size} rank process(es)`);
     for (const child of this.ranks.values()) child.kill("SIGKILL");
