@@ -99,6 +99,18 @@ test("kill -9 of a rank process on an agent ends the cell with an error naming i
   assert.deepEqual(values.map((value) => value[1]["0"]), [4, 4, 4, 4]);
 });
 
+test("an interrupt reaches ranks on the agents; a rank spinning in synchronous code is killed through its agent", async () => {
+  const io = new RecordingIO();
+  const cell = run("if (dist.rank === 0) { while (true) {} }\nawait dist.barrier();", io);
+  await new Promise((r) => setTimeout(r, 1000));
+  io.interrupt();
+  const { outcome } = await cell;
+  assert.equal(outcome.status, "error", JSON.stringify(outcome));
+  const evalue = (outcome as { evalue: string }).evalue;
+  assert.match(evalue, /^interrupted; 4 of 4 ranks were still running; state lost on rank 0/);
+  assert.deepEqual(resultJson((await run("dist.rank")).outcome), [0, 1, 2, 3]);
+});
+
 async function prepareError(words: string): Promise<string> {
   const plan = planGroup(parseDistributedFlags(words.split(" ").filter(Boolean)));
   const group = plan.start(() => undefined);
@@ -137,5 +149,6 @@ test("bad --hosts input is refused before any rank starts, naming the line, the 
   assert.match(planError(`-n 1 --backend hosts --hosts ${both} --token-file ${loose}`), /the token file has mode 0644, readable by group or others/);
   const other = writeToken(dir, 0o600, "other").path;
   assert.match(await prepareError(`-n 1 --backend hosts --hosts ${both} --token-file ${other}`), /did not prove it holds the token of --token-file/);
-  assert.throws(() => parseDistributedFlags(["--backend", "hosts", "--token-file", tokenPath]), /--backend hosts needs --hosts SPEC/);
+  assert.match(planError(`-n 1 --backend hosts --token-file ${tokenPath}`), /--backend hosts needs --hosts SPEC/);
+  assert.match(planError(`-n 1 --backend hosts --hosts ${both}`), /--backend hosts needs --token-file FILE/);
 });

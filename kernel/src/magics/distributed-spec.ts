@@ -130,10 +130,6 @@ export function parseDistributedFlags(words: readonly string[]): DistributedOpti
     if (options.backend !== "hosts") throw new UsageError(`${WHERE}: --token-file only applies with --backend hosts`, "--token-file");
     options.tokenFile = tokenFile;
   }
-  if (options.backend === "hosts") {
-    if (options.hosts === undefined) throw new UsageError(`${WHERE}: --backend hosts needs --hosts SPEC (a hostfile or host:port,...)`, "--hosts");
-    if (options.tokenFile === undefined) throw new UsageError(`${WHERE}: --backend hosts needs --token-file FILE (the agents' token, mode 600)`, "--token-file");
-  }
   const link = values.get("link") as string | undefined;
   if (link !== undefined) options.link = parseLinkFlag(link);
   const tfBackend = values.get("tf-backend") as TfBackendName | undefined;
