@@ -3,16 +3,26 @@
  * The `distlab` command:
  *   distlab install [--user | --sys-prefix | --prefix P]   register the kernelspec
  *   distlab kernel --connection-file F                    run the kernel (Jupyter calls this)
+ *   distlab agent --token-file F [--listen H:P]           run ranks for kernels holding the token
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { installKernelspec, type InstallScope } from "./install";
+import { availableParallelism } from "node:os";
 import { packageVersion, runKernel } from "./kernel-main";
+import { AgentRefusal, startAgent } from "./hosts/agent";
+import { DEFAULT_AGENT_PORT } from "./hosts/host-spec";
+import { readTokenFile } from "./hosts/token";
 
 const USAGE = `usage:
   distlab install [--user | --sys-prefix | --prefix PREFIX]
       Register the "distlab" kernelspec with Jupyter (default: --user).
   distlab kernel --connection-file FILE
       Run the kernel; Jupyter starts this through the kernelspec.
+  distlab agent --token-file FILE [--listen HOST:PORT] [--slots N] [--insecure]
+      Run ranks for kernels that prove they hold the token in FILE (mode 600):
+      %%distributed --backend hosts --hosts HOST:PORT --token-file FILE.
+      Listens on 127.0.0.1:${DEFAULT_AGENT_PORT} by default; a non-loopback address
+      needs --insecure (no TLS yet). --slots: most ranks (default: CPU count).
   distlab --help | --version`;
 
 class UsageError extends Error {
@@ -45,6 +55,35 @@ function installScope(args: string[]): InstallScope {
   return { kind: "user" };
 }
 
+async function runAgent(args: string[]): Promise<void> {
+  const values = parse("agent", args, {
+    listen: { type: "string" },
+    "token-file": { type: "string" },
+    slots: { type: "string" },
+    insecure: { type: "boolean" },
+  });
+  const tokenFile = values["token-file"];
+  if (typeof tokenFile !== "string" || tokenFile === "") throw new UsageError("distlab agent: --token-file FILE is required");
+  const listen = typeof values.listen === "string" ? values.listen : `127.0.0.1:${DEFAULT_AGENT_PORT}`;
+  const match = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d+)$/.exec(listen);
+  if (!match || Number(match[2]) > 65535) throw new UsageError(`distlab agent: --listen ${JSON.stringify(listen)} is not HOST:PORT`);
+  const slots = values.slots === undefined ? availableParallelism() : Number(values.slots);
+  if (!Number.isInteger(slots) || slots < 1) throw new UsageError(`distlab agent: --slots ${JSON.stringify(values.slots)} is not a positive integer`);
+  let token: Buffer;
+  try {
+    token = readTokenFile(tokenFile, "--token-file");
+  } catch (error) {
+    throw new UsageError(`distlab agent: ${(error as Error).message}`);
+  }
+  const log = (line: string) => process.stderr.write(`distlab agent ${new Date().toISOString()} ${line}\n`);
+  try {
+    await startAgent({ host: match[1]!.replace(/^\[|\]$/g, ""), port: Number(match[2]), token, slots, version: packageVersion(), insecure: values.insecure === true, log });
+  } catch (error) {
+    if (error instanceof AgentRefusal) throw new UsageError(error.message);
+    throw error;
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
@@ -60,6 +99,9 @@ async function main(argv: string[]): Promise<number> {
       await runKernel(file);
       return -1; // keeps running until shutdown_request or SIGTERM
     }
+    case "agent":
+      await runAgent(rest);
+      return -1; // serves until killed
     case "--version":
     case "-V":
       process.stdout.write(`${packageVersion()}\n`);

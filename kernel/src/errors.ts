@@ -40,8 +40,10 @@ export class RankError extends Error {
     readonly rank: number,
     readonly host: string,
     readonly remote: RemoteErrorData,
+    /** Say the host in the message (ranks on several hosts). */
+    nameHost = false,
   ) {
-    super(`rank ${rank}: ${remote.name}: ${remote.message}`);
+    super(`rank ${rank}${nameHost ? ` on ${host}` : ""}: ${remote.name}: ${remote.message}`);
   }
 }
 

@@ -9,11 +9,8 @@ import { readConnectionFile } from "./protocol/connection";
 import { Kernel, type KernelDescription } from "./protocol/kernel";
 import { createBackend } from "./router";
 
-export function packageVersion(): string {
-  // Read at run time: package.json sits outside the compiled rootDir. Same path from src/ and dist/.
-  const manifest = JSON.parse(readFileSync(resolve(__dirname, "..", "package.json"), "utf8")) as { version: string };
-  return manifest.version;
-}
+export { packageVersion } from "./version";
+import { packageVersion } from "./version";
 
 function typescriptVersion(): string {
   return (require("@tslab/typescript-for-tslab") as { version: string }).version;

@@ -127,6 +127,6 @@ test("splitArgs honours quotes and rejects an unterminated one", () => {
 });
 
 test("flag completion comes from the spec", () => {
-  assert.deepEqual(completeFlag(DISTRIBUTED_FLAGS, "--t"), ["--timeout", "--tf-backend"]);
+  assert.deepEqual(completeFlag(DISTRIBUTED_FLAGS, "--t"), ["--token-file", "--timeout", "--tf-backend"]);
   assert.ok(completeFlag(DISTRIBUTED_FLAGS, "-").includes("-n"));
 });

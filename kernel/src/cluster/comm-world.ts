@@ -30,6 +30,13 @@ export const MAX_THREAD_RANKS = MAX_SHM_RANKS;
  */
 export const JOIN_FLOOR_MS = 10_000;
 
+/**
+ * Environment variable naming the address a process rank listens on for its
+ * peers (default 127.0.0.1): an agent sets it to the address the kernel
+ * reached it at, so ranks on other hosts can connect.
+ */
+export const LISTEN_HOST_ENV = "DISTLAB_RANK_LISTEN_HOST";
+
 /** The kernel's side of one world. */
 export interface KernelWorld {
   /** What every rank's connect task carries. */
@@ -50,8 +57,9 @@ function cancelShmWorlds(address: ShmWorldAddress, reason: string): void {
   if (address.commThreadWorld) cancelShmWorld(address.commThreadWorld, reason);
 }
 
-export async function createTcpKernelWorld(size: number): Promise<KernelWorld> {
-  const rendezvous = await startTcpRendezvous(size);
+/** `host`: the address the rendezvous listens on, one every rank can reach (default 127.0.0.1). */
+export async function createTcpKernelWorld(size: number, host?: string): Promise<KernelWorld> {
+  const rendezvous = await startTcpRendezvous(size, host);
   // Closing the rendezvous also ends the joins still waiting on it (a rank died while joining).
   return { address: { kind: "tcp", rendezvous: rendezvous.address }, cancel: () => undefined, formed: () => rendezvous.close() };
 }
@@ -117,7 +125,10 @@ export async function joinCommWorld(address: WorldAddress, options: JoinOptions)
   const deadline = setTimeout(() => canceller.abort("deadline"), joinTimeoutMs);
   let comm: Communicator;
   try {
-    comm = await connectTcpWorld({ ...commOptions, rank: options.rank, size: options.size, rendezvous: address.rendezvous, signal: canceller.signal });
+    const listenHost = process.env[LISTEN_HOST_ENV];
+    comm = await connectTcpWorld({
+      ...commOptions, rank: options.rank, size: options.size, rendezvous: address.rendezvous, signal: canceller.signal, ...(listenHost ? { host: listenHost } : {}),
+    });
   } catch (error) {
     if (!canceller.signal.aborted) throw error;
     throw new Error(`rank ${options.rank} could not join the group's world within ${(joinTimeoutMs / 1000).toFixed(1)} s (a peer did not connect)`);

@@ -82,10 +82,12 @@ export class DistCommands {
         const heap = `${(answer.heapUsedBytes / 2 ** 20).toFixed(1)} MiB of ${(answer.heapLimitBytes / 2 ** 20).toFixed(0)} MiB heap`;
         const w = answer.wire;
         const wire = `sent ${formatBytes(w.bytesSent)} in ${w.messagesSent} messages, received ${formatBytes(w.bytesReceived)} in ${w.messagesReceived}`;
-        return `  rank ${rank.info.rank}: alive, ${answer.busy ? "busy" : "idle"}, ${heap}, tf ${answer.tfBackend}, device ${rank.device}, ${wire}`;
+        const where = group.shape.backend === "hosts" ? ` on ${rank.info.host}` : "";
+        return `  rank ${rank.info.rank}${where}: alive, ${answer.busy ? "busy" : "idle"}, ${heap}, tf ${answer.tfBackend}, device ${rank.device}, ${wire}`;
       }),
     );
-    return `group: ${describeShape(group.shape)} on ${group.host}\n${rows.join("\n")}\n`;
+    const where = group.shape.backend === "hosts" ? `agents ${[...new Set(group.ranks.map((rank) => rank.info.host))].join(", ")}` : group.host;
+    return `group: ${describeShape(group.shape)} on ${where}\n${rows.join("\n")}\n`;
   }
 
   private requireGroup(what: string): RankGroup {

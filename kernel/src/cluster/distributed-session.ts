@@ -74,7 +74,7 @@ export class DistributedSession {
         cellId, cell: shipped, cellName: `cell ${io.executionCount}`, timeoutMs, interrupt: io.interruptSignal, timeline: observer !== undefined,
       });
       output.finish();
-      failure = groupErrorOutcome(result, group.host, bodyLineOffset);
+      failure = groupErrorOutcome(result, (rank) => group.hostOf(rank), bodyLineOffset, group.shape.backend === "hosts");
       ok = failure === undefined;
     } finally {
       // Also after an error or interrupt: the notebook keeps the timeline of what ran.
@@ -150,6 +150,8 @@ export function describeShape(shape: GroupShape): string {
   const parts = [`-n ${shape.size}`, `--backend ${shape.backend}`];
   if (shape.link) parts.push(`--link bandwidth=${shape.link.bandwidth}B/s,latency=${shape.link.latency}s`);
   if (shape.tfBackend) parts.push(`--tf-backend ${shape.tfBackend as TfBackendName}`);
+  if (shape.hosts !== undefined) parts.push(`--hosts ${shape.hosts}`);
+  if (shape.tokenFile !== undefined) parts.push(`--token-file ${shape.tokenFile}`);
   // The default cap follows from -n: shown only when --memory chose another.
   if (shape.memoryCapBytes !== defaultRankMemoryBytes(shape.size)) parts.push(`--memory ${formatSize(shape.memoryCapBytes).replace(" ", "")}`);
   return parts.join(" ");

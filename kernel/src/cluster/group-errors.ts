@@ -8,13 +8,14 @@ import { countRanks, describeRanks, GroupError, RankError } from "../errors";
 import type { ExecuteOutcome } from "../protocol/backend";
 import type { GroupCellResult } from "./rank-group";
 
-export function groupErrorOutcome(result: GroupCellResult, host: string, bodyLineOffset: number): ExecuteOutcome | undefined {
+export function groupErrorOutcome(result: GroupCellResult, host: string | ((rank: number) => string), bodyLineOffset: number, nameHost = false): ExecuteOutcome | undefined {
+  const hostOf = typeof host === "string" ? () => host : host;
   const failed: RankError[] = [];
   const cancelled: number[] = [];
   result.outcomes.forEach((outcome, rank) => {
     if (outcome.ok) return;
     if (outcome.cancelled) cancelled.push(rank);
-    else failed.push(new RankError(rank, host, outcome.error));
+    else failed.push(new RankError(rank, hostOf(rank), outcome.error, nameHost));
   });
   const lost = result.lostState.length > 0 ? [`state lost on ${describeRanks(result.lostState)}: ended and restarted for the next cell, declarations gone`] : [];
   if (result.interrupted && result.firstFailure === undefined) {
@@ -28,7 +29,7 @@ export function groupErrorOutcome(result: GroupCellResult, host: string, bodyLin
     const rank = cancelled[0]!;
     const outcome = result.outcomes[rank]!;
     if (outcome.ok) return undefined;
-    failed.push(new RankError(rank, host, outcome.error));
+    failed.push(new RankError(rank, hostOf(rank), outcome.error, nameHost));
   }
   const first = failed.find((error) => error.rank === result.firstFailure) ?? failed[0]!;
   const group = new GroupError(failed, first);

@@ -13,6 +13,8 @@
  * it kills itself for going over its `--memory` cap.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import type { EventEmitter } from "node:events";
+import type { Readable } from "node:stream";
 import { toRemoteErrorData, type RemoteErrorData } from "../errors";
 import { formatSize } from "../magics/memory-size";
 import type { FromRankProcess, InitResult, InitTask, KernelCommand, RankEvent, RankTask, RankTaskResult, ToRankProcess } from "./protocol";
@@ -35,6 +37,26 @@ export function nodeRankLaunch(): RankLaunch {
   const [command, ...args] = nodeRankCommand();
   return { command: command!, args };
 }
+
+/**
+ * What ProcessRank uses of a rank's process: a ChildProcess, or a stand-in
+ * for a process another machine's agent runs (hosts/remote-rank.ts). Events:
+ * "message" (FromRankProcess), "exit" (code, signal), "error" (it never started).
+ */
+export interface RankChild extends EventEmitter {
+  readonly pid?: number | undefined;
+  readonly connected: boolean;
+  readonly stdout: Readable | null;
+  readonly stderr: Readable | null;
+  /** stdio[LIFELINE_FD]: the rank's lifeline reports. */
+  readonly stdio: ReadonlyArray<unknown>;
+  send(message: ToRankProcess): boolean;
+  kill(signal?: NodeJS.Signals): boolean;
+  disconnect(): void;
+}
+
+/** Starts a rank's process some other way than a local spawn; `env` is what a local one would get on top of the kernel's. */
+export type RankStarter = (env: Record<string, string>) => RankChild;
 
 /** How much of a process's last stderr is kept to explain why it ended (characters). */
 const STDERR_TAIL_CHARS = 2000;
@@ -66,13 +88,13 @@ export class RankMemoryExceeded extends Error {
 }
 
 /** Live rank processes: ended with the kernel, so no rank outlives the kernel that started it. */
-const liveChildren = new Set<ChildProcess>();
+const liveChildren = new Set<RankChild>();
 process.once("exit", () => {
   for (const child of liveChildren) child.kill("SIGKILL");
 });
 
 export class ProcessRank implements RankHandle {
-  private child?: ChildProcess;
+  private child?: RankChild;
   private readonly mailbox: RankMailbox;
   private readonly pending = new Map<number, { resolve(result: RankTaskResult): void; reject(error: unknown): void }>();
   private nextTaskId = 1;
@@ -90,7 +112,7 @@ export class ProcessRank implements RankHandle {
   constructor(
     readonly info: RankInfo,
     onEvent: (rank: number, event: RankEvent) => void,
-    private readonly launch: RankLaunch,
+    private readonly launch: RankLaunch | RankStarter,
   ) {
     this.mailbox = new RankMailbox(info.rank, onEvent);
   }
@@ -159,13 +181,18 @@ export class ProcessRank implements RankHandle {
     clearTimeout(timer);
   }
 
-  private start(): ChildProcess {
-    const child = spawn(this.launch.command, this.launch.args, {
-      // fd 3: the IPC channel; fd 4 (LIFELINE_FD): the rank's lifeline (rank-lifeline.ts).
-      stdio: ["ignore", "pipe", "pipe", "ipc", "pipe"],
-      serialization: "advanced",
-      env: { ...process.env, [MEMORY_CAP_ENV]: String(this.info.memoryCapBytes ?? 0) },
-    });
+  private start(): RankChild {
+    const rankEnv = { [MEMORY_CAP_ENV]: String(this.info.memoryCapBytes ?? 0) };
+    const launch = this.launch;
+    const child: RankChild =
+      typeof launch === "function"
+        ? launch(rankEnv)
+        : (spawn(launch.command, launch.args, {
+            // fd 3: the IPC channel; fd 4 (LIFELINE_FD): the rank's lifeline (rank-lifeline.ts).
+            stdio: ["ignore", "pipe", "pipe", "ipc", "pipe"],
+            serialization: "advanced",
+            env: { ...process.env, ...rankEnv },
+          }) as ChildProcess);
     this.child = child;
     this.stderrTail = "";
     this.overCap = undefined;
@@ -183,15 +210,15 @@ export class ProcessRank implements RankHandle {
     }
     // A launch that cannot start (no such program) never exits: it errors instead. Other errors
     // (a message sent as the process died: EPIPE) are followed by its exit, which tells why.
-    child.on("error", (error) => {
+    child.on("error", (error: Error) => {
       if (child.pid === undefined) this.ended(child, error);
     });
-    child.on("exit", (code, signal) => this.ended(child, this.overCap ?? new RankProcessExit(code, signal, this.stderrTail)));
+    child.on("exit", (code: number | null, signal: NodeJS.Signals | null) => this.ended(child, this.overCap ?? new RankProcessExit(code, signal, this.stderrTail)));
     return child;
   }
 
   /** The rank's lifeline (rank-lifeline.ts): the kernel only holds it open, and hears why the rank killed itself. */
-  private readLifeline(child: ChildProcess): void {
+  private readLifeline(child: RankChild): void {
     const line = child.stdio[LIFELINE_FD] as NodeJS.ReadableStream | null;
     if (!line) return;
     let text = "";
@@ -212,7 +239,7 @@ export class ProcessRank implements RankHandle {
   }
 
   /** The process `child` is gone: every task it had fails with `reason`, and the next init starts a new one. */
-  private ended(child: ChildProcess, reason: Error): void {
+  private ended(child: RankChild, reason: Error): void {
     liveChildren.delete(child);
     if (this.child !== child) return;
     this.child = undefined;
@@ -224,7 +251,7 @@ export class ProcessRank implements RankHandle {
     if (waiting.length === 0 && !this.closing) this.endedWhileIdle = reason.message;
   }
 
-  private send(child: ChildProcess, task: RankTask): Promise<RankTaskResult> {
+  private send(child: RankChild, task: RankTask): Promise<RankTaskResult> {
     const id = this.nextTaskId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
@@ -238,7 +265,7 @@ export class ProcessRank implements RankHandle {
     });
   }
 
-  private post(child: ChildProcess | undefined, message: ToRankProcess): void {
+  private post(child: RankChild | undefined, message: ToRankProcess): void {
     if (child?.connected) child.send(message);
   }
 

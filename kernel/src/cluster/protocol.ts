@@ -25,8 +25,8 @@ import type { LinkModel } from "../comm/types";
 import type { ShmWorldInit } from "../comm/shm-layout";
 import type { WireStats } from "../comm/wire-stats";
 
-/** Backends that start ranks on this machine (`hosts` is not built yet). */
-export type LocalBackendName = "threads" | "processes" | "gpus";
+/** Backends that start ranks: on this machine (threads, processes, gpus) or through agents on other hosts. */
+export type LocalBackendName = "threads" | "processes" | "gpus" | "hosts";
 
 /** Shape of the group a rank belongs to; a change restarts the group. */
 export interface GroupShape {
@@ -36,6 +36,9 @@ export interface GroupShape {
   tfBackend?: TfBackendName;
   /** The most memory each rank may hold (bytes): `--memory`, or its default for this size. */
   memoryCapBytes: number;
+  /** `--backend hosts`: the `--hosts` SPEC and `--token-file` as given (a change starts a new group). */
+  hosts?: string;
+  tokenFile?: string;
 }
 
 /** The GPU a `--backend gpus` rank was given: the only one its process can open. */

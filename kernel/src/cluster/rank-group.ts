@@ -62,6 +62,12 @@ export interface MemoryWatch {
   watch(onExceeded: (reason: string) => void): () => void;
 }
 
+/** What a backend does around the shared lifecycle: `ready` before each prepare (e.g. dial remote agents), `closed` after close. */
+export interface GroupHooks {
+  ready?(): Promise<void>;
+  closed?(): void;
+}
+
 export class RankGroup {
   readonly host = hostname();
   private world?: KernelWorld;
@@ -73,13 +79,20 @@ export class RankGroup {
     readonly ranks: readonly RankHandle[],
     private readonly newWorld: WorldFactory,
     private readonly memory?: MemoryWatch,
+    private readonly hooks: GroupHooks = {},
   ) {}
+
+  /** Where rank `rank` runs: this machine, or for --backend hosts its agent's host:port. */
+  hostOf(rank: number): string {
+    return this.shape.backend === "hosts" ? (this.ranks[rank]?.info.host ?? this.host) : this.host;
+  }
 
   /**
    * Initialises ranks that need it and (re)joins everyone to a world with this timeout. Returns a
    * line for each rank that had ended while idle and was started afresh (its state is lost).
    */
   async prepare(timeoutMs: number): Promise<string[]> {
+    await this.hooks.ready?.();
     const fresh = this.ranks.filter((rank) => rank.needsInit);
     const restarted = fresh.flatMap((rank) =>
       rank.endedWhileIdle === undefined ? [] : [`rank ${rank.info.rank} had ended while idle (${rank.endedWhileIdle}); started it afresh, its declarations are lost`],
@@ -197,6 +210,7 @@ export class RankGroup {
     this.closed = true;
     this.world?.cancel("group stopped");
     await Promise.allSettled(this.ranks.map((rank) => rank.close()));
+    this.hooks.closed?.();
   }
 }
 

@@ -21,7 +21,7 @@ export class TimelineObserver implements CellObserver {
 
   cellStarted(cellId: number, group: RankGroup, io: ExecutionIO, _options: DistributedOptions): void {
     this.running?.session.dispose();
-    const ranks = group.ranks.map((rank) => ({ rank: rank.info.rank, host: group.host, device: rank.device }));
+    const ranks = group.ranks.map((rank) => ({ rank: rank.info.rank, host: group.hostOf(rank.info.rank), device: rank.device }));
     const session = new TimelineSession({ ranks, cellStartUs: epochMicros() });
     this.running = { cellId, session };
     session.start(io);

@@ -44,7 +44,13 @@ export const DISTRIBUTED_FLAGS: readonly FlagSpec[] = [
     default: "threads",
     help: "where ranks run: worker threads of the kernel, child processes, one process per GPU, remote hosts",
   },
-  { name: "hosts", type: "string", valueName: "SPEC", help: "hostfile path or host:port,... (with --backend hosts)" },
+  {
+    name: "hosts",
+    type: "string",
+    valueName: "SPEC",
+    help: "with --backend hosts: a hostfile (lines `host[:port] slots=N`) or host:port,... of machines running `distlab agent`",
+  },
+  { name: "token-file", type: "string", valueName: "FILE", help: "with --backend hosts: the file (mode 600) holding the token the agents were started with" },
   {
     name: "timeout",
     type: "number",
@@ -87,6 +93,7 @@ export interface DistributedOptions {
   workersGiven?: boolean;
   backend: BackendName;
   hosts?: string;
+  tokenFile?: string;
   timeoutSeconds: number;
   groupOutputs: "order" | "rank";
   /** Emulated link between ranks (bytes per second, seconds). */
@@ -117,6 +124,11 @@ export function parseDistributedFlags(words: readonly string[]): DistributedOpti
   if (hosts !== undefined) {
     if (options.backend !== "hosts") throw new UsageError(`${WHERE}: --hosts only applies with --backend hosts`, "--hosts");
     options.hosts = hosts;
+  }
+  const tokenFile = values.get("token-file") as string | undefined;
+  if (tokenFile !== undefined) {
+    if (options.backend !== "hosts") throw new UsageError(`${WHERE}: --token-file only applies with --backend hosts`, "--token-file");
+    options.tokenFile = tokenFile;
   }
   const link = values.get("link") as string | undefined;
   if (link !== undefined) options.link = parseLinkFlag(link);

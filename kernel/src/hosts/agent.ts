@@ -1,0 +1,273 @@
+/**
+ * `distlab agent`: runs on a host and starts rank processes for kernels
+ * that prove they hold the agent's token (handshake.ts). Each rank is the
+ * same child process as one of `--backend processes` (rank-process.ts, its
+ * IPC channel and lifeline); the agent relays its tasks, results, events and
+ * output over the kernel's control connection (control.ts), and the ranks
+ * join their TCP world among themselves, listening on the address the
+ * kernel reached this agent at.
+ *
+ * One connection's troubles (a wrong token, a malformed or oversized frame,
+ * a handshake that never ends) close that connection only. When a kernel's
+ * connection closes, its ranks are stopped. Every accepted and refused
+ * connection is logged with the peer's address and the reason; the token
+ * never is.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import * as net from "node:net";
+import { hostname } from "node:os";
+import type { Readable } from "node:stream";
+import type { FromRankProcess } from "../cluster/protocol";
+import { nodeRankCommand } from "../cluster/process-rank";
+import { LIFELINE_FD, MEMORY_CAP_ENV } from "../cluster/rank-lifeline";
+import { LISTEN_HOST_ENV } from "../cluster/comm-world";
+import { FrameError, FrameReader, encodeFrame } from "./frames";
+import { readControl, sendControl, type ToAgent } from "./control";
+import {
+  AGENT_PROTOCOL, HANDSHAKE_FRAME_BYTES, HANDSHAKE_TIMEOUT_MS, freshNonce, jsonFrame, parseHandshake, proofMatches, proofOf,
+  type Auth, type Challenge, type Hello,
+} from "./handshake";
+
+export interface AgentOptions {
+  host: string;
+  port: number;
+  token: Buffer;
+  /** Most ranks this agent runs for one kernel. */
+  slots: number;
+  version: string;
+  /** Listen on a non-loopback address without TLS (warned about on every connection). */
+  insecure?: boolean;
+  /** One line per event (no trailing newline). */
+  log: (line: string) => void;
+}
+
+export interface RunningAgent {
+  /** host:port it listens on. */
+  address: string;
+  close(): Promise<void>;
+}
+
+export class AgentRefusal extends Error {
+  override readonly name = "AgentRefusal";
+}
+
+export function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
+  if (!isLoopback(options.host) && !options.insecure) {
+    throw new AgentRefusal(
+      `distlab agent: refusing to listen on ${options.host}, which is not a loopback address: TLS is not built yet, so the control connection would be readable on the network; listen on 127.0.0.1 (and reach it through an SSH tunnel) or pass --insecure`,
+    );
+  }
+  const sessions = new Set<AgentSession>();
+  const server = net.createServer((socket) => {
+    const session = new AgentSession(socket, options);
+    sessions.add(session);
+    socket.once("close", () => sessions.delete(session));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.host, () => resolve());
+  });
+  const bound = server.address() as net.AddressInfo;
+  const address = `${bound.address.includes(":") ? `[${bound.address}]` : bound.address}:${bound.port}`;
+  options.log(`listening on ${address} (protocol ${AGENT_PROTOCOL}, distlab ${options.version}, ${options.slots} slots)`);
+  return {
+    address,
+    close: async () => {
+      for (const session of sessions) session.end();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+type Phase = "hello" | "auth" | "serving" | "closed";
+
+/** One kernel's connection: the handshake, then its ranks. */
+class AgentSession {
+  private phase: Phase = "hello";
+  private readonly reader = new FrameReader(HANDSHAKE_FRAME_BYTES);
+  private readonly peer: string;
+  private kernelNonce = "";
+  private agentNonce = "";
+  private readonly ranks = new Map<number, ChildProcess>();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly socket: net.Socket,
+    private readonly options: AgentOptions,
+  ) {
+    this.peer = `${socket.remoteAddress}:${socket.remotePort}`;
+    if (options.insecure) options.log(`WARNING: connection from ${this.peer} on an insecure listener (--insecure: no TLS, traffic is readable on the network)`);
+    this.timer = setTimeout(() => this.refuse(`did not authenticate within ${HANDSHAKE_TIMEOUT_MS / 1000} s`), HANDSHAKE_TIMEOUT_MS);
+    socket.on("data", this.onHandshakeData);
+    socket.on("error", () => undefined);
+    socket.once("close", () => this.closed());
+  }
+
+  end(): void {
+    this.socket.destroy();
+  }
+
+  private readonly onHandshakeData = (chunk: Buffer): void => {
+    let frames: Buffer[];
+    try {
+      frames = this.reader.push(chunk);
+    } catch (error) {
+      this.refuse(error instanceof FrameError ? error.message : String(error));
+      return;
+    }
+    for (const frame of frames) {
+      if (this.phase === "closed") return;
+      try {
+        this.handshakeStep(frame);
+      } catch (error) {
+        this.refuse((error as Error).message);
+        return;
+      }
+      if (this.phase === "serving") {
+        // Frames after the auth frame in this chunk are control frames: re-read them with the control reader.
+        const rest = frames.slice(frames.indexOf(frame) + 1);
+        this.startServing(rest);
+        return;
+      }
+    }
+  };
+
+  private handshakeStep(frame: Buffer): void {
+    if (this.phase === "hello") {
+      const hello = parseHandshake<Hello>(frame, "hello", { protocol: "number", version: "string", nonce: "string" });
+      this.kernelNonce = hello.nonce;
+      this.agentNonce = freshNonce();
+      const challenge: Challenge = {
+        type: "challenge",
+        protocol: AGENT_PROTOCOL,
+        version: this.options.version,
+        slots: this.options.slots,
+        hostname: hostname(),
+        nonce: this.agentNonce,
+        proof: proofOf(this.options.token, "agent", this.kernelNonce, this.agentNonce),
+      };
+      this.socket.write(encodeFrame(jsonFrame(challenge)));
+      if (hello.protocol !== AGENT_PROTOCOL) throw new Error(`the kernel speaks protocol ${hello.protocol} (distlab ${hello.version.slice(0, 40)}), this agent ${AGENT_PROTOCOL}`);
+      this.phase = "auth";
+      return;
+    }
+    const auth = parseHandshake<Auth>(frame, "auth", { proof: "string" });
+    if (!proofMatches(auth.proof, proofOf(this.options.token, "kernel", this.agentNonce, this.kernelNonce))) {
+      throw new Error("wrong token: the kernel's proof does not match (a different token, or a replayed handshake)");
+    }
+    this.phase = "serving";
+  }
+
+  private startServing(pending: Buffer[]): void {
+    clearTimeout(this.timer);
+    this.socket.off("data", this.onHandshakeData);
+    this.options.log(`accepted ${this.peer}: authenticated kernel`);
+    this.socket.write(encodeFrame(jsonFrame({ type: "welcome" })));
+    const onBad = (reason: string) => {
+      this.options.log(`closed ${this.peer}: ${reason}`);
+      this.socket.destroy();
+    };
+    // Whole frames the handshake reader already cut, then whatever it still holds, go through the control reader.
+    const leftover = this.reader.drain();
+    const reader = new FrameReader(0);
+    readControl<ToAgent>(this.socket, reader, (message) => this.onControl(message), onBad);
+    for (const frame of pending) this.socket.emit("data", encodeFrame(frame));
+    if (leftover.byteLength > 0) this.socket.emit("data", leftover);
+  }
+
+  private refuse(reason: string): void {
+    if (this.phase === "closed" || this.phase === "serving") return;
+    this.phase = "closed";
+    clearTimeout(this.timer);
+    this.options.log(`refused ${this.peer}: ${reason}`);
+    this.socket.end(encodeFrame(jsonFrame({ type: "refused", reason })));
+    setTimeout(() => this.socket.destroy(), 1000).unref();
+  }
+
+  private closed(): void {
+    clearTimeout(this.timer);
+    const wasServing = this.phase === "serving";
+    if (this.phase === "hello" || this.phase === "auth") this.options.log(`refused ${this.peer}: it closed the connection before authenticating`);
+    this.phase = "closed";
+    if (wasServing) this.options.log(`kernel ${this.peer} disconnected; stopping its ${this.ranks.size} rank process(es)`);
+    for (const child of this.ranks.values()) child.kill("SIGKILL");
+    this.ranks.clear();
+  }
+
+  private onControl(message: ToAgent): void {
+    if (typeof message !== "object" || message === null || !Number.isInteger((message as { rank?: unknown }).rank)) {
+      this.options.log(`closed ${this.peer}: a control message without a rank`);
+      this.socket.destroy();
+      return;
+    }
+    const child = this.ranks.get(message.rank);
+    switch (message.type) {
+      case "spawn":
+        this.spawnRank(message.rank, message.memoryCapBytes);
+        return;
+      case "to-rank":
+        if (child?.connected) child.send(message.message);
+        return;
+      case "signal":
+        try {
+          child?.kill(message.signal);
+        } catch {
+          // Not a signal name: nothing to send.
+        }
+        return;
+      case "disconnect":
+        if (child?.connected) child.disconnect();
+        return;
+    }
+  }
+
+  private spawnRank(rank: number, memoryCapBytes: number): void {
+    if (this.ranks.has(rank)) this.ranks.get(rank)!.kill("SIGKILL");
+    if (this.ranks.size >= this.options.slots) {
+      sendControl(this.socket, { type: "exit", rank, code: null, signal: null, error: `the agent runs at most ${this.options.slots} ranks (--slots)` });
+      return;
+    }
+    const [command, ...args] = nodeRankCommand();
+    const child = spawn(command!, args, {
+      stdio: ["ignore", "pipe", "pipe", "ipc", "pipe"],
+      serialization: "advanced",
+      env: { ...process.env, [MEMORY_CAP_ENV]: String(memoryCapBytes), [LISTEN_HOST_ENV]: this.socket.localAddress ?? "127.0.0.1" },
+    });
+    this.ranks.set(rank, child);
+    const send = (message: Parameters<typeof sendControl>[1]) => {
+      if (!this.socket.destroyed) sendControl(this.socket, message);
+    };
+    child.on("message", (message: FromRankProcess) => {
+      try {
+        send({ type: "from-rank", rank, message });
+      } catch (error) {
+        if (message.type === "result") send({ type: "from-rank", rank, message: { type: "failed", id: message.id, error: { name: "DataCloneError", message: (error as Error).message, stack: "" } } });
+      }
+    });
+    const relay = (stream: Readable | null | undefined, name: "stdout" | "stderr" | "lifeline") => {
+      stream?.setEncoding("utf8");
+      stream?.on("data", (text: string) => send({ type: "output", rank, stream: name, text }));
+      stream?.on("error", () => undefined);
+    };
+    relay(child.stdout, "stdout");
+    relay(child.stderr, "stderr");
+    relay(child.stdio[LIFELINE_FD] as Readable | null, "lifeline");
+    child.once("spawn", () => send({ type: "spawned", rank, pid: child.pid! }));
+    child.on("error", (error) => {
+      if (child.pid === undefined) {
+        this.ranks.delete(rank);
+        send({ type: "exit", rank, code: null, signal: null, error: error.message });
+      }
+    });
+    // "close": after exit and after its output was read, so the kernel has every line before the end.
+    child.once("close", (code, signal) => {
+      if (this.ranks.get(rank) === child) this.ranks.delete(rank);
+      if (child.pid !== undefined) send({ type: "exit", rank, code, signal });
+    });
+    this.options.log(`kernel ${this.peer}: started rank ${rank} (pid ${child.pid})`);
+  }
+}

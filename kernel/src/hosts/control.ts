@@ -1,0 +1,63 @@
+/**
+ * The control connection between a kernel and an agent once both are
+ * authenticated (handshake.ts): frames (frames.ts) whose bodies are v8
+ * serialized messages, the same structured clone that `--backend processes`
+ * uses on its IPC channel, so typed arrays arrive as typed arrays. The
+ * rank-to-rank data of collectives never travels here: ranks join a TCP
+ * world among themselves.
+ */
+import { deserialize, serialize } from "node:v8";
+import type { Socket } from "node:net";
+import type { FromRankProcess, ToRankProcess } from "../cluster/protocol";
+import { encodeFrame, FrameReader } from "./frames";
+
+/** Largest frame after authentication (bytes): a cell, a pushed or pulled value, a result. */
+export const CONTROL_FRAME_BYTES = 512 * 1024 * 1024;
+
+/** Kernel -> agent. */
+export type ToAgent =
+  | { type: "spawn"; rank: number; memoryCapBytes: number }
+  | { type: "to-rank"; rank: number; message: ToRankProcess }
+  | { type: "signal"; rank: number; signal: NodeJS.Signals }
+  | { type: "disconnect"; rank: number };
+
+/** Agent -> kernel. `output` carries what the rank's process wrote outside its capture, and its lifeline reports. */
+export type FromAgent =
+  | { type: "spawned"; rank: number; pid: number }
+  | { type: "from-rank"; rank: number; message: FromRankProcess }
+  | { type: "output"; rank: number; stream: "stdout" | "stderr" | "lifeline"; text: string }
+  | { type: "exit"; rank: number; code: number | null; signal: NodeJS.Signals | null; error?: string };
+
+/** Sends one message; throws (DataCloneError) before anything is written if it cannot be serialized. */
+export function sendControl(socket: Socket, message: ToAgent | FromAgent): void {
+  const body = serialize(message);
+  if (body.byteLength > CONTROL_FRAME_BYTES) throw new RangeError(`a message of ${body.byteLength} bytes is over the control connection's limit of ${CONTROL_FRAME_BYTES} bytes`);
+  socket.write(encodeFrame(body));
+}
+
+/**
+ * Reads messages from `socket` after the handshake: `leftover` is what the handshake's reader had
+ * buffered past its last frame. A frame that does not decode ends the connection through `onBad`.
+ */
+export function readControl<T>(socket: Socket, reader: FrameReader, onMessage: (message: T) => void, onBad: (reason: string) => void): void {
+  reader.limit = CONTROL_FRAME_BYTES;
+  socket.on("data", (chunk: Buffer) => {
+    let frames: Buffer[];
+    try {
+      frames = reader.push(chunk);
+    } catch (error) {
+      onBad((error as Error).message);
+      return;
+    }
+    for (const frame of frames) {
+      let message: T;
+      try {
+        message = deserialize(frame) as T;
+      } catch (error) {
+        onBad(`a frame did not decode: ${(error as Error).message}`);
+        return;
+      }
+      onMessage(message);
+    }
+  });
+}

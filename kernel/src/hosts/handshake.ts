@@ -1,0 +1,82 @@
+/**
+ * Mutual authentication of a kernel and an agent that share a token, over
+ * the control connection's first frames (JSON, each at most
+ * HANDSHAKE_FRAME_BYTES):
+ *
+ *   kernel -> agent  hello      { protocol, version, nonce: Nk }
+ *   agent -> kernel  challenge  { protocol, version, slots, hostname, nonce: Na, proof: HMAC(token, "agent" Nk Na) }
+ *   kernel -> agent  auth       { proof: HMAC(token, "kernel" Na Nk) }
+ *   agent -> kernel  welcome    {}            (or refused { reason } and the connection closes)
+ *
+ * Nonces are 32 fresh random bytes from each side, so a recorded auth frame
+ * answers a nonce that will never be asked again (a replay fails), and the
+ * role tag keeps the agent's proof from being replayed as the kernel's.
+ * Proofs are compared with crypto.timingSafeEqual. The token never crosses
+ * the wire.
+ */
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+
+/** Version of the control protocol; a kernel and an agent must speak the same one. */
+export const AGENT_PROTOCOL = 1;
+/** Largest handshake frame body (bytes): nothing bigger is buffered before authentication. */
+export const HANDSHAKE_FRAME_BYTES = 4096;
+/** How long a connection may take to authenticate (milliseconds) before the agent closes it. */
+export const HANDSHAKE_TIMEOUT_MS = 10_000;
+const NONCE_BYTES = 32;
+
+export interface Hello {
+  type: "hello";
+  protocol: number;
+  version: string;
+  nonce: string;
+}
+export interface Challenge {
+  type: "challenge";
+  protocol: number;
+  version: string;
+  /** Ranks the agent runs at most (its `--slots`). */
+  slots: number;
+  hostname: string;
+  nonce: string;
+  proof: string;
+}
+export interface Auth {
+  type: "auth";
+  proof: string;
+}
+export type HandshakeReply = { type: "welcome" } | { type: "refused"; reason: string };
+
+export function freshNonce(): string {
+  return randomBytes(NONCE_BYTES).toString("hex");
+}
+
+export function proofOf(token: Buffer, role: "agent" | "kernel", askerNonce: string, answererNonce: string): string {
+  return createHmac("sha256", token).update(`distlab-${role}\0${askerNonce}\0${answererNonce}`).digest("hex");
+}
+
+/** Constant-time comparison of a proof received (any value) with the expected hex digest. */
+export function proofMatches(received: unknown, expected: string): boolean {
+  if (typeof received !== "string" || !/^[0-9a-f]{64}$/.test(received)) return false;
+  return timingSafeEqual(Buffer.from(received, "hex"), Buffer.from(expected, "hex"));
+}
+
+/** Parses one handshake frame of the expected type; throws an Error saying what is wrong (no content echoed). */
+export function parseHandshake<T extends { type: string }>(body: Buffer, type: T["type"], fields: Record<string, "string" | "number">): T {
+  let value: unknown;
+  try {
+    value = JSON.parse(body.toString("utf8"));
+  } catch {
+    throw new Error(`malformed ${type} frame: not JSON`);
+  }
+  if (typeof value !== "object" || value === null || (value as { type?: unknown }).type !== type) throw new Error(`malformed frame: expected a ${type} frame`);
+  for (const [field, kind] of Object.entries(fields)) {
+    if (typeof (value as Record<string, unknown>)[field] !== kind) throw new Error(`malformed ${type} frame: ${field} is not a ${kind}`);
+  }
+  const nonce = (value as { nonce?: unknown }).nonce;
+  if (nonce !== undefined && !/^[0-9a-f]{64}$/.test(String(nonce))) throw new Error(`malformed ${type} frame: the nonce is not 32 bytes of hex`);
+  return value as T;
+}
+
+export function jsonFrame(value: unknown): Buffer {
+  return Buffer.from(JSON.stringify(value), "utf8");
+}

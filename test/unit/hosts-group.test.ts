@@ -1,0 +1,154 @@
+// `--backend hosts` end to end in one process: two real `distlab agent`
+// processes on 127.0.0.1 (2 slots each), driven through the same
+// DistributedSession the kernel uses; and the refusals that come before
+// anything starts (hostfile lines, slot counts, unreachable hosts, token files).
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { CellCompiler } from "../../kernel/src/repl/cell-compiler";
+import { DistributedSession } from "../../kernel/src/cluster/distributed-session";
+import { TimelineObserver } from "../../kernel/src/cluster/timeline-observer";
+import { parseDistributedFlags } from "../../kernel/src/magics/distributed-spec";
+import { planGroup } from "../../kernel/src/cluster/group-backends";
+import { parseHostfile } from "../../kernel/src/hosts/host-spec";
+import type { ExecuteOutcome } from "../../kernel/src/protocol/backend";
+import { RecordingIO } from "./cluster-io";
+import { startAgentProcess, tempDir, writeToken, type AgentProcess } from "./hosts-agents";
+
+let compiler: CellCompiler;
+let session: DistributedSession;
+let agents: AgentProcess[] = [];
+let tokenPath = "";
+let dir = "";
+
+before(async () => {
+  compiler = new CellCompiler();
+  session = new DistributedSession(compiler, new TimelineObserver());
+  dir = tempDir();
+  tokenPath = writeToken(dir).path;
+  agents = await Promise.all([0, 1].map(() => startAgentProcess(["--listen", "127.0.0.1:0", "--token-file", tokenPath, "--slots", "2"])));
+});
+after(async () => {
+  await session.stop();
+  compiler.close();
+  await Promise.all(agents.map((agent) => agent.stop()));
+});
+
+function flags(extra = ""): string {
+  return `-n 4 --backend hosts --hosts 127.0.0.1:${agents[0]!.port},127.0.0.1:${agents[1]!.port} --token-file ${tokenPath} --timeout 20 ${extra}`;
+}
+
+async function run(body: string, io = new RecordingIO(), words = flags()): Promise<{ outcome: ExecuteOutcome; io: RecordingIO }> {
+  const outcome = await session.runCell(body, 1, parseDistributedFlags(words.split(" ").filter(Boolean)), io);
+  return { outcome, io };
+}
+
+function resultJson(outcome: ExecuteOutcome): unknown {
+  assert.equal(outcome.status, "ok", JSON.stringify(outcome));
+  return outcome.status === "ok" ? outcome.result?.data["application/json"] : undefined;
+}
+
+test("four ranks on two agents allReduce rank to rank, keep state, and print tagged output", async () => {
+  const { outcome, io } = await run(
+    "let kept = dist.rank * 10;\nconsole.log(`hello from ${dist.rank}`);\n" +
+      "const sum = await dist.allReduce(new Float32Array(1024).fill(dist.rank + 1));\n" +
+      "[sum[0], process.pid]",
+  );
+  const values = resultJson(outcome) as Array<[number, number]>;
+  assert.deepEqual(values.map((value) => value[0]), [10, 10, 10, 10]);
+  assert.equal(new Set(values.map((value) => value[1])).size, 4, "each rank is its own process");
+  for (const rank of [0, 1, 2, 3]) assert.match(io.text(), new RegExp(`^\\[rank ${rank}\\] hello from ${rank}$`, "m"));
+  assert.deepEqual(resultJson((await run("kept")).outcome), [0, 10, 20, 30]);
+});
+
+test("ranks fill the first agent's slots, then the next; an allReduce sends bytes to ranks on the other agent", async () => {
+  const { outcome } = await run(
+    "dist.stats.reset();\nawait dist.allReduce(new Float32Array(4096).fill(1));\nconst s = dist.stats();\n" +
+      "[process.ppid, Object.fromEntries(Object.entries(s.byPeer).map(([peer, c]) => [peer, c.bytesSent]))]",
+  );
+  const values = resultJson(outcome) as Array<[number, Record<string, number>]>;
+  const agentPids = agents.map((agent) => agent.child.pid);
+  assert.deepEqual(values.map((value) => value[0]), [agentPids[0], agentPids[0], agentPids[1], agentPids[1]], "ranks 0,1 on the first agent, 2,3 on the second");
+  for (const [rank, [, sentTo]] of values.entries()) {
+    const otherAgent = rank < 2 ? ["2", "3"] : ["0", "1"];
+    const across = otherAgent.reduce((sum, peer) => sum + (sentTo[peer] ?? 0), 0);
+    assert.ok(across > 0, `rank ${rank} sent bytes to a rank on the other agent: ${JSON.stringify(sentTo)}`);
+  }
+});
+
+test("a rank's error names its rank and its agent's host", async () => {
+  const { outcome } = await run("if (dist.rank === 3) throw new Error('boom on three');\nawait dist.barrier();");
+  assert.equal(outcome.status, "error");
+  const evalue = (outcome as { evalue: string }).evalue;
+  assert.match(evalue, new RegExp(`^rank 3 on 127\\.0\\.0\\.1:${agents[1]!.port}: Error: boom on three`));
+});
+
+test("kill -9 of a rank process on an agent ends the cell with an error naming it; the next cell runs on a fresh rank", async () => {
+  const pids = resultJson((await run("process.pid")).outcome) as number[];
+  const cell = run("await new Promise((r) => setTimeout(r, 4000));\nawait dist.barrier();\ndist.rank");
+  await new Promise((r) => setTimeout(r, 1000));
+  process.kill(pids[2]!, "SIGKILL");
+  const { outcome } = await cell;
+  assert.equal(outcome.status, "error", JSON.stringify(outcome));
+  const evalue = (outcome as { evalue: string }).evalue;
+  assert.match(evalue, new RegExp(`^rank 2 on 127\\.0\\.0\\.1:${agents[1]!.port}: RankProcessExit: its process ended \\(signal SIGKILL\\)`));
+  const after = await run("[process.pid, await dist.allReduce(new Float32Array([1]))]");
+  const values = resultJson(after.outcome) as Array<[number, Record<string, number>]>;
+  assert.notEqual(values[2]![0], pids[2], "rank 2 runs in a new process");
+  assert.deepEqual(values.map((value) => value[1]["0"]), [4, 4, 4, 4]);
+});
+
+test("an interrupt reaches ranks on the agents; a rank spinning in synchronous code is killed through its agent", async () => {
+  const io = new RecordingIO();
+  const cell = run("if (dist.rank === 0) { while (true) {} }\nawait dist.barrier();", io);
+  await new Promise((r) => setTimeout(r, 1000));
+  io.interrupt();
+  const { outcome } = await cell;
+  assert.equal(outcome.status, "error", JSON.stringify(outcome));
+  const evalue = (outcome as { evalue: string }).evalue;
+  assert.match(evalue, /^interrupted; 4 of 4 ranks were still running; state lost on rank 0/);
+  assert.deepEqual(resultJson((await run("dist.rank")).outcome), [0, 1, 2, 3]);
+});
+
+async function prepareError(words: string): Promise<string> {
+  const plan = planGroup(parseDistributedFlags(words.split(" ").filter(Boolean)));
+  const group = plan.start(() => undefined);
+  try {
+    await group.prepare(5000);
+  } catch (error) {
+    return (error as Error).message;
+  } finally {
+    await group.close();
+  }
+  assert.fail(`${words} started`);
+}
+
+function planError(words: string): string {
+  try {
+    planGroup(parseDistributedFlags(words.split(" ").filter(Boolean)));
+  } catch (error) {
+    return (error as Error).message;
+  }
+  assert.fail(`${words} was planned`);
+}
+
+test("bad --hosts input is refused before any rank starts, naming the line, the counts or the host", async () => {
+  const hostfile = join(dir, "hostfile");
+  writeFileSync(hostfile, `# two agents\n\n127.0.0.1:${agents[0]!.port} slots=2\n127.0.0.1:${agents[1]!.port} slots=two\n`);
+  assert.throws(() => parseHostfile(hostfile, `127.0.0.1 slots=2\nnode2 slots=1 gpus\n`), /line 2 \("node2 slots=1 gpus"\): "gpus" is not slots=N/);
+  assert.match(planError(`-n 2 --backend hosts --hosts ${hostfile} --token-file ${tokenPath}`), /line 4 .*"slots=two" is not slots=N/);
+  const both = `127.0.0.1:${agents[0]!.port},127.0.0.1:${agents[1]!.port}`;
+  assert.match(await prepareError(`-n 5 --backend hosts --hosts ${both} --token-file ${tokenPath}`), /-n 5 is more ranks than the 4 slots of --hosts/);
+  writeFileSync(hostfile, `127.0.0.1:${agents[0]!.port} slots=1 # only one\n`);
+  assert.match(await prepareError(`-n 2 --backend hosts --hosts ${hostfile} --token-file ${tokenPath}`), /-n 2 is more ranks than the 1 slots/);
+  assert.match(await prepareError(`-n 1 --backend hosts --hosts 127.0.0.1:1 --token-file ${tokenPath}`), /cannot reach the agent at 127\.0\.0\.1:1: .*ECONNREFUSED/);
+  const missing = join(dir, "no-such-token");
+  assert.match(planError(`-n 1 --backend hosts --hosts ${both} --token-file ${missing}`), new RegExp(`--token-file ${missing}: no such file`));
+  const loose = writeToken(dir, 0o644, "loose").path;
+  assert.match(planError(`-n 1 --backend hosts --hosts ${both} --token-file ${loose}`), /the token file has mode 0644, readable by group or others/);
+  const other = writeToken(dir, 0o600, "other").path;
+  assert.match(await prepareError(`-n 1 --backend hosts --hosts ${both} --token-file ${other}`), /did not prove it holds the token of --token-file/);
+  assert.match(planError(`-n 1 --backend hosts --token-file ${tokenPath}`), /--backend hosts needs --hosts SPEC/);
+  assert.match(planError(`-n 1 --backend hosts --hosts ${both}`), /--backend hosts needs --token-file FILE/);
+});
