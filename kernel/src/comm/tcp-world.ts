@@ -29,6 +29,9 @@ export interface Rendezvous {
   close(): void;
 }
 
+/** Longest registration line the rendezvous reads, characters. */
+const REGISTRATION_MAX_CHARS = 64 * 1024;
+
 /** Starts the rendezvous for a world of `size` ranks. */
 export function startTcpRendezvous(size: number, host = "127.0.0.1", port = 0): Promise<Rendezvous> {
   if (!Number.isInteger(size) || size < 1) throw new RangeError(`startTcpRendezvous: size must be a positive integer, got ${size}`);
@@ -38,12 +41,25 @@ export function startTcpRendezvous(size: number, host = "127.0.0.1", port = 0): 
   const server = net.createServer((socket) => {
     socket.on("close", () => waiting.delete(socket));
     let text = "";
+    let registered = false;
     socket.on("data", (chunk) => {
+      if (registered) return;
       text += chunk.toString();
-      if (!text.includes("\n")) return;
-      const entry = JSON.parse(text.split("\n")[0]) as Entry;
-      if (!Number.isInteger(entry.rank) || entry.rank < 0 || entry.rank >= size || entries.has(entry.rank)) {
-        socket.end(JSON.stringify({ error: `rendezvous: rank ${entry.rank} is out of [0, ${size - 1}] or already joined` }) + "\n");
+      // A registration is one short JSON line; anything longer or unreadable is not a rank of ours.
+      if (!text.includes("\n")) {
+        if (text.length > REGISTRATION_MAX_CHARS) socket.destroy();
+        return;
+      }
+      registered = true;
+      let entry: Entry;
+      try {
+        entry = JSON.parse(text.split("\n")[0]!) as Entry;
+      } catch {
+        socket.end(JSON.stringify({ error: "rendezvous: the registration is not a JSON line" }) + "\n");
+        return;
+      }
+      if (typeof entry !== "object" || entry === null || !Number.isInteger(entry.rank) || entry.rank < 0 || entry.rank >= size || entries.has(entry.rank)) {
+        socket.end(JSON.stringify({ error: `rendezvous: rank ${String(entry?.rank)} is out of [0, ${size - 1}] or already joined` }) + "\n");
         return;
       }
       entries.set(entry.rank, { entry, socket });
