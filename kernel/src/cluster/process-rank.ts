@@ -177,8 +177,12 @@ export class ProcessRank implements RankHandle {
     // An idle rank exits when its channel closes; one busy in synchronous code is killed.
     if (child.connected) child.disconnect();
     const timer = setTimeout(() => child.kill("SIGKILL"), CLOSE_GRACE_MS);
-    await exited;
+    // A remote rank's exit comes from its agent: one that never answers must not hold the close
+    // (and with it `%dist stop` or the kernel's shutdown) forever.
+    let giveUp: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([exited, new Promise<void>((resolve) => (giveUp = setTimeout(resolve, 2 * CLOSE_GRACE_MS + 1000)))]);
     clearTimeout(timer);
+    clearTimeout(giveUp);
   }
 
   private start(): RankChild {
