@@ -66,6 +66,20 @@ test.afterAll(async () => {
   await lab?.stop();
 });
 
+/**
+ * The open notebook's kernel as "name: status" ("distlab: idle"), read from the app rather than
+ * the status bar's text, which a slow first render or a changed label could hide.
+ */
+function kernelStatus(page: Page): Promise<string> {
+  return page.evaluate(() => {
+    type Kernel = { name: string; status: string };
+    type Shell = { currentWidget: { sessionContext?: { session?: { kernel?: Kernel | null } | null } } | null };
+    const shell = (window as unknown as { jupyterapp: { shell: Shell } }).jupyterapp.shell;
+    const kernel = shell.currentWidget?.sessionContext?.session?.kernel;
+    return kernel ? `${kernel.name}: ${kernel.status}` : "no kernel yet";
+  });
+}
+
 /** Categories that have at least one hoverable span (or bin) in the plot now. */
 function drawnCategories(page: Page): Promise<string[]> {
   return page.evaluate(() => {
@@ -75,11 +89,13 @@ function drawnCategories(page: Page): Promise<string[]> {
 }
 
 test("a running %%distributed cell shows its live timeline; the saved notebook keeps the final one", async ({ page }) => {
+  // Each wait below has its own bound; together they can pass the config's 180 s on a loaded machine.
+  test.setTimeout(480_000);
   await page.goto(`${lab.url}/lab/tree/train.ipynb?reset`);
   const cell = page.locator(".jp-NotebookPanel:visible .jp-Cell").first();
   await expect(cell).toBeVisible({ timeout: 90_000 });
   // A keypress sent before the kernel is connected and idle can be lost on a busy machine.
-  await expect(page.getByRole("button", { name: /TypeScript \(distlab\) \| Idle/ })).toBeVisible({ timeout: 90_000 });
+  await expect.poll(() => kernelStatus(page), { timeout: 120_000, intervals: [500] }).toBe("distlab: idle");
   await cell.locator(".jp-InputArea-editor").click();
   // Run in place (Shift+Enter would add a cell below).
   await page.keyboard.press("Control+Enter");

@@ -106,8 +106,13 @@ async function assertRefusedAndServing(from: number, reason: RegExp): Promise<vo
   await new Promise((r) => setTimeout(r, 300));
   assert.equal(existsSync(marker), false, "the attempt ran nothing");
   assert.equal(agent.log.slice(from).filter((entry) => /started rank/.test(entry)).length, 0, "no rank process was started");
+  const beforeHonest = agent.log.length;
   const honest = await AgentLink.connect({ host: "127.0.0.1", port: agent.port, token, version: packageVersion() });
   honest.close();
+  // The agent's log comes over a pipe and can trail the welcome frame; wait for both of this
+  // connection's lines so that they do not land in the next test's slice of the log.
+  await agent.waitForLog(/accepted /, beforeHonest);
+  await agent.waitForLog(/disconnected/, beforeHonest);
 }
 
 test("after an honest handshake the same frames start a rank that writes the marker", async () => {
