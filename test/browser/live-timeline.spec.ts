@@ -15,19 +15,22 @@ import { changeTheme, hoverPointsOf, luminance } from "./plot-helpers";
 const ARTIFACTS = resolve(__dirname, "..", "..", "test-artifacts", "browser");
 const MIME = "application/vnd.distlab.timeline+json";
 
-// 60 steps of ~60 ms: a data span (rank 3 loads slower, so the others wait in
+// Steps of ~60 ms: a data span (rank 3 loads slower, so the others wait in
 // allReduce), the gradient of a [256 x 512] least-squares shard, an allReduce
-// of the [512] gradient, and the update.
-const TRAINING_CELL = `%%distributed -n 4
+// of the [512] gradient, and the update. The cell trains until the test has seen
+// it live and writes the stop file (at most 1,000 steps): rank 0 puts "stop seen"
+// in one extra element of the allReduce, so every rank leaves at the same step.
+const trainingCell = (stopFile: string) => `%%distributed -n 4
 const features = 512, rows = 256;
 const w = new Float32Array(features);
 const x = Float32Array.from({ length: rows * features }, (_, i) => Math.sin(i * (dist.rank + 1)));
 const y = Float32Array.from({ length: rows }, (_, r) => r % 7);
 let loss = 0;
-for (let step = 0; step < 60; step++) {
+const stopFile = ${JSON.stringify(stopFile)};
+for (let step = 0; step < 1000; step++) {
   await dist.span("load batch", () => new Promise((r) => setTimeout(r, dist.rank === 3 ? 60 : 40)), { cat: "data", args: { step } });
   const grad = dist.span("forward+backward", () => {
-    const g = new Float32Array(features);
+    const g = new Float32Array(features + 1);
     loss = 0;
     for (let r = 0; r < rows; r++) {
       let pred = 0;
@@ -38,13 +41,16 @@ for (let step = 0; step < 60; step++) {
     }
     return g;
   }, { args: { step } });
+  if (dist.rank === 0 && require("node:fs").existsSync(stopFile)) grad[features] = 1;
   const mean = await dist.allReduce(grad, { op: "mean" });
   dist.span("optimizer", () => { for (let f = 0; f < features; f++) w[f] -= 0.01 * mean[f]; }, { args: { step } });
+  if (mean[features] > 0) break;
 }
 loss`;
 
 let lab: RunningLab;
 let notebookPath: string;
+let stopFile: string;
 
 // Tall enough that the cell (code and timeline) is on screen whole.
 test.use({ viewport: { width: 1400, height: 1300 } });
@@ -52,10 +58,11 @@ test.use({ viewport: { width: 1400, height: 1300 } });
 test.beforeAll(async () => {
   const dir = mkdtempSync(join(tmpdir(), "distlab-live-"));
   notebookPath = join(dir, "train.ipynb");
+  stopFile = join(dir, "stop");
   const notebook = {
     nbformat: 4, nbformat_minor: 5,
     metadata: { kernelspec: { name: "distlab", display_name: "TypeScript (distlab)", language: "typescript" } },
-    cells: [{ cell_type: "code", id: "train", execution_count: null, metadata: {}, source: TRAINING_CELL, outputs: [] }],
+    cells: [{ cell_type: "code", id: "train", execution_count: null, metadata: {}, source: trainingCell(stopFile), outputs: [] }],
   };
   writeFileSync(notebookPath, JSON.stringify(notebook, null, 1));
   lab = await startJupyterLab(dir);
@@ -110,6 +117,7 @@ test("a running %%distributed cell shows its live timeline; the saved notebook k
   // Still running: what we saw were live updates, not the final bundle.
   expect(await prompt.textContent()).toBe("[*]:");
   await cell.screenshot({ path: join(ARTIFACTS, "timeline-live-running.png") });
+  writeFileSync(stopFile, "seen live");
 
   await expect(prompt).toHaveText("[1]:", { timeout: 120_000 });
   await expect(output.locator(".jp-DistlabTimeline-summary tbody tr")).toHaveCount(4);
