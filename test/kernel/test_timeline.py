@@ -130,10 +130,12 @@ def test_dist_timeline_shows_again_and_exports_a_chrome_trace(module_kernel, tmp
     names = {e["pid"]: e["args"]["name"] for e in trace["traceEvents"] if e["ph"] == "M" and e["name"] == "process_name"}
     assert sorted(names) == [0, 1, 2, 3] and names[2].startswith("rank 2")
     assert trace["metadata"]["distributedInfo"]["world_size"] == 4
+    # One file per rank for Holistic Trace Analysis, in a folder of their own (test_hta_export.py runs HTA on them).
+    assert sorted(p.name for p in (tmp_path / "trace.hta").iterdir()) == [f"rank{rank}.json" for rank in range(4)]
     for rank in range(4):
-        per_rank = json.loads((tmp_path / f"trace.rank{rank}.json").read_text())
+        per_rank = json.loads((tmp_path / "trace.hta" / f"rank{rank}.json").read_text())
         assert per_rank["distributedInfo"]["rank"] == rank
-        assert {e["pid"] for e in per_rank["traceEvents"] if e["ph"] == "X"} == {rank}
+        assert {e["pid"] for e in per_rank["traceEvents"] if e["ph"] == "X" and e.get("cat") != "kernel"} == {rank}
 
     bad = execute(kc, f"%dist timeline --export {tmp_path}/missing-folder/trace.json", timeout=30)
     assert bad.status == "error"

@@ -78,14 +78,16 @@ test("no stage-marked spans means no bubble", () => {
   assert.ok(Math.abs((summarizeTimeline(gpipe(4, 8, 10), 4).bubbleFraction ?? -1) - 3 / 11) < 1e-12);
 });
 
-test("summarizing 100,000 spans takes under a second", () => {
+// How long this takes is measured by `npm run bench:timeline` (a summary per live update), not here.
+test("a summary of 100,000 spans links every collective and splits each rank's time", () => {
   const spans: TimelineSpan[] = [];
   for (let i = 0; i < 25_000; i++) for (let r = 0; r < 4; r++) spans.push(span(r, i % 2 ? "allReduce" : "fwd", i % 2 ? "comm" : "compute", i * 10 + r, 8, i % 2 ? { seq: i } : undefined));
-  const t0 = performance.now();
   const s = summarizeTimeline(spans, 4);
-  const ms = performance.now() - t0;
   assert.equal(s.collectives, 12_500);
-  assert.ok(ms < 1000, `${ms} ms`);
+  // Each rank: 12,500 compute and 12,500 comm spans of 8 us over 250,000 us (+ the rank's offset).
+  for (const rank of s.ranks) {
+    assert.ok(Math.abs(rank.computePct - 40) < 0.01 && Math.abs(rank.commPct - 40) < 0.01, JSON.stringify(rank));
+  }
 });
 
 test("the same seq in two groups is two collectives", () => {

@@ -6,7 +6,7 @@
  */
 import type { CommThread } from "../comm/comm-thread";
 import type { AllReduceOptions, CollectiveOptions, CommArray, Communicator, ReduceOp } from "../comm/types";
-import { isSpanCategory, SPAN_CATEGORIES, type SpanOptions, type SpanRecorder } from "../trace";
+import { isSpanCategory, SPAN_CATEGORIES, STEP_STREAM, type SpanOptions, type SpanRecorder } from "../trace";
 import type { WireCounters } from "../comm/wire-counters";
 import type { WireStats } from "../comm/wire-stats";
 import { addWireStats } from "../comm/wire-stats-merge";
@@ -57,6 +57,12 @@ export interface Dist extends DistIdentity {
    * and returns what it returns; an async `fn` is timed until it settles.
    */
   span<T>(name: string, fn: () => T, options?: SpanOptions): T;
+  /**
+   * Runs training step `n` (an integer >= 0) inside a step marker: a "step n" span on the
+   * rank's `steps` row. Exports turn it into `ProfilerStep#n`, the step annotation that
+   * Holistic Trace Analysis groups a trace by. Returns what `fn` returns; async is awaited.
+   */
+  step<T>(n: number, fn: () => T): T;
   /** The underlying communicator, for calls this wrapper does not cover. */
   readonly comm: Communicator;
   /**
@@ -145,6 +151,7 @@ export function createDist(
       throw new RangeError(`dist.${where}: ${name} must be a rank in 0..${current().size - 1}, got ${String(peer)}`);
     }
   };
+  let stepOpen = false;
   const dist: Dist = {
     ...identity,
     get rank() {
@@ -189,6 +196,24 @@ export function createDist(
       checkSpan(name, fn, options);
       return recorder ? recorder.span(name, fn, options) : fn();
     },
+    step: (n, fn) => {
+      if (!Number.isInteger(n) || n < 0) throw new RangeError(`dist.step: n must be an integer >= 0, got ${String(n)}`);
+      checkSpan(`step ${n}`, fn, undefined, "dist.step");
+      // A step inside a step (a technique's step called from the user's marked loop) adds no
+      // marker: the outer one already bounds it, and HTA reads one step at a time.
+      if (!recorder || stepOpen) return fn();
+      stepOpen = true;
+      let result: ReturnType<typeof fn>;
+      try {
+        result = recorder.span(`step ${n}`, fn, { cat: "other", args: { step: n, stream: STEP_STREAM } });
+      } catch (error) {
+        stepOpen = false;
+        throw error;
+      }
+      if (result instanceof Promise) return result.finally(() => (stepOpen = false)) as typeof result;
+      stepOpen = false;
+      return result;
+    },
     shard: (data) => {
       const { start, end } = splitEvenly(data.length, current().size)[current().rank]!;
       return data.slice(start, end);
@@ -216,9 +241,9 @@ function gatheredShape(shape: readonly number[], total: number): number[] {
   return [rest === 0 ? 0 : total / rest, ...shape.slice(1)];
 }
 
-function checkSpan(name: unknown, fn: unknown, options?: SpanOptions): void {
-  if (typeof name !== "string") throw new TypeError(`dist.span: name must be a string, got ${describeKind(name)}`);
-  if (typeof fn !== "function") throw new TypeError(`dist.span: fn must be a function, got ${describeKind(fn)}`);
+function checkSpan(name: unknown, fn: unknown, options?: SpanOptions, where = "dist.span"): void {
+  if (typeof name !== "string") throw new TypeError(`${where}: name must be a string, got ${describeKind(name)}`);
+  if (typeof fn !== "function") throw new TypeError(`${where}: fn must be a function, got ${describeKind(fn)}`);
   if (options?.cat !== undefined && !isSpanCategory(options.cat)) {
     throw new RangeError(`dist.span: cat must be one of ${SPAN_CATEGORIES.join("|")}, got '${String(options.cat)}'`);
   }

@@ -8,7 +8,7 @@
 import { resolve } from "node:path";
 import { UsageError } from "../errors";
 import type { ExecutionIO } from "../protocol/backend";
-import { exportChromeTrace, timelineBundle, type TimelinePayload } from "../trace";
+import { exportChromeTrace, timelineBundle, type ExportedTrace, type HtaFigures, type TimelinePayload } from "../trace";
 
 /** The declared type of `%dist timeline --into NAME` (the payload, docs/timeline.md). */
 export const TIMELINE_PAYLOAD_TYPE =
@@ -34,16 +34,31 @@ export async function timelineCommand(last: TimelinePayload | undefined, exportF
   if (last === undefined) throw new UsageError(`%dist timeline --export: nothing to export, ${NONE_YET}`, "--export");
   // Relative to the kernel's folder, which Jupyter sets to the notebook's.
   const path = resolve(exportFile);
-  let written: string[];
+  let written: ExportedTrace;
   try {
-    written = await exportChromeTrace(last, path, { perRank: true });
+    written = await exportChromeTrace(last, path);
   } catch (error) {
     throw new UsageError(`%dist timeline --export: cannot write ${path}: ${(error as Error).message}`, "--export");
   }
-  const [combined, ...perRank] = written;
-  io.stream(
-    "stdout",
-    `wrote the Chrome trace of ${last.ranks.length} ranks (${last.spans.length} spans) to ${combined} (open it in Perfetto or chrome://tracing)\n` +
-      `and one file per rank for Holistic Trace Analysis: ${perRank.join(", ")}\n`,
-  );
+  io.stream("stdout", exportReport(last, written));
+}
+
+/** What was written, and per rank the figures HTA's analyses should report for its file. */
+function exportReport(payload: TimelinePayload, written: ExportedTrace): string {
+  const steps = written.figures[0]?.steps ?? [];
+  const lines = [
+    `wrote the Chrome trace of ${payload.ranks.length} ranks (${payload.spans.length} spans) to ${written.combined} (open it in Perfetto or chrome://tracing)`,
+    `and one file per rank for Holistic Trace Analysis in ${written.htaFolder} (TraceAnalysis(trace_dir=...))`,
+  ];
+  if (steps.length === 0) {
+    lines.push("no training steps marked: wrap each step in dist.step(n, fn) so HTA can group the trace by ProfilerStep");
+  } else {
+    lines.push(`steps ${steps[0]}..${steps[steps.length - 1]}; what HTA should report, percent of each rank's window from its first kernel to its last:`);
+  }
+  lines.push("rank  compute  non-compute  idle    comm/compute overlap");
+  const pct = (v: number): string => `${v.toFixed(1)}%`.padStart(7);
+  for (const f of written.figures as HtaFigures[]) {
+    lines.push(`${String(f.rank).padStart(4)}  ${pct(f.computePct)}  ${pct(f.nonComputePct)}      ${pct(f.idlePct)}  ${pct(f.overlapPct)}`);
+  }
+  return `${lines.join("\n")}\n`;
 }

@@ -8,7 +8,7 @@
  */
 import { localGradients, splitGradients } from "./gradients";
 import { Sgd } from "./sgd";
-import { withSpan } from "./span";
+import { withSpan, withStep } from "./span";
 import type { Collectives, GradientArray, GradientSync, Model, StepResult } from "./types";
 import { checkKnownKeys, checkRange } from "./validate";
 
@@ -103,11 +103,16 @@ export class DataParallel<B> {
     return synced;
   }
 
+  /** Steps taken so far: the next step's number on the timeline (`ProfilerStep#n` in exports). */
+  stepsTaken = 0;
+
   /** One training step on this rank's shard of the global batch. */
-  async step(batch: B): Promise<StepResult> {
-    const { loss, grads } = this.localGradients(batch);
-    await this.syncAndStep(grads);
-    return { loss };
+  step(batch: B): Promise<StepResult> {
+    return withStep(this.comm, this.stepsTaken++, async () => {
+      const { loss, grads } = this.localGradients(batch);
+      await this.syncAndStep(grads);
+      return { loss };
+    });
   }
 
   /** Expected payload bytes this rank hands to the collectives per step, by the sync's formula (see GradientSync). */

@@ -24,7 +24,7 @@ import type { CommThread } from "../comm/comm-thread";
 import { ringAllReduceMeanAsync, type PointToPoint } from "./async-allreduce";
 import { concatGradients } from "./gradients";
 import { Sgd } from "./sgd";
-import { withSpan } from "./span";
+import { withSpan, withStep } from "./span";
 import { stagedBackward } from "./staged-backward";
 import type { Collectives, GradientArray, StagedModel, StepResult } from "./types";
 import { checkBoolean, checkKnownKeys, checkRange } from "./validate";
@@ -119,7 +119,15 @@ export class DistributedDataParallel<B> {
     return this.buckets.map((bucket) => bucket.reduce((sum, i) => sum + 4 * this.model.params[i]!.size, 0));
   }
 
-  async step(batch: B, overlap = this.options.overlap): Promise<StepResult> {
+  /** Steps taken so far: the next step's number on the timeline (`ProfilerStep#n` in exports). */
+  stepsTaken = 0;
+
+  /** One training step: backward with bucketed gradient sync (overlapped unless told), then the optimizer. */
+  step(batch: B, overlap = this.options.overlap): Promise<StepResult> {
+    return withStep(this.comm, this.stepsTaken++, () => this.runStep(batch, overlap));
+  }
+
+  private async runStep(batch: B, overlap: boolean): Promise<StepResult> {
     const thread = this.comm.size > 1 ? commThreadOf(this.comm) : undefined;
     // Starting the comm thread (first step only) is not part of any step's time.
     if (thread) await thread.ready();

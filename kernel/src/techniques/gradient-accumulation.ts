@@ -10,6 +10,7 @@ import type { DataParallel } from "./data-parallel";
 import { addScaled } from "./gradients";
 import type { StepResult } from "./types";
 import { checkInteger, checkKnownKeys } from "./validate";
+import { withStep } from "./span";
 
 export interface GradientAccumulationOptions {
   /** Micro-batches per optimizer step (m); every step must get exactly this many. Default 4. */
@@ -42,6 +43,11 @@ export class GradientAccumulation<B> {
     if (microBatches.length !== m) {
       throw new RangeError(`gradientAccumulation.step: got ${microBatches.length} micro-batches, gradientAccumulation.microBatches is ${m}`);
     }
+    return withStep(this.dataParallel.comm, this.dataParallel.stepsTaken++, () => this.accumulateAndStep(microBatches));
+  }
+
+  private async accumulateAndStep(microBatches: readonly B[]): Promise<StepResult> {
+    const m = this.options.microBatches;
     let sum: Float32Array[] | undefined;
     let loss = 0;
     for (const micro of microBatches) {

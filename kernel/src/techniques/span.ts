@@ -12,3 +12,11 @@ export function withSpan<T>(dist: unknown, name: string, fn: () => T, cat: Phase
   const span = (dist as { span?: unknown } | null | undefined)?.span;
   return typeof span === "function" ? ((span as SpanFn).call(dist, name, fn, { cat }) as T) : fn();
 }
+
+type StepFn = <T>(n: number, fn: () => T) => T;
+
+/** Marks training step `n` through the rank's `dist.step` (the exports' ProfilerStep#n); else just runs fn. */
+export function withStep<T>(dist: unknown, n: number, fn: () => T): T {
+  const step = (dist as { step?: unknown } | null | undefined)?.step;
+  return typeof step === "function" ? ((step as StepFn).call(dist, n, fn) as T) : fn();
+}

@@ -15,6 +15,7 @@ export * from "./bundle";
 export * from "./session";
 export * from "./chrome-trace";
 export * from "./export-file";
+export * from "./hta-trace";
 export { renderTimelineHtml, CATEGORY_COLORS } from "./render-html";
 export { renderTimelineText, formatDuration } from "./render-text";
-export { rankCategoryTime, streamSelfTime } from "./self-time";
+export { rankCategoryTime, selfTimePieces, streamSelfTime, type SelfTimePiece } from "./self-time";

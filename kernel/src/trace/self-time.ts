@@ -7,7 +7,7 @@
  * compute and comm at once; that is the overlap the summary reports.
  */
 import { unionOf, mergeLists, type IntervalList } from "./intervals";
-import { streamOf, type SpanCategory, type TimelineSpan } from "./span";
+import { STEP_STREAM, streamOf, type SpanCategory, type TimelineSpan } from "./span";
 
 export type CategoryIntervals = Record<SpanCategory, IntervalList>;
 
@@ -15,9 +15,21 @@ function emptyCategoryIntervals(): CategoryIntervals {
   return { compute: [], comm: [], data: [], idle: [], other: [] };
 }
 
-/** Innermost-span time of one stream, per category, as disjoint interval lists. */
-export function streamSelfTime(spans: readonly TimelineSpan[]): CategoryIntervals {
-  const pieces: Record<SpanCategory, Array<[number, number]>> = { compute: [], comm: [], data: [], idle: [], other: [] };
+/** A stretch of time owned by one span: the innermost open span on its stream. */
+export interface SelfTimePiece {
+  span: TimelineSpan;
+  /** microseconds, same clock as the spans */
+  start: number;
+  end: number;
+}
+
+/**
+ * The innermost-span pieces of one stream, in time order: each instant belongs to
+ * the span that started last among those still open. The pieces of one span may be
+ * several (its children cut it), and no two pieces overlap.
+ */
+export function selfTimePieces(spans: readonly TimelineSpan[]): SelfTimePiece[] {
+  const pieces: SelfTimePiece[] = [];
   const sorted = [...spans].sort((a, b) => a.ts - b.ts || b.dur - a.dur);
   // Stack of open spans, outermost first; each open span owns time until a child starts.
   const stack: Array<{ span: TimelineSpan; end: number }> = [];
@@ -27,8 +39,10 @@ export function streamSelfTime(spans: readonly TimelineSpan[]): CategoryInterval
     while (stack.length > 0) {
       const top = stack[stack.length - 1];
       const until = Math.min(top.end, limit);
-      if (until > cursor) pieces[top.span.cat].push([cursor, until]);
-      if (until > cursor) cursor = until;
+      if (until > cursor) {
+        pieces.push({ span: top.span, start: cursor, end: until });
+        cursor = until;
+      }
       if (top.end <= limit) stack.pop();
       else break;
     }
@@ -39,8 +53,15 @@ export function streamSelfTime(spans: readonly TimelineSpan[]): CategoryInterval
     stack.push({ span, end: span.ts + span.dur });
   }
   emitUntil(Number.POSITIVE_INFINITY);
+  return pieces;
+}
+
+/** Innermost-span time of one stream, per category, as disjoint interval lists. */
+export function streamSelfTime(spans: readonly TimelineSpan[]): CategoryIntervals {
+  const pairs: Record<SpanCategory, Array<[number, number]>> = { compute: [], comm: [], data: [], idle: [], other: [] };
+  for (const piece of selfTimePieces(spans)) pairs[piece.span.cat].push([piece.start, piece.end]);
   const out = emptyCategoryIntervals();
-  for (const cat of Object.keys(pieces) as SpanCategory[]) out[cat] = unionOf(pieces[cat]);
+  for (const cat of Object.keys(pairs) as SpanCategory[]) out[cat] = unionOf(pairs[cat]);
   return out;
 }
 
@@ -49,6 +70,8 @@ export function rankCategoryTime(spans: readonly TimelineSpan[]): CategoryInterv
   const byStream = new Map<string, TimelineSpan[]>();
   for (const span of spans) {
     const stream = streamOf(span);
+    // Step markers (dist.step) bound work; they are not work of their own.
+    if (stream === STEP_STREAM) continue;
     let list = byStream.get(stream);
     if (list === undefined) byStream.set(stream, (list = []));
     list.push(span);

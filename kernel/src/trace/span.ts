@@ -62,6 +62,13 @@ export function isSpanCategory(value: unknown): value is SpanCategory {
   return typeof value === "string" && (SPAN_CATEGORIES as readonly string[]).includes(value);
 }
 
+/**
+ * The stream of `dist.step(n, fn)` spans ("step n", `args.step` = n): they mark a training
+ * step's bounds on a row of their own and are left out of the category time, since the
+ * work inside a step is recorded by its own spans. Exports turn them into `ProfilerStep#n`.
+ */
+export const STEP_STREAM = "steps";
+
 /** The lane a span is drawn on and measured in: concurrent lanes may overlap. */
 export function streamOf(span: { args?: SpanArgs }): string {
   const stream = span.args?.stream;
