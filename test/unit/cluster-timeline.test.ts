@@ -169,7 +169,7 @@ test("dist.span checks its arguments, naming them", async () => {
   if (outcome.status === "error") assert.match(outcome.evalue, /dist\.span: cat must be one of compute\|comm\|data\|idle\|other, got 'gpu'/);
 });
 
-test("%dist timeline shows the last timeline again; --export writes a Chrome trace per rank and names an unwritable path", async () => {
+test("%dist timeline shows the last timeline again; --export writes the Chrome trace and a folder of per-rank HTA files, and names an unwritable path", async () => {
   await run("-n 4", LATE_RANK_CELL);
   const last = observer.last!;
   const shownIo = new RecordingIO();
@@ -182,12 +182,14 @@ test("%dist timeline shows the last timeline again; --export writes a Chrome tra
   const io = new RecordingIO();
   await timelineCommand(last, join(dir, "trace.json"), io);
   assert.match(io.text(), /wrote the Chrome trace of 4 ranks/);
+  // This cell marks no steps: the export says how to mark them for HTA.
+  assert.match(io.text(), /no training steps marked: wrap each step in dist\.step\(n, fn\)/);
   const trace = JSON.parse(readFileSync(join(dir, "trace.json"), "utf8")) as { traceEvents: Array<{ ph: string; pid: number; cat?: string }>; metadata: { distributedInfo: { world_size: number } } };
   assert.equal(trace.metadata.distributedInfo.world_size, 4);
   assert.deepEqual([...new Set(trace.traceEvents.filter((e) => e.ph === "X").map((e) => e.pid))].sort(), [0, 1, 2, 3]);
   assert.ok(trace.traceEvents.some((e) => e.ph === "X" && e.cat === "idle"));
   for (const rank of [0, 1, 2, 3]) {
-    const perRank = JSON.parse(readFileSync(join(dir, `trace.rank${rank}.json`), "utf8")) as { distributedInfo: { rank: number } };
+    const perRank = JSON.parse(readFileSync(join(dir, "trace.hta", `rank${rank}.json`), "utf8")) as { distributedInfo: { rank: number } };
     assert.equal(perRank.distributedInfo.rank, rank);
   }
 
