@@ -20,7 +20,7 @@ import type { MessagePort } from "node:worker_threads";
 import type { RemoteErrorData } from "../errors";
 import type { DisplayPayload } from "../protocol/backend";
 import type { CompiledCell } from "../repl/cell-compiler";
-import type { TfBackendName } from "../magics/distributed-spec";
+import type { TfBackendName } from "../compute/backend-names";
 import type { LinkModel } from "../comm/types";
 import type { ShmWorldInit } from "../comm/shm-layout";
 import type { WireStats } from "../comm/wire-stats";

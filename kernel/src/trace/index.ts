@@ -15,6 +15,7 @@ export * from "./bundle";
 export * from "./session";
 export * from "./chrome-trace";
 export * from "./export-file";
-export { renderTimelineHtml, CATEGORY_COLORS } from "./render-html";
+export { renderTimelineHtml } from "./render-html";
+export { CATEGORY_COLORS } from "./category-colors";
 export { renderTimelineText, formatDuration } from "./render-text";
 export { rankCategoryTime, streamSelfTime } from "./self-time";

@@ -8,7 +8,8 @@
  * and answer with one execute_result (values indexed by rank) or one error
  * naming the rank that failed.
  */
-import type { TfBackendName, DistributedOptions } from "../../magics/distributed-spec";
+import type { TfBackendName } from "../../compute/backend-names";
+import type { DistributedOptions } from "../../magics/distributed-spec";
 import type { ExecuteOutcome, ExecutionIO } from "../../protocol/backend";
 import type { CellCompiler, CompiledCell } from "../../repl/cell-compiler";
 import { DeclarationChain } from "../../repl/declaration-chain";

@@ -4,7 +4,7 @@
  * need, and the event routing every kind of handle shares (`RankMailbox`).
  */
 import type { RemoteErrorData } from "../../errors";
-import type { TfBackendName } from "../../magics/distributed-spec";
+import type { TfBackendName } from "../../compute/backend-names";
 import type { GpuAssignment, InitTask, KernelCommand, RankEvent, RankTask, RankTaskResult } from "../rank-messages";
 
 export interface RankInfo {

@@ -7,7 +7,7 @@
  * wasm backend gets distlab's faster kernels (../compute/wasm/overrides.ts).
  */
 import { chooseBackend } from "../../compute/backend-choice";
-import type { TfBackendName } from "../../magics/distributed-spec";
+import type { TfBackendName } from "../../compute/backend-names";
 
 type Tf = typeof import("@tensorflow/tfjs");
 

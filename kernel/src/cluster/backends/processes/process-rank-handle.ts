@@ -18,8 +18,9 @@ import type { Readable } from "node:stream";
 import { toRemoteErrorData, type RemoteErrorData } from "../../../errors";
 import { formatSize } from "../../../magics/memory-size";
 import type { FromRankProcess, InitResult, InitTask, KernelCommand, RankEvent, RankTask, RankTaskResult, ToRankProcess } from "../../rank-messages";
-import { RANK_HEAP_LIMIT_MB, rankEntryFile, rankExecArgv } from "../rank-entry-points";
-import { RankMailbox, RankTaskFailed, type RankHandle, type RankInfo, type StatusEvent } from "../../kernel-side/rank-handle";
+import { RANK_HEAP_LIMIT_MB, rankEntryFile, processExecArgv } from "../rank-entry-points";
+import { RankTaskFailed, type RankInfo } from "../../kernel-side/rank-handle";
+import { RankHandleBase } from "../../kernel-side/rank-handle-base";
 import { LIFELINE_FD, MEMORY_CAP_ENV, type LifelineReport } from "../../rank-side/rank-lifeline";
 
 /** How a rank's process is started: `command` must end up exec'ing node on the rank entry with `args`' flags. */
@@ -30,7 +31,7 @@ export interface RankLaunch {
 
 /** The node command line of a process rank: the kernel's flags, a heap cap, the rank entry. */
 export function nodeRankCommand(): string[] {
-  return [process.execPath, ...rankExecArgv(), `--max-old-space-size=${RANK_HEAP_LIMIT_MB}`, rankEntryFile("process-entry")];
+  return [process.execPath, ...processExecArgv(), `--max-old-space-size=${RANK_HEAP_LIMIT_MB}`, rankEntryFile("process-entry")];
 }
 
 export function nodeRankLaunch(): RankLaunch {
@@ -93,9 +94,8 @@ process.once("exit", () => {
   for (const child of liveChildren) child.kill("SIGKILL");
 });
 
-export class ProcessRank implements RankHandle {
+export class ProcessRank extends RankHandleBase {
   private child?: RankChild;
-  private readonly mailbox: RankMailbox;
   private readonly pending = new Map<number, { resolve(result: RankTaskResult): void; reject(error: unknown): void }>();
   private nextTaskId = 1;
   /** The cell running or run last: what the process writes outside the rank's capture is shown under it. */
@@ -104,17 +104,13 @@ export class ProcessRank implements RankHandle {
   /** Set when the rank's process reported it went over its memory cap (it then kills itself). */
   private overCap?: RankMemoryExceeded;
   private closing = false;
-  needsInit = true;
-  endedWhileIdle?: string;
-  tfBackend = "unknown";
-  device = "unknown";
 
   constructor(
-    readonly info: RankInfo,
+    info: RankInfo,
     onEvent: (rank: number, event: RankEvent) => void,
     private readonly launch: RankLaunch | RankStarter,
   ) {
-    this.mailbox = new RankMailbox(info.rank, onEvent);
+    super(info, onEvent);
   }
 
   get busy(): boolean {
@@ -122,20 +118,8 @@ export class ProcessRank implements RankHandle {
   }
 
   async init(): Promise<void> {
-    const task: InitTask = {
-      kind: "init",
-      rank: this.info.rank,
-      size: this.info.size,
-      localRank: this.info.rank,
-      host: this.info.host,
-      ...(this.info.tfBackend !== undefined ? { tfBackend: this.info.tfBackend } : {}),
-      ...(this.info.gpu !== undefined ? { gpu: this.info.gpu } : {}),
-    };
-    const result = (await this.send(this.child ?? this.start(), task)) as InitResult;
-    this.endedWhileIdle = undefined;
-    this.tfBackend = result.tfBackend;
-    this.device = result.device;
-    this.needsInit = false;
+    const result = (await this.send(this.child ?? this.start(), this.initTaskFields())) as InitResult;
+    this.initialised(result);
   }
 
   run(task: Exclude<RankTask, InitTask>, kill?: AbortSignal): Promise<RankTaskResult> {
@@ -152,19 +136,13 @@ export class ProcessRank implements RankHandle {
     this.post(this.child, { type: "command", command });
   }
 
-  status(waitMs: number): Promise<StatusEvent | undefined> {
-    if (!this.child || this.needsInit) return Promise.resolve(undefined);
-    return this.mailbox.status((command) => this.command(command), waitMs);
+  protected get reachable(): boolean {
+    return this.child !== undefined;
   }
 
-  cellEnded(cellId: number, waitMs: number): Promise<void> {
-    return this.mailbox.cellEnded(cellId, waitMs);
-  }
+  protected readonly forcedEnd = "its process was killed";
 
-  lossError(error: unknown, killedByKernel: boolean): RemoteErrorData {
-    if (killedByKernel) {
-      return { name: "Terminated", message: "did not stop when cancelled; its process was killed and is restarted for the next cell (state lost)", stack: "" };
-    }
+  protected endedError(error: unknown): RemoteErrorData {
     const data = toRemoteErrorData(error);
     return { ...data, message: `${data.message}; it is restarted for the next cell (state lost)`, stack: "" };
   }

@@ -12,31 +12,24 @@ import { MessageChannel, type MessagePort } from "node:worker_threads";
 import Piscina from "piscina";
 import { toRemoteErrorData, type RemoteErrorData } from "../../../errors";
 import type { InitResult, InitTask, KernelCommand, RankEvent, RankTask, RankTaskResult, TaskFailed } from "../../rank-messages";
-import { RANK_HEAP_LIMIT_MB, rankEntryFile, rankExecArgv } from "../rank-entry-points";
-import { RankMailbox, RankTaskFailed, type RankHandle, type RankInfo, type StatusEvent } from "../../kernel-side/rank-handle";
+import { RANK_HEAP_LIMIT_MB, rankEntryFile, threadExecArgv } from "../rank-entry-points";
+import { RankTaskFailed, type RankInfo } from "../../kernel-side/rank-handle";
+import { RankHandleBase } from "../../kernel-side/rank-handle-base";
 
 const WORKER_FILE = rankEntryFile("thread-entry");
 
-export class ThreadRank implements RankHandle {
+export class ThreadRank extends RankHandleBase {
   private readonly pool: Piscina<RankTask, RankTaskResult | TaskFailed>;
   private port?: MessagePort;
-  private readonly mailbox: RankMailbox;
   /** The thread's V8 heap cap (MiB): the rank heap cap, or `--memory` where that is lower. */
   private readonly heapLimitMb: number;
   /** The last error piscina reported for a thread with no task (why it ended), if any. */
   private idleThreadError?: string;
-  needsInit = true;
   busy = false;
-  endedWhileIdle?: string;
-  tfBackend = "unknown";
-  device = "unknown";
 
-  constructor(
-    readonly info: RankInfo,
-    onEvent: (rank: number, event: RankEvent) => void,
-  ) {
+  constructor(info: RankInfo, onEvent: (rank: number, event: RankEvent) => void) {
+    super(info, onEvent);
     this.heapLimitMb = Math.min(RANK_HEAP_LIMIT_MB, Math.floor((info.memoryCapBytes ?? Infinity) / 2 ** 20));
-    this.mailbox = new RankMailbox(info.rank, onEvent);
     this.pool = new Piscina({
       filename: WORKER_FILE,
       minThreads: 1,
@@ -44,7 +37,7 @@ export class ThreadRank implements RankHandle {
       idleTimeout: Number.MAX_SAFE_INTEGER,
       concurrentTasksPerWorker: 1,
       resourceLimits: { maxOldGenerationSizeMb: this.heapLimitMb },
-      execArgv: rankExecArgv(),
+      execArgv: threadExecArgv(),
       // No Atomics.wait between tasks: an idle rank must keep its event loop
       // turning (status queries, timers, late output).
       atomics: "disabled",
@@ -70,21 +63,10 @@ export class ThreadRank implements RankHandle {
       this.endedWhileIdle = `its thread ended${this.idleThreadError ? ` (${this.idleThreadError})` : ""}`;
     });
     port.unref();
-    const task: InitTask = {
-      kind: "init",
-      rank: this.info.rank,
-      size: this.info.size,
-      localRank: this.info.rank,
-      host: this.info.host,
-      ...(this.info.tfBackend !== undefined ? { tfBackend: this.info.tfBackend } : {}),
-      port: channel.port2,
-    };
+    const task: InitTask = { ...this.initTaskFields(), port: channel.port2 };
     const result = (await this.runOnThread(task, undefined, [channel.port2])) as InitResult;
-    this.endedWhileIdle = undefined;
     this.idleThreadError = undefined;
-    this.tfBackend = result.tfBackend;
-    this.device = result.device;
-    this.needsInit = false;
+    this.initialised(result);
   }
 
   /** `kill` aborting terminates the thread (piscina's cancellation); send a cancel command first to ask politely. */
@@ -121,19 +103,13 @@ export class ThreadRank implements RankHandle {
     this.port?.postMessage(command);
   }
 
-  status(waitMs: number): Promise<StatusEvent | undefined> {
-    if (!this.port || this.needsInit) return Promise.resolve(undefined);
-    return this.mailbox.status((command) => this.command(command), waitMs);
+  protected get reachable(): boolean {
+    return this.port !== undefined;
   }
 
-  cellEnded(cellId: number, waitMs: number): Promise<void> {
-    return this.mailbox.cellEnded(cellId, waitMs);
-  }
+  protected readonly forcedEnd = "its thread was terminated";
 
-  lossError(error: unknown, killedByKernel: boolean): RemoteErrorData {
-    if (killedByKernel) {
-      return { name: "Terminated", message: "did not stop when cancelled; its thread was terminated and is restarted for the next cell (state lost)", stack: "" };
-    }
+  protected endedError(error: unknown): RemoteErrorData {
     const data = toRemoteErrorData(error);
     const code = (error as { code?: string }).code;
     if (code === "ERR_WORKER_OUT_OF_MEMORY") {

@@ -1,34 +1,13 @@
 /**
  * Flat float32 vectors of a model's parameters, shared by the asynchronous
- * and local-update techniques (parameter server, local SGD, gossip, large
- * batch, stragglers): what a rank sends is one Float32Array of all
- * parameters (or gradients) back to back in `Model.params` order, so one
- * message per step carries the whole model.
+ * and local-update techniques (parameter server, local SGD, gossip,
+ * stragglers): what a rank sends is one Float32Array of all parameters (or
+ * gradients) back to back in `Model.params` order, so one message per step
+ * carries the whole model.
  */
 import * as tf from "@tensorflow/tfjs";
 import { concatGradients, localGradients } from "./gradients";
-import type { Collectives, Model } from "./types";
-
-/** Collectives plus the point-to-point calls these techniques use; a distributed cell's `dist` satisfies it. */
-export interface PeerCollectives extends Collectives {
-  broadcast<T extends Float32Array | Float64Array>(x: T, root: number): Promise<T>;
-  send(x: Float32Array | Float64Array, peer: number): Promise<void>;
-  /** Receives into a buffer shaped like `like`; its length must match what the peer sent. */
-  recv<T extends Float32Array | Float64Array>(like: T, peer: number): Promise<T>;
-  barrier(): Promise<void>;
-}
-
-/** This rank's batch number `step`, of `batchSize` samples (seed it by rank for different data per rank). */
-export type BatchFn<B> = (step: number, batchSize: number) => B;
-
-/** One loss-curve point: after `samples` training samples (all ranks together), at `ms` since the run started. */
-export interface LossPoint {
-  step: number;
-  samples: number;
-  loss: number;
-  /** milliseconds since the run started */
-  ms: number;
-}
+import type { BatchFn, Model } from "./types";
 
 /** Loss and the flat gradient [P] of one batch; the batch's tensors are freed. */
 export function flatStepGradients<B>(model: Model<B>, batches: BatchFn<B>, step: number, batchSize: number): { loss: number; grads: Float32Array } {
@@ -71,19 +50,4 @@ export function squaredNorm(x: Float32Array, start = 0, end = x.length): number 
   let sum = 0;
   for (let i = start; i < end; i++) sum += x[i]! * x[i]!;
   return sum;
-}
-
-/** Resolves after `ms` milliseconds: a slow rank's extra time, or emulated device time. */
-export function sleep(ms: number): Promise<void> {
-  return ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms)) : Promise.resolve();
-}
-
-/** Milliseconds from the monotonic clock. */
-export function nowMs(): number {
-  return performance.now();
-}
-
-/** The first point whose loss is at or below `target`, or undefined if the curve never gets there. */
-export function firstBelow(curve: readonly LossPoint[], target: number): LossPoint | undefined {
-  return curve.find((p) => p.loss <= target);
 }
