@@ -30,7 +30,9 @@ const oneThread = { ...process.env, OMP_NUM_THREADS: "1", OPENBLAS_NUM_THREADS: 
 
 const run = (command, args) => JSON.parse(execFileSync(command, args, { cwd: root, env: oneThread, encoding: "utf8" }).trim().split("\n").pop());
 const plan = ["--steps", steps, "--warmup", warmup];
-const tfjs = (extra) => run(process.execPath, ["--import", "tsx", "bench/compute-tf.ts", ...plan, ...extra]);
+// The V8 flags the wasm kernels need from a process's start (kernel/src/v8-start-flags.ts), as a rank process gets them.
+const v8Flags = () => { require("tsx/cjs"); return require(path.join(root, "kernel/src/v8-start-flags.ts")).v8StartFlags(); };
+const tfjs = (extra) => run(process.execPath, [...v8Flags(), "--import", "tsx", "bench/compute-tf.ts", ...plan, ...extra]);
 
 console.log(`bench:compute  ${machineLine()}`);
 /** one round's result with each `*_ms` list appended to the rounds before */

@@ -17,6 +17,14 @@ import { fileURLToPath } from "node:url";
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const require = createRequire(import.meta.url);
 require("tsx/cjs");
+// The rank threads share this process's V8 flags, which Node takes only on its command line
+// (kernel/src/v8-start-flags.ts): start again with them where this Node needs them (Node 20).
+const { v8StartFlags } = require(path.join(root, "kernel/src/v8-start-flags.ts"));
+const missingFlags = v8StartFlags().filter((flag) => !process.execArgv.includes(flag));
+if (missingFlags.length > 0) {
+  execFileSync(process.execPath, [...process.execArgv, ...missingFlags, fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: "inherit" });
+  process.exit(0);
+}
 const comm = require(path.join(root, "kernel/src/comm/index.ts"));
 const { MIN_REPS, summarize, mapSummary, formatSummary, ratioOfMedians, intOption, machineLine, formatTable } = require("./stats.ts");
 const argv = process.argv.slice(2);

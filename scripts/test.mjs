@@ -6,6 +6,7 @@
 // Usage: node scripts/test.mjs [typecheck|unit|kernel|browser ...]   (default: all layers)
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { createRequire } from "node:module";
 import { existsSync, mkdirSync, readdirSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -44,6 +45,11 @@ const layers = [
       const files = findFiles(join(root, "test", "unit"), ".test.ts");
       if (files.length === 0) return null;
       return [process.execPath, [
+        // The V8 flags the kernelspec and rank processes start with (kernel/dist/v8-start-flags.js, once
+        // built); node --test hands its flags to each test file's process.
+        ...(existsSync(join(root, "kernel", "dist", "v8-start-flags.js"))
+          ? createRequire(import.meta.url)(join(root, "kernel", "dist", "v8-start-flags.js")).v8StartFlags()
+          : []),
         "--import", "tsx", "--test", "--test-concurrency=1",
         "--test-reporter=spec", "--test-reporter-destination=stdout",
         "--test-reporter=junit", `--test-reporter-destination=${join(artifacts, "unit.xml")}`,

@@ -5,21 +5,15 @@
  */
 // The payload's types are the kernel's own (kernel/src/trace), so writer and reader cannot drift
 // apart; type-only imports, erased from the browser bundle.
-import type { SpanCategory } from "distlab/dist/trace/span";
 export type { SpanArgs, SpanCategory, TimelineSpan } from "distlab/dist/trace/span";
 export type { RankSummary } from "distlab/dist/trace/summary";
 export type { TimelinePayload } from "distlab/dist/trace/payload";
 
-export const SPAN_CATEGORIES: readonly SpanCategory[] = ["compute", "comm", "data", "idle", "other"];
-
-/** The same colours as the static HTML picture; readable on light and dark backgrounds. */
-export const CATEGORY_COLORS: Record<SpanCategory, string> = {
-  compute: "#4c78a8",
-  comm: "#f58518",
-  data: "#54a24b",
-  idle: "#9d9d9d",
-  other: "#b279a2",
-};
+// The category list and colours are values, not types: the kernel's own modules (no imports of
+// their own), bundled from its build, so this renderer and the static HTML picture draw alike.
+import { SPAN_CATEGORIES } from "distlab/dist/trace/span";
+export { SPAN_CATEGORIES };
+export { CATEGORY_COLORS } from "distlab/dist/trace/category-colors";
 
 const CATEGORY_SET = new Set<string>(SPAN_CATEGORIES);
 

@@ -7,6 +7,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
+import { v8StartFlags } from "./v8-start-flags";
 
 export const KERNEL_NAME = "distlab";
 
@@ -46,10 +47,13 @@ export function kernelspecDir(scope: InstallScope): string {
   }
 }
 
-/** kernel.json content. Absolute paths, so Jupyter finds this node and this build whatever its PATH. */
-export function kernelspec(cliPath: string, nodePath: string = process.execPath): Record<string, unknown> {
+/**
+ * kernel.json content. Absolute paths, so Jupyter finds this node and this build whatever its PATH.
+ * `v8Flags`: V8 flags the kernel needs from its start (v8-start-flags.ts), for a node like this one.
+ */
+export function kernelspec(cliPath: string, nodePath: string = process.execPath, v8Flags: readonly string[] = v8StartFlags()): Record<string, unknown> {
   return {
-    argv: [nodePath, cliPath, "kernel", "--connection-file", "{connection_file}"],
+    argv: [nodePath, ...v8Flags, cliPath, "kernel", "--connection-file", "{connection_file}"],
     display_name: "TypeScript (distlab)",
     language: "typescript",
     interrupt_mode: "signal",

@@ -20,9 +20,9 @@ import { completeDist, distHelp, parseDistCommand } from "./magics/dist-spec";
 import { completeFlag } from "./magics/flags";
 import { DISTRIBUTED_FLAGS } from "./magics/distributed-spec";
 import { TypeScriptRepl } from "./repl";
-import { DistributedSession } from "./cluster/distributed-session";
-import { DistCommands } from "./cluster/dist-commands";
-import { TimelineObserver } from "./cluster/timeline-observer";
+import { DistributedSession } from "./cluster/kernel-side/distributed-session";
+import { DistCommands } from "./cluster/kernel-side/dist-commands";
+import { TimelineObserver } from "./cluster/kernel-side/timeline-observer";
 
 /** What runs `%%distributed` cells and `%dist` commands (kernel/src/cluster). */
 export interface DistributedRunner {

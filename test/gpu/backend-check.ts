@@ -2,14 +2,14 @@
  * `%%distributed --backend gpus` on a real multi-GPU machine, without the
  * kernel's TypeScript compiler: cells compiled beforehand by
  * build-backend-check.ts run on a gpus group started exactly as the kernel
- * starts one (group-backends.ts). Prints each rank's device and values;
+ * starts one (cluster/backends/plan-group.ts). Prints each rank's device and values;
  * exits 1 unless every cell succeeds and the ranks report different GPUs.
  *
  *   node build/gpu-check/backend-check.js     (test/gpu/backend-check.sh sets up a device machine)
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { planGroup } from "../../kernel/src/cluster/group-backends";
+import { planGroup } from "../../kernel/src/cluster/backends/plan-group";
 import { parseDistributedFlags } from "../../kernel/src/magics/distributed-spec";
 import type { CompiledCell } from "../../kernel/src/repl/cell-compiler";
 

@@ -1,5 +1,6 @@
 /**
- * Builds build/gpu-check/: backend-check.js (the driver) and rank-process.js
+ * Builds build/gpu-check/: backend-check.js (the driver), isolation-check.js
+ * (isolation-check.sh's check) and rank-process.js
  * (the rank entry it starts, see rank-process-entry.ts), bundled with TensorFlow.js so the GPU machine
  * needs no npm install (Dawn's `webgpu` package comes from .gpu-run/, see
  * bench/gpu/build.mjs), and cells.json: the check's cells compiled here by
@@ -37,7 +38,9 @@ async function main(): Promise<void> {
   compiler.close();
   writeFileSync(join(out, "cells.json"), JSON.stringify(cells));
   await build({
-    entryPoints: { "backend-check": join(root, "test/gpu/backend-check.ts"), "rank-process": join(root, "test/gpu/rank-process-entry.ts") },
+    entryPoints: { "backend-check": join(root, "test/gpu/backend-check.ts"), "rank-process": join(root, "test/gpu/rank-process-entry.ts"),
+      "isolation-check": join(root, "test/gpu/isolation-check.ts"),
+    },
     bundle: true,
     platform: "node",
     format: "cjs",

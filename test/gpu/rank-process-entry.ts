@@ -1,6 +1,6 @@
 /**
  * The rank entry of the bundled GPU check (build-backend-check.ts): the
- * kernel's rank-process.ts, with the TF.js webgpu backend bundled in. The
+ * kernel's cluster/rank-side/process-entry.ts, with the TF.js webgpu backend bundled in. The
  * rank loads that backend with a require by computed name, which a bundle
  * cannot see, so such requires are answered with the bundled copy.
  */
@@ -11,4 +11,4 @@ const loadModule = (Module as unknown as { _load: (request: string, parent: unkn
   if (request === "@tensorflow/tfjs-backend-webgpu") return require("@tensorflow/tfjs-backend-webgpu");
   return loadModule.call(this, request, parent, isMain);
 };
-require("../../kernel/src/cluster/rank-process");
+require("../../kernel/src/cluster/rank-side/process-entry");

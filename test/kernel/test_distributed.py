@@ -243,3 +243,25 @@ def test_gpus_backend_without_gpu_device_nodes_is_a_clear_error(module_kernel):
     assert out.error["evalue"].startswith("--backend gpus: no GPU device nodes were found")
     out = execute(kc, "1 + 1")
     assert out.status == "ok"
+
+
+# (func (param v128 v128 v128) (result v128) local.get 0 local.get 1 local.get 2 f32x4.relaxed_madd):
+# Node 20 compiles it only in a process started with --experimental-wasm-relaxed-simd.
+RELAXED_MADD_MODULE = (
+    "new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 8, 1, 96, 3, 123, 123, 123, 1, 123, 3, 2, 1, 0, "
+    "10, 13, 1, 11, 0, 32, 0, 32, 1, 32, 2, 253, 133, 2, 11])"
+)
+
+
+def test_relaxed_simd_compiles_in_the_kernel_and_in_thread_and_process_ranks(module_kernel):
+    # The V8 flag is given where Node takes it: on the node command line of the kernel (kernel.json)
+    # and of each process rank; thread ranks share the kernel's process flags (kernel/src/v8-start-flags.ts)
+    _, kc = module_kernel
+    probe = f"(globalThis as any).WebAssembly.validate({RELAXED_MADD_MODULE})"
+    out = execute(kc, probe, timeout=60)
+    assert out.status == "ok", out.error
+    assert out.results[0]["text/plain"] == "true", "the kernel process compiles relaxed SIMD"
+    for backend in ("threads", "processes"):
+        out = execute(kc, f"%%distributed -n 2 --backend {backend}\n{probe}", timeout=120)
+        assert out.status == "ok", out.error
+        assert out.results[0]["application/json"] == [True, True], f"{backend} ranks compile relaxed SIMD"

@@ -7,10 +7,10 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NotAvailableError, UsageError } from "../../kernel/src/errors";
-import { checkGpuIsolation, gpuRankLaunch, listGpuDeviceNodes, unshareFlags } from "../../kernel/src/cluster/gpu-isolation";
-import { planGroup } from "../../kernel/src/cluster/group-backends";
+import { checkGpuIsolation, gpuRankLaunch, listGpuDeviceNodes, unshareFlags } from "../../kernel/src/cluster/backends/gpus/gpu-isolation";
+import { planGroup } from "../../kernel/src/cluster/backends/plan-group";
 import { defaultRankMemoryBytes } from "../../kernel/src/magics/memory-size";
-import { DistributedSession } from "../../kernel/src/cluster/distributed-session";
+import { DistributedSession } from "../../kernel/src/cluster/kernel-side/distributed-session";
 import { CellCompiler } from "../../kernel/src/repl/cell-compiler";
 import { parseDistributedFlags } from "../../kernel/src/magics/distributed-spec";
 import { RecordingIO } from "./cluster-io";
@@ -36,7 +36,7 @@ test("GPU device nodes are nvidia<N> only, sorted by number", () => {
 
 test("rank i of K GPUs starts under unshare with every other GPU covered by /dev/null", () => {
   const nodes = ["/dev/nvidia0", "/dev/nvidia1", "/dev/nvidia2"];
-  const node = ["/usr/bin/node", "--max-old-space-size=2048", "/opt/distlab/dist/cluster/rank-process.js"];
+  const node = ["/usr/bin/node", "--max-old-space-size=2048", "/opt/distlab/dist/cluster/rank-side/process-entry.js"];
   assert.deepEqual(gpuRankLaunch(node, nodes.slice(0, 2), 1, ["-m"]), {
     command: "unshare",
     args: ["-m", "sh", "-c", 'mount --bind /dev/null /dev/nvidia0 && exec "$0" "$@"', ...node],

@@ -1,7 +1,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { CellCompiler } from "../../kernel/src/repl/cell-compiler";
-import { DistributedSession } from "../../kernel/src/cluster/distributed-session";
+import { DistributedSession } from "../../kernel/src/cluster/kernel-side/distributed-session";
 import { parseDistributedFlags, type DistributedOptions } from "../../kernel/src/magics/distributed-spec";
 import type { ExecuteOutcome } from "../../kernel/src/protocol/backend";
 import { RecordingIO } from "./cluster-io";

@@ -4,8 +4,8 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { CellCompiler } from "../../kernel/src/repl/cell-compiler";
-import { DistributedSession } from "../../kernel/src/cluster/distributed-session";
-import { TimelineObserver } from "../../kernel/src/cluster/timeline-observer";
+import { DistributedSession } from "../../kernel/src/cluster/kernel-side/distributed-session";
+import { TimelineObserver } from "../../kernel/src/cluster/kernel-side/timeline-observer";
 import { parseDistributedFlags } from "../../kernel/src/magics/distributed-spec";
 import type { ExecuteOutcome } from "../../kernel/src/protocol/backend";
 import type { TimelinePayload } from "../../kernel/src/trace";

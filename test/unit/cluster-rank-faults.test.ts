@@ -6,7 +6,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { CellCompiler } from "../../kernel/src/repl/cell-compiler";
-import { DistributedSession } from "../../kernel/src/cluster/distributed-session";
+import { DistributedSession } from "../../kernel/src/cluster/kernel-side/distributed-session";
 import { parseDistributedFlags } from "../../kernel/src/magics/distributed-spec";
 import type { ExecuteOutcome } from "../../kernel/src/protocol/backend";
 import { countRanks, describeRanks } from "../../kernel/src/errors";

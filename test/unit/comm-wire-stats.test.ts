@@ -18,7 +18,7 @@ import * as assert from "node:assert/strict";
 import { ThreadWorld } from "./comm-harness";
 import { ProcessWorld } from "./comm-process-world";
 import { SharedReadCounts, WireCounters } from "../../kernel/src/comm/wire-counters";
-import { createDist } from "../../kernel/src/cluster/dist-api";
+import { createDist } from "../../kernel/src/cluster/rank-side/dist-api";
 import type { WireStats } from "../../kernel/src/comm/wire-stats";
 import type { CommSpan } from "../../kernel/src/comm";
 

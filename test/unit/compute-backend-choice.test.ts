@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { AUTO_ORDER, chooseBackend } from "../../kernel/src/compute/backend-choice";
 import { dawnOptions, describeAdapter, hasGpuDeviceNode } from "../../kernel/src/compute/webgpu";
-import { loadTf } from "../../kernel/src/cluster/tf-setup";
+import { loadTf } from "../../kernel/src/cluster/rank-side/tf-setup";
 import { tf } from "./compute-backends";
 
 const gpuHere = hasGpuDeviceNode();

@@ -4,10 +4,13 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { installKernelspec, kernelspec, userDataDir } from "../../kernel/src/install";
+import { RELAXED_SIMD_FLAG, v8StartFlags } from "../../kernel/src/v8-start-flags";
 
-test("kernel.json starts this node on the built CLI with the connection file", () => {
-  const spec = kernelspec("/opt/distlab/dist/cli.js", "/usr/bin/node");
+test("kernel.json starts this node on the built CLI with the connection file, V8 start flags first", () => {
+  const spec = kernelspec("/opt/distlab/dist/cli.js", "/usr/bin/node", []);
   assert.deepEqual(spec.argv, ["/usr/bin/node", "/opt/distlab/dist/cli.js", "kernel", "--connection-file", "{connection_file}"]);
+  const flagged = kernelspec("/opt/distlab/dist/cli.js", "/usr/bin/node", [RELAXED_SIMD_FLAG]);
+  assert.deepEqual(flagged.argv, ["/usr/bin/node", RELAXED_SIMD_FLAG, "/opt/distlab/dist/cli.js", "kernel", "--connection-file", "{connection_file}"]);
   assert.equal(spec.language, "typescript");
   assert.equal(spec.interrupt_mode, "signal");
 });
@@ -18,7 +21,9 @@ test("--prefix installs under PREFIX/share/jupyter/kernels/distlab", () => {
     const dir = installKernelspec({ kind: "prefix", prefix });
     assert.equal(dir, join(prefix, "share", "jupyter", "kernels", "distlab"));
     const written = JSON.parse(readFileSync(join(dir, "kernel.json"), "utf8")) as { argv: string[] };
-    assert.match(written.argv[1], /kernel\/dist\/cli\.js$/);
+    // node, the V8 flags this node needs from the start (none from Node 22), the CLI, its arguments
+    assert.deepEqual(written.argv.slice(1, -4), v8StartFlags());
+    assert.match(written.argv.at(-4)!, /kernel\/dist\/cli\.js$/);
   } finally {
     rmSync(prefix, { recursive: true, force: true });
   }

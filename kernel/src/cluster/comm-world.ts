@@ -17,7 +17,7 @@ import { attachShmCommunicator, cancelShmWorld, createShmWorld, type Communicato
 import { MAX_SHM_RANKS } from "../comm/shm-layout";
 import { closeTcpWorld, connectTcpWorld, startTcpRendezvous } from "../comm/tcp-world";
 import { CommThread, createCommThreadWorld, type CommThreadSpan } from "../comm/comm-thread";
-import type { ShmWorldAddress, WorldAddress } from "./protocol";
+import type { ShmWorldAddress, WorldAddress } from "./rank-messages";
 import type { WireCounters } from "../comm/wire-counters";
 
 /** Most ranks the threads backend runs: the shm transport keeps a channel per ordered pair of ranks. */

@@ -103,11 +103,10 @@ export const RING_CHUNK_BYTES = 4 * 1024 * 1024;
  * How many chunks the ring allReduce cuts each block into. On 2 ranks the
  * chunks follow each other through the ring one step apart (a pipeline), so
  * a chunk's all-gather travels while the next chunk is still being reduced
- * instead of both ranks meeting at the boundary between the phases (64 MiB
- * over TCP loopback: 43-47 ms against 46-51 unchunked, same run). On more
- * ranks, measured 4 ranks on 2 cores, the extra frames and exchanges cost
- * more CPU than the overlap gains (63-68 ms of CPU per call against 53-60),
- * so blocks stay whole.
+ * instead of both ranks meeting at the boundary between the phases. On more
+ * ranks the extra frames and exchanges cost more CPU than the overlap
+ * gains, so blocks stay whole (figures for both: docs/benchmarks.md,
+ * "Figures behind the code").
  */
 export function ringChunks(n: number, bytes: number): number {
   return n === 2 ? Math.max(1, Math.ceil(bytes / n / RING_CHUNK_BYTES)) : 1;

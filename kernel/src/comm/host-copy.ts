@@ -4,8 +4,8 @@
 // Why not TypedArray#set: V8 copies into and out of a SharedArrayBuffer
 // (a shared WebAssembly.Memory's buffer included) with relaxed-atomic word
 // copies, about half the speed of a plain copy. Node's Buffer#copy is a
-// native memmove whatever the buffers are (Node 20: 64 MiB private -> shared
-// in 16-31 ms against 46-87 ms by TypedArray#set, same minutes, load ~11).
+// native memmove whatever the buffers are, several times faster into shared
+// memory (docs/benchmarks.md, "Figures behind the code").
 // A plain memmove is safe here: the shm collectives only copy ranges that
 // their counters in shared memory have handed to this rank.
 import type { CommArray } from "./types";

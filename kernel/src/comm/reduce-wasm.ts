@@ -5,8 +5,8 @@
 // The module is emitted here as bytes (about 600 bytes) rather than
 // compiled from text at build time: it is one loop repeated per
 // instruction, and emitting it needs no text-to-wasm toolchain in the build.
-// Measured on this machine (bench/collectives-reduce.mjs), float32 sum over
-// 256 KiB slots: see docs/collectives.md.
+// Its speed against the JavaScript loops (float32 sum over 256 KiB slots):
+// docs/collectives.md.
 import { DTYPES } from "./dtype";
 import { jsReducer, type Reducer } from "./reduce-js";
 import type { CommArray } from "./types";

@@ -3,10 +3,9 @@
 // out as the returned arrays and taken back when the caller drops them.
 //
 // Why: a fresh 64 MiB array costs more than the collective itself. Its pages
-// are new to the process and the first write to each 4 KiB page faults (on
-// this VM, at load ~13, a 64 MiB call that fills a fresh block took 200-300 ms
-// against 31-63 ms into a reused one), and V8 answers every such array's
-// external memory with collections (15 ms a call in a profile of 64 MiB calls).
+// are new to the process and the first write to each 4 KiB page faults, and
+// V8 answers every such array's external memory with collections (figures:
+// docs/benchmarks.md, "Figures behind the code").
 // A reused block's pages are touched already; the direct allReduce copies the
 // reduced result into it by memmove (host-copy.ts).
 //
@@ -26,8 +25,8 @@
 // finalizers that are due run; (2) claims a new block while the pool holds
 // fewer than FRESH_BLOCKS of the size; (3) then, for results of
 // `collectFromBytes` or more, forces one full collection (full-gc.ts) before
-// claiming more: at 64 MiB a collection costs 5-20 ms where faulting in a
-// fresh block's pages cost 30-300 ms, so a loop that drops its results runs
+// claiming more: at 64 MiB a collection costs less than faulting in a fresh
+// block's pages (docs/benchmarks.md, "Figures behind the code"), so a loop that drops its results runs
 // on two blocks with one collection every other call; (4) claims a new block
 // while the pool is under `budgetBytes` (letting go of idle blocks of other
 // sizes to make room). After a collection that brings nothing back (the

@@ -175,8 +175,8 @@ export function attachDirectCollectives(
       const outputRegistered = outputs[me] !== NOT_REGISTERED;
       const anyOutputRegistered = outputs.some((a) => a !== NOT_REGISTERED);
       // With every array registered no slot is used, so chunks can be larger than a slot: fewer
-      // waits. 64 MiB on 2 rank threads, load average ~1-2: 1 MiB chunks 14-17 ms, 4 MiB 11-16 ms,
-      // 8 MiB 11-15 ms, 16 MiB 9-13 ms, one 64 MiB chunk 18-26 ms (no overlap of reduce and copy-out).
+      // waits. One whole-array chunk would lose the overlap of reduce and copy-out (the chunk-size
+      // sweep: docs/benchmarks.md, "Figures behind the code").
       const allRegistered = !inputs.includes(NOT_REGISTERED) && !outputs.includes(NOT_REGISTERED);
       const Q = allRegistered ? Math.max(P, Math.floor(REGISTERED_CHUNK_BYTES / width)) : P;
       const chunkLenQ = (i: number) => Math.min(Q, x.length - i * Q);

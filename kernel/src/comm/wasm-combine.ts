@@ -5,8 +5,8 @@
 //   [+256 KiB, +512 KiB) scratch: a piece of incoming data that arrived elsewhere
 // Why a memory of its own: V8 copies into and out of any SharedArrayBuffer
 // (a shared WebAssembly memory included) with relaxed-atomic word copies
-// (v8::internal::relaxed_memmove: 46% of a tcp rank's user time in a 64 MiB
-// allReduce, measured with perf), about half the speed of the plain memmove
+// (v8::internal::relaxed_memmove, the largest part of a tcp rank's user time
+// in a 64 MiB allReduce under perf), about half the speed of the plain memmove
 // used for unshared memory, and the ring copies every piece it reduces in
 // and out. It never grows, so a socket may hold a pointer into it across
 // reads. The loops are reduce-wasm.ts's, in a module that defines and

@@ -1,9 +1,8 @@
 // memory.copy inside a shared WebAssembly memory, callable from JavaScript.
 //
 // Why not TypedArray#set: V8 copies into and out of a SharedArrayBuffer with
-// relaxed-atomic word copies at about half the speed of a plain copy (64 MiB
-// in 256 KiB pieces: 10.3 ms into shared memory against 5.2 ms into an
-// ArrayBuffer on the build machine). WebAssembly's bulk-memory copy inside
+// relaxed-atomic word copies at about half the speed of a plain copy
+// (docs/benchmarks.md, "Figures behind the code"). WebAssembly's bulk-memory copy inside
 // the shared memory is a plain memmove, the same speed as unshared memory.
 import { MODULE_HEADER, section, str } from "../wasm-encoding";
 import { Wasm, type WasmMemory } from "./wasm-api";

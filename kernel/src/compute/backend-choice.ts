@@ -6,7 +6,7 @@
  * tensorflow where the user installed @tensorflow/tfjs-node(-gpu), wasm,
  * cpu. Every backend loaded here gets distlab's kernel overrides for it.
  */
-import type { TfBackendName } from "../magics/distributed-spec";
+import type { TfBackendName } from "./backend-names";
 import { prepareWebGpu } from "./webgpu";
 import { installWasmOverrides } from "./wasm/overrides";
 import { tuneWebGpuBackend } from "./webgpu/host-tuning";

@@ -3,8 +3,8 @@
  * optional npm package `webgpu`).
  *
  * Dawn answers requestAdapter() with null within milliseconds where there is
- * no GPU or no Vulkan loader (measured: 12 ms on the CPU-only build
- * machine); the timeout below only guards against a driver that hangs, so
+ * no GPU or no Vulkan loader (docs/benchmarks.md, "Figures behind the
+ * code"); the timeout below only guards against a driver that hangs, so
  * automatic backend choice falls back to wasm without a noticeable wait.
  *
  * Choosing among several GPUs: Dawn's `adapter=NAME` option matches the

@@ -1,7 +1,7 @@
 /**
  * `distlab agent`: runs on a host and starts rank processes for kernels
  * that prove they hold the agent's token (handshake.ts). Each rank is the
- * same child process as one of `--backend processes` (rank-process.ts, its
+ * same child process as one of `--backend processes` (cluster/rank-side/process-entry.ts, its
  * IPC channel and lifeline); the agent relays its tasks, results, events and
  * output over the kernel's control connection (control.ts), and the ranks
  * join their TCP world among themselves, listening on the address the
@@ -17,9 +17,9 @@ import { spawn, type ChildProcess } from "node:child_process";
 import * as net from "node:net";
 import { hostname } from "node:os";
 import type { Readable } from "node:stream";
-import type { FromRankProcess } from "../cluster/protocol";
-import { nodeRankCommand } from "../cluster/process-rank";
-import { LIFELINE_FD, MEMORY_CAP_ENV } from "../cluster/rank-lifeline";
+import type { FromRankProcess } from "../cluster/rank-messages";
+import { nodeRankCommand } from "../cluster/backends/processes/process-rank-handle";
+import { LIFELINE_FD, MEMORY_CAP_ENV } from "../cluster/rank-side/rank-lifeline";
 import { LISTEN_HOST_ENV } from "../cluster/comm-world";
 import { FrameError, FrameReader, encodeFrame } from "./frames";
 import { readControl, sendControl, type ToAgent } from "./control";

@@ -8,7 +8,7 @@
  */
 import { deserialize, serialize } from "node:v8";
 import type { Socket } from "node:net";
-import type { FromRankProcess, ToRankProcess } from "../cluster/protocol";
+import type { FromRankProcess, ToRankProcess } from "../cluster/rank-messages";
 import { encodeFrame, FrameReader } from "./frames";
 
 /** Largest frame after authentication (bytes): a cell, a pushed or pulled value, a result. */

@@ -8,9 +8,9 @@
  * reached the first agent from; data then flows rank to rank.
  */
 import { createTcpKernelWorld } from "../cluster/comm-world";
-import { ProcessRank } from "../cluster/process-rank";
-import type { GroupShape, RankEvent } from "../cluster/protocol";
-import { RankGroup } from "../cluster/rank-group";
+import { ProcessRank } from "../cluster/backends/processes/process-rank-handle";
+import type { GroupShape, RankEvent } from "../cluster/rank-messages";
+import { RankGroup } from "../cluster/kernel-side/rank-group";
 import { AgentLink } from "./agent-link";
 import { assignRanks, HostsError, type HostEntry } from "./host-spec";
 import { RemoteRankChild } from "./remote-rank";

@@ -1,6 +1,6 @@
 /**
  * A rank process that an agent runs, as the kernel's ProcessRank sees it
- * (process-rank.ts's RankChild): tasks and commands go out as control
+ * (process-rank-handle.ts's RankChild): tasks and commands go out as control
  * messages, results, events and output come back, and the process's end
  * (or the loss of the agent's connection) is its "exit". Everything else
  * (pending tasks, restarts, lost state, the errors users see) is the
@@ -8,9 +8,9 @@
  */
 import { EventEmitter } from "node:events";
 import { PassThrough } from "node:stream";
-import type { ToRankProcess } from "../cluster/protocol";
-import type { RankChild } from "../cluster/process-rank";
-import { MEMORY_CAP_ENV } from "../cluster/rank-lifeline";
+import type { ToRankProcess } from "../cluster/rank-messages";
+import type { RankChild } from "../cluster/backends/processes/process-rank-handle";
+import { MEMORY_CAP_ENV } from "../cluster/rank-side/rank-lifeline";
 import type { AgentLink } from "./agent-link";
 import type { FromAgent } from "./control";
 

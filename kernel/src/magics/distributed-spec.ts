@@ -7,12 +7,13 @@ import { flagHelpLines, parseFlags, type FlagSpec } from "./flags";
 import { parseLink } from "../comm/link";
 import { parseMemorySize } from "./memory-size";
 import type { LinkModel } from "../comm/types";
+import { TF_BACKENDS, type TfBackendName } from "../compute/backend-names";
 
 export const BACKENDS = ["threads", "processes", "gpus", "hosts"] as const;
 export type BackendName = (typeof BACKENDS)[number];
 
-export const TF_BACKENDS = ["wasm", "cpu", "webgpu", "tensorflow"] as const;
-export type TfBackendName = (typeof TF_BACKENDS)[number];
+// The names live with the compute layer that loads them; the flag's spec lists them.
+export { TF_BACKENDS, type TfBackendName };
 
 /**
  * Upper bound on ranks for any backend. Collective descriptors and

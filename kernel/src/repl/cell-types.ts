@@ -31,7 +31,7 @@ export declare const mimeBundle: unique symbol;
 
 // The collective and \`dist\` types are the cluster's own declarations (type-resolution.ts maps them), so
 // what a cell type-checks against is what the ranks run.
-export type { Dist, Collectable } from "./cluster/dist-api";
+export type { Dist, Collectable } from "./cluster/rank-side/dist-api";
 export type { ReduceOp, CollectiveOptions, AllReduceOptions, Algorithm, LinkModel } from "./comm/types";
 `;
 

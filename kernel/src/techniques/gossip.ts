@@ -12,9 +12,11 @@
  * the same rank: one message, W = [[1/2, 1/2], [1/2, 1/2]].)
  */
 import { withSpan } from "./span";
-import type { Model } from "./types";
+import type { Model, BatchFn, PeerCollectives } from "./types";
 import { checkInteger, checkKnownKeys, checkRange } from "./validate";
-import { assignFlat, flatStepGradients, flattenTensors, nowMs, squaredNorm, type BatchFn, type LossPoint, type PeerCollectives } from "./local-sgd-vectors";
+import { assignFlat, flatStepGradients, flattenTensors, squaredNorm } from "./flat-vectors";
+import type { LossPoint } from "./loss-curve";
+import { nowMs } from "./timing";
 
 export interface GossipOptions {
   /** local SGD steps, each followed by one neighbour average */

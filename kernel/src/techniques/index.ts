@@ -35,7 +35,9 @@ export { largeBatchTraining, scaledLr, validateLargeBatchOptions, LARGE_BATCH_DE
 export { Lamb, lambLayerStep, lambTrustRatio, validateLambOptions, LAMB_DEFAULTS, type LambOptions } from "./lamb";
 export { stragglerTraining, validateStragglerOptions, STRAGGLER_DEFAULTS, type StragglerOptions, type StragglerReport } from "./stragglers";
 export { equalBatches, proportionalBatches, predictedStepMs, median, type StragglerPolicy } from "./stragglers-policy";
-export { firstBelow, flattenTensors, assignFlat, sleep, nowMs, type BatchFn, type LossPoint, type PeerCollectives } from "./local-sgd-vectors";
+export { flattenTensors, assignFlat } from "./flat-vectors";
+export { firstBelow, type LossPoint } from "./loss-curve";
+export { sleep, nowMs } from "./timing";
 export { DistributedDataParallel, assignBuckets, DDP_DEFAULTS, validateDdpOptions, type DdpOptions, type DdpStepTiming } from "./ddp";
 export { stagedBackward, type StageReady } from "./staged-backward";
 export { GradientAccumulation, GRADIENT_ACCUMULATION_DEFAULTS, validateGradientAccumulationOptions, type GradientAccumulationOptions } from "./gradient-accumulation";

@@ -14,9 +14,10 @@ import { concatGradients, localGradients, splitGradients } from "./gradients";
 import { Lamb, type LambOptions } from "./lamb";
 import { Sgd } from "./sgd";
 import { withSpan } from "./span";
-import type { Model } from "./types";
+import type { Model, BatchFn, PeerCollectives } from "./types";
 import { checkInteger, checkKnownKeys, checkOneOf, checkRange } from "./validate";
-import { nowMs, type BatchFn, type LossPoint, type PeerCollectives } from "./local-sgd-vectors";
+import type { LossPoint } from "./loss-curve";
+import { nowMs } from "./timing";
 
 export interface LargeBatchOptions {
   /** steps to train */

@@ -13,9 +13,11 @@
  * gradient, which the tutorial uses as its baseline.
  */
 import { withSpan } from "./span";
-import type { Model } from "./types";
+import type { Model, BatchFn, PeerCollectives } from "./types";
 import { checkInteger, checkKnownKeys, checkRange } from "./validate";
-import { assignFlat, flatStepGradients, flattenTensors, nowMs, type BatchFn, type LossPoint, type PeerCollectives } from "./local-sgd-vectors";
+import { assignFlat, flatStepGradients, flattenTensors } from "./flat-vectors";
+import type { LossPoint } from "./loss-curve";
+import { nowMs } from "./timing";
 
 export interface LocalSgdOptions {
   /** H: inner steps between synchronisations (>= 1) */

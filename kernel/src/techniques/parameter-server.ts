@@ -12,11 +12,11 @@
  */
 import { StalenessClock, validateStaleness } from "./parameter-server-clock";
 import { withSpan } from "./span";
-import type { Model } from "./types";
+import type { Model, BatchFn, PeerCollectives } from "./types";
 import { checkInteger, checkKnownKeys, checkRange } from "./validate";
-import {
-  assignFlat, flatStepGradients, flattenTensors, nowMs, sleep, type BatchFn, type LossPoint, type PeerCollectives,
-} from "./local-sgd-vectors";
+import { assignFlat, flatStepGradients, flattenTensors } from "./flat-vectors";
+import type { LossPoint } from "./loss-curve";
+import { nowMs, sleep } from "./timing";
 
 export interface ParameterServerOptions {
   /** s: how many steps a worker may run ahead of the slowest; 0 = synchronous, Infinity = asynchronous */

@@ -6,13 +6,14 @@
  *   batches proportional to 1/c_i:      B / sum_i (1/c_i)             (the total throughput; LB-BSP)
  *   equal batches, b backup workers:    (n-b)-th smallest (B/n) c_i   (Chen et al. 2016)
  */
+import { splitEvenly } from "../cluster/split";
 import { checkInteger } from "./validate";
 
 export type StragglerPolicy = "equal" | "proportional" | "backup";
 
-/** B split as evenly as integers allow: the first (B mod n) ranks get one more. */
+/** B split as evenly as integers allow, as `%dist scatter` and `dist.shard` split: the first (B mod n) ranks get one more. */
 export function equalBatches(globalBatch: number, size: number): number[] {
-  return Array.from({ length: size }, (_, i) => Math.floor(globalBatch / size) + (i < globalBatch % size ? 1 : 0));
+  return splitEvenly(globalBatch, size).map((block) => block.end - block.start);
 }
 
 /**

@@ -12,9 +12,10 @@
  * Messages: gradient [step, batch, loss, ...batch * gradient] (3 + P); parameters [stop, step, ...params] (2 + P).
  */
 import { withSpan } from "./span";
-import type { Model } from "./types";
+import type { Model, BatchFn, PeerCollectives } from "./types";
 import { checkInteger, checkKnownKeys, checkOneOf, checkRange } from "./validate";
-import { assignFlat, flatStepGradients, flattenTensors, nowMs, sleep, type BatchFn, type PeerCollectives } from "./local-sgd-vectors";
+import { assignFlat, flatStepGradients, flattenTensors } from "./flat-vectors";
+import { nowMs, sleep } from "./timing";
 import { equalBatches, median, predictedStepMs, proportionalBatches, type StragglerPolicy } from "./stragglers-policy";
 
 export interface StragglerOptions {

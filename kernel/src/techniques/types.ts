@@ -89,3 +89,15 @@ export interface StepResult {
   /** this rank's loss on its own batch, before the update */
   loss: number;
 }
+
+/** Collectives plus the point-to-point calls these techniques use; a distributed cell's `dist` satisfies it. */
+export interface PeerCollectives extends Collectives {
+  broadcast<T extends Float32Array | Float64Array>(x: T, root: number): Promise<T>;
+  send(x: Float32Array | Float64Array, peer: number): Promise<void>;
+  /** Receives into a buffer shaped like `like`; its length must match what the peer sent. */
+  recv<T extends Float32Array | Float64Array>(like: T, peer: number): Promise<T>;
+  barrier(): Promise<void>;
+}
+
+/** This rank's batch number `step`, of `batchSize` samples (seed it by rank for different data per rank). */
+export type BatchFn<B> = (step: number, batchSize: number) => B;

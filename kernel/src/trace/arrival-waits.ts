@@ -8,7 +8,7 @@
  * returns before its receiver arrives did not wait). The idle span lies
  * inside the comm span on the same stream, so the innermost-span rule counts
  * that time as idle, not comm. Calls are linked by `args.group` and
- * `args.seq`; a send and its receive share a pair group (cluster/comm-spans.ts).
+ * `args.seq`; a send and its receive share a pair group (cluster/rank-side/comm-spans.ts).
  */
 import type { TimelineSpan } from "./span";
 

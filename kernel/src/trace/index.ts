@@ -16,6 +16,7 @@ export * from "./session";
 export * from "./chrome-trace";
 export * from "./export-file";
 export * from "./hta-trace";
-export { renderTimelineHtml, CATEGORY_COLORS } from "./render-html";
+export { renderTimelineHtml } from "./render-html";
+export { CATEGORY_COLORS } from "./category-colors";
 export { renderTimelineText, formatDuration } from "./render-text";
 export { rankCategoryTime, selfTimePieces, streamSelfTime, type SelfTimePiece } from "./self-time";

@@ -5,19 +5,12 @@
  * shows the category that filled most of it, so its size does not grow with
  * the span count.
  */
+import { CATEGORY_COLORS } from "./category-colors";
 import type { TimelinePayload } from "./payload";
 import { formatDuration } from "./render-text";
 import { rankCategoryTime } from "./self-time";
 import { SPAN_CATEGORIES, type SpanCategory, type TimelineSpan } from "./span";
 
-/** Category colours; the extension uses the same ones. */
-export const CATEGORY_COLORS: Record<SpanCategory, string> = {
-  compute: "#4c78a8",
-  comm: "#f58518",
-  data: "#54a24b",
-  idle: "#9d9d9d",
-  other: "#b279a2",
-};
 
 const WIDTH_PX = 800;
 const LABEL_PX = 56;

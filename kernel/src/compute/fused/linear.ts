@@ -3,8 +3,8 @@
  *
  * On webgpu, tf.fused.matMul adds the bias in the product's kernel: one
  * dispatch instead of two forward (the gradients are the same kernels).
- * Elsewhere matMul then add, as before: on wasm the fused form measured
- * slower for the tiny GPT (2-core build machine, 2026-11-26).
+ * Elsewhere matMul then add: on wasm the fused form was the slower one for
+ * the tiny GPT (figures: docs/benchmarks.md, "Figures behind the code").
  */
 type Tf = typeof import("@tensorflow/tfjs");
 type Tensor = import("@tensorflow/tfjs").Tensor;

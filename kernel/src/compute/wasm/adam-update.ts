@@ -8,8 +8,9 @@
  *   x <- x - lr (m / c1) / (sqrt(v / c2) + eps)      c1 = 1 - beta1^t, c2 = 1 - beta2^t
  *
  * tf.train.adam computes the same with 14 kernels per variable (each a new
- * buffer): about 730 kernel calls and 20.7 ms per tiny-GPT step (52
- * variables, 0.8M values) on the build machine, against 1.9-2.2 ms here. The
+ * buffer): about 730 kernel calls per tiny-GPT step (52 variables, 0.8M
+ * values) where this makes 52 passes (times: docs/benchmarks.md, "Figures
+ * behind the code"). The
  * pass is simd-kernels.ts's adam (4 lanes) over the multiple-of-4 prefix
  * and the same float32 operations in JavaScript (Math.fround after each)
  * over the rest, in tf.train.adam's order: results are bit for bit the

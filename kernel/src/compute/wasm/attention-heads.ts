@@ -13,10 +13,9 @@
  * gradient. Each is one copy of the data (simd-kernels.ts's heads, 16
  * bytes at a time, for head sizes that are multiples of 4; JavaScript
  * otherwise). The stock ops take a split, a reshape and a transpose per
- * part (a concat for the gradient): SplitV, Transpose and Concat took
- * 15 ms of a tiny-GPT step on the build machine, these 16 calls 3.1 ms
- * (the attention's forward and backward at [768, 384], matMuls included:
- * 11.3 ms -> 6-7 ms).
+ * part (a concat for the gradient), each a copy through general strides;
+ * these 16 calls replace them at a fraction of the time (figures:
+ * docs/benchmarks.md, "Figures behind the code").
  */
 import type { KernelConfig, KernelFunc, TensorInfo } from "@tensorflow/tfjs";
 import { addressOf, heapF32, simdOf, sizeOf, type WasmBackend } from "./tensor-info";

@@ -1,12 +1,12 @@
 /**
  * BatchMatMul for the wasm backend through distlab's SIMD kernel (gemm.ts).
  *
- * The stock kernel multiplies through XNNPACK (14 GFLOP/s for 768x128 .
- * 128x512 on the 2-core build machine) only for un-transposed operands
- * with one batch; with transposeA or transposeB (what backprop uses: dW =
- * x^T dy, dx = dy W^T) or several batches it falls to a scalar loop at
- * 1-2.7 GFLOP/s. gemm.ts folds the transposes into the packing it does
- * anyway and runs at 19-28 GFLOP/s for every case.
+ * The stock kernel multiplies through XNNPACK only for un-transposed
+ * operands with one batch; with transposeA or transposeB (what backprop
+ * uses: dW = x^T dy, dx = dy W^T) or several batches it falls to a scalar
+ * loop, an order of magnitude slower. gemm.ts folds the transposes into the
+ * packing it does anyway and runs at about the same speed for every case
+ * (figures: docs/benchmarks.md, "Figures behind the code").
  *
  * Batches: equal batch sizes multiply pairwise; a batch of 1 on either side
  * is shared (its packing done once when it is the right operand). Batch

@@ -10,12 +10,12 @@
  * add, softmax and their gradients), over [48, 64, 64] for the tiny GPT.
  * Forward: one pass writes scale s, or -1e9 above the diagonal
  * (simd-kernels.ts's causalScores), then the stock Softmax kernel
- * (XNNPACK's vectorised exp; a JavaScript Math.exp per weight took 3.7 ms
- * for [48, 64, 64] against 0.55 ms for both). A masked key's weight is exactly 0
+ * (XNNPACK's vectorised exp, several times faster than a JavaScript
+ * Math.exp per weight). A masked key's weight is exactly 0
  * (exp(-1e9 - max) is 0 in float32), so the backward (softmaxGrad) runs
- * over whole rows: those keys add nothing to the sum and get 0. Forward and
- * backward of [48, 64, 64]: 1.6 ms in stock ops, 1.0 ms here (most of it
- * the Softmax kernel). Key counts not a multiple of 4 use the JavaScript
+ * over whole rows: those keys add nothing to the sum and get 0. Most of
+ * what remains is the Softmax kernel (figures: docs/benchmarks.md,
+ * "Figures behind the code"). Key counts not a multiple of 4 use the JavaScript
  * loops below.
  */
 import type { KernelConfig, KernelFunc, TensorInfo } from "@tensorflow/tfjs";

@@ -7,11 +7,11 @@
  *   dx = dy (s + 2 x s (1 - s) sqrt(2/pi) (1 + 3 0.044715 x^2))
  *
  * The stock ops take 11 kernels per GELU and step (pow, mul, add, tanh and
- * their gradients): 17-19 ms forward and backward for [768, 512] on the
- * build machine (the tiny GPT has four), against 1.7 ms here. The forward
- * is a pass writing 2u (simd-kernels.ts's geluInput), the stock Sigmoid
- * (XNNPACK's vectorised kernel, about 0.7 ms for [768, 512], where a
- * JavaScript Math.tanh or Math.exp per element costs 7-11 ms) and a pass
+ * their gradients) for each of the tiny GPT's four [768, 512] GELUs, where
+ * this takes three passes (figures: docs/benchmarks.md, "Figures behind the
+ * code"). The forward is a pass writing 2u (simd-kernels.ts's geluInput),
+ * the stock Sigmoid (XNNPACK's vectorised kernel, far faster than a
+ * JavaScript Math.tanh or Math.exp per element) and a pass
  * writing x s over 2u (multiply). It returns s as a second output, which
  * the op saves for the gradient: one pass (geluGrad), no transcendental
  * function. Element counts not a multiple of 4 finish in JavaScript.

@@ -9,29 +9,28 @@
  * backprop needs (dW = x^T dy, dx = dy W^T). The result is copied out in
  * one pass.
  *
- * Measured on the 2-core build machine (Xeon with FMA), best of 5
- * alternating runs through tf.matMul: 768x128 . 128x512 and 768x512 .
- * 512x128 at 29-30 GFLOP/s against 22-23 for TF.js wasm's own product
- * (XNNPACK, which has no transposed path); with separate multiply and add
- * instead of relaxed SIMD's fused multiply-add, about 19.
- * bench/compute.mjs has the step times.
+ * Through tf.matMul it is faster than TF.js wasm's own product (XNNPACK,
+ * which has no transposed path), and slower again with separate multiply
+ * and add instead of relaxed SIMD's fused multiply-add (figures:
+ * docs/benchmarks.md, "Figures behind the code"; bench/compute.mjs has
+ * the step times).
  *
  * One instance per thread (each rank worker has its own); its memory grows
  * to the largest product seen and stays (a tiny GPT step needs about 3 MiB).
  */
-import * as v8 from "node:v8";
 import { Wasm, type WasmMemory } from "../../comm/wasm-api";
+import { RELAXED_SIMD_FLAG, relaxedSimdCompiles } from "../../v8-start-flags";
 import { gemmModuleBytes } from "./gemm-module";
 
-/** The register tile: 4 rows x 8 columns, the best of a sweep on the build machine (3x12 and 6x8 within noise). */
+/** The register tile: 4 rows x 8 columns, the best of a sweep of tile shapes (docs/benchmarks.md, "Figures behind the code"). */
 const MR = 4;
 const NR = 8;
 const PAGE = 65536;
 /**
  * Steps of k per kernel call. With all of k in one call, a tile's walk down
  * B's panel (and A's block) outgrows L1 for k of 512 and more, and the next
- * tile reads it from L2 again: 128x768 . 768x512 went from 18 to 25 GFLOP/s
- * in slices of 256 (2-core build machine; 128 was worse, 384 the same).
+ * tile reads it from L2 again. Slices of 256 were the fastest of those
+ * tried (docs/benchmarks.md, "Figures behind the code").
  */
 const K_SLICE = 256;
 
@@ -51,15 +50,14 @@ export interface Operand {
   offset: number;
 }
 
-/** Whether f32x4.relaxed_madd compiles here, enabling V8's flag for it first where Node needs one (Node 20). */
-function relaxedSimdAvailable(env: NodeJS.ProcessEnv): boolean {
-  if (env.DISTLAB_WASM_FMA === "0") return false;
-  const probe = gemmModuleBytes({ mr: 1, nr: 4, fma: true });
-  if (Wasm.validate(probe)) return true;
-  // A standard feature (WebAssembly 3.0) that V8 11.3 still keeps behind a flag; setting it before the
-  // first relaxed module compiles is enough, and it applies to every thread of the process.
-  v8.setFlagsFromString("--experimental-wasm-relaxed-simd");
-  return Wasm.validate(probe);
+/**
+ * Why the kernel cannot use f32x4.relaxed_madd here, or undefined when it can. The V8 flag Node 20
+ * needs is set when the process starts (v8-start-flags.ts), never from here at run time.
+ */
+function fmaMissingReason(env: NodeJS.ProcessEnv): string | undefined {
+  if (env.DISTLAB_WASM_FMA === "0") return "DISTLAB_WASM_FMA=0";
+  if (relaxedSimdCompiles()) return undefined;
+  return `this Node ${process.version} compiles relaxed SIMD only when started with ${RELAXED_SIMD_FLAG} (the kernelspec and process ranks are; Node 22 needs no flag)`;
 }
 
 /** The exported kernel (gemm-module.ts): byte offsets and strides, block and panel counts, k. */
@@ -70,13 +68,16 @@ type PackQuadsFunction = (src: number, srcStride: number, dst: number, quads: nu
 export class WasmGemm {
   /** Whether the kernel uses fused multiply-adds (relaxed SIMD). */
   readonly fma: boolean;
+  /** Why it does not, when it does not. */
+  readonly fmaMissing?: string;
   readonly #run: GemmFunction;
   readonly #packQuads: PackQuadsFunction;
   readonly #memory: WasmMemory;
   #heap: Float32Array;
 
   constructor(env: NodeJS.ProcessEnv = process.env) {
-    this.fma = relaxedSimdAvailable(env);
+    this.fmaMissing = fmaMissingReason(env);
+    this.fma = this.fmaMissing === undefined;
     // Its own memory (not TF.js's heap, which the fused kernels import): operands are laid out afresh
     // per product, with padding the kernel may read.
     this.#memory = new Wasm.Memory({ initial: 16 });
@@ -127,8 +128,7 @@ export class WasmGemm {
     copyRows(heap, aAt, aPitch, a, aRows, aCols);
     // A stored transposed ([k, m]) holds each step's MR values of a block side by side, but one step per
     // cache line: a block's walk down k touches k lines. Packed into blocks ([mBlocks][k][MR]) the walk is
-    // sequential: x^T dy products of the tiny GPT went from 20-25 to 22-27 GFLOP/s (2-core build machine, best
-    // of 6 alternating runs).
+    // sequential, which made the tiny GPT's x^T dy products faster (docs/benchmarks.md, "Figures behind the code").
     if (transposeA) this.#packQuads(aAt * 4, aPitch * 4, packedAt * 4, mBlocks, k);
     const aBase = transposeA ? packedAt : aAt;
     const aRowBytes = transposeA ? 4 : 4 * aPitch, aKBytes = transposeA ? 16 : 4, aBlockBytes = transposeA ? 16 * k : MR * aRowBytes;
@@ -164,9 +164,9 @@ const align = (floats: number) => (floats + 3) & ~3;
  * and for operands larger than the L1 cache never a multiple of 64 bytes.
  * The kernel walks A and B down their rows; at a stride of a power of two
  * bytes (a row of 512 floats is 2 KiB) every step falls in the same few
- * sets of the cache and evicts the lines the next tile reuses:
- * 768x128 . 128x512 ran at 16 GFLOP/s with rows 2 KiB apart and at 30 with
- * them 2 KiB + 16 bytes apart (2-core build machine). Small operands (an
+ * sets of the cache and evicts the lines the next tile reuses, which nearly
+ * halved the speed of 768x128 . 128x512 (docs/benchmarks.md, "Figures
+ * behind the code"). Small operands (an
  * attention head's 64 x 32) stay in L1 whatever their stride, and copy in
  * one piece.
  */

@@ -4,7 +4,8 @@
  * TF.js's gradients call cast(x, "float32") on float32 tensors (Multiply's,
  * Sub's, ...), which runs Identity; the stock wasm kernel copies the whole
  * buffer each time. In a tiny-GPT training step that was 200 copies, 50 of
- * them [768, 512] (1.5 MiB each), about 50 ms of a 450 ms step. Tensor data
+ * them [768, 512] (1.5 MiB each), a ninth of the step (docs/benchmarks.md,
+ * "Figures behind the code"). Tensor data
  * is immutable in TF.js (Variable.assign swaps the buffer, it never writes
  * into it), so the output can share the input's buffer with one more
  * reference, as the cpu backend's Identity and the wasm Reshape already do.

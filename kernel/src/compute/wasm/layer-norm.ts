@@ -12,11 +12,11 @@
  *
  * The stock ops take about 30 kernels per layer norm and step (moments,
  * sub, rsqrt, mul, add and their gradients, with transposes for the column
- * sums): 5.0 ms forward and backward for [768, 128] on the build machine
- * (the tiny GPT has nine), against 0.55 ms here. Rows whose width is a
- * multiple of 4 go through simd-kernels.ts's layerNorm and layerNormGrad
- * (f32x4, float32 sums; 0.14 and 0.25 ms for [768, 128], where the
- * JavaScript loops below took 1.7 and 2.9 ms); other widths through the
+ * sums), for each of the tiny GPT's nine, where this takes one pass each
+ * way (figures: docs/benchmarks.md, "Figures behind the code"). Rows whose
+ * width is a multiple of 4 go through simd-kernels.ts's layerNorm and
+ * layerNormGrad (f32x4, float32 sums; several times faster than the
+ * JavaScript loops below); other widths through the
  * JavaScript loops (sums in double precision, rounded once).
  */
 import type { KernelConfig, KernelFunc, TensorInfo } from "@tensorflow/tfjs";

@@ -4,11 +4,11 @@
  * The stock kernel reduces along the innermost axes only, so a sum over
  * axis 0 of [rows, n] (every bias gradient: dy summed over the rows; the
  * position embedding's gradient, summed over the batch) first transposes x
- * with a copy: 1.9-2.1 ms for [768, 512] on the build machine, against
- * 0.11 ms here. This adds the rows of x, viewed as [rows, columns], in one pass, in
- * row order: simd-kernels.ts's
- * columnSumBlocks (16 columns at a time in registers down all rows; 2-3x
- * faster than adding each row into the output for 128 and 384 columns)
+ * with a copy, which costs far more than the sum (figures:
+ * docs/benchmarks.md, "Figures behind the code"). This adds the rows of x,
+ * viewed as [rows, columns], in one pass, in row order: simd-kernels.ts's
+ * columnSumBlocks (16 columns at a time in registers down all rows, which
+ * beat adding each row into the output for 128 and 384 columns)
  * where the column count is a multiple of 16, columnSum (4 at a time) where
  * it is a multiple of 4, else JavaScript into double-precision
  * accumulators. Other sums (innermost axes, mixed axes, non-float32) go to

@@ -1,10 +1,10 @@
 /**
  * Pow for the wasm backend with a fast path for small integer exponents.
  *
- * The stock kernel calls the C library's powf per element, about 35 ns each
- * on the build machine: tf.pow(x, 3) in the tanh-GELU of a tiny GPT's MLP
- * ([768, 512] per layer) took 110 ms of a 700 ms training step, more than
- * every op but matMul. With a scalar exponent of 1, 2, 3 or 4 (and its
+ * The stock kernel calls the C library's powf per element: tf.pow(x, 3) in
+ * the tanh-GELU of a tiny GPT's MLP ([768, 512] per layer) took more of a
+ * training step than every op but matMul (figures: docs/benchmarks.md,
+ * "Figures behind the code"). With a scalar exponent of 1, 2, 3 or 4 (and its
  * gradient, which is pow(x, exponent - 1)) this multiplies instead, in one
  * pass over the heap. Other exponents keep the stock kernel.
  */

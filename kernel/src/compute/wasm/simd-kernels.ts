@@ -4,10 +4,9 @@
  * tensors are read and written where they lie (byte addresses from the
  * backend's dataIdMap), with no copies in or out.
  *
- * Why not JavaScript loops over Float32Array views of the heap: on the
- * 2-core build machine those run at 2-4 ns per element and pass (V8 does
- * not vectorise them), against 0.35-0.5 ns for these f32x4 loops (a layer
- * norm of [768, 128], three passes: 1.7 ms in JavaScript, 0.14 ms here).
+ * Why not JavaScript loops over Float32Array views of the heap: V8 does not
+ * vectorise them, and these f32x4 loops run several times faster per
+ * element (figures: docs/benchmarks.md, "Figures behind the code").
  * The functions below run 4 lanes at a time and need row widths (or
  * element counts) that are multiples of 4; the kernels use their
  * JavaScript loops for other shapes (or for an element-count tail).

@@ -10,11 +10,12 @@
  * makes it: the row adds 0 to the loss and gets a zero gradient.
  *
  * Stock ops take about 20 kernels (one-hot, log-softmax, the products, sums
- * and mean, and their gradients): 3.3 ms forward and backward for the tiny
- * GPT's logits, [768, 65], on the build machine, 0.7 ms here. Both
- * kernels start from the stock Softmax kernel (XNNPACK's vectorised exp):
- * the loss is then one log per row, the gradient one scaling pass (a
- * JavaScript Math.exp per logit took 1-1.5 ms each way).
+ * and mean, and their gradients); these two take a fraction of their time
+ * for the tiny GPT's logits, [768, 65] (figures: docs/benchmarks.md,
+ * "Figures behind the code"). Both kernels start from the stock Softmax
+ * kernel (XNNPACK's vectorised exp): the loss is then one log per row, the
+ * gradient one scaling pass (a JavaScript Math.exp per logit alone cost
+ * more than the whole kernel).
  */
 import type { KernelConfig, KernelFunc, TensorInfo } from "@tensorflow/tfjs";
 import { SOFTMAX_CROSS_ENTROPY, SOFTMAX_CROSS_ENTROPY_GRAD } from "../webgpu/softmax-cross-entropy";

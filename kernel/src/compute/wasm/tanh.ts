@@ -1,10 +1,10 @@
 /**
  * Tanh for the wasm backend through the vectorised Sigmoid kernel.
  *
- * The stock Tanh calls the C library's tanhf per element: 18-36 ms for
- * [768, 512] on the build machine (a tiny GPT's tanh-GELU runs it once per
- * layer), while the stock Sigmoid goes through XNNPACK's vectorised kernel
- * at 0.7 ms for the same size. tanh(x) = 2 sigmoid(2x) - 1; near 0 that
+ * The stock Tanh calls the C library's tanhf per element (a tiny GPT's
+ * tanh-GELU runs it once per layer on [768, 512]), while the stock Sigmoid
+ * goes through XNNPACK's vectorised kernel, many times faster for the same
+ * size (figures: docs/benchmarks.md, "Figures behind the code"). tanh(x) = 2 sigmoid(2x) - 1; near 0 that
  * difference cancels to an absolute error of about 1e-7, so for |x| < 0.01
  * the odd Taylor series x - x^3/3 + 2x^5/15 (exact to float32 there) is used
  * instead, keeping the relative error small too.

@@ -3,6 +3,9 @@
  * overrides in this folder. They work on the backend's heap directly (no
  * tf.Tensor objects, no engine bookkeeping), because they run inside a
  * kernel function where the engine is already tracking one op.
+ *
+ * TF.js internals it relies on (pinned version; ../tfjs-internals.ts checks
+ * them): the BackendWasm members of WasmBackend and WasmBackendHeap below.
  */
 import type { DataType, KernelFunc, TensorInfo } from "@tensorflow/tfjs";
 import { simdKernelsFor, type SimdKernels } from "./simd-kernels";

@@ -19,6 +19,7 @@
  * default limit per shader stage): the first slot's workgroups come first.
  */
 
+import { flatGridMain, wgslBindings, type WgslBinding } from "./wgsl-preamble";
 import { constantUniform, hasDispatchInternals, pipelineFor, recordDispatch, splitGroups, UNIFORM_COPY_DST, type TensorInfoLike, type WebGpuBackendInternals } from "./dispatch";
 
 export type { WebGpuBackendInternals } from "./dispatch";
@@ -38,47 +39,36 @@ const update = (x: string, m: string, v: string, g: string) => /* wgsl */ `
     ${v}[i] = vi;
     ${x}[i] = ((mi / h.c1) / (sqrt(vi / h.c2) + h.eps)) * (-h.lr) + ${x}[i];`;
 
+/** One variable's buffers: x, m and v written in place, g read; `suffix` tells a second slot's names apart. */
+const slotBindings = (suffix: string): WgslBinding[] => [
+  [`x${suffix}`, "read_write"],
+  [`m${suffix}`, "read_write"],
+  [`v${suffix}`, "read_write"],
+  [`g${suffix}`, "read"],
+];
+
 const HYPER = /* wgsl */ `struct Hyper { lr: f32, beta1: f32, beta2: f32, eps: f32, oneMinusBeta1: f32, oneMinusBeta2: f32, c1: f32, c2: f32 }`;
 
 const SHADER = /* wgsl */ `
 ${HYPER}
-@group(0) @binding(0) var<storage, read_write> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> m: array<f32>;
-@group(0) @binding(2) var<storage, read_write> v: array<f32>;
-@group(0) @binding(3) var<storage, read> g: array<f32>;
-@group(0) @binding(4) var<uniform> h: Hyper;
-@group(0) @binding(5) var<uniform> n: vec4<u32>;
-@compute @workgroup_size(${WORKGROUP})
-fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-  let i = id.x + id.y * groups.x * ${WORKGROUP}u;
+${wgslBindings([...slotBindings(""), ["h", "uniform", "Hyper"], ["n", "uniform", "vec4<u32>"]])}
+${flatGridMain(WORKGROUP, /* wgsl */ `
+  let i = group * ${WORKGROUP}u + lid;
   if (i >= n.x) { return; }
-  ${update("x", "m", "v", "g")}
-}`;
+  ${update("x", "m", "v", "g")}`)}`;
 
 /** Two variables: n = (count 1, count 2, workgroups of the first). */
 const PAIR_SHADER = /* wgsl */ `
 ${HYPER}
-@group(0) @binding(0) var<storage, read_write> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> m: array<f32>;
-@group(0) @binding(2) var<storage, read_write> v: array<f32>;
-@group(0) @binding(3) var<storage, read> g: array<f32>;
-@group(0) @binding(4) var<storage, read_write> x2: array<f32>;
-@group(0) @binding(5) var<storage, read_write> m2: array<f32>;
-@group(0) @binding(6) var<storage, read_write> v2: array<f32>;
-@group(0) @binding(7) var<storage, read> g2: array<f32>;
-@group(0) @binding(8) var<uniform> h: Hyper;
-@group(0) @binding(9) var<uniform> n: vec4<u32>;
-@compute @workgroup_size(${WORKGROUP})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let group = wid.x + wid.y * groups.x;
+${wgslBindings([...slotBindings(""), ...slotBindings("2"), ["h", "uniform", "Hyper"], ["n", "uniform", "vec4<u32>"]])}
+${flatGridMain(WORKGROUP, /* wgsl */ `
   if (group < n.z) {
     let i = group * ${WORKGROUP}u + lid;
     if (i < n.x) { ${update("x", "m", "v", "g")} }
   } else {
     let i = (group - n.z) * ${WORKGROUP}u + lid;
     if (i < n.y) { ${update("x2", "m2", "v2", "g2")} }
-  }
-}`;
+  }`)}`;
 
 export interface AdamHyper { lr: number; beta1: number; beta2: number; eps: number; c1: number; c2: number }
 

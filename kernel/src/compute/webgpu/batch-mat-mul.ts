@@ -4,9 +4,10 @@
  *
  * TF.js computes a large matMul with its packed vec4 shader and a fixed
  * 32x32 output tile per workgroup (8x8 threads, 4x4 outputs each), a size
- * chosen for 16 KiB of workgroup memory. On an H200 that reached 16.5
- * TFLOP/s at 8192, 0.32 of PyTorch's f32 (ANCHORS.md): each value loaded
- * into workgroup memory is used by too few multiply-adds. The same shader
+ * chosen for 16 KiB of workgroup memory. On a large GPU that stays far
+ * below PyTorch's f32 product (docs/benchmarks.md, "Figures behind the
+ * code"): each value loaded into workgroup memory is used by too few
+ * multiply-adds. The same shader
  * template takes other tile shapes; this kernel runs the stock kernel but
  * retunes its packed program before it is compiled: workgroup
  * [tileX, tileY] threads, each computing 4 x rowsPerThread outputs
@@ -17,6 +18,11 @@
  * packed vec4 form without transposed A (the template's constraints), and
  * its shader cache key names the tile, so retuned and stock shaders never
  * mix.
+ *
+ * TF.js internals it relies on (pinned version; ../tfjs-internals.ts checks
+ * each): MatMulPackedProgram's fields and shaderKey format (rebuilt here
+ * with the tile appended), its getShapeFit, webgpu_util.computeDispatch, and
+ * runWebGPUProgram's arguments (uniforms[2] holds dimInner).
  */
 import type { KernelConfig, KernelFunc, TensorInfo } from "@tensorflow/tfjs";
 
@@ -32,7 +38,7 @@ export interface MatMulTile {
 /**
  * 128 x 64 outputs per workgroup (16 x 16 threads, 8 x 4 each; 48 KiB of
  * workgroup memory): the best of the tile sweep of bench/gpu/webgpu-bench.ts
- * on an H200 from 2048 to 8192 (docs/benchmarks.md). Products under 1024 x
+ * from 2048 to 8192 (docs/benchmarks.md). Products under 1024 x
  * 1024 outputs keep TF.js's choice, which also picks split-K and small-tile
  * programs there.
  */

@@ -2,10 +2,9 @@
  * Reuses WebGPU bind groups across TF.js kernels.
  *
  * TF.js's webgpu backend creates one bind group per dispatch (output,
- * inputs, uniforms). Through Dawn's Node binding that call costs about
- * 20 microseconds of host time (measured on the build machine with Dawn's
- * null backend; dispatching itself costs about 2), which made it the largest
- * single host cost of a tiny-GPT step. The buffers come from TF.js's buffer
+ * inputs, uniforms). Through Dawn's Node binding that call costs about ten
+ * times what dispatching does (figures: docs/benchmarks.md, "Figures behind
+ * the code"), which made it the largest single host cost of a tiny-GPT step. The buffers come from TF.js's buffer
  * pool and the step allocates in the same order every time, so the same
  * (layout, buffers) combinations recur step after step: a cache keyed by the
  * layout and the bound buffers serves them.

@@ -4,12 +4,16 @@
  * TF.js keeps one free list per (size, usage) and reuses the most recently
  * freed buffer. Which buffer a kernel gets then depends on the list's order,
  * which differs from one training step to the next, so the same kernel binds
- * different buffers every step and bind-group-cache.ts found almost no hits
- * (629 of 32,798 over 23 tiny-GPT steps). Handing out the free buffer that
- * was created first makes the choice depend only on which buffers are free:
- * a step that starts with the same set of free buffers (the steady state of
- * a training loop) gets the same buffers as the step before (28,534 hits of
- * 32,798, the misses being the first steps).
+ * different buffers every step and bind-group-cache.ts found almost no hits.
+ * Handing out the free buffer that was created first makes the choice
+ * depend only on which buffers are free: a step that starts with the same
+ * set of free buffers (the steady state of a training loop) gets the same
+ * buffers as the step before, and the cache hits on all but the first
+ * steps (counts: docs/benchmarks.md, "Figures behind the code").
+ *
+ * TF.js internals it relies on (pinned version; ../tfjs-internals.ts checks
+ * them): BufferManager's lists and counters below, and acquireBuffer's
+ * bookkeeping, which the replacement repeats.
  */
 
 interface BufferManagerLike {

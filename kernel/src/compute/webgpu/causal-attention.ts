@@ -18,6 +18,7 @@
  */
 import type { KernelConfig, TensorInfo } from "@tensorflow/tfjs";
 import { constantUniform, newOutput, pipelineFor, recordDispatch, splitGroups, type WebGpuBackendInternals } from "./dispatch";
+import { flatGridMain, wgslBindings } from "./wgsl-preamble";
 import { workgroupReduceWgsl } from "./wgsl-workgroup-reduce";
 
 const THREADS = 64;
@@ -27,14 +28,13 @@ export const MAX_HEAD_SIZE = 256;
 
 const COMMON = /* wgsl */ `
 struct Sizes { groups: u32, time: u32, heads: u32, headSize: u32, scale: f32, u0: u32, u1: u32, u2: u32 }
-@group(0) @binding(0) var<uniform> s: Sizes;
+${wgslBindings([["s", "uniform", "Sizes"]])}
 ${workgroupReduceWgsl(THREADS)}
 // Index of (row, part, head, d) in qkv [rows, 3C] and of (row, head, d) in [rows, C].
 fn packed(row: u32, part: u32, head: u32, d: u32) -> u32 { let c = s.heads * s.headSize; return row * 3u * c + part * c + head * s.headSize + d; }
 fn merged(row: u32, head: u32, d: u32) -> u32 { return row * s.heads * s.headSize + head * s.headSize + d; }
-// Workgroup -> (batch, head, position): position fastest.
-fn place(wid: vec3<u32>, groups: vec3<u32>) -> vec4<u32> {
-  let index = wid.x + wid.y * groups.x;
+// Workgroup index -> (batch, head, position, 1 if a real workgroup): position fastest.
+fn place(index: u32) -> vec4<u32> {
   let position = index % s.time;
   let bh = index / s.time;
   return vec4<u32>(bh / s.heads, bh % s.heads, position, select(0u, 1u, index < s.groups));
@@ -42,14 +42,11 @@ fn place(wid: vec3<u32>, groups: vec3<u32>) -> vec4<u32> {
 
 const FORWARD = /* wgsl */ `
 ${COMMON}
-@group(0) @binding(1) var<storage, read> qkv: array<f32>;
-@group(0) @binding(2) var<storage, read_write> result: array<f32>;
-@group(0) @binding(3) var<storage, read_write> probs: array<f32>;
+${wgslBindings([["qkv", "read"], ["result", "read_write"], ["probs", "read_write"]], 1)}
 var<workgroup> q: array<f32, ${MAX_HEAD_SIZE}>;
 var<workgroup> p: array<f32, ${MAX_TIME}>;
-@compute @workgroup_size(${THREADS})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let at = place(wid, groups);
+${flatGridMain(THREADS, /* wgsl */ `
+  let at = place(group);
   let valid = at.w == 1u;
   let b = at.x; let h = at.y; let i = at.z;
   let row = b * s.time + i;
@@ -83,21 +80,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
     var acc = 0.0;
     for (var j = 0u; j <= i; j = j + 1u) { acc = acc + p[j] * qkv[packed(b * s.time + j, 2u, h, d)]; }
     result[merged(row, h, d)] = acc;
-  }
-}`;
+  }`)}`;
 
 const BACKWARD_QUERIES = /* wgsl */ `
 ${COMMON}
-@group(0) @binding(1) var<storage, read> qkv: array<f32>;
-@group(0) @binding(2) var<storage, read> probs: array<f32>;
-@group(0) @binding(3) var<storage, read> dout: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dqkv: array<f32>;
-@group(0) @binding(5) var<storage, read_write> dscores: array<f32>;
+${wgslBindings([["qkv", "read"], ["probs", "read"], ["dout", "read"], ["dqkv", "read_write"], ["dscores", "read_write"]], 1)}
 var<workgroup> g: array<f32, ${MAX_HEAD_SIZE}>;
 var<workgroup> ds: array<f32, ${MAX_TIME}>;
-@compute @workgroup_size(${THREADS})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let at = place(wid, groups);
+${flatGridMain(THREADS, /* wgsl */ `
+  let at = place(group);
   let valid = at.w == 1u;
   let b = at.x; let h = at.y; let i = at.z;
   let row = b * s.time + i;
@@ -127,19 +118,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
     var acc = 0.0;
     for (var j = 0u; j <= i; j = j + 1u) { acc = acc + ds[j] * qkv[packed(b * s.time + j, 1u, h, d)]; }
     dqkv[packed(row, 0u, h, d)] = acc;
-  }
-}`;
+  }`)}`;
 
 const BACKWARD_KEYS = /* wgsl */ `
 ${COMMON}
-@group(0) @binding(1) var<storage, read> qkv: array<f32>;
-@group(0) @binding(2) var<storage, read> probs: array<f32>;
-@group(0) @binding(3) var<storage, read> dout: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dqkv: array<f32>;
-@group(0) @binding(5) var<storage, read> dscores: array<f32>;
-@compute @workgroup_size(${THREADS})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let at = place(wid, groups);
+${wgslBindings([["qkv", "read"], ["probs", "read"], ["dout", "read"], ["dqkv", "read_write"], ["dscores", "read"]], 1)}
+${flatGridMain(THREADS, /* wgsl */ `
+  let at = place(group);
   if (at.w == 0u) { return; }
   let b = at.x; let h = at.y; let j = at.z;
   let row = b * s.time + j;
@@ -154,8 +139,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
     }
     dqkv[packed(row, 1u, h, d)] = dk;
     dqkv[packed(row, 2u, h, d)] = dv;
-  }
-}`;
+  }`)}`;
 
 export const CAUSAL_ATTENTION = "DistlabCausalAttention";
 export const CAUSAL_ATTENTION_GRAD = "DistlabCausalAttentionGrad";

@@ -10,6 +10,10 @@
  * unsubmitted commands (its buffer is not reused before the submit), the
  * pass is submitted every WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE dispatches, and
  * under tf.profile each dispatch gets timestamp queries like TF.js's own.
+ *
+ * TF.js internals it relies on (pinned version; ../tfjs-internals.ts checks
+ * each): the WebGPUBackend members of WebGpuBackendInternals below, and the
+ * bookkeeping of its recordAndSubmit, which recordDispatch repeats.
  */
 
 export interface TensorInfoLike { dataId: object; dtype: string; shape?: number[]; size?: number }

@@ -4,16 +4,17 @@
  *
  * A tiny-GPT step ran 1,421 dispatches and was bound by host time, not GPU
  * time: with Dawn's null backend (no GPU work at all) the step took as long
- * on the 2-core build machine as on the H200 machine. Each tuning is its own
+ * on a CPU-only machine as on a GPU one (docs/benchmarks.md, "Figures
+ * behind the code"). Each tuning is its own
  * file:
- *   bind-groups  bind-group-cache.ts  reuse bind groups (about 20 us each through Dawn's Node binding)
+ *   bind-groups  bind-group-cache.ts  reuse bind groups (costly to create through Dawn's Node binding)
  *   pool         buffer-pool.ts       hand out pooled buffers in a repeatable order, so bind groups recur
  *   uploads      upload.ts            CPU-held tensors (scalar operands) through queue.writeBuffer
  *   flags        (here)               TF.js flags: WEBGPU_CPU_FORWARD false (small ops on CPU-held inputs
  *                                     otherwise run in JavaScript and upload their results),
  *                                     WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE 64 (TF.js: 15); each only where
- *                                     it still has TF.js's default. On an H200 (2026-11-26) the tiny-GPT
- *                                     step went from 50 ms to 34.5 ms and 32.1 ms with each (docs/benchmarks.md)
+ *                                     it still has TF.js's default; each shortened the tiny-GPT step on
+ *                                     a GPU (docs/benchmarks.md, "Figures behind the code")
  * DISTLAB_WEBGPU_HOST=none keeps TF.js's behaviour; a comma list
  * (e.g. "pool,bind-groups") applies only those.
  */

@@ -14,6 +14,7 @@
  */
 import type { KernelConfig, TensorInfo } from "@tensorflow/tfjs";
 import { constantUniform, newOutput, pipelineFor, recordDispatch, splitGroups, type WebGpuBackendInternals } from "./dispatch";
+import { flatGridMain, wgslBindings, type WgslBinding } from "./wgsl-preamble";
 import { workgroupReduceWgsl } from "./wgsl-workgroup-reduce";
 
 /** Threads per row (a power of two); the tiny GPT's rows have 128 channels. */
@@ -41,41 +42,25 @@ fn rowStats(row: u32, valid: bool, lid: u32) -> vec2<f32> {
 
 const SIZES = /* wgsl */ `struct Sizes { rows: u32, width: u32, eps: f32, unused: u32 }`;
 
-const FORWARD = /* wgsl */ `
+/** A one-workgroup-per-row shader: `body` sees `row`, `valid` (a real row), `lid`, rowSum and rowStats. */
+const rowKernel = (bindings: readonly WgslBinding[], body: string) => /* wgsl */ `
 ${SIZES}
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> gain: array<f32>;
-@group(0) @binding(2) var<storage, read> bias: array<f32>;
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
-@group(0) @binding(4) var<uniform> s: Sizes;
+${wgslBindings(bindings)}
 ${ROW_REDUCE}
 ${ROW_STATS}
-@compute @workgroup_size(${ROW_THREADS})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let row = wid.x + wid.y * groups.x;
-  let valid = row < s.rows;
+${flatGridMain(ROW_THREADS, /* wgsl */ `
+  let row = group;
+  let valid = row < s.rows;${body}`)}`;
+
+const FORWARD = rowKernel([["x", "read"], ["gain", "read"], ["bias", "read"], ["y", "read_write"], ["s", "uniform", "Sizes"]], /* wgsl */ `
   let stats = rowStats(row, valid, lid);
   if (!valid) { return; }
   for (var c = lid; c < s.width; c = c + ${ROW_THREADS}u) {
     let i = row * s.width + c;
     y[i] = (x[i] - stats.x) * stats.y * gain[c] + bias[c];
-  }
-}`;
+  }`);
 
-const BACKWARD_ROWS = /* wgsl */ `
-${SIZES}
-@group(0) @binding(0) var<storage, read> dy: array<f32>;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> gain: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dx: array<f32>;
-@group(0) @binding(4) var<storage, read_write> stats: array<f32>;
-@group(0) @binding(5) var<uniform> s: Sizes;
-${ROW_REDUCE}
-${ROW_STATS}
-@compute @workgroup_size(${ROW_THREADS})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let row = wid.x + wid.y * groups.x;
-  let valid = row < s.rows;
+const BACKWARD_ROWS = rowKernel([["dy", "read"], ["x", "read"], ["gain", "read"], ["dx", "read_write"], ["stats", "read_write"], ["s", "uniform", "Sizes"]], /* wgsl */ `
   let meanRstd = rowStats(row, valid, lid);
   var sumG = 0.0;
   var sumGXhat = 0.0;
@@ -95,22 +80,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
     let xhat = (x[i] - meanRstd.x) * meanRstd.y;
     dx[i] = meanRstd.y * (dy[i] * gain[c] - meanG - xhat * meanGXhat);
   }
-  if (lid == 0u) { stats[2u * row] = meanRstd.x; stats[2u * row + 1u] = meanRstd.y; }
-}`;
+  if (lid == 0u) { stats[2u * row] = meanRstd.x; stats[2u * row + 1u] = meanRstd.y; }`);
 
 const BACKWARD_COLUMNS = /* wgsl */ `
 ${SIZES}
-@group(0) @binding(0) var<storage, read> dy: array<f32>;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> stats: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dgain: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dbias: array<f32>;
-@group(0) @binding(5) var<uniform> s: Sizes;
+${wgslBindings([["dy", "read"], ["x", "read"], ["stats", "read"], ["dgain", "read_write"], ["dbias", "read_write"], ["s", "uniform", "Sizes"]])}
 var<workgroup> sumsGain: array<f32, ${COLUMNS * LANES}>;
 var<workgroup> sumsBias: array<f32, ${COLUMNS * LANES}>;
-@compute @workgroup_size(${COLUMNS * LANES})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let column = wid.x * ${COLUMNS}u + lid % ${COLUMNS}u;
+${flatGridMain(COLUMNS * LANES, /* wgsl */ `
+  let column = group * ${COLUMNS}u + lid % ${COLUMNS}u;
   let lane = lid / ${COLUMNS}u;
   var sumGain = 0.0;
   var sumBias = 0.0;
@@ -132,8 +110,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     workgroupBarrier();
   }
-  if (lid < ${COLUMNS}u && column < s.width) { dgain[column] = sumsGain[lid]; dbias[column] = sumsBias[lid]; }
-}`;
+  if (lid < ${COLUMNS}u && column < s.width) { dgain[column] = sumsGain[lid]; dbias[column] = sumsBias[lid]; }`)}`;
 
 export const LAYER_NORM = "DistlabLayerNorm";
 export const LAYER_NORM_GRAD = "DistlabLayerNormGrad";

@@ -4,8 +4,8 @@
  * TF.js's gradient of mean(x) over some axes is (dy * ones(x.shape)) / n:
  * the ones are filled in JavaScript and, on the webgpu backend, uploaded
  * every time (a layer norm takes two means: 18 such uploads of 98,304
- * floats per tiny-GPT step, 6 ms of a 60 ms host-bound step on the build
- * machine). Broadcasting dy / n to x's shape gives the same values (dy * 1
+ * floats per tiny-GPT step, a tenth of a host-bound step; figures:
+ * docs/benchmarks.md, "Figures behind the code"). Broadcasting dy / n to x's shape gives the same values (dy * 1
  * is exact) with no upload. Gradients are registered per op, not per
  * backend: installed with the webgpu overrides, it applies to every backend
  * of the process, with identical results.

@@ -4,16 +4,20 @@
  * TF.js's webgpu backend uploads a tensor written from the CPU (every
  * scalar operand such as the 0.5 of `tf.mul(x, 0.5)` is one) through a fresh
  * mapped staging buffer that it destroys after the copy, and the copy ends
- * the open compute pass: a buffer creation (about 7 microseconds through
- * Dawn's Node binding), a map, a copy and a new pass for each scalar.
- * writeBuffer into a pooled buffer costs about 2 microseconds and keeps the
- * pass open.
+ * the open compute pass: a buffer creation, a map, a copy and a new pass
+ * for each scalar. writeBuffer into a pooled buffer costs a fraction of the
+ * creation alone through Dawn's Node binding (figures: docs/benchmarks.md,
+ * "Figures behind the code") and keeps the pass open.
  *
  * Ordering: writeBuffer runs on the queue timeline before the commands
  * TF.js has recorded but not yet submitted. The destination comes from the
  * pool's free list, and TF.js returns a buffer to that list only once no
  * unsubmitted command uses it (it defers releases to its next submit), so
  * nothing recorded earlier can read the new contents too early.
+ *
+ * TF.js internals it relies on (pinned version; ../tfjs-internals.ts checks
+ * them): uploadToGPU(dataId) and the tensorMap entry it fills (values,
+ * resource, dtype, shape), which the replacement fills the same way.
  */
 
 interface TensorData {

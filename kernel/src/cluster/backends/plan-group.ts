@@ -1,0 +1,96 @@
+/**
+ * From a cell's flags to the group that runs it: which shape each
+ * `--backend` gives, the limits each puts on `-n`, and how each starts its
+ * ranks. Every refusal names the flag at fault.
+ */
+import { NotAvailableError, UsageError } from "../../errors";
+import type { DistributedOptions } from "../../magics/distributed-spec";
+import { defaultRankMemoryBytes } from "../../magics/memory-size";
+import { MAX_THREAD_RANKS } from "../comm-world";
+import { checkGpuIsolation, gpuRankLaunch, listGpuDeviceNodes, unshareFlags } from "./gpus/gpu-isolation";
+import { nodeRankCommand } from "./processes/process-rank-handle";
+import { createProcessGroup } from "./processes/process-group";
+import type { GroupShape, RankEvent } from "../rank-messages";
+import type { RankGroup } from "../kernel-side/rank-group";
+import { createThreadGroup } from "./threads/thread-group";
+import { createHostGroup } from "../../hosts/host-group";
+import { parseHostSpec } from "../../hosts/host-spec";
+import { readTokenFile } from "../../hosts/token";
+import { packageVersion } from "../../version";
+
+export interface BackendOptions {
+  /** Where GPU device nodes are looked for (default /dev); a test may point it at stand-in files. */
+  gpuDeviceDir?: string;
+}
+
+export interface GroupPlan {
+  shape: GroupShape;
+  /** Starts the group's ranks (lazily: each starts on the first cell's prepare). */
+  start(onEvent: (rank: number, event: RankEvent) => void): RankGroup;
+}
+
+export function planGroup(options: DistributedOptions, backend: BackendOptions = {}): GroupPlan {
+  const common = {
+    ...(options.link ? { link: options.link } : {}),
+    ...(options.tfBackend ? { tfBackend: options.tfBackend } : {}),
+    memoryCapBytes: options.memoryBytes ?? defaultRankMemoryBytes(options.workers),
+  };
+  switch (options.backend) {
+    case "threads": {
+      if (options.workers > MAX_THREAD_RANKS) {
+        throw new UsageError(`%%distributed: -n ${options.workers} is more than the threads backend runs (at most ${MAX_THREAD_RANKS}: shared-memory channels grow with N^2); use --backend processes`, "-n");
+      }
+      const shape: GroupShape = { size: options.workers, backend: "threads", ...common };
+      return { shape, start: (onEvent) => createThreadGroup(shape, onEvent) };
+    }
+    case "processes": {
+      const shape: GroupShape = { size: options.workers, backend: "processes", ...common };
+      return { shape, start: (onEvent) => createProcessGroup(shape, onEvent) };
+    }
+    case "gpus":
+      return planGpuGroup(options, backend.gpuDeviceDir ?? "/dev");
+    case "hosts": {
+      if (options.hosts === undefined) throw new UsageError(`%%distributed: --backend hosts needs --hosts SPEC (a hostfile or host:port,...)`, "--hosts");
+      if (options.tokenFile === undefined) throw new UsageError(`%%distributed: --backend hosts needs --token-file FILE (the agents' token, mode 600)`, "--token-file");
+      // Read now: a missing or loose token file is refused before anything starts.
+      const token = readTokenFile(options.tokenFile, "--token-file");
+      const entries = parseHostSpec(options.hosts);
+      const shape: GroupShape = { size: options.workers, backend: "hosts", ...common, hosts: options.hosts, tokenFile: options.tokenFile };
+      return { shape, start: (onEvent) => createHostGroup(shape, onEvent, { entries, token, version: packageVersion() }) };
+    }
+  }
+}
+
+/** One process per GPU, rank i on the i-th GPU device node; TensorFlow.js on webgpu unless --tf-backend says otherwise. */
+function planGpuGroup(options: DistributedOptions, devDir: string): GroupPlan {
+  const nodes = listGpuDeviceNodes(devDir);
+  if (nodes.length === 0) {
+    throw new NotAvailableError(`--backend gpus: no GPU device nodes were found (nothing matches ${devDir}/nvidia[0-9]+); use --backend processes or threads`);
+  }
+  if (options.workersGiven && options.workers > nodes.length) {
+    throw new UsageError(
+      `%%distributed: -n ${options.workers} is more than the ${nodes.length} GPU${nodes.length === 1 ? "" : "s"} of this machine (--backend gpus runs one rank per GPU: ${nodes.join(", ")})`,
+      "-n",
+    );
+  }
+  const size = options.workersGiven ? options.workers : nodes.length;
+  const shape: GroupShape = {
+    size,
+    backend: "gpus",
+    memoryCapBytes: options.memoryBytes ?? defaultRankMemoryBytes(size),
+    tfBackend: options.tfBackend ?? "webgpu",
+    ...(options.link ? { link: options.link } : {}),
+  };
+  return {
+    shape,
+    start: (onEvent) => {
+      const flags = unshareFlags();
+      checkGpuIsolation(nodes, flags);
+      const command = nodeRankCommand();
+      return createProcessGroup(shape, onEvent, {
+        launchFor: (rank) => gpuRankLaunch(command, nodes, rank, flags),
+        gpus: nodes.slice(0, size).map((node, index) => ({ index, node })),
+      });
+    },
+  };
+}

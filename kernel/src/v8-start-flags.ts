@@ -1,0 +1,46 @@
+/**
+ * V8 flags distlab's Node processes need from their start.
+ *
+ * Relaxed SIMD (f32x4.relaxed_madd, the fused multiply-add of the wasm
+ * matMul kernel, compute/wasm/gemm.ts) is standard WebAssembly 3.0 and on
+ * by default from Node 22 (V8 12.4); Node 20 (V8 11.3) keeps it behind
+ * `--experimental-wasm-relaxed-simd`. Where Node takes that flag:
+ *
+ * - on the `node` command line: yes. So the kernelspec starts the kernel
+ *   with it (install.ts), and a process rank's command line carries it
+ *   (backends/processes/process-rank-handle.ts);
+ * - in NODE_OPTIONS: no ("is not allowed in NODE_OPTIONS", exit 9);
+ * - in a Worker's execArgv: no (ERR_WORKER_INVALID_EXEC_ARGV: a worker
+ *   takes Node's per-thread options, not V8's). A thread rank needs none:
+ *   V8 flags are per process, so it has what the kernel was started with;
+ *   the thread ranks' execArgv leaves V8 flags out
+ *   (backends/rank-entry-points.ts);
+ * - at run time (`v8.setFlagsFromString`): V8 documents that as undefined
+ *   behaviour once code has run, so distlab does not.
+ *
+ * Without the flag the matMul kernel multiplies then adds (gemm.ts says
+ * so in `WasmGemm.fmaMissing`).
+ */
+import { Wasm } from "./comm/wasm-api";
+import { gemmModuleBytes } from "./compute/wasm/gemm-module";
+
+export const RELAXED_SIMD_FLAG = "--experimental-wasm-relaxed-simd";
+
+/** Every V8 flag this module may ask for: what a Worker's execArgv must not carry. */
+export const V8_START_FLAGS: readonly string[] = [RELAXED_SIMD_FLAG];
+
+/** Whether this process compiles a relaxed SIMD module (the matMul kernel's own fused form). */
+export function relaxedSimdCompiles(): boolean {
+  return Wasm.validate(gemmModuleBytes({ mr: 1, nr: 4, fma: true }));
+}
+
+/**
+ * The V8 flags to start a Node process with so that it runs distlab's
+ * kernels at full speed, for a node of the same version as this one: the
+ * relaxed SIMD flag where this process was started with it or cannot
+ * compile relaxed SIMD without it (Node 20); none from Node 22.
+ */
+export function v8StartFlags(): string[] {
+  if (process.execArgv.includes(RELAXED_SIMD_FLAG) || !relaxedSimdCompiles()) return [RELAXED_SIMD_FLAG];
+  return [];
+}
