@@ -7,7 +7,7 @@ import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import * as path from "node:path";
 import { ThreadWorld } from "./comm-harness";
-import { checkTensorParallelShape, float32ActivationBytes, validateTensorParallelOptions } from "../../kernel/src/techniques";
+import { checkSequenceSplit, checkTensorParallelShape, float32ActivationBytes, validateTensorParallelOptions } from "../../kernel/src/techniques";
 
 const worlds: ThreadWorld[] = [];
 after(async () => {
@@ -83,6 +83,7 @@ test("bad input: hidden size or head count not divisible by the degree fails nam
   assert.throws(() => checkTensorParallelShape({ nEmbd: 30, nHead: 2 }, 4), /tinyGpt.nEmbd \(30\).*degree \(4\).*tinyGpt.nHead \(2\)/);
   assert.throws(() => checkTensorParallelShape({ nEmbd: 32, nHead: 6 }, 4), (e: Error) => e instanceof RangeError && /nHead \(6\)/.test(e.message) && !/nEmbd/.test(e.message));
   assert.doesNotThrow(() => checkTensorParallelShape({ nEmbd: 32, nHead: 4 }, 4));
+  assert.throws(() => checkSequenceSplit(10, 4), /sequence length \(10\) must divide by the tensor-parallel degree \(4\)/);
   assert.throws(() => validateTensorParallelOptions({ dropout: 1 }), /tensorParallel.dropout must be in \[0, 1\), got 1/);
   assert.throws(() => validateTensorParallelOptions({ sequenceParalel: true } as never), /tensorParallel.sequenceParalel is not an option/);
 });
