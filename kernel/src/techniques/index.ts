@@ -48,3 +48,7 @@ export { lossPlotSvg, type PlotSeries, type PlotOptions } from "./local-sgd-plot
 export { lossPlot, seriesOf, type LossPlot } from "./loss-plot";
 export { ringAllReduceMeanAsync, type PointToPoint } from "./async-allreduce";
 export { type PhaseCategory } from "./span";
+// Model parallelism: the tiny GPT's layers cut across ranks.
+export { TensorParallelGpt, TENSOR_PARALLEL_DEFAULTS, validateTensorParallelOptions, checkTensorParallelShape, type TensorParallelOptions, type TensorParallelForward, type TensorParallelBackward } from "./tensor-parallel";
+export { tensorParallelRegions, sequenceParallelRegions, allReduceSum, reduceScatterSequence, allGatherSequence, type Region, type TensorParallelCollectives } from "./tensor-parallel-regions";
+export { paperActivationBytes, float32ActivationBytes, checkSequenceSplit, sequenceSlice, type ActivationShape } from "./sequence-parallel";

@@ -1,0 +1,524 @@
+/**
+ * Tensor parallelism (Shoeybi et al. 2019, Megatron-LM section 3) of the
+ * tiny GPT (models/tiny-gpt.ts), optionally with sequence parallelism
+ * (Korthikanti et al. 2022; sequence-parallel.ts).
+ *
+ * Each of the t ranks of `comm` holds:
+ * - attention: the q, k, v columns of nHead/t heads (column-parallel W_qkv
+ *   [C, 3C/t]) and the matching rows of the output projection (row-parallel
+ *   W_proj [C/t, C]), so a rank's heads attend without talking to anyone;
+ * - MLP: columns of W_up [C, 4C/t] and rows of W_down [4C/t, C], so the GELU
+ *   runs on a rank's own columns;
+ * - everything else (embeddings, layer norms, the biases after the
+ *   row-parallel layers, the head) whole.
+ * Per layer, the forward pass meets two conjugate pairs (f before each
+ * column-parallel layer, g after each row-parallel one;
+ * tensor-parallel-regions.ts): two allReduces of [seq, batch, C] forward
+ * (g) and two backward (f), nothing else.
+ *
+ * With `sequenceParallel`, the layer norms, the dropouts and the residual
+ * adds run on this rank's 1/t of the sequence, f becomes an all-gather
+ * (reduce-scatter backward) and g a reduce-scatter (all-gather backward).
+ * The embedding's output is sliced to the rank's positions (no traffic), the
+ * head and loss run on those positions, and the gradients of the parameters
+ * that saw only this rank's positions (embeddings, norms, the two biases,
+ * the head) are summed over the ranks at the end of backward with the loss
+ * in one allReduce.
+ *
+ * Forward and backward are written out per layer rather than left to
+ * tf.grads over the whole model because the collectives are asynchronous
+ * and TF.js differentiates only synchronous functions: each piece between
+ * two communication points is differentiated on its own (tf.grads, which
+ * recomputes that piece's forward), from the tensors the layer kept. The
+ * layer keeps exactly the activations the papers count (see
+ * `savedForBackward`): the attention scores are recomputed in backward, as
+ * in Korthikanti's selective recomputation.
+ *
+ * Activations are laid out [seq, batch, C] (Megatron's order), so a
+ * sequence slice is a contiguous block of the flat array.
+ */
+import * as tf from "@tensorflow/tfjs";
+import { causalAttention, gelu, layerNorm, linear, softmaxCrossEntropy } from "../compute/fused";
+import type { TensorBatch } from "../data/batches";
+import { seededRandom } from "../data/random";
+import type { TinyGpt, TinyGptOptions } from "../models/tiny-gpt";
+import { checkSequenceSplit, sequenceSlice } from "./sequence-parallel";
+import { sequenceParallelRegions, tensorParallelRegions, type Region, type TensorParallelCollectives } from "./tensor-parallel-regions";
+import { withSpan } from "./span";
+import { checkBoolean, checkInteger, checkKnownKeys, checkRange } from "./validate";
+
+export interface TensorParallelOptions {
+  /** Split layer norms, dropout and residual adds along the sequence (Korthikanti et al. 2022). Default false. */
+  sequenceParallel: boolean;
+  /**
+   * Dropout probability after the attention's and the MLP's row-parallel layers, in [0, 1).
+   * With 0 no masks are drawn or kept. Default 0.
+   */
+  dropout: number;
+  /**
+   * With sequence parallelism: a column-parallel layer keeps only this rank's sequence slice of its
+   * input and all-gathers it again in backward (Megatron-LM's choice: 1/t of the memory, one more
+   * all-gather per column-parallel layer in backward). False keeps the gathered input. Default true.
+   */
+  regatherInputs: boolean;
+  /** Seed of the dropout masks (every rank draws the same full mask and uses its part). Default 0. */
+  seed: number;
+}
+
+export const TENSOR_PARALLEL_DEFAULTS: TensorParallelOptions = { sequenceParallel: false, dropout: 0, regatherInputs: true, seed: 0 };
+
+export function validateTensorParallelOptions(options: Partial<TensorParallelOptions>): TensorParallelOptions {
+  checkKnownKeys("tensorParallel", options, TENSOR_PARALLEL_DEFAULTS);
+  const o = { ...TENSOR_PARALLEL_DEFAULTS, ...options };
+  checkBoolean("tensorParallel.sequenceParallel", o.sequenceParallel);
+  checkRange("tensorParallel.dropout", o.dropout, 0, 1, { high: true });
+  checkBoolean("tensorParallel.regatherInputs", o.regatherInputs);
+  checkInteger("tensorParallel.seed", o.seed, 0);
+  return o;
+}
+
+/** Throws, naming the values, unless the model's hidden size and head count divide by the degree. */
+export function checkTensorParallelShape(model: Pick<TinyGptOptions, "nEmbd" | "nHead">, degree: number): void {
+  checkInteger("tensorParallel: degree (ranks of the group)", degree, 1);
+  const problems: string[] = [];
+  if (model.nEmbd % degree !== 0) problems.push(`the hidden size tinyGpt.nEmbd (${model.nEmbd}) does not divide by the tensor-parallel degree (${degree})`);
+  if (model.nHead % degree !== 0) problems.push(`the head count tinyGpt.nHead (${model.nHead}) does not divide by the tensor-parallel degree (${degree})`);
+  if (problems.length > 0) throw new RangeError(`tensorParallel: ${problems.join("; ")}`);
+}
+
+/** How a full parameter is cut: kept whole, by columns (the last axis, in `parts` equal parts each split), or by rows. */
+type Split = { kind: "replicated" } | { kind: "columns"; parts: number } | { kind: "rows" };
+
+/** Offsets of a block's parameters in the tiny GPT's params (models/tiny-gpt.ts). */
+const BLOCK = { g1: 0, b1: 1, wQkv: 2, bQkv: 3, wProj: 4, bProj: 5, g2: 6, b2: 7, wUp: 8, bUp: 9, wDown: 10, bDown: 11 } as const;
+const BLOCK_SPLITS: Split[] = [
+  { kind: "replicated" }, { kind: "replicated" },
+  { kind: "columns", parts: 3 }, { kind: "columns", parts: 3 }, // q | k | v, each cut into heads
+  { kind: "rows" }, { kind: "replicated" },
+  { kind: "replicated" }, { kind: "replicated" },
+  { kind: "columns", parts: 1 }, { kind: "columns", parts: 1 },
+  { kind: "rows" }, { kind: "replicated" },
+];
+const EMBEDDING_PARAMS = 2; // wte, wpe
+const LN_EPSILON = 1e-5;
+
+/** This rank's part of a full parameter. */
+function shardTensor(full: tf.Tensor, split: Split, rank: number, degree: number): tf.Tensor {
+  return tf.tidy(() => {
+    if (split.kind === "replicated") return tf.clone(full);
+    if (split.kind === "rows") {
+      const rows = full.shape[0]! / degree;
+      return tf.slice(full, [rank * rows, ...full.shape.slice(1).map(() => 0)], [rows, ...full.shape.slice(1)]);
+    }
+    const last = full.shape.length - 1;
+    const width = full.shape[last]! / split.parts; // one of q, k, v (or the whole)
+    const part = width / degree;
+    const pieces = Array.from({ length: split.parts }, (_, j) => {
+      const begin = full.shape.map(() => 0);
+      begin[last] = j * width + rank * part;
+      const size = [...full.shape];
+      size[last] = part;
+      return tf.slice(full, begin, size);
+    });
+    return pieces.length === 1 ? pieces[0]! : tf.concat(pieces, last);
+  });
+}
+
+/** x [seq, batch, in] times w [in, out] (+ b [out]) -> [seq, batch, out]. */
+function linear3d(x: tf.Tensor, w: tf.Tensor, b?: tf.Tensor): tf.Tensor {
+  const [seq, batch, width] = x.shape as [number, number, number];
+  const flat = tf.reshape(x, [seq * batch, width]);
+  const y = b === undefined ? tf.matMul(flat as tf.Tensor2D, w as tf.Tensor2D) : linear(tf, flat, w, b);
+  return tf.reshape(y, [seq, batch, w.shape[1]!]);
+}
+
+/** Causal attention of this rank's heads: qkv [seq, batch, 3c] (q | k | v of `heads` heads) -> [seq, batch, c]. */
+function attentionCore(qkv: tf.Tensor, heads: number): tf.Tensor {
+  const seq = qkv.shape[0]!;
+  const out = causalAttention(tf, tf.transpose(qkv, [1, 0, 2]), { time: seq, heads }); // [batch, seq, c]
+  return tf.transpose(out, [1, 0, 2]);
+}
+
+const norm = (x: tf.Tensor, gain: tf.Tensor, bias: tf.Tensor): tf.Tensor => layerNorm(tf, x, gain, bias, LN_EPSILON);
+
+/** d/d inputs of f at inputs, given dy (TF.js recomputes f's forward to differentiate it). */
+function vjp(f: (...inputs: tf.Tensor[]) => tf.Tensor, inputs: tf.Tensor[], dy: tf.Tensor): tf.Tensor[] {
+  return tf.grads(f)(inputs, dy);
+}
+
+/** What one layer keeps for its backward pass; shapes for sequence length s, batch b, C channels, degree t, sl = s/t with sequence parallelism, else s. */
+interface LayerTape {
+  x: tf.Tensor; // layer input, the first norm's input [sl, b, C]
+  u: tf.Tensor; // first norm's output, the qkv layer's input [sl, b, C]
+  uGathered?: tf.Tensor; // the same gathered [s, b, C] (sequence parallelism without regatherInputs)
+  qkv: tf.Tensor; // [s, b, 3C/t]: q, k, v of this rank's heads
+  context: tf.Tensor; // attention output, the projection's input [s, b, C/t]
+  mask1?: tf.Tensor; // dropout mask after attention, bool [sl, b, C]
+  a: tf.Tensor; // after the attention's residual add, the second norm's input [sl, b, C]
+  v: tf.Tensor; // second norm's output, the MLP's input [sl, b, C]
+  vGathered?: tf.Tensor; // [s, b, C], as uGathered
+  up: tf.Tensor; // MLP up projection, GELU's input [s, b, 4C/t]
+  activated: tf.Tensor; // GELU's output, the down projection's input [s, b, 4C/t]
+  mask2?: tf.Tensor; // dropout mask after the MLP, bool [sl, b, C]
+}
+
+interface ModelTape {
+  tokens: tf.Tensor; // [b, s] int32
+  labels: tf.Tensor; // [b, sl] int32, this rank's positions
+  final: tf.Tensor; // last layer's output, the head's input [sl, b, C]
+  localLoss: number;
+}
+
+export interface TensorParallelForward {
+  /** Logits of this rank's positions, [batch, end - start, vocab] row-major (all positions without sequence parallelism). */
+  logits: Float32Array;
+  /** The positions [start, end) of `logits`. */
+  positions: [number, number];
+}
+
+export interface TensorParallelBackward {
+  /** The batch's mean loss (the same on every rank). */
+  loss: number;
+  /** d loss / d local parameter, in `params` order (shards where the parameter is split). */
+  grads: Float32Array[];
+}
+
+export class TensorParallelGpt {
+  readonly options: TensorParallelOptions;
+  /** Tensor-parallel degree t (ranks of `comm`). */
+  readonly degree: number;
+  /** This rank's parameters, one per parameter of the full model and in its order: a shard where split, else a copy. */
+  readonly params: tf.Variable[];
+  private readonly splits: Split[];
+  private readonly fullShapes: number[][];
+  private readonly regions: { f: Region; g: Region };
+  private readonly gpt: TinyGptOptions;
+  private tapes: LayerTape[] = [];
+  private modelTape: ModelTape | undefined;
+  private forwardCount = 0;
+
+  /**
+   * Cuts `model`'s parameters for rank `comm.rank` of `comm.size`; the model itself is left as it is.
+   * Throws before any communication when the hidden size or head count does not divide by comm.size.
+   */
+  constructor(
+    model: TinyGpt,
+    readonly comm: TensorParallelCollectives,
+    options: Partial<TensorParallelOptions> = {},
+  ) {
+    this.options = validateTensorParallelOptions(options);
+    this.degree = comm.size;
+    checkTensorParallelShape(model.options, this.degree);
+    this.gpt = model.options;
+    this.regions = this.options.sequenceParallel ? sequenceParallelRegions(comm) : tensorParallelRegions(comm);
+    this.splits = model.params.map((_, i) => {
+      const inBlock = i - EMBEDDING_PARAMS;
+      return inBlock >= 0 && inBlock < 12 * this.gpt.nLayer ? BLOCK_SPLITS[inBlock % 12]! : { kind: "replicated" as const };
+    });
+    this.fullShapes = model.params.map((p) => [...p.shape]);
+    this.params = model.params.map((p, i) => {
+      const shard = shardTensor(p, this.splits[i]!, comm.rank, this.degree);
+      const variable = tf.variable(shard, false);
+      shard.dispose();
+      return variable;
+    });
+  }
+
+  /** This rank's part of full-model arrays (one per parameter of the full model, as localGradients returns): to compare with a one-rank run. */
+  shardOf(full: readonly Float32Array[]): Float32Array[] {
+    return full.map((values, i) => {
+      const whole = tf.tensor(values, this.fullShapes[i]!);
+      const part = shardTensor(whole, this.splits[i]!, this.comm.rank, this.degree);
+      const out = Float32Array.from(part.dataSync());
+      tf.dispose([whole, part]);
+      return out;
+    });
+  }
+
+  /**
+   * The tensors layer `layer` keeps from forward for its backward (valid until the next forward).
+   * Their bytes are the activation memory the papers count: the layer's input counts, its output
+   * is the next layer's input.
+   */
+  savedForBackward(layer: number): tf.Tensor[] {
+    const tape = this.tapes[layer];
+    if (tape === undefined) throw new RangeError(`tensorParallel.savedForBackward: no layer ${layer} on the tape (${this.tapes.length} layers; run forward first)`);
+    return Object.values(tape).filter((t): t is tf.Tensor => t !== undefined);
+  }
+
+  /** Every tensor kept for backward: the layers', the tokens and labels, the head's input. */
+  allSavedForBackward(): tf.Tensor[] {
+    const m = this.modelTape;
+    return [...this.tapes.flatMap((_, i) => this.savedForBackward(i)), ...(m ? [m.tokens, m.labels, m.final] : [])];
+  }
+
+  /**
+   * Forward over batch.x [batch, seq] int tokens (labels batch.y [batch, seq]); keeps the activations
+   * for `backward`. With sequence parallelism seq must divide by the degree (checked before anything runs).
+   */
+  async forward(batch: TensorBatch): Promise<TensorParallelForward> {
+    const [b, s] = batch.x.shape as [number, number];
+    if (s > this.gpt.blockSize) throw new RangeError(`tensorParallel.forward: the sequence length (${s}) exceeds tinyGpt.blockSize (${this.gpt.blockSize})`);
+    if (this.options.sequenceParallel) checkSequenceSplit(s, this.degree);
+    this.release();
+    const step = this.forwardCount++;
+    const [start, end] = this.positions(s);
+    const tokens = tf.clone(batch.x);
+    const labels = tf.tidy(() => tf.slice(batch.y, [0, start], [b, end - start]));
+    let h = withSpan(this.comm, "embedding", () => tf.tidy(() => this.embed(tokens, this.params[0]!, this.params[1]!)));
+    for (let layer = 0; layer < this.gpt.nLayer; layer++) {
+      h = await withSpan(this.comm, `forward block${layer}`, () => this.layerForward(layer, h, step));
+    }
+    const [gain, bias, wHead] = this.headParams();
+    const { logits, localLoss } = withSpan(this.comm, "head", () =>
+      tf.tidy(() => {
+        const out = this.headLogits(h, gain, bias, wHead);
+        const loss = this.localLoss(out, labels);
+        return { logits: out.dataSync() as Float32Array, localLoss: loss.dataSync()[0]! };
+      }),
+    );
+    this.modelTape = { tokens, labels, final: h, localLoss };
+    return { logits: Float32Array.from(logits), positions: [start, end] };
+  }
+
+  /** Backward from the last forward: the loss and this rank's gradients; frees the tape. */
+  async backward(): Promise<TensorParallelBackward> {
+    const m = this.modelTape;
+    if (m === undefined) throw new Error("tensorParallel.backward: call forward first");
+    const grads: (tf.Tensor | undefined)[] = this.params.map(() => undefined);
+    const add = (index: number, g: tf.Tensor): void => {
+      const previous = grads[index];
+      grads[index] = previous === undefined ? g : tf.add(previous, g);
+      if (previous !== undefined) tf.dispose([previous, g]);
+    };
+    const headIndex = this.params.length - 3;
+    const [gain, bias, wHead] = this.headParams();
+    let dh = withSpan(this.comm, "head backward", () => {
+      const [dFinal, dGain, dBias, dW] = tf.grads((h: tf.Tensor, g: tf.Tensor, bb: tf.Tensor, w: tf.Tensor) => this.localLoss(this.headLogits(h, g, bb, w), m.labels))([m.final, gain, bias, wHead]);
+      add(headIndex, dGain!);
+      add(headIndex + 1, dBias!);
+      add(headIndex + 2, dW!);
+      return dFinal!;
+    });
+    for (let layer = this.gpt.nLayer - 1; layer >= 0; layer--) {
+      const dOut = dh;
+      dh = await withSpan(this.comm, `backward block${layer}`, () => this.layerBackward(layer, dOut, add));
+      dOut.dispose();
+    }
+    withSpan(this.comm, "embedding backward", () => {
+      const [dWte, dWpe] = vjp((wte, wpe) => this.embed(m.tokens, wte!, wpe!), [this.params[0]!, this.params[1]!], dh);
+      add(0, dWte!);
+      add(1, dWpe!);
+    });
+    dh.dispose();
+    const out = grads.map((g, i) => (g === undefined ? new Float32Array(this.params[i]!.size) : Float32Array.from(g.dataSync())));
+    tf.dispose(grads.filter((g): g is tf.Tensor => g !== undefined));
+    let loss = m.localLoss;
+    if (this.options.sequenceParallel) loss = await this.sumPartialGradients(out, loss);
+    this.release();
+    return { loss, grads: out };
+  }
+
+  /** forward, backward and plain SGD (p -= lr g on every local parameter); returns the loss. */
+  async step(batch: TensorBatch, lr: number): Promise<number> {
+    await this.forward(batch);
+    const { loss, grads } = await this.backward();
+    withSpan(this.comm, "sgd", () => {
+      this.params.forEach((p, i) => {
+        const g = tf.tensor(grads[i]!, p.shape);
+        p.assign(tf.tidy(() => tf.sub(p, tf.mul(g, lr))));
+        g.dispose();
+      });
+    });
+    return loss;
+  }
+
+  /** Frees what the last forward kept. */
+  release(): void {
+    for (const tape of this.tapes) tf.dispose(Object.values(tape).filter((t): t is tf.Tensor => t !== undefined));
+    this.tapes = [];
+    if (this.modelTape) tf.dispose([this.modelTape.tokens, this.modelTape.labels, this.modelTape.final]);
+    this.modelTape = undefined;
+  }
+
+  dispose(): void {
+    this.release();
+    tf.dispose(this.params);
+  }
+
+  private positions(seq: number): [number, number] {
+    return this.options.sequenceParallel ? sequenceSlice(seq, this.comm.rank, this.degree) : [0, seq];
+  }
+
+  private headParams(): [tf.Variable, tf.Variable, tf.Variable] {
+    const n = this.params.length;
+    return [this.params[n - 3]!, this.params[n - 2]!, this.params[n - 1]!];
+  }
+
+  private layerParams(layer: number): tf.Variable[] {
+    const first = EMBEDDING_PARAMS + 12 * layer;
+    return this.params.slice(first, first + 12);
+  }
+
+  /** tokens [b, s] -> this rank's positions of wte[tokens] + wpe, as [sl, b, C]. */
+  private embed(tokens: tf.Tensor, wte: tf.Tensor, wpe: tf.Tensor): tf.Tensor {
+    const [b, s] = tokens.shape as [number, number];
+    const C = this.gpt.nEmbd;
+    const summed = tf.add(tf.gather(wte, tokens.toInt()), tf.slice(wpe, [0, 0], [s, C])); // [b, s, C]
+    const [start, end] = this.positions(s);
+    return tf.slice(tf.transpose(summed, [1, 0, 2]), [start, 0, 0], [end - start, b, C]);
+  }
+
+  /** h [sl, b, C] -> logits [b, sl, vocab] (final norm and head, whole on every rank). */
+  private headLogits(h: tf.Tensor, gain: tf.Tensor, bias: tf.Tensor, wHead: tf.Tensor): tf.Tensor {
+    const [sl, b, C] = h.shape as [number, number, number];
+    const normed = norm(tf.transpose(h, [1, 0, 2]), gain, bias); // [b, sl, C]
+    const flat = tf.matMul(tf.reshape(normed, [b * sl, C]) as tf.Tensor2D, wHead as tf.Tensor2D);
+    return tf.reshape(flat, [b, sl, wHead.shape[1]!]);
+  }
+
+  /** This rank's share of the batch's mean loss: the mean over its positions, over t with sequence parallelism (shares sum to the mean). */
+  private localLoss(logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {
+    const mean = softmaxCrossEntropy(tf, logits, labels);
+    return (this.options.sequenceParallel ? tf.div(mean, this.degree) : mean) as tf.Scalar;
+  }
+
+  /** The dropout mask of (forward step, layer, site) for this rank's positions: bool [sl, b, C], drawn whole from the seed on every rank. */
+  private dropoutMask(step: number, layer: number, site: number, shape: [number, number, number]): tf.Tensor | undefined {
+    const p = this.options.dropout;
+    if (p === 0) return undefined;
+    const [sl, b, C] = shape;
+    const s = this.options.sequenceParallel ? sl * this.degree : sl;
+    const random = seededRandom(((this.options.seed * 1_000_003 + step) * 64 + layer) * 2 + site + 1);
+    const keep = new Uint8Array(s * b * C);
+    for (let i = 0; i < keep.length; i++) keep[i] = random() >= p ? 1 : 0;
+    const [start] = this.positions(s);
+    const mine = keep.subarray(start * b * C, (start + sl) * b * C);
+    return tf.tensor(mine, shape, "bool");
+  }
+
+  private dropout(y: tf.Tensor, mask: tf.Tensor | undefined): tf.Tensor {
+    return mask === undefined ? tf.clone(y) : tf.mul(tf.mul(y, tf.cast(mask, "float32")), 1 / (1 - this.options.dropout));
+  }
+
+  /** One transformer block forward; keeps its tape; returns the block's output [sl, b, C]. */
+  private async layerForward(layer: number, x: tf.Tensor, step: number): Promise<tf.Tensor> {
+    const [g1, b1, wQkv, bQkv, wProj, bProj, g2, b2, wUp, bUp, wDown, bDown] = this.layerParams(layer) as tf.Tensor[];
+    const { f, g } = this.regions;
+    const sp = this.options.sequenceParallel;
+    const keepGathered = sp && !this.options.regatherInputs;
+    const heads = this.gpt.nHead / this.degree;
+    const shape = x.shape as [number, number, number];
+
+    const u = tf.tidy(() => norm(x, g1!, b1!));
+    const uGathered = await f.forward(u); // [s, b, C]
+    const qkv = tf.tidy(() => linear3d(uGathered, wQkv!, bQkv!));
+    const context = tf.tidy(() => attentionCore(qkv, heads));
+    const partial1 = tf.tidy(() => linear3d(context, wProj!));
+    const z1 = await g.forward(partial1); // [sl, b, C]
+    partial1.dispose();
+    const mask1 = this.dropoutMask(step, layer, 0, shape);
+    const a = tf.tidy(() => tf.add(x, this.dropout(tf.add(z1, bProj!), mask1)));
+    z1.dispose();
+
+    const v = tf.tidy(() => norm(a, g2!, b2!));
+    const vGathered = await f.forward(v);
+    const up = tf.tidy(() => linear3d(vGathered, wUp!, bUp!));
+    const activated = tf.tidy(() => gelu(tf, up));
+    const partial2 = tf.tidy(() => linear3d(activated, wDown!));
+    const z2 = await g.forward(partial2);
+    partial2.dispose();
+    const mask2 = this.dropoutMask(step, layer, 1, shape);
+    const out = tf.tidy(() => tf.add(a, this.dropout(tf.add(z2, bDown!), mask2)));
+    z2.dispose();
+
+    if (!keepGathered) tf.dispose([uGathered, vGathered]); // TP: f's forward was a copy of u, v
+    this.tapes[layer] = { x, u, ...(keepGathered ? { uGathered } : {}), qkv, context, mask1, a, v, ...(keepGathered ? { vGathered } : {}), up, activated, mask2 };
+    return out;
+  }
+
+  /** One block backward from dOut [sl, b, C]; adds its parameters' gradients; returns d input [sl, b, C]. */
+  private async layerBackward(layer: number, dOut: tf.Tensor, add: (index: number, g: tf.Tensor) => void): Promise<tf.Tensor> {
+    const t = this.tapes[layer]!;
+    const params = this.layerParams(layer) as tf.Tensor[];
+    const [g1, b1, wQkv, bQkv, wProj, , g2, b2, wUp, bUp, wDown] = params;
+    const first = EMBEDDING_PARAMS + 12 * layer;
+    const { f, g } = this.regions;
+    const heads = this.gpt.nHead / this.degree;
+    const gathered = async (local: tf.Tensor, kept: tf.Tensor | undefined): Promise<tf.Tensor> =>
+      kept !== undefined ? tf.clone(kept) : this.options.sequenceParallel ? f.forward(local) : tf.clone(local);
+
+    // MLP half: out = a + dropout(g(GELU(f(v) W_up + b_up) W_down) + b_down)
+    const dy2 = tf.tidy(() => this.dropout(dOut, t.mask2));
+    add(first + BLOCK.bDown, tf.tidy(() => tf.sum(dy2, [0, 1])));
+    const dPartial2 = await g.backward(dy2); // [s, b, C]
+    dy2.dispose();
+    const [dActivated, dWDown] = vjp((h, w) => linear3d(h!, w!), [t.activated, wDown!], dPartial2);
+    dPartial2.dispose();
+    add(first + BLOCK.wDown, dWDown!);
+    const [dUp] = vjp((h) => gelu(tf, h!), [t.up], dActivated!);
+    dActivated!.dispose();
+    const vGathered = await gathered(t.v, t.vGathered);
+    const [dvPartial, dWUp, dbUp] = vjp((h, w, bb) => linear3d(h!, w!, bb!), [vGathered, wUp!, bUp!], dUp!);
+    tf.dispose([dUp!, vGathered]);
+    add(first + BLOCK.wUp, dWUp!);
+    add(first + BLOCK.bUp, dbUp!);
+    const dv = await f.backward(dvPartial!); // [sl, b, C]
+    dvPartial!.dispose();
+    const [daNorm, dg2, db2] = vjp((h, gg, bb) => norm(h!, gg!, bb!), [t.a, g2!, b2!], dv);
+    dv.dispose();
+    add(first + BLOCK.g2, dg2!);
+    add(first + BLOCK.b2, db2!);
+    const da = tf.add(dOut, daNorm!);
+    daNorm!.dispose();
+
+    // attention half: a = x + dropout(g(attention(f(u) W_qkv + b_qkv) W_proj) + b_proj)
+    const dy1 = tf.tidy(() => this.dropout(da, t.mask1));
+    add(first + BLOCK.bProj, tf.tidy(() => tf.sum(dy1, [0, 1])));
+    const dPartial1 = await g.backward(dy1);
+    dy1.dispose();
+    const [dContext, dWProj] = vjp((h, w) => linear3d(h!, w!), [t.context, wProj!], dPartial1);
+    dPartial1.dispose();
+    add(first + BLOCK.wProj, dWProj!);
+    const [dQkv] = vjp((q) => attentionCore(q!, heads), [t.qkv], dContext!); // recomputes the scores
+    dContext!.dispose();
+    const uGathered = await gathered(t.u, t.uGathered);
+    const [duPartial, dWQkv, dbQkv] = vjp((h, w, bb) => linear3d(h!, w!, bb!), [uGathered, wQkv!, bQkv!], dQkv!);
+    tf.dispose([dQkv!, uGathered]);
+    add(first + BLOCK.wQkv, dWQkv!);
+    add(first + BLOCK.bQkv, dbQkv!);
+    const du = await f.backward(duPartial!);
+    duPartial!.dispose();
+    const [dxNorm, dg1, db1] = vjp((h, gg, bb) => norm(h!, gg!, bb!), [t.x, g1!, b1!], du);
+    du.dispose();
+    add(first + BLOCK.g1, dg1!);
+    add(first + BLOCK.b1, db1!);
+    const dx = tf.add(da, dxNorm!);
+    tf.dispose([da, dxNorm!]);
+    return dx;
+  }
+
+  /**
+   * Sequence parallelism: the whole parameters that saw only this rank's positions (embeddings, norms,
+   * the biases after the row-parallel layers, the head) hold partial gradients; one allReduce sums
+   * them, and the loss shares with them. Returns the summed loss; `grads` is updated in place.
+   */
+  private async sumPartialGradients(grads: Float32Array[], localLoss: number): Promise<number> {
+    const partial = grads.map((_, i) => i).filter((i) => this.splits[i]!.kind === "replicated");
+    const length = partial.reduce((n, i) => n + grads[i]!.length, 0);
+    const packed = new Float32Array(length + 1);
+    let offset = 0;
+    for (const i of partial) {
+      packed.set(grads[i]!, offset);
+      offset += grads[i]!.length;
+    }
+    packed[length] = localLoss;
+    const summed = await withSpan(this.comm, "sum partial gradients", () => this.comm.allReduce(packed, { op: "sum", algorithm: "ring" }), "comm");
+    offset = 0;
+    for (const i of partial) {
+      grads[i]!.set(summed.subarray(offset, offset + grads[i]!.length));
+      offset += grads[i]!.length;
+    }
+    return summed[length]!;
+  }
+}
