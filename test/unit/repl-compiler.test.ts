@@ -41,6 +41,12 @@ test("type errors are reported in the cell's own line:col", () => {
   assert.equal(e.message, "3:7 - Type 'string' is not assignable to type 'number'.");
 });
 
+test("an error after a shorthand property keeps its column", () => {
+  const chain = DeclarationChain.notebook();
+  const e = compileErrorOf(() => compiler.compile("const a = 1;\nconst o = { a }; let bad: number = 'text';", chain));
+  assert.deepEqual([e.diagnostics[0]!.line, e.diagnostics[0]!.column], [2, 22]);
+});
+
 test("top-level await is detected and allowed", () => {
   const compiled = compiler.compile("const v = await Promise.resolve(2);\nv", DeclarationChain.notebook());
   assert.equal(compiled.hasTopLevelAwait, true);

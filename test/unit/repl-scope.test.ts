@@ -42,6 +42,18 @@ test("const, let and imports can be declared again by a later cell", async () =>
   assert.equal(value, "b.txt");
 });
 
+test("a shorthand property names an earlier cell's variable, in literals, functions and destructuring", async () => {
+  const nb = notebook();
+  await nb.run("const nLayer = 3;\nlet nHead = 2;");
+  assert.deepEqual((await nb.run("({ nLayer, nHead })")).value, { nLayer: 3, nHead: 2 });
+  assert.deepEqual((await nb.run("function config() { return { nLayer }; }\nconfig()")).value, { nLayer: 3 });
+  // A destructuring assignment writes the earlier cell's variable, defaults included.
+  await nb.run("({ nHead = 8 } = {} as { nHead?: number });");
+  assert.equal(nb.scope.getVariable("nHead"), 8);
+  await nb.run("({ nHead } = { nHead: 4 });");
+  assert.equal(nb.scope.getVariable("nHead"), 4);
+});
+
 test("top-level await resolves before the value is returned", async () => {
   const nb = notebook();
   const { value } = await nb.run("const late = await new Promise<number>((resolve) => setTimeout(() => resolve(42), 20));\nlate * 2");

@@ -18,7 +18,7 @@ const ts = require("@tslab/typescript-for-tslab") as typeof TS;
 // The printer puts a space after a leading comment; it goes with the marker.
 const MARKER = /\/\*@cell:(\d+)\*\/ ?/g;
 
-/** One marker put into the source: at `column` (0-based, original text) of `line` (0-based). */
+/** Text put into the source (a marker, or a shorthand's `: name`): at `column` (0-based, original text) of `line` (0-based). */
 interface Insertion {
   line: number;
   column: number;
@@ -27,35 +27,50 @@ interface Insertion {
 
 export interface MarkedSource {
   text: string;
-  /** Per 0-based line, the markers inserted on it, left to right. */
+  /** Per 0-based line, the insertions made on it, left to right. */
   insertions: Map<number, Insertion[]>;
 }
 
-/** Inserts a line marker before each statement (erased type-only statements excepted). */
+/**
+ * Inserts a line marker before each statement (erased type-only statements excepted), and
+ * spells out each shorthand property: `{ nLayer }` becomes `{ nLayer: nLayer }`. tslab's
+ * converter rewrites a reference to an earlier cell's declaration as `exports.NAME`, but it
+ * resolves a shorthand's name to the property rather than to the variable and leaves it,
+ * so `{ nLayer }` would throw "nLayer is not defined" whenever `nLayer` came from an earlier
+ * cell. The long form means the same in every position a shorthand can take (object
+ * literals, and destructuring assignments, where `{ a = 1 }` becomes `{ a: a = 1 }`).
+ */
 export function markStatements(source: string): MarkedSource {
   const file = ts.createSourceFile("cell.ts", source, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS);
-  const starts: number[] = [];
+  /** Text to insert at a position of the original source. */
+  const edits: Array<{ at: number; text: (line: number) => string }> = [];
+  const statementStarts = new Set<number>();
   const visit = (node: TS.Node): void => {
     const statements = statementsOf(node);
     if (statements) {
       for (const statement of statements) {
-        if (!isErasedStatement(statement)) starts.push(statement.getStart(file));
+        if (!isErasedStatement(statement)) statementStarts.add(statement.getStart(file));
       }
+    }
+    if (ts.isShorthandPropertyAssignment(node)) {
+      const name = node.name.getText(file);
+      edits.push({ at: node.name.getEnd(), text: () => `: ${name}` });
     }
     ts.forEachChild(node, visit);
   };
   visit(file);
-  const unique = [...new Set(starts)].sort((a, b) => a - b);
+  for (const start of statementStarts) edits.push({ at: start, text: (line) => `/*@cell:${line + 1}*/` });
+  edits.sort((a, b) => a.at - b.at);
   const insertions = new Map<number, Insertion[]>();
   let text = "";
   let copied = 0;
-  for (const start of unique) {
-    const { line, character } = file.getLineAndCharacterOfPosition(start);
-    const marker = `/*@cell:${line + 1}*/`;
-    text += source.slice(copied, start) + marker;
-    copied = start;
+  for (const edit of edits) {
+    const { line, character } = file.getLineAndCharacterOfPosition(edit.at);
+    const inserted = edit.text(line);
+    text += source.slice(copied, edit.at) + inserted;
+    copied = edit.at;
     const onLine = insertions.get(line) ?? [];
-    onLine.push({ line, column: character, length: marker.length });
+    onLine.push({ line, column: character, length: inserted.length });
     insertions.set(line, onLine);
   }
   text += source.slice(copied);
