@@ -27,7 +27,7 @@ if ! ls .device/gl/libvulkan1_*.deb >/dev/null 2>&1; then
   # A private package list for amd64, so the host's own apt state is left alone.
   lists=$(mktemp -d)
   apt_opts=(-o APT::Architecture=amd64 -o APT::Architectures=amd64 -o "Dir::State::Lists=$lists")
-  mkdir -p "$lists/partial"
+  mkdir -p "$lists/partial" && chmod 755 "$lists"
   apt-get "${apt_opts[@]}" update >/dev/null
   (cd .device/gl && apt-get "${apt_opts[@]}" download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2 >/dev/null)
   rm -rf "$lists"
