@@ -105,7 +105,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case "doctor": {
       parse("doctor", rest, {});
-      const diagnosis = diagnose(probeMachine());
+      const diagnosis = diagnose(await probeMachine());
       process.stdout.write(formatDiagnosis(diagnosis));
       return diagnosis.basicsOk ? 0 : 1;
     }

@@ -43,7 +43,7 @@ export class DistCommands {
         io.stream("stdout", await this.status());
         return { status: "ok" };
       case "doctor":
-        io.stream("stdout", formatDiagnosis(diagnose(probeMachine())));
+        io.stream("stdout", formatDiagnosis(diagnose(await probeMachine())));
         return { status: "ok" };
       case "stop": {
         const stopped = await this.session.stop();

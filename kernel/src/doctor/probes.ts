@@ -2,10 +2,10 @@
  * The probes of `distlab doctor` on the real machine: each reads one thing
  * (a file, a package, a command's answer) and never throws; a probe that
  * cannot answer records why. Slow ones (Dawn's adapter, Jupyter) run in child
- * processes with time limits, so a kernel running `%dist doctor` loads
- * nothing it did not have.
+ * processes with time limits, side by side and without blocking the event
+ * loop, so a kernel running `%dist doctor` loads nothing it did not have.
  */
-import { spawnSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { accessSync, constants, existsSync, readdirSync, readFileSync } from "node:fs";
 import { delimiter, dirname, join } from "node:path";
 import { checkGpuIsolation, listGpuDeviceNodes, unshareFlags } from "../cluster/gpu-isolation";
@@ -13,6 +13,23 @@ import { LAUNCHER_COMMANDS, OPTIONAL_PACKAGES, type JupyterFacts, type MachineFa
 
 /** How long one probe's child process may take (milliseconds): Dawn on a busy driver, Jupyter's first start. */
 const CHILD_TIMEOUT_MS = 30_000;
+
+interface ChildResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+  error?: Error;
+}
+
+/** Runs a child to its end (or the time limit) and resolves with what it printed; never rejects. */
+function runChild(command: string, args: string[], env?: NodeJS.ProcessEnv): Promise<ChildResult> {
+  return new Promise((resolve) => {
+    execFile(command, args, { encoding: "utf8", env, timeout: CHILD_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
+      const code = (error as { code?: unknown } | null)?.code;
+      resolve({ status: error ? (typeof code === "number" ? code : null) : 0, stdout: stdout ?? "", stderr: stderr ?? "", error: error && typeof code !== "number" ? error : undefined });
+    });
+  });
+}
 
 const VULKAN_LOADER_DIRS = ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", "/lib/x86_64-linux-gnu", "/usr/local/lib"];
 const VULKAN_ICD_DIRS = ["/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d", "/usr/local/share/vulkan/icd.d", "/usr/local/nvidia/share/vulkan/icd.d"];
@@ -66,9 +83,9 @@ export function onPath(command: string, path = process.env.PATH ?? ""): string |
   return undefined;
 }
 
-function vulkanLoader(): string | undefined {
-  const fromLdconfig = spawnSync("ldconfig", ["-p"], { encoding: "utf8", timeout: CHILD_TIMEOUT_MS });
-  const line = fromLdconfig.stdout?.split("\n").find((row) => row.includes("libvulkan.so.1"));
+async function vulkanLoader(): Promise<string | undefined> {
+  const fromLdconfig = await runChild("ldconfig", ["-p"]);
+  const line = fromLdconfig.stdout.split("\n").find((row) => row.includes("libvulkan.so.1"));
   if (line) return line.split("=>").pop()?.trim();
   return VULKAN_LOADER_DIRS.map((dir) => join(dir, "libvulkan.so.1")).find((path) => existsSync(path));
 }
@@ -79,7 +96,7 @@ function vulkanDrivers(env: NodeJS.ProcessEnv): string[] {
 }
 
 /** Asks Dawn for an adapter in a child process: a hanging driver or Vulkan's warnings stay out of this one. */
-function gpuAdapter(webgpuEntry: string): Outcome {
+async function gpuAdapter(webgpuEntry: string): Promise<Outcome> {
   const script = `
 const dawn = require(${JSON.stringify(webgpuEntry)});
 const gpu = dawn.create([]);
@@ -95,12 +112,12 @@ gpu.requestAdapter({ powerPreference: "high-performance" }).then((adapter) => {
   }
   process.exit(0);
 }, (error) => { clearTimeout(timer); console.log(JSON.stringify({ ok: false, reason: String(error && error.message || error) })); process.exit(0); });`;
-  const child = spawnSync(process.execPath, ["-e", script], { encoding: "utf8", timeout: CHILD_TIMEOUT_MS });
-  const last = child.stdout?.trim().split("\n").pop();
+  const child = await runChild(process.execPath, ["-e", script]);
+  const last = child.stdout.trim().split("\n").pop();
   try {
     return JSON.parse(last ?? "") as Outcome;
   } catch {
-    const why = child.error?.message ?? (child.stderr?.trim().split("\n").pop() || `exit status ${child.status}`);
+    const why = child.error?.message ?? (child.stderr.trim().split("\n").pop() || `exit status ${child.status}`);
     return { ok: false, reason: `the adapter probe failed: ${why}` };
   }
 }
@@ -125,15 +142,18 @@ function findJupyter(env: NodeJS.ProcessEnv): string | undefined {
   return undefined;
 }
 
-export function jupyterFacts(env: NodeJS.ProcessEnv = process.env): JupyterFacts {
+export async function jupyterFacts(env: NodeJS.ProcessEnv = process.env): Promise<JupyterFacts> {
   const command = findJupyter(env);
   if (command === undefined) return {};
   // The environment's own bin first, so `jupyter kernelspec` runs that environment's Python.
   const childEnv = { ...env, PATH: [dirname(command), env.PATH].filter(Boolean).join(delimiter) };
-  const specs = spawnSync(command, ["kernelspec", "list", "--json"], { encoding: "utf8", env: childEnv, timeout: CHILD_TIMEOUT_MS });
+  const [specs, extensions] = await Promise.all([
+    runChild(command, ["kernelspec", "list", "--json"], childEnv),
+    runChild(command, ["labextension", "list"], childEnv),
+  ]);
   const facts: JupyterFacts = { command };
   if (specs.status !== 0) {
-    facts.error = `\`jupyter kernelspec list\` failed: ${(specs.error?.message ?? specs.stderr ?? "").trim().split("\n").pop()}`;
+    facts.error = `\`jupyter kernelspec list\` failed: ${(specs.error?.message ?? specs.stderr).trim().split("\n").pop()}`;
     return facts;
   }
   try {
@@ -142,22 +162,22 @@ export function jupyterFacts(env: NodeJS.ProcessEnv = process.env): JupyterFacts
   } catch (error) {
     facts.error = `\`jupyter kernelspec list --json\` printed no JSON: ${(error as Error).message}`;
   }
-  const extensions = spawnSync(command, ["labextension", "list"], { encoding: "utf8", env: childEnv, timeout: CHILD_TIMEOUT_MS });
   // JupyterLab prints the listing on stderr, with colour codes around "enabled" and "OK".
-  const listing = `${extensions.stdout ?? ""}\n${extensions.stderr ?? ""}`.replace(/\x1b\[[0-9;]*m/g, "");
+  const listing = `${extensions.stdout}\n${extensions.stderr}`.replace(/\x1b\[[0-9;]*m/g, "");
   const line = listing.split("\n").find((row) => row.includes("@distlab/timeline"));
   if (line !== undefined) facts.labextension = { line, enabled: /\benabled\b/.test(line), ok: /\bOK\b/.test(line) };
   return facts;
 }
 
 /** Everything `distlab doctor` reports, read from this machine. */
-export function probeMachine(env: NodeJS.ProcessEnv = process.env): MachineFacts {
+export async function probeMachine(env: NodeJS.ProcessEnv = process.env): Promise<MachineFacts> {
   const packages = Object.fromEntries(OPTIONAL_PACKAGES.map((name) => [name, resolvePackage(name) !== undefined])) as MachineFacts["packages"];
   const nodes = gpuDeviceNodes();
   const nvidiaGpus = listGpuDeviceNodes();
-  const loader = process.platform === "linux" ? vulkanLoader() : undefined;
+  const jupyter = jupyterFacts(env);
+  const loader = process.platform === "linux" ? await vulkanLoader() : undefined;
   const webgpuEntry = resolvePackage("webgpu");
-  const askAdapter = nodes.length > 0 && webgpuEntry !== undefined && loader !== undefined;
+  const adapter = nodes.length > 0 && webgpuEntry !== undefined && loader !== undefined ? gpuAdapter(webgpuEntry) : undefined;
   const facts: MachineFacts = {
     nodeVersion: process.versions.node,
     platform: process.platform,
@@ -168,9 +188,9 @@ export function probeMachine(env: NodeJS.ProcessEnv = process.env): MachineFacts
     vulkanLoader: loader,
     vulkanDrivers: vulkanDrivers(env),
     commands: Object.fromEntries(LAUNCHER_COMMANDS.map((name) => [name, onPath(name, env.PATH)])) as MachineFacts["commands"],
-    jupyter: jupyterFacts(env),
+    jupyter: await jupyter,
   };
-  if (askAdapter) facts.gpuAdapter = gpuAdapter(webgpuEntry);
+  if (adapter !== undefined) facts.gpuAdapter = await adapter;
   const isolation = gpuIsolation(nvidiaGpus);
   if (isolation !== undefined) facts.gpuIsolation = isolation;
   return facts;
