@@ -1,14 +1,17 @@
 #!/usr/bin/env node
-// `npm run setup`: everything a fresh clone needs before `npm run lab` or
-// `npm test`, in order, each step skipping its work when its inputs are
-// unchanged. Prints one line per step; a failure names the step and the fix.
+// `npm run setup`: everything a fresh clone needs before `npm run lab`, in
+// order, each step skipping its work when its inputs are unchanged: Node 20+
+// and Python 3.9+ suffice, with no root, no Debian and no browser.
+// `node scripts/setup.mjs --browser` (what `npm test` and `npm run test:browser`
+// run) adds the Chromium that the browser tests drive.
+// Prints one line per step; a failure names the step and the fix.
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { debianPackagesStep } from "./setup/debian.mjs";
+import { browserStep } from "./setup/browser.mjs";
 import { extensionStep } from "./setup/extension.mjs";
 import { kernelspecStep } from "./setup/kernelspec.mjs";
 import { nodePackagesStep } from "./setup/node-packages.mjs";
@@ -17,13 +20,16 @@ import { typescriptStep } from "./setup/typescript.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
-// System packages the tests need: Chromium for the browser layer (Playwright
-// drives Debian's build, never a downloaded one). Multi-host tests and
-// baselines add theirs here.
-const REQUIRED_DEBIAN_PACKAGES = ["chromium"];
+const USAGE = "usage: node scripts/setup.mjs [--browser]   (--browser: also the Chromium the browser tests drive)";
+const flags = process.argv.slice(2);
+const unknownFlags = flags.filter((flag) => flag !== "--browser");
+if (unknownFlags.length > 0) {
+  console.error(`setup: unknown argument ${unknownFlags.join(" ")}\n${USAGE}`);
+  process.exit(2);
+}
 
 const steps = [
-  debianPackagesStep(REQUIRED_DEBIAN_PACKAGES),
+  ...(flags.includes("--browser") ? [browserStep] : []),
   nodePackagesStep,
   typescriptStep,
   pythonVenvStep,

@@ -70,7 +70,7 @@ const layers = [
   },
   {
     name: "browser",
-    describe: "Playwright in Debian's Chromium against a real JupyterLab (test/browser)",
+    describe: "Playwright in Chromium against a real JupyterLab (test/browser)",
     command() {
       if (findFiles(join(root, "test", "browser"), ".spec.ts").length === 0) return null;
       return [join(root, "node_modules", ".bin", "playwright"), ["test", "-c", "test/browser"]];

@@ -1,17 +1,15 @@
 #!/usr/bin/env bash
-# The GPU benchmark in one command on the device machine (issue 6): TF.js
+# The GPU benchmark in one command on a GPU machine: TF.js
 # webgpu through Dawn vs PyTorch on the same card, f32 matMul 1024-8192
 # (TF32 off) and the MLP / tiny-GPT training steps under each variant of
 # distlab's webgpu settings (one process per variant). Prepare here first:
-#   bash /work/shared/tools/gpu-kit.sh      # .device/: node binary, Vulkan loader debs
+#   bash scripts/gpu/prepare.sh            # .device/: node binary, Vulkan loader debs (what a bare machine lacks)
 #   node bench/gpu/build.mjs                # .gpu-run/: bundled bench + Dawn's dawn.node
-# then on the device machine (run tool, carry [".device", ".gpu-run"]):
+# then on the GPU machine (carry [".device", ".gpu-run"]):
 #   bash bench/gpu/run.sh            (ONLY=steps or ONLY=matmul for half of it)
 # Results are printed and written to $OUT/gpu-bench.jsonl when OUT is set.
 set -uo pipefail
-for f in .device/gl/*.deb; do dpkg -x "$f" /; done; ldconfig
-mkdir -p /tmp/n && xz -dc .device/node.xz > /tmp/n/node && chmod +x /tmp/n/node
-export PATH=/tmp/n:$PATH VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+source scripts/gpu/device-env.sh || exit 1
 export NODE_PATH=$PWD/.gpu-run/node_modules PYTHONUNBUFFERED=1
 log=${OUT:-/tmp}/gpu-bench.jsonl
 only=${ONLY:-all}

@@ -2,20 +2,28 @@
 /**
  * The `distlab` command:
  *   distlab install [--user | --sys-prefix | --prefix P]   register the kernelspec
+ *   distlab doctor                                        what this machine offers, and fixes
  *   distlab kernel --connection-file F                    run the kernel (Jupyter calls this)
  *   distlab agent --token-file F [--listen H:P]           run ranks for kernels holding the token
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { installKernelspec, type InstallScope } from "./install";
+import { installKernelspec, installLabextension, type InstallScope } from "./install";
 import { availableParallelism } from "node:os";
 import { packageVersion, runKernel } from "./kernel-main";
 import { AgentRefusal, startAgent } from "./hosts/agent";
 import { DEFAULT_AGENT_PORT } from "./hosts/host-spec";
 import { readTokenFile } from "./hosts/token";
+import { diagnose, formatDiagnosis } from "./doctor/diagnose";
+import { probeMachine } from "./doctor/probes";
 
 const USAGE = `usage:
   distlab install [--user | --sys-prefix | --prefix PREFIX]
-      Register the "distlab" kernelspec with Jupyter (default: --user).
+      Register the "distlab" kernelspec with Jupyter (default: --user), and the
+      JupyterLab timeline extension when this install carries it (the npm package does).
+  distlab doctor
+      Say what this machine offers (Node, TF.js backends, GPUs, launchers,
+      Jupyter) and the command that fixes each missing piece; exit status 0
+      when the basics work (Node 20+, a TF.js backend, Jupyter with the kernelspec).
   distlab kernel --connection-file FILE
       Run the kernel; Jupyter starts this through the kernelspec.
   distlab agent --token-file FILE [--listen HOST:PORT] [--slots N] [--insecure]
@@ -88,9 +96,18 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case "install": {
-      const dir = installKernelspec(installScope(rest));
+      const scope = installScope(rest);
+      const dir = installKernelspec(scope);
       process.stdout.write(`Installed the distlab kernelspec in ${dir}\n`);
+      const extension = installLabextension(scope);
+      if (extension !== undefined) process.stdout.write(`Installed the JupyterLab timeline extension in ${extension}\n`);
       return 0;
+    }
+    case "doctor": {
+      parse("doctor", rest, {});
+      const diagnosis = diagnose(await probeMachine());
+      process.stdout.write(formatDiagnosis(diagnosis));
+      return diagnosis.basicsOk ? 0 : 1;
     }
     case "kernel": {
       const values = parse("kernel", rest, { "connection-file": { type: "string", short: "f" } });

@@ -1,10 +1,13 @@
 /**
  * Registers the `distlab` kernelspec with Jupyter: writes
  * `<data dir>/kernels/distlab/kernel.json`, the file Jupyter reads to start
- * the kernel. The scopes mirror `jupyter kernelspec install`.
+ * the kernel. The scopes mirror `jupyter kernelspec install`. When this
+ * install carries the prebuilt timeline extension (the npm package does),
+ * it goes to `<data dir>/labextensions/@distlab/timeline`, where JupyterLab 4
+ * finds prebuilt extensions.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { v8StartFlags } from "./v8-start-flags";
@@ -36,14 +39,59 @@ export function pythonSysPrefix(env: NodeJS.ProcessEnv = process.env): string {
   }
 }
 
-export function kernelspecDir(scope: InstallScope): string {
+/** The Jupyter data directory of a scope (the folder holding kernels/ and labextensions/). */
+export function jupyterDataDir(scope: InstallScope): string {
   switch (scope.kind) {
     case "user":
-      return join(userDataDir(), "kernels", KERNEL_NAME);
+      return userDataDir();
     case "sys-prefix":
-      return join(pythonSysPrefix(), "share", "jupyter", "kernels", KERNEL_NAME);
+      return join(pythonSysPrefix(), "share", "jupyter");
     case "prefix":
-      return join(resolve(scope.prefix), "share", "jupyter", "kernels", KERNEL_NAME);
+      return join(resolve(scope.prefix), "share", "jupyter");
+  }
+}
+
+export function kernelspecDir(scope: InstallScope): string {
+  return join(jupyterDataDir(scope), "kernels", KERNEL_NAME);
+}
+
+export const LABEXTENSION_NAME = "@distlab/timeline";
+
+/**
+ * The prebuilt labextension this install carries: a checkout's built
+ * `extension/labextension`, else `labextension/` of the npm package
+ * (kernel/package.json's prepack copies it in); undefined when neither exists.
+ */
+export function bundledLabextension(kernelRoot: string = resolve(__dirname, "..")): string | undefined {
+  return [join(kernelRoot, "..", "extension", "labextension"), join(kernelRoot, "labextension")]
+    .find((dir) => existsSync(join(dir, "package.json")));
+}
+
+/**
+ * Copies the bundled labextension into the scope's data directory and
+ * returns where it went; undefined when there is none to copy, or when pip
+ * manages the one already there (its install.json says so): `pip uninstall`
+ * must still find its own files.
+ */
+export function installLabextension(scope: InstallScope, source: string | undefined = bundledLabextension()): string | undefined {
+  if (source === undefined) return undefined;
+  const target = join(jupyterDataDir(scope), "labextensions", ...LABEXTENSION_NAME.split("/"));
+  if (installedByPip(target)) return undefined;
+  try {
+    rmSync(target, { recursive: true, force: true });
+    mkdirSync(target, { recursive: true });
+    cpSync(source, target, { recursive: true });
+  } catch (error) {
+    throw new InstallError(`cannot copy the timeline extension to ${target}: ${(error as Error).message}`);
+  }
+  return target;
+}
+
+function installedByPip(target: string): boolean {
+  try {
+    return (JSON.parse(readFileSync(join(target, "install.json"), "utf8")) as { packageManager?: string }).packageManager === "python";
+  } catch {
+    return false;
   }
 }
 

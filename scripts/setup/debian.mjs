@@ -1,6 +1,8 @@
-// Debian packages that tests need from the system (Chromium for browser tests,
-// OpenSSH server for multi-host tests, python3-torch for baselines). Checks with
-// dpkg first, so the common case costs one dpkg-query and needs no root.
+// Debian packages that tests and benchmarks take from the system: Chromium for
+// the browser tests when no other Chromium is found (browser.mjs), PyTorch for
+// the benchmark baselines (bench-baselines.mjs). `npm run lab` needs none of
+// them. Checks with dpkg first, so the common case costs one dpkg-query and
+// needs no root.
 import { runCommand, SetupError } from "./process.mjs";
 
 /** The names among `packages` that dpkg does not report as installed. */

@@ -121,10 +121,10 @@ def test_help_is_generated_from_the_flag_spec(module_kernel):
     _, kc = module_kernel
     out = execute(kc, "%%distributed --help\n")
     assert out.status == "ok"
-    for flag in ["-n, --workers", "--backend", "--timeout", "--group-outputs", "--link", "--tf-backend", "--no-timeline"]:
+    for flag in ["-n, --workers", "--backend", "--timeout", "--group-outputs", "--link", "--tf-backend", "--timeline WHEN", "--no-timeline"]:
         assert flag in out.stdout
     out = execute(kc, "%dist help")
-    for sub in ["status", "stop", "push NAME", "pull NAME", "scatter NAME", "gather NAME", "timeline"]:
+    for sub in ["status", "stop", "push NAME", "pull NAME", "scatter NAME", "gather NAME", "timeline", "doctor"]:
         assert f"%dist {sub}" in out.stdout
 
 

@@ -52,8 +52,8 @@ for (let step = 0; step < 3; step++) {
 }
 dist.rank`;
 
-test("a 4-rank cell shows its timeline at once and ends with the final bundle under the same display id", async () => {
-  const { outcome, io } = await run("-n 4", LATE_RANK_CELL);
+test("--timeline always: a 4-rank cell shows its timeline at once and ends with the final bundle under the same display id", async () => {
+  const { outcome, io } = await run("-n 4 --timeline always", LATE_RANK_CELL);
   assert.equal(outcome.status, "ok", JSON.stringify(outcome));
   const shown = timelines(io);
   assert.ok(shown.length >= 2, `${shown.length} timeline displays`);
@@ -120,6 +120,21 @@ for (let i = 0; i < 12; i++) {
   // A 1.2 s cell at 3 updates a second.
   assert.ok(live.length >= 2, `${live.length} live updates with spans`);
   assert.ok(live.some((d) => d.payload.spans.some((s) => s.cat === "comm")));
+});
+
+test("--timeline auto (the default): a quick cell with no collective shows nothing, one with a collective shows its timeline", async () => {
+  const quiet = await run("-n 2", `console.log("skipped"); dist.rank`);
+  assert.equal(quiet.outcome.status, "ok");
+  assert.equal(timelines(quiet.io).length, 0, "a cell that only prints gets no timeline");
+  assert.ok(observer.last!.spans.some((s) => s.name.startsWith("cell ")), "%dist timeline still has the quiet cell's spans");
+  const failed = await run("-n 2", `throw new RangeError("--lr must be positive")`);
+  assert.equal(failed.outcome.status, "error");
+  assert.equal(timelines(failed.io).length, 0, "a cell whose check failed at once gets no timeline");
+  const busy = await run("-n 2", "await dist.allReduce(new Float32Array(4))");
+  const shown = timelines(busy.io);
+  assert.ok(shown.length >= 1, "a cell that ran a collective gets its timeline");
+  assert.equal(shown.at(-1)!.payload.live, false);
+  assert.deepEqual(shown.at(-1)!.payload.ranks.map((r) => r.rank), [0, 1]);
 });
 
 test("--no-timeline shows nothing and keeps the last timeline", async () => {

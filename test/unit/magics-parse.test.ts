@@ -21,11 +21,11 @@ function assertUsage(line: string, culprit: string, alsoMentions?: string): void
   );
 }
 
-test("defaults: 2 threads, 60 s timeout, live output, timeline on", () => {
+test("defaults: 2 threads, 60 s timeout, live output, timeline auto", () => {
   const options = parse("");
   assert.deepEqual(
     { ...options },
-    { workers: 2, backend: "threads", timeoutSeconds: 60, groupOutputs: "order", timeline: true, help: false },
+    { workers: 2, backend: "threads", timeoutSeconds: 60, groupOutputs: "order", timeline: "auto", help: false },
   );
 });
 
@@ -42,8 +42,17 @@ test("every flag parses to its typed option", () => {
   assert.equal(options.groupOutputs, "rank");
   assert.deepEqual(options.link, { bandwidth: 1e9 / 8, latency: 0.002 });
   assert.equal(options.tfBackend, "cpu");
-  assert.equal(options.timeline, false);
+  assert.equal(options.timeline, "off");
   assert.equal(parse("--help").help, true);
+});
+
+test("--timeline takes auto, always or off; --no-timeline is off and cannot contradict --timeline", () => {
+  assert.equal(parse("--timeline always").timeline, "always");
+  assert.equal(parse("--timeline off").timeline, "off");
+  assert.equal(parse("--timeline=auto").timeline, "auto");
+  assert.equal(parse("--no-timeline --timeline off").timeline, "off");
+  assertUsage("--timeline sometimes", "--timeline", "sometimes");
+  assertUsage("--timeline always --no-timeline", "--no-timeline", "contradicts --timeline always");
 });
 
 test("-n out of range or not an integer names -n and the value", () => {
@@ -127,6 +136,6 @@ test("splitArgs honours quotes and rejects an unterminated one", () => {
 });
 
 test("flag completion comes from the spec", () => {
-  assert.deepEqual(completeFlag(DISTRIBUTED_FLAGS, "--t"), ["--token-file", "--timeout", "--tf-backend"]);
+  assert.deepEqual(completeFlag(DISTRIBUTED_FLAGS, "--t"), ["--token-file", "--timeout", "--tf-backend", "--timeline"]);
   assert.ok(completeFlag(DISTRIBUTED_FLAGS, "-").includes("-n"));
 });

@@ -122,3 +122,60 @@ test("recorders in four worker-like ranks feed a session end to end", async () =
   assert.match(String(last["text/html"]), /<svg[^>]*>.*rank 3.*<\/svg>/s);
   assert.match(String(last["text/plain"]), /straggler: rank 3/);
 });
+
+test("auto: a quiet short cell ends with no display; its payload is still returned", () => {
+  let nowMs = 0;
+  const { io, displays } = recordingIO();
+  const session = new TimelineSession({ ranks, cellStartUs: 1_000_000, show: "auto", autoShowAfterMs: 500, now: () => nowMs });
+  session.start(io);
+  session.onBatch({ rank: 0, spans: [{ name: "cell 1", cat: "compute", start: 1_000_100, dur: 7_000 }] });
+  nowMs = 7;
+  const final = session.finish();
+  assert.equal(displays.length, 0);
+  assert.equal(session.isShown, false);
+  assert.equal(final.spans.length, 1);
+});
+
+test("auto: the first collective shows the live display at once; later batches update it", () => {
+  let nowMs = 0;
+  const { io, displays } = recordingIO();
+  const session = new TimelineSession({ ranks, cellStartUs: 1_000_000, show: "auto", minUpdateIntervalMs: 250, now: () => nowMs });
+  session.start(io);
+  nowMs = 10;
+  session.onBatch({ rank: 0, spans: [{ name: "fwd", cat: "compute", start: 1_000_100, dur: 50 }] });
+  assert.equal(displays.length, 0, "compute alone in the first 0.5 s shows nothing");
+  session.onBatch({ rank: 1, spans: [{ name: "allReduce", cat: "comm", start: 1_000_200, dur: 30 }] });
+  assert.equal(displays.length, 1);
+  assert.equal(displays[0].update, false);
+  assert.equal(timelineOf(displays[0]).spans.length, 2);
+  session.finish();
+  assert.equal(displays.length, 2);
+  assert.equal(displays[1].update, true);
+  assert.equal(displays[1].payload.transient?.display_id, session.displayId);
+  assert.ok("text/html" in displays[1].payload.data);
+});
+
+test("auto: a cell without collectives is shown once it has run autoShowAfterMs", async () => {
+  const { io, displays } = recordingIO();
+  const session = new TimelineSession({ ranks, cellStartUs: epochMicros(), show: "auto", autoShowAfterMs: 30 });
+  session.start(io);
+  assert.equal(displays.length, 0);
+  await new Promise((resolve) => setTimeout(resolve, 80));
+  assert.equal(displays.length, 1, "the timer showed the live display");
+  assert.equal(timelineOf(displays[0]).live, true);
+  session.finish();
+  assert.equal(displays.length, 2);
+});
+
+test("auto: a cell that passed autoShowAfterMs by its end, with no display yet, gets the final bundle once", () => {
+  let nowMs = 0;
+  const { io, displays } = recordingIO();
+  const session = new TimelineSession({ ranks, cellStartUs: 0, show: "auto", autoShowAfterMs: 500, now: () => nowMs });
+  session.start(io);
+  nowMs = 600;
+  session.finish();
+  assert.equal(displays.length, 1);
+  assert.equal(displays[0].update, false);
+  assert.equal(timelineOf(displays[0]).live, false);
+  assert.ok("text/html" in displays[0].payload.data);
+});

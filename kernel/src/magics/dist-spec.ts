@@ -36,11 +36,12 @@ export const DIST_SUBCOMMANDS: readonly SubcommandSpec[] = [
     ],
     help: "show the timeline of the last distributed cell",
   },
+  { name: "doctor", positionals: [], flags: [], help: "what this machine offers (Node, TF.js backends, GPUs, launchers, Jupyter) and the fix for each missing piece" },
   { name: "help", positionals: [], flags: [], help: "show this help and the %%distributed flags" },
 ];
 
 export type DistCommand =
-  | { command: "status" | "stop" | "help" }
+  | { command: "status" | "stop" | "help" | "doctor" }
   | { command: "push" | "pull" | "scatter" | "gather"; name: string }
   | { command: "timeline"; exportFile?: string; into?: string };
 
@@ -70,7 +71,7 @@ export function parseDistCommand(words: readonly string[]): DistCommand {
       return { command: "timeline", ...(exportFile === undefined ? {} : { exportFile }), ...(into === undefined ? {} : { into }) };
     }
     default:
-      return { command: spec.name as "status" | "stop" | "help" };
+      return { command: spec.name as "status" | "stop" | "help" | "doctor" };
   }
 }
 

@@ -84,7 +84,15 @@ export const DISTRIBUTED_FLAGS: readonly FlagSpec[] = [
     valueName: "SIZE",
     help: "most memory each rank may hold, ArrayBuffers and typed arrays included, e.g. 4GiB or 512MiB (default: 3/4 of the machine's memory divided by the ranks)",
   },
-  { name: "no-timeline", type: "boolean", help: "do not record or show the timeline of this cell" },
+  {
+    name: "timeline",
+    type: "choice",
+    valueName: "WHEN",
+    choices: ["auto", "always", "off"],
+    default: "auto",
+    help: "auto: show the timeline when the cell ran a collective or took at least 0.5 s; always; off: do not record it",
+  },
+  { name: "no-timeline", type: "boolean", help: "the same as --timeline off" },
   { name: "help", alias: "h", type: "boolean", help: "show this help" },
 ];
 
@@ -103,9 +111,12 @@ export interface DistributedOptions {
   tfBackend?: TfBackendName;
   /** `--memory`, bytes per rank; undefined: the default share of the machine (memory-size.ts). */
   memoryBytes?: number;
-  timeline: boolean;
+  /** When the cell's timeline is shown (`--timeline`); "off" also stops the ranks recording it. */
+  timeline: TimelineWhen;
   help: boolean;
 }
+
+export type TimelineWhen = "auto" | "always" | "off";
 
 const WHERE = "%%distributed";
 
@@ -117,10 +128,16 @@ export function parseDistributedFlags(words: readonly string[]): DistributedOpti
     backend: values.get("backend") as BackendName,
     timeoutSeconds: values.get("timeout") as number,
     groupOutputs: values.get("group-outputs") as "order" | "rank",
-    timeline: values.get("no-timeline") !== true,
+    timeline: values.get("timeline") as TimelineWhen,
     help: values.get("help") === true,
   };
   if (given.has("workers")) options.workersGiven = true;
+  if (values.get("no-timeline") === true) {
+    if (given.has("timeline") && options.timeline !== "off") {
+      throw new UsageError(`${WHERE}: --no-timeline contradicts --timeline ${options.timeline}`, "--no-timeline");
+    }
+    options.timeline = "off";
+  }
   const hosts = values.get("hosts") as string | undefined;
   if (hosts !== undefined) {
     if (options.backend !== "hosts") throw new UsageError(`${WHERE}: --hosts only applies with --backend hosts`, "--hosts");

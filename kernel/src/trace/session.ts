@@ -10,6 +10,11 @@
  * Updates are throttled: at most one per `minUpdateIntervalMs`, and one
  * follows every batch within that interval, so a running cell redraws 2-4
  * times a second.
+ *
+ * With `show: "auto"` (`%%distributed --timeline auto`, the default) the
+ * display waits until the cell has run a collective or `autoShowAfterMs` has
+ * passed; a short cell that ran no collective (printing a line, failing an
+ * option check) ends with no timeline under it. `%dist timeline` still has it.
  */
 import type { DisplayPayload, ExecutionIO } from "../protocol/backend";
 import { TimelineAggregator, type TimelineAggregatorOptions } from "./aggregator";
@@ -23,7 +28,16 @@ export interface TimelineSessionOptions extends TimelineAggregatorOptions {
   minUpdateIntervalMs?: number;
   /** milliseconds; tests pass a fake clock */
   now?: () => number;
+  /** "always": shown from `start`; "auto": shown once the cell ran a collective or ran `autoShowAfterMs`. */
+  show?: TimelineShow;
+  /** milliseconds a cell without collectives runs before "auto" shows its timeline; default 500 */
+  autoShowAfterMs?: number;
 }
+
+export type TimelineShow = "always" | "auto";
+
+/** `--timeline auto`: a cell this long (milliseconds) gets its timeline even without a collective. */
+export const AUTO_SHOW_AFTER_MS = 500;
 
 export const DEFAULT_MIN_UPDATE_INTERVAL_MS = 333;
 /** Live updates recompute the summary (O(n log n) in spans) at most this often, milliseconds. */
@@ -43,6 +57,13 @@ export class TimelineSession {
   private dirty = false;
   private finished = false;
   private lastLivePayload: TimelinePayload | undefined;
+  private readonly show: TimelineShow;
+  private readonly autoShowAfterMs: number;
+  private startedMs = 0;
+  /** The display exists (always at `start` for "always"; for "auto" once a reason to show came). */
+  private shown = false;
+  private sawCollective = false;
+  private autoTimer: ReturnType<typeof setTimeout> | undefined;
   /**
    * Live updates sent so far, and the last one's payload bytes (JSON of the
    * timeline mime type). The bytes are measured when read: serialising the
@@ -55,6 +76,8 @@ export class TimelineSession {
     this.aggregator = new TimelineAggregator(options);
     this.minUpdateIntervalMs = options.minUpdateIntervalMs ?? DEFAULT_MIN_UPDATE_INTERVAL_MS;
     this.now = options.now ?? Date.now;
+    this.show = options.show ?? "always";
+    this.autoShowAfterMs = options.autoShowAfterMs ?? AUTO_SHOW_AFTER_MS;
     this.displayId = `distlab-timeline-${process.pid}-${++displayCounter}-${Math.random().toString(36).slice(2, 8)}`;
     const self = this;
     this.stats = {
@@ -67,11 +90,38 @@ export class TimelineSession {
     };
   }
 
-  /** Shows the (empty) timeline under the cell; later updates replace it in place. */
+  /**
+   * Shows the (empty) timeline under the cell ("always"), or arms the wait
+   * for a reason to show it ("auto"); later updates replace it in place.
+   */
   start(io: ExecutionIO): void {
     this.io = io;
+    this.startedMs = this.now();
+    if (this.show === "always") {
+      this.showLive();
+      return;
+    }
+    this.autoTimer = setTimeout(() => this.showLive(), this.autoShowAfterMs);
+    this.autoTimer.unref?.();
+  }
+
+  /** Whether the cell's display exists yet (false for a quiet "auto" cell). */
+  get isShown(): boolean {
+    return this.shown;
+  }
+
+  private showLive(): void {
+    this.cancelAutoTimer();
+    if (this.shown || this.finished || this.io === undefined) return;
+    this.shown = true;
+    this.dirty = false;
     this.lastUpdateMs = this.now();
-    io.display(this.displayPayload(this.aggregator.payload(true), true));
+    this.io.display(this.displayPayload(this.aggregator.payload(true), true));
+  }
+
+  private cancelAutoTimer(): void {
+    if (this.autoTimer !== undefined) clearTimeout(this.autoTimer);
+    this.autoTimer = undefined;
   }
 
   setClockOffset(rank: number, estimate: ClockOffsetEstimate): void {
@@ -83,7 +133,12 @@ export class TimelineSession {
     if (this.finished) return;
     this.aggregator.add(batch);
     this.dirty = true;
+    if (!this.sawCollective && batch.spans.some((span) => span.cat === "comm")) this.sawCollective = true;
     if (this.io === undefined) return;
+    if (!this.shown) {
+      if (this.sawCollective) this.showLive();
+      return;
+    }
     const waitMs = this.lastUpdateMs + this.minUpdateIntervalMs - this.now();
     if (waitMs <= 0) this.sendLiveUpdate();
     else if (this.timer === undefined) {
@@ -100,21 +155,28 @@ export class TimelineSession {
    */
   finish(): TimelinePayload {
     this.cancelTimer();
+    this.cancelAutoTimer();
     this.finished = true;
     const payload = this.aggregator.payload(false);
-    this.io?.display(this.displayPayload(payload, false), true);
+    if (this.shown) this.io?.display(this.displayPayload(payload, false), true);
+    else if (this.io !== undefined && (this.sawCollective || this.now() - this.startedMs >= this.autoShowAfterMs)) {
+      // A cell that earned its timeline between the last batch and its end: shown once, final.
+      this.shown = true;
+      this.io.display(this.displayPayload(payload, false));
+    }
     return payload;
   }
 
   /** Stops live updates without a final one (the cell was cancelled and its output cleared). */
   dispose(): void {
     this.cancelTimer();
+    this.cancelAutoTimer();
     this.finished = true;
   }
 
   private sendLiveUpdate(): void {
     this.cancelTimer();
-    if (this.finished || this.io === undefined || !this.dirty) return;
+    if (this.finished || !this.shown || this.io === undefined || !this.dirty) return;
     this.dirty = false;
     this.lastUpdateMs = this.now();
     const staleSummaryOk = this.lastUpdateMs - this.lastSummaryMs < LIVE_SUMMARY_INTERVAL_MS;

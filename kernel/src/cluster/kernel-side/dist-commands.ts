@@ -15,6 +15,8 @@ import type { RankGroup } from "./rank-group";
 import { TIMELINE_PAYLOAD_TYPE, timelineCommand, timelineInto } from "./timeline-command";
 import type { TimelinePayload } from "../../trace";
 import { typeTextOf } from "./value-types";
+import { diagnose, formatDiagnosis } from "../../doctor/diagnose";
+import { probeMachine } from "../../doctor/probes";
 
 /** The notebook's own scope, as the TypeScript REPL exposes it. */
 export interface NotebookScope {
@@ -39,6 +41,9 @@ export class DistCommands {
     switch (command.command) {
       case "status":
         io.stream("stdout", await this.status());
+        return { status: "ok" };
+      case "doctor":
+        io.stream("stdout", formatDiagnosis(diagnose(await probeMachine())));
         return { status: "ok" };
       case "stop": {
         const stopped = await this.session.stop();

@@ -63,7 +63,7 @@ export class DistributedSession {
     const timeoutMs = options.timeoutSeconds * 1000;
     // A fresh group loads TensorFlow.js first (seconds): the timeline starts when the ranks can run.
     for (const note of await group.prepare(timeoutMs)) io.stream("stderr", `distlab: ${note}\n`);
-    const observer = options.timeline ? this.observer : undefined;
+    const observer = options.timeline !== "off" ? this.observer : undefined;
     observer?.cellStarted(cellId, group, io, options);
     // Declarations travel with the chain in the kernel; ranks need only the code.
     const shipped: CompiledCell = { ...compiled, declarations: "" };

@@ -19,10 +19,10 @@ export class TimelineObserver implements CellObserver {
     return this.lastPayload;
   }
 
-  cellStarted(cellId: number, group: RankGroup, io: ExecutionIO, _options: DistributedOptions): void {
+  cellStarted(cellId: number, group: RankGroup, io: ExecutionIO, options: DistributedOptions): void {
     this.running?.session.dispose();
     const ranks = group.ranks.map((rank) => ({ rank: rank.info.rank, host: group.hostOf(rank.info.rank), device: rank.device }));
-    const session = new TimelineSession({ ranks, cellStartUs: epochMicros() });
+    const session = new TimelineSession({ ranks, cellStartUs: epochMicros(), show: options.timeline === "always" ? "always" : "auto" });
     this.running = { cellId, session };
     session.start(io);
   }
