@@ -26,7 +26,7 @@
  */
 import { intersectionLength, totalLength, unionOf, type IntervalList } from "./intervals";
 import type { TimelinePayload } from "./payload";
-import { selfTimePieces } from "./self-time";
+import { selfTimePieces, workByStream } from "./self-time";
 import { STEP_STREAM, streamOf, type TimelineSpan } from "./span";
 
 /** Device-side pids sit apart from the ranks' host pids (which are the ranks). */
@@ -85,16 +85,8 @@ function laneNumbers(spans: readonly TimelineSpan[]): Map<string, number> {
 /** The rank's compute and comm pieces that start inside one of its steps, with their lanes. */
 function kernelsOf(spans: readonly TimelineSpan[], steps: readonly TimelineSpan[], lanes: Map<string, number>): Kernel[] {
   const inStep = (ts: number): boolean => steps.some((s) => ts >= s.ts && ts < s.ts + s.dur);
-  const byStream = new Map<string, TimelineSpan[]>();
-  for (const span of spans) {
-    const stream = streamOf(span);
-    if (stream === STEP_STREAM) continue;
-    let list = byStream.get(stream);
-    if (list === undefined) byStream.set(stream, (list = []));
-    list.push(span);
-  }
   const kernels: Kernel[] = [];
-  for (const [stream, list] of byStream) {
+  for (const [stream, list] of workByStream(spans)) {
     for (const piece of selfTimePieces(list)) {
       if (piece.span.cat !== "compute" && piece.span.cat !== "comm") continue;
       // HTA keeps a kernel when its host event starts in a step; with no steps, keep all.

@@ -65,19 +65,23 @@ export function streamSelfTime(spans: readonly TimelineSpan[]): CategoryInterval
   return out;
 }
 
-/** A rank's time per category, all its streams together (overlaps kept). */
-export function rankCategoryTime(spans: readonly TimelineSpan[]): CategoryIntervals {
+/** A rank's spans by stream, in order of first appearance; step markers (dist.step) bound work and are left out. */
+export function workByStream(spans: readonly TimelineSpan[]): Map<string, TimelineSpan[]> {
   const byStream = new Map<string, TimelineSpan[]>();
   for (const span of spans) {
     const stream = streamOf(span);
-    // Step markers (dist.step) bound work; they are not work of their own.
     if (stream === STEP_STREAM) continue;
     let list = byStream.get(stream);
     if (list === undefined) byStream.set(stream, (list = []));
     list.push(span);
   }
+  return byStream;
+}
+
+/** A rank's time per category, all its streams together (overlaps kept). */
+export function rankCategoryTime(spans: readonly TimelineSpan[]): CategoryIntervals {
   let out = emptyCategoryIntervals();
-  for (const list of byStream.values()) {
+  for (const list of workByStream(spans).values()) {
     const self = streamSelfTime(list);
     out = {
       compute: mergeLists(out.compute, self.compute),
