@@ -40,16 +40,33 @@ fn place(index: u32) -> vec4<u32> {
   return vec4<u32>(bh / s.heads, bh % s.heads, position, select(0u, 1u, index < s.groups));
 }`;
 
+/** WGSL statements: this workgroup's query row (b, h, i) and `row`, its index in qkv; `valid` false past the last. */
+const QUERY_ROW = /* wgsl */ `
+  let at = place(group);
+  let valid = at.w == 1u;
+  let b = at.x; let h = at.y; let i = at.z;
+  let row = b * s.time + i;`;
+
+/**
+ * WGSL statements ending a query row's kernel: once every thread has written `weights` [T] (workgroup
+ * memory), each head dimension d gets sum over keys j <= i of weights[j] * qkv's `part` block at key row j,
+ * stored by `store` (WGSL with `acc`).
+ */
+const weightedKeySum = (weights: string, part: string, store: string) => /* wgsl */ `
+  workgroupBarrier();
+  if (!valid) { return; }
+  for (var d = lid; d < s.headSize; d = d + ${THREADS}u) {
+    var acc = 0.0;
+    for (var j = 0u; j <= i; j = j + 1u) { acc = acc + ${weights}[j] * qkv[packed(b * s.time + j, ${part}, h, d)]; }
+    ${store}
+  }`;
+
 const FORWARD = /* wgsl */ `
 ${COMMON}
 ${wgslBindings([["qkv", "read"], ["result", "read_write"], ["probs", "read_write"]], 1)}
 var<workgroup> q: array<f32, ${MAX_HEAD_SIZE}>;
 var<workgroup> p: array<f32, ${MAX_TIME}>;
-${flatGridMain(THREADS, /* wgsl */ `
-  let at = place(group);
-  let valid = at.w == 1u;
-  let b = at.x; let h = at.y; let i = at.z;
-  let row = b * s.time + i;
+${flatGridMain(THREADS, /* wgsl */ `${QUERY_ROW}
   if (valid) { for (var d = lid; d < s.headSize; d = d + ${THREADS}u) { q[d] = qkv[packed(row, 0u, h, d)]; } }
   workgroupBarrier();
   var biggest = -3.4e38;
@@ -73,25 +90,14 @@ ${flatGridMain(THREADS, /* wgsl */ `
       if (j <= i) { weight = p[j] / total; p[j] = weight; }
       probs[base + j] = weight;
     }
-  }
-  workgroupBarrier();
-  if (!valid) { return; }
-  for (var d = lid; d < s.headSize; d = d + ${THREADS}u) {
-    var acc = 0.0;
-    for (var j = 0u; j <= i; j = j + 1u) { acc = acc + p[j] * qkv[packed(b * s.time + j, 2u, h, d)]; }
-    result[merged(row, h, d)] = acc;
-  }`)}`;
+  }${weightedKeySum("p", "2u", "result[merged(row, h, d)] = acc;")}`)}`;
 
 const BACKWARD_QUERIES = /* wgsl */ `
 ${COMMON}
 ${wgslBindings([["qkv", "read"], ["probs", "read"], ["dout", "read"], ["dqkv", "read_write"], ["dscores", "read_write"]], 1)}
 var<workgroup> g: array<f32, ${MAX_HEAD_SIZE}>;
 var<workgroup> ds: array<f32, ${MAX_TIME}>;
-${flatGridMain(THREADS, /* wgsl */ `
-  let at = place(group);
-  let valid = at.w == 1u;
-  let b = at.x; let h = at.y; let i = at.z;
-  let row = b * s.time + i;
+${flatGridMain(THREADS, /* wgsl */ `${QUERY_ROW}
   let base = ((b * s.heads + h) * s.time + i) * s.time;
   if (valid) { for (var d = lid; d < s.headSize; d = d + ${THREADS}u) { g[d] = dout[merged(row, h, d)]; } }
   workgroupBarrier();
@@ -111,14 +117,7 @@ ${flatGridMain(THREADS, /* wgsl */ `
       if (j <= i) { value = (probs[base + j] * (ds[j] - total)) * s.scale; ds[j] = value; }
       dscores[base + j] = value;
     }
-  }
-  workgroupBarrier();
-  if (!valid) { return; }
-  for (var d = lid; d < s.headSize; d = d + ${THREADS}u) {
-    var acc = 0.0;
-    for (var j = 0u; j <= i; j = j + 1u) { acc = acc + ds[j] * qkv[packed(b * s.time + j, 1u, h, d)]; }
-    dqkv[packed(row, 0u, h, d)] = acc;
-  }`)}`;
+  }${weightedKeySum("ds", "1u", "dqkv[packed(row, 0u, h, d)] = acc;")}`)}`;
 
 const BACKWARD_KEYS = /* wgsl */ `
 ${COMMON}
