@@ -10,6 +10,7 @@ import { isSpanCategory, SPAN_CATEGORIES, type SpanOptions, type SpanRecorder } 
 import type { WireCounters } from "../comm/wire-counters";
 import type { WireStats } from "../comm/wire-stats";
 import { addWireStats } from "../comm/wire-stats-merge";
+import { createCheckpointApi, type CheckpointInfo, type CheckpointOptions } from "../checkpoint/dist-checkpoint";
 import { isTensor } from "./cell-value";
 import { splitEvenly } from "./split";
 
@@ -57,6 +58,13 @@ export interface Dist extends DistIdentity {
    * and returns what it returns; an async `fn` is timed until it settles.
    */
   span<T>(name: string, fn: () => T, options?: SpanOptions): T;
+  /**
+   * Saves `state` atomically with a checksum (every rank calls it): `{ shards: "rank0" }` stores
+   * rank 0's state for all ranks, `{ shards: "per-rank" }` each rank's own. See checkpoint/dist-checkpoint.ts.
+   */
+  checkpoint(path: string, state: unknown, options: CheckpointOptions): Promise<CheckpointInfo>;
+  /** The state of the last complete checkpoint at `path` (every rank calls it); tensors come back as tensors. */
+  restore<T = unknown>(path: string): Promise<T>;
   /** The underlying communicator, for calls this wrapper does not cover. */
   readonly comm: Communicator;
   /**
@@ -193,6 +201,7 @@ export function createDist(
       const { start, end } = splitEvenly(data.length, current().size)[current().rank]!;
       return data.slice(start, end);
     },
+    ...createCheckpointApi(current, tf),
     alloc: (dtype, length) => current().alloc(dtype, length),
     free: (array) => current().free(array),
     newGroup: (ranks, name) => {

@@ -204,6 +204,10 @@ class AgentSession {
       this.socket.destroy();
       return;
     }
+    if (message.type === "ping") {
+      sendControl(this.socket, { type: "pong", rank: -1 });
+      return;
+    }
     const child = this.ranks.get(message.rank);
     switch (message.type) {
       case "spawn":
