@@ -64,8 +64,8 @@ export function createCheckpointApi(current: () => Communicator, tf: Tf): Checkp
       }
       const comm = current();
       // Rank 0 draws the save id; every rank learns it and checks that all asked for the same mode.
-      const agreed = Float64Array.of(randomInt(2 ** 47), SHARD_MODES.indexOf(mode));
-      await comm.broadcast(agreed, 0);
+      // Collectives return their result (it may not be written into the argument).
+      const agreed = await comm.broadcast(Float64Array.of(randomInt(2 ** 47), SHARD_MODES.indexOf(mode)), 0);
       const saveId = agreed[0]!;
       if (agreed[1] !== SHARD_MODES.indexOf(mode)) {
         throw new CheckpointError(`dist.checkpoint: rank ${comm.rank} asked for { shards: "${mode}" }, rank 0 for { shards: "${SHARD_MODES[agreed[1]!]}" }; every rank must say the same`);
@@ -125,9 +125,9 @@ export function createCheckpointApi(current: () => Communicator, tf: Tf): Checkp
         failure = error as Error;
       }
       // Every rank learns which ranks could not read their shard, so none waits for them.
-      const failed = new Float64Array(comm.size);
-      failed[comm.rank] = failure ? 1 : 0;
-      await comm.allReduce(failed, { op: "max" });
+      const flags = new Float64Array(comm.size);
+      flags[comm.rank] = failure ? 1 : 0;
+      const failed = await comm.allReduce(flags, { op: "max" });
       if (failure) throw failure;
       const ranks = [...failed].flatMap((flag, rank) => (flag ? [rank] : []));
       if (ranks.length > 0) throw new CheckpointError(`dist.restore: ${path}: rank${ranks.length > 1 ? "s" : ""} ${ranks.join(", ")} could not read ${ranks.length > 1 ? "their shards" : "its shard"} (see ${ranks.length > 1 ? "their" : "its"} error)`);
@@ -154,11 +154,13 @@ async function fromRank0(comm: Communicator, read: () => Buffer): Promise<Buffer
     }
   }
   const payload = comm.rank === 0 ? (bytes ?? Buffer.from(message, "utf8")) : undefined;
-  const head = Float64Array.of(bytes ? 1 : 0, payload?.byteLength ?? 0);
-  if (comm.size > 1) await comm.broadcast(head, 0);
-  const data = payload ? new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength) : new Uint8Array(head[1]!);
-  if (comm.size > 1 && data.byteLength > 0) await comm.broadcast(data, 0);
-  const received = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  // Collectives return their result (it may not be written into the argument).
+  let head = Float64Array.of(bytes ? 1 : 0, payload?.byteLength ?? 0);
+  if (comm.size > 1) head = await comm.broadcast(head, 0);
+  let data = payload ? new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength) : new Uint8Array(head[1]!);
+  if (comm.size > 1 && data.byteLength > 0) data = await comm.broadcast(data, 0);
+  // A copy: the collective's result buffer may be reused by a later collective.
+  const received = Buffer.from(data);
   if (head[0] !== 1) throw new CheckpointError(received.toString("utf8"));
   return received;
 }
