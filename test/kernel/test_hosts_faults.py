@@ -81,7 +81,10 @@ def run_with_fault(hosts: Hosts, fault) -> tuple[ExecuteOutcome, float]:
     fault()
     runner.join(200)
     outcome = box["outcome"]
-    return outcome, outcome.idle_at - faulted_at
+    seconds = outcome.idle_at - faulted_at
+    # Shown with `pytest -s`: the figures the docs quote.
+    print(f"\n{seconds:.1f} s after the fault: {(outcome.error or {}).get('evalue')}")
+    return outcome, seconds
 
 
 def assert_kept_and_fresh(hosts: Hosts, old_pids: list[int], lost: set[int]) -> None:
