@@ -22,8 +22,9 @@ export function encodeState(state: unknown): Buffer {
   return serialize(replaceTensors(state));
 }
 
-export function decodeState(body: Uint8Array, tf: Tf): unknown {
-  return restoreTensors(deserialize(body), tf);
+/** `tf`: TensorFlow.js, or a function that loads it (asked only when the state holds tensors). */
+export function decodeState(body: Uint8Array, tf: Tf | (() => Tf)): unknown {
+  return restoreTensors(deserialize(body), typeof tf === "function" ? tf : () => tf);
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -44,12 +45,12 @@ function replaceTensors(value: unknown): unknown {
   return value;
 }
 
-function restoreTensors(value: unknown, tf: Tf): unknown {
+function restoreTensors(value: unknown, tf: () => Tf): unknown {
   if (Array.isArray(value)) return value.map((entry) => restoreTensors(entry, tf));
   if (isPlainObject(value)) {
     if (value.__distlabTensor === 1) {
       const stored = value as unknown as StoredTensor;
-      return tf.tensor(stored.data as Float32Array, stored.shape, stored.dtype);
+      return tf().tensor(stored.data as Float32Array, stored.shape, stored.dtype);
     }
     return Object.fromEntries(Object.entries(value).map(([key, entry]) => [key, restoreTensors(entry, tf)]));
   }

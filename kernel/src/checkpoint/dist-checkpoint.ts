@@ -52,7 +52,8 @@ export interface CheckpointApi {
   restore<T = unknown>(path: string): Promise<T>;
 }
 
-export function createCheckpointApi(current: () => Communicator, tf: Tf): CheckpointApi {
+/** `loadTf` is asked for TensorFlow.js only when a restored state holds tensors. */
+export function createCheckpointApi(current: () => Communicator, loadTf: () => Tf): CheckpointApi {
   return {
     async checkpoint(path, state, options) {
       if (typeof path !== "string" || path === "") throw new TypeError(`dist.checkpoint: path must be a non-empty string, got ${JSON.stringify(path)}`);
@@ -106,7 +107,7 @@ export function createCheckpointApi(current: () => Communicator, tf: Tf): Checkp
       // Rank 0 reads `path` (the whole state, or the manifest) and shares it; a failure there is every rank's error.
       const shared = await fromRank0(comm, () => readFileBytes(path));
       const { header, body } = decodeCheckpoint(path, shared);
-      if (header.shards === "rank0") return decodeState(body, tf) as T;
+      if (header.shards === "rank0") return decodeState(body, loadTf) as T;
       if (header.size !== comm.size) {
         throw new CheckpointError(
           `dist.restore: ${path} was saved as ${header.size} per-rank shards, but this group has ${comm.size} ranks; restore it with -n ${header.size} (a { shards: "rank0" } checkpoint restores on any size)`,
@@ -120,7 +121,7 @@ export function createCheckpointApi(current: () => Communicator, tf: Tf): Checkp
         if (own.header.saveId !== header.saveId || own.header.rank !== comm.rank || own.header.size !== comm.size) {
           throw new CheckpointError(`dist.restore: ${shard} does not belong to the save ${path} names (its header says rank ${own.header.rank} of ${own.header.size}, save ${own.header.saveId.toString(16)})`);
         }
-        state = decodeState(own.body, tf);
+        state = decodeState(own.body, loadTf);
       } catch (error) {
         failure = error as Error;
       }

@@ -201,7 +201,7 @@ export function createDist(
       const { start, end } = splitEvenly(data.length, current().size)[current().rank]!;
       return data.slice(start, end);
     },
-    ...createCheckpointApi(current, tf),
+    ...createCheckpointApi(current, () => tf),
     alloc: (dtype, length) => current().alloc(dtype, length),
     free: (array) => current().free(array),
     newGroup: (ranks, name) => {
