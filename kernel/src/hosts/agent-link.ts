@@ -14,6 +14,14 @@ import {
 
 /** How long dialling and authenticating one agent may take (milliseconds). */
 export const AGENT_CONNECT_TIMEOUT_MS = 5000;
+/** How often the kernel pings an authenticated agent (milliseconds). */
+export const AGENT_HEARTBEAT_MS = 1000;
+/**
+ * How long an agent may stay silent (no pong, no other frame) before the kernel gives it up as a
+ * host that never answers (milliseconds): its ranks then end as lost, and the cell's error names them.
+ * A TCP connection to a stopped process or a vanished host stays open, so only silence tells.
+ */
+export const AGENT_SILENCE_MS = 10_000;
 
 export interface AgentLinkOptions {
   host: string;
@@ -23,6 +31,8 @@ export interface AgentLinkOptions {
   version: string;
   /** Heard when the connection ends (the agent died, the network went). */
   onClose?: (reason: string) => void;
+  /** Overrides AGENT_SILENCE_MS. */
+  silenceMs?: number;
 }
 
 export class AgentLink {
@@ -111,7 +121,7 @@ export class AgentLink {
       if (reply.type === "refused") throw new Error(`the agent refused this kernel: ${reply.reason}`);
       socket.off("data", onData);
       const link = new AgentLink(address, socket, challenge.slots, challenge.hostname, challenge.version);
-      link.serve(reader, options.onClose);
+      link.serve(reader, options.onClose, options.silenceMs ?? AGENT_SILENCE_MS);
       return link;
     } catch (error) {
       socket.destroy();
@@ -151,9 +161,25 @@ export class AgentLink {
     this.socket.destroy();
   }
 
-  private serve(reader: FrameReader, onClose?: (reason: string) => void): void {
+  private serve(reader: FrameReader, onClose: ((reason: string) => void) | undefined, silenceMs: number): void {
     let reason = "the agent closed the connection";
     const leftover = reader.drain();
+    // Heartbeat: any bytes from the agent count as an answer; a silent agent is given up.
+    let lastHeard = Date.now();
+    this.socket.on("data", () => (lastHeard = Date.now()));
+    const heartbeat = setInterval(() => {
+      if (Date.now() - lastHeard > silenceMs) {
+        reason = `the agent did not answer for ${(silenceMs / 1000).toFixed(0)} s (its process stopped, or its host or the network is down)`;
+        this.socket.destroy();
+        return;
+      }
+      try {
+        this.send({ type: "ping", rank: -1 });
+      } catch {
+        // Closing already: the close handler below reports why.
+      }
+    }, Math.min(AGENT_HEARTBEAT_MS, silenceMs / 2));
+    heartbeat.unref();
     readControl<FromAgent>(
       this.socket,
       reader,
@@ -165,6 +191,7 @@ export class AgentLink {
     );
     this.socket.on("error", (error) => (reason = error.message));
     this.socket.once("close", () => {
+      clearInterval(heartbeat);
       this.closedReason = reason;
       onClose?.(reason);
       for (const listener of [...this.listeners.values()]) listener({ type: "exit", rank: -1, code: null, signal: null, error: `lost the connection to the agent at ${this.address}: ${reason}` });

@@ -21,12 +21,10 @@ import type { FromRankProcess } from "../cluster/rank-messages";
 import { nodeRankCommand } from "../cluster/backends/processes/process-rank-handle";
 import { LIFELINE_FD, MEMORY_CAP_ENV } from "../cluster/rank-side/rank-lifeline";
 import { LISTEN_HOST_ENV } from "../cluster/comm-world";
-import { FrameError, FrameReader, encodeFrame } from "./frames";
+import { FrameReader, encodeFrame } from "./frames";
+import { HandshakeGate } from "./handshake-gate";
 import { readControl, sendControl, type ToAgent } from "./control";
-import {
-  AGENT_PROTOCOL, HANDSHAKE_FRAME_BYTES, HANDSHAKE_TIMEOUT_MS, freshNonce, jsonFrame, parseHandshake, proofMatches, proofOf,
-  type Auth, type Challenge, type Hello,
-} from "./handshake";
+import { AGENT_PROTOCOL, HANDSHAKE_TIMEOUT_MS, jsonFrame } from "./handshake";
 
 export interface AgentOptions {
   host: string;
@@ -83,15 +81,13 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   };
 }
 
-type Phase = "hello" | "auth" | "serving" | "closed";
+type Phase = "handshake" | "serving" | "closed";
 
 /** One kernel's connection: the handshake, then its ranks. */
 class AgentSession {
-  private phase: Phase = "hello";
-  private readonly reader = new FrameReader(HANDSHAKE_FRAME_BYTES);
+  private phase: Phase = "handshake";
+  private readonly gate: HandshakeGate;
   private readonly peer: string;
-  private kernelNonce = "";
-  private agentNonce = "";
   private readonly ranks = new Map<number, ChildProcess>();
   private readonly timer: NodeJS.Timeout;
 
@@ -100,6 +96,7 @@ class AgentSession {
     private readonly options: AgentOptions,
   ) {
     this.peer = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.gate = new HandshakeGate({ token: options.token, version: options.version, slots: options.slots, hostname: hostname() }, (frame) => socket.write(frame));
     if (options.insecure) options.log(`WARNING: connection from ${this.peer} on an insecure listener (--insecure: no TLS, traffic is readable on the network)`);
     this.timer = setTimeout(() => this.refuse(`did not authenticate within ${HANDSHAKE_TIMEOUT_MS / 1000} s`), HANDSHAKE_TIMEOUT_MS);
     socket.on("data", this.onHandshakeData);
@@ -112,57 +109,15 @@ class AgentSession {
   }
 
   private readonly onHandshakeData = (chunk: Buffer): void => {
-    let frames: Buffer[];
-    try {
-      frames = this.reader.push(chunk);
-    } catch (error) {
-      this.refuse(error instanceof FrameError ? error.message : String(error));
-      return;
-    }
-    for (const frame of frames) {
-      if (this.phase === "closed") return;
-      try {
-        this.handshakeStep(frame);
-      } catch (error) {
-        this.refuse((error as Error).message);
-        return;
-      }
-      if (this.phase === "serving") {
-        // Frames after the auth frame in this chunk are control frames: re-read them with the control reader.
-        const rest = frames.slice(frames.indexOf(frame) + 1);
-        this.startServing(rest);
-        return;
-      }
+    const step = this.gate.push(chunk);
+    if (step.kind === "refused") this.refuse(step.reason);
+    else if (step.kind === "authenticated") {
+      this.phase = "serving";
+      this.startServing(step.rest);
     }
   };
 
-  private handshakeStep(frame: Buffer): void {
-    if (this.phase === "hello") {
-      const hello = parseHandshake<Hello>(frame, "hello", { protocol: "number", version: "string", nonce: "string" });
-      this.kernelNonce = hello.nonce;
-      this.agentNonce = freshNonce();
-      const challenge: Challenge = {
-        type: "challenge",
-        protocol: AGENT_PROTOCOL,
-        version: this.options.version,
-        slots: this.options.slots,
-        hostname: hostname(),
-        nonce: this.agentNonce,
-        proof: proofOf(this.options.token, "agent", this.kernelNonce, this.agentNonce),
-      };
-      this.socket.write(encodeFrame(jsonFrame(challenge)));
-      if (hello.protocol !== AGENT_PROTOCOL) throw new Error(`the kernel speaks protocol ${hello.protocol} (distlab ${hello.version.slice(0, 40)}), this agent ${AGENT_PROTOCOL}`);
-      this.phase = "auth";
-      return;
-    }
-    const auth = parseHandshake<Auth>(frame, "auth", { proof: "string" });
-    if (!proofMatches(auth.proof, proofOf(this.options.token, "kernel", this.agentNonce, this.kernelNonce))) {
-      throw new Error("wrong token: the kernel's proof does not match (a different token, or a replayed handshake)");
-    }
-    this.phase = "serving";
-  }
-
-  private startServing(pending: Buffer[]): void {
+  private startServing(rest: Buffer): void {
     clearTimeout(this.timer);
     this.socket.off("data", this.onHandshakeData);
     this.options.log(`accepted ${this.peer}: authenticated kernel`);
@@ -171,12 +126,9 @@ class AgentSession {
       this.options.log(`closed ${this.peer}: ${reason}`);
       this.socket.destroy();
     };
-    // Whole frames the handshake reader already cut, then whatever it still holds, go through the control reader.
-    const leftover = this.reader.drain();
-    const reader = new FrameReader(0);
-    readControl<ToAgent>(this.socket, reader, (message) => this.onControl(message), onBad);
-    for (const frame of pending) this.socket.emit("data", encodeFrame(frame));
-    if (leftover.byteLength > 0) this.socket.emit("data", leftover);
+    // What came after the auth frame goes through the control reader.
+    readControl<ToAgent>(this.socket, new FrameReader(0), (message) => this.onControl(message), onBad);
+    if (rest.byteLength > 0) this.socket.emit("data", rest);
   }
 
   private refuse(reason: string): void {
@@ -191,7 +143,7 @@ class AgentSession {
   private closed(): void {
     clearTimeout(this.timer);
     const wasServing = this.phase === "serving";
-    if (this.phase === "hello" || this.phase === "auth") this.options.log(`refused ${this.peer}: it closed the connection before authenticating`);
+    if (this.phase === "handshake") this.options.log(`refused ${this.peer}: it closed the connection before authenticating`);
     this.phase = "closed";
     if (wasServing) this.options.log(`kernel ${this.peer} disconnected; stopping its ${this.ranks.size} rank process(es)`);
     for (const child of this.ranks.values()) child.kill("SIGKILL");
@@ -202,6 +154,10 @@ class AgentSession {
     if (typeof message !== "object" || message === null || !Number.isInteger((message as { rank?: unknown }).rank)) {
       this.options.log(`closed ${this.peer}: a control message without a rank`);
       this.socket.destroy();
+      return;
+    }
+    if (message.type === "ping") {
+      sendControl(this.socket, { type: "pong", rank: -1 });
       return;
     }
     const child = this.ranks.get(message.rank);

@@ -19,14 +19,17 @@ export type ToAgent =
   | { type: "spawn"; rank: number; memoryCapBytes: number }
   | { type: "to-rank"; rank: number; message: ToRankProcess }
   | { type: "signal"; rank: number; signal: NodeJS.Signals }
-  | { type: "disconnect"; rank: number };
+  | { type: "disconnect"; rank: number }
+  /** The kernel's heartbeat (agent-link.ts); rank is -1. The agent answers pong. */
+  | { type: "ping"; rank: -1 };
 
 /** Agent -> kernel. `output` carries what the rank's process wrote outside its capture, and its lifeline reports. */
 export type FromAgent =
   | { type: "spawned"; rank: number; pid: number }
   | { type: "from-rank"; rank: number; message: FromRankProcess }
   | { type: "output"; rank: number; stream: "stdout" | "stderr" | "lifeline"; text: string }
-  | { type: "exit"; rank: number; code: number | null; signal: NodeJS.Signals | null; error?: string };
+  | { type: "exit"; rank: number; code: number | null; signal: NodeJS.Signals | null; error?: string }
+  | { type: "pong"; rank: -1 };
 
 /** Sends one message; throws (DataCloneError) before anything is written if it cannot be serialized. */
 export function sendControl(socket: Socket, message: ToAgent | FromAgent): void {

@@ -39,12 +39,22 @@ export function groupErrorOutcome(result: GroupCellResult, host: string | ((rank
   // The stack's own first line repeats name and message; the header already says them.
   if (stack[0]?.startsWith(`${first.remote.name}:`)) stack.shift();
   const others = cancelled.length > 0 ? [`cancelled because rank ${first.rank} failed: ${describeRanks(cancelled)}`] : [];
+  const evalue = group.message + (nameHost ? hostsOfNamedRanks(group.message, first.rank, result.outcomes.length, hostOf) : "");
   return {
     status: "error",
     ename: first.remote.name,
-    evalue: group.message,
-    traceback: [group.message, ...stack, ...others, ...lost],
+    evalue,
+    traceback: [evalue, ...stack, ...others, ...lost],
   };
+}
+
+/**
+ * On hosts, the other ranks a message names (`... but rank 2 called broadcast`) with where they
+ * run: ` (rank 2 on node2:29470)`; "" when it names no other rank.
+ */
+function hostsOfNamedRanks(message: string, firstRank: number, size: number, hostOf: (rank: number) => string): string {
+  const named = [...new Set([...message.matchAll(/\brank (\d+)\b/g)].map((match) => Number(match[1])))].filter((rank) => rank !== firstRank && rank < size);
+  return named.length === 0 ? "" : ` (${named.map((rank) => `rank ${rank} on ${hostOf(rank)}`).join(", ")})`;
 }
 
 /**

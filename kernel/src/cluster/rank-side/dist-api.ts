@@ -10,6 +10,7 @@ import { isSpanCategory, SPAN_CATEGORIES, STEP_STREAM, type SpanOptions, type Sp
 import type { WireCounters } from "../../comm/wire-counters";
 import type { WireStats } from "../../comm/wire-stats";
 import { addWireStats } from "../../comm/wire-stats-merge";
+import { createCheckpointApi, type CheckpointInfo, type CheckpointOptions } from "../../checkpoint/dist-checkpoint";
 import { isTensor } from "./cell-value";
 import { splitEvenly } from "../split";
 
@@ -63,6 +64,13 @@ export interface Dist extends DistIdentity {
    * Holistic Trace Analysis groups a trace by. Returns what `fn` returns; async is awaited.
    */
   step<T>(n: number, fn: () => T): T;
+  /**
+   * Saves `state` atomically with a checksum (every rank calls it): `{ shards: "rank0" }` stores
+   * rank 0's state for all ranks, `{ shards: "per-rank" }` each rank's own. See checkpoint/dist-checkpoint.ts.
+   */
+  checkpoint(path: string, state: unknown, options: CheckpointOptions): Promise<CheckpointInfo>;
+  /** The state of the last complete checkpoint at `path` (every rank calls it); tensors come back as tensors. */
+  restore<T = unknown>(path: string): Promise<T>;
   /** The underlying communicator, for calls this wrapper does not cover. */
   readonly comm: Communicator;
   /**
@@ -218,6 +226,7 @@ export function createDist(
       const { start, end } = splitEvenly(data.length, current().size)[current().rank]!;
       return data.slice(start, end);
     },
+    ...createCheckpointApi(current, () => tf),
     alloc: (dtype, length) => current().alloc(dtype, length),
     free: (array) => current().free(array),
     newGroup: (ranks, name) => {

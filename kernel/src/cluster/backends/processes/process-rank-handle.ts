@@ -72,8 +72,9 @@ export class RankProcessExit extends Error {
     readonly signal: NodeJS.Signals | null,
     stderrTail: string,
   ) {
-    const how = signal !== null ? `signal ${signal}` : `exit code ${code}`;
-    super(`its process ended (${how})${stderrTail.trim() ? `; its last stderr: ${stderrTail.trim()}` : ""}`);
+    // Neither code nor signal: a remote rank whose agent was lost (its stderr tail says how).
+    const how = signal !== null ? `ended (signal ${signal})` : code !== null ? `ended (exit code ${code})` : "was lost";
+    super(`its process ${how}${stderrTail.trim() ? `; its last stderr: ${stderrTail.trim()}` : ""}`);
   }
 }
 

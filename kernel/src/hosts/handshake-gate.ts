@@ -1,0 +1,98 @@
+/**
+ * The agent's side of the handshake (handshake.ts) as a socket-free state
+ * machine: it takes the connection's bytes as they come and answers with the
+ * frames to send and one of "wait for more", "refused: why", or
+ * "authenticated" (with the bytes past the auth frame, which are control
+ * frames). The agent feeds it a socket's data (agent.ts); the security
+ * tests feed it 100,000 random and mutated inputs directly, so what they
+ * exercise is exactly what guards the agent.
+ *
+ * Nothing beyond the handshake's small JSON frames is parsed here, and
+ * nothing over HANDSHAKE_FRAME_BYTES is buffered.
+ */
+import { FrameError, FrameReader, encodeFrame } from "./frames";
+import {
+  AGENT_PROTOCOL, HANDSHAKE_FRAME_BYTES, freshNonce, jsonFrame, parseHandshake, proofMatches, proofOf,
+  type Auth, type Challenge, type Hello,
+} from "./handshake";
+
+export interface GateIdentity {
+  token: Buffer;
+  version: string;
+  slots: number;
+  hostname: string;
+}
+
+export type GateStep =
+  | { kind: "wait" }
+  | { kind: "refused"; reason: string }
+  /** `rest`: bytes after the auth frame, still framed (the control connection's first bytes). */
+  | { kind: "authenticated"; rest: Buffer };
+
+export class HandshakeGate {
+  private phase: "hello" | "auth" | "done" = "hello";
+  private readonly reader = new FrameReader(HANDSHAKE_FRAME_BYTES);
+  private kernelNonce = "";
+  private agentNonce = "";
+
+  /** `send` writes one frame (the challenge) to the peer. */
+  constructor(
+    private readonly identity: GateIdentity,
+    private readonly send: (frame: Buffer) => void,
+  ) {}
+
+  /** Takes the next bytes; once it has answered refused or authenticated, it takes no more. */
+  push(chunk: Buffer): GateStep {
+    if (this.phase === "done") return { kind: "refused", reason: "the handshake is over" };
+    let frames: Buffer[];
+    try {
+      frames = this.reader.push(chunk);
+    } catch (error) {
+      return this.finish({ kind: "refused", reason: error instanceof FrameError ? error.message : String(error) });
+    }
+    for (const [index, frame] of frames.entries()) {
+      try {
+        if (this.step(frame)) {
+          const rest = Buffer.concat([...frames.slice(index + 1).map(encodeFrame), this.reader.drain()]);
+          return this.finish({ kind: "authenticated", rest });
+        }
+      } catch (error) {
+        return this.finish({ kind: "refused", reason: (error as Error).message });
+      }
+    }
+    return { kind: "wait" };
+  }
+
+  private finish(step: GateStep): GateStep {
+    this.phase = "done";
+    return step;
+  }
+
+  /** One handshake frame; true once the kernel has proved it holds the token. Throws what is wrong. */
+  private step(frame: Buffer): boolean {
+    if (this.phase === "hello") {
+      const hello = parseHandshake<Hello>(frame, "hello", { protocol: "number", version: "string", nonce: "string" });
+      this.kernelNonce = hello.nonce;
+      this.agentNonce = freshNonce();
+      const challenge: Challenge = {
+        type: "challenge",
+        protocol: AGENT_PROTOCOL,
+        version: this.identity.version,
+        slots: this.identity.slots,
+        hostname: this.identity.hostname,
+        nonce: this.agentNonce,
+        proof: proofOf(this.identity.token, "agent", this.kernelNonce, this.agentNonce),
+      };
+      // Sent even to a kernel of another protocol, so that it can say which versions differ.
+      this.send(encodeFrame(jsonFrame(challenge)));
+      if (hello.protocol !== AGENT_PROTOCOL) throw new Error(`the kernel speaks protocol ${hello.protocol} (distlab ${hello.version.slice(0, 40)}), this agent ${AGENT_PROTOCOL}`);
+      this.phase = "auth";
+      return false;
+    }
+    const auth = parseHandshake<Auth>(frame, "auth", { proof: "string" });
+    if (!proofMatches(auth.proof, proofOf(this.identity.token, "kernel", this.agentNonce, this.kernelNonce))) {
+      throw new Error("wrong token: the kernel's proof does not match (a different token, or a replayed handshake)");
+    }
+    return true;
+  }
+}

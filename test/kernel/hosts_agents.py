@@ -1,0 +1,95 @@
+"""Real `distlab agent` processes on 127.0.0.1 for the kernel-level hosts tests.
+
+Each agent is a child process started from this checkout's kernel/dist; its
+log lines (stderr) are collected by a reader thread. An agent can be started
+again on the port it had, as an operator restarts a crashed agent.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import signal
+import subprocess
+import threading
+from pathlib import Path
+
+from kernel_helpers import KERNEL_CLI
+
+
+def write_token(directory: Path) -> Path:
+    token_file = directory / "token"
+    token_file.write_text(secrets.token_hex(32) + "\n")
+    token_file.chmod(0o600)
+    return token_file
+
+
+def alive(pid: int) -> bool:
+    """True while `pid` runs; a zombie (dead, not yet reaped) counts as gone."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            continue
+        if ppid == pid:
+            found.append(int(entry.name))
+    return found
+
+
+class Agent:
+    """A `distlab agent --slots N` child process listening on 127.0.0.1 (port 0: any free one)."""
+
+    def __init__(self, token_file: Path, slots: int, port: int = 0) -> None:
+        self.token_file = token_file
+        self.slots = slots
+        self.process = subprocess.Popen(
+            ["node", str(KERNEL_CLI), "agent", "--listen", f"127.0.0.1:{port}", "--token-file", str(token_file), "--slots", str(slots)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        self.log: list[str] = []
+        self.listening = threading.Event()
+        self.port = 0
+        threading.Thread(target=self._read, daemon=True).start()
+        if not self.listening.wait(30):
+            self.stop()
+            raise RuntimeError(f"distlab agent did not start: {self.log}")
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.log.append(line.rstrip("\n"))
+            found = re.search(r"listening on 127\.0\.0\.1:(\d+) ", line)
+            if found:
+                self.port = int(found.group(1))
+                self.listening.set()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def restarted(self) -> Agent:
+        """A new agent on this one's port (this one must have ended)."""
+        return Agent(self.token_file, self.slots, self.port)
+
+    def stop(self) -> None:
+        """Ends the agent (continuing it first if it was stopped) and any rank process it left."""
+        ranks = children(self.process.pid)
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGCONT)
+            self.process.terminate()
+            self.process.wait(10)
+        for pid in ranks:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
