@@ -6,6 +6,8 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
 import * as vegaLite from "vega-lite";
 import { lossPlot, plotSpec, plotSvg, seriesOf, VEGA_LITE_MIME_TYPE, type PlotOptions, type PlotSeries } from "../../kernel/src/techniques";
 
@@ -117,4 +119,19 @@ test("bad plots fail at the call with the plot or option named", () => {
   assert.throws(() => lossPlot([], { title: "T", xLabel: "step", yLabel: "loss", width: 10 }), /plot "T": options.width must be a number of pixels >= 50, got 10/);
   assert.throws(() => lossPlot([], { title: "T", xLabel: "step" } as PlotOptions), /options.yLabel must be a string/);
   assert.throws(() => lossPlot(undefined as never, { title: "T", xLabel: "step", yLabel: "loss" }), /lossPlot: series must be an array/);
+});
+
+test("vega and vega-lite load only when a plot is first shown, not with distlab/techniques", () => {
+  // A fresh process: this test file itself imports vega-lite.
+  const script = `
+    const loaded = () => Object.keys(require.cache).filter((path) => /[\\\\/]node_modules[\\\\/](vega|vega-lite)[\\\\/]/.test(path)).length;
+    const techniques = require(${JSON.stringify(join(__dirname, "..", "..", "kernel", "src", "techniques"))});
+    const plot = techniques.lossPlot([techniques.seriesOf("a", [1, 2], [1, 0.5])], { title: "t", xLabel: "step", yLabel: "loss" });
+    const atImport = loaded();
+    plot[Symbol.for("distlab.mimeBundle")]().then(() => console.log(JSON.stringify({ atImport, afterShow: loaded() })));`;
+  const child = spawnSync(process.execPath, ["--import", "tsx", "-e", script], { encoding: "utf8", cwd: join(__dirname, "..", "..") });
+  assert.equal(child.status, 0, child.stderr);
+  const counts = JSON.parse(child.stdout.trim().split("\n").at(-1)!) as { atImport: number; afterShow: number };
+  assert.equal(counts.atImport, 0, "importing distlab/techniques and building a plot loaded vega");
+  assert.ok(counts.afterShow >= 2, `showing a plot should load vega and vega-lite, loaded ${counts.afterShow} of their modules`);
 });
