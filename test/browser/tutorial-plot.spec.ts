@@ -106,7 +106,9 @@ test("hovering a tutorial plot's point shows its values, the legend toggles seri
   // Legend toggling: clicking a series' entry leaves that series opaque and fades the others.
   const lines = plot.locator("g.mark-line.role-mark path");
   await expect(lines).toHaveCount(series.length);
-  await plot.locator("g.role-legend-label text", { hasText: new RegExp(`^${series[1]}$`) }).click();
+  // A click where the entry is drawn (not locator.click: without the legend binding the label takes no pointer events, and it would wait forever).
+  const entry = (await plot.locator("g.role-legend-label text", { hasText: new RegExp(`^${series[1]}$`) }).boundingBox())!;
+  await page.mouse.click(entry.x + entry.width / 2, entry.y + entry.height / 2);
   await expect.poll(async () => lines.evaluateAll((paths) => paths.map((p) => Number(getComputedStyle(p).opacity))), { timeout: 10_000 })
     .toEqual(series.map((_, i) => (i === 1 ? 1 : 0.12)));
   await page.mouse.move(0, 0);
