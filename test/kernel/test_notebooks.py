@@ -8,11 +8,15 @@ cell passes only if its error's ename is that class and its evalue contains
 every listed word (a typo, a ReferenceError or another option's error fails). Parameters (lines `const NAME: string = "value";` in the cell
 tagged `parameters`) are overridden from DISTLAB_NOTEBOOK_<NAME> environment
 variables; the suite runs with SIZE=small unless told otherwise. Executed
-copies are kept under test-artifacts/notebooks/ for inspection.
+copies are kept under test-artifacts/notebooks/ for inspection, with their
+`jupyter nbconvert --to html` conversion beside them: every plot a notebook
+shows must carry its Vega-Lite spec for JupyterLab and appear as SVG in the
+HTML, where there is no Vega renderer.
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 from pathlib import Path
@@ -21,6 +25,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+from nbconvert import HTMLExporter
 
 from kernel_helpers import KERNEL_NAME, REPO_ROOT
 
@@ -28,6 +33,7 @@ NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
 ARTIFACTS = Path(os.environ.get("DISTLAB_TEST_ARTIFACTS", REPO_ROOT / "test-artifacts")) / "notebooks"
 CELL_TIMEOUT = 300  # seconds; the largest tutorial cell trains a small model
 DEFAULT_PARAMETERS = {"SIZE": "small"}
+VEGA_LITE = "application/vnd.vegalite.v5+json"
 PARAMETER_LINE = re.compile(r'^const (?P<name>[A-Z_][A-Z0-9_]*): string = "(?P<value>[^"\\]*)";$', re.MULTILINE)
 
 
@@ -87,6 +93,57 @@ def test_notebook_runs_clean(path: Path) -> None:
 
     problems = [problem for index, cell in enumerate(notebook.cells) if (problem := expected_error_problem(cell, index))]
     assert not problems, f"{path.name}:\n" + "\n".join(problems)
+
+    html, _ = HTMLExporter().from_notebook_node(notebook)
+    (ARTIFACTS / path.with_suffix(".html").name).write_text(html)
+    plot_problems = plots_missing_from_html(notebook, html)
+    assert not plot_problems, f"{path.name}:\n" + "\n".join(plot_problems)
+
+
+SVG_IMAGE = re.compile(r'data-mime-type="image/svg\+xml"[^>]*>\s*<img [^>]*src="data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)"')
+
+
+def svg_images(html: str) -> list[str]:
+    """The SVG documents an nbconvert HTML page shows as image/svg+xml outputs."""
+    return [base64.b64decode(match[1]).decode() for match in SVG_IMAGE.finditer(html)]
+
+
+def plot_outputs(notebook: nbformat.NotebookNode) -> list[tuple[int, dict]]:
+    """(cell index, output data) of every output carrying a Vega-Lite plot."""
+    return [(index, output["data"]) for index, cell in enumerate(notebook.cells) if cell.cell_type == "code"
+            for output in cell.get("outputs", []) if VEGA_LITE in output.get("data", {})]
+
+
+def plots_missing_from_html(notebook: nbformat.NotebookNode, html: str) -> list[str]:
+    """Why a plot of the executed notebook would not show outside JupyterLab; empty when all do.
+
+    Each plot output must carry its SVG, with the spec's axis titles and title, and no plotly
+    JSON; the HTML must show that same SVG (nbconvert draws image/svg+xml as an <img> of a
+    base64 data URL inside a jp-RenderedSVG output).
+    """
+    problems: list[str] = []
+    shown_svgs = svg_images(html)
+    lines = [index for index, cell in enumerate(notebook.cells) if cell.cell_type == "code" and "lossPlot(" in cell.source]
+    plotted = plot_outputs(notebook)
+    if [index for index, _ in plotted] != lines:
+        problems.append(f"cells {lines} call lossPlot, but cells {[index for index, _ in plotted]} show a Vega-Lite plot")
+    for index, data in plotted:
+        spec = data[VEGA_LITE]
+        svg = data.get("image/svg+xml")
+        if "application/vnd.plotly.v1+json" in data:
+            problems.append(f"cell {index}: the plot still carries plotly JSON")
+        if not isinstance(svg, str) or not svg.startswith("<svg"):
+            problems.append(f"cell {index}: the plot has no image/svg+xml")
+            continue
+        if svg not in shown_svgs:
+            problems.append(f"cell {index}: the HTML shows none of its {len(shown_svgs)} SVG images as the plot's SVG ({len(svg)} characters)")
+        for axis in ("x", "y"):
+            title = spec["encoding"][axis]["title"]
+            if f"aria-label=\"{axis.upper()}-axis titled '{title}'" not in svg.replace("&#39;", "'"):
+                problems.append(f"cell {index}: the SVG has no {axis} axis titled {title!r}")
+        if f">{spec['title']}</text>" not in svg.replace("&amp;", "&"):
+            problems.append(f"cell {index}: the SVG does not show the title {spec['title']!r}")
+    return problems
 
 
 def expected_error_problem(cell: nbformat.NotebookNode, index: int) -> str | None:

@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import type { MimeBundle } from "../protocol/backend";
 import { activeOutput, type CellOutput } from "./output-capture";
 
-/** A value's own rich representation: `value[mimeBundleSymbol]()` returns a mime bundle. */
+/** A value's own rich representation: `value[mimeBundleSymbol]()` returns a mime bundle, or a promise of one. */
 export const mimeBundleSymbol: unique symbol = Symbol.for("distlab.mimeBundle") as never;
 
 export interface Display {

@@ -10,20 +10,24 @@ import { CompileError } from "./errors";
 /** util.inspect settings for text/plain: no colour codes, deep enough for nested configs. */
 const INSPECT_OPTIONS = { colors: false, depth: 4, maxArrayLength: 100, maxStringLength: 10_000, breakLength: 100 } as const;
 
-/** The mime bundle for a cell's value; `undefined` shows nothing. */
-export function formatValue(value: unknown): MimeBundle | undefined {
+/**
+ * The mime bundle for a cell's value; `undefined` shows nothing. A value's own
+ * `[mimeBundleSymbol]()` may return the bundle or a promise of it (a plot that
+ * renders its SVG asynchronously), hence async.
+ */
+export async function formatValue(value: unknown): Promise<MimeBundle | undefined> {
   if (value === undefined) return undefined;
-  const own = ownMimeBundle(value);
+  const own = await ownMimeBundle(value);
   if (own) return { "text/plain": inspect(value, INSPECT_OPTIONS), ...own };
   if (isTensorLike(value)) return { "text/plain": value.toString() };
   return { "text/plain": inspect(value, INSPECT_OPTIONS) };
 }
 
-function ownMimeBundle(value: unknown): MimeBundle | undefined {
+async function ownMimeBundle(value: unknown): Promise<MimeBundle | undefined> {
   if ((typeof value !== "object" && typeof value !== "function") || value === null) return undefined;
   const method = (value as Record<symbol, unknown>)[mimeBundleSymbol];
   if (typeof method !== "function") return undefined;
-  const bundle = (method as () => unknown).call(value);
+  const bundle = await (method as () => unknown).call(value);
   if (typeof bundle !== "object" || bundle === null || Array.isArray(bundle)) {
     throw new TypeError(`[Symbol.for("distlab.mimeBundle")]() must return an object of mime type -> data, got ${inspect(bundle)}`);
   }

@@ -51,7 +51,7 @@ export class TypeScriptRepl implements KernelBackend {
         }),
       );
       this.notebookChain.advance(compiled);
-      const data = hasValue ? formatValue(value) : undefined;
+      const data = hasValue ? await formatValue(value) : undefined;
       return data ? { status: "ok", result: { data, metadata: {} } } : { status: "ok" };
     } catch (error) {
       return { status: "error", ...formatError(error) };

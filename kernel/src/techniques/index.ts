@@ -44,8 +44,8 @@ export { GradientAccumulation, GRADIENT_ACCUMULATION_DEFAULTS, validateGradientA
 export { TopKCompression, TOP_K_DEFAULTS, validateTopKOptions, topKCount, topKIndices, type TopKOptions } from "./compression-topk";
 export { QsgdCompression, QSGD_DEFAULTS, validateQsgdOptions, qsgdEncode, qsgdDecode, type QsgdOptions } from "./compression-qsgd";
 export { PowerSgdCompression, POWER_SGD_DEFAULTS, validatePowerSgdOptions, asMatrix, orthonormalizeColumns, type PowerSgdOptions } from "./compression-powersgd";
-export { lossPlotSvg, type PlotSeries, type PlotOptions } from "./local-sgd-plot";
-export { lossPlot, seriesOf, type LossPlot } from "./loss-plot";
+export { plotSpec, plotSvg, plotRows, spansDecades, LOG_SCALE_SPAN, type PlotSeries, type PlotOptions, type PlotRow } from "./plot";
+export { lossPlot, seriesOf, VEGA_LITE_MIME_TYPE, type LossPlot } from "./loss-plot";
 export { ringAllReduceMeanAsync, type PointToPoint } from "./async-allreduce";
 export { type PhaseCategory } from "./span";
 // Model parallelism: the tiny GPT's layers cut across ranks.

@@ -1,17 +1,23 @@
 /**
- * A loss plot as one cell result carrying two mime types:
- * `application/vnd.plotly.v1+json` (interactive where JupyterLab has the
- * plotly renderer, jupyterlab-plotly) and `image/svg+xml` (lossPlotSvg),
- * which a stock JupyterLab, nbviewer and GitHub render with no extension.
- * JupyterLab shows the richest of the two it has a renderer for.
+ * A loss plot as one cell result carrying the same Vega-Lite spec (plot.ts)
+ * in two forms: `application/vnd.vegalite.v5+json`, which JupyterLab draws
+ * interactively with no extension, and `image/svg+xml`, the spec rendered in
+ * the kernel, which nbconvert, nbviewer and GitHub show. JupyterLab picks the
+ * Vega-Lite form (its renderer ranks above images); the others the SVG.
  */
-import { lossPlotSvg, type PlotOptions, type PlotSeries } from "./local-sgd-plot";
+import { plotSpec, plotSvg, type PlotOptions, type PlotSeries } from "./plot";
 
+/** The repl shows a value through this method (repl/display-api.ts), and awaits a returned promise. */
 const MIME_BUNDLE = Symbol.for("distlab.mimeBundle");
+
+export const VEGA_LITE_MIME_TYPE = "application/vnd.vegalite.v5+json";
 
 export interface LossPlot {
   readonly series: readonly PlotSeries[];
-  [MIME_BUNDLE](): Record<string, unknown>;
+  /** the Vega-Lite spec both forms are drawn from */
+  readonly spec: object;
+  /** the result's mime bundle; rendering the SVG loads vega, hence a promise */
+  [MIME_BUNDLE](): Promise<Record<string, unknown>>;
 }
 
 /** Series given as parallel x and y arrays, as training loops collect them. */
@@ -21,22 +27,15 @@ export function seriesOf(name: string, x: readonly number[], y: readonly number[
 }
 
 export function lossPlot(series: readonly PlotSeries[], options: PlotOptions): LossPlot {
-  const svg = lossPlotSvg(series, options); // throws early on an empty plot
+  if (!Array.isArray(series)) throw new TypeError(`lossPlot: series must be an array of { name, points }, got ${series === null ? "null" : typeof series}`);
+  const spec = plotSpec(series, options); // throws here, at the call, on an empty plot or bad options
   const last = (s: PlotSeries): string => (s.points.length ? Number(s.points.at(-1)!.y.toPrecision(4)).toString() : "-");
   return {
     series,
-    [MIME_BUNDLE]: () => ({
-      "application/vnd.plotly.v1+json": {
-        data: series.map((s) => ({ type: "scatter", mode: "lines", name: s.name, x: s.points.map((p) => p.x), y: s.points.map((p) => p.y) })),
-        layout: {
-          title: { text: options.title },
-          xaxis: { title: { text: options.xLabel } },
-          yaxis: { title: { text: options.yLabel }, type: options.logY ? "log" : "linear" },
-          width: options.width ?? 560,
-          height: options.height ?? 300,
-        },
-      },
-      "image/svg+xml": svg,
+    spec,
+    [MIME_BUNDLE]: async () => ({
+      [VEGA_LITE_MIME_TYPE]: spec,
+      "image/svg+xml": await plotSvg(spec),
       "text/plain": `${options.title}: ${series.map((s) => `${s.name} ends at ${last(s)}`).join("; ")}`,
     }),
   };
