@@ -46,3 +46,8 @@ export { lossPlotSvg, type PlotSeries, type PlotOptions } from "./local-sgd-plot
 export { lossPlot, seriesOf, type LossPlot } from "./loss-plot";
 export { ringAllReduceMeanAsync, type PointToPoint } from "./async-allreduce";
 export { type PhaseCategory } from "./span";
+// Pipeline parallelism: stages on ranks, micro-batches through them by a schedule.
+export { PipelineParallel, PIPELINE_DEFAULTS, validatePipelineOptions, type PipelineOptions, type PipelineStepResult, type PipelineComm } from "./pipeline-parallel";
+export { buildSchedule, simulateSchedule, validatePipelineShape, microBatchesNeeded, PIPELINE_SCHEDULES, type PipelineScheduleName, type PipelineOp, type PipelineSchedule, type SimulatedPipeline } from "./pipeline-schedules";
+export { PipelineChunk, splitLayers } from "./pipeline-chunks";
+export { measurePipelineBubble, type MeasuredBubble, type StageSpan } from "./pipeline-bubble";
