@@ -256,8 +256,10 @@ export class PipelineParallel {
   #span(op: PipelineOp, step: number, fn: () => Promise<void>): Promise<void> {
     const span = (this.dist as { span?: unknown }).span;
     if (typeof span !== "function") return fn();
-    const { schedule, microBatches, chunks } = this.options;
-    const args = { stage: this.stage, microbatch: op.microBatch, chunk: op.chunk, pass: op.kind, schedule, microBatches, chunks, step };
+    const { schedule, microBatches, chunks, deviceMs } = this.options;
+    // deviceMs: this pass's emulated device time, so runs with and without it can be told apart
+    const device = (op.kind === "BW" ? deviceMs.B + deviceMs.W : deviceMs[op.kind]) / chunks;
+    const args = { stage: this.stage, microbatch: op.microBatch, chunk: op.chunk, pass: op.kind, schedule, microBatches, chunks, step, deviceMs: device };
     return (span as SpanFn).call(this.dist, `${PASS_NAMES[op.kind]} ${op.microBatch}`, fn, { cat: "compute", args }) as Promise<void>;
   }
 
