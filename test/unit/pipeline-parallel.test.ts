@@ -57,18 +57,23 @@ test("peak stashed micro-batches: m on every GPipe stage, p - r on 1F1B stage r 
 interface TimedReply { spans: StageSpan[]; peak: number }
 /**
  * The bubble of each of `steps` timed steps, measured from the passes' recorded spans, and the
- * step with the median idle share (the machine's load makes single steps noisy).
+ * median over steps (of an even count, the two middle ones averaged): single steps are noisy
+ * on a loaded machine.
  */
 const timed = async (options: Partial<PipelineOptions>, shape = { width: 16, layers: 8, rows: 64 }, steps = 3) => {
   const replies = (await world.values("timed", Array(P).fill({ options, ...shape, steps }))) as TimedReply[];
   const spans = replies.flatMap((r) => r.spans);
   const perStep = Array.from({ length: steps }, (_, s) => measurePipelineBubble(spans.filter((span) => span.args!.step === s + 1)));
-  return perStep.sort((a, b) => a.idleFraction - b.idleFraction)[Math.floor(steps / 2)]!;
+  perStep.sort((a, b) => a.idleFraction - b.idleFraction);
+  const [lo, hi] = [perStep[Math.floor((steps - 1) / 2)]!, perStep[Math.floor(steps / 2)]!];
+  return { idleFraction: (lo.idleFraction + hi.idleFraction) / 2, bubbleOverIdeal: (lo.bubbleOverIdeal + hi.bubbleOverIdeal) / 2 };
 };
 
-test("GPipe's bubble from the recorded spans is (p-1)/(m+p-1) within 10% at m = 4, 8, 16 (emulated device time)", async () => {
-  for (const m of [4, 8, 16]) {
-    const bubble = await timed({ schedule: "gpipe", microBatches: m, deviceMs: { F: 50, B: 50, W: 50 } });
+// Notebook 11 checks m = 16 too; here m = 4 and 8 keep the file to tens of seconds. Passes of
+// 100 ms keep the messages' hand-off latency on a loaded machine to a few percent of the bubble.
+test("GPipe's bubble from the recorded spans is (p-1)/(m+p-1) within 10% at m = 4 and 8 (emulated device time)", async () => {
+  for (const m of [4, 8]) {
+    const bubble = await timed({ schedule: "gpipe", microBatches: m, deviceMs: { F: 100, B: 100, W: 100 } }, undefined, 2);
     const want = (P - 1) / (m + P - 1);
     assert.ok(Math.abs(bubble.idleFraction / want - 1) <= 0.1, `m = ${m}: idle ${bubble.idleFraction.toFixed(3)} vs ${want.toFixed(3)}`);
   }
@@ -76,7 +81,7 @@ test("GPipe's bubble from the recorded spans is (p-1)/(m+p-1) within 10% at m = 
 
 test("interleaved 1F1B's bubble is (p-1)/(v m) of the ideal time within 10% (emulated device time)", async () => {
   const [m, v] = [8, 2];
-  const bubble = await timed({ schedule: "interleaved", microBatches: m, chunks: v, deviceMs: { F: 80, B: 80, W: 80 } });
+  const bubble = await timed({ schedule: "interleaved", microBatches: m, chunks: v, deviceMs: { F: 200, B: 200, W: 200 } }, undefined, 2);
   const want = (P - 1) / (v * m);
   assert.ok(Math.abs(bubble.bubbleOverIdeal / want - 1) <= 0.1, `bubble ${bubble.bubbleOverIdeal.toFixed(3)} of ideal vs ${want.toFixed(3)}`);
 });

@@ -55,7 +55,9 @@ export function createLinearChain(options: Partial<LinearChainOptions> = {}): Li
     differentiableInput: true,
     forward: (x, [w]) => tf.matMul(x as tf.Tensor2D, w as tf.Tensor2D), // [batch, width]
     backwardInput: (_x, dy, [w]) => tf.matMul(dy as tf.Tensor2D, w as tf.Tensor2D, false, true), // dy W^T [batch, width]
-    backwardWeights: (x, dy) => [tf.matMul(x as tf.Tensor2D, dy as tf.Tensor2D, true, false)], // x^T dy [width, width]
+    // x^T dy [width, width]; x transposed first (a copy of batch x width), since a matMul with a
+    // transposed first operand takes a slower path than the forward's plain one on the wasm backend
+    backwardWeights: (x, dy) => [tf.matMul(tf.transpose(x as tf.Tensor2D), dy as tf.Tensor2D)],
   }));
   const predict = (x: tf.Tensor): tf.Tensor => stages.reduce((h, stage) => stage.forward(h, stage.params), x);
   const head = (output: tf.Tensor, batch: TensorBatch): tf.Scalar => meanSquaredError(output, batch.y);

@@ -346,8 +346,8 @@ const deviceClock = new Int32Array(new SharedArrayBuffer(4));
 /**
  * Emulated device time: blocks this rank's thread for `ms`, as a synchronous kernel launch on
  * the stage's own accelerator would, using no CPU. Atomics.wait wakes on the OS's timer, not
- * after whatever else the rank's event loop has queued (a setTimeout under a loaded machine
- * overshot 40 ms by up to 40 ms, which is the very bubble being measured).
+ * after whatever else the rank's event loop has queued: a setTimeout's lateness on a loaded
+ * machine would land in the very bubble being measured (docs/techniques.md, Notes).
  */
 function occupyDevice(ms: number): void {
   if (ms > 0) Atomics.wait(deviceClock, 0, 0, ms);
