@@ -63,7 +63,7 @@ interface TimedReply { spans: StageSpan[]; peak: number }
 const timed = async (options: Partial<PipelineOptions>, shape = { width: 16, layers: 8, rows: 64 }, steps = 3) => {
   const replies = (await world.values("timed", Array(P).fill({ options, ...shape, steps }))) as TimedReply[];
   const spans = replies.flatMap((r) => r.spans);
-  const perStep = Array.from({ length: steps }, (_, s) => measurePipelineBubble(spans.filter((span) => span.args!.step === s + 1)));
+  const perStep = Array.from({ length: steps }, (_, s) => measurePipelineBubble(spans.filter((span) => span.args!.step === s)));
   perStep.sort((a, b) => a.idleFraction - b.idleFraction);
   const [lo, hi] = [perStep[Math.floor((steps - 1) / 2)]!, perStep[Math.floor(steps / 2)]!];
   return { idleFraction: (lo.idleFraction + hi.idleFraction) / 2, bubbleOverIdeal: (lo.bubbleOverIdeal + hi.bubbleOverIdeal) / 2 };

@@ -60,20 +60,23 @@ export const PIPELINE_SCENARIOS: Record<string, Scenario> = {
 
   /**
    * arg {options, width, rows, steps}: a warm-up step, then `steps` pipeline steps of the linear
-   * chain; returns the recorded spans of the timed steps' passes (args.stage set), microseconds.
+   * chain with device time; returns the recorded spans of the timed steps' passes (args.stage
+   * set, args.step 0 .. steps-1), microseconds.
    */
   async timed(rank, arg: { options: Partial<PipelineOptions>; width: number; layers: number; rows: number; steps: number }) {
     const model = createLinearChain({ width: arg.width, layers: arg.layers, seed: 5 });
     const batch = chainBatch(arg.rows, arg.width, 9);
+    // Warm-up (TensorFlow.js compiles its kernels on first use) without device time, then the timed steps.
+    await new PipelineParallel(model, distOf(rank), { ...arg.options, deviceMs: { F: 0, B: 0, W: 0 } }).gradients(batch);
     const pipe = new PipelineParallel(model, distOf(rank), arg.options);
     let peak = 0;
-    for (let s = 0; s <= arg.steps; s++) {
+    for (let s = 0; s < arg.steps; s++) {
       await rank.comm.barrier();
       peak = (await pipe.step(batch)).peakStashed;
     }
     rank.recorder.flush();
     const spans = rank.spans
-      .filter((s) => typeof s.args?.stage === "number" && (s.args.step as number) > 0)
+      .filter((s) => typeof s.args?.stage === "number" && (s.args.deviceMs as number) > 0)
       .map((s) => ({ ts: s.start, dur: s.dur, args: { stage: s.args!.stage, pass: s.args!.pass, microbatch: s.args!.microbatch, step: s.args!.step } }));
     tf.dispose([batch.x, batch.y]);
     return { spans, peak };
