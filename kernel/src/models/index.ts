@@ -3,3 +3,4 @@ export { createMlp, validateMlpOptions, MLP_DEFAULTS, type Mlp, type MlpOptions 
 export { createTinyGpt, validateTinyGptOptions, TINY_GPT_DEFAULTS, type TinyGpt, type TinyGptOptions } from "./tiny-gpt";
 export { meanSquaredError, softmaxCrossEntropy } from "./losses";
 export { parameterCount } from "./init";
+export { createLinearChain, validateLinearChainOptions, LINEAR_CHAIN_DEFAULTS, type LinearChain, type LinearChainOptions } from "./linear-chain";

@@ -52,3 +52,8 @@ export { type PhaseCategory } from "./span";
 export { TensorParallelGpt, TENSOR_PARALLEL_DEFAULTS, validateTensorParallelOptions, checkTensorParallelShape, type TensorParallelOptions, type TensorParallelForward, type TensorParallelBackward } from "./tensor-parallel";
 export { tensorParallelRegions, sequenceParallelRegions, allReduceSum, reduceScatterSequence, allGatherSequence, type Region, type TensorParallelCollectives } from "./tensor-parallel-regions";
 export { paperActivationBytes, float32ActivationBytes, checkSequenceSplit, sequenceSlice, type ActivationShape } from "./sequence-parallel";
+// Pipeline parallelism: stages on ranks, micro-batches through them by a schedule.
+export { PipelineParallel, PIPELINE_DEFAULTS, validatePipelineOptions, type PipelineOptions, type PipelineStepResult, type PipelineComm } from "./pipeline-parallel";
+export { buildSchedule, simulateSchedule, validatePipelineShape, microBatchesNeeded, PIPELINE_SCHEDULES, type PipelineScheduleName, type PipelineOp, type PipelineSchedule, type SimulatedPipeline } from "./pipeline-schedules";
+export { PipelineChunk, splitLayers } from "./pipeline-chunks";
+export { measurePipelineBubble, type MeasuredBubble, type StageSpan } from "./pipeline-bubble";

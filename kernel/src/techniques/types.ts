@@ -37,6 +37,18 @@ export interface Stage {
   forward(input: tf.Tensor, params: tf.Tensor[]): tf.Tensor;
 }
 
+/**
+ * A stage whose backward splits into its two halves without re-running forward: the input
+ * gradient (a pipeline's B pass, on the critical path upstream) and the weight gradients
+ * (W, which can wait). Pipeline schedules that split backward (ZB-H1) time them apart.
+ */
+export interface SplitBackwardStage extends Stage {
+  /** d loss / d input [like input], from the stage's input and dy = d loss / d output [like output] */
+  backwardInput(input: tf.Tensor, dy: tf.Tensor, params: tf.Tensor[]): tf.Tensor;
+  /** d loss / d params, in `params` order, from the same input and dy */
+  backwardWeights(input: tf.Tensor, dy: tf.Tensor, params: tf.Tensor[]): tf.Tensor[];
+}
+
 /** A model made of stages run in sequence; `loss(b) = head(stages(input(b)), b)`. */
 export interface StagedModel<B> extends Model<B> {
   readonly stages: readonly Stage[];
