@@ -83,6 +83,27 @@ test("a recv whose length differs from the matching send fails naming both", asy
   }
 });
 
+for (const transport of ["shm", "tcp"] as const) {
+  test(`several isends in flight to one peer arrive whole and in order (${transport}; on shm each is larger than the ring)`, async () => {
+    const world = transport === "shm" ? new ThreadWorld(2, { userRingBytes: 4096 }) : await ProcessWorld.start(2);
+    try {
+      // 3 messages of 80,000 bytes each way: each needs many passes through a 4 KiB ring.
+      const message = (from: number, k: number) => Float64Array.from({ length: 10_000 }, (_, i) => from * 1e6 + k * 1e5 + i);
+      const args = [0, 1].map((rank) => ({
+        peer: 1 - rank,
+        xs: [0, 1, 2].map((k) => message(rank, k)),
+        intos: [0, 1, 2].map(() => new Float64Array(10_000)),
+      }));
+      const got = (await world.values("manyInFlight", args)) as Float64Array[][];
+      for (const rank of [0, 1]) {
+        for (const k of [0, 1, 2]) assert.deepEqual(got[rank]![k], message(1 - rank, k), `rank ${rank}'s message ${k} from rank ${1 - rank}`);
+      }
+    } finally {
+      await world.close();
+    }
+  });
+}
+
 test("isend and irecv posted together exchange messages larger than the ring", async () => {
   const world = new ThreadWorld(2, { userRingBytes: 4096 });
   try {

@@ -68,6 +68,13 @@ export const SCENARIOS: Record<string, Scenario> = {
     await sent;
     return got;
   },
+  /** arg: {peer, xs, intos}: every isend to peer and every irecv from it posted before any is awaited */
+  async manyInFlight(comm, arg: { peer: number; xs: CommArray[]; intos: CommArray[] }) {
+    const sent = arg.xs.map((x) => comm.isend(x, arg.peer));
+    const got = arg.intos.map((into) => comm.irecv(into, arg.peer));
+    await Promise.all(sent);
+    return Promise.all(got);
+  },
   async spans(comm, arg: { x: Float32Array }, spans) {
     spans.length = 0;
     await comm.allReduce(arg.x);

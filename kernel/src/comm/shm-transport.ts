@@ -328,7 +328,18 @@ export class ShmTransport implements Transport {
   private progressUser(): boolean {
     let moved = false;
     const now = performance.now();
+    // One ring a direction per peer: a message larger than the free ring goes in pieces, and a
+    // later message to (or from) the same peer must wait until it is whole, or the two would
+    // interleave in the ring. Ops are kept in the order they were posted, so the first
+    // unfinished one of each lane goes; the others wait behind it.
+    const busyLanes = new Set<string>();
     for (const u of this.userOps) {
+      const lane = `${u.op instanceof ChannelSend ? "to" : "from"} ${u.op.peer}`;
+      if (busyLanes.has(lane)) {
+        // Waiting behind a message that still moves is no stall: the one in front has its own timeout.
+        u.lastProgressMs = now;
+        continue;
+      }
       try {
         if (u.op.progress(now)) {
           moved = true;
@@ -339,6 +350,7 @@ export class ShmTransport implements Transport {
           this.userOps.delete(u);
           u.resolve();
         } else {
+          busyLanes.add(lane);
           this.checkState(u.call);
           if (now - u.lastProgressMs > u.call.timeoutMs) {
             throw new CommTimeoutError(this.rank, u.call.label, [u.op.peer], now - u.lastProgressMs);
