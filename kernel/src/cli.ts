@@ -9,7 +9,7 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 import { installKernelspec, type InstallScope } from "./install";
 import { availableParallelism } from "node:os";
 import { packageVersion, runKernel } from "./kernel-main";
-import { AgentRefusal, startAgent } from "./hosts/agent";
+import { AgentRefusal, serveStdio, startAgent } from "./hosts/agent";
 import { DEFAULT_AGENT_PORT } from "./hosts/host-spec";
 import { readTokenFile } from "./hosts/token";
 
@@ -23,6 +23,9 @@ const USAGE = `usage:
       %%distributed --backend hosts --hosts HOST:PORT --token-file FILE.
       Listens on 127.0.0.1:${DEFAULT_AGENT_PORT} by default; a non-loopback address
       needs --insecure (no TLS yet). --slots: most ranks (default: CPU count).
+  distlab agent --stdio [--slots N]
+      Serve one kernel over stdin/stdout, the token being stdin's first line;
+      the kernel's SSH launcher runs this. Exits (stopping its ranks) when stdin ends.
   distlab --help | --version`;
 
 class UsageError extends Error {
@@ -61,21 +64,37 @@ async function runAgent(args: string[]): Promise<void> {
     "token-file": { type: "string" },
     slots: { type: "string" },
     insecure: { type: "boolean" },
+    stdio: { type: "boolean" },
   });
+  const slots = values.slots === undefined ? availableParallelism() : Number(values.slots);
+  if (!Number.isInteger(slots) || slots < 1) throw new UsageError(`distlab agent: --slots ${JSON.stringify(values.slots)} is not a positive integer`);
+  const log = (line: string) => process.stderr.write(`distlab agent ${new Date().toISOString()} ${line}\n`);
+  if (values.stdio === true) {
+    const clash = ["listen", "token-file", "insecure"].filter((name) => values[name] !== undefined);
+    if (clash.length > 0) throw new UsageError(`distlab agent --stdio: ${clash.map((name) => `--${name}`).join(", ")} do not apply (the token is the first line of stdin)`);
+    let served: Awaited<ReturnType<typeof serveStdio>>;
+    try {
+      served = await serveStdio({ slots, version: packageVersion(), log });
+    } catch (error) {
+      if (error instanceof AgentRefusal) throw new UsageError(error.message);
+      throw error;
+    }
+    await served.whenDone;
+    log("the kernel's stream ended; exiting");
+    process.stderr.write("", () => process.exit(0));
+    return;
+  }
   const tokenFile = values["token-file"];
   if (typeof tokenFile !== "string" || tokenFile === "") throw new UsageError("distlab agent: --token-file FILE is required");
   const listen = typeof values.listen === "string" ? values.listen : `127.0.0.1:${DEFAULT_AGENT_PORT}`;
   const match = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d+)$/.exec(listen);
   if (!match || Number(match[2]) > 65535) throw new UsageError(`distlab agent: --listen ${JSON.stringify(listen)} is not HOST:PORT`);
-  const slots = values.slots === undefined ? availableParallelism() : Number(values.slots);
-  if (!Number.isInteger(slots) || slots < 1) throw new UsageError(`distlab agent: --slots ${JSON.stringify(values.slots)} is not a positive integer`);
   let token: Buffer;
   try {
     token = readTokenFile(tokenFile, "--token-file");
   } catch (error) {
     throw new UsageError(`distlab agent: ${(error as Error).message}`);
   }
-  const log = (line: string) => process.stderr.write(`distlab agent ${new Date().toISOString()} ${line}\n`);
   try {
     await startAgent({ host: match[1]!.replace(/^\[|\]$/g, ""), port: Number(match[2]), token, slots, version: packageVersion(), insecure: values.insecure === true, log });
   } catch (error) {

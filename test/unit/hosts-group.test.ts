@@ -141,7 +141,7 @@ test("bad --hosts input is refused before any rank starts, naming the line, the 
   const both = `127.0.0.1:${agents[0]!.port},127.0.0.1:${agents[1]!.port}`;
   assert.match(await prepareError(`-n 5 --backend hosts --hosts ${both} --token-file ${tokenPath}`), /-n 5 is more ranks than the 4 slots of --hosts/);
   writeFileSync(hostfile, `127.0.0.1:${agents[0]!.port} slots=1 # only one\n`);
-  assert.match(await prepareError(`-n 2 --backend hosts --hosts ${hostfile} --token-file ${tokenPath}`), /-n 2 is more ranks than the 1 slots/);
+  assert.match(planError(`-n 2 --backend hosts --hosts ${hostfile} --token-file ${tokenPath}`), /-n 2 is more ranks than the 1 slots/);
   assert.match(await prepareError(`-n 1 --backend hosts --hosts 127.0.0.1:1 --token-file ${tokenPath}`), /cannot reach the agent at 127\.0\.0\.1:1: .*ECONNREFUSED/);
   const missing = join(dir, "no-such-token");
   assert.match(planError(`-n 1 --backend hosts --hosts ${both} --token-file ${missing}`), new RegExp(`--token-file ${missing}: no such file`));
@@ -150,5 +150,7 @@ test("bad --hosts input is refused before any rank starts, naming the line, the 
   const other = writeToken(dir, 0o600, "other").path;
   assert.match(await prepareError(`-n 1 --backend hosts --hosts ${both} --token-file ${other}`), /did not prove it holds the token of --token-file/);
   assert.match(planError(`-n 1 --backend hosts --token-file ${tokenPath}`), /--backend hosts needs --hosts SPEC/);
-  assert.match(planError(`-n 1 --backend hosts --hosts ${both}`), /--backend hosts needs --token-file FILE/);
+  process.env.DISTLAB_TOKEN_FILE = join(dir, "no-default-token");
+  assert.match(planError(`-n 1 --backend hosts --hosts ${both}`), new RegExp(`127\\.0\\.0\\.1:${agents[0]!.port} names a running agent \\(a port\\), which needs its token: pass --token-file FILE or create ${dir}/no-default-token`));
+  delete process.env.DISTLAB_TOKEN_FILE;
 });

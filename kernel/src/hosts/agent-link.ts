@@ -4,6 +4,7 @@
  * carry the agent's ranks (remote-rank.ts) over the control connection.
  */
 import * as net from "node:net";
+import type { Duplex } from "node:stream";
 import { HostsError } from "./host-spec";
 import { readControl, sendControl, type FromAgent, type ToAgent } from "./control";
 import { encodeFrame, FrameReader } from "./frames";
@@ -25,16 +26,29 @@ export interface AgentLinkOptions {
   onClose?: (reason: string) => void;
 }
 
+export interface AgentStreamOptions extends Omit<AgentLinkOptions, "host" | "port"> {
+  /** How the agent is named in errors: host:port, or the ssh destination. */
+  address: string;
+  /** This kernel's address as the agent's host sees it, unless the agent says otherwise. */
+  kernelAddress: string;
+  /** How long the handshake may take (milliseconds; default AGENT_CONNECT_TIMEOUT_MS). */
+  timeoutMs?: number;
+  /** More to say when the handshake fails, e.g. what the ssh client printed. */
+  explain?: () => Promise<string>;
+}
+
 export class AgentLink {
   private readonly listeners = new Map<number, (message: FromAgent) => void>();
   private closedReason?: string;
 
   private constructor(
     readonly address: string,
-    private readonly socket: net.Socket,
+    private readonly socket: Duplex,
     readonly slots: number,
     readonly hostname: string,
     readonly agentVersion: string,
+    /** Where the agent's host reaches this kernel: the ranks' rendezvous listens there. */
+    readonly localAddress: string,
   ) {}
 
   /** Connects and authenticates; every failure is a HostsError naming the agent. */
@@ -42,42 +56,6 @@ export class AgentLink {
     const address = `${options.host}:${options.port}`;
     const socket = net.connect({ host: options.host, port: options.port });
     socket.setNoDelay(true);
-    const reader = new FrameReader(HANDSHAKE_FRAME_BYTES);
-    const frames: Buffer[] = [];
-    let wake: (() => void) | undefined;
-    let failure: Error | undefined;
-    const onData = (chunk: Buffer) => {
-      try {
-        frames.push(...reader.push(chunk));
-      } catch (error) {
-        failure = error as Error;
-      }
-      wake?.();
-    };
-    const onEnd = (error?: Error) => {
-      failure ??= new Error(error ? error.message : "the agent closed the connection");
-      wake?.();
-    };
-    socket.on("data", onData);
-    socket.on("error", onEnd);
-    socket.on("close", () => onEnd());
-    const deadline = Date.now() + AGENT_CONNECT_TIMEOUT_MS;
-    const nextFrame = async (): Promise<Buffer> => {
-      while (frames.length === 0) {
-        if (failure) throw failure;
-        const left = deadline - Date.now();
-        if (left <= 0) throw new Error(`no answer within ${AGENT_CONNECT_TIMEOUT_MS / 1000} s`);
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, left);
-          wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-        wake = undefined;
-      }
-      return frames.shift()!;
-    };
     try {
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`no connection within ${AGENT_CONNECT_TIMEOUT_MS / 1000} s`)), AGENT_CONNECT_TIMEOUT_MS);
@@ -94,9 +72,56 @@ export class AgentLink {
       socket.destroy();
       throw new HostsError(`--hosts: cannot reach the agent at ${address}: ${(error as Error).message} (is \`distlab agent --listen ${address}\` running there?)`);
     }
+    return AgentLink.authenticate(socket, { ...options, address, kernelAddress: socket.localAddress ?? "127.0.0.1" });
+  }
+
+  /**
+   * Runs the handshake over `stream` (a TCP connection, or the stdin/stdout of an agent started
+   * through ssh) and, once both sides are authenticated, serves the agent's ranks over it.
+   * `explain` adds what else is known when the stream fails (an ssh client's own error lines).
+   */
+  static async authenticate(stream: Duplex, options: AgentStreamOptions): Promise<AgentLink> {
+    const reader = new FrameReader(HANDSHAKE_FRAME_BYTES);
+    const frames: Buffer[] = [];
+    let wake: (() => void) | undefined;
+    let failure: Error | undefined;
+    const onData = (chunk: Buffer) => {
+      try {
+        frames.push(...reader.push(chunk));
+      } catch (error) {
+        failure = error as Error;
+      }
+      wake?.();
+    };
+    const onEnd = (error?: Error) => {
+      failure ??= new Error(error ? error.message : "the agent closed the connection");
+      wake?.();
+    };
+    stream.on("data", onData);
+    stream.on("error", onEnd);
+    stream.on("close", () => onEnd());
+    stream.on("end", () => onEnd());
+    const timeoutMs = options.timeoutMs ?? AGENT_CONNECT_TIMEOUT_MS;
+    const deadline = Date.now() + timeoutMs;
+    const nextFrame = async (): Promise<Buffer> => {
+      while (frames.length === 0) {
+        if (failure) throw failure;
+        const left = deadline - Date.now();
+        if (left <= 0) throw new Error(`no answer within ${timeoutMs / 1000} s`);
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, left);
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        wake = undefined;
+      }
+      return frames.shift()!;
+    };
     try {
       const kernelNonce = freshNonce();
-      socket.write(encodeFrame(jsonFrame({ type: "hello", protocol: AGENT_PROTOCOL, version: options.version, nonce: kernelNonce })));
+      stream.write(encodeFrame(jsonFrame({ type: "hello", protocol: AGENT_PROTOCOL, version: options.version, nonce: kernelNonce })));
       const challenge = parseChallenge(await nextFrame());
       if (challenge.protocol !== AGENT_PROTOCOL || challenge.version !== options.version) {
         throw new Error(
@@ -106,26 +131,23 @@ export class AgentLink {
       if (!proofMatches(challenge.proof, proofOf(options.token, "agent", kernelNonce, challenge.nonce))) {
         throw new Error("the agent did not prove it holds the token of --token-file (a different token, or not a distlab agent)");
       }
-      socket.write(encodeFrame(jsonFrame({ type: "auth", proof: proofOf(options.token, "kernel", challenge.nonce, kernelNonce) })));
+      stream.write(encodeFrame(jsonFrame({ type: "auth", proof: proofOf(options.token, "kernel", challenge.nonce, kernelNonce) })));
       const reply = parseReply(await nextFrame());
       if (reply.type === "refused") throw new Error(`the agent refused this kernel: ${reply.reason}`);
-      socket.off("data", onData);
-      const link = new AgentLink(address, socket, challenge.slots, challenge.hostname, challenge.version);
+      stream.off("data", onData);
+      const kernelAddress = challenge.addresses?.kernel ?? options.kernelAddress;
+      const link = new AgentLink(options.address, stream, challenge.slots, challenge.hostname, challenge.version, kernelAddress);
       link.serve(reader, options.onClose);
       return link;
     } catch (error) {
-      socket.destroy();
-      throw new HostsError(`--hosts: agent at ${address}: ${(error as Error).message}`);
+      stream.destroy();
+      const more = (await options.explain?.()) ?? "";
+      throw new HostsError(`--hosts: agent at ${options.address}: ${(error as Error).message}${more}`);
     }
   }
 
   get closed(): boolean {
     return this.closedReason !== undefined;
-  }
-
-  /** Where the agent sees this kernel's end: the address its ranks can reach this kernel at. */
-  get localAddress(): string {
-    return this.socket.localAddress ?? "127.0.0.1";
   }
 
   /** Routes the messages of `rank` to `listener` (one listener a rank); returns the switch that stops it. */
@@ -176,6 +198,12 @@ export class AgentLink {
 function parseChallenge(frame: Buffer): Challenge {
   const challenge = parseHandshake<Challenge>(frame, "challenge", { protocol: "number", version: "string", slots: "number", hostname: "string", nonce: "string", proof: "string" });
   if (!Number.isInteger(challenge.slots) || challenge.slots < 1) throw new Error(`the agent offers ${challenge.slots} slots`);
+  const addresses = challenge.addresses as unknown;
+  if (addresses !== undefined) {
+    const valid = typeof addresses === "object" && addresses !== null &&
+      ["agent", "kernel"].every((key) => typeof (addresses as Record<string, unknown>)[key] === "string" && /^[0-9A-Za-z.:%_-]{1,100}$/.test((addresses as Record<string, string>)[key]!));
+    if (!valid) throw new Error("malformed challenge frame: addresses is not { agent, kernel } of IP addresses");
+  }
   return challenge;
 }
 

@@ -12,12 +12,19 @@ import { ProcessRank } from "../cluster/process-rank";
 import type { GroupShape, RankEvent } from "../cluster/protocol";
 import { RankGroup } from "../cluster/rank-group";
 import { AgentLink } from "./agent-link";
-import { assignRanks, HostsError, type HostEntry } from "./host-spec";
+import { assignRanks, entryName, HostsError, launcherOf, type HostEntry, type LauncherName } from "./host-spec";
 import { RemoteRankChild } from "./remote-rank";
+import { launchOverSsh } from "./ssh-launcher";
 
 export interface HostGroupOptions {
   entries: readonly HostEntry[];
-  token: Buffer;
+  launcher: LauncherName;
+  /** The token of running agents (--token-file); agents started through ssh get a fresh one each. */
+  token?: Buffer;
+  /** `ssh -F FILE` for the ssh launcher. */
+  sshConfig?: string;
+  /** What runs distlab on hosts the ssh launcher reaches. */
+  agentCommand: string;
   version: string;
 }
 
@@ -25,13 +32,31 @@ export function createHostGroup(shape: GroupShape, onEvent: (rank: number, event
   let links: AgentLink[] = [];
   /** Host index of each rank, once the agents answered. */
   let hostOf: number[] = [];
-  const names = options.entries.map((entry) => `${entry.host}:${entry.port}`);
+  const names = options.entries.map(entryName);
+  /** The GPU of each rank whose host's hostfile line says gpus=: the host's list, one a rank in order. */
+  const gpuOf = (rank: number): number | undefined => {
+    const entry = options.entries[hostOf[rank]!]!;
+    return entry.gpus?.[hostOf.slice(0, rank).filter((host) => host === hostOf[rank]).length];
+  };
   const ranks = Array.from({ length: shape.size }, (_, rank) => {
     const info = { rank, size: shape.size, host: "(not connected)", memoryCapBytes: shape.memoryCapBytes, ...(shape.tfBackend ? { tfBackend: shape.tfBackend } : {}) };
-    return new ProcessRank(info, onEvent, (env) => new RemoteRankChild(links[hostOf[rank]!]!, rank, env));
+    return new ProcessRank(info, onEvent, (env) => new RemoteRankChild(links[hostOf[rank]!]!, rank, env, gpuOf(rank)));
   });
 
-  const dial = (entry: HostEntry) => AgentLink.connect({ host: entry.host, port: entry.port, token: options.token, version: options.version });
+  const dial = (entry: HostEntry): Promise<AgentLink> => {
+    if (launcherOf(entry, options.launcher) === "ssh") {
+      return launchOverSsh({
+        destination: `${entry.user === undefined ? "" : `${entry.user}@`}${entry.host}`,
+        ...(entry.portGiven ? { port: entry.port } : {}),
+        ...(options.sshConfig === undefined ? {} : { sshConfig: options.sshConfig }),
+        ...(entry.slots === undefined ? {} : { slots: entry.slots }),
+        agentCommand: options.agentCommand,
+        version: options.version,
+      });
+    }
+    if (options.token === undefined) throw new HostsError(`--hosts ${names[options.entries.indexOf(entry)]}: an agent reached at its port needs --token-file`);
+    return AgentLink.connect({ host: entry.host, port: entry.port, token: options.token, version: options.version });
+  };
 
   /** The first time, dials every agent and lays the ranks out; later, dials again only agents whose connection ended. */
   const connect = async (): Promise<void> => {
