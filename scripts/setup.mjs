@@ -18,9 +18,10 @@ import { typescriptStep } from "./setup/typescript.mjs";
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
 // System packages the tests need: Chromium for the browser layer (Playwright
-// drives Debian's build, never a downloaded one). Multi-host tests and
-// baselines add theirs here.
-const REQUIRED_DEBIAN_PACKAGES = ["chromium"];
+// drives Debian's build, never a downloaded one); OpenSSH (client and server)
+// and iproute2 for the multi-host tests, which run sshd in network namespaces.
+// Baselines add theirs in bench-baselines.mjs.
+const REQUIRED_DEBIAN_PACKAGES = ["chromium", "openssh-client", "openssh-server", "iproute2"];
 
 const steps = [
   debianPackagesStep(REQUIRED_DEBIAN_PACKAGES),

@@ -9,7 +9,8 @@ Every key is generated for the run: one host key per namespace, one user key,
 a known_hosts holding exactly those host keys, and an ssh config naming the
 hosts h1, h2, ... (plus h1-nokey, whose key the server does not accept, and
 h1-unknown, whose host key is not in known_hosts, for the refusal tests).
-Namespaces share the file system, so a distlab checkout here is also there.
+Each namespace has its own hostname (a UTS namespace) and shares the file
+system, so a distlab checkout here is also there.
 
 Used by test/kernel/test_hosts_ssh.py and bench/hosts.mjs (through the CLI:
 `python3 netns_hosts.py up DIR N` prints the hosts as JSON, `down DIR` undoes
@@ -120,7 +121,13 @@ class NetnsHosts:
                 "",
             ]))
             log = open(self.directory / f"{host.name}_sshd.log", "w")
-            process = subprocess.Popen([*inside, SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+            # A hostname of its own too (a UTS namespace): ranks that share a hostname take each other
+            # for the same machine and talk over Unix sockets, which would bypass the network under test.
+            hostname = f"dl{self.ident}-{host.name}"
+            process = subprocess.Popen(
+                [*inside, "unshare", "--uts", "sh", "-c", f'hostname {hostname} && exec {SSHD} -D -e -f "$0"', str(config)],
+                stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+            )
             host.sshd_pid = process.pid
             self._save()
         (self.directory / "known_hosts").write_text("\n".join(known_hosts) + "\n")

@@ -35,6 +35,8 @@ export interface AgentStreamOptions extends Omit<AgentLinkOptions, "host" | "por
   timeoutMs?: number;
   /** More to say when the handshake fails, e.g. what the ssh client printed. */
   explain?: () => Promise<string>;
+  /** Why the stream ended, from what carries it (ssh's last words), given the stream's own reason. */
+  closeReason?: (reason: string) => string;
 }
 
 export class AgentLink {
@@ -137,7 +139,7 @@ export class AgentLink {
       stream.off("data", onData);
       const kernelAddress = challenge.addresses?.kernel ?? options.kernelAddress;
       const link = new AgentLink(options.address, stream, challenge.slots, challenge.hostname, challenge.version, kernelAddress);
-      link.serve(reader, options.onClose);
+      link.serve(reader, options.onClose, options.closeReason);
       return link;
     } catch (error) {
       stream.destroy();
@@ -173,7 +175,7 @@ export class AgentLink {
     this.socket.destroy();
   }
 
-  private serve(reader: FrameReader, onClose?: (reason: string) => void): void {
+  private serve(reader: FrameReader, onClose?: (reason: string) => void, closeReason?: (reason: string) => string): void {
     let reason = "the agent closed the connection";
     const leftover = reader.drain();
     readControl<FromAgent>(
@@ -187,9 +189,9 @@ export class AgentLink {
     );
     this.socket.on("error", (error) => (reason = error.message));
     this.socket.once("close", () => {
-      this.closedReason = reason;
-      onClose?.(reason);
-      for (const listener of [...this.listeners.values()]) listener({ type: "exit", rank: -1, code: null, signal: null, error: `lost the connection to the agent at ${this.address}: ${reason}` });
+      this.closedReason = closeReason ? closeReason(reason) : reason;
+      onClose?.(this.closedReason);
+      for (const listener of [...this.listeners.values()]) listener({ type: "exit", rank: -1, code: null, signal: null, error: `lost the connection to the agent at ${this.address}: ${this.closedReason}` });
     });
     if (leftover.byteLength > 0) this.socket.emit("data", leftover);
   }

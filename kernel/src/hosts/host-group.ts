@@ -59,7 +59,7 @@ export function createHostGroup(shape: GroupShape, onEvent: (rank: number, event
   };
 
   /** The first time, dials every agent and lays the ranks out; later, dials again only agents whose connection ended. */
-  const connect = async (): Promise<void> => {
+  const connect = async (): Promise<string[]> => {
     if (links.length === 0) {
       const settled = await Promise.allSettled(options.entries.map(dial));
       const connected = settled.flatMap((result) => (result.status === "fulfilled" ? [result.value] : []));
@@ -74,12 +74,17 @@ export function createHostGroup(shape: GroupShape, onEvent: (rank: number, event
       }
       links = connected;
       ranks.forEach((rank, index) => (rank.info.host = names[hostOf[index]!]!));
-      return;
+      return [];
     }
     // Ranks of an agent whose connection ended have ended with it; they start afresh on the new connection.
+    const notes: string[] = [];
     await Promise.all(links.map(async (link, index) => {
-      if (link.closed) links[index] = await dial(options.entries[index]!);
+      if (!link.closed) return;
+      links[index] = await dial(options.entries[index]!);
+      const lost = hostOf.flatMap((host, rank) => (host === index ? [rank] : []));
+      notes.push(`${names[index]}: the connection to its agent was lost (${link.closeReason}); started a fresh agent, the state of rank${lost.length === 1 ? "" : "s"} ${lost.join(", ")} is lost`);
     }));
+    return notes;
   };
 
   return new RankGroup(shape, ranks, (size) => createTcpKernelWorld(size, links[0]?.localAddress), undefined, {

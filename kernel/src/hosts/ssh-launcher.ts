@@ -53,8 +53,9 @@ export function sshArguments(options: SshLaunchOptions): string[] {
     "-T",
     "-o", "BatchMode=yes",
     "-o", `ConnectTimeout=${SSH_CONNECT_TIMEOUT_S}`,
-    // A link that goes silent ends the channel (and so the agent) instead of holding it forever.
-    "-o", "ServerAliveInterval=5",
+    // A link that goes silent ends the channel (and so the agent) within about 6 s instead of
+    // holding it forever; sshd answers these itself, so a busy agent does not trip them.
+    "-o", "ServerAliveInterval=2",
     "-o", "ServerAliveCountMax=3",
     ...(options.sshConfig === undefined ? [] : ["-F", options.sshConfig]),
     ...(options.port === undefined ? [] : ["-p", String(options.port)]),
@@ -67,7 +68,10 @@ export function sshArguments(options: SshLaunchOptions): string[] {
 /** Starts `distlab agent --stdio` on the host and authenticates it; every failure is a HostsError naming the host and saying what ssh said. */
 export async function launchOverSsh(options: SshLaunchOptions): Promise<AgentLink> {
   const name = options.port === undefined ? options.destination : `${options.destination}:${options.port}`;
-  const child = spawn("ssh", sshArguments(options), { stdio: ["pipe", "pipe", "pipe"] });
+  // A session of its own: Jupyter's interrupt signals the kernel's whole process group, and an ssh
+  // client that got that SIGINT would end the channel and with it every rank's state on the host.
+  // Its end stays tied to the kernel's through the stdin pipe.
+  const child = spawn("ssh", sshArguments(options), { stdio: ["pipe", "pipe", "pipe"], detached: true });
   const kept: string[] = [];
   let partial = "";
   child.stderr.setEncoding("utf8");
@@ -107,6 +111,10 @@ export async function launchOverSsh(options: SshLaunchOptions): Promise<AgentLin
     kernelAddress: "127.0.0.1",
     timeoutMs: SSH_LAUNCH_TIMEOUT_MS,
     explain,
+    closeReason: (reason) => {
+      const said = kept.filter((line) => !line.startsWith("distlab agent ")).at(-1);
+      return said === undefined ? `the ssh channel closed (${reason})` : `the ssh channel closed: ${said}`;
+    },
     ...(options.onClose ? { onClose: options.onClose } : {}),
   });
 }
