@@ -126,6 +126,12 @@ def test_an_allreduce_crosses_the_namespaces_and_state_stays_between_cells(hosts
     assert _values(execute(kc, f"{magic}\nkept", timeout=60)) == [0, 7, 14]
     status = execute(kc, "%dist status", timeout=30)
     assert "rank 2 on h3: alive, idle" in status.stdout, status.stdout
+    report = execute(kc, "%dist hosts", timeout=30).stdout
+    for rank, host in enumerate(hosts.hosts):
+        line = re.search(rf"^  {host.name}: agent distlab (\S+) on dl{hosts.ident}-{host.name} \(started through ssh\); rank {rank}; GPUs none given; "
+                         r"round trip ([0-9.]+) ms, link ([0-9.]+) (MiB|GiB)/s$", report, re.M)
+        assert line and float(line.group(2)) > 0 and float(line.group(3)) > 0, report
+    print(report)
 
 
 def test_an_interrupt_reaches_a_rank_on_a_host_through_its_agent(session):

@@ -15,6 +15,7 @@ import type { RankGroup } from "./rank-group";
 import { TIMELINE_PAYLOAD_TYPE, timelineCommand, timelineInto } from "./timeline-command";
 import type { TimelinePayload } from "../trace";
 import { typeTextOf } from "./value-types";
+import { describeHosts } from "../hosts/host-report";
 
 /** The notebook's own scope, as the TypeScript REPL exposes it. */
 export interface NotebookScope {
@@ -39,6 +40,9 @@ export class DistCommands {
     switch (command.command) {
       case "status":
         io.stream("stdout", await this.status());
+        return { status: "ok" };
+      case "hosts":
+        io.stream("stdout", describeHosts(this.session.group));
         return { status: "ok" };
       case "stop": {
         const stopped = await this.session.stop();

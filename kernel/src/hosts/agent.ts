@@ -287,6 +287,9 @@ class AgentSession {
       case "disconnect":
         if (child?.connected) child.disconnect();
         return;
+      case "probe":
+        sendControl(this.socket, { type: "probe-ack", rank: message.rank, id: message.id, bytes: message.payload?.byteLength ?? 0 });
+        return;
     }
   }
 

@@ -19,14 +19,17 @@ export type ToAgent =
   | { type: "spawn"; rank: number; memoryCapBytes: number; gpu?: number }
   | { type: "to-rank"; rank: number; message: ToRankProcess }
   | { type: "signal"; rank: number; signal: NodeJS.Signals }
-  | { type: "disconnect"; rank: number };
+  | { type: "disconnect"; rank: number }
+  /** Measures the link (host-report.ts): the agent answers each with a probe-ack at once. rank is -1. */
+  | { type: "probe"; rank: number; id: number; payload: Uint8Array };
 
 /** Agent -> kernel. `output` carries what the rank's process wrote outside its capture, and its lifeline reports. */
 export type FromAgent =
   | { type: "spawned"; rank: number; pid: number }
   | { type: "from-rank"; rank: number; message: FromRankProcess }
   | { type: "output"; rank: number; stream: "stdout" | "stderr" | "lifeline"; text: string }
-  | { type: "exit"; rank: number; code: number | null; signal: NodeJS.Signals | null; error?: string };
+  | { type: "exit"; rank: number; code: number | null; signal: NodeJS.Signals | null; error?: string }
+  | { type: "probe-ack"; rank: number; id: number; bytes: number };
 
 /** Sends one message; throws (DataCloneError) before anything is written if it cannot be serialized. */
 export function sendControl(socket: Duplex, message: ToAgent | FromAgent): void {

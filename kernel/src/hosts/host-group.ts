@@ -15,6 +15,7 @@ import { AgentLink } from "./agent-link";
 import { assignRanks, entryName, HostsError, launcherOf, type HostEntry, type LauncherName } from "./host-spec";
 import { RemoteRankChild } from "./remote-rank";
 import { launchOverSsh } from "./ssh-launcher";
+import { hostReports, measureLink, type LinkMeasurement } from "./host-report";
 
 export interface HostGroupOptions {
   entries: readonly HostEntry[];
@@ -30,6 +31,13 @@ export interface HostGroupOptions {
 
 export function createHostGroup(shape: GroupShape, onEvent: (rank: number, event: RankEvent) => void, options: HostGroupOptions): RankGroup {
   let links: AgentLink[] = [];
+  /** Each link's round trip and bandwidth, measured when it was connected (or why not). */
+  const measured = new Map<AgentLink, LinkMeasurement | string>();
+  const measure = (link: AgentLink) =>
+    measureLink(link).then(
+      (result) => measured.set(link, result),
+      (error: unknown) => measured.set(link, (error as Error).message),
+    );
   /** Host index of each rank, once the agents answered. */
   let hostOf: number[] = [];
   const names = options.entries.map(entryName);
@@ -74,6 +82,7 @@ export function createHostGroup(shape: GroupShape, onEvent: (rank: number, event
       }
       links = connected;
       ranks.forEach((rank, index) => (rank.info.host = names[hostOf[index]!]!));
+      await Promise.all(links.map(measure));
       return [];
     }
     // Ranks of an agent whose connection ended have ended with it; they start afresh on the new connection.
@@ -81,14 +90,32 @@ export function createHostGroup(shape: GroupShape, onEvent: (rank: number, event
     await Promise.all(links.map(async (link, index) => {
       if (!link.closed) return;
       links[index] = await dial(options.entries[index]!);
+      await measure(links[index]!);
       const lost = hostOf.flatMap((host, rank) => (host === index ? [rank] : []));
       notes.push(`${names[index]}: the connection to its agent was lost (${link.closeReason}); started a fresh agent, the state of rank${lost.length === 1 ? "" : "s"} ${lost.join(", ")} is lost`);
     }));
     return notes;
   };
 
-  return new RankGroup(shape, ranks, (size) => createTcpKernelWorld(size, links[0]?.localAddress), undefined, {
+  const group = new RankGroup(shape, ranks, (size) => createTcpKernelWorld(size, links[0]?.localAddress), undefined, {
     ready: connect,
     closed: () => links.forEach((link) => link.close()),
   });
+  hostReports.set(group, () =>
+    links.map((link, index) => {
+      const entry = options.entries[index]!;
+      const mine = hostOf.flatMap((host, rank) => (host === index ? [rank] : []));
+      const measurement = measured.get(link);
+      return {
+        name: names[index]!,
+        launcher: launcherOf(entry, options.launcher),
+        agentVersion: link.agentVersion,
+        agentHostname: link.hostname,
+        ranks: mine,
+        ...(entry.gpus ? { gpus: entry.gpus.slice(0, mine.length) } : {}),
+        ...(typeof measurement === "object" ? { link: measurement } : { unmeasured: measurement ?? "not measured yet" }),
+      };
+    }),
+  );
+  return group;
 }
