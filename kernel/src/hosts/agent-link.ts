@@ -4,6 +4,7 @@
  * carry the agent's ranks (remote-rank.ts) over the control connection.
  */
 import * as net from "node:net";
+import * as tls from "node:tls";
 import type { Duplex } from "node:stream";
 import { HostsError } from "./host-spec";
 import { readControl, sendControl, type FromAgent, type ToAgent } from "./control";
@@ -24,6 +25,18 @@ export interface AgentLinkOptions {
   version: string;
   /** Heard when the connection ends (the agent died, the network went). */
   onClose?: (reason: string) => void;
+  /** Dial over TLS and verify the agent's certificate (else plain TCP). */
+  tls?: AgentTls;
+}
+
+/** How the kernel verifies an agent's TLS certificate: a CA that signed it, or its pinned SHA-256 fingerprint. */
+export type AgentTls = { ca: Buffer } | { fingerprint: string };
+
+/** `AB:CD:...` or `abcd...` (64 hex digits, with or without colons) -> `AB:CD:...`, as Node reports fingerprint256; undefined if not one. */
+export function normalizeFingerprint(text: string): string | undefined {
+  const hex = text.replace(/^sha256:/i, "").replace(/:/g, "");
+  if (!/^[0-9a-fA-F]{64}$/.test(hex)) return undefined;
+  return hex.toUpperCase().match(/../g)!.join(":");
 }
 
 export interface AgentStreamOptions extends Omit<AgentLinkOptions, "host" | "port"> {
@@ -34,7 +47,7 @@ export interface AgentStreamOptions extends Omit<AgentLinkOptions, "host" | "por
   /** How long the handshake may take (milliseconds; default AGENT_CONNECT_TIMEOUT_MS). */
   timeoutMs?: number;
   /** More to say when the handshake fails, e.g. what the ssh client printed. */
-  explain?: () => Promise<string>;
+  explain?: (error: Error) => Promise<string>;
   /** Why the stream ended, from what carries it (ssh's last words), given the stream's own reason. */
   closeReason?: (reason: string) => string;
 }
@@ -56,13 +69,30 @@ export class AgentLink {
   /** Connects and authenticates; every failure is a HostsError naming the agent. */
   static async connect(options: AgentLinkOptions): Promise<AgentLink> {
     const address = `${options.host}:${options.port}`;
-    const socket = net.connect({ host: options.host, port: options.port });
+    const pinned = options.tls && "fingerprint" in options.tls ? options.tls.fingerprint : undefined;
+    const socket = options.tls
+      ? tls.connect({
+          host: options.host,
+          port: options.port,
+          minVersion: "TLSv1.2",
+          ...(net.isIP(options.host) ? {} : { servername: options.host }),
+          // A pinned fingerprint replaces the CA check (self-signed certificates); it is compared below, before any byte is sent.
+          ...("ca" in options.tls ? { ca: options.tls.ca } : { rejectUnauthorized: false }),
+        })
+      : net.connect({ host: options.host, port: options.port });
     socket.setNoDelay(true);
     try {
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`no connection within ${AGENT_CONNECT_TIMEOUT_MS / 1000} s`)), AGENT_CONNECT_TIMEOUT_MS);
-        socket.once("connect", () => {
+        socket.once(options.tls ? "secureConnect" : "connect", () => {
           clearTimeout(timer);
+          if (pinned !== undefined) {
+            const seen = (socket as tls.TLSSocket).getPeerCertificate().fingerprint256;
+            if (seen !== pinned) {
+              reject(new Error(`its TLS certificate has SHA-256 fingerprint ${seen}, not the pinned ${pinned} (--tls-fingerprint)`));
+              return;
+            }
+          }
           resolve();
         });
         socket.once("error", (error) => {
@@ -72,9 +102,15 @@ export class AgentLink {
       });
     } catch (error) {
       socket.destroy();
-      throw new HostsError(`--hosts: cannot reach the agent at ${address}: ${(error as Error).message} (is \`distlab agent --listen ${address}\` running there?)`);
+      const message = (error as Error).message;
+      if (options.tls) throw new HostsError(`--hosts: the agent at ${address}: TLS: ${message}`);
+      throw new HostsError(`--hosts: cannot reach the agent at ${address}: ${message} (is \`distlab agent --listen ${address}\` running there?)`);
     }
-    return AgentLink.authenticate(socket, { ...options, address, kernelAddress: socket.localAddress ?? "127.0.0.1" });
+    // An agent serving TLS drops a plain hello at once: say what to check.
+    const explain = options.tls
+      ? undefined
+      : async (error: Error) => (/closed the connection|not JSON|TLS|ECONNRESET/.test(error.message) ? " (if the agent runs with --tls-cert, pass --tls-ca FILE or --tls-fingerprint SHA256)" : "");
+    return AgentLink.authenticate(socket, { ...options, address, kernelAddress: socket.localAddress ?? "127.0.0.1", ...(explain ? { explain } : {}) });
   }
 
   /**
@@ -143,7 +179,7 @@ export class AgentLink {
       return link;
     } catch (error) {
       stream.destroy();
-      const more = (await options.explain?.()) ?? "";
+      const more = (await options.explain?.(error as Error)) ?? "";
       throw new HostsError(`--hosts: agent at ${options.address}: ${(error as Error).message}${more}`);
     }
   }

@@ -15,6 +15,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import * as net from "node:net";
+import * as tls from "node:tls";
 import { hostname } from "node:os";
 import { Duplex, type Readable } from "node:stream";
 import type { FromRankProcess } from "../cluster/protocol";
@@ -38,6 +39,8 @@ export interface AgentOptions {
   version: string;
   /** Listen on a non-loopback address without TLS (warned about on every connection). */
   insecure?: boolean;
+  /** The certificate chain and key (PEM) the agent serves TLS with (`--tls-cert`, `--tls-key`). */
+  tls?: { cert: Buffer; key: Buffer };
   /** One line per event (no trailing newline). */
   log: (line: string) => void;
 }
@@ -57,26 +60,29 @@ export function isLoopback(host: string): boolean {
 }
 
 export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
-  if (!isLoopback(options.host) && !options.insecure) {
+  if (!isLoopback(options.host) && !options.insecure && !options.tls) {
     throw new AgentRefusal(
-      `distlab agent: refusing to listen on ${options.host}, which is not a loopback address: TLS is not built yet, so the control connection would be readable on the network; listen on 127.0.0.1 (and reach it through an SSH tunnel) or pass --insecure`,
+      `distlab agent: refusing to listen on ${options.host}, which is not a loopback address, without TLS: the control connection would be readable on the network; give --tls-cert FILE --tls-key FILE, listen on 127.0.0.1 (and reach it through an SSH tunnel, or let the kernel start agents with --launcher ssh), or pass --insecure`,
     );
   }
   const sessions = new Set<AgentSession>();
-  const server = net.createServer((socket) => {
+  const onConnection = (socket: net.Socket) => {
     socket.setNoDelay(true);
     const endpoint = { peer: `${socket.remoteAddress}:${socket.remotePort}`, localAddress: socket.localAddress ?? "127.0.0.1" };
     const session = new AgentSession(socket, endpoint, options);
     sessions.add(session);
     socket.once("close", () => sessions.delete(session));
-  });
+  };
+  const server = options.tls ? tls.createServer({ cert: options.tls.cert, key: options.tls.key, minVersion: "TLSv1.2" }, onConnection) : net.createServer(onConnection);
+  // A client that fails the TLS handshake never reaches a session: log it as a refusal.
+  server.on("tlsClientError", (error, socket) => options.log(`refused ${socket.remoteAddress}:${socket.remotePort}: TLS handshake failed (${error.message})`));
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(options.port, options.host, () => resolve());
   });
   const bound = server.address() as net.AddressInfo;
   const address = `${bound.address.includes(":") ? `[${bound.address}]` : bound.address}:${bound.port}`;
-  options.log(`listening on ${address} (protocol ${AGENT_PROTOCOL}, distlab ${options.version}, ${options.slots} slots)`);
+  options.log(`listening on ${address} (protocol ${AGENT_PROTOCOL}, distlab ${options.version}, ${options.slots} slots, ${options.tls ? "TLS" : "no TLS"})`);
   return {
     address,
     close: async () => {

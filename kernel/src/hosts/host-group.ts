@@ -11,7 +11,7 @@ import { createTcpKernelWorld } from "../cluster/comm-world";
 import { ProcessRank } from "../cluster/process-rank";
 import type { GroupShape, RankEvent } from "../cluster/protocol";
 import { RankGroup } from "../cluster/rank-group";
-import { AgentLink } from "./agent-link";
+import { AgentLink, type AgentTls } from "./agent-link";
 import { assignRanks, entryName, HostsError, launcherOf, type HostEntry, type LauncherName } from "./host-spec";
 import { RemoteRankChild } from "./remote-rank";
 import { launchOverSsh } from "./ssh-launcher";
@@ -26,6 +26,8 @@ export interface HostGroupOptions {
   sshConfig?: string;
   /** What runs distlab on hosts the ssh launcher reaches. */
   agentCommand: string;
+  /** TLS to running agents (the ssh launcher's agents talk over the ssh channel instead). */
+  tls?: AgentTls;
   version: string;
 }
 
@@ -63,7 +65,7 @@ export function createHostGroup(shape: GroupShape, onEvent: (rank: number, event
       });
     }
     if (options.token === undefined) throw new HostsError(`--hosts ${names[options.entries.indexOf(entry)]}: an agent reached at its port needs --token-file`);
-    return AgentLink.connect({ host: entry.host, port: entry.port, token: options.token, version: options.version });
+    return AgentLink.connect({ host: entry.host, port: entry.port, token: options.token, version: options.version, ...(options.tls ? { tls: options.tls } : {}) });
   };
 
   /** The first time, dials every agent and lays the ranks out; later, dials again only agents whose connection ended. */

@@ -5,7 +5,7 @@
  * naming the line, value or flag; then the group that dials or launches the
  * agents on its first prepare.
  */
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { UsageError } from "../errors";
 import type { DistributedOptions } from "../magics/distributed-spec";
 import type { GroupShape } from "../cluster/protocol";
@@ -14,6 +14,28 @@ import { packageVersion } from "../version";
 import { createHostGroup } from "./host-group";
 import { assignRanks, entryName, launcherOf, parseHostSpec } from "./host-spec";
 import { defaultTokenFile, readTokenFile } from "./token";
+import { normalizeFingerprint, type AgentTls } from "./agent-link";
+
+/** `--tls-ca FILE` (read now) or `--tls-fingerprint SHA256` (checked now), not both. */
+function agentTls(options: DistributedOptions): AgentTls | undefined {
+  if (options.tlsCa !== undefined && options.tlsFingerprint !== undefined) {
+    throw new UsageError("%%distributed: give --tls-ca or --tls-fingerprint, not both", "--tls-fingerprint");
+  }
+  if (options.tlsFingerprint !== undefined) {
+    const fingerprint = normalizeFingerprint(options.tlsFingerprint);
+    if (!fingerprint) throw new UsageError(`%%distributed: --tls-fingerprint ${options.tlsFingerprint}: not a SHA-256 fingerprint (64 hex digits, colons allowed; openssl x509 -noout -fingerprint -sha256 prints it)`, "--tls-fingerprint");
+    return { fingerprint };
+  }
+  if (options.tlsCa === undefined) return undefined;
+  let ca: Buffer;
+  try {
+    ca = readFileSync(options.tlsCa);
+  } catch (error) {
+    throw new UsageError(`%%distributed: --tls-ca ${options.tlsCa}: ${(error as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (error as Error).message}`, "--tls-ca");
+  }
+  if (!ca.includes("-----BEGIN CERTIFICATE-----")) throw new UsageError(`%%distributed: --tls-ca ${options.tlsCa}: holds no PEM certificate`, "--tls-ca");
+  return { ca };
+}
 
 /** The shape fields every backend shares (link, TF backend, memory cap). */
 type CommonShape = Omit<GroupShape, "size" | "backend">;
@@ -41,10 +63,13 @@ export function planHostGroup(options: DistributedOptions, common: CommonShape):
   if (options.sshConfig !== undefined && !existsSync(options.sshConfig)) {
     throw new UsageError(`%%distributed: --ssh-config ${options.sshConfig}: no such file`, "--ssh-config");
   }
+  const tls = agentTls(options);
   const launchFlags = [
     ...(options.launcher === undefined ? [] : [`--launcher ${options.launcher}`]),
     ...(options.sshConfig === undefined ? [] : [`--ssh-config ${options.sshConfig}`]),
     ...(options.agentCommand === undefined ? [] : [`--agent-command ${options.agentCommand}`]),
+    ...(options.tlsCa === undefined ? [] : [`--tls-ca ${options.tlsCa}`]),
+    ...(options.tlsFingerprint === undefined ? [] : [`--tls-fingerprint ${options.tlsFingerprint}`]),
   ];
   const shape: GroupShape = {
     size: options.workers,
@@ -63,6 +88,7 @@ export function planHostGroup(options: DistributedOptions, common: CommonShape):
         ...(token === undefined ? {} : { token }),
         ...(options.sshConfig === undefined ? {} : { sshConfig: options.sshConfig }),
         agentCommand: options.agentCommand ?? "distlab",
+        ...(tls ? { tls } : {}),
         version: packageVersion(),
       }),
   };

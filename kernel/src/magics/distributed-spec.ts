@@ -62,6 +62,8 @@ export const DISTRIBUTED_FLAGS: readonly FlagSpec[] = [
   },
   { name: "ssh-config", type: "string", valueName: "FILE", help: "with --launcher ssh: the ssh config file (ssh -F; default ~/.ssh/config)" },
   { name: "agent-command", type: "string", valueName: "CMD", help: "with --launcher ssh: what runs distlab on the hosts (default distlab)" },
+  { name: "tls-ca", type: "string", valueName: "FILE", help: "with --hosts: dial running agents over TLS, trusting the CA certificates in FILE (PEM)" },
+  { name: "tls-fingerprint", type: "string", valueName: "SHA256", help: "with --hosts: dial running agents over TLS, accepting only a certificate of this SHA-256 fingerprint" },
   { name: "token-file", type: "string", valueName: "FILE", help: `with --hosts: the file (mode 600) holding the token running agents were started with (default ${DEFAULT_TOKEN_FILE_HELP})` },
   {
     name: "timeout",
@@ -109,6 +111,8 @@ export interface DistributedOptions {
   launcher?: LauncherName;
   sshConfig?: string;
   agentCommand?: string;
+  tlsCa?: string;
+  tlsFingerprint?: string;
   timeoutSeconds: number;
   groupOutputs: "order" | "rank";
   /** Emulated link between ranks (bytes per second, seconds). */
@@ -146,7 +150,7 @@ export function parseDistributedFlags(words: readonly string[]): DistributedOpti
     if (options.backend !== "hosts") throw new UsageError(`${WHERE}: --token-file only applies with --backend hosts`, "--token-file");
     options.tokenFile = tokenFile;
   }
-  for (const [flag, key] of [["launcher", "launcher"], ["ssh-config", "sshConfig"], ["agent-command", "agentCommand"]] as const) {
+  for (const [flag, key] of [["launcher", "launcher"], ["ssh-config", "sshConfig"], ["agent-command", "agentCommand"], ["tls-ca", "tlsCa"], ["tls-fingerprint", "tlsFingerprint"]] as const) {
     if (!given.has(flag)) continue;
     if (options.backend !== "hosts") throw new UsageError(`${WHERE}: --${flag} only applies with --hosts`, `--${flag}`);
     (options as unknown as Record<string, unknown>)[key] = values.get(flag);
