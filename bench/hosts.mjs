@@ -58,7 +58,7 @@ const dir = mkdtempSync(path.join(tmpdir(), "distlab-bench-hosts-"));
 const netnsScript = path.join(root, "test/kernel/netns_hosts.py");
 const netns = JSON.parse(execFileSync("python3", [netnsScript, "up", path.join(dir, "netns"), "3"], { encoding: "utf8" }));
 const down = () => { try { execFileSync("python3", [netnsScript, "down", path.join(dir, "netns")]); } catch (error) { console.error(`teardown: ${error.message}`); } };
-process.on("SIGINT", () => { down(); process.exit(130); });
+for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => { down(); process.exit(130); });
 
 const agentCommand = path.join(dir, "distlab");
 writeFileSync(agentCommand, `#!/bin/sh\nexec ${process.execPath} ${path.join(root, "kernel/dist/cli.js")} "$@"\n`);
@@ -109,7 +109,11 @@ async function gloo(n, entries) {
   const results = new Map();
   const procs = netns.hosts.slice(0, n).map((host, rank) => {
     const spec = JSON.stringify({ rank, size: n, master: netns.hosts[0].address, port, plan: entries });
-    const py = spawn("ip", ["netns", "exec", host.namespace, "/usr/bin/python3", path.join(here, "hosts_gloo.py"), spec], { stdio: ["ignore", "pipe", "inherit"] });
+    // GLOO_SOCKET_IFNAME: gloo would otherwise take the address the (shared) hostname resolves to, loopback.
+    const py = spawn("ip", ["netns", "exec", host.namespace, "/usr/bin/python3", path.join(here, "hosts_gloo.py"), spec], {
+      stdio: ["ignore", "pipe", "inherit"],
+      env: { ...process.env, GLOO_SOCKET_IFNAME: "eth0" },
+    });
     let out = "";
     py.stdout.on("data", (d) => (out += d));
     return new Promise((resolve) => py.on("exit", (code) => {

@@ -82,6 +82,19 @@ def _agents_in(hosts: NetnsHosts) -> dict[str, list[str]]:
     return found
 
 
+def _agent_environments(hosts: NetnsHosts) -> list[bytes]:
+    """The environment blocks of the `distlab agent --stdio` processes in the namespaces."""
+    found = []
+    for host in hosts.hosts:
+        for pid in subprocess.run(["ip", "netns", "pids", host.namespace], capture_output=True, text=True).stdout.split():
+            try:
+                if b"agent\0--stdio" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    found.append(Path(f"/proc/{pid}/environ").read_bytes())
+            except FileNotFoundError:
+                continue
+    return found
+
+
 def _wait_until_no_agents(hosts: NetnsHosts, seconds: float) -> dict[str, list[str]]:
     deadline = time.monotonic() + seconds
     while True:
@@ -214,6 +227,8 @@ def test_agents_stop_when_the_group_stops_and_when_the_kernel_dies(hosts, sessio
     running = _agents_in(hosts)
     assert all(any("agent --stdio" in line for line in lines) for lines in running.values()), running
     assert not any("--token" in line or re.search(r"\b[0-9a-f]{64}\b", line) for lines in running.values() for line in lines), running
+    environments = _agent_environments(hosts)
+    assert len(environments) == 3 and not any(re.search(rb"[0-9a-f]{64}", environ) for environ in environments), "no token in an agent's environment"
     assert "stopped the group" in execute(kc, "%dist stop", timeout=60).stdout
     assert _wait_until_no_agents(hosts, 20) == {host.name: [] for host in hosts.hosts}, "group closed: no agent or rank left"
 
