@@ -224,6 +224,8 @@ export class AgentLink {
       },
     );
     this.socket.on("error", (error) => (reason = error.message));
+    // The agent's side ended (an ssh channel's stdout reaching its end): the link is over.
+    this.socket.once("end", () => this.socket.destroy());
     this.socket.once("close", () => {
       this.closedReason = closeReason ? closeReason(reason) : reason;
       onClose?.(this.closedReason);
