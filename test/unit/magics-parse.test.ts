@@ -133,6 +133,6 @@ test("splitArgs honours quotes and rejects an unterminated one", () => {
 });
 
 test("flag completion comes from the spec", () => {
-  assert.deepEqual(completeFlag(DISTRIBUTED_FLAGS, "--t"), ["--token-file", "--timeout", "--tf-backend"]);
+  assert.deepEqual(completeFlag(DISTRIBUTED_FLAGS, "--t"), ["--tls-ca", "--tls-fingerprint", "--token-file", "--timeout", "--tf-backend"]);
   assert.ok(completeFlag(DISTRIBUTED_FLAGS, "-").includes("-n"));
 });
