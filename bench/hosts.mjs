@@ -15,7 +15,9 @@
 // rows give median [min, max] over the blocks; x gloo = gloo's median time / ours.
 // busbw = bytes * 2(n-1)/n / time (nccl-tests).
 // Group start: from the first cell's request to its result on a fresh group
-// (ssh logins, agents, rank processes, their TCP world), --reps times.
+// (ssh logins, agents, rank processes, their TCP world), --reps times; next to
+// ipyparallel's ipcluster with its SSH engine launcher, 2 hosts x 2 engines,
+// from start to a first apply_sync on every engine (bench/hosts_ipcluster.py).
 // Flags: --reps N (>= 5)  --sizes 1M,16M,64M  --hosts 2,3
 import { spawn, execFileSync } from "node:child_process";
 import { mkdtempSync, writeFileSync, chmodSync } from "node:fs";
@@ -126,6 +128,22 @@ async function gloo(n, entries) {
   return results;
 }
 
+/** ipcluster's start times on the same namespaces (bench/hosts_ipcluster.py under the .venv's python), or undefined with a note. */
+async function ipclusterStarts() {
+  const spec = JSON.stringify({ ssh_config: netns.ssh_config, controller_ip: `${netns.subnet}.1`, engines: { h1: 2, h2: 2 }, reps: REPS, dir: path.join(dir, "ipcluster") });
+  const py = spawn(path.join(root, ".venv/bin/python"), [path.join(here, "hosts_ipcluster.py"), spec], { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "", err = "";
+  py.stdout.on("data", (d) => (out += d));
+  py.stderr.on("data", (d) => (err += d));
+  const code = await new Promise((resolve) => py.on("exit", resolve));
+  const line = out.split("\n").find((text) => text.startsWith('{"ms"'));
+  if (code !== 0 || !line) {
+    console.log(`# ipcluster baseline failed (exit ${code}): ${err.trim().split("\n").slice(-3).join(" | ")}`);
+    return undefined;
+  }
+  return JSON.parse(line).ms;
+}
+
 try {
   console.log(`# ${machineLine()}`);
   console.log(`# hosts: ${netns.hosts.map((h) => `${h.name}=${h.namespace} ${h.address}`).join(", ")} (veth pairs to bridge ${netns.bridge})`);
@@ -165,7 +183,12 @@ try {
   }
   const start = summarize(starts, "group start");
   console.log(`\n# group start, 2 hosts x 2 slots through ssh (first cell's request to its result): ${formatSummary(start, 0)} ms over ${start.reps} starts`);
-  console.log("# ipyparallel ipcluster (SSH launcher) on the same namespaces: not measured by this bench");
+  const ipcluster = await ipclusterStarts();
+  if (ipcluster) {
+    const theirs = summarize(ipcluster, "ipcluster start");
+    console.log(`# ipyparallel ipcluster, SSH engine launcher, 2 hosts x 2 engines (start to a first apply_sync on every engine): ${formatSummary(theirs, 0)} ms over ${theirs.reps} starts`);
+    console.log(`# distlab / ipcluster: ${ratioOfMedians(start, theirs).toFixed(2)}x of its time (ratio of medians; target <= 0.5)`);
+  }
   console.log(`\n# allReduce (busbw median [min, max]; x gloo = ratio of medians)\n${headline.join("\n")}`);
   compiler.close();
 } finally {

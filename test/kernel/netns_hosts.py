@@ -117,6 +117,7 @@ class NetnsHosts:
                 "KbdInteractiveAuthentication no",
                 "PermitRootLogin prohibit-password",
                 "AcceptEnv none",
+                "Subsystem sftp internal-sftp",  # scp (ipcluster's SSH launcher sends files with it)
                 "LogLevel ERROR",
                 "",
             ]))
