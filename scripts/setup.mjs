@@ -2,8 +2,9 @@
 // `npm run setup`: everything a fresh clone needs before `npm run lab`, in
 // order, each step skipping its work when its inputs are unchanged: Node 20+
 // and Python 3.9+ suffice, with no root, no Debian and no browser.
-// `node scripts/setup.mjs --browser` (what `npm test` and `npm run test:browser`
-// run) adds the Chromium that the browser tests drive.
+// `node scripts/setup.mjs --browser` (what `npm run test:browser` runs) adds the
+// Chromium that the browser tests drive; `--tests` (what `npm test` runs) adds it
+// and the Debian packages of the multi-host tests.
 // Prints one line per step; a failure names the step and the fix.
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -12,6 +13,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { browserStep } from "./setup/browser.mjs";
+import { ensureDebianPackages } from "./setup/debian.mjs";
 import { extensionStep } from "./setup/extension.mjs";
 import { kernelspecStep } from "./setup/kernelspec.mjs";
 import { nodePackagesStep } from "./setup/node-packages.mjs";
@@ -20,16 +22,22 @@ import { typescriptStep } from "./setup/typescript.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
-const USAGE = "usage: node scripts/setup.mjs [--browser]   (--browser: also the Chromium the browser tests drive)";
+const USAGE =
+  "usage: node scripts/setup.mjs [--browser | --tests]   (--browser: also the Chromium the browser tests drive;\n" +
+  "       --tests: that Chromium and the system packages of the multi-host tests, OpenSSH and iproute2)";
 const flags = process.argv.slice(2);
-const unknownFlags = flags.filter((flag) => flag !== "--browser");
+const unknownFlags = flags.filter((flag) => flag !== "--browser" && flag !== "--tests");
 if (unknownFlags.length > 0) {
   console.error(`setup: unknown argument ${unknownFlags.join(" ")}\n${USAGE}`);
   process.exit(2);
 }
+// The multi-host tests run Debian's sshd in network namespaces (test/kernel/netns_hosts.py).
+const HOST_TEST_DEBIAN_PACKAGES = ["openssh-client", "openssh-server", "iproute2"];
+const forTests = flags.includes("--tests");
 
 const steps = [
-  ...(flags.includes("--browser") ? [browserStep] : []),
+  ...(flags.includes("--browser") || forTests ? [browserStep] : []),
+  ...(forTests ? [{ name: "host test packages", run: () => ensureDebianPackages(HOST_TEST_DEBIAN_PACKAGES) }] : []),
   nodePackagesStep,
   typescriptStep,
   pythonVenvStep,

@@ -10,11 +10,12 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 import { installKernelspec, installLabextension, type InstallScope } from "./install";
 import { availableParallelism } from "node:os";
 import { packageVersion, runKernel } from "./kernel-main";
-import { AgentRefusal, startAgent } from "./hosts/agent";
+import { AgentRefusal, serveStdio, startAgent } from "./hosts/agent";
 import { DEFAULT_AGENT_PORT } from "./hosts/host-spec";
 import { readTokenFile } from "./hosts/token";
 import { diagnose, formatDiagnosis } from "./doctor/diagnose";
 import { probeMachine } from "./doctor/probes";
+import { readFileSync } from "node:fs";
 
 const USAGE = `usage:
   distlab install [--user | --sys-prefix | --prefix PREFIX]
@@ -26,11 +27,15 @@ const USAGE = `usage:
       when the basics work (Node 20+, a TF.js backend, Jupyter with the kernelspec).
   distlab kernel --connection-file FILE
       Run the kernel; Jupyter starts this through the kernelspec.
-  distlab agent --token-file FILE [--listen HOST:PORT] [--slots N] [--insecure]
+  distlab agent --token-file FILE [--listen HOST:PORT] [--slots N]
+                [--tls-cert FILE --tls-key FILE] [--insecure]
       Run ranks for kernels that prove they hold the token in FILE (mode 600):
-      %%distributed --backend hosts --hosts HOST:PORT --token-file FILE.
+      %%distributed --hosts HOST:PORT --token-file FILE [--tls-ca F | --tls-fingerprint SHA256].
       Listens on 127.0.0.1:${DEFAULT_AGENT_PORT} by default; a non-loopback address
-      needs --insecure (no TLS yet). --slots: most ranks (default: CPU count).
+      needs TLS (--tls-cert, --tls-key) or --insecure. --slots: most ranks (default: CPU count).
+  distlab agent --stdio [--slots N]
+      Serve one kernel over stdin/stdout, the token being stdin's first line;
+      the kernel's SSH launcher runs this. Exits (stopping its ranks) when stdin ends.
   distlab --help | --version`;
 
 class UsageError extends Error {
@@ -69,27 +74,63 @@ async function runAgent(args: string[]): Promise<void> {
     "token-file": { type: "string" },
     slots: { type: "string" },
     insecure: { type: "boolean" },
+    stdio: { type: "boolean" },
+    "tls-cert": { type: "string" },
+    "tls-key": { type: "string" },
   });
+  const slots = values.slots === undefined ? availableParallelism() : Number(values.slots);
+  if (!Number.isInteger(slots) || slots < 1) throw new UsageError(`distlab agent: --slots ${JSON.stringify(values.slots)} is not a positive integer`);
+  const log = (line: string) => process.stderr.write(`distlab agent ${new Date().toISOString()} ${line}\n`);
+  if (values.stdio === true) {
+    const clash = ["listen", "token-file", "insecure", "tls-cert", "tls-key"].filter((name) => values[name] !== undefined);
+    if (clash.length > 0) throw new UsageError(`distlab agent --stdio: ${clash.map((name) => `--${name}`).join(", ")} do not apply (the token is the first line of stdin)`);
+    let served: Awaited<ReturnType<typeof serveStdio>>;
+    try {
+      served = await serveStdio({ slots, version: packageVersion(), log });
+    } catch (error) {
+      if (error instanceof AgentRefusal) throw new UsageError(error.message);
+      throw error;
+    }
+    await served.whenDone;
+    log("the kernel's stream ended; exiting");
+    process.stderr.write("", () => process.exit(0));
+    return;
+  }
   const tokenFile = values["token-file"];
   if (typeof tokenFile !== "string" || tokenFile === "") throw new UsageError("distlab agent: --token-file FILE is required");
   const listen = typeof values.listen === "string" ? values.listen : `127.0.0.1:${DEFAULT_AGENT_PORT}`;
   const match = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d+)$/.exec(listen);
   if (!match || Number(match[2]) > 65535) throw new UsageError(`distlab agent: --listen ${JSON.stringify(listen)} is not HOST:PORT`);
-  const slots = values.slots === undefined ? availableParallelism() : Number(values.slots);
-  if (!Number.isInteger(slots) || slots < 1) throw new UsageError(`distlab agent: --slots ${JSON.stringify(values.slots)} is not a positive integer`);
   let token: Buffer;
   try {
     token = readTokenFile(tokenFile, "--token-file");
   } catch (error) {
     throw new UsageError(`distlab agent: ${(error as Error).message}`);
   }
-  const log = (line: string) => process.stderr.write(`distlab agent ${new Date().toISOString()} ${line}\n`);
+  const tls = readTlsFiles(values["tls-cert"], values["tls-key"]);
   try {
-    await startAgent({ host: match[1]!.replace(/^\[|\]$/g, ""), port: Number(match[2]), token, slots, version: packageVersion(), insecure: values.insecure === true, log });
+    await startAgent({ host: match[1]!.replace(/^\[|\]$/g, ""), port: Number(match[2]), token, slots, version: packageVersion(), insecure: values.insecure === true, log, ...(tls ? { tls } : {}) });
   } catch (error) {
     if (error instanceof AgentRefusal) throw new UsageError(error.message);
     throw error;
   }
+}
+
+/** `--tls-cert` and `--tls-key` go together; each file must be readable PEM. */
+function readTlsFiles(cert: unknown, key: unknown): { cert: Buffer; key: Buffer } | undefined {
+  if (cert === undefined && key === undefined) return undefined;
+  if (typeof cert !== "string" || typeof key !== "string") throw new UsageError(`distlab agent: --tls-cert FILE and --tls-key FILE go together (got only ${cert === undefined ? "--tls-key" : "--tls-cert"})`);
+  const read = (flag: string, path: string): Buffer => {
+    let text: Buffer;
+    try {
+      text = readFileSync(path);
+    } catch (error) {
+      throw new UsageError(`distlab agent: ${flag} ${path}: ${(error as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (error as Error).message}`);
+    }
+    if (!text.includes("-----BEGIN ")) throw new UsageError(`distlab agent: ${flag} ${path}: not a PEM file`);
+    return text;
+  };
+  return { cert: read("--tls-cert", cert), key: read("--tls-key", key) };
 }
 
 async function main(argv: string[]): Promise<number> {

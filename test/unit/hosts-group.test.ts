@@ -11,7 +11,8 @@ import { DistributedSession } from "../../kernel/src/cluster/kernel-side/distrib
 import { TimelineObserver } from "../../kernel/src/cluster/kernel-side/timeline-observer";
 import { parseDistributedFlags } from "../../kernel/src/magics/distributed-spec";
 import { planGroup } from "../../kernel/src/cluster/backends/plan-group";
-import { parseHostfile } from "../../kernel/src/hosts/host-spec";
+import { entryName, launcherOf, parseHostfile } from "../../kernel/src/hosts/host-spec";
+import { describeHosts } from "../../kernel/src/hosts/host-report";
 import type { ExecuteOutcome } from "../../kernel/src/protocol/backend";
 import { RecordingIO } from "./cluster-io";
 import { startAgentProcess, tempDir, writeToken, type AgentProcess } from "./hosts-agents";
@@ -60,6 +61,11 @@ test("four ranks on two agents allReduce rank to rank, keep state, and print tag
   assert.equal(new Set(values.map((value) => value[1])).size, 4, "each rank is its own process");
   for (const rank of [0, 1, 2, 3]) assert.match(io.text(), new RegExp(`^\\[rank ${rank}\\] hello from ${rank}$`, "m"));
   assert.deepEqual(resultJson((await run("kept")).outcome), [0, 10, 20, 30]);
+  const report = describeHosts(session.group);
+  for (const [index, agent] of agents.entries()) {
+    const ranks = index === 0 ? "ranks 0, 1" : "ranks 2, 3";
+    assert.match(report, new RegExp(`^  127\\.0\\.0\\.1:${agent.port}: agent distlab \\S+ on \\S+ \\(running agent\\); ${ranks}; GPUs none given; round trip [0-9.]+ ms, link [0-9.]+ (MiB|GiB)/s$`, "m"), report);
+  }
 });
 
 test("ranks fill the first agent's slots, then the next; an allReduce sends bytes to ranks on the other agent", async () => {
@@ -141,7 +147,7 @@ test("bad --hosts input is refused before any rank starts, naming the line, the 
   const both = `127.0.0.1:${agents[0]!.port},127.0.0.1:${agents[1]!.port}`;
   assert.match(await prepareError(`-n 5 --backend hosts --hosts ${both} --token-file ${tokenPath}`), /-n 5 is more ranks than the 4 slots of --hosts/);
   writeFileSync(hostfile, `127.0.0.1:${agents[0]!.port} slots=1 # only one\n`);
-  assert.match(await prepareError(`-n 2 --backend hosts --hosts ${hostfile} --token-file ${tokenPath}`), /-n 2 is more ranks than the 1 slots/);
+  assert.match(planError(`-n 2 --backend hosts --hosts ${hostfile} --token-file ${tokenPath}`), /-n 2 is more ranks than the 1 slots/);
   assert.match(await prepareError(`-n 1 --backend hosts --hosts 127.0.0.1:1 --token-file ${tokenPath}`), /cannot reach the agent at 127\.0\.0\.1:1: .*ECONNREFUSED/);
   const missing = join(dir, "no-such-token");
   assert.match(planError(`-n 1 --backend hosts --hosts ${both} --token-file ${missing}`), new RegExp(`--token-file ${missing}: no such file`));
@@ -150,5 +156,28 @@ test("bad --hosts input is refused before any rank starts, naming the line, the 
   const other = writeToken(dir, 0o600, "other").path;
   assert.match(await prepareError(`-n 1 --backend hosts --hosts ${both} --token-file ${other}`), /did not prove it holds the token of --token-file/);
   assert.match(planError(`-n 1 --backend hosts --token-file ${tokenPath}`), /--backend hosts needs --hosts SPEC/);
-  assert.match(planError(`-n 1 --backend hosts --hosts ${both}`), /--backend hosts needs --token-file FILE/);
+  process.env.DISTLAB_TOKEN_FILE = join(dir, "no-default-token");
+  assert.match(planError(`-n 1 --backend hosts --hosts ${both}`), new RegExp(`127\\.0\\.0\\.1:${agents[0]!.port} names a running agent \\(a port\\), which needs its token: pass --token-file FILE or create ${dir}/no-default-token`));
+  delete process.env.DISTLAB_TOKEN_FILE;
+});
+
+test("hostfile lines: user@, ports, slots= and gpus=; an entry with a port is a running agent, one without is reached through ssh", () => {
+  const entries = parseHostfile("hf", "alice@node1 slots=2\n[::1]:29471 gpus=0,2\nnode3:2222 slots=1 gpus=4,5 # spare GPU\n");
+  assert.deepEqual(entries.map((entry) => [entryName(entry), entry.slots, entry.gpus, launcherOf(entry, "auto"), launcherOf(entry, "ssh")]), [
+    ["alice@node1", 2, undefined, "ssh", "ssh"],
+    ["[::1]:29471", 2, [0, 2], "agent", "ssh"],
+    ["node3:2222", 1, [4, 5], "agent", "ssh"],
+  ]);
+  assert.throws(() => parseHostfile("hf", "node1 slots=3 gpus=0,1\n"), /line 1 \("node1 slots=3 gpus=0,1"\): slots=3 but only 2 gpus=/);
+  assert.throws(() => parseHostfile("hf", "node1\nnode2 gpus=1,1\n"), /line 2 .*gpus= names a GPU twice/);
+  assert.throws(() => parseHostfile("hf", "bad host name\n"), /line 1 .*"host" is not slots=N or gpus=/);
+  assert.throws(() => parseHostfile("hf", "@node1\n"), /line 1 .*not \[user@\]host\[:port\]/);
+});
+
+test("gpus= gives each rank of the host one GPU in order, the only one CUDA shows it", async () => {
+  const hostfile = join(dir, "gpu-hostfile");
+  writeFileSync(hostfile, `127.0.0.1:${agents[0]!.port} gpus=3,5\n`);
+  const { outcome } = await run("process.env.CUDA_VISIBLE_DEVICES", new RecordingIO(), `-n 2 --hosts ${hostfile} --token-file ${tokenPath} --timeout 20`);
+  assert.deepEqual(resultJson(outcome), ["3", "5"]);
+  assert.match(describeHosts(session.group), /: agent distlab \S+ on \S+ \(running agent\); ranks 0, 1; GPUs 3,5; round trip/);
 });

@@ -302,7 +302,7 @@ test("an agent refuses a token file others can read and a non-loopback address w
   const loose = writeToken(dir, 0o644, "loose").path;
   await assert.rejects(startAgentProcess(["--listen", "127.0.0.1:0", "--token-file", loose]), new RegExp(`--token-file ${loose}: the token file has mode 0644, readable by group or others`));
   const tokenPath = join(dir, "token");
-  await assert.rejects(startAgentProcess(["--listen", "0.0.0.0:0", "--token-file", tokenPath]), /refusing to listen on 0\.0\.0\.0, which is not a loopback address: TLS is not built yet/);
+  await assert.rejects(startAgentProcess(["--listen", "0.0.0.0:0", "--token-file", tokenPath]), /refusing to listen on 0\.0\.0\.0, which is not a loopback address, without TLS: .*give --tls-cert FILE --tls-key FILE/);
   const insecure = await startAgentProcess(["--listen", "0.0.0.0:0", "--token-file", tokenPath, "--insecure"]);
   try {
     const link = await AgentLink.connect({ host: "127.0.0.1", port: insecure.port, token, version: packageVersion() });

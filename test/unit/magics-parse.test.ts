@@ -82,9 +82,15 @@ test("--link checks keys and units and names --link", () => {
   assertUsage("--link speed=1Gbit", "--link");
 });
 
-test("--hosts only goes with --backend hosts", () => {
-  assertUsage("--hosts a:1,b:2", "--hosts");
+test("--hosts implies --backend hosts and goes with no other backend; the launcher flags need --hosts", () => {
+  assertUsage("--backend threads --hosts a:1,b:2", "--hosts");
   assert.equal(parse("--backend hosts --hosts a:1,b:2").hosts, "a:1,b:2");
+  const implied = parse("--hosts a,b --launcher ssh --ssh-config cfg --agent-command /opt/distlab");
+  assert.deepEqual([implied.backend, implied.launcher, implied.sshConfig, implied.agentCommand], ["hosts", "ssh", "cfg", "/opt/distlab"]);
+  assert.equal(parse("--hosts a,b").launcher, undefined);
+  assertUsage("--launcher ssh", "--launcher");
+  assertUsage("--backend processes --ssh-config cfg", "--ssh-config");
+  assertUsage("--hosts a --launcher rsh", "--launcher");
 });
 
 test("help lists every flag of the spec with its alias", () => {
@@ -136,6 +142,6 @@ test("splitArgs honours quotes and rejects an unterminated one", () => {
 });
 
 test("flag completion comes from the spec", () => {
-  assert.deepEqual(completeFlag(DISTRIBUTED_FLAGS, "--t"), ["--token-file", "--timeout", "--tf-backend", "--timeline"]);
+  assert.deepEqual(completeFlag(DISTRIBUTED_FLAGS, "--t"), ["--tls-ca", "--tls-fingerprint", "--token-file", "--timeout", "--tf-backend", "--timeline"]);
   assert.ok(completeFlag(DISTRIBUTED_FLAGS, "-").includes("-n"));
 });

@@ -4,6 +4,8 @@
  * carry the agent's ranks (remote-rank.ts) over the control connection.
  */
 import * as net from "node:net";
+import * as tls from "node:tls";
+import type { Duplex } from "node:stream";
 import { HostsError } from "./host-spec";
 import { readControl, sendControl, type FromAgent, type ToAgent } from "./control";
 import { encodeFrame, FrameReader } from "./frames";
@@ -33,6 +35,31 @@ export interface AgentLinkOptions {
   onClose?: (reason: string) => void;
   /** Overrides AGENT_SILENCE_MS. */
   silenceMs?: number;
+  /** Dial over TLS and verify the agent's certificate (else plain TCP). */
+  tls?: AgentTls;
+}
+
+/** How the kernel verifies an agent's TLS certificate: a CA that signed it, or its pinned SHA-256 fingerprint. */
+export type AgentTls = { ca: Buffer } | { fingerprint: string };
+
+/** `AB:CD:...` or `abcd...` (64 hex digits, with or without colons) -> `AB:CD:...`, as Node reports fingerprint256; undefined if not one. */
+export function normalizeFingerprint(text: string): string | undefined {
+  const hex = text.replace(/^sha256:/i, "").replace(/:/g, "");
+  if (!/^[0-9a-fA-F]{64}$/.test(hex)) return undefined;
+  return hex.toUpperCase().match(/../g)!.join(":");
+}
+
+export interface AgentStreamOptions extends Omit<AgentLinkOptions, "host" | "port"> {
+  /** How the agent is named in errors: host:port, or the ssh destination. */
+  address: string;
+  /** This kernel's address as the agent's host sees it, unless the agent says otherwise. */
+  kernelAddress: string;
+  /** How long the handshake may take (milliseconds; default AGENT_CONNECT_TIMEOUT_MS). */
+  timeoutMs?: number;
+  /** More to say when the handshake fails, e.g. what the ssh client printed. */
+  explain?: (error: Error) => Promise<string>;
+  /** Why the stream ended, from what carries it (ssh's last words), given the stream's own reason. */
+  closeReason?: (reason: string) => string;
 }
 
 export class AgentLink {
@@ -41,17 +68,67 @@ export class AgentLink {
 
   private constructor(
     readonly address: string,
-    private readonly socket: net.Socket,
+    private readonly socket: Duplex,
     readonly slots: number,
     readonly hostname: string,
     readonly agentVersion: string,
+    /** Where the agent's host reaches this kernel: the ranks' rendezvous listens there. */
+    readonly localAddress: string,
   ) {}
 
   /** Connects and authenticates; every failure is a HostsError naming the agent. */
   static async connect(options: AgentLinkOptions): Promise<AgentLink> {
     const address = `${options.host}:${options.port}`;
-    const socket = net.connect({ host: options.host, port: options.port });
+    const pinned = options.tls && "fingerprint" in options.tls ? options.tls.fingerprint : undefined;
+    const socket = options.tls
+      ? tls.connect({
+          host: options.host,
+          port: options.port,
+          minVersion: "TLSv1.2",
+          ...(net.isIP(options.host) ? {} : { servername: options.host }),
+          // A pinned fingerprint replaces the CA check (self-signed certificates); it is compared below, before any byte is sent.
+          ...("ca" in options.tls ? { ca: options.tls.ca } : { rejectUnauthorized: false }),
+        })
+      : net.connect({ host: options.host, port: options.port });
     socket.setNoDelay(true);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no connection within ${AGENT_CONNECT_TIMEOUT_MS / 1000} s`)), AGENT_CONNECT_TIMEOUT_MS);
+        socket.once(options.tls ? "secureConnect" : "connect", () => {
+          clearTimeout(timer);
+          if (pinned !== undefined) {
+            const seen = (socket as tls.TLSSocket).getPeerCertificate().fingerprint256;
+            if (seen !== pinned) {
+              reject(new Error(`its TLS certificate has SHA-256 fingerprint ${seen}, not the pinned ${pinned} (--tls-fingerprint)`));
+              return;
+            }
+          }
+          resolve();
+        });
+        socket.once("error", (error) => {
+          clearTimeout(timer);
+          reject(error);
+        });
+      });
+    } catch (error) {
+      socket.destroy();
+      const message = (error as Error).message;
+      if (options.tls) throw new HostsError(`--hosts: the agent at ${address}: TLS: ${message}`);
+      throw new HostsError(`--hosts: cannot reach the agent at ${address}: ${message} (is \`distlab agent --listen ${address}\` running there?)`);
+    }
+    // An agent serving TLS drops a plain hello at once: say what to check.
+    const explain = options.tls
+      ? undefined
+      : async (error: Error) => (/closed the connection|not JSON|TLS|ECONNRESET/.test(error.message) ? " (if the agent runs with --tls-cert, pass --tls-ca FILE or --tls-fingerprint SHA256)" : "");
+    return AgentLink.authenticate(socket, { ...options, address, kernelAddress: socket.localAddress ?? "127.0.0.1", ...(explain ? { explain } : {}) });
+  }
+
+  /**
+   * Runs the handshake over `stream` (a TCP connection, or the stdin/stdout of an agent started
+   * through ssh) and, once both sides are authenticated, serves the agent's ranks over it.
+   * `explain` adds what else is known when the stream fails (an ssh client's own error lines).
+   */
+  static async authenticate(stream: Duplex, options: AgentStreamOptions): Promise<AgentLink> {
     const reader = new FrameReader(HANDSHAKE_FRAME_BYTES);
     const frames: Buffer[] = [];
     let wake: (() => void) | undefined;
@@ -68,15 +145,17 @@ export class AgentLink {
       failure ??= new Error(error ? error.message : "the agent closed the connection");
       wake?.();
     };
-    socket.on("data", onData);
-    socket.on("error", onEnd);
-    socket.on("close", () => onEnd());
-    const deadline = Date.now() + AGENT_CONNECT_TIMEOUT_MS;
+    stream.on("data", onData);
+    stream.on("error", onEnd);
+    stream.on("close", () => onEnd());
+    stream.on("end", () => onEnd());
+    const timeoutMs = options.timeoutMs ?? AGENT_CONNECT_TIMEOUT_MS;
+    const deadline = Date.now() + timeoutMs;
     const nextFrame = async (): Promise<Buffer> => {
       while (frames.length === 0) {
         if (failure) throw failure;
         const left = deadline - Date.now();
-        if (left <= 0) throw new Error(`no answer within ${AGENT_CONNECT_TIMEOUT_MS / 1000} s`);
+        if (left <= 0) throw new Error(`no answer within ${timeoutMs / 1000} s`);
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, left);
           wake = () => {
@@ -89,24 +168,8 @@ export class AgentLink {
       return frames.shift()!;
     };
     try {
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no connection within ${AGENT_CONNECT_TIMEOUT_MS / 1000} s`)), AGENT_CONNECT_TIMEOUT_MS);
-        socket.once("connect", () => {
-          clearTimeout(timer);
-          resolve();
-        });
-        socket.once("error", (error) => {
-          clearTimeout(timer);
-          reject(error);
-        });
-      });
-    } catch (error) {
-      socket.destroy();
-      throw new HostsError(`--hosts: cannot reach the agent at ${address}: ${(error as Error).message} (is \`distlab agent --listen ${address}\` running there?)`);
-    }
-    try {
       const kernelNonce = freshNonce();
-      socket.write(encodeFrame(jsonFrame({ type: "hello", protocol: AGENT_PROTOCOL, version: options.version, nonce: kernelNonce })));
+      stream.write(encodeFrame(jsonFrame({ type: "hello", protocol: AGENT_PROTOCOL, version: options.version, nonce: kernelNonce })));
       const challenge = parseChallenge(await nextFrame());
       if (challenge.protocol !== AGENT_PROTOCOL || challenge.version !== options.version) {
         throw new Error(
@@ -116,26 +179,23 @@ export class AgentLink {
       if (!proofMatches(challenge.proof, proofOf(options.token, "agent", kernelNonce, challenge.nonce))) {
         throw new Error("the agent did not prove it holds the token of --token-file (a different token, or not a distlab agent)");
       }
-      socket.write(encodeFrame(jsonFrame({ type: "auth", proof: proofOf(options.token, "kernel", challenge.nonce, kernelNonce) })));
+      stream.write(encodeFrame(jsonFrame({ type: "auth", proof: proofOf(options.token, "kernel", challenge.nonce, kernelNonce) })));
       const reply = parseReply(await nextFrame());
       if (reply.type === "refused") throw new Error(`the agent refused this kernel: ${reply.reason}`);
-      socket.off("data", onData);
-      const link = new AgentLink(address, socket, challenge.slots, challenge.hostname, challenge.version);
-      link.serve(reader, options.onClose, options.silenceMs ?? AGENT_SILENCE_MS);
+      stream.off("data", onData);
+      const kernelAddress = challenge.addresses?.kernel ?? options.kernelAddress;
+      const link = new AgentLink(options.address, stream, challenge.slots, challenge.hostname, challenge.version, kernelAddress);
+      link.serve(reader, options.onClose, options.closeReason, options.silenceMs ?? AGENT_SILENCE_MS);
       return link;
     } catch (error) {
-      socket.destroy();
-      throw new HostsError(`--hosts: agent at ${address}: ${(error as Error).message}`);
+      stream.destroy();
+      const more = (await options.explain?.(error as Error)) ?? "";
+      throw new HostsError(`--hosts: agent at ${options.address}: ${(error as Error).message}${more}`);
     }
   }
 
   get closed(): boolean {
     return this.closedReason !== undefined;
-  }
-
-  /** Where the agent sees this kernel's end: the address its ranks can reach this kernel at. */
-  get localAddress(): string {
-    return this.socket.localAddress ?? "127.0.0.1";
   }
 
   /** Routes the messages of `rank` to `listener` (one listener a rank); returns the switch that stops it. */
@@ -161,7 +221,7 @@ export class AgentLink {
     this.socket.destroy();
   }
 
-  private serve(reader: FrameReader, onClose: ((reason: string) => void) | undefined, silenceMs: number): void {
+  private serve(reader: FrameReader, onClose: ((reason: string) => void) | undefined, closeReason: ((reason: string) => string) | undefined, silenceMs: number): void {
     let reason = "the agent closed the connection";
     const leftover = reader.drain();
     // Heartbeat: any bytes from the agent count as an answer; a silent agent is given up.
@@ -190,11 +250,13 @@ export class AgentLink {
       },
     );
     this.socket.on("error", (error) => (reason = error.message));
+    // The agent's side ended (an ssh channel's stdout reaching its end): the link is over.
+    this.socket.once("end", () => this.socket.destroy());
     this.socket.once("close", () => {
       clearInterval(heartbeat);
-      this.closedReason = reason;
-      onClose?.(reason);
-      for (const listener of [...this.listeners.values()]) listener({ type: "exit", rank: -1, code: null, signal: null, error: `lost the connection to the agent at ${this.address}: ${reason}` });
+      this.closedReason = closeReason ? closeReason(reason) : reason;
+      onClose?.(this.closedReason);
+      for (const listener of [...this.listeners.values()]) listener({ type: "exit", rank: -1, code: null, signal: null, error: `lost the connection to the agent at ${this.address}: ${this.closedReason}` });
     });
     if (leftover.byteLength > 0) this.socket.emit("data", leftover);
   }
@@ -203,6 +265,12 @@ export class AgentLink {
 function parseChallenge(frame: Buffer): Challenge {
   const challenge = parseHandshake<Challenge>(frame, "challenge", { protocol: "number", version: "string", slots: "number", hostname: "string", nonce: "string", proof: "string" });
   if (!Number.isInteger(challenge.slots) || challenge.slots < 1) throw new Error(`the agent offers ${challenge.slots} slots`);
+  const addresses = challenge.addresses as unknown;
+  if (addresses !== undefined) {
+    const valid = typeof addresses === "object" && addresses !== null &&
+      ["agent", "kernel"].every((key) => typeof (addresses as Record<string, unknown>)[key] === "string" && /^[0-9A-Za-z.:%_-]{1,100}$/.test((addresses as Record<string, string>)[key]!));
+    if (!valid) throw new Error("malformed challenge frame: addresses is not { agent, kernel } of IP addresses");
+  }
   return challenge;
 }
 

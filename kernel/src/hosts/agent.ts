@@ -15,8 +15,9 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import * as net from "node:net";
+import * as tls from "node:tls";
 import { hostname } from "node:os";
-import type { Readable } from "node:stream";
+import { Duplex, type Readable } from "node:stream";
 import type { FromRankProcess } from "../cluster/rank-messages";
 import { nodeRankCommand } from "../cluster/backends/processes/process-rank-handle";
 import { LIFELINE_FD, MEMORY_CAP_ENV } from "../cluster/rank-side/rank-lifeline";
@@ -25,6 +26,7 @@ import { FrameReader, encodeFrame } from "./frames";
 import { HandshakeGate } from "./handshake-gate";
 import { readControl, sendControl, type ToAgent } from "./control";
 import { AGENT_PROTOCOL, HANDSHAKE_TIMEOUT_MS, jsonFrame } from "./handshake";
+import { MIN_TOKEN_CHARS } from "./token";
 
 export interface AgentOptions {
   host: string;
@@ -35,6 +37,8 @@ export interface AgentOptions {
   version: string;
   /** Listen on a non-loopback address without TLS (warned about on every connection). */
   insecure?: boolean;
+  /** The certificate chain and key (PEM) the agent serves TLS with (`--tls-cert`, `--tls-key`). */
+  tls?: { cert: Buffer; key: Buffer };
   /** One line per event (no trailing newline). */
   log: (line: string) => void;
 }
@@ -54,24 +58,29 @@ export function isLoopback(host: string): boolean {
 }
 
 export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
-  if (!isLoopback(options.host) && !options.insecure) {
+  if (!isLoopback(options.host) && !options.insecure && !options.tls) {
     throw new AgentRefusal(
-      `distlab agent: refusing to listen on ${options.host}, which is not a loopback address: TLS is not built yet, so the control connection would be readable on the network; listen on 127.0.0.1 (and reach it through an SSH tunnel) or pass --insecure`,
+      `distlab agent: refusing to listen on ${options.host}, which is not a loopback address, without TLS: the control connection would be readable on the network; give --tls-cert FILE --tls-key FILE, listen on 127.0.0.1 (and reach it through an SSH tunnel, or let the kernel start agents with --launcher ssh), or pass --insecure`,
     );
   }
   const sessions = new Set<AgentSession>();
-  const server = net.createServer((socket) => {
-    const session = new AgentSession(socket, options);
+  const onConnection = (socket: net.Socket) => {
+    socket.setNoDelay(true);
+    const endpoint = { peer: `${socket.remoteAddress}:${socket.remotePort}`, localAddress: socket.localAddress ?? "127.0.0.1" };
+    const session = new AgentSession(socket, endpoint, options);
     sessions.add(session);
     socket.once("close", () => sessions.delete(session));
-  });
+  };
+  const server = options.tls ? tls.createServer({ cert: options.tls.cert, key: options.tls.key, minVersion: "TLSv1.2" }, onConnection) : net.createServer(onConnection);
+  // A client that fails the TLS handshake never reaches a session: log it as a refusal.
+  server.on("tlsClientError", (error, socket) => options.log(`refused ${socket.remoteAddress}:${socket.remotePort}: TLS handshake failed (${error.message})`));
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(options.port, options.host, () => resolve());
   });
   const bound = server.address() as net.AddressInfo;
   const address = `${bound.address.includes(":") ? `[${bound.address}]` : bound.address}:${bound.port}`;
-  options.log(`listening on ${address} (protocol ${AGENT_PROTOCOL}, distlab ${options.version}, ${options.slots} slots)`);
+  options.log(`listening on ${address} (protocol ${AGENT_PROTOCOL}, distlab ${options.version}, ${options.slots} slots, ${options.tls ? "TLS" : "no TLS"})`);
   return {
     address,
     close: async () => {
@@ -79,6 +88,59 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/**
+ * Serves one kernel over this process's stdin and stdout: `distlab agent --stdio`, which the
+ * kernel's SSH launcher (ssh-launcher.ts) runs on a host. The token is the first line of stdin
+ * (so it is in neither argv nor the environment); the handshake and the control connection follow
+ * on the same stream. When stdin ends (the kernel closed the group, or died, and ssh closed the
+ * channel) the ranks are stopped and `whenDone` resolves: the agent leaves no orphans.
+ * The ranks listen on the address the ssh client reached this host at (SSH_CONNECTION).
+ */
+export async function serveStdio(options: Omit<AgentOptions, "host" | "port" | "token" | "insecure">): Promise<{ whenDone: Promise<void> }> {
+  const token = await readTokenLine(process.stdin);
+  const [kernel, , agent] = (process.env.SSH_CONNECTION ?? "").split(" ");
+  const addresses = { agent: agent || "127.0.0.1", kernel: kernel || "127.0.0.1" };
+  const stream = Duplex.from({ readable: process.stdin, writable: process.stdout });
+  const endpoint = { peer: `${addresses.kernel} (over ssh)`, localAddress: addresses.agent, addresses };
+  const session = new AgentSession(stream, endpoint, { ...options, host: addresses.agent, port: 0, token });
+  options.log(`serving a kernel at ${addresses.kernel} over ssh stdin/stdout (protocol ${AGENT_PROTOCOL}, distlab ${options.version}, ${options.slots} slots; ranks listen on ${addresses.agent})`);
+  return { whenDone: session.whenClosed };
+}
+
+/** The first line of `input` (at most MAX_TOKEN_LINE bytes); what follows it is put back for the next reader. */
+function readTokenLine(input: Readable): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    let held = Buffer.alloc(0);
+    const onData = (chunk: Buffer) => {
+      held = Buffer.concat([held, chunk]);
+      const end = held.indexOf(0x0a);
+      if (end < 0 && held.byteLength <= MAX_TOKEN_LINE) return;
+      input.off("data", onData);
+      input.off("end", onEnd);
+      input.pause();
+      if (end < 0) return reject(new AgentRefusal(`distlab agent --stdio: the first line of stdin (the token) is longer than ${MAX_TOKEN_LINE} bytes`));
+      const token = held.subarray(0, end).toString("utf8").trim();
+      if (end + 1 < held.byteLength) input.unshift(held.subarray(end + 1));
+      if (token.length < MIN_TOKEN_CHARS) return reject(new AgentRefusal(`distlab agent --stdio: the token on stdin is ${token.length} characters, fewer than ${MIN_TOKEN_CHARS}`));
+      resolve(Buffer.from(token, "utf8"));
+    };
+    const onEnd = () => reject(new AgentRefusal("distlab agent --stdio: stdin ended before the token line"));
+    input.on("data", onData);
+    input.once("end", onEnd);
+  });
+}
+
+/** Longest token line read from stdin (bytes). */
+const MAX_TOKEN_LINE = 4096;
+
+/** Where a session's stream runs: the peer as logged, and the address this host is reached at. */
+interface SessionEndpoint {
+  peer: string;
+  localAddress: string;
+  /** Sent in the challenge by an agent whose stream has no socket addresses (--stdio). */
+  addresses?: { agent: string; kernel: string };
 }
 
 type Phase = "handshake" | "serving" | "closed";
@@ -90,18 +152,26 @@ class AgentSession {
   private readonly peer: string;
   private readonly ranks = new Map<number, ChildProcess>();
   private readonly timer: NodeJS.Timeout;
+  /** Resolves when the connection has closed and this kernel's ranks were told to stop. */
+  readonly whenClosed: Promise<void>;
+  private markClosed!: () => void;
 
   constructor(
-    private readonly socket: net.Socket,
+    private readonly socket: Duplex,
+    private readonly endpoint: SessionEndpoint,
     private readonly options: AgentOptions,
   ) {
-    this.peer = `${socket.remoteAddress}:${socket.remotePort}`;
-    this.gate = new HandshakeGate({ token: options.token, version: options.version, slots: options.slots, hostname: hostname() }, (frame) => socket.write(frame));
+    this.whenClosed = new Promise((resolve) => (this.markClosed = resolve));
+    this.peer = endpoint.peer;
+    const identity = { token: options.token, version: options.version, slots: options.slots, hostname: hostname(), ...(endpoint.addresses ? { addresses: endpoint.addresses } : {}) };
+    this.gate = new HandshakeGate(identity, (frame) => socket.write(frame));
     if (options.insecure) options.log(`WARNING: connection from ${this.peer} on an insecure listener (--insecure: no TLS, traffic is readable on the network)`);
     this.timer = setTimeout(() => this.refuse(`did not authenticate within ${HANDSHAKE_TIMEOUT_MS / 1000} s`), HANDSHAKE_TIMEOUT_MS);
     socket.on("data", this.onHandshakeData);
     socket.on("error", () => undefined);
     socket.once("close", () => this.closed());
+    // A stream from stdin reports its end before (or instead of) closing.
+    socket.once("end", () => socket.destroy());
   }
 
   end(): void {
@@ -148,6 +218,7 @@ class AgentSession {
     if (wasServing) this.options.log(`kernel ${this.peer} disconnected; stopping its ${this.ranks.size} rank process(es)`);
     for (const child of this.ranks.values()) child.kill("SIGKILL");
     this.ranks.clear();
+    this.markClosed();
   }
 
   private onControl(message: ToAgent): void {
@@ -163,7 +234,7 @@ class AgentSession {
     const child = this.ranks.get(message.rank);
     switch (message.type) {
       case "spawn":
-        this.spawnRank(message.rank, message.memoryCapBytes);
+        this.spawnRank(message.rank, message.memoryCapBytes, Number.isInteger(message.gpu) ? message.gpu : undefined);
         return;
       case "to-rank":
         if (child?.connected) child.send(message.message);
@@ -178,10 +249,13 @@ class AgentSession {
       case "disconnect":
         if (child?.connected) child.disconnect();
         return;
+      case "probe":
+        sendControl(this.socket, { type: "probe-ack", rank: message.rank, id: message.id, bytes: message.payload?.byteLength ?? 0 });
+        return;
     }
   }
 
-  private spawnRank(rank: number, memoryCapBytes: number): void {
+  private spawnRank(rank: number, memoryCapBytes: number, gpu?: number): void {
     if (this.ranks.has(rank)) this.ranks.get(rank)!.kill("SIGKILL");
     if (this.ranks.size >= this.options.slots) {
       sendControl(this.socket, { type: "exit", rank, code: null, signal: null, error: `the agent runs at most ${this.options.slots} ranks (--slots)` });
@@ -191,7 +265,7 @@ class AgentSession {
     const child = spawn(command!, args, {
       stdio: ["ignore", "pipe", "pipe", "ipc", "pipe"],
       serialization: "advanced",
-      env: { ...process.env, [MEMORY_CAP_ENV]: String(memoryCapBytes), [LISTEN_HOST_ENV]: this.socket.localAddress ?? "127.0.0.1" },
+      env: { ...process.env, [MEMORY_CAP_ENV]: String(memoryCapBytes), [LISTEN_HOST_ENV]: this.endpoint.localAddress, ...(gpu === undefined ? {} : { CUDA_VISIBLE_DEVICES: String(gpu) }) },
     });
     this.ranks.set(rank, child);
     const send = (message: Parameters<typeof sendControl>[1]) => {

@@ -7,7 +7,7 @@
  * world among themselves.
  */
 import { deserialize, serialize } from "node:v8";
-import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import type { FromRankProcess, ToRankProcess } from "../cluster/rank-messages";
 import { encodeFrame, FrameReader } from "./frames";
 
@@ -16,12 +16,14 @@ export const CONTROL_FRAME_BYTES = 512 * 1024 * 1024;
 
 /** Kernel -> agent. */
 export type ToAgent =
-  | { type: "spawn"; rank: number; memoryCapBytes: number }
+  | { type: "spawn"; rank: number; memoryCapBytes: number; gpu?: number }
   | { type: "to-rank"; rank: number; message: ToRankProcess }
   | { type: "signal"; rank: number; signal: NodeJS.Signals }
   | { type: "disconnect"; rank: number }
   /** The kernel's heartbeat (agent-link.ts); rank is -1. The agent answers pong. */
-  | { type: "ping"; rank: -1 };
+  | { type: "ping"; rank: -1 }
+  /** Measures the link (host-report.ts): the agent answers each with a probe-ack at once. rank is -1. */
+  | { type: "probe"; rank: number; id: number; payload: Uint8Array };
 
 /** Agent -> kernel. `output` carries what the rank's process wrote outside its capture, and its lifeline reports. */
 export type FromAgent =
@@ -29,10 +31,11 @@ export type FromAgent =
   | { type: "from-rank"; rank: number; message: FromRankProcess }
   | { type: "output"; rank: number; stream: "stdout" | "stderr" | "lifeline"; text: string }
   | { type: "exit"; rank: number; code: number | null; signal: NodeJS.Signals | null; error?: string }
-  | { type: "pong"; rank: -1 };
+  | { type: "pong"; rank: -1 }
+  | { type: "probe-ack"; rank: number; id: number; bytes: number };
 
 /** Sends one message; throws (DataCloneError) before anything is written if it cannot be serialized. */
-export function sendControl(socket: Socket, message: ToAgent | FromAgent): void {
+export function sendControl(socket: Duplex, message: ToAgent | FromAgent): void {
   const body = serialize(message);
   if (body.byteLength > CONTROL_FRAME_BYTES) throw new RangeError(`a message of ${body.byteLength} bytes is over the control connection's limit of ${CONTROL_FRAME_BYTES} bytes`);
   socket.write(encodeFrame(body));
@@ -42,7 +45,7 @@ export function sendControl(socket: Socket, message: ToAgent | FromAgent): void 
  * Reads messages from `socket` after the handshake: `leftover` is what the handshake's reader had
  * buffered past its last frame. A frame that does not decode ends the connection through `onBad`.
  */
-export function readControl<T>(socket: Socket, reader: FrameReader, onMessage: (message: T) => void, onBad: (reason: string) => void): void {
+export function readControl<T>(socket: Duplex, reader: FrameReader, onMessage: (message: T) => void, onBad: (reason: string) => void): void {
   reader.limit = CONTROL_FRAME_BYTES;
   socket.on("data", (chunk: Buffer) => {
     let frames: Buffer[];

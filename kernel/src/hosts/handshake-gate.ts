@@ -21,6 +21,8 @@ export interface GateIdentity {
   version: string;
   slots: number;
   hostname: string;
+  /** Sent in the challenge by an agent whose stream has no socket addresses (`--stdio` over ssh). */
+  addresses?: { agent: string; kernel: string };
 }
 
 export type GateStep =
@@ -82,6 +84,7 @@ export class HandshakeGate {
         hostname: this.identity.hostname,
         nonce: this.agentNonce,
         proof: proofOf(this.identity.token, "agent", this.kernelNonce, this.agentNonce),
+        ...(this.identity.addresses ? { addresses: this.identity.addresses } : {}),
       };
       // Sent even to a kernel of another protocol, so that it can say which versions differ.
       this.send(encodeFrame(jsonFrame(challenge)));

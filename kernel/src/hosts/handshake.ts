@@ -39,6 +39,12 @@ export interface Challenge {
   hostname: string;
   nonce: string;
   proof: string;
+  /**
+   * Only from an agent serving over its stdin/stdout (started through ssh): the address its host
+   * is reached at (its ranks listen there) and the address it sees the kernel at (from
+   * SSH_CONNECTION), since that stream has no socket addresses of its own.
+   */
+  addresses?: { agent: string; kernel: string };
 }
 export interface Auth {
   type: "auth";

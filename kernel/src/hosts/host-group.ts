@@ -11,30 +11,65 @@ import { createTcpKernelWorld } from "../cluster/comm-world";
 import { ProcessRank } from "../cluster/backends/processes/process-rank-handle";
 import type { GroupShape, RankEvent } from "../cluster/rank-messages";
 import { RankGroup } from "../cluster/kernel-side/rank-group";
-import { AgentLink } from "./agent-link";
-import { assignRanks, HostsError, type HostEntry } from "./host-spec";
+import { AgentLink, type AgentTls } from "./agent-link";
+import { assignRanks, entryName, HostsError, launcherOf, type HostEntry, type LauncherName } from "./host-spec";
 import { RemoteRankChild } from "./remote-rank";
+import { launchOverSsh } from "./ssh-launcher";
+import { hostReports, measureLink, type LinkMeasurement } from "./host-report";
 
 export interface HostGroupOptions {
   entries: readonly HostEntry[];
-  token: Buffer;
+  launcher: LauncherName;
+  /** The token of running agents (--token-file); agents started through ssh get a fresh one each. */
+  token?: Buffer;
+  /** `ssh -F FILE` for the ssh launcher. */
+  sshConfig?: string;
+  /** What runs distlab on hosts the ssh launcher reaches. */
+  agentCommand: string;
+  /** TLS to running agents (the ssh launcher's agents talk over the ssh channel instead). */
+  tls?: AgentTls;
   version: string;
 }
 
 export function createHostGroup(shape: GroupShape, onEvent: (rank: number, event: RankEvent) => void, options: HostGroupOptions): RankGroup {
   let links: AgentLink[] = [];
+  /** Each link's round trip and bandwidth, measured when it was connected (or why not). */
+  const measured = new Map<AgentLink, LinkMeasurement | string>();
+  const measure = (link: AgentLink) =>
+    measureLink(link).then(
+      (result) => measured.set(link, result),
+      (error: unknown) => measured.set(link, (error as Error).message),
+    );
   /** Host index of each rank, once the agents answered. */
   let hostOf: number[] = [];
-  const names = options.entries.map((entry) => `${entry.host}:${entry.port}`);
+  const names = options.entries.map(entryName);
+  /** The GPU of each rank whose host's hostfile line says gpus=: the host's list, one a rank in order. */
+  const gpuOf = (rank: number): number | undefined => {
+    const entry = options.entries[hostOf[rank]!]!;
+    return entry.gpus?.[hostOf.slice(0, rank).filter((host) => host === hostOf[rank]).length];
+  };
   const ranks = Array.from({ length: shape.size }, (_, rank) => {
     const info = { rank, size: shape.size, host: "(not connected)", memoryCapBytes: shape.memoryCapBytes, ...(shape.tfBackend ? { tfBackend: shape.tfBackend } : {}) };
-    return new ProcessRank(info, onEvent, (env) => new RemoteRankChild(links[hostOf[rank]!]!, rank, env));
+    return new ProcessRank(info, onEvent, (env) => new RemoteRankChild(links[hostOf[rank]!]!, rank, env, gpuOf(rank)));
   });
 
-  const dial = (entry: HostEntry) => AgentLink.connect({ host: entry.host, port: entry.port, token: options.token, version: options.version });
+  const dial = (entry: HostEntry): Promise<AgentLink> => {
+    if (launcherOf(entry, options.launcher) === "ssh") {
+      return launchOverSsh({
+        destination: `${entry.user === undefined ? "" : `${entry.user}@`}${entry.host}`,
+        ...(entry.portGiven ? { port: entry.port } : {}),
+        ...(options.sshConfig === undefined ? {} : { sshConfig: options.sshConfig }),
+        ...(entry.slots === undefined ? {} : { slots: entry.slots }),
+        agentCommand: options.agentCommand,
+        version: options.version,
+      });
+    }
+    if (options.token === undefined) throw new HostsError(`--hosts ${names[options.entries.indexOf(entry)]}: an agent reached at its port needs --token-file`);
+    return AgentLink.connect({ host: entry.host, port: entry.port, token: options.token, version: options.version, ...(options.tls ? { tls: options.tls } : {}) });
+  };
 
   /** The first time, dials every agent and lays the ranks out; later, dials again only agents whose connection ended. */
-  const connect = async (): Promise<void> => {
+  const connect = async (): Promise<string[]> => {
     if (links.length === 0) {
       const settled = await Promise.allSettled(options.entries.map(dial));
       const connected = settled.flatMap((result) => (result.status === "fulfilled" ? [result.value] : []));
@@ -49,16 +84,40 @@ export function createHostGroup(shape: GroupShape, onEvent: (rank: number, event
       }
       links = connected;
       ranks.forEach((rank, index) => (rank.info.host = names[hostOf[index]!]!));
-      return;
+      await Promise.all(links.map(measure));
+      return [];
     }
     // Ranks of an agent whose connection ended have ended with it; they start afresh on the new connection.
+    const notes: string[] = [];
     await Promise.all(links.map(async (link, index) => {
-      if (link.closed) links[index] = await dial(options.entries[index]!);
+      if (!link.closed) return;
+      links[index] = await dial(options.entries[index]!);
+      await measure(links[index]!);
+      const lost = hostOf.flatMap((host, rank) => (host === index ? [rank] : []));
+      notes.push(`${names[index]}: the connection to its agent was lost (${link.closeReason}); started a fresh agent, the state of rank${lost.length === 1 ? "" : "s"} ${lost.join(", ")} is lost`);
     }));
+    return notes;
   };
 
-  return new RankGroup(shape, ranks, (size) => createTcpKernelWorld(size, links[0]?.localAddress), undefined, {
+  const group = new RankGroup(shape, ranks, (size) => createTcpKernelWorld(size, links[0]?.localAddress), undefined, {
     ready: connect,
     closed: () => links.forEach((link) => link.close()),
   });
+  hostReports.set(group, () =>
+    links.map((link, index) => {
+      const entry = options.entries[index]!;
+      const mine = hostOf.flatMap((host, rank) => (host === index ? [rank] : []));
+      const measurement = measured.get(link);
+      return {
+        name: names[index]!,
+        launcher: launcherOf(entry, options.launcher),
+        agentVersion: link.agentVersion,
+        agentHostname: link.hostname,
+        ranks: mine,
+        ...(entry.gpus ? { gpus: entry.gpus.slice(0, mine.length) } : {}),
+        ...(typeof measurement === "object" ? { link: measurement } : { unmeasured: measurement ?? "not measured yet" }),
+      };
+    }),
+  );
+  return group;
 }

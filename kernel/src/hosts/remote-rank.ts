@@ -28,11 +28,13 @@ export class RemoteRankChild extends EventEmitter implements RankChild {
     private readonly link: AgentLink,
     private readonly rank: number,
     env: Record<string, string>,
+    /** The host's GPU for this rank (hostfile gpus=); the agent makes it the only one the rank sees. */
+    gpu?: number,
   ) {
     super();
     this.unlisten = link.listen(rank, (message) => this.receive(message));
     try {
-      link.send({ type: "spawn", rank, memoryCapBytes: Number(env[MEMORY_CAP_ENV] ?? 0) });
+      link.send({ type: "spawn", rank, memoryCapBytes: Number(env[MEMORY_CAP_ENV] ?? 0), ...(gpu === undefined ? {} : { gpu }) });
     } catch (error) {
       // Told after the caller has attached its listeners.
       setImmediate(() => this.receive({ type: "exit", rank, code: null, signal: null, error: (error as Error).message }));

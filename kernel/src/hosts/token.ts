@@ -5,7 +5,18 @@
  * never sent, logged or printed.
  */
 import { readFileSync, statSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
 import { UsageError } from "../errors";
+
+/** The token file used when `--token-file` is not given, as the docs name it. */
+export const DEFAULT_TOKEN_FILE_HELP = "$DISTLAB_TOKEN_FILE, else $XDG_CONFIG_HOME/distlab/token, else ~/.config/distlab/token";
+
+/** The default token file: $DISTLAB_TOKEN_FILE, else $XDG_CONFIG_HOME/distlab/token, else ~/.config/distlab/token. */
+export function defaultTokenFile(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.DISTLAB_TOKEN_FILE) return env.DISTLAB_TOKEN_FILE;
+  return join(env.XDG_CONFIG_HOME || join(homedir(), ".config"), "distlab", "token");
+}
 
 /** Fewest characters a token may have (e.g. `openssl rand -hex 32` gives 64). */
 export const MIN_TOKEN_CHARS = 16;

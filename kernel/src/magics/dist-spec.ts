@@ -18,6 +18,7 @@ const NAME: PositionalSpec = { valueName: "NAME", help: "a variable of the noteb
 export const DIST_SUBCOMMANDS: readonly SubcommandSpec[] = [
   { name: "status", positionals: [], flags: [], help: "group shape; per rank: alive/busy, heap used, TensorFlow.js backend" },
   { name: "stop", positionals: [], flags: [], help: "stop the group's ranks (their state is lost)" },
+  { name: "hosts", positionals: [], flags: [], help: "with --hosts: each host's agent version, ranks, GPUs, round-trip time and link bandwidth (measured at group start)" },
   { name: "push", positionals: [NAME], flags: [], help: "copy NAME from the notebook into every rank (structured clone)" },
   { name: "pull", positionals: [NAME], flags: [], help: "set NAME in the notebook to the array of every rank's NAME, indexed by rank" },
   {
@@ -41,7 +42,7 @@ export const DIST_SUBCOMMANDS: readonly SubcommandSpec[] = [
 ];
 
 export type DistCommand =
-  | { command: "status" | "stop" | "help" | "doctor" }
+  | { command: "status" | "stop" | "hosts" | "help" | "doctor" }
   | { command: "push" | "pull" | "scatter" | "gather"; name: string }
   | { command: "timeline"; exportFile?: string; into?: string };
 
@@ -71,7 +72,7 @@ export function parseDistCommand(words: readonly string[]): DistCommand {
       return { command: "timeline", ...(exportFile === undefined ? {} : { exportFile }), ...(into === undefined ? {} : { into }) };
     }
     default:
-      return { command: spec.name as "status" | "stop" | "help" | "doctor" };
+      return { command: spec.name as "status" | "stop" | "hosts" | "help" | "doctor" };
   }
 }
 

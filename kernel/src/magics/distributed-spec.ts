@@ -8,6 +8,8 @@ import { parseLink } from "../comm/link";
 import { parseMemorySize } from "./memory-size";
 import type { LinkModel } from "../comm/types";
 import { TF_BACKENDS, type TfBackendName } from "../compute/backend-names";
+import { LAUNCHERS, type LauncherName } from "../hosts/host-spec";
+import { DEFAULT_TOKEN_FILE_HELP } from "../hosts/token";
 
 export const BACKENDS = ["threads", "processes", "gpus", "hosts"] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -49,9 +51,21 @@ export const DISTRIBUTED_FLAGS: readonly FlagSpec[] = [
     name: "hosts",
     type: "string",
     valueName: "SPEC",
-    help: "with --backend hosts: a hostfile (lines `host[:port] slots=N`) or host:port,... of machines running `distlab agent`",
+    help: "machines to run ranks on (implies --backend hosts): a hostfile (lines `[user@]host[:port] [slots=N] [gpus=0,1]`) or [user@]host[:port],...",
   },
-  { name: "token-file", type: "string", valueName: "FILE", help: "with --backend hosts: the file (mode 600) holding the token the agents were started with" },
+  {
+    name: "launcher",
+    type: "choice",
+    valueName: "HOW",
+    choices: LAUNCHERS,
+    default: "auto",
+    help: "with --hosts: ssh starts `distlab agent` on each host through OpenSSH; agent dials agents already listening at host:port; auto: agent for entries with a port, ssh for the others",
+  },
+  { name: "ssh-config", type: "string", valueName: "FILE", help: "with --launcher ssh: the ssh config file (ssh -F; default ~/.ssh/config)" },
+  { name: "agent-command", type: "string", valueName: "CMD", help: "with --launcher ssh: what runs distlab on the hosts (default distlab)" },
+  { name: "tls-ca", type: "string", valueName: "FILE", help: "with --hosts: dial running agents over TLS, trusting the CA certificates in FILE (PEM)" },
+  { name: "tls-fingerprint", type: "string", valueName: "SHA256", help: "with --hosts: dial running agents over TLS, accepting only a certificate of this SHA-256 fingerprint" },
+  { name: "token-file", type: "string", valueName: "FILE", help: `with --hosts: the file (mode 600) holding the token running agents were started with (default ${DEFAULT_TOKEN_FILE_HELP})` },
   {
     name: "timeout",
     type: "number",
@@ -103,6 +117,11 @@ export interface DistributedOptions {
   backend: BackendName;
   hosts?: string;
   tokenFile?: string;
+  launcher?: LauncherName;
+  sshConfig?: string;
+  agentCommand?: string;
+  tlsCa?: string;
+  tlsFingerprint?: string;
   timeoutSeconds: number;
   groupOutputs: "order" | "rank";
   /** Emulated link between ranks (bytes per second, seconds). */
@@ -125,7 +144,8 @@ export function parseDistributedFlags(words: readonly string[]): DistributedOpti
   const { values, given } = parseFlags(WHERE, words, DISTRIBUTED_FLAGS);
   const options: DistributedOptions = {
     workers: values.get("workers") as number,
-    backend: values.get("backend") as BackendName,
+    // --hosts alone means the hosts backend.
+    backend: !given.has("backend") && values.get("hosts") !== undefined ? "hosts" : (values.get("backend") as BackendName),
     timeoutSeconds: values.get("timeout") as number,
     groupOutputs: values.get("group-outputs") as "order" | "rank",
     timeline: values.get("timeline") as TimelineWhen,
@@ -147,6 +167,11 @@ export function parseDistributedFlags(words: readonly string[]): DistributedOpti
   if (tokenFile !== undefined) {
     if (options.backend !== "hosts") throw new UsageError(`${WHERE}: --token-file only applies with --backend hosts`, "--token-file");
     options.tokenFile = tokenFile;
+  }
+  for (const [flag, key] of [["launcher", "launcher"], ["ssh-config", "sshConfig"], ["agent-command", "agentCommand"], ["tls-ca", "tlsCa"], ["tls-fingerprint", "tlsFingerprint"]] as const) {
+    if (!given.has(flag)) continue;
+    if (options.backend !== "hosts") throw new UsageError(`${WHERE}: --${flag} only applies with --hosts`, `--${flag}`);
+    (options as unknown as Record<string, unknown>)[key] = values.get(flag);
   }
   const link = values.get("link") as string | undefined;
   if (link !== undefined) options.link = parseLinkFlag(link);

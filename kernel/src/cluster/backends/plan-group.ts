@@ -17,6 +17,7 @@ import { createHostGroup } from "../../hosts/host-group";
 import { parseHostSpec } from "../../hosts/host-spec";
 import { readTokenFile } from "../../hosts/token";
 import { packageVersion } from "../../version";
+import { planHostGroup } from "../../hosts/host-plan";
 
 export interface BackendOptions {
   /** Where GPU device nodes are looked for (default /dev); a test may point it at stand-in files. */
@@ -49,15 +50,8 @@ export function planGroup(options: DistributedOptions, backend: BackendOptions =
     }
     case "gpus":
       return planGpuGroup(options, backend.gpuDeviceDir ?? "/dev");
-    case "hosts": {
-      if (options.hosts === undefined) throw new UsageError(`%%distributed: --backend hosts needs --hosts SPEC (a hostfile or host:port,...)`, "--hosts");
-      if (options.tokenFile === undefined) throw new UsageError(`%%distributed: --backend hosts needs --token-file FILE (the agents' token, mode 600)`, "--token-file");
-      // Read now: a missing or loose token file is refused before anything starts.
-      const token = readTokenFile(options.tokenFile, "--token-file");
-      const entries = parseHostSpec(options.hosts);
-      const shape: GroupShape = { size: options.workers, backend: "hosts", ...common, hosts: options.hosts, tokenFile: options.tokenFile };
-      return { shape, start: (onEvent) => createHostGroup(shape, onEvent, { entries, token, version: packageVersion() }) };
-    }
+    case "hosts":
+      return planHostGroup(options, common);
   }
 }
 

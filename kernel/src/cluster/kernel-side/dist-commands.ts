@@ -17,6 +17,7 @@ import type { TimelinePayload } from "../../trace";
 import { typeTextOf } from "./value-types";
 import { diagnose, formatDiagnosis } from "../../doctor/diagnose";
 import { probeMachine } from "../../doctor/probes";
+import { describeHosts } from "../../hosts/host-report";
 
 /** The notebook's own scope, as the TypeScript REPL exposes it. */
 export interface NotebookScope {
@@ -44,6 +45,9 @@ export class DistCommands {
         return { status: "ok" };
       case "doctor":
         io.stream("stdout", formatDiagnosis(diagnose(await probeMachine())));
+        return { status: "ok" };
+      case "hosts":
+        io.stream("stdout", describeHosts(this.session.group));
         return { status: "ok" };
       case "stop": {
         const stopped = await this.session.stop();

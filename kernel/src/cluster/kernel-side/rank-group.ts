@@ -62,9 +62,12 @@ export interface MemoryWatch {
   watch(onExceeded: (reason: string) => void): () => void;
 }
 
-/** What a backend does around the shared lifecycle: `ready` before each prepare (e.g. dial remote agents), `closed` after close. */
+/**
+ * What a backend does around the shared lifecycle: `ready` before each prepare (e.g. dial remote
+ * agents; it may return lines to tell the cell, such as which ranks lost their state), `closed` after close.
+ */
 export interface GroupHooks {
-  ready?(): Promise<void>;
+  ready?(): Promise<string[] | void>;
   closed?(): void;
 }
 
@@ -92,11 +95,11 @@ export class RankGroup {
    * line for each rank that had ended while idle and was started afresh (its state is lost).
    */
   async prepare(timeoutMs: number): Promise<string[]> {
-    await this.hooks.ready?.();
+    const notes = (await this.hooks.ready?.()) ?? [];
     const fresh = this.ranks.filter((rank) => rank.needsInit);
-    const restarted = fresh.flatMap((rank) =>
+    const restarted = notes.concat(fresh.flatMap((rank) =>
       rank.endedWhileIdle === undefined ? [] : [`rank ${rank.info.rank} had ended while idle (${rank.endedWhileIdle}); started it afresh, its declarations are lost`],
-    );
+    ));
     await settleAll(fresh.map((rank) => rank.init()), fresh.map((rank) => rank.info.rank), "could not start");
     if (fresh.length === 0 && this.world !== undefined && this.worldTimeoutMs === timeoutMs) return restarted;
     // A respawned rank cannot resume a world mid-call: everyone joins a new one.

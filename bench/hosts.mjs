@@ -1,0 +1,196 @@
+// allReduce between hosts that are Linux network namespaces on one bridge
+// (veth pairs; each namespace runs Debian's sshd, as the real-hosts test
+// does: test/kernel/netns_hosts.py), distlab next to PyTorch gloo between
+// the same namespaces in the same run; and how long a group of 2 hosts x 2
+// slots takes to start through the SSH launcher. Run: npm run bench:hosts
+// (as root: it creates namespaces).
+//
+// distlab: `%%distributed --hosts HOSTFILE` cells through the SSH launcher,
+//   one rank a namespace; inside the ranks, in-place allReduce calls (`{out}`,
+//   as gloo's are) on a plain Float32Array over the TCP world between them.
+// gloo: one /usr/bin/python3 process a namespace (`ip netns exec`), TCP
+//   between them (bench/hosts_gloo.py).
+// Both follow one plan per size: warm-up calls, then --reps blocks of calls (a
+// barrier before each); a block's figure is the slowest rank's mean per call;
+// rows give median [min, max] over the blocks; x gloo = gloo's median time / ours.
+// busbw = bytes * 2(n-1)/n / time (nccl-tests).
+// Group start: from the first cell's request to its result on a fresh group
+// (ssh logins, agents, rank processes, their TCP world), --reps times; next to
+// ipyparallel's ipcluster with its SSH engine launcher, 2 hosts x 2 engines,
+// from start to a first apply_sync on every engine (bench/hosts_ipcluster.py).
+// Flags: --reps N (>= 5)  --sizes 1M,16M,64M  --hosts 2,3
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, writeFileSync, chmodSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.join(here, "..");
+const require = createRequire(import.meta.url);
+require("tsx/cjs");
+const { summarize, mapSummary, formatSummary, ratioOfMedians, repsOption, listOption, machineLine, formatTable } = require("./stats.ts");
+const { CellCompiler } = require(path.join(root, "kernel/src/repl/cell-compiler.ts"));
+const { DistributedSession } = require(path.join(root, "kernel/src/cluster/distributed-session.ts"));
+const { TimelineObserver } = require(path.join(root, "kernel/src/cluster/timeline-observer.ts"));
+const { parseDistributedFlags } = require(path.join(root, "kernel/src/magics/distributed-spec.ts"));
+// The ExecutionIO the unit tests use: records output, never interrupted.
+const { RecordingIO } = require(path.join(root, "test/unit/cluster-io.ts"));
+
+const MiB = 1024 * 1024;
+const argv = process.argv.slice(2);
+const REPS = repsOption(argv);
+const SIZES = listOption(argv, "sizes", ["1M", "16M", "64M"]).map((text) => {
+  const m = /^(\d+)M$/.exec(text);
+  if (!m) throw new RangeError(`--sizes: expected sizes like 1M, 16M, got ${JSON.stringify(text)}`);
+  return Number(m[1]) * MiB;
+});
+const HOST_COUNTS = listOption(argv, "hosts", ["2", "3"]).map(Number);
+if (HOST_COUNTS.some((n) => !(n >= 2 && n <= 3))) throw new RangeError("--hosts: 2 and/or 3");
+// About 64 MiB moved per block, at least 2 calls.
+const plan = (bytes) => { const calls = Math.max(2, Math.floor((64 * MiB) / bytes)); return { op: "allReduce", bytes, calls, warmup: calls, reps: REPS }; };
+
+if (process.getuid?.() !== 0) {
+  console.error("bench:hosts creates network namespaces and runs sshd in them: run it as root");
+  process.exit(1);
+}
+
+const dir = mkdtempSync(path.join(tmpdir(), "distlab-bench-hosts-"));
+const netnsScript = path.join(root, "test/kernel/netns_hosts.py");
+const netns = JSON.parse(execFileSync("python3", [netnsScript, "up", path.join(dir, "netns"), "3"], { encoding: "utf8" }));
+const down = () => { try { execFileSync("python3", [netnsScript, "down", path.join(dir, "netns")]); } catch (error) { console.error(`teardown: ${error.message}`); } };
+for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => { down(); process.exit(130); });
+
+const agentCommand = path.join(dir, "distlab");
+writeFileSync(agentCommand, `#!/bin/sh\nexec ${process.execPath} ${path.join(root, "kernel/dist/cli.js")} "$@"\n`);
+chmodSync(agentCommand, 0o755);
+
+function hostfile(name, lines) {
+  const file = path.join(dir, name);
+  writeFileSync(file, `${lines.join("\n")}\n`);
+  return file;
+}
+
+/** Runs one cell; resolves with its per-rank results or throws its error. */
+async function cell(session, flags, body) {
+  const io = new RecordingIO();
+  const outcome = await session.runCell(body, 1, parseDistributedFlags(flags.split(" ")), io);
+  if (outcome.status !== "ok") throw new Error(`${outcome.ename}: ${outcome.evalue}`);
+  return outcome.result.data["application/json"];
+}
+
+/** distlab's blocks per size: each rank times the plan; a block's figure is the slowest rank's. */
+async function distlab(session, n, entries) {
+  const flags = `-n ${n} --hosts ${hostfile(`hosts-${n}`, netns.hosts.slice(0, n).map((h) => `${h.name} slots=1`))} --ssh-config ${netns.ssh_config} --agent-command ${agentCommand} --timeout 120`;
+  const body = `
+    const plan = ${JSON.stringify(entries)};
+    const blocksOf = [];
+    for (const e of plan) {
+      const x = new Float32Array(e.bytes / 4).fill(dist.rank + 1);
+      for (let i = 0; i < e.warmup; i++) await dist.allReduce(x, { out: x });
+      const blocks = [];
+      for (let r = 0; r < e.reps; r++) {
+        await dist.barrier();
+        const t0 = performance.now();
+        for (let i = 0; i < e.calls; i++) await dist.allReduce(x, { out: x });
+        blocks.push((performance.now() - t0) / e.calls);
+      }
+      blocksOf.push(blocks);
+    }
+    [require("os").hostname(), blocksOf]`;
+  const perRank = await cell(session, flags, body);
+  const hostnames = new Set(perRank.map(([hostname]) => hostname));
+  if (hostnames.size !== n) throw new Error(`distlab ranks ran on ${[...hostnames].join(", ")}, not on ${n} namespaces`);
+  return new Map(entries.map((entry, index) => [entry.bytes, entry.reps > 0 ? Array.from({ length: entry.reps }, (_, block) => Math.max(...perRank.map(([, blocksOf]) => blocksOf[index][block]))) : []]));
+}
+
+/** gloo's blocks per size, one python3 a namespace. */
+async function gloo(n, entries) {
+  const port = 29600 + Math.floor(Math.random() * 1000);
+  const results = new Map();
+  const procs = netns.hosts.slice(0, n).map((host, rank) => {
+    const spec = JSON.stringify({ rank, size: n, master: netns.hosts[0].address, port, plan: entries });
+    // GLOO_SOCKET_IFNAME: gloo would otherwise take the address the (shared) hostname resolves to, loopback.
+    const py = spawn("ip", ["netns", "exec", host.namespace, "/usr/bin/python3", path.join(here, "hosts_gloo.py"), spec], {
+      stdio: ["ignore", "pipe", "inherit"],
+      env: { ...process.env, GLOO_SOCKET_IFNAME: "eth0" },
+    });
+    let out = "";
+    py.stdout.on("data", (d) => (out += d));
+    return new Promise((resolve) => py.on("exit", (code) => {
+      if (rank === 0) for (const line of out.split("\n").filter(Boolean)) { const r = JSON.parse(line); results.set(r.bytes, r.ms); }
+      resolve(code);
+    }));
+  });
+  const codes = await Promise.all(procs);
+  if (codes.some((code) => code !== 0)) console.log(`# gloo exited with ${codes.join(", ")}: gloo columns empty (npm run bench:hosts installs python3-torch)`);
+  return results;
+}
+
+/** ipcluster's start times on the same namespaces (bench/hosts_ipcluster.py under the .venv's python), or undefined with a note. */
+async function ipclusterStarts() {
+  const spec = JSON.stringify({ ssh_config: netns.ssh_config, controller_ip: `${netns.subnet}.1`, engines: { h1: 2, h2: 2 }, reps: REPS, dir: path.join(dir, "ipcluster") });
+  const py = spawn(path.join(root, ".venv/bin/python"), [path.join(here, "hosts_ipcluster.py"), spec], { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "", err = "";
+  py.stdout.on("data", (d) => (out += d));
+  py.stderr.on("data", (d) => (err += d));
+  const code = await new Promise((resolve) => py.on("exit", resolve));
+  const line = out.split("\n").find((text) => text.startsWith('{"ms"'));
+  if (code !== 0 || !line) {
+    console.log(`# ipcluster baseline failed (exit ${code}): ${err.trim().split("\n").slice(-3).join(" | ")}`);
+    return undefined;
+  }
+  return JSON.parse(line).ms;
+}
+
+try {
+  console.log(`# ${machineLine()}`);
+  console.log(`# hosts: ${netns.hosts.map((h) => `${h.name}=${h.namespace} ${h.address}`).join(", ")} (veth pairs to bridge ${netns.bridge})`);
+  const compiler = new CellCompiler();
+  const headline = [];
+  const rows = [["hosts", "size", "who", "time ms: median [min, max]", "busbw GB/s: median [min, max]", "x gloo"]];
+  for (const n of HOST_COUNTS) {
+    const entries = SIZES.map(plan);
+    const session = new DistributedSession(compiler, new TimelineObserver());
+    const ours = await distlab(session, n, entries);
+    await session.stop();
+    const theirs = await gloo(n, entries);
+    for (const entry of entries) {
+      const toBusbw = (ms) => (entry.bytes * (2 * (n - 1)) / n) / (ms / 1000) / 1e9;
+      const mine = summarize(ours.get(entry.bytes), `distlab ${n} hosts ${entry.bytes}`);
+      const glooMs = theirs.get(entry.bytes);
+      const glooTime = glooMs ? summarize(glooMs, `gloo ${n} hosts ${entry.bytes}`) : undefined;
+      const size = `${entry.bytes / MiB} MiB`;
+      if (glooTime) rows.push([String(n), size, "gloo", formatSummary(glooTime, 2), formatSummary(mapSummary(glooTime, toBusbw), 3), "1.00x"]);
+      const ratio = glooTime ? `${ratioOfMedians(glooTime, mine).toFixed(2)}x` : "-";
+      rows.push([String(n), size, "distlab (ssh launcher)", formatSummary(mine, 2), formatSummary(mapSummary(mine, toBusbw), 3), ratio]);
+      headline.push(`${n} hosts, ${size}: distlab busbw ${formatSummary(mapSummary(mine, toBusbw), 3)} GB/s, ${glooTime ? `gloo ${formatSummary(mapSummary(glooTime, toBusbw), 3)} GB/s, ${ratio} gloo` : "no gloo figure"}`);
+    }
+  }
+  console.log(formatTable(rows));
+
+  // Group start: 2 hosts x 2 slots through ssh, a fresh group each time.
+  const starts = [];
+  const flags = `-n 4 --hosts ${hostfile("hosts-2x2", ["h1 slots=2", "h2 slots=2"])} --ssh-config ${netns.ssh_config} --agent-command ${agentCommand}`;
+  for (let r = 0; r < REPS; r++) {
+    const session = new DistributedSession(compiler, new TimelineObserver());
+    const t0 = performance.now();
+    const ranks = await cell(session, flags, "dist.rank");
+    starts.push(performance.now() - t0);
+    if (ranks.length !== 4) throw new Error(`group start: ${JSON.stringify(ranks)}`);
+    await session.stop();
+  }
+  const start = summarize(starts, "group start");
+  console.log(`\n# group start, 2 hosts x 2 slots through ssh (first cell's request to its result): ${formatSummary(start, 0)} ms over ${start.reps} starts`);
+  const ipcluster = await ipclusterStarts();
+  if (ipcluster) {
+    const theirs = summarize(ipcluster, "ipcluster start");
+    console.log(`# ipyparallel ipcluster, SSH engine launcher, 2 hosts x 2 engines (start to a first apply_sync on every engine): ${formatSummary(theirs, 0)} ms over ${theirs.reps} starts`);
+    console.log(`# distlab / ipcluster: ${ratioOfMedians(start, theirs).toFixed(2)}x of its time (ratio of medians; target <= 0.5)`);
+  }
+  console.log(`\n# allReduce (busbw median [min, max]; x gloo = ratio of medians)\n${headline.join("\n")}`);
+  compiler.close();
+} finally {
+  down();
+}
