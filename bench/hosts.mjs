@@ -32,8 +32,8 @@ const require = createRequire(import.meta.url);
 require("tsx/cjs");
 const { summarize, mapSummary, formatSummary, ratioOfMedians, repsOption, listOption, machineLine, formatTable } = require("./stats.ts");
 const { CellCompiler } = require(path.join(root, "kernel/src/repl/cell-compiler.ts"));
-const { DistributedSession } = require(path.join(root, "kernel/src/cluster/distributed-session.ts"));
-const { TimelineObserver } = require(path.join(root, "kernel/src/cluster/timeline-observer.ts"));
+const { DistributedSession } = require(path.join(root, "kernel/src/cluster/kernel-side/distributed-session.ts"));
+const { TimelineObserver } = require(path.join(root, "kernel/src/cluster/kernel-side/timeline-observer.ts"));
 const { parseDistributedFlags } = require(path.join(root, "kernel/src/magics/distributed-spec.ts"));
 // The ExecutionIO the unit tests use: records output, never interrupted.
 const { RecordingIO } = require(path.join(root, "test/unit/cluster-io.ts"));

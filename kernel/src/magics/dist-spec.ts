@@ -32,7 +32,7 @@ export const DIST_SUBCOMMANDS: readonly SubcommandSpec[] = [
     name: "timeline",
     positionals: [],
     flags: [
-      { name: "export", type: "string", valueName: "FILE", help: "write the last timeline as a Chrome trace to FILE" },
+      { name: "export", type: "string", valueName: "FILE", help: "write the last timeline as a Chrome trace to FILE, and one file per rank for Holistic Trace Analysis in FILE.hta/" },
       { name: "into", type: "string", valueName: "NAME", help: "set NAME in the notebook to the last timeline's payload (spans and summary)" },
     ],
     help: "show the timeline of the last distributed cell",
