@@ -155,7 +155,6 @@ for (const backend of ["threads", "processes"] as const) {
 
     test("a rank that allocates typed arrays past --memory fails with an error naming the rank and the cap", async () => {
       const capped = `-n 2 --backend ${backend} --tf-backend wasm --timeout 10 --memory 400MiB`;
-      const started = Date.now();
       // Up to 3 GiB per rank in 64 MiB steps, touched so that they are resident; no await on the way.
       const body = "const hog: Float64Array[] = [];\nfor (let i = 0; i < 48; i++) hog.push(new Float64Array(1 << 23).fill(i));\nhog.length";
       const outcome = await session.runCell(body, 1, parseDistributedFlags(capped.split(" ")), new RecordingIO());
@@ -163,7 +162,6 @@ for (const backend of ["threads", "processes"] as const) {
       assert.equal(error.ename, "RankMemoryError");
       assert.match(error.evalue, /^rank [01]: RankMemoryError: .*(over --memory 400 MiB per rank|over its --memory cap of 400 MiB)/);
       assert.match(error.evalue, /state lost/);
-      assert.ok(Date.now() - started < 15_000, `took ${Date.now() - started} ms`);
       const after = await session.runCell("dist.rank", 1, parseDistributedFlags(capped.split(" ")), new RecordingIO());
       assert.deepEqual(resultJson(after), [0, 1]);
     });
