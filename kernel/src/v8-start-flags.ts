@@ -29,6 +29,15 @@ export const RELAXED_SIMD_FLAG = "--experimental-wasm-relaxed-simd";
 /** Every V8 flag this module may ask for: what a Worker's execArgv must not carry. */
 export const V8_START_FLAGS: readonly string[] = [RELAXED_SIMD_FLAG];
 
+/**
+ * This thread's node flags for a Worker it starts: without the inspector's (a second inspector
+ * on the same port fails) and without V8 flags, which a Worker given them refuses
+ * (ERR_WORKER_INVALID_EXEC_ARGV) and does not need, since V8's flags are the process's.
+ */
+export function workerExecArgv(): string[] {
+  return process.execArgv.filter((flag) => !flag.startsWith("--inspect") && !V8_START_FLAGS.includes(flag));
+}
+
 /** Whether this process compiles a relaxed SIMD module (the matMul kernel's own fused form). */
 export function relaxedSimdCompiles(): boolean {
   return Wasm.validate(gemmModuleBytes({ mr: 1, nr: 4, fma: true }));

@@ -22,6 +22,7 @@ import type { ShmWorldInit } from "./shm-layout";
 import { createShmWorld } from "./shm-world";
 import type { CommSpan, LinkModel, ReduceOp } from "./types";
 import type { WireStats } from "./wire-stats";
+import { workerExecArgv } from "../v8-start-flags";
 
 /** What the rank thread sends: one collective for the comm thread to run. */
 export interface CommThreadJob {
@@ -102,7 +103,7 @@ const WORKER_FILE = join(__dirname, `comm-worker${extname(__filename)}`);
  * CommonJS script installs tsx's hook and requires it.
  */
 function startWorker(init: CommThreadInit): Worker {
-  const execArgv = process.execArgv.filter((flag) => !flag.startsWith("--inspect"));
+  const execArgv = workerExecArgv();
   if (!FROM_SOURCE) return new Worker(WORKER_FILE, { workerData: init, execArgv });
   return new Worker(`require("tsx/cjs"); require(${JSON.stringify(WORKER_FILE)});`, { eval: true, workerData: init, execArgv });
 }
