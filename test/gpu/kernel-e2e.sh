@@ -9,7 +9,9 @@
 #   bash test/gpu/kernel-e2e.sh
 # Writes $OUT/kernel-e2e.json when OUT is set; exits 1 when a check failed.
 set -euo pipefail
-repo=$PWD
+# The tree this script is in (the repo root, or a copy of it holding test/ and .device/).
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$repo"
 if ! command -v node >/dev/null; then
   if ! ldconfig -p | grep -q libvulkan.so.1; then for f in .device/gl/*.deb; do dpkg -x "$f" /; done; ldconfig; fi
   mkdir -p /tmp/n && xz -dc .device/node.xz > /tmp/n/node && chmod +x /tmp/n/node

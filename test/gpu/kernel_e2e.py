@@ -24,8 +24,8 @@ from kernel_helpers import ensure_kernelspec_installed, execute, start_kernel, s
 
 # E2E_BACKEND=processes, E2E_STEPS and E2E_SIZES=256:3 try the cells on a machine without a GPU (the webgpu checks then fail).
 GPU = f"%%distributed -n 1 --backend {os.environ.get('E2E_BACKEND', 'gpus')}\n"
-STEPS = int(os.environ.get("E2E_STEPS", "40"))
-SIZES = [tuple(map(int, pair.split(":"))) for pair in os.environ.get("E2E_SIZES", "4096:30,8192:10,4096:110").split(",")]
+STEPS = int(os.environ.get("E2E_STEPS", "60"))
+SIZES = [tuple(map(int, pair.split(":"))) for pair in os.environ.get("E2E_SIZES", "4096:30,4096:110,8192:10,8192:30").split(",")]
 failures: list[str] = []
 
 
@@ -81,7 +81,8 @@ import {{ DataParallel, DistributedDataParallel }} from "distlab/techniques";
 import {{ createTinyGpt }} from "distlab/models";
 import {{ tokenBatches }} from "distlab/data";
 const vocab = 65, block = 64, steps = {STEPS};
-const tokens = Int32Array.from({{ length: 20000 }}, (_, i) => (i * 7 + Math.floor(i / 13)) % vocab);
+// Each token is the one before it plus 7 (mod 65): learnable from the previous token alone.
+const tokens = Int32Array.from({{ length: 20000 }}, (_, i) => (i * 7) % vocab);
 const runs: Record<string, object> = {{}};
 for (const kind of ["DataParallel", "DDP"]) {{
   const gpt = createTinyGpt({{ vocabSize: vocab, blockSize: block, nEmbd: 128, nHead: 4, nLayer: 4, seed: 1 }});
@@ -106,10 +107,21 @@ console.log("E2E " + JSON.stringify(runs));""", timeout=500)
             check(f"tiny GPT loss falls with {kind}", late < 0.8 * result["first"], f"first {result['first']:.3f}, mean of the last 5 steps {late:.3f}, {result['msPerStep']:.1f} ms/step")
 
         cell_rows = run(kc, GPU + timing_function() + """
-const rows: object[] = [];
-for (const [n, reps] of """ + json.dumps(SIZES) + """) {
-  for (const keep of [false, true]) rows.push({ where: "cell", n, reps, keep, tflops: Number((await matMulTflops(tf, n, reps, keep)).toFixed(2)) });
+// Three rounds, alternating sizes and modes; the median of each.
+const timings = new Map<string, number[]>();
+for (let round = 0; round < 3; round++) {
+  for (const [n, reps] of """ + json.dumps(SIZES) + """) {
+    for (const keep of [false, true]) {
+      const key = JSON.stringify([n, reps, keep]);
+      timings.set(key, [...(timings.get(key) ?? []), await matMulTflops(tf, n, reps, keep)]);
+    }
+  }
 }
+const rows = [...timings].map(([key, all]) => {
+  const [n, reps, keep] = JSON.parse(key);
+  const sorted = [...all].sort((a, b) => a - b);
+  return { where: "cell", n, reps, keep, tflops: Number(sorted[1]!.toFixed(2)), all: all.map((x) => Number(x.toFixed(2))) };
+});
 console.log("E2E " + JSON.stringify(rows));""", timeout=300)
     finally:
         stop_kernel(km, kc)
@@ -118,12 +130,12 @@ console.log("E2E " + JSON.stringify(rows));""", timeout=300)
     if standalone.returncode != 0:
         raise RuntimeError(f"standalone-matmul.cjs failed:\n{standalone.stderr}")
     alone_rows = [json.loads(line) for line in standalone.stdout.splitlines() if line.startswith("{")]
-    print("| n | reps | products held | standalone TFLOP/s | in a kernel cell TFLOP/s | cell / standalone |", flush=True)
+    print("| n | reps | products held | standalone TFLOP/s, median (3 rounds) | in a kernel cell TFLOP/s, median (3 rounds) | cell / standalone |", flush=True)
     print("|---|---|---|---|---|---|")
     for cell in cell_rows:
         alone = next(r for r in alone_rows if (r["n"], r["reps"], r["keep"]) == (cell["n"], cell["reps"], cell["keep"]))
         ratio = cell["tflops"] / alone["tflops"] if alone["tflops"] > 0 else 0.0
-        print(f"| {cell['n']} | {cell['reps']} | {'all' if cell['keep'] else 'last'} | {alone['tflops']} | {cell['tflops']} | {ratio:.2f} |", flush=True)
+        print(f"| {cell['n']} | {cell['reps']} | {'all' if cell['keep'] else 'last'} | {alone['tflops']} ({alone['all']}) | {cell['tflops']} ({cell['all']}) | {ratio:.2f} |", flush=True)
         check(f"matMul {cell['n']} x{cell['reps']} ({'held' if cell['keep'] else 'freed'}) in a cell within 10% of standalone", ratio >= 0.9, f"{ratio:.2f}")
     if os.environ.get("OUT"):
         Path(os.environ["OUT"], "kernel-e2e.json").write_text(json.dumps({"cell": cell_rows, "standalone": alone_rows, "gpt": train, "failures": failures}, indent=1))

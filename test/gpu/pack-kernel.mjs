@@ -66,7 +66,8 @@ const py = path.join(root, ".device/py");
 rmSync(py, { recursive: true, force: true });
 mkdirSync(py, { recursive: true });
 for (const name of readdirSync(site)) {
-  if (/^(jupyter_client|jupyter_core|traitlets|tornado|platformdirs|dateutil)$/.test(name)) cpSync(path.join(site, name), path.join(py, name), { recursive: true });
+  // With their dist-info: jupyter_client finds its kernel provisioner through entry points.
+  if (/^(jupyter_client|jupyter_core|traitlets|tornado|platformdirs|dateutil|python_dateutil)(-[^/]*\.dist-info)?$/.test(name)) cpSync(path.join(site, name), path.join(py, name), { recursive: true });
 }
 execFileSync("tar", ["-C", py, "-cJf", path.join(root, ".device/py.tar.xz"), "."]);
 rmSync(py, { recursive: true, force: true });
