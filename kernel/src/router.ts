@@ -18,6 +18,7 @@ import { splitArgs, splitMagic } from "./magics/split-magic";
 import { distributedHelp, parseDistributedFlags } from "./magics/distributed-spec";
 import { completeDist, distHelp, parseDistCommand } from "./magics/dist-spec";
 import { completeFlag } from "./magics/flags";
+import { expandMagicVariables, type NotebookVariables } from "./magics/expand-variables";
 import { DISTRIBUTED_FLAGS } from "./magics/distributed-spec";
 import { TypeScriptRepl } from "./repl";
 import { DistributedSession } from "./cluster/kernel-side/distributed-session";
@@ -36,6 +37,8 @@ export class MagicRouter implements KernelBackend {
   constructor(
     private readonly plain: KernelBackend,
     private readonly distributed: DistributedRunner,
+    /** Notebook variables that `$NAME` in a `%%distributed` line stands for (expand-variables.ts). */
+    private readonly variables?: NotebookVariables,
   ) {}
 
   async execute(code: string, io: ExecutionIO): Promise<ExecuteOutcome> {
@@ -46,7 +49,7 @@ export class MagicRouter implements KernelBackend {
         if (magic.name !== "distributed") {
           throw new UsageError(`unknown cell magic %%${magic.name} (known: %%distributed; see %dist help)`, `%%${magic.name}`);
         }
-        const options = parseDistributedFlags(splitArgs(magic.args));
+        const options = parseDistributedFlags(splitArgs(expandMagicVariables("%%distributed", magic.args, this.variables)));
         if (options.help) {
           io.stream("stdout", `${distributedHelp()}\n`);
           return { status: "ok" };
@@ -138,7 +141,7 @@ export function createKernelBackend(timeline = new TimelineObserver()): KernelBa
     shutdown: async () => {
       await session.stop();
     },
-  });
+  }, repl);
 }
 
 /** The name kernel-main.ts looks up. */

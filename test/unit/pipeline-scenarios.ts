@@ -42,7 +42,7 @@ export const PIPELINE_SCENARIOS: Record<string, Scenario> = {
   async gradients(rank, arg: { model: "chain" | "gpt"; options: Partial<PipelineOptions>; rows: number }) {
     const model = arg.model === "chain" ? createLinearChain({ width: 16, layers: 8, seed: 5 }) : createTinyGpt({ vocabSize: 11, blockSize: 8, nEmbd: 16, nHead: 2, nLayer: 3, seed: 5 });
     const batch = arg.model === "chain" ? chainBatch(arg.rows, 16, 9) : tokenBatch(arg.rows, 8, 11, 9);
-    const reference = localGradients(model, batch);
+    const reference = await localGradients(model, batch);
     const pipe = new PipelineParallel(model, distOf(rank), arg.options);
     const result = await pipe.gradients(batch);
     let difference = 0;

@@ -110,7 +110,7 @@ test("m micro-batches of b rows give the same parameters as one batch of m*b row
     await one.step(whole);
     await accumulated.step(micro);
   }
-  const difference = maxAbsDifference(flatParameters(one.model), flatParameters(accumulated.dataParallel.model));
+  const difference = maxAbsDifference(await flatParameters(one.model), await flatParameters(accumulated.dataParallel.model));
   assert.ok(difference < 1e-5, `max |difference| ${difference}`);
   await assert.rejects(accumulated.step(micro.slice(1)), /got 3 micro-batches, gradientAccumulation\.microBatches is 4/);
   tf.dispose([whole.x, whole.y]);

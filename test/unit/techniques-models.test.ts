@@ -6,8 +6,8 @@ import { createMlp, createTinyGpt, parameterCount } from "../../kernel/src/model
 import { localGradients, stagedBackward, type Model } from "../../kernel/src/techniques";
 
 /** Central difference of the loss in a few entries of every parameter, against the autodiff gradient. */
-function checkFiniteDifferences(model: Model<TensorBatch>, batch: TensorBatch, eps: number, entriesPerParam = 3): void {
-  const { grads } = localGradients(model, batch);
+async function checkFiniteDifferences(model: Model<TensorBatch>, batch: TensorBatch, eps: number, entriesPerParam = 3): Promise<void> {
+  const { grads } = await localGradients(model, batch);
   const lossAt = (): number => tf.tidy(() => model.loss(batch).dataSync()[0]!);
   const random = seededRandom(5);
   let checked = 0;
@@ -35,21 +35,21 @@ function checkFiniteDifferences(model: Model<TensorBatch>, batch: TensorBatch, e
   assert.ok(checked >= model.params.length);
 }
 
-test("MLP gradients match finite differences (regression and classification)", () => {
+test("MLP gradients match finite differences (regression and classification)", async () => {
   const reg = linearRegression({ n: 16, inputs: 5, outputs: 2, seed: 1 });
-  checkFiniteDifferences(createMlp({ sizes: [5, 7, 2], activation: "tanh", task: "regression", seed: 2 }), datasetBatch(reg, [...Array(16).keys()]), 1e-2);
+  await checkFiniteDifferences(createMlp({ sizes: [5, 7, 2], activation: "tanh", task: "regression", seed: 2 }), datasetBatch(reg, [...Array(16).keys()]), 1e-2);
   const cls = teacherClassification({ n: 16, inputs: 5, outputs: 3, seed: 1 });
-  checkFiniteDifferences(createMlp({ sizes: [5, 6, 3], activation: "tanh", seed: 3 }), datasetBatch(cls, [...Array(16).keys()]), 1e-2);
+  await checkFiniteDifferences(createMlp({ sizes: [5, 6, 3], activation: "tanh", seed: 3 }), datasetBatch(cls, [...Array(16).keys()]), 1e-2);
 });
 
-test("tiny GPT gradients match finite differences, and its first loss is about ln(vocab)", () => {
+test("tiny GPT gradients match finite differences, and its first loss is about ln(vocab)", async () => {
   const vocab = 11;
   const gpt = createTinyGpt({ vocabSize: vocab, blockSize: 6, nEmbd: 8, nHead: 2, nLayer: 1, seed: 4 });
   const tokens = Int32Array.from({ length: 200 }, (_, i) => (i * 7 + (i >> 3)) % vocab);
   const batch = tokenBatch(tokens, 3, 6, seededRandom(1));
   const loss = tf.tidy(() => gpt.loss(batch).dataSync()[0]!);
   assert.ok(Math.abs(loss - Math.log(vocab)) < 0.1, `initial loss ${loss} vs ln(${vocab}) = ${Math.log(vocab)}`);
-  checkFiniteDifferences(gpt, batch, 3e-3, 2);
+  await checkFiniteDifferences(gpt, batch, 3e-3, 2);
 });
 
 test("a causal GPT's logits at position t do not depend on later tokens", () => {
@@ -70,7 +70,7 @@ test("stage-by-stage backward gives the same gradients as one tape, last stage f
     createTinyGpt({ vocabSize: 7, blockSize: 4, nEmbd: 8, nHead: 2, nLayer: 2 }),
   ]) {
     const input: TensorBatch = model.stages[0]!.name === "embedding" ? tokenBatch(Int32Array.from({ length: 50 }, (_, i) => i % 7), 2, 4, seededRandom(2)) : batch;
-    const reference = localGradients(model, input);
+    const reference = await localGradients(model, input);
     const order: number[] = [];
     const staged: Float32Array[] = new Array(model.params.length);
     let offset = model.params.length;

@@ -9,7 +9,7 @@ import type { Communicator } from "../../kernel/src/comm";
 import { createMlp } from "../../kernel/src/models";
 import { datasetBatch, seededRandom, teacherClassification, type TensorBatch } from "../../kernel/src/data";
 import {
-  DataParallel, Sgd, assignFlat, concatGradients, flattenTensors, gossipAverage, largeBatchTraining, localGradients, localSgd,
+  DataParallel, Sgd, assignFlat, concatGradients, flattenTensors, gossipAverage, largeBatchTraining, localGradients, localGradientsOf, localSgd,
   parameterServer, stragglerTraining, type PeerCollectives, type StragglerPolicy,
 } from "../../kernel/src/techniques";
 
@@ -83,7 +83,7 @@ export const TECHNIQUE_SCENARIOS: Record<string, Scenario> = {
   async parameterServer(comm, arg: { staleness: number; steps: number; slowMs: number }) {
     const lr = 0.05;
     const model = newModel();
-    const initial = flattenTensors(model.params);
+    const initial = await flattenTensors(model.params);
     const workers = comm.size - 1;
     const clocks = new Array<number>(workers).fill(0);
     const finished = new Array<boolean>(workers).fill(false);
@@ -103,7 +103,7 @@ export const TECHNIQUE_SCENARIOS: Record<string, Scenario> = {
     const report = await parameterServer(dist, model, (step, batchSize) => batchOf(comm.rank, step, batchSize), {
       staleness: arg.staleness, steps: arg.steps, batchSize: 16, lr, slowRank: comm.size - 1, slowMs: arg.slowMs,
     });
-    const final = flattenTensors(model.params);
+    const final = await flattenTensors(model.params);
     let fromPushes = NaN;
     if (comm.rank === 0) {
       fromPushes = 0;
@@ -128,7 +128,7 @@ export const TECHNIQUE_SCENARIOS: Record<string, Scenario> = {
     const dist: PeerCollectives = { ...counting, allReduce: (x, o) => { allReduces += 1; return comm.allReduce(x, o); } };
     const model = newModel();
     await localSgd(dist, model, batches, { ...arg, batchSize, innerLr });
-    const trained = flattenTensors(model.params);
+    const trained = await flattenTensors(model.params);
 
     const reference = newModel();
     if (arg.innerSteps === 1 && arg.outerLr === 1 && arg.outerMomentum === 0) {
@@ -139,11 +139,11 @@ export const TECHNIQUE_SCENARIOS: Record<string, Scenario> = {
         tf.dispose([batch.x, batch.y]);
       }
     } else {
-      const global = flattenTensors(reference.params);
+      const global = await flattenTensors(reference.params);
       const velocity = new Float64Array(global.length);
       for (let step = 0; step < arg.steps; step++) {
-        const grads = tf.tidy(() => concatGradients(localGradients(reference, batches(step, batchSize)).grads));
-        const local = flattenTensors(reference.params);
+        const grads = concatGradients((await localGradientsOf(reference, () => batches(step, batchSize))).grads);
+        const local = await flattenTensors(reference.params);
         for (let i = 0; i < local.length; i++) local[i]! -= innerLr * grads[i]!;
         assignFlat(reference.params, local);
         if ((step + 1) % arg.innerSteps !== 0) continue;
@@ -155,9 +155,10 @@ export const TECHNIQUE_SCENARIOS: Record<string, Scenario> = {
         assignFlat(reference.params, global);
       }
     }
-    const expected = flattenTensors(reference.params);
+    const expected = await flattenTensors(reference.params);
     const difference = Math.max(...trained.map((v, i) => Math.abs(v - expected[i]!)));
-    const moved = Math.max(...trained.map((v, i) => Math.abs(v - flattenTensors(newModel().params)[i]!)));
+    const untrained = await flattenTensors(newModel().params);
+    const moved = Math.max(...trained.map((v, i) => Math.abs(v - untrained[i]!)));
     return { difference, moved, allReduces };
   },
 
@@ -202,10 +203,10 @@ export const TECHNIQUE_SCENARIOS: Record<string, Scenario> = {
       for (let step = 0; step < arg.steps; step++) {
         const parts = Array.from({ length: comm.size }, (_, r) => batchOf(r, step, batchSize));
         const union = { x: tf.concat(parts.map((p) => p.x)), y: tf.concat(parts.map((p) => p.y)) };
-        sgd.step(localGradients(reference, union).grads, schedule[step]);
+        sgd.step((await localGradients(reference, union)).grads, schedule[step]);
         tf.dispose([union.x, union.y, ...parts.flatMap((p) => [p.x, p.y])]);
       }
-      const trained = flattenTensors(model.params), expected = flattenTensors(reference.params);
+      const trained = await flattenTensors(model.params), expected = await flattenTensors(reference.params);
       difference = Math.max(...trained.map((v, i) => Math.abs(v - expected[i]!)));
     }
     return { lrs: report.lrs, schedule, difference };

@@ -33,7 +33,7 @@ async function tensorParallelRun(c: Communicator, arg: TensorParallelArg) {
   const tokens = Array.from({ length: arg.batch * (arg.seq + 1) }, () => Math.floor(random() * VOCAB));
   const rows = (shift: number) => Array.from({ length: arg.batch }, (_, b) => tokens.slice(b * (arg.seq + 1) + shift, b * (arg.seq + 1) + shift + arg.seq));
   const batch = { x: tf.tensor2d(rows(0), [arg.batch, arg.seq], "int32"), y: tf.tensor2d(rows(1), [arg.batch, arg.seq], "int32") };
-  const reference = localGradients(gpt, batch);
+  const reference = await localGradients(gpt, batch);
   const referenceLogits = tf.tidy(() => gpt.logits(batch.x).dataSync() as Float32Array);
   const tp = new TensorParallelGpt(gpt, c as never, arg.options);
   const before = tf.memory().numBytes;

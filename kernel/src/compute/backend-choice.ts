@@ -8,6 +8,7 @@
  */
 import type { TfBackendName } from "./backend-names";
 import { prepareWebGpu } from "./webgpu";
+import { explainSyncReads } from "./webgpu/sync-read";
 import { installWasmOverrides } from "./wasm/overrides";
 import { tuneWebGpuBackend } from "./webgpu/host-tuning";
 import { installWebGpuOverrides } from "./webgpu/overrides";
@@ -65,6 +66,7 @@ async function activate(tf: Tf, name: TfBackendName): Promise<ChosenBackend> {
   await tf.ready();
   // Host-side tunings patch the backend instance, which exists only now.
   if (name === "webgpu") overrides.push(...tuneWebGpuBackend(tf.backend() as never, process.env, tf.env()));
+  if (name === "webgpu" && explainSyncReads(tf.backend() as never)) overrides.push("sync-read:explained");
   const simd = name === "wasm" && (await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT")) ? " simd" : "";
   return { backend: tf.getBackend(), device: `${device}${simd}`, overrides, skipped: [] };
 }

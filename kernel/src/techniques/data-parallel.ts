@@ -90,7 +90,7 @@ export class DataParallel<B> {
   }
 
   /** Forward and backward on this rank's batch; no communication. */
-  localGradients(batch: B): { loss: number; grads: GradientArray[] } {
+  localGradients(batch: B): Promise<{ loss: number; grads: GradientArray[] }> {
     return withSpan(this.comm, "forward+backward", () => localGradients(this.model, batch));
   }
 
@@ -109,7 +109,7 @@ export class DataParallel<B> {
   /** One training step on this rank's shard of the global batch. */
   step(batch: B): Promise<StepResult> {
     return withStep(this.comm, this.stepsTaken++, async () => {
-      const { loss, grads } = this.localGradients(batch);
+      const { loss, grads } = await this.localGradients(batch);
       await this.syncAndStep(grads);
       return { loss };
     });

@@ -6,15 +6,13 @@
  * carries the whole model.
  */
 import * as tf from "@tensorflow/tfjs";
-import { concatGradients, localGradients } from "./gradients";
+import { concatGradients, localGradientsOf } from "./gradients";
 import type { BatchFn, Model } from "./types";
 
 /** Loss and the flat gradient [P] of one batch; the batch's tensors are freed. */
-export function flatStepGradients<B>(model: Model<B>, batches: BatchFn<B>, step: number, batchSize: number): { loss: number; grads: Float32Array } {
-  return tf.tidy(() => {
-    const { loss, grads } = localGradients(model, batches(step, batchSize));
-    return { loss, grads: concatGradients(grads) };
-  });
+export async function flatStepGradients<B>(model: Model<B>, batches: BatchFn<B>, step: number, batchSize: number): Promise<{ loss: number; grads: Float32Array }> {
+  const { loss, grads } = await localGradientsOf(model, () => batches(step, batchSize));
+  return { loss, grads: concatGradients(grads) };
 }
 
 /** Number of scalars over all tensors. */
@@ -22,15 +20,16 @@ export function totalSize(tensors: readonly { size: number }[]): number {
   return tensors.reduce((sum, t) => sum + t.size, 0);
 }
 
-/** All tensors' values back to back, in order: [sum of sizes] float32. */
-export function flattenTensors(tensors: readonly tf.Tensor[], out?: Float32Array): Float32Array {
+/** All tensors' values back to back, in order: [sum of sizes] float32 (read without blocking: GPU ranks cannot read synchronously). */
+export async function flattenTensors(tensors: readonly tf.Tensor[], out?: Float32Array): Promise<Float32Array> {
   const flat = out ?? new Float32Array(totalSize(tensors));
   if (flat.length !== totalSize(tensors)) throw new RangeError(`flattenTensors: out holds ${flat.length} values, tensors hold ${totalSize(tensors)}`);
+  const values = await Promise.all(tensors.map((t) => t.data()));
   let offset = 0;
-  for (const t of tensors) {
-    flat.set(t.dataSync() as Float32Array, offset);
-    offset += t.size;
-  }
+  values.forEach((v, i) => {
+    flat.set(v as Float32Array, offset);
+    offset += tensors[i]!.size;
+  });
   return flat;
 }
 

@@ -26,8 +26,8 @@ export interface GossipOptions {
   lr: number;
   /** every this many steps: consensus distance and evaluate() of the ranks' mean (measurement traffic, not counted) */
   measureEvery: number;
-  /** loss of the parameters currently in the model; called on every rank with the ranks' mean loaded */
-  evaluate?: () => number;
+  /** loss of the parameters currently in the model; called on every rank with the ranks' mean loaded; may be async (`await t.data()`: a GPU rank cannot read a tensor synchronously) */
+  evaluate?: () => number | Promise<number>;
 }
 
 export const GOSSIP_DEFAULTS: Pick<GossipOptions, "measureEvery" | "evaluate"> = { measureEvery: 1, evaluate: undefined };
@@ -99,7 +99,7 @@ export async function consensusDistance(dist: PeerCollectives, x: Float32Array):
 /** D-PSGD: `steps` rounds of (local SGD step, neighbour average). Ranks may start from different parameters. */
 export async function gossipSgd<B>(dist: PeerCollectives, model: Model<B>, batches: BatchFn<B>, options: Given): Promise<GossipReport> {
   const o = validateGossipOptions(options);
-  let x = flattenTensors(model.params);
+  let x = await flattenTensors(model.params);
   const curve: LossPoint[] = [];
   const consensus: { step: number; distance: number }[] = [];
   const start = nowMs();
@@ -108,12 +108,12 @@ export async function gossipSgd<B>(dist: PeerCollectives, model: Model<B>, batch
     consensus.push({ step, distance });
     if (!o.evaluate) return;
     assignFlat(model.params, mean);
-    curve.push({ step, samples: step * o.batchSize * dist.size, loss: o.evaluate(), ms: nowMs() - start });
+    curve.push({ step, samples: step * o.batchSize * dist.size, loss: await o.evaluate(), ms: nowMs() - start });
     assignFlat(model.params, x);
   };
   await measure(0);
   for (let step = 1; step <= o.steps; step++) {
-    const { grads } = withSpan(dist, "local step", () => flatStepGradients(model, batches, step - 1, o.batchSize));
+    const { grads } = await withSpan(dist, "local step", () => flatStepGradients(model, batches, step - 1, o.batchSize));
     for (let i = 0; i < x.length; i++) x[i]! -= o.lr * grads[i]!;
     x = (await withSpan(dist, "gossip", () => gossipAverage(dist, x))).mixed;
     assignFlat(model.params, x);

@@ -51,7 +51,7 @@ export class GradientAccumulation<B> {
     let sum: Float32Array[] | undefined;
     let loss = 0;
     for (const micro of microBatches) {
-      const local = this.dataParallel.localGradients(micro);
+      const local = await this.dataParallel.localGradients(micro);
       loss += local.loss / m;
       if (sum === undefined) sum = local.grads;
       else sum.forEach((s, i) => addScaled(s, local.grads[i]!));

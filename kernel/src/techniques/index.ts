@@ -20,7 +20,7 @@
  */
 export * from "./types";
 export * from "./validate";
-export { localGradients, concatGradients, splitGradients, flatParameters, maxAbsDifference, addScaled, type LocalGradients } from "./gradients";
+export { localGradients, localGradientsOf, readTensors, scalarValue, concatGradients, splitGradients, flatParameters, maxAbsDifference, addScaled, type LocalGradients } from "./gradients";
 export { Sgd } from "./sgd";
 export { withSpan } from "./span";
 export { countBytes, type ByteCounts, type CountingCollectives } from "./byte-counter";

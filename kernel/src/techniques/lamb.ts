@@ -8,6 +8,7 @@
  *   w <- w - lr * trust(||w||, ||r||) * r,  trust = ||w|| / ||r|| (1 when either norm is 0)
  */
 import * as tf from "@tensorflow/tfjs";
+import { readTensors } from "./gradients";
 import type { GradientArray } from "./types";
 import { checkKnownKeys, checkRange } from "./validate";
 
@@ -76,11 +77,13 @@ export class Lamb {
     this.#v = params.map((p) => new Float32Array(p.size));
   }
 
-  step(grads: readonly GradientArray[], lr: number): number[] {
+  /** Async: the weights are read back without blocking (a GPU rank cannot read a tensor synchronously). */
+  async step(grads: readonly GradientArray[], lr: number): Promise<number[]> {
     if (grads.length !== this.params.length) throw new RangeError(`Lamb.step: ${grads.length} gradients for ${this.params.length} parameters`);
     this.#t += 1;
+    const weights = await readTensors(this.params);
     this.lastTrustRatios = this.params.map((p, i) => {
-      const w = Float32Array.from(p.dataSync());
+      const w = weights[i]!;
       const trust = lambLayerStep(w, grads[i]!, this.#m[i]!, this.#v[i]!, this.#t, lr, this.options);
       tf.tidy(() => p.assign(tf.tensor(w, p.shape, "float32")));
       return trust;

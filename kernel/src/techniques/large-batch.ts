@@ -10,7 +10,7 @@
  * k-times rate overshoots:  lr(t) = baseLr + (lr - baseLr) * t / warmupSteps.
  */
 import * as tf from "@tensorflow/tfjs";
-import { concatGradients, localGradients, splitGradients } from "./gradients";
+import { concatGradients, localGradientsOf, splitGradients } from "./gradients";
 import { Lamb, type LambOptions } from "./lamb";
 import { Sgd } from "./sgd";
 import { withSpan } from "./span";
@@ -33,8 +33,8 @@ export interface LargeBatchOptions {
   scaling: "linear" | "none";
   optimizer: "sgd" | "lamb";
   lamb: Partial<LambOptions>;
-  /** loss of the current parameters; called on every rank every evalEvery steps */
-  evaluate?: () => number;
+  /** loss of the current parameters; called on every rank every evalEvery steps; may be async (`await t.data()`: a GPU rank cannot read a tensor synchronously) */
+  evaluate?: () => number | Promise<number>;
   evalEvery: number;
 }
 
@@ -90,19 +90,17 @@ export async function largeBatchTraining<B>(dist: PeerCollectives, model: Model<
   const curve: LossPoint[] = [];
   const lrs: number[] = [];
   const start = nowMs();
-  const measure = (step: number): void => {
-    if (o.evaluate) curve.push({ step, samples: step * globalBatch, loss: o.evaluate(), ms: nowMs() - start });
+  const measure = async (step: number): Promise<void> => {
+    if (o.evaluate) curve.push({ step, samples: step * globalBatch, loss: await o.evaluate(), ms: nowMs() - start });
   };
-  measure(0);
+  await measure(0);
   for (let step = 0; step < o.steps; step++) {
-    const { grads } = withSpan(dist, "forward+backward", () =>
-      tf.tidy(() => ({ ...localGradients(model, batches(step, o.batchSize)) })),
-    );
+    const { grads } = await withSpan(dist, "forward+backward", () => localGradientsOf(model, () => batches(step, o.batchSize)));
     const mean = dist.size === 1 ? grads : splitGradients(await withSpan(dist, "allReduce", () => dist.allReduce(concatGradients(grads), { op: "mean" })), sizes);
     const lr = scaledLr(step, globalBatch, o);
     lrs.push(lr);
-    withSpan(dist, o.optimizer, () => (lamb ? lamb.step(mean, lr) : sgd.step(mean, lr)));
-    if ((step + 1) % o.evalEvery === 0) measure(step + 1);
+    await withSpan(dist, o.optimizer, async () => (lamb ? await lamb.step(mean, lr) : sgd.step(mean, lr)));
+    if ((step + 1) % o.evalEvery === 0) await measure(step + 1);
   }
   return { curve, lrs, trustRatios: lamb?.lastTrustRatios ?? [], ms: nowMs() - start };
 }

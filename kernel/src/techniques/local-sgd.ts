@@ -32,8 +32,8 @@ export interface LocalSgdOptions {
   outerLr: number;
   /** outer Nesterov momentum (DiLoCo: 0.9) */
   outerMomentum: number;
-  /** loss of the global parameters; called on every rank after each outer step (make it cheap) */
-  evaluate?: () => number;
+  /** loss of the global parameters; called on every rank after each outer step (make it cheap); may be async (`await t.data()`: a GPU rank cannot read a tensor synchronously) */
+  evaluate?: () => number | Promise<number>;
 }
 
 /** DiLoCo's published outer optimizer: Nesterov, lr 0.7, momentum 0.9. */
@@ -86,7 +86,7 @@ export function nesterovOuterStep(global: Float32Array, velocity: Float32Array, 
 export async function localSgd<B>(dist: PeerCollectives, model: Model<B>, batches: BatchFn<B>, options: Given): Promise<LocalSgdReport> {
   const o = validateLocalSgdOptions(options);
   // Every rank starts from rank 0's parameters (collectives return fresh arrays).
-  const global = await dist.broadcast(flattenTensors(model.params), 0);
+  const global = await dist.broadcast(await flattenTensors(model.params), 0);
   assignFlat(model.params, global);
   const local = new Float32Array(global.length);
   const velocity = new Float32Array(global.length);
@@ -94,8 +94,8 @@ export async function localSgd<B>(dist: PeerCollectives, model: Model<B>, batche
   const start = nowMs();
   let syncs = 0;
   for (let step = 0; step < o.steps; step++) {
-    const { grads } = withSpan(dist, "inner step", () => flatStepGradients(model, batches, step, o.batchSize));
-    flattenTensors(model.params, local);
+    const { grads } = await withSpan(dist, "inner step", () => flatStepGradients(model, batches, step, o.batchSize));
+    await flattenTensors(model.params, local);
     for (let i = 0; i < local.length; i++) local[i]! -= o.innerLr * grads[i]!;
     if ((step + 1) % o.innerSteps !== 0) {
       assignFlat(model.params, local);
@@ -108,7 +108,7 @@ export async function localSgd<B>(dist: PeerCollectives, model: Model<B>, batche
     const meanDelta = await withSpan(dist, "outer allReduce", () => dist.allReduce(delta, { op: "mean" }));
     nesterovOuterStep(global, velocity, meanDelta, o.outerLr, o.outerMomentum);
     assignFlat(model.params, global);
-    if (o.evaluate) curve.push({ step: step + 1, samples: (step + 1) * o.batchSize * dist.size, loss: o.evaluate(), ms: nowMs() - start });
+    if (o.evaluate) curve.push({ step: step + 1, samples: (step + 1) * o.batchSize * dist.size, loss: await o.evaluate(), ms: nowMs() - start });
   }
   return { curve, syncs, ms: nowMs() - start };
 }

@@ -27,8 +27,8 @@ export interface ParameterServerOptions {
   batchSize: number;
   /** the server's SGD learning rate, per applied gradient */
   lr: number;
-  /** loss of the server's current parameters (e.g. on a held-out batch); rank 0 calls it every `evalEvery` updates */
-  evaluate?: () => number;
+  /** loss of the server's current parameters (e.g. on a held-out batch); rank 0 calls it every `evalEvery` updates; may be async (`await t.data()`: a GPU rank cannot read a tensor synchronously) */
+  evaluate?: () => number | Promise<number>;
   evalEvery: number;
   /** a worker rank made slow for demonstrations (-1: none); it sleeps `slowMs` milliseconds per step */
   slowRank: number;
@@ -77,7 +77,7 @@ export function validateParameterServerOptions(options: Given, size: number): Pa
 export async function parameterServer<B>(dist: PeerCollectives, model: Model<B>, batches: BatchFn<B>, options: Given): Promise<ParameterServerReport> {
   const o = validateParameterServerOptions(options, dist.size);
   // Every rank starts from rank 0's parameters (collectives return fresh arrays).
-  const flat = await dist.broadcast(flattenTensors(model.params), 0);
+  const flat = await dist.broadcast(await flattenTensors(model.params), 0);
   const report = dist.rank === 0 ? await serve(dist, model, flat, o) : await work(dist, model, batches, flat.length, o);
   assignFlat(model.params, await dist.broadcast(flat, 0));
   return report;
@@ -91,10 +91,10 @@ async function serve<B>(dist: PeerCollectives, model: Model<B>, flat: Float32Arr
   const start = nowMs();
   let version = 0;
   let maxVersionLag = 0;
-  const evaluate = (): void => {
+  const evaluate = async (): Promise<void> => {
     if (!o.evaluate) return;
     assignFlat(model.params, flat);
-    curve.push({ step: version, samples: version * o.batchSize, loss: o.evaluate(), ms: nowMs() - start });
+    curve.push({ step: version, samples: version * o.batchSize, loss: await o.evaluate(), ms: nowMs() - start });
   };
   const releaseAllowed = async (): Promise<void> => {
     for (const { worker } of clock.release()) {
@@ -109,7 +109,7 @@ async function serve<B>(dist: PeerCollectives, model: Model<B>, flat: Float32Arr
   const post = (worker: number): void => {
     posted.set(worker, dist.recv(new Float32Array(4 + P), worker + 1).then((message) => ({ worker, message })));
   };
-  evaluate();
+  await evaluate();
   await releaseAllowed();
   for (let w = 0; w < workers; w++) post(w);
   while (posted.size > 0) {
@@ -123,10 +123,10 @@ async function serve<B>(dist: PeerCollectives, model: Model<B>, flat: Float32Arr
     version += 1;
     clock.push(worker, last);
     if (!last) post(worker);
-    if (version % o.evalEvery === 0) evaluate();
+    if (version % o.evalEvery === 0) await evaluate();
     await releaseAllowed();
   }
-  if (version % o.evalEvery !== 0) evaluate();
+  if (version % o.evalEvery !== 0) await evaluate();
   return {
     role: "server", curve, maxStaleness: clock.maxObserved, stalenessHistogram: Array.from(clock.histogram, (c) => c ?? 0),
     maxVersionLag, updates: version, ms: nowMs() - start,
@@ -142,7 +142,7 @@ async function work<B>(dist: PeerCollectives, model: Model<B>, batches: BatchFn<
     await withSpan(dist, "ps pull", () => dist.recv(incoming, 0));
     const versionRead = incoming[0]!;
     assignFlat(model.params, incoming.subarray(1));
-    const { loss, grads } = withSpan(dist, "ps gradient", () => flatStepGradients(model, batches, step, o.batchSize));
+    const { loss, grads } = await withSpan(dist, "ps gradient", () => flatStepGradients(model, batches, step, o.batchSize));
     if (dist.rank === o.slowRank) await withSpan(dist, "slowed", () => sleep(o.slowMs));
     outgoing[0] = step === o.steps - 1 ? 1 : 0;
     outgoing[1] = step;

@@ -11,6 +11,7 @@
  * same backward, so they compare like with like.
  */
 import * as tf from "@tensorflow/tfjs";
+import { readTensors } from "./gradients";
 import type { GradientArray, StagedModel } from "./types";
 
 /** Called with the stage's index and its parameters' gradients (Stage.params order). */
@@ -26,12 +27,14 @@ export async function stagedBackward<B>(model: StagedModel<B>, batch: B, onReady
   // activations[i] is stage i's input; activations[stages.length] is the model output.
   const activations: tf.Tensor[] = [model.input(batch)];
   for (const stage of stages) activations.push(tf.tidy(() => stage.forward(activations.at(-1)!, stage.params)));
-  let loss = 0;
+  let lossTensor: tf.Tensor | undefined;
   let dy: tf.Tensor = tf.tidy(() => {
     const { value, grads } = tf.valueAndGrads((out: tf.Tensor) => model.head(out, batch))([activations[stages.length]!]);
-    loss = value.dataSync()[0]!;
+    lossTensor = tf.keep(value);
     return grads[0]!;
   });
+  // Read while backward runs on; awaited at the end (a GPU rank cannot read synchronously).
+  const loss = lossTensor!.data().then((values) => values[0]!).finally(() => lossTensor!.dispose());
   for (let i = stages.length - 1; i >= 0; i--) {
     const stage = stages[i]!;
     const input = activations[i]!;
@@ -46,12 +49,13 @@ export async function stagedBackward<B>(model: StagedModel<B>, batch: B, onReady
     dy.dispose();
     const paramGrads = needInput ? grads.slice(1) : grads;
     dy = needInput ? grads[0]! : tf.scalar(0);
-    onReady(i, paramGrads.map((g) => Float32Array.from(g.dataSync())));
+    const values = await readTensors(paramGrads);
     tf.dispose(paramGrads);
+    onReady(i, values);
     // A few turns of the event loop: each lets pending messages move what the link allows by now.
     if (yieldBetween) for (let turn = 0; turn < 3; turn++) await new Promise<void>((resolve) => setImmediate(resolve));
   }
   dy.dispose();
   tf.dispose(activations.slice(1));
-  return loss;
+  return await loss;
 }

@@ -82,11 +82,11 @@ export function validateStragglerOptions(options: Given, size: number): Straggle
 
 export async function stragglerTraining<B>(dist: PeerCollectives, model: Model<B>, batches: BatchFn<B>, options: Given): Promise<StragglerReport> {
   const o = validateStragglerOptions(options, dist.size);
-  let params = await dist.broadcast(flattenTensors(model.params), 0);
+  let params = await dist.broadcast(await flattenTensors(model.params), 0);
   assignFlat(model.params, params);
   const compute = async (step: number, batch: number): Promise<{ loss: number; grads: Float32Array; ms: number }> => {
     const start = nowMs();
-    const { loss, grads } = withSpan(dist, "gradient", () => flatStepGradients(model, batches, step, batch));
+    const { loss, grads } = await withSpan(dist, "gradient", () => flatStepGradients(model, batches, step, batch));
     await withSpan(dist, "device time", () => sleep(o.deviceMsPerSample * batch));
     const ms = nowMs() - start;
     if (dist.rank === o.slowRank) await withSpan(dist, "slowed", () => sleep((o.slowFactor - 1) * ms));
@@ -126,7 +126,7 @@ export async function stragglerTraining<B>(dist: PeerCollectives, model: Model<B
       losses.push(loss);
     }
   }
-  params = await dist.broadcast(flattenTensors(model.params), 0);
+  params = await dist.broadcast(await flattenTensors(model.params), 0);
   assignFlat(model.params, params);
   // Every rank reports rank 0's step times (with backup workers only rank 0 sees whole steps).
   const steps = Array.from(await dist.broadcast(Float64Array.from({ length: o.steps }, (_, i) => stepMs[i] ?? 0), 0));

@@ -138,9 +138,10 @@ export function createDist(
     if (Array.isArray(x)) return Array.from(await run(Float64Array.from(x as number[]))) as T;
     if (isTensor(x)) {
       const tensor = x as Tensor;
-      // dataSync may return the backend's own buffer. Collectives only read their input; recv
-      // writes into it, so it gets a copy.
-      const synced = tensor.dataSync() as CommArray;
+      // Read without blocking: a GPU rank (webgpu) cannot read a GPU tensor synchronously. The values
+      // may be the backend's own cached buffer. Collectives only read their input; recv writes into it,
+      // so it gets a copy.
+      const synced = (await tensor.data()) as CommArray;
       const data = where === "recv" ? synced.slice() : synced;
       const out = await run(data, tensor.shape);
       const shape = gathered ? gatheredShape(tensor.shape, out.length) : out.length === data.length ? tensor.shape : [out.length];

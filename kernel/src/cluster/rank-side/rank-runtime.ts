@@ -12,6 +12,7 @@
 import { getHeapStatistics } from "node:v8";
 import { toRemoteErrorData } from "../../errors";
 import { toCellValue } from "./cell-value";
+import { readTensorsForDisplay } from "./cell-value-read";
 import { createDist, type Dist } from "./dist-api";
 import type {
   CellResult,
@@ -153,7 +154,7 @@ export function createRankRuntime(portFor: (task: InitTask) => RankPort): RankTa
       const value = await rank.epochs.run(task.cellId, () =>
         rank.recorder.span(task.cellName, () => rank.scope.run(task.cell, task.cellId, task.cellName, controller.signal), { args: { cell: true } }),
       );
-      return { kind: "cell", ok: true, value: toCellValue(value) };
+      return { kind: "cell", ok: true, value: toCellValue(await readTensorsForDisplay(value)) };
     } catch (error) {
       // A collective woken by the world's cancel may throw before the cancel command is read.
       const data = toRemoteErrorData(error);
