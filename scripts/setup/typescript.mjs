@@ -15,6 +15,12 @@ export const typescriptStep = {
       cwd: root,
       hint: "fix the TypeScript errors above, then rerun `npm run setup`",
     });
+    // `npm ci` links a workspace's bin only if its file exists, and kernel/dist/cli.js is built
+    // after it: link `distlab` now, so `npx distlab ...` works in a fresh clone.
+    if (!existsSync(join(root, "node_modules", ".bin", "distlab"))) {
+      await runCommand("npm", ["rebuild", "distlab", "--ignore-scripts"], { cwd: root, hint: "run `npm rebuild distlab` to see why the bin link failed" });
+      return "kernel/dist up to date, linked the distlab command";
+    }
     return "kernel/dist up to date";
   },
 };

@@ -87,7 +87,10 @@ def check_registered_and_runs(venv: Path, env: dict[str, str], cli: Path) -> Non
     assert "distlab" in specs, specs.keys()
     spec = specs["distlab"]
     assert Path(spec["resource_dir"]).resolve().is_relative_to(venv.resolve()), spec["resource_dir"]
-    assert Path(spec["spec"]["argv"][1]).resolve() == cli.resolve(), spec["spec"]["argv"]
+    # argv: node, its V8 start flags (relaxed SIMD where Node takes it), the CLI, then the kernel's arguments.
+    argv = spec["spec"]["argv"]
+    assert argv[-3:] == ["kernel", "--connection-file", "{connection_file}"], argv
+    assert Path(argv[-4]).resolve() == cli.resolve(), argv
 
     listing = run([jupyter, "labextension", "list"], env)
     text = re.sub(r"\x1b\[[0-9;]*m", "", listing.stdout + listing.stderr)

@@ -129,7 +129,8 @@ def test_lab_setup_works_for_an_unprivileged_user_without_chromium_or_debian_too
     assert distlab is not None, specs.stdout
     assert Path(distlab["resource_dir"]).is_relative_to(clone / ".venv"), distlab["resource_dir"]
     argv = distlab["spec"]["argv"]
-    assert argv[1] == str(clone / "kernel" / "dist" / "cli.js") and Path(argv[1]).is_file(), argv
+    # argv: node, its V8 start flags, the CLI, then the kernel's arguments.
+    assert argv[-4] == str(clone / "kernel" / "dist" / "cli.js") and Path(argv[-4]).is_file(), argv
 
     extensions = as_unprivileged_user(clone, home, [jupyter, "labextension", "list"], timeout=120)
     listing = extensions.stdout + extensions.stderr
