@@ -15,7 +15,7 @@ import subprocess
 import threading
 from pathlib import Path
 
-from kernel_helpers import KERNEL_CLI
+from kernel_helpers import KERNEL_CLI, alive, children
 
 
 def write_token(directory: Path) -> Path:
@@ -23,29 +23,6 @@ def write_token(directory: Path) -> Path:
     token_file.write_text(secrets.token_hex(32) + "\n")
     token_file.chmod(0o600)
     return token_file
-
-
-def alive(pid: int) -> bool:
-    """True while `pid` runs; a zombie (dead, not yet reaped) counts as gone."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
-            continue
-        if ppid == pid:
-            found.append(int(entry.name))
-    return found
 
 
 class Agent:

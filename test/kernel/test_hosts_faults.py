@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 from conftest import ExecuteOutcome, execute
-from hosts_agents import Agent, alive, children, write_token
+from hosts_agents import Agent, write_token
+from kernel_helpers import alive, children
 from kernel_helpers import start_kernel, stop_kernel
 
 TIMEOUT_S = 20  # the cells' --timeout (collective timeout, seconds)

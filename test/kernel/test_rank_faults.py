@@ -5,34 +5,10 @@ from __future__ import annotations
 import os
 import signal
 import time
-from pathlib import Path
 
 import pytest
 from conftest import execute
-from kernel_helpers import start_kernel, stop_kernel
-
-
-def _alive(pid: int) -> bool:
-    """True while `pid` runs; a zombie (dead, not yet reaped) counts as gone."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
-            continue
-        if ppid == pid:
-            found.append(int(entry.name))
-    return found
+from kernel_helpers import alive, children, start_kernel, stop_kernel
 
 
 @pytest.mark.parametrize("backend", ["threads", "processes"])
@@ -45,14 +21,14 @@ def test_ranks_busy_in_a_synchronous_loop_die_with_a_sigkilled_kernel(backend):
         rank_pids = {pid for pid in out.results[0]["application/json"] if pid != kernel_pid}
         # Threads live in the kernel's process; processes are its children.
         assert len(rank_pids) == (2 if backend == "processes" else 0), rank_pids
-        assert rank_pids <= set(_children(kernel_pid))
+        assert rank_pids <= set(children(kernel_pid))
         kc.execute(f"%%distributed -n 2 --backend {backend}\nwhile (true) {{}}")
         time.sleep(1.5)
         os.kill(kernel_pid, signal.SIGKILL)
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and any(_alive(pid) for pid in rank_pids | {kernel_pid}):
+        while time.monotonic() < deadline and any(alive(pid) for pid in rank_pids | {kernel_pid}):
             time.sleep(0.1)
-        survivors = [pid for pid in rank_pids | {kernel_pid} if _alive(pid)]
+        survivors = [pid for pid in rank_pids | {kernel_pid} if alive(pid)]
         for pid in survivors:
             os.kill(pid, signal.SIGKILL)
         assert survivors == [], f"still running 5 s after the kernel was SIGKILLed: {survivors}"
