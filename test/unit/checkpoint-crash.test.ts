@@ -65,6 +65,11 @@ const restorers: Record<string, (path: string) => Promise<{ step: number; payloa
   },
 };
 
+/** A temporary file a killed save leaves beside the checkpoint. */
+const TEMPORARY = /^\.state\.ckpt.*\.tmp-\d+-[0-9a-f]{8}$/;
+const MIN_KILLS = 20;
+const MAX_KILLS = 200;
+
 for (const how of ["file", "per-rank"] as const) {
   test(`${how}: kill -9 of a writer at random points during ${SAVES} saves; every restore yields the last complete checkpoint`, { timeout: 180_000 }, async () => {
     const dir = tempDir();
@@ -74,7 +79,10 @@ for (const how of ["file", "per-rank"] as const) {
     let saved = -1;
     let kills = 0;
     try {
-      while (saved + 1 < SAVES) {
+      // Saves are fast on a quiet machine, so 100 of them may take only a few kills: go on until
+      // there have been MIN_KILLS kills and one of them left a write half done (at most MAX_KILLS).
+      const midWriteSeen = () => readdirSync(dir).some((name) => TEMPORARY.test(name));
+      while (saved + 1 < SAVES || kills < MIN_KILLS || (!midWriteSeen() && kills < MAX_KILLS)) {
         const reported = await runAndKill(writer, path, how, saved + 1, Math.floor(Math.random() * 600));
         kills++;
         if (!existsSync(path)) {
@@ -89,7 +97,7 @@ for (const how of ["file", "per-rank"] as const) {
       // What killed saves leave: temporary files beside the checkpoint (and, per rank, at most the
       // shards of the save that was being written when the writer died).
       const names = readdirSync(dir);
-      const temporary = names.filter((name) => /^\.state\.ckpt.*\.tmp-\d+-[0-9a-f]{8}$/.test(name));
+      const temporary = names.filter((name) => TEMPORARY.test(name));
       const shards = names.filter((name) => /^state\.ckpt\.[0-9a-f]+\.rank0-of-1$/.test(name));
       assert.deepEqual(names.filter((name) => name !== "state.ckpt" && !temporary.includes(name) && !shards.includes(name)), []);
       assert.ok(shards.length <= (how === "per-rank" ? 2 : 0), `older shards are deleted: ${shards.join(", ")}`);
