@@ -11,7 +11,7 @@ import { readControl, sendControl, type FromAgent, type ToAgent } from "./contro
 import { encodeFrame, FrameReader } from "./frames";
 import {
   AGENT_PROTOCOL, HANDSHAKE_FRAME_BYTES, freshNonce, jsonFrame, parseHandshake, proofMatches, proofOf,
-  type Challenge, type HandshakeReply,
+  type AgentAnnouncement, type Challenge, type HandshakeReply,
 } from "./handshake";
 
 /** How long dialling and authenticating one agent may take (milliseconds). */
@@ -60,6 +60,14 @@ export interface AgentStreamOptions extends Omit<AgentLinkOptions, "host" | "por
   explain?: (error: Error) => Promise<string>;
   /** Why the stream ended, from what carries it (ssh's last words), given the stream's own reason. */
   closeReason?: (reason: string) => string;
+  /**
+   * For an agent that dialled this kernel (rendezvous.ts): once the agent has proved the token,
+   * a reason to refuse it (an index taken or out of range), or undefined to go on. A refusal, and a
+   * failed proof, is then told to the agent in a refused frame before the stream closes.
+   */
+  admit?: (challenge: Challenge) => string | undefined;
+  /** How errors name what was being connected (default `--hosts`). */
+  flag?: string;
 }
 
 export class AgentLink {
@@ -74,6 +82,8 @@ export class AgentLink {
     readonly agentVersion: string,
     /** Where the agent's host reaches this kernel: the ranks' rendezvous listens there. */
     readonly localAddress: string,
+    /** Which agent of how many, for an agent that dialled this kernel (`distlab agent --connect`). */
+    readonly announced?: AgentAnnouncement,
   ) {}
 
   /** Connects and authenticates; every failure is a HostsError naming the agent. */
@@ -167,6 +177,8 @@ export class AgentLink {
       }
       return frames.shift()!;
     };
+    /** What to tell an agent that dialled in and is refused (nothing is told to other peers). */
+    let refusable: string | undefined;
     try {
       const kernelNonce = freshNonce();
       stream.write(encodeFrame(jsonFrame({ type: "hello", protocol: AGENT_PROTOCOL, version: options.version, nonce: kernelNonce })));
@@ -177,20 +189,29 @@ export class AgentLink {
         );
       }
       if (!proofMatches(challenge.proof, proofOf(options.token, "agent", kernelNonce, challenge.nonce))) {
+        refusable = "wrong token: the agent's proof does not match";
         throw new Error("the agent did not prove it holds the token of --token-file (a different token, or not a distlab agent)");
+      }
+      const refusal = options.admit?.(challenge);
+      if (refusal !== undefined) {
+        refusable = refusal;
+        throw new Error(refusal);
       }
       stream.write(encodeFrame(jsonFrame({ type: "auth", proof: proofOf(options.token, "kernel", challenge.nonce, kernelNonce) })));
       const reply = parseReply(await nextFrame());
       if (reply.type === "refused") throw new Error(`the agent refused this kernel: ${reply.reason}`);
       stream.off("data", onData);
       const kernelAddress = challenge.addresses?.kernel ?? options.kernelAddress;
-      const link = new AgentLink(options.address, stream, challenge.slots, challenge.hostname, challenge.version, kernelAddress);
+      const link = new AgentLink(options.address, stream, challenge.slots, challenge.hostname, challenge.version, kernelAddress, challenge.rendezvous);
       link.serve(reader, options.onClose, options.closeReason, options.silenceMs ?? AGENT_SILENCE_MS);
       return link;
     } catch (error) {
-      stream.destroy();
+      if (options.admit !== undefined && refusable !== undefined) {
+        stream.end(encodeFrame(jsonFrame({ type: "refused", reason: refusable })));
+        setTimeout(() => stream.destroy(), 1000).unref();
+      } else stream.destroy();
       const more = (await options.explain?.(error as Error)) ?? "";
-      throw new HostsError(`--hosts: agent at ${options.address}: ${(error as Error).message}${more}`);
+      throw new HostsError(`${options.flag ?? "--hosts"}: agent at ${options.address}: ${(error as Error).message}${more}`);
     }
   }
 
@@ -270,6 +291,11 @@ function parseChallenge(frame: Buffer): Challenge {
     const valid = typeof addresses === "object" && addresses !== null &&
       ["agent", "kernel"].every((key) => typeof (addresses as Record<string, unknown>)[key] === "string" && /^[0-9A-Za-z.:%_-]{1,100}$/.test((addresses as Record<string, string>)[key]!));
     if (!valid) throw new Error("malformed challenge frame: addresses is not { agent, kernel } of IP addresses");
+  }
+  const announced = challenge.rendezvous as unknown;
+  if (announced !== undefined) {
+    const { index, world } = (announced ?? {}) as Record<string, unknown>;
+    if (!Number.isInteger(index) || !Number.isInteger(world) || (index as number) < 0 || (world as number) < 1) throw new Error("malformed challenge frame: rendezvous is not { index, world } of whole numbers");
   }
   return challenge;
 }

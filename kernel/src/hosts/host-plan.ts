@@ -15,6 +15,7 @@ import { createHostGroup } from "./host-group";
 import { assignRanks, entryName, launcherOf, parseHostSpec } from "./host-spec";
 import { defaultTokenFile, readTokenFile } from "./token";
 import { normalizeFingerprint, type AgentTls } from "./agent-link";
+import { planRendezvousGroup } from "./rendezvous-plan";
 
 /** `--tls-ca FILE` (read now) or `--tls-fingerprint SHA256` (checked now), not both. */
 function agentTls(options: DistributedOptions): AgentTls | undefined {
@@ -38,9 +39,10 @@ function agentTls(options: DistributedOptions): AgentTls | undefined {
 }
 
 /** The shape fields every backend shares (link, TF backend, memory cap). */
-type CommonShape = Omit<GroupShape, "size" | "backend">;
+export type CommonShape = Omit<GroupShape, "size" | "backend">;
 
 export function planHostGroup(options: DistributedOptions, common: CommonShape): GroupPlan {
+  if (options.launcher === "env") return planRendezvousGroup(options, common);
   if (options.hosts === undefined) throw new UsageError(`%%distributed: --backend hosts needs --hosts SPEC (a hostfile or [user@]host[:port],...)`, "--hosts");
   const entries = parseHostSpec(options.hosts);
   const launcher = options.launcher ?? "auto";
