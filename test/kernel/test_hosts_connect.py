@@ -128,20 +128,22 @@ def test_a_wrong_token_on_dial_in_is_refused_and_logged_and_nothing_runs(kernel,
     marker = tmp_path / "ran"
     port = free_port()
     intruder = subprocess.Popen(
-        ["node", str(KERNEL_CLI), "agent", "--connect", f"127.0.0.1:{port}", "--token-file", str(wrong), "--slots", "1", "--connect-timeout", "8"],
+        ["node", str(KERNEL_CLI), "agent", "--connect", f"127.0.0.1:{port}", "--token-file", str(wrong), "--slots", "1", "--connect-timeout", "60"],
         env=agent_env(RANK="0", WORLD_SIZE="1"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     try:
+        # Dialling (and backing off: at most 5 s between attempts) before the kernel listens, and after.
         outcome = execute(
             kc,
-            f"%%distributed -n 1 --launcher env --rendezvous 127.0.0.1:{port} --token-file {token} --rendezvous-timeout 5\n"
+            f"%%distributed -n 1 --launcher env --rendezvous 127.0.0.1:{port} --token-file {token} --rendezvous-timeout 8\n"
             f"(await import('node:fs')).writeFileSync({str(marker)!r}, 'ran')",
             timeout=60,
         )
+        intruder.terminate()
+        _, log = intruder.communicate(timeout=30)
         assert outcome.status == "error"
         evalue = outcome.error["evalue"]
-        assert re.search(rf"--rendezvous 127\.0\.0\.1:{port}: no agent dialled in within 5 s .*refused meanwhile: refused 127\.0\.0\.1:\d+: the agent did not prove it holds the token", evalue), evalue
-        _, log = intruder.communicate(timeout=30)
+        assert re.search(rf"--rendezvous 127\.0\.0\.1:{port}: no agent dialled in within 8 s .*refused meanwhile: refused 127\.0\.0\.1:\d+: the agent did not prove it holds the token", evalue), (evalue, log)
         assert re.search(rf"refused kernel 127\.0\.0\.1:{port}: the kernel refused this agent: wrong token", log), log
         assert wrong.read_text().strip() not in log and token.read_text().strip() not in log
         assert not marker.exists(), "the cell ran although no agent proved the token"
