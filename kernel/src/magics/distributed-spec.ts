@@ -73,7 +73,7 @@ export const DISTRIBUTED_FLAGS: readonly FlagSpec[] = [
   { name: "agent-command", type: "string", valueName: "CMD", help: "with --launcher ssh: what runs distlab on the hosts (default distlab)" },
   { name: "tls-ca", type: "string", valueName: "FILE", help: "with --hosts: dial running agents over TLS, trusting the CA certificates in FILE (PEM)" },
   { name: "tls-fingerprint", type: "string", valueName: "SHA256", help: "with --hosts: dial running agents over TLS, accepting only a certificate of this SHA-256 fingerprint" },
-  { name: "token-file", type: "string", valueName: "FILE", help: `with --hosts: the file (mode 600) holding the token running agents were started with (default ${DEFAULT_TOKEN_FILE_HELP})` },
+  { name: "token-file", type: "string", valueName: "FILE", help: `with --hosts or --launcher env: the file (mode 600) holding the token the agents were started with (default ${DEFAULT_TOKEN_FILE_HELP})` },
   {
     name: "timeout",
     type: "number",
