@@ -44,7 +44,7 @@ async function until(what: string, check: () => boolean, ms = 10_000): Promise<v
   }
 }
 
-test("agents that dial in are placed by their announced index, whatever order they arrive in, and finish when the kernel closes", async () => {
+test("agents that dial in are placed by their announced index, whatever order they arrive in, and finish when the kernel closes", { timeout: 30_000 }, async () => {
   const { rendezvous, port } = await openRendezvous();
   const second = agent(port, 1, 2, { slots: 3 });
   await until("agent 1 to be admitted", () => rendezvous.missing()?.join() === "0");
@@ -60,7 +60,7 @@ test("agents that dial in are placed by their announced index, whatever order th
   assert.match(second.log.at(-1)!, /closed the connection; this agent is done/);
 });
 
-test("an agent started before the kernel listens dials again with backoff, logging each attempt, until it gets in", async () => {
+test("an agent started before the kernel listens dials again with backoff, logging each attempt, until it gets in", { timeout: 30_000 }, async () => {
   const probe = net.createServer();
   await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
   const port = (probe.address() as net.AddressInfo).port;
@@ -74,7 +74,7 @@ test("an agent started before the kernel listens dials again with backoff, loggi
   await early.done;
 });
 
-test("a wrong token is refused on both sides, logged without the token, nothing is admitted, and the wait names what was refused", async () => {
+test("a wrong token is refused on both sides, logged without the token, nothing is admitted, and the wait names what was refused", { timeout: 30_000 }, async () => {
   const { rendezvous, log, port } = await openRendezvous();
   const otherToken = Buffer.from(randomBytes(32).toString("hex"));
   const intruder = agent(port, 0, 1, { token: otherToken, connectTimeoutMs: 1500 });
@@ -97,7 +97,7 @@ test("a wrong token is refused on both sides, logged without the token, nothing 
   await honest.done;
 });
 
-test("an index that is taken, or a world that disagrees, is refused with the reason told to the agent", async () => {
+test("an index that is taken, or a world that disagrees, is refused with the reason told to the agent", { timeout: 30_000 }, async () => {
   const { rendezvous, port } = await openRendezvous();
   const first = agent(port, 0, 2);
   await until("agent 0", () => rendezvous.missing()?.join() === "1");
@@ -112,7 +112,7 @@ test("an index that is taken, or a world that disagrees, is refused with the rea
   await first.done;
 });
 
-test("an interrupt ends the wait at once, saying how many agents had come", async () => {
+test("an interrupt ends the wait at once, saying how many agents had come", { timeout: 30_000 }, async () => {
   const { rendezvous } = await openRendezvous();
   const interrupt = new AbortController();
   const started = Date.now();
@@ -121,7 +121,7 @@ test("an interrupt ends the wait at once, saying how many agents had come", asyn
   assert.ok(Date.now() - started < 5000, `the interrupted wait took ${Date.now() - started} ms`);
 });
 
-test("garbage and a 1 GiB length header close only their own connection; the next agent gets in", async () => {
+test("garbage and a 1 GiB length header close only their own connection; the next agent gets in", { timeout: 30_000 }, async () => {
   const { rendezvous, log, port } = await openRendezvous();
   const send = (bytes: Buffer) =>
     new Promise<void>((resolve) => {
@@ -143,14 +143,14 @@ test("garbage and a 1 GiB length header close only their own connection; the nex
   await honest.done;
 });
 
-test("an agent refuses to dial a non-loopback kernel without TLS before opening any socket", async () => {
+test("an agent refuses to dial a non-loopback kernel without TLS before opening any socket", { timeout: 30_000 }, async () => {
   await assert.rejects(
     dialKernel({ host: "192.0.2.7", port: 29471, token, slots: 1, version, log: () => undefined, connectTimeoutMs: 1000 }),
     /refusing to dial 192\.0\.2\.7:29471, which is not a loopback address, without TLS.*--tls-ca FILE or --tls-fingerprint SHA256.*--insecure/,
   );
 });
 
-test("over TLS the agent checks the kernel's pinned fingerprint: the right one gets in, a wrong one is never sent a byte", async () => {
+test("over TLS the agent checks the kernel's pinned fingerprint: the right one gets in, a wrong one is never sent a byte", { timeout: 30_000 }, async () => {
   const dir = tempDir();
   execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "kernel.key", "-out", "kernel.pem", "-days", "2", "-subj", "/CN=kernel", "-addext", "subjectAltName=IP:127.0.0.1"], { cwd: dir, stdio: "ignore" });
   const fingerprint = execFileSync("openssl", ["x509", "-in", "kernel.pem", "-noout", "-fingerprint", "-sha256"], { cwd: dir, encoding: "utf8" }).trim().split("=")[1]!;
