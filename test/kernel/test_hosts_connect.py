@@ -87,7 +87,10 @@ def test_agents_from_a_torchrun_style_script_dial_in_and_run_a_group_that_keeps_
         assert [value[1] for value in values] == [agents[0], agents[0], agents[1], agents[1]], (values, agents)
         progress = "\n".join(display["data"]["text/plain"] for display in first.displays if "text/plain" in display["data"])
         assert re.search(r"2 of 2 agents connected at 127\.0\.0\.1:\d+: agent 0 \S+ \(2 slots\), agent 1 \S+ \(2 slots\)", progress), progress
-        assert _values(execute(kc, f"{magic}\nkept", timeout=60)) == [10, 20, 30, 40]
+        second = execute(kc, f"{magic}\nkept", timeout=60)
+        assert _values(second) == [10, 20, 30, 40]
+        assert not any("agents connected" in str(display["data"]) for display in second.displays), "a group whose agents are all in shows no progress line"
+
         report = execute(kc, "%dist hosts", timeout=30).stdout
         for index, ranks in ((0, "ranks 0, 1"), (1, "ranks 2, 3")):
             assert re.search(rf"^  \S+ \(agent {index}\): agent distlab \S+ on \S+ \(dialled in\); {ranks};", report, re.M), report

@@ -88,8 +88,10 @@ export function createHostGroup(shape: GroupShape, onEvent: (rank: number, event
   let rendezvous: Rendezvous | undefined;
   /** `--launcher env`: waits for every agent to dial in; the first time, lays the ranks out in the agents' index order. */
   const gather = async (context: PrepareContext): Promise<string[]> => {
-    rendezvous ??= await options.rendezvous!.open();
     const lostBefore = links.flatMap((link, index) => (link.closed ? [index] : []));
+    // Every agent still connected: nothing to wait for, nothing to show under the cell.
+    if (links.length > 0 && lostBefore.length === 0) return [];
+    rendezvous ??= await options.rendezvous!.open();
     const gathered = await rendezvous.gather(options.rendezvous!.timeoutMs, context.interrupt, context.progress);
     if (links.length === 0) {
       names.splice(0, names.length, ...gathered.map((link, index) => `${link.hostname} (agent ${index})`));
