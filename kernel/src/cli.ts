@@ -125,7 +125,7 @@ async function runAgent(given: string[]): Promise<void> {
     return;
   }
   const kernelTlsFlags = ["tls-ca", "tls-fingerprint", "connect-timeout"].filter((name) => values[name] !== undefined);
-  if (kernelTlsFlags.length > 0) throw new UsageError(`distlab agent: ${kernelTlsFlags.map((name) => `--${name}`).join(", ")} only apply with --connect`);
+  if (kernelTlsFlags.length > 0) throw new UsageError(`distlab agent: ${kernelTlsFlags.map((name) => `--${name}`).join(", ")} ${kernelTlsFlags.length === 1 ? "applies" : "apply"} only with --connect`);
   const listen = typeof values.listen === "string" ? values.listen : `127.0.0.1:${DEFAULT_AGENT_PORT}`;
   const match = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d+)$/.exec(listen);
   if (!match || Number(match[2]) > 65535) throw new UsageError(`distlab agent: --listen ${JSON.stringify(listen)} is not HOST:PORT`);
