@@ -182,7 +182,14 @@ def test_an_interrupt_during_the_wait_ends_the_cell_promptly(kernel, tmp_path: P
     token = write_token(tmp_path / "token")
     port = free_port()
     msg_id = kc.execute(f"%%distributed -n 2 --launcher env --rendezvous 127.0.0.1:{port} --token-file {token} --rendezvous-timeout 120\ndist.rank")
-    time.sleep(3)
+    # Interrupt once the cell shows it is waiting (not while it is still being compiled).
+    deadline = time.monotonic() + 60
+    waiting = False
+    while not waiting:
+        assert time.monotonic() < deadline, "the cell never showed that it waits for agents"
+        message = kc.get_iopub_msg(timeout=60)
+        if message.get("parent_header", {}).get("msg_id") == msg_id and message["header"]["msg_type"] == "display_data":
+            waiting = "waiting for agents at 127.0.0.1:" in message["content"]["data"].get("text/plain", "")
     interrupted = time.monotonic()
     km.interrupt_kernel()
     reply = kc.get_shell_msg(timeout=60)
