@@ -227,3 +227,24 @@ def test_every_raises_exception_cell_states_its_error(path: Path) -> None:
         promise = cell.metadata.get("distlab", {})
         assert isinstance(promise.get("raises"), str) and promise.get("match"), (
             f'{path.name}: cell {index} is tagged raises-exception but has no metadata "distlab": {{"raises": ..., "match": [...]}}')
+
+
+# 09 compares the backends cell by cell (threads, then processes, then agents), so its cells name
+# their backend themselves.
+BACKENDS_CHOSEN_BY_THE_TUTORIAL = {"09-remote-hosts"}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_every_tutorial_runs_on_the_backend_its_parameters_name(path: Path) -> None:
+    """`BACKEND = "gpus"` (or DISTLAB_NOTEBOOK_BACKEND) must move every rank of a tutorial."""
+    if path.stem in BACKENDS_CHOSEN_BY_THE_TUTORIAL:
+        pytest.skip(f"{path.stem} names each cell's backend itself")
+    notebook = nbformat.read(path, as_version=4)
+    parameters = [c.source for c in notebook.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert parameters and any(m["name"] == "BACKEND" for m in PARAMETER_LINE.finditer(parameters[0])), (
+        f'{path.name}: its parameters cell has no `const BACKEND: string = "threads";`'
+    )
+    for index, cell in enumerate(notebook.cells):
+        first = cell.source.split("\n", 1)[0] if cell.cell_type == "code" else ""
+        if first.startswith("%%distributed"):
+            assert "--backend $BACKEND" in first, f"{path.name} cell {index}: `{first}` does not take --backend $BACKEND"
