@@ -37,7 +37,7 @@ export const DISTRIBUTED_FLAGS: readonly FlagSpec[] = [
     max: MAX_WORKERS,
     default: 2,
     rangeReason: "per-pair channels grow with N^2; 256 covers 32 hosts x 8 GPUs",
-    help: "number of ranks; with --backend gpus at most one per GPU, all of them by default",
+    help: "number of ranks; with --backend gpus one per GPU by default, and more share the GPUs round-robin",
   },
   {
     name: "backend",
