@@ -28,43 +28,12 @@ from nbclient.exceptions import CellExecutionError
 from nbconvert import HTMLExporter
 
 from kernel_helpers import KERNEL_NAME, REPO_ROOT
+from notebook_cells import PARAMETER_LINE, apply_parameters, expected_error_problem, parameter_overrides
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
 ARTIFACTS = Path(os.environ.get("DISTLAB_TEST_ARTIFACTS", REPO_ROOT / "test-artifacts")) / "notebooks"
 CELL_TIMEOUT = 300  # seconds; the largest tutorial cell trains a small model
-DEFAULT_PARAMETERS = {"SIZE": "small"}
 VEGA_LITE = "application/vnd.vegalite.v5+json"
-PARAMETER_LINE = re.compile(r'^const (?P<name>[A-Z_][A-Z0-9_]*): string = "(?P<value>[^"\\]*)";$', re.MULTILINE)
-
-
-def parameter_overrides() -> dict[str, str]:
-    overrides = dict(DEFAULT_PARAMETERS)
-    for key, value in os.environ.items():
-        if key.startswith("DISTLAB_NOTEBOOK_"):
-            overrides[key.removeprefix("DISTLAB_NOTEBOOK_")] = value
-    return overrides
-
-
-def apply_parameters(notebook: nbformat.NotebookNode, overrides: dict[str, str]) -> list[str]:
-    """Rewrites the `parameters` cell's string constants; returns the names it set."""
-    applied: list[str] = []
-    for cell in notebook.cells:
-        if "parameters" not in cell.get("metadata", {}).get("tags", []):
-            continue
-
-        def replace(match: re.Match[str]) -> str:
-            name = match["name"]
-            if name not in overrides:
-                return match[0]
-            if '"' in overrides[name] or "\\" in overrides[name]:
-                raise ValueError(f"parameter {name}: value {overrides[name]!r} may not contain quotes or backslashes")
-            applied.append(name)
-            return f'const {name}: string = "{overrides[name]}";'
-
-        cell.source = PARAMETER_LINE.sub(replace, cell.source)
-    return applied
-
-
 def test_notebooks_exist() -> None:
     assert NOTEBOOKS, "notebooks/ holds no .ipynb file"
 
@@ -144,38 +113,6 @@ def plots_missing_from_html(notebook: nbformat.NotebookNode, html: str) -> list[
         if f">{spec['title']}</text>" not in svg.replace("&amp;", "&"):
             problems.append(f"cell {index}: the SVG does not show the title {spec['title']!r}")
     return problems
-
-
-def expected_error_problem(cell: nbformat.NotebookNode, index: int) -> str | None:
-    """Why an executed cell breaks its error promise, or None when it keeps it.
-
-    A cell tagged `raises-exception` must carry metadata.distlab = {"raises": ename, "match": [words]}
-    and end with exactly one error of that ename whose evalue contains every word; a cell with the
-    metadata must carry the tag (without it nbclient would stop the notebook instead).
-    """
-    if cell.cell_type != "code":
-        return None
-    metadata = cell.get("metadata", {})
-    tagged = "raises-exception" in metadata.get("tags", [])
-    promise = metadata.get("distlab", {})
-    if not tagged:
-        return f"cell {index}: metadata.distlab.raises is set but the cell is not tagged raises-exception" if "raises" in promise else None
-    ename, words = promise.get("raises"), promise.get("match")
-    if isinstance(words, str):
-        words = [words]
-    if not isinstance(ename, str) or not ename or not isinstance(words, list) or not words or not all(isinstance(w, str) and w for w in words):
-        return (f'cell {index}: tagged raises-exception, so its metadata must say what it raises: '
-                f'"distlab": {{"raises": "RangeError", "match": ["the option it names"]}}; got {promise!r}')
-    errors = [output for output in cell.get("outputs", []) if output.output_type == "error"]
-    if not errors:
-        return f"cell {index}: should raise {ename} mentioning {words}, but did not raise"
-    error = errors[-1]
-    if error.ename != ename:
-        return f"cell {index}: should raise {ename} mentioning {words}, raised {error.ename}: {error.evalue}"
-    missing = [word for word in words if word not in error.evalue]
-    if missing:
-        return f"cell {index}: {ename} should mention {missing}, said: {error.evalue}"
-    return None
 
 
 def test_parameters_override_only_named_string_constants() -> None:
