@@ -31,7 +31,12 @@
  * reports their values when backward starts and at the peak. The forward,
  * each segment's recompute and each segment's backward are spans on the
  * rank's timeline ("forward", "recompute segment j", "backward segment j"),
- * from which the extra compute is read.
+ * and inside them one span per layer pass ("forward layer l", "recompute
+ * layer l", "backward layer l"), from which the extra compute is read: the
+ * count of recompute passes and their durations. A layer pass is short
+ * (a matmul or a block), so on a busy machine most of them run without the
+ * thread being descheduled and their median is the pass's compute time,
+ * where a whole segment's span would also hold the time other processes ran.
  *
  * A stage with split backward halves (SplitBackwardStage: the linear chain)
  * differentiates from its input and dy directly; any other stage through
@@ -165,7 +170,8 @@ export class ActivationCheckpointing<B> {
         let h = this.model.input(batch);
         for (let layer = 0; layer < stages.length; layer++) {
           if (checkpoints.has(layer)) keep(layer, h);
-          const out = tf.tidy(() => stages[layer]!.forward(h, stages[layer]!.params));
+          const input = h;
+          const out = withSpan(this.dist, `forward layer ${layer}`, () => tf.tidy(() => stages[layer]!.forward(input, stages[layer]!.params)));
           if (!checkpoints.has(layer) && layer > 0) h.dispose();
           h = out;
         }
@@ -183,7 +189,8 @@ export class ActivationCheckpointing<B> {
         withSpan(this.dist, `recompute segment ${j}`, () => {
           let h = held.get(start)!;
           for (let layer = start + 1; layer < end; layer++) {
-            h = tf.tidy(() => stages[layer - 1]!.forward(h, stages[layer - 1]!.params));
+            const input = h;
+            h = withSpan(this.dist, `recompute layer ${layer - 1}`, () => tf.tidy(() => stages[layer - 1]!.forward(input, stages[layer - 1]!.params)));
             keep(layer, h);
           }
         });
@@ -192,7 +199,8 @@ export class ActivationCheckpointing<B> {
           for (let layer = end - 1; layer >= start; layer--) {
             const stage = stages[layer]!;
             const needInput = stage.differentiableInput && layer > 0;
-            const { dx, paramGrads } = tf.tidy(() => layerBackward(stage, held.get(layer)!, dy!, needInput));
+            const upstream = dy!;
+            const { dx, paramGrads } = withSpan(this.dist, `backward layer ${layer}`, () => tf.tidy(() => layerBackward(stage, held.get(layer)!, upstream, needInput)));
             dy!.dispose();
             dy = dx;
             release(layer);
