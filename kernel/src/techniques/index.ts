@@ -57,3 +57,6 @@ export { PipelineParallel, PIPELINE_DEFAULTS, validatePipelineOptions, type Pipe
 export { buildSchedule, simulateSchedule, validatePipelineShape, microBatchesNeeded, PIPELINE_SCHEDULES, type PipelineScheduleName, type PipelineOp, type PipelineSchedule, type SimulatedPipeline } from "./pipeline-schedules";
 export { PipelineChunk, splitLayers } from "./pipeline-chunks";
 export { measurePipelineBubble, type MeasuredBubble, type StageSpan } from "./pipeline-bubble";
+// Memory for compute: activations kept every few layers, the rest recomputed in backward.
+export { ActivationCheckpointing, ACTIVATION_CHECKPOINTING_DEFAULTS, validateActivationCheckpointingOptions, checkpointSegments, peakHeldFormula, recomputedLayersFormula, type ActivationCheckpointingOptions, type CheckpointedGradients, type HeldSample } from "./activation-checkpointing";
+export { MagnitudePruning, PrunedGradientSync, cubicSparsity, countZeros, validatePruningOptions, PRUNING_DEFAULTS, type PruningOptions } from "./pruning";
