@@ -177,9 +177,9 @@ export class Zero<B> {
 
   /** The model-state bytes this rank holds now, summed over the live buffers and variables. */
   heldBytes(): ZeroHeldBytes {
-    const parameters = this.#parameterShards
-      ? sumBytes(this.#parameterShards)
-      : this.model.stages.reduce((sum, s) => sum + s.params.reduce((n, p) => n + (p.isDisposed ? 0 : p.size * 4), 0), 0);
+    // the model's variables still alive (stages 0-2: all of them; stage 3: none) and the parameter shards
+    const variables = this.model.stages.reduce((sum, s) => sum + s.params.reduce((n, p) => n + (p.isDisposed ? 0 : p.size * 4), 0), 0);
+    const parameters = variables + (this.#parameterShards ? sumBytes(this.#parameterShards) : 0);
     const gradients = this.#fullGradients ? this.#fullGradients.byteLength : sumBytes(this.#gradientShards!);
     const optimizer = this.#adam.reduce((sum, a) => sum + a.bytes, 0);
     return { parameters, gradients, optimizer, total: parameters + gradients + optimizer };
