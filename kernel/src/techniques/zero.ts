@@ -216,7 +216,7 @@ export class Zero<B> {
     return out;
   }
 
-  /** Frees what the technique holds (stage 3: the parameter shards; the model is unusable after). */
+  /** Frees gathered parameter tensors still alive (after a step that failed half-way); shards and moments are plain arrays, the variables of stages 0-2 stay the caller's. */
   dispose(): void {
     tf.dispose([...this.#gathered]);
     this.#gathered.clear();
