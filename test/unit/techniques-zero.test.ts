@@ -70,7 +70,7 @@ for (const n of [3, 4]) {
         assert.ok(Math.abs(total / wireFormula - 1) <= 0.01, `${where}: sent ${total} B a step, formula ${wireFormula} B`);
         if (stage === 3) {
           // one unit's parameters and gradients at a time, freed after use
-          const largest = Math.max(...r.units.map((u) => u)) ;
+          const largest = Math.max(...r.units);
           assert.ok(r.peakGatheredBytes > 0 && r.peakGatheredBytes <= 2 * 4 * largest, `${where}: ${r.peakGatheredBytes} B gathered at once, largest unit ${4 * largest} B`);
           assert.equal(r.gatheredAfter, 0, `${where}: gathered parameters left alive after the step`);
         }
