@@ -18,7 +18,7 @@ import { decodeState, encodeState } from "../../kernel/src/checkpoint/checkpoint
 import {
   DataParallel, DistributedDataParallel, GradientAccumulation, Lamb, PowerSgdCompression, QsgdCompression, TopKCompression,
   PipelineParallel, TensorParallelGpt, flatParameters, gossipSgd, largeBatchTraining, localGradients, localSgd, parameterServer, scalarValue, stagedBackward,
-  stragglerTraining, type Collectives, type PeerCollectives,
+  stragglerTraining, Zero, type Collectives, type PeerCollectives,
 } from "../../kernel/src/techniques";
 
 const STAND_IN = "no-sync-read";
@@ -82,6 +82,19 @@ test("gradients, data parallel, DDP, accumulation, compression and LAMB train wi
   const stagedLoss = await stagedBackward(gpt, tokens, () => {});
   assert.ok(Math.abs(stagedLoss - (await localGradients(gpt, tokens)).loss) < 1e-5);
   assert.ok(Number.isFinite(await scalarValue(tf.tidy(() => gpt.loss(tokens)))));
+});
+
+test("ZeRO stages 0-3 train the tiny GPT without a synchronous read", async () => {
+  useStandIn();
+  const solo = { ...single, reduceScatter: async (x: Float32Array) => x };
+  const tokens = tokenBatch(Int32Array.from({ length: 50 }, (_, i) => i % 7), 2, 4, seededRandom(2));
+  for (const stage of [0, 1, 2, 3] as const) {
+    const zero = await Zero.create(createTinyGpt({ vocabSize: 7, blockSize: 4, nEmbd: 8, nHead: 2, nLayer: 1, seed: 3 }), solo, { stage });
+    const before = await zero.gatherParameters();
+    assert.ok(Number.isFinite((await zero.step(tokens)).loss));
+    const after = await zero.gatherParameters();
+    assert.ok(after.some((v, i) => v !== before[i]), `stage ${stage}: the parameters moved`);
+  }
 });
 
 test("a cell's tensor result is read without a synchronous read", async () => {
