@@ -18,6 +18,7 @@ import { AcceptorSide, DiallerSide, type WorldCredentials } from "../../kernel/s
 import { encodeFrame, FrameReader } from "../../kernel/src/hosts/frames";
 import { freshNonce, jsonFrame } from "../../kernel/src/hosts/handshake";
 import type { Communicator } from "../../kernel/src/comm/types";
+import fc from "fast-check";
 
 const ATTACKER = path.join(__dirname, "comm-data-attacker.ts");
 
@@ -138,6 +139,43 @@ test("a recorded data handshake replayed to a fresh acceptor fails on its fresh 
   // a proof made for one pair of ranks does not open another
   const other = new AcceptorSide(credentials, 2, () => undefined, () => undefined);
   assert.match((other.push(hello!) as { reason: string }).reason, /it dialled rank 0, this is rank 2/);
+});
+
+test("20,000 random and mutated inputs to a rank's acceptor, in random chunks: none authenticates, none throws, none gets more than a challenge", () => {
+  const credentials = { world: "0123456789abcdef", secret: Buffer.alloc(32, 5) };
+  const honest = recordHonestDialler(credentials).map((hex) => Buffer.from(hex, "hex"));
+  const stream = Buffer.concat(honest);
+  // an honest dialler's bytes with a few bytes overwritten (its proof no longer holds), JSON frames of the
+  // right shape with wrong values, and noise
+  const mutated = fc
+    .tuple(fc.nat({ max: stream.length - 1 }), fc.uint8Array({ minLength: 1, maxLength: 8 }))
+    .map(([at, bytes]) => {
+      const copy = Buffer.from(stream);
+      copy.set(bytes.subarray(0, copy.length - at), at);
+      return copy;
+    })
+    .filter((copy) => !copy.equals(stream));
+  const jsonish = fc
+    .record({ type: fc.constantFrom("data-hello", "data-auth", "data-challenge", "data-welcome"), protocol: fc.anything(), world: fc.constantFrom(credentials.world, "x"), from: fc.anything(), to: fc.anything(), nonce: fc.string(), proof: fc.string() })
+    .map((value) => encodeFrame(jsonFrame(value)));
+  const noise = fc.uint8Array({ maxLength: 256 }).map((bytes) => Buffer.from(bytes));
+  fc.assert(
+    fc.property(fc.oneof(mutated, jsonish, noise), fc.array(fc.nat(), { maxLength: 4 }), (bytes, cuts) => {
+      const replies: Buffer[] = [];
+      const side = new AcceptorSide(credentials, 0, (from) => (from === 1 ? undefined : `rank ${from} is not a peer`), (frame) => replies.push(frame));
+      const points = [...new Set(cuts.map((cut) => cut % (bytes.length + 1)))].sort((a, b) => a - b);
+      let last = 0;
+      for (const point of [...points, bytes.length]) {
+        const step = side.push(bytes.subarray(last, point));
+        last = point;
+        assert.notEqual(step.kind, "done", "authenticated without the secret");
+        if (step.kind === "refused") break;
+      }
+      assert.ok(replies.length <= 1, "nothing beyond the challenge is sent");
+      for (const reply of replies) assert.equal(new FrameReader(4096).push(reply).length, 1);
+    }),
+    { numRuns: 20_000 },
+  );
 });
 
 test("the rendezvous refuses registrations that do not authenticate, logs them, and keeps serving", async () => {
