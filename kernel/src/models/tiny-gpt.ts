@@ -16,7 +16,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { TensorBatch } from "../data/batches";
 import { seededRandom } from "../data/random";
 import type { Stage, StagedModel } from "../techniques/types";
-import { causalAttention, linear, gelu as fusedGelu, layerNorm as fusedLayerNorm } from "../compute/fused";
+import { causalAttention, linear, matMul, gelu as fusedGelu, layerNorm as fusedLayerNorm } from "../compute/fused";
 import { constantVariable, normalVariable } from "./init";
 import { softmaxCrossEntropy } from "./losses";
 
@@ -93,7 +93,7 @@ export function createTinyGpt(options: Partial<TinyGptOptions> & { vocabSize: nu
     differentiableInput: false,
     forward(tokens, [wte, wpe]) {
       const time = tokens.shape[1]!;
-      const tokenEmbedding = tf.gather(wte!, tokens.toInt()); // [batch, time, C]
+      const tokenEmbedding = tf.gather(wte!, tf.cast(tokens, "int32")); // [batch, time, C] (tf.cast: the GPU bench bundles tfjs-core, without chained ops)
       return tf.add(tokenEmbedding, tf.slice(wpe!, [0, 0], [time, C])); // + [time, C]
     },
   };
@@ -127,7 +127,7 @@ export function createTinyGpt(options: Partial<TinyGptOptions> & { vocabSize: nu
     forward(x, [gain, bias, wHead]) {
       const normed = layerNorm(x, gain!, bias!);
       const [batch, time] = x.shape as [number, number, number];
-      const flat = tf.matMul(tf.reshape(normed, [batch * time, C]) as tf.Tensor2D, wHead as tf.Tensor2D, false, o.tieEmbeddings); // [batch*time, vocab]
+      const flat = matMul(tf, tf.reshape(normed, [batch * time, C]), wHead!, o.tieEmbeddings); // [batch*time, vocab]
       return tf.reshape(flat, [batch, time, o.vocabSize]); // [batch, time, vocab]
     },
   };
