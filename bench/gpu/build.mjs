@@ -38,3 +38,5 @@ await build({
   logLevel: "warning",
 });
 console.log(`built ${out}/gpt2-bench.cjs`);
+// The table of a gpt2.sh run (gpt2-summary.ts, with bench/stats.ts).
+await build({ entryPoints: [path.join(root, "bench/gpu/gpt2-summary.ts")], bundle: true, platform: "node", format: "cjs", target: "node20", outfile: path.join(out, "gpt2-summary.cjs"), logLevel: "warning" });

@@ -12,15 +12,18 @@
  *             form (same weights, same batch)
  *   attention ms of causal attention forward + backward alone per form
  *             at contexts 64-1024 (batch 8, 12 heads of 64), SWEEP=1
- *   step      per attention form (DISTLAB_WEBGPU_ATTENTION rows / matmul):
- *             ms of each of STEPS timed Adam steps after WARMUP untimed
- *             ones, each reading its loss back, as the twin does
- *   profile   GPU time per kernel over one step (timestamp queries), PROFILE=1
+ *   step      per variant (VARIANTS: name=ENV:value+ENV:value;..., the
+ *             settings of compute/fused read at each call; "default" has
+ *             none): ms of each of STEPS timed Adam steps after WARMUP
+ *             untimed ones, each reading its loss back, as the twin does
+ *   profile   GPU time per kernel, and per product and transpose shape,
+ *             over one step of the first variant (timestamp queries), PROFILE=1
  *   memory    tf.memory() and the card's used memory (nvidia-smi) every 10
- *             of MEMORY_STEPS further steps
+ *             of MEMORY_STEPS further steps, default settings
  *
  * Environment: BATCH (8), CONTEXT (1024), WARMUP (3), STEPS (10),
- * MEMORY_STEPS (100), FORMS ("rows,matmul"), PROFILE, SWEEP; for a smoke test of
+ * MEMORY_STEPS (100), VARIANTS ("default"), FORMS (attention forms of the
+ * first-loss check and the sweep, "rows,matmul"), PROFILE, SWEEP; for a smoke test of
  * the bundle without a GPU, BACKEND=cpu and GPT2_OPTIONS (JSON overrides of
  * the model's options, e.g. '{"nLayer":1,"nEmbd":32,"nHead":2,"vocabSize":300}').
  */
@@ -42,6 +45,11 @@ const print = (record: object) => console.log(JSON.stringify(record));
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 const BATCH = env("BATCH", 8), CONTEXT = env("CONTEXT", 1024), WARMUP = env("WARMUP", 3), STEPS = env("STEPS", 10), MEMORY_STEPS = env("MEMORY_STEPS", 100);
 const FORMS = (process.env.FORMS ?? "rows,matmul").split(",");
+/** [name, environment] of each timed variant. */
+const VARIANTS: Array<[string, Record<string, string>]> = (process.env.VARIANTS ?? "default").split(";").map((spec) => {
+  const [name, settings = ""] = spec.split("=");
+  return [name!, Object.fromEntries(settings.split("+").filter(Boolean).map((kv) => kv.split(":") as [string, string]))];
+});
 
 /** Used memory of GPU 0 in MiB, or null where nvidia-smi is missing. */
 function gpuMemoryMiB(): number | null {
@@ -154,8 +162,11 @@ async function main(): Promise<void> {
     loss.dispose();
     return value;
   };
-  for (const form of FORMS) {
-    process.env.DISTLAB_WEBGPU_ATTENTION = form;
+  delete process.env.DISTLAB_WEBGPU_ATTENTION;
+  const baseline = { ...process.env };
+  for (const [index, [name, settings]] of VARIANTS.entries()) {
+    process.env = { ...baseline, ...settings };
+    const form = name;
     try {
       const losses: number[] = [];
       for (let i = 0; i < WARMUP; i++) losses.push(await step());
@@ -165,8 +176,8 @@ async function main(): Promise<void> {
         losses.push(await step());
         times.push(performance.now() - t0);
       }
-      print({ step: "gpt2", attention: form, batch: BATCH, ...summary(times), losses: losses.map((l) => Number(l.toFixed(4))) });
-      if (process.env.PROFILE) {
+      print({ step: "gpt2", variant: name, settings, dawn: process.env.DISTLAB_WEBGPU_DAWN ?? "", batch: BATCH, ...summary(times), losses: losses.map((l) => Number(l.toFixed(4))) });
+      if (process.env.PROFILE && index === 0) {
         const profile = await tf.profile(async () => { await step(); });
         // By kernel, and the products by kernel and input shapes (which of them are slow).
         const byKernel = new Map<string, [number, number]>(), byProduct = new Map<string, [number, number]>();
@@ -174,25 +185,26 @@ async function main(): Promise<void> {
         for (const k of profile.kernels) {
           const ms = Number(k.kernelTimeMs) || 0;
           add(byKernel, k.name, ms);
-          if (k.name.includes("MatMul")) add(byProduct, `${k.name} ${JSON.stringify(k.inputShapes)}`, ms);
+          if (k.name.includes("MatMul") || k.name === "Transpose") add(byProduct, `${k.name} ${JSON.stringify(k.inputShapes)}`, ms);
         }
         const gpuMs = [...byKernel.values()].reduce((s, v) => s + v[0], 0);
         const top = (map: Map<string, [number, number]>, n: number) => [...map].sort((x, y) => y[1][0] - x[1][0]).slice(0, n).map(([k, v]) => `${k} ${v[0].toFixed(1)}ms x${v[1]}`);
-        print({ profile: "gpt2", attention: form, kernels: profile.kernels.length, gpuMs: Number(gpuMs.toFixed(1)), top: top(byKernel, 14), products: top(byProduct, 12) });
+        print({ profile: "gpt2", variant: form, kernels: profile.kernels.length, gpuMs: Number(gpuMs.toFixed(1)), top: top(byKernel, 14), products: top(byProduct, 16) });
       }
     } catch (error) {
-      print({ step: "gpt2", attention: form, error: String((error as Error).message).slice(0, 400) });
+      print({ step: "gpt2", variant: form, error: String((error as Error).message).slice(0, 400) });
     }
   }
 
-  // Memory across MEMORY_STEPS more steps (the last form): the tensors and bytes TF.js holds, and the card's used memory.
+  process.env = baseline;
+  // Memory across MEMORY_STEPS more steps (default settings): the tensors and bytes TF.js holds, and the card's used memory.
   const samples: Array<{ step: number; numTensors: number; numBytes: number; gpuMiB: number | null }> = [];
   for (let i = 0; i <= MEMORY_STEPS; i++) {
     if (i % 10 === 0) { const m = tf.memory(); samples.push({ step: i, numTensors: m.numTensors, numBytes: m.numBytes, gpuMiB: gpuMemoryMiB() }); }
     if (i < MEMORY_STEPS) await step();
   }
   const [first, last] = [samples[0]!, samples[samples.length - 1]!];
-  print({ memory: "gpt2", attention: FORMS[FORMS.length - 1], steps: MEMORY_STEPS, tensorDrift: last.numTensors - first.numTensors, byteDrift: last.numBytes - first.numBytes, gpuMiBDrift: first.gpuMiB === null ? null : last.gpuMiB! - first.gpuMiB, samples });
+  print({ memory: "gpt2", steps: MEMORY_STEPS, tensorDrift: last.numTensors - first.numTensors, byteDrift: last.numBytes - first.numBytes, gpuMiBDrift: first.gpuMiB === null ? null : last.gpuMiB! - first.gpuMiB, samples });
   optimizer.dispose();
 }
 

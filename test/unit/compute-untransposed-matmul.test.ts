@@ -32,3 +32,25 @@ test("matMul with transposeB is a t(b) off webgpu too", () => {
   const a = normal([3, 4], 8), b = normal([5, 4], 9);
   assert.ok(maxDiff(matMul(tf, a, b, true), tf.matMul(a, b, false, true)) < 1e-5);
 });
+
+test("the product tuning (batched transposeA, linear's split-K) gives the same gradients, and a bad split is named", () => {
+  const saved = { ...process.env };
+  try {
+    const x = normal([8, 4], 10), w = normal([4, 3], 11), bias = normal([3], 12), dy = normal([8, 3], 13);
+    const a = normal([2, 5, 6], 14), b = normal([2, 6, 3], 15), dc = normal([2, 5, 3], 16);
+    const linearGrads = () => tf.grads((p: tf.Tensor, q: tf.Tensor, r: tf.Tensor) => tf.sum(tf.mul(untransposedLinear(tf, p, q, r), dy)))([x, w, bias]);
+    const productGrads = () => tf.grads((p: tf.Tensor, q: tf.Tensor) => tf.sum(tf.mul(untransposedMatMul(tf, p, q), dc)))([a, b]);
+    process.env.DISTLAB_WEBGPU_SPLIT_K = "1";
+    process.env.DISTLAB_WEBGPU_BATCHED_TRANSPOSE_A = "0";
+    const [linearPlain, productPlain] = [linearGrads(), productGrads()];
+    process.env.DISTLAB_WEBGPU_SPLIT_K = "4";
+    process.env.DISTLAB_WEBGPU_BATCHED_TRANSPOSE_A = "1";
+    const [linearTuned, productTuned] = [linearGrads(), productGrads()];
+    linearPlain.forEach((g, i) => assert.ok(maxDiff(g, linearTuned[i]!) < 1e-5, `linear gradient ${i} differs by ${maxDiff(g, linearTuned[i]!)} with split-K 4`));
+    productPlain.forEach((g, i) => assert.ok(maxDiff(g, productTuned[i]!) < 1e-5, `product gradient ${i} differs by ${maxDiff(g, productTuned[i]!)} with transposeA`));
+    process.env.DISTLAB_WEBGPU_SPLIT_K = "0";
+    assert.throws(() => linearGrads(), /DISTLAB_WEBGPU_SPLIT_K must be an integer >= 1, got 0/);
+  } finally {
+    process.env = saved;
+  }
+});

@@ -14,6 +14,9 @@
  *   a [..., m, k], b [..., k, n] (the same leading axes)  ->  c [..., m, n]
  *   da = dy t(b),  db = t(a) dy,  t = swap of the last two axes
  *
+ * except where productTuning says otherwise (batched t(a) dy as TF.js's
+ * transposeA product; linear's t(x) dy split over blocks of rows).
+ *
  * GPT-2 small's step (bench/gpu/gpt2-bench.ts) spends most of its time in
  * these products; docs/benchmarks.md has the figures. Small products (the
  * tiny GPT's) keep TF.js's gradient: there the two extra transpose
@@ -41,6 +44,35 @@ export function wantsUntransposed(tf: Pick<Tf, "getBackend">, a: Tensor): boolea
   return tf.getBackend() === "webgpu" && a.size >= UNTRANSPOSED_MIN_SIZE;
 }
 
+/**
+ * Tuning read at each backward pass (so a benchmark can compare them in one process):
+ *   DISTLAB_WEBGPU_BATCHED_TRANSPOSE_A  "1": a batched (rank > 2) db = t(a) dy takes TF.js's transposeA
+ *     product instead; TF.js transposes rank > 2 element by element, which is slow for attention's
+ *     [batch, heads, T, T] weights. Default "1".
+ *   DISTLAB_WEBGPU_SPLIT_K  linear's dw = t(x) dy as S products over rows / S rows each, summed
+ *     (more workgroups for its small [in, out] output): S, dividing rows. Default 1.
+ */
+export function productTuning(env: NodeJS.ProcessEnv = process.env): { batchedTransposeA: boolean; splitK: number } {
+  const splitK = Number(env.DISTLAB_WEBGPU_SPLIT_K ?? 1);
+  if (!Number.isInteger(splitK) || splitK < 1) throw new RangeError(`DISTLAB_WEBGPU_SPLIT_K must be an integer >= 1, got ${env.DISTLAB_WEBGPU_SPLIT_K}`);
+  return { batchedTransposeA: (env.DISTLAB_WEBGPU_BATCHED_TRANSPOSE_A ?? "1") !== "0", splitK };
+}
+
+/** t(a) b for a [..., k, m], b [..., k, n]. */
+function leftTransposedProduct(tf: Tf, a: Tensor, b: Tensor): Tensor {
+  if (a.rank > 2 && productTuning().batchedTransposeA) return tf.matMul(a, b, true, false);
+  return tf.matMul(transposeLast(tf, a), b);
+}
+
+/** t(x) dy for x [rows, in], dy [rows, out] -> [in, out], over splitK blocks of rows where they divide evenly. */
+function weightGradient(tf: Tf, x: Tensor, dy: Tensor): Tensor {
+  const { splitK } = productTuning();
+  const [rows, inputs] = x.shape as [number, number];
+  if (splitK === 1 || rows % splitK !== 0) return tf.matMul(transposeLast(tf, x), dy);
+  const blocks = transposeLast(tf, tf.reshape(x, [splitK, rows / splitK, inputs])); // [S, in, rows / S]
+  return tf.sum(tf.matMul(blocks, tf.reshape(dy, [splitK, rows / splitK, dy.shape[1]!])), 0); // sum of [S, in, out]
+}
+
 const plainOps = new WeakMap<object, (a: Tensor, b: Tensor) => Tensor>();
 const linearOps = new WeakMap<object, (x: Tensor, w: Tensor, bias: Tensor) => Tensor>();
 
@@ -52,7 +84,7 @@ export function untransposedMatMul(tf: Tf, a: Tensor, b: Tensor): Tensor {
       (save as (t: Tensor[]) => void)([x as Tensor, y as Tensor]);
       return {
         value: tf.matMul(x as Tensor, y as Tensor),
-        gradFunc: (dy: Tensor, [sa, sb]: Tensor[]) => [tf.matMul(dy, transposeLast(tf, sb!)), tf.matMul(transposeLast(tf, sa!), dy)],
+        gradFunc: (dy: Tensor, [sa, sb]: Tensor[]) => [tf.matMul(dy, transposeLast(tf, sb!)), leftTransposedProduct(tf, sa!, dy)],
       };
     }) as unknown as (a: Tensor, b: Tensor) => Tensor;
     plainOps.set(tf, op);
@@ -72,7 +104,7 @@ export function untransposedLinear(tf: Tf, x: Tensor, w: Tensor, bias: Tensor): 
       (save as (t: Tensor[]) => void)([input as Tensor, weight as Tensor]);
       return {
         value: tf.fused.matMul({ a: input as Tensor2D, b: weight as Tensor2D, bias: b as Tensor }),
-        gradFunc: (dy: Tensor, [sx, sw]: Tensor[]) => [tf.matMul(dy, transposeLast(tf, sw!)), tf.matMul(transposeLast(tf, sx!), dy), tf.sum(dy, 0)],
+        gradFunc: (dy: Tensor, [sx, sw]: Tensor[]) => [tf.matMul(dy, transposeLast(tf, sw!)), weightGradient(tf, sx!, dy), tf.sum(dy, 0)],
       };
     }) as unknown as (x: Tensor, w: Tensor, bias: Tensor) => Tensor;
     linearOps.set(tf, op);
