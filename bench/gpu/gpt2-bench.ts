@@ -60,6 +60,12 @@ function gpuMemoryMiB(): number | null {
   }
 }
 
+/** Prints a check's figures with `passed`; a failed check makes the process exit with 1 at the end (gpt2.sh carries on). */
+function checked(record: Record<string, unknown>, passed: boolean): void {
+  print({ ...record, passed });
+  if (!passed) process.exitCode = 1;
+}
+
 const summary = (times: number[]) => {
   const sorted = [...times].sort((a, b) => a - b);
   const round = (x: number) => Number(x.toFixed(1));
@@ -76,19 +82,23 @@ async function crossEntropyCheck(vocabulary: number): Promise<void> {
     const stock = tf.valueAndGrad((x: tfCore.Tensor) => stockSoftmaxCrossEntropy(tf, x, labels))(logits);
     return [tf.abs(tf.sub(fused.value, stock.value)), tf.max(tf.abs(tf.sub(fused.grad, stock.grad)))];
   });
-  print({ check: `fused cross-entropy vs stock ops at [${rows}, ${vocabulary}]`, lossDiff: (await lossDiff!.data())[0], maxGradDiff: (await gradDiff!.data())[0] });
+  const [loss, grad] = [(await lossDiff!.data())[0]!, (await gradDiff!.data())[0]!];
+  // dlogits are about 1 / rows = 4e-3 each; float32 sums over 50k classes agree to about 1e-6 of that.
+  checked({ check: `fused cross-entropy vs stock ops at [${rows}, ${vocabulary}], loss within 1e-4, dlogits within 1e-7`, lossDiff: loss, maxGradDiff: grad }, loss <= 1e-4 && grad <= 1e-7);
   tf.dispose([logits, labels, lossDiff!, gradDiff!]);
 }
 
 /** The untransposed products against TF.js's own (value and gradients) at the model's shapes: max |difference| relative to the largest entry. */
-async function productCheck(vocabulary: number): Promise<void> {
+async function productCheck(o: { vocabSize: number; nEmbd: number; nHead: number; blockSize: number }): Promise<void> {
+  const rows = BATCH * o.blockSize, c = o.nEmbd, hs = c / o.nHead;
   const normal = (shape: number[], seed: number) => tf.randomNormal(shape, 0, 1, "float32", seed);
   const relative = (a: tfCore.Tensor, b: tfCore.Tensor) => tf.div(tf.max(tf.abs(tf.sub(a, b))), tf.max(tf.abs(b)));
   const weighted = (f: (...t: tfCore.Tensor[]) => tfCore.Tensor, dy: tfCore.Tensor) => (...t: tfCore.Tensor[]) => tf.sum(tf.mul(f(...t), dy));
   const cases: Array<[string, number[][], (...t: tfCore.Tensor[]) => tfCore.Tensor, (...t: tfCore.Tensor[]) => tfCore.Tensor]> = [
-    ["linear 8192x768 . 768x3072", [[8192, 768], [768, 3072], [3072]], (x, w, b) => untransposedLinear(tf, x!, w!, b!), (x, w, b) => tf.add(tf.matMul(x!, w!), b!)],
-    [`head 8192x768 . t(${vocabulary}x768)`, [[8192, 768], [vocabulary, 768]], (x, w) => untransposedMatMul(tf, x!, tf.transpose(w!)), (x, w) => tf.matMul(x!, w!, false, true)],
-    ["attention 8x12x1024x64 . t(8x12x1024x64)", [[8, 12, 1024, 64], [8, 12, 1024, 64]], (q, k) => untransposedMatMul(tf, q!, tf.transpose(k!, [0, 1, 3, 2])), (q, k) => tf.matMul(q!, k!, false, true)],
+    [`linear ${rows}x${c} . ${c}x${4 * c}`, [[rows, c], [c, 4 * c], [4 * c]], (x, w, b) => untransposedLinear(tf, x!, w!, b!), (x, w, b) => tf.add(tf.matMul(x!, w!), b!)],
+    [`head ${rows}x${c} . t(${o.vocabSize}x${c})`, [[rows, c], [o.vocabSize, c]], (x, w) => untransposedMatMul(tf, x!, tf.transpose(w!)), (x, w) => tf.matMul(x!, w!, false, true)],
+    [`attention q . t(k), ${BATCH}x${o.nHead}x${o.blockSize}x${hs} each`, [[BATCH, o.nHead, o.blockSize, hs], [BATCH, o.nHead, o.blockSize, hs]], (q, k) => untransposedMatMul(tf, q!, tf.transpose(k!, [0, 1, 3, 2])), (q, k) => tf.matMul(q!, k!, false, true)],
+    [`attention weights . v, ${BATCH}x${o.nHead}x${o.blockSize}x${o.blockSize} . ${BATCH}x${o.nHead}x${o.blockSize}x${hs}`, [[BATCH, o.nHead, o.blockSize, o.blockSize], [BATCH, o.nHead, o.blockSize, hs]], (p, v) => untransposedMatMul(tf, p!, v!), (p, v) => tf.matMul(p!, v!)],
   ];
   for (const [name, shapes, ours, theirs] of cases) {
     const inputs = shapes.map((shape, i) => normal(shape, 20 + i));
@@ -98,7 +108,9 @@ async function productCheck(vocabulary: number): Promise<void> {
       const [a, b] = [pair(ours), pair(theirs)];
       return a.map((x, i) => relative(x, b[i]!));
     });
-    print({ check: `untransposed product vs tf.matMul: ${name}, max |diff| / max |value| of value then each gradient`, diffs: await Promise.all(diffs.map(async (d) => Number((await d.data())[0]!.toExponential(2)))) });
+    const values = await Promise.all(diffs.map(async (d) => Number((await d.data())[0]!.toExponential(2))));
+    // The same float32 products in another order: relative differences of order 1e-6 at most.
+    checked({ check: `untransposed product vs tf.matMul: ${name}, max |diff| / max |value| of value then each gradient, each within 1e-4`, diffs: values }, values.every((d) => d <= 1e-4));
     tf.dispose([...diffs, ...inputs]);
   }
 }
@@ -138,8 +150,8 @@ async function main(): Promise<void> {
   const { vocabSize } = model.options;
   print({ model: "gpt2-small", parameters: parameterCount(model.params), options: model.options, initSeconds: Number(((performance.now() - started) / 1000).toFixed(1)) });
   await crossEntropyCheck(vocabSize);
-  const reported = (name: string) => (error: unknown) => print({ [name]: "failed", error: String((error as Error).message).slice(0, 400) });
-  if (process.env.BACKEND !== "cpu") await productCheck(vocabSize).catch(reported("productCheck"));
+  const reported = (name: string) => (error: unknown) => checked({ [name]: "failed", error: String((error as Error).message).slice(0, 400) }, false);
+  await productCheck(model.options).catch(reported("productCheck"));
   if (process.env.SWEEP) await attentionSweep(FORMS).catch(reported("attentionSweep"));
 
   const random = seededRandom(7);
@@ -153,7 +165,8 @@ async function main(): Promise<void> {
     firstLoss[form] = (await loss.data())[0]!;
     loss.dispose();
   }
-  print({ check: "first loss per attention form (same weights and batch; ln(vocab) = " + Math.log(vocabSize).toFixed(3) + ")", ...firstLoss });
+  const spread = Math.max(...Object.values(firstLoss)) - Math.min(...Object.values(firstLoss));
+  checked({ check: `first loss per attention form (same weights and batch; ln(vocab) = ${Math.log(vocabSize).toFixed(3)}), within 1e-4`, ...firstLoss }, spread <= 1e-4);
 
   const optimizer = adam(tf, 1e-3, 0.9, 0.999, 1e-8);
   const step = async () => {
@@ -208,4 +221,4 @@ async function main(): Promise<void> {
   optimizer.dispose();
 }
 
-main().then(() => process.exit(0), (error) => { console.error(error); process.exit(1); });
+main().then(() => process.exit(process.exitCode ?? 0), (error) => { console.error(error); process.exit(1); });
