@@ -23,4 +23,6 @@ torch_twin() { timeout 200 python3 bench/gpu/gpt2_torch.py --batch "$batch" --st
   (cd .gpu-run && BATCH=$batch STEPS=$steps FORMS=matmul MEMORY_STEPS=0 VARIANTS=default SWEEP= DISTLAB_WEBGPU_DAWN="enable-dawn-features=skip_validation,disable_robustness" timeout 120 node gpt2-bench.cjs)
   torch_twin --attention sdpa --memory-steps 0
 } 2>&1 | tee "${OUT:-/tmp}/gpt2-bench.jsonl"
-node .gpu-run/gpt2-summary.cjs "${OUT:-/tmp}/gpt2-bench.jsonl"
+node .gpu-run/gpt2-summary.cjs "${OUT:-/tmp}/gpt2-bench.jsonl" || exit 1
+# gpt2-bench.ts marks each check with "passed"; one that failed fails the run.
+if grep -q '"passed":false' "${OUT:-/tmp}/gpt2-bench.jsonl"; then echo "gpt2.sh: a check failed (\"passed\":false above)" >&2; exit 1; fi

@@ -40,4 +40,4 @@ variants=(
     python3 bench/compute_torch.py --device cuda --only matmul,mlp,gpt --steps 20
   fi
 } 2>&1 | tee "$log"
-[ "$only" = all ] && bash bench/gpu/gpt2.sh
+if [ "$only" = all ]; then bash bench/gpu/gpt2.sh; fi
