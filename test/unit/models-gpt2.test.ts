@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { seededRandom, tokenBatch } from "../../kernel/src/data";
 import { createGpt2Small, createTinyGpt, GPT2_SMALL, gptParameterCount, parameterCount } from "../../kernel/src/models";
-import { localGradients } from "../../kernel/src/techniques";
+import { DistributedDataParallel, localGradients, type Collectives } from "../../kernel/src/techniques";
 
 // GPT-2 small's sizes at a tiny scale: the full model (124M parameters, GiBs of activations) is the GPU bench's.
 const SMALL_SHAPES = { vocabSize: 13, blockSize: 8, nEmbd: 12, nHead: 3, nLayer: 2 };
@@ -50,4 +50,13 @@ test("GPT-2 small's layout at a tiny scale: the head is the token embedding, lis
 
 test("tieEmbeddings must be a boolean", () => {
   assert.throws(() => createTinyGpt({ ...SMALL_SHAPES, tieEmbeddings: "yes" as never }), /tinyGpt\.tieEmbeddings must be true or false, got yes/);
+});
+
+test("DDP refuses a tied GPT (wte in two stages, once in params) by name, and takes the untied one", () => {
+  const single: Collectives = { rank: 0, size: 1, allReduce: async (x) => x, allGather: async (x) => x }; // a world of one rank
+  const tied = createGpt2Small(SMALL_SHAPES);
+  assert.throws(() => new DistributedDataParallel(tied, single), /ddp: the stages hold 29 parameters, model.params 28/);
+  const untied = createGpt2Small({ ...SMALL_SHAPES, tieEmbeddings: false });
+  assert.doesNotThrow(() => new DistributedDataParallel(untied, single));
+  tf.dispose([...tied.params, ...untied.params]);
 });
