@@ -52,12 +52,17 @@ async function timeRequest(comm: Communicator, m: Request): Promise<number[]> {
   return ms;
 }
 
+/** A process rank's first IPC message is its world's id and secret (never argv). */
+function credentialsFromParent(): Promise<{ world: string; secret: Buffer }> {
+  return new Promise((resolve) => process.once("message", (m: { world: string; secret: string }) => resolve({ world: m.world, secret: Buffer.from(m.secret, "hex") })));
+}
+
 async function main(setup: Setup): Promise<void> {
   const { transport, init, rank, size, rendezvous } = setup;
   const comm: Communicator =
     transport === "shm"
       ? attachShmCommunicator(init as never, rank)
-      : await connectTcpWorld({ rank, size, rendezvous: rendezvous!, ...(transport === "tcp" ? { unixSockets: false } : {}) });
+      : await connectTcpWorld({ rank, size, rendezvous: rendezvous!, credentials: await credentialsFromParent(), ...(transport === "tcp" ? { unixSockets: false } : {}) });
   onMessage((m: Request) => {
     timeRequest(comm, m).then(
       (ms) => post({ id: m.id, ms } satisfies Reply),

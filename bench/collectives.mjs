@@ -77,6 +77,7 @@ async function startRanks(transport, n) {
     const w = transport === "shm"
       ? new Worker(`require("tsx/cjs"); require(${JSON.stringify(script)});`, { eval: true, workerData: setup })
       : fork(script, [JSON.stringify(setup)], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    if (rendezvous) w.send({ world: rendezvous.credentials.world, secret: rendezvous.credentials.secret.toString("hex") });
     ready.push(new Promise((r) => w.once("message", r)));
     workers.push(w);
   }

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The real kernel on a GPU machine with no network and no Node.js: unpacks
 # Node, the Vulkan loader, the packed kernel and the Python client, then runs
-# test/gpu/kernel_e2e.py (jupyter_client -> kernel -> `--backend gpus` rank).
+# test/gpu/kernel_e2e.py (jupyter_client -> kernel -> `--backend gpus` rank), or the
+# script named as the first argument (test/gpu/notebooks_e2e.py: every tutorial on GPU ranks).
 # Prepare here first (on a machine with Node.js and apt):
 #   bash scripts/gpu/prepare.sh   # .device/node.xz, .device/gl/*.deb
 #   npm run build && node test/gpu/pack-kernel.mjs     # .device/kernel.tar.xz, .device/py.tar.xz, .device/whl/
 # then on the GPU machine, from the repo root (with .device/ copied along):
-#   bash test/gpu/kernel-e2e.sh
+#   bash test/gpu/kernel-e2e.sh [test/gpu/notebooks_e2e.py]
 # Writes $OUT/kernel-e2e.json when OUT is set; exits 1 when a check failed.
 set -euo pipefail
 # The tree this script is in (the repo root, or a copy of it holding test/ and .device/).
@@ -23,9 +24,10 @@ work=/tmp/distlab-e2e
 rm -rf "$work" && mkdir -p "$work/test" /tmp/site
 xz -dc .device/kernel.tar.xz | tar -C "$work" -x
 cp -r "$repo/test/gpu" "$repo/test/kernel" "$work/test/"
+cp -r "$repo/notebooks" "$work/"
 xz -dc .device/py.tar.xz | tar -C /tmp/site -x
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .device/whl/*.whl
 export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 echo "node $(node --version), $(python3 --version), $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1)"
 cd "$work"
-python3 test/gpu/kernel_e2e.py
+python3 "${1:-test/gpu/kernel_e2e.py}"

@@ -51,9 +51,9 @@ def ensure_kernelspec_installed() -> Path:
     return spec
 
 
-def start_kernel(startup_timeout: float = STARTUP_TIMEOUT) -> tuple[KernelManager, BlockingKernelClient]:
+def start_kernel(startup_timeout: float = STARTUP_TIMEOUT, cwd: Path | None = None) -> tuple[KernelManager, BlockingKernelClient]:
     km = KernelManager(kernel_name=KERNEL_NAME)
-    km.start_kernel()
+    km.start_kernel(**({"cwd": str(cwd)} if cwd is not None else {}))
     kc = km.client()
     kc.start_channels()
     try:

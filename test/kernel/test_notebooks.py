@@ -28,43 +28,12 @@ from nbclient.exceptions import CellExecutionError
 from nbconvert import HTMLExporter
 
 from kernel_helpers import KERNEL_NAME, REPO_ROOT
+from notebook_cells import PARAMETER_LINE, apply_parameters, expected_error_problem, parameter_overrides
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
 ARTIFACTS = Path(os.environ.get("DISTLAB_TEST_ARTIFACTS", REPO_ROOT / "test-artifacts")) / "notebooks"
 CELL_TIMEOUT = 300  # seconds; the largest tutorial cell trains a small model
-DEFAULT_PARAMETERS = {"SIZE": "small"}
 VEGA_LITE = "application/vnd.vegalite.v5+json"
-PARAMETER_LINE = re.compile(r'^const (?P<name>[A-Z_][A-Z0-9_]*): string = "(?P<value>[^"\\]*)";$', re.MULTILINE)
-
-
-def parameter_overrides() -> dict[str, str]:
-    overrides = dict(DEFAULT_PARAMETERS)
-    for key, value in os.environ.items():
-        if key.startswith("DISTLAB_NOTEBOOK_"):
-            overrides[key.removeprefix("DISTLAB_NOTEBOOK_")] = value
-    return overrides
-
-
-def apply_parameters(notebook: nbformat.NotebookNode, overrides: dict[str, str]) -> list[str]:
-    """Rewrites the `parameters` cell's string constants; returns the names it set."""
-    applied: list[str] = []
-    for cell in notebook.cells:
-        if "parameters" not in cell.get("metadata", {}).get("tags", []):
-            continue
-
-        def replace(match: re.Match[str]) -> str:
-            name = match["name"]
-            if name not in overrides:
-                return match[0]
-            if '"' in overrides[name] or "\\" in overrides[name]:
-                raise ValueError(f"parameter {name}: value {overrides[name]!r} may not contain quotes or backslashes")
-            applied.append(name)
-            return f'const {name}: string = "{overrides[name]}";'
-
-        cell.source = PARAMETER_LINE.sub(replace, cell.source)
-    return applied
-
-
 def test_notebooks_exist() -> None:
     assert NOTEBOOKS, "notebooks/ holds no .ipynb file"
 
@@ -146,38 +115,6 @@ def plots_missing_from_html(notebook: nbformat.NotebookNode, html: str) -> list[
     return problems
 
 
-def expected_error_problem(cell: nbformat.NotebookNode, index: int) -> str | None:
-    """Why an executed cell breaks its error promise, or None when it keeps it.
-
-    A cell tagged `raises-exception` must carry metadata.distlab = {"raises": ename, "match": [words]}
-    and end with exactly one error of that ename whose evalue contains every word; a cell with the
-    metadata must carry the tag (without it nbclient would stop the notebook instead).
-    """
-    if cell.cell_type != "code":
-        return None
-    metadata = cell.get("metadata", {})
-    tagged = "raises-exception" in metadata.get("tags", [])
-    promise = metadata.get("distlab", {})
-    if not tagged:
-        return f"cell {index}: metadata.distlab.raises is set but the cell is not tagged raises-exception" if "raises" in promise else None
-    ename, words = promise.get("raises"), promise.get("match")
-    if isinstance(words, str):
-        words = [words]
-    if not isinstance(ename, str) or not ename or not isinstance(words, list) or not words or not all(isinstance(w, str) and w for w in words):
-        return (f'cell {index}: tagged raises-exception, so its metadata must say what it raises: '
-                f'"distlab": {{"raises": "RangeError", "match": ["the option it names"]}}; got {promise!r}')
-    errors = [output for output in cell.get("outputs", []) if output.output_type == "error"]
-    if not errors:
-        return f"cell {index}: should raise {ename} mentioning {words}, but did not raise"
-    error = errors[-1]
-    if error.ename != ename:
-        return f"cell {index}: should raise {ename} mentioning {words}, raised {error.ename}: {error.evalue}"
-    missing = [word for word in words if word not in error.evalue]
-    if missing:
-        return f"cell {index}: {ename} should mention {missing}, said: {error.evalue}"
-    return None
-
-
 def test_parameters_override_only_named_string_constants() -> None:
     notebook = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_code_cell('const SIZE: string = "full";\nconst OTHER: string = "kept";', metadata={"tags": ["parameters"]}),
@@ -227,3 +164,24 @@ def test_every_raises_exception_cell_states_its_error(path: Path) -> None:
         promise = cell.metadata.get("distlab", {})
         assert isinstance(promise.get("raises"), str) and promise.get("match"), (
             f'{path.name}: cell {index} is tagged raises-exception but has no metadata "distlab": {{"raises": ..., "match": [...]}}')
+
+
+# 09 compares the backends cell by cell (threads, then processes, then agents), so its cells name
+# their backend themselves.
+BACKENDS_CHOSEN_BY_THE_TUTORIAL = {"09-remote-hosts"}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_every_tutorial_runs_on_the_backend_its_parameters_name(path: Path) -> None:
+    """`BACKEND = "gpus"` (or DISTLAB_NOTEBOOK_BACKEND) must move every rank of a tutorial."""
+    if path.stem in BACKENDS_CHOSEN_BY_THE_TUTORIAL:
+        pytest.skip(f"{path.stem} names each cell's backend itself")
+    notebook = nbformat.read(path, as_version=4)
+    parameters = [c.source for c in notebook.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert parameters and any(m["name"] == "BACKEND" for m in PARAMETER_LINE.finditer(parameters[0])), (
+        f'{path.name}: its parameters cell has no `const BACKEND: string = "threads";`'
+    )
+    for index, cell in enumerate(notebook.cells):
+        first = cell.source.split("\n", 1)[0] if cell.cell_type == "code" else ""
+        if first.startswith("%%distributed"):
+            assert "--backend $BACKEND" in first, f"{path.name} cell {index}: `{first}` does not take --backend $BACKEND"

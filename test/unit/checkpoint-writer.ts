@@ -26,7 +26,7 @@ async function main(): Promise<void> {
   for (let step = first; ; step++) {
     payload.fill(step);
     if (how === "per-rank") await api.checkpoint(path, { step, payload }, { shards: "per-rank" });
-    else writeFileAtomically(path, encodeCheckpoint({ shards: "rank0", rank: 0, size: 1, saveId: step, written: new Date().toISOString() }, encodeState({ step, payload })));
+    else writeFileAtomically(path, encodeCheckpoint({ shards: "rank0", rank: 0, size: 1, saveId: step, written: new Date().toISOString() }, await encodeState({ step, payload })));
     process.stdout.write(`saved ${step}\n`);
   }
 }

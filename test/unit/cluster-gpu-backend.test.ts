@@ -56,17 +56,17 @@ test("rank i of K GPUs starts under unshare with every other GPU covered by /dev
   assert.throws(() => gpuRankLaunch(node, nodes, 3), /keep must be a GPU index in 0\.\.2, got 3/);
 });
 
-test("-n defaults to the number of GPUs and may not exceed it; tf defaults to webgpu", () => {
+test("-n defaults to the number of GPUs; more ranks share the GPUs round-robin, and say so; tf defaults to webgpu", () => {
   const dev = standInDev(2);
   made.push(dev);
   const plan = planGroup(flags("--backend gpus"), { gpuDeviceDir: dev });
   assert.deepEqual(plan.shape, { size: 2, backend: "gpus", tfBackend: "webgpu", memoryCapBytes: defaultRankMemoryBytes(2) });
   assert.equal(planGroup(flags("--backend gpus -n 1 --tf-backend wasm"), { gpuDeviceDir: dev }).shape.size, 1);
   assert.equal(planGroup(flags("--backend gpus -n 1 --tf-backend wasm"), { gpuDeviceDir: dev }).shape.tfBackend, "wasm");
-  assert.throws(
-    () => planGroup(flags("--backend gpus -n 3"), { gpuDeviceDir: dev }),
-    (error: unknown) => error instanceof UsageError && error.culprit === "-n" && /-n 3 is more than the 2 GPUs of this machine/.test(error.message),
-  );
+  assert.equal(plan.startNote, undefined, "one rank a GPU needs no note");
+  const shared = planGroup(flags("--backend gpus -n 5"), { gpuDeviceDir: dev });
+  assert.equal(shared.shape.size, 5);
+  assert.equal(shared.startNote, "distlab: 5 ranks share its 2 GPUs (rank r on GPU r mod 2, up to 3 a GPU); ranks on one GPU take turns on it, so their compute times are not one GPU's each\n");
 });
 
 test("no GPU device nodes: a clear refusal naming --backend gpus", () => {
@@ -112,6 +112,13 @@ test("each gpus rank process sees only its own device node (stand-in nodes, real
     assert.deepEqual(values.map((v) => v.total), [[3], [3]]);
     values.forEach((v, rank) => assert.ok(v.device.startsWith(`${join(dev, `nvidia${rank}`)} `), v.device));
     assert.deepEqual(session.group?.ranks.map((rank) => rank.device.split(" ")[0]), [join(dev, "nvidia0"), join(dev, "nvidia1")]);
+    // Three ranks on two GPUs: rank 2 shares GPU 0, and the cell says that ranks share.
+    const io = new RecordingIO();
+    const shared = await session.runCell(body, 2, flags("-n 3 --backend gpus --tf-backend wasm"), io);
+    assert.equal(shared.status, "ok", JSON.stringify(shared));
+    const sharedValues = shared.status === "ok" ? (shared.result?.data["application/json"] as Array<{ seen: string[] }>) : [];
+    assert.deepEqual(sharedValues.map((v) => v.seen), [["gpu 0", ""], ["", "gpu 1"], ["gpu 0", ""]]);
+    assert.match(io.text("stderr"), /3 ranks share its 2 GPUs \(rank r on GPU r mod 2, up to 2 a GPU\)/);
   } finally {
     await session.stop();
     compiler.close();

@@ -13,11 +13,12 @@ import { createTcpKernelWorld, joinCommWorld, type JoinedWorld } from "../../ker
 import { readTensorsForDisplay } from "../../kernel/src/cluster/rank-side/cell-value-read";
 import { toCellValue } from "../../kernel/src/cluster/rank-side/cell-value";
 import { datasetBatch, teacherClassification, tokenBatch, seededRandom } from "../../kernel/src/data";
-import { createMlp, createTinyGpt } from "../../kernel/src/models";
+import { createLinearChain, createMlp, createTinyGpt } from "../../kernel/src/models";
+import { decodeState, encodeState } from "../../kernel/src/checkpoint/checkpoint-state";
 import {
   DataParallel, DistributedDataParallel, GradientAccumulation, Lamb, PowerSgdCompression, QsgdCompression, TopKCompression,
-  flatParameters, gossipSgd, largeBatchTraining, localGradients, localSgd, parameterServer, scalarValue, stagedBackward,
-  stragglerTraining, type Collectives, type PeerCollectives,
+  PipelineParallel, TensorParallelGpt, flatParameters, gossipSgd, largeBatchTraining, localGradients, localSgd, parameterServer, scalarValue, stagedBackward,
+  stragglerTraining, Zero, type Collectives, type PeerCollectives,
 } from "../../kernel/src/techniques";
 
 const STAND_IN = "no-sync-read";
@@ -83,6 +84,19 @@ test("gradients, data parallel, DDP, accumulation, compression and LAMB train wi
   assert.ok(Number.isFinite(await scalarValue(tf.tidy(() => gpt.loss(tokens)))));
 });
 
+test("ZeRO stages 0-3 train the tiny GPT without a synchronous read", async () => {
+  useStandIn();
+  const solo = { ...single, reduceScatter: async (x: Float32Array) => x };
+  const tokens = tokenBatch(Int32Array.from({ length: 50 }, (_, i) => i % 7), 2, 4, seededRandom(2));
+  for (const stage of [0, 1, 2, 3] as const) {
+    const zero = await Zero.create(createTinyGpt({ vocabSize: 7, blockSize: 4, nEmbd: 8, nHead: 2, nLayer: 1, seed: 3 }), solo, { stage });
+    const before = await zero.gatherParameters();
+    assert.ok(Number.isFinite((await zero.step(tokens)).loss));
+    const after = await zero.gatherParameters();
+    assert.ok(after.some((v, i) => v !== before[i]), `stage ${stage}: the parameters moved`);
+  }
+});
+
 test("a cell's tensor result is read without a synchronous read", async () => {
   useStandIn();
   const t = tf.tidy(() => tf.mul(tf.tensor([[1, 2], [3, 4]]), 2));
@@ -121,6 +135,55 @@ test("local SGD, gossip, large batch, parameter server and stragglers run on 2 r
     await each((dist, rank) => stragglerTraining(dist, mlp(), batches(rank), { policy: "equal", steps: 3, globalBatch: 16, lr: 0.05, calibrationSteps: 2 }));
   } finally {
     for (const w of ranks) w.close();
+    tf.setBackend("cpu");
+  }
+});
+
+test("tensor and pipeline parallelism run on 2 ranks without a synchronous read", async () => {
+  useStandIn();
+  const ranks = await twoRanks();
+  try {
+    const gptOptions = { vocabSize: 7, blockSize: 4, nEmbd: 8, nHead: 2, nLayer: 1, seed: 3 };
+    const tokens = Int32Array.from({ length: 50 }, (_, i) => i % 7);
+    const losses = await Promise.all(ranks.map(async (w) => {
+      const gpt = createTinyGpt(gptOptions);
+      const tp = new TensorParallelGpt(gpt, w.comm as never);
+      const batch = tokenBatch(tokens, 2, 4, seededRandom(2));
+      const loss = await tp.step(batch, 0.1);
+      const shards = await tp.shardOf(gpt.params.map((p) => new Float32Array(p.size)));
+      tp.dispose();
+      return { loss, shards: shards.length };
+    }));
+    for (const { loss, shards } of losses) assert.ok(Number.isFinite(loss) && shards > 0);
+    const pipeLosses = await Promise.all(ranks.map(async (w) => {
+      const chain = createLinearChain({ width: 4, layers: 2, seed: 1 });
+      const x = tf.tensor2d(Array.from({ length: 16 }, (_, i) => (i % 5) / 5), [4, 4]);
+      const batch = { x, y: tf.tidy(() => tf.mul(x, 2)) };
+      for (const schedule of ["gpipe", "1f1b", "zb-h1"] as const) {
+        const result = await new PipelineParallel(chain, w.comm, { schedule, microBatches: 2 }).step(batch);
+        if (w.comm.rank === 1) assert.ok(Number.isFinite(result.loss), `${schedule}: loss ${result.loss}`);
+      }
+      tf.dispose([batch.x, batch.y]);
+      return true;
+    }));
+    assert.deepEqual(pipeLosses, [true, true]);
+  } finally {
+    for (const w of ranks) w.close();
+    tf.setBackend("cpu");
+  }
+});
+
+test("a checkpoint's tensors are stored without a synchronous read", async () => {
+  useStandIn();
+  try {
+    const t = tf.tidy(() => tf.mul(tf.tensor([[1, 2], [3, 4]]), 3));
+    const body = await encodeState({ step: 2, nested: { weights: [t] } });
+    t.dispose();
+    const restored = decodeState(body, tf) as { step: number; nested: { weights: tf.Tensor[] } };
+    assert.equal(restored.step, 2);
+    assert.deepEqual(Array.from(await restored.nested.weights[0]!.data()), [3, 6, 9, 12]);
+    restored.nested.weights[0]!.dispose();
+  } finally {
     tf.setBackend("cpu");
   }
 });

@@ -48,7 +48,7 @@ async function tensorParallelRun(c: Communicator, arg: TensorParallelArg) {
   const expectedLogits = Array.from({ length: arg.batch }, (_, b) => Array.from(referenceLogits.subarray((b * arg.seq + start) * vocab, (b * arg.seq + end) * vocab))).flat();
   let backward: Awaited<ReturnType<TensorParallelGpt["backward"]>> | undefined;
   const backwardWire = await measured(async () => (backward = await tp.backward()));
-  const expectedGrads = tp.shardOf(reference.grads);
+  const expectedGrads = await tp.shardOf(reference.grads);
   const gradDifference = Math.max(...expectedGrads.map((g, i) => maxAbsDifference(g, backward!.grads[i]!)));
   const gradScale = Math.max(...expectedGrads.map((g) => Math.max(...g.map(Math.abs))));
   const result = {

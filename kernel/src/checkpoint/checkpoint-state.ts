@@ -18,8 +18,9 @@ interface StoredTensor {
   data: ArrayBufferView | string[];
 }
 
-export function encodeState(state: unknown): Buffer {
-  return serialize(replaceTensors(state));
+/** Reads every tensor asynchronously (`await t.data()`): a GPU rank has no synchronous read. */
+export async function encodeState(state: unknown): Promise<Buffer> {
+  return serialize(await replaceTensors(state));
 }
 
 /** `tf`: TensorFlow.js, or a function that loads it (asked only when the state holds tensors). */
@@ -33,15 +34,18 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return prototype === Object.prototype || prototype === null;
 }
 
-function replaceTensors(value: unknown): unknown {
+async function replaceTensors(value: unknown): Promise<unknown> {
   if (isTensor(value)) {
     const tensor = value as Tensor;
-    // dataSync may hand back the backend's own buffer: keep a copy.
-    const data = tensor.dataSync() as ArrayBufferView | string[];
+    // data() may hand back the backend's own buffer: keep a copy.
+    const data = (await tensor.data()) as ArrayBufferView | string[];
     return { __distlabTensor: 1, dtype: tensor.dtype, shape: [...tensor.shape], data: Array.isArray(data) ? [...data] : (data as Float32Array).slice() } satisfies StoredTensor;
   }
-  if (Array.isArray(value)) return value.map(replaceTensors);
-  if (isPlainObject(value)) return Object.fromEntries(Object.entries(value).map(([key, entry]) => [key, replaceTensors(entry)]));
+  if (Array.isArray(value)) return Promise.all(value.map(replaceTensors));
+  if (isPlainObject(value)) {
+    const entries = await Promise.all(Object.entries(value).map(async ([key, entry]) => [key, await replaceTensors(entry)] as const));
+    return Object.fromEntries(entries);
+  }
   return value;
 }
 

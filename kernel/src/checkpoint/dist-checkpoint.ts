@@ -82,7 +82,7 @@ export function createCheckpointApi(current: () => Communicator, loadTf: () => T
       let body: Buffer | undefined;
       if (mode === "per-rank" || comm.rank === 0) {
         try {
-          body = encodeState(state);
+          body = await encodeState(state);
         } catch (error) {
           throw new CheckpointError(`dist.checkpoint: rank ${comm.rank}'s state cannot be stored: ${(error as Error).message} (functions, class instances with native handles and the like do not clone)`);
         }

@@ -57,11 +57,20 @@ function cancelShmWorlds(address: ShmWorldAddress, reason: string): void {
   if (address.commThreadWorld) cancelShmWorld(address.commThreadWorld, reason);
 }
 
-/** `host`: the address the rendezvous listens on, one every rank can reach (default 127.0.0.1). */
-export async function createTcpKernelWorld(size: number, host?: string): Promise<KernelWorld> {
-  const rendezvous = await startTcpRendezvous(size, host);
+/**
+ * `host`: the address the rendezvous listens on, one every rank can reach (default 127.0.0.1);
+ * `tls`: encrypt the connections between hosts. The world gets fresh credentials, which travel to
+ * the ranks inside their connect task only.
+ */
+export async function createTcpKernelWorld(size: number, host?: string, tls = false): Promise<KernelWorld> {
+  const rendezvous = await startTcpRendezvous(size, { ...(host ? { host } : {}), tls });
+  const { world, secret } = rendezvous.credentials;
   // Closing the rendezvous also ends the joins still waiting on it (a rank died while joining).
-  return { address: { kind: "tcp", rendezvous: rendezvous.address }, cancel: () => undefined, formed: () => rendezvous.close() };
+  return {
+    address: { kind: "tcp", rendezvous: rendezvous.address, world, secret: secret.toString("hex"), tls },
+    cancel: () => undefined,
+    formed: () => rendezvous.close(),
+  };
 }
 
 /** A rank's side of one world. */
@@ -128,6 +137,7 @@ export async function joinCommWorld(address: WorldAddress, options: JoinOptions)
     const listenHost = process.env[LISTEN_HOST_ENV];
     comm = await connectTcpWorld({
       ...commOptions, rank: options.rank, size: options.size, rendezvous: address.rendezvous, signal: canceller.signal, ...(listenHost ? { host: listenHost } : {}),
+      credentials: { world: address.world, secret: Buffer.from(address.secret, "hex") }, tls: address.tls,
     });
   } catch (error) {
     if (!canceller.signal.aborted) throw error;

@@ -53,6 +53,11 @@ export interface GpuAssignment {
 export interface TcpWorldAddress {
   kind: "tcp";
   rendezvous: string;
+  /** The world's id and its secret (64 hex digits): only ever sent inside a connect task (comm/data-handshake.ts). */
+  world: string;
+  secret: string;
+  /** TLS on the connections between hosts (comm/data-tls.ts). */
+  tls: boolean;
 }
 
 /**

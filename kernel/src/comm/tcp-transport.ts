@@ -10,6 +10,7 @@
 // receive is posted (tcp-inbox.ts). A closed connection or a mismatched frame stops the
 // world: every rank is told and every wait ends.
 import type { Socket } from "node:net";
+import type { TLSSocket } from "node:tls";
 import { CommCancelledError, CommCellEndedError, CommMismatchError, CommTimeoutError, PeerLostError } from "./comm-errors";
 import { callLabel, descriptorsAgree, mismatchMessage, needsAgreementStep, type Descriptor } from "./descriptor";
 import { Nic, Pacer } from "./link";
@@ -357,6 +358,14 @@ export class TcpTransport implements Transport {
     const link = this.links.get(peer);
     if (!link) throw new RangeError(`rank ${this.rank}: no connection to rank ${peer}`);
     return link;
+  }
+
+  /** Per peer, the TLS cipher suite its frames arrive under, or "none" (a plain or Unix socket). */
+  ciphers(): Map<number, string> {
+    return new Map([...this.links].map(([peer, link]) => {
+      const cipher = "getCipher" in link.recv ? (link.recv as TLSSocket).getCipher() : undefined;
+      return [peer, cipher?.standardName ?? "none"];
+    }));
   }
 
   async close(): Promise<void> {

@@ -24,6 +24,18 @@ export const AGENT_HEARTBEAT_MS = 1000;
  * A TCP connection to a stopped process or a vanished host stays open, so only silence tells.
  */
 export const AGENT_SILENCE_MS = 10_000;
+/** The least silence that gives an agent up (milliseconds): a loaded host may miss two or three pings. */
+export const AGENT_SILENCE_FLOOR_MS = 3000;
+
+/**
+ * How long an agent may stay silent during a cell whose collective timeout is `timeoutMs`:
+ * max(3 s, min(timeout, 10 s)). A short --timeout gives a vanished host up as soon as a peer's
+ * collective would time out, never under the floor; a long one keeps the 10 s cap, since a
+ * host that does not answer pings for 10 s is gone whatever the cell waits for.
+ */
+export function agentSilenceFor(timeoutMs: number): number {
+  return Math.max(AGENT_SILENCE_FLOOR_MS, Math.min(timeoutMs, AGENT_SILENCE_MS));
+}
 
 export interface AgentLinkOptions {
   host: string;
@@ -73,6 +85,8 @@ export interface AgentStreamOptions extends Omit<AgentLinkOptions, "host" | "por
 export class AgentLink {
   private readonly listeners = new Map<number, (message: FromAgent) => void>();
   private closedReason?: string;
+  /** Silence after which the agent is given up (milliseconds); giveUpAfter() changes it per cell. */
+  private silenceMs = AGENT_SILENCE_MS;
 
   private constructor(
     readonly address: string,
@@ -203,7 +217,8 @@ export class AgentLink {
       stream.off("data", onData);
       const kernelAddress = challenge.addresses?.kernel ?? options.kernelAddress;
       const link = new AgentLink(options.address, stream, challenge.slots, challenge.hostname, challenge.version, kernelAddress, challenge.rendezvous);
-      link.serve(reader, options.onClose, options.closeReason, options.silenceMs ?? AGENT_SILENCE_MS);
+      link.silenceMs = options.silenceMs ?? AGENT_SILENCE_MS;
+      link.serve(reader, options.onClose, options.closeReason);
       return link;
     } catch (error) {
       if (options.admit !== undefined && refusable !== undefined) {
@@ -242,15 +257,20 @@ export class AgentLink {
     this.socket.destroy();
   }
 
-  private serve(reader: FrameReader, onClose: ((reason: string) => void) | undefined, closeReason: ((reason: string) => string) | undefined, silenceMs: number): void {
+  /** From now on, gives the agent up after `ms` of silence (agentSilenceFor a cell's --timeout). */
+  giveUpAfter(ms: number): void {
+    this.silenceMs = ms;
+  }
+
+  private serve(reader: FrameReader, onClose: ((reason: string) => void) | undefined, closeReason: ((reason: string) => string) | undefined): void {
     let reason = "the agent closed the connection";
     const leftover = reader.drain();
     // Heartbeat: any bytes from the agent count as an answer; a silent agent is given up.
     let lastHeard = Date.now();
     this.socket.on("data", () => (lastHeard = Date.now()));
     const heartbeat = setInterval(() => {
-      if (Date.now() - lastHeard > silenceMs) {
-        reason = `the agent did not answer for ${(silenceMs / 1000).toFixed(0)} s (its process stopped, or its host or the network is down)`;
+      if (Date.now() - lastHeard > this.silenceMs) {
+        reason = `the agent did not answer for ${Number((this.silenceMs / 1000).toFixed(1))} s (its process stopped, or its host or the network is down)`;
         this.socket.destroy();
         return;
       }
@@ -259,7 +279,7 @@ export class AgentLink {
       } catch {
         // Closing already: the close handler below reports why.
       }
-    }, Math.min(AGENT_HEARTBEAT_MS, silenceMs / 2));
+    }, Math.min(AGENT_HEARTBEAT_MS, this.silenceMs / 2));
     heartbeat.unref();
     readControl<FromAgent>(
       this.socket,

@@ -72,8 +72,20 @@ export function freshNonce(): string {
   return randomBytes(NONCE_BYTES).toString("hex");
 }
 
-export function proofOf(token: Buffer, role: "agent" | "kernel", askerNonce: string, answererNonce: string): string {
-  return createHmac("sha256", token).update(`distlab-${role}\0${askerNonce}\0${answererNonce}`).digest("hex");
+/**
+ * Who proves: the agent or the kernel (control connections), or a rank that dialled or accepted a
+ * data connection (comm/data-handshake.ts). The tag keeps one side's proof from serving as the other's.
+ */
+export type ProofRole = "agent" | "kernel" | "rank-dialler" | "rank-acceptor";
+
+/**
+ * HMAC-SHA256(token, role, both nonces[, binding]) as hex. `binding` ties the proof to what the
+ * connection is for (a data connection's world id and its two ranks), so a proof made for one
+ * pair of ranks does not open another.
+ */
+export function proofOf(token: Buffer, role: ProofRole, askerNonce: string, answererNonce: string, binding?: string): string {
+  const tail = binding === undefined ? "" : `\0${binding}`;
+  return createHmac("sha256", token).update(`distlab-${role}\0${askerNonce}\0${answererNonce}${tail}`).digest("hex");
 }
 
 /** Constant-time comparison of a proof received (any value) with the expected hex digest. */

@@ -16,7 +16,7 @@ import { createTcpKernelWorld } from "../cluster/comm-world";
 import { ProcessRank } from "../cluster/backends/processes/process-rank-handle";
 import type { GroupShape, RankEvent } from "../cluster/rank-messages";
 import { RankGroup } from "../cluster/kernel-side/rank-group";
-import { AgentLink, type AgentTls } from "./agent-link";
+import { AgentLink, agentSilenceFor, type AgentTls } from "./agent-link";
 import { assignRanks, entryName, HostsError, launcherOf, type HostEntry, type LauncherName } from "./host-spec";
 import { RemoteRankChild } from "./remote-rank";
 import { launchOverSsh } from "./ssh-launcher";
@@ -35,6 +35,8 @@ export interface HostGroupOptions {
   agentCommand: string;
   /** TLS to running agents (the ssh launcher's agents talk over the ssh channel instead). */
   tls?: AgentTls;
+  /** TLS on the ranks' data connections between hosts (comm/data-tls.ts). */
+  dataTls?: boolean;
   version: string;
   /** `--launcher env`: the agents dial in here instead (entries is empty). */
   rendezvous?: RendezvousSource;
@@ -118,8 +120,13 @@ export function createHostGroup(shape: GroupShape, onEvent: (rank: number, event
   };
 
   /** The first time, dials every agent and lays the ranks out; later, dials again only agents whose connection ended. */
-  const connect = async (context: PrepareContext = {}): Promise<string[]> => {
-    if (options.rendezvous) return gather(context);
+  const connect = async (timeoutMs: number, context: PrepareContext = {}): Promise<string[]> => {
+    const notes = options.rendezvous ? await gather(context) : await dialAgents();
+    // the heartbeat gives a silent agent up on the cell's terms (agentSilenceFor)
+    for (const link of links) link.giveUpAfter(agentSilenceFor(timeoutMs));
+    return notes;
+  };
+  const dialAgents = async (): Promise<string[]> => {
     if (links.length === 0) {
       const settled = await Promise.allSettled(options.entries.map(dial));
       const connected = settled.flatMap((result) => (result.status === "fulfilled" ? [result.value] : []));
@@ -149,7 +156,7 @@ export function createHostGroup(shape: GroupShape, onEvent: (rank: number, event
     return notes;
   };
 
-  const group = new RankGroup(shape, ranks, (size) => createTcpKernelWorld(size, links[0]?.localAddress), undefined, {
+  const group = new RankGroup(shape, ranks, (size) => createTcpKernelWorld(size, links[0]?.localAddress, options.dataTls === true), undefined, {
     ready: connect,
     closed: () => {
       links.forEach((link) => link.close());

@@ -72,7 +72,10 @@ export function planHostGroup(options: DistributedOptions, common: CommonShape):
     ...(options.agentCommand === undefined ? [] : [`--agent-command ${options.agentCommand}`]),
     ...(options.tlsCa === undefined ? [] : [`--tls-ca ${options.tlsCa}`]),
     ...(options.tlsFingerprint === undefined ? [] : [`--tls-fingerprint ${options.tlsFingerprint}`]),
+    ...(options.dataTls === undefined ? [] : [`--data-tls ${options.dataTls}`]),
   ];
+  // The ranks' connections between hosts: encrypted when asked, or by default when the agents are reached over TLS.
+  const dataTls = options.dataTls === "on" || ((options.dataTls ?? "auto") === "auto" && tls !== undefined);
   const shape: GroupShape = {
     size: options.workers,
     backend: "hosts",
@@ -91,6 +94,7 @@ export function planHostGroup(options: DistributedOptions, common: CommonShape):
         ...(options.sshConfig === undefined ? {} : { sshConfig: options.sshConfig }),
         agentCommand: options.agentCommand ?? "distlab",
         ...(tls ? { tls } : {}),
+        dataTls,
         version: packageVersion(),
       }),
   };

@@ -62,12 +62,14 @@ export function planRendezvousGroup(options: DistributedOptions, common: CommonS
   // Read now: a missing or loose token file is refused before the kernel listens.
   const token = readTokenFile(tokenFile, "--token-file");
   const timeoutMs = (options.rendezvousTimeoutSeconds ?? 60) * 1000;
+  // The ranks' connections between hosts: encrypted when asked, or by default when the rendezvous serves TLS.
+  const dataTls = options.dataTls === "on" || ((options.dataTls ?? "auto") === "auto" && tls !== undefined);
   const shape: GroupShape = {
     size: options.workers,
     backend: "hosts",
     ...common,
     // The rendezvous and its flags stand for the hosts: a change of either starts a new group.
-    hosts: ["--launcher env", `--rendezvous ${address.host}:${address.port}`, ...(tls ? [`--tls-cert ${options.tlsCert}`] : []), ...(options.insecure ? ["--insecure"] : [])].join(" "),
+    hosts: ["--launcher env", `--rendezvous ${address.host}:${address.port}`, ...(tls ? [`--tls-cert ${options.tlsCert}`] : []), ...(options.insecure ? ["--insecure"] : []), ...(options.dataTls === undefined ? [] : [`--data-tls ${options.dataTls}`])].join(" "),
     ...(options.tokenFile === undefined ? {} : { tokenFile: options.tokenFile }),
   };
   const log = (line: string) => process.stderr.write(`distlab rendezvous ${new Date().toISOString()} ${line}\n`);
@@ -79,6 +81,7 @@ export function planRendezvousGroup(options: DistributedOptions, common: CommonS
         launcher: "agent",
         agentCommand: "distlab",
         version: packageVersion(),
+        dataTls,
         rendezvous: {
           open: () => Rendezvous.listen({ ...address, token, version: packageVersion(), ...(tls ? { tls } : {}), log }),
           timeoutMs,

@@ -40,7 +40,7 @@ export const DISTRIBUTED_FLAGS: readonly FlagSpec[] = [
     max: MAX_WORKERS,
     default: 2,
     rangeReason: "per-pair channels grow with N^2; 256 covers 32 hosts x 8 GPUs",
-    help: "number of ranks; with --backend gpus at most one per GPU, all of them by default",
+    help: "number of ranks; with --backend gpus one per GPU by default, and more share the GPUs round-robin",
   },
   {
     name: "backend",
@@ -73,6 +73,14 @@ export const DISTRIBUTED_FLAGS: readonly FlagSpec[] = [
   { name: "agent-command", type: "string", valueName: "CMD", help: "with --launcher ssh: what runs distlab on the hosts (default distlab)" },
   { name: "tls-ca", type: "string", valueName: "FILE", help: "with --hosts: dial running agents over TLS, trusting the CA certificates in FILE (PEM)" },
   { name: "tls-fingerprint", type: "string", valueName: "SHA256", help: "with --hosts: dial running agents over TLS, accepting only a certificate of this SHA-256 fingerprint" },
+  {
+    name: "data-tls",
+    type: "choice",
+    valueName: "WHEN",
+    choices: ["auto", "on", "off"],
+    default: "auto",
+    help: "with --hosts: TLS on the ranks' data connections between hosts (same-host ranks never encrypt); auto: on when the agents are dialled over TLS (--tls-ca/--tls-fingerprint), or with --launcher env when the rendezvous serves TLS (--tls-cert)",
+  },
   { name: "token-file", type: "string", valueName: "FILE", help: `with --hosts or --launcher env: the file (mode 600) holding the token the agents were started with (default ${DEFAULT_TOKEN_FILE_HELP})` },
   {
     name: "timeout",
@@ -137,6 +145,8 @@ export interface DistributedOptions {
   agentCommand?: string;
   tlsCa?: string;
   tlsFingerprint?: string;
+  /** `--data-tls`: TLS on rank-to-rank connections between hosts; auto follows the agents' TLS. */
+  dataTls?: "auto" | "on" | "off";
   timeoutSeconds: number;
   groupOutputs: "order" | "rank";
   /** Emulated link between ranks (bytes per second, seconds). */
@@ -183,7 +193,7 @@ export function parseDistributedFlags(words: readonly string[]): DistributedOpti
     if (options.backend !== "hosts") throw new UsageError(`${WHERE}: --token-file only applies with --backend hosts`, "--token-file");
     options.tokenFile = tokenFile;
   }
-  for (const [flag, key] of [["launcher", "launcher"], ["ssh-config", "sshConfig"], ["agent-command", "agentCommand"], ["tls-ca", "tlsCa"], ["tls-fingerprint", "tlsFingerprint"]] as const) {
+  for (const [flag, key] of [["launcher", "launcher"], ["ssh-config", "sshConfig"], ["agent-command", "agentCommand"], ["tls-ca", "tlsCa"], ["tls-fingerprint", "tlsFingerprint"], ["data-tls", "dataTls"]] as const) {
     if (!given.has(flag)) continue;
     if (options.backend !== "hosts") throw new UsageError(`${WHERE}: --${flag} only applies with --hosts`, `--${flag}`);
     (options as unknown as Record<string, unknown>)[key] = values.get(flag);

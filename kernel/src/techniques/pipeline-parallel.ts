@@ -170,16 +170,19 @@ export class PipelineParallel {
     let lossSum = 0;
     for (const chunk of this.#chunks.values()) chunk.resetPeak();
     let peakBytes = 0;
-    const send = (x: tf.Tensor, chunk: number, name: string): void => {
+    // Tensors are read with `await data()` (a GPU rank has no synchronous read); the sends of one
+    // pass are awaited in turn, so messages to a peer leave in schedule order.
+    const send = async (x: tf.Tensor, chunk: number, name: string): Promise<void> => {
       const to = this.stageOf(chunk);
       if (to === this.stage) return mailbox.keep(name, x); // the next chunk is this rank's own (one stage, v chunks)
-      const data = (x.dataSync() as Float32Array).slice();
+      const data = ((await x.data()) as Float32Array).slice();
       x.dispose();
       sends.push(this.#comm.isend(data, to));
     };
-    const addGrads = (chunk: PipelineChunk, tensors: tf.Tensor[]): void => {
+    const addGrads = async (chunk: PipelineChunk, tensors: tf.Tensor[]): Promise<void> => {
+      const values = await Promise.all(tensors.map((t) => t.data() as Promise<Float32Array>));
       chunk.params.forEach((p, i) => {
-        const g = tensors[i]!.dataSync() as Float32Array;
+        const g = values[i]!;
         const index = this.#paramIndex.get(p)!;
         const sum = grads.get(index);
         if (sum) for (let k = 0; k < sum.length; k++) sum[k]! += g[k]!;
@@ -204,14 +207,14 @@ export class PipelineParallel {
             const out = chunk.forward(mb, x);
             if (op.chunk === lastChunk) {
               const { value, grads: [dOut] } = tf.valueAndGrads((o: tf.Tensor) => this.model.head(o, { x: xs[mb]!, y: ys[mb]! }))([out]);
-              lossSum += value.dataSync()[0]!;
+              lossSum += (await value.data())[0]!;
               lossGrads.set(mb, tf.tidy(() => tf.div(dOut!, m)));
               tf.dispose([value, dOut!, out]);
             } else {
               outgoing.push([out, op.chunk + 1, `A:${op.chunk + 1}:${mb}`]);
             }
           } else if (op.kind === "W") {
-            addGrads(chunk, chunk.backwardWeights(mb));
+            await addGrads(chunk, chunk.backwardWeights(mb));
           } else {
             const dy = received ?? takeFrom(lossGrads, mb);
             if (op.kind === "B") {
@@ -224,14 +227,14 @@ export class PipelineParallel {
               dy.dispose();
               if (dx && op.chunk > 0) outgoing.push([dx, op.chunk - 1, `G:${op.chunk - 1}:${mb}`]);
               else dx?.dispose();
-              addGrads(chunk, g);
+              await addGrads(chunk, g);
             }
           }
           peakBytes = Math.max(peakBytes, [...this.#chunks.values()].reduce((b, c) => b + c.stashedBytes, 0));
           const device = this.options.deviceMs;
           occupyDevice((op.kind === "BW" ? device.B + device.W : device[op.kind]) / this.options.chunks);
         });
-        for (const [tensor, chunk, name] of outgoing) send(tensor, chunk, name);
+        for (const [tensor, chunk, name] of outgoing) await send(tensor, chunk, name);
       }
       await Promise.all(sends);
     } catch (error) {

@@ -225,14 +225,17 @@ export class TensorParallelGpt {
   }
 
   /** This rank's part of full-model arrays (one per parameter of the full model, as localGradients returns): to compare with a one-rank run. */
-  shardOf(full: readonly Float32Array[]): Float32Array[] {
-    return full.map((values, i) => {
-      const whole = tf.tensor(values, this.fullShapes[i]!);
-      const part = shardTensor(whole, this.splits[i]!, this.comm.rank, this.degree);
-      const out = Float32Array.from(part.dataSync());
-      tf.dispose([whole, part]);
-      return out;
-    });
+  async shardOf(full: readonly Float32Array[]): Promise<Float32Array[]> {
+    return Promise.all(
+      full.map(async (values, i) => {
+        const whole = tf.tensor(values, this.fullShapes[i]!);
+        const part = shardTensor(whole, this.splits[i]!, this.comm.rank, this.degree);
+        whole.dispose();
+        const out = Float32Array.from(await part.data());
+        part.dispose();
+        return out;
+      }),
+    );
   }
 
   /**
@@ -270,13 +273,16 @@ export class TensorParallelGpt {
       h = await withSpan(this.comm, `forward block${layer}`, () => this.layerForward(layer, h, step));
     }
     const [gain, bias, wHead] = this.headParams();
-    const { logits, localLoss } = withSpan(this.comm, "head", () =>
-      tf.tidy(() => {
-        const out = this.headLogits(h, gain, bias, wHead);
-        const loss = this.localLoss(out, labels);
-        return { logits: out.dataSync() as Float32Array, localLoss: loss.dataSync()[0]! };
-      }),
-    );
+    const { logits, localLoss } = await withSpan(this.comm, "head", async () => {
+      const [out, loss] = tf.tidy(() => {
+        const headOut = this.headLogits(h, gain, bias, wHead);
+        return [headOut, this.localLoss(headOut, labels)];
+      });
+      // Read asynchronously: a GPU rank has no synchronous read.
+      const [outValues, lossValues] = await Promise.all([out.data() as Promise<Float32Array>, loss.data()]);
+      tf.dispose([out, loss]);
+      return { logits: outValues, localLoss: lossValues[0]! };
+    });
     this.modelTape = { tokens, labels, final: h, localLoss };
     return { logits: Float32Array.from(logits), positions: [start, end] };
   }
@@ -311,7 +317,7 @@ export class TensorParallelGpt {
       add(1, dWpe!);
     });
     dh.dispose();
-    const out = grads.map((g, i) => (g === undefined ? new Float32Array(this.params[i]!.size) : Float32Array.from(g.dataSync())));
+    const out = await Promise.all(grads.map(async (g, i) => (g === undefined ? new Float32Array(this.params[i]!.size) : Float32Array.from(await g.data()))));
     tf.dispose(grads.filter((g): g is tf.Tensor => g !== undefined));
     let loss = m.localLoss;
     if (this.options.sequenceParallel) loss = await this.sumPartialGradients(out, loss);

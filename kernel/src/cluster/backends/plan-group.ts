@@ -26,6 +26,8 @@ export interface BackendOptions {
 
 export interface GroupPlan {
   shape: GroupShape;
+  /** Printed under the cell (stderr) when this plan starts a new group. */
+  startNote?: string;
   /** Starts the group's ranks (lazily: each starts on the first cell's prepare). */
   start(onEvent: (rank: number, event: RankEvent) => void): RankGroup;
 }
@@ -55,17 +57,15 @@ export function planGroup(options: DistributedOptions, backend: BackendOptions =
   }
 }
 
-/** One process per GPU, rank i on the i-th GPU device node; TensorFlow.js on webgpu unless --tf-backend says otherwise. */
+/**
+ * One process per rank, rank r on GPU r mod G (G GPU device nodes); TensorFlow.js on webgpu unless
+ * --tf-backend says otherwise. -n defaults to G. With -n above G ranks share GPUs round-robin, as
+ * torchrun's processes do when there are more of them than devices; the cell says so when the group starts.
+ */
 function planGpuGroup(options: DistributedOptions, devDir: string): GroupPlan {
   const nodes = listGpuDeviceNodes(devDir);
   if (nodes.length === 0) {
     throw new NotAvailableError(`--backend gpus: no GPU device nodes were found (nothing matches ${devDir}/nvidia[0-9]+); use --backend processes or threads`);
-  }
-  if (options.workersGiven && options.workers > nodes.length) {
-    throw new UsageError(
-      `%%distributed: -n ${options.workers} is more than the ${nodes.length} GPU${nodes.length === 1 ? "" : "s"} of this machine (--backend gpus runs one rank per GPU: ${nodes.join(", ")})`,
-      "-n",
-    );
   }
   const size = options.workersGiven ? options.workers : nodes.length;
   const shape: GroupShape = {
@@ -82,9 +82,19 @@ function planGpuGroup(options: DistributedOptions, devDir: string): GroupPlan {
       checkGpuIsolation(nodes, flags);
       const command = nodeRankCommand();
       return createProcessGroup(shape, onEvent, {
-        launchFor: (rank) => gpuRankLaunch(command, nodes, rank, flags),
-        gpus: nodes.slice(0, size).map((node, index) => ({ index, node })),
+        launchFor: (rank) => gpuRankLaunch(command, nodes, rank % nodes.length, flags),
+        gpus: Array.from({ length: size }, (_, rank) => ({ index: rank % nodes.length, node: nodes[rank % nodes.length]! })),
       });
     },
+    ...(size > nodes.length ? { startNote: gpuSharingNote(size, nodes.length) } : {}),
   };
+}
+
+/** What a cell prints when its group puts more ranks than GPUs on this machine. */
+export function gpuSharingNote(ranks: number, gpus: number): string {
+  const most = Math.ceil(ranks / gpus);
+  return (
+    `distlab: ${ranks} ranks share ${gpus === 1 ? "this machine's 1 GPU" : `its ${gpus} GPUs`} (rank r on GPU r mod ${gpus}, up to ${most} a GPU); ` +
+    "ranks on one GPU take turns on it, so their compute times are not one GPU's each\n"
+  );
 }

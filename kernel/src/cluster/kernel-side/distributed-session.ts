@@ -109,6 +109,7 @@ export class DistributedSession {
       io.stream("stderr", `distlab: group shape changed (${describeShape(current.shape)} -> ${describeShape(plan.shape)}); restarting the ranks, their state is lost\n`);
       await this.stop();
     }
+    if (plan.startNote !== undefined) io.stream("stderr", plan.startNote);
     const group = plan.start((rank, event) => this.onRankEvent(rank, event));
     this.groupState = group;
     return group;

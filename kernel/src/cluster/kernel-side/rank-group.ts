@@ -74,7 +74,8 @@ export interface PrepareContext {
  * agents; it may return lines to tell the cell, such as which ranks lost their state), `closed` after close.
  */
 export interface GroupHooks {
-  ready?(context: PrepareContext): Promise<string[] | void>;
+  /** `timeoutMs`: the collective timeout of the cell about to run (remote backends time their heartbeats by it). */
+  ready?(timeoutMs: number, context: PrepareContext): Promise<string[] | void>;
   closed?(): void;
 }
 
@@ -102,7 +103,7 @@ export class RankGroup {
    * line for each rank that had ended while idle and was started afresh (its state is lost).
    */
   async prepare(timeoutMs: number, context: PrepareContext = {}): Promise<string[]> {
-    const notes = (await this.hooks.ready?.(context)) ?? [];
+    const notes = (await this.hooks.ready?.(timeoutMs, context)) ?? [];
     const fresh = this.ranks.filter((rank) => rank.needsInit);
     const restarted = notes.concat(fresh.flatMap((rank) =>
       rank.endedWhileIdle === undefined ? [] : [`rank ${rank.info.rank} had ended while idle (${rank.endedWhileIdle}); started it afresh, its declarations are lost`],
