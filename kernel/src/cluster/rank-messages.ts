@@ -53,6 +53,8 @@ export interface GpuAssignment {
 export interface TcpWorldAddress {
   kind: "tcp";
   rendezvous: string;
+  /** host:port of the rendezvous of the ranks' communication threads (process ranks), when they have them */
+  commThreadRendezvous?: string;
 }
 
 /**
