@@ -103,3 +103,23 @@ test("DDP's bucket allReduces on process ranks run on the comm lane while backwa
     assert.ok(overlap >= 0.25 * commTime, `rank ${rank}: bucket allReduces overlapped backward for ${(overlap / 1000).toFixed(1)} of ${(commTime / 1000).toFixed(1)} ms`);
   }
 });
+
+test("a rank that fails while its peer waits in a comm-thread job ends the cell at once, and the comm thread is cancelled", async () => {
+  // --timeout 30: a job woken only by the timeout would take 30 s.
+  const started = Date.now();
+  const outcome = await run(
+    "if (dist.rank === 1) {\n  await new Promise((r) => setTimeout(r, 200));\n  throw new RangeError('rank one fails');\n}\n" +
+      "try { await dist.commThread!.run(new Float32Array(1024), { name: 'orphan bucket' }); } catch (e) { (globalThis as any).jobError = `${(e as Error).name}: ${(e as Error).message}`; }\n1",
+  );
+  assert.equal(outcome.status, "error", JSON.stringify(outcome));
+  const error = outcome as { ename: string; evalue: string };
+  assert.equal(error.ename, "RangeError");
+  assert.match(error.evalue, /^rank 1: RangeError: rank one fails/);
+  assert.ok(Date.now() - started < 10_000, `took ${Date.now() - started} ms`);
+  // Rank 0's job was rejected by the cancel (its comm thread's wait ended), naming its comm thread and the job.
+  const jobError = resultJson(await run("(globalThis as any).jobError ?? 'none'")) as string[];
+  assert.match(jobError[0]!, /rank 0's communication thread, orphan bucket: .*cancel/i);
+  // The rebuilt world has working comm threads again.
+  const sum = resultJson(await run("Array.from(await dist.commThread!.allReduce(new Float32Array([dist.rank + 1]), { op: 'sum' }))")) as number[][];
+  assert.deepEqual(sum, [[3], [3]]);
+});
