@@ -81,8 +81,9 @@ export interface Dist extends DistIdentity {
    */
   readonly stats: WireStatsAccess;
   /**
-   * The rank's communication thread (thread ranks): collectives handed to it run while this
-   * thread computes, drawn on the rank's `comm` stream. Undefined for process ranks.
+   * The rank's communication thread: collectives handed to it run while this thread computes,
+   * drawn on the rank's `comm` stream. Thread ranks and local process ranks have one; ranks on
+   * remote hosts do not (undefined).
    */
   readonly commThread: CommThread | undefined;
 }
