@@ -10,6 +10,7 @@ import type { CommArray } from "../../kernel/src/comm";
 import type { TypedArrayConstructor } from "../../kernel/src/comm/registered-memory";
 import { ResultPool } from "../../kernel/src/comm/result-pool";
 import { fullGc } from "../../kernel/src/comm/full-gc";
+import { PageToucher } from "../../kernel/src/comm/page-toucher";
 import { ThreadWorld } from "./comm-harness";
 import { DTYPE_CTORS, REDUCE_OPS } from "./comm-reference";
 
@@ -97,6 +98,28 @@ describe("result pool", () => {
     const carried = await run(true);
     assert.ok(carried.pooled >= 0.9 * calls, `with ballast: ${carried.pooled} of ${calls} results pooled (${carried.blocks} blocks); without: ${bare.pooled}`);
     assert.ok(bare.pooled < carried.pooled, `without ballast ${bare.pooled} of ${calls} pooled, with ${carried.pooled}: the ballast made no difference`);
+  });
+
+  test("a call that claims a new block has a spare's pages faulted in by the page toucher thread, then finds the spare idle", async () => {
+    const MiB = 1024 * KiB;
+    const toucher = new PageToucher();
+    let touched = 0;
+    const pool = new ResultPool(
+      { minBytes: 0, budgetBytes: 4 * 64 * MiB, collectFromBytes: 16 * MiB },
+      { prefault: async (block) => { await toucher.touch(block); touched++; }, ballast: false },
+    );
+    const rssBefore = process.memoryUsage().rss;
+    const first = await pool.take(Uint8Array, 64 * MiB); // kept, never written by this test
+    assert.ok(first);
+    for (let i = 0; i < 200 && touched === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    const grown = process.memoryUsage().rss - rssBefore;
+    assert.equal(touched, 1, "the spare was not touched within 2 s");
+    // the kept block was never written: resident growth of a block's size is the toucher's writes
+    assert.ok(grown >= 0.9 * 64 * MiB, `resident memory grew by ${(grown / MiB).toFixed(1)} MiB after the toucher ran, expected about 64`);
+    assert.deepEqual(pool.stats(), { blocks: 2, idle: 1, out: 1, bytes: 2 * 64 * MiB });
+    const second = await pool.take(Uint8Array, 64 * MiB);
+    assert.ok(second && second.buffer !== first!.buffer);
+    assert.deepEqual(pool.stats(), { blocks: 2, idle: 0, out: 2, bytes: 2 * 64 * MiB }, "the second call took the spare instead of claiming a block");
   });
 
   test("the idle collection waits while a call is taking a block (a call longer than the idle delay)", async () => {

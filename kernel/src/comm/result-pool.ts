@@ -41,6 +41,11 @@
 // the result. So V8 sees the bytes the caller's results hold and collects in
 // step with them, and a loop that drops its results runs on the few blocks
 // one of its collection cycles needs.
+// A new block's pages fault on their first write, which costs several times
+// the copy into it: a call that has to claim a new block (for a result of
+// `collectFromBytes` or more) also claims a spare, whose pages a helper
+// thread touches (page-toucher.ts) while the rank goes on; the next call
+// that finds no idle block takes the spare, its pages in place.
 // And 200 ms after the last large take (the end of a loop, of a cell) the
 // pool collects once, while the rank is idle, so the next loop starts with
 // its blocks back.
@@ -65,6 +70,8 @@ export interface ResultPoolHooks {
   nextTask?: () => Promise<void>;
   /** false: results carry no ballast (the header says why they do) */
   ballast?: boolean;
+  /** resolves once the block's pages are faulted in, by another thread (page-toucher.ts) */
+  prefault?: (block: SharedArrayBuffer) => Promise<void>;
 }
 
 /** How long a rank's pool waits after its last large take before collecting, milliseconds. */
@@ -85,6 +92,8 @@ export class ResultPool {
   private idleTimer?: ReturnType<typeof setTimeout>;
   /** inside take's yield to the event loop (a call is under way) */
   private taking = false;
+  /** sizes with a spare block being touched (warmSpare) */
+  private readonly warming = new Set<number>();
 
   constructor(
     private readonly options: ResultPoolOptions,
@@ -110,7 +119,11 @@ export class ResultPool {
       kept = this.idleBlock(size);
     }
     // fresh memory before a forced collection: the collection pauses the rank, V8's own does not
-    kept ??= this.claim(size);
+    if (!kept) {
+      kept = this.claim(size);
+      // this call faults in a new block's pages itself; the next to need one finds a spare touched
+      if (kept) this.warmSpare(size);
+    }
     if (!kept && this.worthCollecting(size)) {
       this.hooks.collect!();
       await this.nextTask();
@@ -124,6 +137,22 @@ export class ResultPool {
     this.carryBallast(handed, size);
     if (size >= this.options.collectFromBytes) this.collectWhenIdle();
     return new ctor(handed, 0, length);
+  }
+
+  /**
+   * Claims one more block of `size` and has the page toucher fault in its pages off this thread; it
+   * joins the idle blocks once touched (until then it is nobody's). One spare of a size at a time.
+   */
+  private warmSpare(size: number): void {
+    const touch = this.hooks.prefault;
+    if (!touch || size < this.options.collectFromBytes || this.warming.has(size)) return;
+    const spare = this.claim(size);
+    if (!spare) return;
+    this.warming.add(size);
+    void touch(spare).then(() => {
+      this.warming.delete(size);
+      this.returned(spare);
+    });
   }
 
   /** Ballast by handed-out result (the WeakMap entry lives exactly as long as the result's buffer). */
