@@ -1,7 +1,7 @@
 // Faults in the pages of fresh shared memory on a helper thread. The first
 // write to each 4 KiB page of new memory traps into the kernel, which finds
 // and zeroes a page for it: for a 64 MiB block that costs several times a
-// copy of the block (figures: docs/collectives.md, "Results without `out`").
+// copy of the block (figures: docs/collectives.md, "Figures behind the code").
 // The result pool (result-pool.ts) has spare blocks touched here while its
 // rank goes on with its calls, so a call that needs a new block gets one
 // whose pages are in place. Page tables belong to the process, so a page

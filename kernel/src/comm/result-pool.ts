@@ -5,7 +5,7 @@
 // Why: a fresh 64 MiB array costs more than the collective itself. Its pages
 // are new to the process and the first write to each 4 KiB page faults, and
 // V8 answers every such array's external memory with collections (figures:
-// docs/benchmarks.md, "Figures behind the code").
+// docs/collectives.md, "Figures behind the code").
 // A reused block's pages are touched already; the direct allReduce copies the
 // reduced result into it by memmove (host-copy.ts).
 //

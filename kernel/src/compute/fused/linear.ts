@@ -4,7 +4,7 @@
  * On webgpu, tf.fused.matMul adds the bias in the product's kernel: one
  * dispatch instead of two forward (the gradients are the same kernels).
  * Elsewhere matMul then add: on wasm the fused form was the slower one for
- * the tiny GPT (figures: docs/benchmarks.md, "Figures behind the code").
+ * the tiny GPT (figures: docs/compute.md, "Figures behind the code").
  */
 type Tf = typeof import("@tensorflow/tfjs");
 type Tensor = import("@tensorflow/tfjs").Tensor;
