@@ -42,10 +42,11 @@
 // step with them, and a loop that drops its results runs on the few blocks
 // one of its collection cycles needs.
 // A new block's pages fault on their first write, which costs several times
-// the copy into it: a call that has to claim a new block (for a result of
-// `collectFromBytes` or more) also claims a spare, whose pages a helper
-// thread touches (page-toucher.ts) while the rank goes on; the next call
-// that finds no idle block takes the spare, its pages in place.
+// the copy into it: a take (of `collectFromBytes` or more) that leaves no
+// block of its size idle claims a spare, whose pages a helper thread
+// touches (page-toucher.ts) while the rank goes on; the next call that finds
+// no idle block takes the spare, its pages in place, or waits for the touch
+// to end (sooner than faulting in a block of its own).
 // And 200 ms after the last large take (the end of a loop, of a cell) the
 // pool collects once, while the rank is idle, so the next loop starts with
 // its blocks back.
@@ -92,8 +93,8 @@ export class ResultPool {
   private idleTimer?: ReturnType<typeof setTimeout>;
   /** inside take's yield to the event loop (a call is under way) */
   private taking = false;
-  /** sizes with a spare block being touched (warmSpare) */
-  private readonly warming = new Set<number>();
+  /** block bytes -> the touch of its spare under way (warmSpare), resolved once the spare is idle */
+  private readonly warming = new Map<number, Promise<void>>();
 
   constructor(
     private readonly options: ResultPoolOptions,
@@ -118,12 +119,14 @@ export class ResultPool {
       }
       kept = this.idleBlock(size);
     }
-    // fresh memory before a forced collection: the collection pauses the rank, V8's own does not
-    if (!kept) {
-      kept = this.claim(size);
-      // this call faults in a new block's pages itself; the next to need one finds a spare touched
-      if (kept) this.warmSpare(size);
+    // a spare being touched is ready no later than a new block this thread would fault in itself
+    const warming = kept ? undefined : this.warming.get(size);
+    if (warming) {
+      await warming;
+      kept = this.idleBlock(size);
     }
+    // fresh memory before a forced collection: the collection pauses the rank, V8's own does not
+    kept ??= this.claim(size);
     if (!kept && this.worthCollecting(size)) {
       this.hooks.collect!();
       await this.nextTask();
@@ -132,6 +135,8 @@ export class ResultPool {
       if (!kept) this.skipCollections = this.blocks;
     }
     if (!kept) return undefined;
+    // none of the size left idle: the next call that finds none should not fault in a new block itself
+    if (!this.idle.get(size)?.length) this.warmSpare(size);
     const handed = structuredClone(kept);
     this.registry.register(handed, kept);
     this.carryBallast(handed, size);
@@ -148,11 +153,10 @@ export class ResultPool {
     if (!touch || size < this.options.collectFromBytes || this.warming.has(size)) return;
     const spare = this.claim(size);
     if (!spare) return;
-    this.warming.add(size);
-    void touch(spare).then(() => {
+    this.warming.set(size, touch(spare).then(() => {
       this.warming.delete(size);
       this.returned(spare);
-    });
+    }));
   }
 
   /** Ballast by handed-out result (the WeakMap entry lives exactly as long as the result's buffer). */
@@ -168,11 +172,11 @@ export class ResultPool {
     }
   }
 
-  /** Blocks the pool owns (idle and out) and their bytes: for tests and diagnostics. */
+  /** Blocks the pool owns (idle, out, and spares being touched) and their bytes: for tests and diagnostics. */
   stats(): { blocks: number; idle: number; out: number; bytes: number } {
     let idle = 0;
     for (const list of this.idle.values()) idle += list.length;
-    return { blocks: this.blocks, idle, out: this.blocks - idle, bytes: this.pooledBytes };
+    return { blocks: this.blocks, idle, out: this.blocks - idle - this.warming.size, bytes: this.pooledBytes };
   }
 
   /**
