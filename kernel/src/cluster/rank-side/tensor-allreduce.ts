@@ -14,6 +14,10 @@
  * (freed, not left to the garbage collector), and both copies are memmoves
  * (host-copy.ts) between memory that was touched before.
  *
+ * Registered memory gives a freed block only to an allocation of the same size: each distinct
+ * tensor size keeps one block per rank until the world ends (a full registered memory sends the
+ * call down the generic path).
+ *
  * The heap views are taken and used synchronously: any allocation in the
  * wasm heap (an op, the result's makeOutput) may grow its memory and detach
  * every view of it, and a collective awaits; so the copy in happens before
@@ -37,7 +41,12 @@ export async function registeredTensorAllReduce(tf: Tf, comm: Communicator, tens
   if (tensor.isDisposed || tensor.dtype !== "float32" || tensor.size * 4 < MIN_BYTES || options.out !== undefined) return undefined;
   const backend = tf.backend();
   if (tf.getBackend() !== "wasm" || !hasWasmInternals(backend)) return undefined;
-  const block = comm.alloc(Float32Array, tensor.size);
+  let block: Float32Array;
+  try {
+    block = comm.alloc(Float32Array, tensor.size);
+  } catch {
+    return undefined; // registered memory is full: the generic path needs none
+  }
   if (!(block.buffer instanceof SharedArrayBuffer)) return undefined; // no registered memory here (tcp): a plain array
   try {
     copyElements(block, 0, backend.typedArrayFromHeap(tensor) as Float32Array);
