@@ -58,6 +58,11 @@ export interface TcpWorldAddress {
   secret: string;
   /** TLS on the connections between hosts (comm/data-tls.ts). */
   tls: boolean;
+  /**
+   * The rendezvous and credentials of the world of the ranks' communication threads (process
+   * ranks on one host), when they have them; sent, like the world's own, inside a connect task only.
+   */
+  commThread?: { rendezvous: string; world: string; secret: string };
 }
 
 /**

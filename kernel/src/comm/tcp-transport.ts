@@ -14,6 +14,7 @@ import type { TLSSocket } from "node:tls";
 import { CommCancelledError, CommCellEndedError, CommMismatchError, CommTimeoutError, PeerLostError } from "./comm-errors";
 import { callLabel, descriptorsAgree, mismatchMessage, needsAgreementStep, type Descriptor } from "./descriptor";
 import { Nic, Pacer } from "./link";
+import { TcpIngress } from "./tcp-ingress";
 import {
   CONTEXT_ABORT, CONTEXT_COLLECTIVE, CONTEXT_PROBE, CONTEXT_PROBE_REPLY, CONTEXT_USER, encodeHeader, FrameReceiver, type ReadBinding,
 } from "./tcp-frames";
@@ -62,8 +63,10 @@ export class TcpTransport implements Transport {
   readonly kind = "tcp";
   private readonly links = new Map<number, PeerLink>();
   private stopped?: Error;
-  /** this rank's emulated network interface: every paced send of the rank shares its egress (ingress is not modelled over tcp) */
+  /** this rank's emulated network interface: every paced send of the rank shares its egress */
   private readonly nic = new Nic();
+  /** and every paced receive its ingress (tcp-ingress.ts) */
+  private readonly ingress = new TcpIngress();
   /** the newest epoch (cell) this rank has made a call in */
   private epoch = 0;
   /** this rank's latest collective call, and the world ranks it waits for now (what a probe is answered with) */
@@ -276,7 +279,16 @@ export class TcpTransport implements Transport {
     const link = this.linkOf(spec.peer);
     return new Promise<void>((resolve, reject) => {
       if (this.stopped) return reject(this.rethrow(call));
-      link.inbox.post(context, { spec, call, check, resolve, reject });
+      if (!call.link) return link.inbox.post(context, { spec, call, check, resolve, reject });
+      // an emulated link: the frame is delivered once this rank's ingress had time for it
+      let payload = spec.bytes ?? 0;
+      const sized: RecvSpec = { ...spec, onStart: (bytes) => { payload = bytes; spec.onStart?.(bytes); } };
+      const paced = () => {
+        const hold = this.ingress.holdMs(payload, call.link, performance.now());
+        if (hold > 0) setTimeout(resolve, hold);
+        else resolve();
+      };
+      link.inbox.post(context, { spec: sized, call, check, resolve: paced, reject });
     });
   }
 

@@ -156,7 +156,7 @@ export function createHostGroup(shape: GroupShape, onEvent: (rank: number, event
     return notes;
   };
 
-  const group = new RankGroup(shape, ranks, (size) => createTcpKernelWorld(size, links[0]?.localAddress, options.dataTls === true), undefined, {
+  const group = new RankGroup(shape, ranks, (size) => createTcpKernelWorld(size, links[0]?.localAddress, { tls: options.dataTls === true }), undefined, {
     ready: connect,
     closed: () => {
       links.forEach((link) => link.close());

@@ -13,6 +13,7 @@ import { addWireStats } from "../../comm/wire-stats-merge";
 import { createCheckpointApi, type CheckpointInfo, type CheckpointOptions } from "../../checkpoint/dist-checkpoint";
 import { isTensor } from "./cell-value";
 import { splitEvenly } from "../split";
+import { registeredTensorAllReduce } from "./tensor-allreduce";
 
 type Tf = typeof import("@tensorflow/tfjs");
 type Tensor = import("@tensorflow/tfjs").Tensor;
@@ -81,8 +82,9 @@ export interface Dist extends DistIdentity {
    */
   readonly stats: WireStatsAccess;
   /**
-   * The rank's communication thread (thread ranks): collectives handed to it run while this
-   * thread computes, drawn on the rank's `comm` stream. Undefined for process ranks.
+   * The rank's communication thread: collectives handed to it run while this thread computes,
+   * drawn on the rank's `comm` stream. Thread ranks and local process ranks have one; ranks on
+   * remote hosts do not (undefined).
    */
   readonly commThread: CommThread | undefined;
 }
@@ -177,8 +179,13 @@ export function createDist(
     },
     stats,
     barrier: () => current().barrier(),
-    allReduce: (x, options) => {
+    allReduce: async (x, options) => {
       checkOp("allReduce", options);
+      if (isTensor(x)) {
+        const tensor = x as unknown as Tensor;
+        const reduced = await registeredTensorAllReduce(tf, current(), tensor, withShape(options, tensor.shape) ?? {});
+        if (reduced) return reduced as unknown as typeof x;
+      }
       return viaArray("allReduce", x, (array, shape) => current().allReduce(array, withShape(options, shape)));
     },
     reduceScatter: (x, options) => {

@@ -5,7 +5,7 @@
  * dispatch instead of two forward; for large x the gradients are products
  * of untransposed operands, the form TF.js's webgpu backend runs fast
  * (./mat-mul.ts). Elsewhere matMul then add: on wasm the fused form was the
- * slower one for the tiny GPT (figures: docs/benchmarks.md, "Figures behind
+ * slower one for the tiny GPT (figures: docs/compute.md, "Figures behind
  * the code").
  */
 import { untransposedLinear, wantsUntransposed } from "./mat-mul";
