@@ -136,3 +136,28 @@ export function descriptorsAgree(a: Descriptor, b: Descriptor): boolean {
 export function mismatchMessage(rankA: number, a: Descriptor, rankB: number, b: Descriptor): string {
   return `mismatched collectives: rank ${rankA} called ${describeCall(a)} but rank ${rankB} called ${describeCall(b)}`;
 }
+
+/** Has `theirs` entered the call `mine` (same group, cell and call number)? */
+export function sameCallNumber(mine: Descriptor, theirs: Descriptor | undefined): theirs is Descriptor {
+  return theirs !== undefined && theirs.group === mine.group && theirs.epoch === mine.epoch && theirs.call === mine.call;
+}
+
+/** One member's call as the rank that found a mismatch learned it; desc undefined: it has made no collective call. */
+export interface MemberCall {
+  rank: number;
+  desc?: Descriptor;
+}
+
+/**
+ * The mismatch naming every member's call, in rank order:
+ * `mismatched collectives: rank 0 called allReduce #3 (...); rank 1 called broadcast #3 (...); rank 2 has not made
+ * call #3 (its latest call: ...)`. `mine` is the call of the rank that found it: it says which call number each member is at.
+ */
+export function mismatchOfMembers(mine: Descriptor, members: readonly MemberCall[]): string {
+  const parts = [...members].sort((a, b) => a.rank - b.rank).map(({ rank, desc }) =>
+    sameCallNumber(mine, desc)
+      ? `rank ${rank} called ${describeCall(desc)}`
+      : `rank ${rank} has not made call #${mine.call} (its latest call: ${desc ? describeCall(desc) : "none"})`,
+  );
+  return `mismatched collectives: ${parts.join("; ")}`;
+}

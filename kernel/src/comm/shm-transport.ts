@@ -8,7 +8,8 @@
 // live while the rank awaits something else.
 import { CommCancelledError, CommCellEndedError, CommMismatchError, CommTimeoutError } from "./comm-errors";
 import {
-  callLabel, descriptorsAgree, DESCRIPTOR_WORDS, mismatchMessage, needsAgreementStep, readDescriptor, writeDescriptor, type Descriptor,
+  callLabel, descriptorsAgree, DESCRIPTOR_WORDS, mismatchOfMembers, needsAgreementStep, readDescriptor, sameCallNumber, writeDescriptor,
+  type Descriptor, type MemberCall,
 } from "./descriptor";
 import { blameTimeout } from "./timeout-blame";
 import { zeroTraffic } from "./wire-stats";
@@ -32,6 +33,11 @@ const SPIN_MS = 0.05;
 const SPIN_MS_OVERSUBSCRIBED = 0.002;
 /** Longest single sleep, milliseconds: bounds how late a cancel or timeout is seen. */
 const SLICE_MS = 50;
+/**
+ * How long a rank that found a mismatch waits for the members that have not made the call yet,
+ * milliseconds, so its error can name their calls too (only on the error path).
+ */
+const MISMATCH_GATHER_MS = 500;
 
 export const STATE_RUNNING = 0;
 export const STATE_CANCELLED = 1;
@@ -238,10 +244,37 @@ export class ShmTransport implements Transport {
     for (const peer of peers) {
       const theirs = this.peerDescriptor(peer);
       if (theirs && theirs.group === mine.group && theirs.call === mine.call && !descriptorsAgree(mine, theirs)) {
-        this.abort(STATE_MISMATCH, mismatchMessage(this.rank, mine, peer, theirs));
+        this.abort(STATE_MISMATCH, this.mismatchReport(call, peer, theirs));
         this.checkState(call);
       }
     }
+  }
+
+  /**
+   * The message of a mismatch this rank found between its call and `theirs` (rank `peer`'s): every
+   * member's call, read from their entered descriptors. Members that have not made the call yet get
+   * up to MISMATCH_GATHER_MS to make it; one still outside is named with its latest call.
+   */
+  mismatchReport(call: CallContext, peer: number, theirs: Descriptor): string {
+    const mine = call.desc;
+    const members = call.members ?? Array.from({ length: this.size }, (_, r) => r);
+    const found = new Map<number, Descriptor | undefined>([[this.rank, mine], [peer, theirs]]);
+    const until = performance.now() + Math.min(MISMATCH_GATHER_MS, call.timeoutMs);
+    for (;;) {
+      const bell = Atomics.load(this.ctl, this.bellWord);
+      let missing = false;
+      for (const r of members) {
+        if (sameCallNumber(mine, found.get(r))) continue;
+        const desc = this.peerDescriptor(r);
+        found.set(r, desc);
+        if (!sameCallNumber(mine, desc)) missing = true;
+      }
+      // another rank stopped the world first: its message is the one every rank throws
+      if (!missing || performance.now() > until || Atomics.load(this.ctl, STATE) !== STATE_RUNNING) break;
+      Atomics.wait(this.ctl, this.bellWord, bell, 5);
+    }
+    const calls: MemberCall[] = members.map((rank) => ({ rank, desc: found.get(rank) }));
+    return mismatchOfMembers(mine, calls);
   }
 
   /** Which members of a timed-out collective's group have not entered it (read from their entered descriptors). */
@@ -273,7 +306,7 @@ export class ShmTransport implements Transport {
   private collectiveCheck(call: CallContext, spec: RecvSpec): FrameCheck {
     return (sender, payloadBytes) => {
       if (!descriptorsAgree(call.desc, sender)) {
-        const message = mismatchMessage(this.rank, call.desc, spec.peer, sender);
+        const message = this.mismatchReport(call, spec.peer, sender);
         this.abort(STATE_MISMATCH, message);
         throw new CommMismatchError(message);
       }

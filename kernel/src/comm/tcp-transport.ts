@@ -11,7 +11,7 @@
 // world: every rank is told and every wait ends.
 import type { Socket } from "node:net";
 import { CommCancelledError, CommCellEndedError, CommMismatchError, CommTimeoutError, PeerLostError } from "./comm-errors";
-import { callLabel, descriptorsAgree, mismatchMessage, needsAgreementStep, type Descriptor } from "./descriptor";
+import { callLabel, descriptorsAgree, mismatchOfMembers, needsAgreementStep, sameCallNumber, type Descriptor } from "./descriptor";
 import { Nic, Pacer } from "./link";
 import {
   CONTEXT_ABORT, CONTEXT_COLLECTIVE, CONTEXT_PROBE, CONTEXT_PROBE_REPLY, CONTEXT_USER, encodeHeader, FrameReceiver, type ReadBinding,
@@ -32,6 +32,11 @@ const WRITE_BYTES = 1024 * 1024;
 const IN_FLIGHT_BYTES = 4 * 1024 * 1024;
 /** How long a timed-out rank waits for its peers to say where they are, milliseconds. */
 const PROBE_ANSWER_MS = 1000;
+/**
+ * How long a rank that found a mismatch keeps asking the members that have not made the call yet,
+ * milliseconds, so its error can name their calls too (only on the error path).
+ */
+const MISMATCH_GATHER_MS = 500;
 const NO_CALL: Descriptor = { group: 0, call: 0, opcode: 0, count: 0, dtype: 0, root: 0, redop: 0, algorithm: 0, epoch: 0, shape: 0 };
 
 /** The two connections to one peer. */
@@ -72,6 +77,8 @@ export class TcpTransport implements Transport {
   private agreement?: { peers: number[]; done: Promise<unknown> };
   /** answers to this rank's probe, by world rank, while one is out */
   private probeAnswers?: Map<number, PeerWhereabouts>;
+  /** a mismatch this rank found, while it asks the other members for their calls: resolves to the error that stopped the world */
+  private reportingMismatch?: Promise<Error>;
 
   constructor(
     readonly rank: number,
@@ -156,6 +163,10 @@ export class TcpTransport implements Transport {
     this.waitingFor = peers; // may repeat a rank; made unique only when a probe asks
     try {
       await this.withTimeout(call, peers, Promise.all(all));
+    } catch (e) {
+      // this rank found a mismatch: the error it throws is the one naming every member's call
+      if (e instanceof CommMismatchError && this.reportingMismatch) throw await this.reportingMismatch;
+      throw e;
     } finally {
       this.waitingFor = [];
     }
@@ -181,9 +192,9 @@ export class TcpTransport implements Transport {
 
   private checkCollective(call: CallContext, spec: RecvSpec, sender: Descriptor, payloadBytes: number): void {
     if (!descriptorsAgree(call.desc, sender)) {
-      const error = new CommMismatchError(mismatchMessage(this.rank, call.desc, spec.peer, sender));
-      this.stop(error, true);
-      throw error;
+      this.reportingMismatch ??= this.reportMismatch(call, spec.peer, sender);
+      // the receive fails now; the exchange waits for the report and throws it
+      throw new CommMismatchError(mismatchOfMembers(call.desc, [{ rank: this.rank, desc: call.desc }, { rank: spec.peer, desc: sender }]));
     }
     if (spec.bytes !== undefined && spec.bytes !== payloadBytes) {
       throw new Error(`rank ${this.rank} in ${callLabel(call.desc)}: rank ${spec.peer} sent ${payloadBytes} bytes, expected ${spec.bytes}`);
@@ -310,8 +321,12 @@ export class TcpTransport implements Transport {
    * waits PROBE_ANSWER_MS for the answers; a member that does not answer is
    * stopped or busy in code outside communication.
    */
-  private async whereabouts(call: CallContext): Promise<PeerWhereabouts[]> {
-    const peers = (call.members ?? [...this.links.keys()]).filter((p) => p !== this.rank);
+  private async whereabouts(
+    call: CallContext,
+    asking: readonly number[] = call.members ?? [...this.links.keys()],
+    answerMs = PROBE_ANSWER_MS,
+  ): Promise<PeerWhereabouts[]> {
+    const peers = asking.filter((p) => p !== this.rank);
     const answers = new Map<number, PeerWhereabouts>();
     this.probeAnswers = answers;
     for (const peer of peers) {
@@ -322,10 +337,30 @@ export class TcpTransport implements Transport {
         if (!link.send.destroyed) link.send.write(encodeHeader(NO_CALL, 0, CONTEXT_PROBE));
       });
     }
-    const until = performance.now() + PROBE_ANSWER_MS;
+    const until = performance.now() + answerMs;
     while (answers.size < peers.length && performance.now() < until && !this.stopped) await new Promise((r) => setTimeout(r, 20));
     this.probeAnswers = undefined;
     return peers.map((rank) => answers.get(rank) ?? { rank, answered: false, waitingFor: [] });
+  }
+
+  /**
+   * Asks every member of the call's group where it is (probes, as for a timeout) until each has
+   * made the call or MISMATCH_GATHER_MS passed, then stops the world with one error naming every
+   * member's call. Resolves to the error the world stopped with (another rank's, if it was first).
+   */
+  private async reportMismatch(call: CallContext, peer: number, theirs: Descriptor): Promise<Error> {
+    const mine = call.desc;
+    const found = new Map<number, Descriptor | undefined>([[this.rank, mine], [peer, theirs]]);
+    const until = performance.now() + MISMATCH_GATHER_MS;
+    const members = call.members ?? [this.rank, ...this.links.keys()];
+    while (!this.stopped) {
+      const asking = members.filter((r) => !sameCallNumber(mine, found.get(r)));
+      if (asking.length === 0 || performance.now() > until) break;
+      for (const answer of await this.whereabouts(call, asking, until - performance.now())) if (answer.answered) found.set(answer.rank, answer.desc);
+      if (members.some((r) => !sameCallNumber(mine, found.get(r)))) await new Promise((r) => setTimeout(r, 10));
+    }
+    this.stop(new CommMismatchError(mismatchOfMembers(mine, members.map((rank) => ({ rank, desc: found.get(rank) })))), true);
+    return this.stopped!;
   }
 
   /** Ends every wait with `error`; tells the other ranks when `tell`. */
