@@ -27,6 +27,18 @@ export function needsAgreementStep(d: Descriptor): boolean {
   return ONE_WAY_OPS.has(d.opcode) && ALGORITHMS[d.algorithm] !== "direct";
 }
 
+/**
+ * The agreement step's two peers (world ranks) for the member `me` of a group whose world ranks are
+ * `members`: it sends its descriptor to the next member and checks the previous one's. Members that
+ * do not all agree differ somewhere around the ring, so one of them finds it and stops the world;
+ * one frame each way per rank instead of one per peer. `undefined` for a group of one.
+ */
+export function agreementPeers(members: readonly number[], me: number): { sendTo: number; recvFrom: number } | undefined {
+  const at = members.indexOf(me);
+  if (members.length < 2 || at < 0) return undefined;
+  return { sendTo: members[(at + 1) % members.length]!, recvFrom: members[(at + members.length - 1) % members.length]! };
+}
+
 /** count = -1 means "any" (e.g. a scatter receiver learns its length from the root). */
 export interface Descriptor {
   group: number;

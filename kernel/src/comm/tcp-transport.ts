@@ -11,7 +11,7 @@
 // world: every rank is told and every wait ends.
 import type { Socket } from "node:net";
 import { CommCancelledError, CommCellEndedError, CommMismatchError, CommTimeoutError, PeerLostError } from "./comm-errors";
-import { callLabel, descriptorsAgree, mismatchOfMembers, needsAgreementStep, sameCallNumber, type Descriptor } from "./descriptor";
+import { agreementPeers, callLabel, descriptorsAgree, mismatchOfMembers, needsAgreementStep, sameCallNumber, type Descriptor } from "./descriptor";
 import { Nic, Pacer } from "./link";
 import {
   CONTEXT_ABORT, CONTEXT_COLLECTIVE, CONTEXT_PROBE, CONTEXT_PROBE_REPLY, CONTEXT_USER, encodeHeader, FrameReceiver, type ReadBinding,
@@ -73,6 +73,8 @@ export class TcpTransport implements Transport {
   /** this rank's latest collective call, and the world ranks it waits for now (what a probe is answered with) */
   private entered?: Descriptor;
   private waitingFor: number[] = [];
+  /** labels of the point-to-point calls this rank waits in, oldest first (`send #1 to rank 0`) */
+  private readonly userCalls = new Set<string>();
   /** the agreement step of the call just entered, awaited by its first exchange */
   private agreement?: { peers: number[]; done: Promise<unknown> };
   /** answers to this rank's probe, by world rank, while one is out */
@@ -130,20 +132,17 @@ export class TcpTransport implements Transport {
     this.entered = call.desc;
     this.agreement = undefined;
     if (!needsAgreementStep(call.desc)) return;
-    const peers = (call.members ?? [...this.links.keys()]).filter((p) => p !== this.rank);
-    if (peers.length === 0) return;
+    const ring = agreementPeers(call.members ?? [...Array(this.size).keys()], this.rank);
+    if (!ring) return;
     // counted under "agreement", apart from the op's own traffic (payload-free frames: framing and messages only)
     // not paced: an emulated link models the op's data, and the agreement is bookkeeping
     const agree: CallContext = { ...call, op: "agreement", traffic: zeroTraffic(), link: undefined };
-    const empty = new Uint8Array(0);
+    const spec: RecvSpec = { peer: ring.recvFrom, bytes: 0, onData: () => undefined };
     const frames = [
-      ...peers.map((peer) => this.sendFrame(agree, { peer, payload: empty }, CONTEXT_COLLECTIVE)),
-      ...peers.map((peer) => {
-        const spec: RecvSpec = { peer, bytes: 0, onData: () => undefined };
-        return this.recvFrame(agree, spec, CONTEXT_COLLECTIVE, (sender, bytes) => this.checkCollective(call, spec, sender, bytes));
-      }),
+      this.sendFrame(agree, { peer: ring.sendTo, payload: new Uint8Array(0) }, CONTEXT_COLLECTIVE),
+      this.recvFrame(agree, spec, CONTEXT_COLLECTIVE, (sender, bytes) => this.checkCollective(call, spec, sender, bytes)),
     ];
-    this.agreement = { peers, done: Promise.all(frames) };
+    this.agreement = { peers: [ring.sendTo, ring.recvFrom], done: Promise.all(frames) };
     this.agreement.done.catch(() => undefined); // awaited by the call's first exchange
   }
 
@@ -174,7 +173,13 @@ export class TcpTransport implements Transport {
 
   sendUser(call: CallContext, spec: SendSpec): Promise<void> {
     this.advanceEpoch(call.desc.epoch);
-    return this.withTimeout(call, [spec.peer], this.sendFrame(call, spec, CONTEXT_USER));
+    return this.userCall(call, this.withTimeout(call, [spec.peer], this.sendFrame(call, spec, CONTEXT_USER)));
+  }
+
+  /** Keeps `call` among the point-to-point calls this rank waits in (a probe's answer names the oldest) until it settles. */
+  private userCall(call: CallContext, work: Promise<void>): Promise<void> {
+    this.userCalls.add(call.label);
+    return work.finally(() => this.userCalls.delete(call.label));
   }
 
   recvUser(call: CallContext, spec: RecvSpec): Promise<void> {
@@ -187,7 +192,7 @@ export class TcpTransport implements Transport {
         );
       }
     };
-    return this.withTimeout(call, [spec.peer], this.recvFrame(call, spec, CONTEXT_USER, check));
+    return this.userCall(call, this.withTimeout(call, [spec.peer], this.recvFrame(call, spec, CONTEXT_USER, check)));
   }
 
   private checkCollective(call: CallContext, spec: RecvSpec, sender: Descriptor, payloadBytes: number): void {
@@ -302,7 +307,8 @@ export class TcpTransport implements Transport {
       // root = 1: a mismatch; else the peer named by group was lost
       this.stop(desc.root === 1 ? new CommMismatchError(body) : new PeerLostError(this.rank, desc.group, `told by rank ${peer}: ${body}`), false);
     } else if (context === CONTEXT_PROBE) {
-      const answer = new TextEncoder().encode(JSON.stringify({ waitingFor: [...new Set(this.waitingFor)] }));
+      const pointToPoint = this.userCalls.values().next().value as string | undefined;
+      const answer = new TextEncoder().encode(JSON.stringify({ waitingFor: [...new Set(this.waitingFor)], pointToPoint }));
       const link = this.linkOf(peer);
       // behind any frame being written, so frames never interleave
       link.sendQueue = link.sendQueue.then(() => {
@@ -311,8 +317,8 @@ export class TcpTransport implements Transport {
         link.send.write(answer);
       });
     } else if (context === CONTEXT_PROBE_REPLY && this.probeAnswers) {
-      const { waitingFor } = JSON.parse(body) as { waitingFor: number[] };
-      this.probeAnswers.set(peer, { rank: peer, answered: true, desc: desc.call === 0 ? undefined : desc, waitingFor });
+      const { waitingFor, pointToPoint } = JSON.parse(body) as { waitingFor: number[]; pointToPoint?: string };
+      this.probeAnswers.set(peer, { rank: peer, answered: true, desc: desc.call === 0 ? undefined : desc, waitingFor, pointToPoint });
     }
   }
 
