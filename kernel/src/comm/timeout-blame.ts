@@ -25,6 +25,8 @@ export interface Blame {
   notArrived: number[];
   /** sentences for the error message */
   text: string;
+  /** the text says more than which ranks did not arrive (a peer's point-to-point call), so it is worth printing even then */
+  saysWhere?: boolean;
 }
 
 /** Has `theirs` reached the call `mine` (it is in it or past it)? */
@@ -52,5 +54,6 @@ export function blameTimeout(mine: Descriptor, peers: readonly PeerWhereabouts[]
     }
   }
   if (notArrived.length === 0) return { notArrived, text: "" };
-  return { notArrived, text: `${describeRanks(notArrived)} did not arrive: ${lines.join("; ")}` };
+  const saysWhere = peers.some((p) => notArrived.includes(p.rank) && p.pointToPoint !== undefined);
+  return { notArrived, text: `${describeRanks(notArrived)} did not arrive: ${lines.join("; ")}`, saysWhere };
 }
