@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import json
 import os
 import re
 import signal
@@ -93,9 +95,9 @@ def test_a_3_mb_result_is_capped_in_the_reply_and_pulled_whole(kernel, backend):
         assert re.search(r"over the 1\.0 MiB cap per rank.*%dist pull NAME", str(value)), str(value)[:300]
     pulled = execute(kc, "%dist pull big", timeout=60)
     assert pulled.status == "ok", pulled.error
-    lengths = execute(kc, "[big.length, big[0].length, big[1].length, big[0].slice(-1), big[1].slice(-1)]", timeout=60)
+    lengths = execute(kc, "JSON.stringify([big.length, big[0].length, big[1].length, big[0].slice(-1), big[1].slice(-1)])", timeout=60)
     assert lengths.status == "ok", lengths.error
-    assert lengths.results[0]["application/json"] == [2, 3_000_001, 3_000_001, "0", "1"]
+    assert json.loads(ast.literal_eval(lengths.results[0]["text/plain"])) == [2, 3_000_001, 3_000_001, "0", "1"], lengths.results
 
 
 @pytest.mark.parametrize("backend", ["threads", "processes"])
