@@ -30,10 +30,9 @@ test("cancelling the world from the main thread wakes every blocked rank with th
   try {
     const pending = world.run("maybe", [{ op: "allReduce", x: x4(0) }, { op: "broadcast", x: x4(1), root: 2 }, null]);
     await new Promise((r) => setTimeout(r, 300));
-    const started = Date.now();
     world.cancel("interrupted by the user");
+    // woken by the cancel, not by their 30 s timeout (that would be a CommTimeoutError)
     const replies = await pending;
-    assert.ok(Date.now() - started < 1000);
     assert.equal(replies[0].error!.name, "CommCancelledError");
     assert.equal(replies[0].error!.message, "rank 0 in allReduce #1: cancelled: interrupted by the user");
     assert.equal(replies[1].error!.message, "rank 1 in broadcast #1: cancelled: interrupted by the user");
