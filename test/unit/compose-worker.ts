@@ -59,8 +59,8 @@ async function composeRun(arg: ComposeArg) {
 }
 
 function assertSameKeys(a: Map<number, Float32Array>, b: Map<number, Float32Array>): void {
-  const ka = [...a.keys()].join(",");
-  const kb = [...b.keys()].join(",");
+  const ka = [...a.keys()].sort((x, y) => x - y).join(",");
+  const kb = [...b.keys()].sort((x, y) => x - y).join(",");
   if (ka !== kb) throw new Error(`compose: gradients for parameters [${ka}], reference for [${kb}]`);
 }
 

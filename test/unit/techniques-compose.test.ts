@@ -1,4 +1,4 @@
-// compose(): data x tensor and data x pipeline parallelism of the tiny GPT on
+// compose(): data x tensor, data x pipeline and tensor inside pipeline parallelism of the tiny GPT on
 // real worlds of 4 rank threads: every rank's gradients (after the DP
 // average) and the loss against the whole global batch on one rank, over
 // three SGD steps; the rank -> (dp, pp, tp) layout; the collectives the
@@ -67,6 +67,20 @@ test("DP 2 x PP 2 (1F1B, 2 micro-batches): gradients and loss equal one rank's f
   assert.equal(meshDimensionOf(replies[0]!.groups.pp), "pp");
 });
 
+test("TP 2 inside PP 2 (2 micro-batches, one in flight): gradients and loss equal one rank's for 3 steps; TP allReduces, stage messages", async () => {
+  const replies = await run({ dp: 1, tp: 2, pp: 2 }, { microBatches: 2 });
+  replies.forEach((r, rank) => {
+    close(r, rank);
+    assert.deepEqual(r.coords, { dp: 0, pp: rank >> 1, tp: rank & 1 }, `rank ${rank}: TP innermost, then PP`);
+    assert.equal(meshDimensionOf(r.groups.tp), "tp");
+    // a step: each stage's one block, 2 micro-batches x (2 forward + 2 backward) TP allReduces, 1 loss allReduce;
+    // a message per micro-batch each way (stage 0 sends activations, receives gradients)
+    assert.deepEqual(r.ops, { allReduce: SHAPE.steps * (2 * 4 + 1), recv: 2 * SHAPE.steps, send: 2 * SHAPE.steps }, `rank ${rank}: ${JSON.stringify(r.ops)}`);
+  });
+  assert.equal(replies[0]!.groups.pp, replies[2]!.groups.pp, "ranks 0 and 2 form a pipeline");
+  assert.equal(replies[0]!.groups.tp, replies[1]!.groups.tp, "ranks 0 and 1 share stage 0's tp group");
+});
+
 test("bad input fails before anything runs, naming the values", () => {
   const model = createTinyGpt({ vocabSize: 13, blockSize: 8, nEmbd: 16, nHead: 4, nLayer: 2, seed: 1 });
   const o = COMPOSE_DEFAULTS;
@@ -75,7 +89,6 @@ test("bad input fails before anything runs, naming the values", () => {
   assert.throws(() => validateComposition(model, { dp: 2, tp: 1, pp: 4 }, 8, { ...o, microBatches: 2 }), /pipeline.microBatches is 2, but the 1f1b schedule on 4 stages needs at least 4/);
   const odd = createTinyGpt({ vocabSize: 13, blockSize: 8, nEmbd: 18, nHead: 3, nLayer: 2, seed: 1 });
   assert.throws(() => validateComposition(odd, { dp: 2, tp: 4, pp: 1 }, 8, o), /hidden size tinyGpt.nEmbd \(18\) does not divide by the tensor-parallel degree \(4\); the head count tinyGpt.nHead \(3\)/);
-  assert.throws(() => validateComposition(model, { dp: 2, tp: 2, pp: 2 }, 8, o), /tensor parallelism inside pipeline stages \(tp=2 with pp=2\) is not built/);
   assert.throws(() => validateComposition(model, { dp: 0, tp: 2, pp: 2 } as never, 0, o), /compose: mesh.dp must be/);
   assert.throws(() => validateComposition(model, { dp: 2, tp: 2, pq: 2 } as never, 8, o), /compose mesh.pq is not an option/);
   assert.throws(() => validateComposeOptions({ schedule: "zigzag" } as never), /compose.schedule/);

@@ -11,22 +11,25 @@
  * links), then PP, DP outermost. One step, in this order:
  *
  *   1. DP   replica d takes rows [d B/dp, (d+1) B/dp) of the global batch B;
- *   2. TP / PP inside the replica: TensorParallelGpt on the tp axis group
- *      (2 allReduces a layer each way), or PipelineParallel on the pp axis
- *      group (activations and their gradients point to point);
+ *   2. TP / PP inside the replica:
+ *      - tp > 1, pp = 1: TensorParallelGpt on the tp axis group (2 allReduces a
+ *        layer each way);
+ *      - tp = 1, pp > 1: PipelineParallel on the pp axis group with its schedule
+ *        (activations and their gradients point to point);
+ *      - tp > 1, pp > 1: the model's stages (embedding, blocks, head) split into
+ *        pp consecutive ranges; each stage's blocks tensor-parallel in its tp
+ *        group (TensorParallelGpt.forwardStage / backwardStage), activations
+ *        [s, b/m, C] sent down the pp group, their gradients up. One
+ *        micro-batch is in flight at a time (forward through every stage, then
+ *        backward): correct, but its bubble is (p-1)/p, not a 1F1B schedule's
+ *        (p-1)/(m+p-1), because TensorParallelGpt keeps one micro-batch's tape;
  *   3. DP   every parameter's gradient (a TP shard, or a PP stage's layers)
  *      averaged over the dp axis group in one allReduce of the flat
  *      gradients (sum, divided by dp);
  *   4. SGD  on this rank's parameters.
- * Equal replica batches make the average of the replicas' mean-loss
+ * Equal replica batches (and micro-batches) make the average of the mean-loss
  * gradients the whole batch's, so a step equals one rank's on the global
  * batch up to float32 rounding.
- *
- * Built: DP x TP (pp = 1) and DP x PP (tp = 1), each with any dp. Not built:
- * TP inside pipeline stages (tp > 1 and pp > 1): TensorParallelGpt differentiates
- * the whole model between its own collectives and PipelineParallel's chunks
- * differentiate synchronously, so neither runs a stage of the other; such a mesh
- * fails before anything runs, saying so.
  *
  * Every collective runs in a group the mesh named after its axis ("dp[0,1]",
  * "tp[1,0]", "pp[0,1]": the axis, then this rank's coordinates on the other
@@ -37,6 +40,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { Communicator, DeviceMesh } from "../comm/types";
 import type { TensorBatch } from "../data/batches";
 import type { TinyGpt } from "../models/tiny-gpt";
+import { splitLayers } from "./pipeline-chunks";
 import { PipelineParallel, type PipelineOptions } from "./pipeline-parallel";
 import { PIPELINE_SCHEDULES, validatePipelineShape, type PipelineScheduleName } from "./pipeline-schedules";
 import { withSpan } from "./span";
@@ -97,9 +101,6 @@ export function validateComposition(model: Pick<TinyGpt, "options" | "stages">, 
   if (product !== worldSize) {
     throw new RangeError(`compose: mesh dp=${mesh.dp} x tp=${mesh.tp} x pp=${mesh.pp} = ${product}, but the world has ${worldSize} ranks`);
   }
-  if (mesh.tp > 1 && mesh.pp > 1) {
-    throw new RangeError(`compose: tensor parallelism inside pipeline stages (tp=${mesh.tp} with pp=${mesh.pp}) is not built; use tp=1 or pp=1`);
-  }
   if (mesh.tp > 1) checkTensorParallelShape(model.options, mesh.tp);
   if (mesh.pp > 1) {
     const layers = model.options.nLayer;
@@ -107,7 +108,8 @@ export function validateComposition(model: Pick<TinyGpt, "options" | "stages">, 
     if (mesh.pp > model.stages.length) {
       throw new RangeError(`compose: ${mesh.pp} pipeline stages (mesh.pp) need at least ${mesh.pp} layers, but the model has ${model.stages.length} (embedding, tinyGpt.nLayer = ${layers} blocks, head)`);
     }
-    validatePipelineShape(options.schedule, mesh.pp, options.microBatches, 1, model.stages.length);
+    // TP inside pipeline stages runs one micro-batch at a time (any m >= 1); PP alone runs the schedule.
+    if (mesh.tp === 1) validatePipelineShape(options.schedule, mesh.pp, options.microBatches, 1, model.stages.length);
   }
 }
 
@@ -128,6 +130,8 @@ export class ParallelPlan {
   readonly coords: Record<MeshDimension, number>;
   readonly #tensor: TensorParallelGpt | undefined;
   readonly #pipeline: PipelineParallel | undefined;
+  /** TP inside pipeline stages: this stage's model stages [start, end) */
+  readonly #stageRange: { start: number; end: number } | undefined;
   readonly #dp: Communicator;
   readonly #dist: DistLike;
 
@@ -145,7 +149,10 @@ export class ParallelPlan {
     this.mesh = comm.mesh([degrees.dp, degrees.pp, degrees.tp], [...MESH_DIMENSIONS]);
     this.coords = { dp: this.mesh.coords.dp!, pp: this.mesh.coords.pp!, tp: this.mesh.coords.tp! };
     this.#dp = this.mesh.axis("dp");
-    if (degrees.pp > 1) {
+    if (degrees.pp > 1 && degrees.tp > 1) {
+      this.#tensor = new TensorParallelGpt(model, this.mesh.axis("tp") as never);
+      this.#stageRange = splitLayers(model.stages.length, degrees.pp)[this.coords.pp]!;
+    } else if (degrees.pp > 1) {
       const span = (dist as { span?: unknown }).span;
       const ppDist = typeof span === "function" ? { comm: this.mesh.axis("pp"), span: span.bind(dist) } : this.mesh.axis("pp");
       const pipeline: Partial<PipelineOptions> = { schedule: this.options.schedule, microBatches: this.options.microBatches, lr: this.options.lr };
@@ -171,7 +178,9 @@ export class ParallelPlan {
     let loss: number;
     const grads = new Map<number, Float32Array>();
     try {
-      if (this.#tensor) {
+      if (this.#stageRange) {
+        loss = await this.#tensorPipelineGradients(replica, grads);
+      } else if (this.#tensor) {
         await this.#tensor.forward(replica);
         const out = await this.#tensor.backward();
         loss = out.loss;
@@ -207,6 +216,50 @@ export class ParallelPlan {
     return { loss: summed[offset]! / this.degrees.dp, grads };
   }
 
+  /**
+   * TP inside pipeline stages: the replica batch in m micro-batches, one in flight at a time:
+   * forward down the stages (activations [s, b/m, C] point to point in the pp group), backward
+   * up (their gradients), each stage's blocks tensor-parallel in its tp group. Fills `grads` with
+   * this stage's parameters' gradients of the mean loss; returns the loss on every rank.
+   */
+  async #tensorPipelineGradients(replica: TensorBatch, grads: Map<number, Float32Array>): Promise<number> {
+    const tp = this.#tensor!;
+    const range = this.#stageRange!;
+    const pp = this.mesh.axis("pp");
+    const stage = this.coords.pp;
+    const last = this.degrees.pp - 1;
+    const m = this.options.microBatches;
+    const rows = replica.x.shape[0]!;
+    if (rows % m !== 0) throw new RangeError(`compose: a replica batch of ${rows} samples does not split into compose.microBatches = ${m} equal micro-batches`);
+    const size = rows / m;
+    const seq = replica.x.shape[1]!;
+    const boundary = [seq, size, this.model.options.nEmbd]; // [s, b/m, C], TensorParallelGpt's layout
+    let lossSum = 0;
+    for (let mb = 0; mb < m; mb++) {
+      const micro = { x: tf.slice(replica.x, mb * size, size), y: tf.slice(replica.y, mb * size, size) };
+      try {
+        const input = stage > 0 ? tf.tensor(await pp.irecv(new Float32Array(boundary.reduce((a, b) => a * b, 1)), stage - 1), boundary) : undefined;
+        const { output, loss } = await withSpan(this.#dist, `forward stage ${stage} ${mb}`, () => tp.forwardStage(micro, range, input));
+        if (output) {
+          await pp.isend((await output.data()) as Float32Array, stage + 1);
+          output.dispose();
+        }
+        if (loss !== undefined) lossSum += loss;
+        const dOut = stage < last ? tf.tensor(await pp.irecv(new Float32Array(boundary.reduce((a, b) => a * b, 1)), stage + 1), boundary) : undefined;
+        const dInput = await withSpan(this.#dist, `backward stage ${stage} ${mb}`, () => tp.backwardStage(dOut, 1 / m, grads));
+        dOut?.dispose();
+        if (dInput) {
+          await pp.isend((await dInput.data()) as Float32Array, stage - 1);
+          dInput.dispose();
+        }
+      } finally {
+        tf.dispose([micro.x, micro.y]);
+      }
+    }
+    // Only the last stage knows the loss; share it along the pipeline.
+    return (await pp.allReduce(Float32Array.of(stage === last ? lossSum / m : 0), { op: "sum" }))[0]!;
+  }
+
   /** One training step on the global `batch`: gradients, then SGD on this rank's parameters; returns the loss. */
   async step(batch: TensorBatch): Promise<number> {
     const { loss, grads } = await this.gradients(batch);
@@ -227,7 +280,15 @@ export class ParallelPlan {
   /** This rank's part of full-model arrays (one per parameter), to compare with one rank's gradients. */
   async shardOf(full: readonly Float32Array[]): Promise<Map<number, Float32Array>> {
     const out = new Map<number, Float32Array>();
-    if (this.#tensor) (await this.#tensor.shardOf(full)).forEach((g, i) => out.set(i, g));
+    if (this.#stageRange) {
+      const shards = await this.#tensor!.shardOf(full);
+      const { start, end } = this.#stageRange;
+      const nStages = this.model.stages.length;
+      // Parameter indices of model stages [start, end): embedding 2, a block 12, the head 3.
+      const first = start === 0 ? 0 : 2 + 12 * (start - 1);
+      const stop = end === nStages ? this.model.params.length : 2 + 12 * (end - 1);
+      for (let i = first; i < stop; i++) out.set(i, shards[i]!);
+    } else if (this.#tensor) (await this.#tensor.shardOf(full)).forEach((g, i) => out.set(i, g));
     else for (const i of this.#pipeline!.lastGradients.keys()) out.set(i, full[i]!);
     return out;
   }
