@@ -60,9 +60,9 @@ export type MeshDimension = (typeof MESH_DIMENSIONS)[number];
 export interface ComposeOptions {
   /** SGD learning rate. Default 0.05. */
   lr: number;
-  /** Pipeline schedule when pp > 1. Default "1f1b". */
+  /** Pipeline schedule when pp > 1 and tp = 1 (with tp > 1 one micro-batch is in flight at a time). Default "1f1b". */
   schedule: PipelineScheduleName;
-  /** Micro-batches per replica batch when pp > 1 (the replica batch must divide by it). Default 4. */
+  /** Micro-batches per replica batch when pp > 1 (the replica batch must divide by it; the schedule's minimum applies with tp = 1). Default 4. */
   microBatches: number;
 }
 
