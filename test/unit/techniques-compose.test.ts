@@ -1,4 +1,4 @@
-// compose(): data x tensor, data x pipeline and tensor inside pipeline parallelism of the tiny GPT on
+// compose(): data x tensor, data x pipeline, tensor inside pipeline (4 ranks) and all three (8 ranks) of the tiny GPT on
 // real worlds of 4 rank threads: every rank's gradients (after the DP
 // average) and the loss against the whole global batch on one rank, over
 // three SGD steps; the rank -> (dp, pp, tp) layout; the collectives the
@@ -79,6 +79,20 @@ test("TP 2 inside PP 2 (2 micro-batches, one in flight): gradients and loss equa
   });
   assert.equal(replies[0]!.groups.pp, replies[2]!.groups.pp, "ranks 0 and 2 form a pipeline");
   assert.equal(replies[0]!.groups.tp, replies[1]!.groups.tp, "ranks 0 and 1 share stage 0's tp group");
+});
+
+test("DP 2 x TP 2 x PP 2 on 8 ranks: gradients and loss equal one rank's for 2 steps; rank -> (dp, pp, tp) as documented", async () => {
+  const eight = new ThreadWorld(8, { workerFile: path.join(__dirname, "compose-worker.ts") });
+  worlds.push(eight);
+  const replies = (await eight.values("compose", Array(8).fill({ ...SHAPE, steps: 2, mesh: { dp: 2, tp: 2, pp: 2 }, options: { microBatches: 2 } }))) as Reply[];
+  replies.forEach((r, rank) => {
+    close(r, rank);
+    assert.deepEqual(r.coords, { dp: rank >> 2, pp: (rank >> 1) & 1, tp: rank & 1 }, `rank ${rank}: rank = (dp x 2 + pp) x 2 + tp`);
+    // a step: 2 micro-batches x 4 TP allReduces, the loss on pp, the gradients on dp; a message per micro-batch each way
+    assert.deepEqual(r.ops, { allReduce: 2 * (2 * 4 + 2), recv: 2 * 2, send: 2 * 2 }, `rank ${rank}: ${JSON.stringify(r.ops)}`);
+  });
+  assert.equal(replies[0]!.groups.dp, replies[4]!.groups.dp, "ranks 0 and 4 average their gradients");
+  assert.equal(replies[1]!.groups.pp, replies[3]!.groups.pp, "ranks 1 and 3 form a pipeline");
 });
 
 test("bad input fails before anything runs, naming the values", () => {
