@@ -1,7 +1,7 @@
-// compose(): data x tensor, data x pipeline, tensor inside pipeline (4 ranks) and all three (8 ranks) of the tiny GPT on
-// real worlds of 4 rank threads: every rank's gradients (after the DP
-// average) and the loss against the whole global batch on one rank, over
-// three SGD steps; the rank -> (dp, pp, tp) layout; the collectives the
+// compose() of the tiny GPT on real worlds of thread ranks: DP x TP, DP x PP
+// and TP inside PP on 4 ranks, all three on 8. Every rank's gradients (after
+// the DP average) and the loss against the whole global batch on one rank,
+// over a few SGD steps; the rank -> (dp, pp, tp) layout; the collectives the
 // transport counted; and bad input failing before anything runs.
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
