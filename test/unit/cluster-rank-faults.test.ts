@@ -148,7 +148,8 @@ for (const backend of ["threads", "processes"] as const) {
 
     test("a rank whose thread or process ends between cells is started afresh and the user told, naming it", async () => {
       await run("if (dist.rank === 1) setTimeout(() => process.exit(3), 50);");
-      await sleep(400);
+      // Until the kernel has seen the end (a loaded machine may take longer than any fixed sleep).
+      while (session.group?.ranks[1]?.endedWhileIdle === undefined) await sleep(20);
       const { outcome, io } = await run("typeof kept === 'undefined' ? 'lost' : kept");
       assert.deepEqual(resultJson(outcome), [10, "lost"]);
       assert.match(io.text("stderr"), /^distlab: rank 1 had ended while idle \(its (thread|process) ended.*\); started it afresh, its declarations are lost$/m);

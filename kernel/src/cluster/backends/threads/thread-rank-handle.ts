@@ -49,6 +49,19 @@ export class ThreadRank extends RankHandleBase {
   }
 
   async init(): Promise<void> {
+    const endedWhileIdle = this.endedWhileIdle !== undefined;
+    try {
+      await this.initOnce();
+    } catch (error) {
+      // A thread that ended between cells closes its port before piscina has let go of it, so an
+      // init sent in that window can meet the ending thread ("worker exited"); piscina starts a
+      // fresh thread for the next task, which the second try gets.
+      if (!endedWhileIdle || !/worker exited/i.test(toRemoteErrorData(error).message)) throw error;
+      await this.initOnce();
+    }
+  }
+
+  private async initOnce(): Promise<void> {
     this.detachPort();
     const channel = new MessageChannel();
     const port = channel.port1;
