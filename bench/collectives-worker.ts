@@ -6,14 +6,18 @@
 // then `reps` blocks of `calls` calls, each block after a barrier.
 import { parentPort, workerData } from "node:worker_threads";
 import { attachShmCommunicator, connectTcpWorld, type CommArray, type Communicator } from "../kernel/src/comm";
+import { createDist, type Dist } from "../kernel/src/cluster/rank-side/dist-api";
+import { loadTf } from "../kernel/src/cluster/rank-side/tf-setup";
 
 /**
  * call, how the arrays are passed:
  *   default     plain Float32Arrays, no `out`: the call returns a fresh result array
  *   in-place    plain Float32Arrays with `out` (allReduce/broadcast write into their input, as gloo's do)
  *   registered  arrays from comm.alloc (a shm world's registered memory) with `out`
+ *   tensor      `dist.allReduce(t)` on a float32 tf.Tensor (a cell's `dist`, TF.js with the backend
+ *               a rank picks: wasm here), the result tensor disposed after each call as a loop must
  */
-export type CallStyle = "default" | "in-place" | "registered";
+export type CallStyle = "default" | "in-place" | "registered" | "tensor";
 export type Request = { id: number; op: string; bytes: number; style: CallStyle; warmup: number; calls: number; reps: number; algorithm?: string };
 export type Reply = { id: number; ms?: number[]; error?: string };
 type Setup = { transport: "shm" | "processes" | "tcp"; init?: unknown; rank: number; size: number; rendezvous?: string };
@@ -21,7 +25,32 @@ type Setup = { transport: "shm" | "processes" | "tcp"; init?: unknown; rank: num
 const post = (m: object) => (parentPort ? parentPort.postMessage(m) : process.send!(m));
 const onMessage = (f: (m: Request) => void) => (parentPort ? parentPort.on("message", f) : process.on("message", f as never));
 
+/** The rank's `dist` over `comm`, with TF.js loaded as a rank loads it: made on the first tensor request. */
+let rankDist: Promise<{ dist: Dist; tf: typeof import("@tensorflow/tfjs") }> | undefined;
+const distOf = (comm: Communicator) =>
+  (rankDist ??= loadTf(undefined).then(({ tf, device }) => ({ tf, dist: createDist({ rank: comm.rank, size: comm.size, localRank: comm.rank, host: "bench", device }, comm, tf) })));
+
+/** `dist.allReduce(tensor)`: the plan of timeRequest, the input a float32 tensor of the size. */
+async function timeTensorRequest(comm: Communicator, m: Request): Promise<number[]> {
+  if (m.op !== "allReduce") throw new Error(`the tensor call is timed for allReduce only, not ${m.op}`);
+  const { dist: d, tf } = await distOf(comm);
+  const input = tf.fill([Math.max(1, Math.floor(m.bytes / 4))], comm.rank + 1, "float32");
+  const algorithm = m.algorithm ? { algorithm: m.algorithm as never } : {};
+  const run = async () => (await d.allReduce(input, algorithm)).dispose();
+  for (let i = 0; i < m.warmup; i++) await run();
+  const ms: number[] = [];
+  for (let r = 0; r < m.reps; r++) {
+    await comm.barrier();
+    const t0 = performance.now();
+    for (let i = 0; i < m.calls; i++) await run();
+    ms.push((performance.now() - t0) / m.calls);
+  }
+  input.dispose();
+  return ms;
+}
+
 async function timeRequest(comm: Communicator, m: Request): Promise<number[]> {
+  if (m.style === "tensor") return timeTensorRequest(comm, m);
   const { rank, size } = comm;
   const n = Math.max(1, Math.floor(m.bytes / 4)); // float32 elements
   const array = (length: number) => (m.style === "registered" ? comm.alloc(Float32Array, length) : new Float32Array(length));
@@ -52,12 +81,17 @@ async function timeRequest(comm: Communicator, m: Request): Promise<number[]> {
   return ms;
 }
 
+/** A process rank's first IPC message is its world's id and secret (never argv). */
+function credentialsFromParent(): Promise<{ world: string; secret: Buffer }> {
+  return new Promise((resolve) => process.once("message", (m: { world: string; secret: string }) => resolve({ world: m.world, secret: Buffer.from(m.secret, "hex") })));
+}
+
 async function main(setup: Setup): Promise<void> {
   const { transport, init, rank, size, rendezvous } = setup;
   const comm: Communicator =
     transport === "shm"
       ? attachShmCommunicator(init as never, rank)
-      : await connectTcpWorld({ rank, size, rendezvous: rendezvous!, ...(transport === "tcp" ? { unixSockets: false } : {}) });
+      : await connectTcpWorld({ rank, size, rendezvous: rendezvous!, credentials: await credentialsFromParent(), ...(transport === "tcp" ? { unixSockets: false } : {}) });
   onMessage((m: Request) => {
     timeRequest(comm, m).then(
       (ms) => post({ id: m.id, ms } satisfies Reply),

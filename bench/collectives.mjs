@@ -10,6 +10,7 @@
 //           default     plain Float32Array, no `out` (returns a fresh array)
 //           in-place    plain Float32Array, `{out}` (allReduce/broadcast into their input)
 //           registered  arrays from comm.alloc, `{out}` (shm only: the world's registered memory)
+//           tensor      `dist.allReduce(t)` on a float32 tf.Tensor, through a cell's `dist` (TF.js wasm; allReduce only)
 // Both sides follow one plan per (op, size): `warmup` untimed calls, then
 // --reps blocks of `calls` calls (a barrier before each). A block's figure is
 // the slowest rank's mean per call; each row is the median [min, max] of the
@@ -17,7 +18,7 @@
 //   busbw (nccl-tests): allReduce algbw * 2(n-1)/n; allGather, reduceScatter algbw * (n-1)/n; broadcast algbw.
 //   bytes: allReduce/broadcast the buffer, allGather the gathered output, reduceScatter the full input.
 // Flags: --quick (4 KiB, 1 MiB, 64 MiB)  --sizes 4K,64K,64M  --ranks 2,4  --ops allReduce,...
-//        --transports shm,processes,tcp  --calls default,in-place,registered  --reps N (>= 5)
+//        --transports shm,processes,tcp  --calls default,in-place,registered,tensor  --reps N (>= 5)
 //        --max-calls N (calls per block at the smallest sizes, default 500)  --algorithm ring (one algorithm for every op)
 import { Worker } from "node:worker_threads";
 import { fork, spawn } from "node:child_process";
@@ -46,7 +47,7 @@ const RANKS = listOption(argv, "ranks", ["2", "4"]).map((r) => {
   return Number(r);
 });
 const TRANSPORTS = listOption(argv, "transports", ["shm", "processes", "tcp"], ["shm", "processes", "tcp"]);
-const CALLS = listOption(argv, "calls", ["default", "in-place", "registered"], ["default", "in-place", "registered"]);
+const CALLS = listOption(argv, "calls", ["default", "in-place", "registered", "tensor"], ["default", "in-place", "registered", "tensor"]);
 const OPS = listOption(argv, "ops", ["allReduce", "allGather", "reduceScatter", "broadcast"], ["allReduce", "allGather", "reduceScatter", "broadcast"]);
 const ALGORITHM = listOption(argv, "algorithm", [""])[0] || undefined;
 const REPS = repsOption(argv);
@@ -55,7 +56,9 @@ const MAX_CALLS = intOption(argv, "max-calls", 500);
 const plan = (op, bytes) => { const calls = Math.max(1, Math.min(MAX_CALLS, Math.floor((16 * MiB) / bytes))); return { op, bytes, calls, warmup: Math.max(2, calls), reps: REPS }; };
 const busFactor = (op, n) => (op === "allReduce" ? (2 * (n - 1)) / n : op === "broadcast" ? 1 : (n - 1) / n);
 /** which calls each layout runs: registered memory exists only in a shm world; tcp stands in for gloo's wire, in place like gloo */
-const CALLS_OF = { shm: ["default", "in-place", "registered"], processes: ["default", "in-place"], tcp: ["in-place"] };
+const CALLS_OF = { shm: ["default", "in-place", "registered", "tensor"], processes: ["default", "in-place"], tcp: ["in-place"] };
+/** the calls of `transport` timed for `op`: the tensor call for allReduce only */
+const callsFor = (transport, op) => CALLS_OF[transport].filter((s) => CALLS.includes(s) && (s !== "tensor" || op === "allReduce"));
 
 function memcpyMs() {
   const a = Buffer.alloc(64 * MiB, 1), b = Buffer.alloc(64 * MiB);
@@ -77,6 +80,7 @@ async function startRanks(transport, n) {
     const w = transport === "shm"
       ? new Worker(`require("tsx/cjs"); require(${JSON.stringify(script)});`, { eval: true, workerData: setup })
       : fork(script, [JSON.stringify(setup)], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    if (rendezvous) w.send({ world: rendezvous.credentials.world, secret: rendezvous.credentials.secret.toString("hex") });
     ready.push(new Promise((r) => w.once("message", r)));
     workers.push(w);
   }
@@ -130,10 +134,9 @@ for (const n of RANKS) {
   const glooBlocks = await gloo(n, entries);
   const ours = new Map(); // `${transport}/${style}:${op}:${bytes}` -> blocks
   for (const transport of TRANSPORTS) {
-    const styles = CALLS_OF[transport].filter((s) => CALLS.includes(s));
-    if (!styles.length) continue;
+    if (!entries.some((entry) => callsFor(transport, entry.op).length)) continue;
     const ranks = await startRanks(transport, n);
-    for (const entry of entries) for (const style of styles) ours.set(`${transport}/${style}:${entry.op}:${entry.bytes}`, await ranks.time(entry, style));
+    for (const entry of entries) for (const style of callsFor(transport, entry.op)) ours.set(`${transport}/${style}:${entry.op}:${entry.bytes}`, await ranks.time(entry, style));
     await ranks.close();
   }
   console.log(`\n# ${n} ranks`);
@@ -154,7 +157,7 @@ for (const n of RANKS) {
     if (glooTime) line("gloo (processes, tcp)", "in-place", glooMs);
     else rows.push([op, fmtSize(bytes), "gloo (processes, tcp)", "-", counts, op === "reduceScatter" ? "none (gloo has no reduce_scatter)" : "n/a", "", "-"]);
     for (const transport of TRANSPORTS) {
-      for (const style of CALLS_OF[transport].filter((s) => CALLS.includes(s))) {
+      for (const style of callsFor(transport, op)) {
         const ratio = (time) => (glooTime ? `${ratioOfMedians(glooTime, time).toFixed(2)}x` : "-");
         const time = line(LAYOUT[transport], style, ours.get(`${transport}/${style}:${op}:${bytes}`), ratio);
         if (op === "allReduce" && bytes === 64 * MiB) headline.push(`${n} ranks, ${LAYOUT[transport]}, ${style}: busbw ${formatSummary(mapSummary(time, toBusbw), 2)} GB/s, ${glooTime ? `${ratioOfMedians(glooTime, time).toFixed(2)}x gloo (gloo ${formatSummary(mapSummary(glooTime, toBusbw), 2)})` : "no gloo figure"}`);

@@ -18,7 +18,8 @@
 // (ssh logins, agents, rank processes, their TCP world), --reps times; next to
 // ipyparallel's ipcluster with its SSH engine launcher, 2 hosts x 2 engines,
 // from start to a first apply_sync on every engine (bench/hosts_ipcluster.py).
-// Flags: --reps N (>= 5)  --sizes 1M,16M,64M  --hosts 2,3
+// Each distlab run goes twice: data connections authenticated only, and inside TLS (--data-tls on).
+// Flags: --reps N (>= 5)  --sizes 1M,16M,64M  --hosts 2,3  --data-tls off,on
 import { spawn, execFileSync } from "node:child_process";
 import { mkdtempSync, writeFileSync, chmodSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -47,6 +48,9 @@ const SIZES = listOption(argv, "sizes", ["1M", "16M", "64M"]).map((text) => {
   return Number(m[1]) * MiB;
 });
 const HOST_COUNTS = listOption(argv, "hosts", ["2", "3"]).map(Number);
+// Data connections plain (authenticated only) and inside TLS (--data-tls on): the cost of encryption.
+const DATA_TLS = listOption(argv, "data-tls", ["off", "on"]);
+if (DATA_TLS.some((when) => when !== "off" && when !== "on")) throw new RangeError("--data-tls: off and/or on");
 if (HOST_COUNTS.some((n) => !(n >= 2 && n <= 3))) throw new RangeError("--hosts: 2 and/or 3");
 // About 64 MiB moved per block, at least 2 calls.
 const plan = (bytes) => { const calls = Math.max(2, Math.floor((64 * MiB) / bytes)); return { op: "allReduce", bytes, calls, warmup: calls, reps: REPS }; };
@@ -81,8 +85,8 @@ async function cell(session, flags, body) {
 }
 
 /** distlab's blocks per size: each rank times the plan; a block's figure is the slowest rank's. */
-async function distlab(session, n, entries) {
-  const flags = `-n ${n} --hosts ${hostfile(`hosts-${n}`, netns.hosts.slice(0, n).map((h) => `${h.name} slots=1`))} --ssh-config ${netns.ssh_config} --agent-command ${agentCommand} --timeout 120`;
+async function distlab(session, n, entries, dataTls) {
+  const flags = `-n ${n} --hosts ${hostfile(`hosts-${n}`, netns.hosts.slice(0, n).map((h) => `${h.name} slots=1`))} --ssh-config ${netns.ssh_config} --agent-command ${agentCommand} --timeout 120 --data-tls ${dataTls}`;
   const body = `
     const plan = ${JSON.stringify(entries)};
     const blocksOf = [];
@@ -152,20 +156,30 @@ try {
   const rows = [["hosts", "size", "who", "time ms: median [min, max]", "busbw GB/s: median [min, max]", "x gloo"]];
   for (const n of HOST_COUNTS) {
     const entries = SIZES.map(plan);
-    const session = new DistributedSession(compiler, new TimelineObserver());
-    const ours = await distlab(session, n, entries);
-    await session.stop();
+    const runs = {};
+    for (const dataTls of DATA_TLS) {
+      const session = new DistributedSession(compiler, new TimelineObserver());
+      runs[dataTls] = await distlab(session, n, entries, dataTls);
+      await session.stop();
+    }
     const theirs = await gloo(n, entries);
     for (const entry of entries) {
       const toBusbw = (ms) => (entry.bytes * (2 * (n - 1)) / n) / (ms / 1000) / 1e9;
-      const mine = summarize(ours.get(entry.bytes), `distlab ${n} hosts ${entry.bytes}`);
       const glooMs = theirs.get(entry.bytes);
       const glooTime = glooMs ? summarize(glooMs, `gloo ${n} hosts ${entry.bytes}`) : undefined;
       const size = `${entry.bytes / MiB} MiB`;
       if (glooTime) rows.push([String(n), size, "gloo", formatSummary(glooTime, 2), formatSummary(mapSummary(glooTime, toBusbw), 3), "1.00x"]);
-      const ratio = glooTime ? `${ratioOfMedians(glooTime, mine).toFixed(2)}x` : "-";
-      rows.push([String(n), size, "distlab (ssh launcher)", formatSummary(mine, 2), formatSummary(mapSummary(mine, toBusbw), 3), ratio]);
-      headline.push(`${n} hosts, ${size}: distlab busbw ${formatSummary(mapSummary(mine, toBusbw), 3)} GB/s, ${glooTime ? `gloo ${formatSummary(mapSummary(glooTime, toBusbw), 3)} GB/s, ${ratio} gloo` : "no gloo figure"}`);
+      for (const dataTls of DATA_TLS) {
+        const mine = summarize(runs[dataTls].get(entry.bytes), `distlab ${n} hosts ${entry.bytes} --data-tls ${dataTls}`);
+        const ratio = glooTime ? `${ratioOfMedians(glooTime, mine).toFixed(2)}x` : "-";
+        const who = `distlab (ssh launcher${dataTls === "on" ? ", --data-tls on" : ""})`;
+        rows.push([String(n), size, who, formatSummary(mine, 2), formatSummary(mapSummary(mine, toBusbw), 3), ratio]);
+        headline.push(`${n} hosts, ${size}: ${who} busbw ${formatSummary(mapSummary(mine, toBusbw), 3)} GB/s, ${glooTime ? `gloo ${formatSummary(mapSummary(glooTime, toBusbw), 3)} GB/s, ${ratio} gloo` : "no gloo figure"}`);
+      }
+      if (runs.on && runs.off) {
+        const plain = summarize(runs.off.get(entry.bytes), "plain"), tls = summarize(runs.on.get(entry.bytes), "tls");
+        headline.push(`${n} hosts, ${size}: --data-tls on takes ${ratioOfMedians(tls, plain).toFixed(2)}x the time of plain (ratio of medians)`);
+      }
     }
   }
   console.log(formatTable(rows));

@@ -25,3 +25,18 @@ await build({
 const dawn = path.join(root, "node_modules/webgpu");
 for (const file of ["package.json", "index.js", "dist/linux-x64/dawn.node"]) cpSync(path.join(dawn, file), path.join(out, "node_modules/webgpu", file));
 console.log(`built ${out}`);
+// GPT-2 small on webgpu (gpt2-bench.ts): distlab/models imports the @tensorflow/tfjs umbrella, of which it uses only core ops, so tfjs-core stands in for it.
+await build({
+  entryPoints: [path.join(root, "bench/gpu/gpt2-bench.ts")],
+  bundle: true,
+  platform: "node",
+  format: "cjs",
+  target: "node20",
+  external: ["webgpu"],
+  alias: { "@tensorflow/tfjs": "@tensorflow/tfjs-core" },
+  outfile: path.join(out, "gpt2-bench.cjs"),
+  logLevel: "warning",
+});
+console.log(`built ${out}/gpt2-bench.cjs`);
+// The table of a gpt2.sh run (gpt2-summary.ts, with bench/stats.ts).
+await build({ entryPoints: [path.join(root, "bench/gpu/gpt2-summary.ts")], bundle: true, platform: "node", format: "cjs", target: "node20", outfile: path.join(out, "gpt2-summary.cjs"), logLevel: "warning" });

@@ -6,8 +6,9 @@
 #   bash scripts/gpu/prepare.sh            # .device/: node binary, Vulkan loader debs (what a bare machine lacks)
 #   node bench/gpu/build.mjs                # .gpu-run/: bundled bench + Dawn's dawn.node
 # then on the GPU machine (carry [".device", ".gpu-run"]):
-#   bash bench/gpu/run.sh            (ONLY=steps or ONLY=matmul for half of it)
-# Results are printed and written to $OUT/gpu-bench.jsonl when OUT is set.
+#   bash bench/gpu/run.sh            (ONLY=steps, ONLY=matmul or ONLY=gpt2 for a part of it)
+# The GPT-2-small step (gpt2.sh) comes last. Results are printed and written
+# to $OUT/gpu-bench.jsonl (and $OUT/gpt2-bench.jsonl) when OUT is set.
 set -uo pipefail
 source scripts/gpu/device-env.sh || exit 1
 export NODE_PATH=$PWD/.gpu-run/node_modules PYTHONUNBUFFERED=1
@@ -27,6 +28,7 @@ variants=(
   "no fused ops + dawn skip_validation|$early DISTLAB_WEBGPU_DAWN=$fast"
   "default + dawn skip_validation|DISTLAB_WEBGPU_DAWN=$fast"
 )
+[ "$only" = gpt2 ] && exec bash bench/gpu/gpt2.sh
 {
   echo "{\"date\": \"$(date -u +%FT%TZ)\", \"gpu\": \"$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1)\"}"
   [ "$only" = matmul ] || python3 bench/compute_torch.py --device cuda --only matmul,mlp,gpt --steps 20
@@ -38,3 +40,4 @@ variants=(
     python3 bench/compute_torch.py --device cuda --only matmul,mlp,gpt --steps 20
   fi
 } 2>&1 | tee "$log"
+if [ "$only" = all ]; then bash bench/gpu/gpt2.sh; fi

@@ -5,6 +5,7 @@
  *   distlab doctor                                        what this machine offers, and fixes
  *   distlab kernel --connection-file F                    run the kernel (Jupyter calls this)
  *   distlab agent --token-file F [--listen H:P]           run ranks for kernels holding the token
+ *   distlab agent --token-file F --connect H:P|env       dial a kernel's rendezvous instead
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { installKernelspec, installLabextension, type InstallScope } from "./install";
@@ -13,6 +14,9 @@ import { packageVersion, runKernel } from "./kernel-main";
 import { AgentRefusal, serveStdio, startAgent } from "./hosts/agent";
 import { DEFAULT_AGENT_PORT } from "./hosts/host-spec";
 import { readTokenFile } from "./hosts/token";
+import { DialRefusal, dialKernel } from "./hosts/agent-dial";
+import { normalizeFingerprint, type AgentTls } from "./hosts/agent-link";
+import { readRendezvousEnv, type RendezvousEnv } from "./hosts/rendezvous-env";
 import { diagnose, formatDiagnosis } from "./doctor/diagnose";
 import { probeMachine } from "./doctor/probes";
 import { readFileSync } from "node:fs";
@@ -33,6 +37,15 @@ const USAGE = `usage:
       %%distributed --hosts HOST:PORT --token-file FILE [--tls-ca F | --tls-fingerprint SHA256].
       Listens on 127.0.0.1:${DEFAULT_AGENT_PORT} by default; a non-loopback address
       needs TLS (--tls-cert, --tls-key) or --insecure. --slots: most ranks (default: CPU count).
+  distlab agent --token-file FILE --connect HOST:PORT|env [--slots N]
+                [--tls-ca FILE | --tls-fingerprint SHA256] [--insecure] [--connect-timeout SECONDS]
+      Dial the kernel of %%distributed --launcher env --rendezvous HOST:PORT instead
+      of listening, retrying until --connect-timeout (default 60 s). Which agent this
+      is comes from the scheduler's variables: RANK/WORLD_SIZE (torchrun),
+      SLURM_PROCID/SLURM_NTASKS (srun), JOB_COMPLETION_INDEX/DISTLAB_WORLD_SIZE
+      (Kubernetes Indexed Job). --connect env (or --connect with no address) takes the
+      address from DISTLAB_RENDEZVOUS, else MASTER_ADDR:MASTER_PORT. Exits when the
+      kernel closes the group. A non-loopback kernel needs TLS or --insecure.
   distlab agent --stdio [--slots N]
       Serve one kernel over stdin/stdout, the token being stdin's first line;
       the kernel's SSH launcher runs this. Exits (stopping its ranks) when stdin ends.
@@ -68,7 +81,9 @@ function installScope(args: string[]): InstallScope {
   return { kind: "user" };
 }
 
-async function runAgent(args: string[]): Promise<void> {
+async function runAgent(given: string[]): Promise<void> {
+  // `--connect` with no address (last, or followed by another flag) means `--connect env`.
+  const args = given.flatMap((word, index) => (word === "--connect" && (index === given.length - 1 || given[index + 1]!.startsWith("--")) ? [word, "env"] : [word]));
   const values = parse("agent", args, {
     listen: { type: "string" },
     "token-file": { type: "string" },
@@ -77,6 +92,10 @@ async function runAgent(args: string[]): Promise<void> {
     stdio: { type: "boolean" },
     "tls-cert": { type: "string" },
     "tls-key": { type: "string" },
+    connect: { type: "string" },
+    "connect-timeout": { type: "string" },
+    "tls-ca": { type: "string" },
+    "tls-fingerprint": { type: "string" },
   });
   const slots = values.slots === undefined ? availableParallelism() : Number(values.slots);
   if (!Number.isInteger(slots) || slots < 1) throw new UsageError(`distlab agent: --slots ${JSON.stringify(values.slots)} is not a positive integer`);
@@ -98,6 +117,15 @@ async function runAgent(args: string[]): Promise<void> {
   }
   const tokenFile = values["token-file"];
   if (typeof tokenFile !== "string" || tokenFile === "") throw new UsageError("distlab agent: --token-file FILE is required");
+  if (values.connect !== undefined) {
+    if (values.listen !== undefined) throw new UsageError("distlab agent: --connect and --listen exclude each other (dial the kernel, or wait for it)");
+    const clash = ["tls-cert", "tls-key"].filter((name) => values[name] !== undefined);
+    if (clash.length > 0) throw new UsageError(`distlab agent --connect: ${clash.map((name) => `--${name}`).join(", ")} do not apply (the kernel serves TLS; check its certificate with --tls-ca FILE or --tls-fingerprint SHA256)`);
+    await runDialAgent(values, tokenFile, slots, log);
+    return;
+  }
+  const kernelTlsFlags = ["tls-ca", "tls-fingerprint", "connect-timeout"].filter((name) => values[name] !== undefined);
+  if (kernelTlsFlags.length > 0) throw new UsageError(`distlab agent: ${kernelTlsFlags.map((name) => `--${name}`).join(", ")} ${kernelTlsFlags.length === 1 ? "applies" : "apply"} only with --connect`);
   const listen = typeof values.listen === "string" ? values.listen : `127.0.0.1:${DEFAULT_AGENT_PORT}`;
   const match = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d+)$/.exec(listen);
   if (!match || Number(match[2]) > 65535) throw new UsageError(`distlab agent: --listen ${JSON.stringify(listen)} is not HOST:PORT`);
@@ -114,6 +142,64 @@ async function runAgent(args: string[]): Promise<void> {
     if (error instanceof AgentRefusal) throw new UsageError(error.message);
     throw error;
   }
+}
+
+/** `distlab agent --connect`: dials the kernel until it accepts this agent, serves it, then exits. */
+async function runDialAgent(values: Record<string, unknown>, tokenFile: string, slots: number, log: (line: string) => void): Promise<void> {
+  const connect = values.connect as string;
+  let rendezvous: RendezvousEnv;
+  try {
+    rendezvous = readRendezvousEnv(process.env, connect === "" || connect === "env" ? undefined : connect);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const timeoutText = values["connect-timeout"] as string | undefined;
+  const timeoutSeconds = timeoutText === undefined ? 60 : Number(timeoutText);
+  if (!Number.isFinite(timeoutSeconds) || timeoutSeconds <= 0) throw new UsageError(`distlab agent: --connect-timeout ${JSON.stringify(timeoutText)} is not a positive number of seconds`);
+  let token: Buffer;
+  try {
+    token = readTokenFile(tokenFile, "--token-file");
+  } catch (error) {
+    throw new UsageError(`distlab agent: ${(error as Error).message}`);
+  }
+  const tls = kernelTls(values["tls-ca"], values["tls-fingerprint"]);
+  log(`rendezvous from ${rendezvous.source}: agent ${rendezvous.index} of ${rendezvous.world}${rendezvous.localIndex === undefined ? "" : ` (local index ${rendezvous.localIndex})`}`);
+  try {
+    await dialKernel({
+      host: rendezvous.host, port: rendezvous.port, token, slots, version: packageVersion(), log,
+      insecure: values.insecure === true, connectTimeoutMs: timeoutSeconds * 1000,
+      rendezvous: { index: rendezvous.index, world: rendezvous.world },
+      ...(tls ? { tls } : {}),
+    });
+  } catch (error) {
+    if (error instanceof DialRefusal) throw new AgentFailure(error.message);
+    throw error;
+  }
+  process.stderr.write("", () => process.exit(0));
+}
+
+/** `--tls-ca FILE` (a PEM CA) or `--tls-fingerprint SHA256`, not both: how a dialling agent checks the kernel. */
+function kernelTls(ca: unknown, fingerprint: unknown): AgentTls | undefined {
+  if (ca !== undefined && fingerprint !== undefined) throw new UsageError("distlab agent: give --tls-ca or --tls-fingerprint, not both");
+  if (typeof fingerprint === "string") {
+    const normalized = normalizeFingerprint(fingerprint);
+    if (!normalized) throw new UsageError(`distlab agent: --tls-fingerprint ${fingerprint}: not a SHA-256 fingerprint (64 hex digits, colons allowed)`);
+    return { fingerprint: normalized };
+  }
+  if (typeof ca !== "string") return undefined;
+  let text: Buffer;
+  try {
+    text = readFileSync(ca);
+  } catch (error) {
+    throw new UsageError(`distlab agent: --tls-ca ${ca}: ${(error as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (error as Error).message}`);
+  }
+  if (!text.includes("-----BEGIN CERTIFICATE-----")) throw new UsageError(`distlab agent: --tls-ca ${ca}: holds no PEM certificate`);
+  return { ca: text };
+}
+
+/** The agent ran but could not do its work (no kernel accepted it): exit status 1, no usage text. */
+class AgentFailure extends Error {
+  override name = "AgentFailure";
 }
 
 /** `--tls-cert` and `--tls-key` go together; each file must be readable PEM. */

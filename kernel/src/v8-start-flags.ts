@@ -35,8 +35,14 @@ export const V8_START_FLAGS: readonly string[] = [RELAXED_SIMD_FLAG];
  * (ERR_WORKER_INVALID_EXEC_ARGV) and does not need, since V8's flags are the process's.
  */
 export function workerExecArgv(): string[] {
-  return process.execArgv.filter((flag) => !flag.startsWith("--inspect") && !V8_START_FLAGS.includes(flag));
+  return process.execArgv.filter((flag) => !flag.startsWith("--inspect") && !V8_START_FLAGS.includes(flag) && !HEAP_FLAG.test(flag));
 }
+
+/**
+ * V8 heap limits a process rank is started with (`--max-old-space-size=`, its memory cap): a Worker
+ * refuses them too (ERR_WORKER_INVALID_EXEC_ARGV); a worker's heap is bounded by its resourceLimits.
+ */
+const HEAP_FLAG = /^--max-(old|semi)-space-size(=|$)/;
 
 /** Whether this process compiles a relaxed SIMD module (the matMul kernel's own fused form). */
 export function relaxedSimdCompiles(): boolean {

@@ -26,6 +26,14 @@ after(async () => {
 });
 
 const FLAGS = "-n 3 --backend processes --timeout 20";
+/**
+ * A fault that is seen ends its cell before FLAGS' --timeout (20 s); one that is not is waited out
+ * to it. The bound tells the two apart and leaves a loaded machine seconds of slack: these are not
+ * speed checks (a benchmark measures how fast a fault ends a cell).
+ */
+const SEEN_BEFORE_TIMEOUT_MS = 20_000;
+const endedBeforeTimeout = (started: number) =>
+  assert.ok(Date.now() - started < SEEN_BEFORE_TIMEOUT_MS, `took ${Date.now() - started} ms: the fault was waited out to --timeout, not seen`);
 
 async function run(body: string, io = new RecordingIO(), flags = FLAGS): Promise<{ outcome: ExecuteOutcome; io: RecordingIO }> {
   const outcome = await session.runCell(body, 1, parseDistributedFlags(flags.split(" ").filter(Boolean)), io);
@@ -86,7 +94,7 @@ test("a throwing rank is named, and peers blocked in a collective are woken by t
   assert.match(error.evalue, /^rank 1: TypeError: boom/);
   assert.ok(error.traceback.some((line) => /cancelled because rank 1 failed: ranks 0 and 2/.test(line)), error.traceback.join("\n"));
   assert.ok(error.traceback.some((line) => /<cell 1>:4:\d+/.test(line)), error.traceback.join("\n"));
-  assert.ok(Date.now() - started < 5000, `took ${Date.now() - started} ms`);
+  endedBeforeTimeout(started);
   // The barrier itself was cancelled (tcp worlds are cancelled rank by rank), and no state was lost.
   const woken = await run("(globalThis as any).woken ?? 'none'");
   assert.deepEqual(resultJson(woken.outcome), ["CommCancelledError", "none", "CommCancelledError"]);
@@ -97,7 +105,7 @@ test("a rank that calls process.exit mid-collective ends the cell at once, named
   const started = Date.now();
   const { outcome } = await run("if (dist.rank === 2) process.exit(7);\nawait dist.allReduce(new Float32Array(16));\n1");
   const error = errorOf(outcome);
-  assert.ok(Date.now() - started < 5000, `took ${Date.now() - started} ms`);
+  endedBeforeTimeout(started);
   assert.equal(error.ename, "RankProcessExit");
   assert.match(error.evalue, /^rank 2: RankProcessExit: its process ended \(exit code 7\)/);
   assert.ok(error.traceback.some((line) => /cancelled because rank 2 failed: ranks 0 and 1/.test(line)), error.traceback.join("\n"));
@@ -115,7 +123,7 @@ test("a rank SIGKILLed from outside while its peers wait in a collective ends th
   const started = Date.now();
   const { outcome } = await run("if (dist.rank === 1) await new Promise((r) => setTimeout(r, 60_000));\nawait dist.barrier();\n1");
   const error = errorOf(outcome);
-  assert.ok(Date.now() - started < 5000, `took ${Date.now() - started} ms`);
+  endedBeforeTimeout(started);
   assert.match(error.evalue, /^rank 1: RankProcessExit: its process ended \(signal SIGKILL\)/);
   const again = await run("dist.rank");
   assert.deepEqual(resultJson(again.outcome), [0, 1, 2]);
@@ -142,7 +150,7 @@ test("interrupting a rank stuck in a synchronous loop kills and respawns only th
   const error = errorOf(outcome);
   assert.equal(error.ename, "InterruptedError");
   assert.match(error.evalue, /state lost on rank 0$/);
-  assert.ok(Date.now() - started < 6000, `took ${Date.now() - started} ms`);
+  endedBeforeTimeout(started);
   const after = await rankPids();
   assert.notEqual(after[0], before[0]);
   assert.deepEqual(after.slice(1), before.slice(1));
@@ -156,7 +164,8 @@ test("a rank that never joins a collective fails the cell after --timeout, namin
   const error = errorOf(outcome);
   // The tcp barrier's first step waits on two peers, so a rank may name rank 2 among others.
   assert.match(error.evalue, /waited .* in barrier #\d+ for (rank 2|ranks [\d, ]*(and )?2)/);
-  assert.ok(Date.now() - started < 4000, `took ${Date.now() - started} ms`);
+  // --timeout 1 here: a wait that outlived it many times over was not ended by it.
+  assert.ok(Date.now() - started < 15_000, `took ${Date.now() - started} ms with --timeout 1`);
 });
 
 test("--link paces the tcp world (an allReduce takes at least the 30 ms latency); a changed shape restarts the processes", async () => {

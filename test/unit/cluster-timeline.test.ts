@@ -169,6 +169,27 @@ await pair.allReduce(new Float32Array(2));`);
   assert.deepEqual(grouped?.args?.peers, [0]);
 });
 
+test("a comm span's args carry the bytes the transport moved: ring allReduce 2(n-1)/n S a rank, a send's payload on both ends", async () => {
+  const floats = 4096; // S = 16 KiB, a multiple of n = 4 so the ring's blocks are equal
+  const { outcome } = await run("-n 4", `
+await dist.allReduce(new Float32Array(${floats}).fill(1), { algorithm: "ring" });
+if (dist.rank === 0) await dist.send(new Float32Array(100), 1);
+if (dist.rank === 1) await dist.recv(new Float32Array(100), 0);`);
+  assert.equal(outcome.status, "ok", JSON.stringify(outcome));
+  const payload = observer.last!;
+  const S = floats * 4;
+  for (const rank of [0, 1, 2, 3]) {
+    const [reduce] = spansOf(payload, rank, "allReduce");
+    assert.equal(reduce?.args?.algorithm, "ring", `rank ${rank}: ${JSON.stringify(reduce?.args)}`);
+    assert.equal(reduce?.args?.bytesSent, (2 * 3 * S) / 4, `rank ${rank} allReduce bytesSent: ${JSON.stringify(reduce?.args)}`);
+    assert.equal(reduce?.args?.bytesReceived, (2 * 3 * S) / 4, `rank ${rank} allReduce bytesReceived: ${JSON.stringify(reduce?.args)}`);
+  }
+  const [send] = spansOf(payload, 0, "send");
+  const [recv] = spansOf(payload, 1, "recv");
+  assert.deepEqual([send?.args?.bytesSent, send?.args?.bytesReceived], [400, 0], `send args: ${JSON.stringify(send?.args)}`);
+  assert.deepEqual([recv?.args?.bytesSent, recv?.args?.bytesReceived], [0, 400], `recv args: ${JSON.stringify(recv?.args)}`);
+});
+
 test("an error still leaves the final timeline of what ran", async () => {
   const { outcome, io } = await run("-n 2", `await dist.span("before", () => dist.barrier());\nif (dist.rank === 1) throw new Error("boom");\nawait dist.barrier();`);
   assert.equal(outcome.status, "error");

@@ -30,10 +30,9 @@ test("cancelling the world from the main thread wakes every blocked rank with th
   try {
     const pending = world.run("maybe", [{ op: "allReduce", x: x4(0) }, { op: "broadcast", x: x4(1), root: 2 }, null]);
     await new Promise((r) => setTimeout(r, 300));
-    const started = Date.now();
     world.cancel("interrupted by the user");
+    // woken by the cancel, not by their 30 s timeout (that would be a CommTimeoutError)
     const replies = await pending;
-    assert.ok(Date.now() - started < 1000);
     assert.equal(replies[0].error!.name, "CommCancelledError");
     assert.equal(replies[0].error!.message, "rank 0 in allReduce #1: cancelled: interrupted by the user");
     assert.equal(replies[1].error!.message, "rank 1 in broadcast #1: cancelled: interrupted by the user");
@@ -63,7 +62,10 @@ test("allReduce with different lengths fails naming both lengths", async () => {
     const xs = [new Float32Array(8), new Float32Array(8), new Float32Array(5)];
     const replies = await world.run("collective", xs.map((x) => ({ op: "allReduce", x, options: { algorithm: "ring" } })));
     assert.ok(replies.every((r) => !r.ok && r.error!.name === "CommMismatchError"), JSON.stringify(replies));
-    assert.match(replies[0].error!.message, /8 x float32.*but rank 2 called allReduce #1 \(5 x float32|rank 2 called allReduce #1 \(5 x float32.*8 x float32/);
+    // one message naming each rank's call, in rank order
+    for (const r of replies) {
+      assert.match(r.error!.message, /rank 0 called allReduce #1 \(8 x float32.*; rank 1 called allReduce #1 \(8 x float32.*; rank 2 called allReduce #1 \(5 x float32/);
+    }
   } finally {
     await world.close();
   }
@@ -145,7 +147,8 @@ for (const transport of ["shm", "tcp"] as const) {
       for (const r of replies) {
         assert.equal(r.ok, false, `rank ${r.rank} returned ${JSON.stringify(r.value)}`);
         assert.equal(r.error!.name, "CommMismatchError", r.error!.message);
-        assert.match(r.error!.message, /rank (\d) called broadcast #1 \(4 x float32, root \1, recursive-doubling\) but rank (\d) called broadcast #1 \(4 x float32, root \2,/);
+        // every rank's call, each naming itself the root
+        assert.match(r.error!.message, /^mismatched collectives: rank 0 called broadcast #1 \(4 x float32, root 0, recursive-doubling\); rank 1 called broadcast #1 \(4 x float32, root 1, recursive-doubling\); rank 2 called broadcast #1 \(4 x float32, root 2, recursive-doubling\)$/);
       }
       // the agreement frames are counted apart from the broadcast's own traffic
       if (transport === "tcp") {
@@ -154,7 +157,7 @@ for (const transport of ["shm", "tcp"] as const) {
           await fresh.values("collective", [0, 1, 2].map(() => ({ op: "broadcast", x: x4(7), root: 1 })));
           const stats = (await fresh.values("wireStatsFresh", [])) as WireStats[];
           for (const s of stats) {
-            assert.deepEqual([s.byOp.agreement?.messagesSent, s.byOp.agreement?.bytesSent, s.byOp.agreement?.messagesReceived], [2, 0, 2], `rank ${s.rank}`);
+            assert.deepEqual([s.byOp.agreement?.messagesSent, s.byOp.agreement?.bytesSent, s.byOp.agreement?.messagesReceived], [1, 0, 1], `rank ${s.rank}`);
             assert.equal(s.framingBytesSent, 48 * s.messagesSent);
           }
         } finally {

@@ -126,6 +126,15 @@ test("tcp: a rank sending to k peers at once shares its link's bandwidth among t
   }
 });
 
-test("shm: k ranks sending to one at once share its ingress (k = 1, 2, 3); over tcp only egress is modelled", async () => {
+test("shm: k ranks sending to one at once share its ingress (k = 1, 2, 3)", async () => {
   await fanOutTimes(world, "shm", "timedFanIn");
+});
+
+test("tcp: k ranks sending to one at once share its ingress (k = 1, 2, 3)", async () => {
+  const processes = await ProcessWorld.start(4);
+  try {
+    await fanOutTimes(processes, "tcp", "timedFanIn");
+  } finally {
+    processes.close();
+  }
 });

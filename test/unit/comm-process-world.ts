@@ -22,6 +22,8 @@ export class ProcessWorld {
         { execArgv: ["--import", "tsx"], serialization: "advanced", stdio: ["ignore", "inherit", "inherit", "ipc"] },
       );
       world.children.push(child);
+      // the world's secret goes over the IPC channel, never in argv
+      child.send({ world: rendezvous.credentials.world, secret: rendezvous.credentials.secret.toString("hex") });
       ready.push(new Promise((resolve) => child.once("message", () => resolve())));
     }
     await Promise.all(ready);

@@ -13,6 +13,7 @@ import { causalAttention, stockCausalAttention, softmaxCrossEntropy, stockSoftma
 import { leadingAxes } from "../../kernel/src/compute/webgpu/leading-sum";
 import { hasFusedKernel } from "../../kernel/src/compute/fused/kernels";
 import { WASM_OVERRIDES } from "../../kernel/src/compute/wasm/overrides";
+import { ROWS_MAX_TIME, webGpuAttentionForm } from "../../kernel/src/compute/fused/causal-attention";
 import { FUSED_KERNELS } from "../../kernel/src/compute/webgpu/overrides";
 import { backendsUnderTest, maxRelativeError, runOn, tf, values } from "./compute-backends";
 
@@ -182,4 +183,12 @@ test("the fused kernels: one set of names for webgpu and wasm, registered for th
     x.dispose();
   }
   await tf.setBackend("cpu");
+});
+
+test("webgpu's attention form: per-query-row kernels up to ROWS_MAX_TIME, matMuls past it, or as DISTLAB_WEBGPU_ATTENTION says", () => {
+  assert.equal(webGpuAttentionForm(ROWS_MAX_TIME, {}), "rows");
+  assert.equal(webGpuAttentionForm(ROWS_MAX_TIME + 1, {}), "matmul");
+  assert.equal(webGpuAttentionForm(1024, { DISTLAB_WEBGPU_ATTENTION: "rows" }), "rows");
+  assert.equal(webGpuAttentionForm(64, { DISTLAB_WEBGPU_ATTENTION: "matmul" }), "matmul");
+  assert.throws(() => webGpuAttentionForm(64, { DISTLAB_WEBGPU_ATTENTION: "flash" }), /DISTLAB_WEBGPU_ATTENTION must be auto, rows or matmul, got flash/);
 });

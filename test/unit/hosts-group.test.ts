@@ -181,3 +181,23 @@ test("gpus= gives each rank of the host one GPU in order, the only one CUDA show
   assert.deepEqual(resultJson(outcome), ["3", "5"]);
   assert.match(describeHosts(session.group), /: agent distlab \S+ on \S+ \(running agent\); ranks 0, 1; GPUs 3,5; round trip/);
 });
+
+test("the heartbeat gives a silent agent up after max(3 s, min(--timeout, 10 s)), not a fixed 10 s; the next cell starts it afresh", async () => {
+  assert.equal(resultJson((await run("dist.rank")).outcome) !== undefined, true);
+  const agentPid = agents[1]!.child.pid!;
+  // the agent stops relaying; the cell with --timeout 2 must give it up after 3 s of silence (the floor)
+  process.kill(agentPid, "SIGSTOP");
+  let evalue = "";
+  try {
+    // the new --timeout rebuilds the world, whose connect task cannot reach the stopped agent's ranks:
+    // the cell fails while joining (a thrown error, as the kernel shows it) once the agent is given up
+    const { outcome } = await run("dist.rank", new RecordingIO(), flags().replace("--timeout 20", "--timeout 2")).catch((error: Error) => ({ outcome: { status: "error", evalue: error.message } }));
+    assert.equal(outcome.status, "error", JSON.stringify(outcome));
+    evalue = (outcome as { evalue: string }).evalue;
+  } finally {
+    process.kill(agentPid, "SIGCONT");
+  }
+  assert.match(evalue, new RegExp(`rank 2: its process was lost; its last stderr: lost the connection to the agent at 127\\.0\\.0\\.1:${agents[1]!.port}: the agent did not answer for 3 s`), evalue);
+  const after = resultJson((await run("(await dist.allReduce(new Float32Array([1])))[0]")).outcome);
+  assert.deepEqual(after, [4, 4, 4, 4]);
+});

@@ -48,7 +48,7 @@ before(async () => {
   const messages: ToAgent[] = [
     { type: "spawn", rank: 0, memoryCapBytes: 0 },
     { type: "to-rank", rank: 0, message: { type: "task", id: 1, task: { kind: "init", rank: 0, size: 1, localRank: 0, host: "attacker", tfBackend: "cpu" } } },
-    { type: "to-rank", rank: 0, message: { type: "task", id: 2, task: { kind: "connect", commState: { kind: "tcp", rendezvous: rendezvous.address }, timeoutMs: 5000 } } },
+    { type: "to-rank", rank: 0, message: { type: "task", id: 2, task: { kind: "connect", commState: { kind: "tcp", rendezvous: rendezvous.address, world: rendezvous.credentials.world, secret: rendezvous.credentials.secret.toString("hex"), tls: false }, timeoutMs: 5000 } } },
     { type: "to-rank", rank: 0, message: { type: "task", id: 3, task: { kind: "cell", cellId: 1, cell: { ...cell, declarations: "" }, cellName: "cell 1", timeline: false } } },
   ];
   const frames = messages.map((message) => encodeFrame(serialize(message)));

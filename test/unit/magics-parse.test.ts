@@ -142,6 +142,6 @@ test("splitArgs honours quotes and rejects an unterminated one", () => {
 });
 
 test("flag completion comes from the spec", () => {
-  assert.deepEqual(completeFlag(DISTRIBUTED_FLAGS, "--t"), ["--tls-ca", "--tls-fingerprint", "--token-file", "--timeout", "--tf-backend", "--timeline"]);
+  assert.deepEqual(completeFlag(DISTRIBUTED_FLAGS, "--t"), ["--tls-cert", "--tls-key", "--tls-ca", "--tls-fingerprint", "--token-file", "--timeout", "--tf-backend", "--timeline"]);
   assert.ok(completeFlag(DISTRIBUTED_FLAGS, "-").includes("-n"));
 });

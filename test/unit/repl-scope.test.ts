@@ -61,6 +61,14 @@ test("top-level await resolves before the value is returned", async () => {
   assert.equal(nb.scope.getVariable("late"), 42);
 });
 
+test("`await (x)` opening a statement awaits, in a cell with no import (parsed as a call of `await` there)", async () => {
+  const nb = notebook();
+  assert.deepEqual(await nb.run("await (new Promise<number>((resolve) => setTimeout(() => resolve(7), 5)))"), { value: 7, hasValue: true });
+  assert.deepEqual(await nb.run("const got = await (Promise.resolve(3));\ngot + 1"), { value: 4, hasValue: true });
+  // A function of the cell named await keeps its own meaning inside a function: nothing to await at the top.
+  assert.equal(compiler.compile("function f() { return [1].map((x) => x); }\nf()", nb.chain).hasTopLevelAwait, false);
+});
+
 test("a runtime error keeps its class and message and its stack points at the cell's line 3", async () => {
   const nb = notebook();
   await assert.rejects(nb.run("const a: number = 1;\n\nthrow new RangeError(`too far: ${a}`);"), (error: unknown) => {

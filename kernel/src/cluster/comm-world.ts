@@ -11,13 +11,15 @@
  * - tcp (process ranks): the kernel runs a rendezvous; each rank listens,
  *   registers there and connects to every peer (Unix sockets on one host).
  *   Processes share no memory, so each rank cancels its own communicator
- *   when the kernel's cancel command reaches it.
+ *   when the kernel's cancel command reaches it. With `commThread`, a second
+ *   rendezvous for the ranks' communication threads, which join their own tcp
+ *   world while the rank joins its own (comm/comm-thread-world.ts).
  */
 import { attachShmCommunicator, cancelShmWorld, createShmWorld, type Communicator, type LinkModel, type SpanHook } from "../comm";
 import { MAX_SHM_RANKS } from "../comm/shm-layout";
 import { closeTcpWorld, connectTcpWorld, startTcpRendezvous } from "../comm/tcp-world";
 import { CommThread, createCommThreadWorld, type CommThreadSpan } from "../comm/comm-thread";
-import type { ShmWorldAddress, WorldAddress } from "./rank-messages";
+import type { ShmWorldAddress, TcpWorldAddress, WorldAddress } from "./rank-messages";
 import type { WireCounters } from "../comm/wire-counters";
 
 /** Most ranks the threads backend runs: the shm transport keeps a channel per ordered pair of ranks. */
@@ -57,17 +59,29 @@ function cancelShmWorlds(address: ShmWorldAddress, reason: string): void {
   if (address.commThreadWorld) cancelShmWorld(address.commThreadWorld, reason);
 }
 
-/** `host`: the address the rendezvous listens on, one every rank can reach (default 127.0.0.1). */
-export async function createTcpKernelWorld(size: number, host?: string): Promise<KernelWorld> {
-  const rendezvous = await startTcpRendezvous(size, host);
+/**
+ * `host`: the address the rendezvous listens on, one every rank can reach (default 127.0.0.1);
+ * `tls`: encrypt the connections between hosts; `commThread`: every rank also starts a
+ * communication thread at the join, joined to a tcp world of its own through a second rendezvous.
+ * Each world gets fresh credentials, which travel to the ranks inside their connect task only.
+ */
+export async function createTcpKernelWorld(size: number, host?: string, options: { tls?: boolean; commThread?: boolean } = {}): Promise<KernelWorld> {
+  const tls = options.tls === true;
+  const rendezvous = await startTcpRendezvous(size, { ...(host ? { host } : {}), tls });
+  const threads = options.commThread ? await startTcpRendezvous(size, { ...(host ? { host } : {}), tls }) : undefined;
+  const { world, secret } = rendezvous.credentials;
+  const address: TcpWorldAddress = {
+    kind: "tcp", rendezvous: rendezvous.address, world, secret: secret.toString("hex"), tls,
+    ...(threads ? { commThread: { rendezvous: threads.address, world: threads.credentials.world, secret: threads.credentials.secret.toString("hex") } } : {}),
+  };
   // Closing the rendezvous also ends the joins still waiting on it (a rank died while joining).
-  return { address: { kind: "tcp", rendezvous: rendezvous.address }, cancel: () => undefined, formed: () => rendezvous.close() };
+  return { address, cancel: () => undefined, formed: () => { rendezvous.close(); threads?.close(); } };
 }
 
 /** A rank's side of one world. */
 export interface JoinedWorld {
   readonly comm: Communicator;
-  /** The rank's communication thread (thread ranks; started on first use); undefined for process ranks. */
+  /** The rank's communication thread: thread ranks (started on first use), process ranks (started at the join). */
   readonly commThread?: CommThread;
   /** Ends every wait of this rank in this world, now and later, with a CommCancelledError. */
   cancel(reason: string): void;
@@ -123,21 +137,45 @@ export async function joinCommWorld(address: WorldAddress, options: JoinOptions)
   // A peer that never connects (its process died while joining) would hold the join forever.
   const joinTimeoutMs = options.joinTimeoutMs ?? Math.max(options.timeoutMs, JOIN_FLOOR_MS);
   const deadline = setTimeout(() => canceller.abort("deadline"), joinTimeoutMs);
+  const listenHost = process.env[LISTEN_HOST_ENV];
+  // The comm thread joins its world while this thread joins the ranks' one: both rendezvous need every rank.
+  const commThread = address.commThread
+    ? new CommThread({
+        world: { kind: "tcp", size: options.size, ...address.commThread, tls: address.tls, joinTimeoutMs, ...(listenHost ? { host: listenHost } : {}) },
+        rank: options.rank,
+        timeoutMs: options.timeoutMs,
+        ...(options.link ? { link: options.link } : {}),
+        ...(options.onCommThreadSpan ? { onSpan: options.onCommThreadSpan } : {}),
+      })
+    : undefined;
   let comm: Communicator;
   try {
-    const listenHost = process.env[LISTEN_HOST_ENV];
-    comm = await connectTcpWorld({
-      ...commOptions, rank: options.rank, size: options.size, rendezvous: address.rendezvous, signal: canceller.signal, ...(listenHost ? { host: listenHost } : {}),
-    });
+    [comm] = await Promise.all([
+      connectTcpWorld({
+        ...commOptions, rank: options.rank, size: options.size, rendezvous: address.rendezvous, signal: canceller.signal, ...(listenHost ? { host: listenHost } : {}),
+        credentials: { world: address.world, secret: Buffer.from(address.secret, "hex") }, tls: address.tls,
+      }),
+      commThread?.ready(),
+    ]);
   } catch (error) {
-    if (!canceller.signal.aborted) throw error;
+    const timedOut = canceller.signal.aborted;
+    canceller.abort("the join failed"); // the other half of the join gives up too
+    void commThread?.close();
+    if (!timedOut) throw error;
     throw new Error(`rank ${options.rank} could not join the group's world within ${(joinTimeoutMs / 1000).toFixed(1)} s (a peer did not connect)`);
   } finally {
     clearTimeout(deadline);
   }
   return {
     comm,
-    cancel: (reason) => canceller.abort(reason),
-    close: () => void closeTcpWorld(comm),
+    ...(commThread ? { commThread } : {}),
+    cancel: (reason) => {
+      canceller.abort(reason);
+      commThread?.cancel(reason);
+    },
+    close: () => {
+      void closeTcpWorld(comm);
+      void commThread?.close();
+    },
   };
 }

@@ -53,6 +53,16 @@ export interface GpuAssignment {
 export interface TcpWorldAddress {
   kind: "tcp";
   rendezvous: string;
+  /** The world's id and its secret (64 hex digits): only ever sent inside a connect task (comm/data-handshake.ts). */
+  world: string;
+  secret: string;
+  /** TLS on the connections between hosts (comm/data-tls.ts). */
+  tls: boolean;
+  /**
+   * The rendezvous and credentials of the world of the ranks' communication threads (process
+   * ranks on one host), when they have them; sent, like the world's own, inside a connect task only.
+   */
+  commThread?: { rendezvous: string; world: string; secret: string };
 }
 
 /**

@@ -105,7 +105,7 @@ export const RING_CHUNK_BYTES = 4 * 1024 * 1024;
  * a chunk's all-gather travels while the next chunk is still being reduced
  * instead of both ranks meeting at the boundary between the phases. On more
  * ranks the extra frames and exchanges cost more CPU than the overlap
- * gains, so blocks stay whole (figures for both: docs/benchmarks.md,
+ * gains, so blocks stay whole (figures for both: docs/collectives.md,
  * "Figures behind the code").
  */
 export function ringChunks(n: number, bytes: number): number {

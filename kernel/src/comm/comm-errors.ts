@@ -12,12 +12,13 @@ export class CommTimeoutError extends Error {
     readonly waitedFor: readonly number[],
     readonly waitedMs: number,
     /** what the rank learned of where the group's members are: the ranks that have not entered the call */
-    blame?: { notArrived: number[]; text: string },
+    blame?: { notArrived: number[]; text: string; saysWhere?: boolean },
   ) {
     super(
       `rank ${rank} waited ${(waitedMs / 1000).toFixed(1)} s in ${call} for ${describeRanks(waitedFor)}` +
-        // said unless it only repeats whom the rank waited for: in a ring, the rank waited for may be waiting itself
-        (blame?.text && !sameRanks(blame.notArrived, waitedFor) ? `. ${blame.text}` : ""),
+        // said unless it only repeats whom the rank waited for (in a ring, the rank waited for may be
+        // waiting itself) without saying where they are
+        (blame?.text && (!sameRanks(blame.notArrived, waitedFor) || blame.saysWhere) ? `. ${blame.text}` : ""),
     );
     this.notArrived = blame?.notArrived ?? [];
   }

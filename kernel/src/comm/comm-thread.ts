@@ -4,13 +4,15 @@
 // thread drives the network) while the compute stream runs the next layers.
 //
 // Why a thread: on a thread rank a collective blocks its thread (the shm
-// transport waits with Atomics.wait) and TensorFlow.js computes synchronously
-// on that same thread, so nothing the rank thread starts can move while it
-// differentiates a layer. The communication thread joins a world of its own
-// (one per group, `commThreadWorld`, created by the kernel beside the ranks'
-// world), as rank `rank`, with the same transport classes, algorithms and
-// emulated link; its collectives never share channels, call numbers or
-// doorbells with the rank thread's.
+// transport waits with Atomics.wait), and on any rank TensorFlow.js computes
+// synchronously on the rank's thread, so nothing the rank thread starts can
+// move while it differentiates a layer (a process rank's tcp sends and
+// receives progress only when its event loop turns). The communication
+// thread joins a world of its own (one per group, created by the kernel
+// beside the ranks' world: shm for thread ranks, tcp with its own rendezvous
+// for process ranks; comm-thread-world.ts), as rank `rank`, with the same
+// transport classes, algorithms and emulated link; its collectives never
+// share channels, sockets, call numbers or doorbells with the rank thread's.
 //
 // Jobs run one at a time in the order given (a stream): every rank must hand
 // its comm thread the same jobs in the same order, like collectives. Data
@@ -20,6 +22,7 @@ import { Worker } from "node:worker_threads";
 import { extname, join } from "node:path";
 import type { ShmWorldInit } from "./shm-layout";
 import { createShmWorld } from "./shm-world";
+import { isCommThreadWorld, type CommThreadWorld } from "./comm-thread-world";
 import type { CommSpan, LinkModel, ReduceOp } from "./types";
 import type { WireStats } from "./wire-stats";
 import { workerExecArgv } from "../v8-start-flags";
@@ -62,9 +65,12 @@ export interface CommThreadSpan {
   calls: CommSpan[];
 }
 
+/** What the rank thread may send besides jobs: zero the counts, or cancel (the group's world was cancelled). */
+export type CommThreadControl = { resetStats: true } | { cancel: string };
+
 /** What the comm thread is started with (workerData). */
 export interface CommThreadInit {
-  world: ShmWorldInit;
+  world: CommThreadWorld;
   rank: number;
   timeoutMs: number;
   link?: LinkModel;
@@ -121,10 +127,12 @@ export class CommThread {
   private closed = false;
   private stats?: WireStats;
   private readyPromise?: Promise<void>;
+  /** why the comm thread could not join its world; every job after that rejects with it */
+  private joinFailure?: Error;
 
   constructor(private readonly options: CommThreadOptions) {
-    if (!options.world || options.world.kind !== "shm" || !(options.world.control instanceof SharedArrayBuffer)) {
-      throw new TypeError("CommThread: world must be the object createShmWorld returned (the group's commThreadWorld)");
+    if (!isCommThreadWorld(options.world)) {
+      throw new TypeError("CommThread: world must be the group's comm-thread world (createCommThreadWorld's shm world, or a tcp world with its rendezvous)");
     }
     if (!Number.isInteger(options.rank) || options.rank < 0 || options.rank >= options.world.size) {
       throw new RangeError(`CommThread: rank must be an integer in [0, ${options.world.size - 1}], got ${options.rank}`);
@@ -155,6 +163,7 @@ export class CommThread {
   run(x: Float32Array, options: { op?: ReduceOp; name?: string } = {}): Promise<CommThreadResult> {
     if (!(x instanceof Float32Array)) throw new TypeError(`CommThread.allReduce: x must be a Float32Array, got ${describe(x)}`);
     if (this.closed) return Promise.reject(new Error(`rank ${this.rank}: the communication thread is closed`));
+    if (this.joinFailure) return Promise.reject(this.joinFailure);
     const whole = x.byteOffset === 0 && x.byteLength === x.buffer.byteLength && !(x.buffer instanceof SharedArrayBuffer);
     const data = whole ? x : x.slice();
     const job: CommThreadJob = { id: this.nextId++, op: "allReduce", reduceOp: options.op ?? "sum", name: options.name ?? "allReduce", data };
@@ -184,7 +193,19 @@ export class CommThread {
   /** Zeroes the comm thread's counts (after the jobs already handed over). */
   resetWireStats(): void {
     this.stats = undefined;
-    this.worker?.postMessage({ resetStats: true });
+    this.post({ resetStats: true });
+  }
+
+  /**
+   * Ends the comm thread's waits, now and later, with a CommCancelledError (tcp worlds: each rank
+   * cancels its own; a shm world is cancelled through its shared cancel word instead).
+   */
+  cancel(reason: string): void {
+    this.post({ cancel: reason });
+  }
+
+  private post(control: CommThreadControl): void {
+    this.worker?.postMessage(control);
   }
 
   private start(): Worker {
@@ -199,9 +220,15 @@ export class CommThread {
     // An idle comm thread must not keep the rank alive (it is ref'd while jobs are in flight).
     worker.unref();
     this.readyPromise = new Promise<void>((resolve, reject) => {
-      worker.on("message", (reply: CommThreadReply | { ready: true }) => {
+      worker.on("message", (reply: CommThreadReply | { ready: true } | { joinError: { name: string; message: string } }) => {
         if ("ready" in reply) resolve();
-        else this.onReply(reply);
+        else if ("joinError" in reply) {
+          const error = new Error(reply.joinError.message);
+          error.name = reply.joinError.name;
+          this.joinFailure = error;
+          reject(error);
+          this.failAll(error);
+        } else this.onReply(reply);
       });
       worker.on("error", (error) => {
         reject(error);

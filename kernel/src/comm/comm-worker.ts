@@ -1,23 +1,22 @@
 // The body of a rank's communication thread (comm-thread.ts): joins the
-// group's comm-thread world as the rank's comm thread and runs the jobs the
-// rank thread posts, one after another, each timed on this thread's clock.
-// A job blocks this thread (the transport waits with Atomics.wait), never the
-// rank's.
+// group's comm-thread world (comm-thread-world.ts: shm for thread ranks, tcp
+// for process ranks) as the rank's comm thread and runs the jobs the rank
+// thread posts, one after another, each timed on this thread's clock.
+// A job blocks or occupies this thread (the shm transport waits with
+// Atomics.wait, the tcp one on this thread's event loop), never the rank's.
 import { parentPort, workerData } from "node:worker_threads";
-import type { CommThreadInit, CommThreadJob, CommThreadReply } from "./comm-thread";
-import { attachShmCommunicator } from "./shm-world";
+import type { CommThreadControl, CommThreadInit, CommThreadJob, CommThreadReply } from "./comm-thread";
+import { joinCommThreadWorld } from "./comm-thread-world";
 import { nowMicros } from "./transport";
-import type { CommSpan } from "./types";
+import type { CommSpan, Communicator } from "./types";
 
 if (!parentPort) throw new Error("comm-worker.ts runs as a rank's communication thread (a worker thread), not on its own");
 const port = parentPort;
 const init = workerData as CommThreadInit;
 const calls: CommSpan[] = [];
-const comm = attachShmCommunicator(init.world, init.rank, {
-  timeoutMs: init.timeoutMs,
-  ...(init.link ? { link: init.link } : {}),
-  onSpan: (span) => calls.push(span),
-});
+/** Aborted by the rank thread's cancel (the group's world was cancelled): ends a tcp join or wait. */
+const cancelled = new AbortController();
+let comm!: Communicator;
 /**
  * Over an emulated link (channel algorithms), two ranks exchange their whole
  * buffers once (recursive doubling) rather than run the ring's two half-buffer
@@ -46,12 +45,28 @@ async function runJob(job: CommThreadJob): Promise<void> {
   }
 }
 
-// The rank thread may wait for this before timing anything (CommThread.ready()).
-port.postMessage({ ready: true });
+/** Joins the world, then says so: the rank thread may wait for this before timing anything (CommThread.ready()). */
+async function join(): Promise<void> {
+  try {
+    comm = await joinCommThreadWorld(init.world, init.rank, {
+      timeoutMs: init.timeoutMs,
+      ...(init.link ? { link: init.link } : {}),
+      onSpan: (span) => calls.push(span),
+    }, cancelled.signal);
+    port.postMessage({ ready: true });
+  } catch (e) {
+    const error = e as Error;
+    port.postMessage({ joinError: { name: error?.name ?? "Error", message: `rank ${init.rank}'s communication thread: ${error?.message ?? String(e)}` } });
+    throw error;
+  }
+}
 
 // One job at a time, in the order posted: the same order on every rank, as collectives need.
-let queue: Promise<void> = Promise.resolve();
-port.on("message", (message: CommThreadJob | { resetStats: true }) => {
-  if ("resetStats" in message) queue = queue.then(() => comm.resetStats());
+let queue: Promise<void> = join();
+port.on("message", (message: CommThreadJob | CommThreadControl) => {
+  if ("cancel" in message) cancelled.abort(message.cancel);
+  else if ("resetStats" in message) queue = queue.then(() => comm.resetStats());
   else queue = queue.then(() => runJob(message));
 });
+// A failed join answers every job with its error (the jobs were rejected with it on the rank thread already).
+queue.catch(() => undefined);

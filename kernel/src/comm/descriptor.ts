@@ -27,6 +27,18 @@ export function needsAgreementStep(d: Descriptor): boolean {
   return ONE_WAY_OPS.has(d.opcode) && ALGORITHMS[d.algorithm] !== "direct";
 }
 
+/**
+ * The agreement step's two peers (world ranks) for the member `me` of a group whose world ranks are
+ * `members`: it sends its descriptor to the next member and checks the previous one's. Members that
+ * do not all agree differ somewhere around the ring, so one of them finds it and stops the world;
+ * one frame each way per rank instead of one per peer. `undefined` for a group of one.
+ */
+export function agreementPeers(members: readonly number[], me: number): { sendTo: number; recvFrom: number } | undefined {
+  const at = members.indexOf(me);
+  if (members.length < 2 || at < 0) return undefined;
+  return { sendTo: members[(at + 1) % members.length]!, recvFrom: members[(at + members.length - 1) % members.length]! };
+}
+
 /** count = -1 means "any" (e.g. a scatter receiver learns its length from the root). */
 export interface Descriptor {
   group: number;
@@ -135,4 +147,29 @@ export function descriptorsAgree(a: Descriptor, b: Descriptor): boolean {
 
 export function mismatchMessage(rankA: number, a: Descriptor, rankB: number, b: Descriptor): string {
   return `mismatched collectives: rank ${rankA} called ${describeCall(a)} but rank ${rankB} called ${describeCall(b)}`;
+}
+
+/** Has `theirs` entered the call `mine` (same group, cell and call number)? */
+export function sameCallNumber(mine: Descriptor, theirs: Descriptor | undefined): theirs is Descriptor {
+  return theirs !== undefined && theirs.group === mine.group && theirs.epoch === mine.epoch && theirs.call === mine.call;
+}
+
+/** One member's call as the rank that found a mismatch learned it; desc undefined: it has made no collective call. */
+export interface MemberCall {
+  rank: number;
+  desc?: Descriptor;
+}
+
+/**
+ * The mismatch naming every member's call, in rank order:
+ * `mismatched collectives: rank 0 called allReduce #3 (...); rank 1 called broadcast #3 (...); rank 2 has not made
+ * call #3 (its latest call: ...)`. `mine` is the call of the rank that found it: it says which call number each member is at.
+ */
+export function mismatchOfMembers(mine: Descriptor, members: readonly MemberCall[]): string {
+  const parts = [...members].sort((a, b) => a.rank - b.rank).map(({ rank, desc }) =>
+    sameCallNumber(mine, desc)
+      ? `rank ${rank} called ${describeCall(desc)}`
+      : `rank ${rank} has not made call #${mine.call} (its latest call: ${desc ? describeCall(desc) : "none"})`,
+  );
+  return `mismatched collectives: ${parts.join("; ")}`;
 }

@@ -5,7 +5,7 @@
 // (a shared WebAssembly.Memory's buffer included) with relaxed-atomic word
 // copies, about half the speed of a plain copy. Node's Buffer#copy is a
 // native memmove whatever the buffers are, several times faster into shared
-// memory (docs/benchmarks.md, "Figures behind the code").
+// memory (docs/collectives.md, "Figures behind the code").
 // A plain memmove is safe here: the shm collectives only copy ranges that
 // their counters in shared memory have handed to this rank.
 import type { CommArray } from "./types";

@@ -9,3 +9,4 @@ export { createShmWorld, attachShmCommunicator, cancelShmWorld, isShmWorldStoppe
 export { CommCancelledError, CommMismatchError, CommTimeoutError, PeerLostError } from "./comm-errors";
 export { parseLink } from "./link";
 export { startTcpRendezvous, connectTcpWorld, type TcpWorldOptions, type Rendezvous } from "./tcp-world";
+export type { WorldCredentials } from "./data-handshake";

@@ -5,8 +5,8 @@
 // concurrent sends share that rate (Nic: one egress per rank). Pacing on the
 // sender needs no clock shared with the receiver, so it works across hosts.
 // Ingress (a rank receiving from k peers at once gets bandwidth B in all) is
-// modelled where the ranks share memory (shm: SharedIngress); over tcp only
-// each sender's egress is limited.
+// modelled where the ranks share memory by the senders (shm: SharedIngress),
+// and over tcp by the receiver, which holds what arrived faster (tcp-ingress.ts).
 import type { LinkModel } from "./types";
 
 /** Bandwidth units, bytes per second each ("/s" may follow: 1Gbit/s). */

@@ -5,7 +5,7 @@
 // Why: a fresh 64 MiB array costs more than the collective itself. Its pages
 // are new to the process and the first write to each 4 KiB page faults, and
 // V8 answers every such array's external memory with collections (figures:
-// docs/benchmarks.md, "Figures behind the code").
+// docs/collectives.md, "Figures behind the code").
 // A reused block's pages are touched already; the direct allReduce copies the
 // reduced result into it by memmove (host-copy.ts).
 //
@@ -20,21 +20,36 @@
 // thread shares the memory instead of copying it; post `result.slice()`.
 //
 // When blocks come back: V8 runs finalizers only after a full collection and
-// only between tasks, while a loop of awaited collectives is one task. So
-// taking a block (1) yields one task when no block of the size is idle, so
-// finalizers that are due run; (2) claims a new block while the pool holds
-// fewer than FRESH_BLOCKS of the size; (3) then, for results of
-// `collectFromBytes` or more, forces one full collection (full-gc.ts) before
-// claiming more: at 64 MiB a collection costs less than faulting in a fresh
-// block's pages (docs/benchmarks.md, "Figures behind the code"), so a loop that drops its results runs
-// on two blocks with one collection every other call; (4) claims a new block
-// while the pool is under `budgetBytes` (letting go of idle blocks of other
-// sizes to make room). After a collection that brings nothing back (the
-// caller keeps its results), the next waits until as many results as the
-// pool has blocks were taken, or a block came back by itself. And
-// 200 ms after the last large take (the end of a loop, of a cell) the pool
-// collects once, while the rank is idle, so the next loop starts with its
-// blocks back instead of with a collection.
+// only between tasks, while a loop of awaited collectives is one task. A
+// forced collection is a pause of the whole rank heap (tens to hundreds of
+// ms in a kernel rank with TensorFlow.js loaded), so no call forces one while
+// the pool can still claim a block: taking a block (1) yields one task when
+// no block of the size is idle, so finalizers that are due run; (2) claims a
+// new block while the pool is under `budgetBytes` (letting go of idle blocks
+// of other sizes to make room); (3) only then, for results of
+// `collectFromBytes` or more, forces one full collection (full-gc.ts). After a
+// collection that brings nothing back (the caller keeps its results), the
+// next waits until as many results as the pool has blocks were taken, or a
+// block came back by itself.
+// What brings blocks back without a forced collection is V8's own, which
+// marks concurrently on helper threads and pauses the rank only briefly. V8
+// starts one when external memory grows, but it counts no shared memory
+// (a SharedArrayBuffer's bytes are not per-isolate), so a loop that drops its
+// results would give it no reason to: each handed-out result carries ballast,
+// a plain ArrayBuffer of the block's size that nothing touches (calloc maps
+// it and no page of it is ever faulted in), which V8 counts and frees with
+// the result. So V8 sees the bytes the caller's results hold and collects in
+// step with them, and a loop that drops its results runs on the few blocks
+// one of its collection cycles needs.
+// A new block's pages fault on their first write, which costs several times
+// the copy into it: a take (of `collectFromBytes` or more) that leaves no
+// block of its size idle claims a spare, whose pages a helper thread
+// touches (page-toucher.ts) while the rank goes on; the next call that finds
+// no idle block takes the spare, its pages in place, or waits for the touch
+// to end (sooner than faulting in a block of its own).
+// And 200 ms after the last large take (the end of a loop, of a cell) the
+// pool collects once, while the rank is idle, so the next loop starts with
+// its blocks back.
 // When all of this finds no block, and for results below `minBytes`, the
 // result is a plain fresh array.
 import type { TypedArrayConstructor } from "./registered-memory";
@@ -54,13 +69,14 @@ export interface ResultPoolHooks {
   collect?: () => void;
   /** resolves in a later task, after finalizers that are due have run */
   nextTask?: () => Promise<void>;
+  /** false: results carry no ballast (the header says why they do) */
+  ballast?: boolean;
+  /** resolves once the block's pages are faulted in, by another thread (page-toucher.ts) */
+  prefault?: (block: SharedArrayBuffer) => Promise<void>;
 }
 
 /** How long a rank's pool waits after its last large take before collecting, milliseconds. */
 const IDLE_COLLECT_MS = 200;
-
-/** Blocks of one size the pool claims before it prefers a collection to fresh memory. */
-const FRESH_BLOCKS = 2;
 
 /** Blocks are whole 64-byte lines. */
 const LINE = 64;
@@ -71,12 +87,14 @@ export class ResultPool {
   /** full-pool takes left before the next forced collection: after one that brought nothing back, as many as the pool has blocks */
   private skipCollections = 0;
   private blocks = 0;
-  /** block bytes -> blocks of that size the pool holds (idle and out) */
-  private readonly ofSize = new Map<number, number>();
   private pooledBytes = 0;
   private readonly registry = new FinalizationRegistry<SharedArrayBuffer>((kept) => this.returned(kept));
   private readonly nextTask: () => Promise<void>;
   private idleTimer?: ReturnType<typeof setTimeout>;
+  /** inside take's yield to the event loop (a call is under way) */
+  private taking = false;
+  /** block bytes -> the touch of its spare under way (warmSpare), resolved once the spare is idle */
+  private readonly warming = new Map<number, Promise<void>>();
 
   constructor(
     private readonly options: ResultPoolOptions,
@@ -92,33 +110,73 @@ export class ResultPool {
     const size = Math.ceil(bytes / LINE) * LINE;
     let kept = this.idleBlock(size);
     if (!kept) {
-      await this.nextTask();
+      // the one place a loop of calls yields to the event loop: an idle collection due now must wait
+      this.taking = true;
+      try {
+        await this.nextTask();
+      } finally {
+        this.taking = false;
+      }
       kept = this.idleBlock(size);
     }
-    // Up to FRESH_BLOCKS blocks of a size are claimed outright; past that, a large result collects
-    // before it claims fresh memory: a full collection costs less than faulting in a new block's
-    // pages, and a loop that drops its results then runs on the same few blocks, with one
-    // collection every FRESH_BLOCKS calls.
-    if (!kept && (this.ofSize.get(size) ?? 0) < FRESH_BLOCKS) kept = this.claim(size);
+    // a spare being touched is ready no later than a new block this thread would fault in itself
+    const warming = kept ? undefined : this.warming.get(size);
+    if (warming) {
+      await warming;
+      kept = this.idleBlock(size);
+    }
+    // fresh memory before a forced collection: the collection pauses the rank, V8's own does not
+    kept ??= this.claim(size);
     if (!kept && this.worthCollecting(size)) {
       this.hooks.collect!();
       await this.nextTask();
-      kept = this.idleBlock(size);
+      // blocks of other sizes that came back are let go to make room
+      kept = this.idleBlock(size) ?? this.claim(size);
       if (!kept) this.skipCollections = this.blocks;
     }
-    kept ??= this.claim(size);
     if (!kept) return undefined;
+    // none of the size left idle: the next call that finds none should not fault in a new block itself
+    if (!this.idle.get(size)?.length) this.warmSpare(size);
     const handed = structuredClone(kept);
     this.registry.register(handed, kept);
+    this.carryBallast(handed, size);
     if (size >= this.options.collectFromBytes) this.collectWhenIdle();
     return new ctor(handed, 0, length);
   }
 
-  /** Blocks the pool owns (idle and out) and their bytes: for tests and diagnostics. */
+  /**
+   * Claims one more block of `size` and has the page toucher fault in its pages off this thread; it
+   * joins the idle blocks once touched (until then it is nobody's). One spare of a size at a time.
+   */
+  private warmSpare(size: number): void {
+    const touch = this.hooks.prefault;
+    if (!touch || size < this.options.collectFromBytes || this.warming.has(size)) return;
+    const spare = this.claim(size);
+    if (!spare) return;
+    this.warming.set(size, touch(spare).then(() => {
+      this.warming.delete(size);
+      this.returned(spare);
+    }));
+  }
+
+  /** Ballast by handed-out result (the WeakMap entry lives exactly as long as the result's buffer). */
+  private readonly ballast = new WeakMap<SharedArrayBuffer, ArrayBuffer>();
+
+  /** Makes V8 count `bytes` of external memory for as long as `handed` lives (see the header). */
+  private carryBallast(handed: SharedArrayBuffer, bytes: number): void {
+    if (this.hooks.ballast === false) return;
+    try {
+      this.ballast.set(handed, new ArrayBuffer(bytes));
+    } catch {
+      // no address space for it: the result is still valid, V8 only learns less about it
+    }
+  }
+
+  /** Blocks the pool owns (idle, out, and spares being touched) and their bytes: for tests and diagnostics. */
   stats(): { blocks: number; idle: number; out: number; bytes: number } {
     let idle = 0;
     for (const list of this.idle.values()) idle += list.length;
-    return { blocks: this.blocks, idle, out: this.blocks - idle, bytes: this.pooledBytes };
+    return { blocks: this.blocks, idle, out: this.blocks - idle - this.warming.size, bytes: this.pooledBytes };
   }
 
   /**
@@ -132,7 +190,10 @@ export class ResultPool {
     clearTimeout(this.idleTimer);
     this.idleTimer = setTimeout(() => {
       this.idleTimer = undefined;
-      collect();
+      // a call that ran longer than IDLE_COLLECT_MS lets the timer fire in the next call's take:
+      // that rank is not idle, and a forced collection there would pause the call
+      if (this.taking) this.collectWhenIdle();
+      else collect();
     }, IDLE_COLLECT_MS);
     this.idleTimer.unref?.();
   }
@@ -162,7 +223,6 @@ export class ResultPool {
       return undefined; // the host could not allocate it: a plain array (or its error) will tell
     }
     this.blocks++;
-    this.ofSize.set(size, (this.ofSize.get(size) ?? 0) + 1);
     this.pooledBytes += size;
     return block;
   }
@@ -173,7 +233,6 @@ export class ResultPool {
       while (bytes > 0 && list.pop()) {
         bytes -= size;
         this.blocks--;
-        this.ofSize.set(size, this.ofSize.get(size)! - 1);
         this.pooledBytes -= size;
       }
       if (list.length === 0) this.idle.delete(size);

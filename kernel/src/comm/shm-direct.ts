@@ -176,7 +176,7 @@ export function attachDirectCollectives(
       const anyOutputRegistered = outputs.some((a) => a !== NOT_REGISTERED);
       // With every array registered no slot is used, so chunks can be larger than a slot: fewer
       // waits. One whole-array chunk would lose the overlap of reduce and copy-out (the chunk-size
-      // sweep: docs/benchmarks.md, "Figures behind the code").
+      // sweep: docs/collectives.md, "Figures behind the code").
       const allRegistered = !inputs.includes(NOT_REGISTERED) && !outputs.includes(NOT_REGISTERED);
       const Q = allRegistered ? Math.max(P, Math.floor(REGISTERED_CHUNK_BYTES / width)) : P;
       const chunkLenQ = (i: number) => Math.min(Q, x.length - i * Q);

@@ -6,11 +6,13 @@
 //     [0] state: 0 running, 1 cancelled by the kernel, 2 aborted by a rank
 //     [1] length of the reason text, [64..) reason text (UTF-8, 1 KiB)
 //     [2] registered memory in use, in 64-byte units (shm-heap.ts's bump pointer)
-//     per rank r, 16 words at RANK_BASE + 16 r (one 64-byte cache line):
+//     per rank r, 32 words at RANK_BASE + 32 r (two 64-byte cache lines):
 //       +0 doorbell (bumped and notified whenever something for r changes)
 //       +1 posted, +2 reduced, +3 consumed  (direct-path chunk counters, see shm-pipeline.ts)
 //       +4 entered call number, +5 which of the call's arrays are registered memory,
 //       +6 / +7 their byte addresses (input / output), +8..15 descriptor of the current collective
+//       +16 the oldest point-to-point call r is waiting in: 0 none, 1 send, 2 recv; +17 its peer
+//       (world rank), +18 its number (send #n to / recv #n from that peer), for a timeout's blame
 //     per channel c (src -> dst, src != dst, 2 contexts), 32 words at CHANNEL_BASE + 32 c:
 //       +0 bytes written (mod 2^32), +16 bytes read: writer and reader on separate lines
 //   data (a shared WebAssembly.Memory, so reduction kernels work on it in place)
@@ -25,7 +27,7 @@ export const HEAP_TOP = 2;
 export const REASON_AT_WORD = 64;
 export const REASON_BYTES = 1024;
 export const RANK_BASE = REASON_AT_WORD + REASON_BYTES / 4;
-export const RANK_WORDS = 16;
+export const RANK_WORDS = 32;
 export const DOORBELL = 0;
 export const POSTED = 1;
 export const REDUCED = 2;
@@ -35,6 +37,9 @@ export const REGISTERED_FLAGS = 5;
 export const REGISTERED_INPUT_AT = 6;
 export const REGISTERED_OUTPUT_AT = 7;
 export const DESCRIPTOR_AT = 8;
+export const USER_OP_KIND = 16;
+export const USER_OP_PEER = 17;
+export const USER_OP_CALL = 18;
 export const CHANNEL_WORDS = 32;
 export const WRITTEN = 0;
 export const READ = 16;

@@ -12,7 +12,7 @@
 // The loop runs copyIn(i), process(i - 1), copyOut(i - 2) in step i, so the
 // copy-in of one chunk overlaps a peer's reduction of the one before; every
 // wait is on a strictly earlier step of the other ranks, so it cannot deadlock.
-import { descriptorsAgree, mismatchMessage } from "./descriptor";
+import { descriptorsAgree } from "./descriptor";
 import { CONSUMED, POSTED, REDUCED, SLOTS } from "./shm-layout";
 import { STATE_MISMATCH, type ShmTransport } from "./shm-transport";
 import type { CallContext } from "./transport";
@@ -106,7 +106,7 @@ export class ShmPipeline {
       if (r === this.t.rank) continue;
       const theirs = this.t.peerDescriptor(r);
       if (theirs && theirs.group === mine.group && theirs.call === mine.call && !descriptorsAgree(mine, theirs)) {
-        this.t.abort(STATE_MISMATCH, mismatchMessage(this.t.rank, mine, r, theirs));
+        this.t.abort(STATE_MISMATCH, this.t.mismatchReport(call, r, theirs));
         this.t.checkState(call);
       }
     }

@@ -8,7 +8,8 @@
 // live while the rank awaits something else.
 import { CommCancelledError, CommCellEndedError, CommMismatchError, CommTimeoutError } from "./comm-errors";
 import {
-  callLabel, descriptorsAgree, DESCRIPTOR_WORDS, mismatchMessage, needsAgreementStep, readDescriptor, writeDescriptor, type Descriptor,
+  agreementPeers, callLabel, descriptorsAgree, DESCRIPTOR_WORDS, mismatchOfMembers, needsAgreementStep, readDescriptor, sameCallNumber, writeDescriptor,
+  type Descriptor, type MemberCall,
 } from "./descriptor";
 import { blameTimeout } from "./timeout-blame";
 import { zeroTraffic } from "./wire-stats";
@@ -16,7 +17,7 @@ import { Nic, Pacer, SharedIngress } from "./link";
 import { ChannelRecv, ChannelSend, type ChannelMemory, type FrameCheck } from "./shm-channel";
 import {
   COLLECTIVE_CONTEXT, DESCRIPTOR_AT, DOORBELL, ENTERED, REASON_AT_WORD, REASON_BYTES, REASON_LEN, ShmLayout, STATE,
-  USER_CONTEXT, type ShmWorldInit,
+  USER_CONTEXT, USER_OP_CALL, USER_OP_KIND, USER_OP_PEER, type ShmWorldInit,
 } from "./shm-layout";
 import type { CallContext, RecvSpec, SendSpec, Transport } from "./transport";
 import { WireCounters } from "./wire-counters";
@@ -32,6 +33,11 @@ const SPIN_MS = 0.05;
 const SPIN_MS_OVERSUBSCRIBED = 0.002;
 /** Longest single sleep, milliseconds: bounds how late a cancel or timeout is seen. */
 const SLICE_MS = 50;
+/**
+ * How long a rank that found a mismatch waits for the members that have not made the call yet,
+ * milliseconds, so its error can name their calls too (only on the error path).
+ */
+const MISMATCH_GATHER_MS = 500;
 
 export const STATE_RUNNING = 0;
 export const STATE_CANCELLED = 1;
@@ -98,23 +104,20 @@ export class ShmTransport implements Transport {
   }
 
   /**
-   * A broadcast, reduce, gather or scatter root may receive nothing: every member sends every
-   * other its descriptor in a payload-free frame and checks theirs (counted under "agreement").
+   * A broadcast, reduce, gather or scatter root may receive nothing: every member sends the next
+   * its descriptor in a payload-free frame and checks the previous one's (counted under "agreement").
    */
   private agree(call: CallContext): void {
-    const peers = (call.members ?? Array.from({ length: this.size }, (_, r) => r)).filter((p) => p !== this.rank);
-    if (peers.length === 0) return;
+    const ring = agreementPeers(call.members ?? Array.from({ length: this.size }, (_, r) => r), this.rank);
+    if (!ring) return;
     // not paced: an emulated link models the op's data, and the agreement is bookkeeping
     const agree: CallContext = { ...call, op: "agreement", traffic: zeroTraffic(), link: undefined };
-    const empty = new Uint8Array(0);
-    const sends = peers.map((peer) => ({ peer, payload: empty }));
-    const recvs = peers.map((peer) => ({ peer, bytes: 0, onData: () => undefined }));
-    const ops: (ChannelSend | ChannelRecv)[] = [
-      ...sends.map((spec) => this.sendOp(COLLECTIVE_CONTEXT, agree, spec, performance.now())),
+    const recv: RecvSpec = { peer: ring.recvFrom, bytes: 0, onData: () => undefined };
+    this.runUntilDone(call, [
+      this.sendOp(COLLECTIVE_CONTEXT, agree, { peer: ring.sendTo, payload: new Uint8Array(0) }, performance.now()),
       // checked against the call's own descriptor
-      ...recvs.map((spec) => this.recvOp(COLLECTIVE_CONTEXT, agree, spec, this.collectiveCheck(call, spec))),
-    ];
-    this.runUntilDone(call, ops);
+      this.recvOp(COLLECTIVE_CONTEXT, agree, recv, this.collectiveCheck(call, recv)),
+    ]);
   }
 
   /** A call of `epoch` begins: user sends and receives of older epochs (ended cells) still waiting end with an error. */
@@ -127,6 +130,7 @@ export class ShmTransport implements Transport {
       this.userOps.delete(u);
       u.reject(this.cellEnded(u.call, `it was still waiting when this rank began cell ${epoch}`));
     }
+    this.publishUserOp();
   }
 
   private cellEnded(call: CallContext, why: string): Error {
@@ -238,17 +242,70 @@ export class ShmTransport implements Transport {
     for (const peer of peers) {
       const theirs = this.peerDescriptor(peer);
       if (theirs && theirs.group === mine.group && theirs.call === mine.call && !descriptorsAgree(mine, theirs)) {
-        this.abort(STATE_MISMATCH, mismatchMessage(this.rank, mine, peer, theirs));
+        this.abort(STATE_MISMATCH, this.mismatchReport(call, peer, theirs));
         this.checkState(call);
       }
     }
+  }
+
+  /**
+   * The message of a mismatch this rank found between its call and `theirs` (rank `peer`'s): every
+   * member's call, read from their entered descriptors. Members that have not made the call yet get
+   * up to MISMATCH_GATHER_MS to make it; one still outside is named with its latest call.
+   */
+  mismatchReport(call: CallContext, peer: number, theirs: Descriptor): string {
+    const mine = call.desc;
+    const members = call.members ?? Array.from({ length: this.size }, (_, r) => r);
+    const found = new Map<number, Descriptor | undefined>([[this.rank, mine], [peer, theirs]]);
+    const until = performance.now() + Math.min(MISMATCH_GATHER_MS, call.timeoutMs);
+    for (;;) {
+      const bell = Atomics.load(this.ctl, this.bellWord);
+      let missing = false;
+      for (const r of members) {
+        if (sameCallNumber(mine, found.get(r))) continue;
+        const desc = this.peerDescriptor(r);
+        found.set(r, desc);
+        if (!sameCallNumber(mine, desc)) missing = true;
+      }
+      // another rank stopped the world first: its message is the one every rank throws
+      if (!missing || performance.now() > until || Atomics.load(this.ctl, STATE) !== STATE_RUNNING) break;
+      Atomics.wait(this.ctl, this.bellWord, bell, 5);
+    }
+    const calls: MemberCall[] = members.map((rank) => ({ rank, desc: found.get(rank) }));
+    return mismatchOfMembers(mine, calls);
   }
 
   /** Which members of a timed-out collective's group have not entered it (read from their entered descriptors). */
   private blame(call: CallContext): ReturnType<typeof blameTimeout> | undefined {
     if (call.desc.opcode === 0) return undefined;
     const members = (call.members ?? Array.from({ length: this.size }, (_, r) => r)).filter((p) => p !== this.rank);
-    return blameTimeout(call.desc, members.map((rank) => ({ rank, answered: true, desc: this.peerDescriptor(rank), waitingFor: [] })));
+    return blameTimeout(
+      call.desc,
+      members.map((rank) => ({ rank, answered: true, desc: this.peerDescriptor(rank), waitingFor: [], pointToPoint: this.peerUserOp(rank) })),
+    );
+  }
+
+  /** The oldest point-to-point call `peer` is waiting in, as it published it (`send #2 to rank 0`), if any. */
+  private peerUserOp(peer: number): string | undefined {
+    const kind = Atomics.load(this.ctl, this.layout.rankWord(peer, USER_OP_KIND));
+    if (kind === 0) return undefined;
+    const other = Atomics.load(this.ctl, this.layout.rankWord(peer, USER_OP_PEER));
+    const n = Atomics.load(this.ctl, this.layout.rankWord(peer, USER_OP_CALL));
+    return kind === 1 ? `send #${n} to rank ${other}` : `recv #${n} from rank ${other}`;
+  }
+
+  /** Publishes this rank's oldest waiting point-to-point call (or none) for a peer's timeout blame. */
+  private publishUserOp(): void {
+    const oldest = this.userOps.values().next().value as UserOp | undefined;
+    const kindWord = this.layout.rankWord(this.rank, USER_OP_KIND);
+    if (!oldest) {
+      if (Atomics.load(this.ctl, kindWord) !== 0) Atomics.store(this.ctl, kindWord, 0);
+      return;
+    }
+    Atomics.store(this.ctl, kindWord, 0);
+    Atomics.store(this.ctl, this.layout.rankWord(this.rank, USER_OP_PEER), oldest.op.peer);
+    Atomics.store(this.ctl, this.layout.rankWord(this.rank, USER_OP_CALL), oldest.call.desc.call);
+    Atomics.store(this.ctl, kindWord, oldest.op instanceof ChannelSend ? 1 : 2);
   }
 
   peerDescriptor(peer: number): Descriptor | undefined {
@@ -273,7 +330,7 @@ export class ShmTransport implements Transport {
   private collectiveCheck(call: CallContext, spec: RecvSpec): FrameCheck {
     return (sender, payloadBytes) => {
       if (!descriptorsAgree(call.desc, sender)) {
-        const message = mismatchMessage(this.rank, call.desc, spec.peer, sender);
+        const message = this.mismatchReport(call, spec.peer, sender);
         this.abort(STATE_MISMATCH, message);
         throw new CommMismatchError(message);
       }
@@ -361,6 +418,7 @@ export class ShmTransport implements Transport {
         u.reject(e);
       }
     }
+    this.publishUserOp();
     return moved;
   }
 

@@ -8,6 +8,7 @@ import { wasmKernels } from "./reduce-wasm";
 import { ShmHeap } from "./shm-heap";
 import { fullGc } from "./full-gc";
 import { ResultPool, type ResultPoolOptions } from "./result-pool";
+import { PageToucher } from "./page-toucher";
 import { wasmMemoryCopy } from "./wasm-copy";
 import { MAX_SHM_RANKS, ShmLayout, STATE, type ShmWorldInit, type ShmWorldOptions } from "./shm-layout";
 import { ShmTransport, STATE_CANCELLED, STATE_RUNNING, stopWorld } from "./shm-transport";
@@ -65,9 +66,9 @@ export function createShmWorld(size: number, options: ShmWorldOptions = {}): Shm
 /**
  * Results of direct collectives without `out`: pooled from 1 MiB (below, malloc reuses memory it
  * has touched already), up to 1 GiB split between the world's ranks and at most 512 MiB a rank
- * (eight 64 MiB results: a loop of eight calls that drop their results runs on pooled blocks
- * without a forced collection); a full collection may be forced for results of 16 MiB or more,
- * where a fresh array's page faults cost more than a collection of a rank's heap.
+ * (eight 64 MiB results: room for the blocks a loop that drops its results holds until V8's own
+ * collection brings them back); only once that is full may a call force a collection, and only
+ * for results of 16 MiB or more, where a fresh array's page faults cost more than a collection.
  */
 function resultPoolOptions(size: number, given: CommOptions["resultPool"]): ResultPoolOptions {
   const options = { minBytes: MiB, budgetBytes: Math.min(512 * MiB, Math.floor(1024 / size) * MiB), collectFromBytes: 16 * MiB, ...given };
@@ -92,7 +93,8 @@ export function attachShmCommunicator(init: ShmWorldInit, rank: number, options:
   const heap = new ShmHeap(init, rank);
   core.memory = heap;
   core.direct = attachDirectCollectives(transport, wasmKernels(init.memory), heap, wasmMemoryCopy(init.memory), reads);
-  core.results = new ResultPool(resultPoolOptions(init.size, options.resultPool), { collect: fullGc() });
+  const toucher = new PageToucher();
+  core.results = new ResultPool(resultPoolOptions(init.size, options.resultPool), { collect: fullGc(), prefault: (block) => toucher.touch(block) });
   return new GroupCommunicator(core, Array.from({ length: init.size }, (_, i) => i), 0, "world");
 }
 

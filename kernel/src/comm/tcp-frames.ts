@@ -195,19 +195,44 @@ export class ReadBinding {
   private readonly beforeAttach = new Uint8Array(STAGING_BYTES);
   /** whether the buffer of the pending read came from the target */
   private targetBuffer = false;
+  /** takes every byte while the connection authenticates (data-handshake.ts) */
+  private interceptor?: (chunk: Uint8Array) => void;
 
   readonly onread = {
     buffer: (): Uint8Array => {
-      this.targetBuffer = this.target !== undefined;
-      return this.target ? this.target.buffer() : this.beforeAttach;
+      this.targetBuffer = this.target !== undefined && this.interceptor === undefined;
+      return this.targetBuffer ? this.target!.buffer() : this.beforeAttach;
     },
     callback: (n: number): boolean => {
       if (this.targetBuffer) this.target!.received(n);
-      else if (this.target) this.target.push(this.beforeAttach.subarray(0, n));
-      else this.early.push(this.beforeAttach.slice(0, n));
+      else this.push(this.beforeAttach.subarray(0, n));
       return true;
     },
   };
+
+  /**
+   * Bytes that did not come through `onread` (a TLS socket's decrypted 'data'); `chunk` may be
+   * reused by the caller once push returns.
+   */
+  push(chunk: Uint8Array): void {
+    if (this.interceptor) this.interceptor(chunk.slice());
+    else if (this.target) this.target.push(chunk);
+    else this.early.push(chunk.slice());
+  }
+
+  /** Hands every byte read (those already waiting too) to `take` until release(). */
+  intercept(take: (chunk: Uint8Array) => void): void {
+    this.interceptor = take;
+    for (const chunk of this.early.splice(0)) take(chunk);
+  }
+
+  /** Ends intercept(); `rest` (bytes the interceptor read past its own) goes first to the target. */
+  release(rest: Uint8Array): void {
+    this.interceptor = undefined;
+    if (rest.byteLength === 0) return;
+    if (this.target) this.target.push(rest);
+    else this.early.unshift(rest);
+  }
 
   attach(target: ReadTarget): void {
     this.target = target;

@@ -10,9 +10,11 @@
 // receive is posted (tcp-inbox.ts). A closed connection or a mismatched frame stops the
 // world: every rank is told and every wait ends.
 import type { Socket } from "node:net";
+import type { TLSSocket } from "node:tls";
 import { CommCancelledError, CommCellEndedError, CommMismatchError, CommTimeoutError, PeerLostError } from "./comm-errors";
-import { callLabel, descriptorsAgree, mismatchMessage, needsAgreementStep, type Descriptor } from "./descriptor";
+import { agreementPeers, callLabel, descriptorsAgree, mismatchOfMembers, needsAgreementStep, sameCallNumber, type Descriptor } from "./descriptor";
 import { Nic, Pacer } from "./link";
+import { TcpIngress } from "./tcp-ingress";
 import {
   CONTEXT_ABORT, CONTEXT_COLLECTIVE, CONTEXT_PROBE, CONTEXT_PROBE_REPLY, CONTEXT_USER, encodeHeader, FrameReceiver, type ReadBinding,
 } from "./tcp-frames";
@@ -32,6 +34,11 @@ const WRITE_BYTES = 1024 * 1024;
 const IN_FLIGHT_BYTES = 4 * 1024 * 1024;
 /** How long a timed-out rank waits for its peers to say where they are, milliseconds. */
 const PROBE_ANSWER_MS = 1000;
+/**
+ * How long a rank that found a mismatch keeps asking the members that have not made the call yet,
+ * milliseconds, so its error can name their calls too (only on the error path).
+ */
+const MISMATCH_GATHER_MS = 500;
 const NO_CALL: Descriptor = { group: 0, call: 0, opcode: 0, count: 0, dtype: 0, root: 0, redop: 0, algorithm: 0, epoch: 0, shape: 0 };
 
 /** The two connections to one peer. */
@@ -61,17 +68,23 @@ export class TcpTransport implements Transport {
   readonly kind = "tcp";
   private readonly links = new Map<number, PeerLink>();
   private stopped?: Error;
-  /** this rank's emulated network interface: every paced send of the rank shares its egress (ingress is not modelled over tcp) */
+  /** this rank's emulated network interface: every paced send of the rank shares its egress */
   private readonly nic = new Nic();
+  /** and every paced receive its ingress (tcp-ingress.ts) */
+  private readonly ingress = new TcpIngress();
   /** the newest epoch (cell) this rank has made a call in */
   private epoch = 0;
   /** this rank's latest collective call, and the world ranks it waits for now (what a probe is answered with) */
   private entered?: Descriptor;
   private waitingFor: number[] = [];
+  /** labels of the point-to-point calls this rank waits in, oldest first (`send #1 to rank 0`) */
+  private readonly userCalls = new Set<string>();
   /** the agreement step of the call just entered, awaited by its first exchange */
   private agreement?: { peers: number[]; done: Promise<unknown> };
   /** answers to this rank's probe, by world rank, while one is out */
   private probeAnswers?: Map<number, PeerWhereabouts>;
+  /** a mismatch this rank found, while it asks the other members for their calls: resolves to the error that stopped the world */
+  private reportingMismatch?: Promise<Error>;
 
   constructor(
     readonly rank: number,
@@ -123,20 +136,17 @@ export class TcpTransport implements Transport {
     this.entered = call.desc;
     this.agreement = undefined;
     if (!needsAgreementStep(call.desc)) return;
-    const peers = (call.members ?? [...this.links.keys()]).filter((p) => p !== this.rank);
-    if (peers.length === 0) return;
+    const ring = agreementPeers(call.members ?? [...Array(this.size).keys()], this.rank);
+    if (!ring) return;
     // counted under "agreement", apart from the op's own traffic (payload-free frames: framing and messages only)
     // not paced: an emulated link models the op's data, and the agreement is bookkeeping
     const agree: CallContext = { ...call, op: "agreement", traffic: zeroTraffic(), link: undefined };
-    const empty = new Uint8Array(0);
+    const spec: RecvSpec = { peer: ring.recvFrom, bytes: 0, onData: () => undefined };
     const frames = [
-      ...peers.map((peer) => this.sendFrame(agree, { peer, payload: empty }, CONTEXT_COLLECTIVE)),
-      ...peers.map((peer) => {
-        const spec: RecvSpec = { peer, bytes: 0, onData: () => undefined };
-        return this.recvFrame(agree, spec, CONTEXT_COLLECTIVE, (sender, bytes) => this.checkCollective(call, spec, sender, bytes));
-      }),
+      this.sendFrame(agree, { peer: ring.sendTo, payload: new Uint8Array(0) }, CONTEXT_COLLECTIVE),
+      this.recvFrame(agree, spec, CONTEXT_COLLECTIVE, (sender, bytes) => this.checkCollective(call, spec, sender, bytes)),
     ];
-    this.agreement = { peers, done: Promise.all(frames) };
+    this.agreement = { peers: [ring.sendTo, ring.recvFrom], done: Promise.all(frames) };
     this.agreement.done.catch(() => undefined); // awaited by the call's first exchange
   }
 
@@ -156,6 +166,10 @@ export class TcpTransport implements Transport {
     this.waitingFor = peers; // may repeat a rank; made unique only when a probe asks
     try {
       await this.withTimeout(call, peers, Promise.all(all));
+    } catch (e) {
+      // this rank found a mismatch: the error it throws is the one naming every member's call
+      if (e instanceof CommMismatchError && this.reportingMismatch) throw await this.reportingMismatch;
+      throw e;
     } finally {
       this.waitingFor = [];
     }
@@ -163,7 +177,13 @@ export class TcpTransport implements Transport {
 
   sendUser(call: CallContext, spec: SendSpec): Promise<void> {
     this.advanceEpoch(call.desc.epoch);
-    return this.withTimeout(call, [spec.peer], this.sendFrame(call, spec, CONTEXT_USER));
+    return this.userCall(call, this.withTimeout(call, [spec.peer], this.sendFrame(call, spec, CONTEXT_USER)));
+  }
+
+  /** Keeps `call` among the point-to-point calls this rank waits in (a probe's answer names the oldest) until it settles. */
+  private userCall(call: CallContext, work: Promise<void>): Promise<void> {
+    this.userCalls.add(call.label);
+    return work.finally(() => this.userCalls.delete(call.label));
   }
 
   recvUser(call: CallContext, spec: RecvSpec): Promise<void> {
@@ -176,14 +196,14 @@ export class TcpTransport implements Transport {
         );
       }
     };
-    return this.withTimeout(call, [spec.peer], this.recvFrame(call, spec, CONTEXT_USER, check));
+    return this.userCall(call, this.withTimeout(call, [spec.peer], this.recvFrame(call, spec, CONTEXT_USER, check)));
   }
 
   private checkCollective(call: CallContext, spec: RecvSpec, sender: Descriptor, payloadBytes: number): void {
     if (!descriptorsAgree(call.desc, sender)) {
-      const error = new CommMismatchError(mismatchMessage(this.rank, call.desc, spec.peer, sender));
-      this.stop(error, true);
-      throw error;
+      this.reportingMismatch ??= this.reportMismatch(call, spec.peer, sender);
+      // the receive fails now; the exchange waits for the report and throws it
+      throw new CommMismatchError(mismatchOfMembers(call.desc, [{ rank: this.rank, desc: call.desc }, { rank: spec.peer, desc: sender }]));
     }
     if (spec.bytes !== undefined && spec.bytes !== payloadBytes) {
       throw new Error(`rank ${this.rank} in ${callLabel(call.desc)}: rank ${spec.peer} sent ${payloadBytes} bytes, expected ${spec.bytes}`);
@@ -275,7 +295,16 @@ export class TcpTransport implements Transport {
     const link = this.linkOf(spec.peer);
     return new Promise<void>((resolve, reject) => {
       if (this.stopped) return reject(this.rethrow(call));
-      link.inbox.post(context, { spec, call, check, resolve, reject });
+      if (!call.link) return link.inbox.post(context, { spec, call, check, resolve, reject });
+      // an emulated link: the frame is delivered once this rank's ingress had time for it
+      let payload = spec.bytes ?? 0;
+      const sized: RecvSpec = { ...spec, onStart: (bytes) => { payload = bytes; spec.onStart?.(bytes); } };
+      const paced = () => {
+        const hold = this.ingress.holdMs(payload, call.link, performance.now());
+        if (hold > 0) setTimeout(resolve, hold);
+        else resolve();
+      };
+      link.inbox.post(context, { spec: sized, call, check, resolve: paced, reject });
     });
   }
 
@@ -291,7 +320,8 @@ export class TcpTransport implements Transport {
       // root = 1: a mismatch; else the peer named by group was lost
       this.stop(desc.root === 1 ? new CommMismatchError(body) : new PeerLostError(this.rank, desc.group, `told by rank ${peer}: ${body}`), false);
     } else if (context === CONTEXT_PROBE) {
-      const answer = new TextEncoder().encode(JSON.stringify({ waitingFor: [...new Set(this.waitingFor)] }));
+      const pointToPoint = this.userCalls.values().next().value as string | undefined;
+      const answer = new TextEncoder().encode(JSON.stringify({ waitingFor: [...new Set(this.waitingFor)], pointToPoint }));
       const link = this.linkOf(peer);
       // behind any frame being written, so frames never interleave
       link.sendQueue = link.sendQueue.then(() => {
@@ -300,8 +330,8 @@ export class TcpTransport implements Transport {
         link.send.write(answer);
       });
     } else if (context === CONTEXT_PROBE_REPLY && this.probeAnswers) {
-      const { waitingFor } = JSON.parse(body) as { waitingFor: number[] };
-      this.probeAnswers.set(peer, { rank: peer, answered: true, desc: desc.call === 0 ? undefined : desc, waitingFor });
+      const { waitingFor, pointToPoint } = JSON.parse(body) as { waitingFor: number[]; pointToPoint?: string };
+      this.probeAnswers.set(peer, { rank: peer, answered: true, desc: desc.call === 0 ? undefined : desc, waitingFor, pointToPoint });
     }
   }
 
@@ -310,8 +340,12 @@ export class TcpTransport implements Transport {
    * waits PROBE_ANSWER_MS for the answers; a member that does not answer is
    * stopped or busy in code outside communication.
    */
-  private async whereabouts(call: CallContext): Promise<PeerWhereabouts[]> {
-    const peers = (call.members ?? [...this.links.keys()]).filter((p) => p !== this.rank);
+  private async whereabouts(
+    call: CallContext,
+    asking: readonly number[] = call.members ?? [...this.links.keys()],
+    answerMs = PROBE_ANSWER_MS,
+  ): Promise<PeerWhereabouts[]> {
+    const peers = asking.filter((p) => p !== this.rank);
     const answers = new Map<number, PeerWhereabouts>();
     this.probeAnswers = answers;
     for (const peer of peers) {
@@ -322,10 +356,30 @@ export class TcpTransport implements Transport {
         if (!link.send.destroyed) link.send.write(encodeHeader(NO_CALL, 0, CONTEXT_PROBE));
       });
     }
-    const until = performance.now() + PROBE_ANSWER_MS;
+    const until = performance.now() + answerMs;
     while (answers.size < peers.length && performance.now() < until && !this.stopped) await new Promise((r) => setTimeout(r, 20));
     this.probeAnswers = undefined;
     return peers.map((rank) => answers.get(rank) ?? { rank, answered: false, waitingFor: [] });
+  }
+
+  /**
+   * Asks every member of the call's group where it is (probes, as for a timeout) until each has
+   * made the call or MISMATCH_GATHER_MS passed, then stops the world with one error naming every
+   * member's call. Resolves to the error the world stopped with (another rank's, if it was first).
+   */
+  private async reportMismatch(call: CallContext, peer: number, theirs: Descriptor): Promise<Error> {
+    const mine = call.desc;
+    const found = new Map<number, Descriptor | undefined>([[this.rank, mine], [peer, theirs]]);
+    const until = performance.now() + MISMATCH_GATHER_MS;
+    const members = call.members ?? [this.rank, ...this.links.keys()];
+    while (!this.stopped) {
+      const asking = members.filter((r) => !sameCallNumber(mine, found.get(r)));
+      if (asking.length === 0 || performance.now() > until) break;
+      for (const answer of await this.whereabouts(call, asking, until - performance.now())) if (answer.answered) found.set(answer.rank, answer.desc);
+      if (members.some((r) => !sameCallNumber(mine, found.get(r)))) await new Promise((r) => setTimeout(r, 10));
+    }
+    this.stop(new CommMismatchError(mismatchOfMembers(mine, members.map((rank) => ({ rank, desc: found.get(rank) })))), true);
+    return this.stopped!;
   }
 
   /** Ends every wait with `error`; tells the other ranks when `tell`. */
@@ -357,6 +411,14 @@ export class TcpTransport implements Transport {
     const link = this.links.get(peer);
     if (!link) throw new RangeError(`rank ${this.rank}: no connection to rank ${peer}`);
     return link;
+  }
+
+  /** Per peer, the TLS cipher suite its frames arrive under, or "none" (a plain or Unix socket). */
+  ciphers(): Map<number, string> {
+    return new Map([...this.links].map(([peer, link]) => {
+      const cipher = "getCipher" in link.recv ? (link.recv as TLSSocket).getCipher() : undefined;
+      return [peer, cipher?.standardName ?? "none"];
+    }));
   }
 
   async close(): Promise<void> {

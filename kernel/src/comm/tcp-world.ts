@@ -1,21 +1,30 @@
 // Forming a TCP world: a small rendezvous server (run by the launcher)
 // collects every rank's listening address and hands the full table back;
 // then every rank connects to every other rank and accepts a connection
-// from each, each connection opening with a 4-byte hello naming the
-// connecting rank. A rank receives on the connections it opened (only those
+// from each. Every connection, the registrations at the rendezvous too,
+// opens with the mutual challenge-response of data-handshake.ts over the
+// world's secret (WorldCredentials), which names the dialling rank; a
+// connection that fails it is closed and reported, and the world goes on.
+// With `tls`, connections between hosts run inside TLS (data-tls.ts). A rank receives on the connections it opened (only those
 // take the `onread` option, see tcp-transport.ts) and sends on those it
 // accepted. Ranks on the same host connect over a Unix domain socket
 // instead (the same-host fast path: no TCP/IP stack, same framing).
 // A launcher wakes a rank blocked in a collective through `signal` (there
 // is no shared cancel word between processes, so each rank cancels its
 // own communicator) and ends the connections with closeTcpWorld.
+import { randomBytes } from "node:crypto";
 import * as net from "node:net";
 import * as os from "node:os";
+import * as tls from "node:tls";
 import * as path from "node:path";
 import * as fs from "node:fs";
 import { CommCore } from "./comm-core";
 import { CommCancelledError } from "./comm-errors";
 import { GroupCommunicator } from "./communicator";
+import { AcceptorSide, DiallerSide, RENDEZVOUS_PEER, authenticate, socketBytes, type ByteSource, type WorldCredentials } from "./data-handshake";
+import { dataTlsClientOptions, dataTlsServerOptions } from "./data-tls";
+import { FrameReader, encodeFrame } from "../hosts/frames";
+import { HANDSHAKE_TIMEOUT_MS } from "../hosts/handshake";
 import { ReadBinding } from "./tcp-frames";
 import { TcpTransport, type PeerSockets } from "./tcp-transport";
 import type { CallContext, RecvSpec, SendSpec, Transport } from "./transport";
@@ -26,51 +35,97 @@ interface Entry { rank: number; host: string; port: number; hostname: string; un
 export interface Rendezvous {
   /** host:port the ranks pass as `rendezvous` */
   address: string;
+  /** What each rank must be handed (over a trusted channel) to join: the world's id and secret. */
+  credentials: WorldCredentials;
+  /** Whether the world's connections between hosts run inside TLS (the ranks pass it as `tls`). */
+  tls: boolean;
   close(): void;
 }
 
-/** Longest registration line the rendezvous reads, characters. */
-const REGISTRATION_MAX_CHARS = 64 * 1024;
+export interface RendezvousOptions {
+  /** address to listen on, default 127.0.0.1 */
+  host?: string;
+  /** default 0 (any free port) */
+  port?: number;
+  /** TLS on the registrations and on the world's connections between hosts (data-tls.ts) */
+  tls?: boolean;
+  /** Hears each refused connection: the peer's address and why. Default: a line on stderr. */
+  onRefused?: (line: string) => void;
+}
 
-/** Starts the rendezvous for a world of `size` ranks. */
-export function startTcpRendezvous(size: number, host = "127.0.0.1", port = 0): Promise<Rendezvous> {
+/** Longest registration the rendezvous reads, bytes (it comes only after the rank authenticated). */
+const REGISTRATION_MAX_BYTES = 64 * 1024;
+/** Longest table a rank reads from the authenticated rendezvous, bytes. */
+const TABLE_MAX_BYTES = 64 * 1024 * 1024;
+
+/** A fresh world: its id and secret (data-handshake.ts). */
+export function freshWorldCredentials(): WorldCredentials {
+  return { world: randomBytes(8).toString("hex"), secret: randomBytes(32) };
+}
+
+function logToStderr(line: string): void {
+  process.stderr.write(`distlab: ${line}\n`);
+}
+
+function peerOf(socket: net.Socket): string {
+  return socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : "a local socket";
+}
+
+/** Starts the rendezvous for a world of `size` ranks, with fresh credentials. */
+export function startTcpRendezvous(size: number, options: RendezvousOptions = {}): Promise<Rendezvous> {
   if (!Number.isInteger(size) || size < 1) throw new RangeError(`startTcpRendezvous: size must be a positive integer, got ${size}`);
+  const { host = "127.0.0.1", port = 0, tls: useTls = false, onRefused = logToStderr } = options;
+  const credentials = freshWorldCredentials();
   const entries = new Map<number, { entry: Entry; socket: net.Socket }>();
   /** connections of ranks still waiting for the table; closing the rendezvous ends them (their join fails) */
   const waiting = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
-    socket.on("close", () => waiting.delete(socket));
-    let text = "";
-    let registered = false;
-    socket.on("data", (chunk) => {
-      if (registered) return;
-      text += chunk.toString();
-      // A registration is one short JSON line; anything longer or unreadable is not a rank of ours.
-      if (!text.includes("\n")) {
-        if (text.length > REGISTRATION_MAX_CHARS) socket.destroy();
-        return;
-      }
-      registered = true;
-      let entry: Entry;
-      try {
-        entry = JSON.parse(text.split("\n")[0]!) as Entry;
-      } catch {
-        socket.end(JSON.stringify({ error: "rendezvous: the registration is not a JSON line" }) + "\n");
-        return;
-      }
-      if (typeof entry !== "object" || entry === null || !Number.isInteger(entry.rank) || entry.rank < 0 || entry.rank >= size || entries.has(entry.rank)) {
-        socket.end(JSON.stringify({ error: `rendezvous: rank ${String(entry?.rank)} is out of [0, ${size - 1}] or already joined` }) + "\n");
-        return;
-      }
-      entries.set(entry.rank, { entry, socket });
-      waiting.add(socket);
-      if (entries.size === size) {
-        const table = [...entries.values()].map((e) => e.entry).sort((a, b) => a.rank - b.rank);
-        for (const { socket: s } of entries.values()) s.end(JSON.stringify({ table }) + "\n");
-      }
-    });
+  const refuse = (socket: net.Socket, reason: string) => {
+    onRefused(`rendezvous: refused ${peerOf(socket)}: ${reason}`);
+    socket.destroy();
+  };
+  const admits = (from: number) =>
+    from < 0 || from >= size ? `rank ${from} is out of [0, ${size - 1}]` : entries.has(from) ? `rank ${from} has already joined` : undefined;
+  const serve = (socket: net.Socket) => {
     socket.on("error", () => undefined);
-  });
+    waiting.add(socket);
+    socket.on("close", () => waiting.delete(socket));
+    authenticate(socket, socketBytes(socket), (send) => new AcceptorSide(credentials, RENDEZVOUS_PEER, admits, send), HANDSHAKE_TIMEOUT_MS).then(
+      ({ peer, rest }) => {
+        // The registration: one frame of JSON, read only now that the rank has proved it belongs.
+        const reader = new FrameReader(REGISTRATION_MAX_BYTES);
+        const take = (chunk: Buffer) => {
+          let frames: Buffer[];
+          try {
+            frames = reader.push(chunk);
+          } catch (error) {
+            return refuse(socket, `rank ${peer}: ${(error as Error).message}`);
+          }
+          if (frames.length === 0) return;
+          socket.off("data", take);
+          let entry: Entry;
+          try {
+            entry = JSON.parse(frames[0]!.toString("utf8")) as Entry;
+          } catch {
+            return refuse(socket, `rank ${peer}: the registration is not JSON`);
+          }
+          if (typeof entry !== "object" || entry === null || entry.rank !== peer || typeof entry.host !== "string" || !Number.isInteger(entry.port)) {
+            return refuse(socket, `rank ${peer}: the registration is not { rank: ${peer}, host, port, ... }`);
+          }
+          if (entries.has(peer)) return refuse(socket, `rank ${peer} has already joined`);
+          entries.set(peer, { entry, socket });
+          if (entries.size === size) {
+            const table = [...entries.values()].map((e) => e.entry).sort((a, b) => a.rank - b.rank);
+            for (const { socket: s } of entries.values()) s.end(encodeFrame(Buffer.from(JSON.stringify({ table }))));
+          }
+        };
+        socket.on("data", take);
+        if (rest.byteLength > 0) take(rest);
+      },
+      (error: Error) => refuse(socket, error.message),
+    );
+  };
+  const server = useTls ? tls.createServer(dataTlsServerOptions(credentials.secret), serve) : net.createServer(serve);
+  if (useTls) server.on("tlsClientError", (error, socket) => onRefused(`rendezvous: refused ${peerOf(socket)}: TLS handshake failed (${error.message.split("\n")[0]})`));
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, host, () => {
@@ -79,7 +134,7 @@ export function startTcpRendezvous(size: number, host = "127.0.0.1", port = 0): 
         server.close();
         for (const socket of waiting) socket.destroy();
       };
-      resolve({ address: `${host}:${a.port}`, close });
+      resolve({ address: `${host}:${a.port}`, credentials, tls: useTls, close });
     });
   });
 }
@@ -93,6 +148,12 @@ export interface TcpWorldOptions extends CommOptions {
   host?: string;
   /** false forces TCP between ranks of one host (the benchmark measures both) */
   unixSockets?: boolean;
+  /** The world's id and secret, from the rendezvous's starter: every connection proves it holds them. */
+  credentials: WorldCredentials;
+  /** TLS on the connections to other hosts and to the rendezvous (Rendezvous.tls); Unix sockets never. */
+  tls?: boolean;
+  /** Hears each refused data connection: the peer's address and why. Default: a line on stderr. */
+  onRefused?: (line: string) => void;
   /**
    * Aborting it while the rank joins gives the join up (closing what it opened). Aborting it
    * later ends every wait of this rank's communicator and its groups, now and later, with a
@@ -105,6 +166,13 @@ export interface TcpWorldOptions extends CommOptions {
 
 /** The transport under each communicator connectTcpWorld returned, for closeTcpWorld. */
 const transports = new WeakMap<Communicator, Transport>();
+/** And its TcpTransport, for worldCiphers. */
+const tcpTransports = new WeakMap<Communicator, TcpTransport>();
+
+/** Per peer rank, the TLS cipher suite of the connection its frames arrive on, or "none". */
+export function worldCiphers(comm: Communicator): Map<number, string> {
+  return tcpTransports.get(comm)?.ciphers() ?? new Map();
+}
 
 /** Joins the world and returns this rank's world communicator. */
 export async function connectTcpWorld(options: TcpWorldOptions): Promise<Communicator> {
@@ -115,20 +183,36 @@ export async function connectTcpWorld(options: TcpWorldOptions): Promise<Communi
   const host = options.host ?? "127.0.0.1";
   const useUnix = options.unixSockets !== false && process.platform !== "win32";
   const unixPath = useUnix ? path.join(os.tmpdir(), `distlab-${process.pid}-${rank}-${Date.now()}.sock`) : undefined;
+  const { credentials, onRefused = logToStderr } = options;
+  const useTls = options.tls === true;
   const sendSockets = new Map<number, net.Socket>();
   const expected = size - 1; // every peer connects here
   let onAllAccepted = () => {};
   const accepted = new Promise<void>((r) => (onAllAccepted = r));
   if (expected === 0) onAllAccepted();
+  const admits = (from: number) =>
+    from < 0 || from >= size || from === rank ? `rank ${from} is not a peer of rank ${rank} in a world of ${size}` : sendSockets.has(from) ? `rank ${from} is already connected` : undefined;
+  /** Sockets still authenticating: a join that fails lets go of them too. */
+  const authenticating = new Set<net.Socket>();
   const accept = (socket: net.Socket) => {
-    socket.once("readable", function first() {
-      const hello = socket.read(4) as Buffer | null;
-      if (!hello) return socket.once("readable", first);
-      sendSockets.set(hello.readInt32LE(0), socket);
-      if (sendSockets.size === expected) onAllAccepted();
-    });
+    socket.on("error", () => undefined);
+    authenticating.add(socket);
+    authenticate(socket, socketBytes(socket), (send) => new AcceptorSide(credentials, rank, admits, send), HANDSHAKE_TIMEOUT_MS)
+      .then(({ peer }) => {
+        // two connections claiming one rank can both pass admits() while they authenticate; the first wins
+        const refusal = admits(peer);
+        if (refusal !== undefined) throw new Error(refusal);
+        sendSockets.set(peer, socket);
+        if (sendSockets.size === expected) onAllAccepted();
+      })
+      .catch((error: Error) => {
+        onRefused(`rank ${rank}: refused a data connection from ${peerOf(socket)}: ${error.message}`);
+        socket.destroy();
+      })
+      .finally(() => authenticating.delete(socket));
   };
-  const tcpServer = net.createServer(accept);
+  const tcpServer = useTls ? tls.createServer(dataTlsServerOptions(credentials.secret), accept) : net.createServer(accept);
+  if (useTls) tcpServer.on("tlsClientError", (error, socket) => onRefused(`rank ${rank}: refused a data connection from ${peerOf(socket)}: TLS handshake failed (${error.message.split("\n")[0]})`));
   const unixServer = unixPath ? net.createServer(accept) : undefined;
   const opened = new Map<number, Omit<PeerSockets, "send">>();
   const stopListening = () => {
@@ -142,25 +226,40 @@ export async function connectTcpWorld(options: TcpWorldOptions): Promise<Communi
     await new Promise<void>((r) => tcpServer.listen(0, host, r));
     if (unixServer && unixPath) await new Promise<void>((r) => unixServer.listen(unixPath, r));
     const me: Entry = { rank, host, port: (tcpServer.address() as net.AddressInfo).port, hostname: os.hostname(), unixPath };
-    const table = await Promise.race([exchangeWithRendezvous(rvHost, rvPort, me), cancelled.promise]);
+    const table = await Promise.race([exchangeWithRendezvous(rvHost, rvPort, me, credentials, useTls), cancelled.promise]);
     for (const peer of table.filter((e) => e.rank !== rank)) {
       const sameHost = peer.hostname === me.hostname && peer.unixPath && useUnix;
+      const encrypted = useTls && !sameHost;
       const read = new ReadBinding();
-      const where = sameHost ? { path: peer.unixPath! } : { port: peer.port, host: peer.host };
-      const socket = net.connect({ ...where, onread: read.onread });
+      const where = sameHost ? peer.unixPath! : `${peer.host}:${peer.port}`;
+      const socket: net.Socket = sameHost
+        ? net.connect({ path: peer.unixPath!, onread: read.onread })
+        : encrypted
+          ? tls.connect({ port: peer.port, host: peer.host, ...dataTlsClientOptions(credentials.secret) })
+          // a TLS socket's plaintext arrives as 'data', not through onread
+          : net.connect({ port: peer.port, host: peer.host, onread: read.onread });
+      if (encrypted) socket.on("data", (chunk: Buffer) => read.push(chunk));
       opened.set(peer.rank, { recv: socket, read });
       await new Promise<void>((resolve, reject) => {
-        socket.once("connect", resolve);
-        socket.once("error", (e) => reject(new Error(`rank ${rank}: cannot connect to rank ${peer.rank} at ${sameHost ? peer.unixPath : `${peer.host}:${peer.port}`}: ${e.message}`)));
+        socket.once(encrypted ? "secureConnect" : "connect", resolve);
+        socket.once("error", (e) => reject(new Error(`rank ${rank}: cannot connect to rank ${peer.rank} at ${where}: ${e.message}`)));
       });
-      const hello = Buffer.alloc(4);
-      hello.writeInt32LE(rank, 0);
-      socket.write(hello);
+      const source: ByteSource = {
+        listen: (take) => {
+          read.intercept(take);
+          return () => read.release(new Uint8Array(0));
+        },
+      };
+      const { rest } = await authenticate(socket, source, (send) => new DiallerSide(credentials, rank, peer.rank, send), HANDSHAKE_TIMEOUT_MS).catch((error: Error) => {
+        throw new Error(`rank ${rank}: rank ${peer.rank} at ${where} failed the data handshake: ${error.message}`);
+      });
+      read.release(rest);
     }
     await Promise.race([accepted, cancelled.promise]);
   } catch (error) {
     for (const { recv } of opened.values()) recv.destroy();
     for (const socket of sendSockets.values()) socket.destroy();
+    for (const socket of authenticating) socket.destroy();
     throw error;
   } finally {
     cancelled.dispose();
@@ -173,6 +272,7 @@ export async function connectTcpWorld(options: TcpWorldOptions): Promise<Communi
   const core = new CommCore(transport, options);
   const comm = new GroupCommunicator(core, Array.from({ length: size }, (_, i) => i), 0, "world");
   transports.set(comm, transport);
+  tcpTransports.set(comm, tcp);
   return comm;
 }
 
@@ -254,16 +354,34 @@ function splitAddress(address: string): [string, number] {
   return [address.slice(0, at), port];
 }
 
-function exchangeWithRendezvous(host: string, port: number, me: Entry): Promise<Entry[]> {
-  return new Promise((resolve, reject) => {
-    const socket: net.Socket = net.connect(port, host, () => socket.write(JSON.stringify(me) + "\n"));
-    let text = "";
-    socket.on("data", (c: Buffer) => (text += c.toString()));
-    socket.on("error", (e: Error) => reject(new Error(`rank ${me.rank}: rendezvous at ${host}:${port} unreachable: ${e.message}`)));
-    socket.on("end", () => {
-      const reply = JSON.parse(text.split("\n")[0] || "{}") as { table?: Entry[]; error?: string };
-      if (reply.table) resolve(reply.table);
-      else reject(new Error(reply.error ?? `rank ${me.rank}: rendezvous closed without a table`));
+/** Authenticates to the rendezvous, registers `me` (one frame) and reads the table (one frame). */
+async function exchangeWithRendezvous(host: string, port: number, me: Entry, credentials: WorldCredentials, useTls: boolean): Promise<Entry[]> {
+  const socket: net.Socket = useTls ? tls.connect({ port, host, ...dataTlsClientOptions(credentials.secret) }) : net.connect(port, host);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      socket.once(useTls ? "secureConnect" : "connect", resolve);
+      socket.once("error", (e: Error) => reject(new Error(`rank ${me.rank}: rendezvous at ${host}:${port} unreachable: ${e.message}`)));
     });
-  });
+    const { rest } = await authenticate(socket, socketBytes(socket), (send) => new DiallerSide(credentials, me.rank, RENDEZVOUS_PEER, send), HANDSHAKE_TIMEOUT_MS).catch((error: Error) => {
+      throw new Error(`rank ${me.rank}: the rendezvous at ${host}:${port} failed the handshake: ${error.message}`);
+    });
+    socket.write(encodeFrame(Buffer.from(JSON.stringify(me))));
+    return await new Promise<Entry[]>((resolve, reject) => {
+      const reader = new FrameReader(TABLE_MAX_BYTES);
+      const take = (chunk: Buffer) => {
+        try {
+          const [frame] = reader.push(chunk);
+          if (frame) resolve((JSON.parse(frame.toString("utf8")) as { table: Entry[] }).table);
+        } catch (error) {
+          reject(new Error(`rank ${me.rank}: unreadable table from the rendezvous: ${(error as Error).message}`));
+        }
+      };
+      socket.on("data", take);
+      socket.on("error", (e: Error) => reject(new Error(`rank ${me.rank}: rendezvous at ${host}:${port}: ${e.message}`)));
+      socket.on("close", () => reject(new Error(`rank ${me.rank}: the rendezvous closed without a table (a rank failed to join, or the group was closed)`)));
+      if (rest.byteLength > 0) take(rest);
+    });
+  } finally {
+    socket.destroy();
+  }
 }

@@ -16,6 +16,8 @@ export interface PeerWhereabouts {
   desc?: Descriptor;
   /** world ranks the peer is waiting for now (empty: it is not waiting) */
   waitingFor: number[];
+  /** the point-to-point call the peer is waiting in (`send #1 to rank 0`), if any: it may be why it has not arrived */
+  pointToPoint?: string;
 }
 
 export interface Blame {
@@ -23,6 +25,8 @@ export interface Blame {
   notArrived: number[];
   /** sentences for the error message */
   text: string;
+  /** the text says more than which ranks did not arrive (a peer's point-to-point call), so it is worth printing even then */
+  saysWhere?: boolean;
 }
 
 /** Has `theirs` reached the call `mine` (it is in it or past it)? */
@@ -43,11 +47,13 @@ export function blameTimeout(mine: Descriptor, peers: readonly PeerWhereabouts[]
       lines.push(`rank ${p.rank} did not answer${within} (stopped, or busy in code outside communication)`);
     } else if (!reached(mine, p.desc)) {
       notArrived.push(p.rank);
-      lines.push(`rank ${p.rank} has not entered ${callLabel(mine)} (its latest call: ${p.desc ? describeCall(p.desc) : "none"})`);
+      const inside = p.pointToPoint ? `it is in ${p.pointToPoint}; its latest collective` : "its latest call";
+      lines.push(`rank ${p.rank} has not entered ${callLabel(mine)} (${inside}: ${p.desc ? describeCall(p.desc) : "none"})`);
     } else if (p.waitingFor.length > 0) {
       lines.push(`rank ${p.rank} is in ${callLabel(p.desc!)} waiting for ${describeRanks(p.waitingFor)}`);
     }
   }
   if (notArrived.length === 0) return { notArrived, text: "" };
-  return { notArrived, text: `${describeRanks(notArrived)} did not arrive: ${lines.join("; ")}` };
+  const saysWhere = peers.some((p) => notArrived.includes(p.rank) && p.pointToPoint !== undefined);
+  return { notArrived, text: `${describeRanks(notArrived)} did not arrive: ${lines.join("; ")}`, saysWhere };
 }

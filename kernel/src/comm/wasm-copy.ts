@@ -2,7 +2,7 @@
 //
 // Why not TypedArray#set: V8 copies into and out of a SharedArrayBuffer with
 // relaxed-atomic word copies at about half the speed of a plain copy
-// (docs/benchmarks.md, "Figures behind the code"). WebAssembly's bulk-memory copy inside
+// (docs/collectives.md, "Figures behind the code"). WebAssembly's bulk-memory copy inside
 // the shared memory is a plain memmove, the same speed as unshared memory.
 import { MODULE_HEADER, section, str } from "../wasm-encoding";
 import { Wasm, type WasmMemory } from "./wasm-api";

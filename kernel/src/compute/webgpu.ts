@@ -3,7 +3,7 @@
  * optional npm package `webgpu`).
  *
  * Dawn answers requestAdapter() with null within milliseconds where there is
- * no GPU or no Vulkan loader (docs/benchmarks.md, "Figures behind the
+ * no GPU or no Vulkan loader (docs/compute.md, "Figures behind the
  * code"); the timeout below only guards against a driver that hangs, so
  * automatic backend choice falls back to wasm without a noticeable wait.
  *

@@ -11,7 +11,7 @@ import { readControl, sendControl, type FromAgent, type ToAgent } from "./contro
 import { encodeFrame, FrameReader } from "./frames";
 import {
   AGENT_PROTOCOL, HANDSHAKE_FRAME_BYTES, freshNonce, jsonFrame, parseHandshake, proofMatches, proofOf,
-  type Challenge, type HandshakeReply,
+  type AgentAnnouncement, type Challenge, type HandshakeReply,
 } from "./handshake";
 
 /** How long dialling and authenticating one agent may take (milliseconds). */
@@ -24,6 +24,18 @@ export const AGENT_HEARTBEAT_MS = 1000;
  * A TCP connection to a stopped process or a vanished host stays open, so only silence tells.
  */
 export const AGENT_SILENCE_MS = 10_000;
+/** The least silence that gives an agent up (milliseconds): a loaded host may miss two or three pings. */
+export const AGENT_SILENCE_FLOOR_MS = 3000;
+
+/**
+ * How long an agent may stay silent during a cell whose collective timeout is `timeoutMs`:
+ * max(3 s, min(timeout, 10 s)). A short --timeout gives a vanished host up as soon as a peer's
+ * collective would time out, never under the floor; a long one keeps the 10 s cap, since a
+ * host that does not answer pings for 10 s is gone whatever the cell waits for.
+ */
+export function agentSilenceFor(timeoutMs: number): number {
+  return Math.max(AGENT_SILENCE_FLOOR_MS, Math.min(timeoutMs, AGENT_SILENCE_MS));
+}
 
 export interface AgentLinkOptions {
   host: string;
@@ -60,11 +72,21 @@ export interface AgentStreamOptions extends Omit<AgentLinkOptions, "host" | "por
   explain?: (error: Error) => Promise<string>;
   /** Why the stream ended, from what carries it (ssh's last words), given the stream's own reason. */
   closeReason?: (reason: string) => string;
+  /**
+   * For an agent that dialled this kernel (rendezvous.ts): once the agent has proved the token,
+   * a reason to refuse it (an index taken or out of range), or undefined to go on. A refusal, and a
+   * failed proof, is then told to the agent in a refused frame before the stream closes.
+   */
+  admit?: (challenge: Challenge) => string | undefined;
+  /** How errors name what was being connected (default `--hosts`). */
+  flag?: string;
 }
 
 export class AgentLink {
   private readonly listeners = new Map<number, (message: FromAgent) => void>();
   private closedReason?: string;
+  /** Silence after which the agent is given up (milliseconds); giveUpAfter() changes it per cell. */
+  private silenceMs = AGENT_SILENCE_MS;
 
   private constructor(
     readonly address: string,
@@ -74,6 +96,8 @@ export class AgentLink {
     readonly agentVersion: string,
     /** Where the agent's host reaches this kernel: the ranks' rendezvous listens there. */
     readonly localAddress: string,
+    /** Which agent of how many, for an agent that dialled this kernel (`distlab agent --connect`). */
+    readonly announced?: AgentAnnouncement,
   ) {}
 
   /** Connects and authenticates; every failure is a HostsError naming the agent. */
@@ -167,6 +191,8 @@ export class AgentLink {
       }
       return frames.shift()!;
     };
+    /** What to tell an agent that dialled in and is refused (nothing is told to other peers). */
+    let refusable: string | undefined;
     try {
       const kernelNonce = freshNonce();
       stream.write(encodeFrame(jsonFrame({ type: "hello", protocol: AGENT_PROTOCOL, version: options.version, nonce: kernelNonce })));
@@ -177,20 +203,30 @@ export class AgentLink {
         );
       }
       if (!proofMatches(challenge.proof, proofOf(options.token, "agent", kernelNonce, challenge.nonce))) {
+        refusable = "wrong token: the agent's proof does not match";
         throw new Error("the agent did not prove it holds the token of --token-file (a different token, or not a distlab agent)");
+      }
+      const refusal = options.admit?.(challenge);
+      if (refusal !== undefined) {
+        refusable = refusal;
+        throw new Error(refusal);
       }
       stream.write(encodeFrame(jsonFrame({ type: "auth", proof: proofOf(options.token, "kernel", challenge.nonce, kernelNonce) })));
       const reply = parseReply(await nextFrame());
       if (reply.type === "refused") throw new Error(`the agent refused this kernel: ${reply.reason}`);
       stream.off("data", onData);
       const kernelAddress = challenge.addresses?.kernel ?? options.kernelAddress;
-      const link = new AgentLink(options.address, stream, challenge.slots, challenge.hostname, challenge.version, kernelAddress);
-      link.serve(reader, options.onClose, options.closeReason, options.silenceMs ?? AGENT_SILENCE_MS);
+      const link = new AgentLink(options.address, stream, challenge.slots, challenge.hostname, challenge.version, kernelAddress, challenge.rendezvous);
+      link.silenceMs = options.silenceMs ?? AGENT_SILENCE_MS;
+      link.serve(reader, options.onClose, options.closeReason);
       return link;
     } catch (error) {
-      stream.destroy();
+      if (options.admit !== undefined && refusable !== undefined) {
+        stream.end(encodeFrame(jsonFrame({ type: "refused", reason: refusable })));
+        setTimeout(() => stream.destroy(), 1000).unref();
+      } else stream.destroy();
       const more = (await options.explain?.(error as Error)) ?? "";
-      throw new HostsError(`--hosts: agent at ${options.address}: ${(error as Error).message}${more}`);
+      throw new HostsError(`${options.flag ?? "--hosts"}: agent at ${options.address}: ${(error as Error).message}${more}`);
     }
   }
 
@@ -221,15 +257,20 @@ export class AgentLink {
     this.socket.destroy();
   }
 
-  private serve(reader: FrameReader, onClose: ((reason: string) => void) | undefined, closeReason: ((reason: string) => string) | undefined, silenceMs: number): void {
+  /** From now on, gives the agent up after `ms` of silence (agentSilenceFor a cell's --timeout). */
+  giveUpAfter(ms: number): void {
+    this.silenceMs = ms;
+  }
+
+  private serve(reader: FrameReader, onClose: ((reason: string) => void) | undefined, closeReason: ((reason: string) => string) | undefined): void {
     let reason = "the agent closed the connection";
     const leftover = reader.drain();
     // Heartbeat: any bytes from the agent count as an answer; a silent agent is given up.
     let lastHeard = Date.now();
     this.socket.on("data", () => (lastHeard = Date.now()));
     const heartbeat = setInterval(() => {
-      if (Date.now() - lastHeard > silenceMs) {
-        reason = `the agent did not answer for ${(silenceMs / 1000).toFixed(0)} s (its process stopped, or its host or the network is down)`;
+      if (Date.now() - lastHeard > this.silenceMs) {
+        reason = `the agent did not answer for ${Number((this.silenceMs / 1000).toFixed(1))} s (its process stopped, or its host or the network is down)`;
         this.socket.destroy();
         return;
       }
@@ -238,7 +279,7 @@ export class AgentLink {
       } catch {
         // Closing already: the close handler below reports why.
       }
-    }, Math.min(AGENT_HEARTBEAT_MS, silenceMs / 2));
+    }, Math.min(AGENT_HEARTBEAT_MS, this.silenceMs / 2));
     heartbeat.unref();
     readControl<FromAgent>(
       this.socket,
@@ -270,6 +311,11 @@ function parseChallenge(frame: Buffer): Challenge {
     const valid = typeof addresses === "object" && addresses !== null &&
       ["agent", "kernel"].every((key) => typeof (addresses as Record<string, unknown>)[key] === "string" && /^[0-9A-Za-z.:%_-]{1,100}$/.test((addresses as Record<string, string>)[key]!));
     if (!valid) throw new Error("malformed challenge frame: addresses is not { agent, kernel } of IP addresses");
+  }
+  const announced = challenge.rendezvous as unknown;
+  if (announced !== undefined) {
+    const { index, world } = (announced ?? {}) as Record<string, unknown>;
+    if (!Number.isInteger(index) || !Number.isInteger(world) || (index as number) < 0 || (world as number) < 1) throw new Error("malformed challenge frame: rendezvous is not { index, world } of whole numbers");
   }
   return challenge;
 }

@@ -25,7 +25,7 @@ import { LISTEN_HOST_ENV } from "../cluster/comm-world";
 import { FrameReader, encodeFrame } from "./frames";
 import { HandshakeGate } from "./handshake-gate";
 import { readControl, sendControl, type ToAgent } from "./control";
-import { AGENT_PROTOCOL, HANDSHAKE_TIMEOUT_MS, jsonFrame } from "./handshake";
+import { AGENT_PROTOCOL, HANDSHAKE_TIMEOUT_MS, jsonFrame, type AgentAnnouncement } from "./handshake";
 import { MIN_TOKEN_CHARS } from "./token";
 
 export interface AgentOptions {
@@ -136,17 +136,23 @@ function readTokenLine(input: Readable): Promise<Buffer> {
 const MAX_TOKEN_LINE = 4096;
 
 /** Where a session's stream runs: the peer as logged, and the address this host is reached at. */
-interface SessionEndpoint {
+export interface SessionEndpoint {
   peer: string;
   localAddress: string;
   /** Sent in the challenge by an agent whose stream has no socket addresses (--stdio). */
   addresses?: { agent: string; kernel: string };
+  /** Sent in the challenge by an agent that dialled the kernel (--connect, agent-dial.ts). */
+  rendezvous?: AgentAnnouncement;
 }
 
 type Phase = "handshake" | "serving" | "closed";
 
-/** One kernel's connection: the handshake, then its ranks. */
-class AgentSession {
+/**
+ * One kernel's connection: the handshake, then its ranks. The stream may be a socket the agent
+ * accepted (--listen), its stdin/stdout (--stdio) or a socket it dialled (--connect): the agent's
+ * side of the handshake is the same on all three.
+ */
+export class AgentSession {
   private phase: Phase = "handshake";
   private readonly gate: HandshakeGate;
   private readonly peer: string;
@@ -163,7 +169,11 @@ class AgentSession {
   ) {
     this.whenClosed = new Promise((resolve) => (this.markClosed = resolve));
     this.peer = endpoint.peer;
-    const identity = { token: options.token, version: options.version, slots: options.slots, hostname: hostname(), ...(endpoint.addresses ? { addresses: endpoint.addresses } : {}) };
+    const identity = {
+      token: options.token, version: options.version, slots: options.slots, hostname: hostname(),
+      ...(endpoint.addresses ? { addresses: endpoint.addresses } : {}),
+      ...(endpoint.rendezvous ? { rendezvous: endpoint.rendezvous } : {}),
+    };
     this.gate = new HandshakeGate(identity, (frame) => socket.write(frame));
     if (options.insecure) options.log(`WARNING: connection from ${this.peer} on an insecure listener (--insecure: no TLS, traffic is readable on the network)`);
     this.timer = setTimeout(() => this.refuse(`did not authenticate within ${HANDSHAKE_TIMEOUT_MS / 1000} s`), HANDSHAKE_TIMEOUT_MS);
@@ -178,11 +188,18 @@ class AgentSession {
     this.socket.destroy();
   }
 
+  /** Whether both sides authenticated (the session served, or serves, the kernel). */
+  get authenticated(): boolean {
+    return this.wasServing;
+  }
+  private wasServing = false;
+
   private readonly onHandshakeData = (chunk: Buffer): void => {
     const step = this.gate.push(chunk);
     if (step.kind === "refused") this.refuse(step.reason);
     else if (step.kind === "authenticated") {
       this.phase = "serving";
+      this.wasServing = true;
       this.startServing(step.rest);
     }
   };

@@ -13,7 +13,7 @@
 import { FrameError, FrameReader, encodeFrame } from "./frames";
 import {
   AGENT_PROTOCOL, HANDSHAKE_FRAME_BYTES, freshNonce, jsonFrame, parseHandshake, proofMatches, proofOf,
-  type Auth, type Challenge, type Hello,
+  type AgentAnnouncement, type Auth, type Challenge, type Hello,
 } from "./handshake";
 
 export interface GateIdentity {
@@ -23,6 +23,8 @@ export interface GateIdentity {
   hostname: string;
   /** Sent in the challenge by an agent whose stream has no socket addresses (`--stdio` over ssh). */
   addresses?: { agent: string; kernel: string };
+  /** Announced in the challenge by an agent that dialled the kernel (`--connect`). */
+  rendezvous?: AgentAnnouncement;
 }
 
 export type GateStep =
@@ -85,6 +87,7 @@ export class HandshakeGate {
         nonce: this.agentNonce,
         proof: proofOf(this.identity.token, "agent", this.kernelNonce, this.agentNonce),
         ...(this.identity.addresses ? { addresses: this.identity.addresses } : {}),
+        ...(this.identity.rendezvous ? { rendezvous: this.identity.rendezvous } : {}),
       };
       // Sent even to a kernel of another protocol, so that it can say which versions differ.
       this.send(encodeFrame(jsonFrame(challenge)));
@@ -92,10 +95,28 @@ export class HandshakeGate {
       this.phase = "auth";
       return false;
     }
+    const refusal = kernelRefusal(frame);
+    if (refusal !== undefined) throw new Error(`the kernel refused this agent: ${refusal}`);
     const auth = parseHandshake<Auth>(frame, "auth", { proof: "string" });
     if (!proofMatches(auth.proof, proofOf(this.identity.token, "kernel", this.agentNonce, this.kernelNonce))) {
       throw new Error("wrong token: the kernel's proof does not match (a different token, or a replayed handshake)");
     }
     return true;
   }
+}
+
+/**
+ * The reason of a `refused` frame from a kernel this agent dialled (rendezvous.ts), cut to 300
+ * printable characters since it comes from a peer not yet authenticated; undefined for any other frame.
+ */
+function kernelRefusal(frame: Buffer): string | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(frame.toString("utf8"));
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== "object" || value === null || (value as { type?: unknown }).type !== "refused") return undefined;
+  const reason = (value as { reason?: unknown }).reason;
+  return typeof reason === "string" ? reason.replace(/[^\x20-\x7e]/g, "?").slice(0, 300) : "(no reason given)";
 }

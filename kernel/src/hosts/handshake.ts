@@ -8,6 +8,12 @@
  *   kernel -> agent  auth       { proof: HMAC(token, "kernel" Na Nk) }
  *   agent -> kernel  welcome    {}            (or refused { reason } and the connection closes)
  *
+ * Who opened the socket does not matter: an agent that dials the kernel
+ * (`distlab agent --connect`, agent-dial.ts) still answers the kernel's hello,
+ * and the kernel, having accepted the socket (rendezvous.ts), still speaks
+ * first. A kernel that refuses a dialling agent sends refused { reason }
+ * in place of its auth frame.
+ *
  * Nonces are 32 fresh random bytes from each side, so a recorded auth frame
  * answers a nonce that will never be asked again (a replay fails), and the
  * role tag keeps the agent's proof from being replayed as the kernel's.
@@ -45,6 +51,16 @@ export interface Challenge {
    * SSH_CONNECTION), since that stream has no socket addresses of its own.
    */
   addresses?: { agent: string; kernel: string };
+  /**
+   * Only from an agent that dialled the kernel (`distlab agent --connect`): which of the `world`
+   * agents it is, so that the kernel's rendezvous places ranks in the agents' order (rendezvous.ts).
+   */
+  rendezvous?: AgentAnnouncement;
+}
+/** Agent `index` (0-based) of `world` agents, from the scheduler's variables (rendezvous-env.ts). */
+export interface AgentAnnouncement {
+  index: number;
+  world: number;
 }
 export interface Auth {
   type: "auth";
@@ -56,8 +72,20 @@ export function freshNonce(): string {
   return randomBytes(NONCE_BYTES).toString("hex");
 }
 
-export function proofOf(token: Buffer, role: "agent" | "kernel", askerNonce: string, answererNonce: string): string {
-  return createHmac("sha256", token).update(`distlab-${role}\0${askerNonce}\0${answererNonce}`).digest("hex");
+/**
+ * Who proves: the agent or the kernel (control connections), or a rank that dialled or accepted a
+ * data connection (comm/data-handshake.ts). The tag keeps one side's proof from serving as the other's.
+ */
+export type ProofRole = "agent" | "kernel" | "rank-dialler" | "rank-acceptor";
+
+/**
+ * HMAC-SHA256(token, role, both nonces[, binding]) as hex. `binding` ties the proof to what the
+ * connection is for (a data connection's world id and its two ranks), so a proof made for one
+ * pair of ranks does not open another.
+ */
+export function proofOf(token: Buffer, role: ProofRole, askerNonce: string, answererNonce: string, binding?: string): string {
+  const tail = binding === undefined ? "" : `\0${binding}`;
+  return createHmac("sha256", token).update(`distlab-${role}\0${askerNonce}\0${answererNonce}${tail}`).digest("hex");
 }
 
 /** Constant-time comparison of a proof received (any value) with the expected hex digest. */

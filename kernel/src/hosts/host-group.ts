@@ -6,16 +6,23 @@
  * learn their agent's slots and each rank learns its host. The ranks' TCP
  * world is formed at a rendezvous this kernel runs on the address it
  * reached the first agent from; data then flows rank to rank.
+ *
+ * With `--launcher env` there are no entries: the agents dial this kernel's
+ * rendezvous (rendezvous.ts), each announcing its index; ranks fill their
+ * slots in index order, and an agent whose connection ended is waited for
+ * (it must dial in again) rather than redialled.
  */
 import { createTcpKernelWorld } from "../cluster/comm-world";
 import { ProcessRank } from "../cluster/backends/processes/process-rank-handle";
 import type { GroupShape, RankEvent } from "../cluster/rank-messages";
 import { RankGroup } from "../cluster/kernel-side/rank-group";
-import { AgentLink, type AgentTls } from "./agent-link";
+import { AgentLink, agentSilenceFor, type AgentTls } from "./agent-link";
 import { assignRanks, entryName, HostsError, launcherOf, type HostEntry, type LauncherName } from "./host-spec";
 import { RemoteRankChild } from "./remote-rank";
 import { launchOverSsh } from "./ssh-launcher";
 import { hostReports, measureLink, type LinkMeasurement } from "./host-report";
+import type { Rendezvous } from "./rendezvous";
+import type { PrepareContext } from "../cluster/kernel-side/rank-group";
 
 export interface HostGroupOptions {
   entries: readonly HostEntry[];
@@ -28,7 +35,18 @@ export interface HostGroupOptions {
   agentCommand: string;
   /** TLS to running agents (the ssh launcher's agents talk over the ssh channel instead). */
   tls?: AgentTls;
+  /** TLS on the ranks' data connections between hosts (comm/data-tls.ts). */
+  dataTls?: boolean;
   version: string;
+  /** `--launcher env`: the agents dial in here instead (entries is empty). */
+  rendezvous?: RendezvousSource;
+}
+
+/** Where agents of `--launcher env` dial in, opened on the group's first prepare and closed with it. */
+export interface RendezvousSource {
+  open(): Promise<Rendezvous>;
+  /** How long a prepare waits for the agents (milliseconds). */
+  timeoutMs: number;
 }
 
 export function createHostGroup(shape: GroupShape, onEvent: (rank: number, event: RankEvent) => void, options: HostGroupOptions): RankGroup {
@@ -45,7 +63,8 @@ export function createHostGroup(shape: GroupShape, onEvent: (rank: number, event
   const names = options.entries.map(entryName);
   /** The GPU of each rank whose host's hostfile line says gpus=: the host's list, one a rank in order. */
   const gpuOf = (rank: number): number | undefined => {
-    const entry = options.entries[hostOf[rank]!]!;
+    const entry = options.entries[hostOf[rank]!];
+    if (entry === undefined) return undefined;
     return entry.gpus?.[hostOf.slice(0, rank).filter((host) => host === hostOf[rank]).length];
   };
   const ranks = Array.from({ length: shape.size }, (_, rank) => {
@@ -68,8 +87,46 @@ export function createHostGroup(shape: GroupShape, onEvent: (rank: number, event
     return AgentLink.connect({ host: entry.host, port: entry.port, token: options.token, version: options.version, ...(options.tls ? { tls: options.tls } : {}) });
   };
 
+  let rendezvous: Rendezvous | undefined;
+  /** `--launcher env`: waits for every agent to dial in; the first time, lays the ranks out in the agents' index order. */
+  const gather = async (context: PrepareContext): Promise<string[]> => {
+    const lostBefore = links.flatMap((link, index) => (link.closed ? [index] : []));
+    // Every agent still connected: nothing to wait for, nothing to show under the cell.
+    if (links.length > 0 && lostBefore.length === 0) return [];
+    rendezvous ??= await options.rendezvous!.open();
+    const gathered = await rendezvous.gather(options.rendezvous!.timeoutMs, context.interrupt, context.progress);
+    if (links.length === 0) {
+      names.splice(0, names.length, ...gathered.map((link, index) => `${link.hostname} (agent ${index})`));
+      hostOf = assignRanks(shape.size, gathered.map((link) => link.slots), names);
+      links = gathered;
+      ranks.forEach((rank, index) => (rank.info.host = names[hostOf[index]!]!));
+      await Promise.all(links.map(measure));
+      return [];
+    }
+    const notes = lostBefore.map((index) => {
+      const lost = hostOf.flatMap((host, rank) => (host === index ? [rank] : []));
+      return `${names[index]}: the connection to its agent was lost (${links[index]!.closeReason}); agent ${index} dialled in again, the state of rank${lost.length === 1 ? "" : "s"} ${lost.join(", ")} is lost`;
+    });
+    for (const [index, link] of gathered.entries()) {
+      if (links[index] === link) continue;
+      // A new agent may offer fewer slots than the ranks it must take.
+      const needed = hostOf.filter((host) => host === index).length;
+      if (link.slots < needed) throw new HostsError(`--rendezvous: agent ${index} dialled in again with ${link.slots} slots, but it runs ${needed} ranks of this group; give it --slots ${needed} or start a new group`);
+      links[index] = link;
+      names[index] = `${link.hostname} (agent ${index})`;
+      await measure(link);
+    }
+    return notes;
+  };
+
   /** The first time, dials every agent and lays the ranks out; later, dials again only agents whose connection ended. */
-  const connect = async (): Promise<string[]> => {
+  const connect = async (timeoutMs: number, context: PrepareContext = {}): Promise<string[]> => {
+    const notes = options.rendezvous ? await gather(context) : await dialAgents();
+    // the heartbeat gives a silent agent up on the cell's terms (agentSilenceFor)
+    for (const link of links) link.giveUpAfter(agentSilenceFor(timeoutMs));
+    return notes;
+  };
+  const dialAgents = async (): Promise<string[]> => {
     if (links.length === 0) {
       const settled = await Promise.allSettled(options.entries.map(dial));
       const connected = settled.flatMap((result) => (result.status === "fulfilled" ? [result.value] : []));
@@ -99,22 +156,25 @@ export function createHostGroup(shape: GroupShape, onEvent: (rank: number, event
     return notes;
   };
 
-  const group = new RankGroup(shape, ranks, (size) => createTcpKernelWorld(size, links[0]?.localAddress), undefined, {
+  const group = new RankGroup(shape, ranks, (size) => createTcpKernelWorld(size, links[0]?.localAddress, { tls: options.dataTls === true }), undefined, {
     ready: connect,
-    closed: () => links.forEach((link) => link.close()),
+    closed: () => {
+      links.forEach((link) => link.close());
+      rendezvous?.close();
+    },
   });
   hostReports.set(group, () =>
     links.map((link, index) => {
-      const entry = options.entries[index]!;
+      const entry = options.entries[index];
       const mine = hostOf.flatMap((host, rank) => (host === index ? [rank] : []));
       const measurement = measured.get(link);
       return {
         name: names[index]!,
-        launcher: launcherOf(entry, options.launcher),
+        launcher: entry === undefined ? ("env" as const) : launcherOf(entry, options.launcher),
         agentVersion: link.agentVersion,
         agentHostname: link.hostname,
         ranks: mine,
-        ...(entry.gpus ? { gpus: entry.gpus.slice(0, mine.length) } : {}),
+        ...(entry?.gpus ? { gpus: entry.gpus.slice(0, mine.length) } : {}),
         ...(typeof measurement === "object" ? { link: measurement } : { unmeasured: measurement ?? "not measured yet" }),
       };
     }),

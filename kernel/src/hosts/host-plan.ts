@@ -15,6 +15,7 @@ import { createHostGroup } from "./host-group";
 import { assignRanks, entryName, launcherOf, parseHostSpec } from "./host-spec";
 import { defaultTokenFile, readTokenFile } from "./token";
 import { normalizeFingerprint, type AgentTls } from "./agent-link";
+import { planRendezvousGroup } from "./rendezvous-plan";
 
 /** `--tls-ca FILE` (read now) or `--tls-fingerprint SHA256` (checked now), not both. */
 function agentTls(options: DistributedOptions): AgentTls | undefined {
@@ -38,9 +39,10 @@ function agentTls(options: DistributedOptions): AgentTls | undefined {
 }
 
 /** The shape fields every backend shares (link, TF backend, memory cap). */
-type CommonShape = Omit<GroupShape, "size" | "backend">;
+export type CommonShape = Omit<GroupShape, "size" | "backend">;
 
 export function planHostGroup(options: DistributedOptions, common: CommonShape): GroupPlan {
+  if (options.launcher === "env") return planRendezvousGroup(options, common);
   if (options.hosts === undefined) throw new UsageError(`%%distributed: --backend hosts needs --hosts SPEC (a hostfile or [user@]host[:port],...)`, "--hosts");
   const entries = parseHostSpec(options.hosts);
   const launcher = options.launcher ?? "auto";
@@ -70,7 +72,10 @@ export function planHostGroup(options: DistributedOptions, common: CommonShape):
     ...(options.agentCommand === undefined ? [] : [`--agent-command ${options.agentCommand}`]),
     ...(options.tlsCa === undefined ? [] : [`--tls-ca ${options.tlsCa}`]),
     ...(options.tlsFingerprint === undefined ? [] : [`--tls-fingerprint ${options.tlsFingerprint}`]),
+    ...(options.dataTls === undefined ? [] : [`--data-tls ${options.dataTls}`]),
   ];
+  // The ranks' connections between hosts: encrypted when asked, or by default when the agents are reached over TLS.
+  const dataTls = options.dataTls === "on" || ((options.dataTls ?? "auto") === "auto" && tls !== undefined);
   const shape: GroupShape = {
     size: options.workers,
     backend: "hosts",
@@ -89,6 +94,7 @@ export function planHostGroup(options: DistributedOptions, common: CommonShape):
         ...(options.sshConfig === undefined ? {} : { sshConfig: options.sshConfig }),
         agentCommand: options.agentCommand ?? "distlab",
         ...(tls ? { tls } : {}),
+        dataTls,
         version: packageVersion(),
       }),
   };

@@ -25,7 +25,7 @@ export interface LinkMeasurement {
 
 export interface HostReport {
   name: string;
-  launcher: "agent" | "ssh";
+  launcher: "agent" | "ssh" | "env";
   agentVersion: string;
   agentHostname: string;
   ranks: number[];
@@ -90,7 +90,7 @@ export function describeHosts(group: RankGroup | undefined): string {
     const link = host.link
       ? `round trip ${host.link.roundTripMs.toFixed(2)} ms, link ${formatRate(host.link.bytesPerSecond)}`
       : `link not measured (${host.unmeasured ?? "not connected"})`;
-    return `  ${host.name}: agent distlab ${host.agentVersion} on ${host.agentHostname} (${host.launcher === "ssh" ? "started through ssh" : "running agent"}); ${ranks}; ${gpus}; ${link}`;
+    return `  ${host.name}: agent distlab ${host.agentVersion} on ${host.agentHostname} (${host.launcher === "ssh" ? "started through ssh" : host.launcher === "env" ? "dialled in" : "running agent"}); ${ranks}; ${gpus}; ${link}`;
   });
   return `hosts (link: kernel <-> agent, measured at group start):\n${lines.join("\n")}\n`;
 }

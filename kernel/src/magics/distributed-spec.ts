@@ -11,6 +11,9 @@ import { TF_BACKENDS, type TfBackendName } from "../compute/backend-names";
 import { LAUNCHERS, type LauncherName } from "../hosts/host-spec";
 import { DEFAULT_TOKEN_FILE_HELP } from "../hosts/token";
 
+/** The port `--rendezvous` listens on when it names none. */
+export const DEFAULT_RENDEZVOUS_PORT = 29471;
+
 export const BACKENDS = ["threads", "processes", "gpus", "hosts"] as const;
 export type BackendName = (typeof BACKENDS)[number];
 
@@ -57,15 +60,28 @@ export const DISTRIBUTED_FLAGS: readonly FlagSpec[] = [
     name: "launcher",
     type: "choice",
     valueName: "HOW",
-    choices: LAUNCHERS,
+    choices: [...LAUNCHERS, "env"],
     default: "auto",
-    help: "with --hosts: ssh starts `distlab agent` on each host through OpenSSH; agent dials agents already listening at host:port; auto: agent for entries with a port, ssh for the others",
+    help: "with --hosts: ssh starts `distlab agent` on each host through OpenSSH; agent dials agents already listening at host:port; auto: agent for entries with a port, ssh for the others. env (no --hosts): agents started by a scheduler dial this kernel's --rendezvous",
   },
+  { name: "rendezvous", type: "string", valueName: "HOST:PORT", help: `with --launcher env: where the kernel listens for agents (\`distlab agent --connect\`); default 127.0.0.1:${DEFAULT_RENDEZVOUS_PORT}, a non-loopback address needs --tls-cert/--tls-key or --insecure` },
+  { name: "rendezvous-timeout", type: "number", valueName: "SECONDS", min: 0.1, max: 86_400, default: 60, help: "with --launcher env: how long a cell waits for every agent to dial in" },
+  { name: "tls-cert", type: "string", valueName: "FILE", help: "with --launcher env: the certificate chain (PEM) the rendezvous serves TLS with" },
+  { name: "tls-key", type: "string", valueName: "FILE", help: "with --launcher env: the private key (PEM) of --tls-cert" },
+  { name: "insecure", type: "boolean", help: "with --launcher env: listen on a non-loopback --rendezvous without TLS (the control traffic is readable on the network)" },
   { name: "ssh-config", type: "string", valueName: "FILE", help: "with --launcher ssh: the ssh config file (ssh -F; default ~/.ssh/config)" },
   { name: "agent-command", type: "string", valueName: "CMD", help: "with --launcher ssh: what runs distlab on the hosts (default distlab)" },
   { name: "tls-ca", type: "string", valueName: "FILE", help: "with --hosts: dial running agents over TLS, trusting the CA certificates in FILE (PEM)" },
   { name: "tls-fingerprint", type: "string", valueName: "SHA256", help: "with --hosts: dial running agents over TLS, accepting only a certificate of this SHA-256 fingerprint" },
-  { name: "token-file", type: "string", valueName: "FILE", help: `with --hosts: the file (mode 600) holding the token running agents were started with (default ${DEFAULT_TOKEN_FILE_HELP})` },
+  {
+    name: "data-tls",
+    type: "choice",
+    valueName: "WHEN",
+    choices: ["auto", "on", "off"],
+    default: "auto",
+    help: "with --hosts: TLS on the ranks' data connections between hosts (same-host ranks never encrypt); auto: on when the agents are dialled over TLS (--tls-ca/--tls-fingerprint), or with --launcher env when the rendezvous serves TLS (--tls-cert)",
+  },
+  { name: "token-file", type: "string", valueName: "FILE", help: `with --hosts or --launcher env: the file (mode 600) holding the token the agents were started with (default ${DEFAULT_TOKEN_FILE_HELP})` },
   {
     name: "timeout",
     type: "number",
@@ -117,11 +133,20 @@ export interface DistributedOptions {
   backend: BackendName;
   hosts?: string;
   tokenFile?: string;
-  launcher?: LauncherName;
+  launcher?: LauncherName | "env";
+  /** `--launcher env`: HOST:PORT the kernel listens on for agents, and how long a cell waits for them (seconds). */
+  rendezvous?: string;
+  rendezvousTimeoutSeconds?: number;
+  /** `--launcher env`: the TLS files the rendezvous serves with, or --insecure. */
+  tlsCert?: string;
+  tlsKey?: string;
+  insecure?: boolean;
   sshConfig?: string;
   agentCommand?: string;
   tlsCa?: string;
   tlsFingerprint?: string;
+  /** `--data-tls`: TLS on rank-to-rank connections between hosts; auto follows the agents' TLS. */
+  dataTls?: "auto" | "on" | "off";
   timeoutSeconds: number;
   groupOutputs: "order" | "rank";
   /** Emulated link between ranks (bytes per second, seconds). */
@@ -144,8 +169,8 @@ export function parseDistributedFlags(words: readonly string[]): DistributedOpti
   const { values, given } = parseFlags(WHERE, words, DISTRIBUTED_FLAGS);
   const options: DistributedOptions = {
     workers: values.get("workers") as number,
-    // --hosts alone means the hosts backend.
-    backend: !given.has("backend") && values.get("hosts") !== undefined ? "hosts" : (values.get("backend") as BackendName),
+    // --hosts alone, or --launcher env, means the hosts backend.
+    backend: !given.has("backend") && (values.get("hosts") !== undefined || values.get("launcher") === "env") ? "hosts" : (values.get("backend") as BackendName),
     timeoutSeconds: values.get("timeout") as number,
     groupOutputs: values.get("group-outputs") as "order" | "rank",
     timeline: values.get("timeline") as TimelineWhen,
@@ -168,10 +193,19 @@ export function parseDistributedFlags(words: readonly string[]): DistributedOpti
     if (options.backend !== "hosts") throw new UsageError(`${WHERE}: --token-file only applies with --backend hosts`, "--token-file");
     options.tokenFile = tokenFile;
   }
-  for (const [flag, key] of [["launcher", "launcher"], ["ssh-config", "sshConfig"], ["agent-command", "agentCommand"], ["tls-ca", "tlsCa"], ["tls-fingerprint", "tlsFingerprint"]] as const) {
+  for (const [flag, key] of [["launcher", "launcher"], ["ssh-config", "sshConfig"], ["agent-command", "agentCommand"], ["tls-ca", "tlsCa"], ["tls-fingerprint", "tlsFingerprint"], ["data-tls", "dataTls"]] as const) {
     if (!given.has(flag)) continue;
     if (options.backend !== "hosts") throw new UsageError(`${WHERE}: --${flag} only applies with --hosts`, `--${flag}`);
     (options as unknown as Record<string, unknown>)[key] = values.get(flag);
+  }
+  for (const [flag, key] of [["rendezvous", "rendezvous"], ["rendezvous-timeout", "rendezvousTimeoutSeconds"], ["tls-cert", "tlsCert"], ["tls-key", "tlsKey"], ["insecure", "insecure"]] as const) {
+    if (!given.has(flag)) continue;
+    if (options.launcher !== "env") throw new UsageError(`${WHERE}: --${flag} only applies with --launcher env`, `--${flag}`);
+    (options as unknown as Record<string, unknown>)[key] = values.get(flag);
+  }
+  if (options.launcher === "env") {
+    if (options.hosts !== undefined) throw new UsageError(`${WHERE}: --launcher env takes no --hosts: the agents dial in at --rendezvous instead`, "--hosts");
+    options.rendezvousTimeoutSeconds ??= values.get("rendezvous-timeout") as number;
   }
   const link = values.get("link") as string | undefined;
   if (link !== undefined) options.link = parseLinkFlag(link);

@@ -8,12 +8,15 @@
  *   x = x + attention(layerNorm(x))                  // causal, nHead heads
  *   x = x + mlp(layerNorm(x))                        // C -> 4C -> C, GELU
  *   logits = layerNorm(x) W_head                     // [batch, time, vocab]
+ *
+ * The same code builds a GPT-2-small-sized model (./gpt2.ts): every size is
+ * an option, and `tieEmbeddings` makes W_head = wte^T as GPT-2 does.
  */
 import * as tf from "@tensorflow/tfjs";
 import type { TensorBatch } from "../data/batches";
 import { seededRandom } from "../data/random";
 import type { Stage, StagedModel } from "../techniques/types";
-import { causalAttention, linear, gelu as fusedGelu, layerNorm as fusedLayerNorm } from "../compute/fused";
+import { causalAttention, linear, matMul, gelu as fusedGelu, layerNorm as fusedLayerNorm } from "../compute/fused";
 import { constantVariable, normalVariable } from "./init";
 import { softmaxCrossEntropy } from "./losses";
 
@@ -30,15 +33,25 @@ export interface TinyGptOptions {
   nLayer: number;
   /** Seed of the initial weights. Default 0. */
   seed: number;
+  /**
+   * The head reuses the token embedding (logits = layerNorm(x) wte^T), as
+   * GPT-2 does; saves vocabSize * nEmbd parameters. wte then sits in both
+   * the embedding's and the head's stage params (model.params lists it
+   * once), so a technique that maps stages onto model.params one to one
+   * (DDP's per-stage buckets, pipelines) refuses or cannot split the model.
+   * Default false.
+   */
+  tieEmbeddings: boolean;
 }
 
-export const TINY_GPT_DEFAULTS: Omit<TinyGptOptions, "vocabSize"> = { blockSize: 32, nEmbd: 32, nHead: 2, nLayer: 2, seed: 0 };
+export const TINY_GPT_DEFAULTS: Omit<TinyGptOptions, "vocabSize"> = { blockSize: 32, nEmbd: 32, nHead: 2, nLayer: 2, seed: 0, tieEmbeddings: false };
 
 export function validateTinyGptOptions(options: Partial<TinyGptOptions>): TinyGptOptions {
   const o = { ...TINY_GPT_DEFAULTS, ...options } as TinyGptOptions;
   for (const key of ["vocabSize", "blockSize", "nEmbd", "nHead", "nLayer"] as const) {
     if (!Number.isInteger(o[key]) || o[key] < 1) throw new RangeError(`tinyGpt.${key} must be an integer >= 1, got ${o[key]}`);
   }
+  if (typeof o.tieEmbeddings !== "boolean") throw new TypeError(`tinyGpt.tieEmbeddings must be true or false, got ${String(o.tieEmbeddings)}`);
   if (o.nEmbd % o.nHead !== 0) throw new RangeError(`tinyGpt.nEmbd must divide by tinyGpt.nHead, got ${o.nEmbd} and ${o.nHead}`);
   return o;
 }
@@ -73,13 +86,14 @@ export function createTinyGpt(options: Partial<TinyGptOptions> & { vocabSize: nu
   // GPT-2 scales the residual projections by 1/sqrt(2 * nLayer) so the residual stream's variance stays put.
   const residualStd = 0.02 / Math.sqrt(2 * o.nLayer);
 
+  const tokenEmbedding = normalVariable(random, [o.vocabSize, C], 0.02); // wte [vocab, C]
   const embedding: Stage = {
     name: "embedding",
-    params: [normalVariable(random, [o.vocabSize, C], 0.02), normalVariable(random, [o.blockSize, C], 0.02)],
+    params: [tokenEmbedding, normalVariable(random, [o.blockSize, C], 0.02)],
     differentiableInput: false,
     forward(tokens, [wte, wpe]) {
       const time = tokens.shape[1]!;
-      const tokenEmbedding = tf.gather(wte!, tokens.toInt()); // [batch, time, C]
+      const tokenEmbedding = tf.gather(wte!, tf.cast(tokens, "int32")); // [batch, time, C] (tf.cast: the GPU bench bundles tfjs-core, without chained ops)
       return tf.add(tokenEmbedding, tf.slice(wpe!, [0, 0], [time, C])); // + [time, C]
     },
   };
@@ -107,12 +121,13 @@ export function createTinyGpt(options: Partial<TinyGptOptions> & { vocabSize: nu
 
   const head: Stage = {
     name: "head",
-    params: [constantVariable([C], 1), constantVariable([C], 0), normalVariable(random, [C, o.vocabSize], 0.02)],
+    // wHead [C, vocab], or wte [vocab, C] when tied
+    params: [constantVariable([C], 1), constantVariable([C], 0), o.tieEmbeddings ? tokenEmbedding : normalVariable(random, [C, o.vocabSize], 0.02)],
     differentiableInput: true,
     forward(x, [gain, bias, wHead]) {
       const normed = layerNorm(x, gain!, bias!);
       const [batch, time] = x.shape as [number, number, number];
-      const flat = tf.matMul(tf.reshape(normed, [batch * time, C]) as tf.Tensor2D, wHead as tf.Tensor2D); // [batch*time, vocab]
+      const flat = matMul(tf, tf.reshape(normed, [batch * time, C]), wHead!, o.tieEmbeddings); // [batch*time, vocab]
       return tf.reshape(flat, [batch, time, o.vocabSize]); // [batch, time, vocab]
     },
   };
@@ -123,7 +138,7 @@ export function createTinyGpt(options: Partial<TinyGptOptions> & { vocabSize: nu
   return {
     options: o,
     stages,
-    params: stages.flatMap((s) => s.params),
+    params: [...new Set(stages.flatMap((s) => s.params))], // a tied wte once
     input: (batch) => batch.x,
     head: lossHead,
     logits,

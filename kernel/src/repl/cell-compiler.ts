@@ -11,6 +11,7 @@ import { CompileError, type CellDiagnostic } from "./errors";
 import { DeclarationChain } from "./declaration-chain";
 import { installTypeResolution } from "./type-resolution";
 import { extractLineMap, markStatements, unmarkColumn } from "./line-map";
+import { awaitsAsCall } from "./top-level-await";
 
 export interface CompiledCell {
   /** Name of the chain it was compiled against ("notebook", "ranks"). */
@@ -92,7 +93,7 @@ export class CellCompiler {
       chain: chain.name,
       js,
       ...(result.lastExpressionVar ? { lastExpressionVar: result.lastExpressionVar } : {}),
-      hasTopLevelAwait: result.hasToplevelAwait === true,
+      hasTopLevelAwait: result.hasToplevelAwait === true || awaitsAsCall(code),
       declarations: (result.declOutput ?? "").replace(PRELUDE_IMPORT, "").replace(MARKER_COMMENT, ""),
       globals: chain.globalNames,
       source: code,

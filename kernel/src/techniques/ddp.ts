@@ -10,12 +10,12 @@
  * time, a step then takes about max(T_c, T_m) + one bucket's transfer instead
  * of T_c + T_m back to back.
  *
- * Where the rank has a communication thread (`dist.commThread`, thread
- * ranks), each ready bucket is handed to it: it runs the bucket's allReduce
- * on a world of its own while this thread goes on differentiating, and its
- * spans land on the rank's `comm` stream at their real times. Elsewhere, when
- * the communicator offers non-blocking point-to-point messages (`dist.comm`
- * of process ranks), buckets are reduced with a ring built on them
+ * Where the rank has a communication thread (`dist.commThread`: thread ranks
+ * and local process ranks), each ready bucket is handed to it: it runs the
+ * bucket's allReduce on a world of its own while this thread goes on
+ * differentiating, and its spans land on the rank's `comm` stream at their
+ * real times. Elsewhere (ranks on remote hosts), when the communicator offers
+ * non-blocking point-to-point messages, buckets are reduced with a ring built on them
  * (async-allreduce.ts), which moves only when this thread's event loop turns
  * (between layers); a blocking collective is the last resort. Either way
  * buckets go one after another, in order, on every rank.
@@ -207,7 +207,7 @@ export class DistributedDataParallel<B> {
   }
 }
 
-/** `dist.commThread` where the rank has one (thread ranks). */
+/** `dist.commThread` where the rank has one (thread ranks, local process ranks). */
 function commThreadOf(comm: Collectives): CommThread | undefined {
   const thread = (comm as { commThread?: CommThread }).commThread;
   return thread && typeof thread.run === "function" ? thread : undefined;

@@ -64,3 +64,5 @@ export { MagnitudePruning, PrunedGradientSync, cubicSparsity, countZeros, valida
 export { Zero, ZERO_DEFAULTS, ZERO_STAGES, validateZeroOptions, zeroHeldBytesFormula, zeroWireElementsFormula, type ZeroOptions, type ZeroStage, type ZeroCollectives, type ZeroHeldBytes } from "./zero";
 export { planShards, type ShardPlan, type UnitShard } from "./zero-shards";
 export { FlatAdam, type AdamHyperparameters } from "./zero-adam";
+// Composition: data, tensor and pipeline parallelism on a device mesh {dp, pp, tp}.
+export { compose, ParallelPlan, COMPOSE_DEFAULTS, MESH_DIMENSIONS, validateComposeOptions, validateComposition, meshCoordinates, meshDimensionOf, type ComposeOptions, type ComposedStep, type MeshDegrees, type MeshDimension } from "./compose";

@@ -195,6 +195,8 @@ export class TensorParallelGpt {
   private readonly gpt: TinyGptOptions;
   private tapes: LayerTape[] = [];
   private modelTape: ModelTape | undefined;
+  /** the model stages [start, end) of the last forwardStage; undefined after forward */
+  private stageRange: { start: number; end: number } | undefined;
   private forwardCount = 0;
 
   /**
@@ -339,12 +341,97 @@ export class TensorParallelGpt {
     return loss;
   }
 
+  /**
+   * Forward of one pipeline stage of the cut model (compose.ts: TP inside pipeline stages, without
+   * sequence parallelism): the model stages [range.start, range.end) in TinyGpt.stages order
+   * (0 the embedding, 1..nLayer the blocks, nLayer + 1 the head). The first stage starts from
+   * batch.x; the others from `input` [s, b, C], the previous stage's output (taken, disposed with
+   * the tape). Returns this stage's output [s, b, C], or the batch's mean loss on the head's stage.
+   * Keeps one micro-batch's tape, for backwardStage.
+   */
+  async forwardStage(batch: TensorBatch, range: { start: number; end: number }, input?: tf.Tensor): Promise<{ output?: tf.Tensor; loss?: number }> {
+    if (this.options.sequenceParallel) throw new RangeError("tensorParallel.forwardStage: sequence parallelism inside pipeline stages is not built");
+    this.release();
+    const step = this.forwardCount++;
+    const tokens = tf.clone(batch.x);
+    const labels = tf.clone(batch.y);
+    const head = this.gpt.nLayer + 1;
+    let h = range.start === 0 ? tf.tidy(() => this.embed(tokens, this.params[0]!, this.params[1]!)) : input!;
+    for (let stage = Math.max(range.start, 1); stage < Math.min(range.end, head); stage++) {
+      h = await withSpan(this.comm, `forward block${stage - 1}`, () => this.layerForward(stage - 1, h, step));
+    }
+    let localLoss = Number.NaN;
+    if (range.end > head) {
+      const [gain, bias, wHead] = this.headParams();
+      const loss = tf.tidy(() => this.localLoss(this.headLogits(h, gain, bias, wHead), labels));
+      localLoss = (await loss.data())[0]!;
+      loss.dispose();
+    }
+    this.modelTape = { tokens, labels, final: h, localLoss };
+    this.stageRange = range;
+    return range.end > head ? { loss: localLoss } : { output: tf.clone(h) };
+  }
+
+  /**
+   * Backward of the last forwardStage from dOut [s, b, C] (d loss / d this stage's output;
+   * none on the head's stage). Adds scale x d loss / d parameter for this stage's parameters
+   * into `into` (by parameter index) and returns d loss / d input [s, b, C] (none on the first stage).
+   */
+  async backwardStage(dOut: tf.Tensor | undefined, scale: number, into: Map<number, Float32Array>): Promise<tf.Tensor | undefined> {
+    const m = this.modelTape;
+    const range = this.stageRange;
+    if (m === undefined || range === undefined) throw new Error("tensorParallel.backwardStage: call forwardStage first");
+    const grads = new Map<number, tf.Tensor>();
+    const add = (index: number, g: tf.Tensor): void => {
+      const previous = grads.get(index);
+      grads.set(index, previous === undefined ? g : tf.add(previous, g));
+      if (previous !== undefined) tf.dispose([previous, g]);
+    };
+    const head = this.gpt.nLayer + 1;
+    let dh: tf.Tensor;
+    if (range.end > head) {
+      const headIndex = this.params.length - 3;
+      const [gain, bias, wHead] = this.headParams();
+      const [dFinal, dGain, dBias, dW] = tf.grads((h: tf.Tensor, g: tf.Tensor, bb: tf.Tensor, w: tf.Tensor) => this.localLoss(this.headLogits(h, g, bb, w), m.labels))([m.final, gain, bias, wHead]);
+      add(headIndex, dGain!);
+      add(headIndex + 1, dBias!);
+      add(headIndex + 2, dW!);
+      dh = dFinal!;
+    } else {
+      dh = tf.clone(dOut!);
+    }
+    for (let stage = Math.min(range.end, head) - 1; stage >= Math.max(range.start, 1); stage--) {
+      const d = dh;
+      dh = await withSpan(this.comm, `backward block${stage - 1}`, () => this.layerBackward(stage - 1, d, add));
+      d.dispose();
+    }
+    let dInput: tf.Tensor | undefined = dh;
+    if (range.start === 0) {
+      const [dWte, dWpe] = vjp((wte, wpe) => this.embed(m.tokens, wte!, wpe!), [this.params[0]!, this.params[1]!], dh);
+      add(0, dWte!);
+      add(1, dWpe!);
+      dh.dispose();
+      dInput = undefined;
+    }
+    for (const [i, g] of grads) {
+      const values = (await g.data()) as Float32Array;
+      const sum = into.get(i) ?? new Float32Array(values.length);
+      for (let k = 0; k < sum.length; k++) sum[k]! += scale * values[k]!;
+      into.set(i, sum);
+    }
+    tf.dispose([...grads.values()]);
+    this.release();
+    return dInput;
+  }
+
   /** Frees what the last forward kept. */
   release(): void {
-    for (const tape of this.tapes) tf.dispose(Object.values(tape).filter((t): t is tf.Tensor => t !== undefined));
+    // a pipeline stage keeps only its own blocks: the others are holes
+    for (const tape of this.tapes) if (tape) tf.dispose(Object.values(tape).filter((t): t is tf.Tensor => t !== undefined));
     this.tapes = [];
     if (this.modelTape) tf.dispose([this.modelTape.tokens, this.modelTape.labels, this.modelTape.final]);
     this.modelTape = undefined;
+    this.stageRange = undefined;
   }
 
   dispose(): void {

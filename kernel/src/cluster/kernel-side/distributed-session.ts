@@ -62,7 +62,7 @@ export class DistributedSession {
     this.outputs.set(cellId, output);
     const timeoutMs = options.timeoutSeconds * 1000;
     // A fresh group loads TensorFlow.js first (seconds): the timeline starts when the ranks can run.
-    for (const note of await group.prepare(timeoutMs)) io.stream("stderr", `distlab: ${note}\n`);
+    for (const note of await group.prepare(timeoutMs, { interrupt: io.interruptSignal, progress: progressLine(io) })) io.stream("stderr", `distlab: ${note}\n`);
     const observer = options.timeline !== "off" ? this.observer : undefined;
     observer?.cellStarted(cellId, group, io, options);
     // Declarations travel with the chain in the kernel; ranks need only the code.
@@ -162,4 +162,16 @@ export function describeShape(shape: GroupShape): string {
 function compileErrorOutcome(error: CompileError, bodyLineOffset: number): ExecuteOutcome {
   const lines = error.diagnostics.map((d) => `${d.file ? `${d.file} ` : ""}${d.file ? d.line : d.line + bodyLineOffset}:${d.column} - ${d.message}`);
   return { status: "error", ename: "CompileError", evalue: lines.join("\n"), traceback: [`CompileError: cell does not compile`, ...lines] };
+}
+
+let nextProgressId = 1;
+
+/** A line under the cell that each call replaces (one display_data, then update_display_data). */
+function progressLine(io: ExecutionIO): (line: string) => void {
+  const displayId = `distlab-progress-${process.pid}-${nextProgressId++}`;
+  let shown = false;
+  return (line) => {
+    io.display({ data: { "text/plain": line }, transient: { display_id: displayId } }, shown);
+    shown = true;
+  };
 }

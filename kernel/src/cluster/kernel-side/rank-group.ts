@@ -62,12 +62,20 @@ export interface MemoryWatch {
   watch(onExceeded: (reason: string) => void): () => void;
 }
 
+/** What a prepare may use while it waits for a backend (agents dialling in): the cell's interrupt, a live progress line. */
+export interface PrepareContext {
+  interrupt?: AbortSignal;
+  /** Shows `line` under the cell, replacing the previous progress line. */
+  progress?: (line: string) => void;
+}
+
 /**
  * What a backend does around the shared lifecycle: `ready` before each prepare (e.g. dial remote
  * agents; it may return lines to tell the cell, such as which ranks lost their state), `closed` after close.
  */
 export interface GroupHooks {
-  ready?(): Promise<string[] | void>;
+  /** `timeoutMs`: the collective timeout of the cell about to run (remote backends time their heartbeats by it). */
+  ready?(timeoutMs: number, context: PrepareContext): Promise<string[] | void>;
   closed?(): void;
 }
 
@@ -94,8 +102,8 @@ export class RankGroup {
    * Initialises ranks that need it and (re)joins everyone to a world with this timeout. Returns a
    * line for each rank that had ended while idle and was started afresh (its state is lost).
    */
-  async prepare(timeoutMs: number): Promise<string[]> {
-    const notes = (await this.hooks.ready?.()) ?? [];
+  async prepare(timeoutMs: number, context: PrepareContext = {}): Promise<string[]> {
+    const notes = (await this.hooks.ready?.(timeoutMs, context)) ?? [];
     const fresh = this.ranks.filter((rank) => rank.needsInit);
     const restarted = notes.concat(fresh.flatMap((rank) =>
       rank.endedWhileIdle === undefined ? [] : [`rank ${rank.info.rank} had ended while idle (${rank.endedWhileIdle}); started it afresh, its declarations are lost`],

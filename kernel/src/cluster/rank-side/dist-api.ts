@@ -13,6 +13,7 @@ import { addWireStats } from "../../comm/wire-stats-merge";
 import { createCheckpointApi, type CheckpointInfo, type CheckpointOptions } from "../../checkpoint/dist-checkpoint";
 import { isTensor } from "./cell-value";
 import { splitEvenly } from "../split";
+import { registeredTensorAllReduce } from "./tensor-allreduce";
 
 type Tf = typeof import("@tensorflow/tfjs");
 type Tensor = import("@tensorflow/tfjs").Tensor;
@@ -31,6 +32,15 @@ export interface DistIdentity {
   device: string;
 }
 
+/** dist.mesh's answer: the comm mesh with each axis as a Dist. */
+export interface DistMesh {
+  readonly shape: readonly number[];
+  readonly names: readonly string[];
+  /** this rank's coordinate along each axis */
+  readonly coords: Readonly<Record<string, number>>;
+  axis(name: string): Dist;
+}
+
 export interface Dist extends DistIdentity {
   barrier(): Promise<void>;
   allReduce<T extends Collectable>(x: T, options?: AllReduceOptions): Promise<T>;
@@ -45,6 +55,12 @@ export interface Dist extends DistIdentity {
   shard<T>(data: readonly T[]): T[];
   /** A sub-group over some ranks of this one; every member must call it in the same order. */
   newGroup(ranks: readonly number[], name?: string): Dist;
+  /**
+   * A device mesh over this group's ranks, row-major: `dist.mesh([2, 2, 2], ["dp", "pp", "tp"])`;
+   * `axis(name)` is the Dist of the ranks that differ from this one only along that axis
+   * (its group is named after the axis, e.g. "tp[0,1]"). Every member must call it in the same order.
+   */
+  mesh(shape: readonly number[], names: readonly string[]): DistMesh;
   /**
    * A zeroed array that collectives read and write in place (thread ranks: it lives in the
    * group's shared memory, so allReduce skips its copies in and out); a plain array elsewhere.
@@ -81,8 +97,9 @@ export interface Dist extends DistIdentity {
    */
   readonly stats: WireStatsAccess;
   /**
-   * The rank's communication thread (thread ranks): collectives handed to it run while this
-   * thread computes, drawn on the rank's `comm` stream. Undefined for process ranks.
+   * The rank's communication thread: collectives handed to it run while this thread computes,
+   * drawn on the rank's `comm` stream. Thread ranks and local process ranks have one; ranks on
+   * remote hosts do not (undefined).
    */
   readonly commThread: CommThread | undefined;
 }
@@ -177,8 +194,13 @@ export function createDist(
     },
     stats,
     barrier: () => current().barrier(),
-    allReduce: (x, options) => {
+    allReduce: async (x, options) => {
       checkOp("allReduce", options);
+      if (isTensor(x)) {
+        const tensor = x as unknown as Tensor;
+        const reduced = await registeredTensorAllReduce(tf, current(), tensor, withShape(options, tensor.shape) ?? {});
+        if (reduced) return reduced as unknown as typeof x;
+      }
       return viaArray("allReduce", x, (array, shape) => current().allReduce(array, withShape(options, shape)));
     },
     reduceScatter: (x, options) => {
@@ -234,6 +256,20 @@ export function createDist(
       const sub = current().newGroup(ranks, name);
       // The comm thread serves the world group only.
       return createDist({ ...identity, rank: sub.rank, size: sub.size }, sub, tf, recorder, wire);
+    },
+    mesh: (shape, names) => {
+      const mesh = current().mesh(shape, names);
+      const axes = new Map<string, Dist>();
+      return {
+        shape: mesh.shape, names: mesh.names, coords: mesh.coords,
+        axis: (name) => {
+          if (!axes.has(name)) {
+            const sub = mesh.axis(name);
+            axes.set(name, createDist({ ...identity, rank: sub.rank, size: sub.size }, sub, tf, recorder, wire));
+          }
+          return axes.get(name)!;
+        },
+      };
     },
   };
   return dist;

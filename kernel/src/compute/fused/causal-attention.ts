@@ -5,8 +5,9 @@
  *   per head: softmax(scale q k^T + causal mask) v, heads side by side
  *
  * On a backend with the fused kernels (webgpu, ../webgpu/causal-attention.ts;
- * time <= 1024, head size <= 256) one dispatch forward and two backward
- * instead of about twenty. On wasm a tf.customGrad op whose products stay
+ * time <= ROWS_MAX_TIME, head size <= 256) one dispatch forward and two
+ * backward instead of about twenty; longer contexts on webgpu take the
+ * stock form, whose products there are untransposed (./mat-mul.ts). On wasm a tf.customGrad op whose products stay
  * batched matMuls (the BatchMatMul kernel's), around fused kernels for the
  * head layout (../wasm/attention-heads.ts) and the causal softmax
  * (../wasm/causal-softmax.ts): 5 kernels forward and 7 backward instead of
@@ -18,6 +19,7 @@ import { CAUSAL_ATTENTION, CAUSAL_ATTENTION_GRAD, MAX_HEAD_SIZE, MAX_TIME } from
 import { CAUSAL_SOFTMAX, CAUSAL_SOFTMAX_GRAD } from "../webgpu/causal-softmax";
 import { causalSoftmax } from "./causal-softmax";
 import { hasFusedKernel, runFused } from "./kernels";
+import { matMul } from "./mat-mul";
 
 type Tf = typeof import("@tensorflow/tfjs");
 type Tensor = import("@tensorflow/tfjs").Tensor;
@@ -35,8 +37,9 @@ export function stockCausalAttention(tf: Tf, qkv: Tensor, { time, heads }: Atten
   const batch = qkv.size / (3 * width * time);
   const toHeads = (z: Tensor) => tf.transpose(tf.reshape(z, [batch, time, heads, headSize]), [0, 2, 1, 3]); // [batch, heads, time, hs]
   const [q, k, v] = tf.split(qkv, 3, -1).map(toHeads) as [Tensor, Tensor, Tensor];
-  const weights = causalSoftmax(tf, tf.matMul(q, k, false, true), 1 / Math.sqrt(headSize), mask); // [batch, heads, time, time]
-  const attended = tf.matMul(weights, v); // [batch, heads, time, hs]
+  // ./mat-mul.ts's matMul: on webgpu products of untransposed operands forward and backward.
+  const weights = causalSoftmax(tf, matMul(tf, q, k, true), 1 / Math.sqrt(headSize), mask); // [batch, heads, time, time]
+  const attended = matMul(tf, weights, v); // [batch, heads, time, hs]
   return tf.reshape(tf.transpose(attended, [0, 2, 1, 3]), [...qkv.shape.slice(0, -1), width]);
 }
 
@@ -94,13 +97,36 @@ function headsCausalAttention(tf: Tf, attrs: { time: number; heads: number; scal
   return op;
 }
 
+/**
+ * Longest context for which webgpu takes the per-query-row kernels by
+ * default. They stream every key for every query (one dispatch forward, no
+ * [T, T] products): at batch 8 with 12 heads of 64 on an H200, forward +
+ * backward, they won at 64 and 128 positions and lost from 256 on, by 1.6x
+ * at 1024, to batched matMuls around the fused causal softmax
+ * (docs/benchmarks.md, GPT-2 small).
+ */
+export const ROWS_MAX_TIME = 128;
+
+/**
+ * Which webgpu form to take for `time` positions, from
+ * DISTLAB_WEBGPU_ATTENTION: "rows" (the per-query-row kernels), "matmul"
+ * (batched matMuls around the fused causal softmax, the form PyTorch eager
+ * takes) or "auto" (the default: rows up to ROWS_MAX_TIME).
+ */
+export function webGpuAttentionForm(time: number, env: NodeJS.ProcessEnv = process.env): "rows" | "matmul" {
+  const value = env.DISTLAB_WEBGPU_ATTENTION ?? "auto";
+  if (value !== "rows" && value !== "matmul" && value !== "auto") throw new RangeError(`DISTLAB_WEBGPU_ATTENTION must be auto, rows or matmul, got ${value}`);
+  if (value !== "auto") return value;
+  return time <= ROWS_MAX_TIME ? "rows" : "matmul";
+}
+
 /** qkv [..., 3C] with batch * time rows -> [..., C]. */
 export function causalAttention(tf: Tf, qkv: Tensor, shape: AttentionShape, mask?: Tensor): Tensor {
   const width = qkv.shape[qkv.shape.length - 1]!;
   if (width % (3 * shape.heads) !== 0) throw new RangeError(`causalAttention: qkv's last axis (${width}) must be 3 * heads * headSize (heads ${shape.heads})`);
   if ((qkv.size / width) % shape.time !== 0) throw new RangeError(`causalAttention: qkv's rows (${qkv.size / width}) must be batch * time (time ${shape.time})`);
   const headSize = width / 3 / shape.heads;
-  if (shape.time <= MAX_TIME && headSize <= MAX_HEAD_SIZE && hasFusedKernel(tf, CAUSAL_ATTENTION, [qkv])) {
+  if (shape.time <= MAX_TIME && headSize <= MAX_HEAD_SIZE && hasFusedKernel(tf, CAUSAL_ATTENTION, [qkv]) && webGpuAttentionForm(shape.time) === "rows") {
     return fusedCausalAttention(tf, { ...shape, scale: 1 / Math.sqrt(headSize) })(qkv);
   }
   if (hasFusedKernel(tf, TO_HEADS, [qkv]) && hasFusedKernel(tf, CAUSAL_SOFTMAX, [qkv])) {

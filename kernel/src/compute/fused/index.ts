@@ -12,3 +12,4 @@ export { causalMask, causalSoftmax, causalSoftmaxReference } from "./causal-soft
 export { causalAttention, stockCausalAttention, type AttentionShape } from "./causal-attention";
 export { softmaxCrossEntropy, stockSoftmaxCrossEntropy } from "./cross-entropy";
 export { linear } from "./linear";
+export { matMul, untransposedMatMul, untransposedLinear, transposeLast, UNTRANSPOSED_MIN_SIZE } from "./mat-mul";

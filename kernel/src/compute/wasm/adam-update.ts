@@ -9,7 +9,7 @@
  *
  * tf.train.adam computes the same with 14 kernels per variable (each a new
  * buffer): about 730 kernel calls per tiny-GPT step (52 variables, 0.8M
- * values) where this makes 52 passes (times: docs/benchmarks.md, "Figures
+ * values) where this makes 52 passes (times: docs/compute.md, "Figures
  * behind the code"). The
  * pass is simd-kernels.ts's adam (4 lanes) over the multiple-of-4 prefix
  * and the same float32 operations in JavaScript (Math.fround after each)

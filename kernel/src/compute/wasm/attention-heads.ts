@@ -15,7 +15,7 @@
  * otherwise). The stock ops take a split, a reshape and a transpose per
  * part (a concat for the gradient), each a copy through general strides;
  * these 16 calls replace them at a fraction of the time (figures:
- * docs/benchmarks.md, "Figures behind the code").
+ * docs/compute.md, "Figures behind the code").
  */
 import type { KernelConfig, KernelFunc, TensorInfo } from "@tensorflow/tfjs";
 import { addressOf, heapF32, simdOf, sizeOf, type WasmBackend } from "./tensor-info";

@@ -6,7 +6,7 @@
  * uses: dW = x^T dy, dx = dy W^T) or several batches it falls to a scalar
  * loop, an order of magnitude slower. gemm.ts folds the transposes into the
  * packing it does anyway and runs at about the same speed for every case
- * (figures: docs/benchmarks.md, "Figures behind the code").
+ * (figures: docs/compute.md, "Figures behind the code").
  *
  * Batches: equal batch sizes multiply pairwise; a batch of 1 on either side
  * is shared (its packing done once when it is the right operand). Batch

@@ -5,7 +5,7 @@
  * RealDiv's, ...). The stock wasm Cast copies the buffer whatever the
  * dtypes (it does not go through the Identity kernel that identity.ts
  * replaces): 88 copies per tiny-GPT step with the stock ops, 36 of them
- * [768, 128] and 8 [768, 512] (their time: docs/benchmarks.md, "Figures
+ * [768, 128] and 8 [768, 512] (their time: docs/compute.md, "Figures
  * behind the code"). Tensor data is
  * immutable in TF.js, so, as in identity.ts, the
  * output shares the input's buffer with one more reference. Real

@@ -14,7 +14,7 @@
  * Math.exp per weight). A masked key's weight is exactly 0
  * (exp(-1e9 - max) is 0 in float32), so the backward (softmaxGrad) runs
  * over whole rows: those keys add nothing to the sum and get 0. Most of
- * what remains is the Softmax kernel (figures: docs/benchmarks.md,
+ * what remains is the Softmax kernel (figures: docs/compute.md,
  * "Figures behind the code"). Key counts not a multiple of 4 use the JavaScript
  * loops below.
  */

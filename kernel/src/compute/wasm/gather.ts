@@ -3,7 +3,7 @@
  *
  * The stock kernel gathers element by element through general strides,
  * which dominated the tiny GPT's token embedding (768 rows of [65, 128];
- * figures: docs/benchmarks.md, "Figures behind the code"). Along axis 0 each index is one contiguous
+ * figures: docs/compute.md, "Figures behind the code"). Along axis 0 each index is one contiguous
  * row, copied here with one memcpy (TypedArray.set). An
  * index out of range goes to the stock kernel, which reports it as
  * TF.js does; other axes, batch dimensions and dtypes keep it too.

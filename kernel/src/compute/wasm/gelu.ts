@@ -8,7 +8,7 @@
  *
  * The stock ops take 11 kernels per GELU and step (pow, mul, add, tanh and
  * their gradients) for each of the tiny GPT's four [768, 512] GELUs, where
- * this takes three passes (figures: docs/benchmarks.md, "Figures behind the
+ * this takes three passes (figures: docs/compute.md, "Figures behind the
  * code"). The forward is a pass writing 2u (simd-kernels.ts's geluInput),
  * the stock Sigmoid (XNNPACK's vectorised kernel, far faster than a
  * JavaScript Math.tanh or Math.exp per element) and a pass

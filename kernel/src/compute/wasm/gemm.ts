@@ -12,7 +12,7 @@
  * Through tf.matMul it is faster than TF.js wasm's own product (XNNPACK,
  * which has no transposed path), and slower again with separate multiply
  * and add instead of relaxed SIMD's fused multiply-add (figures:
- * docs/benchmarks.md, "Figures behind the code"; bench/compute.mjs has
+ * docs/compute.md, "Figures behind the code"; bench/compute.mjs has
  * the step times).
  *
  * One instance per thread (each rank worker has its own); its memory grows
@@ -22,7 +22,7 @@ import { Wasm, type WasmMemory } from "../../comm/wasm-api";
 import { RELAXED_SIMD_FLAG, relaxedSimdCompiles } from "../../v8-start-flags";
 import { gemmModuleBytes } from "./gemm-module";
 
-/** The register tile: 4 rows x 8 columns, the best of a sweep of tile shapes (docs/benchmarks.md, "Figures behind the code"). */
+/** The register tile: 4 rows x 8 columns, the best of a sweep of tile shapes (docs/compute.md, "Figures behind the code"). */
 const MR = 4;
 const NR = 8;
 const PAGE = 65536;
@@ -30,7 +30,7 @@ const PAGE = 65536;
  * Steps of k per kernel call. With all of k in one call, a tile's walk down
  * B's panel (and A's block) outgrows L1 for k of 512 and more, and the next
  * tile reads it from L2 again. Slices of 256 were the fastest of those
- * tried (docs/benchmarks.md, "Figures behind the code").
+ * tried (docs/compute.md, "Figures behind the code").
  */
 const K_SLICE = 256;
 
@@ -128,7 +128,7 @@ export class WasmGemm {
     copyRows(heap, aAt, aPitch, a, aRows, aCols);
     // A stored transposed ([k, m]) holds each step's MR values of a block side by side, but one step per
     // cache line: a block's walk down k touches k lines. Packed into blocks ([mBlocks][k][MR]) the walk is
-    // sequential, which made the tiny GPT's x^T dy products faster (docs/benchmarks.md, "Figures behind the code").
+    // sequential, which made the tiny GPT's x^T dy products faster (docs/compute.md, "Figures behind the code").
     if (transposeA) this.#packQuads(aAt * 4, aPitch * 4, packedAt * 4, mBlocks, k);
     const aBase = transposeA ? packedAt : aAt;
     const aRowBytes = transposeA ? 4 : 4 * aPitch, aKBytes = transposeA ? 16 : 4, aBlockBytes = transposeA ? 16 * k : MR * aRowBytes;
@@ -165,7 +165,7 @@ const align = (floats: number) => (floats + 3) & ~3;
  * The kernel walks A and B down their rows; at a stride of a power of two
  * bytes (a row of 512 floats is 2 KiB) every step falls in the same few
  * sets of the cache and evicts the lines the next tile reuses, which nearly
- * halved the speed of 768x128 . 128x512 (docs/benchmarks.md, "Figures
+ * halved the speed of 768x128 . 128x512 (docs/compute.md, "Figures
  * behind the code"). Small operands (an
  * attention head's 64 x 32) stay in L1 whatever their stride, and copy in
  * one piece.

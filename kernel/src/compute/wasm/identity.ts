@@ -4,7 +4,7 @@
  * TF.js's gradients call cast(x, "float32") on float32 tensors (Multiply's,
  * Sub's, ...), which runs Identity; the stock wasm kernel copies the whole
  * buffer each time. In a tiny-GPT training step that was 200 copies, 50 of
- * them [768, 512] (1.5 MiB each), a ninth of the step (docs/benchmarks.md,
+ * them [768, 512] (1.5 MiB each), a ninth of the step (docs/compute.md,
  * "Figures behind the code"). Tensor data
  * is immutable in TF.js (Variable.assign swaps the buffer, it never writes
  * into it), so the output can share the input's buffer with one more

@@ -13,7 +13,7 @@
  * The stock ops take about 30 kernels per layer norm and step (moments,
  * sub, rsqrt, mul, add and their gradients, with transposes for the column
  * sums), for each of the tiny GPT's nine, where this takes one pass each
- * way (figures: docs/benchmarks.md, "Figures behind the code"). Rows whose
+ * way (figures: docs/compute.md, "Figures behind the code"). Rows whose
  * width is a multiple of 4 go through simd-kernels.ts's layerNorm and
  * layerNormGrad (f32x4, float32 sums; several times faster than the
  * JavaScript loops below); other widths through the

@@ -5,7 +5,7 @@
  * axis 0 of [rows, n] (every bias gradient: dy summed over the rows; the
  * position embedding's gradient, summed over the batch) first transposes x
  * with a copy, which costs far more than the sum (figures:
- * docs/benchmarks.md, "Figures behind the code"). This adds the rows of x,
+ * docs/compute.md, "Figures behind the code"). This adds the rows of x,
  * viewed as [rows, columns], in one pass, in row order: simd-kernels.ts's
  * columnSumBlocks (16 columns at a time in registers down all rows, which
  * beat adding each row into the output for 128 and 384 columns)

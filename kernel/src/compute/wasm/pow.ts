@@ -3,7 +3,7 @@
  *
  * The stock kernel calls the C library's powf per element: tf.pow(x, 3) in
  * the tanh-GELU of a tiny GPT's MLP ([768, 512] per layer) took more of a
- * training step than every op but matMul (figures: docs/benchmarks.md,
+ * training step than every op but matMul (figures: docs/compute.md,
  * "Figures behind the code"). With a scalar exponent of 1, 2, 3 or 4 (and its
  * gradient, which is pow(x, exponent - 1)) this multiplies instead, in one
  * pass over the heap. Other exponents keep the stock kernel.

@@ -6,7 +6,7 @@
  *
  * Why not JavaScript loops over Float32Array views of the heap: V8 does not
  * vectorise them, and these f32x4 loops run several times faster per
- * element (figures: docs/benchmarks.md, "Figures behind the code").
+ * element (figures: docs/compute.md, "Figures behind the code").
  * The functions below run 4 lanes at a time and need row widths (or
  * element counts) that are multiples of 4; the kernels use their
  * JavaScript loops for other shapes (or for an element-count tail).

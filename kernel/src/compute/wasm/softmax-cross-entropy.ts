@@ -11,7 +11,7 @@
  *
  * Stock ops take about 20 kernels (one-hot, log-softmax, the products, sums
  * and mean, and their gradients); these two take a fraction of their time
- * for the tiny GPT's logits, [768, 65] (figures: docs/benchmarks.md,
+ * for the tiny GPT's logits, [768, 65] (figures: docs/compute.md,
  * "Figures behind the code"). Both kernels start from the stock Softmax
  * kernel (XNNPACK's vectorised exp): the loss is then one log per row, the
  * gradient one scaling pass (a JavaScript Math.exp per logit alone cost

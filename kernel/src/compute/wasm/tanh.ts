@@ -4,7 +4,7 @@
  * The stock Tanh calls the C library's tanhf per element (a tiny GPT's
  * tanh-GELU runs it once per layer on [768, 512]), while the stock Sigmoid
  * goes through XNNPACK's vectorised kernel, many times faster for the same
- * size (figures: docs/benchmarks.md, "Figures behind the code"). tanh(x) = 2 sigmoid(2x) - 1; near 0 that
+ * size (figures: docs/compute.md, "Figures behind the code"). tanh(x) = 2 sigmoid(2x) - 1; near 0 that
  * difference cancels to an absolute error of about 1e-7, so for |x| < 0.01
  * the odd Taylor series x - x^3/3 + 2x^5/15 (exact to float32 there) is used
  * instead, keeping the relative error small too.

@@ -5,7 +5,7 @@
  * TF.js computes a large matMul with its packed vec4 shader and a fixed
  * 32x32 output tile per workgroup (8x8 threads, 4x4 outputs each), a size
  * chosen for 16 KiB of workgroup memory. On a large GPU that stays far
- * below PyTorch's f32 product (docs/benchmarks.md, "Figures behind the
+ * below PyTorch's f32 product (docs/compute.md, "Figures behind the
  * code"): each value loaded into workgroup memory is used by too few
  * multiply-adds. The same shader
  * template takes other tile shapes; this kernel runs the stock kernel but
@@ -38,7 +38,7 @@ export interface MatMulTile {
 /**
  * 128 x 64 outputs per workgroup (16 x 16 threads, 8 x 4 each; 48 KiB of
  * workgroup memory): the best of the tile sweep of bench/gpu/webgpu-bench.ts
- * from 2048 to 8192 (docs/benchmarks.md). Products under 1024 x
+ * from 2048 to 8192 (its figures: git log -p docs/benchmarks.md). Products under 1024 x
  * 1024 outputs keep TF.js's choice, which also picks split-K and small-tile
  * programs there.
  */

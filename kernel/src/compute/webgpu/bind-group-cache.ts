@@ -3,7 +3,7 @@
  *
  * TF.js's webgpu backend creates one bind group per dispatch (output,
  * inputs, uniforms). Through Dawn's Node binding that call costs about ten
- * times what dispatching does (figures: docs/benchmarks.md, "Figures behind
+ * times what dispatching does (figures: docs/compute.md, "Figures behind
  * the code"), which made it the largest single host cost of a tiny-GPT step. The buffers come from TF.js's buffer
  * pool and the step allocates in the same order every time, so the same
  * (layout, buffers) combinations recur step after step: a cache keyed by the

@@ -9,7 +9,7 @@
  * depend only on which buffers are free: a step that starts with the same
  * set of free buffers (the steady state of a training loop) gets the same
  * buffers as the step before, and the cache hits on all but the first
- * steps (counts: docs/benchmarks.md, "Figures behind the code").
+ * steps (counts: docs/compute.md, "Figures behind the code").
  *
  * TF.js internals it relies on (pinned version; ../tfjs-internals.ts checks
  * them): BufferManager's lists and counters below, and acquireBuffer's

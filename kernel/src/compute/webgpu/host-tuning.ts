@@ -4,7 +4,7 @@
  *
  * A tiny-GPT step ran 1,421 dispatches and was bound by host time, not GPU
  * time: with Dawn's null backend (no GPU work at all) the step took as long
- * on a CPU-only machine as on a GPU one (docs/benchmarks.md, "Figures
+ * on a CPU-only machine as on a GPU one (docs/compute.md, "Figures
  * behind the code"). Each tuning is its own
  * file:
  *   bind-groups  bind-group-cache.ts  reuse bind groups (costly to create through Dawn's Node binding)
@@ -14,7 +14,7 @@
  *                                     otherwise run in JavaScript and upload their results),
  *                                     WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE 64 (TF.js: 15); each only where
  *                                     it still has TF.js's default; each shortened the tiny-GPT step on
- *                                     a GPU (docs/benchmarks.md, "Figures behind the code")
+ *                                     a GPU (docs/compute.md, "Figures behind the code")
  * DISTLAB_WEBGPU_HOST=none keeps TF.js's behaviour; a comma list
  * (e.g. "pool,bind-groups") applies only those.
  */

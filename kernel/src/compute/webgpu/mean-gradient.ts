@@ -5,7 +5,7 @@
  * the ones are filled in JavaScript and, on the webgpu backend, uploaded
  * every time (a layer norm takes two means: 18 such uploads of 98,304
  * floats per tiny-GPT step, a tenth of a host-bound step; figures:
- * docs/benchmarks.md, "Figures behind the code"). Broadcasting dy / n to x's shape gives the same values (dy * 1
+ * docs/compute.md, "Figures behind the code"). Broadcasting dy / n to x's shape gives the same values (dy * 1
  * is exact) with no upload. Gradients are registered per op, not per
  * backend: installed with the webgpu overrides, it applies to every backend
  * of the process, with identical results.

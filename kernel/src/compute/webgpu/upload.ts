@@ -6,7 +6,7 @@
  * mapped staging buffer that it destroys after the copy, and the copy ends
  * the open compute pass: a buffer creation, a map, a copy and a new pass
  * for each scalar. writeBuffer into a pooled buffer costs a fraction of the
- * creation alone through Dawn's Node binding (figures: docs/benchmarks.md,
+ * creation alone through Dawn's Node binding (figures: docs/compute.md,
  * "Figures behind the code") and keeps the pass open.
  *
  * Ordering: writeBuffer runs on the queue timeline before the commands

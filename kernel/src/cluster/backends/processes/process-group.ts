@@ -26,5 +26,6 @@ export function createProcessGroup(shape: GroupShape, onEvent: (rank: number, ev
     const info = { rank, size: shape.size, host, memoryCapBytes: shape.memoryCapBytes, ...(shape.tfBackend ? { tfBackend: shape.tfBackend } : {}), ...(gpu ? { gpu } : {}) };
     return new ProcessRank(info, onEvent, launchFor(rank));
   });
-  return new RankGroup(shape, ranks, (size) => createTcpKernelWorld(size));
+  // Each rank process gets a communication thread (DDP's buckets move on it while backward computes).
+  return new RankGroup(shape, ranks, (size) => createTcpKernelWorld(size, undefined, { commThread: true }));
 }

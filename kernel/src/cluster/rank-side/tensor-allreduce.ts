@@ -1,0 +1,60 @@
+/**
+ * `dist.allReduce(tensor)` on the wasm backend in a shm (threads) world,
+ * without the copies the generic tensor path makes: the generic path reads
+ * the tensor out (`tensor.data()`: a fresh array of the tensor's bytes, whose
+ * pages all fault on first write), reduces it into a pooled result, and makes
+ * the result tensor from it (a copy into the wasm heap by TypedArray#set,
+ * slow from shared memory). Here:
+ *
+ *   wasm heap --memmove--> registered block --allReduce in place--> registered block --memmove--> new tensor's heap
+ *
+ * The collective is the registered in-place call (peers read the block where
+ * it lies, the reduced slices are written straight into it), the block is the
+ * rank's own registered memory, reused by the next call of the same size
+ * (freed, not left to the garbage collector), and both copies are memmoves
+ * (host-copy.ts) between memory that was touched before.
+ *
+ * Registered memory gives a freed block only to an allocation of the same size: each distinct
+ * tensor size keeps one block per rank until the world ends (a full registered memory sends the
+ * call down the generic path).
+ *
+ * The heap views are taken and used synchronously: any allocation in the
+ * wasm heap (an op, the result's makeOutput) may grow its memory and detach
+ * every view of it, and a collective awaits; so the copy in happens before
+ * the call, and the copy out right after makeOutput.
+ */
+import type { AllReduceOptions, Communicator } from "../../comm/types";
+import { copyElements } from "../../comm/host-copy";
+import { hasWasmInternals } from "../../compute/wasm/tensor-info";
+
+type Tf = typeof import("@tensorflow/tfjs");
+type Tensor = import("@tensorflow/tfjs").Tensor;
+
+/** Below this many bytes the generic path is as fast (its arrays come from malloc's warm memory). */
+const MIN_BYTES = 1024 * 1024;
+
+/**
+ * The reduced tensor, or undefined where this path does not apply (another backend, another dtype, a
+ * small tensor, a world without registered memory): then the caller takes the generic path.
+ */
+export async function registeredTensorAllReduce(tf: Tf, comm: Communicator, tensor: Tensor, options: AllReduceOptions): Promise<Tensor | undefined> {
+  if (tensor.isDisposed || tensor.dtype !== "float32" || tensor.size * 4 < MIN_BYTES || options.out !== undefined) return undefined;
+  const backend = tf.backend();
+  if (tf.getBackend() !== "wasm" || !hasWasmInternals(backend)) return undefined;
+  let block: Float32Array;
+  try {
+    block = comm.alloc(Float32Array, tensor.size);
+  } catch {
+    return undefined; // registered memory is full: the generic path needs none
+  }
+  if (!(block.buffer instanceof SharedArrayBuffer)) return undefined; // no registered memory here (tcp): a plain array
+  try {
+    copyElements(block, 0, backend.typedArrayFromHeap(tensor) as Float32Array);
+    await comm.allReduce(block, { ...options, out: block });
+    const info = backend.makeOutput(tensor.shape, "float32");
+    copyElements(backend.typedArrayFromHeap(info) as Float32Array, 0, block);
+    return tf.engine().makeTensorFromTensorInfo(info);
+  } finally {
+    comm.free(block);
+  }
+}
