@@ -84,7 +84,7 @@ def test_dist_hosts_reports_each_agents_clock_offset(skewed_hosts):
     assert execute(kc, f"{magic}\ndist.rank", timeout=120).status == "ok"
     report = execute(kc, "%dist hosts", timeout=30).stdout
     found = {
-        address: re.search(rf"{re.escape(address)}:.*clock offset ([+-][\d.]+) ms ± ([\d.]+) ms", report)
+        address: re.search(rf"^  {re.escape(address)}:[^\n]*\n    clock offset ([+-][\d.]+) ms ± ([\d.]+) ms", report, re.M)
         for address in (agents[0].address, agents[1].address)
     }
     assert all(found.values()), report

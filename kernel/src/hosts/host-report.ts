@@ -98,7 +98,7 @@ export function describeHosts(group: RankGroup | undefined): string {
     const clock = host.clock
       ? `clock offset ${formatClockOffset(host.clock.estimate)} (${host.clock.measurements} measurement${host.clock.measurements === 1 ? "" : "s"}, drift ${host.clock.driftPpm.toFixed(1)} ppm)`
       : `clock offset not measured (${host.clockUnmeasured ?? "not connected"})`;
-    return `  ${host.name}: agent distlab ${host.agentVersion} on ${host.agentHostname} (${host.launcher === "ssh" ? "started through ssh" : host.launcher === "env" ? "dialled in" : "running agent"}); ${ranks}; ${gpus}; ${link}; ${clock}`;
+    return `  ${host.name}: agent distlab ${host.agentVersion} on ${host.agentHostname} (${host.launcher === "ssh" ? "started through ssh" : host.launcher === "env" ? "dialled in" : "running agent"}); ${ranks}; ${gpus}; ${link}\n    ${clock}`;
   });
   return `hosts (link: kernel <-> agent, measured at group start; clock offset: agent's clock minus the kernel's, best of ${CLOCK_ROUND_TRIPS} pings, re-measured every ${CLOCK_REMEASURE_MS / 1000} s; the timeline is on the kernel's clock):\n${lines.join("\n")}\n`;
 }
