@@ -8,7 +8,10 @@
  * uncertainty = that round trip / 2. The first measurement runs when the agent
  * is connected (before any rank starts); then every CLOCK_REMEASURE_MS while
  * the group is open, whether a cell runs or not. Drift is corrected by taking
- * the latest estimate: spans posted after a re-measurement use it (over 30 s
+ * the latest estimate, unless its uncertainty is over twice the best so far
+ * (and over 1 ms): a re-measurement that met a busy link (a large value pushed
+ * on the control connection) keeps the previous, tighter one. Spans posted
+ * after a re-measurement use the estimate kept (over 30 s
  * a quartz clock drifts by a few microseconds, well inside the uncertainty on
  * a LAN, so a fitted slope would buy nothing measurable). The drift between
  * the first and the latest estimate is kept for `%dist hosts`.
@@ -25,6 +28,9 @@ export const CLOCK_REMEASURE_MS = 30_000;
 const CLOCK_PING_TIMEOUT_MS = 10_000;
 /** The control connection routes answers by rank; clock pings use one no rank (nor the link probes, -1) has. */
 const CLOCK_RANK = -2;
+
+/** An estimate this uncertain (microseconds) or better is always taken, however good earlier ones were. */
+const LOOSE_UNCERTAINTY_US = 1000;
 
 let nextPing = 1;
 
@@ -68,7 +74,7 @@ export async function measureClockOffset(link: AgentLink, roundTrips = CLOCK_ROU
 
 export interface HostClockReport {
   estimate: ClockOffsetEstimate;
-  /** Measurements so far (1 at group start). */
+  /** Measurements so far (1 at group start), including any not kept for being looser than the best. */
   measurements: number;
   /** Latest offset minus the first, over the time between them: microseconds per second (= ppm); 0 after one. */
   driftPpm: number;
@@ -79,6 +85,8 @@ export class HostClock {
   private first: { estimate: ClockOffsetEstimate; atUs: number } | undefined;
   private latest: { estimate: ClockOffsetEstimate; atUs: number } | undefined;
   private measurements = 0;
+  /** The smallest uncertainty of any measurement so far, microseconds. */
+  private bestUncertaintyUs = Number.POSITIVE_INFINITY;
   private timer: ReturnType<typeof setInterval> | undefined;
   private running = false;
   /** Why the last measurement failed, if it did. */
@@ -118,9 +126,12 @@ export class HostClock {
     try {
       const estimate = await measureClockOffset(this.link);
       const atUs = epochMicros();
-      this.latest = { estimate, atUs };
-      this.first ??= this.latest;
       this.measurements++;
+      this.bestUncertaintyUs = Math.min(this.bestUncertaintyUs, estimate.uncertaintyUs);
+      if (this.latest === undefined || estimate.uncertaintyUs <= Math.max(2 * this.bestUncertaintyUs, LOOSE_UNCERTAINTY_US)) {
+        this.latest = { estimate, atUs };
+        this.first ??= this.latest;
+      }
       this.failure = undefined;
     } catch (error) {
       this.failure = (error as Error).message;
