@@ -37,8 +37,10 @@ interface CategoryBuffers {
   hoverText: string[];
 }
 
-export function spanHoverText(span: TimelineSpan): string {
+/** `clock`: the offset of the span's host's clock (TimelineRow.clock), for ranks on other hosts. */
+export function spanHoverText(span: TimelineSpan, clock?: string): string {
   const lines = [`<b>${escapeText(span.name)}</b>`, `rank ${span.rank} · ${span.cat}`, `duration ${formatDuration(span.dur)}`, `start ${formatDuration(span.ts)}`];
+  if (clock !== undefined) lines.push(`host clock ${clock} (aligned to the kernel's)`);
   const args = span.args ?? {};
   if (typeof args.op === "string") lines.push(`op ${escapeText(args.op)}${typeof args.algorithm === "string" ? ` (${escapeText(args.algorithm)})` : ""}`);
   if (typeof args.bytes === "number") {
@@ -96,7 +98,7 @@ export function buildSpanTraces(rows: TimelineRow[], view: ViewWindow, rowHeight
       if (span.ts > view.endUs) break;
       if (span.ts + span.dur < view.startUs) continue;
       if (span.dur >= MIN_DETAIL_PX * binUs) {
-        addSegment(span.cat, row.y, span.ts, span.ts + span.dur, spanHoverText(span));
+        addSegment(span.cat, row.y, span.ts, span.ts + span.dur, spanHoverText(span, row.clock));
         continue;
       }
       const bin = Math.floor((span.ts + span.dur / 2 - view.startUs) / binUs);

@@ -28,12 +28,15 @@ def write_token(directory: Path) -> Path:
 class Agent:
     """A `distlab agent --slots N` child process listening on 127.0.0.1 (port 0: any free one)."""
 
-    def __init__(self, token_file: Path, slots: int, port: int = 0) -> None:
+    def __init__(self, token_file: Path, slots: int, port: int = 0, env: dict[str, str] | None = None) -> None:
+        """`env`: variables added to this agent's environment (and its ranks'), e.g. a test hook."""
         self.token_file = token_file
         self.slots = slots
+        self.env = env
         self.process = subprocess.Popen(
             ["node", str(KERNEL_CLI), "agent", "--listen", f"127.0.0.1:{port}", "--token-file", str(token_file), "--slots", str(slots)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            env=None if env is None else {**os.environ, **env},
         )
         self.log: list[str] = []
         self.listening = threading.Event()
@@ -58,7 +61,7 @@ class Agent:
 
     def restarted(self) -> Agent:
         """A new agent on this one's port (this one must have ended)."""
-        return Agent(self.token_file, self.slots, self.port)
+        return Agent(self.token_file, self.slots, self.port, self.env)
 
     def stop(self) -> None:
         """Ends the agent (continuing it first if it was stopped) and any rank process it left."""

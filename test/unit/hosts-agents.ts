@@ -32,9 +32,9 @@ export interface AgentProcess {
   stop(): Promise<void>;
 }
 
-/** Runs `distlab agent` with `args`; resolves once it listens (or rejects with its stderr if it exits). */
-export function startAgentProcess(args: string[]): Promise<AgentProcess> {
-  const child = spawn(process.execPath, ["--import", "tsx", CLI, "agent", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+/** Runs `distlab agent` with `args` (and `env` added to its environment); resolves once it listens (or rejects with its stderr if it exits). */
+export function startAgentProcess(args: string[], env: NodeJS.ProcessEnv = {}): Promise<AgentProcess> {
+  const child = spawn(process.execPath, ["--import", "tsx", CLI, "agent", ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
   const log: string[] = [];
   const waiters: Array<() => void> = [];
   let partial = "";

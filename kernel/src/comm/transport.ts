@@ -6,6 +6,7 @@ import type { Descriptor } from "./descriptor";
 import type { LinkModel } from "./types";
 import type { WireCounters } from "./wire-counters";
 import type { TrafficCounts } from "./wire-stats";
+import { epochMicros } from "../trace/clock";
 
 export interface SendSpec {
   /** world rank */
@@ -73,7 +74,8 @@ export const FRAME_HEADER_WORDS = 12;
 export const FRAME_HEADER_BYTES = FRAME_HEADER_WORDS * 4;
 export const FRAME_MAGIC = 0x44535431; // "DST1"
 
-/** Monotonic clock in microseconds since the Unix epoch, comparable across threads and processes of one host. */
-export function nowMicros(): number {
-  return (performance.timeOrigin + performance.now()) * 1000;
-}
+/**
+ * Monotonic clock in microseconds since the Unix epoch, comparable across threads and processes of one host:
+ * the span clock (trace/clock.ts), so collectives' spans and the rank's own spans share one clock and its test hook.
+ */
+export const nowMicros = epochMicros;

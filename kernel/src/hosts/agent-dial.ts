@@ -21,6 +21,7 @@ import * as tls from "node:tls";
 import { AgentSession, isLoopback, type AgentOptions } from "./agent";
 import type { AgentTls } from "./agent-link";
 import { AGENT_PROTOCOL, type AgentAnnouncement } from "./handshake";
+import { testClockSkewUs } from "../trace/clock";
 
 /** First wait between dial attempts (milliseconds); doubles after each failure. */
 export const DIAL_BACKOFF_FIRST_MS = 250;
@@ -55,6 +56,11 @@ export async function dialKernel(options: DialOptions): Promise<void> {
     throw new DialRefusal(
       `distlab agent: refusing to dial ${target}, which is not a loopback address, without TLS: the control connection would be readable on the network; give --tls-ca FILE or --tls-fingerprint SHA256 (the kernel serves TLS with --tls-cert/--tls-key), or pass --insecure`,
     );
+  }
+  try {
+    testClockSkewUs();
+  } catch (error) {
+    throw new DialRefusal(`distlab agent: ${(error as Error).message}`);
   }
   const deadline = Date.now() + options.connectTimeoutMs;
   const who = options.rendezvous ? `agent ${options.rendezvous.index} of ${options.rendezvous.world}` : "agent";

@@ -27,6 +27,7 @@ import { HandshakeGate } from "./handshake-gate";
 import { readControl, sendControl, type ToAgent } from "./control";
 import { AGENT_PROTOCOL, HANDSHAKE_TIMEOUT_MS, jsonFrame, type AgentAnnouncement } from "./handshake";
 import { MIN_TOKEN_CHARS } from "./token";
+import { epochMicros, testClockSkewUs } from "../trace/clock";
 
 export interface AgentOptions {
   host: string;
@@ -58,6 +59,7 @@ export function isLoopback(host: string): boolean {
 }
 
 export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
+  checkClockSkew();
   if (!isLoopback(options.host) && !options.insecure && !options.tls) {
     throw new AgentRefusal(
       `distlab agent: refusing to listen on ${options.host}, which is not a loopback address, without TLS: the control connection would be readable on the network; give --tls-cert FILE --tls-key FILE, listen on 127.0.0.1 (and reach it through an SSH tunnel, or let the kernel start agents with --launcher ssh), or pass --insecure`,
@@ -99,6 +101,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
  * The ranks listen on the address the ssh client reached this host at (SSH_CONNECTION).
  */
 export async function serveStdio(options: Omit<AgentOptions, "host" | "port" | "token" | "insecure">): Promise<{ whenDone: Promise<void> }> {
+  checkClockSkew();
   const token = await readTokenLine(process.stdin);
   const [kernel, , agent] = (process.env.SSH_CONNECTION ?? "").split(" ");
   const addresses = { agent: agent || "127.0.0.1", kernel: kernel || "127.0.0.1" };
@@ -107,6 +110,15 @@ export async function serveStdio(options: Omit<AgentOptions, "host" | "port" | "
   const session = new AgentSession(stream, endpoint, { ...options, host: addresses.agent, port: 0, token });
   options.log(`serving a kernel at ${addresses.kernel} over ssh stdin/stdout (protocol ${AGENT_PROTOCOL}, distlab ${options.version}, ${options.slots} slots; ranks listen on ${addresses.agent})`);
   return { whenDone: session.whenClosed };
+}
+
+/** A malformed clock-skew test hook stops the agent before it serves anyone (its ranks would read it as 0). */
+function checkClockSkew(): void {
+  try {
+    testClockSkewUs();
+  } catch (error) {
+    throw new AgentRefusal(`distlab agent: ${(error as Error).message}`);
+  }
 }
 
 /** The first line of `input` (at most MAX_TOKEN_LINE bytes); what follows it is put back for the next reader. */
@@ -239,6 +251,8 @@ export class AgentSession {
   }
 
   private onControl(message: ToAgent): void {
+    // Stamped first: the time spent checking the message counts as the agent's processing, not the link's.
+    const receivedUs = epochMicros();
     if (typeof message !== "object" || message === null || !Number.isInteger((message as { rank?: unknown }).rank)) {
       this.options.log(`closed ${this.peer}: a control message without a rank`);
       this.socket.destroy();
@@ -268,6 +282,9 @@ export class AgentSession {
         return;
       case "probe":
         sendControl(this.socket, { type: "probe-ack", rank: message.rank, id: message.id, bytes: message.payload?.byteLength ?? 0 });
+        return;
+      case "clock":
+        sendControl(this.socket, { type: "clock-ack", rank: message.rank, id: message.id, receivedUs, sentUs: epochMicros() });
         return;
     }
   }

@@ -23,7 +23,9 @@ export type ToAgent =
   /** The kernel's heartbeat (agent-link.ts); rank is -1. The agent answers pong. */
   | { type: "ping"; rank: -1 }
   /** Measures the link (host-report.ts): the agent answers each with a probe-ack at once. rank is -1. */
-  | { type: "probe"; rank: number; id: number; payload: Uint8Array };
+  | { type: "probe"; rank: number; id: number; payload: Uint8Array }
+  /** A clock ping (clock-sync.ts): the agent answers clock-ack at once, stamped on its own clock. rank is -1. */
+  | { type: "clock"; rank: number; id: number };
 
 /** Agent -> kernel. `output` carries what the rank's process wrote outside its capture, and its lifeline reports. */
 export type FromAgent =
@@ -32,7 +34,9 @@ export type FromAgent =
   | { type: "output"; rank: number; stream: "stdout" | "stderr" | "lifeline"; text: string }
   | { type: "exit"; rank: number; code: number | null; signal: NodeJS.Signals | null; error?: string }
   | { type: "pong"; rank: -1 }
-  | { type: "probe-ack"; rank: number; id: number; bytes: number };
+  | { type: "probe-ack"; rank: number; id: number; bytes: number }
+  /** When the agent read the clock ping and when it wrote this answer: epoch microseconds on the agent's clock. */
+  | { type: "clock-ack"; rank: number; id: number; receivedUs: number; sentUs: number };
 
 /** Sends one message; throws (DataCloneError) before anything is written if it cannot be serialized. */
 export function sendControl(socket: Duplex, message: ToAgent | FromAgent): void {

@@ -22,6 +22,7 @@ import { RemoteRankChild } from "./remote-rank";
 import { launchOverSsh } from "./ssh-launcher";
 import { hostReports, measureLink, type LinkMeasurement } from "./host-report";
 import type { Rendezvous } from "./rendezvous";
+import { HostClock, rankClocks } from "./clock-sync";
 import type { PrepareContext } from "../cluster/kernel-side/rank-group";
 
 export interface HostGroupOptions {
@@ -53,11 +54,17 @@ export function createHostGroup(shape: GroupShape, onEvent: (rank: number, event
   let links: AgentLink[] = [];
   /** Each link's round trip and bandwidth, measured when it was connected (or why not). */
   const measured = new Map<AgentLink, LinkMeasurement | string>();
-  const measure = (link: AgentLink) =>
-    measureLink(link).then(
+  /** Each link's clock offset (clock-sync.ts), measured after the link so the bandwidth probe does not delay its pings. */
+  const clocks = new Map<AgentLink, HostClock>();
+  const measure = async (link: AgentLink) => {
+    await measureLink(link).then(
       (result) => measured.set(link, result),
       (error: unknown) => measured.set(link, (error as Error).message),
     );
+    const clock = new HostClock(link);
+    clocks.set(link, clock);
+    await clock.start();
+  };
   /** Host index of each rank, once the agents answered. */
   let hostOf: number[] = [];
   const names = options.entries.map(entryName);
@@ -159,9 +166,14 @@ export function createHostGroup(shape: GroupShape, onEvent: (rank: number, event
   const group = new RankGroup(shape, ranks, (size) => createTcpKernelWorld(size, links[0]?.localAddress, { tls: options.dataTls === true }), undefined, {
     ready: connect,
     closed: () => {
+      clocks.forEach((clock) => clock.stop());
       links.forEach((link) => link.close());
       rendezvous?.close();
     },
+  });
+  rankClocks.set(group, (rank) => {
+    const link = links[hostOf[rank] ?? -1];
+    return link === undefined ? undefined : clocks.get(link)?.estimate;
   });
   hostReports.set(group, () =>
     links.map((link, index) => {
@@ -176,8 +188,16 @@ export function createHostGroup(shape: GroupShape, onEvent: (rank: number, event
         ranks: mine,
         ...(entry?.gpus ? { gpus: entry.gpus.slice(0, mine.length) } : {}),
         ...(typeof measurement === "object" ? { link: measurement } : { unmeasured: measurement ?? "not measured yet" }),
+        ...clockReport(clocks.get(link)),
       };
     }),
   );
   return group;
+}
+
+/** The clock part of a host's report: its offset, or why there is none. */
+function clockReport(clock: HostClock | undefined): { clock: NonNullable<ReturnType<HostClock["report"]>> } | { clockUnmeasured: string } {
+  const report = clock?.report();
+  if (report !== undefined) return { clock: report };
+  return { clockUnmeasured: clock?.failure ?? "not measured yet" };
 }

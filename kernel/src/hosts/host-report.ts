@@ -8,6 +8,7 @@
  */
 import type { RankGroup } from "../cluster/kernel-side/rank-group";
 import type { AgentLink } from "./agent-link";
+import { CLOCK_REMEASURE_MS, CLOCK_ROUND_TRIPS, formatClockOffset, type HostClockReport } from "./clock-sync";
 
 /** Bytes of the bandwidth probe. */
 const BANDWIDTH_PROBE_BYTES = 4 * 2 ** 20;
@@ -33,6 +34,10 @@ export interface HostReport {
   link?: LinkMeasurement;
   /** Why the link was not measured. */
   unmeasured?: string;
+  /** The agent's clock minus the kernel's (clock-sync.ts). */
+  clock?: HostClockReport;
+  /** Why the clock offset was not measured. */
+  clockUnmeasured?: string;
 }
 
 let nextProbe = 1;
@@ -90,9 +95,12 @@ export function describeHosts(group: RankGroup | undefined): string {
     const link = host.link
       ? `round trip ${host.link.roundTripMs.toFixed(2)} ms, link ${formatRate(host.link.bytesPerSecond)}`
       : `link not measured (${host.unmeasured ?? "not connected"})`;
-    return `  ${host.name}: agent distlab ${host.agentVersion} on ${host.agentHostname} (${host.launcher === "ssh" ? "started through ssh" : host.launcher === "env" ? "dialled in" : "running agent"}); ${ranks}; ${gpus}; ${link}`;
+    const clock = host.clock
+      ? `clock offset ${formatClockOffset(host.clock.estimate)} (${host.clock.measurements} measurement${host.clock.measurements === 1 ? "" : "s"}, drift ${host.clock.driftPpm.toFixed(1)} ppm)`
+      : `clock offset not measured (${host.clockUnmeasured ?? "not connected"})`;
+    return `  ${host.name}: agent distlab ${host.agentVersion} on ${host.agentHostname} (${host.launcher === "ssh" ? "started through ssh" : host.launcher === "env" ? "dialled in" : "running agent"}); ${ranks}; ${gpus}; ${link}\n    ${clock}`;
   });
-  return `hosts (link: kernel <-> agent, measured at group start):\n${lines.join("\n")}\n`;
+  return `hosts (link: kernel <-> agent, measured at group start; clock offset: agent's clock minus the kernel's, best of ${CLOCK_ROUND_TRIPS} pings, re-measured every ${CLOCK_REMEASURE_MS / 1000} s; the timeline is on the kernel's clock):\n${lines.join("\n")}\n`;
 }
 
 function formatRate(bytesPerSecond: number): string {

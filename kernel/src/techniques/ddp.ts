@@ -28,6 +28,7 @@ import { withSpan, withStep } from "./span";
 import { stagedBackward } from "./staged-backward";
 import type { Collectives, GradientArray, StagedModel, StepResult } from "./types";
 import { checkBoolean, checkKnownKeys, checkRange } from "./validate";
+import { epochMicrosToPerformanceMs } from "../trace/clock";
 
 export interface DdpOptions {
   /** Capacity of every bucket after the first, MiB (PyTorch's bucket_cap_mb). Default 25. */
@@ -156,7 +157,7 @@ export class DistributedDataParallel<B> {
       if (thread) {
         // The comm thread runs its jobs in the order given and records their spans itself.
         return thread.run(buffer, { op: "mean", name: `bucket ${b} allReduce` }).then((result) => {
-          commThreadEnd = Math.max(commThreadEnd, result.end / 1000 - performance.timeOrigin);
+          commThreadEnd = Math.max(commThreadEnd, epochMicrosToPerformanceMs(result.end));
           scatter(result.data);
         });
       }

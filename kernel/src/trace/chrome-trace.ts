@@ -77,7 +77,7 @@ export function toChromeTrace(payload: TimelinePayload): ChromeTrace {
   const tids = streamIds(payload);
   const events: ChromeTraceEvent[] = [];
   for (const rank of payload.ranks) {
-    events.push({ ph: "M", pid: rank.rank, tid: 0, name: "process_name", args: { name: `rank ${rank.rank} (${rank.host} ${rank.device})` } });
+    events.push({ ph: "M", pid: rank.rank, tid: 0, name: "process_name", args: { name: `rank ${rank.rank} (${rank.host} ${rank.device})${clockNote(rank)}` } });
     events.push({ ph: "M", pid: rank.rank, tid: 0, name: "process_sort_index", args: { sort_index: rank.rank } });
     for (const [stream, tid] of tids) {
       events.push({ ph: "M", pid: rank.rank, tid, name: "thread_name", args: { name: stream } });
@@ -94,4 +94,10 @@ export function toChromeTrace(payload: TimelinePayload): ChromeTrace {
     displayTimeUnit: "ms",
     metadata: { distributedInfo: { world_size: payload.ranks.length, ranks: payload.ranks, backend: "distlab" }, summary: payload.summary },
   };
+}
+
+/** Ranks on other hosts: their host's clock offset, which the times already correct for. */
+function clockNote(rank: TimelinePayload["ranks"][number]): string {
+  if (rank.clockOffsetUs === undefined) return "";
+  return `, host clock ${(rank.clockOffsetUs / 1000).toFixed(3)} ms ± ${((rank.clockUncertaintyUs ?? 0) / 1000).toFixed(3)} ms, aligned`;
 }

@@ -8,9 +8,40 @@
  * (estimateClockOffset), then moves that rank's spans onto its own clock.
  */
 
+/**
+ * Test hook: `DISTLAB_TEST_CLOCK_SKEW_MS` moves this process's clock (and so
+ * its span times and its answers to clock pings) by that many milliseconds,
+ * as if its host's clock were off. Rank processes an agent starts inherit it.
+ * Only the multi-host clock test sets it.
+ */
+export const CLOCK_SKEW_ENV = "DISTLAB_TEST_CLOCK_SKEW_MS";
+
+/** The skew the test hook asks for, microseconds; throws a RangeError naming the variable when it is not a number. */
+export function testClockSkewUs(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env[CLOCK_SKEW_ENV];
+  if (raw === undefined || raw.trim() === "") return 0;
+  const ms = Number(raw);
+  if (!Number.isFinite(ms)) throw new RangeError(`${CLOCK_SKEW_ENV}=${JSON.stringify(raw)} is not a number of milliseconds (a test hook; e.g. ${CLOCK_SKEW_ENV}=250)`);
+  return ms * 1000;
+}
+
+/** Read once: every span stamp adds it. A bad value is reported by `distlab agent` at start; here it counts as 0. */
+const skewUs = (() => {
+  try {
+    return typeof process === "object" && process.env ? testClockSkewUs() : 0;
+  } catch {
+    return 0;
+  }
+})();
+
 /** Microseconds since the Unix epoch, monotonic within a thread. */
 export function epochMicros(): number {
-  return (performance.timeOrigin + performance.now()) * 1000;
+  return (performance.timeOrigin + performance.now()) * 1000 + skewUs;
+}
+
+/** An epochMicros() stamp as this thread's performance.now() (milliseconds). */
+export function epochMicrosToPerformanceMs(us: number): number {
+  return (us - skewUs) / 1000 - performance.timeOrigin;
 }
 
 /**

@@ -9,9 +9,12 @@ import type { ExecutionIO } from "../../protocol/backend";
 import { TimelineSession, epochMicros, type SpanBatch, type TimelinePayload } from "../../trace";
 import type { CellObserver } from "./distributed-session";
 import type { RankGroup } from "./rank-group";
+import type { ClockOffsetEstimate } from "../../trace/clock";
+import { rankClocks } from "../../hosts/clock-sync";
 
 export class TimelineObserver implements CellObserver {
-  private running: { cellId: number; session: TimelineSession } | undefined;
+  /** `clockOf`: the clock offset of a rank's host (ranks on other hosts); `applied`: the estimate each rank's batches use now. */
+  private running: { cellId: number; session: TimelineSession; clockOf: ((rank: number) => ClockOffsetEstimate | undefined) | undefined; applied: Map<number, ClockOffsetEstimate> } | undefined;
   private lastPayload: TimelinePayload | undefined;
 
   /** The final timeline of the last distributed cell that recorded one. */
@@ -23,7 +26,8 @@ export class TimelineObserver implements CellObserver {
     this.running?.session.dispose();
     const ranks = group.ranks.map((rank) => ({ rank: rank.info.rank, host: group.hostOf(rank.info.rank), device: rank.device }));
     const session = new TimelineSession({ ranks, cellStartUs: epochMicros(), show: options.timeline === "always" ? "always" : "auto" });
-    this.running = { cellId, session };
+    this.running = { cellId, session, clockOf: rankClocks.get(group), applied: new Map() };
+    for (const { rank } of ranks) this.applyClock(this.running, rank);
     session.start(io);
   }
 
@@ -31,7 +35,16 @@ export class TimelineObserver implements CellObserver {
     const running = this.running;
     // Batches of an earlier cell (an un-awaited collective finishing late) have no display to go to.
     if (running === undefined || running.cellId !== cellId || !isSpanBatch(batch, rank)) return;
+    this.applyClock(running, rank);
     running.session.onBatch(batch);
+  }
+
+  /** Ranks on other hosts stamp spans on their host's clock: their batches move onto the kernel's with the latest estimate. */
+  private applyClock(running: NonNullable<TimelineObserver["running"]>, rank: number): void {
+    const estimate = running.clockOf?.(rank);
+    if (estimate === undefined || running.applied.get(rank) === estimate) return;
+    running.applied.set(rank, estimate);
+    running.session.setClockOffset(rank, estimate);
   }
 
   cellEnded(cellId: number, _ok: boolean): void {
