@@ -17,9 +17,9 @@
  * a batch job's task should.
  */
 import * as net from "node:net";
-import * as tls from "node:tls";
 import { AgentSession, isLoopback, type AgentOptions } from "./agent";
 import type { AgentTls } from "./agent-link";
+import { DialError, dialChecked } from "./checked-dial";
 import { AGENT_PROTOCOL, type AgentAnnouncement } from "./handshake";
 import { testClockSkewUs } from "../trace/clock";
 
@@ -92,35 +92,17 @@ export async function dialKernel(options: DialOptions): Promise<void> {
 }
 
 /** One TCP (or TLS, with the certificate checked) connection to the kernel; rejects saying why not. */
-function openSocket(options: DialOptions, target: string): Promise<net.Socket> {
-  const pinned = options.tls && "fingerprint" in options.tls ? options.tls.fingerprint : undefined;
-  const socket = options.tls
-    ? tls.connect({
-        host: options.host,
-        port: options.port,
-        minVersion: "TLSv1.2",
-        ...(net.isIP(options.host) ? {} : { servername: options.host }),
-        // A pinned fingerprint replaces the CA check (self-signed certificates); it is compared below, before any byte is read.
-        ...("ca" in options.tls ? { ca: options.tls.ca } : { rejectUnauthorized: false }),
-      })
-    : net.connect({ host: options.host, port: options.port });
-  socket.setNoDelay(true);
-  return new Promise((resolve, reject) => {
-    const fail = (message: string) => {
-      clearTimeout(timer);
-      socket.destroy();
-      reject(new Error(message));
-    };
-    const timer = setTimeout(() => fail(`no connection within ${DIAL_ATTEMPT_MS / 1000} s`), DIAL_ATTEMPT_MS);
-    socket.once("error", (error) => fail(options.tls ? `TLS: ${error.message}` : error.message));
-    socket.once(options.tls ? "secureConnect" : "connect", () => {
-      if (pinned !== undefined) {
-        const seen = (socket as tls.TLSSocket).getPeerCertificate().fingerprint256;
-        if (seen !== pinned) return fail(`the kernel's TLS certificate at ${target} has SHA-256 fingerprint ${seen}, not the pinned ${pinned} (--tls-fingerprint)`);
-      }
-      clearTimeout(timer);
-      socket.removeAllListeners("error");
-      resolve(socket);
+async function openSocket(options: DialOptions, target: string): Promise<net.Socket> {
+  try {
+    return await dialChecked({
+      host: options.host,
+      port: options.port,
+      ...(options.tls ? { tls: options.tls } : {}),
+      timeoutMs: DIAL_ATTEMPT_MS,
+      fingerprintMismatch: (seen, pinned) => `the kernel's TLS certificate at ${target} has SHA-256 fingerprint ${seen}, not the pinned ${pinned} (--tls-fingerprint)`,
     });
-  });
+  } catch (error) {
+    if (options.tls && error instanceof DialError && error.kind === "socket") throw new Error(`TLS: ${error.message}`);
+    throw error;
+  }
 }

@@ -4,9 +4,9 @@
  * carry the agent's ranks (remote-rank.ts) over the control connection.
  */
 import * as net from "node:net";
-import * as tls from "node:tls";
 import type { Duplex } from "node:stream";
 import { HostsError } from "./host-spec";
+import { dialChecked, type TlsTrust } from "./checked-dial";
 import { readControl, sendControl, type FromAgent, type ToAgent } from "./control";
 import { encodeFrame, FrameReader } from "./frames";
 import {
@@ -52,7 +52,8 @@ export interface AgentLinkOptions {
 }
 
 /** How the kernel verifies an agent's TLS certificate: a CA that signed it, or its pinned SHA-256 fingerprint. */
-export type AgentTls = { ca: Buffer } | { fingerprint: string };
+/** How the kernel trusts an agent's TLS certificate (checked-dial.ts). */
+export type AgentTls = TlsTrust;
 
 /** `AB:CD:...` or `abcd...` (64 hex digits, with or without colons) -> `AB:CD:...`, as Node reports fingerprint256; undefined if not one. */
 export function normalizeFingerprint(text: string): string | undefined {
@@ -103,39 +104,16 @@ export class AgentLink {
   /** Connects and authenticates; every failure is a HostsError naming the agent. */
   static async connect(options: AgentLinkOptions): Promise<AgentLink> {
     const address = `${options.host}:${options.port}`;
-    const pinned = options.tls && "fingerprint" in options.tls ? options.tls.fingerprint : undefined;
-    const socket = options.tls
-      ? tls.connect({
-          host: options.host,
-          port: options.port,
-          minVersion: "TLSv1.2",
-          ...(net.isIP(options.host) ? {} : { servername: options.host }),
-          // A pinned fingerprint replaces the CA check (self-signed certificates); it is compared below, before any byte is sent.
-          ...("ca" in options.tls ? { ca: options.tls.ca } : { rejectUnauthorized: false }),
-        })
-      : net.connect({ host: options.host, port: options.port });
-    socket.setNoDelay(true);
+    let socket: net.Socket;
     try {
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no connection within ${AGENT_CONNECT_TIMEOUT_MS / 1000} s`)), AGENT_CONNECT_TIMEOUT_MS);
-        socket.once(options.tls ? "secureConnect" : "connect", () => {
-          clearTimeout(timer);
-          if (pinned !== undefined) {
-            const seen = (socket as tls.TLSSocket).getPeerCertificate().fingerprint256;
-            if (seen !== pinned) {
-              reject(new Error(`its TLS certificate has SHA-256 fingerprint ${seen}, not the pinned ${pinned} (--tls-fingerprint)`));
-              return;
-            }
-          }
-          resolve();
-        });
-        socket.once("error", (error) => {
-          clearTimeout(timer);
-          reject(error);
-        });
+      socket = await dialChecked({
+        host: options.host,
+        port: options.port,
+        ...(options.tls ? { tls: options.tls } : {}),
+        timeoutMs: AGENT_CONNECT_TIMEOUT_MS,
+        fingerprintMismatch: (seen, pinned) => `its TLS certificate has SHA-256 fingerprint ${seen}, not the pinned ${pinned} (--tls-fingerprint)`,
       });
     } catch (error) {
-      socket.destroy();
       const message = (error as Error).message;
       if (options.tls) throw new HostsError(`--hosts: the agent at ${address}: TLS: ${message}`);
       throw new HostsError(`--hosts: cannot reach the agent at ${address}: ${message} (is \`distlab agent --listen ${address}\` running there?)`);
