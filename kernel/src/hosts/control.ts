@@ -23,7 +23,10 @@ export type ToAgent =
   /** The kernel's heartbeat (agent-link.ts); rank is -1. The agent answers pong. */
   | { type: "ping"; rank: -1 }
   /** Measures the link (host-report.ts): the agent answers each with a probe-ack at once. rank is -1. */
-  | { type: "probe"; rank: number; id: number; payload: Uint8Array };
+  | { type: "probe"; rank: number; id: number; payload: Uint8Array }
+  /** --ssh-tunnel: run the ranks' rendezvous on this host (agent-rendezvous.ts); rank is -2. */
+  | { type: "rendezvous-open"; rank: -2; id: number; size: number; world: string; secret: Uint8Array; tls: boolean }
+  | { type: "rendezvous-close"; rank: -2; id: number };
 
 /** Agent -> kernel. `output` carries what the rank's process wrote outside its capture, and its lifeline reports. */
 export type FromAgent =
@@ -32,7 +35,9 @@ export type FromAgent =
   | { type: "output"; rank: number; stream: "stdout" | "stderr" | "lifeline"; text: string }
   | { type: "exit"; rank: number; code: number | null; signal: NodeJS.Signals | null; error?: string }
   | { type: "pong"; rank: -1 }
-  | { type: "probe-ack"; rank: number; id: number; bytes: number };
+  | { type: "probe-ack"; rank: number; id: number; bytes: number }
+  /** The rendezvous of rendezvous-open listens at `address` (host:port), or could not (`error`). */
+  | { type: "rendezvous-opened"; rank: -2; id: number; address?: string; error?: string };
 
 /** Sends one message; throws (DataCloneError) before anything is written if it cannot be serialized. */
 export function sendControl(socket: Duplex, message: ToAgent | FromAgent): void {
