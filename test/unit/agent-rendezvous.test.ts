@@ -78,3 +78,29 @@ test("a malformed request and an address the host does not have are answered wit
   assert.match(reply.error ?? "", /^cannot listen on 192\.0\.2\.1: .*EADDRNOTAVAIL/, JSON.stringify(reply));
   rendezvous.closeAll();
 });
+
+test("with --data-tls the agent's rendezvous serves TLS: a plain registration does not get in, a world with tls forms", async () => {
+  const { rendezvous, next } = agentOn("127.0.0.1", []);
+  const credentials = freshWorldCredentials();
+  rendezvous.handle({ type: "rendezvous-open", rank: RENDEZVOUS_RANK, id: 3, size: 2, world: credentials.world, secret: new Uint8Array(credentials.secret), tls: true });
+  const opened = await next();
+  const comms: Communicator[] = [];
+  try {
+    // Plain registrations at a TLS rendezvous do not get in (the world would not form within the timeout).
+    const plain = await connectTcpWorld({ rank: 0, size: 1, rendezvous: opened.address!, credentials, timeoutMs: 2000, signal: AbortSignal.timeout(5000), onRefused: () => undefined }).then(
+      async (comm) => {
+        await closeTcpWorld(comm);
+        return "joined";
+      },
+      (error: Error) => `refused: ${error.message}`,
+    );
+    assert.match(plain, /^refused: rank 0: the rendezvous at .* failed the handshake/);
+    const options = { size: 2, rendezvous: opened.address!, credentials, timeoutMs: 5000, tls: true };
+    comms.push(...(await Promise.all([connectTcpWorld({ ...options, rank: 0 }), connectTcpWorld({ ...options, rank: 1 })])));
+    const [r0] = await Promise.all(comms.map((comm, rank) => comm.allReduce(new Float32Array(16).fill(rank + 1))));
+    assert.ok(r0!.every((value) => value === 3));
+  } finally {
+    await Promise.all(comms.map(closeTcpWorld));
+    rendezvous.closeAll();
+  }
+});
