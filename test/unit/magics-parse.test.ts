@@ -90,6 +90,8 @@ test("--hosts implies --backend hosts and goes with no other backend; the launch
   assert.equal(parse("--hosts a,b").launcher, undefined);
   assertUsage("--launcher ssh", "--launcher");
   assertUsage("--backend processes --ssh-config cfg", "--ssh-config");
+  assert.equal(parse("--hosts a,b --ssh-tunnel").sshTunnel, true);
+  assertUsage("--backend processes --ssh-tunnel", "--ssh-tunnel");
   assertUsage("--hosts a --launcher rsh", "--launcher");
 });
 

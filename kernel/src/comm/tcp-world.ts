@@ -51,6 +51,8 @@ export interface RendezvousOptions {
   tls?: boolean;
   /** Hears each refused connection: the peer's address and why. Default: a line on stderr. */
   onRefused?: (line: string) => void;
+  /** The world's id and secret when the kernel made them elsewhere (an agent's rendezvous); default fresh ones. */
+  credentials?: WorldCredentials;
 }
 
 /** Longest registration the rendezvous reads, bytes (it comes only after the rank authenticated). */
@@ -75,7 +77,7 @@ function peerOf(socket: net.Socket): string {
 export function startTcpRendezvous(size: number, options: RendezvousOptions = {}): Promise<Rendezvous> {
   if (!Number.isInteger(size) || size < 1) throw new RangeError(`startTcpRendezvous: size must be a positive integer, got ${size}`);
   const { host = "127.0.0.1", port = 0, tls: useTls = false, onRefused = logToStderr } = options;
-  const credentials = freshWorldCredentials();
+  const credentials = options.credentials ?? freshWorldCredentials();
   const entries = new Map<number, { entry: Entry; socket: net.Socket }>();
   /** connections of ranks still waiting for the table; closing the rendezvous ends them (their join fails) */
   const waiting = new Set<net.Socket>();

@@ -25,6 +25,7 @@ import { LISTEN_HOST_ENV } from "../cluster/comm-world";
 import { FrameReader, encodeFrame } from "./frames";
 import { HandshakeGate } from "./handshake-gate";
 import { readControl, sendControl, type ToAgent } from "./control";
+import { AgentRendezvous } from "./agent-rendezvous";
 import { AGENT_PROTOCOL, HANDSHAKE_TIMEOUT_MS, jsonFrame, type AgentAnnouncement } from "./handshake";
 import { MIN_TOKEN_CHARS } from "./token";
 import { epochMicros, testClockSkewUs } from "../trace/clock";
@@ -169,6 +170,8 @@ export class AgentSession {
   private readonly gate: HandshakeGate;
   private readonly peer: string;
   private readonly ranks = new Map<number, ChildProcess>();
+  /** --ssh-tunnel: the ranks' rendezvous this agent runs for its kernel. */
+  private readonly rendezvous: AgentRendezvous;
   private readonly timer: NodeJS.Timeout;
   /** Resolves when the connection has closed and this kernel's ranks were told to stop. */
   readonly whenClosed: Promise<void>;
@@ -181,6 +184,9 @@ export class AgentSession {
   ) {
     this.whenClosed = new Promise((resolve) => (this.markClosed = resolve));
     this.peer = endpoint.peer;
+    this.rendezvous = new AgentRendezvous(endpoint.localAddress, (message) => {
+      if (!socket.destroyed) sendControl(socket, message);
+    }, (line) => options.log(`kernel ${endpoint.peer}: ${line}`));
     const identity = {
       token: options.token, version: options.version, slots: options.slots, hostname: hostname(),
       ...(endpoint.addresses ? { addresses: endpoint.addresses } : {}),
@@ -247,6 +253,7 @@ export class AgentSession {
     if (wasServing) this.options.log(`kernel ${this.peer} disconnected; stopping its ${this.ranks.size} rank process(es)`);
     for (const child of this.ranks.values()) child.kill("SIGKILL");
     this.ranks.clear();
+    this.rendezvous.closeAll();
     this.markClosed();
   }
 
@@ -260,6 +267,10 @@ export class AgentSession {
     }
     if (message.type === "ping") {
       sendControl(this.socket, { type: "pong", rank: -1 });
+      return;
+    }
+    if (message.type === "rendezvous-open" || message.type === "rendezvous-close") {
+      this.rendezvous.handle(message);
       return;
     }
     const child = this.ranks.get(message.rank);

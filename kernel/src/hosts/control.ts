@@ -24,8 +24,11 @@ export type ToAgent =
   | { type: "ping"; rank: -1 }
   /** Measures the link (host-report.ts): the agent answers each with a probe-ack at once. rank is -1. */
   | { type: "probe"; rank: number; id: number; payload: Uint8Array }
-  /** A clock ping (clock-sync.ts): the agent answers clock-ack at once, stamped on its own clock. rank is -1. */
-  | { type: "clock"; rank: number; id: number };
+  /** A clock ping (clock-sync.ts): the agent answers clock-ack at once, stamped on its own clock. rank is -2. */
+  | { type: "clock"; rank: number; id: number }
+  /** --ssh-tunnel: run the ranks' rendezvous on this host (agent-rendezvous.ts); rank is -3. */
+  | { type: "rendezvous-open"; rank: -3; id: number; size: number; world: string; secret: Uint8Array; tls: boolean }
+  | { type: "rendezvous-close"; rank: -3; id: number };
 
 /** Agent -> kernel. `output` carries what the rank's process wrote outside its capture, and its lifeline reports. */
 export type FromAgent =
@@ -36,7 +39,9 @@ export type FromAgent =
   | { type: "pong"; rank: -1 }
   | { type: "probe-ack"; rank: number; id: number; bytes: number }
   /** When the agent read the clock ping and when it wrote this answer: epoch microseconds on the agent's clock. */
-  | { type: "clock-ack"; rank: number; id: number; receivedUs: number; sentUs: number };
+  | { type: "clock-ack"; rank: number; id: number; receivedUs: number; sentUs: number }
+  /** The rendezvous of rendezvous-open listens at `address` (host:port), or could not (`error`). */
+  | { type: "rendezvous-opened"; rank: -3; id: number; address?: string; error?: string };
 
 /** Sends one message; throws (DataCloneError) before anything is written if it cannot be serialized. */
 export function sendControl(socket: Duplex, message: ToAgent | FromAgent): void {

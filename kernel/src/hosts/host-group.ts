@@ -20,6 +20,7 @@ import { AgentLink, agentSilenceFor, type AgentTls } from "./agent-link";
 import { assignRanks, entryName, HostsError, launcherOf, type HostEntry, type LauncherName } from "./host-spec";
 import { RemoteRankChild } from "./remote-rank";
 import { launchOverSsh } from "./ssh-launcher";
+import { createAgentTcpWorld } from "./agent-rendezvous";
 import { hostReports, measureLink, type LinkMeasurement } from "./host-report";
 import type { Rendezvous } from "./rendezvous";
 import { HostClock, rankClocks } from "./clock-sync";
@@ -39,6 +40,8 @@ export interface HostGroupOptions {
   /** TLS on the ranks' data connections between hosts (comm/data-tls.ts). */
   dataTls?: boolean;
   version: string;
+  /** `--ssh-tunnel`: the ranks' rendezvous runs on the first agent's host, not in this kernel (agent-rendezvous.ts). */
+  sshTunnel?: boolean;
   /** `--launcher env`: the agents dial in here instead (entries is empty). */
   rendezvous?: RendezvousSource;
 }
@@ -163,7 +166,22 @@ export function createHostGroup(shape: GroupShape, onEvent: (rank: number, event
     return notes;
   };
 
-  const group = new RankGroup(shape, ranks, (size) => createTcpKernelWorld(size, links[0]?.localAddress, { tls: options.dataTls === true }), undefined, {
+  /** The ranks' world: its rendezvous in this kernel, where the first host reaches it, or with --ssh-tunnel on that host. */
+  const world = async (size: number) => {
+    if (options.sshTunnel === true) return createAgentTcpWorld(links[0]!, size, { tls: options.dataTls === true });
+    const where = links[0]?.localAddress;
+    try {
+      return await createTcpKernelWorld(size, where, { tls: options.dataTls === true });
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== "EADDRNOTAVAIL" && code !== "EINVAL") throw error;
+      // ssh's SSH_CONNECTION on the host names a machine in between (a login node, NAT), not this kernel.
+      throw new HostsError(
+        `--hosts: the ranks would register with this kernel at ${where}, the address ${names[0]} sees this kernel at, but ${where} is not an address of this machine (${(error as Error).message}): the hosts reach this kernel through a login node or NAT and cannot dial it; pass --ssh-tunnel to run the ranks' rendezvous on ${names[0]} instead`,
+      );
+    }
+  };
+  const group = new RankGroup(shape, ranks, world, undefined, {
     ready: connect,
     closed: () => {
       clocks.forEach((clock) => clock.stop());

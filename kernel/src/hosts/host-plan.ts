@@ -69,6 +69,7 @@ export function planHostGroup(options: DistributedOptions, common: CommonShape):
   const launchFlags = [
     ...(options.launcher === undefined ? [] : [`--launcher ${options.launcher}`]),
     ...(options.sshConfig === undefined ? [] : [`--ssh-config ${options.sshConfig}`]),
+    ...(options.sshTunnel === true ? ["--ssh-tunnel"] : []),
     ...(options.agentCommand === undefined ? [] : [`--agent-command ${options.agentCommand}`]),
     ...(options.tlsCa === undefined ? [] : [`--tls-ca ${options.tlsCa}`]),
     ...(options.tlsFingerprint === undefined ? [] : [`--tls-fingerprint ${options.tlsFingerprint}`]),
@@ -95,6 +96,7 @@ export function planHostGroup(options: DistributedOptions, common: CommonShape):
         agentCommand: options.agentCommand ?? "distlab",
         ...(tls ? { tls } : {}),
         dataTls,
+        ...(options.sshTunnel === true ? { sshTunnel: true } : {}),
         version: packageVersion(),
       }),
   };
