@@ -40,6 +40,17 @@ def _run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(args), check=check, capture_output=True, text=True)
 
 
+def require_sshd_and_namespaces(ident: str) -> None:
+    """Raises unless Debian's sshd is installed and this process may create network namespaces."""
+    if not Path(SSHD).exists():
+        raise RuntimeError(f"{SSHD} is missing: install openssh-server (npm run setup does)")
+    probe = f"dl{ident}-probe"
+    created = _run("ip", "netns", "add", probe, check=False)
+    if created.returncode != 0:
+        raise NamespacesUnavailable(f"ip netns add: {created.stderr.strip()}")
+    _run("ip", "netns", "del", probe)
+
+
 @dataclass
 class Host:
     name: str  # ssh config alias: h1, h2, ...
@@ -66,13 +77,7 @@ class NetnsHosts:
         return self.directory / "ssh_config"
 
     def up(self) -> NetnsHosts:
-        if not Path(SSHD).exists():
-            raise RuntimeError(f"{SSHD} is missing: install openssh-server (npm run setup does)")
-        probe = f"dl{self.ident}-probe"
-        created = _run("ip", "netns", "add", probe, check=False)
-        if created.returncode != 0:
-            raise NamespacesUnavailable(f"ip netns add: {created.stderr.strip()}")
-        _run("ip", "netns", "del", probe)
+        require_sshd_and_namespaces(self.ident)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.subnet = f"10.{200 + secrets.randbelow(50)}.{secrets.randbelow(250)}"
         self._save()

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from netns_hosts import SSHD, NamespacesUnavailable, _run
+from netns_hosts import SSHD, _run, require_sshd_and_namespaces
 
 
 @dataclass
@@ -48,13 +48,7 @@ class LoginCluster:
         return self.directory / "ssh_config"
 
     def up(self) -> LoginCluster:
-        if not Path(SSHD).exists():
-            raise RuntimeError(f"{SSHD} is missing: install openssh-server (npm run setup does)")
-        probe = f"dl{self.ident}-probe"
-        created = _run("ip", "netns", "add", probe, check=False)
-        if created.returncode != 0:
-            raise NamespacesUnavailable(f"ip netns add: {created.stderr.strip()}")
-        _run("ip", "netns", "del", probe)
+        require_sshd_and_namespaces(self.ident)
         self.directory.mkdir(parents=True, exist_ok=True)
         outer = f"10.{200 + secrets.randbelow(50)}.{secrets.randbelow(250)}"
         inner = f"10.{150 + secrets.randbelow(50)}.{secrets.randbelow(250)}"
