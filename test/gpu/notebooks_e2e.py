@@ -81,8 +81,9 @@ def main() -> int:
         print(f"{'PASS' if result['ok'] else 'FAIL'} {result['notebook']} ({result['seconds']} s) {' '.join(result['gpuNotes'])}", flush=True)
         if result["problem"]:
             print(f"  {result['problem']}", flush=True)
-    if os.environ.get("OUT"):
-        Path(os.environ["OUT"], "notebooks-e2e.json").write_text(json.dumps(results, indent=1))
+        # after every notebook, so a run cut short by the machine's time limit keeps what finished
+        if os.environ.get("OUT"):
+            Path(os.environ["OUT"], "notebooks-e2e.json").write_text(json.dumps(results, indent=1))
     failed = [r["notebook"] for r in results if not r["ok"]]
     print(f"{len(results) - len(failed)} of {len(results)} notebooks passed" + (f"; failed: {', '.join(failed)}" if failed else ""), flush=True)
     return 1 if failed else 0
