@@ -12,7 +12,8 @@ No nbformat or nbclient here (the GPU machine gets only jupyter_client), so
 notebooks are read as JSON and run cell by cell. Prints one line per notebook
 (PASS/FAIL, seconds, the first unexpected error) and, when OUT is set, writes
 $OUT/notebooks-e2e.json; exits 1 when a notebook failed.
-Set E2E_NOTEBOOKS=01,04 to run only the notebooks whose names start so.
+Set E2E_NOTEBOOKS=01,04 to run only the notebooks whose names start so, and
+E2E_VERBOSE=1 to print every cell's output.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ NOTEBOOK_DIR = HERE.parent.parent / "notebooks"
 CELL_TIMEOUT = 600  # seconds; the GPU's first cells also compile its shaders
 # 09 runs its cells on threads, processes and agents by design: nothing of it runs on a GPU.
 NOT_ON_GPUS = {"09-remote-hosts"}
+# E2E_VERBOSE=1 prints every cell's output (its last 1200 characters) as the notebook runs
+VERBOSE = os.environ.get("E2E_VERBOSE") == "1"
 
 
 def source_of(cell: dict) -> str:
@@ -53,6 +56,8 @@ def run_notebook(path: Path, overrides: dict[str, str]) -> dict:
             if cell.get("cell_type") != "code" or not cell["source"].strip():
                 continue
             outcome = execute(kc, cell["source"], timeout=CELL_TIMEOUT)
+            if VERBOSE and outcome.stdout.strip():
+                print(f"  [{path.stem} cell {index}] {outcome.stdout.strip()[-1200:]}", flush=True)
             gpu_notes += [line for line in outcome.stderr.splitlines() if "share" in line and "GPU" in line]
             error = outcome.error
             cell["outputs"] = [{"output_type": "error", "ename": error["ename"], "evalue": error["evalue"]}] if error else []
