@@ -88,7 +88,8 @@ export class MpiStarter implements AgentStarter {
     child.on("exit", (code, signal) => {
       if (this.stopped || this.child !== child) return;
       const said = this.stderr.trim().split("\n").filter((line) => line.trim() !== "" && !/^-+$/.test(line.trim())).slice(-STDERR_LINES).join("\n");
-      this.problem = new UsageError(`%%distributed --launcher mpi: mpirun ended (${signal ?? `status ${code}`}) before every agent connected${said ? `; mpirun said:\n${said}` : ""}`, this.launch.mpiArgs ? "--mpi" : "--hosts");
+      const flag = this.launch.mpiArgs ? "--mpi" : "--hosts";
+      this.problem = new UsageError(`%%distributed --launcher mpi ${flag}: mpirun ended (${signal ?? `status ${code}`}) before every agent connected${said ? `; mpirun said:\n${said}` : ""}`, flag);
       this.changed();
     });
   }
