@@ -17,6 +17,7 @@ such as /tmp, being writable by others).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -112,6 +113,12 @@ class SlurmCluster:
         result = self.run("squeue", "--noheader", "--format", "%i %T %j")
         assert result.returncode == 0, result.stderr
         return [line.strip() for line in result.stdout.splitlines() if line.strip()]
+
+    def job_state(self, job_id: str) -> str:
+        """JobState as slurmctld still knows it (MinJobAge keeps ended jobs for 30 s)."""
+        result = self.run("scontrol", "show", "job", job_id)
+        found = re.search(r"JobState=(\S+)", result.stdout)
+        return found.group(1) if found else f"unknown ({result.stderr.strip()})"
 
     def log_tail(self) -> str:
         parts = []

@@ -122,9 +122,12 @@ def test_a_submitted_job_shows_its_progress_runs_the_group_and_is_cancelled_on_c
         assert values_of(execute(kc, f"{magic}\nkept", timeout=60)) == [10, 20, 30, 40]
         assert any(line.startswith(f"{job_id} RUNNING distlab-agents") for line in cluster.jobs()), cluster.jobs()
 
-        # Closing the group cancels the job at once (scancel, before %dist stop returns).
+        # Closing the group cancels the job at once (scancel, before %dist stop returns): Slurm records
+        # it CANCELLED, where agents ending by themselves would have left it COMPLETED.
         execute(kc, "%dist stop", timeout=30)
         wait_until(lambda: not any(line.startswith(f"{job_id} ") and " COMPLETING " not in line for line in cluster.jobs()), f"job {job_id} still queued or running after %dist stop: {cluster.jobs()}", timeout=5)
+        wait_until(lambda: cluster.job_state(job_id) != "COMPLETING", f"job {job_id} still completing")
+        assert cluster.job_state(job_id) == "CANCELLED", cluster.job_state(job_id)
 
         # A new group submits a new job; a graceful kernel shutdown cancels it.
         again = values_of(execute(kc, f"{magic}\n{BODY}", timeout=120))
@@ -135,9 +138,30 @@ def test_a_submitted_job_shows_its_progress_runs_the_group_and_is_cancelled_on_c
         km.shutdown_kernel(now=False)
         shut_down = True
         wait_until(lambda: not any(line.startswith(f"{second_job} ") and " COMPLETING " not in line for line in cluster.jobs()), f"job {second_job} outlived the kernel: {cluster.jobs()}", timeout=5)
+        wait_until(lambda: cluster.job_state(second_job) != "COMPLETING", f"job {second_job} still completing")
+        assert cluster.job_state(second_job) == "CANCELLED", cluster.job_state(second_job)
     finally:
         if not shut_down:
             stop_kernel(km, kc)
+
+
+def test_a_job_still_queued_is_named_when_the_wait_ends_and_cancelled_when_the_group_closes(cluster: SlurmCluster, tmp_path: Path):
+    km, kc = start_kernel_with(cluster.env, tmp_path)
+    token = write_token(tmp_path / "token")
+    try:
+        # --begin keeps the job pending: no agent can come.
+        outcome = execute(kc, f'%%distributed -n 2 --launcher slurm --slurm "-n 2 --begin now+1hour" --rendezvous-timeout 3 --token-file {token} {AGENT}\ndist.rank', timeout=60)
+        assert outcome.status == "error"
+        found = re.search(r"no agent dialled in within 3 s \(--rendezvous-timeout\); Slurm job (\d+) queued \(BeginTime\)", outcome.error["evalue"])
+        assert found, outcome.error["evalue"]
+        job_id = found.group(1)
+        assert any(line.startswith(f"{job_id} PENDING") for line in cluster.jobs()), cluster.jobs()
+        execute(kc, "%dist stop", timeout=30)
+        wait_until(lambda: not any(line.startswith(f"{job_id} ") for line in cluster.jobs()), f"queued job {job_id} left behind after %dist stop: {cluster.jobs()}", timeout=5)
+        wait_until(lambda: cluster.job_state(job_id) != "COMPLETING", f"job {job_id} still completing")
+        assert cluster.job_state(job_id) == "CANCELLED", cluster.job_state(job_id)
+    finally:
+        stop_kernel(km, kc)
 
 
 @pytest.fixture(scope="module")

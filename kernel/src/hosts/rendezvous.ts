@@ -200,9 +200,9 @@ export class Rendezvous {
   private timeoutMessage(timeoutMs: number): string {
     const seconds = `${timeoutMs / 1000} s`;
     const missing = this.missing();
-    const refused = this.refusals.length > 0 ? `; refused meanwhile: ${this.refusals.join("; ")}` : "";
+    const refused = `${this.refusals.length > 0 ? `; refused meanwhile: ${this.refusals.join("; ")}` : ""}${this.starter?.state() === undefined ? "" : `; ${this.starter.state()}`}`;
     if (missing === undefined) {
-      return `%%distributed --rendezvous ${this.address}: no agent dialled in within ${seconds} (--rendezvous-timeout)${refused}; start the agents with \`distlab agent --connect ${this.address} --token-file FILE\` and the scheduler's variables (docs/launchers.md)`;
+      return `%%distributed --rendezvous ${this.address}: no agent dialled in within ${seconds} (--rendezvous-timeout)${refused}${this.starter ? "" : `; start the agents with \`distlab agent --connect ${this.address} --token-file FILE\` and the scheduler's variables (docs/launchers.md)`}`;
     }
     const names = missing.length === 1 ? `agent ${missing[0]} of ${this.world} did not` : `agents ${missing.join(", ")} of ${this.world} did not`;
     return `%%distributed --rendezvous ${this.address}: ${names} dial in within ${seconds} (--rendezvous-timeout; connected: ${this.describe() || "none"})${refused}`;

@@ -100,6 +100,8 @@ export class SlurmStarter implements AgentStarter {
   private poller?: NodeJS.Timeout;
   private changed: () => void = () => {};
   private stopped = false;
+  /** A gather is waiting: poll squeue while there is a job. */
+  private watching = false;
 
   constructor(private readonly launch: SlurmLaunch) {}
 
@@ -130,6 +132,7 @@ export class SlurmStarter implements AgentStarter {
   }
 
   watch(on: boolean): void {
+    this.watching = on;
     clearInterval(this.poller);
     this.poller = undefined;
     if (on && this.jobId !== undefined && !this.stopped) {
@@ -200,6 +203,7 @@ export class SlurmStarter implements AgentStarter {
     this.jobState = "submitted";
     this.launch.log(`submitted Slurm job ${id}`);
     if (this.stopped) this.stop();
+    else if (this.watching) this.watch(true);
   }
 
   /** One squeue call: the job's state and reason or nodes; a job squeue no longer lists has ended. */
