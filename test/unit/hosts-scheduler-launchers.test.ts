@@ -9,6 +9,7 @@ import { UsageError } from "../../kernel/src/errors";
 import { checkSlurmLaunch, shellWord } from "../../kernel/src/hosts/slurm-launcher";
 import { checkMpiLaunch, mpirunWords } from "../../kernel/src/hosts/mpi-launcher";
 import { dialableAddress } from "../../kernel/src/hosts/scheduler-starter";
+import { planGroup } from "../../kernel/src/cluster/backends/plan-group";
 import { splitArgs } from "../../kernel/src/magics/split-magic";
 import { hostname, tmpdir } from "node:os";
 import { mkdtempSync, writeFileSync } from "node:fs";
@@ -71,4 +72,23 @@ test("a wildcard rendezvous is dialled at this machine's hostname; shell words a
   assert.equal(dialableAddress("10.0.0.5:4000"), "10.0.0.5:4000");
   assert.equal(shellWord("/home/a/token"), "/home/a/token");
   assert.equal(shellWord("it's here"), `'it'\\''s here'`);
+});
+
+test("slurm and mpi listen on a free port: --rendezvous HOST alone is HOST at port 0, and the shape names the launch", () => {
+  const dir = mkdtempSync(join(tmpdir(), "distlab-sched-"));
+  const token = join(dir, "token");
+  writeFileSync(token, "a".repeat(64) + "\n", { mode: 0o600 });
+  const bin = mkdtempSync(join(tmpdir(), "distlab-slurm-bin-"));
+  for (const name of ["sbatch", "squeue", "scancel", "mpirun"]) writeFileSync(join(bin, name), "#!/bin/sh\n", { mode: 0o755 });
+  const path = process.env.PATH;
+  process.env.PATH = bin;
+  try {
+    const plan = planGroup(parse(`-n 2 --launcher slurm --slurm "-N 1" --rendezvous 10.0.0.5 --insecure --token-file ${token}`));
+    assert.match(plan.shape.hosts!, /^--launcher slurm --slurm-per task --slurm "-N 1" --rendezvous 10\.0\.0\.5:0 --insecure$/);
+    const mpi = planGroup(parse(`-n 2 --launcher mpi --hosts a,b --token-file ${token}`));
+    assert.match(mpi.shape.hosts!, /^--launcher mpi --hosts a,b --rendezvous 127\.0\.0\.1:0$/);
+    assert.throws(() => planGroup(parse(`-n 2 --launcher slurm --slurm "-N 1" --rendezvous 10.0.0.5 --token-file ${token}`)), /refusing to listen on --rendezvous 10\.0\.0\.5:0, which is not a loopback address, without TLS/);
+  } finally {
+    process.env.PATH = path;
+  }
 });

@@ -50,7 +50,9 @@ export function planRendezvousGroup(options: DistributedOptions, common: CommonS
     }
   }
   // The kernel tells agents it starts itself where it listens: any free port will do.
-  const where = options.rendezvous ?? `127.0.0.1:${launcher === "env" ? DEFAULT_RENDEZVOUS_PORT : 0}`;
+  // (slurm, mpi: `--rendezvous HOST` alone, or HOST:0, is HOST at a free port.)
+  const given = options.rendezvous !== undefined && launcher !== "env" && /^[^:\s]+$/.test(options.rendezvous) && !/^\d+$/.test(options.rendezvous) ? `${options.rendezvous}:0` : options.rendezvous;
+  const where = given ?? `127.0.0.1:${launcher === "env" ? DEFAULT_RENDEZVOUS_PORT : 0}`;
   const address = (launcher !== "env" && /:0$/.test(where) ? { ...parseHostPort(where.replace(/:0$/, ":1"))!, port: 0 } : undefined) ?? parseHostPort(where) ?? (/^\d{1,5}$/.test(where) && Number(where) <= 65535 ? { host: "127.0.0.1", port: Number(where) } : undefined);
   if (!address) throw new UsageError(`%%distributed: --rendezvous ${JSON.stringify(where)} is not HOST:PORT (e.g. 0.0.0.0:${DEFAULT_RENDEZVOUS_PORT}) or a port`, "--rendezvous");
   const tls = rendezvousTls(options);
