@@ -127,3 +127,32 @@ def test_mpirun_not_installed_is_named(tmp_path: Path):
         assert execute(kc, "1 + 1", timeout=30).status == "ok"
     finally:
         stop_kernel(km, kc)
+
+
+def test_mpirun_starts_the_agents_across_network_namespaces_over_ssh(kernel, tmp_path: Path):
+    """Two namespaces with their own sshd (netns_hosts.py): mpirun reaches them through ssh with the
+    run's ssh config, the agents dial the kernel on the bridge, and the ranks' data crosses it."""
+    from netns_hosts import NamespacesUnavailable, NetnsHosts
+
+    kc, token = kernel
+    hosts = NetnsHosts(tmp_path / "netns", 2)
+    try:
+        hosts.up()
+    except NamespacesUnavailable as error:
+        hosts.down()
+        pytest.skip(f"network namespaces are not permitted here ({error})")
+    try:
+        # routed=direct: each namespace's orted talks to mpirun directly (Open MPI's default tree
+        # routing cannot resolve the namespaces' names from their side).
+        mpi = f"--mca routed direct --mca plm_rsh_agent 'ssh -F {hosts.ssh_config}'"
+        magic = f'%%distributed -n 4 --launcher mpi --hosts h1,h2 --mpi "{mpi}" --rendezvous {hosts.subnet}.1 --insecure --token-file {token} {AGENT} --timeout 30'
+        body = BODY.replace("process.ppid", "(await import('node:os')).hostname()")
+        first = execute(kc, f"{magic}\n{body}", timeout=120)
+        values = values_of(first)
+        assert [value[0] for value in values] == [10, 10, 10, 10], values
+        assert [value[1] for value in values] == ["0", "0", "1", "1"], values
+        assert [value[3] for value in values] == [f"dl{hosts.ident}-h1"] * 2 + [f"dl{hosts.ident}-h2"] * 2, values
+        assert values_of(execute(kc, f"{magic}\nkept", timeout=60)) == [10, 20, 30, 40]
+        execute(kc, "%dist stop", timeout=30)
+    finally:
+        hosts.down()
