@@ -2,12 +2,18 @@
 
     munged   --socket DIR/munge.socket  (a key generated for the run)
     slurmctld -D -f DIR/slurm.conf       ports picked free, state under DIR
-    slurmd    -D -f DIR/slurm.conf       NodeName = this machine's short hostname, CPUs=2
+    slurmd    -D -N NODE -f DIR/slurm.conf   NodeName = this machine's short hostname, CPUs=2
 
 Every Slurm command finds the cluster through SLURM_CONF=DIR/slurm.conf (in
 `SlurmCluster.env`), so a Slurm installed and configured on the machine is
 left alone. `ensure_packages` installs slurm-wlm, munge and openmpi-bin with
 apt-get when they are missing, as root; elsewhere it says why it cannot.
+
+With `namespaced` hosts (netns_hosts.py's network namespaces), there is one
+slurmd per namespace instead, each its own node (NodeName h1, h2, ... at
+the namespace's address), started with `nsenter --net` (not `ip netns exec`,
+which remounts /sys without the cgroup file system slurmd reads), and
+slurmctld reached at the bridge's address (SlurmctldAddr).
 
 Authentication is munge, as on a real cluster: munged runs as root with its
 own socket, key, log and pid file under DIR (--force accepts DIR's parents,
@@ -60,6 +66,12 @@ class SlurmCluster:
     cpus: int = 2
     node: str = field(default_factory=lambda: socket.gethostname().split(".")[0])
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    # netns_hosts.NetnsHosts: one slurmd node per namespace instead of this machine.
+    namespaced: object | None = None
+
+    @property
+    def nodes(self) -> list[str]:
+        return [host.name for host in self.namespaced.hosts] if self.namespaced is not None else [self.node]
 
     @property
     def conf(self) -> Path:
@@ -74,7 +86,7 @@ class SlurmCluster:
 
     def up(self) -> SlurmCluster:
         self.directory.mkdir(parents=True, exist_ok=True)
-        for sub in ("state", "spool", "munge"):
+        for sub in ("state", "munge", *(f"spool-{node}" for node in self.nodes)):
             (self.directory / sub).mkdir(exist_ok=True, mode=0o700)
         key = self.directory / "munge" / "munge.key"
         key.write_bytes(os.urandom(1024))
@@ -89,8 +101,11 @@ class SlurmCluster:
         self._wait_for(lambda: munge_socket.exists(), "munged's socket", self.directory / "munge" / "munged.log")
         self.conf.write_text(self._config(munge_socket))
         self._start(["/usr/sbin/slurmctld", "-D", "-i", "-f", str(self.conf)], "slurmctld", self.directory / "slurmctld.out")
-        self._start(["/usr/sbin/slurmd", "-D", "-f", str(self.conf)], "slurmd", self.directory / "slurmd.out")
-        self._wait_for(self._node_idle, f"node {self.node} idle in sinfo", self.directory / "slurmd.log")
+        if self.namespaced is None:
+            self._start(["/usr/sbin/slurmd", "-D", "-N", self.node, "-f", str(self.conf)], "slurmd", self.directory / f"slurmd-{self.node}.out")
+        for host in getattr(self.namespaced, "hosts", []):
+            self._start(["nsenter", f"--net=/run/netns/{host.namespace}", "/usr/sbin/slurmd", "-D", "-N", host.name, "-f", str(self.conf)], "slurmd", self.directory / f"slurmd-{host.name}.out")
+        self._wait_for(self._nodes_idle, f"nodes {','.join(self.nodes)} idle in sinfo", self.directory / f"slurmd-{self.nodes[0]}.log")
         return self
 
     def down(self) -> None:
@@ -122,7 +137,7 @@ class SlurmCluster:
 
     def log_tail(self) -> str:
         parts = []
-        for name in ("slurmctld.log", "slurmd.log", "slurmctld.out", "slurmd.out"):
+        for name in ("slurmctld.log", "slurmctld.out", *(f"slurmd-{node}.{ext}" for node in self.nodes for ext in ("log", "out"))):
             path = self.directory / name
             if path.exists():
                 parts.append(f"--- {name}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-15:]))
@@ -130,10 +145,16 @@ class SlurmCluster:
 
     def _config(self, munge_socket: Path) -> str:
         d = self.directory
-        return f"""# Generated for a test run: one node, this machine.
+        if self.namespaced is None:
+            nodes = f"NodeName={self.node} CPUs={self.cpus} State=UNKNOWN"
+            controller_addr = ""
+        else:
+            nodes = "\n".join(f"NodeName={host.name} NodeAddr={host.address} CPUs={self.cpus} State=UNKNOWN" for host in self.namespaced.hosts)
+            controller_addr = f"SlurmctldAddr={self.namespaced.subnet}.1\n"
+        return f"""# Generated for a test run: this machine's nodes.
 ClusterName=distlabtest
 SlurmctldHost={self.node}
-SlurmctldPort={free_port()}
+{controller_addr}SlurmctldPort={free_port()}
 SlurmdPort={free_port()}
 SlurmUser=root
 SlurmdUser=root
@@ -141,11 +162,11 @@ AuthType=auth/munge
 CredType=cred/munge
 AuthInfo=socket={munge_socket}
 StateSaveLocation={d / 'state'}
-SlurmdSpoolDir={d / 'spool'}
+SlurmdSpoolDir={d / 'spool-%n'}
 SlurmctldPidFile={d / 'slurmctld.pid'}
-SlurmdPidFile={d / 'slurmd.pid'}
+SlurmdPidFile={d / 'slurmd-%n.pid'}
 SlurmctldLogFile={d / 'slurmctld.log'}
-SlurmdLogFile={d / 'slurmd.log'}
+SlurmdLogFile={d / 'slurmd-%n.log'}
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 MpiDefault=none
@@ -161,17 +182,18 @@ MinJobAge=30
 KillWait=2
 InactiveLimit=0
 SlurmdTimeout=30
-NodeName={self.node} CPUs={self.cpus} State=UNKNOWN
-PartitionName=debug Nodes={self.node} Default=YES MaxTime=INFINITE State=UP
+{nodes}
+PartitionName=debug Nodes={",".join(self.nodes)} Default=YES MaxTime=INFINITE State=UP
 """
 
     def _start(self, command: list[str], name: str, output: Path) -> None:
         with output.open("wb") as sink:
             self.processes.append(subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=self.env))
 
-    def _node_idle(self) -> bool:
-        result = self.run("sinfo", "--noheader", "--nodes", self.node, "--format", "%T")
-        return result.returncode == 0 and result.stdout.strip() in ("idle", "mixed", "allocated")
+    def _nodes_idle(self) -> bool:
+        result = self.run("sinfo", "--noheader", "--Node", "--format", "%T")
+        states = result.stdout.split()
+        return result.returncode == 0 and len(states) == len(self.nodes) and all(state in ("idle", "mixed", "allocated") for state in states)
 
     def _wait_for(self, ready, what: str, log: Path, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout

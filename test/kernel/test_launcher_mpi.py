@@ -67,6 +67,12 @@ def running(pid: int) -> bool:
         return False
 
 
+def agents_with(token: str) -> list[str]:
+    """Command lines of live `distlab agent` processes started with this token file."""
+    found = subprocess.run(["pgrep", "-af", f"agent --connect .* --token-file {token}"], capture_output=True, text=True)
+    return [line for line in found.stdout.splitlines() if running(int(line.split()[0]))]
+
+
 def mpirun_pids() -> set[int]:
     found = subprocess.run(["pgrep", "-x", "mpirun"], capture_output=True, text=True)
     return {int(pid) for pid in found.stdout.split()}
@@ -154,5 +160,10 @@ def test_mpirun_starts_the_agents_across_network_namespaces_over_ssh(kernel, tmp
         assert [value[3] for value in values] == [f"dl{hosts.ident}-h1"] * 2 + [f"dl{hosts.ident}-h2"] * 2, values
         assert values_of(execute(kc, f"{magic}\nkept", timeout=60)) == [10, 20, 30, 40]
         execute(kc, "%dist stop", timeout=30)
+        # Before the namespaces go: the agents there ended with the group (their connection closed).
+        deadline = time.monotonic() + 15
+        while (left := agents_with(str(token))):
+            assert time.monotonic() < deadline, f"agents {left} still running after %dist stop"
+            time.sleep(0.2)
     finally:
         hosts.down()

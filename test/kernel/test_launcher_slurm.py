@@ -210,3 +210,44 @@ def test_slurm_not_installed_is_named(cluster: SlurmCluster, tmp_path: Path):
         assert execute(kc, "1 + 1", timeout=30).status == "ok"
     finally:
         stop_kernel(km, kc)
+
+
+def test_a_job_over_two_nodes_in_network_namespaces_runs_one_agent_per_node(tmp_path: Path):
+    """Two slurmd nodes, each in its own network namespace (netns_hosts.py), joined to one
+    slurmctld: `--slurm "-N 2 -n 4" --slurm-per node` puts one agent on each node (not one per task), and they dial the
+    kernel across the bridge."""
+    from netns_hosts import NamespacesUnavailable, NetnsHosts
+
+    try:
+        ensure_packages()
+    except SlurmUnavailable as error:
+        pytest.skip(f"Slurm cannot be installed here: {error}")
+    hosts = NetnsHosts(tmp_path / "netns", 2)
+    try:
+        hosts.up()
+    except NamespacesUnavailable as error:
+        hosts.down()
+        pytest.skip(f"network namespaces are not permitted here ({error})")
+    cluster = None
+    try:
+        cluster = SlurmCluster(tmp_path / "slurm", namespaced=hosts).up()
+        km, kc = start_kernel_with(cluster.env, tmp_path)
+        token = write_token(tmp_path / "token")
+        magic = f'%%distributed -n 4 --launcher slurm --slurm "-N 2 -n 4 --time 5" --slurm-per node --rendezvous {hosts.subnet}.1 --insecure --token-file {token} {AGENT} --timeout 30'
+        try:
+            body = BODY.replace("process.env.SLURM_JOB_ID", "process.env.SLURMD_NODENAME")
+            values = values_of(execute(kc, f"{magic}\n{body}", timeout=120))
+            assert [value[0] for value in values] == [10, 10, 10, 10], values
+            # One agent per node: each node's single task has local id 0.
+            assert [value[1:] for value in values] == [["0", "0", "h1"], ["0", "0", "h1"], ["1", "0", "h2"], ["1", "0", "h2"]], values
+            assert values_of(execute(kc, f"{magic}\nkept", timeout=60)) == [10, 20, 30, 40]
+            job_id = next(line.split()[0] for line in cluster.jobs())
+            execute(kc, "%dist stop", timeout=30)
+            wait_until(lambda: cluster.job_state(job_id) not in ("RUNNING", "COMPLETING"), f"job {job_id} still running")
+            assert cluster.job_state(job_id) == "CANCELLED", cluster.job_state(job_id)
+        finally:
+            stop_kernel(km, kc)
+    finally:
+        if cluster is not None:
+            cluster.down()
+        hosts.down()
