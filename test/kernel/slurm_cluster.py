@@ -211,12 +211,15 @@ PartitionName=debug Nodes={",".join(self.nodes)} Default=YES MaxTime=INFINITE St
 
 
 if __name__ == "__main__":
-    # `python3 slurm_cluster.py DIR` runs the cluster until SIGTERM or SIGINT (bench/hosts.mjs, by hand).
+    # `python3 slurm_cluster.py DIR [NETNS_DIR]` runs the cluster until SIGTERM or SIGINT (bench/hosts_slurm.mjs,
+    # by hand); with NETNS_DIR (netns_hosts.py up NETNS_DIR N), one node per namespace.
     import signal
     import sys
 
+    from netns_hosts import NetnsHosts
+
     ensure_packages()
-    cluster = SlurmCluster(Path(sys.argv[1])).up()
+    cluster = SlurmCluster(Path(sys.argv[1]), namespaced=NetnsHosts.load(Path(sys.argv[2])) if len(sys.argv) > 2 else None).up()
     print(f"export SLURM_CONF={cluster.conf}", flush=True)
     for stop in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop, lambda *_: (cluster.down(), sys.exit(0)))
