@@ -145,16 +145,36 @@ def test_a_submitted_job_shows_its_progress_runs_the_group_and_is_cancelled_on_c
             stop_kernel(km, kc)
 
 
-def test_a_job_still_queued_is_named_when_the_wait_ends_and_cancelled_when_the_group_closes(cluster: SlurmCluster, tmp_path: Path):
+def test_a_job_still_queued_shows_under_the_cell_is_interruptible_is_named_when_the_wait_ends_and_cancelled_on_close(cluster: SlurmCluster, tmp_path: Path):
     km, kc = start_kernel_with(cluster.env, tmp_path)
     token = write_token(tmp_path / "token")
+    magic = f'%%distributed -n 2 --launcher slurm --slurm "-n 2 --begin now+1hour" --rendezvous-timeout 8 --token-file {token} {AGENT}'
     try:
-        # --begin keeps the job pending: no agent can come.
-        outcome = execute(kc, f'%%distributed -n 2 --launcher slurm --slurm "-n 2 --begin now+1hour" --rendezvous-timeout 3 --token-file {token} {AGENT}\ndist.rank', timeout=60)
+        # --begin keeps the job pending: no agent can come. The cell shows the job queued; the stop
+        # button ends the wait at once, and the job stays queued for the next cell.
+        msg_id = kc.execute(f"{magic}\ndist.rank")
+        deadline = time.monotonic() + 60
+        shown = ""
+        while not re.search(r"Slurm job \d+ queued \(BeginTime\)", shown):
+            assert time.monotonic() < deadline, f"the cell never showed the job queued: {shown!r}"
+            message = kc.get_iopub_msg(timeout=60)
+            if message.get("parent_header", {}).get("msg_id") == msg_id and message["header"]["msg_type"] in ("display_data", "update_display_data"):
+                shown = message["content"]["data"].get("text/plain", "")
+        interrupted = time.monotonic()
+        km.interrupt_kernel()
+        reply = kc.get_shell_msg(timeout=60)
+        while reply["parent_header"].get("msg_id") != msg_id:
+            reply = kc.get_shell_msg(timeout=60)
+        assert reply["content"]["ename"] == "InterruptedError", reply["content"]
+        assert time.monotonic() - interrupted < 10
+        job_id = re.search(r"Slurm job (\d+) queued", shown).group(1)
+        assert any(line.startswith(f"{job_id} PENDING") for line in cluster.jobs()), cluster.jobs()
+        # The next cell waits for the same job (no second submission) and names it when its wait ends.
+        outcome = execute(kc, f"{magic}\ndist.rank", timeout=60)
         assert outcome.status == "error"
-        found = re.search(r"no agent dialled in within 3 s \(--rendezvous-timeout\); Slurm job (\d+) queued \(BeginTime\)", outcome.error["evalue"])
+        found = re.search(r"no agent dialled in within 8 s \(--rendezvous-timeout\); Slurm job (\d+) queued \(BeginTime\)", outcome.error["evalue"])
         assert found, outcome.error["evalue"]
-        job_id = found.group(1)
+        assert found.group(1) == job_id and len(cluster.jobs()) == 1, (found.group(1), cluster.jobs())
         assert any(line.startswith(f"{job_id} PENDING") for line in cluster.jobs()), cluster.jobs()
         execute(kc, "%dist stop", timeout=30)
         wait_until(lambda: not any(line.startswith(f"{job_id} ") for line in cluster.jobs()), f"queued job {job_id} left behind after %dist stop: {cluster.jobs()}", timeout=5)
