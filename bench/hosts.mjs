@@ -18,10 +18,11 @@
 // (ssh logins, agents, rank processes, their TCP world), --reps times; next to
 // ipyparallel's ipcluster with its SSH engine launcher, 2 hosts x 2 engines,
 // from start to a first apply_sync on every engine (bench/hosts_ipcluster.py).
+// Then group start through Slurm next to ipyparallel's Slurm launcher (bench/hosts_slurm.mjs).
 // Each distlab run goes twice: data connections authenticated only, and inside TLS (--data-tls on).
 // Flags: --reps N (>= 5)  --sizes 1M,16M,64M  --hosts 2,3  --data-tls off,on
 import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, writeFileSync, chmodSync } from "node:fs";
+import { existsSync, mkdtempSync, writeFileSync, chmodSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { createRequire } from "node:module";
@@ -205,6 +206,11 @@ try {
   }
   console.log(`\n# allReduce (busbw median [min, max]; x gloo = ratio of medians)\n${headline.join("\n")}`);
   compiler.close();
+  // Group start through Slurm next to ipyparallel's Slurm launcher (bench/hosts_slurm.mjs), where Slurm is installed.
+  if (existsSync("/usr/sbin/slurmctld")) {
+    console.log("");
+    execFileSync(process.execPath, [path.join(here, "hosts_slurm.mjs"), "--reps", String(REPS)], { stdio: ["ignore", "inherit", "ignore"] });
+  } else console.log("\n# group start through Slurm: skipped, Slurm is not installed (node scripts/setup.mjs --tests installs it)");
 } finally {
   down();
 }

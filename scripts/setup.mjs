@@ -24,15 +24,16 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
 const USAGE =
   "usage: node scripts/setup.mjs [--browser | --tests]   (--browser: also the Chromium the browser tests drive;\n" +
-  "       --tests: that Chromium and the system packages of the multi-host tests, OpenSSH and iproute2)";
+  "       --tests: that Chromium and the system packages of the multi-host tests, OpenSSH, iproute2, Slurm, munge and Open MPI)";
 const flags = process.argv.slice(2);
 const unknownFlags = flags.filter((flag) => flag !== "--browser" && flag !== "--tests");
 if (unknownFlags.length > 0) {
   console.error(`setup: unknown argument ${unknownFlags.join(" ")}\n${USAGE}`);
   process.exit(2);
 }
-// The multi-host tests run Debian's sshd in network namespaces (test/kernel/netns_hosts.py).
-const HOST_TEST_DEBIAN_PACKAGES = ["openssh-client", "openssh-server", "iproute2"];
+// The multi-host tests run Debian's sshd in network namespaces (test/kernel/netns_hosts.py), and the
+// launcher tests a single-node Slurm and Open MPI's mpirun (test/kernel/slurm_cluster.py installs them too).
+const HOST_TEST_DEBIAN_PACKAGES = ["openssh-client", "openssh-server", "iproute2", "slurm-wlm", "munge", "openmpi-bin"];
 const forTests = flags.includes("--tests");
 
 const steps = [

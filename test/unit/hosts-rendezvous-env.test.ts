@@ -28,6 +28,12 @@ test("Slurm's variables with the address from DISTLAB_RENDEZVOUS, or from --conn
   assert.match(dialled.source, /^--connect, /);
 });
 
+test("Open MPI's OMPI_COMM_WORLD_* variables, which win over the Slurm job's that mpirun inside a job inherits", () => {
+  const env = { OMPI_COMM_WORLD_RANK: "1", OMPI_COMM_WORLD_SIZE: "2", OMPI_COMM_WORLD_LOCAL_RANK: "1", SLURM_PROCID: "0", SLURM_NTASKS: "1" };
+  assert.deepEqual(readRendezvousEnv(env, "127.0.0.1:5000"), { host: "127.0.0.1", port: 5000, index: 1, world: 2, localIndex: 1, source: "--connect, OMPI_COMM_WORLD_RANK/OMPI_COMM_WORLD_SIZE" });
+  assert.throws(() => readRendezvousEnv({ OMPI_COMM_WORLD_RANK: "0" }, "h:1"), /OMPI_COMM_WORLD_RANK is set but OMPI_COMM_WORLD_SIZE is not/);
+});
+
 test("a Kubernetes Indexed Job's JOB_COMPLETION_INDEX with DISTLAB_WORLD_SIZE", () => {
   const env = { JOB_COMPLETION_INDEX: "0", DISTLAB_WORLD_SIZE: "3", DISTLAB_RENDEZVOUS: "distlab-kernel.default.svc:29471" };
   assert.deepEqual(readRendezvousEnv(env), { host: "distlab-kernel.default.svc", port: 29471, index: 0, world: 3, source: "DISTLAB_RENDEZVOUS, JOB_COMPLETION_INDEX/DISTLAB_WORLD_SIZE" });

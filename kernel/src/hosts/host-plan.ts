@@ -42,7 +42,7 @@ function agentTls(options: DistributedOptions): AgentTls | undefined {
 export type CommonShape = Omit<GroupShape, "size" | "backend">;
 
 export function planHostGroup(options: DistributedOptions, common: CommonShape): GroupPlan {
-  if (options.launcher === "env") return planRendezvousGroup(options, common);
+  if (options.launcher === "env" || options.launcher === "slurm" || options.launcher === "mpi") return planRendezvousGroup(options, common);
   if (options.hosts === undefined) throw new UsageError(`%%distributed: --backend hosts needs --hosts SPEC (a hostfile or [user@]host[:port],...)`, "--hosts");
   const entries = parseHostSpec(options.hosts);
   const launcher = options.launcher ?? "auto";

@@ -9,6 +9,8 @@
  *                        MASTER_ADDR + MASTER_PORT (torchrun's names)
  * Index and world, the first family present:
  *   torchrun    RANK, WORLD_SIZE (LOCAL_RANK is logged when set)
+ *   Open MPI    OMPI_COMM_WORLD_RANK, OMPI_COMM_WORLD_SIZE (OMPI_COMM_WORLD_LOCAL_RANK logged);
+ *               before Slurm's, since mpirun inside a Slurm job inherits the job's SLURM_PROCID
  *   Slurm       SLURM_PROCID, SLURM_NTASKS (SLURM_LOCALID is logged when set)
  *   Kubernetes  JOB_COMPLETION_INDEX, DISTLAB_WORLD_SIZE (the Job's completions)
  *
@@ -31,6 +33,7 @@ export interface RendezvousEnv {
 /** The families of index/world variables, in the order they are looked for. */
 const FAMILIES = [
   { index: "RANK", world: "WORLD_SIZE", local: "LOCAL_RANK", scheduler: "torchrun" },
+  { index: "OMPI_COMM_WORLD_RANK", world: "OMPI_COMM_WORLD_SIZE", local: "OMPI_COMM_WORLD_LOCAL_RANK", scheduler: "Open MPI's mpirun" },
   { index: "SLURM_PROCID", world: "SLURM_NTASKS", local: "SLURM_LOCALID", scheduler: "Slurm" },
   { index: "JOB_COMPLETION_INDEX", world: "DISTLAB_WORLD_SIZE", local: undefined, scheduler: "a Kubernetes Indexed Job" },
 ] as const;
@@ -93,7 +96,7 @@ export function readRendezvousEnv(env: NodeJS.ProcessEnv, connect?: string): Ren
   const family = FAMILIES.find((candidate) => set(candidate.index) || set(candidate.world));
   if (!family) {
     throw new RendezvousEnvError(
-      "no agent index: set RANK and WORLD_SIZE (torchrun), or run under srun (SLURM_PROCID, SLURM_NTASKS), or in a Kubernetes Indexed Job (JOB_COMPLETION_INDEX, with DISTLAB_WORLD_SIZE set to the Job's completions)",
+      "no agent index: set RANK and WORLD_SIZE (torchrun), or run under mpirun (OMPI_COMM_WORLD_RANK, OMPI_COMM_WORLD_SIZE) or srun (SLURM_PROCID, SLURM_NTASKS), or in a Kubernetes Indexed Job (JOB_COMPLETION_INDEX, with DISTLAB_WORLD_SIZE set to the Job's completions)",
       "RANK",
     );
   }

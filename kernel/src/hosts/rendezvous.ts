@@ -52,6 +52,24 @@ export interface RendezvousOptions {
   log: (line: string) => void;
 }
 
+/**
+ * What starts the agents for `--launcher slurm|mpi` (slurm-launcher.ts, mpi-launcher.ts): the
+ * rendezvous starts it when a gather finds agents missing and it is not running, shows its state
+ * on the progress line, ends the gather with its failure, and stops it when the rendezvous closes.
+ */
+export interface AgentStarter {
+  /** Starts the agents unless they are being started or running; `changed` wakes the gather when the state below changes. */
+  ensureStarted(changed: () => void): Promise<void>;
+  /** Where the start is: `job 12 queued (Resources)`, `srun step running`; undefined when nothing to say. */
+  state(): string | undefined;
+  /** Why the agents cannot come (sbatch refused, the job or srun ended): the error ends the gather. */
+  failure(): Error | undefined;
+  /** While a gather waits the starter may poll its scheduler; off when it ends. */
+  watch(on: boolean): void;
+  /** Cancels the job or ends the step; called once, when the rendezvous closes. */
+  stop(): void;
+}
+
 /** What `gather` reports while it waits: a line for the cell, replaced by the next. */
 export interface GatherProgress {
   (line: string): void;
@@ -67,6 +85,7 @@ export class Rendezvous {
   /** Refusals since the current gather began, shown under the cell. */
   private refusals: string[] = [];
   private closed = false;
+  private starter?: AgentStarter;
 
   private constructor(
     private readonly server: net.Server,
@@ -94,6 +113,11 @@ export class Rendezvous {
     return rendezvous;
   }
 
+  /** `--launcher slurm|mpi`: the starter a gather runs when agents are missing; stopped by `close`. */
+  attach(starter: AgentStarter): void {
+    this.starter = starter;
+  }
+
   /** Indices 0..world-1 that have no live link (undefined while no agent has said how many there are). */
   missing(): number[] | undefined {
     if (this.world === undefined) return undefined;
@@ -107,9 +131,21 @@ export class Rendezvous {
    * already in stay connected for the next gather either way.
    */
   async gather(timeoutMs: number, interrupt?: AbortSignal, progress?: GatherProgress): Promise<AgentLink[]> {
+    const starter = this.starter;
+    starter?.watch(true);
+    try {
+      return await this.gatherLinks(timeoutMs, interrupt, progress);
+    } finally {
+      starter?.watch(false);
+    }
+  }
+
+  private async gatherLinks(timeoutMs: number, interrupt?: AbortSignal, progress?: GatherProgress): Promise<AgentLink[]> {
     const deadline = Date.now() + timeoutMs;
     this.refusals = [];
     let shown = "";
+    const missingAtStart = this.missing();
+    if (this.starter && (missingAtStart === undefined || missingAtStart.length > 0)) await this.starter.ensureStarted(() => this.wake());
     for (;;) {
       const missing = this.missing();
       if (missing !== undefined && missing.length === 0) {
@@ -117,7 +153,10 @@ export class Rendezvous {
         progress?.(`distlab: ${links.length} of ${links.length} agents connected at ${this.address}: ${this.describe()}`);
         return links;
       }
-      const line = `distlab: waiting for agents at ${this.address}: ${this.status()}${this.refusals.length > 0 ? `\n${this.refusals.map((refusal) => `  ${refusal}`).join("\n")}` : ""}`;
+      const failure = this.starter?.failure();
+      if (failure) throw failure;
+      const state = this.starter?.state();
+      const line = `distlab: ${state === undefined ? "" : `${state}; `}waiting for agents at ${this.address}: ${this.status()}${this.refusals.length > 0 ? `\n${this.refusals.map((refusal) => `  ${refusal}`).join("\n")}` : ""}`;
       if (line !== shown) progress?.((shown = line));
       if (interrupt?.aborted) throw new RendezvousInterrupted(`%%distributed: interrupted while waiting for agents at ${this.address} (${this.status()}); the agents that dialled in stay connected for the next cell`);
       const left = deadline - Date.now();
@@ -137,6 +176,7 @@ export class Rendezvous {
   }
 
   close(): void {
+    if (!this.closed) this.starter?.stop();
     this.closed = true;
     this.server.close();
     for (const link of this.links.values()) link.close();
@@ -160,9 +200,9 @@ export class Rendezvous {
   private timeoutMessage(timeoutMs: number): string {
     const seconds = `${timeoutMs / 1000} s`;
     const missing = this.missing();
-    const refused = this.refusals.length > 0 ? `; refused meanwhile: ${this.refusals.join("; ")}` : "";
+    const refused = `${this.refusals.length > 0 ? `; refused meanwhile: ${this.refusals.join("; ")}` : ""}${this.starter?.state() === undefined ? "" : `; ${this.starter.state()}`}`;
     if (missing === undefined) {
-      return `%%distributed --rendezvous ${this.address}: no agent dialled in within ${seconds} (--rendezvous-timeout)${refused}; start the agents with \`distlab agent --connect ${this.address} --token-file FILE\` and the scheduler's variables (docs/launchers.md)`;
+      return `%%distributed --rendezvous ${this.address}: no agent dialled in within ${seconds} (--rendezvous-timeout)${refused}${this.starter ? "" : `; start the agents with \`distlab agent --connect ${this.address} --token-file FILE\` and the scheduler's variables (docs/launchers.md)`}`;
     }
     const names = missing.length === 1 ? `agent ${missing[0]} of ${this.world} did not` : `agents ${missing.join(", ")} of ${this.world} did not`;
     return `%%distributed --rendezvous ${this.address}: ${names} dial in within ${seconds} (--rendezvous-timeout; connected: ${this.describe() || "none"})${refused}`;

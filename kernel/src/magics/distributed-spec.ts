@@ -9,6 +9,11 @@ import { parseMemorySize } from "./memory-size";
 import type { LinkModel } from "../comm/types";
 import { TF_BACKENDS, type TfBackendName } from "../compute/backend-names";
 import { LAUNCHERS, type LauncherName } from "../hosts/host-spec";
+
+/** Launchers whose agents dial this kernel's rendezvous: started by a scheduler (env), or by srun/sbatch or mpirun for you. */
+export const SCHEDULER_LAUNCHERS = ["env", "slurm", "mpi"] as const;
+export type SchedulerLauncher = (typeof SCHEDULER_LAUNCHERS)[number];
+const dialsIn = (launcher: unknown): boolean => (SCHEDULER_LAUNCHERS as readonly unknown[]).includes(launcher);
 import { DEFAULT_TOKEN_FILE_HELP } from "../hosts/token";
 
 /** The port `--rendezvous` listens on when it names none. */
@@ -60,18 +65,21 @@ export const DISTRIBUTED_FLAGS: readonly FlagSpec[] = [
     name: "launcher",
     type: "choice",
     valueName: "HOW",
-    choices: [...LAUNCHERS, "env"],
+    choices: [...LAUNCHERS, ...SCHEDULER_LAUNCHERS],
     default: "auto",
-    help: "with --hosts: ssh starts `distlab agent` on each host through OpenSSH; agent dials agents already listening at host:port; auto: agent for entries with a port, ssh for the others. env (no --hosts): agents started by a scheduler dial this kernel's --rendezvous",
+    help: "with --hosts: ssh starts `distlab agent` on each host through OpenSSH; agent dials agents already listening at host:port; auto: agent for entries with a port, ssh for the others. env (no --hosts): agents started by a scheduler dial this kernel's --rendezvous; slurm: srun (in an allocation) or sbatch (--slurm ARGS) starts them; mpi: Open MPI's mpirun starts them on --hosts or by --mpi ARGS",
   },
-  { name: "rendezvous", type: "string", valueName: "HOST:PORT", help: `with --launcher env: where the kernel listens for agents (\`distlab agent --connect\`); default 127.0.0.1:${DEFAULT_RENDEZVOUS_PORT}, a non-loopback address needs --tls-cert/--tls-key or --insecure` },
-  { name: "rendezvous-timeout", type: "number", valueName: "SECONDS", min: 0.1, max: 86_400, default: 60, help: "with --launcher env: how long a cell waits for every agent to dial in" },
+  { name: "slurm", type: "string", valueName: "ARGS", help: "with --launcher slurm outside an allocation: submit the agents as a job with these sbatch arguments, e.g. \"-p gpu -N 2 --time 1:00:00\"; the job is cancelled when the group closes" },
+  { name: "slurm-per", type: "choice", valueName: "UNIT", choices: ["node", "task"], default: "task", help: "with --launcher slurm: one agent per Slurm task (its GPUs by SLURM_LOCALID) or per node" },
+  { name: "mpi", type: "string", valueName: "ARGS", help: "with --launcher mpi: mpirun arguments placing the agents (e.g. \"-np 2 --hostfile nodes\"), instead of or after those --hosts gives" },
+  { name: "rendezvous", type: "string", valueName: "HOST:PORT", help: `with --launcher env, slurm or mpi: where the kernel listens for agents (\`distlab agent --connect\`); default 127.0.0.1:${DEFAULT_RENDEZVOUS_PORT} (slurm, mpi: a free port), a non-loopback address needs --tls-cert/--tls-key or --insecure` },
+  { name: "rendezvous-timeout", type: "number", valueName: "SECONDS", min: 0.1, max: 86_400, default: 60, help: "with --launcher env, slurm or mpi: how long a cell waits for every agent to dial in" },
   { name: "tls-cert", type: "string", valueName: "FILE", help: "with --launcher env: the certificate chain (PEM) the rendezvous serves TLS with" },
   { name: "tls-key", type: "string", valueName: "FILE", help: "with --launcher env: the private key (PEM) of --tls-cert" },
   { name: "insecure", type: "boolean", help: "with --launcher env: listen on a non-loopback --rendezvous without TLS (the control traffic is readable on the network)" },
   { name: "ssh-config", type: "string", valueName: "FILE", help: "with --launcher ssh: the ssh config file (ssh -F; default ~/.ssh/config)" },
   { name: "ssh-tunnel", type: "boolean", help: "with --hosts: for hosts behind a login node (ProxyJump in the ssh config): the ranks' rendezvous runs on the first host, so the hosts never need to reach this kernel" },
-  { name: "agent-command", type: "string", valueName: "CMD", help: "with --launcher ssh: what runs distlab on the hosts (default distlab)" },
+  { name: "agent-command", type: "string", valueName: "CMD", help: "with --launcher ssh, slurm or mpi: what runs distlab on the hosts (default distlab)" },
   { name: "tls-ca", type: "string", valueName: "FILE", help: "with --hosts: dial running agents over TLS, trusting the CA certificates in FILE (PEM)" },
   { name: "tls-fingerprint", type: "string", valueName: "SHA256", help: "with --hosts: dial running agents over TLS, accepting only a certificate of this SHA-256 fingerprint" },
   {
@@ -134,7 +142,12 @@ export interface DistributedOptions {
   backend: BackendName;
   hosts?: string;
   tokenFile?: string;
-  launcher?: LauncherName | "env";
+  launcher?: LauncherName | SchedulerLauncher;
+  /** `--launcher slurm`: sbatch arguments (outside an allocation), and one agent per task or node. */
+  slurm?: string;
+  slurmPer?: "node" | "task";
+  /** `--launcher mpi`: mpirun arguments. */
+  mpi?: string;
   /** `--launcher env`: HOST:PORT the kernel listens on for agents, and how long a cell waits for them (seconds). */
   rendezvous?: string;
   rendezvousTimeoutSeconds?: number;
@@ -173,7 +186,7 @@ export function parseDistributedFlags(words: readonly string[]): DistributedOpti
   const options: DistributedOptions = {
     workers: values.get("workers") as number,
     // --hosts alone, or --launcher env, means the hosts backend.
-    backend: !given.has("backend") && (values.get("hosts") !== undefined || values.get("launcher") === "env") ? "hosts" : (values.get("backend") as BackendName),
+    backend: !given.has("backend") && (values.get("hosts") !== undefined || dialsIn(values.get("launcher"))) ? "hosts" : (values.get("backend") as BackendName),
     timeoutSeconds: values.get("timeout") as number,
     groupOutputs: values.get("group-outputs") as "order" | "rank",
     timeline: values.get("timeline") as TimelineWhen,
@@ -203,13 +216,19 @@ export function parseDistributedFlags(words: readonly string[]): DistributedOpti
   }
   for (const [flag, key] of [["rendezvous", "rendezvous"], ["rendezvous-timeout", "rendezvousTimeoutSeconds"], ["tls-cert", "tlsCert"], ["tls-key", "tlsKey"], ["insecure", "insecure"]] as const) {
     if (!given.has(flag)) continue;
-    if (options.launcher !== "env") throw new UsageError(`${WHERE}: --${flag} only applies with --launcher env`, `--${flag}`);
+    if (!dialsIn(options.launcher)) throw new UsageError(`${WHERE}: --${flag} only applies with --launcher env, slurm or mpi`, `--${flag}`);
     (options as unknown as Record<string, unknown>)[key] = values.get(flag);
   }
-  if (options.launcher === "env") {
-    if (options.hosts !== undefined) throw new UsageError(`${WHERE}: --launcher env takes no --hosts: the agents dial in at --rendezvous instead`, "--hosts");
+  for (const [flag, key, launcher] of [["slurm", "slurm", "slurm"], ["slurm-per", "slurmPer", "slurm"], ["mpi", "mpi", "mpi"]] as const) {
+    if (!given.has(flag)) continue;
+    if (options.launcher !== launcher) throw new UsageError(`${WHERE}: --${flag} only applies with --launcher ${launcher}`, `--${flag}`);
+    (options as unknown as Record<string, unknown>)[key] = values.get(flag);
+  }
+  if (dialsIn(options.launcher)) {
+    if (options.hosts !== undefined && options.launcher !== "mpi") throw new UsageError(`${WHERE}: --launcher ${options.launcher} takes no --hosts: the agents dial in at --rendezvous instead`, "--hosts");
     options.rendezvousTimeoutSeconds ??= values.get("rendezvous-timeout") as number;
   }
+  if (options.launcher === "slurm") options.slurmPer ??= values.get("slurm-per") as "node" | "task";
   const link = values.get("link") as string | undefined;
   if (link !== undefined) options.link = parseLinkFlag(link);
   const tfBackend = values.get("tf-backend") as TfBackendName | undefined;
