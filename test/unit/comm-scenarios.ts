@@ -171,6 +171,18 @@ SCENARIOS.wireCounts = async (comm, arg: { p2p?: { to: number; from: number; x: 
 /** The rank's counters before it has communicated at all. */
 SCENARIOS.wireStatsFresh = async (comm) => comm.stats();
 
+/**
+ * arg as for `collective`: the counters zeroed, the one collective run, then what this rank received:
+ * frames by peer (world rank, data and agreement frames alike) and its agreement frames each way.
+ */
+SCENARIOS.collectiveTraffic = async (comm, arg, spans) => {
+  comm.resetStats();
+  await SCENARIOS.collective(comm, arg, spans);
+  const s = comm.stats();
+  const framesFrom = Object.fromEntries(Object.entries(s.byPeer).map(([peer, t]) => [peer, t.messagesReceived]));
+  return { framesFrom, agreementSent: s.byOp.agreement?.messagesSent ?? 0, agreementReceived: s.byOp.agreement?.messagesReceived ?? 0 };
+};
+
 /** Fan-out over an emulated link: one sender, `peers` receivers, `bytes` each, at once (scatter). */
 export const FAN_OUT_LINK = { bandwidth: 500e3, latency: 0.02 }; // 4 Mbit/s, 20 ms
 export const FAN_OUT_BYTES = 100_000;

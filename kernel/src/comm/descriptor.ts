@@ -12,33 +12,6 @@ export type OpName = (typeof OPCODES)[number];
 export const REDUCE_OPS = ["sum", "mean", "max", "min", "product"] as const;
 export const ALGORITHMS = ["ring", "recursive-doubling", "direct", "p2p", "rhd"] as const;
 
-/**
- * Collectives in which some rank may receive nothing (a broadcast or scatter
- * root, a gather or reduce leaf): with no frame to compare, such a rank
- * would never see that the others disagree. Over channels these ops start
- * with an agreement step: each member sends every other member its
- * descriptor in a payload-free frame and checks theirs. The ops where every
- * rank receives (allReduce, allGather, reduceScatter, allToAll, barrier) are
- * checked on their data frames and cost nothing extra.
- */
-const ONE_WAY_OPS: ReadonlySet<number> = new Set(["broadcast", "reduce", "gather", "scatter"].map((op) => OPCODES.indexOf(op as OpName)));
-
-export function needsAgreementStep(d: Descriptor): boolean {
-  return ONE_WAY_OPS.has(d.opcode) && ALGORITHMS[d.algorithm] !== "direct";
-}
-
-/**
- * The agreement step's two peers (world ranks) for the member `me` of a group whose world ranks are
- * `members`: it sends its descriptor to the next member and checks the previous one's. Members that
- * do not all agree differ somewhere around the ring, so one of them finds it and stops the world;
- * one frame each way per rank instead of one per peer. `undefined` for a group of one.
- */
-export function agreementPeers(members: readonly number[], me: number): { sendTo: number; recvFrom: number } | undefined {
-  const at = members.indexOf(me);
-  if (members.length < 2 || at < 0) return undefined;
-  return { sendTo: members[(at + 1) % members.length]!, recvFrom: members[(at + members.length - 1) % members.length]! };
-}
-
 /** count = -1 means "any" (e.g. a scatter receiver learns its length from the root). */
 export interface Descriptor {
   group: number;

@@ -8,9 +8,10 @@
 // live while the rank awaits something else.
 import { CommCancelledError, CommCellEndedError, CommMismatchError, CommTimeoutError } from "./comm-errors";
 import {
-  agreementPeers, callLabel, descriptorsAgree, DESCRIPTOR_WORDS, mismatchOfMembers, needsAgreementStep, readDescriptor, sameCallNumber, writeDescriptor,
+  callLabel, descriptorsAgree, DESCRIPTOR_WORDS, mismatchOfMembers, readDescriptor, sameCallNumber, writeDescriptor,
   type Descriptor, type MemberCall,
 } from "./descriptor";
+import { agreementFrames } from "./agreement";
 import { blameTimeout } from "./timeout-blame";
 import { zeroTraffic } from "./wire-stats";
 import { Nic, Pacer, SharedIngress } from "./link";
@@ -100,24 +101,28 @@ export class ShmTransport implements Transport {
     Atomics.store(this.ctl, this.layout.rankWord(this.rank, ENTERED), 0);
     writeDescriptor(this.ctl, at, call.desc);
     Atomics.store(this.ctl, this.layout.rankWord(this.rank, ENTERED), call.desc.call);
-    if (needsAgreementStep(call.desc)) this.agree(call);
+    this.agree(call);
   }
 
   /**
-   * A broadcast, reduce, gather or scatter root may receive nothing: every member sends the next
-   * its descriptor in a payload-free frame and checks the previous one's (counted under "agreement").
+   * The agreement frames of a one-way collective over channels (agreement.ts): payload-free frames on
+   * the ring edges its data does not cover (counted under "agreement"). Run to completion here; a
+   * disagreement that needs no frame to show (members waiting for each other's data) is seen by the
+   * waiting loop, which reads the peers' posted descriptors.
    */
   private agree(call: CallContext): void {
-    const ring = agreementPeers(call.members ?? Array.from({ length: this.size }, (_, r) => r), this.rank);
-    if (!ring) return;
+    const frames = agreementFrames(call.desc, call.members ?? Array.from({ length: this.size }, (_, r) => r), this.rank);
+    if (!frames) return;
     // not paced: an emulated link models the op's data, and the agreement is bookkeeping
     const agree: CallContext = { ...call, op: "agreement", traffic: zeroTraffic(), link: undefined };
-    const recv: RecvSpec = { peer: ring.recvFrom, bytes: 0, onData: () => undefined };
-    this.runUntilDone(call, [
-      this.sendOp(COLLECTIVE_CONTEXT, agree, { peer: ring.sendTo, payload: new Uint8Array(0) }, performance.now()),
+    const ops: (ChannelSend | ChannelRecv)[] = [];
+    if (frames.sendTo !== undefined) ops.push(this.sendOp(COLLECTIVE_CONTEXT, agree, { peer: frames.sendTo, payload: new Uint8Array(0) }, performance.now()));
+    if (frames.recvFrom !== undefined) {
+      const recv: RecvSpec = { peer: frames.recvFrom, bytes: 0, onData: () => undefined };
       // checked against the call's own descriptor
-      this.recvOp(COLLECTIVE_CONTEXT, agree, recv, this.collectiveCheck(call, recv)),
-    ]);
+      ops.push(this.recvOp(COLLECTIVE_CONTEXT, agree, recv, this.collectiveCheck(call, recv)));
+    }
+    this.runUntilDone(call, ops);
   }
 
   /** A call of `epoch` begins: user sends and receives of older epochs (ended cells) still waiting end with an error. */

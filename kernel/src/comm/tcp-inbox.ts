@@ -45,6 +45,11 @@ export interface InboxEvents {
   count?(call: CallContext, bytes: number, messages: number): void;
   /** The error for a receive of an ended cell: `why` says how we know it ended. */
   ended(call: CallContext, why: string): Error;
+  /**
+   * Bytes of a data frame (not a control frame) arrived: what a wait's timeout counts as the peer
+   * being alive. Probes and their answers flow while ranks wait and must not keep a wait from timing out.
+   */
+  activity?(): void;
 }
 
 export class Inbox implements FrameSink {
@@ -139,6 +144,7 @@ export class Inbox implements FrameSink {
     const cur: Incoming = { context };
     this.current = cur;
     const control = context >= CONTEXT_ABORT;
+    if (!control) this.events.activity?.();
     if (!control && desc.epoch < this.epoch) return { data: () => undefined }; // a frame of an ended cell: dropped
     if (!control) {
       // receives of cells older than the sender's: the kernel began the sender's cell after theirs ended
@@ -165,6 +171,7 @@ export class Inbox implements FrameSink {
     return {
       into: (offset, maxBytes) => (cur.pending ? cur.pending.spec.into?.(offset, maxBytes) : cur.arrived?.bytes.subarray(offset, offset + maxBytes)),
       data: (piece, offset) => {
+        if (!control) this.events.activity?.();
         if (cur.pending) {
           this.count(cur.pending.call, piece.length, 0);
           cur.pending.spec.onData(piece, offset);

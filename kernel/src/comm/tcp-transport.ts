@@ -12,7 +12,8 @@
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { CommCancelledError, CommCellEndedError, CommMismatchError, CommTimeoutError, PeerLostError } from "./comm-errors";
-import { agreementPeers, callLabel, descriptorsAgree, mismatchOfMembers, needsAgreementStep, sameCallNumber, type Descriptor } from "./descriptor";
+import { agreementFrames } from "./agreement";
+import { callLabel, descriptorsAgree, mismatchOfMembers, sameCallNumber, type Descriptor } from "./descriptor";
 import { Nic, Pacer } from "./link";
 import { TcpIngress } from "./tcp-ingress";
 import {
@@ -39,6 +40,18 @@ const PROBE_ANSWER_MS = 1000;
  * milliseconds, so its error can name their calls too (only on the error path).
  */
 const MISMATCH_GATHER_MS = 500;
+/**
+ * How long a collective waits without finishing before it asks the members which call they are in,
+ * milliseconds (doubling up to STALL_PROBE_MAX_MS while it keeps waiting). Members that disagree
+ * can wait for each other's data forever (each naming another root); their answers show the
+ * disagreement. Costs nothing on calls that finish sooner.
+ */
+const STALL_PROBE_MS = 25;
+const STALL_PROBE_MAX_MS = 1000;
+/** How long a stall probe waits for answers, milliseconds. */
+const STALL_ANSWER_MS = 250;
+/** Collective calls this rank remembers, so a probe about a call it has left is answered with that call. */
+const CALL_HISTORY = 16;
 const NO_CALL: Descriptor = { group: 0, call: 0, opcode: 0, count: 0, dtype: 0, root: 0, redop: 0, algorithm: 0, epoch: 0, shape: 0 };
 
 /** The two connections to one peer. */
@@ -76,6 +89,8 @@ export class TcpTransport implements Transport {
   private epoch = 0;
   /** this rank's latest collective call, and the world ranks it waits for now (what a probe is answered with) */
   private entered?: Descriptor;
+  /** this rank's latest collective calls, newest last (at most CALL_HISTORY) */
+  private readonly history: Descriptor[] = [];
   private waitingFor: number[] = [];
   /** labels of the point-to-point calls this rank waits in, oldest first (`send #1 to rank 0`) */
   private readonly userCalls = new Set<string>();
@@ -93,12 +108,14 @@ export class TcpTransport implements Transport {
     readonly wire: WireCounters = new WireCounters(rank),
   ) {
     for (const [peer, { send, recv, read }] of peers) {
+      let link: PeerLink | undefined;
       const inbox = new Inbox({
         control: (context, desc, body) => this.onControl(peer, context, desc, body),
         count: (call, bytes, messages) => this.wire.received(call, peer, bytes, messages),
         ended: (call, why) => new CommCellEndedError(this.rank, call.label, call.desc.epoch, `ended: ${why} (what an ended cell sent and nobody received is dropped)`),
+        activity: () => (link!.lastActivity = performance.now()),
       });
-      const link = new PeerLink(send, recv, inbox);
+      link = new PeerLink(send, recv, inbox);
       this.links.set(peer, link);
       send.setNoDelay(true);
       recv.setNoDelay(true);
@@ -106,10 +123,7 @@ export class TcpTransport implements Transport {
       const receiver = new FrameReceiver(inbox, peer);
       read.attach({
         buffer: () => receiver.buffer(),
-        received: (n) => {
-          link.lastActivity = performance.now();
-          this.guard(() => receiver.received(n));
-        },
+        received: (n) => this.guard(() => receiver.received(n)),
         push: (chunk) => this.guard(() => receiver.push(chunk)),
       });
       const lost = (why: string) => {
@@ -134,19 +148,27 @@ export class TcpTransport implements Transport {
   enter(call: CallContext): void {
     this.advanceEpoch(call.desc.epoch);
     this.entered = call.desc;
+    this.history.push(call.desc);
+    if (this.history.length > CALL_HISTORY) this.history.shift();
     this.agreement = undefined;
-    if (!needsAgreementStep(call.desc)) return;
-    const ring = agreementPeers(call.members ?? [...Array(this.size).keys()], this.rank);
-    if (!ring) return;
+    // the ring edges this call's data does not cover (agreement.ts)
+    const frames = agreementFrames(call.desc, call.members ?? [...Array(this.size).keys()], this.rank);
+    if (!frames) return;
     // counted under "agreement", apart from the op's own traffic (payload-free frames: framing and messages only)
     // not paced: an emulated link models the op's data, and the agreement is bookkeeping
     const agree: CallContext = { ...call, op: "agreement", traffic: zeroTraffic(), link: undefined };
-    const spec: RecvSpec = { peer: ring.recvFrom, bytes: 0, onData: () => undefined };
-    const frames = [
-      this.sendFrame(agree, { peer: ring.sendTo, payload: new Uint8Array(0) }, CONTEXT_COLLECTIVE),
-      this.recvFrame(agree, spec, CONTEXT_COLLECTIVE, (sender, bytes) => this.checkCollective(call, spec, sender, bytes)),
-    ];
-    this.agreement = { peers: [ring.sendTo, ring.recvFrom], done: Promise.all(frames) };
+    const work: Promise<void>[] = [];
+    const peers: number[] = [];
+    if (frames.sendTo !== undefined) {
+      work.push(this.sendFrame(agree, { peer: frames.sendTo, payload: new Uint8Array(0) }, CONTEXT_COLLECTIVE));
+      peers.push(frames.sendTo);
+    }
+    if (frames.recvFrom !== undefined) {
+      const spec: RecvSpec = { peer: frames.recvFrom, bytes: 0, onData: () => undefined };
+      work.push(this.recvFrame(agree, spec, CONTEXT_COLLECTIVE, (sender, bytes) => this.checkCollective(call, spec, sender, bytes)));
+      peers.push(frames.recvFrom);
+    }
+    this.agreement = { peers, done: Promise.all(work) };
     this.agreement.done.catch(() => undefined); // awaited by the call's first exchange
   }
 
@@ -164,6 +186,7 @@ export class TcpTransport implements Transport {
       peers.push(...agreement.peers);
     }
     this.waitingFor = peers; // may repeat a rank; made unique only when a probe asks
+    const endProbes = this.probeWhileStalled(call);
     try {
       await this.withTimeout(call, peers, Promise.all(all));
     } catch (e) {
@@ -171,8 +194,40 @@ export class TcpTransport implements Transport {
       if (e instanceof CommMismatchError && this.reportingMismatch) throw await this.reportingMismatch;
       throw e;
     } finally {
+      endProbes();
       this.waitingFor = [];
     }
+  }
+
+  /**
+   * While an exchange of `call` waits, asks the members now and then (after STALL_PROBE_MS, then
+   * doubling) which call they are in: one in the same call with other arguments is a mismatch,
+   * reported as if a frame had shown it. Members that disagree on who sends first (each naming
+   * another root) would otherwise wait for each other until the timeout. Returns the function
+   * that ends the probing.
+   */
+  private probeWhileStalled(call: CallContext): () => void {
+    let ended = false;
+    let delay = STALL_PROBE_MS;
+    let timer: NodeJS.Timeout | undefined;
+    const probe = async () => {
+      // one probe at a time: a timeout's or a mismatch report's probe may be out
+      if (!this.probeAnswers && !this.stopped && !this.reportingMismatch) {
+        for (const answer of await this.whereabouts(call, undefined, STALL_ANSWER_MS)) {
+          const theirs = answer.asked ?? answer.desc;
+          if (ended || this.reportingMismatch || !sameCallNumber(call.desc, theirs) || descriptorsAgree(call.desc, theirs)) continue;
+          this.reportingMismatch = this.reportMismatch(call, answer.rank, theirs);
+        }
+      }
+      if (ended || this.stopped) return;
+      delay = Math.min(2 * delay, STALL_PROBE_MAX_MS);
+      timer = setTimeout(() => void probe(), delay);
+    };
+    timer = setTimeout(() => void probe(), delay);
+    return () => {
+      ended = true;
+      clearTimeout(timer);
+    };
   }
 
   sendUser(call: CallContext, spec: SendSpec): Promise<void> {
@@ -321,7 +376,9 @@ export class TcpTransport implements Transport {
       this.stop(desc.root === 1 ? new CommMismatchError(body) : new PeerLostError(this.rank, desc.group, `told by rank ${peer}: ${body}`), false);
     } else if (context === CONTEXT_PROBE) {
       const pointToPoint = this.userCalls.values().next().value as string | undefined;
-      const answer = new TextEncoder().encode(JSON.stringify({ waitingFor: [...new Set(this.waitingFor)], pointToPoint }));
+      // the probe's header is the asker's call: this rank's call of that number, if it has made it (it may have left it)
+      const asked = desc.call === 0 ? undefined : this.history.find((mine) => sameCallNumber(desc, mine));
+      const answer = new TextEncoder().encode(JSON.stringify({ waitingFor: [...new Set(this.waitingFor)], pointToPoint, asked }));
       const link = this.linkOf(peer);
       // behind any frame being written, so frames never interleave
       link.sendQueue = link.sendQueue.then(() => {
@@ -330,8 +387,8 @@ export class TcpTransport implements Transport {
         link.send.write(answer);
       });
     } else if (context === CONTEXT_PROBE_REPLY && this.probeAnswers) {
-      const { waitingFor, pointToPoint } = JSON.parse(body) as { waitingFor: number[]; pointToPoint?: string };
-      this.probeAnswers.set(peer, { rank: peer, answered: true, desc: desc.call === 0 ? undefined : desc, waitingFor, pointToPoint });
+      const { waitingFor, pointToPoint, asked } = JSON.parse(body) as { waitingFor: number[]; pointToPoint?: string; asked?: Descriptor };
+      this.probeAnswers.set(peer, { rank: peer, answered: true, desc: desc.call === 0 ? undefined : desc, asked, waitingFor, pointToPoint });
     }
   }
 
@@ -353,12 +410,13 @@ export class TcpTransport implements Transport {
       if (!link) continue;
       // behind any frame being written (a peer that is not reading never gets it, and does not answer)
       link.sendQueue = link.sendQueue.then(() => {
-        if (!link.send.destroyed) link.send.write(encodeHeader(NO_CALL, 0, CONTEXT_PROBE));
+        if (!link.send.destroyed) link.send.write(encodeHeader(call.desc, 0, CONTEXT_PROBE));
       });
     }
     const until = performance.now() + answerMs;
     while (answers.size < peers.length && performance.now() < until && !this.stopped) await new Promise((r) => setTimeout(r, 20));
-    this.probeAnswers = undefined;
+    // a later probe (a timeout's, while a stall probe was out) took over the answers: it clears them
+    if (this.probeAnswers === answers) this.probeAnswers = undefined;
     return peers.map((rank) => answers.get(rank) ?? { rank, answered: false, waitingFor: [] });
   }
 
@@ -375,7 +433,7 @@ export class TcpTransport implements Transport {
     while (!this.stopped) {
       const asking = members.filter((r) => !sameCallNumber(mine, found.get(r)));
       if (asking.length === 0 || performance.now() > until) break;
-      for (const answer of await this.whereabouts(call, asking, until - performance.now())) if (answer.answered) found.set(answer.rank, answer.desc);
+      for (const answer of await this.whereabouts(call, asking, until - performance.now())) if (answer.answered) found.set(answer.rank, answer.asked ?? answer.desc);
       if (members.some((r) => !sameCallNumber(mine, found.get(r)))) await new Promise((r) => setTimeout(r, 10));
     }
     this.stop(new CommMismatchError(mismatchOfMembers(mine, members.map((rank) => ({ rank, desc: found.get(rank) })))), true);

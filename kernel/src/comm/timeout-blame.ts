@@ -14,6 +14,8 @@ export interface PeerWhereabouts {
   answered: boolean;
   /** the peer's latest collective call; undefined: it has made none */
   desc?: Descriptor;
+  /** tcp: the peer's call of the number asked about, when it has made it (it may have left it since) */
+  asked?: Descriptor;
   /** world ranks the peer is waiting for now (empty: it is not waiting) */
   waitingFor: number[];
   /** the point-to-point call the peer is waiting in (`send #1 to rank 0`), if any: it may be why it has not arrived */
