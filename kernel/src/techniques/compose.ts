@@ -43,6 +43,7 @@ import type { TinyGpt } from "../models/tiny-gpt";
 import { splitLayers } from "./pipeline-chunks";
 import { PipelineParallel, type PipelineOptions } from "./pipeline-parallel";
 import { PIPELINE_SCHEDULES, validatePipelineShape, type PipelineScheduleName } from "./pipeline-schedules";
+import { MESH_DIMENSIONS, meshDimensionOfGroup, type MeshDimension } from "../trace/mesh-dimension";
 import { withSpan } from "./span";
 import { checkTensorParallelShape, TensorParallelGpt } from "./tensor-parallel";
 import { checkInteger, checkKnownKeys, checkOneOf, checkRange } from "./validate";
@@ -54,8 +55,7 @@ export interface MeshDegrees {
   pp: number;
 }
 
-export const MESH_DIMENSIONS = ["dp", "pp", "tp"] as const;
-export type MeshDimension = (typeof MESH_DIMENSIONS)[number];
+export { MESH_DIMENSIONS, type MeshDimension };
 
 export interface ComposeOptions {
   /** SGD learning rate. Default 0.05. */
@@ -84,8 +84,7 @@ export function meshCoordinates(rank: number, mesh: MeshDegrees): Record<MeshDim
 
 /** The mesh dimension of a communicator group named by compose's mesh ("tp[0,1]" -> "tp"); undefined for other groups. */
 export function meshDimensionOf(group: string): MeshDimension | undefined {
-  const match = /^(?:p2p:)?(dp|pp|tp)\[/.exec(group);
-  return match ? (match[1] as MeshDimension) : undefined;
+  return meshDimensionOfGroup(group);
 }
 
 /**
@@ -206,7 +205,7 @@ export class ParallelPlan {
       offset += grads.get(i)!.length;
     }
     flat[offset] = loss;
-    const summed = this.degrees.dp > 1 ? await withSpan(this.#dist, "dp gradient allReduce", () => this.#dp.allReduce(flat, { op: "sum" }), "comm") : flat;
+    const summed = this.degrees.dp > 1 ? await withSpan(this.#dist, "dp gradient allReduce", () => this.#dp.allReduce(flat, { op: "sum" }), "comm", { group: this.#dp.name }) : flat;
     offset = 0;
     for (const i of indices) {
       const g = grads.get(i)!;
