@@ -6,10 +6,16 @@
  * aggregated. The number of drawn segments is bounded by the plot's width
  * times the rows, whatever the span count; the payload keeps every span.
  * x is in milliseconds from the cell's start.
+ *
+ * Communication spans of a device mesh (compose(): groups named "dp[..]",
+ * "tp[..]", "pp[..]") are drawn in their mesh dimension's colour, each with its
+ * own legend entry, read from the span's own `args.group`; other comm spans
+ * keep the comm colour.
  */
 import type { Data, Shape } from "plotly.js";
-import { CATEGORY_COLORS, SPAN_CATEGORIES, formatBytes, formatDuration, type SpanCategory, type TimelineSpan } from "./payload";
+import { CATEGORY_COLORS, formatBytes, formatDuration, type SpanCategory, type TimelineSpan } from "./payload";
 import type { TimelineRow } from "./rows";
+import { MESH_DIMENSIONS, MESH_DIMENSION_COLORS, MESH_DIMENSION_LABELS, meshDimensionOfSpan, type MeshDimension } from "./mesh-dimension";
 
 /** The time window on screen: microseconds, and its width in pixels. */
 export interface ViewWindow {
@@ -28,6 +34,24 @@ const MAX_LINKED_COLLECTIVES = 400;
  * idle (the wait inside a collective for its last arrival) over that comm span.
  */
 const DRAW_ORDER: SpanCategory[] = ["compute", "data", "other", "comm", "idle"];
+
+/** What a segment is drawn as: its category, or for a mesh's comm span its mesh dimension. */
+export type DrawClass = SpanCategory | `comm ${MeshDimension}`;
+/** Draw order, as DRAW_ORDER, the mesh dimensions' comm beside the other comm. */
+const DRAW_CLASSES: DrawClass[] = DRAW_ORDER.flatMap((cat): DrawClass[] => (cat === "comm" ? ["comm", ...MESH_DIMENSIONS.map((d) => `comm ${d}` as const)] : [cat]));
+
+export function drawClassOf(span: TimelineSpan): DrawClass {
+  const dimension = meshDimensionOfSpan(span);
+  return dimension === undefined ? span.cat : `comm ${dimension}`;
+}
+
+export function drawClassColor(cls: DrawClass): string {
+  return cls.startsWith("comm ") ? MESH_DIMENSION_COLORS[cls.slice(5) as MeshDimension] : CATEGORY_COLORS[cls as SpanCategory];
+}
+
+function drawClassLabel(cls: DrawClass): string {
+  return cls.startsWith("comm ") ? MESH_DIMENSION_LABELS[cls.slice(5) as MeshDimension] : cls;
+}
 
 interface CategoryBuffers {
   lineX: Array<number | null>;
@@ -72,9 +96,9 @@ function firstVisible(spans: TimelineSpan[], startUs: number, maxDurUs: number):
 
 export function buildSpanTraces(rows: TimelineRow[], view: ViewWindow, rowHeightPx: number): { traces: Data[]; drawnSegments: number } {
   const binUs = Math.max((view.endUs - view.startUs) / Math.max(view.widthPx, 1), 1e-9);
-  const buffers = new Map<SpanCategory, CategoryBuffers>(SPAN_CATEGORIES.map((c) => [c, { lineX: [], lineY: [], hoverX: [], hoverY: [], hoverText: [] }]));
+  const buffers = new Map<DrawClass, CategoryBuffers>(DRAW_CLASSES.map((c) => [c, { lineX: [], lineY: [], hoverX: [], hoverY: [], hoverText: [] }]));
   let drawnSegments = 0;
-  const addSegment = (cat: SpanCategory, y: number, fromUs: number, toUs: number, text: string): void => {
+  const addSegment = (cat: DrawClass, y: number, fromUs: number, toUs: number, text: string): void => {
     const b = buffers.get(cat)!;
     b.lineX.push(fromUs / 1000, toUs / 1000, null);
     b.lineY.push(y, y, null);
@@ -98,13 +122,13 @@ export function buildSpanTraces(rows: TimelineRow[], view: ViewWindow, rowHeight
       if (span.ts > view.endUs) break;
       if (span.ts + span.dur < view.startUs) continue;
       if (span.dur >= MIN_DETAIL_PX * binUs) {
-        addSegment(span.cat, row.y, span.ts, span.ts + span.dur, spanHoverText(span, row.clock));
+        addSegment(drawClassOf(span), row.y, span.ts, span.ts + span.dur, spanHoverText(span, row.clock));
         continue;
       }
       const bin = Math.floor((span.ts + span.dur / 2 - view.startUs) / binUs);
       let cell = bins.get(bin);
-      if (cell === undefined) bins.set(bin, (cell = { us: new Float64Array(SPAN_CATEGORIES.length), count: 0 }));
-      cell.us[SPAN_CATEGORIES.indexOf(span.cat)] += span.dur;
+      if (cell === undefined) bins.set(bin, (cell = { us: new Float64Array(DRAW_CLASSES.length), count: 0 }));
+      cell.us[DRAW_CLASSES.indexOf(drawClassOf(span))] += span.dur;
       cell.count++;
     }
     for (const [bin, cell] of bins) {
@@ -115,22 +139,26 @@ export function buildSpanTraces(rows: TimelineRow[], view: ViewWindow, rowHeight
         if (cell.us[c] > cell.us[best]) best = c;
       }
       const from = view.startUs + bin * binUs;
-      const shares = SPAN_CATEGORIES.map((c, i) => (cell.us[i] > 0 ? `${c} ${((100 * cell.us[i]) / Math.max(total, 1e-9)).toFixed(0)}%` : "")).filter((x) => x !== "");
+      const shares = DRAW_CLASSES.map((c, i) => (cell.us[i] > 0 ? `${c} ${((100 * cell.us[i]) / Math.max(total, 1e-9)).toFixed(0)}%` : "")).filter((x) => x !== "");
       const text = `<b>${cell.count} short spans</b> (zoom in to see each)<br>${row.label}<br>${shares.join(", ")}<br>busy ${formatDuration(total)}`;
-      addSegment(SPAN_CATEGORIES[best], row.y, from, from + binUs, text);
+      addSegment(DRAW_CLASSES[best]!, row.y, from, from + binUs, text);
     }
   }
   const traces: Data[] = [];
-  for (const cat of DRAW_ORDER) {
-    const b = buffers.get(cat)!;
+  for (const cls of DRAW_CLASSES) {
+    const b = buffers.get(cls)!;
+    // A mesh dimension gets its legend entry only where the view holds its spans (most runs have no mesh).
+    if (cls.startsWith("comm ") && b.lineX.length === 0) continue;
+    const color = drawClassColor(cls);
+    const name = drawClassLabel(cls);
     traces.push({
-      type: "scattergl", mode: "lines", name: cat, legendgroup: cat, x: b.lineX, y: b.lineY,
-      line: { color: CATEGORY_COLORS[cat], width: Math.max(2, rowHeightPx * 0.6) }, hoverinfo: "skip", connectgaps: false,
+      type: "scattergl", mode: "lines", name, legendgroup: cls, x: b.lineX, y: b.lineY,
+      line: { color, width: Math.max(2, rowHeightPx * 0.6) }, hoverinfo: "skip", connectgaps: false,
     });
     traces.push({
-      type: "scattergl", mode: "markers", name: cat, legendgroup: cat, showlegend: false, x: b.hoverX, y: b.hoverY,
+      type: "scattergl", mode: "markers", name, legendgroup: cls, showlegend: false, x: b.hoverX, y: b.hoverY,
       hovertext: b.hoverText, hoverinfo: "text", marker: { size: Math.max(4, rowHeightPx * 0.6), color: "rgba(0,0,0,0)" },
-      hoverlabel: { bgcolor: CATEGORY_COLORS[cat] },
+      hoverlabel: { bgcolor: color },
     });
   }
   return { traces, drawnSegments };

@@ -31,7 +31,7 @@ export function labextensionInputs(root) {
     ...listFiles(join(ext, "src")),
     ...listFiles(join(ext, "style")),
     // the payload types the renderer imports from the kernel
-    ...["span.ts", "summary.ts", "payload.ts", "category-colors.ts"].map((f) => join(root, "kernel", "src", "trace", f)),
+    ...["span.ts", "summary.ts", "payload.ts", "category-colors.ts", "mesh-dimension.ts"].map((f) => join(root, "kernel", "src", "trace", f)),
     join(root, "node_modules", "plotly.js-dist-min", "package.json"),
     join(root, "node_modules", "@jupyterlab", "builder", "package.json"),
   ];

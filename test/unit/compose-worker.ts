@@ -52,7 +52,7 @@ async function composeRun(arg: ComposeArg) {
   await comm.barrier();
   const ops: Record<string, number> = {};
   for (const [op, t] of Object.entries(comm.stats().byOp)) if (op !== "barrier" && t.calls > 0) ops[op] = t.calls;
-  const result = { coords: plan.coords, groups: { dp: plan.mesh.axis("dp").name, pp: plan.mesh.axis("pp").name, tp: plan.mesh.axis("tp").name }, gradDifference, gradScale, losses, ops };
+  const result = { peakStaged: plan.peakStagedMicroBatches, coords: plan.coords, groups: { dp: plan.mesh.axis("dp").name, pp: plan.mesh.axis("pp").name, tp: plan.mesh.axis("tp").name }, gradDifference, gradScale, losses, ops };
   plan.dispose();
   tf.dispose(batches.flatMap((b) => [b.x, b.y]));
   return result;

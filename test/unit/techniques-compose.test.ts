@@ -16,6 +16,7 @@ after(async () => {
 });
 
 interface Reply {
+  peakStaged: number;
   coords: { dp: number; pp: number; tp: number };
   groups: { dp: string; pp: string; tp: string };
   gradDifference: number;
@@ -67,10 +68,12 @@ test("DP 2 x PP 2 (1F1B, 2 micro-batches): gradients and loss equal one rank's f
   assert.equal(meshDimensionOf(replies[0]!.groups.pp), "pp");
 });
 
-test("TP 2 inside PP 2 (2 micro-batches, one in flight): gradients and loss equal one rank's for 3 steps; TP allReduces, stage messages", async () => {
+test("TP 2 inside PP 2 (1F1B, 2 micro-batches): gradients and loss equal one rank's for 3 steps; TP allReduces, stage messages", async () => {
   const replies = await run({ dp: 1, tp: 2, pp: 2 }, { microBatches: 2 });
   replies.forEach((r, rank) => {
     close(r, rank);
+    // 1F1B: stage r holds p - r micro-batches' tapes at its peak (stage 0 runs F0 F1 before B0), counted from the live tapes
+    assert.equal(r.peakStaged, 2 - (rank >> 1), `rank ${rank} (stage ${rank >> 1}): peak ${r.peakStaged} micro-batches' tapes held`);
     assert.deepEqual(r.coords, { dp: 0, pp: rank >> 1, tp: rank & 1 }, `rank ${rank}: TP innermost, then PP`);
     assert.equal(meshDimensionOf(r.groups.tp), "tp");
     // a step: each stage's one block, 2 micro-batches x (2 forward + 2 backward) TP allReduces, 1 loss allReduce;
@@ -79,6 +82,16 @@ test("TP 2 inside PP 2 (2 micro-batches, one in flight): gradients and loss equa
   });
   assert.equal(replies[0]!.groups.pp, replies[2]!.groups.pp, "ranks 0 and 2 form a pipeline");
   assert.equal(replies[0]!.groups.tp, replies[1]!.groups.tp, "ranks 0 and 1 share stage 0's tp group");
+});
+
+test("TP 2 inside PP 2, 1F1B with 4 micro-batches and GPipe with 4: gradients equal one rank's; peak tapes p - r and m", async () => {
+  for (const [schedule, peak] of [["1f1b", (stage: number) => 2 - stage], ["gpipe", () => 4]] as const) {
+    const replies = await run({ dp: 1, tp: 2, pp: 2 }, { microBatches: 4, schedule });
+    replies.forEach((r, rank) => {
+      close(r, rank);
+      assert.equal(r.peakStaged, peak(rank >> 1), `${schedule}, rank ${rank}: peak ${r.peakStaged} micro-batches' tapes held`);
+    });
+  }
 });
 
 test("DP 2 x TP 2 x PP 2 on 8 ranks: gradients and loss equal one rank's for 2 steps; rank -> (dp, pp, tp) as documented", async () => {
@@ -106,5 +119,7 @@ test("bad input fails before anything runs, naming the values", () => {
   assert.throws(() => validateComposition(model, { dp: 0, tp: 2, pp: 2 } as never, 0, o), /compose: mesh.dp must be/);
   assert.throws(() => validateComposition(model, { dp: 2, tp: 2, pq: 2 } as never, 8, o), /compose mesh.pq is not an option/);
   assert.throws(() => validateComposeOptions({ schedule: "zigzag" } as never), /compose.schedule/);
+  assert.throws(() => validateComposition(model, { dp: 2, tp: 2, pp: 2 }, 8, { ...o, schedule: "zb-h1" }), /schedule zb-h1 with mesh.tp = 2 inside mesh.pp = 2 stages is not built; tensor parallelism inside pipeline stages runs 1f1b or gpipe/);
+  assert.throws(() => validateComposition(model, { dp: 1, tp: 2, pp: 4 }, 8, { ...o, microBatches: 2 }), /pipeline.microBatches is 2, but the 1f1b schedule on 4 stages needs at least 4/);
   assert.doesNotThrow(() => validateComposition(model, { dp: 2, tp: 2, pp: 1 }, 4, o));
 });

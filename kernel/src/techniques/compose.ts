@@ -18,11 +18,11 @@
  *        (activations and their gradients point to point);
  *      - tp > 1, pp > 1: the model's stages (embedding, blocks, head) split into
  *        pp consecutive ranges; each stage's blocks tensor-parallel in its tp
- *        group (TensorParallelGpt.forwardStage / backwardStage), activations
- *        [s, b/m, C] sent down the pp group, their gradients up. One
- *        micro-batch is in flight at a time (forward through every stage, then
- *        backward): correct, but its bubble is (p-1)/p, not a 1F1B schedule's
- *        (p-1)/(m+p-1), because TensorParallelGpt keeps one micro-batch's tape;
+ *        group (TensorParallelGpt.forwardStage / backwardStage, a tape per
+ *        micro-batch in flight), activations [s, b/m, C] sent down the pp
+ *        group, their gradients up, in the schedule's order (1F1B, bubble
+ *        (p-1)/(m+p-1); or GPipe). Every TP peer of a stage runs the same
+ *        schedule, so the tp group's allReduces pair up in the same order;
  *   3. DP   every parameter's gradient (a TP shard, or a PP stage's layers)
  *      averaged over the dp axis group in one allReduce of the flat
  *      gradients (sum, divided by dp);
@@ -41,8 +41,9 @@ import type { Communicator, DeviceMesh } from "../comm/types";
 import type { TensorBatch } from "../data/batches";
 import type { TinyGpt } from "../models/tiny-gpt";
 import { splitLayers } from "./pipeline-chunks";
-import { PipelineParallel, type PipelineOptions } from "./pipeline-parallel";
-import { PIPELINE_SCHEDULES, validatePipelineShape, type PipelineScheduleName } from "./pipeline-schedules";
+import { occupyDevice, PipelineParallel, type PipelineOptions } from "./pipeline-parallel";
+import { buildSchedule, PIPELINE_SCHEDULES, validatePipelineShape, type PipelineScheduleName } from "./pipeline-schedules";
+import { MESH_DIMENSIONS, meshDimensionOfGroup, type MeshDimension } from "../trace/mesh-dimension";
 import { withSpan } from "./span";
 import { checkTensorParallelShape, TensorParallelGpt } from "./tensor-parallel";
 import { checkInteger, checkKnownKeys, checkOneOf, checkRange } from "./validate";
@@ -54,26 +55,36 @@ export interface MeshDegrees {
   pp: number;
 }
 
-export const MESH_DIMENSIONS = ["dp", "pp", "tp"] as const;
-export type MeshDimension = (typeof MESH_DIMENSIONS)[number];
+export { MESH_DIMENSIONS, type MeshDimension };
 
 export interface ComposeOptions {
   /** SGD learning rate. Default 0.05. */
   lr: number;
-  /** Pipeline schedule when pp > 1 and tp = 1 (with tp > 1 one micro-batch is in flight at a time). Default "1f1b". */
+  /** Pipeline schedule when pp > 1; with tp > 1 too, "1f1b" or "gpipe" (the others split or interleave passes TensorParallelGpt runs whole). Default "1f1b". */
   schedule: PipelineScheduleName;
-  /** Micro-batches per replica batch when pp > 1 (the replica batch must divide by it; the schedule's minimum applies with tp = 1). Default 4. */
+  /** Micro-batches per replica batch when pp > 1 (the replica batch must divide by it; the schedule's minimum applies). Default 4. */
   microBatches: number;
+  /**
+   * Emulated device time of a pipeline pass, milliseconds per micro-batch through one stage,
+   * as PipelineOptions.deviceMs: a wait inside the pass's span using no CPU, so the bubble
+   * shows on a CPU that all ranks share. Default 0 (real compute only).
+   */
+  deviceMs: { F: number; B: number; W: number };
 }
 
-export const COMPOSE_DEFAULTS: ComposeOptions = { lr: 0.05, schedule: "1f1b", microBatches: 4 };
+export const COMPOSE_DEFAULTS: ComposeOptions = { lr: 0.05, schedule: "1f1b", microBatches: 4, deviceMs: { F: 0, B: 0, W: 0 } };
+
+/** Schedules TP inside pipeline stages runs: each pass is a whole forward or backward of a micro-batch. */
+const TENSOR_PIPELINE_SCHEDULES: readonly PipelineScheduleName[] = ["1f1b", "gpipe"];
 
 export function validateComposeOptions(options: Partial<ComposeOptions>): ComposeOptions {
   checkKnownKeys("compose", options, COMPOSE_DEFAULTS);
-  const o = { ...COMPOSE_DEFAULTS, ...options };
+  const o = { ...COMPOSE_DEFAULTS, ...options, deviceMs: { ...COMPOSE_DEFAULTS.deviceMs, ...options.deviceMs } };
   checkRange("compose.lr", o.lr, 0, Infinity);
   checkOneOf("compose.schedule", o.schedule, PIPELINE_SCHEDULES);
   checkInteger("compose.microBatches", o.microBatches, 1);
+  checkKnownKeys("compose.deviceMs", o.deviceMs, COMPOSE_DEFAULTS.deviceMs);
+  for (const pass of ["F", "B", "W"] as const) checkRange(`compose.deviceMs.${pass}`, o.deviceMs[pass], 0, Infinity);
   return o;
 }
 
@@ -84,15 +95,14 @@ export function meshCoordinates(rank: number, mesh: MeshDegrees): Record<MeshDim
 
 /** The mesh dimension of a communicator group named by compose's mesh ("tp[0,1]" -> "tp"); undefined for other groups. */
 export function meshDimensionOf(group: string): MeshDimension | undefined {
-  const match = /^(?:p2p:)?(dp|pp|tp)\[/.exec(group);
-  return match ? (match[1] as MeshDimension) : undefined;
+  return meshDimensionOfGroup(group);
 }
 
 /**
  * Throws, naming the values, before anything runs: degrees not positive integers or not
- * multiplying to the world size; TP and PP both above 1 (not built); hidden size or head count
- * not divisible by tp; more pipeline stages than the model's layers; fewer micro-batches than the
- * schedule needs.
+ * multiplying to the world size; a schedule TP inside pipeline stages does not run (interleaved,
+ * zb-h1); hidden size or head count not divisible by tp; more pipeline stages than the model's
+ * layers; fewer micro-batches than the schedule needs.
  */
 export function validateComposition(model: Pick<TinyGpt, "options" | "stages">, mesh: MeshDegrees, worldSize: number, options: ComposeOptions): void {
   checkKnownKeys("compose mesh", mesh, { dp: 1, tp: 1, pp: 1 });
@@ -108,8 +118,10 @@ export function validateComposition(model: Pick<TinyGpt, "options" | "stages">, 
     if (mesh.pp > model.stages.length) {
       throw new RangeError(`compose: ${mesh.pp} pipeline stages (mesh.pp) need at least ${mesh.pp} layers, but the model has ${model.stages.length} (embedding, tinyGpt.nLayer = ${layers} blocks, head)`);
     }
-    // TP inside pipeline stages runs one micro-batch at a time (any m >= 1); PP alone runs the schedule.
-    if (mesh.tp === 1) validatePipelineShape(options.schedule, mesh.pp, options.microBatches, 1, model.stages.length);
+    if (mesh.tp > 1 && !TENSOR_PIPELINE_SCHEDULES.includes(options.schedule)) {
+      throw new RangeError(`compose: schedule ${options.schedule} with mesh.tp = ${mesh.tp} inside mesh.pp = ${mesh.pp} stages is not built; tensor parallelism inside pipeline stages runs ${TENSOR_PIPELINE_SCHEDULES.join(" or ")}`);
+    }
+    validatePipelineShape(options.schedule, mesh.pp, options.microBatches, 1, model.stages.length);
   }
 }
 
@@ -134,6 +146,9 @@ export class ParallelPlan {
   readonly #stageRange: { start: number; end: number } | undefined;
   readonly #dp: Communicator;
   readonly #dist: DistLike;
+  #steps = 0;
+  /** TP inside pipeline stages: most micro-batches' tapes this rank held at once, counted from the live tapes (1F1B: p - stage). */
+  peakStagedMicroBatches = 0;
 
   /** Checks everything (validateComposition), then builds the mesh's groups and cuts the model. */
   constructor(
@@ -155,7 +170,7 @@ export class ParallelPlan {
     } else if (degrees.pp > 1) {
       const span = (dist as { span?: unknown }).span;
       const ppDist = typeof span === "function" ? { comm: this.mesh.axis("pp"), span: span.bind(dist) } : this.mesh.axis("pp");
-      const pipeline: Partial<PipelineOptions> = { schedule: this.options.schedule, microBatches: this.options.microBatches, lr: this.options.lr };
+      const pipeline: Partial<PipelineOptions> = { schedule: this.options.schedule, microBatches: this.options.microBatches, lr: this.options.lr, deviceMs: this.options.deviceMs };
       this.#pipeline = new PipelineParallel(model, ppDist, pipeline);
     } else {
       this.#tensor = new TensorParallelGpt(model, this.mesh.axis("tp") as never);
@@ -206,7 +221,7 @@ export class ParallelPlan {
       offset += grads.get(i)!.length;
     }
     flat[offset] = loss;
-    const summed = this.degrees.dp > 1 ? await withSpan(this.#dist, "dp gradient allReduce", () => this.#dp.allReduce(flat, { op: "sum" }), "comm") : flat;
+    const summed = this.degrees.dp > 1 ? await withSpan(this.#dist, "dp gradient allReduce", () => this.#dp.allReduce(flat, { op: "sum" }), "comm", { group: this.#dp.name }) : flat;
     offset = 0;
     for (const i of indices) {
       const g = grads.get(i)!;
@@ -217,10 +232,12 @@ export class ParallelPlan {
   }
 
   /**
-   * TP inside pipeline stages: the replica batch in m micro-batches, one in flight at a time:
-   * forward down the stages (activations [s, b/m, C] point to point in the pp group), backward
-   * up (their gradients), each stage's blocks tensor-parallel in its tp group. Fills `grads` with
-   * this stage's parameters' gradients of the mean loss; returns the loss on every rank.
+   * TP inside pipeline stages: the replica batch in m micro-batches, run in this stage's order
+   * of the pipeline schedule (1F1B or GPipe, pipeline-schedules.ts): forwards send activations
+   * [s, b/m, C] down the pp group, backwards send their gradients up, each stage's blocks
+   * tensor-parallel in its tp group. All TP peers of a stage follow the same schedule, so their
+   * allReduces pair up in the same order. Fills `grads` with this stage's parameters'
+   * gradients of the mean loss; returns the loss on every rank.
    */
   async #tensorPipelineGradients(replica: TensorBatch, grads: Map<number, Float32Array>): Promise<number> {
     const tp = this.#tensor!;
@@ -228,33 +245,58 @@ export class ParallelPlan {
     const pp = this.mesh.axis("pp");
     const stage = this.coords.pp;
     const last = this.degrees.pp - 1;
-    const m = this.options.microBatches;
+    const { microBatches: m, schedule, deviceMs } = this.options;
     const rows = replica.x.shape[0]!;
     if (rows % m !== 0) throw new RangeError(`compose: a replica batch of ${rows} samples does not split into compose.microBatches = ${m} equal micro-batches`);
     const size = rows / m;
     const seq = replica.x.shape[1]!;
     const boundary = [seq, size, this.model.options.nEmbd]; // [s, b/m, C], TensorParallelGpt's layout
+    const elements = boundary.reduce((a, b) => a * b, 1);
+    const step = this.#steps++;
+    const micro = Array.from({ length: m }, (_, mb) => ({ x: tf.slice(replica.x, mb * size, size), y: tf.slice(replica.y, mb * size, size) }));
+    // Sends are not awaited one by one: under 1F1B a stage sends an activation while its
+    // neighbour sends it a gradient. Between two ranks messages arrive in the order sent, and
+    // each direction carries one kind (activations down, gradients up) in micro-batch order.
+    const sends: Promise<void>[] = [];
     let lossSum = 0;
-    for (let mb = 0; mb < m; mb++) {
-      const micro = { x: tf.slice(replica.x, mb * size, size), y: tf.slice(replica.y, mb * size, size) };
-      try {
-        const input = stage > 0 ? tf.tensor(await pp.irecv(new Float32Array(boundary.reduce((a, b) => a * b, 1)), stage - 1), boundary) : undefined;
-        const { output, loss } = await withSpan(this.#dist, `forward stage ${stage} ${mb}`, () => tp.forwardStage(micro, range, input));
-        if (output) {
-          await pp.isend((await output.data()) as Float32Array, stage + 1);
-          output.dispose();
+    try {
+      for (const op of buildSchedule(schedule, this.degrees.pp, m)[stage]!) {
+        const mb = op.microBatch;
+        const args = { stage, microbatch: mb, pass: op.kind, schedule, microBatches: m, step, tp: this.coords.tp, dp: this.coords.dp };
+        if (op.kind === "F") {
+          // Waiting for the message is the comm layer's span; the pass's span holds its compute only.
+          const input = stage > 0 ? tf.tensor(await pp.irecv(new Float32Array(elements), stage - 1), boundary) : undefined;
+          const { output, loss } = await withSpan(this.#dist, `forward ${mb}`, async () => {
+            const out = await tp.forwardStage(micro[mb]!, range, input, mb);
+            occupyDevice(deviceMs.F);
+            return out;
+          }, "compute", args);
+          if (output) {
+            sends.push(pp.isend(((await output.data()) as Float32Array).slice(), stage + 1));
+            output.dispose();
+          }
+          if (loss !== undefined) lossSum += loss;
+        } else {
+          const dOut = stage < last ? tf.tensor(await pp.irecv(new Float32Array(elements), stage + 1), boundary) : undefined;
+          const dInput = await withSpan(this.#dist, `backward ${mb}`, async () => {
+            const d = await tp.backwardStage(dOut, 1 / m, grads, mb);
+            occupyDevice(deviceMs.B + deviceMs.W);
+            return d;
+          }, "compute", args);
+          dOut?.dispose();
+          if (dInput) {
+            sends.push(pp.isend(((await dInput.data()) as Float32Array).slice(), stage - 1));
+            dInput.dispose();
+          }
         }
-        if (loss !== undefined) lossSum += loss;
-        const dOut = stage < last ? tf.tensor(await pp.irecv(new Float32Array(boundary.reduce((a, b) => a * b, 1)), stage + 1), boundary) : undefined;
-        const dInput = await withSpan(this.#dist, `backward stage ${stage} ${mb}`, () => tp.backwardStage(dOut, 1 / m, grads));
-        dOut?.dispose();
-        if (dInput) {
-          await pp.isend((await dInput.data()) as Float32Array, stage - 1);
-          dInput.dispose();
-        }
-      } finally {
-        tf.dispose([micro.x, micro.y]);
+        this.peakStagedMicroBatches = Math.max(this.peakStagedMicroBatches, tp.stagedMicroBatches);
       }
+      await Promise.all(sends);
+    } catch (error) {
+      tp.release();
+      throw error;
+    } finally {
+      tf.dispose(micro.flatMap((b) => [b.x, b.y]));
     }
     // Only the last stage knows the loss; share it along the pipeline.
     return (await pp.allReduce(Float32Array.of(stage === last ? lossSum / m : 0), { op: "sum" }))[0]!;

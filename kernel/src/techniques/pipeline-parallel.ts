@@ -299,7 +299,7 @@ const deviceClock = new Int32Array(new SharedArrayBuffer(4));
  * after whatever else the rank's event loop has queued: a setTimeout's lateness on a loaded
  * machine would land in the very bubble being measured (docs/techniques.md, Notes).
  */
-function occupyDevice(ms: number): void {
+export function occupyDevice(ms: number): void {
   if (ms > 0) Atomics.wait(deviceClock, 0, 0, ms);
 }
 

@@ -6,11 +6,12 @@
  */
 export type PhaseCategory = "compute" | "comm" | "data" | "idle" | "other";
 
-type SpanFn = <T>(name: string, fn: () => T, options?: { cat?: PhaseCategory }) => T;
+type SpanFn = <T>(name: string, fn: () => T, options?: { cat?: PhaseCategory; args?: Record<string, unknown> }) => T;
 
-export function withSpan<T>(dist: unknown, name: string, fn: () => T, cat: PhaseCategory = "compute"): T {
+/** `args`: the span's args (a comm phase's `group`, which the timeline colours by mesh dimension). */
+export function withSpan<T>(dist: unknown, name: string, fn: () => T, cat: PhaseCategory = "compute", args?: Record<string, unknown>): T {
   const span = (dist as { span?: unknown } | null | undefined)?.span;
-  return typeof span === "function" ? ((span as SpanFn).call(dist, name, fn, { cat }) as T) : fn();
+  return typeof span === "function" ? ((span as SpanFn).call(dist, name, fn, args ? { cat, args } : { cat }) as T) : fn();
 }
 
 type StepFn = <T>(n: number, fn: () => T) => T;

@@ -195,8 +195,13 @@ export class TensorParallelGpt {
   private readonly gpt: TinyGptOptions;
   private tapes: LayerTape[] = [];
   private modelTape: ModelTape | undefined;
-  /** the model stages [start, end) of the last forwardStage; undefined after forward */
+  /** the model stages [start, end) of the tape backwardStage is running; undefined otherwise */
   private stageRange: { start: number; end: number } | undefined;
+  /**
+   * Pipeline stages (compose.ts): each micro-batch's tape from forwardStage until its
+   * backwardStage, by micro-batch. A 1F1B schedule holds up to p of them on stage 0.
+   */
+  private readonly stageTapes = new Map<number, { tapes: LayerTape[]; model: ModelTape; range: { start: number; end: number } }>();
   private forwardCount = 0;
 
   /**
@@ -347,11 +352,14 @@ export class TensorParallelGpt {
    * (0 the embedding, 1..nLayer the blocks, nLayer + 1 the head). The first stage starts from
    * batch.x; the others from `input` [s, b, C], the previous stage's output (taken, disposed with
    * the tape). Returns this stage's output [s, b, C], or the batch's mean loss on the head's stage.
-   * Keeps one micro-batch's tape, for backwardStage.
+   * Keeps the tape of `microBatch` until its backwardStage, so a pipeline schedule may run
+   * several forwards before their backwards (1F1B). Every rank of the TP group must run the
+   * same micro-batches' passes in the same order: their allReduces pair up by call order.
    */
-  async forwardStage(batch: TensorBatch, range: { start: number; end: number }, input?: tf.Tensor): Promise<{ output?: tf.Tensor; loss?: number }> {
+  async forwardStage(batch: TensorBatch, range: { start: number; end: number }, input?: tf.Tensor, microBatch = 0): Promise<{ output?: tf.Tensor; loss?: number }> {
     if (this.options.sequenceParallel) throw new RangeError("tensorParallel.forwardStage: sequence parallelism inside pipeline stages is not built");
-    this.release();
+    if (this.stageTapes.has(microBatch)) throw new Error(`tensorParallel.forwardStage: micro-batch ${microBatch} already holds a tape; run its backwardStage first`);
+    this.releaseWorkingTape();
     const step = this.forwardCount++;
     const tokens = tf.clone(batch.x);
     const labels = tf.clone(batch.y);
@@ -367,8 +375,8 @@ export class TensorParallelGpt {
       localLoss = (await loss.data())[0]!;
       loss.dispose();
     }
-    this.modelTape = { tokens, labels, final: h, localLoss };
-    this.stageRange = range;
+    this.stageTapes.set(microBatch, { tapes: this.tapes, model: { tokens, labels, final: h, localLoss }, range });
+    this.tapes = [];
     return range.end > head ? { loss: localLoss } : { output: tf.clone(h) };
   }
 
@@ -376,11 +384,19 @@ export class TensorParallelGpt {
    * Backward of the last forwardStage from dOut [s, b, C] (d loss / d this stage's output;
    * none on the head's stage). Adds scale x d loss / d parameter for this stage's parameters
    * into `into` (by parameter index) and returns d loss / d input [s, b, C] (none on the first stage).
+   * Frees `microBatch`'s tape.
    */
-  async backwardStage(dOut: tf.Tensor | undefined, scale: number, into: Map<number, Float32Array>): Promise<tf.Tensor | undefined> {
-    const m = this.modelTape;
-    const range = this.stageRange;
-    if (m === undefined || range === undefined) throw new Error("tensorParallel.backwardStage: call forwardStage first");
+  async backwardStage(dOut: tf.Tensor | undefined, scale: number, into: Map<number, Float32Array>, microBatch = 0): Promise<tf.Tensor | undefined> {
+    const saved = this.stageTapes.get(microBatch);
+    if (saved === undefined) throw new Error(`tensorParallel.backwardStage: micro-batch ${microBatch} has no tape; call forwardStage first`);
+    this.stageTapes.delete(microBatch);
+    this.releaseWorkingTape();
+    // layerBackward reads this.tapes: the micro-batch's tape becomes the working one, freed at the end.
+    this.tapes = saved.tapes;
+    this.modelTape = saved.model;
+    this.stageRange = saved.range;
+    const m = saved.model;
+    const range = saved.range;
     const grads = new Map<number, tf.Tensor>();
     const add = (index: number, g: tf.Tensor): void => {
       const previous = grads.get(index);
@@ -420,12 +436,28 @@ export class TensorParallelGpt {
       into.set(i, sum);
     }
     tf.dispose([...grads.values()]);
-    this.release();
+    this.releaseWorkingTape();
     return dInput;
   }
 
-  /** Frees what the last forward kept. */
+  /** How many micro-batches' tapes forwardStage holds (pipeline stages), counted from the live tapes. */
+  get stagedMicroBatches(): number {
+    return this.stageTapes.size;
+  }
+
+  /** Frees what the last forward kept, and every micro-batch's tape of forwardStage. */
   release(): void {
+    this.releaseWorkingTape();
+    for (const saved of this.stageTapes.values()) {
+      this.tapes = saved.tapes;
+      this.modelTape = saved.model;
+      this.releaseWorkingTape();
+    }
+    this.stageTapes.clear();
+  }
+
+  /** Frees the tape forward or backwardStage works on. */
+  private releaseWorkingTape(): void {
     // a pipeline stage keeps only its own blocks: the others are holes
     for (const tape of this.tapes) if (tape) tf.dispose(Object.values(tape).filter((t): t is tf.Tensor => t !== undefined));
     this.tapes = [];
