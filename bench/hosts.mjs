@@ -19,7 +19,7 @@
 // ipyparallel's ipcluster with its SSH engine launcher, 2 hosts x 2 engines,
 // from start to a first apply_sync on every engine (bench/hosts_ipcluster.py).
 // Each distlab run goes twice: data connections authenticated only, and inside TLS (--data-tls on).
-// Flags: --reps N (>= 5)  --sizes 1M,16M,64M  --hosts 2,3  --data-tls off,on
+// Flags: --reps N (>= 5)  --sizes 1M,16M,64M  --hosts 2,3  --data-tls off,on  --group-start on|off
 import { spawn, execFileSync } from "node:child_process";
 import { mkdtempSync, writeFileSync, chmodSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -51,6 +51,8 @@ const HOST_COUNTS = listOption(argv, "hosts", ["2", "3"]).map(Number);
 // Data connections plain (authenticated only) and inside TLS (--data-tls on): the cost of encryption.
 const DATA_TLS = listOption(argv, "data-tls", ["off", "on"]);
 if (DATA_TLS.some((when) => when !== "off" && when !== "on")) throw new RangeError("--data-tls: off and/or on");
+const GROUP_START = listOption(argv, "group-start", ["on"])[0];
+if (GROUP_START !== "on" && GROUP_START !== "off") throw new RangeError("--group-start: on or off");
 if (HOST_COUNTS.some((n) => !(n >= 2 && n <= 3))) throw new RangeError("--hosts: 2 and/or 3");
 // About 64 MiB moved per block, at least 2 calls.
 const plan = (bytes) => { const calls = Math.max(2, Math.floor((64 * MiB) / bytes)); return { op: "allReduce", bytes, calls, warmup: calls, reps: REPS }; };
@@ -185,6 +187,14 @@ try {
   console.log(formatTable(rows));
 
   // Group start: 2 hosts x 2 slots through ssh, a fresh group each time.
+  if (GROUP_START === "on") await groupStart(compiler);
+  console.log(`\n# allReduce (busbw median [min, max]; x gloo = ratio of medians)\n${headline.join("\n")}`);
+  compiler.close();
+} finally {
+  down();
+}
+
+async function groupStart(compiler) {
   const starts = [];
   const flags = `-n 4 --hosts ${hostfile("hosts-2x2", ["h1 slots=2", "h2 slots=2"])} --ssh-config ${netns.ssh_config} --agent-command ${agentCommand}`;
   for (let r = 0; r < REPS; r++) {
@@ -203,8 +213,4 @@ try {
     console.log(`# ipyparallel ipcluster, SSH engine launcher, 2 hosts x 2 engines (start to a first apply_sync on every engine): ${formatSummary(theirs, 0)} ms over ${theirs.reps} starts`);
     console.log(`# distlab / ipcluster: ${ratioOfMedians(start, theirs).toFixed(2)}x of its time (ratio of medians; target <= 0.5)`);
   }
-  console.log(`\n# allReduce (busbw median [min, max]; x gloo = ratio of medians)\n${headline.join("\n")}`);
-  compiler.close();
-} finally {
-  down();
 }
