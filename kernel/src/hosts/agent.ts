@@ -28,6 +28,7 @@ import { readControl, sendControl, type ToAgent } from "./control";
 import { AgentRendezvous } from "./agent-rendezvous";
 import { AGENT_PROTOCOL, HANDSHAKE_TIMEOUT_MS, jsonFrame, type AgentAnnouncement } from "./handshake";
 import { MIN_TOKEN_CHARS } from "./token";
+import { missingGpu } from "./gpu-check";
 import { epochMicros, testClockSkewUs } from "../trace/clock";
 
 export interface AgentOptions {
@@ -304,6 +305,12 @@ export class AgentSession {
     if (this.ranks.has(rank)) this.ranks.get(rank)!.kill("SIGKILL");
     if (this.ranks.size >= this.options.slots) {
       sendControl(this.socket, { type: "exit", rank, code: null, signal: null, error: `the agent runs at most ${this.options.slots} ranks (--slots)` });
+      return;
+    }
+    const noGpu = gpu === undefined ? undefined : missingGpu(gpu);
+    if (noGpu) {
+      this.options.log(`kernel ${this.peer}: refused rank ${rank}: ${noGpu}`);
+      sendControl(this.socket, { type: "exit", rank, code: null, signal: null, error: `host ${hostname()}: ${noGpu}` });
       return;
     }
     const [command, ...args] = nodeRankCommand();
