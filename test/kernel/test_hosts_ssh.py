@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from conftest import execute
-from kernel_helpers import KERNEL_CLI, start_kernel, stop_kernel
+from kernel_helpers import KERNEL_CLI, alive, start_kernel, stop_kernel
 from netns_hosts import NamespacesUnavailable, NetnsHosts
 
 
@@ -189,6 +189,33 @@ def test_a_cut_link_ends_the_cell_naming_the_host_and_the_rank_and_the_next_cell
     assert [value[0] for value in values] == [0, 1, 2]
     assert [value[1] for value in values] == ["kept", "kept", "lost"], "the ranks on the hosts still reached kept their state"
     assert re.search(r"distlab: h3: the connection to its agent was lost \(.+\); started a fresh agent, the state of rank 2 is lost", after.stderr), after.stderr
+
+
+def _parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def test_a_stopped_agent_s_rank_ends_on_its_own_when_its_lifeline_goes_silent(hosts, session):
+    """SIGSTOP of h3's agent: its rank hears no heartbeat on its lifeline and ends itself within the
+    silence (RANK_LIFELINE_SILENCE_MS, 10 s) plus a margin, while the agent is still stopped; the other
+    hosts' ranks live on, and once the agent runs again the next cell starts h3 afresh."""
+    _, kc, magic = session
+    pids = _values(execute(kc, f"{magic}\nlet still = 1;\nprocess.pid", timeout=180))
+    agent_pid = _parent_of(pids[2])
+    assert b"agent" in Path(f"/proc/{agent_pid}/cmdline").read_bytes(), "rank 2's parent is its agent"
+    os.kill(agent_pid, signal.SIGSTOP)
+    stopped = time.monotonic()
+    try:
+        while alive(pids[2]) and time.monotonic() - stopped < 10 + 15:
+            time.sleep(0.2)
+        ended_after = time.monotonic() - stopped
+        assert not alive(pids[2]), f"rank 2 (pid {pids[2]}) still runs {ended_after:.1f} s after its agent stopped"
+        assert alive(pids[0]) and alive(pids[1]), "the ranks of the hosts whose agents run live on"
+        print(f"stopped agent: its rank ended {ended_after:.1f} s after the SIGSTOP")
+    finally:
+        os.kill(agent_pid, signal.SIGCONT)
+    values = _values(execute(kc, f"{magic}\ntypeof still === 'number' ? 'kept' : 'lost'", timeout=180))
+    assert values == ["kept", "kept", "lost"], values
 
 
 def test_bad_hosts_input_fails_before_anything_starts_naming_the_host_line_or_value(hosts, session, agent_command):

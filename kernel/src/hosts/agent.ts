@@ -20,7 +20,7 @@ import { hostname } from "node:os";
 import { Duplex, type Readable } from "node:stream";
 import type { FromRankProcess } from "../cluster/rank-messages";
 import { nodeRankCommand } from "../cluster/backends/processes/process-rank-handle";
-import { LIFELINE_FD, MEMORY_CAP_ENV } from "../cluster/rank-side/rank-lifeline";
+import { LIFELINE_FD, LIFELINE_SILENCE_ENV, MEMORY_CAP_ENV, RANK_HEARTBEAT_MS, RANK_LIFELINE_SILENCE_MS } from "../cluster/rank-side/rank-lifeline";
 import { LISTEN_HOST_ENV } from "../cluster/comm-world";
 import { FrameReader, encodeFrame } from "./frames";
 import { HandshakeGate } from "./handshake-gate";
@@ -317,9 +317,22 @@ export class AgentSession {
     const child = spawn(command!, args, {
       stdio: ["ignore", "pipe", "pipe", "ipc", "pipe"],
       serialization: "advanced",
-      env: { ...process.env, [MEMORY_CAP_ENV]: String(memoryCapBytes), [LISTEN_HOST_ENV]: this.endpoint.localAddress, ...(gpu === undefined ? {} : { CUDA_VISIBLE_DEVICES: String(gpu) }) },
+      env: {
+        ...process.env,
+        [MEMORY_CAP_ENV]: String(memoryCapBytes),
+        [LISTEN_HOST_ENV]: this.endpoint.localAddress,
+        // the rank ends itself when this agent's heartbeat stops (a stopped agent keeps the lifeline open)
+        [LIFELINE_SILENCE_ENV]: process.env[LIFELINE_SILENCE_ENV] || String(RANK_LIFELINE_SILENCE_MS),
+        ...(gpu === undefined ? {} : { CUDA_VISIBLE_DEVICES: String(gpu) }),
+      },
     });
     this.ranks.set(rank, child);
+    const lifeline = child.stdio[LIFELINE_FD] as Duplex | null;
+    const heartbeat = setInterval(() => {
+      if (lifeline?.writable) lifeline.write("\n");
+    }, RANK_HEARTBEAT_MS);
+    heartbeat.unref();
+    child.once("close", () => clearInterval(heartbeat));
     const send = (message: Parameters<typeof sendControl>[1]) => {
       if (!this.socket.destroyed) sendControl(this.socket, message);
     };
