@@ -17,6 +17,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import * as net from "node:net";
 import * as tls from "node:tls";
 import { hostname } from "node:os";
+import { rmSync } from "node:fs";
 import { Duplex, type Readable } from "node:stream";
 import type { FromRankProcess } from "../cluster/rank-messages";
 import { nodeRankCommand } from "../cluster/backends/processes/process-rank-handle";
@@ -29,6 +30,7 @@ import { AgentRendezvous } from "./agent-rendezvous";
 import { AGENT_PROTOCOL, HANDSHAKE_TIMEOUT_MS, jsonFrame, type AgentAnnouncement } from "./handshake";
 import { MIN_TOKEN_CHARS } from "./token";
 import { missingGpu } from "./gpu-check";
+import { DATA_RELAY_ENV, serveInbound } from "./data-relay";
 import { epochMicros, testClockSkewUs } from "../trace/clock";
 
 export interface AgentOptions {
@@ -44,6 +46,11 @@ export interface AgentOptions {
   tls?: { cert: Buffer; key: Buffer };
   /** One line per event (no trailing newline). */
   log: (line: string) => void;
+  /**
+   * `--data-via ssh` (data-relay.ts), --stdio only: `relay` is the Unix socket (ssh -R) the ranks
+   * dial other hosts through; `inbound` the one (ssh -L) this agent serves relayed connections on.
+   */
+  dataRelay?: { relay: string; inbound: string };
 }
 
 export interface RunningAgent {
@@ -109,7 +116,15 @@ export async function serveStdio(options: Omit<AgentOptions, "host" | "port" | "
   const addresses = { agent: agent || "127.0.0.1", kernel: kernel || "127.0.0.1" };
   const stream = Duplex.from({ readable: process.stdin, writable: process.stdout });
   const endpoint = { peer: `${addresses.kernel} (over ssh)`, localAddress: addresses.agent, addresses };
+  const inbound = options.dataRelay ? await serveInbound(options.dataRelay.inbound, addresses.agent, options.log) : undefined;
   const session = new AgentSession(stream, endpoint, { ...options, host: addresses.agent, port: 0, token });
+  if (inbound) {
+    void session.whenClosed.then(() => {
+      inbound.close();
+      // sshd leaves the -R socket behind; both are this session's, named afresh by its kernel
+      for (const path of [options.dataRelay!.relay, options.dataRelay!.inbound]) rmSync(path, { force: true });
+    });
+  }
   options.log(`serving a kernel at ${addresses.kernel} over ssh stdin/stdout (protocol ${AGENT_PROTOCOL}, distlab ${options.version}, ${options.slots} slots; ranks listen on ${addresses.agent})`);
   return { whenDone: session.whenClosed };
 }
@@ -323,6 +338,7 @@ export class AgentSession {
         [LISTEN_HOST_ENV]: this.endpoint.localAddress,
         // the rank ends itself when this agent's heartbeat stops (a stopped agent keeps the lifeline open)
         [LIFELINE_SILENCE_ENV]: process.env[LIFELINE_SILENCE_ENV] || String(RANK_LIFELINE_SILENCE_MS),
+        ...(this.options.dataRelay ? { [DATA_RELAY_ENV]: this.options.dataRelay.relay } : {}),
         ...(gpu === undefined ? {} : { CUDA_VISIBLE_DEVICES: String(gpu) }),
       },
     });
