@@ -223,6 +223,33 @@ def test_a_stopped_agent_s_rank_ends_on_its_own_when_its_lifeline_goes_silent(ho
     assert values == ["kept", "kept", "lost"], values
 
 
+def test_an_agent_cut_off_from_its_kernel_ends_its_ranks_after_the_kernel_s_silence(hosts, session, agent_command):
+    """h3's link cut while idle: nothing reaches its agent, whose ssh channel stays open (sshd does not probe
+    clients), so only the kernel's silence tells. Its agent, run with DISTLAB_AGENT_KERNEL_SILENCE_MS=4000,
+    ends the session and its rank while the link is still down."""
+    _, kc, magic = session
+    script = hosts.directory / "distlab-quick-silence"
+    script.write_text(f'#!/bin/sh\nDISTLAB_AGENT_KERNEL_SILENCE_MS=4000 exec {agent_command} "$@"\n')
+    script.chmod(0o755)
+    magic = magic.replace(f"--agent-command {agent_command}", f"--agent-command {script}")
+    pids = _values(execute(kc, f"{magic}\nprocess.pid", timeout=180))
+    cut = hosts.hosts[2]
+    subprocess.run(["ip", "link", "set", cut.veth, "down"], check=True)
+    started = time.monotonic()
+    try:
+        while alive(pids[2]) and time.monotonic() - started < 4 + 15:
+            time.sleep(0.2)
+        ended_after = time.monotonic() - started
+        assert not alive(pids[2]), f"rank 2 (pid {pids[2]}) still runs {ended_after:.1f} s after its host was cut off"
+        print(f"cut-off host: its rank ended {ended_after:.1f} s after the cut")
+    finally:
+        subprocess.run(["ip", "link", "set", cut.veth, "up"], check=True)
+    # The next cell hears of the lost rank (an error naming it, or a note), and the one after runs on a fresh agent.
+    first = execute(kc, f"{magic}\ndist.rank", timeout=180)
+    assert first.status == "ok" or "rank 2 on h3" in f"{first.error}", first.error
+    assert _values(execute(kc, f"{magic}\ndist.rank", timeout=180)) == [0, 1, 2]
+
+
 def test_bad_hosts_input_fails_before_anything_starts_naming_the_host_line_or_value(hosts, session, agent_command):
     _, kc, _ = session
     base = f"--ssh-config {hosts.ssh_config} --agent-command {agent_command}"

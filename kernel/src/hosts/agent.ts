@@ -161,6 +161,20 @@ function readTokenLine(input: Readable): Promise<Buffer> {
   });
 }
 
+/** Environment variable of the agent: milliseconds of silence from the kernel after which it ends that kernel's session. */
+export const KERNEL_SILENCE_ENV = "DISTLAB_AGENT_KERNEL_SILENCE_MS";
+/**
+ * The default of KERNEL_SILENCE_ENV: long, because the kernel's pings come from its main thread,
+ * which a cell of synchronous code in the kernel itself can hold for a while; a cut that long is
+ * a host the user has lost anyway.
+ */
+const KERNEL_SILENCE_MS = 60_000;
+
+function kernelSilenceMs(): number {
+  const given = Number(process.env[KERNEL_SILENCE_ENV]);
+  return Number.isFinite(given) && given > 0 ? given : KERNEL_SILENCE_MS;
+}
+
 /** Longest token line read from stdin (bytes). */
 const MAX_TOKEN_LINE = 4096;
 
@@ -250,6 +264,25 @@ export class AgentSession {
     // What came after the auth frame goes through the control reader.
     readControl<ToAgent>(this.socket, new FrameReader(0), (message) => this.onControl(message), onBad);
     if (rest.byteLength > 0) this.socket.emit("data", rest);
+    this.watchKernelSilence();
+  }
+
+  /**
+   * The kernel pings every second (agent-link.ts); a connection to a kernel whose host vanished or
+   * whose network was cut stays open (sshd does not probe its clients by default), so only silence
+   * tells. After kernelSilenceMs() without a byte the session ends, and with it its ranks.
+   */
+  private watchKernelSilence(): void {
+    const silenceMs = kernelSilenceMs();
+    let heard = Date.now();
+    this.socket.on("data", () => (heard = Date.now()));
+    const timer = setInterval(() => {
+      if (Date.now() - heard < silenceMs) return;
+      this.options.log(`kernel ${this.peer} was silent for ${Math.round(silenceMs / 1000)} s (its host or the network is down); ending its session`);
+      this.socket.destroy();
+    }, Math.min(1000, silenceMs / 4));
+    timer.unref();
+    void this.whenClosed.then(() => clearInterval(timer));
   }
 
   private refuse(reason: string): void {
