@@ -19,7 +19,7 @@
 // ipyparallel's ipcluster with its SSH engine launcher, 2 hosts x 2 engines,
 // from start to a first apply_sync on every engine (bench/hosts_ipcluster.py).
 // Each distlab run goes twice: data connections authenticated only, and inside TLS (--data-tls on).
-// Flags: --reps N (>= 5)  --sizes 1M,16M,64M  --hosts 2,3  --data-tls off,on  --group-start on|off
+// Flags: --reps N (>= 5)  --sizes 1M,16M,64M  --hosts 2,3  --data-tls off,on  --group-start on|off  --rounds N (distlab and gloo take turns N times, blocks pooled)
 import { spawn, execFileSync } from "node:child_process";
 import { mkdtempSync, writeFileSync, chmodSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -52,6 +52,8 @@ const HOST_COUNTS = listOption(argv, "hosts", ["2", "3"]).map(Number);
 const DATA_TLS = listOption(argv, "data-tls", ["off", "on"]);
 if (DATA_TLS.some((when) => when !== "off" && when !== "on")) throw new RangeError("--data-tls: off and/or on");
 const GROUP_START = listOption(argv, "group-start", ["on"])[0];
+const ROUNDS = Number(listOption(argv, "rounds", ["1"])[0]);
+if (!(Number.isInteger(ROUNDS) && ROUNDS >= 1)) throw new RangeError("--rounds: a positive integer");
 if (GROUP_START !== "on" && GROUP_START !== "off") throw new RangeError("--group-start: on or off");
 if (HOST_COUNTS.some((n) => !(n >= 2 && n <= 3))) throw new RangeError("--hosts: 2 and/or 3");
 // About 64 MiB moved per block, at least 2 calls.
@@ -158,13 +160,19 @@ try {
   const rows = [["hosts", "size", "who", "time ms: median [min, max]", "busbw GB/s: median [min, max]", "x gloo"]];
   for (const n of HOST_COUNTS) {
     const entries = SIZES.map(plan);
+    // --rounds: distlab and gloo take turns ROUNDS times and their blocks are pooled, so a swing of a
+    // shared machine's load falls on both rather than on whichever ran during it
     const runs = {};
-    for (const dataTls of DATA_TLS) {
-      const session = new DistributedSession(compiler, new TimelineObserver());
-      runs[dataTls] = await distlab(session, n, entries, dataTls);
-      await session.stop();
+    const theirs = new Map();
+    const pool = (into, from) => { for (const [bytes, blocks] of from) into.set(bytes, [...(into.get(bytes) ?? []), ...blocks]); };
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const dataTls of DATA_TLS) {
+        const session = new DistributedSession(compiler, new TimelineObserver());
+        pool((runs[dataTls] ??= new Map()), await distlab(session, n, entries, dataTls));
+        await session.stop();
+      }
+      pool(theirs, await gloo(n, entries));
     }
-    const theirs = await gloo(n, entries);
     for (const entry of entries) {
       const toBusbw = (ms) => (entry.bytes * (2 * (n - 1)) / n) / (ms / 1000) / 1e9;
       const glooMs = theirs.get(entry.bytes);
