@@ -20,7 +20,7 @@
 // from start to a first apply_sync on every engine (bench/hosts_ipcluster.py).
 // Then group start through Slurm next to ipyparallel's Slurm launcher (bench/hosts_slurm.mjs).
 // Each distlab run goes twice: data connections authenticated only, and inside TLS (--data-tls on).
-// Flags: --reps N (>= 5)  --sizes 1M,16M,64M  --hosts 2,3  --data-tls off,on
+// Flags: --reps N (>= 5)  --sizes 1M,16M,64M  --hosts 2,3  --data-tls off,on  --group-start on|off  --rounds N (distlab and gloo take turns N times, blocks pooled)
 import { spawn, execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, writeFileSync, chmodSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -52,6 +52,10 @@ const HOST_COUNTS = listOption(argv, "hosts", ["2", "3"]).map(Number);
 // Data connections plain (authenticated only) and inside TLS (--data-tls on): the cost of encryption.
 const DATA_TLS = listOption(argv, "data-tls", ["off", "on"]);
 if (DATA_TLS.some((when) => when !== "off" && when !== "on")) throw new RangeError("--data-tls: off and/or on");
+const GROUP_START = listOption(argv, "group-start", ["on"])[0];
+const ROUNDS = Number(listOption(argv, "rounds", ["1"])[0]);
+if (!(Number.isInteger(ROUNDS) && ROUNDS >= 1)) throw new RangeError("--rounds: a positive integer");
+if (GROUP_START !== "on" && GROUP_START !== "off") throw new RangeError("--group-start: on or off");
 if (HOST_COUNTS.some((n) => !(n >= 2 && n <= 3))) throw new RangeError("--hosts: 2 and/or 3");
 // About 64 MiB moved per block, at least 2 calls.
 const plan = (bytes) => { const calls = Math.max(2, Math.floor((64 * MiB) / bytes)); return { op: "allReduce", bytes, calls, warmup: calls, reps: REPS }; };
@@ -157,13 +161,19 @@ try {
   const rows = [["hosts", "size", "who", "time ms: median [min, max]", "busbw GB/s: median [min, max]", "x gloo"]];
   for (const n of HOST_COUNTS) {
     const entries = SIZES.map(plan);
+    // --rounds: distlab and gloo take turns ROUNDS times and their blocks are pooled, so a swing of a
+    // shared machine's load falls on both rather than on whichever ran during it
     const runs = {};
-    for (const dataTls of DATA_TLS) {
-      const session = new DistributedSession(compiler, new TimelineObserver());
-      runs[dataTls] = await distlab(session, n, entries, dataTls);
-      await session.stop();
+    const theirs = new Map();
+    const pool = (into, from) => { for (const [bytes, blocks] of from) into.set(bytes, [...(into.get(bytes) ?? []), ...blocks]); };
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const dataTls of DATA_TLS) {
+        const session = new DistributedSession(compiler, new TimelineObserver());
+        pool((runs[dataTls] ??= new Map()), await distlab(session, n, entries, dataTls));
+        await session.stop();
+      }
+      pool(theirs, await gloo(n, entries));
     }
-    const theirs = await gloo(n, entries);
     for (const entry of entries) {
       const toBusbw = (ms) => (entry.bytes * (2 * (n - 1)) / n) / (ms / 1000) / 1e9;
       const glooMs = theirs.get(entry.bytes);
@@ -186,6 +196,20 @@ try {
   console.log(formatTable(rows));
 
   // Group start: 2 hosts x 2 slots through ssh, a fresh group each time.
+  if (GROUP_START === "on") await groupStart(compiler);
+  console.log(`\n# allReduce (busbw median [min, max]; x gloo = ratio of medians)\n${headline.join("\n")}`);
+  compiler.close();
+  // Group start through Slurm next to ipyparallel's Slurm launcher (bench/hosts_slurm.mjs), where Slurm is installed.
+  if (GROUP_START !== "on") console.log("\n# group start through Slurm: skipped (--group-start off)");
+  else if (existsSync("/usr/sbin/slurmctld")) {
+    console.log("");
+    execFileSync(process.execPath, [path.join(here, "hosts_slurm.mjs"), "--reps", String(REPS)], { stdio: ["ignore", "inherit", "ignore"] });
+  } else console.log("\n# group start through Slurm: skipped, Slurm is not installed (node scripts/setup.mjs --tests installs it)");
+} finally {
+  down();
+}
+
+async function groupStart(compiler) {
   const starts = [];
   const flags = `-n 4 --hosts ${hostfile("hosts-2x2", ["h1 slots=2", "h2 slots=2"])} --ssh-config ${netns.ssh_config} --agent-command ${agentCommand}`;
   for (let r = 0; r < REPS; r++) {
@@ -204,13 +228,4 @@ try {
     console.log(`# ipyparallel ipcluster, SSH engine launcher, 2 hosts x 2 engines (start to a first apply_sync on every engine): ${formatSummary(theirs, 0)} ms over ${theirs.reps} starts`);
     console.log(`# distlab / ipcluster: ${ratioOfMedians(start, theirs).toFixed(2)}x of its time (ratio of medians; target <= 0.5)`);
   }
-  console.log(`\n# allReduce (busbw median [min, max]; x gloo = ratio of medians)\n${headline.join("\n")}`);
-  compiler.close();
-  // Group start through Slurm next to ipyparallel's Slurm launcher (bench/hosts_slurm.mjs), where Slurm is installed.
-  if (existsSync("/usr/sbin/slurmctld")) {
-    console.log("");
-    execFileSync(process.execPath, [path.join(here, "hosts_slurm.mjs"), "--reps", String(REPS)], { stdio: ["ignore", "inherit", "ignore"] });
-  } else console.log("\n# group start through Slurm: skipped, Slurm is not installed (node scripts/setup.mjs --tests installs it)");
-} finally {
-  down();
 }

@@ -46,7 +46,7 @@ const USAGE = `usage:
       (Kubernetes Indexed Job). --connect env (or --connect with no address) takes the
       address from DISTLAB_RENDEZVOUS, else MASTER_ADDR:MASTER_PORT. Exits when the
       kernel closes the group. A non-loopback kernel needs TLS or --insecure.
-  distlab agent --stdio [--slots N]
+  distlab agent --stdio [--slots N] [--data-relay SOCKET --data-inbound SOCKET]
       Serve one kernel over stdin/stdout, the token being stdin's first line;
       the kernel's SSH launcher runs this. Exits (stopping its ranks) when stdin ends.
   distlab --help | --version`;
@@ -96,6 +96,8 @@ async function runAgent(given: string[]): Promise<void> {
     "connect-timeout": { type: "string" },
     "tls-ca": { type: "string" },
     "tls-fingerprint": { type: "string" },
+    "data-relay": { type: "string" },
+    "data-inbound": { type: "string" },
   });
   const slots = values.slots === undefined ? availableParallelism() : Number(values.slots);
   if (!Number.isInteger(slots) || slots < 1) throw new UsageError(`distlab agent: --slots ${JSON.stringify(values.slots)} is not a positive integer`);
@@ -105,7 +107,9 @@ async function runAgent(given: string[]): Promise<void> {
     if (clash.length > 0) throw new UsageError(`distlab agent --stdio: ${clash.map((name) => `--${name}`).join(", ")} do not apply (the token is the first line of stdin)`);
     let served: Awaited<ReturnType<typeof serveStdio>>;
     try {
-      served = await serveStdio({ slots, version: packageVersion(), log });
+      const relay = values["data-relay"], inbound = values["data-inbound"];
+      if ((relay === undefined) !== (inbound === undefined)) throw new UsageError("distlab agent --stdio: --data-relay and --data-inbound go together (--data-via ssh)");
+      served = await serveStdio({ slots, version: packageVersion(), log, ...(typeof relay === "string" && typeof inbound === "string" ? { dataRelay: { relay, inbound } } : {}) });
     } catch (error) {
       if (error instanceof AgentRefusal) throw new UsageError(error.message);
       throw error;

@@ -10,7 +10,9 @@ Debian's OpenSSH server (the setting of `%%distributed --ssh-tunnel`).
 The compute network exists only inside the login namespace: the root
 namespace has no route to it, and the login namespace does not forward, so
 the kernel reaches c1 and c2 only through `ProxyJump login`, and they cannot
-reach the kernel at all. The ssh config names login, and c1, c2 with
+reach the kernel at all. With `isolated=True` each compute host has a
+bridge and subnet of its own (cl1, cl2) in the login namespace, so c1 and c2
+cannot reach each other either (the setting of `--data-via ssh`). The ssh config names login, and c1, c2 with
 ProxyJump login. Keys are generated for the run, as in netns_hosts.py.
 """
 
@@ -39,6 +41,7 @@ class LoginHost:
 class LoginCluster:
     directory: Path
     compute: int = 2
+    isolated: bool = False
     ident: str = field(default_factory=lambda: secrets.token_hex(2))
     login: LoginHost | None = None
     hosts: list[LoginHost] = field(default_factory=list)
@@ -63,14 +66,17 @@ class LoginCluster:
         self.login = LoginHost("login", f"dl{self.ident}-login", f"{outer}.10", f"dlh{self.ident}l")
         self._namespace(self.login, outside=None, bridge=bridge)
         inside_login = ("ip", "netns", "exec", self.login.namespace)
-        _run(*inside_login, "ip", "link", "add", "cl0", "type", "bridge")
-        _run(*inside_login, "ip", "addr", "add", f"{inner}.1/24", "dev", "cl0")
-        _run(*inside_login, "ip", "link", "set", "cl0", "up")
         _run(*inside_login, "sysctl", "-qw", "net.ipv4.ip_forward=0")
         for index in range(1, self.compute + 1):
-            host = LoginHost(f"c{index}", f"dl{self.ident}-c{index}", f"{inner}.{10 + index}", f"dlc{index}")
+            # isolated: a bridge and /24 for each compute host (inner's third number + index); else one shared
+            bridge_in, subnet = (f"cl{index}", f"{inner.rsplit('.', 1)[0]}.{(int(inner.rsplit('.', 1)[1]) + index) % 250}") if self.isolated else ("cl0", inner)
+            if index == 1 or self.isolated:
+                _run(*inside_login, "ip", "link", "add", bridge_in, "type", "bridge")
+                _run(*inside_login, "ip", "addr", "add", f"{subnet}.1/24", "dev", bridge_in)
+                _run(*inside_login, "ip", "link", "set", bridge_in, "up")
+            host = LoginHost(f"c{index}", f"dl{self.ident}-c{index}", f"{subnet}.{10 + index}", f"dlc{index}")
             self.hosts.append(host)
-            self._namespace(host, outside=self.login.namespace, bridge="cl0")
+            self._namespace(host, outside=self.login.namespace, bridge=bridge_in)
         known = []
         for host in [self.login, *self.hosts]:
             self._start_sshd(host)
@@ -141,6 +147,11 @@ class LoginCluster:
                           f"/sys/class/net/{host.veth}/statistics/rx_bytes", f"/sys/class/net/{host.veth}/statistics/tx_bytes").stdout.split()
             total.append(sum(int(count) for count in counts))
         return total
+
+    def login_veth_bytes(self) -> int:
+        """Bytes the login host's veth carried both ways, counted in the root namespace: all ssh between the kernel and login."""
+        stats = Path(f"/sys/class/net/{self.login.veth}/statistics")  # type: ignore[union-attr]
+        return int((stats / "rx_bytes").read_text()) + int((stats / "tx_bytes").read_text())
 
     def down(self) -> None:
         for host in [*self.hosts, *([self.login] if self.login else [])]:

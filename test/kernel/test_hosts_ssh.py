@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from conftest import execute
-from kernel_helpers import KERNEL_CLI, start_kernel, stop_kernel
+from kernel_helpers import KERNEL_CLI, alive, start_kernel, stop_kernel
 from netns_hosts import NamespacesUnavailable, NetnsHosts
 
 
@@ -122,7 +122,8 @@ def test_an_allreduce_crosses_the_namespaces_and_state_stays_between_cells(hosts
         "const sum = await dist.allReduce(new Float32Array(1 << 20).fill(dist.rank + 1));\n"
         "const s = dist.stats();\n"
         "[sum[0], require('fs').readlinkSync('/proc/self/ns/net'), "
-        "Object.fromEntries(Object.entries(s.byPeer).map(([p, c]) => [p, c.bytesSent]))]",
+        "Object.fromEntries(Object.entries(s.byPeer).map(([p, c]) => [p, c.bytesSent])), "
+        "Object.values(s.byPeer).reduce((n, c) => n + c.messagesSent, 0)]",
         timeout=180,
     )
     values = _values(outcome)
@@ -131,8 +132,12 @@ def test_an_allreduce_crosses_the_namespaces_and_state_stays_between_cells(hosts
     namespaces = [value[1] for value in values]
     assert len(set(namespaces)) == 3 and kernel_namespace not in namespaces, f"one rank in each host's namespace: {namespaces}"
     # A ring allReduce of 4 MiB over 3 ranks: each rank sends about 2 x 2/3 of it to its neighbour, on another host.
-    for rank, (_, _, sent_to) in enumerate(values):
+    for rank, (_, _, sent_to, _) in enumerate(values):
         assert sent_to.get(str(rank), 0) == 0 and sum(sent_to.values()) >= (4 << 20), f"rank {rank} sent to ranks on other hosts: {sent_to}"
+    # Between hosts the ring cuts each 4/3 MiB block into 1 MiB chunks (ringChunks): 2 chunks x 4 steps
+    # = 8 frames a rank, against 4 for whole blocks (the agreement frame is counted apart).
+    print(f"frames sent by each rank: {[value[3] for value in values]}")
+    assert all(value[3] >= 8 for value in values), f"frames each rank sent: {[value[3] for value in values]}"
     # What the veths carried: each host sent and received at least its share of a 4 MiB ring allReduce.
     carried = [after - start for after, start in zip(_veth_bytes(hosts), before)]
     assert all(count > 2 * (4 << 20) * 2 // 3 for count in carried), f"bytes through each host's veth: {carried}"
@@ -189,6 +194,60 @@ def test_a_cut_link_ends_the_cell_naming_the_host_and_the_rank_and_the_next_cell
     assert [value[0] for value in values] == [0, 1, 2]
     assert [value[1] for value in values] == ["kept", "kept", "lost"], "the ranks on the hosts still reached kept their state"
     assert re.search(r"distlab: h3: the connection to its agent was lost \(.+\); started a fresh agent, the state of rank 2 is lost", after.stderr), after.stderr
+
+
+def _parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def test_a_stopped_agent_s_rank_ends_on_its_own_when_its_lifeline_goes_silent(hosts, session):
+    """SIGSTOP of h3's agent: its rank hears no heartbeat on its lifeline and ends itself within the
+    silence (RANK_LIFELINE_SILENCE_MS, 10 s) plus a margin, while the agent is still stopped; the other
+    hosts' ranks live on, and once the agent runs again the next cell starts h3 afresh."""
+    _, kc, magic = session
+    pids = _values(execute(kc, f"{magic}\nlet still = 1;\nprocess.pid", timeout=180))
+    agent_pid = _parent_of(pids[2])
+    assert b"agent" in Path(f"/proc/{agent_pid}/cmdline").read_bytes(), "rank 2's parent is its agent"
+    os.kill(agent_pid, signal.SIGSTOP)
+    stopped = time.monotonic()
+    try:
+        while alive(pids[2]) and time.monotonic() - stopped < 10 + 15:
+            time.sleep(0.2)
+        ended_after = time.monotonic() - stopped
+        assert not alive(pids[2]), f"rank 2 (pid {pids[2]}) still runs {ended_after:.1f} s after its agent stopped"
+        assert alive(pids[0]) and alive(pids[1]), "the ranks of the hosts whose agents run live on"
+        print(f"stopped agent: its rank ended {ended_after:.1f} s after the SIGSTOP")
+    finally:
+        os.kill(agent_pid, signal.SIGCONT)
+    values = _values(execute(kc, f"{magic}\ntypeof still === 'number' ? 'kept' : 'lost'", timeout=180))
+    assert values == ["kept", "kept", "lost"], values
+
+
+def test_an_agent_cut_off_from_its_kernel_ends_its_ranks_after_the_kernel_s_silence(hosts, session, agent_command):
+    """h3's link cut while idle: nothing reaches its agent, whose ssh channel stays open (sshd does not probe
+    clients), so only the kernel's silence tells. Its agent, run with DISTLAB_AGENT_KERNEL_SILENCE_MS=4000,
+    ends the session and its rank while the link is still down."""
+    _, kc, magic = session
+    script = hosts.directory / "distlab-quick-silence"
+    script.write_text(f'#!/bin/sh\nDISTLAB_AGENT_KERNEL_SILENCE_MS=4000 exec {agent_command} "$@"\n')
+    script.chmod(0o755)
+    magic = magic.replace(f"--agent-command {agent_command}", f"--agent-command {script}")
+    pids = _values(execute(kc, f"{magic}\nprocess.pid", timeout=180))
+    cut = hosts.hosts[2]
+    subprocess.run(["ip", "link", "set", cut.veth, "down"], check=True)
+    started = time.monotonic()
+    try:
+        while alive(pids[2]) and time.monotonic() - started < 4 + 15:
+            time.sleep(0.2)
+        ended_after = time.monotonic() - started
+        assert not alive(pids[2]), f"rank 2 (pid {pids[2]}) still runs {ended_after:.1f} s after its host was cut off"
+        print(f"cut-off host: its rank ended {ended_after:.1f} s after the cut")
+    finally:
+        subprocess.run(["ip", "link", "set", cut.veth, "up"], check=True)
+    # The next cell hears of the lost rank (an error naming it, or a note), and the one after runs on a fresh agent.
+    first = execute(kc, f"{magic}\ndist.rank", timeout=180)
+    assert first.status == "ok" or "rank 2 on h3" in f"{first.error}", first.error
+    assert _values(execute(kc, f"{magic}\ndist.rank", timeout=180)) == [0, 1, 2]
 
 
 def test_bad_hosts_input_fails_before_anything_starts_naming_the_host_line_or_value(hosts, session, agent_command):

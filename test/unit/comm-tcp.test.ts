@@ -64,6 +64,30 @@ test("tcp: a 2-rank ring allReduce of blocks several chunks long (the pipelined 
   }
 });
 
+test("tcp: a 3-rank ring allReduce of blocks cut into 1 MiB chunks (TCP_RING_CHUNK_BYTES) equals the reference", async () => {
+  const world = await ProcessWorld.start(3);
+  try {
+    // blocks of ~4 MB and ~1.3 MB: 4 and 2 chunks, the last one short; lengths not divisible by 3
+    const cases = [
+      { ctor: Float32Array, length: 3_000_001, redop: "sum", inPlace: true },
+      { ctor: Float64Array, length: 500_003, redop: "min", inPlace: false },
+    ] as const;
+    for (const c of cases) {
+      const xs = [0, 1, 2].map((r) => fill(c.ctor, c.length, 2000 + r, true));
+      const results = await world.values("collective", xs.map((x) => ({ op: "allReduce", x, inPlace: c.inPlace, options: { op: c.redop, algorithm: "ring" } })));
+      const want = expected("allReduce", xs, 0, 0, c.redop)!;
+      for (let r = 0; r < 3; r++) {
+        const got = results[r] as typeof want;
+        assert.equal(got.length, want.length);
+        const first = want.findIndex((v, i) => v !== got[i]);
+        assert.equal(first, -1, `rank ${r}: ${c.ctor.name}[${c.length}] ${c.redop}: element ${first} is ${got[first]}, want ${want[first]}`);
+      }
+    }
+  } finally {
+    world.close();
+  }
+});
+
 test("tcp: allReduce against broadcast fails on both processes naming both calls", async () => {
   const world = await ProcessWorld.start(2, { timeoutMs: 5_000 });
   try {

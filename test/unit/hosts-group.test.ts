@@ -4,7 +4,7 @@
 // anything starts (hostfile lines, slot counts, unreachable hosts, token files).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CellCompiler } from "../../kernel/src/repl/cell-compiler";
 import { DistributedSession } from "../../kernel/src/cluster/kernel-side/distributed-session";
@@ -28,7 +28,11 @@ before(async () => {
   session = new DistributedSession(compiler, new TimelineObserver());
   dir = tempDir();
   tokenPath = writeToken(dir).path;
-  agents = await Promise.all([0, 1].map(() => startAgentProcess(["--listen", "127.0.0.1:0", "--token-file", tokenPath, "--slots", "2"])));
+  // stand-in GPU device nodes (gpu-check.ts): this host has GPUs 3 and 5
+  const devDir = join(dir, "dev");
+  mkdirSync(devDir);
+  for (const name of ["nvidia3", "nvidia5", "nvidiactl"]) writeFileSync(join(devDir, name), "");
+  agents = await Promise.all([0, 1].map(() => startAgentProcess(["--listen", "127.0.0.1:0", "--token-file", tokenPath, "--slots", "2"], { DISTLAB_GPU_DEVICE_DIR: devDir })));
 });
 after(async () => {
   await session.stop();
@@ -180,6 +184,45 @@ test("gpus= gives each rank of the host one GPU in order, the only one CUDA show
   const { outcome } = await run("process.env.CUDA_VISIBLE_DEVICES", new RecordingIO(), `-n 2 --hosts ${hostfile} --token-file ${tokenPath} --timeout 20`);
   assert.deepEqual(resultJson(outcome), ["3", "5"]);
   assert.match(describeHosts(session.group), /: agent distlab \S+ on \S+ \(running agent\); ranks 0, 1; GPUs 3,5; round trip/);
+});
+
+/** The cell's error text, whether the session reports it or throws it (ranks that never started). */
+async function errorOf(body: string, words: string): Promise<string> {
+  const outcome = await run(body, new RecordingIO(), words).then(({ outcome }) => outcome, (error: Error) => ({ status: "error", evalue: error.message }) as const);
+  assert.equal(outcome.status, "error", JSON.stringify(outcome));
+  return (outcome as { evalue: string }).evalue;
+}
+
+test("gpus= naming a GPU the host lacks is refused by its agent, naming the host and the GPU; the next cell runs", async () => {
+  const hostfile = join(dir, "gpu-missing-hostfile");
+  writeFileSync(hostfile, `127.0.0.1:${agents[0]!.port} gpus=3,4\n`);
+  const evalue = await errorOf("dist.rank", `-n 2 --hosts ${hostfile} --token-file ${tokenPath} --timeout 20`);
+  assert.match(evalue, /rank 1: .*host \S+: GPU 4 \(hostfile gpus=\) is not on this host: no \S+\/nvidia4; its GPUs are 3, 5/, evalue);
+  assert.doesNotMatch(evalue, /GPU 3 /, evalue);
+  assert.deepEqual(resultJson((await run("dist.rank")).outcome), [0, 1, 2, 3]);
+});
+
+test("gpus=0 on an agent that reads the real /dev: refused naming the host on a machine without /dev/nvidia0, given to the rank on one with it", async () => {
+  const plain = await startAgentProcess(["--listen", "127.0.0.1:0", "--token-file", tokenPath, "--slots", "1"], { DISTLAB_GPU_DEVICE_DIR: "" });
+  const own = new DistributedSession(compiler, new TimelineObserver());
+  try {
+    const hostfile = join(dir, "gpu0-hostfile");
+    writeFileSync(hostfile, `127.0.0.1:${plain.port} gpus=0\n`);
+    const words = `-n 1 --hosts ${hostfile} --token-file ${tokenPath} --timeout 20`;
+    const cell = own.runCell("process.env.CUDA_VISIBLE_DEVICES", 1, parseDistributedFlags(words.split(" ")), new RecordingIO())
+      .catch((error: Error) => ({ status: "error", evalue: error.message }) as const);
+    const outcome = await cell;
+    if (existsSync("/dev/nvidia0")) {
+      assert.deepEqual(resultJson(outcome as ExecuteOutcome), ["0"]);
+    } else {
+      assert.equal(outcome.status, "error", JSON.stringify(outcome));
+      assert.match((outcome as { evalue: string }).evalue, /rank 0: .*host \S+: GPU 0 \(hostfile gpus=\) is not on this host: no \/dev\/nvidia0; it has no GPU device nodes/);
+      await plain.waitForLog(/refused rank 0: GPU 0 \(hostfile gpus=\) is not on this host/);
+    }
+  } finally {
+    await own.stop();
+    await plain.stop();
+  }
 });
 
 test("the heartbeat gives a silent agent up after max(3 s, min(--timeout, 10 s)), not a fixed 10 s; the next cell starts it afresh", async () => {

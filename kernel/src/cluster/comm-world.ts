@@ -18,6 +18,7 @@
 import { attachShmCommunicator, cancelShmWorld, createShmWorld, type Communicator, type LinkModel, type SpanHook } from "../comm";
 import { MAX_SHM_RANKS } from "../comm/shm-layout";
 import { closeTcpWorld, connectTcpWorld, startTcpRendezvous } from "../comm/tcp-world";
+import { DATA_RELAY_ENV } from "../hosts/data-relay";
 import { CommThread, createCommThreadWorld, type CommThreadSpan } from "../comm/comm-thread";
 import type { ShmWorldAddress, TcpWorldAddress, WorldAddress } from "./rank-messages";
 import type { WireCounters } from "../comm/wire-counters";
@@ -138,10 +139,11 @@ export async function joinCommWorld(address: WorldAddress, options: JoinOptions)
   const joinTimeoutMs = options.joinTimeoutMs ?? Math.max(options.timeoutMs, JOIN_FLOOR_MS);
   const deadline = setTimeout(() => canceller.abort("deadline"), joinTimeoutMs);
   const listenHost = process.env[LISTEN_HOST_ENV];
+  const relay = process.env[DATA_RELAY_ENV] || undefined;
   // The comm thread joins its world while this thread joins the ranks' one: both rendezvous need every rank.
   const commThread = address.commThread
     ? new CommThread({
-        world: { kind: "tcp", size: options.size, ...address.commThread, tls: address.tls, joinTimeoutMs, ...(listenHost ? { host: listenHost } : {}) },
+        world: { kind: "tcp", size: options.size, ...address.commThread, tls: address.tls, joinTimeoutMs, ...(listenHost ? { host: listenHost } : {}), ...(relay ? { relay } : {}) },
         rank: options.rank,
         timeoutMs: options.timeoutMs,
         ...(options.link ? { link: options.link } : {}),
@@ -152,7 +154,7 @@ export async function joinCommWorld(address: WorldAddress, options: JoinOptions)
   try {
     [comm] = await Promise.all([
       connectTcpWorld({
-        ...commOptions, rank: options.rank, size: options.size, rendezvous: address.rendezvous, signal: canceller.signal, ...(listenHost ? { host: listenHost } : {}),
+        ...commOptions, rank: options.rank, size: options.size, rendezvous: address.rendezvous, signal: canceller.signal, ...(listenHost ? { host: listenHost } : {}), ...(relay ? { relay } : {}),
         credentials: { world: address.world, secret: Buffer.from(address.secret, "hex") }, tls: address.tls,
       }),
       commThread?.ready(),

@@ -98,17 +98,24 @@ function block<T extends CommArray>(x: T, i: number, n: number): T {
 
 /** Bytes of a pipelined ring chunk (see ringChunks). */
 export const RING_CHUNK_BYTES = 4 * 1024 * 1024;
+/** Bytes of a pipelined ring chunk over TCP/IP (see ringChunks). */
+export const TCP_RING_CHUNK_BYTES = 1024 * 1024;
 
 /**
- * How many chunks the ring allReduce cuts each block into. On 2 ranks the
- * chunks follow each other through the ring one step apart (a pipeline), so
- * a chunk's all-gather travels while the next chunk is still being reduced
- * instead of both ranks meeting at the boundary between the phases. On more
- * ranks the extra frames and exchanges cost more CPU than the overlap
- * gains, so blocks stay whole (figures for both: docs/collectives.md,
- * "Figures behind the code").
+ * How many chunks the ring allReduce cuts each block into. Chunks follow
+ * each other through the ring one step apart (a pipeline), so a chunk's
+ * all-gather travels while the next chunk is still being reduced instead
+ * of every rank meeting at the boundary between the phases.
+ * - Over TCP/IP (`overNetwork`: ranks on other hosts, or `transport: "tcp"`)
+ *   the wire sets the pace: blocks are cut into 1 MiB chunks on any number
+ *   of ranks, so the pipeline fills and drains in a small share of the call.
+ * - Over shared memory and Unix sockets (ranks on one host) only 2 ranks gain
+ *   (4 MiB chunks): on more ranks the extra frames and exchanges cost more
+ *   CPU than the overlap gains, so blocks stay whole.
+ * (Figures: docs/collectives.md, "Figures behind the code"; docs/benchmarks.md, hosts.)
  */
-export function ringChunks(n: number, bytes: number): number {
+export function ringChunks(n: number, bytes: number, overNetwork = false): number {
+  if (overNetwork) return Math.max(1, Math.ceil(bytes / n / TCP_RING_CHUNK_BYTES));
   return n === 2 ? Math.max(1, Math.ceil(bytes / n / RING_CHUNK_BYTES)) : 1;
 }
 

@@ -28,6 +28,8 @@ export interface TcpCommThreadWorld {
   secret: string;
   /** TLS on connections to other hosts (comm/data-tls.ts) */
   tls?: boolean;
+  /** `--data-via ssh`: the relay socket connections to other hosts go through (hosts/data-relay.ts) */
+  relay?: string;
 }
 
 export type CommThreadWorld = ShmWorldInit | TcpCommThreadWorld;
@@ -50,7 +52,7 @@ export async function joinCommThreadWorld(world: CommThreadWorld, rank: number, 
   const either = AbortSignal.any([signal, deadline.signal]);
   try {
     return await connectTcpWorld({
-      ...options, rank, size: world.size, rendezvous: world.rendezvous, signal: either, ...(world.host ? { host: world.host } : {}),
+      ...options, rank, size: world.size, rendezvous: world.rendezvous, signal: either, ...(world.host ? { host: world.host } : {}), ...(world.relay ? { relay: world.relay } : {}),
       credentials: { world: world.world, secret: Buffer.from(world.secret, "hex") }, tls: world.tls === true,
     });
   } catch (error) {

@@ -106,7 +106,7 @@ export class GroupCommunicator implements Communicator {
     return this.collective("allReduce", x, options, { redop: redopOf(options), algorithm }, async (env, reduce, call) => {
       const out = given ?? (await this.freshOutput(x, x.length, algorithm));
       if (algorithm === "direct") this.core.direct!.allReduce(call, x, out, call.desc.redop);
-      else if (algorithm === "ring") await alg.ringAllReduce(env, x, out, this.combining(x, call, reduce), alg.ringChunks(this.size, x.byteLength));
+      else if (algorithm === "ring") await alg.ringAllReduce(env, x, out, this.combining(x, call, reduce), alg.ringChunks(this.size, x.byteLength, this.core.transport.overNetwork === true));
       else {
         const { acc, reduce: simd, landing } = this.accumulator(x, call, reduce);
         if (algorithm === "rhd") await rhdAllReduce(env, acc, simd, landing);

@@ -79,6 +79,8 @@ class PeerLink {
 
 export class TcpTransport implements Transport {
   readonly kind = "tcp";
+  /** Whether some peer is reached over TCP/IP (a Unix socket has no remote address). */
+  readonly overNetwork: boolean;
   private readonly links = new Map<number, PeerLink>();
   private stopped?: Error;
   /** this rank's emulated network interface: every paced send of the rank shares its egress */
@@ -107,6 +109,7 @@ export class TcpTransport implements Transport {
     peers: Map<number, PeerSockets>,
     readonly wire: WireCounters = new WireCounters(rank),
   ) {
+    this.overNetwork = [...peers.values()].some(({ recv }) => recv.remoteAddress !== undefined);
     for (const [peer, { send, recv, read }] of peers) {
       let link: PeerLink | undefined;
       const inbox = new Inbox({

@@ -24,6 +24,7 @@ import { GroupCommunicator } from "./communicator";
 import { AcceptorSide, DiallerSide, RENDEZVOUS_PEER, authenticate, socketBytes, type ByteSource, type WorldCredentials } from "./data-handshake";
 import { dataTlsClientOptions, dataTlsServerOptions } from "./data-tls";
 import { FrameReader, encodeFrame } from "../hosts/frames";
+import { dialThroughRelay } from "../hosts/data-relay";
 import { HANDSHAKE_TIMEOUT_MS } from "../hosts/handshake";
 import { ReadBinding } from "./tcp-frames";
 import { TcpTransport, type PeerSockets } from "./tcp-transport";
@@ -157,6 +158,11 @@ export interface TcpWorldOptions extends CommOptions {
   /** Hears each refused data connection: the peer's address and why. Default: a line on stderr. */
   onRefused?: (line: string) => void;
   /**
+   * `--data-via ssh` (hosts/data-relay.ts): the Unix socket that leads to the kernel's relay; the
+   * connections to other hosts and to the rendezvous go through it instead of straight there.
+   */
+  relay?: string;
+  /**
    * Aborting it while the rank joins gives the join up (closing what it opened). Aborting it
    * later ends every wait of this rank's communicator and its groups, now and later, with a
    * CommCancelledError carrying the abort reason: how a launcher wakes a rank blocked in a
@@ -187,6 +193,8 @@ export async function connectTcpWorld(options: TcpWorldOptions): Promise<Communi
   const unixPath = useUnix ? path.join(os.tmpdir(), `distlab-${process.pid}-${rank}-${Date.now()}.sock`) : undefined;
   const { credentials, onRefused = logToStderr } = options;
   const useTls = options.tls === true;
+  const relay = options.relay;
+  if (relay !== undefined && useTls) throw new RangeError("connectTcpWorld: a relayed world (relay) runs without TLS: ssh encrypts it");
   const sendSockets = new Map<number, net.Socket>();
   const expected = size - 1; // every peer connects here
   let onAllAccepted = () => {};
@@ -228,15 +236,17 @@ export async function connectTcpWorld(options: TcpWorldOptions): Promise<Communi
     await new Promise<void>((r) => tcpServer.listen(0, host, r));
     if (unixServer && unixPath) await new Promise<void>((r) => unixServer.listen(unixPath, r));
     const me: Entry = { rank, host, port: (tcpServer.address() as net.AddressInfo).port, hostname: os.hostname(), unixPath };
-    const table = await Promise.race([exchangeWithRendezvous(rvHost, rvPort, me, credentials, useTls), cancelled.promise]);
+    const table = await Promise.race([exchangeWithRendezvous(rvHost, rvPort, me, credentials, useTls, relay), cancelled.promise]);
     for (const peer of table.filter((e) => e.rank !== rank)) {
       const sameHost = peer.hostname === me.hostname && peer.unixPath && useUnix;
       const encrypted = useTls && !sameHost;
       const read = new ReadBinding();
-      const where = sameHost ? peer.unixPath! : `${peer.host}:${peer.port}`;
+      const where = sameHost ? peer.unixPath! : `${peer.host}:${peer.port}${relay ? ` (through the relay ${relay})` : ""}`;
       const socket: net.Socket = sameHost
         ? net.connect({ path: peer.unixPath!, onread: read.onread })
-        : encrypted
+        : relay
+          ? dialThroughRelay(relay, peer.host, peer.port, read.onread)
+          : encrypted
           ? tls.connect({ port: peer.port, host: peer.host, ...dataTlsClientOptions(credentials.secret) })
           // a TLS socket's plaintext arrives as 'data', not through onread
           : net.connect({ port: peer.port, host: peer.host, onread: read.onread });
@@ -290,6 +300,7 @@ export async function closeTcpWorld(comm: Communicator): Promise<void> {
  */
 class CancellableTransport implements Transport {
   readonly kind = "tcp";
+  readonly overNetwork?: boolean;
   readonly rank: number;
   readonly size: number;
   readonly wire: Transport["wire"];
@@ -301,6 +312,7 @@ class CancellableTransport implements Transport {
     this.rank = inner.rank;
     this.size = inner.size;
     this.wire = inner.wire;
+    this.overNetwork = inner.overNetwork;
   }
 
   enter(call: CallContext): void {
@@ -357,8 +369,8 @@ function splitAddress(address: string): [string, number] {
 }
 
 /** Authenticates to the rendezvous, registers `me` (one frame) and reads the table (one frame). */
-async function exchangeWithRendezvous(host: string, port: number, me: Entry, credentials: WorldCredentials, useTls: boolean): Promise<Entry[]> {
-  const socket: net.Socket = useTls ? tls.connect({ port, host, ...dataTlsClientOptions(credentials.secret) }) : net.connect(port, host);
+async function exchangeWithRendezvous(host: string, port: number, me: Entry, credentials: WorldCredentials, useTls: boolean, relay?: string): Promise<Entry[]> {
+  const socket: net.Socket = relay ? dialThroughRelay(relay, host, port) : useTls ? tls.connect({ port, host, ...dataTlsClientOptions(credentials.secret) }) : net.connect(port, host);
   try {
     await new Promise<void>((resolve, reject) => {
       socket.once(useTls ? "secureConnect" : "connect", resolve);

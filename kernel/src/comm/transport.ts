@@ -57,6 +57,8 @@ export interface Transport {
   readonly rank: number;
   readonly size: number;
   readonly kind: "shm" | "tcp";
+  /** whether some of its connections are TCP/IP (another host, or loopback TCP) rather than memory or Unix sockets */
+  readonly overNetwork?: boolean;
   /** the rank's wire counters, shared by the world communicator and its groups */
   readonly wire: WireCounters;
   /** Announce the call this rank has entered (for mismatch detection while waiting). */

@@ -101,6 +101,9 @@ export class AgentLink {
     readonly announced?: AgentAnnouncement,
   ) {}
 
+  /** Where this kernel reached the agent's host, as the host saw it (an agent over ssh says so): its ranks listen there. */
+  agentAddress?: string;
+
   /** Connects and authenticates; every failure is a HostsError naming the agent. */
   static async connect(options: AgentLinkOptions): Promise<AgentLink> {
     const address = `${options.host}:${options.port}`;
@@ -196,6 +199,7 @@ export class AgentLink {
       const kernelAddress = challenge.addresses?.kernel ?? options.kernelAddress;
       const link = new AgentLink(options.address, stream, challenge.slots, challenge.hostname, challenge.version, kernelAddress, challenge.rendezvous);
       link.silenceMs = options.silenceMs ?? AGENT_SILENCE_MS;
+      link.agentAddress = challenge.addresses?.agent;
       link.serve(reader, options.onClose, options.closeReason);
       return link;
     } catch (error) {

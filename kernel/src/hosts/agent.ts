@@ -17,10 +17,11 @@ import { spawn, type ChildProcess } from "node:child_process";
 import * as net from "node:net";
 import * as tls from "node:tls";
 import { hostname } from "node:os";
+import { rmSync } from "node:fs";
 import { Duplex, type Readable } from "node:stream";
 import type { FromRankProcess } from "../cluster/rank-messages";
 import { nodeRankCommand } from "../cluster/backends/processes/process-rank-handle";
-import { LIFELINE_FD, MEMORY_CAP_ENV } from "../cluster/rank-side/rank-lifeline";
+import { LIFELINE_FD, LIFELINE_SILENCE_ENV, MEMORY_CAP_ENV, RANK_HEARTBEAT_MS, RANK_LIFELINE_SILENCE_MS } from "../cluster/rank-side/rank-lifeline";
 import { LISTEN_HOST_ENV } from "../cluster/comm-world";
 import { FrameReader, encodeFrame } from "./frames";
 import { HandshakeGate } from "./handshake-gate";
@@ -28,6 +29,8 @@ import { readControl, sendControl, type ToAgent } from "./control";
 import { AgentRendezvous } from "./agent-rendezvous";
 import { AGENT_PROTOCOL, HANDSHAKE_TIMEOUT_MS, jsonFrame, type AgentAnnouncement } from "./handshake";
 import { MIN_TOKEN_CHARS } from "./token";
+import { missingGpu } from "./gpu-check";
+import { DATA_RELAY_ENV, serveInbound } from "./data-relay";
 import { epochMicros, testClockSkewUs } from "../trace/clock";
 
 export interface AgentOptions {
@@ -43,6 +46,11 @@ export interface AgentOptions {
   tls?: { cert: Buffer; key: Buffer };
   /** One line per event (no trailing newline). */
   log: (line: string) => void;
+  /**
+   * `--data-via ssh` (data-relay.ts), --stdio only: `relay` is the Unix socket (ssh -R) the ranks
+   * dial other hosts through; `inbound` the one (ssh -L) this agent serves relayed connections on.
+   */
+  dataRelay?: { relay: string; inbound: string };
 }
 
 export interface RunningAgent {
@@ -108,7 +116,15 @@ export async function serveStdio(options: Omit<AgentOptions, "host" | "port" | "
   const addresses = { agent: agent || "127.0.0.1", kernel: kernel || "127.0.0.1" };
   const stream = Duplex.from({ readable: process.stdin, writable: process.stdout });
   const endpoint = { peer: `${addresses.kernel} (over ssh)`, localAddress: addresses.agent, addresses };
+  const inbound = options.dataRelay ? await serveInbound(options.dataRelay.inbound, addresses.agent, options.log) : undefined;
   const session = new AgentSession(stream, endpoint, { ...options, host: addresses.agent, port: 0, token });
+  if (inbound) {
+    void session.whenClosed.then(() => {
+      inbound.close();
+      // sshd leaves the -R socket behind; both are this session's, named afresh by its kernel
+      for (const path of [options.dataRelay!.relay, options.dataRelay!.inbound]) rmSync(path, { force: true });
+    });
+  }
   options.log(`serving a kernel at ${addresses.kernel} over ssh stdin/stdout (protocol ${AGENT_PROTOCOL}, distlab ${options.version}, ${options.slots} slots; ranks listen on ${addresses.agent})`);
   return { whenDone: session.whenClosed };
 }
@@ -143,6 +159,20 @@ function readTokenLine(input: Readable): Promise<Buffer> {
     input.on("data", onData);
     input.once("end", onEnd);
   });
+}
+
+/** Environment variable of the agent: milliseconds of silence from the kernel after which it ends that kernel's session. */
+export const KERNEL_SILENCE_ENV = "DISTLAB_AGENT_KERNEL_SILENCE_MS";
+/**
+ * The default of KERNEL_SILENCE_ENV: long, because the kernel's pings come from its main thread,
+ * which a cell of synchronous code in the kernel itself can hold for a while; a cut that long is
+ * a host the user has lost anyway.
+ */
+const KERNEL_SILENCE_MS = 60_000;
+
+function kernelSilenceMs(): number {
+  const given = Number(process.env[KERNEL_SILENCE_ENV]);
+  return Number.isFinite(given) && given > 0 ? given : KERNEL_SILENCE_MS;
 }
 
 /** Longest token line read from stdin (bytes). */
@@ -234,6 +264,25 @@ export class AgentSession {
     // What came after the auth frame goes through the control reader.
     readControl<ToAgent>(this.socket, new FrameReader(0), (message) => this.onControl(message), onBad);
     if (rest.byteLength > 0) this.socket.emit("data", rest);
+    this.watchKernelSilence();
+  }
+
+  /**
+   * The kernel pings every second (agent-link.ts); a connection to a kernel whose host vanished or
+   * whose network was cut stays open (sshd does not probe its clients by default), so only silence
+   * tells. After kernelSilenceMs() without a byte the session ends, and with it its ranks.
+   */
+  private watchKernelSilence(): void {
+    const silenceMs = kernelSilenceMs();
+    let heard = Date.now();
+    this.socket.on("data", () => (heard = Date.now()));
+    const timer = setInterval(() => {
+      if (Date.now() - heard < silenceMs) return;
+      this.options.log(`kernel ${this.peer} was silent for ${Math.round(silenceMs / 1000)} s (its host or the network is down); ending its session`);
+      this.socket.destroy();
+    }, Math.min(1000, silenceMs / 4));
+    timer.unref();
+    void this.whenClosed.then(() => clearInterval(timer));
   }
 
   private refuse(reason: string): void {
@@ -306,13 +355,33 @@ export class AgentSession {
       sendControl(this.socket, { type: "exit", rank, code: null, signal: null, error: `the agent runs at most ${this.options.slots} ranks (--slots)` });
       return;
     }
+    const noGpu = gpu === undefined ? undefined : missingGpu(gpu);
+    if (noGpu) {
+      this.options.log(`kernel ${this.peer}: refused rank ${rank}: ${noGpu}`);
+      sendControl(this.socket, { type: "exit", rank, code: null, signal: null, error: `host ${hostname()}: ${noGpu}` });
+      return;
+    }
     const [command, ...args] = nodeRankCommand();
     const child = spawn(command!, args, {
       stdio: ["ignore", "pipe", "pipe", "ipc", "pipe"],
       serialization: "advanced",
-      env: { ...process.env, [MEMORY_CAP_ENV]: String(memoryCapBytes), [LISTEN_HOST_ENV]: this.endpoint.localAddress, ...(gpu === undefined ? {} : { CUDA_VISIBLE_DEVICES: String(gpu) }) },
+      env: {
+        ...process.env,
+        [MEMORY_CAP_ENV]: String(memoryCapBytes),
+        [LISTEN_HOST_ENV]: this.endpoint.localAddress,
+        // the rank ends itself when this agent's heartbeat stops (a stopped agent keeps the lifeline open)
+        [LIFELINE_SILENCE_ENV]: process.env[LIFELINE_SILENCE_ENV] || String(RANK_LIFELINE_SILENCE_MS),
+        ...(this.options.dataRelay ? { [DATA_RELAY_ENV]: this.options.dataRelay.relay } : {}),
+        ...(gpu === undefined ? {} : { CUDA_VISIBLE_DEVICES: String(gpu) }),
+      },
     });
     this.ranks.set(rank, child);
+    const lifeline = child.stdio[LIFELINE_FD] as Duplex | null;
+    const heartbeat = setInterval(() => {
+      if (lifeline?.writable) lifeline.write("\n");
+    }, RANK_HEARTBEAT_MS);
+    heartbeat.unref();
+    child.once("close", () => clearInterval(heartbeat));
     const send = (message: Parameters<typeof sendControl>[1]) => {
       if (!this.socket.destroyed) sendControl(this.socket, message);
     };

@@ -20,6 +20,7 @@ import { AgentLink, agentSilenceFor, type AgentTls } from "./agent-link";
 import { assignRanks, entryName, HostsError, launcherOf, type HostEntry, type LauncherName } from "./host-spec";
 import { RemoteRankChild } from "./remote-rank";
 import { launchOverSsh } from "./ssh-launcher";
+import { KernelDataRelay } from "./data-relay";
 import { createAgentTcpWorld } from "./agent-rendezvous";
 import { hostReports, measureLink, type LinkMeasurement } from "./host-report";
 import type { Rendezvous } from "./rendezvous";
@@ -42,6 +43,8 @@ export interface HostGroupOptions {
   version: string;
   /** `--ssh-tunnel`: the ranks' rendezvous runs on the first agent's host, not in this kernel (agent-rendezvous.ts). */
   sshTunnel?: boolean;
+  /** `--data-via ssh`: the ranks' connections between hosts ride the agents' ssh sessions (data-relay.ts). */
+  dataViaSsh?: boolean;
   /** `--launcher env`: the agents dial in here instead (entries is empty). */
   rendezvous?: RendezvousSource;
 }
@@ -82,7 +85,28 @@ export function createHostGroup(shape: GroupShape, onEvent: (rank: number, event
     return new ProcessRank(info, onEvent, (env) => new RemoteRankChild(links[hostOf[rank]!]!, rank, env, gpuOf(rank)));
   });
 
-  const dial = (entry: HostEntry): Promise<AgentLink> => {
+  /** `--data-via ssh`: the relay the hosts' ranks reach each other through, started with the first dial. */
+  let relay: Promise<KernelDataRelay> | undefined;
+  const dial = async (entry: HostEntry): Promise<AgentLink> => {
+    if (launcherOf(entry, options.launcher) === "ssh" && options.dataViaSsh === true) {
+      relay ??= KernelDataRelay.start((line) => process.stderr.write(`distlab: ${line}\n`));
+      const forwards = (await relay).forwards();
+      const link = await launchOverSsh({
+        destination: `${entry.user === undefined ? "" : `${entry.user}@`}${entry.host}`,
+        ...(entry.portGiven ? { port: entry.port } : {}),
+        ...(options.sshConfig === undefined ? {} : { sshConfig: options.sshConfig }),
+        ...(entry.slots === undefined ? {} : { slots: entry.slots }),
+        agentCommand: options.agentCommand,
+        version: options.version,
+        dataRelay: forwards,
+      });
+      if (link.agentAddress === undefined) {
+        link.close();
+        throw new HostsError(`--data-via ssh: the agent on ${entryName(entry)} did not say which address its ranks listen on`);
+      }
+      (await relay).addHost(link.agentAddress, forwards.kernelInbound);
+      return link;
+    }
     if (launcherOf(entry, options.launcher) === "ssh") {
       return launchOverSsh({
         destination: `${entry.user === undefined ? "" : `${entry.user}@`}${entry.host}`,
@@ -187,6 +211,7 @@ export function createHostGroup(shape: GroupShape, onEvent: (rank: number, event
       clocks.forEach((clock) => clock.stop());
       links.forEach((link) => link.close());
       rendezvous?.close();
+      void relay?.then((r) => r.close(), () => undefined);
     },
   });
   rankClocks.set(group, (rank) => {

@@ -12,7 +12,7 @@ import type { GroupShape } from "../cluster/rank-messages";
 import type { GroupPlan } from "../cluster/backends/plan-group";
 import { packageVersion } from "../version";
 import { createHostGroup } from "./host-group";
-import { assignRanks, entryName, launcherOf, parseHostSpec } from "./host-spec";
+import { assignRanks, entryName, launcherOf, parseHostSpec, type HostEntry, type LauncherName } from "./host-spec";
 import { defaultTokenFile, readTokenFile } from "./token";
 import { normalizeFingerprint, type AgentTls } from "./agent-link";
 import { planRendezvousGroup } from "./rendezvous-plan";
@@ -66,10 +66,12 @@ export function planHostGroup(options: DistributedOptions, common: CommonShape):
     throw new UsageError(`%%distributed: --ssh-config ${options.sshConfig}: no such file`, "--ssh-config");
   }
   const tls = agentTls(options);
+  if (options.dataVia === "ssh") checkDataViaSsh(options, entries, launcher);
   const launchFlags = [
     ...(options.launcher === undefined ? [] : [`--launcher ${options.launcher}`]),
     ...(options.sshConfig === undefined ? [] : [`--ssh-config ${options.sshConfig}`]),
     ...(options.sshTunnel === true ? ["--ssh-tunnel"] : []),
+    ...(options.dataVia === undefined ? [] : [`--data-via ${options.dataVia}`]),
     ...(options.agentCommand === undefined ? [] : [`--agent-command ${options.agentCommand}`]),
     ...(options.tlsCa === undefined ? [] : [`--tls-ca ${options.tlsCa}`]),
     ...(options.tlsFingerprint === undefined ? [] : [`--tls-fingerprint ${options.tlsFingerprint}`]),
@@ -97,7 +99,18 @@ export function planHostGroup(options: DistributedOptions, common: CommonShape):
         ...(tls ? { tls } : {}),
         dataTls,
         ...(options.sshTunnel === true ? { sshTunnel: true } : {}),
+        ...(options.dataVia === "ssh" ? { dataViaSsh: true } : {}),
         version: packageVersion(),
       }),
   };
+}
+
+/** `--data-via ssh` rides the ssh sessions of the ssh launcher, with the rendezvous on the first host, in plain TCP (ssh encrypts). */
+function checkDataViaSsh(options: DistributedOptions, entries: readonly HostEntry[], launcher: LauncherName): void {
+  if (options.sshTunnel !== true) {
+    throw new UsageError("%%distributed: --data-via ssh needs --ssh-tunnel (the ranks' rendezvous runs on the first host, which they reach through ssh too)", "--data-via");
+  }
+  const dialled = entries.find((entry) => launcherOf(entry, launcher) !== "ssh");
+  if (dialled) throw new UsageError(`%%distributed: --data-via ssh: ${entryName(dialled)} is not started through ssh (an entry with a port is a running agent); every host must be`, "--data-via");
+  if (options.dataTls === "on") throw new UsageError("%%distributed: --data-via ssh and --data-tls on exclude each other: ssh already encrypts the ranks' connections", "--data-tls");
 }

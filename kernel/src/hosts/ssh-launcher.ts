@@ -44,11 +44,21 @@ export interface SshLaunchOptions {
   slots?: number;
   version: string;
   onClose?: (reason: string) => void;
+  /**
+   * `--data-via ssh` (data-relay.ts): Unix sockets forwarded by this session. `remoteRelay` on the
+   * host leads to `kernelRelay` here (-R); `kernelInbound` here leads to `remoteInbound` there (-L).
+   */
+  dataRelay?: { remoteRelay: string; kernelRelay: string; kernelInbound: string; remoteInbound: string };
 }
 
 /** The ssh client's argv for `options` (no token in it: the token goes over stdin). */
 export function sshArguments(options: SshLaunchOptions): string[] {
-  const remote = [options.agentCommand, "agent", "--stdio", ...(options.slots === undefined ? [] : ["--slots", String(options.slots)])].join(" ");
+  const relay = options.dataRelay;
+  const remote = [
+    options.agentCommand, "agent", "--stdio",
+    ...(options.slots === undefined ? [] : ["--slots", String(options.slots)]),
+    ...(relay ? ["--data-relay", relay.remoteRelay, "--data-inbound", relay.remoteInbound] : []),
+  ].join(" ");
   return [
     "-T",
     "-o", "BatchMode=yes",
@@ -59,6 +69,8 @@ export function sshArguments(options: SshLaunchOptions): string[] {
     "-o", "ServerAliveCountMax=3",
     ...(options.sshConfig === undefined ? [] : ["-F", options.sshConfig]),
     ...(options.port === undefined ? [] : ["-p", String(options.port)]),
+    // a forward ssh cannot make fails the launch instead of leaving the data with no way through
+    ...(relay ? ["-o", "ExitOnForwardFailure=yes", "-R", `${relay.remoteRelay}:${relay.kernelRelay}`, "-L", `${relay.kernelInbound}:${relay.remoteInbound}`] : []),
     "--",
     options.destination,
     remote,

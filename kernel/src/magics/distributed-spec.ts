@@ -79,6 +79,14 @@ export const DISTRIBUTED_FLAGS: readonly FlagSpec[] = [
   { name: "insecure", type: "boolean", help: "with --launcher env: listen on a non-loopback --rendezvous without TLS (the control traffic is readable on the network)" },
   { name: "ssh-config", type: "string", valueName: "FILE", help: "with --launcher ssh: the ssh config file (ssh -F; default ~/.ssh/config)" },
   { name: "ssh-tunnel", type: "boolean", help: "with --hosts: for hosts behind a login node (ProxyJump in the ssh config): the ranks' rendezvous runs on the first host, so the hosts never need to reach this kernel" },
+  {
+    name: "data-via",
+    type: "choice",
+    valueName: "PATH",
+    choices: ["direct", "ssh"],
+    default: "direct",
+    help: "with --hosts --ssh-tunnel: direct: ranks dial each other on the hosts' network; ssh: the ranks' connections between hosts ride the kernel's ssh sessions (for compute hosts that cannot reach each other)",
+  },
   { name: "agent-command", type: "string", valueName: "CMD", help: "with --launcher ssh, slurm or mpi: what runs distlab on the hosts (default distlab)" },
   { name: "tls-ca", type: "string", valueName: "FILE", help: "with --hosts: dial running agents over TLS, trusting the CA certificates in FILE (PEM)" },
   { name: "tls-fingerprint", type: "string", valueName: "SHA256", help: "with --hosts: dial running agents over TLS, accepting only a certificate of this SHA-256 fingerprint" },
@@ -158,6 +166,8 @@ export interface DistributedOptions {
   sshConfig?: string;
   /** `--ssh-tunnel`: the ranks' rendezvous runs on the first agent's host (hosts/agent-rendezvous.ts). */
   sshTunnel?: boolean;
+  /** `--data-via`: ssh: the ranks' connections between hosts ride the kernel's ssh sessions (hosts/data-relay.ts). */
+  dataVia?: "direct" | "ssh";
   agentCommand?: string;
   tlsCa?: string;
   tlsFingerprint?: string;
@@ -209,7 +219,7 @@ export function parseDistributedFlags(words: readonly string[]): DistributedOpti
     if (options.backend !== "hosts") throw new UsageError(`${WHERE}: --token-file only applies with --backend hosts`, "--token-file");
     options.tokenFile = tokenFile;
   }
-  for (const [flag, key] of [["launcher", "launcher"], ["ssh-config", "sshConfig"], ["ssh-tunnel", "sshTunnel"], ["agent-command", "agentCommand"], ["tls-ca", "tlsCa"], ["tls-fingerprint", "tlsFingerprint"], ["data-tls", "dataTls"]] as const) {
+  for (const [flag, key] of [["launcher", "launcher"], ["ssh-config", "sshConfig"], ["ssh-tunnel", "sshTunnel"], ["data-via", "dataVia"], ["agent-command", "agentCommand"], ["tls-ca", "tlsCa"], ["tls-fingerprint", "tlsFingerprint"], ["data-tls", "dataTls"]] as const) {
     if (!given.has(flag)) continue;
     if (options.backend !== "hosts") throw new UsageError(`${WHERE}: --${flag} only applies with --hosts`, `--${flag}`);
     (options as unknown as Record<string, unknown>)[key] = values.get(flag);

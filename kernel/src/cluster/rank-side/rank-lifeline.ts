@@ -7,6 +7,12 @@
  *   own thread and event loop, so a rank spinning in `while (true) {}` on its
  *   main thread still dies. (The IPC channel's `disconnect` event cannot do
  *   this: it is read on the main thread, which a busy loop never yields.)
+ * - Under an agent (`--backend hosts`) the other end is the agent's, which
+ *   writes a heartbeat byte every RANK_HEARTBEAT_MS and tells the rank how
+ *   long a silence ends it (LIFELINE_SILENCE_ENV). A stopped agent (SIGSTOP)
+ *   keeps its end open, so end-of-file never comes: the watcher SIGKILLs its
+ *   process once the line has been silent that long, and a stopped host
+ *   leaves no ranks running on after the kernel gave it up.
  * - The same thread samples the process's resident memory every
  *   `MEMORY_SAMPLE_MS`: over the rank's `--memory` cap, it writes one line
  *   to the kernel saying so, then SIGKILLs the process. Resident memory
@@ -30,10 +36,26 @@ export const MEMORY_CAP_ENV = "DISTLAB_RANK_MEMORY_BYTES";
 /** How often the watcher samples the process's resident memory (milliseconds). */
 export const MEMORY_SAMPLE_MS = 100;
 
-/** The one line the watcher writes before it kills an over-cap rank (JSON, newline-terminated). */
-export interface LifelineReport {
-  memoryExceeded: { residentBytes: number; capBytes: number };
-}
+/**
+ * Environment variable set by an agent on its ranks: milliseconds of silence on the lifeline
+ * after which the rank ends itself (absent or 0: never; the kernel's own ranks get no heartbeat).
+ */
+export const LIFELINE_SILENCE_ENV = "DISTLAB_LIFELINE_SILENCE_MS";
+
+/** How often an agent writes a heartbeat byte on each rank's lifeline (milliseconds). */
+export const RANK_HEARTBEAT_MS = 1000;
+
+/**
+ * The silence an agent's ranks end after (milliseconds) unless the agent's own environment sets
+ * LIFELINE_SILENCE_ENV: the longest the kernel waits for a silent agent (agent-link.ts), so ranks
+ * of a host the kernel gave up end about when it did.
+ */
+export const RANK_LIFELINE_SILENCE_MS = 10_000;
+
+/** The line the watcher writes before it kills its rank (JSON, newline-terminated). */
+export type LifelineReport =
+  | { memoryExceeded: { residentBytes: number; capBytes: number } }
+  | { agentSilent: { silentMs: number } };
 
 /** Plain CommonJS for an `eval` worker: it must not depend on how the rank was loaded (dist or tsx). */
 const WATCHER_SOURCE = `
@@ -45,6 +67,16 @@ line.on("end", die);
 line.on("close", die);
 line.on("error", die);
 line.resume();
+if (workerData.silenceMs > 0) {
+  let heard = Date.now();
+  line.on("data", () => (heard = Date.now()));
+  setInterval(() => {
+    const silentMs = Date.now() - heard;
+    if (silentMs < workerData.silenceMs) return;
+    line.write(JSON.stringify({ agentSilent: { silentMs } }) + "\\n", die);
+    setTimeout(die, 200);
+  }, Math.min(1000, workerData.silenceMs / 4));
+}
 if (workerData.capBytes > 0) {
   setInterval(() => {
     const residentBytes = process.memoryUsage.rss();
@@ -59,9 +91,10 @@ if (workerData.capBytes > 0) {
 /** Starts the watcher thread; it does not keep the rank's process alive by itself. */
 export function watchLifeline(): void {
   const capBytes = Number(process.env[MEMORY_CAP_ENV] ?? 0);
+  const silenceMs = Number(process.env[LIFELINE_SILENCE_ENV] ?? 0);
   const watcher = new Worker(WATCHER_SOURCE, {
     eval: true,
-    workerData: { fd: LIFELINE_FD, capBytes: Number.isFinite(capBytes) ? capBytes : 0, sampleMs: MEMORY_SAMPLE_MS },
+    workerData: { fd: LIFELINE_FD, capBytes: Number.isFinite(capBytes) ? capBytes : 0, sampleMs: MEMORY_SAMPLE_MS, silenceMs: Number.isFinite(silenceMs) ? silenceMs : 0 },
     // The watcher needs none of the rank's flags (tsx, heap cap).
     execArgv: [],
     resourceLimits: { maxOldGenerationSizeMb: 16 },

@@ -212,7 +212,7 @@ export class ProcessRank extends RankHandleBase {
       if (end < 0) return;
       try {
         const report = JSON.parse(text.slice(0, end)) as LifelineReport;
-        this.overCap = new RankMemoryExceeded(report.memoryExceeded.residentBytes, report.memoryExceeded.capBytes);
+        if ("memoryExceeded" in report) this.overCap = new RankMemoryExceeded(report.memoryExceeded.residentBytes, report.memoryExceeded.capBytes);
       } catch {
         // Not a report: nothing to add to the exit's own reason.
       }
