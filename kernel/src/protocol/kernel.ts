@@ -125,6 +125,11 @@ export class Kernel {
     this.options.onExit(0);
   }
 
+  /** True while no shell request is queued or being handled. */
+  get shellIdle(): boolean {
+    return !this.drainingShell;
+  }
+
   private enqueueShell(message: IncomingMessage): void {
     this.shellQueue.push(message);
     if (!this.drainingShell) void this.drainShell();
