@@ -9,6 +9,7 @@ import { warmUpWhenIdle } from "../../kernel/src/repl/compiler-warm-up";
 import { DistributedSession } from "../../kernel/src/cluster/kernel-side/distributed-session";
 import { parseDistributedFlags } from "../../kernel/src/magics/distributed-spec";
 import type { ExecuteOutcome } from "../../kernel/src/protocol/backend";
+import { cellNeedsTf } from "../../kernel/src/cluster/rank-side/rank-tf";
 import { RecordingIO } from "./cluster-io";
 
 let compiler: CellCompiler;
@@ -60,6 +61,13 @@ test("thread ranks start without TensorFlow.js or TypeScript; the first cell nam
 test("a function declared in a tf cell keeps working in a later cell that does not name tf", async () => {
   resultJson(await run("-n 2", "const ones = (n: number) => tf.ones([n]).sum().dataSync()[0];"));
   assert.deepEqual(resultJson(await run("-n 2", "ones(3) + dist.rank")), [3, 4]);
+});
+
+test("a cell needs TensorFlow.js when it names tf or restore, or loads a module that is not Node's own", () => {
+  const needs = ["tf.ones([1])", "await dist.restore('ckpt')", 'import { createTinyGpt } from "distlab/models";', 'const t = await import("distlab/techniques")', 'require( "./mine" )'];
+  const needsNot = ["0", "await dist.allReduce(new Float32Array(4))", 'const fs = require("node:fs")', 'import * as os from "os"', "const tfx = 1"];
+  assert.deepEqual(needs.filter((source) => !cellNeedsTf(source)), []);
+  assert.deepEqual(needsNot.filter((source) => cellNeedsTf(source)), []);
 });
 
 test("a --tf-backend that cannot load still fails the group's start, naming the flag", { skip: hasTfjsNode() && "tfjs-node is installed" }, async () => {

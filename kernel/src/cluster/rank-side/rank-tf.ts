@@ -5,18 +5,21 @@
  * uses it; with it deferred, a group's first cell answers without waiting
  * for N copies of TensorFlow.js to load on the kernel's cores.
  *
- * A cell needs it when its source names `tf`, `tensorflow` (a require or
- * import of the package) or `restore` (`dist.restore` rebuilds tensors): the
- * rank loads it before running that cell. `tf` is a parameter of every cell
- * (the ranks chain's prelude), so a cell can reach it only by naming it, and
- * functions of earlier cells that use it were declared in a cell that named
- * it. What is left (a helper of `dist` handed a tensor, which only exists
- * once TensorFlow.js is loaded) goes through `lazyTf`, which says plainly
- * when it is reached too early.
+ * A cell needs it when its source names `tf` or `restore` (`dist.restore`
+ * rebuilds tensors), or loads a module other than Node's own (`distlab/models`,
+ * `distlab/techniques`, a file of the user's: any may import TensorFlow.js,
+ * which must not run before the rank has chosen its backend): the rank loads
+ * it before running that cell. `tf` is a parameter of every cell (the ranks
+ * chain's prelude), so a cell can reach it only by naming it, and functions
+ * of earlier cells that use it were declared in a cell that named it or
+ * loaded it. What is left (a helper of `dist` handed a tensor, which only
+ * exists once TensorFlow.js is loaded) goes through `lazyTf`, which says
+ * plainly when it is reached too early.
  *
  * A named `--tf-backend` or a GPU rank loads it at init, as before: a backend
  * that cannot load is then an error of the group's start, not of a later cell.
  */
+import { isBuiltin } from "node:module";
 import type { TfBackendName } from "../../compute/backend-names";
 import { loadTf, type LoadedTf } from "./tf-setup";
 
@@ -26,10 +29,14 @@ type Tf = typeof import("@tensorflow/tfjs");
 export const TF_NOT_LOADED = "not loaded yet";
 
 /** Words in a cell's source that mean it may use TensorFlow.js. */
-const NEEDS_TF = /\btf\b|tensorflow|\brestore\b/;
+const NAMES_TF = /\btf\b|\brestore\b/;
+/** The module of each `import ... from "m"`, `import "m"`, `import("m")`, `require("m")`; group 1. */
+const MODULE_LOADS = /(?:\bfrom|\bimport|\brequire)\s*\(?\s*["'`]([^"'`]+)["'`]/g;
 
 export function cellNeedsTf(source: string): boolean {
-  return NEEDS_TF.test(source);
+  if (NAMES_TF.test(source)) return true;
+  for (const [, module] of source.matchAll(MODULE_LOADS)) if (!isBuiltin(module!)) return true;
+  return false;
 }
 
 export class RankTf {
