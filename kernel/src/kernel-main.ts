@@ -49,6 +49,6 @@ export async function runKernel(connectionFile: string, backend: KernelBackend =
   process.on("unhandledRejection", (reason) => kernel.reportBackgroundError(reason));
   process.on("SIGTERM", () => void kernel.shutdown(false));
   await kernel.start();
-  if (process.env[WARM_UP_ENV] !== "0") backend.warmUp?.(() => kernel.shellIdle);
+  if (process.env[WARM_UP_ENV] !== "0") backend.warmUp?.(() => kernel.shellIdleMs);
   return kernel;
 }

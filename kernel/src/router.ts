@@ -94,8 +94,8 @@ export class MagicRouter implements KernelBackend {
     this.plain.interrupt();
   }
 
-  warmUp(isIdle: () => boolean): void {
-    this.plain.warmUp?.(isIdle);
+  warmUp(idleMs: () => number): void {
+    this.plain.warmUp?.(idleMs);
   }
 
   async shutdown(restart: boolean): Promise<void> {

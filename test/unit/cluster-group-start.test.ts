@@ -74,11 +74,12 @@ test("a --tf-backend that cannot load still fails the group's start, naming the 
   await assert.rejects(run("-n 2 --tf-backend tensorflow", "0"), /could not start: rank 0: --tf-backend tensorflow: the npm package @tensorflow\/tfjs-node/);
 });
 
-test("the warm-up creates a chain's TypeScript program only while the kernel is idle", async () => {
+test("the warm-up creates a chain's TypeScript program only once the kernel has been idle long enough", async () => {
   const warmed = new CellCompiler();
   let idle = false;
   const chain = DeclarationChain.ranks();
-  const stop = warmUpWhenIdle(warmed, [chain], () => idle, 10);
+  // Busy (0 ms idle) until the test says otherwise, then idle for long enough.
+  const stop = warmUpWhenIdle(warmed, [chain], () => (idle ? 60_000 : 0), 10);
   try {
     await new Promise((resolve) => setTimeout(resolve, 300));
     assert.equal(warmed.hasProgram(chain), false, "warmed up while the kernel was busy");

@@ -90,6 +90,6 @@ export interface KernelBackend {
   interrupt(): void;
   /** Releases rank threads, sockets and timers; `restart` is informational. */
   shutdown(restart: boolean): Promise<void>;
-  /** Prepares what first cells would otherwise wait for, in moments when `isIdle()` (no request is being handled). */
-  warmUp?(isIdle: () => boolean): void;
+  /** Prepares what first cells would otherwise wait for, once `idleMs()` (milliseconds since the last request was handled; 0 while one is) says the kernel is left alone. */
+  warmUp?(idleMs: () => number): void;
 }

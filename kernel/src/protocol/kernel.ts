@@ -125,9 +125,12 @@ export class Kernel {
     this.options.onExit(0);
   }
 
-  /** True while no shell request is queued or being handled. */
-  get shellIdle(): boolean {
-    return !this.drainingShell;
+  /** When the last shell request was handled (or the kernel started), performance.now() milliseconds. */
+  private shellIdleSince = performance.now();
+
+  /** Milliseconds since the last shell request was handled (or the kernel started); 0 while one is queued or being handled. */
+  get shellIdleMs(): number {
+    return this.drainingShell ? 0 : performance.now() - this.shellIdleSince;
   }
 
   private enqueueShell(message: IncomingMessage): void {
@@ -143,6 +146,7 @@ export class Kernel {
       }
     } finally {
       this.drainingShell = false;
+      this.shellIdleSince = performance.now();
     }
   }
 

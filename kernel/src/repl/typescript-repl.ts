@@ -81,9 +81,9 @@ export class TypeScriptRepl implements KernelBackend {
   }
 
   /** Creates the notebook's and the ranks' TypeScript programs while the kernel is idle (compiler-warm-up.ts). */
-  warmUp(isIdle: () => boolean): void {
+  warmUp(idleMs: () => number): void {
     this.#stopWarmUp?.();
-    this.#stopWarmUp = warmUpWhenIdle(this.compiler, [this.notebookChain, DeclarationChain.ranks()], isIdle);
+    this.#stopWarmUp = warmUpWhenIdle(this.compiler, [this.notebookChain, DeclarationChain.ranks()], idleMs);
   }
 
   async shutdown(_restart: boolean): Promise<void> {
