@@ -8,6 +8,7 @@ import type { KernelBackend } from "./protocol/backend";
 import { readConnectionFile } from "./protocol/connection";
 import { Kernel, type KernelDescription } from "./protocol/kernel";
 import { createBackend } from "./router";
+import { WARM_UP_ENV } from "./repl/compiler-warm-up";
 
 export { packageVersion } from "./version";
 import { packageVersion } from "./version";
@@ -48,5 +49,6 @@ export async function runKernel(connectionFile: string, backend: KernelBackend =
   process.on("unhandledRejection", (reason) => kernel.reportBackgroundError(reason));
   process.on("SIGTERM", () => void kernel.shutdown(false));
   await kernel.start();
+  if (process.env[WARM_UP_ENV] !== "0") backend.warmUp?.(() => kernel.shellIdleMs);
   return kernel;
 }

@@ -94,6 +94,10 @@ export class MagicRouter implements KernelBackend {
     this.plain.interrupt();
   }
 
+  warmUp(idleMs: () => number): void {
+    this.plain.warmUp?.(idleMs);
+  }
+
   async shutdown(restart: boolean): Promise<void> {
     await Promise.allSettled([this.distributed.shutdown(), this.plain.shutdown(restart)]);
   }

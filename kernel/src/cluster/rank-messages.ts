@@ -139,9 +139,14 @@ export interface CellValue {
   text?: string;
 }
 
+/** Set on the result of the cell before which the rank loaded TensorFlow.js (rank-side/rank-tf.ts). */
+export interface TfLoaded {
+  tf?: { backend: string; device: string };
+}
+
 export type CellResult =
-  | { kind: "cell"; ok: true; value: CellValue }
-  | { kind: "cell"; ok: false; error: RemoteErrorData; cancelled: boolean };
+  | ({ kind: "cell"; ok: true; value: CellValue } & TfLoaded)
+  | ({ kind: "cell"; ok: false; error: RemoteErrorData; cancelled: boolean } & TfLoaded);
 
 export interface PushTask {
   kind: "push";

@@ -59,7 +59,12 @@ export class CellCompiler {
     this.cwd = process.cwd();
   }
 
-  /** Creates the chain's TypeScript program now (about 2 s) instead of on its first cell. */
+  /** True once the chain's TypeScript program exists (a cell or a warm-up made it). */
+  hasProgram(chain: DeclarationChain): boolean {
+    return this.#converters.has(chain.name);
+  }
+
+  /** Creates the chain's TypeScript program now (seconds of CPU) instead of on its first cell (compiler-warm-up.ts). */
   warmUp(chain: DeclarationChain = DeclarationChain.notebook()): void {
     this.compile("0", new DeclarationChain(chain.name, chain.prelude, chain.globalNames));
   }

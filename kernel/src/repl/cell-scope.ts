@@ -13,7 +13,7 @@ import type { CompiledCell } from "./cell-compiler";
 import { createCellRequire, type CellRequire } from "./cell-require";
 import { createDisplayModule } from "./display-api";
 import { InterruptedError } from "./errors";
-import { jsToCell } from "./line-map";
+import { jsToCell } from "./cell-position";
 
 export interface RunOptions {
   /** Names the cell in stack traces: frames read `<NAME>:line:col`, e.g. "cell 3". */

@@ -8,7 +8,8 @@
  * its first token; comments survive emit, so after conversion each JS line
  * maps to the last marker at or above it plus the lines since (statements
  * keep their inner line breaks). Markers are then stripped from the JS.
- * Columns are found by locating the JS text at the column in the cell line.
+ * Columns are found by locating the JS text at the column in the cell line
+ * (cell-position.ts).
  */
 import type * as TS from "@tslab/typescript-for-tslab";
 
@@ -133,40 +134,4 @@ export function extractLineMap(markedJs: string): { js: string; cellLines: numbe
     return hadMarker ? stripped.replace(/\s+$/, "") : stripped;
   });
   return { js: lines.join("\n"), cellLines };
-}
-
-export interface CellPosition {
-  /** 1-based */
-  line: number;
-  /** 1-based */
-  column: number;
-}
-
-/**
- * JS position (1-based line and column, as V8 prints them) -> cell position.
- * Undefined when the JS line has no counterpart (helpers tslab adds).
- */
-export function jsToCell(
-  map: { jsLines: readonly string[]; cellLines: readonly number[]; sourceLines: readonly string[] },
-  jsLine: number,
-  jsColumn: number,
-): CellPosition | undefined {
-  const line = map.cellLines[jsLine - 1];
-  if (!line || line > map.sourceLines.length) return undefined;
-  const cellText = map.sourceLines[line - 1] ?? "";
-  const jsText = (map.jsLines[jsLine - 1] ?? "").slice(Math.max(0, jsColumn - 1));
-  return { line, column: locateColumn(cellText, jsText) };
-}
-
-/** Where `jsText` (the JS from the error's column on) starts in `cellText`; 1-based. */
-function locateColumn(cellText: string, jsText: string): number {
-  // tslab rewrites names of earlier cells to `exports.NAME`; the cell says NAME.
-  for (const candidate of [jsText, jsText.replace(/\bexports\./g, "")]) {
-    for (let length = Math.min(candidate.length, 40); length >= 3; length--) {
-      const at = cellText.indexOf(candidate.slice(0, length));
-      if (at >= 0) return at + 1;
-    }
-  }
-  const indent = cellText.match(/^\s*/)?.[0].length ?? 0;
-  return indent + 1;
 }

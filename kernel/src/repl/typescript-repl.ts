@@ -14,6 +14,7 @@ import type {
 import { CellCompiler } from "./cell-compiler";
 import { CellScope } from "./cell-scope";
 import { completeAt, inspectAt, isCompleteCode } from "./code-intel";
+import { warmUpWhenIdle } from "./compiler-warm-up";
 import { DeclarationChain } from "./declaration-chain";
 import { formatError, formatValue } from "./format";
 import { runWithOutput } from "./output-capture";
@@ -32,6 +33,8 @@ export class TypeScriptRepl implements KernelBackend {
   readonly scope: CellScope;
   /** Aborts the run in progress on interrupt(), besides the protocol's own signal. */
   #running: AbortController | undefined;
+  /** Stops the compiler warm-up still to come. */
+  #stopWarmUp: (() => void) | undefined;
 
   constructor(options: TypeScriptReplOptions = {}) {
     this.compiler = options.compiler ?? new CellCompiler();
@@ -77,7 +80,14 @@ export class TypeScriptRepl implements KernelBackend {
     this.#running?.abort();
   }
 
+  /** Creates the notebook's and the ranks' TypeScript programs while the kernel is idle (compiler-warm-up.ts). */
+  warmUp(idleMs: () => number): void {
+    this.#stopWarmUp?.();
+    this.#stopWarmUp = warmUpWhenIdle(this.compiler, [this.notebookChain, DeclarationChain.ranks()], idleMs);
+  }
+
   async shutdown(_restart: boolean): Promise<void> {
+    this.#stopWarmUp?.();
     this.#running?.abort();
     this.compiler.close();
   }

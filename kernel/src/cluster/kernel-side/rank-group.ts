@@ -178,6 +178,7 @@ export class RankGroup {
         let outcome: RankOutcome;
         try {
           const result = (await rank.run(task, killed)) as CellResult;
+          if (result.tf) rank.tfLoaded(result.tf.backend, result.tf.device);
           outcome = result.ok ? { ok: true, value: result.value } : { ok: false, error: result.error, cancelled: result.cancelled && cancelReason !== undefined };
         } catch (error) {
           if (error instanceof RankTaskFailed && !killed.aborted) {

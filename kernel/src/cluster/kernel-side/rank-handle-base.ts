@@ -68,6 +68,11 @@ export abstract class RankHandleBase implements RankHandle {
     };
   }
 
+  tfLoaded(backend: string, device: string): void {
+    this.tfBackend = backend;
+    this.device = device;
+  }
+
   /** Records what the rank reported at init; it is ready for tasks. */
   protected initialised(result: InitResult): void {
     this.endedWhileIdle = undefined;

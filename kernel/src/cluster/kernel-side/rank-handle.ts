@@ -38,9 +38,11 @@ export interface RankHandle {
   readonly busy: boolean;
   /** Why the rank's thread or process ended while it had no task (nobody was told yet); cleared by init. */
   readonly endedWhileIdle?: string;
-  /** As the rank reported at init: TensorFlow.js backend and device. */
+  /** As the rank reported at init, or later when it loaded TensorFlow.js: TensorFlow.js backend and device. */
   readonly tfBackend: string;
   readonly device: string;
+  /** The rank loaded TensorFlow.js before a cell (it defers it until a cell needs it). */
+  tfLoaded(backend: string, device: string): void;
   /** Starts (or restarts) the rank: console capture, TensorFlow.js, scope. */
   init(): Promise<void>;
   /** Runs one task; `kill` aborting ends the rank's thread or process under it (its state is lost). */

@@ -32,7 +32,7 @@ import { RankScope } from "./rank-scope";
 import { joinCommWorld, type JoinedWorld } from "../comm-world";
 import { commSpanHook, GroupRegistry } from "./comm-spans";
 import { commThreadSpanHook } from "./comm-thread-spans";
-import { loadTf, type LoadedTf } from "./tf-setup";
+import { cellNeedsTf, RankTf, TF_NOT_LOADED } from "./rank-tf";
 import { createRankRecorder, type SpanBatch, type SpanRecorder } from "../../trace";
 import { WireCounters } from "../../comm/wire-counters";
 import { guardRankErrors, type BackgroundErrorOrigin } from "./rank-guard";
@@ -42,7 +42,8 @@ interface RankState {
   init: InitTask;
   port: RankPort;
   scope: RankScope;
-  loaded: LoadedTf;
+  /** TensorFlow.js, loaded at init or before the first cell that needs it (rank-tf.ts). */
+  tf: RankTf;
   /** What `dist.device` and `%dist status` show: the backend's device, with the GPU node on a gpus rank. */
   device: string;
   dist?: Dist;
@@ -87,21 +88,23 @@ export function createRankRuntime(portFor: (task: InitTask) => RankPort): RankTa
 
   async function initialise(task: InitTask): Promise<InitResult> {
     const port = portFor(task);
-    const loaded = await loadTf(task.tfBackend);
-    const scope = new RankScope(port, { tf: loaded.tf, prompt: rankPrompt });
+    const tf = new RankTf(task.tfBackend, task.rank);
+    // A backend the user named (or a GPU rank's) loads now, so that one which cannot load fails the start.
+    if (task.tfBackend !== undefined || task.gpu !== undefined) await tf.load();
+    const scope = new RankScope(port, { tf: tf.loaded?.tf ?? tf.lazyTf, prompt: rankPrompt });
     const recorder = createRankRecorder({
       rank: task.rank,
       enabled: false,
       // The cell id is read when the batch leaves, so spans flushed at a cell's end carry that cell.
       post: (batch: SpanBatch) => port.postMessage({ kind: "trace", cellId: state?.cellId ?? 0, batch } satisfies RankEvent),
     });
-    const device = task.gpu ? `${task.gpu.node} ${loaded.device}` : loaded.device;
+    const device = deviceOf(task, tf);
     if (!listening.has(port)) {
       listening.add(port);
       port.on("message", (command: KernelCommand) => onCommand(command));
     }
-    state = { init: task, port, scope, loaded, device, recorder, wire: new WireCounters(task.rank), epochs: new CellEpochs(task.rank), cellId: 0, worldJoinedAfterCell: 0 };
-    return { kind: "init", tfBackend: loaded.backend, device };
+    state = { init: task, port, scope, tf, device, recorder, wire: new WireCounters(task.rank), epochs: new CellEpochs(task.rank), cellId: 0, worldJoinedAfterCell: 0 };
+    return { kind: "init", tfBackend: tf.loaded?.backend ?? TF_NOT_LOADED, device };
   }
 
   async function connect(task: ConnectTask): Promise<ConnectResult> {
@@ -131,7 +134,7 @@ export function createRankRuntime(portFor: (task: InitTask) => RankPort): RankTa
       rank.dist = createDist(
         { rank: init.rank, size: init.size, localRank: init.localRank, host: init.host, device: rank.device },
         () => requireState().world!.comm,
-        rank.loaded.tf,
+        rank.tf.lazyTf,
         rank.recorder,
         rank.wire,
         () => requireState().world?.commThread,
@@ -147,19 +150,21 @@ export function createRankRuntime(portFor: (task: InitTask) => RankPort): RankTa
     const controller = new AbortController();
     rank.running = controller;
     rank.recorder.setEnabled(task.timeline);
+    let tfLoaded: Awaited<ReturnType<typeof loadTfFor>> = {};
     try {
+      tfLoaded = await loadTfFor(rank, task);
       // The cancel switch ends pending awaits (timers, fetches) at once; the abandoned promise settles unobserved.
       // The whole body is one compute span: time outside the user's and the collectives' spans counts as compute.
       // Communication started by this cell's code carries its id, and is refused once the cell has ended.
       const value = await rank.epochs.run(task.cellId, () =>
         rank.recorder.span(task.cellName, () => rank.scope.run(task.cell, task.cellId, task.cellName, controller.signal), { args: { cell: true } }),
       );
-      return { kind: "cell", ok: true, value: toCellValue(await readTensorsForDisplay(value)) };
+      return { kind: "cell", ok: true, value: toCellValue(await readTensorsForDisplay(value)), ...tfLoaded };
     } catch (error) {
       // A collective woken by the world's cancel may throw before the cancel command is read.
       const data = toRemoteErrorData(error);
       const cancelled = controller.signal.aborted || data.name === "CommCancelledError";
-      return { kind: "cell", ok: false, error: data, cancelled };
+      return { kind: "cell", ok: false, error: data, cancelled, ...tfLoaded };
     } finally {
       rank.running = undefined;
       // Every span reaches the kernel before the end marker (one port, FIFO).
@@ -197,7 +202,7 @@ export function createRankRuntime(portFor: (task: InitTask) => RankPort): RankTa
       requestId: command.requestId,
       heapUsedBytes: heap.used_heap_size,
       heapLimitBytes: heap.heap_size_limit,
-      tfBackend: rank.loaded.backend,
+      tfBackend: rank.tf.loaded?.backend ?? TF_NOT_LOADED,
       busy: rank.running !== undefined,
       wire: rank.wire.snapshot(),
     });
@@ -216,6 +221,31 @@ export function createRankRuntime(portFor: (task: InitTask) => RankPort): RankTa
         return variable(task);
     }
   };
+}
+
+/**
+ * What `dist.device` shows: the backend's device, with the GPU node on a gpus rank. Before
+ * TensorFlow.js is loaded the rank computes on the CPU with plain JavaScript: "cpu:tfjs not loaded yet".
+ */
+function deviceOf(task: InitTask, tf: RankTf): string {
+  const device = tf.loaded?.device ?? `cpu:tfjs ${TF_NOT_LOADED}`;
+  return task.gpu ? `${task.gpu.node} ${device}` : device;
+}
+
+/**
+ * Loads TensorFlow.js before a cell that needs it, the first time one does, and hands it to the
+ * cell's scope. Returns what the cell result tells the kernel (the backend and device now in use),
+ * or nothing when nothing changed. A load that fails is the cell's error; the next cell that needs
+ * TensorFlow.js tries again.
+ */
+async function loadTfFor(rank: RankState, task: CellTask): Promise<{ tf?: { backend: string; device: string } }> {
+  if (rank.tf.loaded || !cellNeedsTf(task.cell.source)) return {};
+  const loaded = await rank.tf.load();
+  rank.scope.setGlobal("tf", loaded.tf);
+  rank.device = deviceOf(rank.init, rank.tf);
+  // `dist.device` was read from the identity at connect; it follows the backend now chosen.
+  if (rank.dist) Object.defineProperty(rank.dist, "device", { value: rank.device, enumerable: true, configurable: true });
+  return { tf: { backend: loaded.backend, device: rank.device } };
 }
 
 /** Frames of cell code mapped to the cell's lines, unless the value resists being read. */
