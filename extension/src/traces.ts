@@ -27,7 +27,7 @@ const HOVER_SPACING_PX = 24;
  * renderer of a headless browser), which the first draw would pay even for a handful of segments;
  * SVG's cost grows with the points, one DOM node each, so past this many WebGL is cheaper.
  */
-const MAX_SVG_HOVER_POINTS = 1000;
+const MAX_SVG_HOVER_POINTS = 4000;
 /** Collectives linked across ranks are drawn only when this few are in view. */
 const MAX_LINKED_COLLECTIVES = 400;
 /**
