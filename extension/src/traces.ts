@@ -27,6 +27,13 @@ export interface ViewWindow {
 const MIN_DETAIL_PX = 2;
 /** Hover points along a long span, so hovering anywhere over it finds it. */
 const HOVER_SPACING_PX = 24;
+/**
+ * Up to this many hover points the traces are SVG (plotly "scatter"), above it WebGL ("scattergl").
+ * A WebGL context and its shaders cost hundreds of milliseconds to create (more on the software
+ * renderer of a headless browser), which the first draw would pay even for a handful of segments;
+ * SVG's cost grows with the points, one DOM node each, so past this many WebGL is cheaper.
+ */
+const MAX_SVG_HOVER_POINTS = 4000;
 /** Collectives linked across ranks are drawn only when this few are in view. */
 const MAX_LINKED_COLLECTIVES = 400;
 /**
@@ -39,6 +46,8 @@ const DRAW_ORDER: SpanCategory[] = ["compute", "data", "other", "comm", "idle"];
 export type DrawClass = SpanCategory | `comm ${MeshDimension}`;
 /** Draw order, as DRAW_ORDER, the mesh dimensions' comm beside the other comm. */
 const DRAW_CLASSES: DrawClass[] = DRAW_ORDER.flatMap((cat): DrawClass[] => (cat === "comm" ? ["comm", ...MESH_DIMENSIONS.map((d) => `comm ${d}` as const)] : [cat]));
+/** A draw class's index in DRAW_CLASSES (the bins' per-class time arrays use it). */
+const DRAW_CLASS_INDEX = new Map<DrawClass, number>(DRAW_CLASSES.map((c, i) => [c, i]));
 
 export function drawClassOf(span: TimelineSpan): DrawClass {
   const dimension = meshDimensionOfSpan(span);
@@ -94,7 +103,10 @@ function firstVisible(spans: TimelineSpan[], startUs: number, maxDurUs: number):
   return lo;
 }
 
-export function buildSpanTraces(rows: TimelineRow[], view: ViewWindow, rowHeightPx: number): { traces: Data[]; drawnSegments: number } {
+/** plotly's trace type: SVG for few points, WebGL for many (MAX_SVG_HOVER_POINTS). */
+export type SpanTraceType = "scatter" | "scattergl";
+
+export function buildSpanTraces(rows: TimelineRow[], view: ViewWindow, rowHeightPx: number): { traces: Data[]; drawnSegments: number; traceType: SpanTraceType } {
   const binUs = Math.max((view.endUs - view.startUs) / Math.max(view.widthPx, 1), 1e-9);
   const buffers = new Map<DrawClass, CategoryBuffers>(DRAW_CLASSES.map((c) => [c, { lineX: [], lineY: [], hoverX: [], hoverY: [], hoverText: [] }]));
   let drawnSegments = 0;
@@ -128,22 +140,37 @@ export function buildSpanTraces(rows: TimelineRow[], view: ViewWindow, rowHeight
       const bin = Math.floor((span.ts + span.dur / 2 - view.startUs) / binUs);
       let cell = bins.get(bin);
       if (cell === undefined) bins.set(bin, (cell = { us: new Float64Array(DRAW_CLASSES.length), count: 0 }));
-      cell.us[DRAW_CLASSES.indexOf(drawClassOf(span))] += span.dur;
+      cell.us[DRAW_CLASS_INDEX.get(drawClassOf(span))!] += span.dur;
       cell.count++;
     }
-    for (const [bin, cell] of bins) {
-      let best = 0;
+    // Neighbouring bins led by the same category become one segment with one hover for the run:
+    // at full zoom most of a row is such runs, and Plotly's cost grows with segments and hover points.
+    let run: { fromBin: number; toBin: number; best: number; us: Float64Array; count: number } | undefined;
+    const flush = (): void => {
+      if (run === undefined) return;
       let total = 0;
-      for (let c = 0; c < cell.us.length; c++) {
-        total += cell.us[c];
-        if (cell.us[c] > cell.us[best]) best = c;
-      }
-      const from = view.startUs + bin * binUs;
-      const shares = DRAW_CLASSES.map((c, i) => (cell.us[i] > 0 ? `${c} ${((100 * cell.us[i]) / Math.max(total, 1e-9)).toFixed(0)}%` : "")).filter((x) => x !== "");
-      const text = `<b>${cell.count} short spans</b> (zoom in to see each)<br>${row.label}<br>${shares.join(", ")}<br>busy ${formatDuration(total)}`;
-      addSegment(DRAW_CLASSES[best]!, row.y, from, from + binUs, text);
+      for (let c = 0; c < run.us.length; c++) total += run.us[c];
+      const shares: string[] = [];
+      for (let c = 0; c < run.us.length; c++) if (run.us[c] > 0) shares.push(`${DRAW_CLASSES[c]} ${((100 * run.us[c]) / Math.max(total, 1e-9)).toFixed(0)}%`);
+      const text = `<b>${run.count} short spans</b> (zoom in to see each)<br>${row.label}<br>${shares.join(", ")}<br>busy ${formatDuration(total)}`;
+      addSegment(DRAW_CLASSES[run.best]!, row.y, view.startUs + run.fromBin * binUs, view.startUs + (run.toBin + 1) * binUs, text);
+      run = undefined;
+    };
+    for (const bin of [...bins.keys()].sort((a, b) => a - b)) {
+      const cell = bins.get(bin)!;
+      let best = 0;
+      for (let c = 1; c < cell.us.length; c++) if (cell.us[c] > cell.us[best]) best = c;
+      if (run !== undefined && (run.best !== best || run.toBin + 1 !== bin)) flush();
+      if (run === undefined) run = { fromBin: bin, toBin: bin, best, us: new Float64Array(cell.us.length), count: 0 };
+      run.toBin = bin;
+      for (let c = 0; c < cell.us.length; c++) run.us[c] += cell.us[c];
+      run.count += cell.count;
     }
+    flush();
   }
+  let hoverPoints = 0;
+  for (const b of buffers.values()) hoverPoints += b.hoverX.length;
+  const traceType: SpanTraceType = hoverPoints <= MAX_SVG_HOVER_POINTS ? "scatter" : "scattergl";
   const traces: Data[] = [];
   for (const cls of DRAW_CLASSES) {
     const b = buffers.get(cls)!;
@@ -152,16 +179,16 @@ export function buildSpanTraces(rows: TimelineRow[], view: ViewWindow, rowHeight
     const color = drawClassColor(cls);
     const name = drawClassLabel(cls);
     traces.push({
-      type: "scattergl", mode: "lines", name, legendgroup: cls, x: b.lineX, y: b.lineY,
+      type: traceType, mode: "lines", name, legendgroup: cls, x: b.lineX, y: b.lineY,
       line: { color, width: Math.max(2, rowHeightPx * 0.6) }, hoverinfo: "skip", connectgaps: false,
     });
     traces.push({
-      type: "scattergl", mode: "markers", name, legendgroup: cls, showlegend: false, x: b.hoverX, y: b.hoverY,
+      type: traceType, mode: "markers", name, legendgroup: cls, showlegend: false, x: b.hoverX, y: b.hoverY,
       hovertext: b.hoverText, hoverinfo: "text", marker: { size: Math.max(4, rowHeightPx * 0.6), color: "rgba(0,0,0,0)" },
       hoverlabel: { bgcolor: color },
     });
   }
-  return { traces, drawnSegments };
+  return { traces, drawnSegments, traceType };
 }
 
 /**
@@ -169,7 +196,7 @@ export function buildSpanTraces(rows: TimelineRow[], view: ViewWindow, rowHeight
  * rows at their arrival times; the last to arrive is marked, since the others
  * waited for it.
  */
-export function buildCollectiveLinks(rows: TimelineRow[], view: ViewWindow): Data[] {
+export function buildCollectiveLinks(rows: TimelineRow[], view: ViewWindow, traceType: SpanTraceType = "scattergl"): Data[] {
   const groups = new Map<string, Array<{ span: TimelineSpan; y: number }>>();
   for (const row of rows) {
     for (const span of row.spans) {
@@ -177,11 +204,15 @@ export function buildCollectiveLinks(rows: TimelineRow[], view: ViewWindow): Dat
       if (span.ts + span.dur < view.startUs || span.ts > view.endUs) continue;
       const key = `${String(span.args.group ?? "")}#${span.args.seq}`;
       let group = groups.get(key);
-      if (group === undefined) groups.set(key, (group = []));
+      if (group === undefined) {
+        // Too many to link legibly: stop here rather than group every comm span in view.
+        if (groups.size === MAX_LINKED_COLLECTIVES) return [];
+        groups.set(key, (group = []));
+      }
       group.push({ span, y: row.y });
     }
   }
-  if (groups.size === 0 || groups.size > MAX_LINKED_COLLECTIVES) return [];
+  if (groups.size === 0) return [];
   const linkX: Array<number | null> = [];
   const linkY: Array<number | null> = [];
   const lateX: number[] = [];
@@ -203,23 +234,36 @@ export function buildCollectiveLinks(rows: TimelineRow[], view: ViewWindow): Dat
     lateText.push(`<b>${escapeText(last.span.name)}</b> #${String(last.span.args?.seq)}<br>rank ${last.span.rank} arrived last, ${formatDuration(last.span.ts - first)} after the first`);
   }
   return [
-    { type: "scattergl", mode: "lines", name: "same collective", x: linkX, y: linkY, line: { color: "rgba(128,128,128,0.7)", width: 1 }, hoverinfo: "skip" },
-    { type: "scattergl", mode: "markers", name: "arrived last", x: lateX, y: lateY, hovertext: lateText, hoverinfo: "text", marker: { symbol: "x", size: 9, color: "#e45756" } },
+    { type: traceType, mode: "lines", name: "same collective", x: linkX, y: linkY, line: { color: "rgba(128,128,128,0.7)", width: 1 }, hoverinfo: "skip" },
+    { type: traceType, mode: "markers", name: "arrived last", x: lateX, y: lateY, hovertext: lateText, hoverinfo: "text", marker: { symbol: "x", size: 9, color: "#e45756" } },
   ];
 }
 
-/** Dashed vertical lines where each training step starts (spans with `args.step`). */
-export function stepBoundaryShapes(rows: TimelineRow[], view: ViewWindow, lineColor: string): Partial<Shape>[] {
+/** Each step's first start (microseconds) per rows array: computed on the first draw, reused on zoom and pan. */
+const stepStartsOf = new WeakMap<TimelineRow[], number[]>();
+
+function stepStarts(rows: TimelineRow[]): number[] {
+  const cached = stepStartsOf.get(rows);
+  if (cached !== undefined) return cached;
   const starts = new Map<number, number>();
   for (const row of rows) {
-    for (const span of row.spans) {
+    for (let i = 0; i < row.spans.length; i++) {
+      const span = row.spans[i];
       const step = span.args?.step;
       if (typeof step !== "number") continue;
       const prev = starts.get(step);
       if (prev === undefined || span.ts < prev) starts.set(step, span.ts);
     }
   }
-  const visible = [...starts.values()].filter((t) => t >= view.startUs && t <= view.endUs);
+  const list = [...starts.values()];
+  stepStartsOf.set(rows, list);
+  return list;
+}
+
+/** Dashed vertical lines where each training step starts (spans with `args.step`). */
+export function stepBoundaryShapes(rows: TimelineRow[], view: ViewWindow, lineColor: string): Partial<Shape>[] {
+  const starts = stepStarts(rows);
+  const visible = starts.filter((t) => t >= view.startUs && t <= view.endUs);
   if (visible.length > 200) return [];
   return visible.map((t) => ({ type: "line", xref: "x", yref: "paper", x0: t / 1000, x1: t / 1000, y0: 0, y1: 1, line: { color: lineColor, width: 1, dash: "dot" } }));
 }

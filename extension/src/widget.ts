@@ -89,7 +89,7 @@ export class TimelineWidget extends Widget implements IRenderMime.IRenderer {
     if (this.payload === undefined) return;
     const view = this.view();
     const colors = this.themeColors();
-    const { traces, drawnSegments } = buildSpanTraces(this.rows, view, ROW_HEIGHT_PX);
+    const { traces, drawnSegments, traceType } = buildSpanTraces(this.rows, view, ROW_HEIGHT_PX);
     const rowCount = Math.max(this.rows.length, 1);
     const layout: Partial<Layout> = {
       height: rowCount * ROW_HEIGHT_PX + PLOT_MARGIN.t + PLOT_MARGIN.b + 30,
@@ -110,12 +110,13 @@ export class TimelineWidget extends Widget implements IRenderMime.IRenderer {
       },
       shapes: stepBoundaryShapes(this.rows, view, colors.grid),
     };
-    const data = [...traces, ...buildCollectiveLinks(this.rows, view)];
+    const data = [...traces, ...buildCollectiveLinks(this.rows, view, traceType)];
     const started = performance.now();
     await Plotly.react(this.plotNode, data, layout, { displaylogo: false, responsive: true, scrollZoom: true });
     // Milliseconds the last draw took and how many segments it drew, for the browser benchmark.
     this.node.dataset.drawMs = (performance.now() - started).toFixed(1);
     this.node.dataset.drawnSegments = String(drawnSegments);
+    this.node.dataset.traceType = traceType;
     this.node.dataset.zoomDraws = String(this.zoomDraws);
     if (!this.plotted) {
       this.plotted = true;

@@ -38,6 +38,27 @@ test("100,000 spans at full zoom draw at most one segment per pixel per row", ()
   assert.match(hover.hovertext[0], /short spans.*zoom in/);
 });
 
+test("neighbouring bins led by one category are one segment whose hover sums the run", () => {
+  // Each 10 us holds a 9 us compute span, then a 4 us comm span: compute leads every bin.
+  const spans: TimelineSpan[] = [];
+  for (let i = 0; i < 25_000; i++) {
+    spans.push({ rank: 0, name: "fwd", cat: "compute", ts: i * 20, dur: 9 }, { rank: 0, name: "allReduce", cat: "comm", ts: i * 20 + 10, dur: 4 });
+  }
+  const rows = buildRows(payloadOf(spans, 1));
+  const { traces, drawnSegments, traceType } = buildSpanTraces(rows, { startUs: 0, endUs: 500_000, widthPx: 800 }, 26);
+  assert.equal(drawnSegments, 1, "one run of compute-led bins across the whole row");
+  assert.equal(traceType, "scatter", "a few hover points draw as SVG");
+  const hover = traces.find((t) => (t as { name?: string; mode?: string }).name === "compute" && (t as { mode?: string }).mode === "markers") as { hovertext: string[] };
+  assert.match(hover.hovertext[0], /<b>50000 short spans<\/b>.*compute 69%, comm 31%/);
+});
+
+test("thousands of spans drawn one by one switch the traces to WebGL", () => {
+  const rows = buildRows(payloadOf(manySpans(25_000, 4), 4));
+  const { traces, traceType } = buildSpanTraces(rows, { startUs: 0, endUs: 250_000, widthPx: 250_000 }, 26);
+  assert.equal(traceType, "scattergl");
+  assert.ok(traces.every((t) => t.type === "scattergl"));
+});
+
 test("zoomed in, each span is drawn on its own with its own hover", () => {
   const rows = buildRows(payloadOf(manySpans(25_000, 4), 4));
   const { traces, drawnSegments } = buildSpanTraces(rows, { startUs: 1_000, endUs: 1_400, widthPx: 800 }, 26);
