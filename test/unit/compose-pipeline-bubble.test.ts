@@ -7,28 +7,14 @@
 // emulated device time (compose's deviceMs, a wait using no CPU) so the
 // schedule, not the shared CPU, sets the figure (the tiny model's real compute,
 // stretched by whatever else runs on the machine, still adds some idle).
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { CellCompiler } from "../../kernel/src/repl/cell-compiler";
-import { DistributedSession } from "../../kernel/src/cluster/kernel-side/distributed-session";
-import { TimelineObserver } from "../../kernel/src/cluster/kernel-side/timeline-observer";
 import { parseDistributedFlags } from "../../kernel/src/magics/distributed-spec";
 import { measurePipelineBubble } from "../../kernel/src/techniques";
 import { RecordingIO } from "./cluster-io";
+import { distributedSessionFixture } from "./session-fixture";
 
-let compiler: CellCompiler;
-let observer: TimelineObserver;
-let session: DistributedSession;
-
-before(() => {
-  compiler = new CellCompiler();
-  observer = new TimelineObserver();
-  session = new DistributedSession(compiler, observer);
-});
-after(async () => {
-  await session.stop();
-  compiler.close();
-});
+const fixture = distributedSessionFixture();
 
 const P = 2;
 const M = 4;
@@ -45,9 +31,9 @@ dist.rank`;
 
 test("TP 2 inside PP 2 runs 1F1B: the bubble measured from the timeline is below one-micro-batch-at-a-time's (p-1)/p and near (p-1)/(m+p-1)", async () => {
   const io = new RecordingIO();
-  const outcome = await session.runCell(CELL, 1, parseDistributedFlags(["-n", "4"]), io);
+  const outcome = await fixture.session.runCell(CELL, 1, parseDistributedFlags(["-n", "4"]), io);
   assert.equal(outcome.status, "ok", JSON.stringify(outcome) + io.streams.map((s) => s.text).join(""));
-  const spans = observer.last!.spans;
+  const spans = fixture.observer.last!.spans;
   const oneAtATime = (P - 1) / P;
   const oneForwardOneBackward = (P - 1) / (M + P - 1);
   // Steps 1 and 2 (step 0 warms up), per tp coordinate: ranks 0 and 2 are a pipeline, ranks 1 and 3 another.

@@ -4,31 +4,17 @@
 // timeline's renderer (extension/src/traces.ts) draws each dimension in its
 // own colour with its own legend entry, and a comm span of no mesh in the
 // comm colour.
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { CellCompiler } from "../../kernel/src/repl/cell-compiler";
-import { DistributedSession } from "../../kernel/src/cluster/kernel-side/distributed-session";
-import { TimelineObserver } from "../../kernel/src/cluster/kernel-side/timeline-observer";
 import { parseDistributedFlags } from "../../kernel/src/magics/distributed-spec";
 import { CATEGORY_COLORS, type TimelineSpan } from "../../kernel/src/trace";
 import { MESH_DIMENSION_COLORS, meshDimensionOfSpan } from "../../kernel/src/trace/mesh-dimension";
 import { buildRows } from "../../extension/src/rows";
 import { buildSpanTraces, drawClassOf } from "../../extension/src/traces";
 import { RecordingIO } from "./cluster-io";
+import { distributedSessionFixture } from "./session-fixture";
 
-let compiler: CellCompiler;
-let observer: TimelineObserver;
-let session: DistributedSession;
-
-before(() => {
-  compiler = new CellCompiler();
-  observer = new TimelineObserver();
-  session = new DistributedSession(compiler, observer);
-});
-after(async () => {
-  await session.stop();
-  compiler.close();
-});
+const fixture = distributedSessionFixture();
 
 // Two composed runs, two steps each, and one plain world allReduce (no mesh).
 const COMPOSED_CELL = `
@@ -46,9 +32,9 @@ dist.rank`;
 
 test("a composed run's comm spans carry their mesh dimension, and the timeline draws dp, tp and pp in distinct colours with a legend", async () => {
   const io = new RecordingIO();
-  const outcome = await session.runCell(COMPOSED_CELL, 1, parseDistributedFlags(["-n", "4"]), io);
+  const outcome = await fixture.session.runCell(COMPOSED_CELL, 1, parseDistributedFlags(["-n", "4"]), io);
   assert.equal(outcome.status, "ok", JSON.stringify(outcome) + io.streams.map((s) => s.text).join(""));
-  const payload = observer.last!;
+  const payload = fixture.observer.last!;
   const comm = payload.spans.filter((s) => s.cat === "comm" && s.args?.op !== "barrier");
   // Every rank's comm spans, by the dimension their own group arg names.
   for (const rank of [0, 1, 2, 3]) {
