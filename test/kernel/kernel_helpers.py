@@ -182,3 +182,13 @@ def children(pid: int) -> list[int]:
         if ppid == pid:
             found.append(int(entry.name))
     return found
+
+
+def checkout_distlab_script(directory: Path) -> Path:
+    """`directory/distlab`: a script that runs this checkout's CLI with this machine's node, for
+    hosts that share the file system (network namespaces): what `--agent-command` names there."""
+    node = os.path.realpath(subprocess.check_output(["which", "node"], text=True).strip())
+    script = directory / "distlab"
+    script.write_text(f'#!/bin/sh\nexec {node} {KERNEL_CLI} "$@"\n')
+    script.chmod(0o755)
+    return script

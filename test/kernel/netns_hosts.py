@@ -51,6 +51,25 @@ def require_sshd_and_namespaces(ident: str) -> None:
     _run("ip", "netns", "del", probe)
 
 
+def namespaces_up_or_skip(netns, needed_by: str):
+    """Brings `netns` (NetnsHosts or netns_login.LoginCluster) up for a pytest fixture, yields it and
+    takes it down after; where namespaces are not permitted, skips the tests that need them."""
+    import pytest
+
+    try:
+        netns.up()
+    except NamespacesUnavailable as error:
+        netns.down()
+        pytest.skip(f"network namespaces are not permitted here ({error}); {needed_by} need them")
+    except BaseException:
+        netns.down()
+        raise
+    try:
+        yield netns
+    finally:
+        netns.down()
+
+
 @dataclass
 class Host:
     name: str  # ssh config alias: h1, h2, ...

@@ -19,34 +19,20 @@ from pathlib import Path
 
 import pytest
 from conftest import execute
-from kernel_helpers import KERNEL_CLI, alive, start_kernel, stop_kernel
-from netns_hosts import NamespacesUnavailable, NetnsHosts
+from kernel_helpers import checkout_distlab_script, alive, start_kernel, stop_kernel
+from netns_hosts import NetnsHosts, namespaces_up_or_skip
 
 
 @pytest.fixture(scope="module")
 def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetnsHosts]:
     directory = tmp_path_factory.mktemp("netns")
-    netns = NetnsHosts(directory, 3)
-    try:
-        netns.up()
-    except NamespacesUnavailable as error:
-        netns.down()
-        pytest.skip(f"network namespaces are not permitted here ({error}); the SSH launcher tests need them")
-    except BaseException:
-        netns.down()
-        raise
-    try:
-        yield netns
-    finally:
-        netns.down()
+    yield from namespaces_up_or_skip(NetnsHosts(directory, 3), "the SSH launcher tests")
 
 
 @pytest.fixture(scope="module")
 def agent_command(hosts: NetnsHosts) -> str:
     """What runs distlab on the hosts: this checkout's CLI (the namespaces share the file system)."""
-    script = hosts.directory / "distlab"
-    script.write_text(f'#!/bin/sh\nexec {os.path.realpath(subprocess.check_output(["which", "node"], text=True).strip())} {KERNEL_CLI} "$@"\n')
-    script.chmod(0o755)
+    script = checkout_distlab_script(hosts.directory)
     return str(script)
 
 

@@ -13,34 +13,20 @@ from collections.abc import Iterator
 
 import pytest
 from conftest import execute
-from kernel_helpers import KERNEL_CLI, start_kernel, stop_kernel
-from netns_hosts import NamespacesUnavailable
+from kernel_helpers import checkout_distlab_script, start_kernel, stop_kernel
+from netns_hosts import namespaces_up_or_skip
 from netns_login import LoginCluster
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoginCluster]:
-    netns = LoginCluster(tmp_path_factory.mktemp("login"))
-    try:
-        netns.up()
-    except NamespacesUnavailable as error:
-        netns.down()
-        pytest.skip(f"network namespaces are not permitted here ({error}); the --ssh-tunnel tests need them")
-    except BaseException:
-        netns.down()
-        raise
-    try:
-        yield netns
-    finally:
-        netns.down()
+    yield from namespaces_up_or_skip(LoginCluster(tmp_path_factory.mktemp("login")), "the --ssh-tunnel tests")
 
 
 @pytest.fixture(scope="module")
 def kernel(cluster: LoginCluster) -> Iterator[tuple[object, str]]:
     # This checkout's CLI runs distlab on the hosts (the namespaces share the file system).
-    script = cluster.directory / "distlab"
-    script.write_text(f'#!/bin/sh\nexec {os.path.realpath(subprocess.check_output(["which", "node"], text=True).strip())} {KERNEL_CLI} "$@"\n')
-    script.chmod(0o755)
+    script = checkout_distlab_script(cluster.directory)
     hostfile = cluster.directory / "hosts"
     hostfile.write_text("# one rank on each compute host\nc1 slots=1\nc2 slots=1\n")
     km, kc = start_kernel()

@@ -1,31 +1,21 @@
 // What a group's start leaves out: rank threads start without TensorFlow.js (loaded before the
 // first cell that names `tf`) and without the TypeScript compiler; the kernel creates its chains'
 // TypeScript programs while idle. Real thread ranks and a real compiler throughout.
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { CellCompiler } from "../../kernel/src/repl/cell-compiler";
 import { DeclarationChain } from "../../kernel/src/repl/declaration-chain";
 import { warmUpWhenIdle } from "../../kernel/src/repl/compiler-warm-up";
-import { DistributedSession } from "../../kernel/src/cluster/kernel-side/distributed-session";
 import { parseDistributedFlags } from "../../kernel/src/magics/distributed-spec";
 import type { ExecuteOutcome } from "../../kernel/src/protocol/backend";
 import { cellNeedsTf } from "../../kernel/src/cluster/rank-side/rank-tf";
 import { RecordingIO } from "./cluster-io";
+import { distributedSessionFixture } from "./session-fixture";
 
-let compiler: CellCompiler;
-let session: DistributedSession;
-
-before(() => {
-  compiler = new CellCompiler();
-  session = new DistributedSession(compiler);
-});
-after(async () => {
-  await session.stop();
-  compiler.close();
-});
+const fixture = distributedSessionFixture({ timeline: false });
 
 async function run(flags: string, body: string): Promise<ExecuteOutcome> {
-  return session.runCell(body, 1, parseDistributedFlags(flags.split(" ").filter(Boolean)), new RecordingIO());
+  return fixture.session.runCell(body, 1, parseDistributedFlags(flags.split(" ").filter(Boolean)), new RecordingIO());
 }
 
 function resultJson(outcome: ExecuteOutcome): unknown {
@@ -43,7 +33,7 @@ const has = (...parts: string[]) => loaded.some((file) => file.includes(parts.jo
 test("thread ranks start without TensorFlow.js or TypeScript; the first cell naming tf loads TensorFlow.js", async () => {
   const before = resultJson(await run("-n 2", PROBE)) as Array<{ tfjs: boolean; typescript: boolean; device: string }>;
   assert.deepEqual(before, [0, 1].map(() => ({ tfjs: false, typescript: false, device: "cpu:tfjs not loaded yet" })));
-  assert.deepEqual(session.group?.ranks.map((rank) => rank.tfBackend), ["not loaded yet", "not loaded yet"]);
+  assert.deepEqual(fixture.session.group?.ranks.map((rank) => rank.tfBackend), ["not loaded yet", "not loaded yet"]);
 
   assert.deepEqual(resultJson(await run("-n 2", "tf.tensor([1, 2]).sum().dataSync()[0]")), [3, 3]);
   const after = resultJson(await run("-n 2", PROBE)) as Array<{ tfjs: boolean; typescript: boolean; device: string }>;
@@ -53,9 +43,9 @@ test("thread ranks start without TensorFlow.js or TypeScript; the first cell nam
     assert.match(rank.device, /^cpu:(wasm|cpu)/);
   }
   // The kernel learned each rank's backend from the result of the cell that loaded it.
-  const backends = session.group?.ranks.map((rank) => rank.tfBackend) ?? [];
+  const backends = fixture.session.group?.ranks.map((rank) => rank.tfBackend) ?? [];
   assert.ok(backends.every((backend) => backend === "wasm" || backend === "cpu"), backends.join(", "));
-  assert.deepEqual(session.group?.ranks.map((rank) => rank.device), after.map((rank) => rank.device));
+  assert.deepEqual(fixture.session.group?.ranks.map((rank) => rank.device), after.map((rank) => rank.device));
 });
 
 test("a function declared in a tf cell keeps working in a later cell that does not name tf", async () => {

@@ -9,17 +9,19 @@ import { DistributedSession } from "../../kernel/src/cluster/kernel-side/distrib
 import { TimelineObserver } from "../../kernel/src/cluster/kernel-side/timeline-observer";
 
 export interface SessionFixture {
+  readonly compiler: CellCompiler;
   readonly session: DistributedSession;
   readonly observer: TimelineObserver;
 }
 
-export function distributedSessionFixture(): SessionFixture {
+/** `timeline: false`: a session without a timeline observer (its cells display no timeline). */
+export function distributedSessionFixture(options: { timeline?: boolean } = {}): SessionFixture {
   let compiler: CellCompiler | undefined;
   let observer: TimelineObserver | undefined;
   let session: DistributedSession | undefined;
   before(() => {
     compiler = new CellCompiler();
-    observer = new TimelineObserver();
+    observer = options.timeline === false ? undefined : new TimelineObserver();
     session = new DistributedSession(compiler, observer);
   });
   after(async () => {
@@ -31,6 +33,9 @@ export function distributedSessionFixture(): SessionFixture {
     return value;
   };
   return {
+    get compiler() {
+      return made(compiler, "compiler");
+    },
     get session() {
       return made(session, "session");
     },
