@@ -1,7 +1,8 @@
 // `--launcher env` when an agent is lost: kill -9 of a dialled-in agent
 // process ends the cell naming its rank and host; the next cell waits for
 // that index to dial in again (as a scheduler restarts a failed task), says
-// which ranks lost their state, and the other agent's ranks keep theirs.
+// which ranks lost their state, and the other agent's ranks keep theirs. A
+// cell's own --rendezvous-timeout bounds that wait, not the group's first one.
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
@@ -50,6 +51,12 @@ test("a lost agent fails the cell naming its rank; the next cell waits for it to
   const failed = await session.runCell("await dist.barrier();\nkept", 1, options, new RecordingIO());
   assert.equal(failed.status, "error");
   assert.match(failed.status === "error" ? failed.evalue : "", /rank 1 on \S+ \(agent 1\)/);
+  // A later cell's --rendezvous-timeout is its own: 1 s here, where the group started with 60.
+  const impatient = parseDistributedFlags(`-n 2 --launcher env --rendezvous ${port} --token-file ${tokenPath} --timeout 20 --rendezvous-timeout 1`.split(" "));
+  const waitStarted = performance.now();
+  await assert.rejects(session.runCell("kept", 1, impatient, new RecordingIO()), /agent 1 of 2 did not dial in within 1 s \(--rendezvous-timeout; connected: agent 0 [^,]*\)$/);
+  const waitedMs = performance.now() - waitStarted;
+  assert.ok(waitedMs < 15_000, `the cell with --rendezvous-timeout 1 waited ${Math.round(waitedMs)} ms for the lost agent`);
   // The scheduler starts the task again; the next cell waits for it.
   const restarted = dialingAgent(port, tokenPath, 1);
   const io = new RecordingIO();

@@ -128,7 +128,8 @@ export function createHostGroup(shape: GroupShape, onEvent: (rank: number, event
     // Every agent still connected: nothing to wait for, nothing to show under the cell.
     if (links.length > 0 && lostBefore.length === 0) return [];
     rendezvous ??= await options.rendezvous!.open();
-    const gathered = await rendezvous.gather(options.rendezvous!.timeoutMs, context.interrupt, context.progress);
+    // this cell's --rendezvous-timeout when it names one (a later cell may wait longer for an agent to come back)
+    const gathered = await rendezvous.gather(context.rendezvousTimeoutMs ?? options.rendezvous!.timeoutMs, context.interrupt, context.progress);
     if (links.length === 0) {
       names.splice(0, names.length, ...gathered.map((link, index) => `${link.hostname} (agent ${index})`));
       hostOf = assignRanks(shape.size, gathered.map((link) => link.slots), names);

@@ -194,7 +194,7 @@ export class Rendezvous {
   }
 
   private describe(): string {
-    return [...this.links.entries()].sort(([a], [b]) => a - b).map(([index, link]) => `agent ${index} ${link.hostname} (${link.slots} slot${link.slots === 1 ? "" : "s"})`).join(", ");
+    return [...this.links.entries()].filter(([, link]) => !link.closed).sort(([a], [b]) => a - b).map(([index, link]) => `agent ${index} ${link.hostname} (${link.slots} slot${link.slots === 1 ? "" : "s"})`).join(", ");
   }
 
   private timeoutMessage(timeoutMs: number): string {

@@ -62,7 +62,10 @@ export class DistributedSession {
     this.outputs.set(cellId, output);
     const timeoutMs = options.timeoutSeconds * 1000;
     // A fresh group loads TensorFlow.js first (seconds): the timeline starts when the ranks can run.
-    for (const note of await group.prepare(timeoutMs, { interrupt: io.interruptSignal, progress: progressLine(io) })) io.stream("stderr", `distlab: ${note}\n`);
+    const rendezvousTimeoutMs = options.rendezvousTimeoutSeconds === undefined ? {} : { rendezvousTimeoutMs: options.rendezvousTimeoutSeconds * 1000 };
+    for (const note of await group.prepare(timeoutMs, { interrupt: io.interruptSignal, progress: progressLine(io), ...rendezvousTimeoutMs })) {
+      io.stream("stderr", `distlab: ${note}\n`);
+    }
     const observer = options.timeline !== "off" ? this.observer : undefined;
     observer?.cellStarted(cellId, group, io, options);
     // Declarations travel with the chain in the kernel; ranks need only the code.

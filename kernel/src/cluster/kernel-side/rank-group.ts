@@ -67,6 +67,11 @@ export interface PrepareContext {
   interrupt?: AbortSignal;
   /** Shows `line` under the cell, replacing the previous progress line. */
   progress?: (line: string) => void;
+  /**
+   * The cell's `--rendezvous-timeout`, milliseconds, when it gave one: how long this cell waits for
+   * agents to dial in (again, after a lost connection). Else the value the group started with.
+   */
+  rendezvousTimeoutMs?: number;
 }
 
 /**
