@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from jupyter_client import KernelManager
 from kernel_helpers import KERNEL_CLI, KERNEL_NAME, STARTUP_TIMEOUT, ensure_kernelspec_installed, execute, stop_kernel
+from lingering_agent import lingered, lingering_agent_command
 from slurm_cluster import SlurmUnavailable, ensure_packages
 
 AGENT = f"--agent-command 'node {KERNEL_CLI}'"
@@ -82,7 +83,8 @@ def mpirun_pids() -> set[int]:
 def test_mpirun_starts_two_agents_that_form_a_group_and_end_with_it(kernel, placement: str):
     kc, token = kernel
     before = mpirun_pids()
-    magic = f"%%distributed -n 4 --launcher mpi {placement} --token-file {token} {AGENT} --timeout 30"
+    # Agents that outlive their connection: only mpirun's teardown on close can end them.
+    magic = f"%%distributed -n 4 --launcher mpi {placement} --token-file {token} {lingering_agent_command(token.parent)} --timeout 30"
     first = execute(kc, f"{magic}\n{BODY}", timeout=120)
     values = values_of(first)
     assert [value[0] for value in values] == [10, 10, 10, 10], values
@@ -97,8 +99,8 @@ def test_mpirun_starts_two_agents_that_form_a_group_and_end_with_it(kernel, plac
     assert values_of(execute(kc, f"{magic}\nkept", timeout=60)) == [10, 20, 30, 40]
     execute(kc, "%dist stop", timeout=30)
     deadline = time.monotonic() + 15
-    while ours & mpirun_pids() or any(running(pid) for pid in (values[0][3], values[2][3])):
-        assert time.monotonic() < deadline, f"mpirun {ours & mpirun_pids()} or agents {[pid for pid in (values[0][3], values[2][3]) if running(pid)]} still running after %dist stop"
+    while ours & mpirun_pids() or any(running(pid) for pid in (values[0][3], values[2][3])) or lingered():
+        assert time.monotonic() < deadline, f"mpirun {ours & mpirun_pids()}, agents {[pid for pid in (values[0][3], values[2][3]) if running(pid)]} or lingering agents {lingered()} still running after %dist stop"
         time.sleep(0.2)
 
 

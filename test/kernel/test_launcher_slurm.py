@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 from jupyter_client import KernelManager
 from kernel_helpers import KERNEL_CLI, KERNEL_NAME, STARTUP_TIMEOUT, ensure_kernelspec_installed, execute, stop_kernel
+from lingering_agent import lingered, lingering_agent_command
 from slurm_cluster import SlurmCluster, SlurmUnavailable, ensure_packages
 
 AGENT = f"--agent-command 'node {KERNEL_CLI}'"
@@ -83,7 +84,8 @@ def test_inside_an_allocation_srun_starts_one_agent_per_task_and_the_step_ends_w
     env = {**cluster.env, "SLURM_JOB_ID": job_id, "SLURM_NTASKS": "2", "SLURM_JOB_NUM_NODES": "1", "SLURM_NNODES": "1", "SLURM_JOB_NODELIST": cluster.node}
     km, kc = start_kernel_with(env, tmp_path)
     token = write_token(tmp_path / "token")
-    magic = f"%%distributed -n 4 --launcher slurm --token-file {token} {AGENT} --timeout 30"
+    # Agents that outlive their connection: only the step's end on close can end them.
+    magic = f"%%distributed -n 4 --launcher slurm --token-file {token} {lingering_agent_command(tmp_path)} --timeout 30"
     try:
         first = execute(kc, f"{magic}\n{BODY}", timeout=120)
         values = values_of(first)
@@ -99,6 +101,7 @@ def test_inside_an_allocation_srun_starts_one_agent_per_task_and_the_step_ends_w
         execute(kc, "%dist stop", timeout=30)
         # The step ended; the allocation is the user's and stays.
         wait_until(lambda: f"{job_id}.0" not in cluster.run("squeue", "--steps", "--noheader", "--jobs", job_id, "--format", "%i").stdout, f"step {job_id}.0 still listed after %dist stop")
+        wait_until(lambda: not lingered(), f"agents {lingered()} outlived the step after %dist stop", timeout=15)
         assert any(line.startswith(f"{job_id} RUNNING") for line in cluster.jobs()), cluster.jobs()
     finally:
         stop_kernel(km, kc)

@@ -93,6 +93,8 @@ function lastLines(text: string): string {
 
 export class SlurmStarter implements AgentStarter {
   private step?: ChildProcess;
+  /** sbatch while it runs */
+  private sbatch?: ChildProcess;
   private stepStderr = "";
   private jobId?: string;
   private jobState?: string;
@@ -114,11 +116,16 @@ export class SlurmStarter implements AgentStarter {
       this.startStep();
       return;
     }
-    if (this.jobId !== undefined && this.problem === undefined) return;
+    if ((this.jobId !== undefined || this.sbatch !== undefined) && this.problem === undefined) return;
     this.problem = undefined;
     this.jobId = undefined;
     this.jobState = undefined;
-    await this.submit(this.launch.sbatchArgs);
+    // Not awaited: sbatch can hang on a slow or unreachable slurmctld, and the gather it wakes stays
+    // interruptible meanwhile ("submitting the job" under the cell); its refusal arrives as failure().
+    this.submit(this.launch.sbatchArgs).catch((error: Error) => {
+      this.problem = error;
+      this.changed();
+    });
   }
 
   state(): string | undefined {
@@ -144,6 +151,8 @@ export class SlurmStarter implements AgentStarter {
   stop(): void {
     this.stopped = true;
     this.watch(false);
+    // A submission under way is left to finish (killing sbatch could leave a job with no id to
+    // cancel); submit cancels the job it reports, as it sees `stopped`.
     const step = this.step;
     if (step && step.exitCode === null && step.signalCode === null) {
       this.launch.log(`ending the srun step (pid ${step.pid})`);
@@ -187,6 +196,7 @@ export class SlurmStarter implements AgentStarter {
     this.launch.log(`sbatch ${words.map(shellWord).join(" ")}`);
     const result = await new Promise<{ code: number | null; stdout: string; stderr: string; error?: Error }>((resolve) => {
       const child = spawn("sbatch", words, { env: this.launch.env, stdio: ["ignore", "pipe", "pipe"] });
+      this.sbatch = child;
       let stdout = "";
       let stderr = "";
       child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
@@ -194,6 +204,7 @@ export class SlurmStarter implements AgentStarter {
       child.on("error", (error) => resolve({ code: null, stdout, stderr, error }));
       child.on("close", (code) => resolve({ code, stdout, stderr }));
     });
+    this.sbatch = undefined;
     const id = /^(\d+)/.exec(result.stdout.trim())?.[1];
     if (result.code !== 0 || id === undefined) {
       const said = result.error?.message ?? (lastLines(result.stderr) || `no job id in its output ${JSON.stringify(result.stdout.trim())}`);
@@ -204,6 +215,7 @@ export class SlurmStarter implements AgentStarter {
     this.launch.log(`submitted Slurm job ${id}`);
     if (this.stopped) this.stop();
     else if (this.watching) this.watch(true);
+    this.changed();
   }
 
   /** One squeue call: the job's state and reason or nodes; a job squeue no longer lists has ended. */
