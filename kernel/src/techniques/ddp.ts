@@ -25,7 +25,7 @@ import { ringAllReduceMeanAsync, type PointToPoint } from "./async-allreduce";
 import { concatGradients } from "./gradients";
 import { Sgd } from "./sgd";
 import { withSpan, withStep } from "./span";
-import { stagedBackward } from "./staged-backward";
+import { onAsyncDevice, stagedBackward } from "./staged-backward";
 import type { Collectives, GradientArray, StagedModel, StepResult } from "./types";
 import { checkBoolean, checkKnownKeys, checkRange } from "./validate";
 import { epochMicrosToPerformanceMs } from "../trace/clock";
@@ -177,7 +177,7 @@ export class DistributedDataParallel<B> {
           missing[b]! -= 1;
           if (overlap && missing[b] === 0 && this.comm.size > 1) flights.push(launch(b));
         });
-      }),
+      }, true, this.comm),
     );
     const backwardEnd = performance.now();
     // This thread waits for the communication left, idle: the comm thread's spans say what that
@@ -197,7 +197,13 @@ export class DistributedDataParallel<B> {
     );
     // The comm thread's own clock says when the last bucket was done; this thread may notice later.
     const reduced = commThreadEnd >= 0 ? commThreadEnd : performance.now();
-    withSpan(this.comm, "optimizer", () => this.optimizer.step(grads));
+    if (onAsyncDevice()) {
+      // A GPU rank's averaged gradients go back to the device first: that copy is its own span (data: moving bytes, host to device).
+      const directions = withSpan(this.comm, "upload", () => this.optimizer.upload(grads), "data");
+      withSpan(this.comm, "optimizer", () => this.optimizer.apply(directions));
+    } else {
+      withSpan(this.comm, "optimizer", () => this.optimizer.step(grads));
+    }
     this.lastTiming = {
       computeMs: backwardEnd - started,
       exposedCommMs: Math.max(0, reduced - backwardEnd),
