@@ -2,7 +2,8 @@
 # The real kernel on a GPU machine with no network and no Node.js: unpacks
 # Node, the Vulkan loader, the packed kernel and the Python client, then runs
 # test/gpu/kernel_e2e.py (jupyter_client -> kernel -> `--backend gpus` rank), or the
-# script named as the first argument (test/gpu/notebooks_e2e.py: every tutorial on GPU ranks).
+# script named as the first argument (test/gpu/notebooks_e2e.py: every tutorial on GPU ranks;
+# bench/gpu/ddp_gpus.py: data parallel over the GPUs next to PyTorch DDP with NCCL).
 # Prepare here first (on a machine with Node.js and apt):
 #   bash scripts/gpu/prepare.sh   # .device/node.xz, .device/gl/*.deb
 #   npm run build && node test/gpu/pack-kernel.mjs     # .device/kernel.tar.xz, .device/py.tar.xz, .device/whl/
@@ -25,6 +26,7 @@ rm -rf "$work" && mkdir -p "$work/test" /tmp/site
 xz -dc .device/kernel.tar.xz | tar -C "$work" -x
 cp -r "$repo/test/gpu" "$repo/test/kernel" "$work/test/"
 cp -r "$repo/notebooks" "$work/"
+mkdir -p "$work/bench" && cp -r "$repo/bench/gpu" "$work/bench/"
 xz -dc .device/py.tar.xz | tar -C /tmp/site -x
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .device/whl/*.whl
 export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}

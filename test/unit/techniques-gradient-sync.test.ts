@@ -1,8 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { datasetBatch, linearRegression, seededRandom, splitBatch } from "../../kernel/src/data";
-import { createMlp } from "../../kernel/src/models";
+import { datasetBatch, linearRegression, seededRandom, splitBatch, tokenBatches } from "../../kernel/src/data";
+import { createMlp, createTinyGpt } from "../../kernel/src/models";
 import {
   AllReduceMean, DataParallel, DistributedDataParallel, GradientAccumulation, PowerSgdCompression, QsgdCompression, TopKCompression,
   assignBuckets, countBytes, flatParameters, maxAbsDifference, orthonormalizeColumns, qsgdDecode, qsgdEncode, topKIndices,
@@ -95,6 +95,24 @@ test("PowerSGD sends (n + m) r numbers per matrix, is exact at full rank, and it
   const column = (j: number) => [p[j]!, p[2 + j]!, p[4 + j]!];
   const dotCols = column(0).reduce((s, x, i) => s + x * column(1)[i]!, 0);
   assert.ok(Math.abs(dotCols) < 1e-6 && Math.abs(column(0).reduce((s, x) => s + x * x, 0) - 1) < 1e-6);
+});
+
+test("DDP trains a model with a tied parameter (GPT-2's wte, in the embedding and head stages) as the whole tape does", async () => {
+  const options = { vocabSize: 40, blockSize: 8, nEmbd: 16, nHead: 2, nLayer: 2, seed: 3, tieEmbeddings: true };
+  const tokens = Int32Array.from({ length: 400 }, (_, i) => (i * 7 + 3) % 40);
+  const whole = new DataParallel(createTinyGpt(options), single, { lr: 0.1 });
+  const staged = new DistributedDataParallel(createTinyGpt(options), single, { lr: 0.1, firstBucketMiB: 1 / 1024, bucketCapMiB: 1 / 256 });
+  assert.equal(staged.model.stages.flatMap((stage) => stage.params).length, staged.model.params.length + 1, "wte sits in two stages");
+  const nextA = tokenBatches(tokens, 4, 8, 1), nextB = tokenBatches(tokens, 4, 8, 1);
+  for (let step = 0; step < 3; step++) {
+    const a = nextA(), b = nextB();
+    await whole.step(a);
+    await staged.step(b);
+    tf.dispose([a.x, a.y, b.x, b.y]);
+  }
+  // DDP's staged backward sums wte's two gradients; without the sum (only one stage's part) the weights part at ~1e-2
+  const difference = maxAbsDifference(await flatParameters(whole.model), await flatParameters(staged.model));
+  assert.ok(difference < 1e-5, `max |difference| ${difference}`);
 });
 
 test("m micro-batches of b rows give the same parameters as one batch of m*b rows (float32 tolerance)", async () => {

@@ -37,8 +37,8 @@ export interface TinyGptOptions {
    * The head reuses the token embedding (logits = layerNorm(x) wte^T), as
    * GPT-2 does; saves vocabSize * nEmbd parameters. wte then sits in both
    * the embedding's and the head's stage params (model.params lists it
-   * once), so a technique that maps stages onto model.params one to one
-   * (DDP's per-stage buckets, pipelines) refuses or cannot split the model.
+   * once): DDP sums its two stages' gradients before its bucket goes; a
+   * pipeline, which places stages on different ranks, cannot split the model.
    * Default false.
    */
   tieEmbeddings: boolean;

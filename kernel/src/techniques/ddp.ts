@@ -22,7 +22,7 @@
  */
 import type { CommThread } from "../comm/comm-thread";
 import { ringAllReduceMeanAsync, type PointToPoint } from "./async-allreduce";
-import { concatGradients } from "./gradients";
+import { addScaled, concatGradients } from "./gradients";
 import { Sgd } from "./sgd";
 import { withSpan, withStep } from "./span";
 import { onAsyncDevice, stagedBackward } from "./staged-backward";
@@ -94,7 +94,10 @@ export class DistributedDataParallel<B> {
   readonly buckets: number[][];
   readonly optimizer: Sgd;
   lastTiming: DdpStepTiming = { computeMs: 0, exposedCommMs: 0, commMs: 0, totalMs: 0 };
-  readonly #stageOffsets: number[];
+  /** index in model.params of each stage's parameters (a tied parameter, e.g. GPT-2's wte, sits in two stages) */
+  readonly #paramIndex: number[][];
+  /** per model.params index, how many stages hold it: its gradient is the sum of theirs */
+  readonly #holders: number[];
 
   constructor(
     readonly model: StagedModel<B>,
@@ -105,14 +108,18 @@ export class DistributedDataParallel<B> {
     const mib = 1024 * 1024;
     this.buckets = assignBuckets(model.params.map((p) => 4 * p.size), this.options.firstBucketMiB * mib, this.options.bucketCapMiB * mib);
     this.optimizer = new Sgd(model.params, this.options.lr, this.options.momentum);
-    // index in model.params of each stage's first parameter
-    this.#stageOffsets = [];
-    let offset = 0;
-    for (const stage of model.stages) {
-      this.#stageOffsets.push(offset);
-      offset += stage.params.length;
-    }
-    if (offset !== model.params.length) throw new RangeError(`ddp: the stages hold ${offset} parameters, model.params ${model.params.length}`);
+    const indexOf = new Map(model.params.map((p, i) => [p, i]));
+    this.#holders = model.params.map(() => 0);
+    this.#paramIndex = model.stages.map((stage, s) =>
+      stage.params.map((p, j) => {
+        const index = indexOf.get(p);
+        if (index === undefined) throw new RangeError(`ddp: parameter ${j} of stage ${s} is not in model.params`);
+        this.#holders[index]! += 1;
+        return index;
+      }),
+    );
+    const unheld = this.#holders.findIndex((count) => count === 0);
+    if (unheld >= 0) throw new RangeError(`ddp: model.params[${unheld}] is in no stage: backward would never produce its gradient`);
   }
 
   /** Bytes of each bucket (float32). */
@@ -137,6 +144,8 @@ export class DistributedDataParallel<B> {
     const bucketOf = new Map<number, number>();
     this.buckets.forEach((bucket, b) => bucket.forEach((i) => bucketOf.set(i, b)));
     const missing = this.buckets.map((bucket) => bucket.length);
+    // stages still to hand out each parameter's gradient (2 for a tied one: ready after the second)
+    const pending = [...this.#holders];
     const flights: Promise<void>[] = [];
     let firstLaunch = -1;
     /** when the comm thread finished the last bucket, performance.now() milliseconds */
@@ -171,8 +180,10 @@ export class DistributedDataParallel<B> {
     const loss = await withSpan(this.comm, "forward+backward", () =>
       stagedBackward(this.model, batch, (stage, stageGrads) => {
         stageGrads.forEach((g, j) => {
-          const index = this.#stageOffsets[stage]! + j;
-          grads[index] = g;
+          const index = this.#paramIndex[stage]![j]!;
+          // a tied parameter's gradient is the sum over the stages that use it (each array is a fresh read)
+          grads[index] = grads[index] ? addScaled(grads[index] as Float32Array, g as Float32Array) : g;
+          if (--pending[index]! > 0) return;
           const b = bucketOf.get(index)!;
           missing[b]! -= 1;
           if (overlap && missing[b] === 0 && this.comm.size > 1) flights.push(launch(b));
