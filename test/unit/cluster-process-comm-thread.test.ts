@@ -75,8 +75,8 @@ test("DDP's bucket allReduces on process ranks run on the comm lane while backwa
     const model = createMlp({ sizes: [32, ...Array(8).fill(WIDTH), 10], seed: 3 });
     const layerBytes = 4 * (WIDTH * WIDTH + WIDTH);
     const ddp = new DistributedDataParallel(model, dist, { firstBucketMiB: (4 * (WIDTH * 10 + 10)) / 2 ** 20, bucketCapMiB: (2 * layerBytes) / 2 ** 20 });
-    const data = teacherClassification({ n: 1024, inputs: 32, outputs: 10, seed: 1 });
-    const batch = datasetBatch(data, Array.from({ length: 512 }, (_, i) => (i + 512 * dist.rank) % 1024));
+    const data = teacherClassification({ n: 2048, inputs: 32, outputs: 10, seed: 1 });
+    const batch = datasetBatch(data, Array.from({ length: 1024 }, (_, i) => (i + 1024 * dist.rank) % 2048));
     for (let step = 0; step < 4; step++) await ddp.step(batch);
     tf.dispose([batch.x, batch.y]);
     ddp.buckets.length

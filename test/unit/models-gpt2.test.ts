@@ -52,11 +52,15 @@ test("tieEmbeddings must be a boolean", () => {
   assert.throws(() => createTinyGpt({ ...SMALL_SHAPES, tieEmbeddings: "yes" as never }), /tinyGpt\.tieEmbeddings must be true or false, got yes/);
 });
 
-test("DDP refuses a tied GPT (wte in two stages, once in params) by name, and takes the untied one", () => {
+test("DDP takes the tied GPT (wte in two stages, once in params: one bucket slot) and the untied one", () => {
   const single: Collectives = { rank: 0, size: 1, allReduce: async (x) => x, allGather: async (x) => x }; // a world of one rank
   const tied = createGpt2Small(SMALL_SHAPES);
-  assert.throws(() => new DistributedDataParallel(tied, single), /ddp: the stages hold 29 parameters, model.params 28/);
+  assert.equal(tied.stages.flatMap((stage) => stage.params).length, 29);
+  assert.deepEqual(new DistributedDataParallel(tied, single).buckets.flat().sort((a, b) => a - b), [...Array(28).keys()], "each of the 28 parameters in one bucket, once");
   const untied = createGpt2Small({ ...SMALL_SHAPES, tieEmbeddings: false });
   assert.doesNotThrow(() => new DistributedDataParallel(untied, single));
+  // a stage parameter that model.params leaves out is refused by name
+  const missing = { ...untied, params: untied.params.slice(1) };
+  assert.throws(() => new DistributedDataParallel(missing, single), /ddp: parameter 0 of stage 0 is not in model.params/);
   tf.dispose([...tied.params, ...untied.params]);
 });
