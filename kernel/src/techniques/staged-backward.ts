@@ -53,11 +53,12 @@ export async function stagedBackward<B>(model: StagedModel<B>, batch: B, onReady
   });
   // Read while backward runs on; awaited at the end (a GPU rank cannot read synchronously).
   const loss = lossTensor!.data().then((values) => values[0]!).finally(() => lossTensor!.dispose());
-  const readBehind = onAsyncDevice();
+  const onDevice = onAsyncDevice();
+  const readBehind = onDevice && process.env.DISTLAB_READ_BEHIND !== "0";
   /** A stage whose gradients are queued and being read; handed out once read. */
   let reading: { stage: number; tensors: tf.Tensor[]; values: Promise<Float32Array[]> } | undefined;
   const handOut = async (read: NonNullable<typeof reading>): Promise<void> => {
-    const values = readBehind
+    const values = onDevice
       ? await withSpan(dist, `readback stage ${read.stage}`, () => read.values, "compute")
       : await read.values;
     tf.dispose(read.tensors);
