@@ -1,7 +1,7 @@
 // Staged backward's order of work. On a CPU backend each stage's gradients are read and handed out
 // before the next stage is differentiated. On a GPU backend (webgpu, webgl) a read waits for the
-// device, so reads run one stage behind: stage i-1's backward is queued before stage i's read is
-// awaited, and each wait is a `readback stage i` span (category compute). The GPU backend here is
+// device: each wait is a `readback stage i` span (category compute), and with DISTLAB_READ_BEHIND=1
+// reads run one stage behind (stage i-1's backward is queued before stage i's read is awaited). The GPU backend here is
 // TF.js's cpu backend and kernels registered under the name "webgpu" (what the code decides by), so the test
 // sees the order of calls, not GPU timing; bench/gpu and test/gpu run the real one.
 import { after, test } from "node:test";
@@ -50,17 +50,28 @@ async function orderOfWork(backend: string): Promise<{ events: string[]; spans: 
   return { events, spans, grads };
 }
 
-test("CPU: each stage's gradients are handed out before the next stage's backward; GPU: reads run one stage behind, each a readback span", async () => {
+test("CPU: gradients handed out before the next stage's backward; GPU: a readback span each, one stage behind with DISTLAB_READ_BEHIND=1", async () => {
   tf.registerBackend("webgpu", () => new MathBackendCPU());
   for (const kernel of tf.getKernelsForBackend("cpu")) tf.registerKernel({ ...kernel, backendName: "webgpu" });
+  const inOrder = ["backward 3", "ready 3", "backward 2", "ready 2", "backward 1", "ready 1", "backward 0", "ready 0"];
+  const readbacks = [3, 2, 1, 0].map((stage) => ({ name: `readback stage ${stage}`, cat: "compute" }));
   const cpu = await orderOfWork("cpu");
-  assert.deepEqual(cpu.events, ["backward 3", "ready 3", "backward 2", "ready 2", "backward 1", "ready 1", "backward 0", "ready 0"]);
+  assert.deepEqual(cpu.events, inOrder);
   assert.deepEqual(cpu.spans, [], "no readback spans on a CPU backend");
 
   const gpu = await orderOfWork("webgpu");
-  assert.deepEqual(gpu.events, ["backward 3", "backward 2", "ready 3", "backward 1", "ready 2", "backward 0", "ready 1", "ready 0"]);
-  assert.deepEqual(gpu.spans, [3, 2, 1, 0].map((stage) => ({ name: `readback stage ${stage}`, cat: "compute" })));
-  // the same gradients either way (same seeds, same batch)
-  gpu.grads.forEach((sums, stage) => sums.forEach((sum, j) => assert.ok(Math.abs(sum - cpu.grads[stage]![j]!) < 1e-4, `stage ${stage} gradient ${j}: ${sum} vs ${cpu.grads[stage]![j]}`)));
-  await tf.setBackend("cpu");
+  assert.deepEqual(gpu.events, inOrder, "by default a GPU rank awaits each read before the next stage");
+  assert.deepEqual(gpu.spans, readbacks);
+
+  process.env.DISTLAB_READ_BEHIND = "1";
+  try {
+    const behind = await orderOfWork("webgpu");
+    assert.deepEqual(behind.events, ["backward 3", "backward 2", "ready 3", "backward 1", "ready 2", "backward 0", "ready 1", "ready 0"]);
+    assert.deepEqual(behind.spans, readbacks);
+    // the same gradients either way (same seeds, same batch)
+    behind.grads.forEach((sums, stage) => sums.forEach((sum, j) => assert.ok(Math.abs(sum - cpu.grads[stage]![j]!) < 1e-4, `stage ${stage} gradient ${j}: ${sum} vs ${cpu.grads[stage]![j]}`)));
+  } finally {
+    delete process.env.DISTLAB_READ_BEHIND;
+    await tf.setBackend("cpu");
+  }
 });

@@ -12,14 +12,17 @@
  *
  * On a GPU backend (webgpu, webgl) the gradients must be read back to the
  * host, and a read resolves only once the GPU has run everything queued
- * before it. Awaiting it before queuing the next stage would leave the GPU
- * idle for every read's round trip, so there the reads run one stage behind:
- * stage i-1's backward is queued first, then stage i's read is awaited (a
- * `readback stage i` span on the timeline, category compute: the thread
- * waits for the device to finish the work queued before the read, then for
- * the copy, and from the host the two cannot be told apart). A CPU backend computes while it
- * is called, so it reads at once: a stage's gradients are ready before the
- * next stage starts.
+ * before it. Each wait is a `readback stage i` span on the timeline
+ * (category compute: the thread waits for the device to finish the work
+ * queued before the read, then for the copy, and from the host the two
+ * cannot be told apart). With DISTLAB_READ_BEHIND=1 the reads run one stage
+ * behind: stage i-1's backward is queued before stage i's read is awaited,
+ * so the GPU is not left idle for a read's round trip. It is off by default:
+ * on an H200 it did not make GPT-2 small's DDP step measurably faster (1612
+ * and 1247 ms against 1467 and 1826 ms awaiting each read), and in
+ * 02-ddp-overlap it let the exchange outlast backward (43.8% overlap in one
+ * run of two). A CPU backend computes while it is called, so it always reads
+ * at once: a stage's gradients are ready before the next stage starts.
  */
 import * as tf from "@tensorflow/tfjs";
 import { readTensors } from "./gradients";
@@ -54,7 +57,7 @@ export async function stagedBackward<B>(model: StagedModel<B>, batch: B, onReady
   // Read while backward runs on; awaited at the end (a GPU rank cannot read synchronously).
   const loss = lossTensor!.data().then((values) => values[0]!).finally(() => lossTensor!.dispose());
   const onDevice = onAsyncDevice();
-  const readBehind = onDevice && process.env.DISTLAB_READ_BEHIND !== "0";
+  const readBehind = onDevice && process.env.DISTLAB_READ_BEHIND === "1";
   /** A stage whose gradients are queued and being read; handed out once read. */
   let reading: { stage: number; tensors: tf.Tensor[]; values: Promise<Float32Array[]> } | undefined;
   const handOut = async (read: NonNullable<typeof reading>): Promise<void> => {
