@@ -210,8 +210,8 @@ export class DistributedDataParallel<B> {
     const reduced = commThreadEnd >= 0 ? commThreadEnd : performance.now();
     if (onAsyncDevice()) {
       // A GPU rank's averaged gradients go back to the device first: that copy is its own span (data: moving bytes, host to device).
-      const directions = withSpan(this.comm, "upload", () => this.optimizer.upload(grads), "data");
-      withSpan(this.comm, "optimizer", () => this.optimizer.apply(directions));
+      const updates = withSpan(this.comm, "upload", () => this.optimizer.upload(grads), "data");
+      withSpan(this.comm, "optimizer", () => this.optimizer.apply(updates));
     } else {
       withSpan(this.comm, "optimizer", () => this.optimizer.step(grads));
     }

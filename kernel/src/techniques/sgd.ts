@@ -18,14 +18,16 @@ export class Sgd {
   }
 
   step(grads: readonly GradientArray[], lr = this.lr): void {
-    this.apply(this.upload(grads), lr);
+    this.apply(this.upload(grads, lr));
   }
 
   /**
-   * The step's directions (the gradients, or the momentum buffers they update) as tensors of the
-   * parameters' shapes: on a GPU backend, the copy to the device. `apply` takes them (and disposes them).
+   * The step's updates, lr * direction (the gradients, or the momentum buffers they update), as
+   * tensors of the parameters' shapes. On a GPU backend this is the copy to the device: TF.js
+   * uploads a tensor's values when a kernel first reads them, and the scaling by lr is that kernel,
+   * so the copy happens here and not in `apply`. `apply` takes them (and disposes them).
    */
-  upload(grads: readonly GradientArray[]): tf.Tensor[] {
+  upload(grads: readonly GradientArray[], lr = this.lr): tf.Tensor[] {
     if (grads.length !== this.params.length) throw new RangeError(`Sgd.step: ${grads.length} gradients for ${this.params.length} parameters`);
     return this.params.map((p, i) => {
       let direction = grads[i]!;
@@ -34,16 +36,16 @@ export class Sgd {
         for (let j = 0; j < v.length; j++) v[j] = this.momentum * v[j]! + direction[j]!;
         direction = v;
       }
-      return tf.tensor(direction, p.shape);
+      return tf.tidy(() => tf.tensor(direction, p.shape).mul(lr));
     });
   }
 
-  /** p <- p - lr * direction for every parameter; disposes `directions` (from `upload`). */
-  apply(directions: readonly tf.Tensor[], lr = this.lr): void {
+  /** p <- p - update for every parameter; disposes `updates` (from `upload`). */
+  apply(updates: readonly tf.Tensor[]): void {
     try {
-      this.params.forEach((p, i) => tf.tidy(() => p.assign(p.sub(directions[i]!.mul(lr)))));
+      this.params.forEach((p, i) => tf.tidy(() => p.assign(p.sub(updates[i]!))));
     } finally {
-      tf.dispose(directions as tf.Tensor[]);
+      tf.dispose(updates as tf.Tensor[]);
     }
   }
 }
