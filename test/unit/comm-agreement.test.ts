@@ -113,3 +113,35 @@ for (const transport of ["shm", "tcp"] as const) {
     }
   });
 }
+
+// A socket rank awaits its agreement frames late (kernel/src/comm/agreement-window.ts): a root's
+// check is the frame of the member before it, sent when that member enters the call, so a root
+// that waited for it inside the call could never run ahead of its leaves.
+test("tcp: a broadcast root leaves the call before the member that checks it enters; its check passes when it settles", async () => {
+  const world = await ProcessWorld.start(3, { timeoutMs: 8_000 });
+  try {
+    // tree broadcast from 0 on 3 ranks: rank 2 gets data from rank 0, and rank 0 checks rank 2 by its agreement frame
+    assert.deepEqual(agreementFrames(descriptor("broadcast", "recursive-doubling", 0), [0, 1, 2], 0), { recvFrom: 2 });
+    const values = await world.values("rootLeavesBeforeItsChecker", [{ checker: 2 }, { checker: 2 }, { checker: 2 }]);
+    assert.deepEqual(values, [[[1, 1, 1, 1], "settled"], [[1, 1, 1, 1]], [[1, 1, 1, 1]]]);
+  } finally {
+    world.close();
+  }
+});
+
+test("tcp: ranks that each name themselves the root may leave the call, and settling fails with the mismatch naming both calls", async () => {
+  const world = await ProcessWorld.start(2, { timeoutMs: 8_000 });
+  try {
+    const replies = await world.run("broadcastThenSettle", [{ root: 0 }, { root: 1 }]);
+    for (const r of replies) {
+      assert.equal(r.ok, false, `rank ${r.rank} settled with ${JSON.stringify(r.value)}`);
+      assert.equal(r.error!.name, "CommMismatchError", `rank ${r.rank}: ${r.error!.name}: ${r.error!.message}`);
+      assert.equal(
+        r.error!.message,
+        "mismatched collectives: rank 0 called broadcast #1 (4 x float32, root 0, recursive-doubling); rank 1 called broadcast #1 (4 x float32, root 1, recursive-doubling)",
+      );
+    }
+  } finally {
+    world.close();
+  }
+});

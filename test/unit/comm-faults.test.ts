@@ -137,7 +137,9 @@ test("bad arguments are refused synchronously with the argument named", async ()
 
 // Ranks that each name themselves the root receive nothing in a broadcast: without an agreement
 // step each would return its own array as if all were well (the next call then trips on the frames
-// left behind). Shared memory over a channel algorithm and tcp must both refuse it.
+// left behind). Shared memory over a channel algorithm and tcp must both refuse it: the call fails
+// on shm; on tcp it may return (roots check their agreement frames late) and the rank's settle, as
+// at the end of a cell, fails (comm-tcp-rank.ts settles after every scenario).
 for (const transport of ["shm", "tcp"] as const) {
   test(`${transport}: a broadcast in which each rank names itself the root fails on every rank, naming both roots`, async () => {
     const world = transport === "shm" ? new ThreadWorld(3, { comm: { timeoutMs: 5_000 } }) : await ProcessWorld.start(3, { timeoutMs: 5_000 });

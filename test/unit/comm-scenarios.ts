@@ -173,14 +173,43 @@ SCENARIOS.wireStatsFresh = async (comm) => comm.stats();
 
 /**
  * arg as for `collective`: the counters zeroed, the one collective run, then what this rank received:
- * frames by peer (world rank, data and agreement frames alike) and its agreement frames each way.
+ * frames by peer (world rank, data and agreement frames alike) and its agreement frames each way,
+ * once the rank has settled (a socket rank may leave the call before its agreement frame arrives).
  */
 SCENARIOS.collectiveTraffic = async (comm, arg, spans) => {
   comm.resetStats();
   await SCENARIOS.collective(comm, arg, spans);
+  await comm.settle();
   const s = comm.stats();
   const framesFrom = Object.fromEntries(Object.entries(s.byPeer).map(([peer, t]) => [peer, t.messagesReceived]));
   return { framesFrom, agreementSent: s.byOp.agreement?.messagesSent ?? 0, agreementReceived: s.byOp.agreement?.messagesReceived ?? 0 };
+};
+
+/**
+ * arg: {checker}: rank 0 broadcasts (tree), then tells `checker` (the member whose agreement frame
+ * is rank 0's only check) by a send that its call returned; `checker` enters the broadcast only
+ * after that message. Rank 0 then settles. Returns each rank's broadcast result, and on rank 0
+ * "settled". Only a root that awaits its agreement frame late gets through: one that waits inside
+ * the call never sends the message.
+ */
+SCENARIOS.rootLeavesBeforeItsChecker = async (comm, arg: { checker: number }) => {
+  const x = new Float32Array(4).fill(comm.rank + 1);
+  const options = { algorithm: "recursive-doubling" as const };
+  if (comm.rank === 0) {
+    const y = await comm.broadcast(x, 0, options);
+    await comm.send(new Uint8Array([1]), arg.checker);
+    await comm.settle();
+    return [Array.from(y), "settled"];
+  }
+  if (comm.rank === arg.checker) await comm.recv(new Uint8Array(1), 0);
+  return [Array.from(await comm.broadcast(x, 0, options))];
+};
+
+/** arg: {root}: one tree broadcast from `root` (ranks may disagree on it), then the rank settles; returns the broadcast's result. */
+SCENARIOS.broadcastThenSettle = async (comm, arg: { root: number }) => {
+  const y = await comm.broadcast(new Float32Array(4).fill(comm.rank + 1), arg.root, { algorithm: "recursive-doubling" });
+  await comm.settle();
+  return Array.from(y);
 };
 
 /** Fan-out over an emulated link: one sender, `peers` receivers, `bytes` each, at once (scatter). */

@@ -1,5 +1,6 @@
 // One rank process of a tcp test world: joins through the rendezvous, then
-// runs the scenarios it is sent over IPC (same scenarios as the thread worlds).
+// runs the scenarios it is sent over IPC (same scenarios as the thread worlds),
+// settling after each as the kernel's ranks do after each cell.
 import { connectTcpWorld } from "../../kernel/src/comm";
 import { SCENARIOS } from "./comm-scenarios";
 
@@ -12,6 +13,8 @@ void (async () => {
   process.on("message", async (m: { id: number; name: string; arg: unknown }) => {
     try {
       const value = await SCENARIOS[m.name](comm, m.arg, []);
+      // a scenario ends as a cell does: the checks left behind its calls pass or fail it
+      await comm.settle();
       process.send!({ id: m.id, rank: Number(rank), ok: true, value });
     } catch (e) {
       const err = e as Error;

@@ -239,11 +239,16 @@ export class GroupCommunicator implements Communicator {
     });
   }
 
-  barrier(): Promise<void> {
-    return this.collective("barrier", new Uint8Array(0), {}, { algorithm: "recursive-doubling" }, async (env) => {
+  async barrier(): Promise<void> {
+    await this.settle();
+    await this.collective("barrier", new Uint8Array(0), {}, { algorithm: "recursive-doubling" }, async (env) => {
       await alg.disseminationBarrier(env);
       return new Uint8Array(0);
-    }).then(() => undefined);
+    });
+  }
+
+  settle(): Promise<void> {
+    return this.core.transport.settle();
   }
 
   // ---- groups ----

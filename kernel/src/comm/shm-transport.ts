@@ -450,6 +450,9 @@ export class ShmTransport implements Transport {
     }
   }
 
+  /** Nothing to wait for: every check here is done inside its call (agreements included). */
+  async settle(): Promise<void> {}
+
   async close(): Promise<void> {
     for (const u of this.userOps) u.reject(new Error(`rank ${this.rank}: communicator closed during ${u.call.label}`));
     this.userOps.clear();

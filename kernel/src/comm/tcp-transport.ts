@@ -13,6 +13,7 @@ import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { CommCancelledError, CommCellEndedError, CommMismatchError, CommTimeoutError, PeerLostError } from "./comm-errors";
 import { agreementFrames } from "./agreement";
+import { AgreementWindow } from "./agreement-window";
 import { callLabel, descriptorsAgree, mismatchOfMembers, sameCallNumber, type Descriptor } from "./descriptor";
 import { Nic, Pacer } from "./link";
 import { TcpIngress } from "./tcp-ingress";
@@ -96,8 +97,8 @@ export class TcpTransport implements Transport {
   private waitingFor: number[] = [];
   /** labels of the point-to-point calls this rank waits in, oldest first (`send #1 to rank 0`) */
   private readonly userCalls = new Set<string>();
-  /** the agreement step of the call just entered, awaited by its first exchange */
-  private agreement?: { peers: number[]; done: Promise<unknown> };
+  /** the agreement frames of recent one-way calls, awaited late (agreement-window.ts) */
+  private readonly agreements = new AgreementWindow();
   /** answers to this rank's probe, by world rank, while one is out */
   private probeAnswers?: Map<number, PeerWhereabouts>;
   /** a mismatch this rank found, while it asks the other members for their calls: resolves to the error that stopped the world */
@@ -153,7 +154,6 @@ export class TcpTransport implements Transport {
     this.entered = call.desc;
     this.history.push(call.desc);
     if (this.history.length > CALL_HISTORY) this.history.shift();
-    this.agreement = undefined;
     // the ring edges this call's data does not cover (agreement.ts)
     const frames = agreementFrames(call.desc, call.members ?? [...Array(this.size).keys()], this.rank);
     if (!frames) return;
@@ -171,8 +171,7 @@ export class TcpTransport implements Transport {
       work.push(this.recvFrame(agree, spec, CONTEXT_COLLECTIVE, (sender, bytes) => this.checkCollective(call, spec, sender, bytes)));
       peers.push(frames.recvFrom);
     }
-    this.agreement = { peers, done: Promise.all(work) };
-    this.agreement.done.catch(() => undefined); // awaited by the call's first exchange
+    this.agreements.add({ call, peers, done: Promise.all(work) });
   }
 
   async exchange(call: CallContext, sends: SendSpec[], recvs: RecvSpec[]): Promise<void> {
@@ -181,17 +180,31 @@ export class TcpTransport implements Transport {
       ...recvs.map((r) => this.recvFrame(call, r, CONTEXT_COLLECTIVE, (sender, bytes) => this.checkCollective(call, r, sender, bytes))),
     ];
     const peers = [...sends.map((s) => s.peer), ...recvs.map((r) => r.peer)];
-    const agreement = this.agreement;
-    if (agreement) {
-      // the call's first exchange also waits for every member's agreement frame
-      this.agreement = undefined;
-      all.push(agreement.done);
-      peers.push(...agreement.peers);
+    // the agreement frames of the call AGREEMENT_WINDOW calls back, if still in flight
+    for (const due of this.agreements.due()) {
+      all.push(due.done);
+      peers.push(...due.peers);
     }
+    return this.waitOn(call, peers, Promise.all(all));
+  }
+
+  /**
+   * Awaits the agreement frames of every call made so far; rejects with the mismatch, lost peer or
+   * timeout of the first that failed (naming that call).
+   */
+  async settle(): Promise<void> {
+    const pending = this.agreements.drain();
+    if (pending.length === 0) return;
+    const last = pending[pending.length - 1]!;
+    await this.waitOn(last.call, pending.flatMap((p) => p.peers), Promise.all(pending.map((p) => p.done)));
+  }
+
+  /** Waits for `work` of `call` on `peers`, probing them while it stalls; a mismatch this rank found is thrown as the error naming every member's call. */
+  private async waitOn(call: CallContext, peers: number[], work: Promise<unknown>): Promise<void> {
     this.waitingFor = peers; // may repeat a rank; made unique only when a probe asks
     const endProbes = this.probeWhileStalled(call);
     try {
-      await this.withTimeout(call, peers, Promise.all(all));
+      await this.withTimeout(call, peers, work);
     } catch (e) {
       // this rank found a mismatch: the error it throws is the one naming every member's call
       if (e instanceof CommMismatchError && this.reportingMismatch) throw await this.reportingMismatch;
@@ -371,6 +384,7 @@ export class TcpTransport implements Transport {
     if (epoch <= this.epoch) return;
     this.epoch = epoch;
     for (const link of this.links.values()) link.inbox.advance(epoch);
+    this.agreements.dropBefore(epoch);
   }
 
   private onControl(peer: number, context: number, desc: Descriptor, body: string): void {

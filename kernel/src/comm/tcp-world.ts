@@ -320,23 +320,28 @@ class CancellableTransport implements Transport {
   }
 
   exchange(call: CallContext, sends: SendSpec[], recvs: RecvSpec[]): Promise<void> {
-    return this.untilCancelled(call, () => this.inner.exchange(call, sends, recvs));
+    return this.untilCancelled(call.label, () => this.inner.exchange(call, sends, recvs));
   }
 
   sendUser(call: CallContext, spec: SendSpec): Promise<void> {
-    return this.untilCancelled(call, () => this.inner.sendUser(call, spec));
+    return this.untilCancelled(call.label, () => this.inner.sendUser(call, spec));
   }
 
   recvUser(call: CallContext, spec: RecvSpec): Promise<void> {
-    return this.untilCancelled(call, () => this.inner.recvUser(call, spec));
+    return this.untilCancelled(call.label, () => this.inner.recvUser(call, spec));
+  }
+
+  settle(): Promise<void> {
+    return this.untilCancelled("settle (the checks of its earlier calls)", () => this.inner.settle());
   }
 
   close(): Promise<void> {
     return this.inner.close();
   }
 
-  private untilCancelled(call: CallContext, run: () => Promise<void>): Promise<void> {
-    const cancelled = () => new CommCancelledError(this.rank, call.label, String(this.signal.reason ?? "cancelled"));
+  /** `what`: the call (or wait) the rank is in, for the error */
+  private untilCancelled(what: string, run: () => Promise<void>): Promise<void> {
+    const cancelled = () => new CommCancelledError(this.rank, what, String(this.signal.reason ?? "cancelled"));
     if (this.signal.aborted) return Promise.reject(cancelled());
     return new Promise<void>((resolve, reject) => {
       const onAbort = () => reject(cancelled());

@@ -68,6 +68,12 @@ export interface Transport {
   /** User point-to-point traffic, ordered per pair, separate from collectives. */
   sendUser(call: CallContext, spec: SendSpec): Promise<void>;
   recvUser(call: CallContext, spec: RecvSpec): Promise<void>;
+  /**
+   * Resolves once every check of the calls this rank has made has passed; rejects with the first
+   * that failed. Transports that check everything inside the call resolve at once
+   * (agreement-window.ts says why a socket transport does not).
+   */
+  settle(): Promise<void>;
   close(): Promise<void>;
 }
 

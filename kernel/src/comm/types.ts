@@ -130,7 +130,14 @@ export interface Communicator {
   scatter<T extends CommArray>(x: T, root: number, options?: CollectiveOptions): Promise<T>;
   /** x cut into `size` blocks; block j goes to rank j; the result concatenates what each rank sent here. */
   allToAll<T extends CommArray>(x: T, options?: CollectiveOptions): Promise<T>;
+  /** Waits until every rank is here, and every check of this rank's earlier calls has passed (settle). */
   barrier(): Promise<void>;
+  /**
+   * Resolves once every check of the calls this rank has made so far has passed; rejects with the
+   * first that failed. Socket worlds check a one-way collective's agreement frames up to 32 calls
+   * late (docs/collectives.md); a cell settles when its code ends, so its errors are its own.
+   */
+  settle(): Promise<void>;
 
   /** A communicator over a subset of this one's ranks (group ranks); every member must call it in the same order. */
   newGroup(ranks: readonly number[], name?: string): Communicator;

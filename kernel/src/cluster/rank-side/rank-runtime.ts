@@ -159,6 +159,8 @@ export function createRankRuntime(portFor: (task: InitTask) => RankPort): RankTa
       const value = await rank.epochs.run(task.cellId, () =>
         rank.recorder.span(task.cellName, () => rank.scope.run(task.cell, task.cellId, task.cellName, controller.signal), { args: { cell: true } }),
       );
+      // the checks socket worlds leave behind a call (a root's agreement frames, agreement-window.ts) pass or fail the cell that made it
+      await rank.world?.comm.settle();
       return { kind: "cell", ok: true, value: toCellValue(await readTensorsForDisplay(value)), ...tfLoaded };
     } catch (error) {
       // A collective woken by the world's cancel may throw before the cancel command is read.
