@@ -111,15 +111,21 @@ console.log("ALLREDUCE " + JSON.stringify({{ rank: dist.rank, callMs }}));
 """
 
 
-# Milliseconds a step of each part of the gradient path, per rank: the spans' sums over every step
-# of the training cell (warm-up included) divided by the number of steps.
+# Milliseconds a step of each part of the gradient path, per rank: the spans' sums over the timed
+# steps divided by their number. A rank's timed steps begin at its (WARMUP+1)-th forward+backward span.
 TIMELINE_CELL = f"""
 const parts: Record<number, Record<string, number>> = {{}};
+const timedFrom: Record<number, number> = {{}};
+for (const rank of new Set(ddpTimeline.spans.map((s) => s.rank))) {{
+  const steps = ddpTimeline.spans.filter((s) => s.rank === rank && s.name === "forward+backward").map((s) => s.ts).sort((a, b) => a - b);
+  if (steps.length !== {WARMUP + STEPS}) throw new Error(`rank ${{rank}}: ${{steps.length}} forward+backward spans on the timeline, expected {WARMUP + STEPS}`);
+  timedFrom[rank] = steps[{WARMUP}];
+}}
 for (const s of ddpTimeline.spans) {{
   const part = s.name.startsWith("readback stage") ? "readbackMs" : s.name.startsWith("bucket ") ? "allReduceMs" : s.name === "upload" ? "uploadMs" : s.name === "forward+backward" ? "forwardBackwardMs" : undefined;
-  if (!part) continue;
+  if (!part || s.ts < timedFrom[s.rank]) continue;
   const row = (parts[s.rank] ??= {{}});
-  row[part] = (row[part] ?? 0) + s.dur / 1000 / {WARMUP + STEPS};
+  row[part] = (row[part] ?? 0) + s.dur / 1000 / {STEPS};
 }}
 console.log("PARTS " + JSON.stringify(parts));
 """
