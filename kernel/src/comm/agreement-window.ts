@@ -66,8 +66,4 @@ export class AgreementWindow {
   dropBefore(epoch: number): void {
     this.pending = this.pending.filter((p) => p.call.desc.epoch >= epoch);
   }
-
-  get size(): number {
-    return this.pending.length;
-  }
 }
