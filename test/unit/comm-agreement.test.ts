@@ -132,7 +132,9 @@ test("tcp: a broadcast root leaves the call before the member that checks it ent
 test("tcp: ranks that each name themselves the root may leave the call, and settling fails with the mismatch naming both calls", async () => {
   const world = await ProcessWorld.start(2, { timeoutMs: 8_000 });
   try {
-    const replies = await world.run("broadcastThenSettle", [{ root: 0 }, { root: 1 }]);
+    // comm-tcp-rank.ts settles after the scenario, as a kernel rank does after a cell
+    const options = { algorithm: "recursive-doubling" };
+    const replies = await world.run("collective", [0, 1].map((root) => ({ op: "broadcast", x: new Float32Array(4), root, options })));
     for (const r of replies) {
       assert.equal(r.ok, false, `rank ${r.rank} settled with ${JSON.stringify(r.value)}`);
       assert.equal(r.error!.name, "CommMismatchError", `rank ${r.rank}: ${r.error!.name}: ${r.error!.message}`);

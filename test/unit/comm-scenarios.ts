@@ -205,13 +205,6 @@ SCENARIOS.rootLeavesBeforeItsChecker = async (comm, arg: { checker: number }) =>
   return [Array.from(await comm.broadcast(x, 0, options))];
 };
 
-/** arg: {root}: one tree broadcast from `root` (ranks may disagree on it), then the rank settles; returns the broadcast's result. */
-SCENARIOS.broadcastThenSettle = async (comm, arg: { root: number }) => {
-  const y = await comm.broadcast(new Float32Array(4).fill(comm.rank + 1), arg.root, { algorithm: "recursive-doubling" });
-  await comm.settle();
-  return Array.from(y);
-};
-
 /** Fan-out over an emulated link: one sender, `peers` receivers, `bytes` each, at once (scatter). */
 export const FAN_OUT_LINK = { bandwidth: 500e3, latency: 0.02 }; // 4 Mbit/s, 20 ms
 export const FAN_OUT_BYTES = 100_000;
