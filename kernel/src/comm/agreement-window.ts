@@ -13,6 +13,7 @@
 // world at once (tcp-transport.ts), so the next call on every rank fails with
 // the one error naming each member's call; only the call that disagreed may
 // already have returned on a rank whose check was its agreement frame.
+import type { Part } from "./countdown";
 import type { CallContext } from "./transport";
 
 /**
@@ -22,30 +23,71 @@ import type { CallContext } from "./transport";
  */
 export const AGREEMENT_WINDOW = 32;
 
-/** The agreement frames of one call: their sends and receives, done when all are. */
-export interface PendingAgreement {
-  call: CallContext;
-  /** the members the frames go to or come from (world ranks), for a timeout's message */
-  peers: number[];
-  done: Promise<unknown>;
+/**
+ * The agreement frames of one call: each frame sent or received reports through a part(), and
+ * whoever awaits the call's frames asks whenDone(). Callbacks, not promises: this runs on every
+ * one-way collective (countdown.ts says why that matters).
+ */
+export class PendingAgreement {
+  private left = 0;
+  private failure?: { error: unknown };
+  private waiters?: Part[];
+
+  constructor(
+    readonly call: CallContext,
+    /** the members the frames go to or come from (world ranks), for a timeout's message */
+    readonly peers: number[],
+  ) {}
+
+  /** One frame of the call, to report through the part returned. */
+  part(): Part {
+    this.left++;
+    let reported = false;
+    return {
+      done: () => {
+        if (reported) return;
+        reported = true;
+        if (--this.left === 0 && !this.failure) this.wake();
+      },
+      fail: (error) => {
+        if (reported) return;
+        reported = true;
+        this.failure ??= { error };
+        this.wake();
+      },
+    };
+  }
+
+  /** Every frame checked and none failed. */
+  get passed(): boolean {
+    return this.left === 0 && !this.failure;
+  }
+
+  /** Reports to `waiter` once every frame is done, or the first failure. */
+  whenDone(waiter: Part): void {
+    if (this.failure) waiter.fail(this.failure.error);
+    else if (this.left === 0) waiter.done();
+    else (this.waiters ??= []).push(waiter);
+  }
+
+  private wake(): void {
+    const waiters = this.waiters ?? [];
+    this.waiters = undefined;
+    for (const waiter of waiters) this.whenDone(waiter);
+  }
 }
 
 /** The calls whose agreement frames this rank has not awaited yet, oldest first. */
 export class AgreementWindow {
-  private pending: (PendingAgreement & { settled: boolean })[] = [];
+  private pending: PendingAgreement[] = [];
 
   constructor(private readonly window = AGREEMENT_WINDOW) {}
 
-  /** Adds a call's frames. A failure is awaited by whoever takes the entry; until then it is held, not unhandled. */
+  /** Adds a call's frames. A failure is reported to whoever takes the entry; until then it is held. */
   add(agreement: PendingAgreement): void {
-    const entry = { ...agreement, settled: false };
-    agreement.done.then(
-      () => (entry.settled = true),
-      () => undefined,
-    );
     // the ones already checked need no awaiting: keep the list to the calls still in flight
-    this.pending = this.pending.filter((p) => !p.settled);
-    this.pending.push(entry);
+    this.pending = this.pending.filter((p) => !p.passed);
+    this.pending.push(agreement);
   }
 
   /** The entries that fell out of the window, for the call being made now to await. */

@@ -3,9 +3,11 @@
 // rank receives on the connection it opened, because only a socket made by
 // net.connect takes the `onread` option that lets the socket read into
 // memory we choose (tcp-frames.ts: straight into the receive's destination);
-// it sends on the connection its peer opened. Sends are cut into writes
-// that respect backpressure, and are queued per connection so frames never
-// interleave; receives are delivered piece by piece as bytes arrive
+// it sends on the connection its peer opened. A frame that fits one write
+// goes out at once (header and payload in one system call) when nothing is
+// queued on its connection; larger or paced frames are cut into writes that
+// respect backpressure and queue per connection, so frames never
+// interleave. Receives are delivered piece by piece as bytes arrive
 // (pipelined with the sender), or kept when they arrive before the matching
 // receive is posted (tcp-inbox.ts). A closed connection or a mismatched frame stops the
 // world: every rank is told and every wait ends.
@@ -13,7 +15,8 @@ import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { CommCancelledError, CommCellEndedError, CommMismatchError, CommTimeoutError, PeerLostError } from "./comm-errors";
 import { agreementFrames } from "./agreement";
-import { AgreementWindow } from "./agreement-window";
+import { AgreementWindow, PendingAgreement } from "./agreement-window";
+import { Countdown, type Part } from "./countdown";
 import { callLabel, descriptorsAgree, mismatchOfMembers, sameCallNumber, type Descriptor } from "./descriptor";
 import { Nic, Pacer } from "./link";
 import { TcpIngress } from "./tcp-ingress";
@@ -53,6 +56,8 @@ const STALL_PROBE_MAX_MS = 1000;
 const STALL_ANSWER_MS = 250;
 /** Collective calls this rank remembers, so a probe about a call it has left is answered with that call. */
 const CALL_HISTORY = 16;
+/** the payload of a frame that carries only its header (an agreement frame) */
+const EMPTY = new Uint8Array(0);
 const NO_CALL: Descriptor = { group: 0, call: 0, opcode: 0, count: 0, dtype: 0, root: 0, redop: 0, algorithm: 0, epoch: 0, shape: 0 };
 
 /** The two connections to one peer. */
@@ -65,7 +70,10 @@ export interface PeerSockets {
 }
 
 class PeerLink {
+  /** the sends that write in steps (large, paced, or queued behind another), one after another */
   sendQueue: Promise<void> = Promise.resolve();
+  /** sends in sendQueue not finished yet: while there are any, a new send queues behind them */
+  queuedSends = 0;
   lastActivity = performance.now();
   /** bytes written to the socket whose write callback has not run yet */
   inFlight = 0;
@@ -160,101 +168,138 @@ export class TcpTransport implements Transport {
     // counted under "agreement", apart from the op's own traffic (payload-free frames: framing and messages only)
     // not paced: an emulated link models the op's data, and the agreement is bookkeeping
     const agree: CallContext = { ...call, op: "agreement", traffic: zeroTraffic(), link: undefined };
-    const work: Promise<void>[] = [];
     const peers: number[] = [];
+    const agreement = new PendingAgreement(call, peers);
     if (frames.sendTo !== undefined) {
-      work.push(this.sendFrame(agree, { peer: frames.sendTo, payload: new Uint8Array(0) }, CONTEXT_COLLECTIVE));
       peers.push(frames.sendTo);
+      this.sendFrame(agree, { peer: frames.sendTo, payload: EMPTY }, CONTEXT_COLLECTIVE, agreement.part());
     }
     if (frames.recvFrom !== undefined) {
       const spec: RecvSpec = { peer: frames.recvFrom, bytes: 0, onData: () => undefined };
-      work.push(this.recvFrame(agree, spec, CONTEXT_COLLECTIVE, (sender, bytes) => this.checkCollective(call, spec, sender, bytes)));
       peers.push(frames.recvFrom);
+      this.recvFrame(agree, spec, CONTEXT_COLLECTIVE, (sender, bytes) => this.checkCollective(call, spec, sender, bytes), agreement.part());
     }
-    this.agreements.add({ call, peers, done: Promise.all(work) });
+    this.agreements.add(agreement);
   }
 
-  async exchange(call: CallContext, sends: SendSpec[], recvs: RecvSpec[]): Promise<void> {
-    const all: Promise<unknown>[] = [
-      ...sends.map((s) => this.sendFrame(call, s, CONTEXT_COLLECTIVE)),
-      ...recvs.map((r) => this.recvFrame(call, r, CONTEXT_COLLECTIVE, (sender, bytes) => this.checkCollective(call, r, sender, bytes))),
-    ];
+  exchange(call: CallContext, sends: SendSpec[], recvs: RecvSpec[]): Promise<void> {
     const peers = [...sends.map((s) => s.peer), ...recvs.map((r) => r.peer)];
     // the agreement frames of the call AGREEMENT_WINDOW calls back, if still in flight
-    for (const due of this.agreements.due()) {
-      all.push(due.done);
-      peers.push(...due.peers);
-    }
-    return this.waitOn(call, peers, Promise.all(all));
+    const due = this.agreements.due();
+    for (const agreement of due) peers.push(...agreement.peers);
+    return this.wait(call, peers, true, (parts) => {
+      for (const spec of sends) this.sendFrame(call, spec, CONTEXT_COLLECTIVE, parts.part());
+      for (const spec of recvs) {
+        this.recvFrame(call, spec, CONTEXT_COLLECTIVE, (sender, bytes) => this.checkCollective(call, spec, sender, bytes), parts.part());
+      }
+      for (const agreement of due) agreement.whenDone(parts.part());
+    });
   }
 
   /**
    * Awaits the agreement frames of every call made so far; rejects with the mismatch, lost peer or
    * timeout of the first that failed (naming that call).
    */
-  async settle(): Promise<void> {
+  settle(): Promise<void> {
     const pending = this.agreements.drain();
-    if (pending.length === 0) return;
+    if (pending.length === 0) return Promise.resolve();
     const last = pending[pending.length - 1]!;
-    await this.waitOn(last.call, pending.flatMap((p) => p.peers), Promise.all(pending.map((p) => p.done)));
-  }
-
-  /** Waits for `work` of `call` on `peers`, probing them while it stalls; a mismatch this rank found is thrown as the error naming every member's call. */
-  private async waitOn(call: CallContext, peers: number[], work: Promise<unknown>): Promise<void> {
-    this.waitingFor = peers; // may repeat a rank; made unique only when a probe asks
-    const endProbes = this.probeWhileStalled(call);
-    try {
-      await this.withTimeout(call, peers, work);
-    } catch (e) {
-      // this rank found a mismatch: the error it throws is the one naming every member's call
-      if (e instanceof CommMismatchError && this.reportingMismatch) throw await this.reportingMismatch;
-      throw e;
-    } finally {
-      endProbes();
-      this.waitingFor = [];
-    }
+    return this.wait(last.call, pending.flatMap((p) => p.peers), true, (parts) => {
+      for (const agreement of pending) agreement.whenDone(parts.part());
+    });
   }
 
   /**
-   * While an exchange of `call` waits, asks the members now and then (after STALL_PROBE_MS, then
-   * doubling) which call they are in: one in the same call with other arguments is a mismatch,
-   * reported as if a frame had shown it. Members that disagree on who sends first (each naming
-   * another root) would otherwise wait for each other until the timeout. Returns the function
-   * that ends the probing.
+   * Waits for the pieces of work `start` begins on `peers` (each reports through a part of the
+   * countdown it is given). Ends when all are done, with the first failure, or with a timeout
+   * naming the peers when no byte moved on their links for the call's timeoutMs. A collective's
+   * wait (`collective`) also asks the members which call they are in while it stalls (after
+   * STALL_PROBE_MS, then doubling): one in the same call with other arguments is a mismatch,
+   * reported as if a frame had shown it, since members that disagree on who sends first (each
+   * naming another root) would otherwise wait for each other until the timeout. A mismatch this
+   * rank found is thrown as the error naming every member's call. One promise and one timer per
+   * wait (countdown.ts says why so few).
    */
-  private probeWhileStalled(call: CallContext): () => void {
-    let ended = false;
-    let delay = STALL_PROBE_MS;
-    let timer: NodeJS.Timeout | undefined;
-    const probe = async () => {
-      // one probe at a time: a timeout's or a mismatch report's probe may be out
-      if (!this.probeAnswers && !this.stopped && !this.reportingMismatch) {
-        for (const answer of await this.whereabouts(call, undefined, STALL_ANSWER_MS)) {
-          const theirs = answer.asked ?? answer.desc;
-          if (ended || this.reportingMismatch || !sameCallNumber(call.desc, theirs) || descriptorsAgree(call.desc, theirs)) continue;
-          this.reportingMismatch = this.reportMismatch(call, answer.rank, theirs);
+  private wait(call: CallContext, peers: number[], collective: boolean, start: (parts: Countdown) => void, onEnd?: () => void): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      // the work is not started: a stopped world fails every call at once
+      if (this.stopped) return reject(this.rethrow(call));
+      let timer: NodeJS.Timeout | undefined;
+      const end = () => {
+        clearTimeout(timer);
+        if (collective) this.waitingFor = [];
+        onEnd?.();
+      };
+      const parts = new Countdown(
+        () => {
+          end();
+          resolve();
+        },
+        (e) => {
+          end();
+          // this rank found a mismatch: the error it throws is the one naming every member's call
+          if (e instanceof CommMismatchError && this.reportingMismatch) void this.reportingMismatch.then(reject);
+          else reject(e);
+        },
+      );
+      if (collective) this.waitingFor = peers; // may repeat a rank; made unique only when a probe asks
+      const started = performance.now();
+      let probeDelay = STALL_PROBE_MS;
+      let nextProbeAt = started + STALL_PROBE_MS;
+      const tick = () => {
+        if (parts.ended) return;
+        const now = performance.now();
+        let idleSince = started;
+        for (const peer of peers) idleSince = Math.max(idleSince, this.links.get(peer)?.lastActivity ?? started);
+        const idle = now - idleSince;
+        if (idle >= call.timeoutMs) {
+          const waited = [...new Set(peers)];
+          if (!collective) return parts.end(new CommTimeoutError(this.rank, call.label, waited, idle));
+          // a collective: ask the members where they are, so the error names the rank that did not arrive
+          void this.whereabouts(call).then((found) => parts.end(new CommTimeoutError(this.rank, call.label, waited, idle, blameTimeout(call.desc, found, PROBE_ANSWER_MS))));
+          return;
         }
+        let next = Math.min(1000, call.timeoutMs - idle + 1);
+        if (collective) {
+          if (now >= nextProbeAt) {
+            void this.stallProbe(call, () => parts.ended);
+            probeDelay = Math.min(2 * probeDelay, STALL_PROBE_MAX_MS);
+            nextProbeAt = now + probeDelay;
+          }
+          next = Math.min(next, nextProbeAt - now);
+        }
+        timer = setTimeout(tick, next);
+      };
+      timer = setTimeout(tick, collective ? Math.min(STALL_PROBE_MS, call.timeoutMs) : Math.min(1000, call.timeoutMs));
+      try {
+        start(parts);
+      } catch (e) {
+        parts.end(e); // e.g. no connection to a peer
       }
-      if (ended || this.stopped) return;
-      delay = Math.min(2 * delay, STALL_PROBE_MAX_MS);
-      timer = setTimeout(() => void probe(), delay);
-    };
-    timer = setTimeout(() => void probe(), delay);
-    return () => {
-      ended = true;
-      clearTimeout(timer);
-    };
+      parts.seal();
+    });
+  }
+
+  /** One stall probe of `call` (see wait); `ended` says whether the wait is over meanwhile. */
+  private async stallProbe(call: CallContext, ended: () => boolean): Promise<void> {
+    // one probe at a time: a timeout's or a mismatch report's probe may be out
+    if (this.probeAnswers || this.stopped || this.reportingMismatch) return;
+    for (const answer of await this.whereabouts(call, undefined, STALL_ANSWER_MS)) {
+      const theirs = answer.asked ?? answer.desc;
+      if (ended() || this.reportingMismatch || !sameCallNumber(call.desc, theirs) || descriptorsAgree(call.desc, theirs)) continue;
+      this.reportingMismatch = this.reportMismatch(call, answer.rank, theirs);
+    }
   }
 
   sendUser(call: CallContext, spec: SendSpec): Promise<void> {
     this.advanceEpoch(call.desc.epoch);
-    return this.userCall(call, this.withTimeout(call, [spec.peer], this.sendFrame(call, spec, CONTEXT_USER)));
+    return this.userCall(call, spec.peer, (part) => this.sendFrame(call, spec, CONTEXT_USER, part));
   }
 
-  /** Keeps `call` among the point-to-point calls this rank waits in (a probe's answer names the oldest) until it settles. */
-  private userCall(call: CallContext, work: Promise<void>): Promise<void> {
+  /** Waits for one point-to-point frame, keeping `call` among the calls this rank waits in (a probe's answer names the oldest). */
+  private userCall(call: CallContext, peer: number, start: (part: Part) => void): Promise<void> {
     this.userCalls.add(call.label);
-    return work.finally(() => this.userCalls.delete(call.label));
+    return this.wait(call, [peer], false, (parts) => start(parts.part()), () => this.userCalls.delete(call.label));
   }
 
   recvUser(call: CallContext, spec: RecvSpec): Promise<void> {
@@ -267,7 +312,7 @@ export class TcpTransport implements Transport {
         );
       }
     };
-    return this.userCall(call, this.withTimeout(call, [spec.peer], this.recvFrame(call, spec, CONTEXT_USER, check)));
+    return this.userCall(call, spec.peer, (part) => this.recvFrame(call, spec, CONTEXT_USER, check, part));
   }
 
   private checkCollective(call: CallContext, spec: RecvSpec, sender: Descriptor, payloadBytes: number): void {
@@ -281,33 +326,31 @@ export class TcpTransport implements Transport {
     }
   }
 
-  /** Rejects with a timeout naming the peers when no byte moved on their links for timeoutMs. */
-  private withTimeout<T>(call: CallContext, peers: number[], work: Promise<T>): Promise<T> {
-    if (this.stopped) {
-      // the work fails too (its frames see the stop); nobody else awaits it, and an unhandled rejection ends a rank process
-      work.catch(() => undefined);
-      return Promise.reject(this.rethrow(call));
-    }
-    let timer: NodeJS.Timeout | undefined;
-    const started = performance.now();
-    const watchdog = new Promise<never>((_, reject) => {
-      const tick = () => {
-        const idleSince = Math.max(started, ...peers.map((p) => this.links.get(p)?.lastActivity ?? started));
-        const idle = performance.now() - idleSince;
-        if (idle >= call.timeoutMs) {
-          const waited = [...new Set(peers)];
-          if (call.desc.opcode === 0) return reject(new CommTimeoutError(this.rank, call.label, waited, idle));
-          // a collective: ask the members where they are, so the error names the rank that did not arrive
-          void this.whereabouts(call).then((found) => reject(new CommTimeoutError(this.rank, call.label, waited, idle, blameTimeout(call.desc, found, PROBE_ANSWER_MS))));
-        } else timer = setTimeout(tick, Math.min(1000, call.timeoutMs - idle + 1));
-      };
-      timer = setTimeout(tick, Math.min(1000, call.timeoutMs));
-    });
-    return Promise.race([work, watchdog]).finally(() => clearTimeout(timer));
-  }
-
-  private sendFrame(call: CallContext, spec: SendSpec, context: number): Promise<void> {
+  /**
+   * Sends one frame; `part` reports once the kernel has taken every byte (the caller may then change
+   * the payload). A frame that fits one write, on an idle connection and an unpaced link, is written
+   * at once, header and payload in one system call; others queue and write in steps.
+   */
+  private sendFrame(call: CallContext, spec: SendSpec, context: number, part: Part): void {
     const link = this.linkOf(spec.peer);
+    if (this.stopped) return part.fail(this.rethrow(call));
+    const payload = spec.payload;
+    if (!call.link && link.queuedSends === 0 && payload.length <= WRITE_BYTES && link.inFlight < IN_FLIGHT_BYTES) {
+      const bytes = FRAME_HEADER_BYTES + payload.length;
+      link.inFlight += bytes;
+      link.send.cork();
+      link.send.write(encodeHeader(call.desc, payload.length, context));
+      link.send.write(payload, (err) => {
+        this.flushed(link, bytes);
+        if (err) part.fail(err);
+        else part.done();
+      });
+      link.send.uncork();
+      this.wire.sent(call, spec.peer, 0, 1, FRAME_HEADER_BYTES);
+      if (payload.length > 0) this.wire.sent(call, spec.peer, payload.length, 0);
+      return;
+    }
+    link.queuedSends++;
     const run = async () => {
       if (this.stopped) throw this.rethrow(call);
       const payload = spec.payload;
@@ -334,8 +377,26 @@ export class TcpTransport implements Transport {
       await flushed;
     };
     const done = link.sendQueue.then(run);
-    link.sendQueue = done.catch(() => undefined);
-    return done;
+    link.sendQueue = done.then(
+      () => {
+        link.queuedSends--;
+        part.done();
+      },
+      (e) => {
+        link.queuedSends--;
+        part.fail(e);
+      },
+    );
+  }
+
+  /** `bytes` written to `link` have reached the kernel: a sender waiting for room may go on. */
+  private flushed(link: PeerLink, bytes: number): void {
+    link.inFlight -= bytes;
+    if (link.inFlight < IN_FLIGHT_BYTES && link.wakeSender) {
+      const wake = link.wakeSender;
+      link.wakeSender = undefined;
+      wake();
+    }
   }
 
   /** room: resolves when the sender may write more; flushed: when the kernel has taken these bytes. */
@@ -345,12 +406,7 @@ export class TcpTransport implements Transport {
     const flushed = new Promise<void>((resolve, reject) => {
       link.inFlight += bytes.length;
       link.send.write(bytes, (err) => {
-        link.inFlight -= bytes.length;
-        if (link.inFlight < IN_FLIGHT_BYTES && link.wakeSender) {
-          const wake = link.wakeSender;
-          link.wakeSender = undefined;
-          wake();
-        }
+        this.flushed(link, bytes.length);
         if (err) reject(err);
         else resolve();
       });
@@ -362,21 +418,20 @@ export class TcpTransport implements Transport {
     return { room, flushed };
   }
 
-  private recvFrame(call: CallContext, spec: RecvSpec, context: number, check: Pending["check"]): Promise<void> {
+  /** Receives one frame into `spec`; `part` reports when it has all arrived (and passed `check`). */
+  private recvFrame(call: CallContext, spec: RecvSpec, context: number, check: Pending["check"], part: Part): void {
     const link = this.linkOf(spec.peer);
-    return new Promise<void>((resolve, reject) => {
-      if (this.stopped) return reject(this.rethrow(call));
-      if (!call.link) return link.inbox.post(context, { spec, call, check, resolve, reject });
-      // an emulated link: the frame is delivered once this rank's ingress had time for it
-      let payload = spec.bytes ?? 0;
-      const sized: RecvSpec = { ...spec, onStart: (bytes) => { payload = bytes; spec.onStart?.(bytes); } };
-      const paced = () => {
-        const hold = this.ingress.holdMs(payload, call.link, performance.now());
-        if (hold > 0) setTimeout(resolve, hold);
-        else resolve();
-      };
-      link.inbox.post(context, { spec: sized, call, check, resolve: paced, reject });
-    });
+    if (this.stopped) return part.fail(this.rethrow(call));
+    if (!call.link) return link.inbox.post(context, { spec, call, check, resolve: part.done, reject: part.fail });
+    // an emulated link: the frame is delivered once this rank's ingress had time for it
+    let payload = spec.bytes ?? 0;
+    const sized: RecvSpec = { ...spec, onStart: (bytes) => { payload = bytes; spec.onStart?.(bytes); } };
+    const paced = () => {
+      const hold = this.ingress.holdMs(payload, call.link, performance.now());
+      if (hold > 0) setTimeout(part.done, hold);
+      else part.done();
+    };
+    link.inbox.post(context, { spec: sized, call, check, resolve: paced, reject: part.fail });
   }
 
   /** A call of `epoch` begins: frames and receives of older epochs (ended cells) are dropped. */
