@@ -27,6 +27,7 @@ import { blameTimeout, type PeerWhereabouts } from "./timeout-blame";
 import { zeroTraffic } from "./wire-stats";
 import { Inbox, type Pending } from "./tcp-inbox";
 import { FRAME_HEADER_BYTES, type CallContext, type RecvSpec, type SendSpec, type Transport } from "./transport";
+import { WaitTicker } from "./wait-ticker";
 import { WireCounters } from "./wire-counters";
 
 const WRITE_BYTES = 1024 * 1024;
@@ -105,6 +106,8 @@ export class TcpTransport implements Transport {
   private waitingFor: number[] = [];
   /** labels of the point-to-point calls this rank waits in, oldest first (`send #1 to rank 0`) */
   private readonly userCalls = new Set<string>();
+  /** checks every wait for a stall or a timeout, every STALL_PROBE_MS */
+  private readonly ticker = new WaitTicker(STALL_PROBE_MS);
   /** the agreement frames of recent one-way calls, awaited late (agreement-window.ts) */
   private readonly agreements = new AgreementWindow();
   /** answers to this rank's probe, by world rank, while one is out */
@@ -217,16 +220,16 @@ export class TcpTransport implements Transport {
    * STALL_PROBE_MS, then doubling): one in the same call with other arguments is a mismatch,
    * reported as if a frame had shown it, since members that disagree on who sends first (each
    * naming another root) would otherwise wait for each other until the timeout. A mismatch this
-   * rank found is thrown as the error naming every member's call. One promise and one timer per
-   * wait (countdown.ts says why so few).
+   * rank found is thrown as the error naming every member's call. One promise per wait, and no
+   * timer of its own (countdown.ts and wait-ticker.ts say why).
    */
   private wait(call: CallContext, peers: number[], collective: boolean, start: (parts: Countdown) => void, onEnd?: () => void): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       // the work is not started: a stopped world fails every call at once
       if (this.stopped) return reject(this.rethrow(call));
-      let timer: NodeJS.Timeout | undefined;
+      let unwatch: (() => void) | undefined;
       const end = () => {
-        clearTimeout(timer);
+        unwatch?.();
         if (collective) this.waitingFor = [];
         onEnd?.();
       };
@@ -246,31 +249,28 @@ export class TcpTransport implements Transport {
       const started = performance.now();
       let probeDelay = STALL_PROBE_MS;
       let nextProbeAt = started + STALL_PROBE_MS;
-      const tick = () => {
-        if (parts.ended) return;
-        const now = performance.now();
+      unwatch = this.ticker.watch((now) => {
+        if (parts.ended) return true;
         let idleSince = started;
         for (const peer of peers) idleSince = Math.max(idleSince, this.links.get(peer)?.lastActivity ?? started);
         const idle = now - idleSince;
         if (idle >= call.timeoutMs) {
           const waited = [...new Set(peers)];
-          if (!collective) return parts.end(new CommTimeoutError(this.rank, call.label, waited, idle));
+          if (!collective) {
+            parts.end(new CommTimeoutError(this.rank, call.label, waited, idle));
+            return true;
+          }
           // a collective: ask the members where they are, so the error names the rank that did not arrive
           void this.whereabouts(call).then((found) => parts.end(new CommTimeoutError(this.rank, call.label, waited, idle, blameTimeout(call.desc, found, PROBE_ANSWER_MS))));
-          return;
+          return true;
         }
-        let next = Math.min(1000, call.timeoutMs - idle + 1);
-        if (collective) {
-          if (now >= nextProbeAt) {
-            void this.stallProbe(call, () => parts.ended);
-            probeDelay = Math.min(2 * probeDelay, STALL_PROBE_MAX_MS);
-            nextProbeAt = now + probeDelay;
-          }
-          next = Math.min(next, nextProbeAt - now);
+        if (collective && now >= nextProbeAt) {
+          void this.stallProbe(call, () => parts.ended);
+          probeDelay = Math.min(2 * probeDelay, STALL_PROBE_MAX_MS);
+          nextProbeAt = now + probeDelay;
         }
-        timer = setTimeout(tick, next);
-      };
-      timer = setTimeout(tick, collective ? Math.min(STALL_PROBE_MS, call.timeoutMs) : Math.min(1000, call.timeoutMs));
+        return false;
+      });
       try {
         start(parts);
       } catch (e) {
@@ -553,6 +553,7 @@ export class TcpTransport implements Transport {
 
   async close(): Promise<void> {
     this.stopped ??= new Error("communicator closed");
+    this.ticker.stop();
     for (const link of this.links.values()) {
       link.send.destroy();
       link.recv.destroy();
