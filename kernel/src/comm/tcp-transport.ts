@@ -10,20 +10,23 @@
 // interleave. Receives are delivered piece by piece as bytes arrive
 // (pipelined with the sender), or kept when they arrive before the matching
 // receive is posted (tcp-inbox.ts). A closed connection or a mismatched frame stops the
-// world: every rank is told and every wait ends.
+// world: every rank is told and every wait ends. Asking the other ranks where
+// they are (for a timeout's message, a stalled collective, a mismatch's
+// report) is tcp-probes.ts.
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { CommCancelledError, CommCellEndedError, CommMismatchError, CommTimeoutError, PeerLostError } from "./comm-errors";
 import { agreementFrames } from "./agreement";
 import { AgreementWindow, PendingAgreement } from "./agreement-window";
 import { Countdown, type Part } from "./countdown";
-import { callLabel, descriptorsAgree, mismatchOfMembers, sameCallNumber, type Descriptor } from "./descriptor";
+import { callLabel, descriptorsAgree, mismatchOfMembers, type Descriptor } from "./descriptor";
 import { Nic, Pacer } from "./link";
 import { TcpIngress } from "./tcp-ingress";
 import {
   CONTEXT_ABORT, CONTEXT_COLLECTIVE, CONTEXT_PROBE, CONTEXT_PROBE_REPLY, CONTEXT_USER, encodeHeader, FrameReceiver, type ReadBinding,
 } from "./tcp-frames";
-import { blameTimeout, type PeerWhereabouts } from "./timeout-blame";
+import { MemberProbes, NO_CALL, PROBE_ANSWER_MS } from "./tcp-probes";
+import { blameTimeout } from "./timeout-blame";
 import { zeroTraffic } from "./wire-stats";
 import { Inbox, type Pending } from "./tcp-inbox";
 import { FRAME_HEADER_BYTES, type CallContext, type RecvSpec, type SendSpec, type Transport } from "./transport";
@@ -38,13 +41,6 @@ const WRITE_BYTES = 1024 * 1024;
  * queued keeps the connection busy (each write's callback frees its bytes).
  */
 const IN_FLIGHT_BYTES = 4 * 1024 * 1024;
-/** How long a timed-out rank waits for its peers to say where they are, milliseconds. */
-const PROBE_ANSWER_MS = 1000;
-/**
- * How long a rank that found a mismatch keeps asking the members that have not made the call yet,
- * milliseconds, so its error can name their calls too (only on the error path).
- */
-const MISMATCH_GATHER_MS = 500;
 /**
  * How long a collective waits without finishing before it asks the members which call they are in,
  * milliseconds (doubling up to STALL_PROBE_MAX_MS while it keeps waiting). Members that disagree
@@ -53,13 +49,8 @@ const MISMATCH_GATHER_MS = 500;
  */
 const STALL_PROBE_MS = 25;
 const STALL_PROBE_MAX_MS = 1000;
-/** How long a stall probe waits for answers, milliseconds. */
-const STALL_ANSWER_MS = 250;
-/** Collective calls this rank remembers, so a probe about a call it has left is answered with that call. */
-const CALL_HISTORY = 16;
 /** the payload of a frame that carries only its header (an agreement frame) */
 const EMPTY = new Uint8Array(0);
-const NO_CALL: Descriptor = { group: 0, call: 0, opcode: 0, count: 0, dtype: 0, root: 0, redop: 0, algorithm: 0, epoch: 0, shape: 0 };
 
 /** The two connections to one peer. */
 export interface PeerSockets {
@@ -99,21 +90,12 @@ export class TcpTransport implements Transport {
   private readonly ingress = new TcpIngress();
   /** the newest epoch (cell) this rank has made a call in */
   private epoch = 0;
-  /** this rank's latest collective call, and the world ranks it waits for now (what a probe is answered with) */
-  private entered?: Descriptor;
-  /** this rank's latest collective calls, newest last (at most CALL_HISTORY) */
-  private readonly history: Descriptor[] = [];
-  private waitingFor: number[] = [];
-  /** labels of the point-to-point calls this rank waits in, oldest first (`send #1 to rank 0`) */
-  private readonly userCalls = new Set<string>();
+  /** where this rank is, for the other ranks' probes, and its own probes (tcp-probes.ts) */
+  private readonly probes: MemberProbes;
   /** checks every wait for a stall or a timeout, every STALL_PROBE_MS */
   private readonly ticker = new WaitTicker(STALL_PROBE_MS);
   /** the agreement frames of recent one-way calls, awaited late (agreement-window.ts) */
   private readonly agreements = new AgreementWindow();
-  /** answers to this rank's probe, by world rank, while one is out */
-  private probeAnswers?: Map<number, PeerWhereabouts>;
-  /** a mismatch this rank found, while it asks the other members for their calls: resolves to the error that stopped the world */
-  private reportingMismatch?: Promise<Error>;
 
   constructor(
     readonly rank: number,
@@ -121,6 +103,13 @@ export class TcpTransport implements Transport {
     peers: Map<number, PeerSockets>,
     readonly wire: WireCounters = new WireCounters(rank),
   ) {
+    this.probes = new MemberProbes({
+      rank,
+      peers: () => [...this.links.keys()],
+      sendControl: (peer, desc, context, body) => this.sendControl(peer, desc, context, body),
+      stopped: () => this.stopped,
+      stop: (error, tell) => this.stop(error, tell),
+    });
     this.overNetwork = [...peers.values()].some(({ recv }) => recv.remoteAddress !== undefined);
     for (const [peer, { send, recv, read }] of peers) {
       let link: PeerLink | undefined;
@@ -162,9 +151,7 @@ export class TcpTransport implements Transport {
 
   enter(call: CallContext): void {
     this.advanceEpoch(call.desc.epoch);
-    this.entered = call.desc;
-    this.history.push(call.desc);
-    if (this.history.length > CALL_HISTORY) this.history.shift();
+    this.probes.enter(call.desc);
     // the ring edges this call's data does not cover (agreement.ts)
     const frames = agreementFrames(call.desc, call.members ?? [...Array(this.size).keys()], this.rank);
     if (!frames) return;
@@ -230,7 +217,7 @@ export class TcpTransport implements Transport {
       let unwatch: (() => void) | undefined;
       const end = () => {
         unwatch?.();
-        if (collective) this.waitingFor = [];
+        if (collective) this.probes.waitingFor = [];
         onEnd?.();
       };
       const parts = new Countdown(
@@ -241,11 +228,11 @@ export class TcpTransport implements Transport {
         (e) => {
           end();
           // this rank found a mismatch: the error it throws is the one naming every member's call
-          if (e instanceof CommMismatchError && this.reportingMismatch) void this.reportingMismatch.then(reject);
+          if (e instanceof CommMismatchError && this.probes.reporting) void this.probes.reporting.then(reject);
           else reject(e);
         },
       );
-      if (collective) this.waitingFor = peers; // may repeat a rank; made unique only when a probe asks
+      if (collective) this.probes.waitingFor = peers; // may repeat a rank; made unique only when a probe asks
       const started = performance.now();
       let probeDelay = STALL_PROBE_MS;
       let nextProbeAt = started + STALL_PROBE_MS;
@@ -261,11 +248,11 @@ export class TcpTransport implements Transport {
             return true;
           }
           // a collective: ask the members where they are, so the error names the rank that did not arrive
-          void this.whereabouts(call).then((found) => parts.end(new CommTimeoutError(this.rank, call.label, waited, idle, blameTimeout(call.desc, found, PROBE_ANSWER_MS))));
+          void this.probes.whereabouts(call).then((found) => parts.end(new CommTimeoutError(this.rank, call.label, waited, idle, blameTimeout(call.desc, found, PROBE_ANSWER_MS))));
           return true;
         }
         if (collective && now >= nextProbeAt) {
-          void this.stallProbe(call, () => parts.ended);
+          void this.probes.stalled(call, () => parts.ended);
           probeDelay = Math.min(2 * probeDelay, STALL_PROBE_MAX_MS);
           nextProbeAt = now + probeDelay;
         }
@@ -280,17 +267,6 @@ export class TcpTransport implements Transport {
     });
   }
 
-  /** One stall probe of `call` (see wait); `ended` says whether the wait is over meanwhile. */
-  private async stallProbe(call: CallContext, ended: () => boolean): Promise<void> {
-    // one probe at a time: a timeout's or a mismatch report's probe may be out
-    if (this.probeAnswers || this.stopped || this.reportingMismatch) return;
-    for (const answer of await this.whereabouts(call, undefined, STALL_ANSWER_MS)) {
-      const theirs = answer.asked ?? answer.desc;
-      if (ended() || this.reportingMismatch || !sameCallNumber(call.desc, theirs) || descriptorsAgree(call.desc, theirs)) continue;
-      this.reportingMismatch = this.reportMismatch(call, answer.rank, theirs);
-    }
-  }
-
   sendUser(call: CallContext, spec: SendSpec): Promise<void> {
     this.advanceEpoch(call.desc.epoch);
     return this.userCall(call, spec.peer, (part) => this.sendFrame(call, spec, CONTEXT_USER, part));
@@ -298,8 +274,8 @@ export class TcpTransport implements Transport {
 
   /** Waits for one point-to-point frame, keeping `call` among the calls this rank waits in (a probe's answer names the oldest). */
   private userCall(call: CallContext, peer: number, start: (part: Part) => void): Promise<void> {
-    this.userCalls.add(call.label);
-    return this.wait(call, [peer], false, (parts) => start(parts.part()), () => this.userCalls.delete(call.label));
+    this.probes.userCalls.add(call.label);
+    return this.wait(call, [peer], false, (parts) => start(parts.part()), () => this.probes.userCalls.delete(call.label));
   }
 
   recvUser(call: CallContext, spec: RecvSpec): Promise<void> {
@@ -317,7 +293,7 @@ export class TcpTransport implements Transport {
 
   private checkCollective(call: CallContext, spec: RecvSpec, sender: Descriptor, payloadBytes: number): void {
     if (!descriptorsAgree(call.desc, sender)) {
-      this.reportingMismatch ??= this.reportMismatch(call, spec.peer, sender);
+      this.probes.mismatch(call, spec.peer, sender);
       // the receive fails now; the exchange waits for the report and throws it
       throw new CommMismatchError(mismatchOfMembers(call.desc, [{ rank: this.rank, desc: call.desc }, { rank: spec.peer, desc: sender }]));
     }
@@ -447,69 +423,21 @@ export class TcpTransport implements Transport {
       // root = 1: a mismatch; else the peer named by group was lost
       this.stop(desc.root === 1 ? new CommMismatchError(body) : new PeerLostError(this.rank, desc.group, `told by rank ${peer}: ${body}`), false);
     } else if (context === CONTEXT_PROBE) {
-      const pointToPoint = this.userCalls.values().next().value as string | undefined;
-      // the probe's header is the asker's call: this rank's call of that number, if it has made it (it may have left it)
-      const asked = desc.call === 0 ? undefined : this.history.find((mine) => sameCallNumber(desc, mine));
-      const answer = new TextEncoder().encode(JSON.stringify({ waitingFor: [...new Set(this.waitingFor)], pointToPoint, asked }));
-      const link = this.linkOf(peer);
-      // behind any frame being written, so frames never interleave
-      link.sendQueue = link.sendQueue.then(() => {
-        if (link.send.destroyed) return;
-        link.send.write(encodeHeader(this.entered ?? NO_CALL, answer.length, CONTEXT_PROBE_REPLY));
-        link.send.write(answer);
-      });
-    } else if (context === CONTEXT_PROBE_REPLY && this.probeAnswers) {
-      const { waitingFor, pointToPoint, asked } = JSON.parse(body) as { waitingFor: number[]; pointToPoint?: string; asked?: Descriptor };
-      this.probeAnswers.set(peer, { rank: peer, answered: true, desc: desc.call === 0 ? undefined : desc, asked, waitingFor, pointToPoint });
+      this.probes.answer(peer, desc);
+    } else if (context === CONTEXT_PROBE_REPLY) {
+      this.probes.answered(peer, desc, body);
     }
   }
 
-  /**
-   * Where each member of the call's group is: asks them (a probe frame) and
-   * waits PROBE_ANSWER_MS for the answers; a member that does not answer is
-   * stopped or busy in code outside communication.
-   */
-  private async whereabouts(
-    call: CallContext,
-    asking: readonly number[] = call.members ?? [...this.links.keys()],
-    answerMs = PROBE_ANSWER_MS,
-  ): Promise<PeerWhereabouts[]> {
-    const peers = asking.filter((p) => p !== this.rank);
-    const answers = new Map<number, PeerWhereabouts>();
-    this.probeAnswers = answers;
-    for (const peer of peers) {
-      const link = this.links.get(peer);
-      if (!link) continue;
-      // behind any frame being written (a peer that is not reading never gets it, and does not answer)
-      link.sendQueue = link.sendQueue.then(() => {
-        if (!link.send.destroyed) link.send.write(encodeHeader(call.desc, 0, CONTEXT_PROBE));
-      });
-    }
-    const until = performance.now() + answerMs;
-    while (answers.size < peers.length && performance.now() < until && !this.stopped) await new Promise((r) => setTimeout(r, 20));
-    // a later probe (a timeout's, while a stall probe was out) took over the answers: it clears them
-    if (this.probeAnswers === answers) this.probeAnswers = undefined;
-    return peers.map((rank) => answers.get(rank) ?? { rank, answered: false, waitingFor: [] });
-  }
-
-  /**
-   * Asks every member of the call's group where it is (probes, as for a timeout) until each has
-   * made the call or MISMATCH_GATHER_MS passed, then stops the world with one error naming every
-   * member's call. Resolves to the error the world stopped with (another rank's, if it was first).
-   */
-  private async reportMismatch(call: CallContext, peer: number, theirs: Descriptor): Promise<Error> {
-    const mine = call.desc;
-    const found = new Map<number, Descriptor | undefined>([[this.rank, mine], [peer, theirs]]);
-    const until = performance.now() + MISMATCH_GATHER_MS;
-    const members = call.members ?? [this.rank, ...this.links.keys()];
-    while (!this.stopped) {
-      const asking = members.filter((r) => !sameCallNumber(mine, found.get(r)));
-      if (asking.length === 0 || performance.now() > until) break;
-      for (const answer of await this.whereabouts(call, asking, until - performance.now())) if (answer.answered) found.set(answer.rank, answer.asked ?? answer.desc);
-      if (members.some((r) => !sameCallNumber(mine, found.get(r)))) await new Promise((r) => setTimeout(r, 10));
-    }
-    this.stop(new CommMismatchError(mismatchOfMembers(mine, members.map((rank) => ({ rank, desc: found.get(rank) })))), true);
-    return this.stopped!;
+  /** Writes a control frame behind any frame being written to `peer`, so frames never interleave. */
+  private sendControl(peer: number, desc: Descriptor, context: number, body?: Uint8Array): void {
+    const link = this.links.get(peer);
+    if (!link) return;
+    link.sendQueue = link.sendQueue.then(() => {
+      if (link.send.destroyed) return;
+      link.send.write(encodeHeader(desc, body?.length ?? 0, context));
+      if (body) link.send.write(body);
+    });
   }
 
   /** Ends every wait with `error`; tells the other ranks when `tell`. */
