@@ -7,6 +7,7 @@ import fc from "fast-check";
 import { ProcessWorld } from "./comm-process-world";
 import { DTYPE_CTORS, expected, fill, REDUCE_OPS } from "./comm-reference";
 import { LINK_CASES } from "./comm-scenarios";
+import { closeTcpWorld, connectTcpWorld, startTcpRendezvous } from "../../kernel/src/comm/tcp-world";
 
 const OPS = ["allReduce", "reduce", "reduceScatter", "allGather", "broadcast", "gather", "scatter", "allToAll", "barrier"] as const;
 
@@ -136,5 +137,32 @@ test("tcp: an emulated link makes a transfer take latency + bytes / bandwidth, w
     }
   } finally {
     world.close();
+  }
+});
+
+test("tcp: aborting a rank's signal ends its waits at once, naming each call, and refuses its later calls", async () => {
+  // both ranks in this process: rank 1 never takes part, so only the abort can end rank 0's waits
+  const rendezvous = await startTcpRendezvous(2);
+  const canceller = new AbortController();
+  const options = { size: 2, rendezvous: rendezvous.address, credentials: rendezvous.credentials, timeoutMs: 30_000 };
+  const [zero, one] = await Promise.all([
+    connectTcpWorld({ ...options, rank: 0, signal: canceller.signal }),
+    connectTcpWorld({ ...options, rank: 1 }),
+  ]);
+  rendezvous.close();
+  try {
+    const waits = [zero.allReduce(new Float32Array(4)), zero.recv(new Float32Array(4), 1)];
+    const outcomes = waits.map((w) => w.then(() => "finished", (e: Error) => `${e.name}: ${e.message}`));
+    await new Promise((r) => setTimeout(r, 100));
+    const abortedAt = performance.now();
+    canceller.abort("rank 2 failed");
+    const [allReduce, recv] = await Promise.all(outcomes);
+    const took = performance.now() - abortedAt;
+    assert.equal(allReduce, "CommCancelledError: rank 0 in allReduce #1: cancelled: rank 2 failed");
+    assert.equal(recv, "CommCancelledError: rank 0 in recv #1 from rank 1: cancelled: rank 2 failed");
+    assert.ok(took < 1_000, `the waits ended ${took.toFixed(0)} ms after the abort (the timeout is 30 s)`);
+    await assert.rejects(zero.broadcast(new Float32Array(4), 0), { name: "CommCancelledError", message: /cancelled: rank 2 failed/ });
+  } finally {
+    await Promise.all([closeTcpWorld(zero), closeTcpWorld(one)]);
   }
 });

@@ -84,6 +84,10 @@ export class TcpTransport implements Transport {
   readonly overNetwork: boolean;
   private readonly links = new Map<number, PeerLink>();
   private stopped?: Error;
+  /** why the launcher cancelled this rank's communication (cancel()), if it has */
+  private cancelled?: string;
+  /** the waits out now, each by the function that cancels it */
+  private readonly waits = new Set<(reason: string) => void>();
   /** this rank's emulated network interface: every paced send of the rank shares its egress */
   private readonly nic = new Nic();
   /** and every paced receive its ingress (tcp-ingress.ts) */
@@ -212,10 +216,14 @@ export class TcpTransport implements Transport {
    */
   private wait(call: CallContext, peers: number[], collective: boolean, start: (parts: Countdown) => void, onEnd?: () => void): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      // the work is not started: a stopped world fails every call at once
+      // the work is not started: a cancelled or stopped world fails every call at once
+      if (this.cancelled !== undefined) return reject(new CommCancelledError(this.rank, call.label, this.cancelled));
       if (this.stopped) return reject(this.rethrow(call));
       let unwatch: (() => void) | undefined;
+      const cancelWait = (reason: string) => parts.end(new CommCancelledError(this.rank, call.label, reason));
+      this.waits.add(cancelWait);
       const end = () => {
+        this.waits.delete(cancelWait);
         unwatch?.();
         if (collective) this.probes.waitingFor = [];
         onEnd?.();
@@ -438,6 +446,17 @@ export class TcpTransport implements Transport {
       link.send.write(encodeHeader(desc, body?.length ?? 0, context));
       if (body) link.send.write(body);
     });
+  }
+
+  /**
+   * Ends every wait now, and every call from now on at once, with a CommCancelledError naming the
+   * call and `reason`: how a launcher wakes a rank blocked in communication (connectTcpWorld's
+   * `signal`). The frames a cancelled call leaves behind stay unread: a cancelled world is not used
+   * again, only closed.
+   */
+  cancel(reason: string): void {
+    this.cancelled ??= reason;
+    for (const cancelWait of [...this.waits]) cancelWait(reason);
   }
 
   /** Ends every wait with `error`; tells the other ranks when `tell`. */

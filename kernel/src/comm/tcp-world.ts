@@ -19,7 +19,6 @@ import * as tls from "node:tls";
 import * as path from "node:path";
 import * as fs from "node:fs";
 import { CommCore } from "./comm-core";
-import { CommCancelledError } from "./comm-errors";
 import { GroupCommunicator } from "./communicator";
 import { AcceptorSide, DiallerSide, RENDEZVOUS_PEER, authenticate, socketBytes, type ByteSource, type WorldCredentials } from "./data-handshake";
 import { dataTlsClientOptions, dataTlsServerOptions } from "./data-tls";
@@ -28,7 +27,6 @@ import { dialThroughRelay } from "../hosts/data-relay";
 import { HANDSHAKE_TIMEOUT_MS } from "../hosts/handshake";
 import { ReadBinding } from "./tcp-frames";
 import { TcpTransport, type PeerSockets } from "./tcp-transport";
-import type { CallContext, RecvSpec, SendSpec, Transport } from "./transport";
 import type { CommOptions, Communicator } from "./types";
 
 interface Entry { rank: number; host: string; port: number; hostname: string; unixPath?: string }
@@ -172,9 +170,7 @@ export interface TcpWorldOptions extends CommOptions {
   signal?: AbortSignal;
 }
 
-/** The transport under each communicator connectTcpWorld returned, for closeTcpWorld. */
-const transports = new WeakMap<Communicator, Transport>();
-/** And its TcpTransport, for worldCiphers. */
+/** The transport under each communicator connectTcpWorld returned, for closeTcpWorld and worldCiphers. */
 const tcpTransports = new WeakMap<Communicator, TcpTransport>();
 
 /** Per peer rank, the TLS cipher suite of the connection its frames arrive on, or "none". */
@@ -280,77 +276,21 @@ export async function connectTcpWorld(options: TcpWorldOptions): Promise<Communi
   const peers = new Map<number, PeerSockets>();
   for (const [peer, sockets] of opened) peers.set(peer, { ...sockets, send: sendSockets.get(peer)! });
   const tcp = new TcpTransport(rank, size, peers, options.wire);
-  const transport = options.signal ? new CancellableTransport(tcp, options.signal) : tcp;
-  const core = new CommCore(transport, options);
+  const { signal } = options;
+  if (signal) {
+    const cancel = () => tcp.cancel(String(signal.reason ?? "cancelled"));
+    if (signal.aborted) cancel();
+    else signal.addEventListener("abort", cancel, { once: true });
+  }
+  const core = new CommCore(tcp, options);
   const comm = new GroupCommunicator(core, Array.from({ length: size }, (_, i) => i), 0, "world");
-  transports.set(comm, transport);
   tcpTransports.set(comm, tcp);
   return comm;
 }
 
 /** Closes the connections of a world communicator from connectTcpWorld (its peers see them close). */
 export async function closeTcpWorld(comm: Communicator): Promise<void> {
-  await transports.get(comm)?.close();
-}
-
-/**
- * A transport whose waits end when `signal` aborts. The frames a
- * cancelled call leaves behind stay unread: a cancelled world is not used
- * again, only closed.
- */
-class CancellableTransport implements Transport {
-  readonly kind = "tcp";
-  readonly overNetwork?: boolean;
-  readonly rank: number;
-  readonly size: number;
-  readonly wire: Transport["wire"];
-
-  constructor(
-    private readonly inner: Transport,
-    private readonly signal: AbortSignal,
-  ) {
-    this.rank = inner.rank;
-    this.size = inner.size;
-    this.wire = inner.wire;
-    this.overNetwork = inner.overNetwork;
-  }
-
-  enter(call: CallContext): void {
-    this.inner.enter(call);
-  }
-
-  exchange(call: CallContext, sends: SendSpec[], recvs: RecvSpec[]): Promise<void> {
-    return this.untilCancelled(call.label, () => this.inner.exchange(call, sends, recvs));
-  }
-
-  sendUser(call: CallContext, spec: SendSpec): Promise<void> {
-    return this.untilCancelled(call.label, () => this.inner.sendUser(call, spec));
-  }
-
-  recvUser(call: CallContext, spec: RecvSpec): Promise<void> {
-    return this.untilCancelled(call.label, () => this.inner.recvUser(call, spec));
-  }
-
-  settle(): Promise<void> {
-    return this.untilCancelled("settle (the checks of its earlier calls)", () => this.inner.settle());
-  }
-
-  close(): Promise<void> {
-    return this.inner.close();
-  }
-
-  /** `what`: the call (or wait) the rank is in, for the error */
-  private untilCancelled(what: string, run: () => Promise<void>): Promise<void> {
-    const cancelled = () => new CommCancelledError(this.rank, what, String(this.signal.reason ?? "cancelled"));
-    if (this.signal.aborted) return Promise.reject(cancelled());
-    return new Promise<void>((resolve, reject) => {
-      const onAbort = () => reject(cancelled());
-      this.signal.addEventListener("abort", onAbort, { once: true });
-      run()
-        .then(resolve, reject)
-        .finally(() => this.signal.removeEventListener("abort", onAbort));
-    });
-  }
+  await tcpTransports.get(comm)?.close();
 }
 
 /** A promise that rejects when `signal` aborts (never without one); dispose() stops listening. */
