@@ -104,7 +104,7 @@ export class GroupCommunicator implements Communicator {
     const algorithm = this.choose("allReduce", x, options);
     const given = this.givenOutput(x, x.length, options, "allReduce");
     return this.collective("allReduce", x, options, { redop: redopOf(options), algorithm }, async (env, reduce, call) => {
-      const out = given ?? (await this.freshOutput(x, x.length, algorithm));
+      const out = given ?? this.allocatedOutput(x, x.length, algorithm) ?? (await this.pooledOutput(x, x.length));
       if (algorithm === "direct") this.core.direct!.allReduce(call, x, out, call.desc.redop);
       else if (algorithm === "ring") await alg.ringAllReduce(env, x, out, this.combining(x, call, reduce), alg.ringChunks(this.size, x.byteLength, this.core.transport.overNetwork === true));
       else {
@@ -134,7 +134,7 @@ export class GroupCommunicator implements Communicator {
     const length = blockLength(x.length, this.rank, this.size);
     const given = this.givenOutput(x, length, options, "reduceScatter");
     return this.collective("reduceScatter", x, options, { redop: redopOf(options), algorithm }, async (env, reduce, call) => {
-      const out = given ?? (await this.freshOutput(x, length, algorithm));
+      const out = given ?? this.allocatedOutput(x, length, algorithm) ?? (await this.pooledOutput(x, length));
       if (algorithm === "direct") this.core.direct!.reduceScatter(call, x, out, call.desc.redop);
       else if (algorithm === "rhd") {
         const { acc, reduce: simd, landing } = this.accumulator(x, call, reduce);
@@ -155,7 +155,7 @@ export class GroupCommunicator implements Communicator {
     const algorithm = this.choose("allGather", x, options);
     const given = this.givenOutput(x, x.length * this.size, options, "allGather");
     return this.collective("allGather", x, options, { algorithm }, async (env, _reduce, call) => {
-      const out = given ?? (await this.freshOutput(x, x.length * this.size, algorithm));
+      const out = given ?? this.allocatedOutput(x, x.length * this.size, algorithm) ?? (await this.pooledOutput(x, x.length * this.size));
       if (algorithm === "direct") this.core.direct!.allGather(call, x, out);
       else {
         out.set(x as never, x.length * this.rank);
@@ -171,7 +171,7 @@ export class GroupCommunicator implements Communicator {
     const algorithm = this.choose("broadcast", x, options);
     const given = this.givenOutput(x, x.length, options, "broadcast");
     return this.collective("broadcast", x, options, { root, algorithm }, async (env, _reduce, call) => {
-      const out = given ?? (await this.freshOutput(x, x.length, algorithm));
+      const out = given ?? this.allocatedOutput(x, x.length, algorithm) ?? (await this.pooledOutput(x, x.length));
       if (algorithm === "direct") this.core.direct!.broadcast(call, x, out, root);
       else {
         if (this.rank === root && out !== x) out.set(x as never);
@@ -298,10 +298,20 @@ export class GroupCommunicator implements Communicator {
    * pool (result-pool.ts; its pages are touched already, and the direct paths copy into it by
    * memmove); elsewhere, or when the pool has none, a fresh array.
    */
-  private async freshOutput<T extends CommArray>(x: T, length: number, algorithm: Algorithm): Promise<T> {
-    const pool = algorithm === "direct" ? this.core.results : undefined;
-    const pooled = pool && (await pool.take(x.constructor as TypedArrayConstructor<T>, length));
-    return pooled || allocate(x, length);
+  /**
+   * A fresh result array like x of `length` elements, allocated here, or undefined when the result
+   * pool serves it (a direct collective's result of at least the pool's minBytes: pooledOutput).
+   * Synchronous, so a small call awaits nothing for its result: each promise costs twice over under
+   * a cell's AsyncLocalStorage (countdown.ts).
+   */
+  private allocatedOutput<T extends CommArray>(x: T, length: number, algorithm: Algorithm): T | undefined {
+    const pooled = algorithm === "direct" && this.core.results?.serves(length * x.BYTES_PER_ELEMENT);
+    return pooled ? undefined : allocate(x, length);
+  }
+
+  /** A result array from the pool (it may wait for a collection or a spare block), or allocated when it has none. */
+  private async pooledOutput<T extends CommArray>(x: T, length: number): Promise<T> {
+    return (await this.core.results!.take(x.constructor as TypedArrayConstructor<T>, length)) || allocate(x, length);
   }
 
   /** options.out when given (checked here, synchronously), else undefined. */

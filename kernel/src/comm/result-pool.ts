@@ -103,10 +103,15 @@ export class ResultPool {
     this.nextTask = hooks.nextTask ?? (() => new Promise<void>((resolve) => setImmediate(resolve)));
   }
 
+  /** Whether take() would look for a block for a result of `bytes` (else it returns undefined at once). */
+  serves(bytes: number): boolean {
+    return bytes > 0 && bytes >= this.options.minBytes;
+  }
+
   /** A `length`-element array over a pooled block (contents undefined), or undefined: then the caller allocates a plain one. */
   async take<T extends CommArray>(ctor: TypedArrayConstructor<T>, length: number): Promise<T | undefined> {
     const bytes = length * ctor.BYTES_PER_ELEMENT;
-    if (bytes === 0 || bytes < this.options.minBytes) return undefined;
+    if (!this.serves(bytes)) return undefined;
     const size = Math.ceil(bytes / LINE) * LINE;
     let kept = this.idleBlock(size);
     if (!kept) {
