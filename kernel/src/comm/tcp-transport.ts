@@ -325,7 +325,7 @@ export class TcpTransport implements Transport {
       link.send.cork();
       link.send.write(encodeHeader(call.desc, payload.length, context));
       link.send.write(payload, (err) => {
-        this.flushed(link, bytes);
+        this.sentToKernel(link, bytes);
         if (err) part.fail(err);
         else part.done();
       });
@@ -374,7 +374,7 @@ export class TcpTransport implements Transport {
   }
 
   /** `bytes` written to `link` have reached the kernel: a sender waiting for room may go on. */
-  private flushed(link: PeerLink, bytes: number): void {
+  private sentToKernel(link: PeerLink, bytes: number): void {
     link.inFlight -= bytes;
     if (link.inFlight < IN_FLIGHT_BYTES && link.wakeSender) {
       const wake = link.wakeSender;
@@ -390,7 +390,7 @@ export class TcpTransport implements Transport {
     const flushed = new Promise<void>((resolve, reject) => {
       link.inFlight += bytes.length;
       link.send.write(bytes, (err) => {
-        this.flushed(link, bytes.length);
+        this.sentToKernel(link, bytes.length);
         if (err) reject(err);
         else resolve();
       });
