@@ -3,11 +3,8 @@
 // rank receives on the connection it opened, because only a socket made by
 // net.connect takes the `onread` option that lets the socket read into
 // memory we choose (tcp-frames.ts: straight into the receive's destination);
-// it sends on the connection its peer opened. A frame that fits one write
-// goes out at once (header and payload in one system call) when nothing is
-// queued on its connection; larger or paced frames are cut into writes that
-// respect backpressure and queue per connection, so frames never
-// interleave. Receives are delivered piece by piece as bytes arrive
+// it sends on the connection its peer opened (writing frames:
+// tcp-peer-link.ts). Receives are delivered piece by piece as bytes arrive
 // (pipelined with the sender), or kept when they arrive before the matching
 // receive is posted (tcp-inbox.ts). A closed connection or a mismatched frame stops the
 // world: every rank is told and every wait ends. Asking the other ranks where
@@ -20,8 +17,9 @@ import { agreementFrames } from "./agreement";
 import { AgreementWindow, PendingAgreement } from "./agreement-window";
 import { Countdown, type Part } from "./countdown";
 import { callLabel, descriptorsAgree, mismatchOfMembers, type Descriptor } from "./descriptor";
-import { Nic, Pacer } from "./link";
+import { Nic } from "./link";
 import { TcpIngress } from "./tcp-ingress";
+import { PeerLink } from "./tcp-peer-link";
 import {
   CONTEXT_ABORT, CONTEXT_COLLECTIVE, CONTEXT_PROBE, CONTEXT_PROBE_REPLY, CONTEXT_USER, encodeHeader, FrameReceiver, type ReadBinding,
 } from "./tcp-frames";
@@ -29,18 +27,10 @@ import { MemberProbes, NO_CALL, PROBE_ANSWER_MS } from "./tcp-probes";
 import { blameTimeout } from "./timeout-blame";
 import { zeroTraffic } from "./wire-stats";
 import { Inbox, type Pending } from "./tcp-inbox";
-import { FRAME_HEADER_BYTES, type CallContext, type RecvSpec, type SendSpec, type Transport } from "./transport";
+import type { CallContext, RecvSpec, SendSpec, Transport } from "./transport";
 import { WaitTicker } from "./wait-ticker";
 import { WireCounters } from "./wire-counters";
 
-const WRITE_BYTES = 1024 * 1024;
-/**
- * Bytes handed to the socket but not yet to the kernel before a sender
- * waits. Waiting for 'drain' after every write would let the kernel's send
- * buffer run dry while the event loop comes round; keeping a few writes
- * queued keeps the connection busy (each write's callback frees its bytes).
- */
-const IN_FLIGHT_BYTES = 4 * 1024 * 1024;
 /**
  * How long a collective waits without finishing before it asks the members which call they are in,
  * milliseconds (doubling up to STALL_PROBE_MAX_MS while it keeps waiting). Members that disagree
@@ -59,23 +49,6 @@ export interface PeerSockets {
   read: ReadBinding;
   /** the connection the peer opened; this rank's frames leave on it */
   send: Socket;
-}
-
-class PeerLink {
-  /** the sends that write in steps (large, paced, or queued behind another), one after another */
-  sendQueue: Promise<void> = Promise.resolve();
-  /** sends in sendQueue not finished yet: while there are any, a new send queues behind them */
-  queuedSends = 0;
-  lastActivity = performance.now();
-  /** bytes written to the socket whose write callback has not run yet */
-  inFlight = 0;
-  /** a sender waiting for inFlight to drop under IN_FLIGHT_BYTES */
-  wakeSender?: () => void;
-  constructor(
-    readonly send: Socket,
-    readonly recv: Socket,
-    readonly inbox: Inbox,
-  ) {}
 }
 
 export class TcpTransport implements Transport {
@@ -123,7 +96,15 @@ export class TcpTransport implements Transport {
         ended: (call, why) => new CommCellEndedError(this.rank, call.label, call.desc.epoch, `ended: ${why} (what an ended cell sent and nobody received is dropped)`),
         activity: () => (link!.lastActivity = performance.now()),
       });
-      link = new PeerLink(send, recv, inbox);
+      link = new PeerLink(peer, send, recv, inbox, {
+        refused: (call) => (this.stopped ? this.rethrow(call) : undefined),
+        writeFailed: (call, error) => {
+          if (!this.stopped) this.stop(new PeerLostError(this.rank, peer, `connection error: ${(error as Error).message}`), true);
+          return this.rethrow(call);
+        },
+        wire: this.wire,
+        nic: this.nic,
+      });
       this.links.set(peer, link);
       send.setNoDelay(true);
       recv.setNoDelay(true);
@@ -310,96 +291,9 @@ export class TcpTransport implements Transport {
     }
   }
 
-  /**
-   * Sends one frame; `part` reports once the kernel has taken every byte (the caller may then change
-   * the payload). A frame that fits one write, on an idle connection and an unpaced link, is written
-   * at once, header and payload in one system call; others queue and write in steps.
-   */
+  /** Sends one frame to `spec.peer` (tcp-peer-link.ts); `part` reports once the kernel has taken every byte. */
   private sendFrame(call: CallContext, spec: SendSpec, context: number, part: Part): void {
-    const link = this.linkOf(spec.peer);
-    if (this.stopped) return part.fail(this.rethrow(call));
-    const payload = spec.payload;
-    if (!call.link && link.queuedSends === 0 && payload.length <= WRITE_BYTES && link.inFlight < IN_FLIGHT_BYTES) {
-      const bytes = FRAME_HEADER_BYTES + payload.length;
-      link.inFlight += bytes;
-      link.send.cork();
-      link.send.write(encodeHeader(call.desc, payload.length, context));
-      link.send.write(payload, (err) => {
-        this.sentToKernel(link, bytes);
-        if (err) part.fail(err);
-        else part.done();
-      });
-      link.send.uncork();
-      this.wire.sent(call, spec.peer, 0, 1, FRAME_HEADER_BYTES);
-      if (payload.length > 0) this.wire.sent(call, spec.peer, payload.length, 0);
-      return;
-    }
-    link.queuedSends++;
-    const run = async () => {
-      if (this.stopped) throw this.rethrow(call);
-      const payload = spec.payload;
-      const pacer = call.link ? new Pacer(call.link, payload.length, this.nic, performance.now(), spec.peer) : undefined;
-      if (pacer) await pacer.whenAllowed(0); // the latency
-      let flushed = Promise.resolve();
-      const put = async (bytes: Uint8Array) => {
-        const w = this.write(link, bytes);
-        flushed = w.flushed;
-        await w.room;
-      };
-      await put(encodeHeader(call.desc, payload.length, context));
-      this.wire.sent(call, spec.peer, 0, 1, FRAME_HEADER_BYTES);
-      // paced links write in ~1 ms grains so the bytes leave at the emulated bandwidth
-      const grain = pacer ? Math.max(4096, Math.min(WRITE_BYTES, Math.floor(call.link!.bandwidth * 0.001))) : WRITE_BYTES;
-      for (let at = 0; at < payload.length; at += grain) {
-        const end = Math.min(payload.length, at + grain);
-        if (pacer) await pacer.whenAllowed(end);
-        await put(payload.subarray(at, end));
-        this.wire.sent(call, spec.peer, end - at, 0);
-      }
-      // the socket holds views of the payload, not copies: the send is done (and the caller may
-      // change the payload) only once the kernel has taken every byte; writes complete in order
-      await flushed;
-    };
-    const done = link.sendQueue.then(run);
-    link.sendQueue = done.then(
-      () => {
-        link.queuedSends--;
-        part.done();
-      },
-      (e) => {
-        link.queuedSends--;
-        part.fail(e);
-      },
-    );
-  }
-
-  /** `bytes` written to `link` have reached the kernel: a sender waiting for room may go on. */
-  private sentToKernel(link: PeerLink, bytes: number): void {
-    link.inFlight -= bytes;
-    if (link.inFlight < IN_FLIGHT_BYTES && link.wakeSender) {
-      const wake = link.wakeSender;
-      link.wakeSender = undefined;
-      wake();
-    }
-  }
-
-  /** room: resolves when the sender may write more; flushed: when the kernel has taken these bytes. */
-  private write(link: PeerLink, bytes: Uint8Array): { room: Promise<void>; flushed: Promise<void> } {
-    let roomResolve!: () => void;
-    const room = new Promise<void>((resolve) => (roomResolve = resolve));
-    const flushed = new Promise<void>((resolve, reject) => {
-      link.inFlight += bytes.length;
-      link.send.write(bytes, (err) => {
-        this.sentToKernel(link, bytes.length);
-        if (err) reject(err);
-        else resolve();
-      });
-    });
-    if (link.inFlight < IN_FLIGHT_BYTES) roomResolve();
-    else link.wakeSender = roomResolve;
-    // an error surfaces through flushed; room must not stay pending on it
-    flushed.catch(() => roomResolve());
-    return { room, flushed };
+    this.linkOf(spec.peer).sendFrame(call, spec, context, part);
   }
 
   /** Receives one frame into `spec`; `part` reports when it has all arrived (and passed `check`). */
@@ -437,15 +331,9 @@ export class TcpTransport implements Transport {
     }
   }
 
-  /** Writes a control frame behind any frame being written to `peer`, so frames never interleave. */
+  /** Writes a control frame behind any frame being written to `peer`; nothing if there is no connection to it. */
   private sendControl(peer: number, desc: Descriptor, context: number, body?: Uint8Array): void {
-    const link = this.links.get(peer);
-    if (!link) return;
-    link.sendQueue = link.sendQueue.then(() => {
-      if (link.send.destroyed) return;
-      link.send.write(encodeHeader(desc, body?.length ?? 0, context));
-      if (body) link.send.write(body);
-    });
+    this.links.get(peer)?.sendControl(desc, context, body);
   }
 
   /**
