@@ -18,6 +18,8 @@ export class CommCore {
   /** CommOptions.epoch: the epoch of a call made now (throws to refuse it) */
   readonly epochOf?: (call: string) => number;
   private queue: Promise<unknown> = Promise.resolve();
+  /** calls handed to serialize that have not settled */
+  private inFlight = 0;
   private nextGroupId = 1;
   /** the shm world's same-host paths (world communicator only) */
   direct?: DirectCollectives;
@@ -64,10 +66,27 @@ export class CommCore {
     return this.nextGroupId++;
   }
 
-  /** Runs calls one after another in program order. */
+  /**
+   * Runs calls one after another in program order. A call made while none is in flight starts at
+   * once rather than a microtask later: each promise costs a rank inside a cell its cell-epoch
+   * promise hooks (rank-side/cell-epochs.ts), and most calls find the queue empty.
+   */
   serialize<T>(run: () => Promise<T>): Promise<T> {
-    const result = this.queue.then(run);
-    this.queue = result.catch(() => undefined);
+    let result: Promise<T>;
+    if (this.inFlight > 0) result = this.queue.then(run);
+    else {
+      try {
+        result = run();
+      } catch (error) {
+        result = Promise.reject(error);
+      }
+    }
+    this.inFlight += 1;
+    this.queue = result.then(this.callSettled, this.callSettled);
     return result;
   }
+
+  private readonly callSettled = (): void => {
+    this.inFlight -= 1;
+  };
 }

@@ -368,13 +368,15 @@ export class GroupCommunicator implements Communicator {
     const env: alg.AlgorithmEnv = {
       transport: this.core.transport, call, me: this.rank, n: this.size, dtype, world: (g) => this.worldRanks[g],
     };
-    return this.core.serialize(async () => {
+    // One `then`, not an async function and its await: each promise costs a rank its cell-epoch hooks.
+    return this.core.serialize(() => {
       const start = this.core.onSpan ? nowMicros() : 0;
       this.core.transport.enter(call);
-      const result = await run(env, reducerFor(redop, dtype), call);
-      this.core.transport.wire.callFinished(op);
-      if (start) this.emit(op, x.byteLength, fields.algorithm, start, callNo, call.traffic);
-      return result;
+      return run(env, reducerFor(redop, dtype), call).then((result) => {
+        this.core.transport.wire.callFinished(op);
+        if (start) this.emit(op, x.byteLength, fields.algorithm, start, callNo, call.traffic);
+        return result;
+      });
     });
   }
 

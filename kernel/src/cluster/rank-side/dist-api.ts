@@ -145,8 +145,22 @@ export function createDist(
    * `run` gets the array and, for a tensor, its shape: collectives pass it on (CollectiveOptions.shape)
    * so that ranks holding [2, 3] and [3, 2] tensors of the same length fail instead of mixing them.
    */
-  const viaArray = async <T extends Collectable>(
+  const viaArray = <T extends Collectable>(
     where: string, x: T, run: (array: CommArray, shape?: readonly number[]) => Promise<CommArray>, gathered = false,
+  ): Promise<T> => {
+    // A typed array, the common case, goes straight through: no async step of its own, whose
+    // promises a rank inside a cell pays its cell-epoch hooks for (rank-side/cell-epochs.ts).
+    if (ArrayBuffer.isView(x) && !isTensor(x)) {
+      try {
+        return run(x as CommArray) as Promise<T>;
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    return viaOtherKinds(where, x, run, gathered);
+  };
+  const viaOtherKinds = async <T extends Collectable>(
+    where: string, x: T, run: (array: CommArray, shape?: readonly number[]) => Promise<CommArray>, gathered: boolean,
   ): Promise<T> => {
     if (typeof x === "number") {
       const out = await run(Float64Array.of(x));
@@ -164,7 +178,6 @@ export function createDist(
       const shape = gathered ? gatheredShape(tensor.shape, out.length) : out.length === data.length ? tensor.shape : [out.length];
       return tf.tensor(out, shape, tensor.dtype) as unknown as T;
     }
-    if (ArrayBuffer.isView(x)) return (await run(x as CommArray)) as T;
     throw new TypeError(`dist.${where}: expected a typed array, tf.Tensor, number or number[], got ${describeKind(x)}`);
   };
   const checkOp = (where: string, options?: AllReduceOptions): void => {
@@ -194,14 +207,18 @@ export function createDist(
     },
     stats,
     barrier: () => current().barrier(),
-    allReduce: async (x, options) => {
-      checkOp("allReduce", options);
-      if (isTensor(x)) {
-        const tensor = x as unknown as Tensor;
-        const reduced = await registeredTensorAllReduce(tf, current(), tensor, withShape(options, tensor.shape) ?? {});
-        if (reduced) return reduced as unknown as typeof x;
+    allReduce: (x, options) => {
+      try {
+        checkOp("allReduce", options);
+      } catch (error) {
+        return Promise.reject(error);
       }
-      return viaArray("allReduce", x, (array, shape) => current().allReduce(array, withShape(options, shape)));
+      const viaArrays = () => viaArray("allReduce", x, (array, shape) => current().allReduce(array, withShape(options, shape)));
+      if (!isTensor(x)) return viaArrays();
+      const tensor = x as unknown as Tensor;
+      return registeredTensorAllReduce(tf, current(), tensor, withShape(options, tensor.shape) ?? {}).then((reduced) =>
+        reduced ? (reduced as unknown as typeof x) : viaArrays(),
+      );
     },
     reduceScatter: (x, options) => {
       checkOp("reduceScatter", options);
