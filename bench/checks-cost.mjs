@@ -4,7 +4,7 @@
 // (bench/checks_cost.py). Prints median [min, max] of the rounds and each build's ratio of
 // medians to "before"; the target is at most 5% slower.
 //
-//   npm run bench:checks-cost [-- --rounds 7 --calls 500 --cells 20]
+//   npm run bench:checks-cost [-- --rounds 31 --calls 500 --cells 20]
 //   npm run bench:checks-cost -- --rev before=REV --rev checks=REV   (other commits to compare)
 //
 // Each REV is checked out with `git worktree add --detach` under the system's temporary folder

@@ -7,7 +7,7 @@ and the cell epochs on every frame. Each build named on the command line gets a 
 own; all kernels run side by side and take turns, so load that comes and goes falls on every
 build alike:
 
-    .venv/bin/python bench/checks_cost.py --build before=/tmp/x --build after=. [--rounds 7]
+    .venv/bin/python bench/checks_cost.py --build before=/tmp/x --build after=. [--rounds 31]
 
 For each backend (threads: shared memory; processes: TCP between rank processes) and each of
 `rounds` rounds, every build (in an order that alternates round to round) measures:
@@ -79,7 +79,9 @@ def collective_cell(backend: str, op: str, warmup: int, calls: int) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--build", action="append", required=True, help="NAME=CHECKOUT, a built checkout (at least two)")
-    parser.add_argument("--rounds", type=int, default=7, help="rounds per backend, at least 5 (default 7)")
+    # 31: a round's median call on 4 threads sharing 2 cores moves 100-300 us with the scheduler, and at 7-11
+    # rounds the ratio of two builds' medians swung 0.99-1.23 between runs of one build pair
+    parser.add_argument("--rounds", type=int, default=31, help="rounds per backend, at least 5 (default 31)")
     parser.add_argument("--cells", type=int, default=20, help="trivial cells per round trip block (default 20)")
     parser.add_argument("--calls", type=int, default=500, help="timed collective calls per block (default 500)")
     parser.add_argument("--warmup", type=int, default=100, help="untimed collective calls before each block (default 100)")
