@@ -78,6 +78,31 @@ def test_pooled_results_of_one_cell_survive_the_next_cells_calls(module_kernel):
     assert out.results[0]["application/json"] == [[True, [20, 20, 20, 20]]] * 2
 
 
+@pytest.mark.parametrize("backend", ["threads", "processes"])
+def test_a_collective_not_yet_awaited_lets_the_sends_after_it_go_out(module_kernel, backend):
+    # A collective starts after the caller's synchronous code: on threads it then blocks its thread
+    # until every rank has entered it, so started at once, rank 0's send would never go out while
+    # rank 1 waits for it before its own allReduce (CommCore.serialize).
+    _, kc = module_kernel
+    code = (
+        f"%%distributed -n 2 --timeout 10 --backend {backend}\n"
+        "const mine = new Float32Array([dist.rank + 1]);\n"
+        "let seen: number[];\n"
+        "if (dist.rank === 0) {\n"
+        "  const reduced = dist.allReduce(mine);\n"
+        "  await dist.send(new Float32Array([7, 7]), 1);\n"
+        "  seen = [(await reduced)[0]];\n"
+        "} else {\n"
+        "  const got = await dist.recv(new Float32Array(2), 0);\n"
+        "  seen = [got[0], (await dist.allReduce(mine))[0]];\n"
+        "}\n"
+        "seen"
+    )
+    out = execute(kc, code, timeout=60)
+    assert out.status == "ok", out.error
+    assert out.results[0]["application/json"] == [[3], [7, 3]]
+
+
 def test_group_outputs_rank_prints_grouped_per_rank(module_kernel):
     _, kc = module_kernel
     out = execute(kc, "%%distributed -n 3 --group-outputs rank\nconsole.log('a');\nawait dist.barrier();\nconsole.log('b');", timeout=60)

@@ -13,7 +13,7 @@
 // world at once (tcp-transport.ts), so the next call on every rank fails with
 // the one error naming each member's call; only the call that disagreed may
 // already have returned on a rank whose check was its agreement frame.
-import type { Part } from "./countdown";
+import { reportOnce, type Part } from "./countdown";
 import type { CallContext } from "./transport";
 
 /**
@@ -42,20 +42,15 @@ export class PendingAgreement {
   /** One frame of the call, to report through the part returned. */
   part(): Part {
     this.left++;
-    let reported = false;
-    return {
-      done: () => {
-        if (reported) return;
-        reported = true;
+    return reportOnce(
+      () => {
         if (--this.left === 0 && !this.failure) this.wake();
       },
-      fail: (error) => {
-        if (reported) return;
-        reported = true;
+      (error) => {
         this.failure ??= { error };
         this.wake();
       },
-    };
+    );
   }
 
   /** Every frame checked and none failed. */

@@ -18,8 +18,6 @@ export class CommCore {
   /** CommOptions.epoch: the epoch of a call made now (throws to refuse it) */
   readonly epochOf?: (call: string) => number;
   private queue: Promise<unknown> = Promise.resolve();
-  /** calls handed to serialize that have not settled */
-  private inFlight = 0;
   private nextGroupId = 1;
   /** the shm world's same-host paths (world communicator only) */
   direct?: DirectCollectives;
@@ -67,26 +65,16 @@ export class CommCore {
   }
 
   /**
-   * Runs calls one after another in program order. A call made while none is in flight starts at
-   * once rather than a microtask later: each promise costs a rank inside a cell its cell-epoch
-   * promise hooks (rank-side/cell-epochs.ts), and most calls find the queue empty.
+   * Runs calls one after another in program order, each a microtask after the caller's own code:
+   * on a shm world a collective blocks its thread until every rank has entered it, so a call
+   * started at once would keep the caller from making the sends that come after it in the same
+   * synchronous block (rank 0: `p = allReduce(x); send(y, 1)`, rank 1: `recv(y, 0); allReduce(x)`).
    */
   serialize<T>(run: () => Promise<T>): Promise<T> {
-    let result: Promise<T>;
-    if (this.inFlight > 0) result = this.queue.then(run);
-    else {
-      try {
-        result = run();
-      } catch (error) {
-        result = Promise.reject(error);
-      }
-    }
-    this.inFlight += 1;
-    this.queue = result.then(this.callSettled, this.callSettled);
+    // run follows the call before whether that call succeeded or failed: one `then`, no `catch`
+    // (each promise costs a rank in a cell its cell-epoch hooks, rank-side/cell-epochs.ts)
+    const result = this.queue.then(run, run);
+    this.queue = result;
     return result;
   }
-
-  private readonly callSettled = (): void => {
-    this.inFlight -= 1;
-  };
 }

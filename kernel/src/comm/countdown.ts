@@ -12,6 +12,23 @@ export interface Part {
   fail(error: unknown): void;
 }
 
+/** A part whose first report, done or failed, is the only one passed on. */
+export function reportOnce(onDone: () => void, onFail: (error: unknown) => void): Part {
+  let reported = false;
+  return {
+    done: () => {
+      if (reported) return;
+      reported = true;
+      onDone();
+    },
+    fail: (error) => {
+      if (reported) return;
+      reported = true;
+      onFail(error);
+    },
+  };
+}
+
 /**
  * Counts pieces of work down to zero. Exactly one of `onDone` (every part is
  * done) and `onFail` (the first failure; later reports are ignored) runs, once.
@@ -29,20 +46,13 @@ export class Countdown {
   /** A new piece of work to wait for; call before seal(). */
   part(): Part {
     this.left++;
-    let reported = false;
-    return {
-      done: () => {
-        if (reported) return;
-        reported = true;
+    return reportOnce(
+      () => {
         this.left--;
         this.check();
       },
-      fail: (error) => {
-        if (reported) return;
-        reported = true;
-        this.end(error);
-      },
-    };
+      (error) => this.end(error),
+    );
   }
 
   /** No more parts will be added: finishes now if they are all done (or there were none). */

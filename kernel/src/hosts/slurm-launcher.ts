@@ -93,8 +93,8 @@ function lastLines(text: string): string {
 
 export class SlurmStarter implements AgentStarter {
   private step?: ChildProcess;
-  /** sbatch while it runs */
-  private sbatch?: ChildProcess;
+  /** true while sbatch runs (submitting the job) */
+  private submitting = false;
   private stepStderr = "";
   private jobId?: string;
   private jobState?: string;
@@ -116,7 +116,7 @@ export class SlurmStarter implements AgentStarter {
       this.startStep();
       return;
     }
-    if ((this.jobId !== undefined || this.sbatch !== undefined) && this.problem === undefined) return;
+    if ((this.jobId !== undefined || this.submitting) && this.problem === undefined) return;
     this.problem = undefined;
     this.jobId = undefined;
     this.jobState = undefined;
@@ -196,7 +196,7 @@ export class SlurmStarter implements AgentStarter {
     this.launch.log(`sbatch ${words.map(shellWord).join(" ")}`);
     const result = await new Promise<{ code: number | null; stdout: string; stderr: string; error?: Error }>((resolve) => {
       const child = spawn("sbatch", words, { env: this.launch.env, stdio: ["ignore", "pipe", "pipe"] });
-      this.sbatch = child;
+      this.submitting = true;
       let stdout = "";
       let stderr = "";
       child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
@@ -204,7 +204,7 @@ export class SlurmStarter implements AgentStarter {
       child.on("error", (error) => resolve({ code: null, stdout, stderr, error }));
       child.on("close", (code) => resolve({ code, stdout, stderr }));
     });
-    this.sbatch = undefined;
+    this.submitting = false;
     const id = /^(\d+)/.exec(result.stdout.trim())?.[1];
     if (result.code !== 0 || id === undefined) {
       const said = result.error?.message ?? (lastLines(result.stderr) || `no job id in its output ${JSON.stringify(result.stdout.trim())}`);
