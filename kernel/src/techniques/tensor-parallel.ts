@@ -38,71 +38,19 @@
  * sequence slice is a contiguous block of the flat array.
  */
 import * as tf from "@tensorflow/tfjs";
-import { gelu, softmaxCrossEntropy } from "../compute/fused";
+import { softmaxCrossEntropy } from "../compute/fused";
 import type { TensorBatch } from "../data/batches";
-import { seededRandom } from "../data/random";
 import type { TinyGpt, TinyGptOptions } from "../models/tiny-gpt";
-import { checkSequenceSplit, sequenceSlice } from "./sequence-parallel";
-import { attentionCore, BLOCK, BLOCK_SPLITS, EMBEDDING_PARAMS, linear3d, norm, shardTensor, vjp, type Split } from "./tensor-parallel-layers";
-import { sequenceParallelRegions, tensorParallelRegions, type Region, type TensorParallelCollectives } from "./tensor-parallel-regions";
+import { checkSequenceSplit } from "./sequence-parallel";
 import { withSpan } from "./span";
-import { checkBoolean, checkInteger, checkKnownKeys, checkRange } from "./validate";
+import { TensorParallelBlock, type LayerTape } from "./tensor-parallel-block";
+import { BLOCK_SPLITS, EMBEDDING_PARAMS, norm, shardTensor, vjp, type Split } from "./tensor-parallel-layers";
+import { checkTensorParallelShape, validateTensorParallelOptions, type TensorParallelOptions } from "./tensor-parallel-options";
+import { sequenceParallelRegions, tensorParallelRegions, type TensorParallelCollectives } from "./tensor-parallel-regions";
 
-export interface TensorParallelOptions {
-  /** Split layer norms, dropout and residual adds along the sequence (Korthikanti et al. 2022). Default false. */
-  sequenceParallel: boolean;
-  /**
-   * Dropout probability after the attention's and the MLP's row-parallel layers, in [0, 1).
-   * With 0 no masks are drawn or kept. Default 0.
-   */
-  dropout: number;
-  /**
-   * With sequence parallelism: a column-parallel layer keeps only this rank's sequence slice of its
-   * input and all-gathers it again in backward (Megatron-LM's choice: 1/t of the memory, one more
-   * all-gather per column-parallel layer in backward). False keeps the gathered input. Default true.
-   */
-  regatherInputs: boolean;
-  /** Seed of the dropout masks (every rank draws the same full mask and uses its part). Default 0. */
-  seed: number;
-}
+export { checkTensorParallelShape, TENSOR_PARALLEL_DEFAULTS, validateTensorParallelOptions, type TensorParallelOptions } from "./tensor-parallel-options";
 
-export const TENSOR_PARALLEL_DEFAULTS: TensorParallelOptions = { sequenceParallel: false, dropout: 0, regatherInputs: true, seed: 0 };
-
-export function validateTensorParallelOptions(options: Partial<TensorParallelOptions>): TensorParallelOptions {
-  checkKnownKeys("tensorParallel", options, TENSOR_PARALLEL_DEFAULTS);
-  const o = { ...TENSOR_PARALLEL_DEFAULTS, ...options };
-  checkBoolean("tensorParallel.sequenceParallel", o.sequenceParallel);
-  checkRange("tensorParallel.dropout", o.dropout, 0, 1, { high: true });
-  checkBoolean("tensorParallel.regatherInputs", o.regatherInputs);
-  checkInteger("tensorParallel.seed", o.seed, 0);
-  return o;
-}
-
-/** Throws, naming the values, unless the model's hidden size and head count divide by the degree. */
-export function checkTensorParallelShape(model: Pick<TinyGptOptions, "nEmbd" | "nHead">, degree: number): void {
-  checkInteger("tensorParallel: degree (ranks of the group)", degree, 1);
-  const problems: string[] = [];
-  if (model.nEmbd % degree !== 0) problems.push(`the hidden size tinyGpt.nEmbd (${model.nEmbd}) does not divide by the tensor-parallel degree (${degree})`);
-  if (model.nHead % degree !== 0) problems.push(`the head count tinyGpt.nHead (${model.nHead}) does not divide by the tensor-parallel degree (${degree})`);
-  if (problems.length > 0) throw new RangeError(`tensorParallel: ${problems.join("; ")}`);
-}
-
-/** What one layer keeps for its backward pass; shapes for sequence length s, batch b, C channels, degree t, sl = s/t with sequence parallelism, else s. */
-interface LayerTape {
-  x: tf.Tensor; // layer input, the first norm's input [sl, b, C]
-  u: tf.Tensor; // first norm's output, the qkv layer's input [sl, b, C]
-  uGathered?: tf.Tensor; // the same gathered [s, b, C] (sequence parallelism without regatherInputs)
-  qkv: tf.Tensor; // [s, b, 3C/t]: q, k, v of this rank's heads
-  context: tf.Tensor; // attention output, the projection's input [s, b, C/t]
-  mask1?: tf.Tensor; // dropout mask after attention, bool [sl, b, C]
-  a: tf.Tensor; // after the attention's residual add, the second norm's input [sl, b, C]
-  v: tf.Tensor; // second norm's output, the MLP's input [sl, b, C]
-  vGathered?: tf.Tensor; // [s, b, C], as uGathered
-  up: tf.Tensor; // MLP up projection, GELU's input [s, b, 4C/t]
-  activated: tf.Tensor; // GELU's output, the down projection's input [s, b, 4C/t]
-  mask2?: tf.Tensor; // dropout mask after the MLP, bool [sl, b, C]
-}
-
+/** What the model keeps past its blocks for backward: the inputs and the head's input. */
 interface ModelTape {
   tokens: tf.Tensor; // [b, s] int32
   labels: tf.Tensor; // [b, sl] int32, this rank's positions
@@ -132,7 +80,8 @@ export class TensorParallelGpt {
   readonly params: tf.Variable[];
   private readonly splits: Split[];
   private readonly fullShapes: number[][];
-  private readonly regions: { f: Region; g: Region };
+  /** one transformer block's forward and backward, shared by every block of this rank */
+  private readonly block: TensorParallelBlock;
   private readonly gpt: TinyGptOptions;
   private tapes: LayerTape[] = [];
   private modelTape: ModelTape | undefined;
@@ -158,7 +107,8 @@ export class TensorParallelGpt {
     this.degree = comm.size;
     checkTensorParallelShape(model.options, this.degree);
     this.gpt = model.options;
-    this.regions = this.options.sequenceParallel ? sequenceParallelRegions(comm) : tensorParallelRegions(comm);
+    const regions = this.options.sequenceParallel ? sequenceParallelRegions(comm) : tensorParallelRegions(comm);
+    this.block = new TensorParallelBlock(regions, this.options, comm.rank, this.degree, this.gpt.nHead);
     this.splits = model.params.map((_, i) => {
       const inBlock = i - EMBEDDING_PARAMS;
       return inBlock >= 0 && inBlock < 12 * this.gpt.nLayer ? BLOCK_SPLITS[inBlock % 12]! : { kind: "replicated" as const };
@@ -413,7 +363,7 @@ export class TensorParallelGpt {
   }
 
   private positions(seq: number): [number, number] {
-    return this.options.sequenceParallel ? sequenceSlice(seq, this.comm.rank, this.degree) : [0, seq];
+    return this.block.positions(seq);
   }
 
   private headParams(): [tf.Variable, tf.Variable, tf.Variable] {
@@ -424,6 +374,19 @@ export class TensorParallelGpt {
   private layerParams(layer: number): tf.Variable[] {
     const first = EMBEDDING_PARAMS + 12 * layer;
     return this.params.slice(first, first + 12);
+  }
+
+  /** Block `layer` forward from x [sl, b, C]; keeps its tape in this.tapes; returns its output [sl, b, C]. */
+  private async layerForward(layer: number, x: tf.Tensor, step: number): Promise<tf.Tensor> {
+    const { out, tape } = await this.block.forward(this.layerParams(layer), layer, x, step);
+    this.tapes[layer] = tape;
+    return out;
+  }
+
+  /** Block `layer` backward from dOut [sl, b, C] with its tape; adds its gradients by parameter index; returns d input [sl, b, C]. */
+  private layerBackward(layer: number, dOut: tf.Tensor, add: (index: number, g: tf.Tensor) => void): Promise<tf.Tensor> {
+    const first = EMBEDDING_PARAMS + 12 * layer;
+    return this.block.backward(this.layerParams(layer), this.tapes[layer]!, dOut, (inBlock, g) => add(first + inBlock, g));
   }
 
   /** tokens [b, s] -> this rank's positions of wte[tokens] + wpe, as [sl, b, C]. */
@@ -447,121 +410,6 @@ export class TensorParallelGpt {
   private localLoss(logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {
     const mean = softmaxCrossEntropy(tf, logits, labels);
     return (this.options.sequenceParallel ? tf.div(mean, this.degree) : mean) as tf.Scalar;
-  }
-
-  /** The dropout mask of (forward step, layer, site) for this rank's positions: bool [sl, b, C], drawn whole from the seed on every rank. */
-  private dropoutMask(step: number, layer: number, site: number, shape: [number, number, number]): tf.Tensor | undefined {
-    const p = this.options.dropout;
-    if (p === 0) return undefined;
-    const [sl, b, C] = shape;
-    const s = this.options.sequenceParallel ? sl * this.degree : sl;
-    const random = seededRandom(((this.options.seed * 1_000_003 + step) * 64 + layer) * 2 + site + 1);
-    const keep = new Uint8Array(s * b * C);
-    for (let i = 0; i < keep.length; i++) keep[i] = random() >= p ? 1 : 0;
-    const [start] = this.positions(s);
-    const mine = keep.subarray(start * b * C, (start + sl) * b * C);
-    return tf.tensor(mine, shape, "bool");
-  }
-
-  private dropout(y: tf.Tensor, mask: tf.Tensor | undefined): tf.Tensor {
-    return mask === undefined ? tf.clone(y) : tf.mul(tf.mul(y, tf.cast(mask, "float32")), 1 / (1 - this.options.dropout));
-  }
-
-  /** One transformer block forward; keeps its tape; returns the block's output [sl, b, C]. */
-  private async layerForward(layer: number, x: tf.Tensor, step: number): Promise<tf.Tensor> {
-    const [g1, b1, wQkv, bQkv, wProj, bProj, g2, b2, wUp, bUp, wDown, bDown] = this.layerParams(layer) as tf.Tensor[];
-    const { f, g } = this.regions;
-    const sp = this.options.sequenceParallel;
-    const keepGathered = sp && !this.options.regatherInputs;
-    const heads = this.gpt.nHead / this.degree;
-    const shape = x.shape as [number, number, number];
-
-    const u = tf.tidy(() => norm(x, g1!, b1!));
-    const uGathered = await f.forward(u); // [s, b, C]
-    const qkv = tf.tidy(() => linear3d(uGathered, wQkv!, bQkv!));
-    const context = tf.tidy(() => attentionCore(qkv, heads));
-    const partial1 = tf.tidy(() => linear3d(context, wProj!));
-    const z1 = await g.forward(partial1); // [sl, b, C]
-    partial1.dispose();
-    const mask1 = this.dropoutMask(step, layer, 0, shape);
-    const a = tf.tidy(() => tf.add(x, this.dropout(tf.add(z1, bProj!), mask1)));
-    z1.dispose();
-
-    const v = tf.tidy(() => norm(a, g2!, b2!));
-    const vGathered = await f.forward(v);
-    const up = tf.tidy(() => linear3d(vGathered, wUp!, bUp!));
-    const activated = tf.tidy(() => gelu(tf, up));
-    const partial2 = tf.tidy(() => linear3d(activated, wDown!));
-    const z2 = await g.forward(partial2);
-    partial2.dispose();
-    const mask2 = this.dropoutMask(step, layer, 1, shape);
-    const out = tf.tidy(() => tf.add(a, this.dropout(tf.add(z2, bDown!), mask2)));
-    z2.dispose();
-
-    if (!keepGathered) tf.dispose([uGathered, vGathered]); // TP: f's forward was a copy of u, v
-    this.tapes[layer] = { x, u, ...(keepGathered ? { uGathered } : {}), qkv, context, mask1, a, v, ...(keepGathered ? { vGathered } : {}), up, activated, mask2 };
-    return out;
-  }
-
-  /** One block backward from dOut [sl, b, C]; adds its parameters' gradients; returns d input [sl, b, C]. */
-  private async layerBackward(layer: number, dOut: tf.Tensor, add: (index: number, g: tf.Tensor) => void): Promise<tf.Tensor> {
-    const t = this.tapes[layer]!;
-    const params = this.layerParams(layer) as tf.Tensor[];
-    const [g1, b1, wQkv, bQkv, wProj, , g2, b2, wUp, bUp, wDown] = params;
-    const first = EMBEDDING_PARAMS + 12 * layer;
-    const { f, g } = this.regions;
-    const heads = this.gpt.nHead / this.degree;
-    const gathered = async (local: tf.Tensor, kept: tf.Tensor | undefined): Promise<tf.Tensor> =>
-      kept !== undefined ? tf.clone(kept) : this.options.sequenceParallel ? f.forward(local) : tf.clone(local);
-
-    // MLP half: out = a + dropout(g(GELU(f(v) W_up + b_up) W_down) + b_down)
-    const dy2 = tf.tidy(() => this.dropout(dOut, t.mask2));
-    add(first + BLOCK.bDown, tf.tidy(() => tf.sum(dy2, [0, 1])));
-    const dPartial2 = await g.backward(dy2); // [s, b, C]
-    dy2.dispose();
-    const [dActivated, dWDown] = vjp((h, w) => linear3d(h!, w!), [t.activated, wDown!], dPartial2);
-    dPartial2.dispose();
-    add(first + BLOCK.wDown, dWDown!);
-    const [dUp] = vjp((h) => gelu(tf, h!), [t.up], dActivated!);
-    dActivated!.dispose();
-    const vGathered = await gathered(t.v, t.vGathered);
-    const [dvPartial, dWUp, dbUp] = vjp((h, w, bb) => linear3d(h!, w!, bb!), [vGathered, wUp!, bUp!], dUp!);
-    tf.dispose([dUp!, vGathered]);
-    add(first + BLOCK.wUp, dWUp!);
-    add(first + BLOCK.bUp, dbUp!);
-    const dv = await f.backward(dvPartial!); // [sl, b, C]
-    dvPartial!.dispose();
-    const [daNorm, dg2, db2] = vjp((h, gg, bb) => norm(h!, gg!, bb!), [t.a, g2!, b2!], dv);
-    dv.dispose();
-    add(first + BLOCK.g2, dg2!);
-    add(first + BLOCK.b2, db2!);
-    const da = tf.add(dOut, daNorm!);
-    daNorm!.dispose();
-
-    // attention half: a = x + dropout(g(attention(f(u) W_qkv + b_qkv) W_proj) + b_proj)
-    const dy1 = tf.tidy(() => this.dropout(da, t.mask1));
-    add(first + BLOCK.bProj, tf.tidy(() => tf.sum(dy1, [0, 1])));
-    const dPartial1 = await g.backward(dy1);
-    dy1.dispose();
-    const [dContext, dWProj] = vjp((h, w) => linear3d(h!, w!), [t.context, wProj!], dPartial1);
-    dPartial1.dispose();
-    add(first + BLOCK.wProj, dWProj!);
-    const [dQkv] = vjp((q) => attentionCore(q!, heads), [t.qkv], dContext!); // recomputes the scores
-    dContext!.dispose();
-    const uGathered = await gathered(t.u, t.uGathered);
-    const [duPartial, dWQkv, dbQkv] = vjp((h, w, bb) => linear3d(h!, w!, bb!), [uGathered, wQkv!, bQkv!], dQkv!);
-    tf.dispose([dQkv!, uGathered]);
-    add(first + BLOCK.wQkv, dWQkv!);
-    add(first + BLOCK.bQkv, dbQkv!);
-    const du = await f.backward(duPartial!);
-    duPartial!.dispose();
-    const [dxNorm, dg1, db1] = vjp((h, gg, bb) => norm(h!, gg!, bb!), [t.x, g1!, b1!], du);
-    du.dispose();
-    add(first + BLOCK.g1, dg1!);
-    add(first + BLOCK.b1, db1!);
-    const dx = tf.add(da, dxNorm!);
-    tf.dispose([da, dxNorm!]);
-    return dx;
   }
 
   /**
