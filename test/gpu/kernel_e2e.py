@@ -5,8 +5,12 @@ Starts the distlab kernel through jupyter_client and runs `%%distributed -n 1
 tensor (a clear error) and an async one; a tensor as the cell's value; the
 tiny GPT (4 layers, 128 wide) trained with DataParallel and with DDP, whose
 loss must fall; matMul timed inside the cell with test/gpu/matmul-timing.js,
-the same code standalone-matmul.cjs times outside the kernel. Prints one
-JSON line per result and PASS/FAIL per check; exits 1 if a check failed.
+the same code standalone-matmul.cjs times outside the kernel. Then one rank
+per GPU of the machine (`nvidia-smi -L`): a tiny-GPT data-parallel step on
+every GPU, the cell's live timeline bundle (a first display, updates under
+the same display id, a final one with every rank's spans), and `%dist status`
+naming each rank's GPU. Prints one JSON line per result and PASS/FAIL per
+check; exits 1 if a check failed.
 """
 
 from __future__ import annotations
@@ -35,6 +39,70 @@ def check(name: str, ok: bool, detail: object) -> None:
     print(f"{'PASS' if ok else 'FAIL'} {name}: {detail}", flush=True)
     if not ok:
         failures.append(name)
+
+
+TIMELINE_MIME = "application/vnd.distlab.timeline+json"
+
+
+def gpu_names() -> list[str]:
+    """The machine's GPUs in index order, from `nvidia-smi -L` ("GPU 0: NVIDIA H200 (UUID: ...)")."""
+    listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=60)
+    if listed.returncode != 0:
+        raise RuntimeError(f"nvidia-smi -L failed: {listed.stderr.strip()}")
+    return [m.group(1).strip() for m in re.finditer(r"^GPU \d+: (.*?) \(UUID", listed.stdout, re.M)]
+
+
+def every_gpu(kc) -> dict[str, object]:
+    """One rank per GPU: a tiny-GPT DataParallel step each, the live timeline, `%dist status`."""
+    names = gpu_names()
+    n = len(names)
+    check("nvidia-smi lists the GPUs", n >= 1, names)
+    outcome = execute(kc, f"%%distributed -n {n} --backend gpus\n" + """
+import { DataParallel } from "distlab/techniques";
+import { createTinyGpt } from "distlab/models";
+import { tokenBatches } from "distlab/data";
+const tokens = Int32Array.from({ length: 20000 }, (_, i) => (i * 7) % 65);
+const gpt = createTinyGpt({ vocabSize: 65, blockSize: 64, nEmbd: 128, nHead: 4, nLayer: 4, seed: 1 });
+const trainer = new DataParallel(gpt, dist, { lr: 0.3 });
+const next = tokenBatches(tokens, 12, 64, 7 + dist.rank);
+const losses: number[] = [];
+for (let step = 0; step < 5; step++) {
+  const batch = next();
+  losses.push(await dist.step(step, async () => (await trainer.step(batch)).loss));
+  tf.dispose([batch.x, batch.y]);
+}
+// The ranks drew different batches; after averaged updates their weights must still agree.
+const sums = await Promise.all(gpt.params.map(async (p) => { const s = tf.sum(tf.abs(p)); const v = (await s.data())[0]!; s.dispose(); return v; }));
+tf.dispose(gpt.params);
+console.log("E2E " + JSON.stringify({ rank: dist.rank, device: String(dist.device), backend: tf.getBackend(), losses, weights: sums.reduce((a, b) => a + b, 0) }));""", timeout=600)
+    if outcome.error:
+        raise RuntimeError(f"{outcome.error['ename']}: {outcome.error['evalue']}\n{outcome.stdout}{outcome.stderr}")
+    ranks = [json.loads(m.group(1)) for m in re.finditer(r"E2E (.*)", outcome.stdout)]
+    print(json.dumps({"every_gpu": ranks}), flush=True)
+    check(f"a rank on each of the {n} GPU(s)", sorted(r["rank"] for r in ranks) == list(range(n)), [r["rank"] for r in ranks])
+    check("every rank computes on webgpu", all(r["backend"] == "webgpu" for r in ranks), [r["backend"] for r in ranks])
+    check("rank i's device is /dev/nvidia<i>", all(r["device"].startswith(f"/dev/nvidia{r['rank']} ") for r in ranks), [r["device"] for r in ranks])
+    weights = [r["weights"] for r in ranks]
+    check("every rank holds the same weights after 5 averaged steps", bool(weights) and max(weights) - min(weights) <= 1e-5 * max(weights), weights)
+
+    shown = [m for m in outcome.messages if m["header"]["msg_type"] in ("display_data", "update_display_data") and TIMELINE_MIME in m["content"]["data"]]
+    kinds = [m["header"]["msg_type"] for m in shown]
+    ids = {m["content"]["transient"]["display_id"] for m in shown}
+    check("the timeline is shown at once, then updated under one display id", bool(shown) and kinds[0] == "display_data" and all(k == "update_display_data" for k in kinds[1:]) and len(ids) == 1,
+          f"{kinds.count('display_data')} display, {kinds.count('update_display_data')} updates, display ids {len(ids)}")
+    final = shown[-1]["content"]["data"][TIMELINE_MIME] if shown else {"ranks": [], "spans": [], "live": True}
+    steps = {rank: sorted({s["args"]["step"] for s in final["spans"] if s["rank"] == rank and s.get("args", {}).get("step") is not None}) for rank in range(n)}
+    comm = {rank: sum(1 for s in final["spans"] if s["rank"] == rank and s["cat"] == "comm") for rank in range(n)}
+    check("the final timeline holds every rank, its GPU and its 5 steps", final["live"] is False and [r["rank"] for r in final["ranks"]] == list(range(n))
+          and all(r["device"].startswith(f"/dev/nvidia{r['rank']} ") for r in final["ranks"]) and all(steps[rank] == [0, 1, 2, 3, 4] for rank in range(n)),
+          {"ranks": final["ranks"], "steps": steps, "spans": len(final["spans"])})
+    if n > 1:
+        check("every rank's allReduces are on the timeline", all(comm[rank] >= 5 for rank in range(n)), comm)
+
+    status = execute(kc, "%dist status", timeout=60)
+    lines = {rank: next((line for line in status.stdout.splitlines() if f"rank {rank}: alive" in line), "") for rank in range(n)}
+    check("%dist status names each rank's GPU", all(f"device /dev/nvidia{rank} " in lines[rank] and names[rank].replace("NVIDIA ", "") in lines[rank] for rank in range(n)), lines)
+    return {"gpus": names, "ranks": ranks, "status": list(lines.values()), "timeline_updates": len(shown) - 1}
 
 
 def run(kc, code: str, timeout: float = 300) -> object:
@@ -125,6 +193,8 @@ const rows = [...timings].map(([key, all]) => {
   return { where: "cell", n, reps, keep, tflops: Number(sorted[1]!.toFixed(2)), all: all.map((x) => Number(x.toFixed(2))) };
 });
 console.log("E2E " + JSON.stringify(rows));""", timeout=300)
+
+        all_gpus = every_gpu(kc)
     finally:
         stop_kernel(km, kc)
 
@@ -145,7 +215,7 @@ console.log("E2E " + JSON.stringify(rows));""", timeout=300)
         else:
             check(name, ratio >= 0.9, f"{ratio:.2f}")
     if os.environ.get("OUT"):
-        Path(os.environ["OUT"], "kernel-e2e.json").write_text(json.dumps({"cell": cell_rows, "standalone": alone_rows, "gpt": train, "failures": failures}, indent=1))
+        Path(os.environ["OUT"], "kernel-e2e.json").write_text(json.dumps({"cell": cell_rows, "standalone": alone_rows, "gpt": train, "every_gpu": all_gpus, "failures": failures}, indent=1))
     print(f"{len(failures)} check(s) failed: {failures}" if failures else "all checks passed", flush=True)
     return 1 if failures else 0
 

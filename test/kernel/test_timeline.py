@@ -141,3 +141,16 @@ def test_dist_timeline_shows_again_and_exports_a_chrome_trace(module_kernel, tmp
     assert bad.status == "error"
     assert bad.error["ename"] == "UsageError"
     assert "cannot write" in bad.error["evalue"] and "missing-folder/trace.json" in bad.error["evalue"]
+
+
+def test_the_final_timeline_names_the_device_of_a_cell_that_loaded_tensorflow(module_kernel):
+    """The ranks' devices are known at a cell's start as "cpu:tfjs not loaded yet" until a cell uses `tf`:
+    the final bundle of that cell names the device TensorFlow.js runs on, as `dist.device` does."""
+    _, kc = module_kernel
+    assert execute(kc, "%dist stop", timeout=60).status == "ok"
+    out = execute(kc, "%%distributed -n 2 --timeline always\nconst ones = tf.ones([2]);\nones.dispose();\nString(dist.device)", timeout=180)
+    assert out.status == "ok", out.error
+    devices = out.results[0]["application/json"]
+    assert len(devices) == 2 and all(d.startswith("cpu:") and "not loaded" not in d for d in devices), devices
+    final = timeline_displays(out.messages)[-1]["content"]["data"][MIME]
+    assert [r["device"] for r in final["ranks"]] == devices, final["ranks"]

@@ -46,6 +46,12 @@ export class TimelineAggregator {
     }
   }
 
+  /** Names the device a rank computes on now (a cell that loaded TensorFlow.js changed it from "not loaded yet"). */
+  setDevice(rank: number, device: string): void {
+    const info = this.ranks.find((r) => r.rank === rank);
+    if (info !== undefined) info.device = device;
+  }
+
   /** Adds one batch; its spans' `start` is epoch microseconds on the posting rank's clock. */
   add(batch: SpanBatch): void {
     const offset = this.offsetByRank.get(batch.rank) ?? 0;

@@ -128,6 +128,11 @@ export class TimelineSession {
     this.aggregator.setClockOffset(rank, estimate);
   }
 
+  /** Names the device a rank computes on now, for the updates and the final bundle that follow. */
+  setDevice(rank: number, device: string): void {
+    this.aggregator.setDevice(rank, device);
+  }
+
   /** Takes one rank's batch; a live update follows within `minUpdateIntervalMs`. */
   onBatch(batch: SpanBatch): void {
     if (this.finished) return;

@@ -14,7 +14,7 @@ import { rankClocks } from "../../hosts/clock-sync";
 
 export class TimelineObserver implements CellObserver {
   /** `clockOf`: the clock offset of a rank's host (ranks on other hosts); `applied`: the estimate each rank's batches use now. */
-  private running: { cellId: number; session: TimelineSession; clockOf: ((rank: number) => ClockOffsetEstimate | undefined) | undefined; applied: Map<number, ClockOffsetEstimate> } | undefined;
+  private running: { cellId: number; group: RankGroup; session: TimelineSession; clockOf: ((rank: number) => ClockOffsetEstimate | undefined) | undefined; applied: Map<number, ClockOffsetEstimate> } | undefined;
   private lastPayload: TimelinePayload | undefined;
 
   /** The final timeline of the last distributed cell that recorded one. */
@@ -26,7 +26,7 @@ export class TimelineObserver implements CellObserver {
     this.running?.session.dispose();
     const ranks = group.ranks.map((rank) => ({ rank: rank.info.rank, host: group.hostOf(rank.info.rank), device: rank.device }));
     const session = new TimelineSession({ ranks, cellStartUs: epochMicros(), show: options.timeline === "always" ? "always" : "auto" });
-    this.running = { cellId, session, clockOf: rankClocks.get(group), applied: new Map() };
+    this.running = { cellId, group, session, clockOf: rankClocks.get(group), applied: new Map() };
     for (const { rank } of ranks) this.applyClock(this.running, rank);
     session.start(io);
   }
@@ -51,6 +51,8 @@ export class TimelineObserver implements CellObserver {
     const running = this.running;
     if (running === undefined || running.cellId !== cellId) return;
     this.running = undefined;
+    // A cell that loaded TensorFlow.js changed its ranks' devices (known from their results): the final bundle names them.
+    for (const rank of running.group.ranks) running.session.setDevice(rank.info.rank, rank.device);
     this.lastPayload = running.session.finish();
   }
 }
