@@ -101,7 +101,9 @@ console.log("E2E " + JSON.stringify({ rank: dist.rank, device: String(dist.devic
 
     status = execute(kc, "%dist status", timeout=60)
     lines = {rank: next((line for line in status.stdout.splitlines() if f"rank {rank}: alive" in line), "") for rank in range(n)}
-    check("%dist status names each rank's GPU", all(f"device /dev/nvidia{rank} " in lines[rank] and names[rank].replace("NVIDIA ", "") in lines[rank] for rank in range(n)), lines)
+    # The device names the GPU node and Dawn's adapter, whose description spells the model as "nvidia-h200" for nvidia-smi's "NVIDIA H200".
+    model = lambda name: name.lower().replace(" ", "-")  # noqa: E731
+    check("%dist status names each rank's GPU", all(f"device /dev/nvidia{rank} " in lines[rank] and model(names[rank]) in lines[rank].lower() for rank in range(n)), lines)
     return {"gpus": names, "ranks": ranks, "status": list(lines.values()), "timeline_updates": len(shown) - 1}
 
 
