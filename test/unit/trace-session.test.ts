@@ -179,3 +179,37 @@ test("auto: a cell that passed autoShowAfterMs by its end, with no display yet, 
   assert.equal(timelineOf(displays[0]).live, false);
   assert.ok("text/html" in displays[0].payload.data);
 });
+
+test("after a costly live update the next waits twenty times its cost, so updates take at most 1/20 of the kernel's thread", () => {
+  let nowMs = 0;
+  const displays: number[] = [];
+  let costMs = 0;
+  const { io } = recordingIO();
+  // Each display takes `costMs` of real time, as serialising and sending a large update does.
+  io.display = () => {
+    displays.push(nowMs);
+    const until = performance.now() + costMs;
+    while (performance.now() < until);
+  };
+  const session = new TimelineSession({ ranks, cellStartUs: 0, minUpdateIntervalMs: 100, now: () => nowMs });
+  session.start(io);
+  const batch = (start: number): SpanBatch => ({ rank: 0, spans: [{ name: "allReduce", cat: "comm", start, dur: 1 }] });
+  nowMs = 150;
+  session.onBatch(batch(1)); // a cheap update: the interval alone holds the next back
+  nowMs = 260;
+  session.onBatch(batch(2));
+  assert.deepEqual(displays, [0, 150, 260]);
+  costMs = 30; // this update costs 30 ms: the next waits at least 600 ms
+  nowMs = 370;
+  session.onBatch(batch(3));
+  nowMs = 600;
+  session.onBatch(batch(4));
+  nowMs = 900;
+  session.onBatch(batch(5));
+  assert.deepEqual(displays, [0, 150, 260, 370], "updates within 20 x 30 ms of the costly one are held back");
+  costMs = 0;
+  nowMs = 2370; // well past 20 x the update's cost, however much longer than 30 ms a loaded machine made it
+  session.onBatch(batch(6));
+  assert.deepEqual(displays, [0, 150, 260, 370, 2370]);
+  session.dispose();
+});

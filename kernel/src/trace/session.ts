@@ -42,6 +42,15 @@ export const AUTO_SHOW_AFTER_MS = 500;
 export const DEFAULT_MIN_UPDATE_INTERVAL_MS = 333;
 /** Live updates recompute the summary (O(n log n) in spans) at most this often, milliseconds. */
 const LIVE_SUMMARY_INTERVAL_MS = 1000;
+/**
+ * After a live update, the next waits at least this many times the update's own cost (and after
+ * a summary, the next summary): live updates take at most about 1/20 of the kernel's thread.
+ * Ranks that call collectives in a tight loop send tens of thousands of spans a second; with
+ * updates and summaries at fixed intervals, the kernel's thread grew busy for most of the cell and
+ * took a core from the ranks (4 KiB allReduce on 2 thread ranks of 2 cores: 41-104 us a call
+ * against 11-38 us with the timeline off).
+ */
+export const LIVE_UPDATE_COST_FACTOR = 20;
 
 let displayCounter = 0;
 
@@ -53,6 +62,10 @@ export class TimelineSession {
   private io: ExecutionIO | undefined;
   private lastUpdateMs = Number.NEGATIVE_INFINITY;
   private lastSummaryMs = Number.NEGATIVE_INFINITY;
+  /** milliseconds between live updates now: minUpdateIntervalMs, or more after a costly update */
+  private updateGapMs: number;
+  /** milliseconds of wall time the last update that recomputed the summary took */
+  private summaryCostMs = 0;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private dirty = false;
   private finished = false;
@@ -75,6 +88,7 @@ export class TimelineSession {
   constructor(options: TimelineSessionOptions) {
     this.aggregator = new TimelineAggregator(options);
     this.minUpdateIntervalMs = options.minUpdateIntervalMs ?? DEFAULT_MIN_UPDATE_INTERVAL_MS;
+    this.updateGapMs = this.minUpdateIntervalMs;
     this.now = options.now ?? Date.now;
     this.show = options.show ?? "always";
     this.autoShowAfterMs = options.autoShowAfterMs ?? AUTO_SHOW_AFTER_MS;
@@ -133,7 +147,7 @@ export class TimelineSession {
     this.aggregator.setDevice(rank, device);
   }
 
-  /** Takes one rank's batch; a live update follows within `minUpdateIntervalMs`. */
+  /** Takes one rank's batch; a live update follows within `minUpdateIntervalMs` (longer after costly updates). */
   onBatch(batch: SpanBatch): void {
     if (this.finished) return;
     this.aggregator.add(batch);
@@ -144,7 +158,7 @@ export class TimelineSession {
       if (this.sawCollective) this.showLive();
       return;
     }
-    const waitMs = this.lastUpdateMs + this.minUpdateIntervalMs - this.now();
+    const waitMs = this.lastUpdateMs + this.updateGapMs - this.now();
     if (waitMs <= 0) this.sendLiveUpdate();
     else if (this.timer === undefined) {
       this.timer = setTimeout(() => this.sendLiveUpdate(), waitMs);
@@ -184,12 +198,16 @@ export class TimelineSession {
     if (this.finished || !this.shown || this.io === undefined || !this.dirty) return;
     this.dirty = false;
     this.lastUpdateMs = this.now();
-    const staleSummaryOk = this.lastUpdateMs - this.lastSummaryMs < LIVE_SUMMARY_INTERVAL_MS;
+    const startedMs = performance.now(); // the cost is real time, whatever clock `now` is
+    const staleSummaryOk = this.lastUpdateMs - this.lastSummaryMs < Math.max(LIVE_SUMMARY_INTERVAL_MS, LIVE_UPDATE_COST_FACTOR * this.summaryCostMs);
     if (!staleSummaryOk) this.lastSummaryMs = this.lastUpdateMs;
     const payload = this.aggregator.payload(true, staleSummaryOk);
     this.updates++;
     this.lastLivePayload = payload;
     this.io.display(this.displayPayload(payload, true), true);
+    const costMs = performance.now() - startedMs;
+    if (!staleSummaryOk) this.summaryCostMs = costMs;
+    this.updateGapMs = Math.max(this.minUpdateIntervalMs, LIVE_UPDATE_COST_FACTOR * costMs);
   }
 
   /**
