@@ -46,9 +46,9 @@ const LIVE_SUMMARY_INTERVAL_MS = 1000;
  * After a live update, the next waits at least this many times the update's own cost (and after
  * a summary, the next summary): live updates take at most about 1/20 of the kernel's thread.
  * Ranks that call collectives in a tight loop send tens of thousands of spans a second; with
- * updates and summaries at fixed intervals, the kernel's thread grew busy for most of the cell and
- * took a core from the ranks (4 KiB allReduce on 2 thread ranks of 2 cores: 41-104 us a call
- * against 11-38 us with the timeline off).
+ * updates and summaries at fixed intervals, a profile of the kernel's thread during such a loop
+ * showed it busy for most of the cell, about half of it in summaries and JSON, on the cores the
+ * ranks run on (docs/benchmarks.md, "The timeline under a tight collective loop").
  */
 export const LIVE_UPDATE_COST_FACTOR = 20;
 
