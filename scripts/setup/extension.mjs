@@ -27,7 +27,7 @@ function listFiles(dir) {
 export function labextensionInputs(root) {
   const ext = join(root, "extension");
   return [
-    ...["package.json", "tsconfig.json"].map((f) => join(ext, f)),
+    ...["package.json", "tsconfig.json", "webpack.config.js"].map((f) => join(ext, f)),
     ...listFiles(join(ext, "src")),
     ...listFiles(join(ext, "style")),
     // the payload types the renderer imports from the kernel
