@@ -7,7 +7,10 @@
 import { after, before, describe, test } from "node:test";
 import * as assert from "node:assert/strict";
 import fc from "fast-check";
+import { availableParallelism } from "node:os";
 import { ThreadWorld } from "./comm-harness";
+import { createShmWorld } from "../../kernel/src/comm";
+import { createCommThreadWorld } from "../../kernel/src/comm/comm-thread";
 import { DTYPE_CTORS, expected, fill, REDUCE_OPS } from "./comm-reference";
 
 const OPS = ["allReduce", "reduce", "reduceScatter", "allGather", "broadcast", "gather", "scatter", "allToAll", "barrier"] as const;
@@ -122,4 +125,24 @@ test("rhd reduceScatter and allGather on 3 ranks are refused naming the group si
   } finally {
     await world.close();
   }
+});
+
+// A waiting rank polls before it sleeps (shm-world.ts, DEFAULT_SPIN_MS, says why 1 ms): the lower bound
+// is what the transport guarantees, so the check holds on a loaded machine too (being descheduled only
+// makes the first sleep later).
+test("a rank thread waiting for a late peer polls for the world's spinMs before its first sleep", { skip: availableParallelism() < 2 && "needs 2 cores (ranks that outnumber cores sleep at once)" }, async () => {
+  for (const [spinMs, options] of [[1, {}], [5, { spinMs: 5 }]] as const) {
+    const world = new ThreadWorld(2, options);
+    try {
+      assert.equal(world.init.spinMs, spinMs);
+      const [waiting, late] = await world.values("firstSleep", [{ delayMs: 0 }, { delayMs: 40 }]) as (number | null)[];
+      assert.ok(waiting !== null, "the rank that waited 40 ms for its peer never slept");
+      assert.ok(waiting >= spinMs, `the waiting rank first slept ${waiting.toFixed(3)} ms after entering; it must poll for ${spinMs} ms first`);
+      assert.ok(late === null || late >= 0);
+    } finally {
+      await world.close();
+    }
+  }
+  assert.equal(createCommThreadWorld(2).spinMs, 0.05, "comm threads poll briefly: their rank's thread computes on the cores they would poll on");
+  assert.throws(() => createShmWorld(2, { spinMs: -1 }), /spinMs must be a finite number of milliseconds >= 0, got -1/);
 });

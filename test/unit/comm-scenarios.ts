@@ -90,6 +90,29 @@ export const SCENARIOS: Record<string, Scenario> = {
   async groupDirect(comm, arg: { x: Float32Array }) {
     return comm.newGroup([0, 1]).allReduce(arg.x, { algorithm: "direct" });
   },
+  /**
+   * arg: {delayMs} one 4-element allReduce, entered `delayMs` late; the reply says how long after
+   * entering this rank first slept (`Atomics.wait`, which the shm transport sleeps in), ms, or null
+   */
+  async firstSleep(comm, arg: { delayMs: number }) {
+    // Both ranks started (a worker that loads slowly would be late by more than delayMs), and the call's
+    // path set up: a rank's first allReduce spends milliseconds on that before it could wait.
+    await comm.allReduce(new Float32Array(4));
+    await new Promise((resolve) => setTimeout(resolve, arg.delayMs));
+    const wait = Atomics.wait;
+    let sleptAt: number | null = null;
+    (Atomics as { wait: typeof Atomics.wait }).wait = (...args: Parameters<typeof Atomics.wait>) => {
+      sleptAt ??= performance.now();
+      return wait(...args);
+    };
+    try {
+      const entered = performance.now();
+      await comm.allReduce(new Float32Array(4));
+      return sleptAt === null ? null : sleptAt - entered;
+    } finally {
+      (Atomics as { wait: typeof Atomics.wait }).wait = wait;
+    }
+  },
   /** arg: {shape, names, x} allReduce along each mesh axis */
   async mesh(comm, arg: { shape: number[]; names: string[]; x: Float32Array }) {
     const m = comm.mesh(arg.shape, arg.names);

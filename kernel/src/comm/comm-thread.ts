@@ -93,10 +93,12 @@ export interface CommThreadResult {
  * The world the comm threads of a group of `size` thread ranks join: created
  * where the ranks' world is (the kernel's thread), structured-cloneable. It
  * runs collectives only, so its point-to-point rings are the smallest allowed
- * and it has no registered memory.
+ * and it has no registered memory. Its waits poll for 50 us, not the ranks'
+ * 1 ms: a comm thread waits for a peer's bucket while its own rank's thread
+ * computes backward, and the cores it would poll on are the ones computing.
  */
 export function createCommThreadWorld(size: number): ShmWorldInit {
-  return createShmWorld(size, { userRingBytes: 4096, registeredBytes: 0 });
+  return createShmWorld(size, { userRingBytes: 4096, registeredBytes: 0, spinMs: 0.05 });
 }
 
 // Same extension as this file: .js from kernel/dist, .ts when run from source under tsx.

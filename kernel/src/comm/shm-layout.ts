@@ -66,6 +66,8 @@ export interface ShmWorldInit {
   readonly directReads: SharedArrayBuffer;
   /** when each rank's emulated ingress is free again (link.ts SharedIngress) */
   readonly ingressClocks: SharedArrayBuffer;
+  /** how long a waiting rank polls before it sleeps, milliseconds, while ranks do not outnumber cores (shm-transport.ts) */
+  readonly spinMs: number;
 }
 
 export interface ShmWorldOptions {
@@ -74,6 +76,8 @@ export interface ShmWorldOptions {
   slotBytes?: number;
   /** capacity of registered memory (comm.alloc), bytes; default 2 GiB, at most what 4 GiB of memory leaves */
   registeredBytes?: number;
+  /** how long a waiting rank polls before it sleeps, milliseconds, while ranks do not outnumber cores; default 1 */
+  spinMs?: number;
 }
 
 export const MAX_SHM_RANKS = 64;

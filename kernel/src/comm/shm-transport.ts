@@ -25,12 +25,10 @@ import { WireCounters } from "./wire-counters";
 import { availableParallelism } from "node:os";
 
 /**
- * How long a rank polls before sleeping, milliseconds. A running peer is
- * usually a few microseconds behind and a sleep/wake costs tens of
- * microseconds; when ranks outnumber cores, a spinning rank would only take
- * the core from the peer it waits for, so it sleeps almost at once.
+ * How long a rank polls before sleeping when ranks outnumber cores, milliseconds: a spinning rank
+ * would only take the core from the peer it waits for, so it sleeps almost at once. Otherwise it
+ * polls for the world's `spinMs` (shm-world.ts says why 1 ms).
  */
-const SPIN_MS = 0.05;
 const SPIN_MS_OVERSUBSCRIBED = 0.002;
 /** Longest single sleep, milliseconds: bounds how late a cancel or timeout is seen. */
 const SLICE_MS = 50;
@@ -91,7 +89,7 @@ export class ShmTransport implements Transport {
     this.ctl = new Int32Array(init.control);
     this.mem = { ctl: this.ctl, data: new Uint8Array(init.memory.buffer), layout: this.layout };
     this.bellWord = this.layout.rankWord(rank, DOORBELL);
-    this.spinMs = this.size <= availableParallelism() ? SPIN_MS : SPIN_MS_OVERSUBSCRIBED;
+    this.spinMs = this.size <= availableParallelism() ? init.spinMs : SPIN_MS_OVERSUBSCRIBED;
     this.nic = new Nic(new SharedIngress(init.ingressClocks, init.size));
   }
 

@@ -21,6 +21,15 @@ const WASM_PAGE = 64 * 1024;
 /** wasm32 memories stop at 4 GiB */
 const MAX_WASM_PAGES = 65536;
 const DEFAULT_REGISTERED_BYTES = 2 * 1024 * MiB;
+/**
+ * How long a waiting rank polls before it sleeps, milliseconds (ranks no more than cores). A sleep
+ * and its wake cost 100-200 us on the build machine's VM, and a rank woken late makes its peer's
+ * next wait late too: with 50 us of polling, pairs of rank threads fell into taking turns to sleep,
+ * and a 4 KiB allReduce's median went from 11 us to 37-145 us (docs/collectives.md, "Figures behind
+ * the code"). A rank's thread has nothing else to run while it waits, so polling costs no work of
+ * its own; what it could take from is the kernel's thread, which the OS scheduler still serves.
+ */
+const DEFAULT_SPIN_MS = 1;
 /** Direct-path chunk bytes: a chunk copied in is still in cache (2 MiB L2 here) when peers reduce it, and a 64 MiB message takes 64 chunks. */
 const DEFAULT_SLOT_BYTES = (size: number) => (size <= 8 ? 1024 * 1024 : 256 * 1024);
 
@@ -55,11 +64,14 @@ export function createShmWorld(size: number, options: ShmWorldOptions = {}): Shm
   // The maximum is reserved as address space now (a shared memory never moves); pages are committed as they are used.
   const memory = new Wasm.Memory({ initial: pages, maximum: pages + registeredPages, shared: true });
   const control = new SharedArrayBuffer(layout.controlWords * 4);
+  const spinMs = options.spinMs ?? DEFAULT_SPIN_MS;
+  if (!(Number.isFinite(spinMs) && spinMs >= 0)) throw new RangeError(`spinMs must be a finite number of milliseconds >= 0, got ${spinMs}`);
   return {
     kind: "shm", size, control, memory, collectiveRingBytes, userRingBytes, slotBytes,
     registeredAt: pages * WASM_PAGE, registeredBytes: registeredPages * WASM_PAGE,
     directReads: SharedReadCounts.createBuffer(size),
     ingressClocks: SharedIngress.createBuffer(size),
+    spinMs,
   };
 }
 
