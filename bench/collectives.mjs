@@ -20,6 +20,7 @@
 // Flags: --quick (4 KiB, 1 MiB, 64 MiB)  --sizes 4K,64K,64M  --ranks 2,4  --ops allReduce,...
 //        --transports shm,processes,tcp  --calls default,in-place,registered,tensor  --reps N (>= 5)
 //        --max-calls N (calls per block at the smallest sizes, default 500)  --algorithm ring (one algorithm for every op)
+//        --spin-ms MS (shm: how long a waiting rank polls before it sleeps; default the world's, 1 ms)
 import { Worker } from "node:worker_threads";
 import { fork, spawn } from "node:child_process";
 import { createServer } from "node:net";
@@ -52,6 +53,8 @@ const OPS = listOption(argv, "ops", ["allReduce", "allGather", "reduceScatter", 
 const ALGORITHM = listOption(argv, "algorithm", [""])[0] || undefined;
 const REPS = repsOption(argv);
 const MAX_CALLS = intOption(argv, "max-calls", 500);
+const SPIN_MS = listOption(argv, "spin-ms", [""])[0];
+if (SPIN_MS !== "" && !(Number(SPIN_MS) >= 0)) throw new RangeError(`--spin-ms: expected milliseconds >= 0, got ${JSON.stringify(SPIN_MS)}`);
 // Calls per timed block: about 16 MiB moved per block, 1 to --max-calls calls. Warm-up: one block's worth, at least 2.
 const plan = (op, bytes) => { const calls = Math.max(1, Math.min(MAX_CALLS, Math.floor((16 * MiB) / bytes))); return { op, bytes, calls, warmup: Math.max(2, calls), reps: REPS }; };
 const busFactor = (op, n) => (op === "allReduce" ? (2 * (n - 1)) / n : op === "broadcast" ? 1 : (n - 1) / n);
@@ -70,7 +73,7 @@ const freePort = () => new Promise((resolve) => { const s = createServer(); s.li
 
 async function startRanks(transport, n) {
   let init, rendezvous;
-  if (transport === "shm") init = comm.createShmWorld(n);
+  if (transport === "shm") init = comm.createShmWorld(n, SPIN_MS === "" ? {} : { spinMs: Number(SPIN_MS) });
   else rendezvous = await comm.startTcpRendezvous(n);
   const script = path.join(here, "collectives-worker.ts");
   const workers = [];
