@@ -101,16 +101,16 @@ export const SCENARIOS: Record<string, Scenario> = {
     await new Promise((resolve) => setTimeout(resolve, arg.delayMs));
     const wait = Atomics.wait;
     let sleptAt: number | null = null;
-    (Atomics as { wait: typeof Atomics.wait }).wait = (...args: Parameters<typeof Atomics.wait>) => {
+    (Atomics as { wait: unknown }).wait = (array: Int32Array, index: number, value: number, timeout?: number) => {
       sleptAt ??= performance.now();
-      return wait(...args);
+      return wait(array, index, value, timeout);
     };
     try {
       const entered = performance.now();
       await comm.allReduce(new Float32Array(4));
       return sleptAt === null ? null : sleptAt - entered;
     } finally {
-      (Atomics as { wait: typeof Atomics.wait }).wait = wait;
+      (Atomics as { wait: unknown }).wait = wait;
     }
   },
   /** arg: {shape, names, x} allReduce along each mesh axis */
