@@ -9,7 +9,7 @@ import * as assert from "node:assert/strict";
 import fc from "fast-check";
 import { availableParallelism } from "node:os";
 import { ThreadWorld } from "./comm-harness";
-import { createShmWorld } from "../../kernel/src/comm";
+import { attachShmCommunicator, createShmWorld, type CommSpan, type SpanHook } from "../../kernel/src/comm";
 import { createCommThreadWorld } from "../../kernel/src/comm/comm-thread";
 import { DTYPE_CTORS, expected, fill, REDUCE_OPS } from "./comm-reference";
 
@@ -145,4 +145,23 @@ test("a rank thread waiting for a late peer polls for the world's spinMs before 
   }
   assert.equal(createCommThreadWorld(2).spinMs, 0.05, "comm threads poll briefly: their rank's thread computes on the cores they would poll on");
   assert.throws(() => createShmWorld(2, { spinMs: -1 }), /spinMs must be a finite number of milliseconds >= 0, got -1/);
+});
+
+// With the timeline off (`%%distributed --timeline off`) the rank's hook says it is not recording, and a call
+// then builds no span and reads no clock for one; the hook is still asked before every call.
+test("a span hook that is not recording is not called; one that records gets each call", async () => {
+  const reports: CommSpan[] = [];
+  let recording = false;
+  const hook: SpanHook = Object.defineProperty((span: CommSpan) => void reports.push(span), "recording", { get: () => recording });
+  const comm = attachShmCommunicator(createShmWorld(1), 0, { onSpan: hook });
+  await comm.allReduce(new Float32Array(4));
+  await comm.broadcast(new Float32Array(4), 0);
+  assert.equal(reports.length, 0, `the hook got ${reports.length} span(s) while not recording`);
+  recording = true;
+  await comm.allReduce(new Float32Array(4));
+  assert.deepEqual(reports.map((s) => [s.op, s.bytes, s.call]), [["allReduce", 16, 3]]);
+  const always: CommSpan[] = [];
+  const plain = attachShmCommunicator(createShmWorld(1), 0, { onSpan: (span) => void always.push(span) });
+  await plain.allReduce(new Float32Array(4));
+  assert.equal(always.length, 1, "a hook without `recording` records");
 });

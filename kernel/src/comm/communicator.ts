@@ -69,7 +69,7 @@ export class GroupCommunicator implements Communicator {
     }
     this.p2pSent.set(peer, seq);
     call.label = `send #${seq} to rank ${peer}`;
-    const span = this.core.onSpan ? nowMicros() : 0;
+    const span = this.spanStart();
     return this.core.transport.sendUser(call, { peer: this.worldRanks[peer], payload: bytesOf(x) }).then(() => {
       this.core.transport.wire.callFinished("send");
       if (span) this.emit("send", x.byteLength, "p2p", span, seq, call.traffic, peer);
@@ -89,7 +89,7 @@ export class GroupCommunicator implements Communicator {
     this.p2pReceived.set(peer, seq);
     call.label = `recv #${seq} from rank ${peer}`;
     const target = bytesOf(into);
-    const span = this.core.onSpan ? nowMicros() : 0;
+    const span = this.spanStart();
     return this.core.transport
       .recvUser(call, { peer: this.worldRanks[peer], bytes: target.length, onData: (c, o) => target.set(c, o) })
       .then(() => {
@@ -370,7 +370,7 @@ export class GroupCommunicator implements Communicator {
     };
     // One `then`, not an async function and its await: each promise costs a rank its cell-epoch hooks.
     return this.core.serialize(() => {
-      const start = this.core.onSpan ? nowMicros() : 0;
+      const start = this.spanStart();
       this.core.transport.enter(call);
       return run(env, reducerFor(redop, dtype), call).then((result) => {
         this.core.transport.wire.callFinished(op);
@@ -378,6 +378,12 @@ export class GroupCommunicator implements Communicator {
         return result;
       });
     });
+  }
+
+  /** The clock for a call's span, or 0 when no hook records it (nothing is built for the call then). */
+  private spanStart(): number {
+    const hook = this.core.onSpan;
+    return hook !== undefined && hook.recording !== false ? nowMicros() : 0;
   }
 
   private emit(op: string, bytes: number, algorithm: Algorithm | "p2p", start: number, call: number, traffic: TrafficCounts, peer?: number): void {

@@ -70,16 +70,19 @@ export function attachDirectCollectives(
   };
   const pipeline = new ShmPipeline(t);
   const kernelsFor = (redop: number, dtype: number) => (simd ?? jsKernels)(redop, dtype);
-  // memory.buffer is read on every view: registering memory grows the memory, which replaces the
-  // buffer object, and the SIMD kernels only take views of the current one.
+  // Registering memory grows the memory, which replaces its buffer object: views of registered
+  // memory read memory.buffer (a call into the engine, about 3% of a 4 KiB call) to cover it. The
+  // fixed layout (slots, result and scratch areas) lies in the memory's initial pages, which every
+  // buffer object of it covers, so its views share the first one.
   const memory = t.init.memory;
-  /** typed view of `len` elements at element offset `at` of a slot that starts at byte `slotAt` */
-  const view = (dtype: number, slotAt: number, at: number, len: number, width: number) => viewOf(dtype, memory.buffer, slotAt + at * width, len);
+  const fixedLayout = memory.buffer;
+  /** typed view of `len` elements at element offset `at` of a slot (or area of the fixed layout) that starts at byte `slotAt` */
+  const view = (dtype: number, slotAt: number, at: number, len: number, width: number) => viewOf(dtype, fixedLayout, slotAt + at * width, len);
   /** typed view of `len` elements at byte address `address` of the world's memory */
   const viewAt = (dtype: number, address: number, len: number) => viewOf(dtype, memory.buffer, address, len);
   const isRegistered = (x: CommArray) => registered?.holds(x) ?? false;
 
-  const inMemory = (x: CommArray) => x.buffer === memory.buffer || isRegistered(x);
+  const inMemory = (x: CommArray) => x.buffer === fixedLayout || isRegistered(x) || x.buffer === memory.buffer;
   /** dst.set(src, at), by memory.copy when both live in the world's memory, else by memmove (host-copy.ts): twice TypedArray#set's speed */
   const copyInto = (dst: CommArray, at: number, src: CommArray) => {
     if (memoryCopy && src.byteLength > 0 && inMemory(dst) && inMemory(src)) {

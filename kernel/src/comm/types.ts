@@ -85,7 +85,11 @@ export interface CommSpan {
   messagesReceived: number;
 }
 
-export type SpanHook = (span: CommSpan) => void;
+export interface SpanHook {
+  (span: CommSpan): void;
+  /** false while nobody records (a cell run with `--timeline off`): calls then read no clock and report nothing */
+  readonly recording?: boolean;
+}
 
 export interface Communicator {
   /** rank within this communicator (group) */

@@ -38,7 +38,7 @@ export class GroupRegistry {
 
 /** The hook to pass as the communicator's `onSpan`: one comm span per finished call. */
 export function commSpanHook(recorder: SpanRecorder, worldRank: number, groups: GroupRegistry): SpanHook {
-  return (span: CommSpan) => {
+  const hook = (span: CommSpan) => {
     if (!recorder.enabled) return;
     const members = groups.worldRanks(span.group);
     const args: SpanArgs = {
@@ -65,4 +65,6 @@ export function commSpanHook(recorder: SpanRecorder, worldRank: number, groups: 
     }
     recorder.record(span.op, "comm", span.start, span.end - span.start, args);
   };
+  // Read by the communicator before each call: with the timeline off it reads no clock and builds no span.
+  return Object.defineProperty(hook, "recording", { get: () => recorder.enabled });
 }
