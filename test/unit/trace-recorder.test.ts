@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createRankRecorder, type SpanBatch } from "../../kernel/src/trace";
+import { CommSpanColumns, createRankRecorder, forEachCommSpan, type SpanArgs, type SpanBatch } from "../../kernel/src/trace";
 
 function fakeClock(startUs = 1_000_000): { clock: () => number; advance: (us: number) => void; reads: () => number } {
   let now = startUs;
@@ -118,4 +118,70 @@ test("collective records a comm span with op, bytes and a per-group sequence num
     ["comm", "allGather", "allGather", 16, "world", 2],
   ]);
   assert.equal(batches[0].spans[2].args?.algorithm, "ring");
+});
+
+/** A communicator's report of one call (comm/types.ts CommSpan), as the rank's hook passes it. */
+function commReport(op: string, start: number, end: number, bytes: number) {
+  return { op, algorithm: "direct", start, end, bytes, bytesSent: bytes / 2, bytesReceived: bytes / 2 + 1, messagesSent: 1, messagesReceived: 2 };
+}
+
+test("comm spans kept in columns reach the kernel with the args of the object form, each name and peer list stored once a batch", () => {
+  const columns = new CommSpanColumns();
+  const others = [1, 3];
+  columns.push(commReport("allReduce", 1_000, 1_040, 4096), "world", 7, others);
+  columns.push(commReport("allReduce", 1_050, 1_060, 4096), "world", 8, others);
+  columns.push(commReport("broadcast", 1_070, 1_075, 64), "tp[0,1]", 1, undefined);
+  const packed = columns.take()!;
+  assert.equal(packed.count, 3);
+  assert.deepEqual(packed.strings, ["allReduce", "direct", "world", "broadcast", "tp[0,1]"]);
+  assert.deepEqual(packed.peerLists, [[1, 3]]);
+  assert.equal(columns.take(), undefined, "take starts afresh");
+  const seen: [string, number, number, SpanArgs][] = [];
+  assert.equal(forEachCommSpan(structuredClone(packed), (name, start, dur, args) => seen.push([name, start, dur, args])), true);
+  assert.deepEqual(seen, [
+    ["allReduce", 1_000, 40, { op: "allReduce", bytes: 4096, algorithm: "direct", bytesSent: 2048, bytesReceived: 2049, messagesSent: 1, messagesReceived: 2, group: "world", seq: 7, peers: [1, 3] }],
+    ["allReduce", 1_050, 10, { op: "allReduce", bytes: 4096, algorithm: "direct", bytesSent: 2048, bytesReceived: 2049, messagesSent: 1, messagesReceived: 2, group: "world", seq: 8, peers: [1, 3] }],
+    ["broadcast", 1_070, 5, { op: "broadcast", bytes: 64, algorithm: "direct", bytesSent: 32, bytesReceived: 33, messagesSent: 1, messagesReceived: 2, group: "tp[0,1]", seq: 1 }],
+  ]);
+  assert.notEqual(seen[0][3].peers, seen[1][3].peers, "each span gets its own peers array");
+});
+
+test("comm columns that are not well formed are dropped whole, visiting nothing", () => {
+  const columns = new CommSpanColumns();
+  columns.push(commReport("allReduce", 0, 10, 16), "world", 1, [1]);
+  const good = columns.take()!;
+  const broken: [string, unknown][] = [
+    ["a count past the values", { ...good, count: 2 }],
+    ["values not a Float64Array", { ...good, values: Array.from(good.values) }],
+    ["a name index past the table", { ...good, strings: good.strings.slice(0, 2) }],
+    ["a peer list index past the table", { ...good, peerLists: [] }],
+    ["a peer list of non-integers", { ...good, peerLists: [["1"]] }],
+    ["not an object", "columns"],
+  ];
+  for (const [what, packed] of broken) {
+    let visits = 0;
+    assert.equal(forEachCommSpan(packed, () => visits++), false, what);
+    assert.equal(visits, 0, what);
+  }
+});
+
+test("a batch holds at most maxBatch spans, plain and comm together; comm spans ride in its columns", () => {
+  const c = fakeClock();
+  const batches: SpanBatch[] = [];
+  const rec = createRankRecorder({ rank: 0, enabled: true, post: (b) => batches.push(b), clock: c.clock, maxBatch: 3, flushIntervalMs: 1e6 });
+  rec.record("forward", "compute", 1_000_000, 5);
+  rec.recordComm(commReport("allReduce", 1_000_010, 1_000_020, 16), "world", 1, [1]);
+  assert.equal(batches.length, 0);
+  rec.recordComm(commReport("allReduce", 1_000_030, 1_000_040, 16), "world", 2, [1]);
+  assert.equal(batches.length, 1, "the third span filled the batch");
+  assert.deepEqual(batches[0].spans.map((s) => s.name), ["forward"]);
+  assert.equal(batches[0].comm?.count, 2);
+  rec.recordComm(commReport("allReduce", 1_000_050, 1_000_060, 16), "world", 3, [1]);
+  rec.setEnabled(false);
+  assert.equal(batches.length, 2);
+  assert.deepEqual(batches[1].spans, []);
+  assert.equal(batches[1].comm?.count, 1);
+  rec.recordComm(commReport("allReduce", 1_000_070, 1_000_080, 16), "world", 4, [1]);
+  rec.flush();
+  assert.equal(batches.length, 2, "a disabled recorder keeps no comm span");
 });

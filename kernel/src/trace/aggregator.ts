@@ -3,6 +3,7 @@
  * timeline on the kernel's clock, and builds payloads from it.
  */
 import { ArrivalWaits } from "./arrival-waits";
+import { forEachCommSpan } from "./comm-span-columns";
 import type { ClockOffsetEstimate } from "./clock";
 import type { TimelinePayload, TimelineRank } from "./payload";
 import type { SpanBatch } from "./recorder";
@@ -59,9 +60,17 @@ export class TimelineAggregator {
     for (const raw of batch.spans) {
       const span: TimelineSpan = { rank: batch.rank, name: raw.name, cat: raw.cat, ts: raw.start - origin, dur: raw.dur };
       if (raw.args !== undefined) span.args = raw.args;
-      this.spans.push(span);
-      if (span.cat === "comm") for (const idle of this.waits.add(span)) this.spans.push(idle);
+      this.push(span);
     }
+    if (batch.comm !== undefined) {
+      // malformed columns are dropped whole (a rank runs user code)
+      forEachCommSpan(batch.comm, (name, start, dur, args) => this.push({ rank: batch.rank, name, cat: "comm", ts: start - origin, dur, args }));
+    }
+  }
+
+  private push(span: TimelineSpan): void {
+    this.spans.push(span);
+    if (span.cat === "comm") for (const idle of this.waits.add(span)) this.spans.push(idle);
   }
 
   get spanCount(): number {

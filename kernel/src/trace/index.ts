@@ -6,6 +6,7 @@
 export * from "./span";
 export * from "./clock";
 export * from "./recorder";
+export * from "./comm-span-columns";
 export * from "./intervals";
 export * from "./summary";
 export * from "./payload";

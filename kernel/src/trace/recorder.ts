@@ -8,12 +8,15 @@
  * `flush()` (the cluster calls it when the cell's body settles).
  */
 import { epochMicros } from "./clock";
+import { CommSpanColumns, type CommSpanFields, type PackedCommSpans } from "./comm-span-columns";
 import type { RawSpan, SpanArgs, SpanCategory } from "./span";
 
 /** What a rank posts to the kernel: spans on the rank's own clock. */
 export interface SpanBatch {
   rank: number;
   spans: RawSpan[];
+  /** the communicator's comm spans, in columns (comm-span-columns.ts) */
+  comm?: PackedCommSpans;
 }
 
 export interface RankRecorderOptions {
@@ -46,6 +49,7 @@ export class SpanRecorder {
   private readonly maxBatch: number;
   private readonly clock: () => number;
   private buffer: RawSpan[] = [];
+  private readonly comm = new CommSpanColumns();
   private lastFlushUs = 0;
   private timer: ReturnType<typeof setTimeout> | undefined;
   /** collectives issued so far per group; every member issues them in the same order */
@@ -81,10 +85,24 @@ export class SpanRecorder {
     if (!this.on) return;
     const span: RawSpan = args === undefined ? { name, cat, start, dur } : { name, cat, start, dur, args };
     this.buffer.push(span);
-    const end = start + dur;
+    this.recorded(start, start + dur);
+  }
+
+  /**
+   * Records a comm span of the communicator (named after its op, args as comm-span-columns.ts lists),
+   * kept in columns rather than as an object. `peers`: pass the same array for the same group.
+   */
+  recordComm(span: CommSpanFields, group: string, seq: number, peers: readonly number[] | undefined): void {
+    if (!this.on) return;
+    this.comm.push(span, group, seq, peers);
+    this.recorded(span.start, span.end);
+  }
+
+  /** After a span was kept: posts the batch when it is full or old enough, or makes sure a timer will. */
+  private recorded(start: number, end: number): void {
     // The interval counts from the first span, not from the epoch.
     if (this.lastFlushUs === 0) this.lastFlushUs = start;
-    if (this.buffer.length >= this.maxBatch || end - this.lastFlushUs >= this.flushIntervalUs) {
+    if (this.pending >= this.maxBatch || end - this.lastFlushUs >= this.flushIntervalUs) {
       this.flush(end);
     } else if (this.timer === undefined) {
       // A rank that records one span and then computes for seconds still shows it live.
@@ -148,15 +166,16 @@ export class SpanRecorder {
       this.timer = undefined;
     }
     this.lastFlushUs = nowUs ?? (this.on ? this.clock() : this.lastFlushUs);
-    if (this.buffer.length === 0) return;
+    if (this.pending === 0) return;
     const spans = this.buffer;
     this.buffer = [];
-    this.post({ rank: this.rank, spans });
+    const comm = this.comm.take();
+    this.post(comm === undefined ? { rank: this.rank, spans } : { rank: this.rank, spans, comm });
   }
 
   /** Spans waiting to be posted. */
   get pending(): number {
-    return this.buffer.length;
+    return this.buffer.length + this.comm.length;
   }
 }
 

@@ -152,7 +152,7 @@ export class TimelineSession {
     if (this.finished) return;
     this.aggregator.add(batch);
     this.dirty = true;
-    if (!this.sawCollective && batch.spans.some((span) => span.cat === "comm")) this.sawCollective = true;
+    if (!this.sawCollective && ((batch.comm?.count ?? 0) > 0 || batch.spans.some((span) => span.cat === "comm"))) this.sawCollective = true;
     if (this.io === undefined) return;
     if (!this.shown) {
       if (this.sawCollective) this.showLive();

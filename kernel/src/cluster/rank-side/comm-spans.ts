@@ -13,7 +13,7 @@
  * times of the linked calls (kernel/src/trace/arrival-waits.ts).
  */
 import type { CommSpan, Communicator, SpanHook } from "../../comm/types";
-import type { SpanArgs, SpanRecorder } from "../../trace";
+import type { SpanRecorder } from "../../trace";
 
 /** World ranks of each group this rank created, by group name. */
 export class GroupRegistry {
@@ -36,34 +36,36 @@ export class GroupRegistry {
   }
 }
 
-/** The hook to pass as the communicator's `onSpan`: one comm span per finished call. */
+/** The hook to pass as the communicator's `onSpan`: one comm span per finished call, kept in the recorder's columns. */
 export function commSpanHook(recorder: SpanRecorder, worldRank: number, groups: GroupRegistry): SpanHook {
+  // One array per group's other members (keyed by the registry's member list, which a new group of the
+  // same name replaces) and per p2p peer, so the columns store each list once a batch.
+  const othersOf = new WeakMap<readonly number[], readonly number[]>();
+  const onePeer = new Map<number, readonly number[]>();
+  const othersIn = (group: string): readonly number[] | undefined => {
+    const members = groups.worldRanks(group);
+    if (members === undefined) return undefined;
+    let others = othersOf.get(members);
+    if (others === undefined) othersOf.set(members, (others = members.filter((r) => r !== worldRank)));
+    return others;
+  };
   const hook = (span: CommSpan) => {
     if (!recorder.enabled) return;
-    const members = groups.worldRanks(span.group);
-    const args: SpanArgs = {
-      op: span.op, bytes: span.bytes, algorithm: span.algorithm,
-      // what the transport moved for this call (the wire counters), beside the input size above
-      bytesSent: span.bytesSent, bytesReceived: span.bytesReceived, messagesSent: span.messagesSent, messagesReceived: span.messagesReceived,
-    };
-    if (span.algorithm === "p2p") {
-      // The hook's peer is the group rank passed to send/recv; links need world ranks.
-      const peer = span.peer === undefined ? undefined : members?.[span.peer];
-      if (peer === undefined) {
-        // Unknown group: a key no other rank has, so the summary links nothing to it.
-        args.group = `p2p:${span.group}:${worldRank}:unlinked`;
-      } else {
-        const [from, to] = span.op === "send" ? [worldRank, peer] : [peer, worldRank];
-        args.peers = [peer];
-        args.group = `p2p:${span.group}:${from}->${to}`;
-      }
-      args.seq = span.call;
-    } else {
-      args.group = span.group;
-      args.seq = span.call;
-      if (members !== undefined) args.peers = members.filter((r) => r !== worldRank);
+    if (span.algorithm !== "p2p") {
+      recorder.recordComm(span, span.group, span.call, othersIn(span.group));
+      return;
     }
-    recorder.record(span.op, "comm", span.start, span.end - span.start, args);
+    // The hook's peer is the group rank passed to send/recv; links need world ranks.
+    const peer = span.peer === undefined ? undefined : groups.worldRanks(span.group)?.[span.peer];
+    if (peer === undefined) {
+      // Unknown group: a key no other rank has, so the summary links nothing to it.
+      recorder.recordComm(span, `p2p:${span.group}:${worldRank}:unlinked`, span.call, undefined);
+      return;
+    }
+    const [from, to] = span.op === "send" ? [worldRank, peer] : [peer, worldRank];
+    let peers = onePeer.get(peer);
+    if (peers === undefined) onePeer.set(peer, (peers = [peer]));
+    recorder.recordComm(span, `p2p:${span.group}:${from}->${to}`, span.call, peers);
   };
   // Read by the communicator before each call: with the timeline off it reads no clock and builds no span.
   return Object.defineProperty(hook, "recording", { get: () => recorder.enabled });
