@@ -350,17 +350,35 @@ export function attachDirectCollectives(
  */
 function metered(c: DirectCollectives, t: ShmTransport, reads: SharedReadCounts | undefined): DirectCollectives {
   if (!reads) return c;
-  const wrap = <A extends unknown[]>(run: (call: CallContext, ...args: A) => void) => (call: CallContext, ...args: A) => {
-    const before = reads.rowTotal(t.rank);
-    run(call, ...args);
-    const after = reads.rowTotal(t.rank);
+  const before = { bytes: 0, messages: 0 };
+  const after = { bytes: 0, messages: 0 };
+  const start = () => reads.rowTotalInto(t.rank, before);
+  const finish = (call: CallContext) => {
+    reads.rowTotalInto(t.rank, after);
     call.traffic.bytesSent += after.bytes - before.bytes;
     call.traffic.messagesSent += after.messages - before.messages;
   };
+  // one wrapper per op, with its parameters spelled out: no rest array on every call
   return {
-    allReduce: wrap(c.allReduce),
-    reduceScatter: wrap(c.reduceScatter),
-    allGather: wrap(c.allGather),
-    broadcast: wrap(c.broadcast),
+    allReduce(call, x, out, redop) {
+      start();
+      c.allReduce(call, x, out, redop);
+      finish(call);
+    },
+    reduceScatter(call, x, out, redop) {
+      start();
+      c.reduceScatter(call, x, out, redop);
+      finish(call);
+    },
+    allGather(call, x, out) {
+      start();
+      c.allGather(call, x, out);
+      finish(call);
+    },
+    broadcast(call, x, out, root) {
+      start();
+      c.broadcast(call, x, out, root);
+      finish(call);
+    },
   };
 }

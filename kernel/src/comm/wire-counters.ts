@@ -145,11 +145,13 @@ export class SharedReadCounts {
   /** reader read `bytes` of owner's memory in `messages` pieces, for a call of `opcode`. */
   add(owner: number, reader: number, opcode: number, bytes: number, messages: number): void {
     const at = owner * this.size * OPCODES.length * 2 + this.entry(reader, opcode);
-    Atomics.add(this.words, at, BigInt(bytes));
-    Atomics.add(this.words, at + 1, BigInt(messages));
+    // each BigInt is a heap object: made once, added twice (this runs on every direct read)
+    const b = BigInt(bytes), m = BigInt(messages);
+    Atomics.add(this.words, at, b);
+    Atomics.add(this.words, at + 1, m);
     const total = this.totalAt(owner);
-    Atomics.add(this.words, total, BigInt(bytes));
-    Atomics.add(this.words, total + 1, BigInt(messages));
+    Atomics.add(this.words, total, b);
+    Atomics.add(this.words, total + 1, m);
   }
 
   private totalAt(owner: number): number {
@@ -169,9 +171,14 @@ export class SharedReadCounts {
     return row;
   }
 
-  /** Everything read of owner's memory so far, over all readers and ops (two loads: each direct call asks twice). */
-  rowTotal(owner: number): { bytes: number; messages: number } {
+  /**
+   * Everything read of owner's memory so far, over all readers and ops, written into `into` (no new
+   * object: each direct call asks twice); returns it.
+   */
+  rowTotalInto(owner: number, into: { bytes: number; messages: number }): { bytes: number; messages: number } {
     const at = this.totalAt(owner);
-    return { bytes: Number(Atomics.load(this.words, at)), messages: Number(Atomics.load(this.words, at + 1)) };
+    into.bytes = Number(Atomics.load(this.words, at));
+    into.messages = Number(Atomics.load(this.words, at + 1));
+    return into;
   }
 }
