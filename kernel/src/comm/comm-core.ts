@@ -70,7 +70,7 @@ export class CommCore {
    * started at once would keep the caller from making the sends that come after it in the same
    * synchronous block (rank 0: `p = allReduce(x); send(y, 1)`, rank 1: `recv(y, 0); allReduce(x)`).
    */
-  serialize<T>(run: () => Promise<T>): Promise<T> {
+  serialize<T>(run: () => T | Promise<T>): Promise<T> {
     // run follows the call before whether that call succeeded or failed: one `then`, no `catch`
     // (each promise costs a rank in a cell its cell-epoch hooks, rank-side/cell-epochs.ts)
     const result = this.queue.then(run, run);

@@ -103,19 +103,27 @@ export class GroupCommunicator implements Communicator {
   allReduce<T extends CommArray>(x: T, options: AllReduceOptions = {}): Promise<T> {
     const algorithm = this.choose("allReduce", x, options);
     const given = this.givenOutput(x, x.length, options, "allReduce");
-    return this.collective("allReduce", x, options, { redop: redopOf(options), algorithm }, async (env, reduce, call) => {
-      const out = given ?? this.allocatedOutput(x, x.length, algorithm) ?? (await this.pooledOutput(x, x.length));
-      if (algorithm === "direct") this.core.direct!.allReduce(call, x, out, call.desc.redop);
-      else if (algorithm === "ring") await alg.ringAllReduce(env, x, out, this.combining(x, call, reduce), alg.ringChunks(this.size, x.byteLength, this.core.transport.overNetwork === true));
-      else {
-        const { acc, reduce: simd, landing } = this.accumulator(x, call, reduce);
-        if (algorithm === "rhd") await rhdAllReduce(env, acc, simd, landing);
-        else await alg.recursiveDoublingAllReduce(env, acc, simd);
-        if (acc !== out) out.set(acc as never);
-      }
+    const finish = (out: T): T => {
       if (options.op === "mean") divideInPlace(out, this.size);
       return out;
-    });
+    };
+    return this.collective("allReduce", x, options, { redop: redopOf(options), algorithm }, (env, reduce, call) =>
+      this.intoOutput(x, x.length, algorithm, given, (out) => {
+        if (algorithm === "direct") {
+          this.core.direct!.allReduce(call, x, out, call.desc.redop);
+          return finish(out);
+        }
+        return (async () => {
+          if (algorithm === "ring") await alg.ringAllReduce(env, x, out, this.combining(x, call, reduce), alg.ringChunks(this.size, x.byteLength, this.core.transport.overNetwork === true));
+          else {
+            const { acc, reduce: simd, landing } = this.accumulator(x, call, reduce);
+            if (algorithm === "rhd") await rhdAllReduce(env, acc, simd, landing);
+            else await alg.recursiveDoublingAllReduce(env, acc, simd);
+            if (acc !== out) out.set(acc as never);
+          }
+          return finish(out);
+        })();
+      }));
   }
 
   reduce<T extends CommArray>(x: T, root: number, options: AllReduceOptions = {}): Promise<T> {
@@ -133,53 +141,67 @@ export class GroupCommunicator implements Communicator {
     const algorithm = this.choose("reduceScatter", x, options);
     const length = blockLength(x.length, this.rank, this.size);
     const given = this.givenOutput(x, length, options, "reduceScatter");
-    return this.collective("reduceScatter", x, options, { redop: redopOf(options), algorithm }, async (env, reduce, call) => {
-      const out = given ?? this.allocatedOutput(x, length, algorithm) ?? (await this.pooledOutput(x, length));
-      if (algorithm === "direct") this.core.direct!.reduceScatter(call, x, out, call.desc.redop);
-      else if (algorithm === "rhd") {
-        const { acc, reduce: simd, landing } = this.accumulator(x, call, reduce);
-        await recursiveHalvingReduceScatter(env, acc, simd, this.size, landing);
-        out.set(alg.block(acc, this.rank, this.size) as never);
-      } else {
-        // the ring reads x and fills a work array that needs no copy of x first
-        const work = this.core.workspace(x, x.length);
-        await alg.ringReduceScatter(env, x, work, this.combining(x, call, reduce));
-        out.set(alg.block(work, this.rank, this.size) as never);
-      }
+    const finish = (out: T): T => {
       if (options.op === "mean") divideInPlace(out, this.size);
       return out;
-    });
+    };
+    return this.collective("reduceScatter", x, options, { redop: redopOf(options), algorithm }, (env, reduce, call) =>
+      this.intoOutput(x, length, algorithm, given, (out) => {
+        if (algorithm === "direct") {
+          this.core.direct!.reduceScatter(call, x, out, call.desc.redop);
+          return finish(out);
+        }
+        return (async () => {
+          if (algorithm === "rhd") {
+            const { acc, reduce: simd, landing } = this.accumulator(x, call, reduce);
+            await recursiveHalvingReduceScatter(env, acc, simd, this.size, landing);
+            out.set(alg.block(acc, this.rank, this.size) as never);
+          } else {
+            // the ring reads x and fills a work array that needs no copy of x first
+            const work = this.core.workspace(x, x.length);
+            await alg.ringReduceScatter(env, x, work, this.combining(x, call, reduce));
+            out.set(alg.block(work, this.rank, this.size) as never);
+          }
+          return finish(out);
+        })();
+      }));
   }
 
   allGather<T extends CommArray>(x: T, options: CollectiveOptions = {}): Promise<T> {
     const algorithm = this.choose("allGather", x, options);
     const given = this.givenOutput(x, x.length * this.size, options, "allGather");
-    return this.collective("allGather", x, options, { algorithm }, async (env, _reduce, call) => {
-      const out = given ?? this.allocatedOutput(x, x.length * this.size, algorithm) ?? (await this.pooledOutput(x, x.length * this.size));
-      if (algorithm === "direct") this.core.direct!.allGather(call, x, out);
-      else {
-        out.set(x as never, x.length * this.rank);
-        if (algorithm === "rhd") await recursiveDoublingAllGather(env, out, this.size);
-        else await alg.ringAllGather(env, out);
-      }
-      return out;
-    });
+    return this.collective("allGather", x, options, { algorithm }, (env, _reduce, call) =>
+      this.intoOutput(x, x.length * this.size, algorithm, given, (out) => {
+        if (algorithm === "direct") {
+          this.core.direct!.allGather(call, x, out);
+          return out;
+        }
+        return (async () => {
+          out.set(x as never, x.length * this.rank);
+          if (algorithm === "rhd") await recursiveDoublingAllGather(env, out, this.size);
+          else await alg.ringAllGather(env, out);
+          return out;
+        })();
+      }));
   }
 
   broadcast<T extends CommArray>(x: T, root: number, options: CollectiveOptions = {}): Promise<T> {
     this.checkPeer(root, "broadcast root");
     const algorithm = this.choose("broadcast", x, options);
     const given = this.givenOutput(x, x.length, options, "broadcast");
-    return this.collective("broadcast", x, options, { root, algorithm }, async (env, _reduce, call) => {
-      const out = given ?? this.allocatedOutput(x, x.length, algorithm) ?? (await this.pooledOutput(x, x.length));
-      if (algorithm === "direct") this.core.direct!.broadcast(call, x, out, root);
-      else {
-        if (this.rank === root && out !== x) out.set(x as never);
-        if (algorithm === "ring") await alg.scatterAllGatherBroadcast(env, out, root);
-        else await alg.treeBroadcast(env, out, root);
-      }
-      return out;
-    });
+    return this.collective("broadcast", x, options, { root, algorithm }, (env, _reduce, call) =>
+      this.intoOutput(x, x.length, algorithm, given, (out) => {
+        if (algorithm === "direct") {
+          this.core.direct!.broadcast(call, x, out, root);
+          return out;
+        }
+        return (async () => {
+          if (this.rank === root && out !== x) out.set(x as never);
+          if (algorithm === "ring") await alg.scatterAllGatherBroadcast(env, out, root);
+          else await alg.treeBroadcast(env, out, root);
+          return out;
+        })();
+      }));
   }
 
   gather<T extends CommArray>(x: T, root: number, options: CollectiveOptions = {}): Promise<T> {
@@ -309,6 +331,16 @@ export class GroupCommunicator implements Communicator {
     return pooled ? undefined : allocate(x, length);
   }
 
+  /**
+   * Runs `body` on the call's output: `given`, or a new array, or one from the pool (which may wait).
+   * Synchronous when the output is at hand and `body` is (a direct collective into a small result):
+   * no promise of its own, since a rank in a cell pays its cell-epoch hooks for every promise.
+   */
+  private intoOutput<T extends CommArray>(x: T, length: number, algorithm: Algorithm, given: T | undefined, body: (out: T) => T | Promise<T>): T | Promise<T> {
+    const out = given ?? this.allocatedOutput(x, length, algorithm);
+    return out !== undefined ? body(out) : this.pooledOutput(x, length).then(body);
+  }
+
   /** A result array from the pool (it may wait for a collection or a spare block), or allocated when it has none. */
   private async pooledOutput<T extends CommArray>(x: T, length: number): Promise<T> {
     return (await this.core.results!.take(x.constructor as TypedArrayConstructor<T>, length)) || allocate(x, length);
@@ -349,7 +381,7 @@ export class GroupCommunicator implements Communicator {
     x: T,
     options: CollectiveOptions,
     fields: { root?: number; redop?: number; count?: number; algorithm: Algorithm },
-    run: (env: alg.AlgorithmEnv, reduce: Reducer, call: CallContext) => Promise<T>,
+    run: (env: alg.AlgorithmEnv, reduce: Reducer, call: CallContext) => T | Promise<T>,
   ): Promise<T> {
     const dtype = dtypeCode(x, `${this.name}.${op}`);
     if (this.rank < 0) return Promise.reject(new Error(`${this.name}.${op}: rank ${this.core.transport.rank} is not a member of this group`));
@@ -368,15 +400,18 @@ export class GroupCommunicator implements Communicator {
     const env: alg.AlgorithmEnv = {
       transport: this.core.transport, call, me: this.rank, n: this.size, dtype, world: (g) => this.worldRanks[g],
     };
-    // One `then`, not an async function and its await: each promise costs a rank its cell-epoch hooks.
+    // No async function and no `then` of its own where `run` finishes synchronously (a direct
+    // collective): each promise costs a rank in a cell its cell-epoch hooks (rank-side/cell-epochs.ts).
     return this.core.serialize(() => {
       const start = this.spanStart();
       this.core.transport.enter(call);
-      return run(env, reducerFor(redop, dtype), call).then((result) => {
+      const finished = (result: T): T => {
         this.core.transport.wire.callFinished(op);
         if (start) this.emit(op, x.byteLength, fields.algorithm, start, callNo, call.traffic);
         return result;
-      });
+      };
+      const result = run(env, reducerFor(redop, dtype), call);
+      return result instanceof Promise ? result.then(finished) : finished(result);
     });
   }
 
