@@ -103,10 +103,7 @@ export class GroupCommunicator implements Communicator {
   allReduce<T extends CommArray>(x: T, options: AllReduceOptions = {}): Promise<T> {
     const algorithm = this.choose("allReduce", x, options);
     const given = this.givenOutput(x, x.length, options, "allReduce");
-    const finish = (out: T): T => {
-      if (options.op === "mean") divideInPlace(out, this.size);
-      return out;
-    };
+    const finish = (out: T): T => meanIfAsked(out, options, this.size);
     return this.collective("allReduce", x, options, { redop: redopOf(options), algorithm }, (env, reduce, call) =>
       this.intoOutput(x, x.length, algorithm, given, (out) => {
         if (algorithm === "direct") {
@@ -141,10 +138,7 @@ export class GroupCommunicator implements Communicator {
     const algorithm = this.choose("reduceScatter", x, options);
     const length = blockLength(x.length, this.rank, this.size);
     const given = this.givenOutput(x, length, options, "reduceScatter");
-    const finish = (out: T): T => {
-      if (options.op === "mean") divideInPlace(out, this.size);
-      return out;
-    };
+    const finish = (out: T): T => meanIfAsked(out, options, this.size);
     return this.collective("reduceScatter", x, options, { redop: redopOf(options), algorithm }, (env, reduce, call) =>
       this.intoOutput(x, length, algorithm, given, (out) => {
         if (algorithm === "direct") {
@@ -437,6 +431,12 @@ export function setReducerFactory(factory: (redop: number, dtype: number) => Red
 }
 function reducerFor(redop: number, dtype: number): Reducer {
   return reducerFactory(redop, dtype);
+}
+
+/** `out`, divided by the group size in place when the call asked for the mean. */
+function meanIfAsked<T extends CommArray>(out: T, options: AllReduceOptions, size: number): T {
+  if (options.op === "mean") divideInPlace(out, size);
+  return out;
 }
 
 function redopOf(options: AllReduceOptions): number {
