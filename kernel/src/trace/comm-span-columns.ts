@@ -31,7 +31,7 @@ const FIELDS = 12;
 /** PEERS of a span whose members are unknown */
 const NO_PEERS = -1;
 
-/** The fields of one comm span (the communicator's report, its group and peers as the timeline links them). */
+/** What the columns take from the communicator's report of a call (comm/types.ts CommSpan has these and more). */
 export interface CommSpanFields {
   op: string;
   algorithm: string;
