@@ -83,7 +83,7 @@ export function attachDirectCollectives(
   const isRegistered = (x: CommArray) => registered?.holds(x) ?? false;
 
   const inMemory = (x: CommArray) => x.buffer === fixedLayout || isRegistered(x) || x.buffer === memory.buffer;
-  /** dst.set(src, at), by memory.copy when both live in the world's memory, else by memmove (host-copy.ts): twice TypedArray#set's speed */
+  /** dst.set(src, at), by memory.copy when both live in the world's memory, else as host-copy.ts copies (memmove from 8 KiB) */
   const copyInto = (dst: CommArray, at: number, src: CommArray) => {
     if (memoryCopy && src.byteLength > 0 && inMemory(dst) && inMemory(src)) {
       memoryCopy(dst.byteOffset + at * dst.BYTES_PER_ELEMENT, src.byteOffset, src.byteLength);
@@ -350,6 +350,7 @@ export function attachDirectCollectives(
  */
 function metered(c: DirectCollectives, t: ShmTransport, reads: SharedReadCounts | undefined): DirectCollectives {
   if (!reads) return c;
+  // reused by every call: direct collectives run synchronously, one at a time
   const before = { bytes: 0, messages: 0 };
   const after = { bytes: 0, messages: 0 };
   const start = () => reads.rowTotalInto(t.rank, before);
