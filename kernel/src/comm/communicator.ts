@@ -103,12 +103,11 @@ export class GroupCommunicator implements Communicator {
   allReduce<T extends CommArray>(x: T, options: AllReduceOptions = {}): Promise<T> {
     const algorithm = this.choose("allReduce", x, options);
     const given = this.givenOutput(x, x.length, options, "allReduce");
-    const finish = (out: T): T => meanIfAsked(out, options, this.size);
     return this.collective("allReduce", x, options, { redop: redopOf(options), algorithm }, (env, reduce, call) =>
       this.intoOutput(x, x.length, algorithm, given, (out) => {
         if (algorithm === "direct") {
           this.core.direct!.allReduce(call, x, out, call.desc.redop);
-          return finish(out);
+          return meanIfAsked(out, options, this.size);
         }
         return (async () => {
           if (algorithm === "ring") await alg.ringAllReduce(env, x, out, this.combining(x, call, reduce), alg.ringChunks(this.size, x.byteLength, this.core.transport.overNetwork === true));
@@ -118,7 +117,7 @@ export class GroupCommunicator implements Communicator {
             else await alg.recursiveDoublingAllReduce(env, acc, simd);
             if (acc !== out) out.set(acc as never);
           }
-          return finish(out);
+          return meanIfAsked(out, options, this.size);
         })();
       }));
   }
@@ -138,12 +137,11 @@ export class GroupCommunicator implements Communicator {
     const algorithm = this.choose("reduceScatter", x, options);
     const length = blockLength(x.length, this.rank, this.size);
     const given = this.givenOutput(x, length, options, "reduceScatter");
-    const finish = (out: T): T => meanIfAsked(out, options, this.size);
     return this.collective("reduceScatter", x, options, { redop: redopOf(options), algorithm }, (env, reduce, call) =>
       this.intoOutput(x, length, algorithm, given, (out) => {
         if (algorithm === "direct") {
           this.core.direct!.reduceScatter(call, x, out, call.desc.redop);
-          return finish(out);
+          return meanIfAsked(out, options, this.size);
         }
         return (async () => {
           if (algorithm === "rhd") {
@@ -156,7 +154,7 @@ export class GroupCommunicator implements Communicator {
             await alg.ringReduceScatter(env, x, work, this.combining(x, call, reduce));
             out.set(alg.block(work, this.rank, this.size) as never);
           }
-          return finish(out);
+          return meanIfAsked(out, options, this.size);
         })();
       }));
   }
