@@ -9,7 +9,8 @@ import * as tf from "@tensorflow/tfjs";
 import { ThreadWorld } from "./comm-harness";
 import { seededRandom, tokenBatch } from "../../kernel/src/data";
 import { createTinyGpt } from "../../kernel/src/models";
-import { MagnitudePruning, Sgd, countZeros, cubicSparsity, localGradients, validatePruningOptions } from "../../kernel/src/techniques";
+import { MagnitudePruning, Sgd, countZeros, cubicSparsity, layerSparsities, localGradients, validatePruningOptions } from "../../kernel/src/techniques";
+import { createMlp } from "../../kernel/src/models";
 
 const tokens = Int32Array.from({ length: 600 }, (_, i) => (i * 7 + (i >> 3)) % 20);
 const newGpt = () => createTinyGpt({ vocabSize: 20, blockSize: 8, nEmbd: 16, nHead: 2, nLayer: 2, seed: 1 });
@@ -78,6 +79,44 @@ test("with Adam, whose moments move a weight after its gradient is masked, apply
   const expected = pruning.prunable.reduce((n, i) => n + Math.round(0.75 * gpt.params[i]!.size), 0);
   assert.equal((await countZeros(gpt.params, pruning.prunable)).zeros, expected, "pruned weights moved under Adam");
   tf.dispose(gpt.params);
+});
+
+test("Erdos-Renyi allocation: density proportional to (fan_in + fan_out) / (fan_in fan_out), the uniform total of non-zeros, overfull layers dense", () => {
+  const shapes = [[16, 128], [128, 128], [128, 10]];
+  const sizes = [2048, 16384, 1280];
+  const total = 19712;
+  // 90%: no layer overfull, so density_l = scale (in + out) / (in out) with scale = alive / sum of fans = 1971.2 / 538
+  const at90 = layerSparsities(shapes, 0.9, "erdos-renyi");
+  const scale = (0.1 * total) / (144 + 256 + 138);
+  [144, 256, 138].forEach((fan, l) => assert.ok(Math.abs(1 - at90[l]! - (scale * fan) / sizes[l]!) < 1e-12, `layer ${l}: density ${1 - at90[l]!}`));
+  const alive = (s: number[]) => s.reduce((sum, sparsity, l) => sum + (1 - sparsity) * sizes[l]!, 0);
+  assert.ok(Math.abs(alive(at90) - 0.1 * total) < 1e-6, `alive ${alive(at90)}, uniform keeps ${0.1 * total}`);
+  assert.ok(at90[0]! < at90[1]! && at90[2]! < at90[1]!, `the small first and last layers keep more: ${at90}`);
+  // 50%: the first and last layers would pass density 1, so they stay dense and the middle one takes the rest
+  const at50 = layerSparsities(shapes, 0.5, "erdos-renyi");
+  assert.deepEqual([at50[0], at50[2]], [0, 0]);
+  assert.ok(Math.abs((1 - at50[1]!) * 16384 - (0.5 * total - 2048 - 1280)) < 1e-6, `middle layer density ${1 - at50[1]!}`);
+  assert.deepEqual(layerSparsities(shapes, 0.75, "uniform"), [0.75, 0.75, 0.75]);
+});
+
+test("MagnitudePruning with Erdos-Renyi allocation: each matrix follows the cubic schedule to its own s_f,l, counted in the weights", async () => {
+  const mlp = createMlp({ sizes: [16, 128, 128, 10], seed: 3 });
+  const options = { targetSparsity: 0.9, initialSparsity: 0.2, startStep: 0, pruningSteps: 3, frequency: 1, allocation: "erdos-renyi" as const };
+  const pruning = new MagnitudePruning(mlp.params, options);
+  const shares = layerSparsities(pruning.prunable.map((i) => mlp.params[i]!.shape), 0.9, "erdos-renyi");
+  for (let step = 0; step <= 3; step++) {
+    const st = await pruning.update(step);
+    assert.equal(st, cubicSparsity(step, validatePruningOptions(options)));
+    for (const [k, i] of pruning.prunable.entries()) {
+      const zeros = (await countZeros(mlp.params, [i])).zeros;
+      const want = Math.round(((st! * shares[k]!) / 0.9) * mlp.params[i]!.size);
+      assert.equal(zeros, want, `step ${step}, matrix ${i}: ${zeros} zeros, s_t x s_f,l / s_f wants ${want}`);
+    }
+  }
+  const end = await countZeros(mlp.params, pruning.prunable);
+  assert.ok(Math.abs(end.zeros / end.total - 0.9) < 0.001, `overall sparsity ${end.zeros / end.total}`);
+  assert.throws(() => new MagnitudePruning(mlp.params, { targetSparsity: 0.5, allocation: "global" as never }), (e: Error) => e instanceof TypeError && e.message.includes('pruning.allocation must be one of "uniform", "erdos-renyi", got "global"'));
+  tf.dispose(mlp.params);
 });
 
 test("2 rank threads: the transport sends 4 bytes a surviving weight, and the synced gradients are the dense mean masked", async () => {

@@ -60,6 +60,7 @@ export { measurePipelineBubble, type MeasuredBubble, type StageSpan } from "./pi
 // Memory for compute: activations kept every few layers, the rest recomputed in backward.
 export { ActivationCheckpointing, ACTIVATION_CHECKPOINTING_DEFAULTS, validateActivationCheckpointingOptions, checkpointSegments, peakHeldFormula, recomputedLayersFormula, type ActivationCheckpointingOptions, type CheckpointedGradients, type HeldSample } from "./activation-checkpointing";
 export { MagnitudePruning, PrunedGradientSync, cubicSparsity, countZeros, validatePruningOptions, PRUNING_DEFAULTS, type PruningOptions } from "./pruning";
+export { layerSparsities, PRUNING_ALLOCATIONS, type PruningAllocation } from "./pruning-allocation";
 // Sharded data parallelism: ZeRO stages 1-3 (stage 3: fully sharded data parallel).
 export { Zero, ZERO_DEFAULTS, ZERO_STAGES, validateZeroOptions, zeroHeldBytesFormula, zeroWireElementsFormula, type ZeroOptions, type ZeroStage, type ZeroCollectives, type ZeroHeldBytes } from "./zero";
 export { planShards, type ShardPlan, type UnitShard } from "./zero-shards";

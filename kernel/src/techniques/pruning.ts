@@ -14,11 +14,15 @@
  * survivors), so the bytes on the wire fall with the sparsity.
  *
  * Prunable by default: every parameter of two or more dimensions (the weight
- * matrices and embeddings), not the biases and layer-norm gains.
+ * matrices and embeddings), not the biases and layer-norm gains. `allocation`
+ * spreads s_f over them (pruning-allocation.ts): the same s_f each, or
+ * Erdos-Renyi shares; each tensor follows the cubic schedule to its own s_f,l
+ * (with s_i scaled by s_f,l / s_f, so s_t,l = s_t s_f,l / s_f).
  */
 import * as tf from "@tensorflow/tfjs";
 import { readTensors } from "./gradients";
 import type { Collectives, GradientArray, GradientSync } from "./types";
+import { PRUNING_ALLOCATIONS, layerSparsities, type PruningAllocation } from "./pruning-allocation";
 import { checkInteger, checkKnownKeys, checkRange } from "./validate";
 
 export interface PruningOptions {
@@ -32,9 +36,11 @@ export interface PruningOptions {
   pruningSteps: number;
   /** Steps dt between pruning updates. Default 10. */
   frequency: number;
+  /** How s_f is spread over the prunable tensors: "uniform" (default) or "erdos-renyi" (pruning-allocation.ts). */
+  allocation: PruningAllocation;
 }
 
-export const PRUNING_DEFAULTS: Omit<PruningOptions, "targetSparsity"> & { targetSparsity?: number } = { initialSparsity: 0, startStep: 0, pruningSteps: 10, frequency: 10 };
+export const PRUNING_DEFAULTS: Omit<PruningOptions, "targetSparsity"> & { targetSparsity?: number } = { initialSparsity: 0, startStep: 0, pruningSteps: 10, frequency: 10, allocation: "uniform" };
 
 export function validatePruningOptions(options: Partial<PruningOptions>): PruningOptions {
   checkKnownKeys("pruning", options, { ...PRUNING_DEFAULTS, targetSparsity: undefined });
@@ -45,6 +51,9 @@ export function validatePruningOptions(options: Partial<PruningOptions>): Prunin
   checkInteger("pruning.startStep", o.startStep, 0);
   checkInteger("pruning.pruningSteps", o.pruningSteps, 0);
   checkInteger("pruning.frequency", o.frequency, 1);
+  if (!PRUNING_ALLOCATIONS.includes(o.allocation)) {
+    throw new TypeError(`pruning.allocation must be one of ${PRUNING_ALLOCATIONS.map((a) => JSON.stringify(a)).join(", ")}, got ${JSON.stringify(o.allocation)}`);
+  }
   return o as PruningOptions;
 }
 
@@ -63,7 +72,9 @@ export class MagnitudePruning {
   readonly prunable: readonly number[];
   /** Per parameter: 1 where the weight is alive, 0 where pruned (all ones for tensors not pruned). */
   readonly masks: Uint8Array[];
-  /** The schedule's sparsity at the last update. */
+  /** Per parameter: its final sparsity s_f,l under the allocation (0 for tensors not pruned). */
+  readonly targets: number[];
+  /** The schedule's sparsity s_t at the last update (tensor l's is s_t x targets[l] / s_f: sparsityOf). */
   scheduled = 0;
 
   constructor(
@@ -74,6 +85,15 @@ export class MagnitudePruning {
     this.options = validatePruningOptions(options);
     this.prunable = params.flatMap((p, i) => (isPrunable(p, i) ? [i] : []));
     this.masks = params.map((p) => new Uint8Array(p.size).fill(1));
+    const shares = layerSparsities(this.prunable.map((i) => params[i]!.shape), this.options.targetSparsity, this.options.allocation);
+    this.targets = params.map(() => 0);
+    this.prunable.forEach((index, k) => (this.targets[index] = shares[k]!));
+  }
+
+  /** Tensor `index`'s sparsity at the last update: its share of the schedule's s_t. */
+  sparsityOf(index: number): number {
+    const sf = this.options.targetSparsity, share = this.targets[index]!;
+    return share === sf ? this.scheduled : (this.scheduled * share) / sf;   // uniform: s_t itself, not a rounding of it
   }
 
   /** True at the steps where the schedule updates the masks: t0, t0 + dt, ..., t0 + n dt. */
@@ -83,17 +103,18 @@ export class MagnitudePruning {
   }
 
   /**
-   * At a pruning step, zeroes the smallest-magnitude entries of each prunable tensor until round(s_t x size)
+   * At a pruning step, zeroes the smallest-magnitude entries of each prunable tensor until round(s_t,l x size)
    * are zero (already pruned ones, being zero, stay among them). Returns s_t, or undefined off-schedule.
    */
   async update(step: number): Promise<number | undefined> {
     if (!this.isPruningStep(step)) return undefined;
     const sparsity = cubicSparsity(step, this.options);
+    this.scheduled = sparsity;
     const values = await readTensors(this.prunable.map((i) => this.params[i]!));
     this.prunable.forEach((index, k) => {
       const w = values[k]!;
       const mask = this.masks[index]!;
-      const cut = Math.round(sparsity * w.length);
+      const cut = Math.round(this.sparsityOf(index) * w.length);
       // indices by |w|, pruned (masked) entries first: a pruned weight never comes back
       const order = Array.from(w.keys()).sort((a, b) => mask[a]! - mask[b]! || Math.abs(w[a]!) - Math.abs(w[b]!) || a - b);
       for (let j = 0; j < cut; j++) {
@@ -103,7 +124,6 @@ export class MagnitudePruning {
       const param = this.params[index]!;
       tf.tidy(() => param.assign(tf.tensor(w, param.shape)));
     });
-    this.scheduled = sparsity;
     return sparsity;
   }
 
