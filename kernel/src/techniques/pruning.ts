@@ -92,8 +92,13 @@ export class MagnitudePruning {
 
   /** Tensor `index`'s sparsity at the last update: its share of the schedule's s_t. */
   sparsityOf(index: number): number {
+    return this.shareOf(index, this.scheduled);
+  }
+
+  /** Tensor `index`'s sparsity when the schedule is at `st`: st x s_f,l / s_f (uniform: st itself, not a rounding of it). */
+  private shareOf(index: number, st: number): number {
     const sf = this.options.targetSparsity, share = this.targets[index]!;
-    return share === sf ? this.scheduled : (this.scheduled * share) / sf;   // uniform: s_t itself, not a rounding of it
+    return share === sf ? st : (st * share) / sf;
   }
 
   /** True at the steps where the schedule updates the masks: t0, t0 + dt, ..., t0 + n dt. */
@@ -109,12 +114,11 @@ export class MagnitudePruning {
   async update(step: number): Promise<number | undefined> {
     if (!this.isPruningStep(step)) return undefined;
     const sparsity = cubicSparsity(step, this.options);
-    this.scheduled = sparsity;
     const values = await readTensors(this.prunable.map((i) => this.params[i]!));
     this.prunable.forEach((index, k) => {
       const w = values[k]!;
       const mask = this.masks[index]!;
-      const cut = Math.round(this.sparsityOf(index) * w.length);
+      const cut = Math.round(this.shareOf(index, sparsity) * w.length);
       // indices by |w|, pruned (masked) entries first: a pruned weight never comes back
       const order = Array.from(w.keys()).sort((a, b) => mask[a]! - mask[b]! || Math.abs(w[a]!) - Math.abs(w[b]!) || a - b);
       for (let j = 0; j < cut; j++) {
@@ -124,6 +128,7 @@ export class MagnitudePruning {
       const param = this.params[index]!;
       tf.tidy(() => param.assign(tf.tensor(w, param.shape)));
     });
+    this.scheduled = sparsity;
     return sparsity;
   }
 
