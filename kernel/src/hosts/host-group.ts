@@ -210,8 +210,11 @@ export function createHostGroup(shape: GroupShape, onEvent: (rank: number, event
     ready: connect,
     closed: () => {
       clocks.forEach((clock) => clock.stop());
-      links.forEach((link) => link.close());
+      // The launcher ends what it started first (scancel, SIGTERM to srun or mpirun): agents that lost
+      // their links first could end a Slurm job by themselves, which Slurm then records COMPLETED, not
+      // CANCELLED, and a kernel that exits next would race the cancel.
       rendezvous?.close();
+      links.forEach((link) => link.close());
       void relay?.then((r) => r.close(), () => undefined);
     },
   });
