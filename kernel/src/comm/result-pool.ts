@@ -6,7 +6,7 @@
 // are new to the process and the first write to each 4 KiB page faults, and
 // V8 answers every such array's external memory with collections (figures:
 // docs/collectives.md, "Figures behind the code").
-// A reused block's pages are touched already; the direct allReduce copies the
+// A reused block's pages are in place already; the direct allReduce copies the
 // reduced result into it by memmove (host-copy.ts).
 //
 // Lifetime: each block is a SharedArrayBuffer. The pool keeps one JS object of
@@ -20,33 +20,32 @@
 // thread shares the memory instead of copying it; post `result.slice()`.
 //
 // When blocks come back: V8 runs finalizers only after a full collection and
-// only between tasks, while a loop of awaited collectives is one task. A
-// forced collection is a pause of the whole rank heap (tens to hundreds of
-// ms in a kernel rank with TensorFlow.js loaded), so no call forces one while
-// the pool can still claim a block: taking a block (1) yields one task when
-// no block of the size is idle, so finalizers that are due run; (2) claims a
-// new block while the pool is under `budgetBytes` (letting go of idle blocks
-// of other sizes to make room); (3) only then, for results of
-// `collectFromBytes` or more, forces one full collection (full-gc.ts). After a
-// collection that brings nothing back (the caller keeps its results), the
-// next waits until as many results as the pool has blocks were taken, or a
-// block came back by itself.
-// What brings blocks back without a forced collection is V8's own, which
-// marks concurrently on helper threads and pauses the rank only briefly. V8
-// starts one when external memory grows, but it counts no shared memory
-// (a SharedArrayBuffer's bytes are not per-isolate), so a loop that drops its
-// results would give it no reason to: each handed-out result carries ballast,
-// a plain ArrayBuffer of the block's size that nothing touches (calloc maps
-// it and no page of it is ever faulted in), which V8 counts and frees with
-// the result. So V8 sees the bytes the caller's results hold and collects in
-// step with them, and a loop that drops its results runs on the few blocks
-// one of its collection cycles needs.
-// A new block's pages fault on their first write, which costs several times
-// the copy into it: a take (of `collectFromBytes` or more) that leaves no
-// block of its size idle claims a spare, whose pages a helper thread
-// touches (page-toucher.ts) while the rank goes on; the next call that finds
-// no idle block takes the spare, its pages in place, or waits for the touch
-// to end (sooner than faulting in a block of its own).
+// only between tasks, while a loop of awaited collectives is one task. So
+// taking a block (1) yields one task when no block of the size is idle, so
+// finalizers that are due run; (2) forces one full collection (full-gc.ts)
+// when blocks of the size are out and a collection has cost this rank less
+// than faulting in a new block's pages (both timed here, as they are); (3)
+// claims a new block while the pool is under `budgetBytes` (letting go of
+// idle blocks of other sizes to make room), its pages faulted in at once;
+// (4) only then, for results of `collectFromBytes` or more, forces a
+// collection to get a block back. After a collection that brings nothing
+// back (the caller keeps its results), the next waits until as many results
+// as the pool has blocks were taken, or a block came back by itself.
+// Why collect before claiming, where it is cheaper: fresh pages are dear (on
+// the 2-core build machine 64 MiB took 30-200 ms to fault in, a forced
+// collection of a small rank heap 5-15 ms), and a loop that drops its results
+// then runs on two blocks, which stay in cache, where eight blocks in turn
+// (the whole budget) made every copy into the result a miss. A rank whose
+// heap is large (TensorFlow.js loaded) collects slowly: its pool grows to
+// the budget instead and relies on V8's own collections.
+// Those bring blocks back without a forced collection: V8 marks concurrently
+// on helper threads and pauses the rank only briefly. V8 starts one when
+// external memory grows, but it counts no shared memory (a
+// SharedArrayBuffer's bytes are not per-isolate), so a loop that drops its
+// results would give it no reason to: each handed-out result carries
+// ballast, a plain ArrayBuffer of the block's size that nothing touches
+// (calloc maps it and no page of it is ever faulted in), which V8 counts and
+// frees with the result.
 // And 200 ms after the last large take (the end of a loop, of a cell) the
 // pool collects once, while the rank is idle, so the next loop starts with
 // its blocks back.
@@ -71,8 +70,6 @@ export interface ResultPoolHooks {
   nextTask?: () => Promise<void>;
   /** false: results carry no ballast (the header says why they do) */
   ballast?: boolean;
-  /** resolves once the block's pages are faulted in, by another thread (page-toucher.ts) */
-  prefault?: (block: SharedArrayBuffer) => Promise<void>;
 }
 
 /** How long a rank's pool waits after its last large take before collecting, milliseconds. */
@@ -81,11 +78,28 @@ const IDLE_COLLECT_MS = 200;
 /** Blocks are whole 64-byte lines. */
 const LINE = 64;
 
+/** Page bytes: one write per page faults it in (a read would map the shared zero page and fault again on the write). */
+const PAGE = 4096;
+
+/** Faults in every page of `block` (its contents are undefined until the caller writes them). */
+function touchPages(block: SharedArrayBuffer): void {
+  const bytes = new Uint8Array(block);
+  for (let i = 0; i < bytes.length; i += PAGE) bytes[i] = 0;
+}
+
+/** A running estimate: the first sample, then each new one weighs a quarter. */
+const smoothed = (estimate: number | undefined, sample: number) => (estimate === undefined ? sample : 0.75 * estimate + 0.25 * sample);
+
 export class ResultPool {
   /** block bytes -> the pool's own objects of idle blocks */
   private readonly idle = new Map<number, SharedArrayBuffer[]>();
-  /** full-pool takes left before the next forced collection: after one that brought nothing back, as many as the pool has blocks */
+  /** takes left before the next forced collection: after one that brought nothing back, as many as the pool has blocks */
   private skipCollections = 0;
+  /** block bytes -> blocks of that size handed out and not back yet */
+  private readonly outBySize = new Map<number, number>();
+  /** measured in this rank: ms a forced collection took (with the task after it), and ms per byte of faulting in a new block */
+  private collectMs?: number;
+  private faultMsPerByte?: number;
   private blocks = 0;
   private pooledBytes = 0;
   private readonly registry = new FinalizationRegistry<SharedArrayBuffer>((kept) => this.returned(kept));
@@ -93,8 +107,6 @@ export class ResultPool {
   private idleTimer?: ReturnType<typeof setTimeout>;
   /** inside take's yield to the event loop (a call is under way) */
   private taking = false;
-  /** block bytes -> the touch of its spare under way (warmSpare), resolved once the spare is idle */
-  private readonly warming = new Map<number, Promise<void>>();
 
   constructor(
     private readonly options: ResultPoolOptions,
@@ -123,25 +135,15 @@ export class ResultPool {
         this.taking = false;
       }
       kept = this.idleBlock(size);
+      if (!kept && this.skipCollections > 0) this.skipCollections--;
     }
-    // a spare being touched is ready no later than a new block this thread would fault in itself
-    const warming = kept ? undefined : this.warming.get(size);
-    if (warming) {
-      await warming;
-      kept = this.idleBlock(size);
-    }
-    // fresh memory before a forced collection: the collection pauses the rank, V8's own does not
-    kept ??= this.claim(size);
-    if (!kept && this.worthCollecting(size)) {
-      this.hooks.collect!();
-      await this.nextTask();
-      // blocks of other sizes that came back are let go to make room
-      kept = this.idleBlock(size) ?? this.claim(size);
-      if (!kept) this.skipCollections = this.blocks;
-    }
+    // a collection, where one costs less than faulting in a fresh block's pages (and may find one)
+    if (!kept && this.collectingIsCheaper(size)) kept = await this.collectFor(size, false);
+    kept ??= this.claimTouched(size);
+    // the budget is full: a collection is the only way to a block
+    if (!kept && this.worthCollecting(size)) kept = await this.collectFor(size, true);
     if (!kept) return undefined;
-    // none of the size left idle: the next call that finds none should not fault in a new block itself
-    if (!this.idle.get(size)?.length) this.warmSpare(size);
+    this.outBySize.set(size, (this.outBySize.get(size) ?? 0) + 1);
     const handed = structuredClone(kept);
     this.registry.register(handed, kept);
     this.carryBallast(handed, size);
@@ -150,18 +152,44 @@ export class ResultPool {
   }
 
   /**
-   * Claims one more block of `size` and has the page toucher fault in its pages off this thread; it
-   * joins the idle blocks once touched (until then it is nobody's). One spare of a size at a time.
+   * A new block of `size` with every page faulted in now, or undefined when the budget has no room.
+   * Faulting is timed: it is the cost a collection is weighed against (collectingIsCheaper).
    */
-  private warmSpare(size: number): void {
-    const touch = this.hooks.prefault;
-    if (!touch || size < this.options.collectFromBytes || this.warming.has(size)) return;
-    const spare = this.claim(size);
-    if (!spare) return;
-    this.warming.set(size, touch(spare).then(() => {
-      this.warming.delete(size);
-      this.returned(spare);
-    }));
+  private claimTouched(size: number): SharedArrayBuffer | undefined {
+    const block = this.claim(size);
+    if (!block) return undefined;
+    const start = performance.now();
+    touchPages(block);
+    this.faultMsPerByte = smoothed(this.faultMsPerByte, (performance.now() - start) / size);
+    return block;
+  }
+
+  /**
+   * A forced full collection (timed), then an idle block of `size` if one came back, else, with
+   * `makeRoom`, a new one claimed in the room that idle blocks of other sizes left. After a
+   * collection that brought nothing back (the caller keeps its results), the next waits until as
+   * many results as the pool has blocks were taken, or a block came back by itself.
+   */
+  private async collectFor(size: number, makeRoom: boolean): Promise<SharedArrayBuffer | undefined> {
+    const start = performance.now();
+    this.hooks.collect!();
+    await this.nextTask();
+    this.collectMs = smoothed(this.collectMs, performance.now() - start);
+    let kept = this.idleBlock(size);
+    if (!kept && makeRoom) kept = this.claimTouched(size);
+    if (!kept) this.skipCollections = this.blocks;
+    return kept;
+  }
+
+  /**
+   * Whether to collect before claiming a new block: blocks of this size are out (the caller may
+   * have dropped some), and a collection has cost less than faulting in a block of `size` (both as
+   * measured in this rank; before the first collection, only a block's faulting is known).
+   */
+  private collectingIsCheaper(size: number): boolean {
+    if (this.hooks.collect === undefined || size < this.options.collectFromBytes || this.skipCollections > 0) return false;
+    if (this.faultMsPerByte === undefined || !this.outBySize.get(size)) return false;
+    return (this.collectMs ?? 0) < this.faultMsPerByte * size;
   }
 
   /** Ballast by handed-out result (the WeakMap entry lives exactly as long as the result's buffer). */
@@ -177,11 +205,16 @@ export class ResultPool {
     }
   }
 
-  /** Blocks the pool owns (idle, out, and spares being touched) and their bytes: for tests and diagnostics. */
+  /** Blocks the pool owns (idle and out) and their bytes: for tests and diagnostics. */
   stats(): { blocks: number; idle: number; out: number; bytes: number } {
     let idle = 0;
     for (const list of this.idle.values()) idle += list.length;
-    return { blocks: this.blocks, idle, out: this.blocks - idle - this.warming.size, bytes: this.pooledBytes };
+    return { blocks: this.blocks, idle, out: this.blocks - idle, bytes: this.pooledBytes };
+  }
+
+  /** What this rank measured (undefined until it happened): a forced collection, and faulting in a block of `bytes`, in ms. For tests and diagnostics. */
+  costs(bytes: number): { collectMs?: number; faultMs?: number } {
+    return { collectMs: this.collectMs, faultMs: this.faultMsPerByte === undefined ? undefined : this.faultMsPerByte * bytes };
   }
 
   /**
@@ -209,12 +242,7 @@ export class ResultPool {
 
   /** The pool is full and blocks are out: some may have been dropped since the last collection. */
   private worthCollecting(size: number): boolean {
-    if (this.hooks.collect === undefined || size < this.options.collectFromBytes || this.stats().out === 0) return false;
-    if (this.skipCollections > 0) {
-      this.skipCollections--;
-      return false;
-    }
-    return true;
+    return this.hooks.collect !== undefined && size >= this.options.collectFromBytes && this.stats().out > 0 && this.skipCollections === 0;
   }
 
   private claim(size: number): SharedArrayBuffer | undefined {
@@ -248,6 +276,7 @@ export class ResultPool {
   private returned(kept: SharedArrayBuffer): void {
     const size = kept.byteLength;
     this.skipCollections = 0;
+    this.outBySize.set(size, this.outBySize.get(size)! - 1);
     const list = this.idle.get(size);
     if (list) list.push(kept);
     else this.idle.set(size, [kept]);

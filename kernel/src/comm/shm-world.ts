@@ -8,7 +8,6 @@ import { wasmKernels } from "./reduce-wasm";
 import { ShmHeap } from "./shm-heap";
 import { fullGc } from "./full-gc";
 import { ResultPool, type ResultPoolOptions } from "./result-pool";
-import { PageToucher } from "./page-toucher";
 import { wasmMemoryCopy } from "./wasm-copy";
 import { MAX_SHM_RANKS, ShmLayout, STATE, type ShmWorldInit, type ShmWorldOptions } from "./shm-layout";
 import { ShmTransport, STATE_CANCELLED, STATE_RUNNING, stopWorld } from "./shm-transport";
@@ -105,8 +104,7 @@ export function attachShmCommunicator(init: ShmWorldInit, rank: number, options:
   const heap = new ShmHeap(init, rank);
   core.memory = heap;
   core.direct = attachDirectCollectives(transport, wasmKernels(init.memory), heap, wasmMemoryCopy(init.memory), reads);
-  const toucher = new PageToucher();
-  core.results = new ResultPool(resultPoolOptions(init.size, options.resultPool), { collect: fullGc(), prefault: (block) => toucher.touch(block) });
+  core.results = new ResultPool(resultPoolOptions(init.size, options.resultPool), { collect: fullGc() });
   return new GroupCommunicator(core, Array.from({ length: init.size }, (_, i) => i), 0, "world");
 }
 
