@@ -79,7 +79,7 @@ describe("result pool", () => {
     assert.ok(pool.stats().bytes <= 4 * 64 * KiB);
   });
 
-  test("where a collection costs less than fresh pages, a loop that drops its 64 MiB results runs on a few blocks, not the budget's eight", async (t) => {
+  test("where a collection costs less than fresh pages, a loop that drops its 64 MiB results runs on four blocks, not the budget's eight", async (t) => {
     // a small heap collects in a few ms; faulting in 64 MiB takes tens (16384 page faults)
     const MiB = 1024 * KiB;
     let collections = 0;
@@ -89,7 +89,8 @@ describe("result pool", () => {
     const { collectMs, faultMs } = pool.costs(64 * MiB);
     const measured = `a collection took ${collectMs?.toFixed(1)} ms, faulting in a block ${faultMs?.toFixed(1)} ms`;
     // the rule, whichever way this machine's costs fall: more blocks only where collecting cost more
-    if (collectMs! < faultMs!) assert.ok(blocks <= 3, `the pool claimed ${blocks} blocks of 64 MiB for a loop that drops every result (${collections} collections; ${measured})`);
+    // four blocks before it weighs collecting (BLOCKS_BEFORE_COLLECTING), then collections
+    if (collectMs! < faultMs!) assert.ok(blocks <= 5, `the pool claimed ${blocks} blocks of 64 MiB for a loop that drops every result (${collections} collections; ${measured})`);
     else t.diagnostic(`collecting cost more than fresh pages here (${measured}): ${blocks} blocks`);
     assert.ok(collections >= 1, `no collection for 16 calls on ${blocks} blocks`);
   });

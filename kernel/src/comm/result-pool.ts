@@ -81,6 +81,15 @@ const LINE = 64;
 /** Page bytes: one write per page faults it in (a read would map the shared zero page and fault again on the write). */
 const PAGE = 4096;
 
+/**
+ * Blocks of a size the pool claims before it weighs collecting against claiming. A loop that drops
+ * its results still holds one or two of them when it calls again (the one in hand, and one that a
+ * suspended frame may keep), so with four blocks out a collection brings back two or more and runs
+ * every other call at most; with two it ran every call (20-35 ms each in a rank with TensorFlow.js
+ * loaded, against 30-40 ms to fault in a 64 MiB block once).
+ */
+const BLOCKS_BEFORE_COLLECTING = 4;
+
 /** Faults in every page of `block` (its contents are undefined until the caller writes them). */
 function touchPages(block: SharedArrayBuffer): void {
   const bytes = new Uint8Array(block);
@@ -182,13 +191,14 @@ export class ResultPool {
   }
 
   /**
-   * Whether to collect before claiming a new block: blocks of this size are out (the caller may
-   * have dropped some), and a collection has cost less than faulting in a block of `size` (both as
-   * measured in this rank; before the first collection, only a block's faulting is known).
+   * Whether to collect before claiming a new block: BLOCKS_BEFORE_COLLECTING blocks of this size
+   * are out (the caller may have dropped some), and a collection has cost less than faulting in a
+   * block of `size` (both as measured in this rank; before the first collection, only a block's
+   * faulting is known).
    */
   private collectingIsCheaper(size: number): boolean {
     if (this.hooks.collect === undefined || size < this.options.collectFromBytes || this.skipCollections > 0) return false;
-    if (this.faultMsPerByte === undefined || !this.outBySize.get(size)) return false;
+    if (this.faultMsPerByte === undefined || (this.outBySize.get(size) ?? 0) < BLOCKS_BEFORE_COLLECTING) return false;
     return (this.collectMs ?? 0) < this.faultMsPerByte * size;
   }
 
