@@ -22,22 +22,22 @@
 // When blocks come back: V8 runs finalizers only after a full collection and
 // only between tasks, while a loop of awaited collectives is one task. So
 // taking a block (1) yields one task when no block of the size is idle, so
-// finalizers that are due run; (2) forces one full collection (full-gc.ts)
-// when blocks of the size are out and a collection has cost this rank less
-// than faulting in a new block's pages (both timed here, as they are); (3)
-// claims a new block while the pool is under `budgetBytes` (letting go of
-// idle blocks of other sizes to make room), its pages faulted in at once;
-// (4) only then, for results of `collectFromBytes` or more, forces a
-// collection to get a block back. After a collection that brings nothing
-// back (the caller keeps its results), the next waits until as many results
-// as the pool has blocks were taken, or a block came back by itself.
-// Why collect before claiming, where it is cheaper: fresh pages are dear (on
-// the 2-core build machine 64 MiB took 30-200 ms to fault in, a forced
-// collection of a small rank heap 5-15 ms), and a loop that drops its results
-// then runs on two blocks, which stay in cache, where eight blocks in turn
-// (the whole budget) made every copy into the result a miss. A rank whose
-// heap is large (TensorFlow.js loaded) collects slowly: its pool grows to
-// the budget instead and relies on V8's own collections.
+// finalizers that are due run; (2) once BLOCKS_BEFORE_COLLECTING blocks of
+// the size are out, forces one full collection (full-gc.ts) where a
+// collection has cost this rank less than faulting in a new block's pages
+// (both timed here, as they happen); (3) claims a new block while the pool
+// is under `budgetBytes` (letting go of idle blocks of other sizes to make
+// room), its pages faulted in at once; (4) only then, for results of
+// `collectFromBytes` or more, forces a collection to get a block back. After
+// a collection that brings nothing back (the caller keeps its results), the
+// next waits until as many results as the pool has blocks were taken, or a
+// block came back by itself.
+// Why collect before claiming, where it is cheaper: fresh pages are dear and
+// their cost is erratic (on the 2-core build machine 64 MiB took 25-236 ms to
+// fault in, a forced collection 5-15 ms in a small rank heap and 15-35 ms
+// with TensorFlow.js loaded), and a loop that drops its results then runs on
+// four blocks instead of the whole budget. Where collections cost more (a
+// large heap), the pool grows toward the budget and relies on V8's own.
 // Those bring blocks back without a forced collection: V8 marks concurrently
 // on helper threads and pauses the rank only briefly. V8 starts one when
 // external memory grows, but it counts no shared memory (a
