@@ -4,8 +4,8 @@
 // a short spin (a peer is usually microseconds away), then Atomics.wait in
 // bounded slices, checking the world's cancel word, the peers' descriptors
 // (to catch mismatched calls) and the timeout between slices. User
-// point-to-point traffic is driven by Atomics.waitAsync, so an isend stays
-// live while the rank awaits something else.
+// point-to-point traffic has a driver of its own (shm-user-p2p.ts), which
+// this loop also moves along while a collective waits.
 import { CommCancelledError, CommCellEndedError, CommMismatchError, CommTimeoutError } from "./comm-errors";
 import {
   callLabel, descriptorsAgree, DESCRIPTOR_WORDS, mismatchOfMembers, readDescriptor, sameCallNumber, writeDescriptor,
@@ -18,10 +18,11 @@ import { Nic, Pacer, SharedIngress } from "./link";
 import { ChannelRecv, ChannelSend, type ChannelMemory, type FrameCheck } from "./shm-channel";
 import {
   COLLECTIVE_CONTEXT, DESCRIPTOR_AT, DOORBELL, ENTERED, REASON_AT_WORD, REASON_BYTES, REASON_LEN, ShmLayout, STATE,
-  USER_CONTEXT, USER_OP_CALL, USER_OP_KIND, USER_OP_PEER, type ShmWorldInit,
+  USER_CONTEXT, type ShmWorldInit,
 } from "./shm-layout";
 import type { CallContext, RecvSpec, SendSpec, Transport } from "./transport";
 import { WireCounters } from "./wire-counters";
+import { ShmUserPointToPoint } from "./shm-user-p2p";
 import { availableParallelism } from "node:os";
 
 /**
@@ -56,14 +57,6 @@ export function stopWorld(ctl: Int32Array, layout: ShmLayout, state: number, rea
   }
 }
 
-interface UserOp {
-  op: ChannelSend | ChannelRecv;
-  call: CallContext;
-  lastProgressMs: number;
-  resolve(): void;
-  reject(e: unknown): void;
-}
-
 export class ShmTransport implements Transport {
   readonly kind = "shm";
   readonly size: number;
@@ -71,8 +64,7 @@ export class ShmTransport implements Transport {
   readonly mem: ChannelMemory;
   readonly ctl: Int32Array;
   private readonly bellWord: number;
-  private readonly userOps = new Set<UserOp>();
-  private driving = false;
+  private readonly user: ShmUserPointToPoint;
   private readonly spinMs: number;
   /** this rank's emulated network interface: its paced sends share its egress and take time on the receivers' ingress */
   private readonly nic: Nic;
@@ -91,6 +83,13 @@ export class ShmTransport implements Transport {
     this.bellWord = this.layout.rankWord(rank, DOORBELL);
     this.spinMs = this.size <= availableParallelism() ? init.spinMs : SPIN_MS_OVERSUBSCRIBED;
     this.nic = new Nic(new SharedIngress(init.ingressClocks, init.size));
+    this.user = new ShmUserPointToPoint({
+      rank, ctl: this.ctl, layout: this.layout, bellWord: this.bellWord, sliceMs: SLICE_MS,
+      ring: (peer) => this.ring(peer),
+      checkState: (call) => this.checkState(call),
+      nextPacingMs: (ops) => this.nextPacingMs(ops),
+      cellEnded: (call, why) => this.cellEnded(call, why),
+    });
   }
 
   enter(call: CallContext): void {
@@ -127,13 +126,7 @@ export class ShmTransport implements Transport {
   private advanceEpoch(epoch: number): void {
     if (epoch <= this.epoch) return;
     this.epoch = epoch;
-    for (const u of this.userOps) {
-      // one that has begun moving a frame finishes it (the peer drops an ended cell's frame whole)
-      if (u.call.desc.epoch >= epoch || u.op.started) continue;
-      this.userOps.delete(u);
-      u.reject(this.cellEnded(u.call, `it was still waiting when this rank began cell ${epoch}`));
-    }
-    this.publishUserOp();
+    this.user.endOlderThan(epoch);
   }
 
   private cellEnded(call: CallContext, why: string): Error {
@@ -194,7 +187,7 @@ export class ShmTransport implements Transport {
       const bell = Atomics.load(this.ctl, this.bellWord);
       this.checkState(call);
       const moved = step();
-      if (this.userOps.size > 0) this.progressUser();
+      if (this.user.pending) this.user.progress();
       if (finished()) return;
       if (moved) {
         spinStart = -1;
@@ -284,31 +277,8 @@ export class ShmTransport implements Transport {
     const members = (call.members ?? Array.from({ length: this.size }, (_, r) => r)).filter((p) => p !== this.rank);
     return blameTimeout(
       call.desc,
-      members.map((rank) => ({ rank, answered: true, desc: this.peerDescriptor(rank), waitingFor: [], pointToPoint: this.peerUserOp(rank) })),
+      members.map((rank) => ({ rank, answered: true, desc: this.peerDescriptor(rank), waitingFor: [], pointToPoint: this.user.peerOp(rank) })),
     );
-  }
-
-  /** The oldest point-to-point call `peer` is waiting in, as it published it (`send #2 to rank 0`), if any. */
-  private peerUserOp(peer: number): string | undefined {
-    const kind = Atomics.load(this.ctl, this.layout.rankWord(peer, USER_OP_KIND));
-    if (kind === 0) return undefined;
-    const other = Atomics.load(this.ctl, this.layout.rankWord(peer, USER_OP_PEER));
-    const n = Atomics.load(this.ctl, this.layout.rankWord(peer, USER_OP_CALL));
-    return kind === 1 ? `send #${n} to rank ${other}` : `recv #${n} from rank ${other}`;
-  }
-
-  /** Publishes this rank's oldest waiting point-to-point call (or none) for a peer's timeout blame. */
-  private publishUserOp(): void {
-    const oldest = this.userOps.values().next().value as UserOp | undefined;
-    const kindWord = this.layout.rankWord(this.rank, USER_OP_KIND);
-    if (!oldest) {
-      if (Atomics.load(this.ctl, kindWord) !== 0) Atomics.store(this.ctl, kindWord, 0);
-      return;
-    }
-    Atomics.store(this.ctl, kindWord, 0);
-    Atomics.store(this.ctl, this.layout.rankWord(this.rank, USER_OP_PEER), oldest.op.peer);
-    Atomics.store(this.ctl, this.layout.rankWord(this.rank, USER_OP_CALL), oldest.call.desc.call);
-    Atomics.store(this.ctl, kindWord, oldest.op instanceof ChannelSend ? 1 : 2);
   }
 
   peerDescriptor(peer: number): Descriptor | undefined {
@@ -361,7 +331,7 @@ export class ShmTransport implements Transport {
 
   sendUser(call: CallContext, spec: SendSpec): Promise<void> {
     this.advanceEpoch(call.desc.epoch);
-    return this.startUser(call, this.sendOp(USER_CONTEXT, call, spec, performance.now()));
+    return this.user.start(call, this.sendOp(USER_CONTEXT, call, spec, performance.now()));
   }
 
   recvUser(call: CallContext, spec: RecvSpec): Promise<void> {
@@ -374,92 +344,16 @@ export class ShmTransport implements Transport {
         );
       }
     };
-    return this.startUser(call, this.recvOp(USER_CONTEXT, call, spec, check));
-  }
-
-  private startUser(call: CallContext, op: ChannelSend | ChannelRecv): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.userOps.add({ op, call, lastProgressMs: performance.now(), resolve, reject });
-      this.progressUser();
-      if (this.userOps.size > 0) void this.driveUser();
-    });
-  }
-
-  private progressUser(): boolean {
-    let moved = false;
-    const now = performance.now();
-    // One ring a direction per peer: a message larger than the free ring goes in pieces, and a
-    // later message to (or from) the same peer must wait until it is whole, or the two would
-    // interleave in the ring. Ops are kept in the order they were posted, so the first
-    // unfinished one of each lane goes; the others wait behind it.
-    const busyLanes = new Set<string>();
-    for (const u of this.userOps) {
-      const lane = `${u.op instanceof ChannelSend ? "to" : "from"} ${u.op.peer}`;
-      if (busyLanes.has(lane)) {
-        // Waiting behind a message that still moves is no stall: the one in front has its own timeout.
-        u.lastProgressMs = now;
-        continue;
-      }
-      try {
-        if (u.op.progress(now)) {
-          moved = true;
-          u.lastProgressMs = now;
-          this.ring(u.op.peer);
-        }
-        if (u.op.done) {
-          this.userOps.delete(u);
-          u.resolve();
-        } else {
-          busyLanes.add(lane);
-          this.checkState(u.call);
-          if (now - u.lastProgressMs > u.call.timeoutMs) {
-            throw new CommTimeoutError(this.rank, u.call.label, [u.op.peer], now - u.lastProgressMs);
-          }
-        }
-      } catch (e) {
-        this.userOps.delete(u);
-        u.reject(e);
-      }
-    }
-    this.publishUserOp();
-    return moved;
-  }
-
-  private async driveUser(): Promise<void> {
-    if (this.driving) return;
-    this.driving = true;
-    try {
-      while (this.userOps.size > 0) {
-        const bell = Atomics.load(this.ctl, this.bellWord);
-        if (this.progressUser()) {
-          await new Promise((r) => setImmediate(r)); // let the rank's other work run between pieces
-          continue;
-        }
-        if (this.userOps.size === 0) break;
-        // Woken by the doorbell, or when a paced (link-emulated) send may move its next bytes.
-        const due = this.nextPacingMs([...this.userOps].map((u) => u.op));
-        const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
-        const result = waitAsync(this.ctl, this.bellWord, bell, Math.max(0, Math.min(SLICE_MS, due)));
-        // A wait that ended at once (the bell moved, or due now) still yields to the rank's other work.
-        await (result.async ? result.value : new Promise((r) => setImmediate(r)));
-      }
-    } finally {
-      this.driving = false;
-    }
+    return this.user.start(call, this.recvOp(USER_CONTEXT, call, spec, check));
   }
 
   /** Nothing to wait for: every check here is done inside its call (agreements included). */
   async settle(): Promise<void> {}
 
   async close(): Promise<void> {
-    for (const u of this.userOps) u.reject(new Error(`rank ${this.rank}: communicator closed during ${u.call.label}`));
-    this.userOps.clear();
+    this.user.close();
   }
 }
-
-type WaitAsync = (
-  a: Int32Array, index: number, value: number, timeoutMs: number,
-) => { async: false; value: string } | { async: true; value: Promise<string> };
 
 export function writeReason(ctl: Int32Array, reason: string): void {
   const bytes = new TextEncoder().encode(reason).subarray(0, REASON_BYTES);
