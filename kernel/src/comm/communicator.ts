@@ -308,11 +308,6 @@ export class GroupCommunicator implements Communicator {
   }
 
   /**
-   * A result array of `length` for a call without `out`: on the direct paths, a block of the result
-   * pool (result-pool.ts; its pages are touched already, and the direct paths copy into it by
-   * memmove); elsewhere, or when the pool has none, a fresh array.
-   */
-  /**
    * A fresh result array like x of `length` elements, allocated here, or undefined when the result
    * pool serves it (a direct collective's result of at least the pool's minBytes: pooledOutput).
    * Synchronous, so a small call awaits nothing for its result: each promise costs twice over under
