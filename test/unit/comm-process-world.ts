@@ -11,14 +11,15 @@ export class ProcessWorld {
   private nextId = 1;
   private constructor(private readonly rendezvous: Rendezvous) {}
 
-  static async start(size: number, options: { timeoutMs?: number; transport?: "tcp" | "unix" } = {}): Promise<ProcessWorld> {
+  /** `comm`: more options of each rank's connectTcpWorld (JSON, e.g. `resultPool`) */
+  static async start(size: number, options: { timeoutMs?: number; transport?: "tcp" | "unix"; comm?: object } = {}): Promise<ProcessWorld> {
     const rendezvous = await startTcpRendezvous(size);
     const world = new ProcessWorld(rendezvous);
     const ready: Promise<void>[] = [];
     for (let rank = 0; rank < size; rank++) {
       const child = fork(
         path.join(__dirname, "comm-tcp-rank.ts"),
-        [String(rank), String(size), rendezvous.address, String(options.timeoutMs ?? 20_000), options.transport ?? "tcp"],
+        [String(rank), String(size), rendezvous.address, String(options.timeoutMs ?? 20_000), options.transport ?? "tcp", ...(options.comm ? [JSON.stringify(options.comm)] : [])],
         { execArgv: ["--import", "tsx"], serialization: "advanced", stdio: ["ignore", "inherit", "inherit", "ipc"] },
       );
       world.children.push(child);

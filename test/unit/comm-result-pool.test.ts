@@ -1,7 +1,7 @@
 // Results of direct collectives called without `out` come from a pool of
 // shared-memory blocks (kernel/src/comm/result-pool.ts). These tests check
 // the pool on its own (which blocks come back, when it collects, its bound)
-// and inside a real 2-rank thread world: every dtype and op gives the
+// and inside a real 2-rank thread world and 2-process TCP world: every dtype and op gives the
 // reference result, results the caller keeps (or a subarray of a dropped
 // one) are never reused, and 100 calls stay within the pool's budget.
 import { after, before, describe, test } from "node:test";
@@ -11,6 +11,7 @@ import type { TypedArrayConstructor } from "../../kernel/src/comm/registered-mem
 import { ResultPool } from "../../kernel/src/comm/result-pool";
 import { fullGc } from "../../kernel/src/comm/full-gc";
 import { ThreadWorld } from "./comm-harness";
+import { ProcessWorld } from "./comm-process-world";
 import { DTYPE_CTORS, REDUCE_OPS } from "./comm-reference";
 
 const KiB = 1024;
@@ -193,6 +194,51 @@ describe("pooled results in a 2-rank thread world", () => {
       assert.ok(r.pool.bytes <= 512 * KiB && r.pool.blocks <= 8, `rank ${rank}: pool grew to ${r.pool.blocks} blocks, ${r.pool.bytes} bytes`);
       // without blocks coming back, 6 of 100 would be pooled; V8 may still hold the latest result or two when it collects
       assert.ok(r.pooledCalls >= 60, `rank ${rank}: only ${r.pooledCalls} of 100 results came from the pool (dropped blocks are not coming back)`);
+    });
+  });
+});
+
+describe("pooled results in a 2-rank process world over TCP (the ring and recursive doubling write into the pool's blocks)", () => {
+  let world: ProcessWorld;
+  before(async () => {
+    world = await ProcessWorld.start(2, { comm: { resultPool: { minBytes: 1, budgetBytes: 512 * KiB, collectFromBytes: 1 } } });
+  });
+  after(() => world.close());
+
+  test("every op and dtype, by the algorithms a tcp world runs: the pooled result equals the reference and the input is unchanged", async () => {
+    const cases: { op: string; redop: string; algorithm: string }[] = [
+      ...REDUCE_OPS.map((redop) => ({ op: "allReduce", redop, algorithm: "ring" })),
+      { op: "allReduce", redop: "sum", algorithm: "recursive-doubling" },
+      { op: "reduceScatter", redop: "max", algorithm: "ring" },
+      { op: "allGather", redop: "sum", algorithm: "ring" },
+      { op: "broadcast", redop: "sum", algorithm: "recursive-doubling" },
+    ];
+    for (let dtype = 0; dtype < DTYPE_CTORS.length; dtype++) {
+      for (const [i, c] of cases.entries()) {
+        const length = 5000 + dtype * 3 + i;
+        const replies = (await world.values("pooledCollective", [0, 1].map(() => ({ ...c, dtype, length, seed: 29 + i, root: i % 2 })))) as { pooled: boolean; mismatch: string | null; inputKept: boolean }[];
+        replies.forEach((r, rank) => {
+          const what = `rank ${rank}: ${c.op} (${c.algorithm}) ${DTYPE_CTORS[dtype].name}[${length}] ${c.redop}`;
+          assert.equal(r.mismatch, null, what);
+          assert.ok(r.pooled, `${what}: result not from the pool`);
+          assert.ok(r.inputKept, `${what}: input changed`);
+        });
+      }
+    }
+  });
+
+  test("kept results and subarrays survive 100 later calls; 100 dropped results stay within the budget", async () => {
+    const replies = (await world.values("pooledLifetime", [0, 1].map(() => ({ length: 16 * 1024, calls: 100 })))) as {
+      keptPooled: boolean; keptIntact: boolean; subIntact: boolean; lastCorrect: boolean; wrongResults: number; pooledCalls: number;
+      pool: { blocks: number; bytes: number };
+    }[];
+    replies.forEach((r, rank) => {
+      assert.ok(r.keptPooled, `rank ${rank}: the kept result was not pooled, so the test proves nothing`);
+      assert.ok(r.keptIntact && r.subIntact, `rank ${rank}: a kept result or subarray changed under later calls`);
+      assert.ok(r.lastCorrect, `rank ${rank}: a result after the caller changed a kept one is wrong`);
+      assert.equal(r.wrongResults, 0, `rank ${rank}: wrong results`);
+      assert.ok(r.pool.bytes <= 512 * KiB && r.pool.blocks <= 8, `rank ${rank}: pool grew to ${r.pool.blocks} blocks, ${r.pool.bytes} bytes`);
+      assert.ok(r.pooledCalls >= 60, `rank ${rank}: only ${r.pooledCalls} of 100 results came from the pool`);
     });
   });
 });

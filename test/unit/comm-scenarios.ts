@@ -272,23 +272,23 @@ const firstDifference = (got: CommArray, want: CommArray): string | null => {
 };
 
 /**
- * arg: {op, dtype, length, seed, root, redop}: a direct collective without `out`, every rank's input
+ * arg: {op, dtype, length, seed, root, redop, algorithm ("direct" unless given)}: a collective without `out`, every rank's input
  * made here from the seed (so the result is checked on the rank, while its pooled block is the
  * rank's); returns whether the result came from the pool and its first difference from the reference.
  */
-SCENARIOS.pooledCollective = async (comm, arg: { op: string; dtype: number; length: number; seed: number; root: number; redop: string }) => {
+SCENARIOS.pooledCollective = async (comm, arg: { op: string; dtype: number; length: number; seed: number; root: number; redop: string; algorithm?: string }) => {
   const ctor = DTYPE_CTORS[arg.dtype];
   const xs = Array.from({ length: comm.size }, (_, r) => fill(ctor, arg.length, arg.seed + r * 7919, true));
   const x = xs[comm.rank];
   const before = x.slice();
-  const options = { op: arg.redop as never, algorithm: "direct" as const };
+  const options = { op: arg.redop as never, algorithm: (arg.algorithm ?? "direct") as never };
   const run = (): Promise<CommArray> => {
     switch (arg.op) {
       case "allReduce": return comm.allReduce(x, options);
       case "reduceScatter": return comm.reduceScatter(x, options);
       case "allGather": return comm.allGather(x, options);
       case "broadcast": return comm.broadcast(x, arg.root, options);
-      default: throw new Error(`pooledCollective: no direct ${arg.op}`);
+      default: throw new Error(`pooledCollective: no pooled ${arg.op}`);
     }
   };
   const result = await run();

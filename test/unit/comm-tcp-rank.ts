@@ -4,12 +4,12 @@
 import { connectTcpWorld } from "../../kernel/src/comm";
 import { SCENARIOS } from "./comm-scenarios";
 
-const [rank, size, rendezvous, timeoutMs, unix] = process.argv.slice(2);
+const [rank, size, rendezvous, timeoutMs, unix, commOptions] = process.argv.slice(2);
 void (async () => {
   // the first message is the world's credentials (see comm-process-world.ts)
   const { world, secret } = await new Promise<{ world: string; secret: string }>((resolve) => process.once("message", resolve));
   const credentials = { world, secret: Buffer.from(secret, "hex") };
-  const comm = await connectTcpWorld({ rank: Number(rank), size: Number(size), rendezvous, credentials, timeoutMs: Number(timeoutMs), unixSockets: unix === "unix" });
+  const comm = await connectTcpWorld({ rank: Number(rank), size: Number(size), rendezvous, credentials, timeoutMs: Number(timeoutMs), unixSockets: unix === "unix", ...(commOptions ? JSON.parse(commOptions) : {}) });
   process.on("message", async (m: { id: number; name: string; arg: unknown }) => {
     try {
       const value = await SCENARIOS[m.name](comm, m.arg, []);

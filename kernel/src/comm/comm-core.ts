@@ -23,7 +23,7 @@ export class CommCore {
   direct?: DirectCollectives;
   /** what alloc hands out: the shm world's registered memory, plain arrays elsewhere */
   memory: RegisteredMemory = PLAIN_MEMORY;
-  /** where direct collectives called without `out` put their results (shm world) */
+  /** where collectives called without `out` put their results (result-pool.ts; shm and tcp worlds) */
   results?: ResultPool;
   private arenaMemo?: WasmArena | null;
   private combineMemo?: CombineArena | null;

@@ -104,7 +104,7 @@ export class GroupCommunicator implements Communicator {
     const algorithm = this.choose("allReduce", x, options);
     const given = this.givenOutput(x, x.length, options, "allReduce");
     return this.collective("allReduce", x, options, { redop: redopOf(options), algorithm }, (env, reduce, call) =>
-      this.intoOutput(x, x.length, algorithm, given, (out) => {
+      this.intoOutput(x, x.length, given, (out) => {
         if (algorithm === "direct") {
           this.core.direct!.allReduce(call, x, out, call.desc.redop);
           return meanIfAsked(out, options, this.size);
@@ -138,7 +138,7 @@ export class GroupCommunicator implements Communicator {
     const length = blockLength(x.length, this.rank, this.size);
     const given = this.givenOutput(x, length, options, "reduceScatter");
     return this.collective("reduceScatter", x, options, { redop: redopOf(options), algorithm }, (env, reduce, call) =>
-      this.intoOutput(x, length, algorithm, given, (out) => {
+      this.intoOutput(x, length, given, (out) => {
         if (algorithm === "direct") {
           this.core.direct!.reduceScatter(call, x, out, call.desc.redop);
           return meanIfAsked(out, options, this.size);
@@ -163,7 +163,7 @@ export class GroupCommunicator implements Communicator {
     const algorithm = this.choose("allGather", x, options);
     const given = this.givenOutput(x, x.length * this.size, options, "allGather");
     return this.collective("allGather", x, options, { algorithm }, (env, _reduce, call) =>
-      this.intoOutput(x, x.length * this.size, algorithm, given, (out) => {
+      this.intoOutput(x, x.length * this.size, given, (out) => {
         if (algorithm === "direct") {
           this.core.direct!.allGather(call, x, out);
           return out;
@@ -182,7 +182,7 @@ export class GroupCommunicator implements Communicator {
     const algorithm = this.choose("broadcast", x, options);
     const given = this.givenOutput(x, x.length, options, "broadcast");
     return this.collective("broadcast", x, options, { root, algorithm }, (env, _reduce, call) =>
-      this.intoOutput(x, x.length, algorithm, given, (out) => {
+      this.intoOutput(x, x.length, given, (out) => {
         if (algorithm === "direct") {
           this.core.direct!.broadcast(call, x, out, root);
           return out;
@@ -308,13 +308,13 @@ export class GroupCommunicator implements Communicator {
   }
 
   /**
-   * A fresh result array like x of `length` elements, allocated here, or undefined when the result
-   * pool serves it (a direct collective's result of at least the pool's minBytes: pooledOutput).
+   * A fresh result array like x of `length` elements, allocated here, or undefined when the world's
+   * result pool serves it (a result of at least the pool's minBytes: pooledOutput).
    * Synchronous, so a small call awaits nothing for its result: each promise costs twice over under
    * a cell's AsyncLocalStorage (countdown.ts).
    */
-  private allocatedOutput<T extends CommArray>(x: T, length: number, algorithm: Algorithm): T | undefined {
-    const pooled = algorithm === "direct" && this.core.results?.serves(length * x.BYTES_PER_ELEMENT);
+  private allocatedOutput<T extends CommArray>(x: T, length: number): T | undefined {
+    const pooled = this.core.results?.serves(length * x.BYTES_PER_ELEMENT);
     return pooled ? undefined : allocate(x, length);
   }
 
@@ -323,8 +323,8 @@ export class GroupCommunicator implements Communicator {
    * Synchronous when the output is at hand and `body` is (a direct collective into a small result):
    * no promise of its own, since a rank in a cell pays its cell-epoch hooks for every promise.
    */
-  private intoOutput<T extends CommArray>(x: T, length: number, algorithm: Algorithm, given: T | undefined, body: (out: T) => T | Promise<T>): T | Promise<T> {
-    const out = given ?? this.allocatedOutput(x, length, algorithm);
+  private intoOutput<T extends CommArray>(x: T, length: number, given: T | undefined, body: (out: T) => T | Promise<T>): T | Promise<T> {
+    const out = given ?? this.allocatedOutput(x, length);
     return out !== undefined ? body(out) : this.pooledOutput(x, length).then(body);
   }
 

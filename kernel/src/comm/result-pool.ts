@@ -52,7 +52,7 @@
 // When all of this finds no block, and for results below `minBytes`, the
 // result is a plain fresh array.
 import type { TypedArrayConstructor } from "./registered-memory";
-import type { CommArray } from "./types";
+import type { CommArray, CommOptions } from "./types";
 
 export interface ResultPoolOptions {
   /** results of fewer bytes are plain fresh arrays (their pages come from malloc's own reused memory) */
@@ -70,6 +70,23 @@ export interface ResultPoolHooks {
   nextTask?: () => Promise<void>;
   /** false: results carry no ballast (the header says why they do) */
   ballast?: boolean;
+}
+
+const MiB = 1024 * 1024;
+
+/**
+ * A world's pool settings: results pooled from 1 MiB (below, malloc reuses memory it has touched
+ * already), up to 1 GiB split between the world's ranks and at most 512 MiB a rank (eight 64 MiB
+ * results: room for a loop whose collections cost more than fresh pages, until V8's own bring
+ * blocks back); collections forced only for results of 16 MiB or more, where a fresh array's page
+ * faults cost more than a collection. `given` overrides each (CommOptions.resultPool).
+ */
+export function resultPoolOptions(size: number, given: CommOptions["resultPool"]): ResultPoolOptions {
+  const options = { minBytes: MiB, budgetBytes: Math.min(512 * MiB, Math.floor(1024 / size) * MiB), collectFromBytes: 16 * MiB, ...given };
+  for (const [name, value] of Object.entries(options)) {
+    if (!Number.isInteger(value) || value < 0) throw new RangeError(`resultPool.${name} must be an integer >= 0 (bytes), got ${value}`);
+  }
+  return options;
 }
 
 /** How long a rank's pool waits after its last large take before collecting, milliseconds. */

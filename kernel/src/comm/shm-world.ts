@@ -7,7 +7,7 @@ import { attachDirectCollectives } from "./shm-direct";
 import { wasmKernels } from "./reduce-wasm";
 import { ShmHeap } from "./shm-heap";
 import { fullGc } from "./full-gc";
-import { ResultPool, type ResultPoolOptions } from "./result-pool";
+import { ResultPool, resultPoolOptions } from "./result-pool";
 import { wasmMemoryCopy } from "./wasm-copy";
 import { MAX_SHM_RANKS, ShmLayout, STATE, type ShmWorldInit, type ShmWorldOptions } from "./shm-layout";
 import { ShmTransport, STATE_CANCELLED, STATE_RUNNING, stopWorld } from "./shm-transport";
@@ -72,21 +72,6 @@ export function createShmWorld(size: number, options: ShmWorldOptions = {}): Shm
     ingressClocks: SharedIngress.createBuffer(size),
     spinMs,
   };
-}
-
-/**
- * Results of direct collectives without `out`: pooled from 1 MiB (below, malloc reuses memory it
- * has touched already), up to 1 GiB split between the world's ranks and at most 512 MiB a rank
- * (eight 64 MiB results: room for the blocks a loop that drops its results holds until V8's own
- * collection brings them back); only once that is full may a call force a collection, and only
- * for results of 16 MiB or more, where a fresh array's page faults cost more than a collection.
- */
-function resultPoolOptions(size: number, given: CommOptions["resultPool"]): ResultPoolOptions {
-  const options = { minBytes: MiB, budgetBytes: Math.min(512 * MiB, Math.floor(1024 / size) * MiB), collectFromBytes: 16 * MiB, ...given };
-  for (const [name, value] of Object.entries(options)) {
-    if (!Number.isInteger(value) || value < 0) throw new RangeError(`resultPool.${name} must be an integer >= 0 (bytes), got ${value}`);
-  }
-  return options;
 }
 
 /** The world communicator of `rank`, for use in that rank's thread. */

@@ -12,6 +12,8 @@
 // A launcher wakes a rank blocked in a collective through `signal` (there
 // is no shared cancel word between processes, so each rank cancels its
 // own communicator) and ends the connections with closeTcpWorld.
+import { ResultPool, resultPoolOptions } from "./result-pool";
+import { fullGc } from "./full-gc";
 import { randomBytes } from "node:crypto";
 import * as net from "node:net";
 import * as os from "node:os";
@@ -283,6 +285,9 @@ export async function connectTcpWorld(options: TcpWorldOptions): Promise<Communi
     else signal.addEventListener("abort", cancel, { once: true });
   }
   const core = new CommCore(tcp, options);
+  // results without `out` come from a pool, as in a thread world (result-pool.ts): a fresh 64 MiB
+  // array a call costs more than the ring between two processes
+  core.results = new ResultPool(resultPoolOptions(size, options.resultPool), { collect: fullGc() });
   const comm = new GroupCommunicator(core, Array.from({ length: size }, (_, i) => i), 0, "world");
   tcpTransports.set(comm, tcp);
   return comm;
