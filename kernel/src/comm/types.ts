@@ -168,7 +168,7 @@ export interface CommOptions {
   /** Where the transport counts what it moves; pass one to keep the counts across worlds. Default: fresh counters. */
   wire?: WireCounters;
   /**
-   * shm worlds: the pool of shared memory blocks that direct collectives without `out` return their
+   * shm and tcp worlds: the pool of shared memory blocks that collectives without `out` return their
    * results in (result-pool.ts, docs/collectives.md), in bytes: results below `minBytes` are plain
    * arrays; the rank's pool holds at most `budgetBytes`; results of `collectFromBytes` or more may
    * force a full garbage collection to get a dropped result's block back.
