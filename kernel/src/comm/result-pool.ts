@@ -214,9 +214,13 @@ export class ResultPool {
    * faulting is known).
    */
   private collectingIsCheaper(size: number): boolean {
-    if (this.hooks.collect === undefined || size < this.options.collectFromBytes || this.skipCollections > 0) return false;
-    if (this.faultMsPerByte === undefined || (this.outBySize.get(size) ?? 0) < BLOCKS_BEFORE_COLLECTING) return false;
+    if (!this.mayCollect(size) || this.faultMsPerByte === undefined || (this.outBySize.get(size) ?? 0) < BLOCKS_BEFORE_COLLECTING) return false;
     return (this.collectMs ?? 0) < this.faultMsPerByte * size;
+  }
+
+  /** A forced collection is allowed for results of `size`: the host has one, the size is large enough, and no fruitless one is being waited out. */
+  private mayCollect(size: number): boolean {
+    return this.hooks.collect !== undefined && size >= this.options.collectFromBytes && this.skipCollections === 0;
   }
 
   /** Ballast by handed-out result (the WeakMap entry lives exactly as long as the result's buffer). */
@@ -269,7 +273,7 @@ export class ResultPool {
 
   /** The pool is full and blocks are out: some may have been dropped since the last collection. */
   private worthCollecting(size: number): boolean {
-    return this.hooks.collect !== undefined && size >= this.options.collectFromBytes && this.stats().out > 0 && this.skipCollections === 0;
+    return this.mayCollect(size) && this.stats().out > 0;
   }
 
   private claim(size: number): SharedArrayBuffer | undefined {
