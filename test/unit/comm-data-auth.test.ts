@@ -16,6 +16,7 @@ import * as path from "node:path";
 import { closeTcpWorld, connectTcpWorld, startTcpRendezvous, type Rendezvous } from "../../kernel/src/comm/tcp-world";
 import { AcceptorSide, DiallerSide, type WorldCredentials } from "../../kernel/src/comm/data-handshake";
 import { encodeFrame, FrameReader } from "../../kernel/src/hosts/frames";
+import { FRAME_MAGIC } from "../../kernel/src/comm/transport";
 import { freshNonce, jsonFrame } from "../../kernel/src/hosts/handshake";
 import type { Communicator } from "../../kernel/src/comm/types";
 import fc from "fast-check";
@@ -139,6 +140,23 @@ test("a recorded data handshake replayed to a fresh acceptor fails on its fresh 
   // a proof made for one pair of ranks does not open another
   const other = new AcceptorSide(credentials, 2, () => undefined, () => undefined);
   assert.match((other.push(hello!) as { reason: string }).reason, /it dialled rank 0, this is rank 2/);
+});
+
+test("a data frame that arrives in the same read as the acceptor's welcome is handed on, not read as a handshake frame", () => {
+  // The acceptor is done once it sends its welcome and may send data at once; the dialler can then
+  // read both in one chunk. The data frame's first word (the magic "DST1") read as a handshake
+  // length would be 827,609,924 bytes, over the handshake's limit: the world would fail to start.
+  const credentials = { world: "00112233aabbccdd", secret: Buffer.alloc(32, 7) };
+  const toAcceptor: Buffer[] = [];
+  const toDialler: Buffer[] = [];
+  const dialler = new DiallerSide(credentials, 1, 0, (frame) => toAcceptor.push(frame));
+  const acceptor = new AcceptorSide(credentials, 0, () => undefined, (frame) => toDialler.push(frame));
+  assert.equal(acceptor.push(dialler.opening[0]!).kind, "wait");
+  assert.equal(dialler.push(toDialler.shift()!).kind, "wait", "the challenge");
+  assert.equal(acceptor.push(toAcceptor.shift()!).kind, "done", "the auth frame");
+  const dataFrame = Buffer.concat([Buffer.from(new Uint32Array([FRAME_MAGIC]).buffer), Buffer.alloc(60, 3)]);
+  const step = dialler.push(Buffer.concat([toDialler.shift()!, dataFrame]));
+  assert.deepEqual(step, { kind: "done", peer: 0, rest: dataFrame });
 });
 
 test("20,000 random and mutated inputs to a rank's acceptor, in random chunks: none authenticates, none throws, none gets more than a challenge", () => {

@@ -264,6 +264,57 @@ test("the gate does authenticate an honest kernel, pipelined control frames and 
   assert.deepEqual(step, { kind: "authenticated", rest: payload });
 });
 
+test("a control frame larger than a handshake frame may follow the auth frame in the same read", () => {
+  // After auth the kernel may send a task at once (cell code, pushed values): it is the control
+  // connection's first frame, under the control limit, and must reach it unread by the gate.
+  const sent: Buffer[] = [];
+  const gate = new HandshakeGate({ token, version: packageVersion(), slots: 1, hostname: "fuzz" }, (frame) => sent.push(frame));
+  const kernelNonce = freshNonce();
+  gate.push(encodeFrame(jsonFrame({ type: "hello", protocol: AGENT_PROTOCOL, version: packageVersion(), nonce: kernelNonce })));
+  const challenge = JSON.parse(sent[0]!.subarray(4).toString()) as { nonce: string };
+  const task = encodeFrame(Buffer.alloc(HANDSHAKE_FRAME_BYTES * 16, 0x20));
+  const step = gate.push(Buffer.concat([encodeFrame(jsonFrame({ type: "auth", proof: proofOf(token, "kernel", challenge.nonce, kernelNonce) })), task]));
+  assert.deepEqual(step, { kind: "authenticated", rest: task });
+});
+
+test("the kernel's side of the handshake ends at the agent's welcome, whatever large frame follows it in the same read", async () => {
+  // An agent that writes a control message right behind its welcome (here an 8 KiB line of output,
+  // over the handshake's limit) must not fail the kernel's handshake: that frame is the served link's.
+  const server = net.createServer((socket) => {
+    const gate = new HandshakeGate({ token, version: packageVersion(), slots: 1, hostname: "eager" }, (frame) => socket.write(frame));
+    socket.on("data", (chunk: Buffer) => {
+      if (gate.push(chunk).kind !== "authenticated") return;
+      const output: FromAgent = { type: "output", rank: 0, stream: "stdout", text: "x".repeat(2 * HANDSHAKE_FRAME_BYTES) };
+      socket.write(Buffer.concat([encodeFrame(jsonFrame({ type: "welcome" })), encodeFrame(serialize(output))]));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  const socket = net.connect(port, "127.0.0.1");
+  await new Promise((resolve) => socket.once("connect", resolve));
+  try {
+    const link = await AgentLink.authenticate(socket, { address: `127.0.0.1:${port}`, kernelAddress: "127.0.0.1", token, version: packageVersion() });
+    assert.equal(link.closed, false);
+    link.close();
+  } finally {
+    socket.destroy();
+    server.close();
+  }
+});
+
+test("FrameReader.next cuts one frame at a time and does not look past it; push still refuses an oversized frame", () => {
+  const first = encodeFrame(Buffer.from("{}"));
+  const oversized = Buffer.alloc(8);
+  oversized.writeUInt32BE(1 << 30, 0);
+  const reader = new FrameReader(16);
+  reader.append(Buffer.concat([first, oversized]));
+  assert.deepEqual(reader.next(), Buffer.from("{}"));
+  assert.deepEqual(reader.drain(), oversized, "the bytes after the frame taken are handed on as they came");
+  reader.append(oversized);
+  assert.throws(() => reader.next(), /a frame of 1073741824 bytes is over the limit of 16 bytes/);
+  assert.throws(() => new FrameReader(16).push(Buffer.concat([first, oversized])), /over the limit/);
+});
+
 test("2,000 random and mutated handshake frames over real connections are each refused, run nothing, and never log the token", async () => {
   const frames = attackFrames();
   const from = agent.log.length;

@@ -26,7 +26,7 @@
  * what guards the ranks; `authenticate` runs one over a socket.
  */
 import type { Socket } from "node:net";
-import { FrameError, FrameReader, encodeFrame } from "../hosts/frames";
+import { FrameReader, encodeFrame } from "../hosts/frames";
 import { HANDSHAKE_FRAME_BYTES, freshNonce, jsonFrame, parseHandshake, proofMatches, proofOf } from "../hosts/handshake";
 
 /** Version of the data handshake; ranks of one world run one kernel's code, so a mismatch is a bug or a stranger. */
@@ -73,25 +73,21 @@ abstract class Side implements HandshakeSide {
 
   push(chunk: Uint8Array): HandshakeStep {
     if (this.over) return { kind: "refused", reason: "the handshake is over" };
-    let frames: Buffer[];
-    try {
-      frames = this.reader.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-    } catch (error) {
-      return this.finish({ kind: "refused", reason: error instanceof FrameError ? error.message : String(error) });
-    }
-    for (const [index, frame] of frames.entries()) {
+    this.reader.append(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    // One frame at a time: the bytes after the last handshake frame are the connection's first data
+    // (a peer done first may already be sending), to be handed on, not read as handshake frames.
+    for (;;) {
+      let frame: Buffer | undefined;
       let peer: number | undefined;
       try {
+        frame = this.reader.next();
+        if (frame === undefined) return { kind: "wait" };
         peer = this.step(frame);
       } catch (error) {
         return this.finish({ kind: "refused", reason: (error as Error).message });
       }
-      if (peer !== undefined) {
-        const rest = Buffer.concat([...frames.slice(index + 1).map(encodeFrame), this.reader.drain()]);
-        return this.finish({ kind: "done", peer, rest });
-      }
+      if (peer !== undefined) return this.finish({ kind: "done", peer, rest: this.reader.drain() });
     }
-    return { kind: "wait" };
   }
 
   private finish(step: HandshakeStep): HandshakeStep {

@@ -134,16 +134,13 @@ export class AgentLink {
    * `explain` adds what else is known when the stream fails (an ssh client's own error lines).
    */
   static async authenticate(stream: Duplex, options: AgentStreamOptions): Promise<AgentLink> {
+    // Frames are cut one at a time as the handshake asks for them: what follows the agent's reply
+    // is the served connection's (serve() takes the reader's bytes), however large its frames.
     const reader = new FrameReader(HANDSHAKE_FRAME_BYTES);
-    const frames: Buffer[] = [];
     let wake: (() => void) | undefined;
     let failure: Error | undefined;
     const onData = (chunk: Buffer) => {
-      try {
-        frames.push(...reader.push(chunk));
-      } catch (error) {
-        failure = error as Error;
-      }
+      reader.append(chunk);
       wake?.();
     };
     const onEnd = (error?: Error) => {
@@ -157,7 +154,9 @@ export class AgentLink {
     const timeoutMs = options.timeoutMs ?? AGENT_CONNECT_TIMEOUT_MS;
     const deadline = Date.now() + timeoutMs;
     const nextFrame = async (): Promise<Buffer> => {
-      while (frames.length === 0) {
+      for (;;) {
+        const frame = reader.next(); // a FrameError for an oversized frame fails the handshake
+        if (frame !== undefined) return frame;
         if (failure) throw failure;
         const left = deadline - Date.now();
         if (left <= 0) throw new Error(`no answer within ${timeoutMs / 1000} s`);
@@ -170,7 +169,6 @@ export class AgentLink {
         });
         wake = undefined;
       }
-      return frames.shift()!;
     };
     /** What to tell an agent that dialled in and is refused (nothing is told to other peers). */
     let refusable: string | undefined;

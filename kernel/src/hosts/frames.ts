@@ -31,20 +31,32 @@ export class FrameReader {
 
   /** Takes the next bytes of the stream; returns every frame body now complete. Throws FrameError on an oversized frame. */
   push(chunk: Buffer): Buffer[] {
-    this.chunks.push(chunk);
-    this.buffered += chunk.byteLength;
+    this.append(chunk);
     const frames: Buffer[] = [];
-    for (;;) {
-      if (this.buffered < FRAME_PREFIX_BYTES) return frames;
-      const head = this.peek(FRAME_PREFIX_BYTES);
-      const length = head.readUInt32BE(0);
-      if (length > this.limit) throw new FrameError(`a frame of ${length} bytes is over the limit of ${this.limit} bytes`);
-      if (this.buffered < FRAME_PREFIX_BYTES + length) return frames;
-      frames.push(this.take(FRAME_PREFIX_BYTES + length).subarray(FRAME_PREFIX_BYTES));
-    }
+    for (let frame = this.next(); frame !== undefined; frame = this.next()) frames.push(frame);
+    return frames;
   }
 
-  /** Hands over the bytes buffered past the last whole frame, and forgets them. */
+  /** Takes the next bytes of the stream without cutting them: next() does, one frame at a time. */
+  append(chunk: Buffer): void {
+    this.chunks.push(chunk);
+    this.buffered += chunk.byteLength;
+  }
+
+  /**
+   * The next whole frame body, or undefined until more bytes arrive. Throws FrameError when the
+   * next frame is oversized. Bytes after the frame returned are not looked at: a handshake that
+   * ends with this frame hands them on (drain()) as the next protocol's, whatever they hold.
+   */
+  next(): Buffer | undefined {
+    if (this.buffered < FRAME_PREFIX_BYTES) return undefined;
+    const length = this.peek(FRAME_PREFIX_BYTES).readUInt32BE(0);
+    if (length > this.limit) throw new FrameError(`a frame of ${length} bytes is over the limit of ${this.limit} bytes`);
+    if (this.buffered < FRAME_PREFIX_BYTES + length) return undefined;
+    return this.take(FRAME_PREFIX_BYTES + length).subarray(FRAME_PREFIX_BYTES);
+  }
+
+  /** Hands over the bytes buffered past the last frame taken, and forgets them. */
   drain(): Buffer {
     const rest = Buffer.concat(this.chunks);
     this.chunks = [];

@@ -10,7 +10,7 @@
  * Nothing beyond the handshake's small JSON frames is parsed here, and
  * nothing over HANDSHAKE_FRAME_BYTES is buffered.
  */
-import { FrameError, FrameReader, encodeFrame } from "./frames";
+import { FrameReader, encodeFrame } from "./frames";
 import {
   AGENT_PROTOCOL, HANDSHAKE_FRAME_BYTES, freshNonce, jsonFrame, parseHandshake, proofMatches, proofOf,
   type AgentAnnouncement, type Auth, type Challenge, type Hello,
@@ -48,23 +48,18 @@ export class HandshakeGate {
   /** Takes the next bytes; once it has answered refused or authenticated, it takes no more. */
   push(chunk: Buffer): GateStep {
     if (this.phase === "done") return { kind: "refused", reason: "the handshake is over" };
-    let frames: Buffer[];
-    try {
-      frames = this.reader.push(chunk);
-    } catch (error) {
-      return this.finish({ kind: "refused", reason: error instanceof FrameError ? error.message : String(error) });
-    }
-    for (const [index, frame] of frames.entries()) {
+    this.reader.append(chunk);
+    // One frame at a time: what follows the auth frame is the control connection's (a task may be
+    // far larger than a handshake frame), handed on unread.
+    for (;;) {
       try {
-        if (this.step(frame)) {
-          const rest = Buffer.concat([...frames.slice(index + 1).map(encodeFrame), this.reader.drain()]);
-          return this.finish({ kind: "authenticated", rest });
-        }
+        const frame = this.reader.next();
+        if (frame === undefined) return { kind: "wait" };
+        if (this.step(frame)) return this.finish({ kind: "authenticated", rest: this.reader.drain() });
       } catch (error) {
         return this.finish({ kind: "refused", reason: (error as Error).message });
       }
     }
-    return { kind: "wait" };
   }
 
   private finish(step: GateStep): GateStep {
