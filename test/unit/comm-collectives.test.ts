@@ -17,7 +17,7 @@ const OPS = ["allReduce", "reduce", "reduceScatter", "allGather", "broadcast", "
 const powerOfTwo = (n: number) => (n & (n - 1)) === 0;
 const algorithmsFor = (op: string, n: number): (string | undefined)[] => {
   switch (op) {
-    case "allReduce": return [undefined, "ring", "recursive-doubling", "rhd", "direct"];
+    case "allReduce": return [undefined, "ring", "recursive-doubling", "rhd", "direct", "pairwise"];
     case "broadcast": return [undefined, "ring", "recursive-doubling", "direct"];
     case "reduceScatter":
     case "allGather": return [undefined, "ring", "direct", ...(powerOfTwo(n) ? ["rhd"] : [])];
@@ -34,7 +34,7 @@ const arbCase = (n: number) =>
     length: fc.oneof(fc.constantFrom(0, 1, n - 1, n + 1, 2 * n + 1), fc.integer({ min: 0, max: 64 }), fc.integer({ min: 1000, max: 5000 })),
     root: fc.integer({ min: 0, max: n - 1 }),
     redop: fc.constantFrom(...REDUCE_OPS),
-    algorithmIndex: fc.nat(4),
+    algorithmIndex: fc.nat(5),
     inPlace: fc.boolean(),
     seed: fc.integer({ min: 1, max: 2 ** 31 - 1 }),
     small: fc.boolean(),

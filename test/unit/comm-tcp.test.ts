@@ -20,10 +20,10 @@ for (const transport of ["tcp", "unix"] as const) {
         await fc.assert(
           fc.asyncProperty(
             fc.constantFrom(...OPS), fc.integer({ min: 0, max: 7 }), fc.oneof(fc.constantFrom(0, 1, 4), fc.integer({ min: 0, max: 50 }), fc.integer({ min: 100_000, max: 400_000 })),
-            fc.integer({ min: 0, max: 2 }), fc.constantFrom(...REDUCE_OPS), fc.constantFrom(undefined, "ring", "recursive-doubling", "rhd"), fc.integer({ min: 1, max: 1e9 }),
+            fc.integer({ min: 0, max: 2 }), fc.constantFrom(...REDUCE_OPS), fc.constantFrom(undefined, "ring", "recursive-doubling", "rhd", "pairwise"), fc.integer({ min: 1, max: 1e9 }),
             async (op, dtype, length, root, redop, algorithm, seed) => {
               const xs = Array.from({ length: n }, (_, r) => fill(DTYPE_CTORS[dtype], length, seed + r, true));
-              const useAlg = op === "allReduce" || (op === "broadcast" && algorithm !== "rhd") ? algorithm : undefined;
+              const useAlg = op === "allReduce" || (op === "broadcast" && algorithm !== "rhd" && algorithm !== "pairwise") ? algorithm : undefined;
               const results = await world.values("collective", xs.map((x) => ({ op, x, root, options: { op: redop, ...(useAlg ? { algorithm: useAlg } : {}) } })));
               for (let r = 0; r < n; r++) {
                 const want = expected(op, xs, r, root, redop);
@@ -83,6 +83,37 @@ test("tcp: a 3-rank ring allReduce of blocks cut into 1 MiB chunks (TCP_RING_CHU
         const first = want.findIndex((v, i) => v !== got[i]);
         assert.equal(first, -1, `rank ${r}: ${c.ctor.name}[${c.length}] ${c.redop}: element ${first} is ${got[first]}, want ${want[first]}`);
       }
+    }
+  } finally {
+    world.close();
+  }
+});
+
+test("tcp: a 3-rank pairwise allReduce (chunked) equals the reference and adds block j as x_j + x_(j+1) + x_(j+2), every run", async () => {
+  const world = await ProcessWorld.start(3);
+  try {
+    // 1,500,001 floats: blocks of ~2 MB, 2 chunks each, lengths not divisible by 3
+    const length = 1_500_001;
+    const xs = [0, 1, 2].map((r) => fill(Float32Array, length, 3000 + r, true));
+    const results = await world.values("collective", xs.map((x) => ({ op: "allReduce", x, inPlace: true, options: { algorithm: "pairwise" } })));
+    const want = expected("allReduce", xs, 0, 0, "sum")!;
+    for (let r = 0; r < 3; r++) {
+      const got = results[r] as typeof want;
+      const first = want.findIndex((v, i) => v !== got[i]);
+      assert.equal(first, -1, `rank ${r}: element ${first} is ${got[first]}, want ${want[first]}`);
+    }
+    // Values whose float32 sum depends on the order: 1e8 + 1 rounds to 1e8, so (1e8 + 1) - 1e8 = 0
+    // while (-1e8 + 1e8) + 1 = 1. Block j (of 3 elements here) must be ((x_j + x_(j+1)) + x_(j+2)).
+    const parts = [1e8, 1, -1e8];
+    const small = parts.map((v) => new Float32Array(9).fill(v));
+    const fixedOrder = Array.from({ length: 9 }, (_, i) => {
+      const j = Math.floor(i / 3);
+      return Math.fround(Math.fround(parts[j]! + parts[(j + 1) % 3]!) + parts[(j + 2) % 3]!);
+    });
+    assert.deepEqual(fixedOrder, [0, 0, 0, 0, 0, 0, 1, 1, 1], "the values do tell orders apart");
+    for (let run = 0; run < 5; run++) {
+      const got = await world.values("collective", small.map((x) => ({ op: "allReduce", x: x.slice(), options: { algorithm: "pairwise" } })));
+      for (let r = 0; r < 3; r++) assert.deepEqual(Array.from(got[r] as Float32Array), fixedOrder, `run ${run}, rank ${r}`);
     }
   } finally {
     world.close();

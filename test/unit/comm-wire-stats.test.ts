@@ -21,6 +21,7 @@ import { SharedReadCounts, WireCounters } from "../../kernel/src/comm/wire-count
 import { createDist } from "../../kernel/src/cluster/rank-side/dist-api";
 import type { WireStats } from "../../kernel/src/comm/wire-stats";
 import type { CommSpan } from "../../kernel/src/comm";
+import { PAIRWISE_MAX_RANKS } from "../../kernel/src/comm/choose";
 
 const mod = (a: number, n: number) => ((a % n) + n) % n;
 const blockStart = (i: number, L: number, n: number) => Math.floor((i * L) / n);
@@ -63,6 +64,22 @@ function ringAllReduce(L: number): Case {
     },
   };
 }
+
+/** Rank r sends block q of its input to each q, then its reduced block r to each q: one message each, each way. */
+const pairwiseAllReduce = (L: number): Case => ({
+  name: `pairwise allReduce of ${L} x float32`,
+  op: "allReduce",
+  args: (n) => Array.from({ length: n }, () => ({ op: "allReduce", x: new Float32Array(L).fill(1), options: { algorithm: "pairwise" } })),
+  expected(r, n) {
+    const w = 4;
+    const to: Record<number, number> = {};
+    for (let q = 0; q < n; q++) if (q !== r) to[q] = w * (blockLen(q, L, n) + blockLen(r, L, n));
+    // (n-1) b_r + (L - b_r) elements each way: the ring's 2(n-1)/n S when n divides L
+    const bytes = w * ((n - 2) * blockLen(r, L, n) + L);
+    if (L % n === 0) assert.equal(bytes, (2 * (n - 1) / n) * L * w);
+    return { bytesSent: bytes, bytesReceived: bytes, messagesSent: 2 * (n - 1), messagesReceived: 2 * (n - 1), to, from: to };
+  },
+});
 
 const ringReduceScatter = (L: number): Case => ({
   name: `ring reduceScatter of ${L} x float32`,
@@ -261,6 +278,8 @@ function checkP2p(stats: WireStats, rank: number, n: number, L: number, where: s
 const CHANNEL_CASES = (n: number): Case[] => [
   ringAllReduce(1001),
   ringAllReduce(250 * n),
+  pairwiseAllReduce(1001),
+  pairwiseAllReduce(250 * n),
   ringReduceScatter(1001),
   ringAllGather(37),
   treeBroadcast(333, 0),
@@ -320,6 +339,10 @@ for (let n = 2; n <= 8; n++) {
       const replies = await runCase(world, c, n, "tcp");
       for (const { stats } of replies) assert.equal(stats.framingBytesSent, 48 * stats.messagesSent);
     }
+    // left to choose, a 3- or 4-rank world over TCP/IP exchanges pairwise above 64 KiB (every
+    // peer gets bytes), others run the ring (only the right neighbour does)
+    const chosen = n >= 3 && n <= PAIRWISE_MAX_RANKS ? pairwiseAllReduce(65536) : ringAllReduce(65536);
+    await runCase(world, { ...chosen, name: `${chosen.name}, algorithm left to choose`, args: (k) => chosen.args(k).map((a) => ({ ...(a as object), options: {} })) }, n, "tcp");
     world.close();
   });
 }

@@ -159,6 +159,52 @@ async function pipelinedRing(
   }
 }
 
+/**
+ * Pairwise exchange: every rank sends block j of x to rank j, reduces the
+ * n-1 pieces of its own block it receives, then sends that block to every
+ * rank. The ring's volume (2(n-1)/n of the data leaves each rank, in as many
+ * messages), but in 2 steps instead of 2(n-1), and no chunk waits on
+ * another rank's reduction before its first send: over a network of 3 or 4
+ * ranks it is the automatic choice (choose.ts). Blocks are cut into `chunks`
+ * as in the ring; exchange t carries chunk t's reduce-scatter and chunk
+ * t-1's all-gather. Rank me adds in a fixed order, x_me + x_(me+1) + ... +
+ * x_(me-1) (mod n), so results do not depend on which peer's bytes arrive
+ * first: the first peer's piece is combined as it streams in, later peers'
+ * land in `scratch` (n-2 pieces) and are added once the exchange is done.
+ * Only rank j writes block j, so every rank ends with the same bits.
+ */
+export async function pairwiseAllReduce(env: AlgorithmEnv, x: CommArray, out: CommArray, combining: Combining, chunks: number): Promise<void> {
+  const { me, n } = env;
+  if (n === 1) {
+    if (out !== x) out.set(x as never);
+    return;
+  }
+  const piece = (a: CommArray, b: number, c: number) => block(block(a, b, n), c, chunks);
+  const own = (a: CommArray, c: number) => piece(a, me, c);
+  const peer = (k: number) => mod(me + k, n);
+  const largest = Math.ceil(block(x, me, n).length / chunks); // no chunk of the block is longer
+  const scratch = Array.from({ length: n - 2 }, () => allocate(x, largest));
+  for (let t = 0; t <= chunks; t++) {
+    const sends: SendSpec[] = [];
+    const recvs: RecvSpec[] = [];
+    const reducing = t < chunks ? own(out, t) : undefined;
+    if (reducing) {
+      for (let k = 1; k < n; k++) sends.push(send(env, peer(k), piece(x, peer(k), t)));
+      recvs.push(recvCombine(env, peer(1), reducing, own(x, t), combining));
+      for (let k = 2; k < n; k++) recvs.push(recvInto(env, peer(k), scratch[k - 2].subarray(0, reducing.length)));
+    }
+    if (t > 0) {
+      const c = t - 1;
+      for (let k = 1; k < n; k++) {
+        sends.push(send(env, peer(k), own(out, c)));
+        recvs.push(recvInto(env, peer(k), piece(out, peer(k), c)));
+      }
+    }
+    await exchange(env, sends, recvs);
+    if (reducing) for (const landed of scratch) combining.combine(reducing, reducing, landed.subarray(0, reducing.length));
+  }
+}
+
 /** Afterwards block `me` of `work` holds the reduction over all ranks of x; (n-1)/n of the data per link. */
 export function ringReduceScatter(env: AlgorithmEnv, x: CommArray, work: CommArray, combining: Combining): Promise<void> {
   return pipelinedRing(env, x, work, combining, env.n - 1, 1);

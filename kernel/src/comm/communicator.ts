@@ -110,7 +110,9 @@ export class GroupCommunicator implements Communicator {
           return meanIfAsked(out, options, this.size);
         }
         return (async () => {
-          if (algorithm === "ring") await alg.ringAllReduce(env, x, out, this.combining(x, call, reduce), alg.ringChunks(this.size, x.byteLength, this.core.transport.overNetwork === true));
+          const overNetwork = this.core.transport.overNetwork === true;
+          if (algorithm === "ring") await alg.ringAllReduce(env, x, out, this.combining(x, call, reduce), alg.ringChunks(this.size, x.byteLength, overNetwork));
+          else if (algorithm === "pairwise") await alg.pairwiseAllReduce(env, x, out, this.combining(x, call, reduce), alg.ringChunks(this.size, x.byteLength, overNetwork));
           else {
             const { acc, reduce: simd, landing } = this.accumulator(x, call, reduce);
             if (algorithm === "rhd") await rhdAllReduce(env, acc, simd, landing);
@@ -280,7 +282,7 @@ export class GroupCommunicator implements Communicator {
   // ---- internals ----
   private choose(op: ChoosableOp, x: CommArray, options: CollectiveOptions): Algorithm {
     const direct = this.core.direct !== undefined && this.groupId === 0 && !options.link && !this.core.link;
-    return chooseAlgorithm(op, options.algorithm, { direct, n: this.size, bytes: x.byteLength });
+    return chooseAlgorithm(op, options.algorithm, { direct, n: this.size, bytes: x.byteLength, overNetwork: this.core.transport.overNetwork === true });
   }
 
   /** A copy of x to reduce into: in the WebAssembly arena with its SIMD reducer (and landing memory) when there is one. */

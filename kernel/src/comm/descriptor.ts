@@ -10,7 +10,7 @@ export const OPCODES = [
 ] as const;
 export type OpName = (typeof OPCODES)[number];
 export const REDUCE_OPS = ["sum", "mean", "max", "min", "product"] as const;
-export const ALGORITHMS = ["ring", "recursive-doubling", "direct", "p2p", "rhd"] as const;
+export const ALGORITHMS = ["ring", "recursive-doubling", "direct", "p2p", "rhd", "pairwise"] as const;
 
 /** count = -1 means "any" (e.g. a scatter receiver learns its length from the root). */
 export interface Descriptor {

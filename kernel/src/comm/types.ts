@@ -25,9 +25,11 @@ export type ReduceOp = "sum" | "mean" | "max" | "min" | "product";
  * ring's volume (allReduce any n; reduceScatter/allGather power-of-two n).
  * `direct`: shm world only; ranks read each other's shared staging slots in
  * place (same-host fast path, see docs/collectives.md).
+ * `pairwise` (allReduce): every rank sends block j straight to rank j, which
+ * reduces it and sends it back to all: the ring's volume in 2 steps.
  * Left out, the communicator picks by transport and message size.
  */
-export type Algorithm = "ring" | "recursive-doubling" | "rhd" | "direct";
+export type Algorithm = "ring" | "recursive-doubling" | "rhd" | "direct" | "pairwise";
 
 /** An emulated link: transfer time = latency + bytes / bandwidth, per message and direction. */
 export interface LinkModel {
