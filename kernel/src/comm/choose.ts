@@ -19,6 +19,14 @@ export const SUPPORTED: Record<ChoosableOp, readonly Algorithm[]> = {
  * namespaces, TCP loopback) and no slower for 4 (loopback); larger groups keep the ring.
  */
 export const PAIRWISE_MAX_RANKS = 4;
+/**
+ * Largest allReduce (bytes a rank) for which `pairwise` is picked by itself. Its gain is steps (2
+ * instead of 2(n-1)), which counts where a step's fixed cost is a large share of the call; its
+ * cost is CPU (a later peer's piece lands in scratch memory and is copied once more before it is
+ * added), which counts where the call is long. Between 3 network namespaces it took 1 MiB from
+ * 0.26 to 0.37-0.49 GB/s busbw, was level with the ring at 4 and 16 MiB and 5-25% slower at 64 MiB.
+ */
+export const PAIRWISE_MAX_BYTES = 4 * 1024 * 1024;
 
 /** Below this many bytes per rank, latency (steps) outweighs bandwidth (volume). */
 export const SMALL_MESSAGE_BYTES = 64 * 1024;
@@ -50,7 +58,7 @@ export function chooseAlgorithm(op: ChoosableOp, wanted: Algorithm | undefined, 
   switch (op) {
     case "allReduce":
       if (small) return "recursive-doubling";
-      return c.overNetwork && c.n >= 3 && c.n <= PAIRWISE_MAX_RANKS ? "pairwise" : "ring";
+      return c.overNetwork && c.n >= 3 && c.n <= PAIRWISE_MAX_RANKS && c.bytes <= PAIRWISE_MAX_BYTES ? "pairwise" : "ring";
     case "reduceScatter":
     case "allGather":
       return small && isPowerOfTwo(c.n) ? "rhd" : "ring";
