@@ -165,15 +165,19 @@ async function pipelinedRing(
  * rank. The ring's volume (2(n-1)/n of the data leaves each rank, in as many
  * messages), but in 2 steps instead of 2(n-1), and no chunk waits on
  * another rank's reduction before its first send: over a network of 3 or 4
- * ranks it is the automatic choice (choose.ts). Blocks are cut into `chunks`
+ * ranks it is the automatic choice up to 4 MiB (choose.ts). Blocks are cut into `chunks`
  * as in the ring; exchange t carries chunk t's reduce-scatter and chunk
  * t-1's all-gather. Rank me adds in a fixed order, x_me + x_(me+1) + ... +
  * x_(me-1) (mod n), so results do not depend on which peer's bytes arrive
  * first: the first peer's piece is combined as it streams in, later peers'
- * land in `scratch` (n-2 pieces) and are added once the exchange is done.
- * Only rank j writes block j, so every rank ends with the same bits.
+ * land in scratch memory (n-2 pieces, from `workspace(elements)`: memory
+ * like x kept from call to call, so a call costs no fresh pages) and are
+ * added once the exchange is done. Only rank j writes block j, so every
+ * rank ends with the same bits.
  */
-export async function pairwiseAllReduce(env: AlgorithmEnv, x: CommArray, out: CommArray, combining: Combining, chunks: number): Promise<void> {
+export async function pairwiseAllReduce(
+  env: AlgorithmEnv, x: CommArray, out: CommArray, combining: Combining, chunks: number, workspace: (elements: number) => CommArray,
+): Promise<void> {
   const { me, n } = env;
   if (n === 1) {
     if (out !== x) out.set(x as never);
@@ -183,7 +187,8 @@ export async function pairwiseAllReduce(env: AlgorithmEnv, x: CommArray, out: Co
   const own = (a: CommArray, c: number) => piece(a, me, c);
   const peer = (k: number) => mod(me + k, n);
   const largest = Math.ceil(block(x, me, n).length / chunks); // no chunk of the block is longer
-  const scratch = Array.from({ length: n - 2 }, () => allocate(x, largest));
+  const memory = workspace((n - 2) * largest);
+  const scratch = Array.from({ length: n - 2 }, (_, i) => memory.subarray(i * largest, (i + 1) * largest));
   for (let t = 0; t <= chunks; t++) {
     const sends: SendSpec[] = [];
     const recvs: RecvSpec[] = [];

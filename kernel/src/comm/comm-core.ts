@@ -53,7 +53,7 @@ export class CommCore {
     return this.combineMemo ?? undefined;
   }
 
-  /** A work array like x of `length` elements in memory reused from call to call (calls run one at a time). */
+  /** A work array like x of `length` elements in memory reused from call to call (calls run one at a time): the ring reduceScatter's result, pairwise allReduce's later pieces. */
   workspace<T extends CommArray>(x: T, length: number): T {
     const bytes = length * x.BYTES_PER_ELEMENT;
     if (this.workspaceMemo.byteLength < bytes) this.workspaceMemo = new ArrayBuffer(bytes);

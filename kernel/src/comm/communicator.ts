@@ -112,7 +112,10 @@ export class GroupCommunicator implements Communicator {
         return (async () => {
           const overNetwork = this.core.transport.overNetwork === true;
           if (algorithm === "ring") await alg.ringAllReduce(env, x, out, this.combining(x, call, reduce), alg.ringChunks(this.size, x.byteLength, overNetwork));
-          else if (algorithm === "pairwise") await alg.pairwiseAllReduce(env, x, out, this.combining(x, call, reduce), alg.ringChunks(this.size, x.byteLength, overNetwork));
+          else if (algorithm === "pairwise") {
+            const chunks = alg.ringChunks(this.size, x.byteLength, overNetwork);
+            await alg.pairwiseAllReduce(env, x, out, this.combining(x, call, reduce), chunks, (elements) => this.core.workspace(x, elements));
+          }
           else {
             const { acc, reduce: simd, landing } = this.accumulator(x, call, reduce);
             if (algorithm === "rhd") await rhdAllReduce(env, acc, simd, landing);
