@@ -165,9 +165,9 @@ async function pipelinedRing(
  * rank. The ring's volume (2(n-1)/n of the data leaves each rank, in as many
  * messages), but in 2 steps instead of 2(n-1), and no chunk waits on
  * another rank's reduction before its first send: over a network of 3 or 4
- * ranks it is the automatic choice up to 4 MiB (choose.ts). Blocks are cut into `chunks`
- * as in the ring; exchange t carries chunk t's reduce-scatter and chunk
- * t-1's all-gather. Rank me adds in a fixed order, x_me + x_(me+1) + ... +
+ * ranks it is the automatic choice up to 4 MiB (choose.ts). Blocks are cut
+ * into `chunks` as in the ring; exchange t carries chunk t's reduce-scatter
+ * and chunk t-1's all-gather. Rank me adds in a fixed order, x_me + x_(me+1) + ... +
  * x_(me-1) (mod n), so results do not depend on which peer's bytes arrive
  * first: the first peer's piece is combined as it streams in, later peers'
  * land in scratch memory (n-2 pieces, from `workspace(elements)`: memory

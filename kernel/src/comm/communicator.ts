@@ -115,8 +115,7 @@ export class GroupCommunicator implements Communicator {
           else if (algorithm === "pairwise") {
             const chunks = alg.ringChunks(this.size, x.byteLength, overNetwork);
             await alg.pairwiseAllReduce(env, x, out, this.combining(x, call, reduce), chunks, (elements) => this.core.workspace(x, elements));
-          }
-          else {
+          } else {
             const { acc, reduce: simd, landing } = this.accumulator(x, call, reduce);
             if (algorithm === "rhd") await rhdAllReduce(env, acc, simd, landing);
             else await alg.recursiveDoublingAllReduce(env, acc, simd);
