@@ -1,12 +1,16 @@
 // State shared by a rank's world communicator and all its groups: the queue
 // that runs their calls in program order, group ids, and the memory the
-// channel algorithms and direct collectives work in.
+// channel algorithms and direct collectives work in (accumulators, the
+// combine arena, work arrays, and where results go).
+import type { Combining } from "./algorithms";
+import { allocate } from "./dtype";
 import { checkLink } from "./link";
-import { PLAIN_MEMORY, type RegisteredMemory } from "./registered-memory";
+import type { Reducer } from "./reduce-js";
+import { PLAIN_MEMORY, type RegisteredMemory, type TypedArrayConstructor } from "./registered-memory";
 import type { ResultPool } from "./result-pool";
 import type { DirectCollectives } from "./shm-direct";
-import type { Transport } from "./transport";
-import type { CommArray, CommOptions, LinkModel, SpanHook } from "./types";
+import type { CallContext, Transport } from "./transport";
+import type { CollectiveOptions, CommArray, CommOptions, LinkModel, SpanHook } from "./types";
 import { WasmArena } from "./wasm-arena";
 import { CombineArena } from "./wasm-combine";
 
@@ -58,6 +62,67 @@ export class CommCore {
     const bytes = length * x.BYTES_PER_ELEMENT;
     if (this.workspaceMemo.byteLength < bytes) this.workspaceMemo = new ArrayBuffer(bytes);
     return new (x.constructor as new (buffer: ArrayBuffer, offset: number, length: number) => T)(this.workspaceMemo, 0, length);
+  }
+
+  /** A copy of x to reduce into: in the WebAssembly arena with its SIMD reducer (and landing memory) when there is one. */
+  accumulator(x: CommArray, call: CallContext, reduce: Reducer): { acc: CommArray; reduce: Reducer; landing?: Combining["landing"] } {
+    const arena = this.arena();
+    if (!arena) return { acc: x.slice(), reduce };
+    const { dtype, redop } = call.desc;
+    const acc = arena.view(dtype, x.length, x.BYTES_PER_ELEMENT);
+    acc.set(x as never);
+    return { acc, reduce: arena.reducer(redop, dtype, x.BYTES_PER_ELEMENT), landing: (bytes) => arena.landing(bytes) };
+  }
+
+  /** How the ring folds arriving pieces into arrays anywhere: SIMD in the rank's combine arena, or the plain loops. */
+  combining(x: CommArray, call: CallContext, reduce: Reducer): Combining {
+    const arena = this.combineArena();
+    if (!arena) {
+      return {
+        combine(dst, a, piece) {
+          if (dst.buffer !== a.buffer || dst.byteOffset !== a.byteOffset) dst.set(a as never);
+          reduce(dst, piece);
+        },
+      };
+    }
+    return { combine: arena.combiner(call.desc.redop, call.desc.dtype, x.BYTES_PER_ELEMENT), landing: (bytes) => arena.landing(bytes) };
+  }
+
+  /**
+   * A fresh result array like x of `length` elements, allocated here, or undefined when the world's
+   * result pool serves it (a result of at least the pool's minBytes: pooledOutput).
+   * Synchronous, so a small call awaits nothing for its result: each promise costs twice over under
+   * a cell's AsyncLocalStorage (countdown.ts).
+   */
+  private allocatedOutput<T extends CommArray>(x: T, length: number): T | undefined {
+    const pooled = this.results?.serves(length * x.BYTES_PER_ELEMENT);
+    return pooled ? undefined : allocate(x, length);
+  }
+
+  /**
+   * Runs `body` on the call's output: `given`, or a new array, or one from the pool (which may wait).
+   * Synchronous when the output is at hand and `body` is (a direct collective into a small result):
+   * no promise of its own, since a rank in a cell pays its cell-epoch hooks for every promise.
+   */
+  intoOutput<T extends CommArray>(x: T, length: number, given: T | undefined, body: (out: T) => T | Promise<T>): T | Promise<T> {
+    const out = given ?? this.allocatedOutput(x, length);
+    return out !== undefined ? body(out) : this.pooledOutput(x, length).then(body);
+  }
+
+  /** A result array from the pool (it may wait for a collection or a spare block), or allocated when it has none. */
+  private async pooledOutput<T extends CommArray>(x: T, length: number): Promise<T> {
+    return (await this.results!.take(x.constructor as TypedArrayConstructor<T>, length)) || allocate(x, length);
+  }
+
+  /** options.out when given (checked here, synchronously), else undefined; errors name `${name}.${op}`. */
+  givenOutput<T extends CommArray>(name: string, x: T, length: number, options: CollectiveOptions, op: string): T | undefined {
+    const out = options.out;
+    if (out === undefined) return undefined;
+    if (out.constructor !== x.constructor) {
+      throw new TypeError(`${name}.${op}: out must be a ${x.constructor.name} like the input, got ${out.constructor.name}`);
+    }
+    if (out.length !== length) throw new RangeError(`${name}.${op}: out must have ${length} elements, got ${out.length}`);
+    return out as T;
   }
 
   allocateGroupId(): number {

@@ -102,21 +102,21 @@ export class GroupCommunicator implements Communicator {
   // ---- collectives ----
   allReduce<T extends CommArray>(x: T, options: AllReduceOptions = {}): Promise<T> {
     const algorithm = this.choose("allReduce", x, options);
-    const given = this.givenOutput(x, x.length, options, "allReduce");
+    const given = this.core.givenOutput(this.name, x, x.length, options, "allReduce");
     return this.collective("allReduce", x, options, { redop: redopOf(options), algorithm }, (env, reduce, call) =>
-      this.intoOutput(x, x.length, given, (out) => {
+      this.core.intoOutput(x, x.length, given, (out) => {
         if (algorithm === "direct") {
           this.core.direct!.allReduce(call, x, out, call.desc.redop);
           return meanIfAsked(out, options, this.size);
         }
         return (async () => {
           const overNetwork = this.core.transport.overNetwork === true;
-          if (algorithm === "ring") await alg.ringAllReduce(env, x, out, this.combining(x, call, reduce), alg.ringChunks(this.size, x.byteLength, overNetwork));
+          if (algorithm === "ring") await alg.ringAllReduce(env, x, out, this.core.combining(x, call, reduce), alg.ringChunks(this.size, x.byteLength, overNetwork));
           else if (algorithm === "pairwise") {
             const chunks = alg.ringChunks(this.size, x.byteLength, overNetwork);
-            await alg.pairwiseAllReduce(env, x, out, this.combining(x, call, reduce), chunks, (elements) => this.core.workspace(x, elements));
+            await alg.pairwiseAllReduce(env, x, out, this.core.combining(x, call, reduce), chunks, (elements) => this.core.workspace(x, elements));
           } else {
-            const { acc, reduce: simd, landing } = this.accumulator(x, call, reduce);
+            const { acc, reduce: simd, landing } = this.core.accumulator(x, call, reduce);
             if (algorithm === "rhd") await rhdAllReduce(env, acc, simd, landing);
             else await alg.recursiveDoublingAllReduce(env, acc, simd);
             if (acc !== out) out.set(acc as never);
@@ -140,22 +140,22 @@ export class GroupCommunicator implements Communicator {
   reduceScatter<T extends CommArray>(x: T, options: AllReduceOptions = {}): Promise<T> {
     const algorithm = this.choose("reduceScatter", x, options);
     const length = blockLength(x.length, this.rank, this.size);
-    const given = this.givenOutput(x, length, options, "reduceScatter");
+    const given = this.core.givenOutput(this.name, x, length, options, "reduceScatter");
     return this.collective("reduceScatter", x, options, { redop: redopOf(options), algorithm }, (env, reduce, call) =>
-      this.intoOutput(x, length, given, (out) => {
+      this.core.intoOutput(x, length, given, (out) => {
         if (algorithm === "direct") {
           this.core.direct!.reduceScatter(call, x, out, call.desc.redop);
           return meanIfAsked(out, options, this.size);
         }
         return (async () => {
           if (algorithm === "rhd") {
-            const { acc, reduce: simd, landing } = this.accumulator(x, call, reduce);
+            const { acc, reduce: simd, landing } = this.core.accumulator(x, call, reduce);
             await recursiveHalvingReduceScatter(env, acc, simd, this.size, landing);
             out.set(alg.block(acc, this.rank, this.size) as never);
           } else {
             // the ring reads x and fills a work array that needs no copy of x first
             const work = this.core.workspace(x, x.length);
-            await alg.ringReduceScatter(env, x, work, this.combining(x, call, reduce));
+            await alg.ringReduceScatter(env, x, work, this.core.combining(x, call, reduce));
             out.set(alg.block(work, this.rank, this.size) as never);
           }
           return meanIfAsked(out, options, this.size);
@@ -165,9 +165,9 @@ export class GroupCommunicator implements Communicator {
 
   allGather<T extends CommArray>(x: T, options: CollectiveOptions = {}): Promise<T> {
     const algorithm = this.choose("allGather", x, options);
-    const given = this.givenOutput(x, x.length * this.size, options, "allGather");
+    const given = this.core.givenOutput(this.name, x, x.length * this.size, options, "allGather");
     return this.collective("allGather", x, options, { algorithm }, (env, _reduce, call) =>
-      this.intoOutput(x, x.length * this.size, given, (out) => {
+      this.core.intoOutput(x, x.length * this.size, given, (out) => {
         if (algorithm === "direct") {
           this.core.direct!.allGather(call, x, out);
           return out;
@@ -184,9 +184,9 @@ export class GroupCommunicator implements Communicator {
   broadcast<T extends CommArray>(x: T, root: number, options: CollectiveOptions = {}): Promise<T> {
     this.checkPeer(root, "broadcast root");
     const algorithm = this.choose("broadcast", x, options);
-    const given = this.givenOutput(x, x.length, options, "broadcast");
+    const given = this.core.givenOutput(this.name, x, x.length, options, "broadcast");
     return this.collective("broadcast", x, options, { root, algorithm }, (env, _reduce, call) =>
-      this.intoOutput(x, x.length, given, (out) => {
+      this.core.intoOutput(x, x.length, given, (out) => {
         if (algorithm === "direct") {
           this.core.direct!.broadcast(call, x, out, root);
           return out;
@@ -285,67 +285,6 @@ export class GroupCommunicator implements Communicator {
   private choose(op: ChoosableOp, x: CommArray, options: CollectiveOptions): Algorithm {
     const direct = this.core.direct !== undefined && this.groupId === 0 && !options.link && !this.core.link;
     return chooseAlgorithm(op, options.algorithm, { direct, n: this.size, bytes: x.byteLength, overNetwork: this.core.transport.overNetwork === true });
-  }
-
-  /** A copy of x to reduce into: in the WebAssembly arena with its SIMD reducer (and landing memory) when there is one. */
-  private accumulator(x: CommArray, call: CallContext, reduce: Reducer): { acc: CommArray; reduce: Reducer; landing?: alg.Combining["landing"] } {
-    const arena = this.core.arena();
-    if (!arena) return { acc: x.slice(), reduce };
-    const { dtype, redop } = call.desc;
-    const acc = arena.view(dtype, x.length, x.BYTES_PER_ELEMENT);
-    acc.set(x as never);
-    return { acc, reduce: arena.reducer(redop, dtype, x.BYTES_PER_ELEMENT), landing: (bytes) => arena.landing(bytes) };
-  }
-
-  /** How the ring folds arriving pieces into arrays anywhere: SIMD in the rank's combine arena, or the plain loops. */
-  private combining(x: CommArray, call: CallContext, reduce: Reducer): alg.Combining {
-    const arena = this.core.combineArena();
-    if (!arena) {
-      return {
-        combine(dst, a, piece) {
-          if (dst.buffer !== a.buffer || dst.byteOffset !== a.byteOffset) dst.set(a as never);
-          reduce(dst, piece);
-        },
-      };
-    }
-    return { combine: arena.combiner(call.desc.redop, call.desc.dtype, x.BYTES_PER_ELEMENT), landing: (bytes) => arena.landing(bytes) };
-  }
-
-  /**
-   * A fresh result array like x of `length` elements, allocated here, or undefined when the world's
-   * result pool serves it (a result of at least the pool's minBytes: pooledOutput).
-   * Synchronous, so a small call awaits nothing for its result: each promise costs twice over under
-   * a cell's AsyncLocalStorage (countdown.ts).
-   */
-  private allocatedOutput<T extends CommArray>(x: T, length: number): T | undefined {
-    const pooled = this.core.results?.serves(length * x.BYTES_PER_ELEMENT);
-    return pooled ? undefined : allocate(x, length);
-  }
-
-  /**
-   * Runs `body` on the call's output: `given`, or a new array, or one from the pool (which may wait).
-   * Synchronous when the output is at hand and `body` is (a direct collective into a small result):
-   * no promise of its own, since a rank in a cell pays its cell-epoch hooks for every promise.
-   */
-  private intoOutput<T extends CommArray>(x: T, length: number, given: T | undefined, body: (out: T) => T | Promise<T>): T | Promise<T> {
-    const out = given ?? this.allocatedOutput(x, length);
-    return out !== undefined ? body(out) : this.pooledOutput(x, length).then(body);
-  }
-
-  /** A result array from the pool (it may wait for a collection or a spare block), or allocated when it has none. */
-  private async pooledOutput<T extends CommArray>(x: T, length: number): Promise<T> {
-    return (await this.core.results!.take(x.constructor as TypedArrayConstructor<T>, length)) || allocate(x, length);
-  }
-
-  /** options.out when given (checked here, synchronously), else undefined. */
-  private givenOutput<T extends CommArray>(x: T, length: number, options: CollectiveOptions, op: string): T | undefined {
-    const out = options.out;
-    if (out === undefined) return undefined;
-    if (out.constructor !== x.constructor) {
-      throw new TypeError(`${this.name}.${op}: out must be a ${x.constructor.name} like the input, got ${out.constructor.name}`);
-    }
-    if (out.length !== length) throw new RangeError(`${this.name}.${op}: out must have ${length} elements, got ${out.length}`);
-    return out as T;
   }
 
   private checkPeer(peer: number, what: string): void {
