@@ -20,7 +20,10 @@
 // from start to a first apply_sync on every engine (bench/hosts_ipcluster.py).
 // Then group start through Slurm next to ipyparallel's Slurm launcher (bench/hosts_slurm.mjs).
 // Each distlab run goes twice: data connections authenticated only, and inside TLS (--data-tls on).
-// Flags: --reps N (>= 5)  --sizes 1M,16M,64M  --hosts 2,3  --data-tls off,on  --group-start on|off  --rounds N (distlab and gloo take turns N times, blocks pooled)
+// --bare on adds a row of bare ranks: one process a namespace started with `ip netns exec`, joined
+// in the TCP world, making the same calls with no kernel, agent, ssh channel or timeline
+// (bench/hosts-bare-rank.cjs): what the transport alone costs, against what the hosts setup adds.
+// Flags: --reps N (>= 5)  --sizes 1M,16M,64M  --hosts 2,3  --data-tls off,on  --group-start on|off  --rounds N (distlab and gloo take turns N times, blocks pooled)  --bare off|on
 import { spawn, execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, writeFileSync, chmodSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -54,6 +57,8 @@ const DATA_TLS = listOption(argv, "data-tls", ["off", "on"]);
 if (DATA_TLS.some((when) => when !== "off" && when !== "on")) throw new RangeError("--data-tls: off and/or on");
 const GROUP_START = listOption(argv, "group-start", ["on"])[0];
 const ROUNDS = Number(listOption(argv, "rounds", ["1"])[0]);
+const BARE = listOption(argv, "bare", ["off"])[0];
+if (BARE !== "on" && BARE !== "off") throw new RangeError("--bare: on or off");
 if (!(Number.isInteger(ROUNDS) && ROUNDS >= 1)) throw new RangeError("--rounds: a positive integer");
 if (GROUP_START !== "on" && GROUP_START !== "off") throw new RangeError("--group-start: on or off");
 if (HOST_COUNTS.some((n) => !(n >= 2 && n <= 3))) throw new RangeError("--hosts: 2 and/or 3");
@@ -114,6 +119,34 @@ async function distlab(session, n, entries, dataTls) {
   return new Map(entries.map((entry, index) => [entry.bytes, entry.reps > 0 ? Array.from({ length: entry.reps }, (_, block) => Math.max(...perRank.map(([, blocksOf]) => blocksOf[index][block]))) : []]));
 }
 
+/** Bare ranks' blocks per size (--bare on): one node process a namespace, the TCP world between them. */
+async function bare(n, entries) {
+  const { startTcpRendezvous } = require(path.join(root, "kernel/dist/comm/tcp-world.js"));
+  const rendezvous = await startTcpRendezvous(n, { host: `${netns.subnet}.1` });
+  const credentials = JSON.stringify({ world: rendezvous.credentials.world, secret: rendezvous.credentials.secret.toString("hex") });
+  const children = [];
+  try {
+    const perRank = await Promise.all(netns.hosts.slice(0, n).map((host, rank) => new Promise((resolve, reject) => {
+      const spec = JSON.stringify({ rank, size: n, rendezvous: rendezvous.address, host: host.address, plan: entries });
+      const child = spawn("ip", ["netns", "exec", host.namespace, process.execPath, path.join(here, "hosts-bare-rank.cjs"), spec], { stdio: ["pipe", "pipe", "inherit"] });
+      children.push(child);
+      child.stdin.end(credentials);
+      let out = "";
+      // a rank prints its line and waits: it is killed once every rank has printed (below)
+      child.stdout.on("data", (d) => {
+        out += d;
+        if (out.endsWith("\n")) resolve(JSON.parse(out).ms);
+      });
+      child.on("exit", (code) => reject(new Error(`bare rank ${rank} on ${host.name} exited with ${code} before its figures`)));
+    })));
+    // a block's figure is the slowest rank's, as for the other rows
+    return new Map(entries.map((entry, index) => [entry.bytes, Array.from({ length: entry.reps }, (_, block) => Math.max(...perRank.map((ms) => ms[index][block])))]));
+  } finally {
+    for (const child of children) child.kill("SIGKILL");
+    rendezvous.close();
+  }
+}
+
 /** gloo's blocks per size, one python3 a namespace. */
 async function gloo(n, entries) {
   const port = 29600 + Math.floor(Math.random() * 1000);
@@ -165,6 +198,7 @@ try {
     // shared machine's load falls on both rather than on whichever ran during it
     const runs = {};
     const theirs = new Map();
+    const bareRuns = new Map();
     const pool = (into, from) => { for (const [bytes, blocks] of from) into.set(bytes, [...(into.get(bytes) ?? []), ...blocks]); };
     for (let round = 0; round < ROUNDS; round++) {
       for (const dataTls of DATA_TLS) {
@@ -172,6 +206,7 @@ try {
         pool((runs[dataTls] ??= new Map()), await distlab(session, n, entries, dataTls));
         await session.stop();
       }
+      if (BARE === "on") pool(bareRuns, await bare(n, entries));
       pool(theirs, await gloo(n, entries));
     }
     for (const entry of entries) {
@@ -186,6 +221,12 @@ try {
         const who = `distlab (ssh launcher${dataTls === "on" ? ", --data-tls on" : ""})`;
         rows.push([String(n), size, who, formatSummary(mine, 2), formatSummary(mapSummary(mine, toBusbw), 3), ratio]);
         headline.push(`${n} hosts, ${size}: ${who} busbw ${formatSummary(mapSummary(mine, toBusbw), 3)} GB/s, ${glooTime ? `gloo ${formatSummary(mapSummary(glooTime, toBusbw), 3)} GB/s, ${ratio} gloo` : "no gloo figure"}`);
+      }
+      if (BARE === "on") {
+        const mine = summarize(bareRuns.get(entry.bytes), `bare ranks ${n} hosts ${entry.bytes}`);
+        const ratio = glooTime ? `${ratioOfMedians(glooTime, mine).toFixed(2)}x` : "-";
+        rows.push([String(n), size, "distlab (bare ranks)", formatSummary(mine, 2), formatSummary(mapSummary(mine, toBusbw), 3), ratio]);
+        headline.push(`${n} hosts, ${size}: distlab (bare ranks) busbw ${formatSummary(mapSummary(mine, toBusbw), 3)} GB/s, ${glooTime ? `${ratio} gloo` : "no gloo figure"}`);
       }
       if (runs.on && runs.off) {
         const plain = summarize(runs.off.get(entry.bytes), "plain"), tls = summarize(runs.on.get(entry.bytes), "tls");

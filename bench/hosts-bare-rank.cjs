@@ -1,0 +1,38 @@
+// One bare rank for bench/hosts.mjs --bare on: a process in a host's network namespace
+// (`ip netns exec NS node hosts-bare-rank.cjs SPEC`) that joins the TCP world and follows the plan,
+// with no kernel, agent, ssh channel or timeline: what the transport alone costs between hosts.
+//   SPEC = {"rank": 0, "size": 3, "rendezvous": "10.x.y.1:PORT", "host": "10.x.y.11", "plan": [...]}
+// The world's credentials come on stdin (never in argv). Prints one JSON line,
+// {"rank", "ms": [[ms a call of each block] a plan entry]}, then waits to be killed: a rank that
+// closed its connections while a peer still finished its last call would fail that peer.
+const { connectTcpWorld } = require("../kernel/dist/comm/tcp-world.js");
+
+async function main() {
+  const spec = JSON.parse(process.argv[2]);
+  const credentials = JSON.parse(require("node:fs").readFileSync(0, "utf8"));
+  const comm = await connectTcpWorld({
+    rank: spec.rank, size: spec.size, rendezvous: spec.rendezvous, host: spec.host, timeoutMs: 120_000,
+    credentials: { world: credentials.world, secret: Buffer.from(credentials.secret, "hex") },
+  });
+  const ms = [];
+  for (const entry of spec.plan) {
+    // the same calls as the ssh-launched ranks' cell: in place on a plain Float32Array
+    const x = new Float32Array(entry.bytes / 4).fill(spec.rank + 1);
+    for (let i = 0; i < entry.warmup; i++) await comm.allReduce(x, { out: x });
+    const blocks = [];
+    for (let r = 0; r < entry.reps; r++) {
+      await comm.barrier();
+      const t0 = performance.now();
+      for (let i = 0; i < entry.calls; i++) await comm.allReduce(x, { out: x });
+      blocks.push((performance.now() - t0) / entry.calls);
+    }
+    ms.push(blocks);
+  }
+  process.stdout.write(`${JSON.stringify({ rank: spec.rank, ms })}\n`);
+  setInterval(() => undefined, 60_000); // the driver kills every rank once all have printed
+}
+
+main().catch((error) => {
+  process.stderr.write(`bare rank: ${error.stack ?? error}\n`);
+  process.exit(1);
+});
