@@ -1,6 +1,7 @@
 // One bare rank for bench/hosts.mjs --bare on: a process in a host's network namespace
 // (`ip netns exec NS node hosts-bare-rank.cjs SPEC`) that joins the TCP world and follows the plan,
-// with no kernel, agent, ssh channel or timeline: what the transport alone costs between hosts.
+// with no kernel, agent, ssh channel or timeline: what the transport alone costs between hosts
+// (over TCP through the namespaces' veth pairs, as the ssh-launched ranks').
 //   SPEC = {"rank": 0, "size": 3, "rendezvous": "10.x.y.1:PORT", "host": "10.x.y.11", "plan": [...]}
 // The world's credentials come on stdin (never in argv). Prints one JSON line,
 // {"rank", "ms": [[ms a call of each block] a plan entry]}, then waits to be killed: a rank that
@@ -11,6 +12,9 @@ async function main() {
   const spec = JSON.parse(process.argv[2]);
   const credentials = JSON.parse(require("node:fs").readFileSync(0, "utf8"));
   const comm = await connectTcpWorld({
+    // TCP between the namespaces, as the ssh-launched ranks': the namespaces share this machine's
+    // hostname and /tmp, so the world would otherwise join its ranks over Unix sockets
+    unixSockets: false,
     rank: spec.rank, size: spec.size, rendezvous: spec.rendezvous, host: spec.host, timeoutMs: 120_000,
     credentials: { world: credentials.world, secret: Buffer.from(credentials.secret, "hex") },
   });

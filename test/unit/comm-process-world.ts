@@ -11,8 +11,12 @@ export class ProcessWorld {
   private nextId = 1;
   private constructor(private readonly rendezvous: Rendezvous) {}
 
-  /** `comm`: more options of each rank's connectTcpWorld (JSON, e.g. `resultPool`) */
-  static async start(size: number, options: { timeoutMs?: number; transport?: "tcp" | "unix"; comm?: object } = {}): Promise<ProcessWorld> {
+  /**
+   * `comm`: more options of each rank's connectTcpWorld (JSON, e.g. `resultPool`); `privateTmp`:
+   * ranks that run in a mount namespace of their own with an empty /tmp (`unshare`, as root), so
+   * their Unix sockets cannot be reached from the others, as in a container on the same machine.
+   */
+  static async start(size: number, options: { timeoutMs?: number; transport?: "tcp" | "unix"; comm?: object; privateTmp?: number[] } = {}): Promise<ProcessWorld> {
     const rendezvous = await startTcpRendezvous(size);
     const world = new ProcessWorld(rendezvous);
     const ready: Promise<void>[] = [];
@@ -20,7 +24,16 @@ export class ProcessWorld {
       const child = fork(
         path.join(__dirname, "comm-tcp-rank.ts"),
         [String(rank), String(size), rendezvous.address, String(options.timeoutMs ?? 20_000), options.transport ?? "tcp", ...(options.comm ? [JSON.stringify(options.comm)] : [])],
-        { execArgv: ["--import", "tsx"], serialization: "advanced", stdio: ["ignore", "inherit", "inherit", "ipc"] },
+        options.privateTmp?.includes(rank)
+          ? {
+              // unshare runs sh in a new mount namespace, which mounts a fresh /tmp and execs node ($0) with its arguments
+              execPath: "unshare",
+              execArgv: ["--mount", "--propagation", "private", "sh", "-c", 'mount -t tmpfs tmpfs /tmp && exec "$0" "$@"', process.execPath, "--import", "tsx"],
+              env: { ...process.env, TMPDIR: "/tmp" },
+              serialization: "advanced",
+              stdio: ["ignore", "inherit", "inherit", "ipc"],
+            }
+          : { execArgv: ["--import", "tsx"], serialization: "advanced", stdio: ["ignore", "inherit", "inherit", "ipc"], ...(options.privateTmp ? { env: { ...process.env, TMPDIR: "/tmp" } } : {}) },
       );
       world.children.push(child);
       // the world's secret goes over the IPC channel, never in argv

@@ -41,6 +41,21 @@ for (const transport of ["tcp", "unix"] as const) {
   });
 }
 
+// Ranks on one machine whose /tmp differs (containers on one host): the Unix socket a peer names
+// cannot be reached, so the dialler falls back to the peer's TCP address instead of failing the join.
+const canUnshare = process.getuid?.() === 0 && process.platform === "linux";
+test("unix: a rank whose socket file is in another mount namespace is dialled over TCP", { skip: canUnshare ? false : "needs root for unshare --mount" }, async () => {
+  const world = await ProcessWorld.start(3, { transport: "unix", privateTmp: [1] });
+  try {
+    const xs = [0, 1, 2].map((r) => Float32Array.from({ length: 1000 }, (_, i) => r * 1000 + i));
+    const results = await world.values("collective", xs.map((x) => ({ op: "allReduce", x, root: 0, options: { op: "sum" } })));
+    const want = expected("allReduce", xs, 0, 0, "sum");
+    for (let r = 0; r < 3; r++) assert.deepEqual(results[r], want, `rank ${r}`);
+  } finally {
+    world.close();
+  }
+});
+
 test("tcp: a 2-rank ring allReduce of blocks several chunks long (the pipelined ring) equals the reference", async () => {
   const world = await ProcessWorld.start(2);
   try {

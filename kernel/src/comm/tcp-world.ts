@@ -8,7 +8,10 @@
 // With `tls`, connections between hosts run inside TLS (data-tls.ts). A rank receives on the connections it opened (only those
 // take the `onread` option, see tcp-transport.ts) and sends on those it
 // accepted. Ranks on the same host connect over a Unix domain socket
-// instead (the same-host fast path: no TCP/IP stack, same framing).
+// instead (the same-host fast path: no TCP/IP stack, same framing). Same
+// host means the same hostname and the same kernel boot (machineId); a
+// rank that still cannot reach the peer's socket file (another mount
+// namespace: a container with its own /tmp) dials the peer's TCP address.
 // A launcher wakes a rank blocked in a collective through `signal` (there
 // is no shared cancel word between processes, so each rank cancels its
 // own communicator) and ends the connections with closeTcpWorld.
@@ -31,7 +34,26 @@ import { ReadBinding } from "./tcp-frames";
 import { TcpTransport, type PeerSockets } from "./tcp-transport";
 import type { CommOptions, Communicator } from "./types";
 
-interface Entry { rank: number; host: string; port: number; hostname: string; unixPath?: string }
+/** A rank's row in the rendezvous table; `machine` is machineId() (absent from older ranks: they are dialled over TCP). */
+interface Entry { rank: number; host: string; port: number; hostname: string; machine?: string; unixPath?: string }
+
+/**
+ * This machine: its hostname and the kernel's boot id. A hostname alone names two machines alike
+ * where images set it (containers started from one image with `--hostname worker`); the boot id
+ * is random per boot, so two ranks that share both run under one kernel.
+ */
+function machineId(): string {
+  let boot = "";
+  try {
+    boot = fs.readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
+  } catch {
+    // not Linux: the hostname alone
+  }
+  return `${os.hostname()}/${boot}`;
+}
+
+/** The errors of a Unix socket path this rank cannot reach (another mount namespace, or a gone file): dial TCP instead. */
+const UNREACHABLE_SOCKET = new Set(["ENOENT", "ECONNREFUSED", "EACCES", "ENOTDIR"]);
 
 export interface Rendezvous {
   /** host:port the ranks pass as `rendezvous` */
@@ -233,27 +255,38 @@ export async function connectTcpWorld(options: TcpWorldOptions): Promise<Communi
   try {
     await new Promise<void>((r) => tcpServer.listen(0, host, r));
     if (unixServer && unixPath) await new Promise<void>((r) => unixServer.listen(unixPath, r));
-    const me: Entry = { rank, host, port: (tcpServer.address() as net.AddressInfo).port, hostname: os.hostname(), unixPath };
+    const me: Entry = { rank, host, port: (tcpServer.address() as net.AddressInfo).port, hostname: os.hostname(), machine: machineId(), unixPath };
     const table = await Promise.race([exchangeWithRendezvous(rvHost, rvPort, me, credentials, useTls, relay), cancelled.promise]);
     for (const peer of table.filter((e) => e.rank !== rank)) {
-      const sameHost = peer.hostname === me.hostname && peer.unixPath && useUnix;
-      const encrypted = useTls && !sameHost;
       const read = new ReadBinding();
-      const where = sameHost ? peer.unixPath! : `${peer.host}:${peer.port}${relay ? ` (through the relay ${relay})` : ""}`;
-      const socket: net.Socket = sameHost
-        ? net.connect({ path: peer.unixPath!, onread: read.onread })
-        : relay
+      const sameHost = useUnix && peer.unixPath !== undefined && peer.machine !== undefined && peer.machine === me.machine;
+      let dialled = sameHost
+        ? await dialUnix(peer.unixPath!, read, cancelled.promise).catch((e: NodeJS.ErrnoException) => {
+            throw e.code ? new Error(`rank ${rank}: cannot connect to rank ${peer.rank} at ${peer.unixPath}: ${e.message}`) : e;
+          })
+        : undefined;
+      if (dialled instanceof Error) {
+        onRefused(`rank ${rank}: rank ${peer.rank} shares this machine but its socket ${peer.unixPath} cannot be reached from here (${dialled.message}); dialling ${peer.host}:${peer.port} over TCP`);
+        dialled = undefined;
+      }
+      const viaUnix = dialled !== undefined;
+      const encrypted = useTls && !viaUnix;
+      const where = viaUnix ? peer.unixPath! : `${peer.host}:${peer.port}${relay ? ` (through the relay ${relay})` : ""}`;
+      const socket: net.Socket = dialled
+        ?? (relay
           ? dialThroughRelay(relay, peer.host, peer.port, read.onread)
           : encrypted
           ? tls.connect({ port: peer.port, host: peer.host, ...dataTlsClientOptions(credentials.secret) })
           // a TLS socket's plaintext arrives as 'data', not through onread
-          : net.connect({ port: peer.port, host: peer.host, onread: read.onread });
+          : net.connect({ port: peer.port, host: peer.host, onread: read.onread }));
       if (encrypted) socket.on("data", (chunk: Buffer) => read.push(chunk));
       opened.set(peer.rank, { recv: socket, read });
-      await new Promise<void>((resolve, reject) => {
-        socket.once(encrypted ? "secureConnect" : "connect", resolve);
-        socket.once("error", (e) => reject(new Error(`rank ${rank}: cannot connect to rank ${peer.rank} at ${where}: ${e.message}`)));
-      });
+      if (!viaUnix) {
+        await new Promise<void>((resolve, reject) => {
+          socket.once(encrypted ? "secureConnect" : "connect", resolve);
+          socket.once("error", (e) => reject(new Error(`rank ${rank}: cannot connect to rank ${peer.rank} at ${where}: ${e.message}`)));
+        });
+      }
       const source: ByteSource = {
         listen: (take) => {
           read.intercept(take);
@@ -291,6 +324,30 @@ export async function connectTcpWorld(options: TcpWorldOptions): Promise<Communi
   const comm = new GroupCommunicator(core, Array.from({ length: size }, (_, i) => i), 0, "world");
   tcpTransports.set(comm, tcp);
   return comm;
+}
+
+/**
+ * A connected Unix socket to `socketPath` (reading through `read`), or the error that says the path
+ * cannot be reached from this rank (UNREACHABLE_SOCKET: the caller dials TCP instead). Other socket
+ * errors and the join's cancellation throw.
+ */
+async function dialUnix(socketPath: string, read: ReadBinding, cancelled: Promise<never>): Promise<net.Socket | Error> {
+  const socket = net.connect({ path: socketPath, onread: read.onread });
+  try {
+    await Promise.race([
+      new Promise<void>((resolve, reject) => {
+        socket.once("connect", resolve);
+        socket.once("error", reject);
+      }),
+      cancelled,
+    ]);
+    return socket;
+  } catch (error) {
+    socket.destroy();
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== undefined && UNREACHABLE_SOCKET.has(code)) return error as Error;
+    throw error;
+  }
 }
 
 /** Closes the connections of a world communicator from connectTcpWorld (its peers see them close). */
