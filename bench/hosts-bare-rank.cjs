@@ -4,7 +4,8 @@
 // (over TCP through the namespaces' veth pairs, as the ssh-launched ranks').
 //   SPEC = {"rank": 0, "size": 3, "rendezvous": "10.x.y.1:PORT", "host": "10.x.y.11", "plan": [...]}
 // The world's credentials come on stdin (never in argv). Prints one JSON line,
-// {"rank", "ms": [[ms a call of each block] a plan entry]}, then waits to be killed: a rank that
+// {"rank", "ms": [[ms a call of each block] a plan entry], "cpu": [[user ms, system ms] a timed
+// call, a plan entry]} (process.cpuUsage(): every thread of the process), then waits to be killed: a rank that
 // closed its connections while a peer still finished its last call would fail that peer.
 const { connectTcpWorld } = require("../kernel/dist/comm/tcp-world.js");
 
@@ -19,11 +20,13 @@ async function main() {
     credentials: { world: credentials.world, secret: Buffer.from(credentials.secret, "hex") },
   });
   const ms = [];
+  const cpu = [];
   for (const entry of spec.plan) {
     // the same calls as the ssh-launched ranks' cell: in place on a plain Float32Array
     const x = new Float32Array(entry.bytes / 4).fill(spec.rank + 1);
     for (let i = 0; i < entry.warmup; i++) await comm.allReduce(x, { out: x });
     const blocks = [];
+    const before = process.cpuUsage();
     for (let r = 0; r < entry.reps; r++) {
       await comm.barrier();
       const t0 = performance.now();
@@ -31,8 +34,11 @@ async function main() {
       blocks.push((performance.now() - t0) / entry.calls);
     }
     ms.push(blocks);
+    const used = process.cpuUsage(before);
+    const timed = entry.reps * entry.calls;
+    cpu.push([used.user / 1000 / timed, used.system / 1000 / timed]);
   }
-  process.stdout.write(`${JSON.stringify({ rank: spec.rank, ms })}\n`);
+  process.stdout.write(`${JSON.stringify({ rank: spec.rank, ms, cpu })}\n`);
   setInterval(() => undefined, 60_000); // the driver kills every rank once all have printed
 }
 

@@ -22,7 +22,8 @@
 // Each distlab run goes twice: data connections authenticated only, and inside TLS (--data-tls on).
 // --bare on adds a row of bare ranks: one process a namespace started with `ip netns exec`, joined
 // in the TCP world, making the same calls with no kernel, agent, ssh channel or timeline
-// (bench/hosts-bare-rank.cjs): what the transport alone costs, against what the hosts setup adds.
+// (bench/hosts-bare-rank.cjs): what the transport alone costs, against what the hosts setup adds;
+// the headline adds each bare rank's and each gloo rank's CPU a timed call (user / system ms).
 // Flags: --reps N (>= 5)  --sizes 1M,16M,64M  --hosts 2,3  --data-tls off,on  --group-start on|off  --rounds N (distlab and gloo take turns N times, blocks pooled)  --bare off|on
 import { spawn, execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, writeFileSync, chmodSync } from "node:fs";
@@ -135,20 +136,22 @@ async function bare(n, entries) {
       // a rank prints its line and waits: it is killed once every rank has printed (below)
       child.stdout.on("data", (d) => {
         out += d;
-        if (out.endsWith("\n")) resolve(JSON.parse(out).ms);
+        if (out.endsWith("\n")) resolve(JSON.parse(out));
       });
       child.on("exit", (code) => reject(new Error(`bare rank ${rank} on ${host.name} exited with ${code} before its figures`)));
     })));
     // a block's figure is the slowest rank's, as for the other rows
-    return new Map(entries.map((entry, index) => [entry.bytes, Array.from({ length: entry.reps }, (_, block) => Math.max(...perRank.map((ms) => ms[index][block])))]));
+    const blocks = new Map(entries.map((entry, index) => [entry.bytes, Array.from({ length: entry.reps }, (_, block) => Math.max(...perRank.map(({ ms }) => ms[index][block])))]));
+    const cpu = new Map(entries.map((entry, index) => [entry.bytes, perRank.map((line) => line.cpu[index])]));
+    return { blocks, cpu };
   } finally {
     for (const child of children) child.kill("SIGKILL");
     rendezvous.close();
   }
 }
 
-/** gloo's blocks per size, one python3 a namespace. */
-async function gloo(n, entries) {
+/** gloo's blocks per size, one python3 a namespace; `cpu` gets each rank's [user, system] ms a timed call per size. */
+async function gloo(n, entries, cpu) {
   const port = 29600 + Math.floor(Math.random() * 1000);
   const results = new Map();
   const procs = netns.hosts.slice(0, n).map((host, rank) => {
@@ -161,7 +164,7 @@ async function gloo(n, entries) {
     let out = "";
     py.stdout.on("data", (d) => (out += d));
     return new Promise((resolve) => py.on("exit", (code) => {
-      if (rank === 0) for (const line of out.split("\n").filter(Boolean)) { const r = JSON.parse(line); results.set(r.bytes, r.ms); }
+      if (rank === 0) for (const line of out.split("\n").filter(Boolean)) { const r = JSON.parse(line); results.set(r.bytes, r.ms); cpu.set(r.bytes, [...(cpu.get(r.bytes) ?? []), ...r.cpu]); }
       resolve(code);
     }));
   });
@@ -199,6 +202,9 @@ try {
     const runs = {};
     const theirs = new Map();
     const bareRuns = new Map();
+    // CPU a timed call, ms, [user, system] a rank (and round): where 3 ranks on 2 cores spend their time
+    const bareCpu = new Map();
+    const glooCpu = new Map();
     const pool = (into, from) => { for (const [bytes, blocks] of from) into.set(bytes, [...(into.get(bytes) ?? []), ...blocks]); };
     for (let round = 0; round < ROUNDS; round++) {
       for (const dataTls of DATA_TLS) {
@@ -206,8 +212,12 @@ try {
         pool((runs[dataTls] ??= new Map()), await distlab(session, n, entries, dataTls));
         await session.stop();
       }
-      if (BARE === "on") pool(bareRuns, await bare(n, entries));
-      pool(theirs, await gloo(n, entries));
+      if (BARE === "on") {
+        const { blocks, cpu } = await bare(n, entries);
+        pool(bareRuns, blocks);
+        for (const [bytes, perRank] of cpu) bareCpu.set(bytes, [...(bareCpu.get(bytes) ?? []), ...perRank]);
+      }
+      pool(theirs, await gloo(n, entries, glooCpu));
     }
     for (const entry of entries) {
       const toBusbw = (ms) => (entry.bytes * (2 * (n - 1)) / n) / (ms / 1000) / 1e9;
@@ -228,6 +238,8 @@ try {
         rows.push([String(n), size, "distlab (bare ranks)", formatSummary(mine, 2), formatSummary(mapSummary(mine, toBusbw), 3), ratio]);
         headline.push(`${n} hosts, ${size}: distlab (bare ranks) busbw ${formatSummary(mapSummary(mine, toBusbw), 3)} GB/s, ${glooTime ? `${ratio} gloo` : "no gloo figure"}`);
       }
+      const cpuLine = (who, perRank) => perRank?.length ? `${n} hosts, ${size}: ${who} CPU a call, ms user / system, each rank: ${perRank.map(([user, system]) => `${user.toFixed(1)} / ${system.toFixed(1)}`).join(", ")}` : undefined;
+      for (const line of [cpuLine("gloo", glooCpu.get(entry.bytes)), cpuLine("distlab (bare ranks)", bareCpu.get(entry.bytes))]) if (line) headline.push(line);
       if (runs.on && runs.off) {
         const plain = summarize(runs.off.get(entry.bytes), "plain"), tls = summarize(runs.on.get(entry.bytes), "tls");
         headline.push(`${n} hosts, ${size}: --data-tls on takes ${ratioOfMedians(tls, plain).toFixed(2)}x the time of plain (ratio of medians)`);

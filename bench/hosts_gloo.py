@@ -7,10 +7,12 @@ namespace (`ip netns exec NS /usr/bin/python3 hosts_gloo.py SPEC`):
 Follows the plan as distlab's ranks do (collectives_gloo.py's calls: warm-up,
 then `reps` blocks of `calls` in-place calls, a barrier before each block).
 Rank 0 prints one JSON line per entry: {"op", "bytes", "ms": [the slowest
-rank's milliseconds per call, one a block]}.
+rank's milliseconds per call, one a block], "cpu": [[user ms, system ms] per
+timed call, one a rank]} (getrusage of the whole process: gloo's threads too).
 """
 import json
 import os
+import resource
 import sys
 import time
 
@@ -30,16 +32,20 @@ def main(spec):
         for _ in range(entry["warmup"]):
             run()
         blocks = []
+        before = resource.getrusage(resource.RUSAGE_SELF)
         for _ in range(entry["reps"]):
             dist.barrier()
             t0 = time.perf_counter()
             for _ in range(entry["calls"]):
                 run()
             blocks.append((time.perf_counter() - t0) * 1000 / entry["calls"])
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        timed = entry["reps"] * entry["calls"]
+        cpu = [(after.ru_utime - before.ru_utime) * 1000 / timed, (after.ru_stime - before.ru_stime) * 1000 / timed]
         every_rank = [None] * size
-        dist.all_gather_object(every_rank, blocks)
+        dist.all_gather_object(every_rank, (blocks, cpu))
         if rank == 0:
-            print(json.dumps({"op": entry["op"], "bytes": entry["bytes"], "ms": [max(b) for b in zip(*every_rank)]}), flush=True)
+            print(json.dumps({"op": entry["op"], "bytes": entry["bytes"], "ms": [max(b) for b in zip(*(r[0] for r in every_rank))], "cpu": [r[1] for r in every_rank]}), flush=True)
     dist.destroy_process_group()
 
 
