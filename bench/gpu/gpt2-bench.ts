@@ -27,6 +27,7 @@
  * the bundle without a GPU, BACKEND=cpu and GPT2_OPTIONS (JSON overrides of
  * the model's options, e.g. '{"nLayer":1,"nEmbd":32,"nHead":2,"vocabSize":300}').
  */
+import { gemmCounts } from "../../kernel/src/compute/webgpu/batch-mat-mul";
 import * as tfCore from "@tensorflow/tfjs-core";
 // The package marks this file as a side effect only for its own bundles; bundled here it must be named to keep the gradients.
 import "@tensorflow/tfjs-core/dist/register_all_gradients";
@@ -189,7 +190,7 @@ async function main(): Promise<void> {
         losses.push(await step());
         times.push(performance.now() - t0);
       }
-      print({ step: "gpt2", variant: name, settings, dawn: process.env.DISTLAB_WEBGPU_DAWN ?? "", batch: BATCH, ...summary(times), losses: losses.map((l) => Number(l.toFixed(4))) });
+      print({ step: "gpt2", variant: name, registerKernelProducts: gemmCounts.products, settings, dawn: process.env.DISTLAB_WEBGPU_DAWN ?? "", batch: BATCH, ...summary(times), losses: losses.map((l) => Number(l.toFixed(4))) });
       if (process.env.PROFILE && index === 0) {
         const profile = await tf.profile(async () => { await step(); });
         // By kernel, and the products by kernel and input shapes (which of them are slow).

@@ -3,8 +3,9 @@
  * same card). Bundled by build.mjs into one file (Dawn's `webgpu` package
  * stays external). Prints JSON lines. Two modes (env MODE):
  *
- *   matmul  f32 matMul through TF.js's webgpu backend with its stock tiles
- *           and distlab's (each checked against the stock result).
+ *   matmul  f32 matMul through TF.js's webgpu backend with its stock tiles,
+ *           distlab's retuned tile and distlab's register-blocked kernel
+ *           ("gemm"), each checked against the stock result.
  *   steps   the MLP and tiny-GPT training steps of ../compute-models.ts
  *           under the settings of this process's environment (run.sh runs
  *           one process per variant, since Dawn options and the host
@@ -29,14 +30,15 @@ import { chooseBackend } from "../../kernel/src/compute/backend-choice";
 import { prepareWebGpu } from "../../kernel/src/compute/webgpu";
 import { causalAttention, softmaxCrossEntropy, stockSoftmaxCrossEntropy, causalSoftmax, causalSoftmaxReference, gelu, geluReference, layerNorm, layerNormReference, stockCausalAttention } from "../../kernel/src/compute/fused";
 import { hasFusedKernel } from "../../kernel/src/compute/fused/kernels";
-import { batchMatMulOverrides, tileFromEnv, type MatMulTile } from "../../kernel/src/compute/webgpu/batch-mat-mul";
+import { batchMatMulOverrides, gemmCounts, tileFromEnv, type GemmOption, type MatMulTile } from "../../kernel/src/compute/webgpu/batch-mat-mul";
+import { DEFAULT_GEMM_TILE, parseGemmTile } from "../../kernel/src/compute/webgpu/register-gemm";
 import { GPT, gptLoss, gptStep, mlpStep } from "../compute-models";
 
 type Tf = typeof import("@tensorflow/tfjs");
 type Variable = import("@tensorflow/tfjs").Variable;
 const tf = tfCore as unknown as Tf;
 const print = (record: object) => console.log(JSON.stringify(record));
-const TILES = (process.env.TILES ?? "stock,16x16:8,stock,16x16:8").split(",");
+const TILES = (process.env.TILES ?? "stock,16x16:8,gemm,stock,16x16:8,gemm").split(",");
 const SIZES = (process.env.SIZES ?? "1024,2048,4096,8192").split(",").map(Number);
 const VARIANT = process.env.VARIANT ?? "default";
 
@@ -61,21 +63,27 @@ async function matMulTflops(n: number): Promise<number> {
 async function matMulSweep(): Promise<void> {
   const webgpu = require("@tensorflow/tfjs-backend-webgpu") as { webgpu_util: { computeDispatch: never } };
   const stock = new Map(["BatchMatMul", "_FusedMatMul"].map((name) => [name, tf.getKernel(name, "webgpu")!]));
-  const useTile = (tile: MatMulTile | undefined) => {
+  const useTile = (tile: MatMulTile | undefined, gemm?: GemmOption) => {
     for (const [, config] of stock) { tf.unregisterKernel(config.kernelName, "webgpu"); tf.registerKernel(config); }
     if (!tile) return;
-    for (const config of batchMatMulOverrides((name) => stock.get(name)!.kernelFunc, tile, webgpu.webgpu_util.computeDispatch)) {
+    for (const config of batchMatMulOverrides((name) => stock.get(name)!.kernelFunc, tile, webgpu.webgpu_util.computeDispatch, gemm)) {
       tf.unregisterKernel(config.kernelName, "webgpu");
       tf.registerKernel({ ...config, setupFunc: stock.get(config.kernelName)!.setupFunc } as never);
     }
   };
-  const reference = new Map<number, Float32Array>();
-  const inputs = new Map<number, [tfCore.Tensor, tfCore.Tensor]>();
-  for (const n of [1000, 1024]) inputs.set(n, [tf.randomNormal([n, n], 0, 1, "float32", 1), tf.randomNormal([n, n], 0, 1, "float32", 2)]);
+  // checked against the first entry of TILES (stock): square products on and off the tiles, and
+  // batched ones (a batch of B, and one B for every batch) that the register-blocked kernel takes
+  const reference = new Map<string, Float32Array>();
+  const inputs = new Map<string, [tfCore.Tensor, tfCore.Tensor]>();
+  for (const n of [1000, 1024]) inputs.set(`${n}x${n}`, [tf.randomNormal([n, n], 0, 1, "float32", 1), tf.randomNormal([n, n], 0, 1, "float32", 2)]);
+  inputs.set("3x256x512 . 3x512x384", [tf.randomNormal([3, 256, 512], 0, 1, "float32", 3), tf.randomNormal([3, 512, 384], 0, 1, "float32", 4)]);
+  inputs.set("3x256x512 . 512x384", [tf.randomNormal([3, 256, 512], 0, 1, "float32", 5), tf.randomNormal([512, 384], 0, 1, "float32", 6)]);
   for (const tileName of TILES) {
     try {
-      const tile = tileFromEnv(tileName, { threads: [16, 16], rowsPerThread: 4, minOutputs: 1 });
-      useTile(tile);
+      // "gemm" (or "gemm=TILE"): the register-blocked kernel where it applies, TF.js's shader retuned to 16x16:8 elsewhere
+      const gemmTile = tileName.startsWith("gemm") ? parseGemmTile(tileName.split("=")[1] ?? DEFAULT_GEMM_TILE) : undefined;
+      const tile = tileFromEnv(gemmTile ? "16x16:8" : tileName, { threads: [16, 16], rowsPerThread: 4, minOutputs: 1 });
+      useTile(tile, gemmTile && { tile: gemmTile, minOutputs: 1, submitEvery: () => tf.env().getNumber("WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE") });
       for (const [n, [a, b]] of inputs) {
         const c = tf.matMul(a, b);
         const values = (await c.data()) as Float32Array;
@@ -83,7 +91,8 @@ async function matMulSweep(): Promise<void> {
         if (!reference.has(n)) reference.set(n, values);
         let worst = 0;
         reference.get(n)!.forEach((v, i) => { worst = Math.max(worst, Math.abs(v - values[i]!) / (1 + Math.abs(v))); });
-        if (worst > 1e-3) throw new Error(`tile ${tileName}: ${n}x${n} differs from the stock shader by ${worst}`);
+        if (worst > 1e-3) throw new Error(`tile ${tileName}: ${n} differs from the stock shader by ${worst}`);
+        if (gemmTile) print({ tile: tileName, check: n, maxRelativeDiffFromStock: worst, registerKernelProducts: gemmCounts.products });
       }
       for (const n of SIZES) print({ matmul: n, tile: tileName, tflops: Number((await matMulTflops(n)).toFixed(2)) });
     } catch (error) {
@@ -194,6 +203,8 @@ async function main(): Promise<void> {
   // Required here so that the bundle holds the backend (chooseBackend's require names it at run time, and the GPU machine has no node_modules).
   await prepareWebGpu();
   require("@tensorflow/tfjs-backend-webgpu");
+  // the matMul sweep installs each kernel itself: "stock" must find TF.js's own, not distlab's default
+  if (process.env.MODE === "matmul") process.env.DISTLAB_WEBGPU_MATMUL_TILE = "stock";
   const chosen = await chooseBackend(tf, "webgpu");
   const info = (await (globalThis as unknown as { navigator: { gpu: { requestAdapter(): Promise<{ info: Record<string, unknown> }> } } }).navigator.gpu.requestAdapter()).info;
   print({ variant: VARIANT, backend: chosen.backend, device: chosen.device, installed: chosen.overrides.join(","), adapter: info.device, fusedAdam: fusedAdamAvailable(tf), cpuForward: tf.env().getBool("WEBGPU_CPU_FORWARD"), dawn: process.env.DISTLAB_WEBGPU_DAWN ?? "" });

@@ -1,6 +1,7 @@
 /**
  * BatchMatMul for TF.js's webgpu backend with larger tiles for large
- * products.
+ * products, and distlab's register-blocked kernel (register-gemm.ts) for the
+ * untransposed float32 products it takes (the rest keep TF.js's shader).
  *
  * TF.js computes a large matMul with its packed vec4 shader and a fixed
  * 32x32 output tile per workgroup (8x8 threads, 4x4 outputs each), a size
@@ -25,6 +26,8 @@
  * runWebGPUProgram's arguments (uniforms[2] holds dimInner).
  */
 import type { KernelConfig, KernelFunc, TensorInfo } from "@tensorflow/tfjs";
+import { constantUniform, hasDispatchInternals, newOutput, pipelineFor, recordDispatch } from "./dispatch";
+import { DEFAULT_GEMM_TILE, gemmGroups, gemmShader, gemmShape, gemmUniform, parseGemmTile, type GemmTile } from "./register-gemm";
 
 export interface MatMulTile {
   /** Threads per workgroup along output columns and rows. */
@@ -92,8 +95,48 @@ export function retune(program: PackedProgram, uniforms: { data: number[] }[] | 
   return true;
 }
 
-function withRetunedPrograms(kernelName: string, stock: KernelFunc, tile: MatMulTile, computeDispatch: ComputeDispatch): KernelConfig {
+/** distlab's register-blocked kernel (register-gemm.ts) for the BatchMatMul products it takes. */
+export interface GemmOption {
+  tile: GemmTile;
+  /** products with fewer outputs a batch run TF.js's kernel (its split-K and small tiles fit them better) */
+  minOutputs: number;
+  /** TF.js's WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE */
+  submitEvery: () => number;
+}
+
+/** DISTLAB_WEBGPU_GEMM: a tile (register-gemm.ts, parseGemmTile), "off" for TF.js's shader everywhere; default DEFAULT_GEMM_TILE. */
+export function gemmTileFromEnv(value: string | undefined): GemmTile | undefined {
+  if (value === "off") return undefined;
+  try {
+    return parseGemmTile(value === undefined || value === "" ? DEFAULT_GEMM_TILE : value);
+  } catch (error) {
+    throw new RangeError(`DISTLAB_WEBGPU_GEMM: ${(error as Error).message}, or "off"`);
+  }
+}
+
+/** Products this process ran on the register-blocked kernel (a diagnostic: benches print it to show which path ran). */
+export const gemmCounts = { products: 0 };
+
+/** C = A B with the register-blocked kernel, or undefined when it does not take this product (or the backend lacks the internals). */
+function runGemm(args: Parameters<KernelFunc>[0], gemm: GemmOption): TensorInfo | undefined {
+  const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
+  const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
+  const shape = gemmShape(a, b, transposeA, transposeB, gemm.tile, gemm.minOutputs);
+  const backend = args.backend as unknown as object;
+  if (!shape || !hasDispatchInternals(backend)) return undefined;
+  const outShape = a.shape.length === 3 || b.shape.length === 3 ? [shape.batch, shape.m, shape.n] : [shape.m, shape.n];
+  const out = newOutput(backend, outShape) as TensorInfo;
+  const pipeline = pipelineFor(backend.device, gemmShader(gemm.tile));
+  const dims = constantUniform(backend.device, gemmUniform(shape, gemm.tile));
+  recordDispatch(backend, pipeline, [a, b, out, { buffer: dims }], gemmGroups(shape, gemm.tile), gemm.submitEvery(), "DistlabGemm");
+  gemmCounts.products++;
+  return out;
+}
+
+function withRetunedPrograms(kernelName: string, stock: KernelFunc, tile: MatMulTile, computeDispatch: ComputeDispatch, gemm?: GemmOption): KernelConfig {
   const kernelFunc = (args: Parameters<KernelFunc>[0]) => {
+    const ours = gemm && kernelName === "BatchMatMul" ? runGemm(args, gemm) : undefined;
+    if (ours) return ours;
     const backend = args.backend as unknown as WebGpuBackendLike;
     const run = backend.runWebGPUProgram;
     backend.runWebGPUProgram = function (program, inputs, dtype, uniforms, output) {
@@ -109,8 +152,12 @@ function withRetunedPrograms(kernelName: string, stock: KernelFunc, tile: MatMul
   return { kernelName, backendName: "webgpu", kernelFunc: kernelFunc as KernelFunc };
 }
 
+/**
+ * BatchMatMul and _FusedMatMul on TF.js's shader retuned to `tile`; with `gemm`, BatchMatMul's
+ * untransposed float32 products of whole tiles run the register-blocked kernel instead.
+ */
 export function batchMatMulOverrides(
-  stockKernel: (name: string) => KernelFunc, tile: MatMulTile, computeDispatch: ComputeDispatch,
+  stockKernel: (name: string) => KernelFunc, tile: MatMulTile, computeDispatch: ComputeDispatch, gemm?: GemmOption,
 ): KernelConfig[] {
-  return ["BatchMatMul", "_FusedMatMul"].map((name) => withRetunedPrograms(name, stockKernel(name), tile, computeDispatch));
+  return ["BatchMatMul", "_FusedMatMul"].map((name) => withRetunedPrograms(name, stockKernel(name), tile, computeDispatch, gemm));
 }

@@ -1,0 +1,193 @@
+// Square f32 matMul on WebGPU with distlab's register-blocked kernel
+// (kernel/src/compute/webgpu/register-gemm.ts) alone, no TF.js, one tile
+// shape after another: the sweep that chose its default tile. Next to
+// PyTorch's f32 product on the same card (matmul_torch_precisions.py, run
+// beside it by the device command); TF.js's own matMul and distlab's kernel
+// inside TF.js are webgpu-bench.ts MODE=matmul.
+//
+//   node bench/gpu/sgemm-bench.mjs [--sizes 2048,4096,8192] [--reps 7] [--tiles 128x128x16:8x8:d,128x64x16:8x4:p] [--cpu]
+//
+// A tile is BMxBNxBK:TMxTN[:flags] (register-gemm.ts, parseGemmTile). Prints
+// JSON lines: per tile, the largest error against a float64 product computed
+// here at 512^3 (inputs uniform in [-1, 1)); then per size and tile the median
+// [min, max] TFLOP/s over --reps blocks of products (about 20 TFLOP a block,
+// timed from submit to a 16-byte read of the result), after 3 warm-up products.
+import { createRequire } from "node:module";
+// bundled by build.mjs (locally: node --import tsx bench/gpu/sgemm-bench.mjs --print)
+import { DEFAULT_GEMM_TILE, gemmGroups, gemmShader, gemmUniform, parseGemmTile } from "../../kernel/src/compute/webgpu/register-gemm.ts";
+
+// CommonJS resolution, so NODE_PATH (.gpu-run/node_modules on the GPU machine) finds Dawn.
+const { create, globals } = createRequire(import.meta.url)("webgpu");
+
+const argv = process.argv.slice(2);
+const option = (name, fallback) => {
+  const at = argv.indexOf(`--${name}`);
+  return at < 0 ? fallback : argv[at + 1];
+};
+const SIZES = option("sizes", "2048,4096,8192").split(",").map(Number);
+const REPS = Number(option("reps", "7"));
+if (!(REPS >= 5)) throw new RangeError(`--reps must be at least 5, got ${option("reps")}`);
+
+/** Products a command buffer holds at most (see the timing loop). */
+const PER_SUBMIT = Number(process.env.SGEMM_PER_SUBMIT ?? 4);
+const TILES = option("tiles", `${DEFAULT_GEMM_TILE},128x128x8:8x8:p,128x128x32:8x8:p,128x128x16:8x8:d,128x64x16:8x4:p,64x128x16:4x8:p`).split(",").map(parseGemmTile);
+
+/** Deterministic inputs in [-1, 1): a xorshift stream. */
+function randomMatrix(n, seed) {
+  const x = new Float32Array(n * n);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < x.length; i++) {
+    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    x[i] = s / 2 ** 31 - 1;
+  }
+  return x;
+}
+
+async function main() {
+  if (argv.includes("--print")) {
+    console.log(gemmShader(TILES[0]));
+    return;
+  }
+  const gpu = create([]);
+  // Dawn's instance lives as long as this object: collected mid-run, later calls crashed the process
+  // (the kernel keeps it on navigator.gpu, compute/webgpu.ts)
+  globalThis.navigator ??= { gpu };
+  Object.assign(globalThis, globals);
+  // --cpu: a CPU Vulkan driver (Mesa's lavapipe) is a fallback adapter to Dawn: checks the kernels' results where no GPU is
+  const adapter = await gpu.requestAdapter(argv.includes("--cpu") ? { forceFallbackAdapter: true } : { powerPreference: "high-performance" });
+  if (!adapter) throw new Error("no WebGPU adapter");
+  const info = adapter.info;
+  console.log(JSON.stringify({ adapter: `${info.vendor} ${info.device} (${info.description})`, maxWorkgroupStorage: adapter.limits.maxComputeWorkgroupStorageSize, maxInvocations: adapter.limits.maxComputeInvocationsPerWorkgroup }));
+  const device = await adapter.requestDevice({
+    requiredLimits: {
+      maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
+      maxBufferSize: adapter.limits.maxBufferSize,
+      maxComputeInvocationsPerWorkgroup: adapter.limits.maxComputeInvocationsPerWorkgroup,
+      maxComputeWorkgroupSizeX: adapter.limits.maxComputeWorkgroupSizeX,
+      maxComputeWorkgroupSizeY: adapter.limits.maxComputeWorkgroupSizeY,
+      maxComputeWorkgroupStorageSize: adapter.limits.maxComputeWorkgroupStorageSize,
+    },
+  });
+  // Every GPU object made here stays referenced until the end: the collector finalizing Dawn's
+  // wrappers (of buffers already destroyed, command buffers already submitted) mid-run aborted the
+  // process on the H200 machine ("The futex facility returned an unexpected error code").
+  const keep = [];
+  const kept = (object) => (keep.push(object), object);
+  device.addEventListener?.("uncapturederror", (e) => console.log(JSON.stringify({ uncapturedError: e.error.message })));
+
+  const pipelines = new Map();
+  for (const tile of TILES) {
+    const module = kept(device.createShaderModule({ code: gemmShader(tile) }));
+    const messages = (await module.getCompilationInfo()).messages.filter((m) => m.type === "error");
+    if (messages.length > 0) {
+      console.log(JSON.stringify({ tile: tile.name, compileErrors: messages.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`) }));
+      continue;
+    }
+    device.pushErrorScope("validation");
+    const pipeline = kept(device.createComputePipeline({ layout: "auto", compute: { module, entryPoint: "main" } }));
+    const error = await device.popErrorScope();
+    if (error) {
+      console.log(JSON.stringify({ tile: tile.name, pipelineError: error.message }));
+      continue;
+    }
+    pipelines.set(tile.name, { tile, pipeline });
+  }
+
+  const storage = (data) => {
+    const buffer = kept(device.createBuffer({ size: data.byteLength, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC }));
+    device.queue.writeBuffer(buffer, 0, data);
+    return buffer;
+  };
+  const setUp = (n, a, b) => {
+    const bufA = storage(a), bufB = storage(b);
+    const bufC = kept(device.createBuffer({ size: n * n * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC }));
+    // one uniform a tile shape (its rows of tiles differ)
+    const dims = new Map([...pipelines.values()].map(({ tile }) => {
+      const buffer = kept(device.createBuffer({ size: 32, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST }));
+      device.queue.writeBuffer(buffer, 0, gemmUniform({ batch: 1, m: n, n, k: n, bBatched: false }, tile));
+      return [tile.name, buffer];
+    }));
+    return { bufA, bufB, bufC, dims, destroy: () => [bufA, bufB, bufC, ...dims.values()].forEach((x) => x.destroy()) };
+  };
+  const encodeProducts = (n, { tile, pipeline }, buffers, count) => {
+    const bind = kept(device.createBindGroup({ layout: kept(pipeline.getBindGroupLayout(0)), entries: [buffers.bufA, buffers.bufB, buffers.bufC, buffers.dims.get(tile.name)].map((buffer, binding) => ({ binding, resource: { buffer } })) }));
+    const encoder = kept(device.createCommandEncoder());
+    for (let p = 0; p < count; p++) {
+      const pass = kept(encoder.beginComputePass());
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, bind);
+      pass.dispatchWorkgroups(...gemmGroups({ batch: 1, m: n, n, k: n, bBatched: false }, tile));
+      pass.end();
+    }
+    return kept(encoder.finish());
+  };
+
+  // Correctness at 512: against a float64 product.
+  const check = 512;
+  const a = randomMatrix(check, 7), b = randomMatrix(check, 11);
+  const ref = new Float64Array(check * check);
+  for (let i = 0; i < check; i++) for (let k = 0; k < check; k++) {
+    const aik = a[i * check + k];
+    for (let j = 0; j < check; j++) ref[i * check + j] += aik * b[k * check + j];
+  }
+  const refScale = ref.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+  for (const [name, kernel] of pipelines) {
+    const buffers = setUp(check, a, b);
+    const read = kept(device.createBuffer({ size: check * check * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }));
+    device.queue.submit([encodeProducts(check, kernel, buffers, 1)]);
+    const encoder = kept(device.createCommandEncoder());
+    encoder.copyBufferToBuffer(buffers.bufC, 0, read, 0, check * check * 4);
+    device.queue.submit([kept(encoder.finish())]);
+    await read.mapAsync(GPUMapMode.READ);
+    const c = new Float32Array(read.getMappedRange().slice(0));
+    read.unmap();
+    let maxAbs = 0;
+    for (let i = 0; i < c.length; i++) maxAbs = Math.max(maxAbs, Math.abs(c[i] - ref[i]));
+    console.log(JSON.stringify({ tile: name, check: `${check}^3`, maxAbsError: maxAbs, relativeToMaxOutput: maxAbs / refScale }));
+    buffers.destroy();
+    read.destroy();
+  }
+
+  // Waits for the queue by reading 16 bytes of C back into a buffer of its own (mapAsync). In this
+  // Dawn build, awaiting onSubmittedWorkDone, or mapping one buffer a second time, after a long
+  // dispatch aborted the process ("The futex facility returned an unexpected error code").
+  const drain = async (buffers) => {
+    const probe = kept(device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }));
+    const encoder = kept(device.createCommandEncoder());
+    encoder.copyBufferToBuffer(buffers.bufC, 0, probe, 0, 16);
+    device.queue.submit([kept(encoder.finish())]);
+    await probe.mapAsync(GPUMapMode.READ);
+    probe.unmap();
+  };
+  for (const n of SIZES) {
+    if (process.env.SGEMM_TRACE) console.error(`set up ${n}`);
+    const buffers = setUp(n, randomMatrix(n, 3), randomMatrix(n, 5));
+    for (const [name, kernel] of pipelines) {
+      if (n % kernel.tile.bm || n % kernel.tile.bn || n % kernel.tile.bk) continue;
+      if (process.env.SGEMM_TRACE) console.error(`warm-up ${n} ${name}`);
+      device.queue.submit([encodeProducts(n, kernel, buffers, 3)]);
+      await drain(buffers);
+      if (process.env.SGEMM_TRACE) console.error(`warmed ${n} ${name}`);
+      const products = Number(process.env.SGEMM_PRODUCTS ?? Math.max(3, Math.min(200, Math.floor(2e13 / (2 * n ** 3)))));
+      const tflops = [];
+      for (let r = 0; r < REPS; r++) {
+        // command buffers of at most PER_SUBMIT products: one of 200 long dispatches aborted the process
+        const blockCommands = [];
+        for (let done = 0; done < products; done += PER_SUBMIT) blockCommands.push(encodeProducts(n, kernel, buffers, Math.min(PER_SUBMIT, products - done)));
+        const start = performance.now();
+        for (const commands of blockCommands) device.queue.submit([commands]);
+        await drain(buffers);
+        tflops.push((2 * n ** 3 * products) / ((performance.now() - start) / 1e3) / 1e12);
+      }
+      const sorted = [...tflops].sort((x, y) => x - y);
+      console.log(JSON.stringify({ who: "distlab sgemm", n, tile: name, tflops: +sorted[sorted.length >> 1].toFixed(2), min: +sorted[0].toFixed(2), max: +sorted.at(-1).toFixed(2) }));
+    }
+    buffers.destroy();
+  }
+  device.destroy();
+}
+
+main().then(() => process.exit(0), (error) => {
+  console.error(`sgemm-bench: ${error.stack ?? error}`);
+  process.exit(1);
+});

@@ -1,0 +1,61 @@
+// Which BatchMatMul products distlab's register-blocked WebGPU kernel takes
+// (compute/webgpu/register-gemm.ts), and what it is told about them: the rest
+// must go to TF.js's own kernel, since the shader assumes whole tiles,
+// untransposed row-major float32 operands and one or `batch` B matrices.
+// (The kernel's results are checked on a GPU: bench/gpu/webgpu-bench.ts
+// MODE=matmul holds it against TF.js's shader.)
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { DEFAULT_GEMM_TILE, gemmGroups, gemmShader, gemmShape, gemmUniform, parseGemmTile } from "../../kernel/src/compute/webgpu/register-gemm";
+import { gemmTileFromEnv } from "../../kernel/src/compute/webgpu/batch-mat-mul";
+
+const tile = parseGemmTile(DEFAULT_GEMM_TILE);
+const f32 = (...shape: number[]) => ({ shape, dtype: "float32" });
+
+test("gemm: the products it takes, with their batch and whether B is batched", () => {
+  assert.deepEqual(gemmShape(f32(256, 512), f32(512, 384), false, false, tile, 1), { batch: 1, m: 256, n: 384, k: 512, bBatched: false });
+  assert.deepEqual(gemmShape(f32(3, 256, 512), f32(3, 512, 384), false, false, tile, 1), { batch: 3, m: 256, n: 384, k: 512, bBatched: true });
+  // one B for every batch (a linear layer over [batch, T, C])
+  assert.deepEqual(gemmShape(f32(3, 256, 512), f32(512, 384), false, false, tile, 1), { batch: 3, m: 256, n: 384, k: 512, bBatched: false });
+  assert.deepEqual(gemmShape(f32(3, 256, 512), f32(1, 512, 384), false, false, tile, 1), { batch: 3, m: 256, n: 384, k: 512, bBatched: false });
+});
+
+test("gemm: products it leaves to TF.js's kernel", () => {
+  const cases: [string, ReturnType<typeof gemmShape>][] = [
+    // shapes that fit untransposed: only the flag sends them away
+    ["transposed A", gemmShape(f32(256, 512), f32(512, 384), true, false, tile, 1)],
+    ["transposed B", gemmShape(f32(256, 512), f32(512, 384), false, true, tile, 1)],
+    ["M off the tile", gemmShape(f32(200, 512), f32(512, 384), false, false, tile, 1)],
+    ["N off the tile", gemmShape(f32(256, 512), f32(512, 300), false, false, tile, 1)],
+    ["K off the slice", gemmShape(f32(256, 520), f32(520, 384), false, false, tile, 1)],
+    ["int32", gemmShape({ shape: [256, 512], dtype: "int32" }, { shape: [512, 384], dtype: "int32" }, false, false, tile, 1)],
+    ["batched B, one A", gemmShape(f32(256, 512), f32(3, 512, 384), false, false, tile, 1)],
+    ["batches that differ", gemmShape(f32(3, 256, 512), f32(2, 512, 384), false, false, tile, 1)],
+    ["rank 4", gemmShape(f32(2, 3, 256, 512), f32(2, 3, 512, 384), false, false, tile, 1)],
+    ["inner sizes that differ", gemmShape(f32(256, 512), f32(256, 384), false, false, tile, 1)],
+    ["fewer outputs than minOutputs", gemmShape(f32(256, 512), f32(512, 384), false, false, tile, 256 * 384 + 1)],
+  ];
+  for (const [what, shape] of cases) assert.equal(shape, undefined, what);
+});
+
+test("gemm: the uniform and the workgroups the shader reads", () => {
+  const batched = gemmShape(f32(3, 256, 512), f32(3, 512, 384), false, false, tile, 1)!;
+  // m, n, k, tiles of rows a batch, vec4s between B's batches
+  assert.deepEqual([...gemmUniform(batched, tile)].slice(0, 5), [256, 384, 512, 2, (512 * 384) / 4]);
+  assert.deepEqual(gemmGroups(batched, tile), [3, 6]);
+  const shared = gemmShape(f32(3, 256, 512), f32(512, 384), false, false, tile, 1)!;
+  assert.equal(gemmUniform(shared, tile)[4], 0);
+  // the shader's workgroup matches the tile, and it declares the uniform's fields in that order
+  assert.match(gemmShader(tile), /@workgroup_size\(16, 16\)/);
+  assert.match(gemmShader(tile), /struct Dims \{ m : u32, n : u32, k : u32, tilesM : u32, bBatch4 : u32 \}/);
+});
+
+test("gemm: a bad tile or DISTLAB_WEBGPU_GEMM value is named in the error", () => {
+  assert.throws(() => parseGemmTile("128x128"), /must look like 128x128x16:8x8.*got "128x128"/);
+  assert.throws(() => parseGemmTile("128x128x16:6x8"), /128x128x16:6x8: rows and columns a thread \(TMxTN\) must be 4 or 8/);
+  assert.throws(() => parseGemmTile("512x128x16:8x8"), /512x128x16:8x8: 16 x 64 threads cannot split/);
+  assert.throws(() => parseGemmTile("512x512x16:8x8"), /64 x 64 threads cannot split .*at most 1024 threads/);
+  assert.throws(() => gemmTileFromEnv("big"), /DISTLAB_WEBGPU_GEMM: .*got "big".*or "off"/);
+  assert.equal(gemmTileFromEnv("off"), undefined);
+  assert.equal(gemmTileFromEnv(undefined)!.name, DEFAULT_GEMM_TILE);
+});
