@@ -74,18 +74,22 @@ async function matMulSweep(): Promise<void> {
   // checked against the first entry of TILES (stock): square products on and off the tiles, and
   // batched ones (a batch of B, and one B for every batch) that the register-blocked kernel takes
   const reference = new Map<string, Float32Array>();
-  const inputs = new Map<string, [tfCore.Tensor, tfCore.Tensor]>();
+  const inputs = new Map<string, [tfCore.Tensor, tfCore.Tensor, boolean?, boolean?]>();
   for (const n of [1000, 1024]) inputs.set(`${n}x${n}`, [tf.randomNormal([n, n], 0, 1, "float32", 1), tf.randomNormal([n, n], 0, 1, "float32", 2)]);
   inputs.set("3x256x512 . 3x512x384", [tf.randomNormal([3, 256, 512], 0, 1, "float32", 3), tf.randomNormal([3, 512, 384], 0, 1, "float32", 4)]);
   inputs.set("3x256x512 . 512x384", [tf.randomNormal([3, 256, 512], 0, 1, "float32", 5), tf.randomNormal([512, 384], 0, 1, "float32", 6)]);
+  // the backward pass's forms: A^T B (weight gradients) and A B^T (input gradients)
+  inputs.set("(512x256)^T . 512x384", [tf.randomNormal([512, 256], 0, 1, "float32", 7), tf.randomNormal([512, 384], 0, 1, "float32", 8), true, false]);
+  inputs.set("2x256x512 . (2x384x512)^T", [tf.randomNormal([2, 256, 512], 0, 1, "float32", 9), tf.randomNormal([2, 384, 512], 0, 1, "float32", 10), false, true]);
+  inputs.set("(3x512x256)^T . (512x384)^T", [tf.randomNormal([3, 512, 256], 0, 1, "float32", 11), tf.randomNormal([384, 512], 0, 1, "float32", 12), true, true]);
   for (const tileName of TILES) {
     try {
       // "gemm" (or "gemm=TILE"): the register-blocked kernel where it applies, TF.js's shader retuned to 16x16:8 elsewhere
       const gemmTile = tileName.startsWith("gemm") ? parseGemmTile(tileName.split("=")[1] ?? DEFAULT_GEMM_TILE) : undefined;
       const tile = tileFromEnv(gemmTile ? "16x16:8" : tileName, { threads: [16, 16], rowsPerThread: 4, minOutputs: 1 });
       useTile(tile, gemmTile && { tile: gemmTile, minOutputs: 1, submitEvery: () => tf.env().getNumber("WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE") });
-      for (const [n, [a, b]] of inputs) {
-        const c = tf.matMul(a, b);
+      for (const [n, [a, b, transposeA, transposeB]] of inputs) {
+        const c = tf.matMul(a, b, transposeA, transposeB);
         const values = (await c.data()) as Float32Array;
         c.dispose();
         if (!reference.has(n)) reference.set(n, values);

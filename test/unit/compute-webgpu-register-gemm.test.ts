@@ -1,7 +1,8 @@
 // Which BatchMatMul products distlab's register-blocked WebGPU kernel takes
 // (compute/webgpu/register-gemm.ts), and what it is told about them: the rest
 // must go to TF.js's own kernel, since the shader assumes whole tiles,
-// untransposed row-major float32 operands and one or `batch` B matrices.
+// row-major float32 operands (transposed where BatchMatMul says) and one or
+// `batch` B matrices.
 // (The kernel's results are checked on a GPU: bench/gpu/webgpu-bench.ts
 // MODE=matmul holds it against TF.js's shader.)
 import { test } from "node:test";
@@ -13,18 +14,23 @@ const tile = parseGemmTile(DEFAULT_GEMM_TILE);
 const f32 = (...shape: number[]) => ({ shape, dtype: "float32" });
 
 test("gemm: the products it takes, with their batch and whether B is batched", () => {
-  assert.deepEqual(gemmShape(f32(256, 512), f32(512, 384), false, false, tile, 1), { batch: 1, m: 256, n: 384, k: 512, bBatched: false });
-  assert.deepEqual(gemmShape(f32(3, 256, 512), f32(3, 512, 384), false, false, tile, 1), { batch: 3, m: 256, n: 384, k: 512, bBatched: true });
+  const plain = { transposeA: false, transposeB: false };
+  assert.deepEqual(gemmShape(f32(256, 512), f32(512, 384), false, false, tile, 1), { batch: 1, m: 256, n: 384, k: 512, bBatched: false, ...plain });
+  assert.deepEqual(gemmShape(f32(3, 256, 512), f32(3, 512, 384), false, false, tile, 1), { batch: 3, m: 256, n: 384, k: 512, bBatched: true, ...plain });
   // one B for every batch (a linear layer over [batch, T, C])
-  assert.deepEqual(gemmShape(f32(3, 256, 512), f32(512, 384), false, false, tile, 1), { batch: 3, m: 256, n: 384, k: 512, bBatched: false });
-  assert.deepEqual(gemmShape(f32(3, 256, 512), f32(1, 512, 384), false, false, tile, 1), { batch: 3, m: 256, n: 384, k: 512, bBatched: false });
+  assert.deepEqual(gemmShape(f32(3, 256, 512), f32(512, 384), false, false, tile, 1), { batch: 3, m: 256, n: 384, k: 512, bBatched: false, ...plain });
+  assert.deepEqual(gemmShape(f32(3, 256, 512), f32(1, 512, 384), false, false, tile, 1), { batch: 3, m: 256, n: 384, k: 512, bBatched: false, ...plain });
+  // the backward pass's products: x^T dy (A stored [K, M]) and dy W^T (B stored [N, K])
+  assert.deepEqual(gemmShape(f32(512, 256), f32(512, 384), true, false, tile, 1), { batch: 1, m: 256, n: 384, k: 512, bBatched: false, transposeA: true, transposeB: false });
+  assert.deepEqual(gemmShape(f32(2, 256, 512), f32(2, 384, 512), false, true, tile, 1), { batch: 2, m: 256, n: 384, k: 512, bBatched: true, transposeA: false, transposeB: true });
 });
 
 test("gemm: products it leaves to TF.js's kernel", () => {
   const cases: [string, ReturnType<typeof gemmShape>][] = [
-    // shapes that fit untransposed: only the flag sends them away
-    ["transposed A", gemmShape(f32(256, 512), f32(512, 384), true, false, tile, 1)],
-    ["transposed B", gemmShape(f32(256, 512), f32(512, 384), false, true, tile, 1)],
+    // shapes that fit untransposed: read transposed, their sizes are off the tile or disagree
+    ["transposed A, M = 512 but K = 256 against B's 512", gemmShape(f32(256, 512), f32(512, 384), true, false, tile, 1)],
+    ["transposed B, N = 512 but K = 384 against A's 512", gemmShape(f32(256, 512), f32(512, 384), false, true, tile, 1)],
+    ["transposed A off the tile", gemmShape(f32(512, 200), f32(512, 384), true, false, tile, 1)],
     ["M off the tile", gemmShape(f32(200, 512), f32(512, 384), false, false, tile, 1)],
     ["N off the tile", gemmShape(f32(256, 512), f32(512, 300), false, false, tile, 1)],
     ["K off the slice", gemmShape(f32(256, 520), f32(520, 384), false, false, tile, 1)],
@@ -48,6 +54,9 @@ test("gemm: the uniform and the workgroups the shader reads", () => {
   // the shader's workgroup matches the tile, and it declares the uniform's fields in that order
   assert.match(gemmShader(tile), /@workgroup_size\(16, 16\)/);
   assert.match(gemmShader(tile), /struct Dims \{ m : u32, n : u32, k : u32, tilesM : u32, bBatch4 : u32 \}/);
+  // transposed operands are read along their stored rows: A^T by rows of k (m4 a row), B^T by rows of n (k4 a row)
+  assert.match(gemmShader(tile, { transposeA: true }), /pa0 = a\[aBase \+ \(\(0u\) \+ aK0\) \* m4 \+ row0 \/ 4u \+ aM0\]/);
+  assert.match(gemmShader(tile, { transposeB: true }), /pb0 = b\[bBase \+ \(col0 \+ bN0\) \* k4 \+ \(0u\) \/ 4u \+ bK0\]/);
 });
 
 test("gemm: a bad tile or DISTLAB_WEBGPU_GEMM value is named in the error", () => {

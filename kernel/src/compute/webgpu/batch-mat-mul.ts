@@ -1,7 +1,7 @@
 /**
  * BatchMatMul for TF.js's webgpu backend with larger tiles for large
  * products, and distlab's register-blocked kernel (register-gemm.ts) for the
- * untransposed float32 products it takes (the rest keep TF.js's shader).
+ * float32 products of whole tiles it takes (the rest keep TF.js's shader).
  *
  * TF.js computes a large matMul with its packed vec4 shader and a fixed
  * 32x32 output tile per workgroup (8x8 threads, 4x4 outputs each), a size
@@ -27,7 +27,7 @@
  */
 import type { KernelConfig, KernelFunc, TensorInfo } from "@tensorflow/tfjs";
 import { constantUniform, hasDispatchInternals, newOutput, pipelineFor, recordDispatch } from "./dispatch";
-import { DEFAULT_GEMM_TILE, gemmGroups, gemmShader, gemmShape, gemmUniform, parseGemmTile, type GemmTile } from "./register-gemm";
+import { DEFAULT_GEMM_TILE, gemmGroups, gemmShaderFor, gemmShape, gemmUniform, parseGemmTile, type GemmTile } from "./register-gemm";
 
 export interface MatMulTile {
   /** Threads per workgroup along output columns and rows. */
@@ -126,7 +126,7 @@ function runGemm(args: Parameters<KernelFunc>[0], gemm: GemmOption): TensorInfo 
   if (!shape || !hasDispatchInternals(backend)) return undefined;
   const outShape = a.shape.length === 3 || b.shape.length === 3 ? [shape.batch, shape.m, shape.n] : [shape.m, shape.n];
   const out = newOutput(backend, outShape) as TensorInfo;
-  const pipeline = pipelineFor(backend.device, gemmShader(gemm.tile));
+  const pipeline = pipelineFor(backend.device, gemmShaderFor(gemm.tile, shape));
   const dims = constantUniform(backend.device, gemmUniform(shape, gemm.tile));
   recordDispatch(backend, pipeline, [a, b, out, { buffer: dims }], gemmGroups(shape, gemm.tile), gemm.submitEvery(), "DistlabGemm");
   gemmCounts.products++;
@@ -154,7 +154,7 @@ function withRetunedPrograms(kernelName: string, stock: KernelFunc, tile: MatMul
 
 /**
  * BatchMatMul and _FusedMatMul on TF.js's shader retuned to `tile`; with `gemm`, BatchMatMul's
- * untransposed float32 products of whole tiles run the register-blocked kernel instead.
+ * float32 products of whole tiles (transposed operands too) run the register-blocked kernel instead.
  */
 export function batchMatMulOverrides(
   stockKernel: (name: string) => KernelFunc, tile: MatMulTile, computeDispatch: ComputeDispatch, gemm?: GemmOption,

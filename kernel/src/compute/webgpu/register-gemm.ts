@@ -1,6 +1,6 @@
 /**
- * A register-blocked f32 matMul for TF.js's webgpu backend: C = A B for
- * untransposed operands whose sizes are multiples of the tile.
+ * A register-blocked f32 matMul for TF.js's webgpu backend: C = op(A) op(B)
+ * (op: as stored, or transposed) for sizes that are multiples of the tile.
  *
  * Each workgroup owns a BM x BN tile of C and walks K in BK-deep slices: the
  * slice of A is stored transposed in workgroup memory (As[k][m]) and the slice
@@ -20,8 +20,8 @@
  * workgroup memory (one barrier a slice) 31-32, BK = 32 31-32, 64x64 tiles
  * 29-31 (docs/compute.md, "Figures behind the code").
  *
- * Shapes: A [batch, M, K], B [batch or 1, K, N], C [batch, M, N], row-major
- * float32. Workgroups: (N / BN, batch * M / BM); workgroup y = batch index *
+ * Shapes: A [batch, M, K] (or [batch, K, M] transposed), B [batch or 1, K, N]
+ * (or [.., N, K] transposed), C [batch, M, N], row-major float32. Workgroups: (N / BN, batch * M / BM); workgroup y = batch index *
  * (M / BM) + tile row.
  */
 
@@ -67,42 +67,60 @@ export function parseGemmTile(text: string): GemmTile {
   return { name: text, bm, bn, bk, tm, tn, prefetch: double || flags.includes("p"), double, rowMajorA: flags.includes("m"), wgX, wgY };
 }
 
-/** A product the kernel takes: sizes in elements; bBatched false when one B serves every batch. */
+/**
+ * A product the kernel takes: sizes in elements; bBatched false when one B serves every batch;
+ * transposeA: A is stored [K, M] (the product uses A^T), transposeB: B is stored [N, K].
+ */
 export interface GemmShape {
   batch: number;
   m: number;
   n: number;
   k: number;
   bBatched: boolean;
+  transposeA: boolean;
+  transposeB: boolean;
 }
 
 /** Workgroups along one dispatch dimension at most (WebGPU's default limit). */
 const MAX_GROUPS = 65535;
 
 /**
- * The shape of A B when `tile` computes it: both float32, untransposed, rank 2 or 3 with equal
- * batches (or one B), every size a multiple of the tile and at least `minOutputs` outputs a batch;
- * otherwise undefined (the caller runs TF.js's own kernel).
+ * The shape of op(A) op(B) when `tile` computes it (op transposes where asked, as BatchMatMul's
+ * attributes say): both float32, rank 2 or 3 with equal batches (or one B), every size a multiple
+ * of the tile and at least `minOutputs` outputs a batch; otherwise undefined (the caller runs
+ * TF.js's own kernel).
  */
 export function gemmShape(
   a: { shape: number[]; dtype: string }, b: { shape: number[]; dtype: string }, transposeA: boolean, transposeB: boolean, tile: GemmTile, minOutputs: number,
 ): GemmShape | undefined {
-  if (a.dtype !== "float32" || b.dtype !== "float32" || transposeA || transposeB) return undefined;
+  if (a.dtype !== "float32" || b.dtype !== "float32") return undefined;
   const rank = a.shape.length;
   if (rank < 2 || rank > 3 || b.shape.length < 2 || b.shape.length > 3) return undefined;
-  const [m, k] = a.shape.slice(-2) as [number, number];
-  const [kb, n] = b.shape.slice(-2) as [number, number];
+  const [a0, a1] = a.shape.slice(-2) as [number, number];
+  const [b0, b1] = b.shape.slice(-2) as [number, number];
+  const [m, k] = transposeA ? [a1, a0] : [a0, a1];
+  const [kb, n] = transposeB ? [b1, b0] : [b0, b1];
   const batch = rank === 3 ? a.shape[0]! : 1;
   const bBatch = b.shape.length === 3 ? b.shape[0]! : 1;
   if (kb !== k || (bBatch !== batch && bBatch !== 1) || batch < 1) return undefined;
   if (m % tile.bm || n % tile.bn || k % tile.bk || k === 0 || m * n < minOutputs) return undefined;
   if (n / tile.bn > MAX_GROUPS || (batch * m) / tile.bm > MAX_GROUPS) return undefined;
-  return { batch, m, n, k, bBatched: bBatch > 1 };
+  return { batch, m, n, k, bBatched: bBatch > 1, transposeA, transposeB };
 }
 
 /** The uniform the shader reads: m, n, k, tiles of rows a batch, vec4s between batches of B (0: one B), 16-byte padded. */
 export function gemmUniform(shape: GemmShape, tile: GemmTile): Uint32Array {
   return new Uint32Array([shape.m, shape.n, shape.k, shape.m / tile.bm, shape.bBatched ? (shape.k * shape.n) / 4 : 0, 0, 0, 0]);
+}
+
+const shaders = new Map<string, string>();
+
+/** gemmShader for the tile and the shape's transposes, generated once per combination. */
+export function gemmShaderFor(tile: GemmTile, shape: Pick<GemmShape, "transposeA" | "transposeB">): string {
+  const key = `${tile.name}/${shape.transposeA}/${shape.transposeB}`;
+  let code = shaders.get(key);
+  if (code === undefined) shaders.set(key, (code = gemmShader(tile, shape)));
+  return code;
 }
 
 /** Workgroups (x, y) for `shape`. */
@@ -113,8 +131,13 @@ export function gemmGroups(shape: GemmShape, tile: GemmTile): [number, number] {
 /** Offsets within a tile dimension of a thread's `count` rows or columns: groups of 4, half a tile apart when 8. */
 const lanes = (count: number, tileSize: number, index: string): string[] => (count === 4 ? [`${index} * 4u`] : [`${index} * 4u`, `${index} * 4u + ${tileSize / 2}u`]);
 
-/** WGSL of the kernel for `tile`: bindings a, b (read), c (read_write), dims (uniform: gemmUniform). */
-export function gemmShader(t: GemmTile): string {
+/**
+ * WGSL of the kernel for `tile`: bindings a, b (read), c (read_write), dims (uniform: gemmUniform).
+ * Transposed operands change only how a slice is read: A stored [K, M] is read as vec4s of m and
+ * stored into As as they are; B stored [N, K] is read as vec4s of k and stored transposed.
+ */
+export function gemmShader(t: GemmTile, transposes: { transposeA?: boolean; transposeB?: boolean } = {}): string {
+  const tA = transposes.transposeA === true, tB = transposes.transposeB === true;
   const threads = t.wgX * t.wgY;
   const aLoads = (t.bm * t.bk) / 4 / threads; // vec4s of A a thread moves a slice
   const bLoads = (t.bk * t.bn) / 4 / threads;
@@ -137,27 +160,43 @@ export function gemmShader(t: GemmTile): string {
     `  let col0 = wg.x * ${t.bn}u;`,
     "  let k4 = dims.k / 4u;",
     "  let n4 = dims.n / 4u;",
+    "  let m4 = dims.m / 4u;",
     "  let aBase = batch * dims.m * k4;",
     "  let bBase = batch * dims.bBatch4;",
     "  let cBase = batch * dims.m * n4;",
   ];
   for (let r = 0; r < t.tm; r++) for (let g = 0; g < colGroups.length; g++) L.push(`  var acc_${r}_${g} = vec4<f32>(0.0);`);
+  // which vec4 of a slice each thread moves: untransposed A and transposed B by (row, vec4 of k);
+  // transposed A and untransposed B by (k, vec4 of columns)
   for (let i = 0; i < aLoads; i++) {
     L.push(`  let aIdx${i} = tid + ${i * threads}u;`);
-    if (t.rowMajorA) L.push(`  let aM${i} = aIdx${i} % ${t.bm}u;`, `  let aK${i} = aIdx${i} / ${t.bm}u;`);
+    if (tA) L.push(`  let aK${i} = aIdx${i} / ${t.bm / 4}u;`, `  let aM${i} = aIdx${i} % ${t.bm / 4}u;`);
+    else if (t.rowMajorA) L.push(`  let aM${i} = aIdx${i} % ${t.bm}u;`, `  let aK${i} = aIdx${i} / ${t.bm}u;`);
     else L.push(`  let aM${i} = aIdx${i} / ${t.bk / 4}u;`, `  let aK${i} = aIdx${i} % ${t.bk / 4}u;`);
   }
-  for (let i = 0; i < bLoads; i++) L.push(`  let bIdx${i} = tid + ${i * threads}u;`, `  let bK${i} = bIdx${i} / ${t.bn / 4}u;`, `  let bN${i} = bIdx${i} % ${t.bn / 4}u;`);
+  for (let i = 0; i < bLoads; i++) {
+    L.push(`  let bIdx${i} = tid + ${i * threads}u;`);
+    if (tB) L.push(`  let bN${i} = bIdx${i} / ${t.bk / 4}u;`, `  let bK${i} = bIdx${i} % ${t.bk / 4}u;`);
+    else L.push(`  let bK${i} = bIdx${i} / ${t.bn / 4}u;`, `  let bN${i} = bIdx${i} % ${t.bn / 4}u;`);
+  }
   for (let i = 0; i < aLoads; i++) L.push(`  var pa${i} : vec4<f32>;`);
   for (let i = 0; i < bLoads; i++) L.push(`  var pb${i} : vec4<f32>;`);
   const fetch = (k0: string): string[] => [
-    ...Array.from({ length: aLoads }, (_, i) => `    pa${i} = a[aBase + (row0 + aM${i}) * k4 + (${k0}) / 4u + aK${i}];`),
-    ...Array.from({ length: bLoads }, (_, i) => `    pb${i} = b[bBase + ((${k0}) + bK${i}) * n4 + col0 / 4u + bN${i}];`),
+    ...Array.from({ length: aLoads }, (_, i) => (tA
+      ? `    pa${i} = a[aBase + ((${k0}) + aK${i}) * m4 + row0 / 4u + aM${i}];`
+      : `    pa${i} = a[aBase + (row0 + aM${i}) * k4 + (${k0}) / 4u + aK${i}];`)),
+    ...Array.from({ length: bLoads }, (_, i) => (tB
+      ? `    pb${i} = b[bBase + (col0 + bN${i}) * k4 + (${k0}) / 4u + bK${i}];`
+      : `    pb${i} = b[bBase + ((${k0}) + bK${i}) * n4 + col0 / 4u + bN${i}];`)),
   ];
-  // the registers into slice `s` of workgroup memory (As is [k][m] in vec4s of m)
+  // the registers into slice `s` of workgroup memory: As is [k][m] and Bs [k][n], in vec4s of m and n
   const stage = (s: string): string[] => [
-    ...Array.from({ length: aLoads }, (_, i) => [0, 1, 2, 3].map((q) => `    As[${s} * ${aStage}u + ((aK${i} * 4u + ${q}u) * ${t.bm}u + aM${i}) / 4u][aM${i} % 4u] = pa${i}[${q}];`)).flat(),
-    ...Array.from({ length: bLoads }, (_, i) => `    Bs[${s} * ${bStage}u + bK${i} * ${t.bn / 4}u + bN${i}] = pb${i};`),
+    ...Array.from({ length: aLoads }, (_, i) => (tA
+      ? [`    As[${s} * ${aStage}u + aK${i} * ${t.bm / 4}u + aM${i}] = pa${i};`]
+      : [0, 1, 2, 3].map((q) => `    As[${s} * ${aStage}u + ((aK${i} * 4u + ${q}u) * ${t.bm}u + aM${i}) / 4u][aM${i} % 4u] = pa${i}[${q}];`))).flat(),
+    ...Array.from({ length: bLoads }, (_, i) => (tB
+      ? [0, 1, 2, 3].map((q) => `    Bs[${s} * ${bStage}u + ((bK${i} * 4u + ${q}u) * ${t.bn}u + bN${i}) / 4u][bN${i} % 4u] = pb${i}[${q}];`)
+      : [`    Bs[${s} * ${bStage}u + bK${i} * ${t.bn / 4}u + bN${i}] = pb${i};`])).flat(),
   ];
   const multiply = (s: string): string[] => {
     const out = [`    for (var kk = 0u; kk < ${t.bk}u; kk++) {`];
