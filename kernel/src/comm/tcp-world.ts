@@ -31,29 +31,13 @@ import { FrameReader, encodeFrame } from "../hosts/frames";
 import { dialThroughRelay } from "../hosts/data-relay";
 import { HANDSHAKE_TIMEOUT_MS } from "../hosts/handshake";
 import { ReadBinding } from "./tcp-frames";
+import { dialUnix, machineId } from "./same-host";
 import { TcpTransport, type PeerSockets } from "./tcp-transport";
 import type { CommOptions, Communicator } from "./types";
 
 /** A rank's row in the rendezvous table; `machine` is machineId() (absent from older ranks: they are dialled over TCP). */
 interface Entry { rank: number; host: string; port: number; hostname: string; machine?: string; unixPath?: string }
 
-/**
- * This machine: its hostname and the kernel's boot id. A hostname alone names two machines alike
- * where images set it (containers started from one image with `--hostname worker`); the boot id
- * is random per boot, so two ranks that share both run under one kernel.
- */
-function machineId(): string {
-  let boot = "";
-  try {
-    boot = fs.readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
-  } catch {
-    // not Linux: the hostname alone
-  }
-  return `${os.hostname()}/${boot}`;
-}
-
-/** The errors of a Unix socket path this rank cannot reach (another mount namespace, or a gone file): dial TCP instead. */
-const UNREACHABLE_SOCKET = new Set(["ENOENT", "ECONNREFUSED", "EACCES", "ENOTDIR"]);
 
 export interface Rendezvous {
   /** host:port the ranks pass as `rendezvous` */
@@ -324,30 +308,6 @@ export async function connectTcpWorld(options: TcpWorldOptions): Promise<Communi
   const comm = new GroupCommunicator(core, Array.from({ length: size }, (_, i) => i), 0, "world");
   tcpTransports.set(comm, tcp);
   return comm;
-}
-
-/**
- * A connected Unix socket to `socketPath` (reading through `read`), or the error that says the path
- * cannot be reached from this rank (UNREACHABLE_SOCKET: the caller dials TCP instead). Other socket
- * errors and the join's cancellation throw.
- */
-async function dialUnix(socketPath: string, read: ReadBinding, cancelled: Promise<never>): Promise<net.Socket | Error> {
-  const socket = net.connect({ path: socketPath, onread: read.onread });
-  try {
-    await Promise.race([
-      new Promise<void>((resolve, reject) => {
-        socket.once("connect", resolve);
-        socket.once("error", reject);
-      }),
-      cancelled,
-    ]);
-    return socket;
-  } catch (error) {
-    socket.destroy();
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code !== undefined && UNREACHABLE_SOCKET.has(code)) return error as Error;
-    throw error;
-  }
 }
 
 /** Closes the connections of a world communicator from connectTcpWorld (its peers see them close). */
