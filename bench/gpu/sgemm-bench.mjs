@@ -68,9 +68,7 @@ async function main() {
       maxComputeWorkgroupStorageSize: adapter.limits.maxComputeWorkgroupStorageSize,
     },
   });
-  // Every GPU object made here stays referenced until the end: the collector finalizing Dawn's
-  // wrappers (of buffers already destroyed, command buffers already submitted) mid-run aborted the
-  // process on the H200 machine ("The futex facility returned an unexpected error code").
+  // Every GPU object made here stays referenced until the end of the run (a few thousand small wrappers).
   const keep = [];
   const kept = (object) => (keep.push(object), object);
   device.addEventListener?.("uncapturederror", (e) => console.log(JSON.stringify({ uncapturedError: e.error.message })));
@@ -148,9 +146,7 @@ async function main() {
     read.destroy();
   }
 
-  // Waits for the queue by reading 16 bytes of C back into a buffer of its own (mapAsync). In this
-  // Dawn build, awaiting onSubmittedWorkDone, or mapping one buffer a second time, after a long
-  // dispatch aborted the process ("The futex facility returned an unexpected error code").
+  // Waits for the queue: a 16-byte read of C, in a buffer of its own, completes after every product before it.
   const drain = async (buffers) => {
     const probe = kept(device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }));
     const encoder = kept(device.createCommandEncoder());
@@ -171,7 +167,7 @@ async function main() {
       const products = Number(process.env.SGEMM_PRODUCTS ?? Math.max(3, Math.min(200, Math.floor(2e13 / (2 * n ** 3)))));
       const tflops = [];
       for (let r = 0; r < REPS; r++) {
-        // command buffers of at most PER_SUBMIT products: one of 200 long dispatches aborted the process
+        // command buffers of at most PER_SUBMIT products each, all submitted before the one wait
         const blockCommands = [];
         for (let done = 0; done < products; done += PER_SUBMIT) blockCommands.push(encodeProducts(n, kernel, buffers, Math.min(PER_SUBMIT, products - done)));
         const start = performance.now();
