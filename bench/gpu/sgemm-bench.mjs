@@ -12,6 +12,8 @@
 // here at 512^3 (inputs uniform in [-1, 1)); then per size and tile the median
 // [min, max] TFLOP/s over --reps blocks of products (about 20 TFLOP a block,
 // timed from submit to a 16-byte read of the result), after 3 warm-up products.
+// Environment: SGEMM_PRODUCTS (products a block), SGEMM_PER_SUBMIT (products a command buffer,
+// 4), SGEMM_TRACE=1 (progress on stderr).
 import { createRequire } from "node:module";
 // bundled by build.mjs (locally: node --import tsx bench/gpu/sgemm-bench.mjs --print)
 import { DEFAULT_GEMM_TILE, gemmGroups, gemmShader, gemmUniform, parseGemmTile } from "../../kernel/src/compute/webgpu/register-gemm.ts";
