@@ -38,7 +38,6 @@ import type { CommOptions, Communicator } from "./types";
 /** A rank's row in the rendezvous table; `machine` is machineId() (absent from older ranks: they are dialled over TCP). */
 interface Entry { rank: number; host: string; port: number; hostname: string; machine?: string; unixPath?: string }
 
-
 export interface Rendezvous {
   /** host:port the ranks pass as `rendezvous` */
   address: string;

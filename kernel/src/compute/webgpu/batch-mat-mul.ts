@@ -117,7 +117,7 @@ export function gemmTileFromEnv(value: string | undefined): GemmTile | undefined
 /** Products this process ran on the register-blocked kernel (a diagnostic: benches print it to show which path ran). */
 export const gemmCounts = { products: 0 };
 
-/** C = A B with the register-blocked kernel, or undefined when it does not take this product (or the backend lacks the internals). */
+/** C = op(A) op(B) with the register-blocked kernel, or undefined when it does not take this product (or the backend lacks the internals). */
 function runGemm(args: Parameters<KernelFunc>[0], gemm: GemmOption): TensorInfo | undefined {
   const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
   const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
