@@ -24,18 +24,19 @@ await build({
 });
 const dawn = path.join(root, "node_modules/webgpu");
 for (const file of ["package.json", "index.js", "dist/linux-x64/dawn.node"]) cpSync(path.join(dawn, file), path.join(out, "node_modules/webgpu", file));
-// The subgroup-matrix and register-blocked matMul benches need nothing but Dawn (and the latter its kernel's source).
-cpSync(path.join(root, "bench/gpu/subgroup-matrix-bench.mjs"), path.join(out, "subgroup-matrix-bench.mjs"));
-await build({
-  entryPoints: [path.join(root, "bench/gpu/sgemm-bench.mjs")],
-  bundle: true,
-  platform: "node",
-  format: "esm",
-  target: "node20",
-  external: ["webgpu"],
-  outfile: path.join(out, "sgemm-bench.mjs"),
-  logLevel: "warning",
-});
+// The subgroup-matrix and register-blocked matMul benches need nothing but Dawn (bundled with their shared harness and kernel source).
+for (const bench of ["subgroup-matrix-bench.mjs", "sgemm-bench.mjs"]) {
+  await build({
+    entryPoints: [path.join(root, "bench/gpu", bench)],
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: "node20",
+    external: ["webgpu"],
+    outfile: path.join(out, bench),
+    logLevel: "warning",
+  });
+}
 console.log(`built ${out}`);
 // GPT-2 small on webgpu (gpt2-bench.ts): distlab/models imports the @tensorflow/tfjs umbrella, of which it uses only core ops, so tfjs-core stands in for it.
 await build({

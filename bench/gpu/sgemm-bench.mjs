@@ -17,33 +17,16 @@
 import { createRequire } from "node:module";
 // bundled by build.mjs (locally: node --import tsx bench/gpu/sgemm-bench.mjs --print)
 import { DEFAULT_GEMM_TILE, gemmGroups, gemmShader, gemmUniform, parseGemmTile } from "../../kernel/src/compute/webgpu/register-gemm.ts";
+import { checkKernels, commandLine, compilePipeline, randomMatrix, storageBuffer, tflopsSummary } from "./matmul-harness.mjs";
 
 // CommonJS resolution, so NODE_PATH (.gpu-run/node_modules on the GPU machine) finds Dawn.
 const { create, globals } = createRequire(import.meta.url)("webgpu");
 
-const argv = process.argv.slice(2);
-const option = (name, fallback) => {
-  const at = argv.indexOf(`--${name}`);
-  return at < 0 ? fallback : argv[at + 1];
-};
-const SIZES = option("sizes", "2048,4096,8192").split(",").map(Number);
-const REPS = Number(option("reps", "7"));
-if (!(REPS >= 5)) throw new RangeError(`--reps must be at least 5, got ${option("reps")}`);
+const { argv, option, sizes: SIZES, reps: REPS } = commandLine();
 
 /** Products a command buffer holds at most (see the timing loop). */
 const PER_SUBMIT = Number(process.env.SGEMM_PER_SUBMIT ?? 4);
 const TILES = option("tiles", `${DEFAULT_GEMM_TILE},128x128x8:8x8:p,128x128x32:8x8:p,128x128x16:8x8:d,128x64x16:8x4:p,64x128x16:4x8:p`).split(",").map(parseGemmTile);
-
-/** Deterministic inputs in [-1, 1): a xorshift stream. */
-function randomMatrix(n, seed) {
-  const x = new Float32Array(n * n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < x.length; i++) {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
-    x[i] = s / 2 ** 31 - 1;
-  }
-  return x;
-}
 
 async function main() {
   if (argv.includes("--print")) {
@@ -77,27 +60,12 @@ async function main() {
 
   const pipelines = new Map();
   for (const tile of TILES) {
-    const module = kept(device.createShaderModule({ code: gemmShader(tile) }));
-    const messages = (await module.getCompilationInfo()).messages.filter((m) => m.type === "error");
-    if (messages.length > 0) {
-      console.log(JSON.stringify({ tile: tile.name, compileErrors: messages.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`) }));
-      continue;
-    }
-    device.pushErrorScope("validation");
-    const pipeline = kept(device.createComputePipeline({ layout: "auto", compute: { module, entryPoint: "main" } }));
-    const error = await device.popErrorScope();
-    if (error) {
-      console.log(JSON.stringify({ tile: tile.name, pipelineError: error.message }));
-      continue;
-    }
+    const pipeline = await compilePipeline(device, gemmShader(tile), { tile: tile.name });
+    if (!pipeline) continue;
     pipelines.set(tile.name, { tile, pipeline });
   }
 
-  const storage = (data) => {
-    const buffer = kept(device.createBuffer({ size: data.byteLength, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC }));
-    device.queue.writeBuffer(buffer, 0, data);
-    return buffer;
-  };
+  const storage = (data) => kept(storageBuffer(device, data));
   const setUp = (n, a, b) => {
     const bufA = storage(a), bufB = storage(b);
     const bufC = kept(device.createBuffer({ size: n * n * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC }));
@@ -123,30 +91,7 @@ async function main() {
   };
 
   // Correctness at 512: against a float64 product.
-  const check = 512;
-  const a = randomMatrix(check, 7), b = randomMatrix(check, 11);
-  const ref = new Float64Array(check * check);
-  for (let i = 0; i < check; i++) for (let k = 0; k < check; k++) {
-    const aik = a[i * check + k];
-    for (let j = 0; j < check; j++) ref[i * check + j] += aik * b[k * check + j];
-  }
-  const refScale = ref.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-  for (const [name, kernel] of pipelines) {
-    const buffers = setUp(check, a, b);
-    const read = kept(device.createBuffer({ size: check * check * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }));
-    device.queue.submit([encodeProducts(check, kernel, buffers, 1)]);
-    const encoder = kept(device.createCommandEncoder());
-    encoder.copyBufferToBuffer(buffers.bufC, 0, read, 0, check * check * 4);
-    device.queue.submit([kept(encoder.finish())]);
-    await read.mapAsync(GPUMapMode.READ);
-    const c = new Float32Array(read.getMappedRange().slice(0));
-    read.unmap();
-    let maxAbs = 0;
-    for (let i = 0; i < c.length; i++) maxAbs = Math.max(maxAbs, Math.abs(c[i] - ref[i]));
-    console.log(JSON.stringify({ tile: name, check: `${check}^3`, maxAbsError: maxAbs, relativeToMaxOutput: maxAbs / refScale }));
-    buffers.destroy();
-    read.destroy();
-  }
+  await checkKernels(device, pipelines, setUp, encodeProducts);
 
   // Waits for the queue: a 16-byte read of C, in a buffer of its own, completes after every product before it.
   const drain = async (buffers) => {
@@ -177,8 +122,7 @@ async function main() {
         await drain(buffers);
         tflops.push((2 * n ** 3 * products) / ((performance.now() - start) / 1e3) / 1e12);
       }
-      const sorted = [...tflops].sort((x, y) => x - y);
-      console.log(JSON.stringify({ who: "distlab sgemm", n, tile: name, tflops: +sorted[sorted.length >> 1].toFixed(2), min: +sorted[0].toFixed(2), max: +sorted.at(-1).toFixed(2) }));
+      console.log(JSON.stringify({ who: "distlab sgemm", n, tile: name, ...tflopsSummary(tflops) }));
     }
     buffers.destroy();
   }

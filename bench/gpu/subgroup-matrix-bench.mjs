@@ -23,19 +23,13 @@
 // right 8 x 8 matrices straight from storage and runs TM * TN
 // multiply-accumulates. Sizes must be multiples of the tile.
 import { createRequire } from "node:module";
+import { checkKernels, commandLine, compilePipeline, randomMatrix, storageBuffer, tflopsSummary } from "./matmul-harness.mjs";
 
 // CommonJS resolution, so NODE_PATH (.gpu-run/node_modules on the GPU machine) finds Dawn.
 const { create, globals } = createRequire(import.meta.url)("webgpu");
 
-const argv = process.argv.slice(2);
-const option = (name, fallback) => {
-  const at = argv.indexOf(`--${name}`);
-  return at < 0 ? fallback : argv[at + 1];
-};
-const SIZES = option("sizes", "2048,4096,8192").split(",").map(Number);
-const REPS = Number(option("reps", "7"));
+const { option, sizes: SIZES, reps: REPS } = commandLine();
 const TILES = option("tiles", "4x4,8x4,4x8,8x8").split(",").map((t) => t.split("x").map(Number));
-if (!(REPS >= 5)) throw new RangeError(`--reps must be at least 5, got ${option("reps")}`);
 const FEATURE = "chromium-experimental-subgroup-matrix";
 
 function kernelSource(tm, tn) {
@@ -62,19 +56,10 @@ function kernelSource(tm, tn) {
   return out.join("\n");
 }
 
-/** Deterministic inputs in [-1, 1): a xorshift stream. */
-function randomMatrix(n, seed) {
-  const x = new Float32Array(n * n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < x.length; i++) {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
-    x[i] = s / 2 ** 31 - 1;
-  }
-  return x;
-}
-
 async function main() {
   const gpu = create(["enable-dawn-features=allow_unsafe_apis"]);
+  // Dawn's instance lives as long as this object: collected mid-run, later calls crashed the process
+  globalThis.navigator ??= { gpu };
   Object.assign(globalThis, globals);
   const adapter = await gpu.requestAdapter({ powerPreference: "high-performance" });
   if (!adapter) throw new Error("no WebGPU adapter");
@@ -92,28 +77,12 @@ async function main() {
 
   const pipelines = new Map();
   for (const [tm, tn] of TILES) {
-    const code = kernelSource(tm, tn);
-    const module = device.createShaderModule({ code });
-    const messages = (await module.getCompilationInfo()).messages.filter((m) => m.type === "error");
-    if (messages.length > 0) {
-      console.log(JSON.stringify({ tile: `${tm}x${tn}`, compileErrors: messages.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`) }));
-      continue;
-    }
-    device.pushErrorScope("validation");
-    const pipeline = device.createComputePipeline({ layout: "auto", compute: { module, entryPoint: "main" } });
-    const error = await device.popErrorScope();
-    if (error) {
-      console.log(JSON.stringify({ tile: `${tm}x${tn}`, pipelineError: error.message }));
-      continue;
-    }
+    const pipeline = await compilePipeline(device, kernelSource(tm, tn), { tile: `${tm}x${tn}` });
+    if (!pipeline) continue;
     pipelines.set(`${tm}x${tn}`, { tm, tn, pipeline });
   }
 
-  const storage = (data) => {
-    const buffer = device.createBuffer({ size: data.byteLength, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
-    device.queue.writeBuffer(buffer, 0, data);
-    return buffer;
-  };
+  const storage = (data) => storageBuffer(device, data);
   const setUp = (n, a, b) => {
     const bufA = storage(a), bufB = storage(b);
     const bufC = device.createBuffer({ size: n * n * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
@@ -135,30 +104,7 @@ async function main() {
   };
 
   // Correctness at 512: against a float64 product.
-  const check = 512;
-  const a = randomMatrix(check, 7), b = randomMatrix(check, 11);
-  const ref = new Float64Array(check * check);
-  for (let i = 0; i < check; i++) for (let k = 0; k < check; k++) {
-    const aik = a[i * check + k];
-    for (let j = 0; j < check; j++) ref[i * check + j] += aik * b[k * check + j];
-  }
-  const refScale = ref.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-  for (const [name, kernel] of pipelines) {
-    const buffers = setUp(check, a, b);
-    const read = device.createBuffer({ size: check * check * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    device.queue.submit([encodeProducts(check, kernel, buffers, 1)]);
-    const encoder = device.createCommandEncoder();
-    encoder.copyBufferToBuffer(buffers.bufC, 0, read, 0, check * check * 4);
-    device.queue.submit([encoder.finish()]);
-    await read.mapAsync(GPUMapMode.READ);
-    const c = new Float32Array(read.getMappedRange().slice(0));
-    read.unmap();
-    let maxAbs = 0;
-    for (let i = 0; i < c.length; i++) maxAbs = Math.max(maxAbs, Math.abs(c[i] - ref[i]));
-    console.log(JSON.stringify({ tile: name, check: `${check}^3`, maxAbsError: maxAbs, relativeToMaxOutput: maxAbs / refScale }));
-    buffers.destroy();
-    read.destroy();
-  }
+  await checkKernels(device, pipelines, setUp, encodeProducts);
 
   for (const n of SIZES) {
     const buffers = setUp(n, randomMatrix(n, 3), randomMatrix(n, 5));
@@ -175,8 +121,7 @@ async function main() {
         await device.queue.onSubmittedWorkDone();
         tflops.push((2 * n ** 3 * products) / ((performance.now() - start) / 1e3) / 1e12);
       }
-      const sorted = [...tflops].sort((x, y) => x - y);
-      console.log(JSON.stringify({ who: "distlab subgroup-matrix", n, tile: name, tflops: +sorted[sorted.length >> 1].toFixed(2), min: +sorted[0].toFixed(2), max: +sorted.at(-1).toFixed(2) }));
+      console.log(JSON.stringify({ who: "distlab subgroup-matrix", n, tile: name, ...tflopsSummary(tflops) }));
     }
     buffers.destroy();
   }
