@@ -2,6 +2,8 @@
 // formed through a real rendezvous server; IPC uses structured clone
 // ("advanced" serialization) so typed arrays arrive as typed arrays.
 import { fork, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { startTcpRendezvous, type Rendezvous } from "../../kernel/src/comm";
 import type { RankReply } from "./comm-harness";
@@ -26,14 +28,15 @@ export class ProcessWorld {
         [String(rank), String(size), rendezvous.address, String(options.timeoutMs ?? 20_000), options.transport ?? "tcp", ...(options.comm ? [JSON.stringify(options.comm)] : [])],
         options.privateTmp?.includes(rank)
           ? {
-              // unshare runs sh in a new mount namespace, which mounts a fresh /tmp and execs node ($0) with its arguments
+              // unshare runs sh in a new mount namespace, which mounts a fresh tmpfs over the rank's own
+              // TMPDIR (not /tmp itself: the checkout may live there) and execs node ($0) with its arguments
               execPath: "unshare",
-              execArgv: ["--mount", "--propagation", "private", "sh", "-c", 'mount -t tmpfs tmpfs /tmp && exec "$0" "$@"', process.execPath, "--import", "tsx"],
-              env: { ...process.env, TMPDIR: "/tmp" },
+              execArgv: ["--mount", "--propagation", "private", "sh", "-c", 'mount -t tmpfs tmpfs "$TMPDIR" && exec "$0" "$@"', process.execPath, "--import", "tsx"],
+              env: { ...process.env, TMPDIR: world.privateDir() },
               serialization: "advanced",
               stdio: ["ignore", "inherit", "inherit", "ipc"],
             }
-          : { execArgv: ["--import", "tsx"], serialization: "advanced", stdio: ["ignore", "inherit", "inherit", "ipc"], ...(options.privateTmp ? { env: { ...process.env, TMPDIR: "/tmp" } } : {}) },
+          : { execArgv: ["--import", "tsx"], serialization: "advanced", stdio: ["ignore", "inherit", "inherit", "ipc"] },
       );
       world.children.push(child);
       // the world's secret goes over the IPC channel, never in argv
@@ -70,7 +73,15 @@ export class ProcessWorld {
     return replies.map((r) => r.value);
   }
 
+  /** A directory the private-/tmp ranks mount over (empty as the other ranks see it). */
+  private privateDirPath?: string;
+  private privateDir(): string {
+    this.privateDirPath ??= fs.mkdtempSync(path.join(os.tmpdir(), "distlab-private-tmp-"));
+    return this.privateDirPath;
+  }
+
   close(): void {
     for (const c of this.children) if (c.exitCode === null) c.kill("SIGKILL");
+    if (this.privateDirPath) fs.rmSync(this.privateDirPath, { recursive: true, force: true });
   }
 }
