@@ -243,15 +243,15 @@ export async function connectTcpWorld(options: TcpWorldOptions): Promise<Communi
     for (const peer of table.filter((e) => e.rank !== rank)) {
       const read = new ReadBinding();
       const sameHost = useUnix && peer.unixPath !== undefined && peer.machine !== undefined && peer.machine === me.machine;
-      let dialled = sameHost
+      const unix = sameHost
         ? await dialUnix(peer.unixPath!, read, cancelled.promise).catch((e: NodeJS.ErrnoException) => {
             throw e.code ? new Error(`rank ${rank}: cannot connect to rank ${peer.rank} at ${peer.unixPath}: ${e.message}`) : e;
           })
         : undefined;
-      if (dialled instanceof Error) {
-        onRefused(`rank ${rank}: rank ${peer.rank} shares this machine but its socket ${peer.unixPath} cannot be reached from here (${dialled.message}); dialling ${peer.host}:${peer.port} over TCP`);
-        dialled = undefined;
+      if (unix instanceof Error) {
+        onRefused(`rank ${rank}: rank ${peer.rank} shares this machine but its socket ${peer.unixPath} cannot be reached from here (${unix.message}); dialling ${peer.host}:${peer.port} over TCP`);
       }
+      const dialled = unix instanceof Error ? undefined : unix;
       const viaUnix = dialled !== undefined;
       const encrypted = useTls && !viaUnix;
       const where = viaUnix ? peer.unixPath! : `${peer.host}:${peer.port}${relay ? ` (through the relay ${relay})` : ""}`;
