@@ -17,7 +17,7 @@
 import { createRequire } from "node:module";
 // bundled by build.mjs (locally: node --import tsx bench/gpu/sgemm-bench.mjs --print)
 import { DEFAULT_GEMM_TILE, gemmGroups, gemmShader, gemmUniform, parseGemmTile } from "../../kernel/src/compute/webgpu/register-gemm.ts";
-import { checkKernels, commandLine, compilePipeline, randomMatrix, storageBuffer, tflopsSummary } from "./matmul-harness.mjs";
+import { checkKernels, commandLine, compilePipeline, randomMatrix, readBack, storageBuffer, tflopsSummary } from "./matmul-harness.mjs";
 
 // CommonJS resolution, so NODE_PATH (.gpu-run/node_modules on the GPU machine) finds Dawn.
 const { create, globals } = createRequire(import.meta.url)("webgpu");
@@ -53,9 +53,6 @@ async function main() {
       maxComputeWorkgroupStorageSize: adapter.limits.maxComputeWorkgroupStorageSize,
     },
   });
-  // Every GPU object made here stays referenced until the end of the run (a few thousand small wrappers).
-  const keep = [];
-  const kept = (object) => (keep.push(object), object);
   device.addEventListener?.("uncapturederror", (e) => console.log(JSON.stringify({ uncapturedError: e.error.message })));
 
   const pipelines = new Map();
@@ -65,43 +62,39 @@ async function main() {
     pipelines.set(tile.name, { tile, pipeline });
   }
 
-  const storage = (data) => kept(storageBuffer(device, data));
+  const storage = (data) => storageBuffer(device, data);
+  /** An n x n x n product as the kernel's helpers take it. */
+  const square = (n) => ({ batch: 1, m: n, n, k: n, bBatched: false, transposeA: false, transposeB: false });
   const setUp = (n, a, b) => {
     const bufA = storage(a), bufB = storage(b);
-    const bufC = kept(device.createBuffer({ size: n * n * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC }));
+    const bufC = device.createBuffer({ size: n * n * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
     // one uniform a tile shape (its rows of tiles differ)
     const dims = new Map([...pipelines.values()].map(({ tile }) => {
-      const buffer = kept(device.createBuffer({ size: 32, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST }));
-      device.queue.writeBuffer(buffer, 0, gemmUniform({ batch: 1, m: n, n, k: n, bBatched: false }, tile));
+      const buffer = device.createBuffer({ size: 32, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+      device.queue.writeBuffer(buffer, 0, gemmUniform(square(n), tile));
       return [tile.name, buffer];
     }));
     return { bufA, bufB, bufC, dims, destroy: () => [bufA, bufB, bufC, ...dims.values()].forEach((x) => x.destroy()) };
   };
   const encodeProducts = (n, { tile, pipeline }, buffers, count) => {
-    const bind = kept(device.createBindGroup({ layout: kept(pipeline.getBindGroupLayout(0)), entries: [buffers.bufA, buffers.bufB, buffers.bufC, buffers.dims.get(tile.name)].map((buffer, binding) => ({ binding, resource: { buffer } })) }));
-    const encoder = kept(device.createCommandEncoder());
+    const bind = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [buffers.bufA, buffers.bufB, buffers.bufC, buffers.dims.get(tile.name)].map((buffer, binding) => ({ binding, resource: { buffer } })) });
+    const groups = gemmGroups(square(n), tile);
+    const encoder = device.createCommandEncoder();
     for (let p = 0; p < count; p++) {
-      const pass = kept(encoder.beginComputePass());
+      const pass = encoder.beginComputePass();
       pass.setPipeline(pipeline);
       pass.setBindGroup(0, bind);
-      pass.dispatchWorkgroups(...gemmGroups({ batch: 1, m: n, n, k: n, bBatched: false }, tile));
+      pass.dispatchWorkgroups(...groups);
       pass.end();
     }
-    return kept(encoder.finish());
+    return encoder.finish();
   };
 
   // Correctness at 512: against a float64 product.
   await checkKernels(device, pipelines, setUp, encodeProducts);
 
-  // Waits for the queue: a 16-byte read of C, in a buffer of its own, completes after every product before it.
-  const drain = async (buffers) => {
-    const probe = kept(device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }));
-    const encoder = kept(device.createCommandEncoder());
-    encoder.copyBufferToBuffer(buffers.bufC, 0, probe, 0, 16);
-    device.queue.submit([kept(encoder.finish())]);
-    await probe.mapAsync(GPUMapMode.READ);
-    probe.unmap();
-  };
+  // Waits for the queue: a 16-byte read of C completes after every product before it.
+  const drain = (buffers) => readBack(device, buffers.bufC, 16);
   for (const n of SIZES) {
     if (process.env.SGEMM_TRACE) console.error(`set up ${n}`);
     const buffers = setUp(n, randomMatrix(n, 3), randomMatrix(n, 5));
