@@ -8,13 +8,13 @@ import type { KernelBackend } from "./protocol/backend";
 import { readConnectionFile } from "./protocol/connection";
 import { Kernel, type KernelDescription } from "./protocol/kernel";
 import { createBackend } from "./router";
-import { WARM_UP_ENV } from "./repl/compiler-warm-up";
 
 export { packageVersion } from "./version";
 import { packageVersion } from "./version";
 
 function typescriptVersion(): string {
-  return (require("@tslab/typescript-for-tslab") as { version: string }).version;
+  // From its package.json: loading TypeScript itself costs the kernel's thread a few hundred milliseconds of start.
+  return (require("@tslab/typescript-for-tslab/package.json") as { version: string }).version;
 }
 
 export function kernelDescription(): KernelDescription {
@@ -49,6 +49,5 @@ export async function runKernel(connectionFile: string, backend: KernelBackend =
   process.on("unhandledRejection", (reason) => kernel.reportBackgroundError(reason));
   process.on("SIGTERM", () => void kernel.shutdown(false));
   await kernel.start();
-  if (process.env[WARM_UP_ENV] !== "0") backend.warmUp?.(() => kernel.shellIdleMs);
   return kernel;
 }

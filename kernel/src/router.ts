@@ -20,7 +20,7 @@ import { completeDist, distHelp, parseDistCommand } from "./magics/dist-spec";
 import { completeFlag } from "./magics/flags";
 import { expandMagicVariables, type NotebookVariables } from "./magics/expand-variables";
 import { DISTRIBUTED_FLAGS } from "./magics/distributed-spec";
-import { TypeScriptRepl } from "./repl";
+import { TypeScriptRepl } from "./repl/typescript-repl";
 import { DistributedSession } from "./cluster/kernel-side/distributed-session";
 import { DistCommands } from "./cluster/kernel-side/dist-commands";
 import { TimelineObserver } from "./cluster/kernel-side/timeline-observer";
@@ -92,10 +92,6 @@ export class MagicRouter implements KernelBackend {
   interrupt(): void {
     this.distributed.interrupt();
     this.plain.interrupt();
-  }
-
-  warmUp(idleMs: () => number): void {
-    this.plain.warmUp?.(idleMs);
   }
 
   async shutdown(restart: boolean): Promise<void> {

@@ -4,8 +4,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { CellCompiler } from "../../kernel/src/repl/cell-compiler";
+import type { CellCompiling } from "../../kernel/src/repl/cell-compiling";
+import { CompilerThreads } from "../../kernel/src/repl/compiler-threads";
 import { DeclarationChain } from "../../kernel/src/repl/declaration-chain";
-import { warmUpWhenIdle } from "../../kernel/src/repl/compiler-warm-up";
+import { CompileError } from "../../kernel/src/repl/errors";
 import { parseDistributedFlags } from "../../kernel/src/magics/distributed-spec";
 import type { ExecuteOutcome } from "../../kernel/src/protocol/backend";
 import { cellNeedsTf } from "../../kernel/src/cluster/rank-side/rank-tf";
@@ -64,22 +66,61 @@ test("a --tf-backend that cannot load still fails the group's start, naming the 
   await assert.rejects(run("-n 2 --tf-backend tensorflow", "0"), /could not start: rank 0: --tf-backend tensorflow: the npm package @tensorflow\/tfjs-node/);
 });
 
-test("the warm-up creates a chain's TypeScript program only once the kernel has been idle long enough", async () => {
-  const warmed = new CellCompiler();
-  let idle = false;
-  const chain = DeclarationChain.ranks();
-  // Busy (0 ms idle) until the test says otherwise, then idle for long enough.
-  const stop = warmUpWhenIdle(warmed, [chain], () => (idle ? 60_000 : 0), 10);
+/**
+ * Ticks of a 20 ms timer on this thread while `work` is awaited: a compiler that creates its
+ * program on this thread lets none through until it is done (about a second of CPU here).
+ */
+async function ticksDuring(work: () => unknown): Promise<number> {
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 20);
   try {
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    assert.equal(warmed.hasProgram(chain), false, "warmed up while the kernel was busy");
-    idle = true;
-    for (let waited = 0; !warmed.hasProgram(chain) && waited < 120_000; waited += 100) await new Promise((resolve) => setTimeout(resolve, 100));
-    assert.equal(warmed.hasProgram(chain), true, "not warmed up once the kernel was idle");
-    assert.equal(warmed.hasProgram(DeclarationChain.notebook()), false, "warmed a chain it was not given");
+    await work();
   } finally {
-    stop();
-    warmed.close();
+    clearInterval(timer);
+  }
+  return ticks;
+}
+
+test("the compiler threads create a chain's program off the kernel's thread, which keeps running meanwhile", async () => {
+  const threads: CellCompiling = new CompilerThreads({ warmChains: [] });
+  try {
+    const chain = DeclarationChain.ranks();
+    // The first compile creates the ranks chain's program (TensorFlow.js's types: seconds of CPU).
+    const ticks = await ticksDuring(() => threads.compile("const n: number = dist.rank; n", chain));
+    assert.ok(ticks >= 5, `this thread's timer fired ${ticks} times while the program was created`);
+  } finally {
+    threads.close();
+  }
+});
+
+test("the compiler threads answer as the compiler on this thread does, errors and declarations included", async () => {
+  const here = new CellCompiler();
+  const threads = new CompilerThreads({ warmChains: [] });
+  try {
+    const cell = "const xs: number[] = [1, 2];\nconst total = xs.reduce((a, b) => a + b);\ntotal";
+    for (const compiler of [here, threads] as CellCompiling[]) {
+      const chain = DeclarationChain.notebook();
+      chain.advance(await compiler.compile(cell, chain));
+      await compiler.declareVariable(chain, "pulled", "Array<number>");
+      const later = await compiler.compile("pulled.length + total", chain);
+      assert.match(later.js, /pulled/);
+      assert.match(chain.declarations, /pulled: Array<number>|pulled: number\[\]/);
+      // A cell that does not type-check arrives as a CompileError with its position, from either.
+      await assert.rejects(async () => compiler.compile("const s: string = total;", chain), (error: unknown) => {
+        assert.ok(error instanceof CompileError, String(error));
+        assert.deepEqual(error.diagnostics.map((d) => [d.line, d.column]), [[1, 7]]);
+        assert.match(error.message, /Type 'number' is not assignable to type 'string'/);
+        return true;
+      });
+      const completion = await compiler.complete("xs.redu", 7, chain);
+      assert.ok(completion.candidates.includes("reduce"), completion.candidates.join(","));
+      const info = await compiler.inspect("total", 2, chain);
+      assert.match(JSON.stringify(info?.displayParts), /total/);
+      await assert.rejects(async () => compiler.declareVariable(chain, "not a name"), /'not a name' is not a JavaScript identifier/);
+    }
+  } finally {
+    here.close();
+    threads.close();
   }
 });
 

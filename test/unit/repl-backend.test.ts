@@ -135,7 +135,7 @@ test("isComplete tells complete, incomplete (with indent) and invalid apart", as
 });
 
 test("variables can be set, read and then used by cells with their declared type", async () => {
-  repl.setVariable("pulled", [1, 2, 3], "number[]");
+  await repl.setVariable("pulled", [1, 2, 3], "number[]");
   assert.equal(repl.hasVariable("pulled"), true);
   const { outcome } = await run("pulled.reduce((a, b) => a + b, 0)");
   assert.deepEqual(outcome.status === "ok" && outcome.result?.data, { "text/plain": "6" });

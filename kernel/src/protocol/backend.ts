@@ -90,6 +90,4 @@ export interface KernelBackend {
   interrupt(): void;
   /** Releases rank threads, sockets and timers; `restart` is informational. */
   shutdown(restart: boolean): Promise<void>;
-  /** Prepares what first cells would otherwise wait for, once `idleMs()` (milliseconds since the last request was handled; 0 while one is) says the kernel is left alone. */
-  warmUp?(idleMs: () => number): void;
 }

@@ -125,14 +125,6 @@ export class Kernel {
     this.options.onExit(0);
   }
 
-  /** When the last shell request was handled (or the kernel started), performance.now() milliseconds. */
-  private shellIdleSince = performance.now();
-
-  /** Milliseconds since the last shell request was handled (or the kernel started); 0 while one is queued or being handled. */
-  get shellIdleMs(): number {
-    return this.drainingShell ? 0 : performance.now() - this.shellIdleSince;
-  }
-
   private enqueueShell(message: IncomingMessage): void {
     this.shellQueue.push(message);
     if (!this.drainingShell) void this.drainShell();
@@ -146,7 +138,6 @@ export class Kernel {
       }
     } finally {
       this.drainingShell = false;
-      this.shellIdleSince = performance.now();
     }
   }
 

@@ -12,6 +12,7 @@ import { DeclarationChain } from "./declaration-chain";
 import { installTypeResolution } from "./type-resolution";
 import { extractLineMap, markStatements, unmarkColumn } from "./line-map";
 import { awaitsAsCall } from "./top-level-await";
+import { declarationCell, type CellCompiling } from "./cell-compiling";
 
 export interface CompiledCell {
   /** Name of the chain it was compiled against ("notebook", "ranks"). */
@@ -44,7 +45,7 @@ const MARKER_COMMENT = /\/\*@cell:\d+\*\//g;
  * TensorFlow.js's types, so alternating chains on one converter cost about a
  * second per cell; separate converters keep each at tens of milliseconds.
  */
-export class CellCompiler {
+export class CellCompiler implements CellCompiling {
   readonly #converters = new Map<string, Converter>();
   /**
    * Cells compiled without error, by chain, declarations and source: the same cell run again on
@@ -64,8 +65,8 @@ export class CellCompiler {
     return this.#converters.has(chain.name);
   }
 
-  /** Creates the chain's TypeScript program now (seconds of CPU) instead of on its first cell (compiler-warm-up.ts). */
-  warmUp(chain: DeclarationChain = DeclarationChain.notebook()): void {
+  /** Creates the chain's TypeScript program now (seconds of CPU) instead of on its first cell. */
+  createProgram(chain: DeclarationChain = DeclarationChain.notebook()): void {
     this.compile("0", new DeclarationChain(chain.name, chain.prelude, chain.globalNames));
   }
 
@@ -111,10 +112,7 @@ export class CellCompiler {
    * earlier declaration of it, so later cells type-check against it.
    */
   declareVariable(chain: DeclarationChain, name: string, typeText = "any"): void {
-    if (!/^[\p{ID_Start}$_][\p{ID_Continue}$\u200c\u200d]*$/u.test(name)) {
-      throw new TypeError(`declareVariable: '${name}' is not a JavaScript identifier`);
-    }
-    const compiled = this.compile(`let ${name}: ${typeText};`, chain);
+    const compiled = this.compile(declarationCell(name, typeText), chain);
     chain.replaceDeclarations(compiled.declarations);
   }
 

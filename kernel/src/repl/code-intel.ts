@@ -5,16 +5,17 @@
  */
 import type * as TS from "@tslab/typescript-for-tslab";
 import type { CompleteOutcome, InspectOutcome, IsCompleteOutcome } from "../protocol/backend";
-import type { CellCompiler } from "./cell-compiler";
+import type { CellCompiling } from "./cell-compiling";
 import type { DeclarationChain } from "./declaration-chain";
 import { codePointsToUtf16, utf16ToCodePoints } from "./positions";
 
+/** TypeScript itself, loaded on the first inspection or completeness question (the kernel's thread needs it for nothing else). */
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const ts = require("@tslab/typescript-for-tslab") as typeof TS;
+const typescript = (): typeof TS => require("@tslab/typescript-for-tslab") as typeof TS;
 
-export function completeAt(compiler: CellCompiler, chain: DeclarationChain, code: string, cursorPos: number): CompleteOutcome {
+export async function completeAt(compiler: CellCompiling, chain: DeclarationChain, code: string, cursorPos: number): Promise<CompleteOutcome> {
   const offset = codePointsToUtf16(code, cursorPos);
-  const info = compiler.complete(code, offset, chain);
+  const info = await compiler.complete(code, offset, chain);
   return {
     matches: info.candidates,
     cursorStart: utf16ToCodePoints(code, info.start),
@@ -22,11 +23,12 @@ export function completeAt(compiler: CellCompiler, chain: DeclarationChain, code
   };
 }
 
-export function inspectAt(compiler: CellCompiler, chain: DeclarationChain, code: string, cursorPos: number, detailLevel: 0 | 1): InspectOutcome {
+export async function inspectAt(compiler: CellCompiling, chain: DeclarationChain, code: string, cursorPos: number, detailLevel: 0 | 1): Promise<InspectOutcome> {
   const offset = codePointsToUtf16(code, cursorPos);
   // A cursor just after a name (where the user stopped typing) inspects that name.
-  const info = compiler.inspect(code, offset, chain) ?? (offset > 0 ? compiler.inspect(code, offset - 1, chain) : undefined);
+  const info = (await compiler.inspect(code, offset, chain)) ?? (offset > 0 ? await compiler.inspect(code, offset - 1, chain) : undefined);
   // An undeclared name still gets quick info (kind "", type any): that is "not found", not a page.
+  const ts = typescript();
   if (!info || info.kind === ts.ScriptElementKind.unknown) return { found: false, data: {} };
   const signature = ts.displayPartsToString(info.displayParts);
   const docs = ts.displayPartsToString(info.documentation);
@@ -48,6 +50,7 @@ export function isCompleteCode(code: string): IsCompleteOutcome {
   // "two blank lines force a run" rule.
   const tslabAnswer = tslabIsComplete(code.replace(/[ \t]+$/, ""));
   if (!tslabAnswer.completed) return { status: "incomplete", indent: tslabAnswer.indent ?? "" };
+  const ts = typescript();
   const file = ts.createSourceFile("cell.ts", code, ts.ScriptTarget.Latest, false, ts.ScriptKind.TS);
   const errors = (file as unknown as { parseDiagnostics?: readonly TS.Diagnostic[] }).parseDiagnostics ?? [];
   return { status: errors.length > 0 ? "invalid" : "complete" };

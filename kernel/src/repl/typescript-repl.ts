@@ -1,5 +1,5 @@
 /**
- * The kernel backend for plain TypeScript cells: compile with CellCompiler
+ * The kernel backend for plain TypeScript cells: compile with the compiler threads
  * against the notebook's chain, run in the notebook's CellScope on the main
  * thread, and answer completion, inspection and completeness requests.
  */
@@ -11,33 +11,34 @@ import type {
   IsCompleteOutcome,
   KernelBackend,
 } from "../protocol/backend";
-import { CellCompiler } from "./cell-compiler";
+import type { CellCompiling } from "./cell-compiling";
+import { CompilerThreads } from "./compiler-threads";
 import { CellScope } from "./cell-scope";
 import { completeAt, inspectAt, isCompleteCode } from "./code-intel";
-import { warmUpWhenIdle } from "./compiler-warm-up";
 import { DeclarationChain } from "./declaration-chain";
 import { formatError, formatValue } from "./format";
 import { runWithOutput } from "./output-capture";
 
 export interface TypeScriptReplOptions {
-  /** Share one compiler with the %%distributed runner (one TypeScript program per kernel). */
-  compiler?: CellCompiler;
+  /**
+   * Share one compiler with the %%distributed runner (one TypeScript program per chain and kernel).
+   * Default: CompilerThreads (a thread per chain); a CellCompiler compiles on this thread instead.
+   */
+  compiler?: CellCompiling;
   /** Where cells resolve modules from; defaults to the process's cwd. */
   cwd?: string;
 }
 
 export class TypeScriptRepl implements KernelBackend {
-  readonly compiler: CellCompiler;
+  readonly compiler: CellCompiling;
   /** Declarations of the notebook's own cells. */
   readonly notebookChain = DeclarationChain.notebook();
   readonly scope: CellScope;
   /** Aborts the run in progress on interrupt(), besides the protocol's own signal. */
   #running: AbortController | undefined;
-  /** Stops the compiler warm-up still to come. */
-  #stopWarmUp: (() => void) | undefined;
 
   constructor(options: TypeScriptReplOptions = {}) {
-    this.compiler = options.compiler ?? new CellCompiler();
+    this.compiler = options.compiler ?? new CompilerThreads();
     this.scope = new CellScope(options.cwd ?? process.cwd());
   }
 
@@ -45,7 +46,7 @@ export class TypeScriptRepl implements KernelBackend {
     const running = new AbortController();
     this.#running = running;
     try {
-      const compiled = this.compiler.compile(code, this.notebookChain);
+      const compiled = await this.compiler.compile(code, this.notebookChain);
       const { value, hasValue } = await runWithOutput(io, () =>
         this.scope.run(compiled, {
           cellName: `cell ${io.executionCount}`,
@@ -80,14 +81,7 @@ export class TypeScriptRepl implements KernelBackend {
     this.#running?.abort();
   }
 
-  /** Creates the notebook's and the ranks' TypeScript programs while the kernel is idle (compiler-warm-up.ts). */
-  warmUp(idleMs: () => number): void {
-    this.#stopWarmUp?.();
-    this.#stopWarmUp = warmUpWhenIdle(this.compiler, [this.notebookChain, DeclarationChain.ranks()], idleMs);
-  }
-
   async shutdown(_restart: boolean): Promise<void> {
-    this.#stopWarmUp?.();
     this.#running?.abort();
     this.compiler.close();
   }
@@ -101,13 +95,13 @@ export class TypeScriptRepl implements KernelBackend {
   }
 
   /** Sets a notebook variable and declares it (type `typeText`) so later cells type-check against it. */
-  setVariable(name: string, value: unknown, typeText = "any"): void {
-    this.compiler.declareVariable(this.notebookChain, name, typeText);
+  async setVariable(name: string, value: unknown, typeText = "any"): Promise<void> {
+    await this.compiler.declareVariable(this.notebookChain, name, typeText);
     this.scope.setVariable(name, value);
   }
 
   /** Declares `name` in `chain` (the notebook's by default), e.g. after `%dist pull NAME`. */
-  declareVariable(name: string, typeText = "any", chain: DeclarationChain = this.notebookChain): void {
-    this.compiler.declareVariable(chain, name, typeText);
+  async declareVariable(name: string, typeText = "any", chain: DeclarationChain = this.notebookChain): Promise<void> {
+    await this.compiler.declareVariable(chain, name, typeText);
   }
 }

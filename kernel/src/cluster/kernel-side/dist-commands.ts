@@ -6,7 +6,7 @@
 import { countRanks, UsageError } from "../../errors";
 import type { DistCommand } from "../../magics/dist-spec";
 import type { ExecuteOutcome, ExecutionIO } from "../../protocol/backend";
-import type { CellCompiler } from "../../repl/cell-compiler";
+import type { CellCompiling } from "../../repl/cell-compiling";
 import type { DistributedSession } from "./distributed-session";
 import { describeShape } from "./distributed-session";
 import type { VariableResult } from "../rank-messages";
@@ -23,7 +23,8 @@ import { describeHosts } from "../../hosts/host-report";
 export interface NotebookScope {
   getVariable(name: string): unknown;
   /** Sets `name` and declares it as `typeText`, so later cells type-check against it. */
-  setVariable(name: string, value: unknown, typeText: string): void;
+  /** Sets the variable once its declaration has type-checked. */
+  setVariable(name: string, value: unknown, typeText: string): Promise<void>;
 }
 
 /** How long `%dist status` waits for a rank to answer (milliseconds); a rank in a synchronous loop does not. */
@@ -33,7 +34,7 @@ export class DistCommands {
   constructor(
     private readonly session: DistributedSession,
     private readonly notebook: NotebookScope,
-    private readonly compiler: CellCompiler,
+    private readonly compiler: CellCompiling,
     /** Where the last distributed cell's timeline is kept (absent: `%dist timeline` has none). */
     private readonly timeline?: { readonly last: TimelinePayload | undefined },
   ) {}
@@ -69,7 +70,7 @@ export class DistCommands {
       case "timeline":
         if (command.into !== undefined) {
           const payload = timelineInto(this.timeline?.last, command.into);
-          this.notebook.setVariable(command.into, payload, TIMELINE_PAYLOAD_TYPE);
+          await this.notebook.setVariable(command.into, payload, TIMELINE_PAYLOAD_TYPE);
           io.stream("stdout", `${command.into} = the last timeline (${payload.spans.length} spans, ${payload.ranks.length} ranks; .summary.overlapPct ${payload.summary.overlapPct.toFixed(1)}%)\n`);
           if (command.exportFile === undefined) return { status: "ok" };
         }
@@ -119,14 +120,14 @@ export class DistCommands {
     const group = this.requireGroup("push");
     const value = this.readNotebook("push", name);
     await this.sendEach(group, "push", name, () => value);
-    this.declareOnRanks(name, typeTextOf(value));
+    await this.declareOnRanks(name, typeTextOf(value));
     io.stream("stdout", `pushed ${name} to ${countRanks(group.ranks.length)}\n`);
   }
 
   private async pull(name: string, io: ExecutionIO): Promise<void> {
     const group = this.requireGroup("pull");
     const values = await this.pullEach(group, "pull", name);
-    this.notebook.setVariable(name, values, `Array<${typeTextOf(values[0])}>`);
+    await this.notebook.setVariable(name, values, `Array<${typeTextOf(values[0])}>`);
     io.stream("stdout", `pulled ${name} from ${countRanks(values.length)} into ${name}[rank]\n`);
   }
 
@@ -139,7 +140,7 @@ export class DistCommands {
     const sequence = value as unknown[] | Float64Array;
     const blocks = splitEvenly(sequence.length, group.ranks.length);
     await this.sendEach(group, "scatter", name, (rank) => sequence.slice(blocks[rank]!.start, blocks[rank]!.end));
-    this.declareOnRanks(name, typeTextOf(value));
+    await this.declareOnRanks(name, typeTextOf(value));
     const sizes = blocks.map((block) => block.end - block.start);
     io.stream("stdout", `scattered ${name} (${sequence.length} elements) as ${sizes.join(", ")} elements on ranks 0..${sizes.length - 1}\n`);
   }
@@ -153,7 +154,7 @@ export class DistCommands {
       }
     });
     const gathered = concatenate(parts as ArrayLike<unknown>[]);
-    this.notebook.setVariable(name, gathered, typeTextOf(gathered));
+    await this.notebook.setVariable(name, gathered, typeTextOf(gathered));
     io.stream("stdout", `gathered ${name}: ${gathered.length} elements from ${countRanks(parts.length)}\n`);
   }
 
@@ -181,8 +182,8 @@ export class DistCommands {
     );
   }
 
-  private declareOnRanks(name: string, typeText: string): void {
-    this.compiler.declareVariable(this.session.chain, name, typeText);
+  private async declareOnRanks(name: string, typeText: string): Promise<void> {
+    await this.compiler.declareVariable(this.session.chain, name, typeText);
   }
 }
 

@@ -11,7 +11,8 @@
 import type { TfBackendName } from "../../compute/backend-names";
 import type { DistributedOptions } from "../../magics/distributed-spec";
 import type { ExecuteOutcome, ExecutionIO } from "../../protocol/backend";
-import type { CellCompiler, CompiledCell } from "../../repl/cell-compiler";
+import type { CellCompiling } from "../../repl/cell-compiling";
+import type { CompiledCell } from "../../repl/cell-compiler";
 import { DeclarationChain } from "../../repl/declaration-chain";
 import { CompileError } from "../../repl/errors";
 import { defaultRankMemoryBytes, formatSize } from "../../magics/memory-size";
@@ -38,7 +39,7 @@ export class DistributedSession {
   private readonly outputs = new Map<number, RankOutput>();
 
   constructor(
-    private readonly compiler: CellCompiler,
+    private readonly compiler: CellCompiling,
     private readonly observer?: CellObserver,
     private readonly backendOptions: BackendOptions = {},
   ) {}
@@ -51,7 +52,7 @@ export class DistributedSession {
     const group = await this.groupFor(planGroup(options, this.backendOptions), io);
     let compiled: CompiledCell;
     try {
-      compiled = this.compile(body);
+      compiled = await this.compiler.compile(body, this.chain);
     } catch (error) {
       if (error instanceof CompileError) return compileErrorOutcome(error, bodyLineOffset);
       throw error;
@@ -99,10 +100,6 @@ export class DistributedSession {
     if (!group) return false;
     await group.close();
     return true;
-  }
-
-  private compile(body: string): CompiledCell {
-    return this.compiler.compile(body, this.chain);
   }
 
   private async groupFor(plan: GroupPlan, io: ExecutionIO): Promise<RankGroup> {
