@@ -9,7 +9,7 @@ execute), then a cluster of 2 started the same way (ipyparallel has no resize: a
 Each figure is one sample per fresh kernel (or fresh cluster), `--kernels` of them. distlab's
 first cell is sent once the kernel has settled: its process's CPU time (all its threads, from
 /proc) grew by less than 20 ms in 2.5 s, as after the time a user takes to open a notebook,
-in which the kernel creates its TypeScript programs (repl/compiler-warm-up.ts); at most
+in which the kernel creates its TypeScript programs (repl/compiler-threads.ts); at most
 `--settle` seconds. The figure "sent at once" sends it as soon as the kernel answers
 kernel_info, so that it also waits for whatever of that work is left. Every cell goes through
 jupyter_client as JupyterLab would send it: from execute_request to the reply and the return
@@ -36,7 +36,7 @@ CHANGED = 2
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # The kernel counts as settled when its CPU time grows by less than this in SETTLED_WINDOW_S; the
-# window is longer than the quiet second the kernel waits before its warm-up (repl/compiler-warm-up.ts).
+# window is longer than the gap between the two chains' programs, created one after the other (repl/compiler-threads.ts).
 SETTLED_CPU_MS = 20
 SETTLED_WINDOW_S = 2.5
 
