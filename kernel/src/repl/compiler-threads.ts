@@ -35,7 +35,9 @@ export const WARM_UP_ENV = "DISTLAB_WARM_UP";
 const FROM_SOURCE = extname(__filename) === ".ts";
 const WORKER_FILE = join(__dirname, `compiler-worker${extname(__filename)}`);
 
-type Request = CompilerRequest extends infer R ? (R extends CompilerRequest ? Omit<R, "id"> : never) : never;
+/** A request before the thread numbers it: `Omit` applied to each member of the union. */
+type Unnumbered<R> = R extends CompilerRequest ? Omit<R, "id"> : never;
+type Request = Unnumbered<CompilerRequest>;
 
 /** One chain's thread and the requests it has not answered yet. */
 class ChainThread {

@@ -22,8 +22,7 @@ import { describeHosts } from "../../hosts/host-report";
 /** The notebook's own scope, as the TypeScript REPL exposes it. */
 export interface NotebookScope {
   getVariable(name: string): unknown;
-  /** Sets `name` and declares it as `typeText`, so later cells type-check against it. */
-  /** Sets the variable once its declaration has type-checked. */
+  /** Declares `name` as `typeText`, so later cells type-check against it, then sets it. */
   setVariable(name: string, value: unknown, typeText: string): Promise<void>;
 }
 
