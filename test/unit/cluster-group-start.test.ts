@@ -93,6 +93,14 @@ test("the compiler threads create a chain's program off the kernel's thread, whi
   }
 });
 
+test("a request pending when the compiler threads close fails naming its chain, not hangs", async () => {
+  const threads = new CompilerThreads({ warmChains: [] });
+  // Still creating the ranks chain's program (about a second) when close() comes.
+  const pending = threads.compile("0", DeclarationChain.ranks());
+  threads.close();
+  await assert.rejects(pending, /the ranks chain's compiler thread stopped \(the kernel closed its compiler\)/);
+});
+
 test("the compiler threads answer as the compiler on this thread does, errors and declarations included", async () => {
   const here = new CellCompiler();
   const threads = new CompilerThreads({ warmChains: [] });
