@@ -13,16 +13,13 @@
  * connection is logged with the peer's address and the reason; the token
  * never is.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import * as net from "node:net";
 import * as tls from "node:tls";
 import { hostname } from "node:os";
 import { rmSync } from "node:fs";
 import { Duplex, type Readable } from "node:stream";
-import type { FromRankProcess } from "../cluster/rank-messages";
-import { nodeRankCommand } from "../cluster/backends/processes/process-rank-handle";
-import { LIFELINE_FD, LIFELINE_SILENCE_ENV, MEMORY_CAP_ENV, RANK_HEARTBEAT_MS, RANK_LIFELINE_SILENCE_MS } from "../cluster/rank-side/rank-lifeline";
-import { LISTEN_HOST_ENV } from "../cluster/comm-world";
+import { startRankProcess } from "./agent-rank-process";
 import { FrameReader, encodeFrame } from "./frames";
 import { HandshakeGate } from "./handshake-gate";
 import { readControl, sendControl, type ToAgent } from "./control";
@@ -30,7 +27,7 @@ import { AgentRendezvous } from "./agent-rendezvous";
 import { AGENT_PROTOCOL, HANDSHAKE_TIMEOUT_MS, jsonFrame, type AgentAnnouncement } from "./handshake";
 import { MIN_TOKEN_CHARS } from "./token";
 import { missingGpu } from "./gpu-check";
-import { DATA_RELAY_ENV, serveInbound } from "./data-relay";
+import { serveInbound } from "./data-relay";
 import { epochMicros, testClockSkewUs } from "../trace/clock";
 
 export interface AgentOptions {
@@ -361,57 +358,16 @@ export class AgentSession {
       sendControl(this.socket, { type: "exit", rank, code: null, signal: null, error: `host ${hostname()}: ${noGpu}` });
       return;
     }
-    const [command, ...args] = nodeRankCommand();
-    const child = spawn(command!, args, {
-      stdio: ["ignore", "pipe", "pipe", "ipc", "pipe"],
-      serialization: "advanced",
-      env: {
-        ...process.env,
-        [MEMORY_CAP_ENV]: String(memoryCapBytes),
-        [LISTEN_HOST_ENV]: this.endpoint.localAddress,
-        // the rank ends itself when this agent's heartbeat stops (a stopped agent keeps the lifeline open)
-        [LIFELINE_SILENCE_ENV]: process.env[LIFELINE_SILENCE_ENV] || String(RANK_LIFELINE_SILENCE_MS),
-        ...(this.options.dataRelay ? { [DATA_RELAY_ENV]: this.options.dataRelay.relay } : {}),
-        ...(gpu === undefined ? {} : { CUDA_VISIBLE_DEVICES: String(gpu) }),
+    const child = startRankProcess({
+      rank, memoryCapBytes, gpu, listenHost: this.endpoint.localAddress, dataRelay: this.options.dataRelay?.relay,
+      send: (message) => {
+        if (!this.socket.destroyed) sendControl(this.socket, message);
+      },
+      forget: (exited) => {
+        if (this.ranks.get(rank) === exited) this.ranks.delete(rank);
       },
     });
     this.ranks.set(rank, child);
-    const lifeline = child.stdio[LIFELINE_FD] as Duplex | null;
-    const heartbeat = setInterval(() => {
-      if (lifeline?.writable) lifeline.write("\n");
-    }, RANK_HEARTBEAT_MS);
-    heartbeat.unref();
-    child.once("close", () => clearInterval(heartbeat));
-    const send = (message: Parameters<typeof sendControl>[1]) => {
-      if (!this.socket.destroyed) sendControl(this.socket, message);
-    };
-    child.on("message", (message: FromRankProcess) => {
-      try {
-        send({ type: "from-rank", rank, message });
-      } catch (error) {
-        if (message.type === "result") send({ type: "from-rank", rank, message: { type: "failed", id: message.id, error: { name: "DataCloneError", message: (error as Error).message, stack: "" } } });
-      }
-    });
-    const relay = (stream: Readable | null | undefined, name: "stdout" | "stderr" | "lifeline") => {
-      stream?.setEncoding("utf8");
-      stream?.on("data", (text: string) => send({ type: "output", rank, stream: name, text }));
-      stream?.on("error", () => undefined);
-    };
-    relay(child.stdout, "stdout");
-    relay(child.stderr, "stderr");
-    relay(child.stdio[LIFELINE_FD] as Readable | null, "lifeline");
-    child.once("spawn", () => send({ type: "spawned", rank, pid: child.pid! }));
-    child.on("error", (error) => {
-      if (child.pid === undefined) {
-        this.ranks.delete(rank);
-        send({ type: "exit", rank, code: null, signal: null, error: error.message });
-      }
-    });
-    // "close": after exit and after its output was read, so the kernel has every line before the end.
-    child.once("close", (code, signal) => {
-      if (this.ranks.get(rank) === child) this.ranks.delete(rank);
-      if (child.pid !== undefined) send({ type: "exit", rank, code, signal });
-    });
     this.options.log(`kernel ${this.peer}: started rank ${rank} (pid ${child.pid})`);
   }
 }
