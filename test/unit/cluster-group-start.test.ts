@@ -101,6 +101,18 @@ test("a request pending when the compiler threads close fails naming its chain, 
   await assert.rejects(pending, /the ranks chain's compiler thread stopped \(the kernel closed its compiler\)/);
 });
 
+test("a compiler thread that dies fails its pending request naming the chain and why; the next request gets a new thread", async () => {
+  // 16 MiB of heap cannot hold the ranks chain's program (TensorFlow.js's types): the thread runs out of memory.
+  const threads = new CompilerThreads({ warmChains: [], threadHeapMb: 16 });
+  try {
+    await assert.rejects(threads.compile("0", DeclarationChain.ranks()), /the ranks chain's compiler thread stopped \(.*(out of memory|OUT_OF_MEMORY).*\); the next cell starts a new one/i);
+    // The next request goes to a fresh thread (which, under the same cap, stops the same way) instead of a dead one.
+    await assert.rejects(threads.compile("1", DeclarationChain.ranks()), /the ranks chain's compiler thread stopped \(.*(out of memory|OUT_OF_MEMORY).*\); the next cell starts a new one/i);
+  } finally {
+    threads.close();
+  }
+});
+
 test("the compiler threads answer as the compiler on this thread does, errors and declarations included", async () => {
   const here = new CellCompiler();
   const threads = new CompilerThreads({ warmChains: [] });

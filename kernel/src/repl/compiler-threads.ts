@@ -49,10 +49,10 @@ class ChainThread {
   stopped: string | undefined;
 
   /** `onProgramCreated`: called once the program asked for on start exists (with `createProgram` only). */
-  constructor(chain: DeclarationChain, createProgram: boolean, private readonly onProgramCreated?: () => void) {
+  constructor(chain: DeclarationChain, createProgram: boolean, heapMb: number | undefined, private readonly onProgramCreated?: () => void) {
     this.chainName = chain.name;
     const workerData: CompilerWorkerData = { chain: { name: chain.name, prelude: chain.prelude, globalNames: chain.globalNames }, createProgram };
-    const options = { workerData, execArgv: workerExecArgv() };
+    const options = { workerData, execArgv: workerExecArgv(), ...(heapMb === undefined ? {} : { resourceLimits: { maxOldGenerationSizeMb: heapMb } }) };
     this.#worker = FROM_SOURCE
       ? new Worker(`require(${JSON.stringify(require.resolve("tsx/cjs"))}); require(${JSON.stringify(WORKER_FILE)});`, { ...options, eval: true })
       : new Worker(WORKER_FILE, options);
@@ -104,13 +104,17 @@ class ChainThread {
 export interface CompilerThreadsOptions {
   /** Create these chains' programs from now on (default: the notebook's and the ranks'); [] leaves each to its first request. */
   warmChains?: readonly DeclarationChain[];
+  /** Old-generation heap cap of each thread, MiB (default: Node's). A thread past it stops; see ChainThread. */
+  threadHeapMb?: number;
 }
 
 export class CompilerThreads implements CellCompiling {
   readonly #threads = new Map<string, ChainThread>();
   #closed = false;
+  readonly #heapMb: number | undefined;
 
   constructor(options: CompilerThreadsOptions = {}) {
+    this.#heapMb = options.threadHeapMb;
     const warm = options.warmChains ?? (process.env[WARM_UP_ENV] === "0" ? [] : [DeclarationChain.ranks(), DeclarationChain.notebook()]);
     this.#warmInTurn([...warm]);
   }
@@ -124,7 +128,7 @@ export class CompilerThreads implements CellCompiling {
     const chain = chains.shift();
     if (!chain || this.#closed) return;
     if (this.#threads.has(chain.name)) return this.#warmInTurn(chains);
-    this.#threads.set(chain.name, new ChainThread(chain, true, () => this.#warmInTurn(chains)));
+    this.#threads.set(chain.name, new ChainThread(chain, true, this.#heapMb, () => this.#warmInTurn(chains)));
   }
 
   async compile(code: string, chain: DeclarationChain): Promise<CompiledCell> {
@@ -153,7 +157,7 @@ export class CompilerThreads implements CellCompiling {
   #request(chain: DeclarationChain, request: Request): Promise<unknown> {
     let thread = this.#threads.get(chain.name);
     if (!thread || thread.stopped !== undefined) {
-      thread = new ChainThread(chain, false);
+      thread = new ChainThread(chain, false, this.#heapMb);
       this.#threads.set(chain.name, thread);
     }
     return thread.request(request);
