@@ -190,7 +190,7 @@ async function main(): Promise<void> {
         losses.push(await step());
         times.push(performance.now() - t0);
       }
-      print({ step: "gpt2", variant: name, registerKernelProducts: gemmCounts.products, settings, dawn: process.env.DISTLAB_WEBGPU_DAWN ?? "", batch: BATCH, ...summary(times), losses: losses.map((l) => Number(l.toFixed(4))) });
+      print({ step: "gpt2", variant: name, registerKernelProducts: gemmCounts.products, byTile: { ...gemmCounts.byTile }, settings, dawn: process.env.DISTLAB_WEBGPU_DAWN ?? "", batch: BATCH, ...summary(times), losses: losses.map((l) => Number(l.toFixed(4))) });
       if (process.env.PROFILE && index === 0) {
         const profile = await tf.profile(async () => { await step(); });
         // By kernel, and the products by kernel and input shapes (which of them are slow).

@@ -16,7 +16,7 @@
 // 4), SGEMM_TRACE=1 (progress on stderr).
 import { createRequire } from "node:module";
 // bundled by build.mjs (locally: node --import tsx bench/gpu/sgemm-bench.mjs --print)
-import { DEFAULT_GEMM_TILE, gemmGroups, gemmShader, gemmUniform, parseGemmTile } from "../../kernel/src/compute/webgpu/register-gemm.ts";
+import { DEFAULT_GEMM_TILES, gemmGroups, gemmShader, gemmUniform, parseGemmTiles } from "../../kernel/src/compute/webgpu/register-gemm.ts";
 import { checkKernels, commandLine, compilePipeline, randomMatrix, readBack, storageBuffer, tflopsSummary } from "./matmul-harness.mjs";
 
 // CommonJS resolution, so NODE_PATH (.gpu-run/node_modules on the GPU machine) finds Dawn.
@@ -26,7 +26,8 @@ const { argv, option, sizes: SIZES, reps: REPS } = commandLine();
 
 /** Products a command buffer holds at most (see the timing loop). */
 const PER_SUBMIT = Number(process.env.SGEMM_PER_SUBMIT ?? 4);
-const TILES = option("tiles", `${DEFAULT_GEMM_TILE},128x128x8:8x8:p,128x128x32:8x8:p,128x128x16:8x8:d,128x64x16:8x4:p,64x128x16:4x8:p`).split(",").map(parseGemmTile);
+// default: the default tiles (each alone), then earlier candidates of the sweep
+const TILES = parseGemmTiles(option("tiles", `${DEFAULT_GEMM_TILES},128x128x16:8x8:pu,128x128x8:8x8:pu,128x128x16:8x8:d,128x64x16:8x4:p,64x128x16:4x8:p`));
 
 async function main() {
   if (argv.includes("--print")) {

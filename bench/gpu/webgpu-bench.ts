@@ -31,7 +31,7 @@ import { prepareWebGpu } from "../../kernel/src/compute/webgpu";
 import { causalAttention, softmaxCrossEntropy, stockSoftmaxCrossEntropy, causalSoftmax, causalSoftmaxReference, gelu, geluReference, layerNorm, layerNormReference, stockCausalAttention } from "../../kernel/src/compute/fused";
 import { hasFusedKernel } from "../../kernel/src/compute/fused/kernels";
 import { batchMatMulOverrides, gemmCounts, tileFromEnv, type GemmOption, type MatMulTile } from "../../kernel/src/compute/webgpu/batch-mat-mul";
-import { DEFAULT_GEMM_TILE, parseGemmTile } from "../../kernel/src/compute/webgpu/register-gemm";
+import { DEFAULT_GEMM_TILES, parseGemmTile, parseGemmTiles } from "../../kernel/src/compute/webgpu/register-gemm";
 import { GPT, gptLoss, gptStep, mlpStep } from "../compute-models";
 
 type Tf = typeof import("@tensorflow/tfjs");
@@ -42,21 +42,28 @@ const TILES = (process.env.TILES ?? "stock,16x16:8,gemm,stock,16x16:8,gemm").spl
 const SIZES = (process.env.SIZES ?? "1024,2048,4096,8192").split(",").map(Number);
 const VARIANT = process.env.VARIANT ?? "default";
 
-/** f32 n x n x n matMul throughput on the current kernels, TFLOP/s, over about 15 TFLOP of work (0.3-0.6 s). */
+/**
+ * f32 n x n x n matMul throughput on the current kernels, TFLOP/s, over about 15 TFLOP of work
+ * (0.3-0.6 s), after an untimed block of the same products: TF.js returns a disposed output's
+ * buffer to its pool only once the queue has run past it, so the first block at a size creates
+ * new buffers as it goes (at 4096 it ran 30% slower on both TF.js's kernel and distlab's), where
+ * PyTorch's caching allocator is warm after one product.
+ */
 async function matMulTflops(n: number): Promise<number> {
   const a = tf.randomNormal([n, n]), b = tf.randomNormal([n, n]);
   const once = () => tf.matMul(a, b);
-  for (let i = 0; i < 3; i++) once().dispose();
-  const warm = once();
-  await tf.slice(warm, [0, 0], [1, 1]).data();
-  warm.dispose();
   const reps = Math.max(3, Math.min(4000, Math.round(1.5e13 / (2 * n ** 3))));
-  const started = performance.now();
-  let last: tfCore.Tensor | undefined;
-  for (let i = 0; i < reps; i++) { last?.dispose(); last = once(); }
-  await tf.slice(last!, [0, 0], [1, 1]).data(); // the queue runs in order: the last product done means all are
-  const seconds = (performance.now() - started) / 1000;
-  tf.dispose([last!, a, b]);
+  const block = async (): Promise<number> => {
+    const started = performance.now();
+    let last: tfCore.Tensor | undefined;
+    for (let i = 0; i < reps; i++) { last?.dispose(); last = once(); }
+    await tf.slice(last!, [0, 0], [1, 1]).data(); // the queue runs in order: the last product done means all are
+    last!.dispose();
+    return (performance.now() - started) / 1000;
+  };
+  await block(); // warm-up
+  const seconds = await block();
+  tf.dispose([a, b]);
   return (2 * n ** 3 * reps) / seconds / 1e12;
 }
 
@@ -81,13 +88,19 @@ async function matMulSweep(): Promise<void> {
   // the backward pass's forms: A^T B (weight gradients) and A B^T (input gradients)
   inputs.set("(512x256)^T . 512x384", [tf.randomNormal([512, 256], 0, 1, "float32", 7), tf.randomNormal([512, 384], 0, 1, "float32", 8), true, false]);
   inputs.set("2x256x512 . (2x384x512)^T", [tf.randomNormal([2, 256, 512], 0, 1, "float32", 9), tf.randomNormal([2, 384, 512], 0, 1, "float32", 10), false, true]);
+  // one product for each default tile (register-gemm.ts, DEFAULT_GEMM_TILES): N = 512 (128x256, A and B^T),
+  // M = 256 and N = 384 (256x128, above), M = N = 384 (128x128x32), K = 48 (128x128x16)
+  inputs.set("(512x256)^T . 512x512", [tf.randomNormal([512, 256], 0, 1, "float32", 13), tf.randomNormal([512, 512], 0, 1, "float32", 14), true, false]);
+  inputs.set("384x512 . (512x512)^T", [tf.randomNormal([384, 512], 0, 1, "float32", 15), tf.randomNormal([512, 512], 0, 1, "float32", 16), false, true]);
+  inputs.set("384x512 . 512x384", [tf.randomNormal([384, 512], 0, 1, "float32", 17), tf.randomNormal([512, 384], 0, 1, "float32", 18)]);
+  inputs.set("384x48 . 48x384", [tf.randomNormal([384, 48], 0, 1, "float32", 19), tf.randomNormal([48, 384], 0, 1, "float32", 20)]);
   inputs.set("(3x512x256)^T . (512x384)^T", [tf.randomNormal([3, 512, 256], 0, 1, "float32", 11), tf.randomNormal([384, 512], 0, 1, "float32", 12), true, true]);
   for (const tileName of TILES) {
     try {
-      // "gemm" (or "gemm=TILE"): the register-blocked kernel where it applies, TF.js's shader retuned to 16x16:8 elsewhere
-      const gemmTile = tileName.startsWith("gemm") ? parseGemmTile(tileName.split("=")[1] ?? DEFAULT_GEMM_TILE) : undefined;
-      const tile = tileFromEnv(gemmTile ? "16x16:8" : tileName, { threads: [16, 16], rowsPerThread: 4, minOutputs: 1 });
-      useTile(tile, gemmTile && { tile: gemmTile, minOutputs: 1, submitEvery: () => tf.env().getNumber("WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE") });
+      // "gemm" (the default tiles) or "gemm=TILE" (that one): the register-blocked kernel where it applies, TF.js's shader retuned to 16x16:8 elsewhere
+      const gemmTiles = tileName.startsWith("gemm") ? (tileName.includes("=") ? [parseGemmTile(tileName.split("=")[1]!)] : parseGemmTiles(DEFAULT_GEMM_TILES)) : undefined;
+      const tile = tileFromEnv(gemmTiles ? "16x16:8" : tileName, { threads: [16, 16], rowsPerThread: 4, minOutputs: 1 });
+      useTile(tile, gemmTiles && { tiles: gemmTiles, minOutputs: 1, submitEvery: () => tf.env().getNumber("WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE") });
       for (const [n, [a, b, transposeA, transposeB]] of inputs) {
         const c = tf.matMul(a, b, transposeA, transposeB);
         const values = (await c.data()) as Float32Array;
@@ -96,7 +109,7 @@ async function matMulSweep(): Promise<void> {
         let worst = 0;
         reference.get(n)!.forEach((v, i) => { worst = Math.max(worst, Math.abs(v - values[i]!) / (1 + Math.abs(v))); });
         if (worst > 1e-3) throw new Error(`tile ${tileName}: ${n} differs from the stock shader by ${worst}`);
-        if (gemmTile) print({ tile: tileName, check: n, maxRelativeDiffFromStock: worst, registerKernelProducts: gemmCounts.products });
+        if (gemmTiles) print({ tile: tileName, check: n, maxRelativeDiffFromStock: worst, registerKernelProducts: gemmCounts.products, byTile: { ...gemmCounts.byTile } });
       }
       for (const n of SIZES) print({ matmul: n, tile: tileName, tflops: Number((await matMulTflops(n)).toFixed(2)) });
     } catch (error) {

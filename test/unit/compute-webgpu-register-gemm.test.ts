@@ -7,10 +7,11 @@
 // MODE=matmul holds it against TF.js's shader.)
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { DEFAULT_GEMM_TILE, gemmGroups, gemmShader, gemmShape, gemmUniform, parseGemmTile } from "../../kernel/src/compute/webgpu/register-gemm";
-import { gemmTileFromEnv } from "../../kernel/src/compute/webgpu/batch-mat-mul";
+import { DEFAULT_GEMM_TILES, gemmGroups, gemmPlan, gemmShader, gemmShape, gemmUniform, parseGemmTile, parseGemmTiles } from "../../kernel/src/compute/webgpu/register-gemm";
+import { gemmTilesFromEnv } from "../../kernel/src/compute/webgpu/batch-mat-mul";
 
-const tile = parseGemmTile(DEFAULT_GEMM_TILE);
+// the sizes below are multiples of 128, not all of 256: the 128x128 tile takes them all
+const tile = parseGemmTile("128x128x16:8x8:p");
 const f32 = (...shape: number[]) => ({ shape, dtype: "float32" });
 
 test("gemm: the products it takes, with their batch and whether B is batched", () => {
@@ -64,7 +65,32 @@ test("gemm: a bad tile or DISTLAB_WEBGPU_GEMM value is named in the error", () =
   assert.throws(() => parseGemmTile("128x128x16:6x8"), /128x128x16:6x8: rows and columns a thread \(TMxTN\) must be 4 or 8/);
   assert.throws(() => parseGemmTile("512x128x16:8x8"), /512x128x16:8x8: 16 x 64 threads cannot split/);
   assert.throws(() => parseGemmTile("512x512x16:8x8"), /64 x 64 threads cannot split .*at most 1024 threads/);
-  assert.throws(() => gemmTileFromEnv("big"), /DISTLAB_WEBGPU_GEMM: .*got "big".*or "off"/);
-  assert.equal(gemmTileFromEnv("off"), undefined);
-  assert.equal(gemmTileFromEnv(undefined)!.name, DEFAULT_GEMM_TILE);
+  assert.throws(() => parseGemmTile("128x128x16:8x8:pz"), /must look like .*got "128x128x16:8x8:pz"/);
+  assert.throws(() => gemmTilesFromEnv("big"), /DISTLAB_WEBGPU_GEMM: .*got "big".*or "off"/);
+  assert.throws(() => gemmTilesFromEnv("128x256x16:8x8:pu,64x64"), /DISTLAB_WEBGPU_GEMM: .*got "64x64"/);
+  assert.throws(() => gemmTilesFromEnv(" , "), /DISTLAB_WEBGPU_GEMM: no matMul tile in " , "/);
+  assert.equal(gemmTilesFromEnv("off"), undefined);
+  assert.deepEqual(gemmTilesFromEnv(undefined)!.map((t) => t.name), DEFAULT_GEMM_TILES.split(","));
+  assert.deepEqual(gemmTilesFromEnv("256x128x16:8x8:pu, 128x128x16:8x8")!.map((t) => t.name), ["256x128x16:8x8:pu", "128x128x16:8x8"]);
+});
+
+test("gemm: a product runs on the first default tile its sizes take", () => {
+  const tiles = parseGemmTiles(DEFAULT_GEMM_TILES);
+  const planned = (a: number[], b: number[], transposeA = false, transposeB = false) => gemmPlan(f32(...a), f32(...b), transposeA, transposeB, tiles, 1)?.tile.name;
+  assert.equal(planned([2048, 2048], [2048, 2048]), "128x256x16:8x8:pu");
+  // GPT-2 small's products: [B*T, 768] x [768, 2304 | 768 | 3072] and the weight gradients [768, B*T] x [B*T, n]
+  assert.equal(planned([8192, 768], [768, 2304]), "128x256x16:8x8:pu");
+  assert.equal(planned([8192, 768], [8192, 3072], true, false), "128x256x16:8x8:pu");
+  // N = 384 is no multiple of 256, M = 256 is
+  assert.equal(planned([256, 512], [512, 384]), "256x128x16:8x8:pu");
+  // neither M nor N a multiple of 256, K of 32
+  assert.equal(planned([384, 512], [512, 384]), "128x128x32:8x8:pu");
+  // K = 48: a multiple of 16 only
+  assert.equal(planned([384, 48], [48, 384]), "128x128x16:8x8:p");
+  assert.equal(planned([384, 40], [40, 384]), undefined, "K = 40: no tile's slice divides it");
+  // the unrolled shader reads workgroup memory at constant offsets, no k loop
+  const unrolled = gemmShader(parseGemmTile("128x256x16:8x8:pu"));
+  assert.doesNotMatch(unrolled, /for \(var kk/);
+  assert.match(unrolled, /@workgroup_size\(32, 16\)/);
+  assert.match(unrolled, /let av0 = As\[0u \* 512u \+ \(15u \* 128u \+ ty \* 4u\) \/ 4u\];/);
 });

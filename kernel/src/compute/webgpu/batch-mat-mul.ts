@@ -27,7 +27,7 @@
  */
 import type { KernelConfig, KernelFunc, TensorInfo } from "@tensorflow/tfjs";
 import { constantUniform, hasDispatchInternals, newOutput, pipelineFor, recordDispatch } from "./dispatch";
-import { DEFAULT_GEMM_TILE, gemmGroups, gemmShaderFor, gemmShape, gemmUniform, parseGemmTile, type GemmTile } from "./register-gemm";
+import { DEFAULT_GEMM_TILES, gemmGroups, gemmPlan, gemmShaderFor, gemmUniform, parseGemmTiles, type GemmTile } from "./register-gemm";
 
 export interface MatMulTile {
   /** Threads per workgroup along output columns and rows. */
@@ -97,39 +97,45 @@ export function retune(program: PackedProgram, uniforms: { data: number[] }[] | 
 
 /** distlab's register-blocked kernel (register-gemm.ts) for the BatchMatMul products it takes. */
 export interface GemmOption {
-  tile: GemmTile;
+  /** the tiles a product may run on, in order of preference (register-gemm.ts, gemmPlan) */
+  tiles: readonly GemmTile[];
   /** products with fewer outputs a batch run TF.js's kernel (its split-K and small tiles fit them better) */
   minOutputs: number;
   /** TF.js's WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE */
   submitEvery: () => number;
 }
 
-/** DISTLAB_WEBGPU_GEMM: a tile (register-gemm.ts, parseGemmTile), "off" for TF.js's shader everywhere; default DEFAULT_GEMM_TILE. */
-export function gemmTileFromEnv(value: string | undefined): GemmTile | undefined {
+/**
+ * DISTLAB_WEBGPU_GEMM: tiles in order of preference, comma-separated (register-gemm.ts,
+ * parseGemmTile), or "off" for TF.js's shader everywhere; default DEFAULT_GEMM_TILES.
+ */
+export function gemmTilesFromEnv(value: string | undefined): GemmTile[] | undefined {
   if (value === "off") return undefined;
   try {
-    return parseGemmTile(value === undefined || value === "" ? DEFAULT_GEMM_TILE : value);
+    return parseGemmTiles(value === undefined || value === "" ? DEFAULT_GEMM_TILES : value);
   } catch (error) {
     throw new RangeError(`DISTLAB_WEBGPU_GEMM: ${(error as Error).message}, or "off"`);
   }
 }
 
-/** Products this process ran on the register-blocked kernel (a diagnostic: benches print it to show which path ran). */
-export const gemmCounts = { products: 0 };
+/** Products this process ran on the register-blocked kernel, in all and by tile (a diagnostic: benches print it to show which path ran). */
+export const gemmCounts = { products: 0, byTile: {} as Record<string, number> };
 
 /** C = op(A) op(B) with the register-blocked kernel, or undefined when it does not take this product (or the backend lacks the internals). */
 function runGemm(args: Parameters<KernelFunc>[0], gemm: GemmOption): TensorInfo | undefined {
   const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
   const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
-  const shape = gemmShape(a, b, transposeA, transposeB, gemm.tile, gemm.minOutputs);
+  const plan = gemmPlan(a, b, transposeA, transposeB, gemm.tiles, gemm.minOutputs);
   const backend = args.backend as unknown as object;
-  if (!shape || !hasDispatchInternals(backend)) return undefined;
+  if (!plan || !hasDispatchInternals(backend)) return undefined;
+  const { tile, shape } = plan;
   const outShape = a.shape.length === 3 || b.shape.length === 3 ? [shape.batch, shape.m, shape.n] : [shape.m, shape.n];
   const out = newOutput(backend, outShape) as TensorInfo;
-  const pipeline = pipelineFor(backend.device, gemmShaderFor(gemm.tile, shape));
-  const dims = constantUniform(backend.device, gemmUniform(shape, gemm.tile));
-  recordDispatch(backend, pipeline, [a, b, out, { buffer: dims }], gemmGroups(shape, gemm.tile), gemm.submitEvery(), "DistlabGemm");
+  const pipeline = pipelineFor(backend.device, gemmShaderFor(tile, shape));
+  const dims = constantUniform(backend.device, gemmUniform(shape, tile));
+  recordDispatch(backend, pipeline, [a, b, out, { buffer: dims }], gemmGroups(shape, tile), gemm.submitEvery(), "DistlabGemm");
   gemmCounts.products++;
+  gemmCounts.byTile[tile.name] = (gemmCounts.byTile[tile.name] ?? 0) + 1;
   return out;
 }
 

@@ -9,7 +9,7 @@
  * ../fused/ call them where they are registered (webgpu only).
  */
 import type { KernelConfig, KernelFunc } from "@tensorflow/tfjs";
-import { batchMatMulOverrides, gemmTileFromEnv, tileFromEnv } from "./batch-mat-mul";
+import { batchMatMulOverrides, gemmTilesFromEnv, tileFromEnv } from "./batch-mat-mul";
 import { causalAttentionKernels } from "./causal-attention";
 import { causalSoftmaxKernels } from "./causal-softmax";
 import { geluKernels } from "./gelu";
@@ -30,8 +30,8 @@ function installMatMul(tf: TfRegistry, env: NodeJS.ProcessEnv): string[] {
   if (tile === undefined) return [];
   const webgpu = require("@tensorflow/tfjs-backend-webgpu") as { webgpu_util: { computeDispatch: Parameters<typeof batchMatMulOverrides>[2] } };
   const stock = (name: string): KernelFunc => tf.getKernel(name, "webgpu")!.kernelFunc;
-  const gemmTile = gemmTileFromEnv(env.DISTLAB_WEBGPU_GEMM);
-  const gemm = gemmTile && { tile: gemmTile, minOutputs: tile.minOutputs, submitEvery: () => tf.env().getNumber("WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE") };
+  const gemmTiles = gemmTilesFromEnv(env.DISTLAB_WEBGPU_GEMM);
+  const gemm = gemmTiles && { tiles: gemmTiles, minOutputs: tile.minOutputs, submitEvery: () => tf.env().getNumber("WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE") };
   const configs: KernelConfig[] = batchMatMulOverrides(stock, tile, webgpu.webgpu_util.computeDispatch, gemm);
   for (const config of configs) {
     const original = tf.getKernel(config.kernelName, "webgpu")!;

@@ -12,13 +12,19 @@
  * `prefetch`, the next slice is read from storage into registers before the
  * current one is multiplied (the reads' latency hides behind the FMAs).
  *
+ * With `unroll`, the slice's k loop is written out: every workgroup-memory
+ * read has a constant offset from the thread's base.
+ *
  * Why not TF.js's packed vec4 shader with bigger tiles (batch-mat-mul.ts
  * retunes that one): its threads own 4 columns, at most 4 x 8 outputs, and
  * every output it loads into workgroup memory feeds fewer multiply-adds. On
- * an H200, f32, n = 2048-8192 (bench/gpu/sgemm-bench.mjs): 128x128x16:8x8
- * with prefetch 37.2-38.2 TFLOP/s, TF.js's best tile 27.7-29.5; two slices in
- * workgroup memory (one barrier a slice) 31-32, BK = 32 31-32, 64x64 tiles
- * 29-31 (docs/compute.md, "Figures behind the code").
+ * an H200, f32, n = 2048-8192 (bench/gpu/sgemm-bench.mjs): 128x256x16:8x8
+ * with prefetch and the loop unrolled 41.3-42.7 TFLOP/s (512 threads), 256x128
+ * 40.6-41.8, 128x128x32 39.0-40.6, 128x128x16 with prefetch 37.6-38.5 (unrolled:
+ * the same), TF.js's best tile 27.7-29.5; two slices in workgroup memory (one
+ * barrier a slice) 28, 64x64 tiles 29-31 (docs/compute.md, "Figures behind
+ * the code"). Hence DEFAULT_GEMM_TILES: the largest tile a product's sizes
+ * take, first.
  *
  * Shapes: A [batch, M, K] (or [batch, K, M] transposed), B [batch or 1, K, N]
  * (or [.., N, K] transposed), C [batch, M, N], row-major float32. Workgroups: (N / BN, batch * M / BM); workgroup y = batch index *
@@ -40,21 +46,34 @@ export interface GemmTile {
   double: boolean;
   /** consecutive threads move consecutive rows of A (conflict-free transposed stores, less coalesced reads) */
   rowMajorA: boolean;
+  /** the slice's k loop written out (constant workgroup-memory offsets) instead of a WGSL loop */
+  unroll: boolean;
   /** threads a workgroup: (BN / TN) x (BM / TM) */
   wgX: number;
   wgY: number;
 }
 
-/** The best tile of the H200 sweep (header). */
-export const DEFAULT_GEMM_TILE = "128x128x16:8x8:p";
+/**
+ * The tiles a product may run on, fastest first (the H200 sweep, header): a product takes the first
+ * whose sizes divide its own (gemmPlan), so N a multiple of 256 gets 128x256, M one 256x128, the
+ * rest of the multiples of 128 the 128x128 tiles (32 deep where K allows).
+ */
+export const DEFAULT_GEMM_TILES = "128x256x16:8x8:pu,256x128x16:8x8:pu,128x128x32:8x8:pu,128x128x16:8x8:p";
+
+/** Comma-separated tiles, in order of preference (DEFAULT_GEMM_TILES, DISTLAB_WEBGPU_GEMM); throws naming the one at fault. */
+export function parseGemmTiles(text: string): GemmTile[] {
+  const tiles = text.split(",").map((part) => part.trim()).filter((part) => part !== "");
+  if (tiles.length === 0) throw new RangeError(`no matMul tile in ${JSON.stringify(text)}`);
+  return tiles.map(parseGemmTile);
+}
 
 /**
  * "BMxBNxBK:TMxTN" with optional flags after a third colon: p = prefetch, d = two slices in
  * workgroup memory (implies p), m = A's rows to consecutive threads. Throws naming the text.
  */
 export function parseGemmTile(text: string): GemmTile {
-  const m = /^(\d+)x(\d+)x(\d+):(\d+)x(\d+)(?::([pdm]+))?$/.exec(text);
-  if (!m) throw new RangeError(`a matMul tile must look like 128x128x16:8x8 or 128x128x16:8x8:p (BMxBNxBK:TMxTN[:flags p, d, m]), got ${JSON.stringify(text)}`);
+  const m = /^(\d+)x(\d+)x(\d+):(\d+)x(\d+)(?::([pdmu]+))?$/.exec(text);
+  if (!m) throw new RangeError(`a matMul tile must look like 128x128x16:8x8 or 128x128x16:8x8:p (BMxBNxBK:TMxTN[:flags p, d, m, u]), got ${JSON.stringify(text)}`);
   const [bm, bn, bk, tm, tn] = m.slice(1, 6).map(Number) as [number, number, number, number, number];
   const flags = m[6] ?? "";
   if (![4, 8].includes(tm) || ![4, 8].includes(tn)) throw new RangeError(`matMul tile ${text}: rows and columns a thread (TMxTN) must be 4 or 8 each`);
@@ -64,7 +83,7 @@ export function parseGemmTile(text: string): GemmTile {
     throw new RangeError(`matMul tile ${text}: ${wgX} x ${wgY} threads cannot split its ${bm}x${bk} and ${bk}x${bn} slices evenly (BK a multiple of 4, at most 1024 threads)`);
   }
   const double = flags.includes("d");
-  return { name: text, bm, bn, bk, tm, tn, prefetch: double || flags.includes("p"), double, rowMajorA: flags.includes("m"), wgX, wgY };
+  return { name: text, bm, bn, bk, tm, tn, prefetch: double || flags.includes("p"), double, rowMajorA: flags.includes("m"), unroll: flags.includes("u"), wgX, wgY };
 }
 
 /**
@@ -106,6 +125,17 @@ export function gemmShape(
   if (m % tile.bm || n % tile.bn || k % tile.bk || k === 0 || m * n < minOutputs) return undefined;
   if (n / tile.bn > MAX_GROUPS || (batch * m) / tile.bm > MAX_GROUPS) return undefined;
   return { batch, m, n, k, bBatched: bBatch > 1, transposeA, transposeB };
+}
+
+/** The first of `tiles` that takes the product (gemmShape), with the product's shape; undefined when none does. */
+export function gemmPlan(
+  a: { shape: number[]; dtype: string }, b: { shape: number[]; dtype: string }, transposeA: boolean, transposeB: boolean, tiles: readonly GemmTile[], minOutputs: number,
+): { tile: GemmTile; shape: GemmShape } | undefined {
+  for (const tile of tiles) {
+    const shape = gemmShape(a, b, transposeA, transposeB, tile, minOutputs);
+    if (shape) return { tile, shape };
+  }
+  return undefined;
 }
 
 /** The uniform the shader reads: m, n, k, tiles of rows a batch, vec4s between batches of B (0: one B), 16-byte padded. */
@@ -198,16 +228,20 @@ export function gemmShader(t: GemmTile, transposes: { transposeA?: boolean; tran
       ? [0, 1, 2, 3].map((q) => `    Bs[${s} * ${bStage}u + ((bK${i} * 4u + ${q}u) * ${t.bn}u + bN${i}) / 4u][bN${i} % 4u] = pb${i}[${q}];`)
       : [`    Bs[${s} * ${bStage}u + bK${i} * ${t.bn / 4}u + bN${i}] = pb${i};`])).flat(),
   ];
-  const multiply = (s: string): string[] => {
-    const out = [`    for (var kk = 0u; kk < ${t.bk}u; kk++) {`];
-    rowGroups.forEach((off, g) => out.push(`      let av${g} = As[${s} * ${aStage}u + (kk * ${t.bm}u + ${off}) / 4u];`));
-    colGroups.forEach((off, g) => out.push(`      let bv${g} = Bs[${s} * ${bStage}u + (kk * ${t.bn}u + ${off}) / 4u];`));
+  // one k of the slice: kk is the loop's variable, or a literal when unrolled (each step in a block of its own)
+  const step = (s: string, kk: string): string[] => {
+    const out: string[] = [];
+    rowGroups.forEach((off, g) => out.push(`      let av${g} = As[${s} * ${aStage}u + (${kk} * ${t.bm}u + ${off}) / 4u];`));
+    colGroups.forEach((off, g) => out.push(`      let bv${g} = Bs[${s} * ${bStage}u + (${kk} * ${t.bn}u + ${off}) / 4u];`));
     for (let r = 0; r < t.tm; r++) {
       for (let g = 0; g < colGroups.length; g++) out.push(`      acc_${r}_${g} = fma(vec4<f32>(av${r >> 2}[${r & 3}]), bv${g}, acc_${r}_${g});`);
     }
-    out.push("    }");
     return out;
   };
+  const multiply = (s: string): string[] =>
+    t.unroll
+      ? Array.from({ length: t.bk }, (_, kk) => ["    {", ...step(s, `${kk}u`), "    }"]).flat()
+      : [`    for (var kk = 0u; kk < ${t.bk}u; kk++) {`, ...step(s, "kk"), "    }"];
   const indent = (lines: string[]) => lines.map((x) => `  ${x}`);
   const more = `k0 + ${t.bk}u < dims.k`; // uniform: every thread agrees, so the barriers stay in uniform control flow
   if (t.double) {
