@@ -21,6 +21,7 @@ import { completeFlag } from "./magics/flags";
 import { expandMagicVariables, type NotebookVariables } from "./magics/expand-variables";
 import { DISTRIBUTED_FLAGS } from "./magics/distributed-spec";
 import { TypeScriptRepl } from "./repl/typescript-repl";
+import { completeAt, inspectAt } from "./repl/code-intel";
 import { DistributedSession } from "./cluster/kernel-side/distributed-session";
 import { DistCommands } from "./cluster/kernel-side/dist-commands";
 import { TimelineObserver } from "./cluster/kernel-side/timeline-observer";
@@ -31,6 +32,9 @@ export interface DistributedRunner {
   runCommand(command: Exclude<ReturnType<typeof parseDistCommand>, { command: "help" }>, io: ExecutionIO): Promise<ExecuteOutcome>;
   interrupt(): void;
   shutdown(): Promise<void>;
+  /** Completion and inspection in a `%%distributed` body, against the ranks' declarations (`dist`, `tf`, earlier distributed cells); positions in code points of the body. */
+  complete(body: string, cursorPos: number): Promise<CompleteOutcome>;
+  inspect(body: string, cursorPos: number, detailLevel: 0 | 1): Promise<InspectOutcome>;
 }
 
 export class MagicRouter implements KernelBackend {
@@ -75,11 +79,16 @@ export class MagicRouter implements KernelBackend {
 
   async complete(code: string, cursorPos: number): Promise<CompleteOutcome> {
     const magicCompletion = completeMagicLine(code, cursorPos);
-    return magicCompletion ?? this.plain.complete(code, cursorPos);
+    if (magicCompletion) return magicCompletion;
+    const cell = distributedBodyAt(code, cursorPos);
+    if (!cell) return this.plain.complete(code, cursorPos);
+    const inBody = await this.distributed.complete(cell.body, cursorPos - cell.start);
+    return { ...inBody, cursorStart: inBody.cursorStart + cell.start, cursorEnd: inBody.cursorEnd + cell.start };
   }
 
   inspect(code: string, cursorPos: number, detailLevel: 0 | 1): Promise<InspectOutcome> {
-    return this.plain.inspect(code, cursorPos, detailLevel);
+    const cell = distributedBodyAt(code, cursorPos);
+    return cell ? this.distributed.inspect(cell.body, cursorPos - cell.start, detailLevel) : this.plain.inspect(code, cursorPos, detailLevel);
   }
 
   async isComplete(code: string): Promise<IsCompleteOutcome> {
@@ -97,6 +106,15 @@ export class MagicRouter implements KernelBackend {
   async shutdown(restart: boolean): Promise<void> {
     await Promise.allSettled([this.distributed.shutdown(), this.plain.shutdown(restart)]);
   }
+}
+
+/** A `%%distributed` cell's body and where it starts in `code` (code points), when `cursorPos` lies in the body. */
+function distributedBodyAt(code: string, cursorPos: number): { body: string; start: number } | undefined {
+  const magic = splitMagic(code);
+  if (magic?.kind !== "cell" || magic.name !== "distributed") return undefined;
+  // the body is what follows the magic's line: a suffix of the cell
+  const start = Array.from(code).length - Array.from(magic.body).length;
+  return cursorPos >= start ? { body: magic.body, start } : undefined;
 }
 
 /** Completes flag and subcommand names on a magic's first line; undefined elsewhere. */
@@ -141,6 +159,8 @@ export function createKernelBackend(timeline = new TimelineObserver()): KernelBa
     shutdown: async () => {
       await session.stop();
     },
+    complete: (body, cursorPos) => completeAt(repl.compiler, session.chain, body, cursorPos),
+    inspect: (body, cursorPos, detailLevel) => inspectAt(repl.compiler, session.chain, body, cursorPos, detailLevel),
   }, repl);
 }
 

@@ -142,6 +142,32 @@ def test_bad_flags_and_unknown_magics_are_usage_errors_and_the_kernel_keeps_goin
     assert out.results[0]["application/json"] == [3, 3, 3]
 
 
+def test_completion_and_inspection_in_a_distributed_body_know_dist_tf_and_earlier_distributed_cells(module_kernel):
+    _, kc = module_kernel
+    out = execute(kc, "%%distributed -n 2\nconst declaredForCompletion = dist.rank;", timeout=120)
+    assert out.status == "ok", out.error
+
+    def complete(code: str) -> dict:
+        reply = kc.complete(code, len(code), reply=True, timeout=60)["content"]
+        assert reply["status"] == "ok", reply
+        return reply
+
+    # positions count code points of the whole cell: the magic line and a comment with an astral character (2 UTF-16 units) before the cursor
+    head = "%%distributed -n 2\n// ranks \U0001f642\n"
+    reply = complete(head + "dist.allRed")
+    assert "allReduce" in reply["matches"], reply
+    assert (reply["cursor_start"], reply["cursor_end"]) == (len(head) + len("dist."), len(head + "dist.allRed"))
+    assert "zeros" in complete(head + "tf.zer")["matches"]
+    assert "declaredForCompletion" in complete(head + "declaredForComp")["matches"]
+    # a plain cell still completes against the notebook's own declarations, which have no dist
+    assert "allReduce" not in complete("dist.allRed")["matches"]
+
+    code = head + "dist.allReduce"
+    reply = kc.inspect(code, len(code) - 2, reply=True, timeout=60)["content"]
+    assert reply["status"] == "ok" and reply["found"], reply
+    assert "allReduce" in reply["data"]["text/plain"], reply
+
+
 def test_help_is_generated_from_the_flag_spec(module_kernel):
     _, kc = module_kernel
     out = execute(kc, "%%distributed --help\n")
