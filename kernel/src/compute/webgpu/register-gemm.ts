@@ -69,7 +69,8 @@ export function parseGemmTiles(text: string): GemmTile[] {
 
 /**
  * "BMxBNxBK:TMxTN" with optional flags after a third colon: p = prefetch, d = two slices in
- * workgroup memory (implies p), m = A's rows to consecutive threads. Throws naming the text.
+ * workgroup memory (implies p), m = A's rows to consecutive threads, u = the slice's k loop
+ * written out. Throws naming the text.
  */
 export function parseGemmTile(text: string): GemmTile {
   const m = /^(\d+)x(\d+)x(\d+):(\d+)x(\d+)(?::([pdmu]+))?$/.exec(text);
