@@ -150,10 +150,11 @@ async function bare(n, entries) {
   }
 }
 
-/** gloo's blocks per size, one python3 a namespace; `cpu` gets each rank's [user, system] ms a timed call per size. */
-async function gloo(n, entries, cpu) {
+/** gloo's blocks per size, one python3 a namespace, and the ranks' [user, system] ms a timed call per size (as bare()). */
+async function gloo(n, entries) {
   const port = 29600 + Math.floor(Math.random() * 1000);
-  const results = new Map();
+  const blocks = new Map();
+  const cpu = new Map();
   const procs = netns.hosts.slice(0, n).map((host, rank) => {
     const spec = JSON.stringify({ rank, size: n, master: netns.hosts[0].address, port, plan: entries });
     // GLOO_SOCKET_IFNAME: gloo would otherwise take the address the (shared) hostname resolves to, loopback.
@@ -164,13 +165,13 @@ async function gloo(n, entries, cpu) {
     let out = "";
     py.stdout.on("data", (d) => (out += d));
     return new Promise((resolve) => py.on("exit", (code) => {
-      if (rank === 0) for (const line of out.split("\n").filter(Boolean)) { const r = JSON.parse(line); results.set(r.bytes, r.ms); cpu.set(r.bytes, [...(cpu.get(r.bytes) ?? []), ...r.cpu]); }
+      if (rank === 0) for (const line of out.split("\n").filter(Boolean)) { const r = JSON.parse(line); blocks.set(r.bytes, r.ms); cpu.set(r.bytes, r.cpu); }
       resolve(code);
     }));
   });
   const codes = await Promise.all(procs);
   if (codes.some((code) => code !== 0)) console.log(`# gloo exited with ${codes.join(", ")}: gloo columns empty (npm run bench:hosts installs python3-torch)`);
-  return results;
+  return { blocks, cpu };
 }
 
 /** ipcluster's start times on the same namespaces (bench/hosts_ipcluster.py under the .venv's python), or undefined with a note. */
@@ -215,9 +216,11 @@ try {
       if (BARE === "on") {
         const { blocks, cpu } = await bare(n, entries);
         pool(bareRuns, blocks);
-        for (const [bytes, perRank] of cpu) bareCpu.set(bytes, [...(bareCpu.get(bytes) ?? []), ...perRank]);
+        pool(bareCpu, cpu);
       }
-      pool(theirs, await gloo(n, entries, glooCpu));
+      const { blocks, cpu } = await gloo(n, entries);
+      pool(theirs, blocks);
+      pool(glooCpu, cpu);
     }
     for (const entry of entries) {
       const toBusbw = (ms) => (entry.bytes * (2 * (n - 1)) / n) / (ms / 1000) / 1e9;

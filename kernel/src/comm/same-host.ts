@@ -50,4 +50,3 @@ export async function dialUnix(socketPath: string, read: ReadBinding, cancelled:
     throw error;
   }
 }
-

@@ -23,7 +23,7 @@ import type { CompletionInfo } from "tslab/dist/converter";
 import type * as TS from "@tslab/typescript-for-tslab";
 import type { CompiledCell } from "./cell-compiler";
 import { declarationCell, type CellCompiling } from "./cell-compiling";
-import { PROGRAM_CREATED, type ChainState, type CompilerReply, type CompilerRequest, type CompilerWorkerData } from "./compiler-messages";
+import { PROGRAM_CREATED, type CompilerReply, type CompilerRequest, type CompilerWorkerData } from "./compiler-messages";
 import { DeclarationChain } from "./declaration-chain";
 import { CompileError } from "./errors";
 import { workerExecArgv } from "../v8-start-flags";
@@ -132,15 +132,15 @@ export class CompilerThreads implements CellCompiling {
   }
 
   async compile(code: string, chain: DeclarationChain): Promise<CompiledCell> {
-    return (await this.#request(chain, { op: "compile", chain: stateOf(chain), code })) as CompiledCell;
+    return (await this.#request(chain, { op: "compile", declarations: chain.declarations, code })) as CompiledCell;
   }
 
   async complete(code: string, offset: number, chain: DeclarationChain): Promise<CompletionInfo> {
-    return (await this.#request(chain, { op: "complete", chain: stateOf(chain), code, offset })) as CompletionInfo;
+    return (await this.#request(chain, { op: "complete", declarations: chain.declarations, code, offset })) as CompletionInfo;
   }
 
   async inspect(code: string, offset: number, chain: DeclarationChain): Promise<TS.QuickInfo | undefined> {
-    return (await this.#request(chain, { op: "inspect", chain: stateOf(chain), code, offset })) as TS.QuickInfo | undefined;
+    return (await this.#request(chain, { op: "inspect", declarations: chain.declarations, code, offset })) as TS.QuickInfo | undefined;
   }
 
   async declareVariable(chain: DeclarationChain, name: string, typeText = "any"): Promise<void> {
@@ -162,8 +162,4 @@ export class CompilerThreads implements CellCompiling {
     }
     return thread.request(request);
   }
-}
-
-function stateOf(chain: DeclarationChain): ChainState {
-  return { name: chain.name, prelude: chain.prelude, globalNames: chain.globalNames, declarations: chain.declarations };
 }

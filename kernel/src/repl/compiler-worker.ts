@@ -9,20 +9,21 @@ import { parentPort, workerData } from "node:worker_threads";
 import { CellCompiler } from "./cell-compiler";
 import { DeclarationChain } from "./declaration-chain";
 import { CompileError } from "./errors";
-import { PROGRAM_CREATED, type CompilerReply, type CompilerRequest, type CompilerWorkerData, type ChainState } from "./compiler-messages";
+import { PROGRAM_CREATED, type CompilerReply, type CompilerRequest, type CompilerWorkerData } from "./compiler-messages";
 
 const { chain: chainInit, createProgram } = workerData as CompilerWorkerData;
 const compiler = new CellCompiler();
 const port = parentPort!;
 
-function chainOf(state: ChainState): DeclarationChain {
-  const chain = new DeclarationChain(state.name, state.prelude, state.globalNames);
-  chain.replaceDeclarations(state.declarations);
+/** This thread's chain with the declarations a request brings. */
+function chainWith(declarations: string): DeclarationChain {
+  const chain = new DeclarationChain(chainInit.name, chainInit.prelude, chainInit.globalNames);
+  chain.replaceDeclarations(declarations);
   return chain;
 }
 
 function answer(request: CompilerRequest): unknown {
-  const chain = chainOf(request.chain);
+  const chain = chainWith(request.declarations);
   switch (request.op) {
     case "compile":
       return compiler.compile(request.code, chain);
@@ -49,6 +50,6 @@ port.on("message", (request: CompilerRequest) => {
 
 // After the listener: a request posted meanwhile is queued, not lost.
 if (createProgram) {
-  compiler.createProgram(new DeclarationChain(chainInit.name, chainInit.prelude, chainInit.globalNames));
+  compiler.createProgram(chainWith(""));
   port.postMessage({ id: PROGRAM_CREATED, ok: true, value: null } satisfies CompilerReply);
 }

@@ -119,7 +119,12 @@ export function gemmTilesFromEnv(value: string | undefined): GemmTile[] | undefi
 }
 
 /** Products this process ran on the register-blocked kernel, in all and by tile (a diagnostic: benches print it to show which path ran). */
-export const gemmCounts = { products: 0, byTile: {} as Record<string, number> };
+export const gemmCounts = {
+  byTile: {} as Record<string, number>,
+  get products(): number {
+    return Object.values(this.byTile).reduce((sum, count) => sum + count, 0);
+  },
+};
 
 /** C = op(A) op(B) with the register-blocked kernel, or undefined when it does not take this product (or the backend lacks the internals). */
 function runGemm(args: Parameters<KernelFunc>[0], gemm: GemmOption): TensorInfo | undefined {
@@ -134,7 +139,6 @@ function runGemm(args: Parameters<KernelFunc>[0], gemm: GemmOption): TensorInfo 
   const pipeline = pipelineFor(backend.device, gemmShaderFor(tile, shape));
   const dims = constantUniform(backend.device, gemmUniform(shape, tile));
   recordDispatch(backend, pipeline, [a, b, out, { buffer: dims }], gemmGroups(shape, tile), gemm.submitEvery(), "DistlabGemm");
-  gemmCounts.products++;
   gemmCounts.byTile[tile.name] = (gemmCounts.byTile[tile.name] ?? 0) + 1;
   return out;
 }
