@@ -16,6 +16,7 @@ import { browserStep } from "./setup/browser.mjs";
 import { ensureDebianPackages } from "./setup/debian.mjs";
 import { extensionStep } from "./setup/extension.mjs";
 import { kernelspecStep } from "./setup/kernelspec.mjs";
+import { nativeBlasStep } from "./setup/native-blas.mjs";
 import { nodePackagesStep } from "./setup/node-packages.mjs";
 import { pythonVenvStep } from "./setup/python-venv.mjs";
 import { typescriptStep } from "./setup/typescript.mjs";
@@ -24,7 +25,8 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
 const USAGE =
   "usage: node scripts/setup.mjs [--browser | --tests]   (--browser: also the Chromium the browser tests drive;\n" +
-  "       --tests: that Chromium and the system packages of the multi-host tests, OpenSSH, iproute2, Slurm, munge and Open MPI)";
+  "       --tests: that Chromium, the system packages of the multi-host tests, OpenSSH, iproute2, Slurm, munge and Open MPI,\n" +
+  "       and OpenBLAS for the unit tests of the BLAS products)";
 const flags = process.argv.slice(2);
 const unknownFlags = flags.filter((flag) => flag !== "--browser" && flag !== "--tests");
 if (unknownFlags.length > 0) {
@@ -34,13 +36,17 @@ if (unknownFlags.length > 0) {
 // The multi-host tests run Debian's sshd in network namespaces (test/kernel/netns_hosts.py), and the
 // launcher tests a single-node Slurm and Open MPI's mpirun (test/kernel/slurm_cluster.py installs them too).
 const HOST_TEST_DEBIAN_PACKAGES = ["openssh-client", "openssh-server", "iproute2", "slurm-wlm", "munge", "openmpi-bin"];
+// The unit tests check the matrix products through the machine's BLAS (kernel/src/compute/cpu-blas.ts) against the wasm kernel.
+const COMPUTE_TEST_DEBIAN_PACKAGES = ["libopenblas0"];
 const forTests = flags.includes("--tests");
 
 const steps = [
   ...(flags.includes("--browser") || forTests ? [browserStep] : []),
   ...(forTests ? [{ name: "host test packages", run: () => ensureDebianPackages(HOST_TEST_DEBIAN_PACKAGES) }] : []),
+  ...(forTests ? [{ name: "compute test packages", run: () => ensureDebianPackages(COMPUTE_TEST_DEBIAN_PACKAGES) }] : []),
   nodePackagesStep,
   typescriptStep,
+  nativeBlasStep,
   pythonVenvStep,
   extensionStep,
   kernelspecStep,

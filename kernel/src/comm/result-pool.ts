@@ -226,9 +226,12 @@ export class ResultPool {
   /** Ballast by handed-out result (the WeakMap entry lives exactly as long as the result's buffer). */
   private readonly ballast = new WeakMap<SharedArrayBuffer, ArrayBuffer>();
 
-  /** Makes V8 count `bytes` of external memory for as long as `handed` lives (see the header). */
+  /**
+   * Makes V8 count `bytes` of external memory for as long as `handed` lives (see the header), for
+   * results that no forced collection brings back (below collectFromBytes, or a host without one).
+   */
   private carryBallast(handed: SharedArrayBuffer, bytes: number): void {
-    if (this.hooks.ballast === false) return;
+    if (this.hooks.ballast === false || (this.hooks.collect !== undefined && bytes >= this.options.collectFromBytes)) return;
     try {
       this.ballast.set(handed, new ArrayBuffer(bytes));
     } catch {

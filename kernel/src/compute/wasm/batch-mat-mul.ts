@@ -1,5 +1,6 @@
 /**
- * BatchMatMul for the wasm backend through distlab's SIMD kernel (gemm.ts).
+ * BatchMatMul for the wasm backend through the machine's BLAS (cpu-blas.ts) where
+ * there is one, else distlab's SIMD kernel (gemm.ts).
  *
  * The stock kernel multiplies through XNNPACK only for un-transposed
  * operands with one batch; with transposeA or transposeB (what backprop
@@ -15,7 +16,8 @@
  * override out (overrides.ts), for comparisons.
  */
 import type { KernelConfig, KernelFunc, TensorInfo } from "@tensorflow/tfjs";
-import { wasmGemm } from "./gemm";
+import { cpuBlas } from "../cpu-blas";
+import { wasmGemm, type WasmGemm } from "./gemm";
 import { heapF32, sizeOf, type StockKernels, type WasmBackend } from "./tensor-info";
 
 /** numpy-style broadcast of two batch shapes of equal size or where one has size 1. */
@@ -47,7 +49,8 @@ export function gemmProduct(backend: WasmBackend, a: TensorInfo, b: TensorInfo, 
   // Views taken after the last allocation on the backend's heap (it may move when it grows).
   const aData = heapF32(backend, a), bData = heapF32(backend, b), outData = heapF32(backend, out);
   const biasOperand = bias ? { data: heapF32(backend, bias), offset: 0 } : undefined;
-  const gemm = wasmGemm();
+  // the machine's BLAS where there is one (cpu-blas.ts), else the WebAssembly SIMD kernel
+  const gemm: Pick<WasmGemm, "multiply"> = cpuBlas() ?? wasmGemm();
   for (let i = 0; i < Math.max(batchA, batchB); i++) {
     gemm.multiply(
       { data: aData, offset: batchA === 1 ? 0 : i * m * k },

@@ -1,0 +1,171 @@
+// Float32 matrix products on the CPU through the system's BLAS, for the wasm
+// backend's matMul (kernel/src/compute/cpu-blas.ts says when it is used).
+//
+// Why a BLAS and not only WebAssembly: WebAssembly SIMD is 4 float lanes wide.
+// On a core with AVX-512 a tuned BLAS (OpenBLAS, which PyTorch's CPU build
+// uses too) does 16 lanes a fused multiply-add: 140-150 GFLOP/s against the
+// wasm kernel's 40-50 on the build machine (docs/compute.md).
+//
+// Why dlopen and not a link-time dependency: the addon builds with nothing but
+// g++ and Node's headers (no BLAS headers or -dev package), and loads whichever
+// BLAS the machine has, or none; then the wasm kernel stays in use.
+//
+// Exports:
+//   open(path) -> { library, config }   loads the library (throws naming it on failure)
+//   setThreads(n)                         the BLAS's own thread pool size (OpenBLAS)
+//   sgemm(transA, transB, m, n, k, a, aOffset, b, bOffset, c, cOffset, beta)
+//     row-major c[cOffset ..][m, n] = op(a) op(b) + beta c, op = transpose or not;
+//     a, b, c are Float32Arrays, offsets in floats. lda = transA ? m : k,
+//     ldb = transB ? k : n, ldc = n (dense operands, as TF.js stores them).
+//     Checks every argument and every operand's extent before touching memory.
+#include <dlfcn.h>
+#include <node_api.h>
+
+#include <cstdint>
+#include <string>
+
+namespace {
+
+// CBLAS's enums, by value (cblas.h is not needed to build).
+constexpr int kRowMajor = 101;
+constexpr int kNoTrans = 111;
+constexpr int kTrans = 112;
+
+using SgemmFn = void (*)(int order, int transA, int transB, int m, int n, int k, float alpha, const float* a, int lda,
+                         const float* b, int ldb, float beta, float* c, int ldc);
+using SetThreadsFn = void (*)(int);
+using ConfigFn = const char* (*)();
+
+// One library per process: every thread (rank) that loads the addon shares it.
+SgemmFn sgemm = nullptr;
+SetThreadsFn setThreads = nullptr;
+std::string openedPath;
+
+napi_value Throw(napi_env env, const std::string& message) {
+  napi_throw_error(env, "ERR_DISTLAB_CPU_BLAS", message.c_str());
+  return nullptr;
+}
+
+bool GetString(napi_env env, napi_value value, std::string* out) {
+  size_t length = 0;
+  if (napi_get_value_string_utf8(env, value, nullptr, 0, &length) != napi_ok) return false;
+  out->resize(length);
+  return napi_get_value_string_utf8(env, value, out->data(), length + 1, &length) == napi_ok;
+}
+
+napi_value Open(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  std::string path;
+  if (argc < 1 || !GetString(env, argv[0], &path)) return Throw(env, "open(path): path must be a string");
+  if (sgemm != nullptr && path != openedPath) {
+    return Throw(env, "open(" + path + "): this process already uses " + openedPath);
+  }
+  if (sgemm == nullptr) {
+    void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (handle == nullptr) return Throw(env, std::string("cannot load ") + path + ": " + dlerror());
+    auto fn = reinterpret_cast<SgemmFn>(dlsym(handle, "cblas_sgemm"));
+    if (fn == nullptr) return Throw(env, path + " has no cblas_sgemm (not a CBLAS library)");
+    setThreads = reinterpret_cast<SetThreadsFn>(dlsym(handle, "openblas_set_num_threads"));
+    sgemm = fn;
+    openedPath = path;
+  }
+  napi_value result, library, config;
+  napi_create_object(env, &result);
+  napi_create_string_utf8(env, openedPath.c_str(), NAPI_AUTO_LENGTH, &library);
+  napi_set_named_property(env, result, "library", library);
+  void* handle = dlopen(openedPath.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+  auto configFn = handle ? reinterpret_cast<ConfigFn>(dlsym(handle, "openblas_get_config")) : nullptr;
+  if (configFn != nullptr) {
+    napi_create_string_utf8(env, configFn(), NAPI_AUTO_LENGTH, &config);
+  } else {
+    napi_get_undefined(env, &config);
+  }
+  napi_set_named_property(env, result, "config", config);
+  return result;
+}
+
+napi_value SetThreads(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  int32_t threads = 0;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &threads) != napi_ok || threads < 1) {
+    return Throw(env, "setThreads(n): n must be an integer >= 1");
+  }
+  napi_value applied;
+  napi_get_boolean(env, setThreads != nullptr, &applied);
+  if (setThreads != nullptr) setThreads(threads);
+  return applied;
+}
+
+// A Float32Array argument and the number of floats from `offset` to its end.
+bool GetFloats(napi_env env, napi_value value, int32_t offset, float** data, int64_t* available) {
+  bool isTypedArray = false;
+  if (napi_is_typedarray(env, value, &isTypedArray) != napi_ok || !isTypedArray) return false;
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* raw = nullptr;
+  if (napi_get_typedarray_info(env, value, &type, &length, &raw, nullptr, nullptr) != napi_ok) return false;
+  if (type != napi_float32_array || offset < 0 || static_cast<size_t>(offset) > length) return false;
+  *data = static_cast<float*>(raw) + offset;
+  *available = static_cast<int64_t>(length) - offset;
+  return true;
+}
+
+napi_value Sgemm(napi_env env, napi_callback_info info) {
+  if (sgemm == nullptr) return Throw(env, "sgemm: no BLAS library is open (call open(path) first)");
+  size_t argc = 12;
+  napi_value argv[12];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (argc != 12) return Throw(env, "sgemm takes 12 arguments: transA, transB, m, n, k, a, aOffset, b, bOffset, c, cOffset, beta");
+  bool transA = false, transB = false;
+  int32_t m = 0, n = 0, k = 0, aOffset = 0, bOffset = 0, cOffset = 0;
+  double beta = 0;
+  if (napi_get_value_bool(env, argv[0], &transA) != napi_ok || napi_get_value_bool(env, argv[1], &transB) != napi_ok) {
+    return Throw(env, "sgemm: transA and transB must be booleans");
+  }
+  if (napi_get_value_int32(env, argv[2], &m) != napi_ok || napi_get_value_int32(env, argv[3], &n) != napi_ok ||
+      napi_get_value_int32(env, argv[4], &k) != napi_ok || m < 0 || n < 0 || k < 0) {
+    return Throw(env, "sgemm: m, n and k must be integers >= 0");
+  }
+  if (napi_get_value_int32(env, argv[6], &aOffset) != napi_ok || napi_get_value_int32(env, argv[8], &bOffset) != napi_ok ||
+      napi_get_value_int32(env, argv[10], &cOffset) != napi_ok || napi_get_value_double(env, argv[11], &beta) != napi_ok) {
+    return Throw(env, "sgemm: offsets must be integers and beta a number");
+  }
+  float *a = nullptr, *b = nullptr, *c = nullptr;
+  int64_t aHas = 0, bHas = 0, cHas = 0;
+  if (!GetFloats(env, argv[5], aOffset, &a, &aHas)) return Throw(env, "sgemm: a must be a Float32Array and aOffset within it");
+  if (!GetFloats(env, argv[7], bOffset, &b, &bHas)) return Throw(env, "sgemm: b must be a Float32Array and bOffset within it");
+  if (!GetFloats(env, argv[9], cOffset, &c, &cHas)) return Throw(env, "sgemm: c must be a Float32Array and cOffset within it");
+  const int64_t M = m, N = n, K = k;
+  if (aHas < M * K || bHas < K * N || cHas < M * N) {
+    return Throw(env, "sgemm: an operand is shorter than its shape (a needs m*k, b k*n, c m*n floats from its offset)");
+  }
+  if (m == 0 || n == 0) return nullptr;
+  if (k == 0) {
+    // BLAS leaves c scaled by beta when k is 0; spell it out rather than rely on every library doing so
+    for (int64_t i = 0; i < M * N; i++) c[i] = beta == 0 ? 0.0f : static_cast<float>(beta) * c[i];
+    return nullptr;
+  }
+  sgemm(kRowMajor, transA ? kTrans : kNoTrans, transB ? kTrans : kNoTrans, m, n, k, 1.0f, a, transA ? m : k, b, transB ? k : n,
+        static_cast<float>(beta), c, n);
+  return nullptr;
+}
+
+}  // namespace
+
+// Context-aware: rank worker threads each load it.
+NAPI_MODULE_INIT() {
+  const struct {
+    const char* name;
+    napi_callback fn;
+  } functions[] = {{"open", Open}, {"setThreads", SetThreads}, {"sgemm", Sgemm}};
+  for (const auto& f : functions) {
+    napi_value value;
+    napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.fn, nullptr, &value);
+    napi_set_named_property(env, exports, f.name, value);
+  }
+  return exports;
+}

@@ -1,0 +1,117 @@
+/**
+ * Float32 matrix products through the machine's BLAS (OpenBLAS), where one is
+ * installed and the addon was built (`npm run setup` builds
+ * kernel/native/cpu-blas.cc with g++ when it can). The wasm backend's matMul
+ * (wasm/batch-mat-mul.ts) uses it in place of the WebAssembly SIMD kernel:
+ * on a core with AVX-512 a BLAS does about 3.5x the FLOP/s (docs/compute.md).
+ *
+ * Environment (read once per thread, at the first product):
+ *   DISTLAB_CPU_BLAS          unset: libopenblas.so.0 (or .so) if present, else the wasm kernel
+ *                             `off`: the wasm kernel always; a path: that CBLAS library (an error if it cannot load)
+ *   DISTLAB_CPU_BLAS_THREADS  threads of the BLAS's own pool, default 1 (a rank is one thread, as
+ *                             PyTorch's one-thread baseline is; OpenBLAS's pool is one per process)
+ *
+ * The operands are the TF.js wasm heap's own memory, read and written in place:
+ * no copies (the wasm kernel copies each operand into its memory first).
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { Operand, ProductShape } from "./wasm/gemm";
+
+/** What kernel/native/cpu-blas.cc exports. */
+interface CpuBlasAddon {
+  open(library: string): { library: string; config?: string };
+  setThreads(threads: number): boolean;
+  sgemm(transA: boolean, transB: boolean, m: number, n: number, k: number, a: Float32Array, aOffset: number, b: Float32Array, bOffset: number, c: Float32Array, cOffset: number, beta: number): void;
+}
+
+/** Where `npm run setup` puts the addon (kernel/native/build), from src/compute or dist/compute alike. */
+export const ADDON_PATH = path.join(__dirname, "..", "..", "native", "build", "cpu-blas.node");
+
+/** Libraries tried when DISTLAB_CPU_BLAS is unset: OpenBLAS, as Debian and most distributions name it. */
+const DEFAULT_LIBRARIES = ["libopenblas.so.0", "libopenblas.so"];
+
+export class CpuBlas {
+  constructor(
+    private readonly addon: CpuBlasAddon,
+    /** the library's path or soname */
+    readonly library: string,
+    /** OpenBLAS's build description (its kernels' target), when it says */
+    readonly config: string | undefined,
+    readonly threads: number,
+  ) {}
+
+  /**
+   * out[out.offset ..][m, n] = op(a) op(b) + bias, bias [n] or none: the contract of
+   * WasmGemm.multiply (wasm/gemm.ts). A bias is written into every row of out first, and the
+   * product added to it (beta = 1).
+   */
+  multiply(a: Operand, b: Operand, out: Operand, shape: ProductShape, bias?: Operand): void {
+    const { m, k, n, transposeA, transposeB } = shape;
+    if (m === 0 || n === 0) return;
+    if (bias) {
+      const row = bias.data.subarray(bias.offset, bias.offset + n);
+      for (let i = 0; i < m; i++) out.data.set(row, out.offset + i * n);
+    }
+    this.addon.sgemm(transposeA, transposeB, m, n, k, a.data, a.offset, b.data, b.offset, out.data, out.offset, bias ? 1 : 0);
+  }
+}
+
+/** The thread's BLAS, or null once it was found unavailable (the reason in `missingReason`). */
+let perThread: CpuBlas | null | undefined;
+let missingReason: string | undefined;
+
+/** The BLAS this thread's products use, or undefined (then cpuBlasMissingReason() says why). Throws on a bad DISTLAB_CPU_BLAS or _THREADS. */
+export function cpuBlas(env: NodeJS.ProcessEnv = process.env): CpuBlas | undefined {
+  if (perThread === undefined) {
+    const found = openCpuBlas(env);
+    perThread = "missing" in found ? null : found;
+    missingReason = "missing" in found ? found.missing : undefined;
+  }
+  return perThread ?? undefined;
+}
+
+/** Why cpuBlas() is undefined on this thread (undefined while it is not, or before the first call). */
+export function cpuBlasMissingReason(): string | undefined {
+  return missingReason;
+}
+
+/**
+ * Loads the addon and a BLAS as `env` asks: a CpuBlas, or `{missing}` saying why there is none.
+ * Not memoised (tests call it with several environments); cpuBlas() is.
+ */
+export function openCpuBlas(env: NodeJS.ProcessEnv, addonPath = ADDON_PATH): CpuBlas | { missing: string } {
+  const choice = env.DISTLAB_CPU_BLAS?.trim();
+  if (choice === "off") return { missing: "DISTLAB_CPU_BLAS=off" };
+  const threads = threadsFrom(env.DISTLAB_CPU_BLAS_THREADS);
+  if (!fs.existsSync(addonPath)) {
+    const why = `the native addon ${addonPath} is not built (npm run setup builds it where g++ and Node's headers are installed)`;
+    if (choice) throw new Error(`DISTLAB_CPU_BLAS=${choice}: ${why}`);
+    return { missing: why };
+  }
+  const addon = require(addonPath) as CpuBlasAddon;
+  if (choice) return opened(addon, addon.open(choice), threads, `DISTLAB_CPU_BLAS=${choice}`);
+  const failures: string[] = [];
+  for (const library of DEFAULT_LIBRARIES) {
+    try {
+      return opened(addon, addon.open(library), threads, library);
+    } catch (error) {
+      failures.push((error as Error).message);
+    }
+  }
+  return { missing: `no BLAS library found (${failures.join("; ")}); install OpenBLAS (Debian: libopenblas0) or set DISTLAB_CPU_BLAS to a CBLAS library's path` };
+}
+
+function opened(addon: CpuBlasAddon, info: { library: string; config?: string }, threads: number, asked: string): CpuBlas {
+  if (!addon.setThreads(threads) && threads !== 1) {
+    throw new Error(`DISTLAB_CPU_BLAS_THREADS=${threads}: ${asked} has no openblas_set_num_threads; set its own thread variable instead`);
+  }
+  return new CpuBlas(addon, info.library, info.config, threads);
+}
+
+function threadsFrom(value: string | undefined): number {
+  if (value === undefined || value.trim() === "") return 1;
+  const threads = Number(value);
+  if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`DISTLAB_CPU_BLAS_THREADS must be an integer >= 1, got ${JSON.stringify(value)}`);
+  return threads;
+}
