@@ -6,7 +6,9 @@
  * tensorflow where the user installed @tensorflow/tfjs-node(-gpu), wasm,
  * cpu. Every backend loaded here gets distlab's kernel overrides for it.
  */
+import * as path from "node:path";
 import type { TfBackendName } from "./backend-names";
+import { cpuBlas } from "./cpu-blas";
 import { prepareWebGpu } from "./webgpu";
 import { explainSyncReads } from "./webgpu/sync-read";
 import { installWasmOverrides } from "./wasm/overrides";
@@ -68,7 +70,14 @@ async function activate(tf: Tf, name: TfBackendName): Promise<ChosenBackend> {
   if (name === "webgpu") overrides.push(...tuneWebGpuBackend(tf.backend() as never, process.env, tf.env()));
   if (name === "webgpu" && explainSyncReads(tf.backend() as never)) overrides.push("sync-read:explained");
   const simd = name === "wasm" && (await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT")) ? " simd" : "";
-  return { backend: tf.getBackend(), device: `${device}${simd}`, overrides, skipped: [] };
+  return { backend: tf.getBackend(), device: `${device}${simd}${name === "wasm" ? matMulNote() : ""}`, overrides, skipped: [] };
+}
+
+/** ", matMul on <library>" where the wasm backend's products go through the machine's BLAS (cpu-blas.ts). */
+function matMulNote(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.DISTLAB_WASM_MATMUL === "stock") return "";
+  const blas = cpuBlas();
+  return blas ? `, matMul on ${path.basename(blas.library)}` : "";
 }
 
 export async function chooseBackend(tf: Tf, requested?: TfBackendName): Promise<ChosenBackend> {

@@ -32,6 +32,9 @@ export const ADDON_PATH = path.join(__dirname, "..", "..", "native", "build", "c
 const DEFAULT_LIBRARIES = ["libopenblas.so.0", "libopenblas.so"];
 
 export class CpuBlas {
+  /** products this instance ran (for tests and diagnostics: which kernel a matMul took) */
+  products = 0;
+
   constructor(
     private readonly addon: CpuBlasAddon,
     /** the library's path or soname */
@@ -54,6 +57,7 @@ export class CpuBlas {
       for (let i = 0; i < m; i++) out.data.set(row, out.offset + i * n);
     }
     this.addon.sgemm(transposeA, transposeB, m, n, k, a.data, a.offset, b.data, b.offset, out.data, out.offset, bias ? 1 : 0);
+    this.products++;
   }
 }
 
@@ -90,7 +94,15 @@ export function openCpuBlas(env: NodeJS.ProcessEnv, addonPath = ADDON_PATH): Cpu
     return { missing: why };
   }
   const addon = require(addonPath) as CpuBlasAddon;
-  if (choice) return opened(addon, addon.open(choice), threads, `DISTLAB_CPU_BLAS=${choice}`);
+  if (choice) {
+    let info: { library: string; config?: string };
+    try {
+      info = addon.open(choice);
+    } catch (error) {
+      throw new Error(`DISTLAB_CPU_BLAS=${choice}: ${(error as Error).message}`);
+    }
+    return opened(addon, info, threads, `DISTLAB_CPU_BLAS=${choice}`);
+  }
   const failures: string[] = [];
   for (const library of DEFAULT_LIBRARIES) {
     try {

@@ -1,0 +1,182 @@
+// Matrix products through the machine's BLAS (kernel/src/compute/cpu-blas.ts,
+// kernel/native/cpu-blas.cc): against a float64 reference and the wasm
+// kernel, as the wasm backend's matMul runs them, from several threads at
+// once, and every bad setting and argument refused with its name.
+// `npm test`'s set-up builds the addon and installs OpenBLAS (Debian
+// libopenblas0), so a missing BLAS fails here rather than skipping.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { Worker } from "node:worker_threads";
+import fc from "fast-check";
+import * as tf from "@tensorflow/tfjs";
+import { ADDON_PATH, CpuBlas, cpuBlas, openCpuBlas } from "../../kernel/src/compute/cpu-blas";
+import { chooseBackend } from "../../kernel/src/compute/backend-choice";
+import { WasmGemm, type ProductShape } from "../../kernel/src/compute/wasm/gemm";
+
+function reference(a: Float32Array, aAt: number, b: Float32Array, bAt: number, { m, k, n, transposeA, transposeB }: ProductShape, bias?: Float32Array): Float64Array {
+  const out = new Float64Array(m * n);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let sum = bias ? bias[j]! : 0;
+      for (let kk = 0; kk < k; kk++) sum += a[aAt + (transposeA ? kk * m + i : i * k + kk)]! * b[bAt + (transposeB ? j * k + kk : kk * n + j)]!;
+      out[i * n + j] = sum;
+    }
+  }
+  return out;
+}
+
+const random = (length: number, seed: number) => {
+  let state = seed >>> 0 || 1;
+  return Float32Array.from({ length }, () => {
+    state ^= state << 13; state ^= state >>> 17; state ^= state << 5;
+    return ((state >>> 0) / 2 ** 32) * 2 - 1;
+  });
+};
+
+function assertClose(got: Float32Array, at: number, want: Float64Array, k: number, what: string): void {
+  const tolerance = 4e-6 * Math.max(1, Math.sqrt(k));
+  for (let i = 0; i < want.length; i++) {
+    const error = Math.abs(got[at + i]! - want[i]!);
+    assert.ok(error <= tolerance, `${what}: element ${i} is ${got[at + i]}, expected ${want[i]} (error ${error})`);
+  }
+}
+
+function theBlas(): CpuBlas {
+  const found = openCpuBlas({});
+  assert.ok(found instanceof CpuBlas, `no BLAS: ${"missing" in found ? found.missing : ""} (npm test's set-up builds the addon and installs libopenblas0)`);
+  return found;
+}
+
+test("the BLAS opens: OpenBLAS by default, one thread", () => {
+  const blas = theBlas();
+  assert.match(blas.library, /openblas/);
+  assert.equal(blas.threads, 1);
+  assert.match(blas.config ?? "", /OpenBLAS/);
+});
+
+test("BLAS products: random shapes, transposes, bias and offsets match a float64 reference and the wasm kernel", () => {
+  const blas = theBlas();
+  const wasm = new WasmGemm();
+  fc.assert(fc.property(
+    fc.record({
+      m: fc.integer({ min: 0, max: 19 }), k: fc.integer({ min: 0, max: 37 }), n: fc.integer({ min: 0, max: 27 }),
+      transposeA: fc.boolean(), transposeB: fc.boolean(), withBias: fc.boolean(),
+      aAt: fc.integer({ min: 0, max: 5 }), bAt: fc.integer({ min: 0, max: 5 }), outAt: fc.integer({ min: 0, max: 5 }), seed: fc.integer(),
+    }),
+    ({ withBias, aAt, bAt, outAt, seed, ...shape }) => {
+      const { m, k, n } = shape;
+      const a = random(aAt + m * k, seed), b = random(bAt + k * n, seed + 1);
+      const bias = withBias ? random(n, seed + 2) : undefined;
+      const out = new Float32Array(outAt + m * n + 3).fill(7);
+      const viaWasm = out.slice();
+      blas.multiply({ data: a, offset: aAt }, { data: b, offset: bAt }, { data: out, offset: outAt }, shape, bias && { data: bias, offset: 0 });
+      wasm.multiply({ data: a, offset: aAt }, { data: b, offset: bAt }, { data: viaWasm, offset: outAt }, shape, bias && { data: bias, offset: 0 });
+      const what = JSON.stringify({ ...shape, withBias, aAt, bAt, outAt });
+      assertClose(out, outAt, reference(a, aAt, b, bAt, shape, bias), k, what);
+      assertClose(out, outAt, Float64Array.from(viaWasm.subarray(outAt, outAt + m * n)), k, `${what} against the wasm kernel`);
+      // nothing written outside the result
+      for (const i of [...Array(outAt).keys(), outAt + m * n, outAt + m * n + 1, outAt + m * n + 2]) assert.equal(out[i], 7, `${what}: element ${i} outside the result changed`);
+    },
+  ), { numRuns: 300 });
+});
+
+test("a large product (backprop's shapes) matches the wasm kernel", () => {
+  const blas = theBlas();
+  const wasm = new WasmGemm();
+  for (const shape of [
+    { m: 256, k: 784, n: 512, transposeA: false, transposeB: false },
+    { m: 784, k: 256, n: 512, transposeA: true, transposeB: false },
+    { m: 256, k: 512, n: 784, transposeA: false, transposeB: true },
+  ]) {
+    const a = random(shape.m * shape.k, 3), b = random(shape.k * shape.n, 4);
+    const got = new Float32Array(shape.m * shape.n), want = new Float32Array(shape.m * shape.n);
+    blas.multiply({ data: a, offset: 0 }, { data: b, offset: 0 }, { data: got, offset: 0 }, shape);
+    wasm.multiply({ data: a, offset: 0 }, { data: b, offset: 0 }, { data: want, offset: 0 }, shape);
+    assertClose(got, 0, Float64Array.from(want), shape.k, JSON.stringify(shape));
+  }
+});
+
+test("tf.matMul on the wasm backend runs its products through the BLAS, with the stock kernel's values", async () => {
+  await chooseBackend(tf, "wasm");
+  const blas = cpuBlas();
+  assert.ok(blas, "cpuBlas() found no BLAS in this thread");
+  const before = blas.products;
+  const a = tf.tensor2d(random(37 * 53, 5), [37, 53]), b = tf.tensor2d(random(29 * 53, 6), [29, 53]);
+  const product = tf.matMul(a, b, false, true);
+  const got = product.dataSync() as Float32Array;
+  assert.equal(blas.products, before + 1, "the matMul did not reach the BLAS");
+  assertClose(got, 0, reference(a.dataSync() as Float32Array, 0, b.dataSync() as Float32Array, 0, { m: 37, k: 53, n: 29, transposeA: false, transposeB: true }), 53, "tf.matMul");
+  tf.dispose([a, b, product]);
+});
+
+/** Runs `body` (a function's source, given `require`) in a fresh worker thread with `env`; resolves to what it returns. */
+function inWorker(body: string, env: NodeJS.ProcessEnv = {}): Promise<unknown> {
+  const source = `require("tsx/cjs"); const { parentPort } = require("node:worker_threads");
+    Promise.resolve().then(() => (${body})(require)).then((v) => parentPort.postMessage({ v }), (e) => parentPort.postMessage({ e: String(e && e.message || e) }));`;
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(source, { eval: true, env: { ...process.env, ...env } });
+    worker.once("message", (m: { v?: unknown; e?: string }) => (m.e !== undefined ? reject(new Error(m.e)) : resolve(m.v)));
+    worker.once("error", reject);
+  });
+}
+
+const CPU_BLAS = JSON.stringify(require.resolve("../../kernel/src/compute/cpu-blas"));
+
+test("DISTLAB_CPU_BLAS=off leaves the products on the wasm kernel and says why", async () => {
+  const got = await inWorker(`(require) => { const m = require(${CPU_BLAS}); return [m.cpuBlas() === undefined, m.cpuBlasMissingReason()]; }`, { DISTLAB_CPU_BLAS: "off" });
+  assert.deepEqual(got, [true, "DISTLAB_CPU_BLAS=off"]);
+});
+
+test("bad settings are refused with the variable's name: a library that does not load, a thread count that is not one", () => {
+  theBlas(); // this process has OpenBLAS open (for the last case below)
+  // a process opens one library (every thread shares it), so each choice gets a process of its own
+  const openIn = (library: string) => {
+    const run = spawnSync(process.execPath, ["--import", "tsx", "-e", `require(${CPU_BLAS}).openCpuBlas({ DISTLAB_CPU_BLAS: ${JSON.stringify(library)} })`], { encoding: "utf8" });
+    assert.notEqual(run.status, 0, `DISTLAB_CPU_BLAS=${library} was accepted`);
+    return run.stderr;
+  };
+  assert.match(openIn("/nonexistent/libblas.so"), /DISTLAB_CPU_BLAS=\/nonexistent\/libblas\.so: cannot load \/nonexistent\/libblas\.so/);
+  assert.match(openIn("libc.so.6"), /DISTLAB_CPU_BLAS=libc\.so\.6: libc\.so\.6 has no cblas_sgemm/);
+  assert.throws(() => openCpuBlas({ DISTLAB_CPU_BLAS: "libopenblas.so" }), /DISTLAB_CPU_BLAS=libopenblas\.so: open\(libopenblas\.so\): this process already uses libopenblas\.so\.0/);
+  for (const threads of ["0", "-1", "1.5", "two"]) {
+    assert.throws(() => openCpuBlas({ DISTLAB_CPU_BLAS_THREADS: threads }), new RegExp(`DISTLAB_CPU_BLAS_THREADS must be an integer >= 1, got "${threads}"`));
+  }
+  assert.deepEqual(openCpuBlas({}, "/nonexistent/cpu-blas.node"), { missing: "the native addon /nonexistent/cpu-blas.node is not built (npm run setup builds it where g++ and Node's headers are installed)" });
+});
+
+test("the addon checks its arguments before it touches memory: short operands, offsets past the end, other arrays", () => {
+  theBlas();
+  const addon = require(ADDON_PATH) as { sgemm: (...args: unknown[]) => void };
+  const f = (n: number) => new Float32Array(n);
+  assert.throws(() => addon.sgemm(false, false, 4, 4, 4, f(15), 0, f(16), 0, f(16), 0, 0), /an operand is shorter than its shape/);
+  assert.throws(() => addon.sgemm(false, false, 4, 4, 4, f(16), 1, f(16), 0, f(16), 0, 0), /an operand is shorter than its shape/);
+  assert.throws(() => addon.sgemm(false, false, 4, 4, 4, f(16), 0, f(16), 0, f(16), 17, 0), /c must be a Float32Array and cOffset within it/);
+  assert.throws(() => addon.sgemm(false, false, 4, 4, 4, new Float64Array(16), 0, f(16), 0, f(16), 0, 0), /a must be a Float32Array/);
+  assert.throws(() => addon.sgemm(false, false, -1, 4, 4, f(16), 0, f(16), 0, f(16), 0, 0), /m, n and k must be integers >= 0/);
+  assert.throws(() => addon.sgemm(false, false, 4, 4), /sgemm takes 12 arguments/);
+});
+
+test("four threads multiplying at once each get their own right answers", async () => {
+  const body = (seed: number) => `(require) => {
+    const { cpuBlas } = require(${CPU_BLAS});
+    const blas = cpuBlas();
+    if (!blas) throw new Error("no BLAS in the worker");
+    const m = 96, k = 200, n = 80, rounds = 40;
+    let state = ${seed};
+    const rnd = (len) => Float32Array.from({ length: len }, () => { state = (state * 1103515245 + 12345) % 2147483648; return state / 2147483648 - 0.5; });
+    let worst = 0;
+    for (let r = 0; r < rounds; r++) {
+      const a = rnd(m * k), b = rnd(k * n), c = new Float32Array(m * n);
+      blas.multiply({ data: a, offset: 0 }, { data: b, offset: 0 }, { data: c, offset: 0 }, { m, k, n, transposeA: r % 2 === 1, transposeB: r % 3 === 1 });
+      for (let i = 0; i < m; i += 7) for (let j = 0; j < n; j += 5) {
+        let s = 0;
+        for (let kk = 0; kk < k; kk++) s += a[r % 2 === 1 ? kk * m + i : i * k + kk] * b[r % 3 === 1 ? j * k + kk : kk * n + j];
+        worst = Math.max(worst, Math.abs(c[i * n + j] - s));
+      }
+    }
+    return worst;
+  }`;
+  const worst = (await Promise.all([1, 2, 3, 4].map((seed) => inWorker(body(seed))))) as number[];
+  for (const [i, error] of worst.entries()) assert.ok(error < 1e-4, `thread ${i}: largest error ${error}`);
+});
