@@ -4,12 +4,14 @@
  * twins are in compute_torch.py: same shapes, same initial scale, same
  * optimizer, so step times compare like for like.
  *
- *   MLP:      784-512-512-10, ReLU, softmax cross-entropy, SGD lr 0.01.
+ *   MLP:      784-512-512-10, ReLU, softmax cross-entropy over class ids
+ *             (distlab's fused kernel where the backend has it), SGD lr 0.01.
  *   tiny GPT: nanoGPT's shakespeare_char CPU config: 4 layers, 4 heads,
  *             128 channels, context 64, batch 12, vocabulary 65; pre-norm
  *             blocks, tanh-GELU MLP of 4x width, Adam lr 1e-3.
  */
 import { adam } from "../kernel/src/compute/adam";
+import { sgd } from "../kernel/src/compute/sgd";
 import { causalAttention, causalMask as makeCausalMask, gelu, layerNorm, linear as fusedLinear, softmaxCrossEntropy } from "../kernel/src/compute/fused";
 
 type Tf = typeof import("@tensorflow/tfjs");
@@ -44,20 +46,21 @@ export function mlpParams(tf: Tf): Variable[] {
   return [...linearInit(tf, 784, 512, "fc1"), ...linearInit(tf, 512, 512, "fc2"), ...linearInit(tf, 512, 10, "fc3")];
 }
 
-/** loss(params) for one batch x [batch, 784], labels one-hot [batch, 10]. */
+/** loss(params) for one batch x [batch, 784], labels: class ids, int32 [batch]. */
 export function mlpLoss(tf: Tf, params: Variable[], x: Tensor, labels: Tensor): Tensor {
   const [w1, b1, w2, b2, w3, b3] = params as [Variable, Variable, Variable, Variable, Variable, Variable];
-  const h1 = tf.relu(tf.add(tf.matMul(x, w1), b1)); // [batch, 512]
-  const h2 = tf.relu(tf.add(tf.matMul(h1, w2), b2)); // [batch, 512]
-  const logits = tf.add(tf.matMul(h2, w3), b3); // [batch, 10]
-  return tf.losses.softmaxCrossEntropy(labels, logits);
+  const h1 = tf.relu(fusedLinear(tf, x, w1, b1)); // [batch, 512]
+  const h2 = tf.relu(fusedLinear(tf, h1, w2, b2)); // [batch, 512]
+  const logits = fusedLinear(tf, h2, w3, b3); // [batch, 10]
+  return softmaxCrossEntropy(tf, logits, labels, () => tf.losses.softmaxCrossEntropy(tf.oneHot(labels, 10), logits) as Scalar);
 }
 
 export function mlpStep(tf: Tf, batch = 256): TrainStep {
   const variables = mlpParams(tf);
   const x = tf.randomNormal([batch, 784]);
-  const labels = tf.oneHot(tf.randomUniform([batch], 0, 10, "int32"), 10);
-  const optimizer = tf.train.sgd(0.01);
+  const labels = tf.randomUniform([batch], 0, 10, "int32");
+  // tf.train.sgd's update (same state and math); fused into one pass per variable on wasm
+  const optimizer = sgd(tf, 0.01);
   const run = () => optimizer.minimize(() => mlpLoss(tf, variables, x, labels) as import("@tensorflow/tfjs").Scalar, true)!;
   return {
     variables,

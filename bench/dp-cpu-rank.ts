@@ -9,6 +9,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import * as tf from "@tensorflow/tfjs";
 import { chooseBackend } from "../kernel/src/compute/backend-choice";
 import { attachShmCommunicator } from "../kernel/src/comm";
+import { sgd } from "../kernel/src/compute/sgd";
 import { mlpLoss, mlpParams } from "./compute-models";
 
 interface Setup { init: unknown; rank: number; size: number; steps: number; warmup: number; batch: number }
@@ -28,8 +29,8 @@ async function main(setup: Setup): Promise<void> {
   unpack().forEach((t, i) => { params[i]!.assign(t); t.dispose(); });
 
   const x = tf.randomNormal([setup.batch, 784], 0, 1, "float32", 1 + setup.rank); // this rank's shard of the global batch
-  const labels = tf.oneHot(tf.randomUniform([setup.batch], 0, 10, "int32", 100 + setup.rank), 10);
-  const optimizer = tf.train.sgd(0.01);
+  const labels = tf.randomUniform([setup.batch], 0, 10, "int32", 100 + setup.rank); // class ids, as PyTorch's twin
+  const optimizer = sgd(tf, 0.01);
   const step = async () => {
     const { grads } = tf.variableGrads(() => mlpLoss(tf, params, x, labels) as tf.Scalar, params);
     pack(params.map((p) => grads[p.name]!));

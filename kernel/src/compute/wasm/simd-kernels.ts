@@ -299,6 +299,20 @@ function adam() {
   ] };
 }
 
+/** sgd(x, g, bytes, negLr): x = g negLr + x, in place (tf.train.sgd's multiply, then add). */
+function sgd() {
+  const f = new Func({ x: "i32", g: "i32", bytes: "i32", negLr: "f32" }, { p: "i32", lr: "v128" });
+  return { name: "sgd", func: f, code: [
+    f.set("lr", [f.get("negLr"), op.splat]),
+    f.for("p", op.i32(0), f.get("bytes"), 16, [
+      add(f.get("x"), f.get("p")),
+      add(f.get("g"), f.get("p")), op.load(), f.get("lr"), op.vMul,
+      add(f.get("x"), f.get("p")), op.load(), op.vAdd,
+      op.store(),
+    ]),
+  ] };
+}
+
 /** The exported functions (byte addresses and sizes as above; f32 scalars as JS numbers). */
 export interface SimdKernels {
   layerNorm(x: number, gain: number, bias: number, y: number, rows: number, rowBytes: number, invC: number, eps: number): void;
@@ -312,13 +326,14 @@ export interface SimdKernels {
   columnSum(x: number, out: number, rows: number, rowBytes: number): void;
   columnSumBlocks(x: number, out: number, rows: number, rowBytes: number): void;
   adam(x: number, m: number, v: number, g: number, bytes: number, beta1: number, oneMinusBeta1: number, beta2: number, oneMinusBeta2: number, c1: number, c2: number, eps: number, negLr: number): void;
+  sgd(x: number, g: number, bytes: number, negLr: number): void;
 }
 
 let bytes: Uint8Array | undefined;
 
 /** The module's bytes (built once). */
 export function simdModuleBytes(): Uint8Array {
-  bytes ??= moduleBytes([layerNorm(), layerNormGrad(), geluInput(), multiply(), geluGrad(), causalScores(), softmaxGrad(), headLayout(), columnSum(), columnSumBlocks(), adam()]);
+  bytes ??= moduleBytes([layerNorm(), layerNormGrad(), geluInput(), multiply(), geluGrad(), causalScores(), softmaxGrad(), headLayout(), columnSum(), columnSumBlocks(), adam(), sgd()]);
   return bytes;
 }
 
