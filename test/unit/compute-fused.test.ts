@@ -9,7 +9,8 @@
 // on an H100/H200 (bench/gpu/webgpu-bench.ts prints the diffs).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { causalAttention, stockCausalAttention, softmaxCrossEntropy, stockSoftmaxCrossEntropy, causalSoftmax, causalSoftmaxReference, gelu, geluReference, layerNorm, layerNormReference } from "../../kernel/src/compute/fused";
+import { cpuBlas } from "../../kernel/src/compute/cpu-blas";
+import { causalAttention, linear, stockCausalAttention, softmaxCrossEntropy, stockSoftmaxCrossEntropy, causalSoftmax, causalSoftmaxReference, gelu, geluReference, layerNorm, layerNormReference } from "../../kernel/src/compute/fused";
 import { leadingAxes } from "../../kernel/src/compute/webgpu/leading-sum";
 import { hasFusedKernel } from "../../kernel/src/compute/fused/kernels";
 import { WASM_OVERRIDES } from "../../kernel/src/compute/wasm/overrides";
@@ -155,6 +156,37 @@ test("cross-entropy: mean of logsumexp - the label's logit, as tf.losses.softmax
   assert.throws(() => tf.tidy(() => softmaxCrossEntropy(tfm, tf.zeros([3, 4]), tf.zeros([2], "int32"))), /./, "labels must match the rows");
 });
 
+test("linear: x w + bias and its three gradients, as matMul then add, on every backend (one DistlabLinear product on wasm with a BLAS)", async () => {
+  const inputs = () => [values([9, 13], 21), values([13, 6], 22), values([6], 23)];
+  const dy = () => values([9, 6], 24);
+  await agree("linear", () => { const [x, w, b] = inputs(); return [linear(tfm, x!, w!, b!), ...gradsOf((x, w, b) => linear(tfm, x!, w!, b!), [x!, w!, b!], dy())]; }, () => {
+    const [x, w, b] = inputs();
+    const f = (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => tf.add(tf.matMul(x, w), b);
+    return [f(x!, w!, b!), ...gradsOf(f, [x!, w!, b!], dy())];
+  });
+  assert.throws(() => tf.tidy(() => linear(tfm, tf.zeros([2, 3]), tf.zeros([4, 5]), tf.zeros([5]))), /./, "x's columns must match w's rows");
+});
+
+test("linear on wasm with a BLAS: the forward pass is one product with the bias in it, and a data input's gradient is never computed", async () => {
+  await backendsUnderTest();
+  await tf.setBackend("wasm");
+  const blas = cpuBlas();
+  assert.ok(blas, "no BLAS open on the wasm backend (npm test's set-up installs OpenBLAS)");
+  const x = values([32, 20], 25), w = tf.variable(values([20, 8], 26)), b = tf.variable(values([8], 27));
+  let products = blas.products;
+  const y = linear(tfm, x, w, b);
+  assert.equal(blas.products - products, 1, "forward: one product, the bias added inside it");
+  y.dispose();
+  products = blas.products;
+  const { grads, value } = tf.variableGrads(() => tf.sum(linear(tfm, x, w, b)) as tf.Scalar, [w, b]);
+  // forward, then w's gradient only: x is data (tf.fused.matMul's gradient would compute x's too: 3)
+  assert.equal(blas.products - products, 2, "a product for x's gradient was computed");
+  const expected = tf.tidy(() => tf.matMul(x, tf.onesLike(tf.matMul(x, w)), true, false));
+  assert.ok(maxRelativeError({ shape: grads[w.name]!.shape, values: grads[w.name]!.dataSync() as Float32Array }, { shape: expected.shape, values: expected.dataSync() as Float32Array }) < TOLERANCE);
+  tf.dispose([x, w, b, value, expected, ...Object.values(grads)]);
+  await tf.setBackend("cpu");
+});
+
 test("the Sum override takes sums over leading axes only (a column sum); everything else stays TF.js's", () => {
   assert.equal(leadingAxes(0, 2), 1, "a bias gradient: [rows, n] summed over rows");
   assert.equal(leadingAxes([1, 0], 3), 2);
@@ -173,7 +205,7 @@ test("the fused kernels: one set of names for webgpu and wasm, registered for th
   // wasm: all but the whole-attention kernels (its attention is head-layout kernels around batched matMuls).
   const wasmNames = WASM_OVERRIDES.map((o) => o.kernelName).filter((n) => n.startsWith("Distlab"));
   assert.deepEqual(wasmNames.filter((n) => names.includes(n)).sort(), names.filter((n) => !n.startsWith("DistlabCausalAttention")).sort());
-  assert.deepEqual(wasmNames.filter((n) => !names.includes(n)).sort(), ["DistlabFromHeads", "DistlabToHeads"]);
+  assert.deepEqual(wasmNames.filter((n) => !names.includes(n)).sort(), ["DistlabFromHeads", "DistlabLinear", "DistlabToHeads"]);
   for (const backend of ["cpu", ...(await backendsUnderTest()).filter((b) => b !== "webgpu")]) {
     await tf.setBackend(backend);
     const x = tf.zeros([2]);
