@@ -20,7 +20,8 @@ async function main(setup: Setup): Promise<void> {
   const params = mlpParams(tf);
   const sizes = params.map((p) => p.size);
   const total = sizes.reduce((a, b) => a + b, 0);
-  const flat = new Float32Array(total); // gradients (or, at start, weights) of all parameters, in order
+  // gradients (or, at start, weights) of all parameters, in order, in the world's registered memory (as techniques/data-parallel.ts keeps it): the allReduce works in place
+  const flat = comm.alloc(Float32Array, total);
   const pack = (tensors: tf.Tensor[]) => { let at = 0; for (const t of tensors) { flat.set(t.dataSync() as Float32Array, at); at += t.size; } };
   const unpack = () => { let at = 0; return params.map((p, i) => { const t = tf.tensor(flat.subarray(at, at + sizes[i]!), p.shape); at += sizes[i]!; return t; }); };
 
