@@ -47,7 +47,8 @@ test("a rank's loadTf reports backend and device (what %dist status prints)", as
   assert.deepEqual([cpu.backend, cpu.device], ["cpu", "cpu:cpu"]);
   const wasm = await loadTf("wasm");
   assert.equal(wasm.backend, "wasm");
-  assert.match(wasm.device, /^cpu:wasm( simd)?$/);
+  // the matrix products' library where the machine's BLAS serves them (compute/cpu-blas.ts)
+  assert.match(wasm.device, /^cpu:wasm( simd)?(, matMul on libopenblas\.so(\.0)?)?$/);
 });
 
 test("GPU device nodes: NVIDIA cards, DRM render nodes and WSL count; control nodes alone do not", () => {
