@@ -49,8 +49,8 @@ export function mlpParams(tf: Tf): Variable[] {
 /** loss(params) for one batch x [batch, 784], labels: class ids, int32 [batch]. */
 export function mlpLoss(tf: Tf, params: Variable[], x: Tensor, labels: Tensor): Tensor {
   const [w1, b1, w2, b2, w3, b3] = params as [Variable, Variable, Variable, Variable, Variable, Variable];
-  const h1 = tf.relu(fusedLinear(tf, x, w1, b1)); // [batch, 512]
-  const h2 = tf.relu(fusedLinear(tf, h1, w2, b2)); // [batch, 512]
+  const h1 = fusedLinear(tf, x, w1, b1, "relu"); // [batch, 512]
+  const h2 = fusedLinear(tf, h1, w2, b2, "relu"); // [batch, 512]
   const logits = fusedLinear(tf, h2, w3, b3); // [batch, 10]
   return softmaxCrossEntropy(tf, logits, labels, () => tf.losses.softmaxCrossEntropy(tf.oneHot(labels, 10), logits) as Scalar);
 }

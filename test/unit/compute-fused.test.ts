@@ -164,7 +164,18 @@ test("linear: x w + bias and its three gradients, as matMul then add, on every b
     const f = (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => tf.add(tf.matMul(x, w), b);
     return [f(x!, w!, b!), ...gradsOf(f, [x!, w!, b!], dy())];
   });
+  // relu: 9 x 6 and 9 x 7 results (the SIMD passes' multiple-of-4 prefix and their JavaScript tail), some exactly 0 before relu
+  for (const out of [6, 7]) {
+    const reluInputs = () => [values([9, 13], 31), values([13, out], 32), tf.concat([tf.zeros([1]), values([out - 1], 33)])];
+    const reluDy = () => values([9, out], 34);
+    await agree(`linear with relu, ${out} columns`, () => { const [x, w, b] = reluInputs(); return [linear(tfm, x!, w!, b!, "relu"), ...gradsOf((x, w, b) => linear(tfm, x!, w!, b!, "relu"), [x!, w!, b!], reluDy())]; }, () => {
+      const [x, w, b] = reluInputs();
+      const f = (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => tf.relu(tf.add(tf.matMul(x, w), b));
+      return [f(x!, w!, b!), ...gradsOf(f, [x!, w!, b!], reluDy())];
+    });
+  }
   assert.throws(() => tf.tidy(() => linear(tfm, tf.zeros([2, 3]), tf.zeros([4, 5]), tf.zeros([5]))), /./, "x's columns must match w's rows");
+  assert.throws(() => tf.tidy(() => linear(tfm, tf.zeros([2, 3]), tf.zeros([3, 5]), tf.zeros([5]), "gelu" as never)), /linear: activation must be "linear" or "relu", got "gelu"/);
 });
 
 test("linear on wasm with a BLAS: the forward pass is one product with the bias in it, and a data input's gradient is never computed", async () => {
@@ -205,7 +216,7 @@ test("the fused kernels: one set of names for webgpu and wasm, registered for th
   // wasm: all but the whole-attention kernels (its attention is head-layout kernels around batched matMuls).
   const wasmNames = WASM_OVERRIDES.map((o) => o.kernelName).filter((n) => n.startsWith("Distlab"));
   assert.deepEqual(wasmNames.filter((n) => names.includes(n)).sort(), names.filter((n) => !n.startsWith("DistlabCausalAttention")).sort());
-  assert.deepEqual(wasmNames.filter((n) => !names.includes(n)).sort(), ["DistlabFromHeads", "DistlabLinear", "DistlabToHeads"]);
+  assert.deepEqual(wasmNames.filter((n) => !names.includes(n)).sort(), ["DistlabFromHeads", "DistlabLinear", "DistlabReluGrad", "DistlabToHeads"]);
   for (const backend of ["cpu", ...(await backendsUnderTest()).filter((b) => b !== "webgpu")]) {
     await tf.setBackend(backend);
     const x = tf.zeros([2]);

@@ -1,5 +1,5 @@
 /**
- * x w + bias for x [rows, in], w [in, out], bias [out].
+ * x w + bias for x [rows, in], w [in, out], bias [out], optionally through relu.
  *
  * On webgpu, tf.fused.matMul adds the bias in the product's kernel: one
  * dispatch instead of two forward; for large x the gradients are products
@@ -9,12 +9,13 @@
  * and adds the product to it, saving the add's pass; its gradient computes
  * only the inputs' gradients that are needed (tf.fused.matMul's computes
  * all: a first layer's x-gradient wasted a product as large as the
- * layer's). On wasm's own SIMD kernel, matMul then add: the fused form was
+ * layer's); relu runs in place on the result, and its gradient is one
+ * masking pass. On wasm's own SIMD kernel, matMul then add: the fused form was
  * the slower one for the tiny GPT (figures: docs/compute.md, "Figures
  * behind the code").
  */
 import { cpuBlas } from "../cpu-blas";
-import { LINEAR } from "../wasm/linear";
+import { LINEAR, RELU_GRAD } from "../wasm/linear";
 import { hasFusedKernel, runFused } from "./kernels";
 import { untransposedLinear, wantsUntransposed } from "./mat-mul";
 
@@ -22,35 +23,43 @@ type Tf = typeof import("@tensorflow/tfjs");
 type Tensor = import("@tensorflow/tfjs").Tensor;
 type Tensor2D = import("@tensorflow/tfjs").Tensor2D;
 
-export function linear(tf: Tf, x: Tensor, w: Tensor, bias: Tensor): Tensor {
-  if (wantsUntransposed(tf, x)) return untransposedLinear(tf, x, w, bias);
-  if (tf.getBackend() === "webgpu") return tf.fused.matMul({ a: x as Tensor2D, b: w as Tensor2D, bias });
+export type LinearActivation = "linear" | "relu";
+
+/** act(x w + bias), act = identity ("linear", the default) or relu. */
+export function linear(tf: Tf, x: Tensor, w: Tensor, bias: Tensor, activation: LinearActivation = "linear"): Tensor {
+  if (activation !== "linear" && activation !== "relu") throw new RangeError(`linear: activation must be "linear" or "relu", got ${JSON.stringify(activation)}`);
+  const act = (y: Tensor) => (activation === "relu" ? tf.relu(y) : y);
+  if (wantsUntransposed(tf, x)) return act(untransposedLinear(tf, x, w, bias));
+  if (tf.getBackend() === "webgpu") return tf.fused.matMul({ a: x as Tensor2D, b: w as Tensor2D, bias, activation });
   if (tf.getBackend() === "wasm" && cpuBlas() && x.rank === 2 && w.rank === 2 && bias.rank === 1 && hasFusedKernel(tf, LINEAR, [x, w, bias])) {
     if (x.shape[1] !== w.shape[0] || bias.shape[0] !== w.shape[1]) {
       throw new RangeError(`linear: x [${x.shape}] w [${w.shape}] bias [${bias.shape}] do not fit (x [rows, in], w [in, out], bias [out])`);
     }
     registerLinearGradient(tf);
-    return runFused(tf, LINEAR, { x, w, bias });
+    return runFused(tf, LINEAR, { x, w, bias }, { relu: activation === "relu" ? 1 : 0 });
   }
-  return tf.add(tf.matMul(x, w), bias);
+  return act(tf.add(tf.matMul(x, w), bias));
 }
 
 /**
  * DistlabLinear's gradient, one function per input: TF.js calls only those on a path to what is
- * differentiated (a customGrad's gradient computes all of them). Registered once per TF.js module.
+ * differentiated (a customGrad's gradient computes all of them). With relu, dy is first masked by
+ * the saved output (DistlabReluGrad), once for all three. Registered once per TF.js module.
  */
 function registerLinearGradient(tf: Tf): void {
   if (tf.getGradient(LINEAR) !== undefined) return;
   tf.registerGradient({
     kernelName: LINEAR,
     inputsToSave: ["x", "w"],
-    gradFunc: (dy, saved) => {
-      const [x, w] = saved as [Tensor, Tensor];
-      const dyRows = dy as Tensor;
+    outputsToSave: [true],
+    gradFunc: (dy, saved, attrs) => {
+      const [x, w, y] = saved as [Tensor, Tensor, Tensor];
+      // [rows, out]: the gradient at the product (before relu)
+      const dz = (attrs as { relu?: number }).relu ? runFused<Tensor>(tf, RELU_GRAD, { dy: dy as Tensor, y }) : (dy as Tensor);
       return {
-        x: () => tf.matMul(dyRows, w, false, true), // [rows, out] . [in, out]^T
-        w: () => tf.matMul(x, dyRows, true, false), // [rows, in]^T . [rows, out]
-        bias: () => tf.sum(dyRows, 0),
+        x: () => tf.matMul(dz, w, false, true), // [rows, out] . [in, out]^T
+        w: () => tf.matMul(x, dz, true, false), // [rows, in]^T . [rows, out]
+        bias: () => tf.sum(dz, 0),
       };
     },
   });

@@ -1,26 +1,55 @@
 /**
- * DistlabLinear for the wasm backend: y [rows, out] = x [rows, in] w [in, out]
- * + bias [out] in one product through the machine's BLAS, the bias written
- * into y before the product is added to it (batch-mat-mul.ts's gemmProduct,
- * cpu-blas.ts). The op around it is ../fused/linear.ts's, which calls it only
- * where a BLAS is open: on the WebAssembly kernel a separate add was the
- * faster form (docs/compute.md).
+ * DistlabLinear for the wasm backend: y [rows, out] = act(x [rows, in] w [in, out]
+ * + bias [out]), act = identity or relu (attr `relu` 0 or 1), in one product
+ * through the machine's BLAS, the bias written into y before the product is
+ * added to it (batch-mat-mul.ts's gemmProduct, cpu-blas.ts), relu then one
+ * SIMD pass in place. The op around it is ../fused/linear.ts's, which calls
+ * it only where a BLAS is open: on the WebAssembly kernel a separate add was
+ * the faster form (docs/compute.md).
  *
  * Its gradient is registered per input (../fused/linear.ts): TF.js computes
  * only those on a path to what is differentiated, so a first layer's
- * x-gradient (data, no variable behind it) is never computed. tf.fused.matMul's
- * gradient computes every input's.
+ * x-gradient (data, no variable behind it) is never computed; tf.fused.matMul's
+ * gradient computes every input's. With relu, the gradient first masks dy by
+ * y > 0 (DistlabReluGrad, one pass where tf.relu's gradient takes a Step and
+ * a Multiply).
  */
 import type { KernelConfig, KernelFunc, TensorInfo } from "@tensorflow/tfjs";
 import { gemmProduct } from "./batch-mat-mul";
-import type { WasmBackend } from "./tensor-info";
+import { addressOf, heapF32, simdOf, sizeOf, type WasmBackend } from "./tensor-info";
 
 export const LINEAR = "DistlabLinear";
+export const RELU_GRAD = "DistlabReluGrad";
 
 export function linearKernel(): KernelConfig {
   const kernelFunc = (args: Parameters<KernelFunc>[0]): TensorInfo => {
     const { x, w, bias } = args.inputs as { x: TensorInfo; w: TensorInfo; bias: TensorInfo };
-    return gemmProduct(args.backend as unknown as WasmBackend, x, w, false, false, bias);
+    const backend = args.backend as unknown as WasmBackend;
+    const y = gemmProduct(backend, x, w, false, false, bias);
+    if ((args.attrs as { relu?: number }).relu) {
+      const count = sizeOf(y.shape), simd = simdOf(backend), head = simd ? count & ~3 : 0;
+      if (simd && head > 0) simd.relu(addressOf(backend, y), addressOf(backend, y), 4 * head);
+      const values = heapF32(backend, y);
+      for (let i = head; i < count; i++) if (values[i]! < 0) values[i] = 0; // NaN stays NaN, as in tf.relu
+    }
+    return y;
   };
   return { kernelName: LINEAR, backendName: "wasm", kernelFunc: kernelFunc as KernelFunc };
+}
+
+/** DistlabReluGrad: dx = dy where y > 0, else 0, for dy and relu's output y of one shape. */
+export function reluGradKernel(): KernelConfig {
+  const kernelFunc = (args: Parameters<KernelFunc>[0]): TensorInfo => {
+    const { dy, y } = args.inputs as { dy: TensorInfo; y: TensorInfo };
+    const backend = args.backend as unknown as WasmBackend;
+    const out = backend.makeOutput(y.shape, "float32");
+    const count = sizeOf(y.shape), simd = simdOf(backend), head = simd ? count & ~3 : 0;
+    if (simd && head > 0) simd.reluGrad(addressOf(backend, dy), addressOf(backend, y), addressOf(backend, out), 4 * head);
+    if (head < count) {
+      const dys = heapF32(backend, dy), ys = heapF32(backend, y), outs = heapF32(backend, out);
+      for (let i = head; i < count; i++) outs[i] = ys[i]! > 0 ? dys[i]! : 0;
+    }
+    return out;
+  };
+  return { kernelName: RELU_GRAD, backendName: "wasm", kernelFunc: kernelFunc as KernelFunc };
 }

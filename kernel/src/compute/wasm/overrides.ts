@@ -27,7 +27,7 @@ import { geluGradKernel, geluKernel } from "./gelu";
 import { identityOverride } from "./identity";
 import { layerNormGradKernel, layerNormKernel } from "./layer-norm";
 import { leadingSumOverride } from "./leading-sum";
-import { LINEAR, linearKernel } from "./linear";
+import { LINEAR, linearKernel, RELU_GRAD, reluGradKernel } from "./linear";
 import { powOverride } from "./pow";
 import { softmaxCrossEntropyGradKernel, softmaxCrossEntropyKernel } from "./softmax-cross-entropy";
 import { tanhOverride } from "./tanh";
@@ -62,6 +62,7 @@ export const WASM_OVERRIDES: ReadonlyArray<{ kernelName: string; make: (stock: S
   { kernelName: SOFTMAX_CROSS_ENTROPY, make: softmaxCrossEntropyKernel },
   { kernelName: SOFTMAX_CROSS_ENTROPY_GRAD, make: softmaxCrossEntropyGradKernel },
   { kernelName: LINEAR, make: linearKernel },
+  { kernelName: RELU_GRAD, make: reluGradKernel },
 ];
 
 /** Marks a config as ours, so installing twice (ranks re-initialised, a cell requiring tf again) is a no-op. */

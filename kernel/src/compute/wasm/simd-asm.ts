@@ -43,7 +43,7 @@ export const op = {
   lane: (i: number): Code => [...simd(0x1f), i],
   vconst: (a: number, b: number, c: number, d: number): Code => [...simd(0x0c), ...new Uint8Array(new Float32Array([a, b, c, d]).buffer)],
   vAdd: simd(0xe4) as Code, vSub: simd(0xe5) as Code, vMul: simd(0xe6) as Code, vDiv: simd(0xe7) as Code, vSqrt: simd(0xe3) as Code,
-  vLe: simd(0x45) as Code,
+  vLe: simd(0x45) as Code, vGt: simd(0x44) as Code, vMax: simd(0xe9) as Code, vAnd: simd(0x4e) as Code,
   bitselect: simd(0x52) as Code,
 } as const;
 

@@ -313,6 +313,27 @@ function sgd() {
   ] };
 }
 
+/** relu(x, out, bytes): out = max(x, 0) (NaN stays NaN, as in tf.relu; out may be x). */
+function relu() {
+  const f = new Func({ x: "i32", out: "i32", bytes: "i32" }, { p: "i32" });
+  return { name: "relu", func: f, code: [
+    f.for("p", op.i32(0), f.get("bytes"), 16, [add(f.get("out"), f.get("p")), add(f.get("x"), f.get("p")), op.load(), op.vconst(0, 0, 0, 0), op.vMax, op.store()]),
+  ] };
+}
+
+/** reluGrad(dy, y, out, bytes): out = dy where y > 0, else 0 (y: relu's output, positive exactly where its input was). */
+function reluGrad() {
+  const f = new Func({ dy: "i32", y: "i32", out: "i32", bytes: "i32" }, { p: "i32" });
+  return { name: "reluGrad", func: f, code: [
+    f.for("p", op.i32(0), f.get("bytes"), 16, [
+      add(f.get("out"), f.get("p")),
+      add(f.get("dy"), f.get("p")), op.load(),
+      add(f.get("y"), f.get("p")), op.load(), op.vconst(0, 0, 0, 0), op.vGt,
+      op.vAnd, op.store(),
+    ]),
+  ] };
+}
+
 /** The exported functions (byte addresses and sizes as above; f32 scalars as JS numbers). */
 export interface SimdKernels {
   layerNorm(x: number, gain: number, bias: number, y: number, rows: number, rowBytes: number, invC: number, eps: number): void;
@@ -327,13 +348,15 @@ export interface SimdKernels {
   columnSumBlocks(x: number, out: number, rows: number, rowBytes: number): void;
   adam(x: number, m: number, v: number, g: number, bytes: number, beta1: number, oneMinusBeta1: number, beta2: number, oneMinusBeta2: number, c1: number, c2: number, eps: number, negLr: number): void;
   sgd(x: number, g: number, bytes: number, negLr: number): void;
+  relu(x: number, out: number, bytes: number): void;
+  reluGrad(dy: number, y: number, out: number, bytes: number): void;
 }
 
 let bytes: Uint8Array | undefined;
 
 /** The module's bytes (built once). */
 export function simdModuleBytes(): Uint8Array {
-  bytes ??= moduleBytes([layerNorm(), layerNormGrad(), geluInput(), multiply(), geluGrad(), causalScores(), softmaxGrad(), headLayout(), columnSum(), columnSumBlocks(), adam(), sgd()]);
+  bytes ??= moduleBytes([layerNorm(), layerNormGrad(), geluInput(), multiply(), geluGrad(), causalScores(), softmaxGrad(), headLayout(), columnSum(), columnSumBlocks(), adam(), sgd(), relu(), reluGrad()]);
   return bytes;
 }
 
