@@ -138,3 +138,21 @@ test("`distlab doctor` on this machine prints every section and exits 0 exactly 
   assert.equal(bare.status, 1, bare.stdout + bare.stderr);
   assert.match(bare.stdout, /\[MISS\] Jupyter: no `jupyter` command on PATH\n\s+fix: pip install jupyterlab/);
 });
+
+test("CPU matMul: the BLAS in use, or a note saying why the WebAssembly kernel serves the products and how to change it", () => {
+  const blasCheck = (cpuBlas: MachineFacts["cpuBlas"]) => diagnose(cpuLaptop({ cpuBlas })).sections.flatMap((s) => s.checks).find((c) => c.name === "CPU matMul (BLAS)");
+  assert.deepEqual(blasCheck({ ok: true, detail: "libopenblas.so.0 (OpenBLAS 0.3.21 SkylakeX), 1 thread a product" }), { name: "CPU matMul (BLAS)", status: "ok", detail: "libopenblas.so.0 (OpenBLAS 0.3.21 SkylakeX), 1 thread a product" });
+  const noLibrary = blasCheck({ ok: false, reason: "no BLAS library found (cannot load libopenblas.so.0: ...)" })!;
+  assert.equal(noLibrary.status, "note");
+  assert.match(noLibrary.fix!, /apt-get install libopenblas0/);
+  assert.match(blasCheck({ ok: false, reason: "the native addon /x/cpu-blas.node is not built (npm run setup builds it ...)" })!.fix!, /install g\+\+.*npm run setup/);
+  assert.equal(blasCheck({ ok: false, reason: "DISTLAB_CPU_BLAS=off" })!.fix, undefined, "switched off on purpose: nothing to fix");
+  assert.equal(blasCheck(undefined), undefined, "not probed: no line");
+  const basics = diagnose(cpuLaptop({ cpuBlas: { ok: false, reason: "no BLAS library found" } }));
+  assert.equal(basics.basicsOk, true, "a missing BLAS is not a missing basic");
+});
+
+test("distlab doctor on this machine names the BLAS that npm test's set-up installed", () => {
+  const run = spawnSync(process.execPath, ["--import", "tsx", join(__dirname, "..", "..", "kernel", "src", "cli.ts"), "doctor"], { encoding: "utf8", timeout: 120_000 });
+  assert.match(run.stdout, /CPU matMul \(BLAS\): libopenblas\.so\.0 \(OpenBLAS [0-9.]+/, run.stdout + run.stderr);
+});

@@ -94,8 +94,20 @@ function backendChecks(facts: MachineFacts): Check[] {
   checks.push(wasm
     ? { name: "wasm backend", status: "ok", detail: "@tensorflow/tfjs-backend-wasm (the default without a GPU)", basic: true }
     : { name: "wasm backend", status: "missing", detail: "@tensorflow/tfjs-backend-wasm not installed: ranks fall back to the slow cpu backend", fix: "npm install @tensorflow/tfjs-backend-wasm (a dependency of distlab: reinstall distlab)" });
+  if (wasm && facts.cpuBlas !== undefined) checks.push(cpuBlasCheck(facts.cpuBlas));
   checks.push({ name: "cpu backend", status: "ok", detail: "pure JavaScript, always there", basic: true });
   return checks;
+}
+
+/** The wasm backend's matrix products: the machine's BLAS, or why they stay on the WebAssembly kernel (a note: it works, slower). */
+function cpuBlasCheck(blas: NonNullable<MachineFacts["cpuBlas"]>): Check {
+  if (blas.ok) return { name: "CPU matMul (BLAS)", status: "ok", detail: blas.detail };
+  const fix = /not built/.test(blas.reason)
+    ? "install g++ (Debian: sudo apt-get install g++), then rerun `npm run setup` in the distlab checkout"
+    : /no BLAS library found/.test(blas.reason)
+      ? "install OpenBLAS (Debian/Ubuntu: sudo apt-get install libopenblas0; Fedora: sudo dnf install openblas)"
+      : /DISTLAB_CPU_BLAS=off/.test(blas.reason) ? undefined : "fix or unset DISTLAB_CPU_BLAS / DISTLAB_CPU_BLAS_THREADS";
+  return { name: "CPU matMul (BLAS)", status: "note", detail: `WebAssembly kernel: ${blas.reason}`, ...(fix ? { fix } : {}) };
 }
 
 function gpuChecks(facts: MachineFacts): Check[] {

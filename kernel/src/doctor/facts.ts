@@ -27,6 +27,8 @@ export interface MachineFacts {
   gpuAdapter?: Outcome;
   /** Hiding one GPU from a rank in a private mount namespace; undefined when not tried (fewer than 2 NVIDIA GPUs). */
   gpuIsolation?: Outcome;
+  /** The BLAS the wasm backend's matrix products go through (compute/cpu-blas.ts), or why there is none. Optional: older callers leave it out. */
+  cpuBlas?: Outcome;
   /** Launchers and tools by name, with their path when on PATH. */
   commands: Record<LauncherCommand, string | undefined>;
   jupyter: JupyterFacts;

@@ -9,6 +9,7 @@ import { execFile } from "node:child_process";
 import { accessSync, constants, existsSync, readdirSync, readFileSync } from "node:fs";
 import { delimiter, dirname, join } from "node:path";
 import { checkGpuIsolation, listGpuDeviceNodes, unshareFlags } from "../cluster/backends/gpus/gpu-isolation";
+import { openCpuBlas } from "../compute/cpu-blas";
 import { LAUNCHER_COMMANDS, OPTIONAL_PACKAGES, type JupyterFacts, type MachineFacts, type Outcome } from "./facts";
 
 /** How long one probe's child process may take (milliseconds): Dawn on a busy driver, Jupyter's first start. */
@@ -190,8 +191,20 @@ export async function probeMachine(env: NodeJS.ProcessEnv = process.env): Promis
     commands: Object.fromEntries(LAUNCHER_COMMANDS.map((name) => [name, onPath(name, env.PATH)])) as MachineFacts["commands"],
     jupyter: await jupyter,
   };
+  facts.cpuBlas = cpuBlasOutcome(env);
   if (adapter !== undefined) facts.gpuAdapter = await adapter;
   const isolation = gpuIsolation(nvidiaGpus);
   if (isolation !== undefined) facts.gpuIsolation = isolation;
   return facts;
+}
+
+/** Which BLAS the CPU matrix products would use here, as a rank would open it. */
+function cpuBlasOutcome(env: NodeJS.ProcessEnv): Outcome {
+  try {
+    const found = openCpuBlas(env);
+    if ("missing" in found) return { ok: false, reason: found.missing };
+    return { ok: true, detail: `${found.library}${found.config ? ` (${found.config.trim()})` : ""}, ${found.threads} thread${found.threads === 1 ? "" : "s"} a product` };
+  } catch (error) {
+    return { ok: false, reason: (error as Error).message };
+  }
 }
