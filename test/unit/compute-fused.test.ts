@@ -164,8 +164,9 @@ test("linear: x w + bias and its three gradients, as matMul then add, on every b
     const f = (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => tf.add(tf.matMul(x, w), b);
     return [f(x!, w!, b!), ...gradsOf(f, [x!, w!, b!], dy())];
   });
-  // relu: 9 x 6 and 9 x 7 results (the SIMD passes' multiple-of-4 prefix and their JavaScript tail), some exactly 0 before relu
-  for (const out of [6, 7]) {
+  // relu: 9 x 8 results (the SIMD bias-and-relu pass), 9 x 6 and 9 x 7 (the bias inside the product, relu in JavaScript;
+  // the gradient's SIMD prefix and JavaScript tail), some exactly 0 before relu
+  for (const out of [8, 6, 7]) {
     const reluInputs = () => [values([9, 13], 31), values([13, out], 32), tf.concat([tf.zeros([1]), values([out - 1], 33)])];
     const reluDy = () => values([9, out], 34);
     await agree(`linear with relu, ${out} columns`, () => { const [x, w, b] = reluInputs(); return [linear(tfm, x!, w!, b!, "relu"), ...gradsOf((x, w, b) => linear(tfm, x!, w!, b!, "relu"), [x!, w!, b!], reluDy())]; }, () => {

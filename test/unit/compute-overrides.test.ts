@@ -70,6 +70,9 @@ test("fused matMul with bias and relu, transposed operands", async () => {
   await agreesWithCpu("fused matMul", () => [
     tf.fused.matMul({ a: values([9, 6], 13), b: values([11, 9], 14), transposeA: true, transposeB: true, bias: values([11], 15), activation: "relu" }),
     tf.fused.matMul({ a: values([2, 6, 9], 16), b: values([9, 5], 17), bias: values([5], 18), activation: "linear" }),
+    // columns a multiple of 4: the product alone, then the SIMD bias-and-relu pass over every row (batches included)
+    tf.fused.matMul({ a: values([9, 6], 19), b: values([12, 9], 20), transposeA: true, transposeB: true, bias: values([12], 21), activation: "relu" }),
+    tf.fused.matMul({ a: values([2, 6, 9], 22), b: values([9, 8], 23), bias: values([8], 24), activation: "linear" }),
   ]);
 });
 

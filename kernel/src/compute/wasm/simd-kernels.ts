@@ -313,11 +313,18 @@ function sgd() {
   ] };
 }
 
-/** relu(x, out, bytes): out = max(x, 0) (NaN stays NaN, as in tf.relu; out may be x). */
-function relu() {
-  const f = new Func({ x: "i32", out: "i32", bytes: "i32" }, { p: "i32" });
-  return { name: "relu", func: f, code: [
-    f.for("p", op.i32(0), f.get("bytes"), 16, [add(f.get("out"), f.get("p")), add(f.get("x"), f.get("p")), op.load(), op.vconst(0, 0, 0, 0), op.vMax, op.store()]),
+/** addRows(y, bias, rows, rowBytes, relu): y[r] = y[r] + bias for every row r, then max(., 0) where relu is 1 (rowBytes a multiple of 16). */
+function addRows() {
+  const f = new Func({ y: "i32", bias: "i32", rows: "i32", rowBytes: "i32", relu: "i32" }, { r: "i32", c: "i32", row: "i32", v: "v128" });
+  return { name: "addRows", func: f, code: [
+    f.for("r", op.i32(0), f.get("rows"), 1, [
+      f.set("row", add(f.get("y"), mul(f.get("r"), f.get("rowBytes")))),
+      f.for("c", op.i32(0), f.get("rowBytes"), 16, [
+        f.set("v", [add(f.get("row"), f.get("c")), op.load(), add(f.get("bias"), f.get("c")), op.load(), op.vAdd]),
+        ifThen(f.get("relu"), [f.set("v", [f.get("v"), op.vconst(0, 0, 0, 0), op.vMax])]),
+        [add(f.get("row"), f.get("c")), f.get("v"), op.store()],
+      ]),
+    ]),
   ] };
 }
 
@@ -348,15 +355,15 @@ export interface SimdKernels {
   columnSumBlocks(x: number, out: number, rows: number, rowBytes: number): void;
   adam(x: number, m: number, v: number, g: number, bytes: number, beta1: number, oneMinusBeta1: number, beta2: number, oneMinusBeta2: number, c1: number, c2: number, eps: number, negLr: number): void;
   sgd(x: number, g: number, bytes: number, negLr: number): void;
-  relu(x: number, out: number, bytes: number): void;
   reluGrad(dy: number, y: number, out: number, bytes: number): void;
+  addRows(y: number, bias: number, rows: number, rowBytes: number, relu: number): void;
 }
 
 let bytes: Uint8Array | undefined;
 
 /** The module's bytes (built once). */
 export function simdModuleBytes(): Uint8Array {
-  bytes ??= moduleBytes([layerNorm(), layerNormGrad(), geluInput(), multiply(), geluGrad(), causalScores(), softmaxGrad(), headLayout(), columnSum(), columnSumBlocks(), adam(), sgd(), relu(), reluGrad()]);
+  bytes ??= moduleBytes([layerNorm(), layerNormGrad(), geluInput(), multiply(), geluGrad(), causalScores(), softmaxGrad(), headLayout(), columnSum(), columnSumBlocks(), adam(), sgd(), reluGrad(), addRows()]);
   return bytes;
 }
 
