@@ -5,14 +5,13 @@
  * dispatch instead of two forward; for large x the gradients are products
  * of untransposed operands, the form TF.js's webgpu backend runs fast
  * (./mat-mul.ts). On wasm with the machine's BLAS (../cpu-blas.ts) one
- * DistlabLinear kernel (../wasm/linear.ts) writes the bias into the result
- * and adds the product to it, saving the add's pass; its gradient computes
- * only the inputs' gradients that are needed (tf.fused.matMul's computes
- * all: a first layer's x-gradient wasted a product as large as the
- * layer's); relu runs in place on the result, and its gradient is one
- * masking pass. On wasm's own SIMD kernel, matMul then add: the fused form was
- * the slower one for the tiny GPT (figures: docs/compute.md, "Figures
- * behind the code").
+ * DistlabLinear kernel (../wasm/linear.ts): the product, then one pass that
+ * adds the bias and applies relu in place; its gradient computes only the
+ * inputs' gradients that are needed (tf.fused.matMul's computes all: a
+ * first layer's x-gradient wasted a product as large as the layer's), and
+ * relu's gradient is one masking pass. On wasm's own SIMD kernel, matMul
+ * then add: the fused form was the slower one for the tiny GPT (figures:
+ * docs/compute.md, "Figures behind the code").
  */
 import { cpuBlas } from "../cpu-blas";
 import { LINEAR, RELU_GRAD } from "../wasm/linear";

@@ -4,9 +4,10 @@
  * through the machine's BLAS (batch-mat-mul.ts's gemmProduct, cpu-blas.ts),
  * then one SIMD pass that adds the bias to every row and applies relu in
  * place (for `out` a multiple of 4; otherwise the bias is written into y
- * before the product is added to it and relu is a JavaScript loop). The op around it is ../fused/linear.ts's, which calls
- * it only where a BLAS is open: on the WebAssembly kernel a separate add was
- * the faster form (docs/compute.md).
+ * before the product is added to it and relu is a JavaScript loop). The op
+ * around it is ../fused/linear.ts's, which calls it only where a BLAS is
+ * open: on the WebAssembly kernel a separate add was the faster form
+ * (docs/compute.md).
  *
  * Its gradient is registered per input (../fused/linear.ts): TF.js computes
  * only those on a path to what is differentiated, so a first layer's
@@ -46,7 +47,10 @@ export function linearKernel(): KernelConfig {
   return { kernelName: LINEAR, backendName: "wasm", kernelFunc: kernelFunc as KernelFunc };
 }
 
-/** DistlabReluGrad: dx = dy where y > 0, else 0, for dy and relu's output y of one shape. */
+/**
+ * DistlabReluGrad: dx = dy where y > 0, else 0, for dy and relu's output y of one shape. (A NaN
+ * output gets a zero gradient here; tf.relu's gradient, dy step(x), gives it NaN.)
+ */
 export function reluGradKernel(): KernelConfig {
   const kernelFunc = (args: Parameters<KernelFunc>[0]): TensorInfo => {
     const { dy, y } = args.inputs as { dy: TensorInfo; y: TensorInfo };
