@@ -180,3 +180,19 @@ test("four threads multiplying at once each get their own right answers", async 
   const worst = (await Promise.all([1, 2, 3, 4].map((seed) => inWorker(body(seed))))) as number[];
   for (const [i, error] of worst.entries()) assert.ok(error < 1e-4, `thread ${i}: largest error ${error}`);
 });
+
+test("a bad DISTLAB_CPU_BLAS keeps the wasm backend, shows in its device, and fails the first product naming the variable", () => {
+  // its own process: the library a process opens is shared by all its threads
+  const script = `
+    const tf = require("@tensorflow/tfjs");
+    require(${JSON.stringify(require.resolve("../../kernel/src/compute/backend-choice"))}).chooseBackend(tf).then((chosen) => {
+      let error = "";
+      try { tf.matMul(tf.ones([2, 3]), tf.ones([3, 4])).dataSync(); } catch (e) { error = e.message; }
+      console.log(JSON.stringify({ backend: chosen.backend, device: chosen.device, error }));
+    });`;
+  const run = spawnSync(process.execPath, ["--import", "tsx", "-e", script], { encoding: "utf8", env: { ...process.env, DISTLAB_CPU_BLAS: "/nonexistent/libblas.so" }, timeout: 60_000 });
+  const result = JSON.parse(run.stdout.trim().split("\n").pop() ?? "{}") as { backend: string; device: string; error: string };
+  assert.equal(result.backend, "wasm", run.stderr);
+  assert.match(result.device, /matMul failing: DISTLAB_CPU_BLAS=\/nonexistent\/libblas\.so: cannot load/);
+  assert.match(result.error, /DISTLAB_CPU_BLAS=\/nonexistent\/libblas\.so: cannot load \/nonexistent\/libblas\.so/);
+});

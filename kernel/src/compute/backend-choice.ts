@@ -73,11 +73,19 @@ async function activate(tf: Tf, name: TfBackendName): Promise<ChosenBackend> {
   return { backend: tf.getBackend(), device: `${device}${simd}${name === "wasm" ? matMulNote() : ""}`, overrides, skipped: [] };
 }
 
-/** ", matMul on <library>" where the wasm backend's products go through the machine's BLAS (cpu-blas.ts). */
+/**
+ * ", matMul on <library>" where the wasm backend's products go through the machine's BLAS
+ * (cpu-blas.ts). A bad DISTLAB_CPU_BLAS setting is shown here and fails the first product with its
+ * message; it must not fail the backend, or automatic choice would fall to the cpu backend.
+ */
 function matMulNote(env: NodeJS.ProcessEnv = process.env): string {
   if (env.DISTLAB_WASM_MATMUL === "stock") return "";
-  const blas = cpuBlas();
-  return blas ? `, matMul on ${path.basename(blas.library)}` : "";
+  try {
+    const blas = cpuBlas();
+    return blas ? `, matMul on ${path.basename(blas.library)}` : "";
+  } catch (error) {
+    return `, matMul failing: ${(error as Error).message}`;
+  }
 }
 
 export async function chooseBackend(tf: Tf, requested?: TfBackendName): Promise<ChosenBackend> {
