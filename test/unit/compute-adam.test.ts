@@ -8,29 +8,17 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { adam, fusedAdamAvailable } from "../../kernel/src/compute/adam";
 import { hasAdamInternals, recordAdamUpdates, type WebGpuBackendInternals } from "../../kernel/src/compute/webgpu/adam-update";
-import { backendsUnderTest, tf, values } from "./compute-backends";
+import { backendsUnderTest, tf, trainRegression, values } from "./compute-backends";
 
-/** Three steps of a two-layer regression (weights, bias, a second weight) with `optimizer`; the final parameters. */
-function train(optimizer: tf.Optimizer): Float32Array[] {
-  const params = tf.tidy(() => [tf.variable(values([6, 5], 1)), tf.variable(values([5], 2)), tf.variable(values([5, 3], 3))]);
-  const x = values([8, 6], 4), y = values([8, 3], 5);
-  for (let step = 0; step < 3; step++) {
-    optimizer.minimize(() => tf.mean(tf.square(tf.sub(tf.matMul(tf.tanh(tf.add(tf.matMul(x, params[0]!), params[1]!)), params[2]!), y))) as tf.Scalar);
-  }
-  const out = params.map((p) => p.dataSync() as Float32Array);
-  tf.dispose([...params, x, y]);
-  optimizer.dispose();
-  return out;
-}
 
 test("adam() matches tf.train.adam on cpu and wasm (fused on wasm), bit for bit, and leaves no tensors behind", async () => {
   for (const backend of ["cpu", ...(await backendsUnderTest()).filter((b) => b === "wasm")]) {
     await tf.setBackend(backend);
     assert.equal(fusedAdamAvailable(tf), backend === "wasm", `fused path on ${backend}`);
     // 30, 5 and 15 values: the SIMD loop's multiple-of-4 prefix and the JavaScript tail
-    const stock = train(tf.train.adam(0.01, 0.8, 0.95));
+    const stock = trainRegression(tf.train.adam(0.01, 0.8, 0.95));
     const before = tf.memory().numTensors;
-    const ours = train(adam(tf, 0.01, 0.8, 0.95));
+    const ours = trainRegression(adam(tf, 0.01, 0.8, 0.95));
     assert.equal(tf.memory().numTensors, before, `${backend}: tensors left behind`);
     stock.forEach((expected, i) => assert.deepEqual(ours[i], expected, `${backend}: parameter ${i}`));
     const initial = tf.tidy(() => values([6, 5], 1).dataSync());

@@ -56,3 +56,21 @@ export function values(shape: number[], seed: number): tf.Tensor {
   }
   return tf.tensor(data, shape);
 }
+
+/**
+ * Three steps of a two-layer regression (weights [6, 5], bias [5], a second weight [5, 3]: 30, 5 and
+ * 15 values, so a SIMD update's multiple-of-4 prefix and its JavaScript tail) with `optimizer`;
+ * `beforeStep(i)` runs before step i. Returns the final parameters (everything disposed).
+ */
+export function trainRegression(optimizer: tf.Optimizer, beforeStep: (step: number) => void = () => {}): Float32Array[] {
+  const params = tf.tidy(() => [tf.variable(values([6, 5], 1)), tf.variable(values([5], 2)), tf.variable(values([5, 3], 3))]);
+  const x = values([8, 6], 4), y = values([8, 3], 5);
+  for (let step = 0; step < 3; step++) {
+    beforeStep(step);
+    optimizer.minimize(() => tf.mean(tf.square(tf.sub(tf.matMul(tf.tanh(tf.add(tf.matMul(x, params[0]!), params[1]!)), params[2]!), y))) as tf.Scalar);
+  }
+  const out = params.map((p) => p.dataSync() as Float32Array);
+  tf.dispose([...params, x, y]);
+  optimizer.dispose();
+  return out;
+}

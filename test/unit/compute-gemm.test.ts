@@ -9,37 +9,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { WasmGemm, type ProductShape } from "../../kernel/src/compute/wasm/gemm";
 import { RELAXED_SIMD_FLAG, relaxedSimdCompiles } from "../../kernel/src/v8-start-flags";
-
-function reference(a: Float32Array, aAt: number, b: Float32Array, bAt: number, { m, k, n, transposeA, transposeB }: ProductShape, bias?: Float32Array): Float64Array {
-  const out = new Float64Array(m * n);
-  for (let i = 0; i < m; i++) {
-    for (let j = 0; j < n; j++) {
-      let sum = bias ? bias[j]! : 0;
-      for (let kk = 0; kk < k; kk++) {
-        sum += a[aAt + (transposeA ? kk * m + i : i * k + kk)]! * b[bAt + (transposeB ? j * k + kk : kk * n + j)]!;
-      }
-      out[i * n + j] = sum;
-    }
-  }
-  return out;
-}
-
-function random(length: number, seed: number): Float32Array {
-  let state = seed >>> 0 || 1;
-  return Float32Array.from({ length }, () => {
-    state ^= state << 13; state ^= state >>> 17; state ^= state << 5;
-    return ((state >>> 0) / 2 ** 32) * 2 - 1;
-  });
-}
-
-/** Largest |got - want| relative to sqrt(k) (a sum of k products of values in [-1, 1]). */
-function assertClose(got: Float32Array, at: number, want: Float64Array, k: number, what: string): void {
-  const tolerance = 1e-6 * Math.max(1, Math.sqrt(k)) * 4;
-  for (let i = 0; i < want.length; i++) {
-    const error = Math.abs(got[at + i]! - want[i]!);
-    assert.ok(error <= tolerance, `${what}: element ${i} is ${got[at + i]}, expected ${want[i]} (error ${error})`);
-  }
-}
+import { assertClose, productCases, random, reference } from "./gemm-reference";
 
 for (const fma of ["1", "0"]) {
   const gemm = new WasmGemm({ DISTLAB_WASM_FMA: fma });
@@ -47,11 +17,7 @@ for (const fma of ["1", "0"]) {
 
   test(`gemm (${form}): random shapes, transposes, bias and offsets match a float64 reference`, () => {
     fc.assert(fc.property(
-      fc.record({
-        m: fc.integer({ min: 0, max: 19 }), k: fc.integer({ min: 0, max: 37 }), n: fc.integer({ min: 0, max: 27 }),
-        transposeA: fc.boolean(), transposeB: fc.boolean(), withBias: fc.boolean(),
-        aAt: fc.integer({ min: 0, max: 5 }), bAt: fc.integer({ min: 0, max: 5 }), outAt: fc.integer({ min: 0, max: 5 }), seed: fc.integer(),
-      }),
+      productCases,
       ({ withBias, aAt, bAt, outAt, seed, ...shape }) => {
         const { m, k, n } = shape;
         const a = random(aAt + m * k, seed), b = random(bAt + k * n, seed + 1);

@@ -5,30 +5,23 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { fusedSgdAvailable, sgd } from "../../kernel/src/compute/sgd";
-import { backendsUnderTest, tf, values } from "./compute-backends";
+import { backendsUnderTest, tf, trainRegression, values } from "./compute-backends";
 
-/** Three steps of a two-layer regression with `optimizer`, the learning rate halved before the third; the final parameters. */
-function train(optimizer: tf.SGDOptimizer): Float32Array[] {
-  const params = tf.tidy(() => [tf.variable(values([6, 5], 1)), tf.variable(values([5], 2)), tf.variable(values([5, 3], 3))]);
-  const x = values([8, 6], 4), y = values([8, 3], 5);
-  for (let step = 0; step < 3; step++) {
-    if (step === 2) optimizer.setLearningRate(0.05);
-    optimizer.minimize(() => tf.mean(tf.square(tf.sub(tf.matMul(tf.tanh(tf.add(tf.matMul(x, params[0]!), params[1]!)), params[2]!), y))) as tf.Scalar);
-  }
-  const out = params.map((p) => p.dataSync() as Float32Array);
-  tf.dispose([...params, x, y]);
-  optimizer.dispose();
-  return out;
-}
+/** The learning rate 0.05 from step 2 on (the fused update must read setLearningRate's value). */
+const halveBeforeStep2 = (optimizer: tf.SGDOptimizer) => (step: number) => {
+  if (step === 2) optimizer.setLearningRate(0.05);
+};
 
 test("sgd() matches tf.train.sgd on cpu and wasm (fused on wasm), bit for bit, through setLearningRate, and leaves no tensors behind", async () => {
   for (const backend of ["cpu", ...(await backendsUnderTest()).filter((b) => b === "wasm")]) {
     await tf.setBackend(backend);
     assert.equal(fusedSgdAvailable(tf), backend === "wasm", `fused path on ${backend}`);
     // 30, 5 and 15 values: the SIMD loop's multiple-of-4 prefix and the JavaScript tail
-    const stock = train(tf.train.sgd(0.1));
+    const stockOptimizer = tf.train.sgd(0.1);
+    const stock = trainRegression(stockOptimizer, halveBeforeStep2(stockOptimizer));
     const before = tf.memory().numTensors;
-    const ours = train(sgd(tf, 0.1));
+    const ourOptimizer = sgd(tf, 0.1);
+    const ours = trainRegression(ourOptimizer, halveBeforeStep2(ourOptimizer));
     assert.equal(tf.memory().numTensors, before, `${backend}: tensors left behind`);
     stock.forEach((expected, i) => assert.deepEqual(ours[i], expected, `${backend}: parameter ${i}`));
     const initial = tf.tidy(() => values([6, 5], 1).dataSync());

@@ -18,7 +18,7 @@
 import type { KernelConfig, KernelFunc, TensorInfo } from "@tensorflow/tfjs";
 import { cpuBlas } from "../cpu-blas";
 import { wasmGemm, type WasmGemm } from "./gemm";
-import { heapF32, sizeOf, type StockKernels, type WasmBackend } from "./tensor-info";
+import { addressOf, heapF32, simdOf, sizeOf, type StockKernels, type WasmBackend } from "./tensor-info";
 
 /** numpy-style broadcast of two batch shapes of equal size or where one has size 1. */
 export function broadcastBatch(a: readonly number[], b: readonly number[]): number[] {
@@ -60,6 +60,33 @@ export function gemmProduct(backend: WasmBackend, a: TensorInfo, b: TensorInfo, 
     );
   }
   return out;
+}
+
+/**
+ * gemmProduct's result with a bias [n] added to every row and, with `relu`, relu applied in place
+ * (what _FusedMatMul and DistlabLinear compute). For n a multiple of 4 the product runs alone and
+ * one SIMD pass adds the bias and applies relu (simd-kernels.ts's addRows); otherwise the bias
+ * starts the product (the WebAssembly kernel's accumulators, the BLAS's beta = 1) and relu is a
+ * JavaScript loop.
+ */
+export function biasedProduct(backend: WasmBackend, a: TensorInfo, b: TensorInfo, transposeA: boolean, transposeB: boolean, bias: TensorInfo, relu: boolean): TensorInfo {
+  const n = sizeOf(bias.shape);
+  const simd = simdOf(backend);
+  if (simd && n % 4 === 0) {
+    const product = gemmProduct(backend, a, b, transposeA, transposeB);
+    const rows = n > 0 ? sizeOf(product.shape) / n : 0;
+    if (rows > 0) simd.addRows(addressOf(backend, product), addressOf(backend, bias), rows, 4 * n, relu ? 1 : 0);
+    return product;
+  }
+  const product = gemmProduct(backend, a, b, transposeA, transposeB, bias);
+  if (relu) reluInPlace(backend, product);
+  return product;
+}
+
+/** x = max(x, 0) over a float32 tensor, in place (NaN stays NaN, as in tf.relu). */
+export function reluInPlace(backend: WasmBackend, x: TensorInfo): void {
+  const values = heapF32(backend, x);
+  for (let i = 0; i < values.length; i++) if (values[i]! < 0) values[i] = 0;
 }
 
 export function batchMatMulOverride(stock: StockKernels): KernelConfig {

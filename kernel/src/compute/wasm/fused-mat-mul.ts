@@ -1,17 +1,15 @@
 /**
  * _FusedMatMul (matMul + bias + activation in one kernel, what tf.fused.matMul
  * and tf.layers' Dense use) for the wasm backend, through the same SIMD
- * kernel as BatchMatMul (batch-mat-mul.ts). With a bias [n] of a multiple of
- * 4 columns and no activation or relu, the product runs alone and one SIMD
- * pass adds the bias to every row and applies relu (simd-kernels.ts's
- * addRows); otherwise the bias starts the product (the WebAssembly kernel's
- * accumulators, or the BLAS's result, cpu-blas.ts), relu runs over the
- * result in place, and other activations call the stock activation kernel
- * on it.
+ * kernel as BatchMatMul (batch-mat-mul.ts). A bias with no activation or
+ * relu is batch-mat-mul.ts's biasedProduct (one SIMD pass adds the bias and
+ * applies relu, tf.layers.dense's common case); otherwise the bias starts the
+ * product, relu runs over the result in place, and other activations call
+ * the stock activation kernel on it.
  */
 import type { KernelConfig, KernelFunc, TensorInfo } from "@tensorflow/tfjs";
-import { gemmApplies, gemmProduct } from "./batch-mat-mul";
-import { addressOf, dispose, heapF32, simdOf, sizeOf, type StockKernels, type WasmBackend } from "./tensor-info";
+import { biasedProduct, gemmApplies, gemmProduct, reluInPlace } from "./batch-mat-mul";
+import { dispose, sizeOf, type StockKernels, type WasmBackend } from "./tensor-info";
 
 /** tf.fused activation name -> the stock kernel that applies it, and how to call it. */
 const ACTIVATIONS: Record<string, (x: TensorInfo, extra: { alpha?: TensorInfo; leakyreluAlpha?: number }) => { kernel: string; inputs: Record<string, TensorInfo>; attrs: Record<string, unknown> }> = {
@@ -34,19 +32,12 @@ export function fusedMatMulOverride(stock: StockKernels): KernelConfig {
     if (!gemmApplies(a, b) || !known || (bias !== undefined && (bias.dtype !== "float32" || sizeOf(bias.shape) !== n || bias.shape.length !== 1))) {
       return stock.get("_FusedMatMul")(args) as TensorInfo;
     }
-    const simd = simdOf(backend);
-    if (simd && bias !== undefined && n % 4 === 0 && (attrs.activation === "linear" || attrs.activation === "relu")) {
-      // the product alone, then one SIMD pass adds the bias to every row and applies relu (tf.layers.dense's common case)
-      const product = gemmProduct(backend, a, b, attrs.transposeA, attrs.transposeB);
-      const rows = sizeOf(product.shape) / n;
-      if (rows > 0 && n > 0) simd.addRows(addressOf(backend, product), addressOf(backend, bias), rows, 4 * n, attrs.activation === "relu" ? 1 : 0);
-      return product;
-    }
+    const relu = attrs.activation === "relu";
+    if (bias !== undefined && (relu || attrs.activation === "linear")) return biasedProduct(backend, a, b, attrs.transposeA, attrs.transposeB, bias, relu);
     const product = gemmProduct(backend, a, b, attrs.transposeA, attrs.transposeB, bias);
     if (attrs.activation === "linear") return product;
-    if (attrs.activation === "relu") {
-      const values = heapF32(backend, product);
-      for (let i = 0; i < values.length; i++) if (values[i]! < 0) values[i] = 0; // NaN stays NaN, as in tf.relu
+    if (relu) {
+      reluInPlace(backend, product);
       return product;
     }
     const call = ACTIVATIONS[attrs.activation]!(product, { alpha: inputs.preluActivationWeights, leakyreluAlpha: attrs.leakyreluAlpha });

@@ -1,10 +1,8 @@
 /**
  * DistlabLinear for the wasm backend: y [rows, out] = act(x [rows, in] w [in, out]
  * + bias [out]), act = identity or relu (attr `relu` 0 or 1): one product
- * through the machine's BLAS (batch-mat-mul.ts's gemmProduct, cpu-blas.ts),
- * then one SIMD pass that adds the bias to every row and applies relu in
- * place (for `out` a multiple of 4; otherwise the bias is written into y
- * before the product is added to it and relu is a JavaScript loop). The op
+ * through the machine's BLAS, then one pass adding the bias and applying
+ * relu (batch-mat-mul.ts's biasedProduct, shared with _FusedMatMul). The op
  * around it is ../fused/linear.ts's, which calls it only where a BLAS is
  * open: on the WebAssembly kernel a separate add was the faster form
  * (docs/compute.md).
@@ -17,7 +15,7 @@
  * a Multiply).
  */
 import type { KernelConfig, KernelFunc, TensorInfo } from "@tensorflow/tfjs";
-import { gemmProduct } from "./batch-mat-mul";
+import { biasedProduct } from "./batch-mat-mul";
 import { addressOf, heapF32, simdOf, sizeOf, type WasmBackend } from "./tensor-info";
 
 export const LINEAR = "DistlabLinear";
@@ -26,23 +24,7 @@ export const RELU_GRAD = "DistlabReluGrad";
 export function linearKernel(): KernelConfig {
   const kernelFunc = (args: Parameters<KernelFunc>[0]): TensorInfo => {
     const { x, w, bias } = args.inputs as { x: TensorInfo; w: TensorInfo; bias: TensorInfo };
-    const backend = args.backend as unknown as WasmBackend;
-    const relu = (args.attrs as { relu?: number }).relu ? 1 : 0;
-    const simd = simdOf(backend);
-    const [rows, columns] = [x.shape[0]!, w.shape[1]!];
-    if (simd && columns % 4 === 0) {
-      // the product alone, then one SIMD pass adds the bias to every row (and applies relu)
-      const y = gemmProduct(backend, x, w, false, false);
-      if (rows > 0 && columns > 0) simd.addRows(addressOf(backend, y), addressOf(backend, bias), rows, 4 * columns, relu);
-      return y;
-    }
-    // rows of other widths: the bias written into y before the product is added (cpu-blas.ts), relu in JavaScript
-    const y = gemmProduct(backend, x, w, false, false, bias);
-    if (relu) {
-      const values = heapF32(backend, y);
-      for (let i = 0; i < values.length; i++) if (values[i]! < 0) values[i] = 0; // NaN stays NaN, as in tf.relu
-    }
-    return y;
+    return biasedProduct(args.backend as unknown as WasmBackend, x, w, false, false, bias, Boolean((args.attrs as { relu?: number }).relu));
   };
   return { kernelName: LINEAR, backendName: "wasm", kernelFunc: kernelFunc as KernelFunc };
 }
