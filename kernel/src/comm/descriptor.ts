@@ -49,6 +49,28 @@ export function writeDescriptor(words: Int32Array, at: number, d: Descriptor): v
   words[at + 7] = d.shape;
 }
 
+/**
+ * Posts a rank's descriptor where other threads read it while it changes, under a sequence lock on
+ * `seqWord`: odd while the words are being written, even (and larger) once they are whole; 0 = never
+ * posted. Call numbers count per group, so two calls in a row can share a number (allReduce #1 of a tp
+ * group, then barrier #1 of the world): the sequence, not the call number, tells a reader that the
+ * words moved under it. Only the owning rank writes its words.
+ */
+export function postDescriptor(words: Int32Array, seqWord: number, at: number, d: Descriptor): void {
+  const seq = Atomics.load(words, seqWord);
+  Atomics.store(words, seqWord, seq + 1);
+  writeDescriptor(words, at, d);
+  Atomics.store(words, seqWord, seq + 2);
+}
+
+/** The descriptor postDescriptor() left at `at`, whole; undefined when none was posted or it is being rewritten. */
+export function readPostedDescriptor(words: Int32Array, seqWord: number, at: number): Descriptor | undefined {
+  const before = Atomics.load(words, seqWord);
+  if (before === 0 || before % 2 === 1) return undefined;
+  const desc = readDescriptor(words, at);
+  return Atomics.load(words, seqWord) === before ? desc : undefined;
+}
+
 export function readDescriptor(words: Int32Array, at: number): Descriptor {
   const codes = Atomics.load(words, at + 2);
   return {

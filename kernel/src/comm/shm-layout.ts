@@ -32,6 +32,7 @@ export const DOORBELL = 0;
 export const POSTED = 1;
 export const REDUCED = 2;
 export const CONSUMED = 3;
+/** sequence word of the rank's posted descriptor (descriptor.ts postDescriptor): even = whole, 0 = none yet */
 export const ENTERED = 4;
 export const REGISTERED_FLAGS = 5;
 export const REGISTERED_INPUT_AT = 6;

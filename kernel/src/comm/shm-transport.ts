@@ -8,7 +8,7 @@
 // this loop also moves along while a collective waits.
 import { CommCancelledError, CommCellEndedError, CommMismatchError, CommTimeoutError } from "./comm-errors";
 import {
-  callLabel, descriptorsAgree, DESCRIPTOR_WORDS, mismatchOfMembers, readDescriptor, sameCallNumber, writeDescriptor,
+  callLabel, descriptorsAgree, DESCRIPTOR_WORDS, mismatchOfMembers, postDescriptor, readPostedDescriptor, sameCallNumber,
   type Descriptor, type MemberCall,
 } from "./descriptor";
 import { agreementFrames } from "./agreement";
@@ -94,10 +94,7 @@ export class ShmTransport implements Transport {
 
   enter(call: CallContext): void {
     this.advanceEpoch(call.desc.epoch);
-    const at = this.layout.rankWord(this.rank, DESCRIPTOR_AT);
-    Atomics.store(this.ctl, this.layout.rankWord(this.rank, ENTERED), 0);
-    writeDescriptor(this.ctl, at, call.desc);
-    Atomics.store(this.ctl, this.layout.rankWord(this.rank, ENTERED), call.desc.call);
+    postDescriptor(this.ctl, this.layout.rankWord(this.rank, ENTERED), this.layout.rankWord(this.rank, DESCRIPTOR_AT), call.desc);
     this.agree(call);
   }
 
@@ -282,11 +279,7 @@ export class ShmTransport implements Transport {
   }
 
   peerDescriptor(peer: number): Descriptor | undefined {
-    const entered = this.layout.rankWord(peer, ENTERED);
-    const call = Atomics.load(this.ctl, entered);
-    if (call === 0) return undefined;
-    const desc = readDescriptor(this.ctl, this.layout.rankWord(peer, DESCRIPTOR_AT));
-    return Atomics.load(this.ctl, entered) === call && desc.call === call ? desc : undefined;
+    return readPostedDescriptor(this.ctl, this.layout.rankWord(peer, ENTERED), this.layout.rankWord(peer, DESCRIPTOR_AT));
   }
 
   /** Stops the whole world: every rank's waits end with this reason. */
