@@ -16,7 +16,7 @@ import { browserStep } from "./setup/browser.mjs";
 import { ensureDebianPackages } from "./setup/debian.mjs";
 import { extensionStep } from "./setup/extension.mjs";
 import { kernelspecStep } from "./setup/kernelspec.mjs";
-import { nativeBlasStep } from "./setup/native-blas.mjs";
+import { nativeAddonsStep } from "./setup/native-addons.mjs";
 import { nodePackagesStep } from "./setup/node-packages.mjs";
 import { pythonVenvStep } from "./setup/python-venv.mjs";
 import { typescriptStep } from "./setup/typescript.mjs";
@@ -46,7 +46,7 @@ const steps = [
   ...(forTests ? [{ name: "compute test packages", run: () => ensureDebianPackages(COMPUTE_TEST_DEBIAN_PACKAGES) }] : []),
   nodePackagesStep,
   typescriptStep,
-  nativeBlasStep,
+  nativeAddonsStep,
   pythonVenvStep,
   extensionStep,
   kernelspecStep,

@@ -19,7 +19,7 @@ export class ThreadWorld {
 
   constructor(
     readonly size: number,
-    options: ShmWorldOptions & { comm?: Omit<CommOptions, "onSpan"> & { spans?: boolean }; workerFile?: string } = {},
+    options: ShmWorldOptions & { comm?: Omit<CommOptions, "onSpan"> & { spans?: boolean }; workerFile?: string; env?: NodeJS.ProcessEnv } = {},
   ) {
     this.init = createShmWorld(size, options);
     // The rank program: comm-worker.ts (comm scenarios) unless a test names another (techniques-worker.ts).
@@ -30,6 +30,8 @@ export class ThreadWorld {
         new Worker(`require("tsx/cjs"); require(${JSON.stringify(workerFile)});`, {
           eval: true,
           workerData: { init: this.init, rank, options: options.comm ?? {} },
+          // the ranks' environment (default: this process's), e.g. DISTLAB_PEER_MEMORY=off
+          ...(options.env ? { env: options.env } : {}),
         }),
       );
     }

@@ -10,6 +10,7 @@ import type { CommArray } from "../../kernel/src/comm";
 import type { TypedArrayConstructor } from "../../kernel/src/comm/registered-memory";
 import { ResultPool } from "../../kernel/src/comm/result-pool";
 import { fullGc } from "../../kernel/src/comm/full-gc";
+import { droppedResults } from "../../kernel/src/comm/dropped-results";
 import { ThreadWorld } from "./comm-harness";
 import { ProcessWorld } from "./comm-process-world";
 import { DTYPE_CTORS, REDUCE_OPS } from "./comm-reference";
@@ -94,6 +95,24 @@ describe("result pool", () => {
     if (collectMs! < faultMs!) assert.ok(blocks <= 5, `the pool claimed ${blocks} blocks of 64 MiB for a loop that drops every result (${collections} collections; ${measured})`);
     else t.diagnostic(`collecting cost more than fresh pages here (${measured}): ${blocks} blocks`);
     assert.ok(collections >= 1, `no collection for 16 calls on ${blocks} blocks`);
+  });
+
+  test("with the native finalizers a scavenge finds dropped 16 MiB results: 40 calls on the two blocks and spare of the first claim, no full collection", async (t) => {
+    const dropped = droppedResults();
+    if (!dropped) return t.skip("kernel/native/build/dropped-results.node is not built (no g++ at setup)");
+    const MiB = 1024 * KiB;
+    let collections = 0;
+    const pool = new ResultPool({ minBytes: 0, budgetBytes: 8 * 16 * MiB, collectFromBytes: 0 }, { collect: () => { collections++; fullGc()!(); }, ballast: false, dropped });
+    let held: Uint8Array | undefined;
+    for (let i = 0; i < 40; i++) {
+      // a loop that holds each result until the next call returns, as `r = await allReduce(x)` does
+      const next = await pool.take(Uint8Array, 16 * MiB);
+      assert.ok(next, `call ${i} got a pooled block`);
+      held = next;
+    }
+    assert.ok(held);
+    const { blocks } = pool.stats();
+    assert.ok(blocks <= 3 && collections === 0, `${blocks} blocks of 16 MiB and ${collections} full collections for 40 calls that drop each result after the next`);
   });
 
   test("dropped results come back through V8's own collections: their ballast is external memory V8 counts", async () => {
@@ -191,9 +210,12 @@ describe("pooled results in a 2-rank thread world", () => {
       assert.ok(r.subIntact, `rank ${rank}: a subarray of a dropped result changed under later calls`);
       assert.ok(r.lastCorrect, `rank ${rank}: a result after the caller changed a kept one is wrong`);
       assert.equal(r.wrongResults, 0, `rank ${rank}: wrong results`);
-      assert.ok(r.pool.bytes <= 512 * KiB && r.pool.blocks <= 8, `rank ${rank}: pool grew to ${r.pool.blocks} blocks, ${r.pool.bytes} bytes`);
-      // without blocks coming back, 6 of 100 would be pooled; V8 may still hold the latest result or two when it collects
-      assert.ok(r.pooledCalls >= 60, `rank ${rank}: only ${r.pooledCalls} of 100 results came from the pool (dropped blocks are not coming back)`);
+      // blocks of other sizes from earlier tests may still be held: the budget bounds the bytes of all of them
+      assert.ok(r.pool.bytes <= 512 * KiB, `rank ${rank}: pool grew to ${r.pool.blocks} blocks, ${r.pool.bytes} bytes`);
+      // without blocks coming back, 6 of 100 would be pooled; V8 may still hold the latest result or two when it collects.
+      // With the native finalizers a scavenge at each take finds every dropped result (dropped-results.ts).
+      const least = droppedResults() ? 95 : 60;
+      assert.ok(r.pooledCalls >= least, `rank ${rank}: only ${r.pooledCalls} of 100 results came from the pool (dropped blocks are not coming back)`);
     });
   });
 });
@@ -237,8 +259,9 @@ describe("pooled results in a 2-rank process world over TCP (the ring and recurs
       assert.ok(r.keptIntact && r.subIntact, `rank ${rank}: a kept result or subarray changed under later calls`);
       assert.ok(r.lastCorrect, `rank ${rank}: a result after the caller changed a kept one is wrong`);
       assert.equal(r.wrongResults, 0, `rank ${rank}: wrong results`);
-      assert.ok(r.pool.bytes <= 512 * KiB && r.pool.blocks <= 8, `rank ${rank}: pool grew to ${r.pool.blocks} blocks, ${r.pool.bytes} bytes`);
-      assert.ok(r.pooledCalls >= 60, `rank ${rank}: only ${r.pooledCalls} of 100 results came from the pool`);
+      // blocks of other sizes from earlier tests may still be held: the budget bounds the bytes of all of them
+      assert.ok(r.pool.bytes <= 512 * KiB, `rank ${rank}: pool grew to ${r.pool.blocks} blocks, ${r.pool.bytes} bytes`);
+      assert.ok(r.pooledCalls >= (droppedResults() ? 95 : 60), `rank ${rank}: only ${r.pooledCalls} of 100 results came from the pool`);
     });
   });
 });

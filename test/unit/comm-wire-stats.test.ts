@@ -22,6 +22,8 @@ import { createDist } from "../../kernel/src/cluster/rank-side/dist-api";
 import type { WireStats } from "../../kernel/src/comm/wire-stats";
 import type { CommSpan } from "../../kernel/src/comm";
 import { PAIRWISE_MAX_RANKS } from "../../kernel/src/comm/choose";
+import { peerMemoryOps } from "../../kernel/src/comm/peer-memory";
+import { BY_ADDRESS_CHUNK_BYTES } from "../../kernel/src/comm/shm-direct-by-address";
 
 const mod = (a: number, n: number) => ((a % n) + n) % n;
 const blockStart = (i: number, L: number, n: number) => Math.floor((i * L) / n);
@@ -158,14 +160,15 @@ const SLOT_BYTES = 4096;
  * The direct path (shm): ranks read each other's memory in place; what rank r reads of rank q's
  * memory is received by r from q and sent by q to r, one message a read.
  *   allReduce, S <= min(32 KiB, slot): every rank reads all S of every peer's slot (1 read each)
- *   allReduce, larger: chunks of P = slot / w elements; chunk of len elements is sliced on 64-byte
+ *   allReduce, larger: chunks of P = slot / w elements (BY_ADDRESS_CHUNK_BYTES / w when peers read the
+ *     arrays by address: peer-memory.ts); chunk of len elements is sliced on 64-byte
  *     lines, slice r = [c(r), c(r+1)), c(r) = min(len, floor(r ceil(len/u) / n) u), u = 64 / w;
  *     rank r reads slice r of each peer's input (reduce), then each peer's slice of the result
  *   allGather: every peer's m elements, one read a chunk
  */
-function directAllReduce(L: number): Case {
+function directAllReduce(L: number, chunkBytes: number): Case {
   return {
-    name: `direct allReduce of ${L} x float32`,
+    name: `direct allReduce of ${L} x float32 (${chunkBytes === SLOT_BYTES ? "through staging slots" : "peers' arrays read by address"})`,
     op: "allReduce",
     args: (n) => Array.from({ length: n }, () => ({ op: "allReduce", x: new Float32Array(L).fill(1), options: { algorithm: "direct" } })),
     expected(r, n) {
@@ -177,7 +180,7 @@ function directAllReduce(L: number): Case {
         for (let q = 0; q < n; q++) if (q !== r) each[q] = S;
         messages = n - 1;
       } else {
-        const P = SLOT_BYTES / w;
+        const P = chunkBytes / w;
         const u = 64 / w;
         for (let at = 0; at < L; at += P) {
           const len = Math.min(P, L - at);
@@ -319,8 +322,17 @@ for (let n = 2; n <= 8; n++) {
         assert.ok(reply.stats.framingBytesSent >= 48 * frames && reply.stats.framingBytesSent < 64 * frames, `framing ${reply.stats.framingBytesSent} for ${frames} frames`);
       });
     }
-    for (const c of [directAllReduce(1000), directAllReduce(2500), directAllGather(1500), directReduceScatter(3001), directBroadcast(2100, 1)]) {
-      const replies = await runCase(world, c, n, "shm");
+    // the large allReduce reads peers' arrays by address where the addon is built; without it (and in
+    // a world told DISTLAB_PEER_MEMORY=off) through the staging slots
+    const bySlots = new ThreadWorld(n, { slotBytes: SLOT_BYTES, comm: { timeoutMs: 20_000, spans: true }, env: { ...process.env, DISTLAB_PEER_MEMORY: "off" } });
+    worlds.push(bySlots);
+    const largeChunk = peerMemoryOps() ? BY_ADDRESS_CHUNK_BYTES : SLOT_BYTES;
+    const direct: [ThreadWorld, Case][] = [
+      [world, directAllReduce(1000, largeChunk)], [world, directAllReduce(2500, largeChunk)], [bySlots, directAllReduce(2500, SLOT_BYTES)],
+      [world, directAllGather(1500)], [world, directReduceScatter(3001)], [world, directBroadcast(2100, 1)],
+    ];
+    for (const [w, c] of direct) {
+      const replies = await runCase(w, c, n, "shm");
       // the reader's side of a direct call is on its span at once
       replies.forEach((reply, rank) => {
         const span = reply.spans.find((s) => s.op === c.op)!;
@@ -328,6 +340,7 @@ for (let n = 2; n <= 8; n++) {
       });
     }
     await world.close();
+    await bySlots.close();
   });
 
   test(`tcp, ${n} ranks: channel algorithms and p2p move exactly their formula's bytes and messages; 48 framing bytes a frame`, async () => {

@@ -26,3 +26,13 @@ export function fullGc(): (() => void) | undefined {
   }
   return collect ?? undefined;
 }
+
+/**
+ * A young-generation collection (a scavenge: well under a millisecond in a rank), or undefined where the
+ * host offers no `gc`. It finds dropped objects that are young, and processes their weak handles (the
+ * native finalizers of lent-blocks.ts), not FinalizationRegistry callbacks.
+ */
+export function scavenge(): (() => void) | undefined {
+  const gc = fullGc() as ((options?: { type: "minor" | "major" }) => void) | undefined;
+  return gc && (() => gc({ type: "minor" }));
+}

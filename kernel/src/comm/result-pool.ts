@@ -51,6 +51,7 @@
 // its blocks back.
 // When all of this finds no block, and for results below `minBytes`, the
 // result is a plain fresh array.
+import type { DroppedResults } from "./dropped-results";
 import type { TypedArrayConstructor } from "./registered-memory";
 import type { CommArray, CommOptions } from "./types";
 
@@ -70,6 +71,8 @@ export interface ResultPoolHooks {
   nextTask?: () => Promise<void>;
   /** false: results carry no ballast (the header says why they do) */
   ballast?: boolean;
+  /** finds dropped results after scavenges (dropped-results.ts); without it, the FinalizationRegistry alone */
+  dropped?: DroppedResults;
 }
 
 const MiB = 1024 * 1024;
@@ -153,6 +156,8 @@ export class ResultPool {
     const size = Math.ceil(bytes / LINE) * LINE;
     let kept = this.idleBlock(size);
     if (!kept) {
+      // results dropped since the last take are found by a scavenge; their finalizers run in the task after it
+      if ((this.outBySize.get(size) ?? 0) > 0) this.hooks.dropped?.scavenge();
       // the one place a loop of calls yields to the event loop: an idle collection due now must wait
       this.taking = true;
       try {
@@ -165,13 +170,16 @@ export class ResultPool {
     }
     // a collection, where one costs less than faulting in a fresh block's pages (and may find one)
     if (!kept && this.collectingIsCheaper(size)) kept = await this.collectFor(size, false);
-    kept ??= this.claimTouched(size);
+    if (!kept) {
+      kept = this.claimTouched(size);
+      if (kept && this.wantsSpare(size)) this.claimSpare(size);
+    }
     // the budget is full: a collection is the only way to a block
     if (!kept && this.worthCollecting(size)) kept = await this.collectFor(size, true);
     if (!kept) return undefined;
     this.outBySize.set(size, (this.outBySize.get(size) ?? 0) + 1);
     const handed = structuredClone(kept);
-    this.registry.register(handed, kept);
+    if (!this.hooks.dropped?.watch(handed, kept, (block) => this.returned(block))) this.registry.register(handed, kept);
     this.carryBallast(handed, size);
     if (size >= this.options.collectFromBytes) this.collectWhenIdle();
     return new ctor(handed, 0, length);
@@ -214,7 +222,10 @@ export class ResultPool {
    * faulting is known).
    */
   private collectingIsCheaper(size: number): boolean {
-    if (!this.mayCollect(size) || this.faultMsPerByte === undefined || (this.outBySize.get(size) ?? 0) < BLOCKS_BEFORE_COLLECTING) return false;
+    // with scavenges finding dropped results, two out and none found means a scavenge missed one: a
+    // result that outlived a collection was promoted, and only a full collection finds it
+    const before = this.hooks.dropped ? 2 : BLOCKS_BEFORE_COLLECTING;
+    if (!this.mayCollect(size) || this.faultMsPerByte === undefined || (this.outBySize.get(size) ?? 0) < before) return false;
     return (this.collectMs ?? 0) < this.faultMsPerByte * size;
   }
 
@@ -270,7 +281,27 @@ export class ResultPool {
     this.idleTimer.unref?.();
   }
 
+  /**
+   * With scavenges finding dropped results, a loop of calls runs on two blocks (the result in hand and
+   * the next), but a block's first claim faults in its pages, which costs more than the call (and
+   * its peers wait for it). So a take that claims a block of a large size claims a spare with it:
+   * the second claim lands in the same call, not in one of the next few on whichever rank's
+   * scavenge missed first.
+   */
+  private wantsSpare(size: number): boolean {
+    return this.hooks.dropped !== undefined && size >= this.options.collectFromBytes;
+  }
+
+  private claimSpare(size: number): void {
+    const spare = this.claimTouched(size);
+    if (!spare) return;
+    const list = this.idle.get(size);
+    if (list) list.push(spare);
+    else this.idle.set(size, [spare]);
+  }
+
   private idleBlock(size: number): SharedArrayBuffer | undefined {
+    this.hooks.dropped?.settle();
     return this.idle.get(size)?.pop();
   }
 

@@ -18,9 +18,12 @@
 // with no copy in; copies between registered arrays use memory.copy)
 import { blockStart, viewOf } from "./dtype";
 import { copyElements } from "./host-copy";
+import type { PeerReads } from "./peer-memory";
 import { jsKernels, type ReduceKernels } from "./reduce-wasm";
 import type { RegisteredMemory } from "./registered-memory";
 import { REGISTERED_FLAGS, REGISTERED_INPUT_AT, REGISTERED_OUTPUT_AT } from "./shm-layout";
+import { allReduceByAddress } from "./shm-direct-by-address";
+import { metered } from "./shm-direct-metered";
 import { ShmPipeline } from "./shm-pipeline";
 import type { ShmTransport } from "./shm-transport";
 import type { CallContext } from "./transport";
@@ -56,6 +59,7 @@ export function attachDirectCollectives(
   registered?: RegisteredMemory,
   memoryCopy?: MemoryCopy,
   reads?: SharedReadCounts,
+  peers?: PeerReads,
 ): DirectCollectives {
   const { layout, rank: me, size: n, ctl } = t;
   /**
@@ -145,6 +149,83 @@ export function attachDirectCollectives(
 
   const perChunk = (x: CommArray) => Math.floor(layout.slotBytes / x.BYTES_PER_ELEMENT);
 
+  /** allReduce above ONE_SHOT_BYTES: chunks reduced slice by slice, every rank its own slice. */
+  const allReduceLarge = (call: CallContext, x: CommArray, out: CommArray, k: ReduceKernels, byAddress: boolean) => {
+    const { dtype } = call.desc;
+    const width = x.BYTES_PER_ELEMENT;
+    const P = perChunk(x);
+    // slices of a chunk start on 64-byte lines, so no two ranks write one cache line of the result
+    const unit = Math.max(1, 64 / width);
+    const slice = (len: number, r: number) => Math.min(len, blockStart(r, Math.ceil(len / unit), n) * unit);
+    const { inputs, outputs } = exchangeAddresses(call, x, out);
+    // With every array registered no slot is used, so chunks can be larger than a slot: fewer
+    // waits. One whole-array chunk would lose the overlap of reduce and copy-out (the chunk-size
+    // sweep: docs/collectives.md, "Figures behind the code").
+    const allRegistered = !inputs.includes(NOT_REGISTERED) && !outputs.includes(NOT_REGISTERED);
+    const posted = byAddress && !allRegistered ? peers!.postedByAll(call, x.byteLength) : undefined;
+    if (posted) return allReduceByAddress(pipeline, peers!, me, n, { call, posted, length: x.length, width, dtype, slice, readFrom });
+    const copyIn = (i: number, slot: number) => {
+      const len = Math.min(P, x.length - i * P);
+      copyInto(view(dtype, layout.slotAt(me, slot), 0, len, width), 0, x.subarray(i * P, i * P + len));
+    };
+    const inputRegistered = inputs[me] !== NOT_REGISTERED;
+    const outputRegistered = outputs[me] !== NOT_REGISTERED;
+    const anyOutputRegistered = outputs.some((a) => a !== NOT_REGISTERED);
+    const Q = allRegistered ? Math.max(P, Math.floor(REGISTERED_CHUNK_BYTES / width)) : P;
+    const chunkLenQ = (i: number) => Math.min(Q, x.length - i * Q);
+    const inPlace = inputRegistered && outputRegistered && x.byteOffset === out.byteOffset;
+    /** rank r's elements [lo, hi) of chunk i (slot `slot`): in place in its registered input, or its staging slot */
+    const input = (r: number, i: number, slot: number, lo: number, hi: number) =>
+      inputs[r] === NOT_REGISTERED ? view(dtype, layout.slotAt(r, slot), lo, hi - lo, width) : viewAt(dtype, inputs[r] + (i * Q + lo) * width, hi - lo);
+    /** where rank r's reduced slice [lo, hi) of chunk i is: its registered output, or the shared result slot */
+    const result = (r: number, i: number, slot: number, lo: number, hi: number) =>
+      outputs[r] === NOT_REGISTERED ? view(dtype, layout.resultAt(slot), lo, hi - lo, width) : viewAt(dtype, outputs[r] + (i * Q + lo) * width, hi - lo);
+    pipeline.run(call, {
+      chunks: Math.ceil(x.length / Q),
+      outNeedsReduced: true,
+      copyIn(i, slot) {
+        if (!inputRegistered) copyIn(i, slot);
+      },
+      process(i, slot) {
+        const len = chunkLenQ(i);
+        const lo = slice(len, me);
+        const hi = slice(len, me + 1);
+        if (hi <= lo) return;
+        const dst = result(me, i, slot, lo, hi);
+        if (n === 1) {
+          if (!inPlace) copyInto(dst, 0, input(me, i, slot, lo, hi));
+          return;
+        }
+        // In place, dst is this rank's own input: read it first, before the first write.
+        const first = inPlace ? me : 0;
+        const second = first === 0 ? 1 : 0;
+        k.combine(dst, input(first, i, slot, lo, hi), input(second, i, slot, lo, hi));
+        for (let r = 0; r < n; r++) if (r !== first && r !== second) k.reduce(dst, input(r, i, slot, lo, hi));
+        for (let r = 0; r < n; r++) readFrom(call, r, (hi - lo) * width);
+      },
+      copyOut(i, slot) {
+        const len = chunkLenQ(i);
+        if (!anyOutputRegistered) {
+          copyInto(out, i * Q, view(dtype, layout.resultAt(slot), 0, len, width));
+          // the result slot holds each rank's reduced slice, written by that rank
+          for (let r = 0; r < n; r++) readFrom(call, r, (slice(len, r + 1) - slice(len, r)) * width);
+          return;
+        }
+        for (let r = 0; r < n; r++) {
+          const lo = slice(len, r);
+          const hi = slice(len, r + 1);
+          if (hi > lo && !(r === me && outputRegistered)) {
+            copyInto(out, i * Q + lo, result(r, i, slot, lo, hi));
+            readFrom(call, r, (hi - lo) * width);
+          }
+        }
+      },
+    });
+    // Peers read this rank's registered arrays in place: return (and let the caller change them)
+    // only once every rank is past its last copy.
+    if (inputRegistered || outputRegistered) pipeline.waitForAll(call);
+  };
+
   const collectives: DirectCollectives = {
     allReduce(call, x, out, redop) {
       const { dtype } = call.desc;
@@ -170,70 +251,14 @@ export function attachDirectCollectives(
           copyOut() {},
         });
       }
-      // slices of a chunk start on 64-byte lines, so no two ranks write one cache line of the result
-      const unit = Math.max(1, 64 / width);
-      const slice = (len: number, r: number) => Math.min(len, blockStart(r, Math.ceil(len / unit), n) * unit);
-      const { inputs, outputs } = exchangeAddresses(call, x, out);
-      const inputRegistered = inputs[me] !== NOT_REGISTERED;
-      const outputRegistered = outputs[me] !== NOT_REGISTERED;
-      const anyOutputRegistered = outputs.some((a) => a !== NOT_REGISTERED);
-      // With every array registered no slot is used, so chunks can be larger than a slot: fewer
-      // waits. One whole-array chunk would lose the overlap of reduce and copy-out (the chunk-size
-      // sweep: docs/collectives.md, "Figures behind the code").
-      const allRegistered = !inputs.includes(NOT_REGISTERED) && !outputs.includes(NOT_REGISTERED);
-      const Q = allRegistered ? Math.max(P, Math.floor(REGISTERED_CHUNK_BYTES / width)) : P;
-      const chunkLenQ = (i: number) => Math.min(Q, x.length - i * Q);
-      const inPlace = inputRegistered && outputRegistered && x.byteOffset === out.byteOffset;
-      /** rank r's elements [lo, hi) of chunk i (slot `slot`): in place in its registered input, or its staging slot */
-      const input = (r: number, i: number, slot: number, lo: number, hi: number) =>
-        inputs[r] === NOT_REGISTERED ? view(dtype, layout.slotAt(r, slot), lo, hi - lo, width) : viewAt(dtype, inputs[r] + (i * Q + lo) * width, hi - lo);
-      /** where rank r's reduced slice [lo, hi) of chunk i is: its registered output, or the shared result slot */
-      const result = (r: number, i: number, slot: number, lo: number, hi: number) =>
-        outputs[r] === NOT_REGISTERED ? view(dtype, layout.resultAt(slot), lo, hi - lo, width) : viewAt(dtype, outputs[r] + (i * Q + lo) * width, hi - lo);
-      pipeline.run(call, {
-        chunks: Math.ceil(x.length / Q),
-        outNeedsReduced: true,
-        copyIn(i, slot) {
-          if (!inputRegistered) copyIn(i, slot);
-        },
-        process(i, slot) {
-          const len = chunkLenQ(i);
-          const lo = slice(len, me);
-          const hi = slice(len, me + 1);
-          if (hi <= lo) return;
-          const dst = result(me, i, slot, lo, hi);
-          if (n === 1) {
-            if (!inPlace) copyInto(dst, 0, input(me, i, slot, lo, hi));
-            return;
-          }
-          // In place, dst is this rank's own input: read it first, before the first write.
-          const first = inPlace ? me : 0;
-          const second = first === 0 ? 1 : 0;
-          k.combine(dst, input(first, i, slot, lo, hi), input(second, i, slot, lo, hi));
-          for (let r = 0; r < n; r++) if (r !== first && r !== second) k.reduce(dst, input(r, i, slot, lo, hi));
-          for (let r = 0; r < n; r++) readFrom(call, r, (hi - lo) * width);
-        },
-        copyOut(i, slot) {
-          const len = chunkLenQ(i);
-          if (!anyOutputRegistered) {
-            copyInto(out, i * Q, view(dtype, layout.resultAt(slot), 0, len, width));
-            // the result slot holds each rank's reduced slice, written by that rank
-            for (let r = 0; r < n; r++) readFrom(call, r, (slice(len, r + 1) - slice(len, r)) * width);
-            return;
-          }
-          for (let r = 0; r < n; r++) {
-            const lo = slice(len, r);
-            const hi = slice(len, r + 1);
-            if (hi > lo && !(r === me && outputRegistered)) {
-              copyInto(out, i * Q + lo, result(r, i, slot, lo, hi));
-              readFrom(call, r, (hi - lo) * width);
-            }
-          }
-        },
-      });
-      // Peers read this rank's registered arrays in place: return (and let the caller change them)
-      // only once every rank is past its last copy.
-      if (inputRegistered || outputRegistered) pipeline.waitForAll(call);
+      // float sums (and means, summed here) of a plain array: peers may read it by address instead
+      const byAddress = peers !== undefined && n >= 2 && dtype <= 1 && redop <= 1;
+      if (byAddress) peers.post(call, x, out);
+      try {
+        allReduceLarge(call, x, out, k, byAddress);
+      } finally {
+        if (byAddress) peers.leave();
+      }
     },
 
     reduceScatter(call, x, out, redop) {
@@ -342,44 +367,4 @@ export function attachDirectCollectives(
     },
   };
   return metered(collectives, t, reads);
-}
-
-/**
- * The direct collectives, each adding to its call's span what peers read of this rank's memory
- * while the call ran (the owner's side of readFrom; reads after it left count in dist.stats only).
- */
-function metered(c: DirectCollectives, t: ShmTransport, reads: SharedReadCounts | undefined): DirectCollectives {
-  if (!reads) return c;
-  // reused by every call: direct collectives run synchronously, one at a time
-  const before = { bytes: 0, messages: 0 };
-  const after = { bytes: 0, messages: 0 };
-  const start = () => reads.rowTotalInto(t.rank, before);
-  const finish = (call: CallContext) => {
-    reads.rowTotalInto(t.rank, after);
-    call.traffic.bytesSent += after.bytes - before.bytes;
-    call.traffic.messagesSent += after.messages - before.messages;
-  };
-  // one wrapper per op, with its parameters spelled out: no rest array on every call
-  return {
-    allReduce(call, x, out, redop) {
-      start();
-      c.allReduce(call, x, out, redop);
-      finish(call);
-    },
-    reduceScatter(call, x, out, redop) {
-      start();
-      c.reduceScatter(call, x, out, redop);
-      finish(call);
-    },
-    allGather(call, x, out) {
-      start();
-      c.allGather(call, x, out);
-      finish(call);
-    },
-    broadcast(call, x, out, root) {
-      start();
-      c.broadcast(call, x, out, root);
-      finish(call);
-    },
-  };
 }

@@ -9,10 +9,12 @@
 //     per rank r, 32 words at RANK_BASE + 32 r (two 64-byte cache lines):
 //       +0 doorbell (bumped and notified whenever something for r changes)
 //       +1 posted, +2 reduced, +3 consumed  (direct-path chunk counters, see shm-pipeline.ts)
-//       +4 entered call number, +5 which of the call's arrays are registered memory,
+//       +4 sequence word of the descriptor at +8 (descriptor.ts postDescriptor), +5 which of the call's arrays are registered memory,
 //       +6 / +7 their byte addresses (input / output), +8..15 descriptor of the current collective
 //       +16 the oldest point-to-point call r is waiting in: 0 none, 1 send, 2 recv; +17 its peer
 //       (world rank), +18 its number (send #n to / recv #n from that peer), for a timeout's blame
+//       +19 the call whose arrays r posted by address, +20 r is reading peers' arrays (peer-memory.ts),
+//       +21/22 and +23/24 those input and output addresses (low, high), +25 their byte length
 //     per channel c (src -> dst, src != dst, 2 contexts), 32 words at CHANNEL_BASE + 32 c:
 //       +0 bytes written (mod 2^32), +16 bytes read: writer and reader on separate lines
 //   data (a shared WebAssembly.Memory, so reduction kernels work on it in place)
@@ -41,6 +43,13 @@ export const DESCRIPTOR_AT = 8;
 export const USER_OP_KIND = 16;
 export const USER_OP_PEER = 17;
 export const USER_OP_CALL = 18;
+/** peer-memory.ts: the call whose arrays this rank has posted by address (0: none); 1 while it reads peers' */
+export const PEER_PRESENT = 19;
+export const PEER_BUSY = 20;
+/** peer-memory.ts: the posted input and output addresses (two words each, low then high) and byte length */
+export const PEER_INPUT_AT = 21;
+export const PEER_OUTPUT_AT = 23;
+export const PEER_BYTES = 25;
 export const CHANNEL_WORDS = 32;
 export const WRITTEN = 0;
 export const READ = 16;

@@ -7,9 +7,11 @@ import { attachDirectCollectives } from "./shm-direct";
 import { wasmKernels } from "./reduce-wasm";
 import { ShmHeap } from "./shm-heap";
 import { fullGc } from "./full-gc";
+import { droppedResults } from "./dropped-results";
 import { ResultPool, resultPoolOptions } from "./result-pool";
 import { wasmMemoryCopy } from "./wasm-copy";
 import { MAX_SHM_RANKS, ShmLayout, STATE, type ShmWorldInit, type ShmWorldOptions } from "./shm-layout";
+import { PeerReads, peerMemoryOps } from "./peer-memory";
 import { ShmTransport, STATE_CANCELLED, STATE_RUNNING, stopWorld } from "./shm-transport";
 import type { CommOptions, Communicator } from "./types";
 import { SharedReadCounts } from "./wire-counters";
@@ -88,8 +90,10 @@ export function attachShmCommunicator(init: ShmWorldInit, rank: number, options:
   const core = new CommCore(transport, options);
   const heap = new ShmHeap(init, rank);
   core.memory = heap;
-  core.direct = attachDirectCollectives(transport, wasmKernels(init.memory), heap, wasmMemoryCopy(init.memory), reads);
-  core.results = new ResultPool(resultPoolOptions(init.size, options.resultPool), { collect: fullGc() });
+  const ops = peerMemoryOps();
+  const peers = ops && new PeerReads(ops, transport.ctl, transport.layout, rank, init.size);
+  core.direct = attachDirectCollectives(transport, wasmKernels(init.memory), heap, wasmMemoryCopy(init.memory), reads, peers);
+  core.results = new ResultPool(resultPoolOptions(init.size, options.resultPool), { collect: fullGc(), dropped: droppedResults() });
   return new GroupCommunicator(core, Array.from({ length: init.size }, (_, i) => i), 0, "world");
 }
 

@@ -1,0 +1,61 @@
+// Step: build the kernel's optional native addons with g++ and Node's own
+// headers, nothing from the network:
+//   kernel/native/cpu-blas.cc     the wasm backend's matrix products on the machine's BLAS
+//                                 (kernel/src/compute/cpu-blas.ts; needs no BLAS to build,
+//                                 it opens one at run time)
+//   kernel/native/peer-memory.cc  the thread world's allReduce reading peers' arrays in place
+//                                 (kernel/src/comm/peer-memory.ts)
+//   kernel/native/dropped-results.cc  pooled results that a scavenge finds dropped
+//                                 (kernel/src/comm/dropped-results.ts)
+// Without a C++ compiler or the headers the step says so; the kernel then runs
+// on its WebAssembly kernels and shared-memory copies.
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, renameSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { runCommand } from "./process.mjs";
+import { hashFiles, stampMatches, writeStamp } from "./stamps.mjs";
+
+/** Where Node's own headers (node_api.h) are: next to this node binary, or where distributions put them. */
+function nodeHeaders() {
+  const candidates = [join(dirname(process.execPath), "..", "include", "node"), "/usr/include/node", "/usr/local/include/node"];
+  return candidates.find((dir) => existsSync(join(dir, "node_api.h")));
+}
+
+/** Each addon: its source and extra flags (kernel/native/NAME.cc -> kernel/native/build/NAME.node). */
+const ADDONS = [
+  { name: "cpu-blas", flags: ["-O2"], libraries: ["-ldl"] },
+  // -O3: the reduction loops vectorise (memory-bound: wider than SSE2 buys nothing portable)
+  { name: "peer-memory", flags: ["-O3"], libraries: [] },
+  { name: "dropped-results", flags: ["-O2"], libraries: [] },
+];
+
+export const nativeAddonsStep = {
+  name: "native addons (BLAS, peer memory, dropped results)",
+  async run({ root }) {
+    if (process.platform !== "linux") return `skipped on ${process.platform} (WebAssembly kernels and shared-memory copies are used)`;
+    const compiler = process.env.CXX || "g++";
+    if (spawnSync(compiler, ["--version"], { stdio: "ignore" }).status !== 0) {
+      return `skipped: no C++ compiler (${compiler}); WebAssembly kernels and shared-memory copies are used`;
+    }
+    const headers = nodeHeaders();
+    if (!headers) return "skipped: Node's headers (node_api.h) not found; WebAssembly kernels and shared-memory copies are used";
+    const said = [];
+    for (const addon of ADDONS) {
+      const source = join(root, "kernel", "native", `${addon.name}.cc`);
+      const output = join(root, "kernel", "native", "build", `${addon.name}.node`);
+      const args = [...addon.flags, "-std=c++17", "-shared", "-fPIC", "-Wall", "-Werror", `-I${headers}`, source, "-o", `${output}.tmp`, ...addon.libraries];
+      const stamp = join(root, "kernel", "native", "build", `.${addon.name}.stamp`);
+      const digest = hashFiles([source]) + JSON.stringify([compiler, args]);
+      if (existsSync(output) && stampMatches(stamp, digest)) {
+        said.push(`${addon.name} up to date`);
+        continue;
+      }
+      mkdirSync(dirname(output), { recursive: true });
+      await runCommand(compiler, args, { cwd: root, hint: "fix the compiler errors above, or unset CXX; the kernel runs without the addons" });
+      renameSync(`${output}.tmp`, output);
+      writeStamp(stamp, digest);
+      said.push(`built kernel/native/build/${addon.name}.node (${compiler})`);
+    }
+    return said.join("; ");
+  },
+};
