@@ -76,3 +76,12 @@ test("a rank reads a peer's array only while that peer is in the call: a peer th
   assert.throws(() => me.guarded(call, [1], () => reads++), /rank 1 left the call/);
   assert.equal(reads, 1);
 });
+
+test("an input detached between the call and its turn to run stops the world naming its rank: no peer waits or reads its memory", async () => {
+  const world = new ThreadWorld(3, { comm: { timeoutMs: 30_000 } });
+  worlds.push(world);
+  const started = performance.now();
+  const messages = (await world.values("detachedBeforeRun", [0, 1, 2].map(() => ({ length: 100_000, detacher: 1 })))) as string[];
+  messages.forEach((m, rank) => assert.match(m, /CommCancelledError: .*rank 1: the array given to allReduce #1 was detached before the call ran/, `rank ${rank}`));
+  assert.ok(performance.now() - started < 10_000, "ended well inside the 30 s collective timeout");
+});

@@ -327,3 +327,19 @@ SCENARIOS.pooledLifetime = async (comm, arg: { length: number; calls: number }) 
     pool: resultPoolOf(comm).stats(),
   };
 };
+
+/**
+ * arg: {length, detacher}: rank `detacher` transfers its input's buffer away right after calling
+ * allReduce, before the call's turn to run (a microtask later); returns each rank's error message.
+ */
+SCENARIOS.detachedBeforeRun = async (comm, arg: { length: number; detacher: number }) => {
+  const x = new Float32Array(arg.length).fill(1);
+  const call = comm.allReduce(x, { out: x });
+  if (comm.rank === arg.detacher) structuredClone(x.buffer, { transfer: [x.buffer] });
+  try {
+    await call;
+    return "no error";
+  } catch (e) {
+    return `${(e as Error).name}: ${(e as Error).message}`;
+  }
+};

@@ -22,10 +22,11 @@ import type { PeerReads } from "./peer-memory";
 import { jsKernels, type ReduceKernels } from "./reduce-wasm";
 import type { RegisteredMemory } from "./registered-memory";
 import { REGISTERED_FLAGS, REGISTERED_INPUT_AT, REGISTERED_OUTPUT_AT } from "./shm-layout";
+import { callLabel } from "./descriptor";
 import { allReduceByAddress } from "./shm-direct-by-address";
 import { metered } from "./shm-direct-metered";
 import { ShmPipeline } from "./shm-pipeline";
-import type { ShmTransport } from "./shm-transport";
+import { STATE_CANCELLED, type ShmTransport } from "./shm-transport";
 import type { CallContext } from "./transport";
 import type { CommArray } from "./types";
 import type { MemoryCopy } from "./wasm-copy";
@@ -149,6 +150,17 @@ export function attachDirectCollectives(
 
   const perChunk = (x: CommArray) => Math.floor(layout.slotBytes / x.BYTES_PER_ELEMENT);
 
+  /**
+   * An array whose memory went away between the call and its turn to run (transferred, or a wasm
+   * heap that grew under a view of it) reads as empty: stop the world naming this rank, so no peer
+   * waits for it or reads where its memory was.
+   */
+  const refuseDetached = (call: CallContext, x: CommArray, out: CommArray) => {
+    if (call.desc.count === 0 || (x.length === call.desc.count && out.length === call.desc.count)) return;
+    t.abort(STATE_CANCELLED, `rank ${me}: the array given to ${callLabel(call.desc)} was detached before the call ran (transferred, or a WebAssembly heap that grew under it)`);
+    t.checkState(call);
+  };
+
   /** allReduce above ONE_SHOT_BYTES: chunks reduced slice by slice, every rank its own slice. */
   const allReduceLarge = (call: CallContext, x: CommArray, out: CommArray, k: ReduceKernels, byAddress: boolean) => {
     const { dtype } = call.desc;
@@ -230,6 +242,7 @@ export function attachDirectCollectives(
     allReduce(call, x, out, redop) {
       const { dtype } = call.desc;
       const width = x.BYTES_PER_ELEMENT;
+      refuseDetached(call, x, out);
       const k = kernelsFor(redop, dtype);
       const P = perChunk(x);
       const chunkLen = (i: number) => Math.min(P, x.length - i * P);

@@ -25,7 +25,8 @@
  */
 import type { AllReduceOptions, Communicator } from "../../comm/types";
 import { copyElements } from "../../comm/host-copy";
-import { hasWasmInternals } from "../../compute/wasm/tensor-info";
+import { peerMemoryOps } from "../../comm/peer-memory";
+import { hasWasmInternals, type WasmBackend } from "../../compute/wasm/tensor-info";
 
 type Tf = typeof import("@tensorflow/tfjs");
 type Tensor = import("@tensorflow/tfjs").Tensor;
@@ -41,6 +42,8 @@ export async function registeredTensorAllReduce(tf: Tf, comm: Communicator, tens
   if (tensor.isDisposed || tensor.dtype !== "float32" || tensor.size * 4 < MIN_BYTES || options.out !== undefined) return undefined;
   const backend = tf.backend();
   if (tf.getBackend() !== "wasm" || !hasWasmInternals(backend)) return undefined;
+  const inPlace = await heapTensorAllReduce(tf, backend, comm, tensor, options);
+  if (inPlace) return inPlace;
   let block: Float32Array;
   try {
     block = comm.alloc(Float32Array, tensor.size);
@@ -57,4 +60,35 @@ export async function registeredTensorAllReduce(tf: Tf, comm: Communicator, tens
   } finally {
     comm.free(block);
   }
+}
+
+/**
+ * Where peers read rank threads' memory by address (comm/peer-memory.ts): the direct allReduce
+ * reads the tensor where it lies in the wasm heap and writes the result into the new tensor's heap
+ * memory, with no copy. Undefined where the direct path does not apply (an emulated link, a
+ * sub-group, another algorithm asked for): then the registered block's path.
+ *
+ * The heap views are taken now and read when the call runs (a microtask later, after any calls
+ * queued before it): a heap that grew in between detaches them, and the direct allReduce then stops
+ * the world naming this rank instead of reading a moved heap.
+ */
+async function heapTensorAllReduce(tf: Tf, wasm: WasmBackend, comm: Communicator, tensor: Tensor, options: AllReduceOptions): Promise<Tensor | undefined> {
+  if (!peerMemoryOps() || (options.algorithm !== undefined && options.algorithm !== "direct")) return undefined;
+  const info = wasm.makeOutput(tensor.shape, "float32");
+  let call: Promise<unknown>;
+  try {
+    const input = wasm.typedArrayFromHeap(tensor) as Float32Array;
+    call = comm.allReduce(input, { ...options, algorithm: "direct", out: wasm.typedArrayFromHeap(info) as Float32Array });
+  } catch (refused) {
+    wasm.disposeData(info.dataId);
+    if (refused instanceof RangeError && /algorithm "direct" needs/.test(refused.message)) return undefined;
+    throw refused;
+  }
+  try {
+    await call;
+  } catch (failed) {
+    wasm.disposeData(info.dataId);
+    throw failed;
+  }
+  return tf.engine().makeTensorFromTensorInfo(info);
 }
