@@ -152,7 +152,20 @@ test("CPU matMul: the BLAS in use, or a note saying why the WebAssembly kernel s
   assert.equal(basics.basicsOk, true, "a missing BLAS is not a missing basic");
 });
 
+test("thread collectives: the native addons in use, or a note naming the missing one and how to build it", () => {
+  const check = (threadCollectives: MachineFacts["threadCollectives"]) => diagnose(cpuLaptop({ threadCollectives })).sections.flatMap((s) => s.checks).find((c) => c.name === "thread collectives (native)");
+  assert.equal(check({ ok: true, detail: "plain arrays read by address" })!.status, "ok");
+  const unbuilt = check({ ok: false, reason: "/x/peer-memory.node is not built" })!;
+  assert.equal(unbuilt.status, "note");
+  assert.match(unbuilt.detail, /copies through shared memory and full collections: \/x\/peer-memory.node is not built/);
+  assert.match(unbuilt.fix!, /install g\+\+.*npm run setup/);
+  assert.match(check({ ok: false, reason: "/x/peer-memory.node does not load (wrong ELF class)" })!.fix!, /rerun `npm run setup`/);
+  assert.equal(check(undefined), undefined, "not probed: no line");
+  assert.equal(diagnose(cpuLaptop({ threadCollectives: { ok: false, reason: "x is not built" } })).basicsOk, true, "missing addons are not a missing basic");
+});
+
 test("distlab doctor on this machine names the BLAS that npm test's set-up installed", () => {
   const run = spawnSync(process.execPath, ["--import", "tsx", join(__dirname, "..", "..", "kernel", "src", "cli.ts"), "doctor"], { encoding: "utf8", timeout: 120_000 });
   assert.match(run.stdout, /CPU matMul \(BLAS\): libopenblas\.so\.0 \(OpenBLAS [0-9.]+/, run.stdout + run.stderr);
+  assert.match(run.stdout, /thread collectives \(native\): plain arrays read by address/, run.stdout + run.stderr);
 });

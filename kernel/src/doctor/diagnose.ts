@@ -95,6 +95,7 @@ function backendChecks(facts: MachineFacts): Check[] {
     ? { name: "wasm backend", status: "ok", detail: "@tensorflow/tfjs-backend-wasm (the default without a GPU)", basic: true }
     : { name: "wasm backend", status: "missing", detail: "@tensorflow/tfjs-backend-wasm not installed: ranks fall back to the slow cpu backend", fix: "npm install @tensorflow/tfjs-backend-wasm (a dependency of distlab: reinstall distlab)" });
   if (wasm && facts.cpuBlas !== undefined) checks.push(cpuBlasCheck(facts.cpuBlas));
+  if (facts.threadCollectives !== undefined) checks.push(threadCollectivesCheck(facts.threadCollectives));
   checks.push({ name: "cpu backend", status: "ok", detail: "pure JavaScript, always there", basic: true });
   return checks;
 }
@@ -108,6 +109,13 @@ function cpuBlasCheck(blas: NonNullable<MachineFacts["cpuBlas"]>): Check {
       ? "install OpenBLAS (Debian/Ubuntu: sudo apt-get install libopenblas0; Fedora: sudo dnf install openblas)"
       : /DISTLAB_CPU_BLAS=off/.test(blas.reason) ? undefined : "fix or unset DISTLAB_CPU_BLAS / DISTLAB_CPU_BLAS_THREADS";
   return { name: "CPU matMul (BLAS)", status: "note", detail: `WebAssembly kernel: ${blas.reason}`, ...(fix ? { fix } : {}) };
+}
+
+/** The thread world's native collective addons: a note when missing (collectives work, through copies and full collections). */
+function threadCollectivesCheck(addons: NonNullable<MachineFacts["threadCollectives"]>): Check {
+  if (addons.ok) return { name: "thread collectives (native)", status: "ok", detail: addons.detail };
+  const fix = /is not built/.test(addons.reason) ? "install g++ (Debian: sudo apt-get install g++), then rerun `npm run setup` in the distlab checkout" : "rerun `npm run setup` in the distlab checkout (it rebuilds the addons for this Node)";
+  return { name: "thread collectives (native)", status: "note", detail: `copies through shared memory and full collections: ${addons.reason}`, fix };
 }
 
 function gpuChecks(facts: MachineFacts): Check[] {

@@ -9,6 +9,8 @@ import { execFile } from "node:child_process";
 import { accessSync, constants, existsSync, readdirSync, readFileSync } from "node:fs";
 import { delimiter, dirname, join } from "node:path";
 import { checkGpuIsolation, listGpuDeviceNodes, unshareFlags } from "../cluster/backends/gpus/gpu-isolation";
+import { DROPPED_RESULTS_ADDON } from "../comm/dropped-results";
+import { PEER_MEMORY_ADDON } from "../comm/peer-memory";
 import { openCpuBlas } from "../compute/cpu-blas";
 import { LAUNCHER_COMMANDS, OPTIONAL_PACKAGES, type JupyterFacts, type MachineFacts, type Outcome } from "./facts";
 
@@ -192,10 +194,25 @@ export async function probeMachine(env: NodeJS.ProcessEnv = process.env): Promis
     jupyter: await jupyter,
   };
   facts.cpuBlas = cpuBlasOutcome(env);
+  facts.threadCollectives = threadCollectivesOutcome();
   if (adapter !== undefined) facts.gpuAdapter = await adapter;
   const isolation = gpuIsolation(nvidiaGpus);
   if (isolation !== undefined) facts.gpuIsolation = isolation;
   return facts;
+}
+
+/** Whether the thread world's native collective addons load here (both are built by `npm run setup` with g++). */
+function threadCollectivesOutcome(): Outcome {
+  const missing: string[] = [];
+  for (const addon of [PEER_MEMORY_ADDON, DROPPED_RESULTS_ADDON]) {
+    try {
+      require(addon);
+    } catch (error) {
+      missing.push(existsSync(addon) ? `${addon} does not load (${(error as Error).message.split("\n")[0]})` : `${addon} is not built`);
+    }
+  }
+  if (missing.length > 0) return { ok: false, reason: missing.join("; ") };
+  return { ok: true, detail: "plain arrays read by address between rank threads; dropped results found by scavenges" };
 }
 
 /** Which BLAS the CPU matrix products would use here, as a rank would open it. */
