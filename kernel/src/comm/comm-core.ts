@@ -8,6 +8,7 @@ import { checkLink } from "./link";
 import type { Reducer } from "./reduce-js";
 import { PLAIN_MEMORY, type RegisteredMemory, type TypedArrayConstructor } from "./registered-memory";
 import type { ResultPool } from "./result-pool";
+import { addressSum, peerMemoryOps } from "./peer-memory";
 import type { DirectCollectives } from "./shm-direct";
 import type { CallContext, Transport } from "./transport";
 import type { CollectiveOptions, CommArray, CommOptions, LinkModel, SpanHook } from "./types";
@@ -85,7 +86,11 @@ export class CommCore {
         },
       };
     }
-    return { combine: arena.combiner(call.desc.redop, call.desc.dtype, x.BYTES_PER_ELEMENT), landing: (bytes) => arena.landing(bytes) };
+    const { dtype, redop } = call.desc;
+    // float sums and means: the addon adds where the arrays are, with no copy into the arena and out
+    const ops = dtype <= 1 && redop <= 1 ? peerMemoryOps() : undefined;
+    const combine = ops ? addressSum(ops, dtype) : arena.combiner(redop, dtype, x.BYTES_PER_ELEMENT);
+    return { combine, landing: (bytes) => arena.landing(bytes) };
   }
 
   /**

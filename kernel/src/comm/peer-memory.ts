@@ -1,6 +1,7 @@
 /**
  * Reading other rank threads' arrays by address (kernel/native/peer-memory.cc),
- * for the thread world's direct allReduce (shm-direct-by-address.ts).
+ * for the thread world's direct allReduce (shm-direct-by-address.ts), and
+ * summing in place wherever arrays are (the ring's receive side, addressSum).
  *
  * Rank threads share one address space, so once a rank posts where its input
  * and output are, a peer can reduce straight from a plain Float32Array that
@@ -57,6 +58,17 @@ export function peerMemoryOps(env: NodeJS.ProcessEnv = process.env): PeerMemoryO
     }
   }
   return loaded ?? undefined;
+}
+
+/**
+ * dst = a + src element-wise, for arrays anywhere (dst may be a), summed by the addon in place: the
+ * ring's receive-side reduction without the copies into and out of WebAssembly memory that the
+ * SIMD kernels need (wasm-combine.ts). dtype 0 float32, 1 float64; sums and means (summed) only.
+ */
+export function addressSum(ops: PeerMemoryOps, dtype: number): (dst: CommArray, a: CommArray, src: CommArray) => void {
+  return (dst, a, src) => {
+    if (src.length > 0) ops.reduce(dtype, ops.address(dst), [ops.address(a), ops.address(src)], src.length);
+  };
 }
 
 /** Every rank's posted input and output address of one call. */
