@@ -19,10 +19,17 @@
 // The one way around it: posting the result (or its buffer) to another
 // thread shares the memory instead of copying it; post `result.slice()`.
 //
-// When blocks come back: V8 runs finalizers only after a full collection and
-// only between tasks, while a loop of awaited collectives is one task. So
-// taking a block (1) yields one task when no block of the size is idle, so
-// finalizers that are due run; (2) once BLOCKS_BEFORE_COLLECTING blocks of
+// When blocks come back, with the native finalizers of dropped-results.ts
+// (where `npm run setup` built them): a take that finds no idle block of the
+// size runs a young-generation scavenge (well under a millisecond), yields
+// one task, and takes a block whose result was collected; a claim of a large
+// block claims a spare with it; a result promoted to the old generation
+// (it outlived a collection) needs a full collection, forced once two blocks
+// of the size are out and none came back, where that is cheaper than a claim.
+// Without them, the FinalizationRegistry: V8 runs its callbacks only after a
+// full collection and only between tasks, while a loop of awaited
+// collectives is one task. So taking a block (1) yields one task when no
+// block of the size is idle, so finalizers that are due run; (2) once BLOCKS_BEFORE_COLLECTING blocks of
 // the size are out, forces one full collection (full-gc.ts) where a
 // collection has cost this rank less than faulting in a new block's pages
 // (both timed here, as they happen); (3) claims a new block while the pool
@@ -294,10 +301,13 @@ export class ResultPool {
 
   private claimSpare(size: number): void {
     const spare = this.claimTouched(size);
-    if (!spare) return;
-    const list = this.idle.get(size);
-    if (list) list.push(spare);
-    else this.idle.set(size, [spare]);
+    if (spare) this.keepIdle(spare);
+  }
+
+  private keepIdle(block: SharedArrayBuffer): void {
+    const list = this.idle.get(block.byteLength);
+    if (list) list.push(block);
+    else this.idle.set(block.byteLength, [block]);
   }
 
   private idleBlock(size: number): SharedArrayBuffer | undefined {
@@ -342,8 +352,6 @@ export class ResultPool {
     const size = kept.byteLength;
     this.skipCollections = 0;
     this.outBySize.set(size, this.outBySize.get(size)! - 1);
-    const list = this.idle.get(size);
-    if (list) list.push(kept);
-    else this.idle.set(size, [kept]);
+    this.keepIdle(kept);
   }
 }
