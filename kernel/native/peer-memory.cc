@@ -25,6 +25,9 @@
 
 #include <cstdint>
 #include <cstring>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace {
 
@@ -66,14 +69,42 @@ napi_value Address(napi_env env, napi_callback_info info) {
   return result;
 }
 
+#if defined(__SSE2__)
+// Writes len elements to d with non-temporal stores, which skip reading d's cache lines before
+// writing them (a separate output is 64 MiB nobody reads in this call: without them, writing it
+// cost as much again in reads). Head elements up to a 16-byte boundary are stored plainly.
+inline void StreamOut(float* d, const float* src, size_t len) {
+  size_t i = 0;
+  for (; i < len && (reinterpret_cast<uintptr_t>(d + i) & 15) != 0; i++) d[i] = src[i];
+  for (; i + 4 <= len; i += 4) _mm_stream_ps(d + i, _mm_loadu_ps(src + i));
+  for (; i < len; i++) d[i] = src[i];
+}
+inline void StreamOut(double* d, const double* src, size_t len) {
+  size_t i = 0;
+  for (; i < len && (reinterpret_cast<uintptr_t>(d + i) & 15) != 0; i++) d[i] = src[i];
+  for (; i + 2 <= len; i += 2) _mm_stream_pd(d + i, _mm_loadu_pd(src + i));
+  for (; i < len; i++) d[i] = src[i];
+}
+inline void StreamFence() { _mm_sfence(); }
+#else
+template <typename T>
+inline void StreamOut(T* d, const T* src, size_t len) {
+  for (size_t i = 0; i < len; i++) d[i] = src[i];
+}
+inline void StreamFence() {}
+#endif
+
 // dst = s[0] + s[1] + ... + s[n-1], element by element, summed left to right (the order of the
 // WebAssembly kernels, so every path rounds alike). dst may be any one of the sources (an in-place
 // call): each block of elements is summed into a local buffer from every source before dst's block
-// is written. The inner loops vectorise at -O3; a block of 8-16 KiB stays in L1.
+// is written. A dst that is no source is written with non-temporal stores. The inner loops
+// vectorise at -O3; a block of 8-16 KiB stays in L1.
 template <typename T>
 void SumInto(T* dst, T* const* sources, size_t n, size_t count) {
   constexpr size_t kBlock = 2048;
   T sum[kBlock];
+  bool aliased = false;
+  for (size_t r = 0; r < n; r++) aliased = aliased || sources[r] == dst;
   for (size_t at = 0; at < count; at += kBlock) {
     const size_t len = count - at < kBlock ? count - at : kBlock;
     const T* a = sources[0] + at;
@@ -84,8 +115,13 @@ void SumInto(T* dst, T* const* sources, size_t n, size_t count) {
       for (size_t i = 0; i < len; i++) sum[i] += s[i];
     }
     T* d = dst + at;
-    for (size_t i = 0; i < len; i++) d[i] = sum[i];
+    if (aliased) {
+      for (size_t i = 0; i < len; i++) d[i] = sum[i];
+    } else {
+      StreamOut(d, sum, len);
+    }
   }
+  if (!aliased) StreamFence();
 }
 
 napi_value Reduce(napi_env env, napi_callback_info info) {
