@@ -66,7 +66,8 @@ test("a process rank's comm thread finishes an allReduce while the rank's main t
 
 test("DDP's bucket allReduces on process ranks run on the comm lane while backward computes", async () => {
   // A deep, narrow MLP: many layers, so buckets become ready early in backward; a batch large enough
-  // that backward outlasts the exchange, so every bucket but the last can hide behind it.
+  // that backward outlasts the exchange, so every bucket but the last can hide behind it (at 1024
+  // samples a rank, on 2 busy cores, 2-9 of 20 did: too close to the bound below).
   const outcome = await run(`
     import { DistributedDataParallel } from "distlab/techniques";
     import { createMlp } from "distlab/models";
@@ -75,8 +76,8 @@ test("DDP's bucket allReduces on process ranks run on the comm lane while backwa
     const model = createMlp({ sizes: [32, ...Array(8).fill(WIDTH), 10], seed: 3 });
     const layerBytes = 4 * (WIDTH * WIDTH + WIDTH);
     const ddp = new DistributedDataParallel(model, dist, { firstBucketMiB: (4 * (WIDTH * 10 + 10)) / 2 ** 20, bucketCapMiB: (2 * layerBytes) / 2 ** 20 });
-    const data = teacherClassification({ n: 2048, inputs: 32, outputs: 10, seed: 1 });
-    const batch = datasetBatch(data, Array.from({ length: 1024 }, (_, i) => (i + 1024 * dist.rank) % 2048));
+    const data = teacherClassification({ n: 4096, inputs: 32, outputs: 10, seed: 1 });
+    const batch = datasetBatch(data, Array.from({ length: 2048 }, (_, i) => (i + 2048 * dist.rank) % 4096));
     for (let step = 0; step < 4; step++) await ddp.step(batch);
     tf.dispose([batch.x, batch.y]);
     ddp.buckets.length
