@@ -23,9 +23,10 @@
 // (where `npm run setup` built them): a take that finds no idle block of the
 // size runs a young-generation scavenge (well under a millisecond), yields
 // one task, and takes a block whose result was collected; a claim of a large
-// block claims a spare with it; a result promoted to the old generation
-// (it outlived a collection) needs a full collection, forced once two blocks
-// of the size are out and none came back, where that is cheaper than a claim.
+// block claims spares with it (sparesFor); a result promoted to the old
+// generation (it outlived a collection) needs a full collection, forced once
+// three blocks of the size are out and none came back, where that is cheaper
+// than a claim.
 // Without them, the FinalizationRegistry: V8 runs its callbacks only after a
 // full collection and only between tasks, while a loop of awaited
 // collectives is one task. So taking a block (1) yields one task when no
@@ -178,8 +179,9 @@ export class ResultPool {
     // a collection, where one costs less than faulting in a fresh block's pages (and may find one)
     if (!kept && this.collectingIsCheaper(size)) kept = await this.collectFor(size, false);
     if (!kept) {
+      const spares = this.sparesFor(size);
       kept = this.claimTouched(size);
-      if (kept && this.wantsSpare(size)) this.claimSpare(size);
+      for (let i = 0; kept && i < spares; i++) this.claimSpare(size);
     }
     // the budget is full: a collection is the only way to a block
     if (!kept && this.worthCollecting(size)) kept = await this.collectFor(size, true);
@@ -229,9 +231,9 @@ export class ResultPool {
    * faulting is known).
    */
   private collectingIsCheaper(size: number): boolean {
-    // with scavenges finding dropped results, two out and none found means a scavenge missed one: a
-    // result that outlived a collection was promoted, and only a full collection finds it
-    const before = this.hooks.dropped ? 2 : BLOCKS_BEFORE_COLLECTING;
+    // with scavenges finding dropped results, three out and none found means scavenges missed two:
+    // results that outlived a collection were promoted, and only a full collection finds them
+    const before = this.hooks.dropped ? 3 : BLOCKS_BEFORE_COLLECTING;
     if (!this.mayCollect(size) || this.faultMsPerByte === undefined || (this.outBySize.get(size) ?? 0) < before) return false;
     return (this.collectMs ?? 0) < this.faultMsPerByte * size;
   }
@@ -289,14 +291,19 @@ export class ResultPool {
   }
 
   /**
-   * With scavenges finding dropped results, a loop of calls runs on two blocks (the result in hand and
-   * the next), but a block's first claim faults in its pages, which costs more than the call (and
-   * its peers wait for it). So a take that claims a block of a large size claims a spare with it:
-   * the second claim lands in the same call, not in one of the next few on whichever rank's
-   * scavenge missed first.
+   * Spare blocks to claim with a block of `size`. With scavenges finding dropped results, a loop of
+   * calls runs on two blocks (the result in hand and the next), but a block's first claim faults in
+   * its pages, which costs more than the call (and its peers wait for it), so claims of a large
+   * size come with spares: the claims land in the call that needs the first block, not in later
+   * ones on whichever rank ran short first. The first claim of a size takes two: a rank's early
+   * calls meet V8's first full collections (its heap growing, the caller's new arrays), which move
+   * the result in hand to the old generation, where no scavenge finds it; the third block covers it
+   * until a collection does. Later claims (a loop that keeps results) take one.
    */
-  private wantsSpare(size: number): boolean {
-    return this.hooks.dropped !== undefined && size >= this.options.collectFromBytes;
+  private sparesFor(size: number): number {
+    if (this.hooks.dropped === undefined || size < this.options.collectFromBytes) return 0;
+    const held = (this.outBySize.get(size) ?? 0) + (this.idle.get(size)?.length ?? 0);
+    return held === 0 ? 2 : 1;
   }
 
   private claimSpare(size: number): void {
