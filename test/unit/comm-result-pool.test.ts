@@ -97,7 +97,7 @@ describe("result pool", () => {
     assert.ok(collections >= 1, `no collection for 16 calls on ${blocks} blocks`);
   });
 
-  test("with the native finalizers a scavenge finds dropped 16 MiB results: 40 calls on the two blocks and spare of the first claim, no full collection", async (t) => {
+  test("with the native finalizers a scavenge finds dropped 16 MiB results: 40 calls on the three blocks of the first claim (one and two spares), no full collection", async (t) => {
     const dropped = droppedResults();
     if (!dropped) return t.skip("kernel/native/build/dropped-results.node is not built (no g++ at setup)");
     const MiB = 1024 * KiB;
