@@ -9,6 +9,7 @@ import { ThreadWorld } from "./comm-harness";
 import { DTYPE_CTORS, expected, fill } from "./comm-reference";
 import type { CommArray } from "../../kernel/src/comm";
 import { PeerReads, peerMemoryOps } from "../../kernel/src/comm/peer-memory";
+import { addonSetting, loadAddon } from "../../kernel/src/comm/native-addons";
 import { ShmLayout, PEER_PRESENT, PEER_BUSY } from "../../kernel/src/comm/shm-layout";
 import { CommCancelledError } from "../../kernel/src/comm/comm-errors";
 import type { CallContext } from "../../kernel/src/comm/transport";
@@ -84,4 +85,12 @@ test("an input detached between the call and its turn to run stops the world nam
   const messages = (await world.values("detachedBeforeRun", [0, 1, 2].map(() => ({ length: 100_000, detacher: 1 })))) as string[];
   messages.forEach((m, rank) => assert.match(m, /CommCancelledError: .*rank 1: the array given to allReduce #1 was detached before the call ran/, `rank ${rank}`));
   assert.ok(performance.now() - started < 10_000, "ended well inside the 30 s collective timeout");
+});
+
+test("a bad DISTLAB_PEER_MEMORY or DISTLAB_DROPPED_RESULTS is refused naming the variable and the accepted values", () => {
+  assert.throws(() => addonSetting({ DISTLAB_PEER_MEMORY: "yes" }, "DISTLAB_PEER_MEMORY", ["on", "off"]), /DISTLAB_PEER_MEMORY must be "on" or "off", got "yes"/);
+  assert.throws(() => addonSetting({ DISTLAB_DROPPED_RESULTS: "" }, "DISTLAB_DROPPED_RESULTS", ["scavenge", "registry"]), /DISTLAB_DROPPED_RESULTS must be "scavenge" or "registry", got ""/);
+  assert.equal(addonSetting({}, "DISTLAB_PEER_MEMORY", ["on", "off"]), undefined);
+  assert.equal(addonSetting({ DISTLAB_PEER_MEMORY: "off" }, "DISTLAB_PEER_MEMORY", ["on", "off"]), "off");
+  assert.equal(loadAddon("/nonexistent/addon.node"), undefined, "a missing addon is left out, not an error");
 });

@@ -22,6 +22,7 @@
  */
 import * as path from "node:path";
 import { scavenge } from "./full-gc";
+import { addonSetting, loadAddon } from "./native-addons";
 
 interface DroppedResultsAddon {
   watch(object: object, flags: Int32Array, index: number): void;
@@ -71,19 +72,10 @@ let perThread: DroppedResults | null | undefined;
 /** This thread's watcher, or undefined where the addon is not built or cannot load, the host has no `gc`, or DISTLAB_DROPPED_RESULTS=registry. */
 export function droppedResults(env: NodeJS.ProcessEnv = process.env): DroppedResults | undefined {
   if (perThread === undefined) {
-    const setting = env.DISTLAB_DROPPED_RESULTS;
-    if (setting !== undefined && setting !== "scavenge" && setting !== "registry") {
-      throw new RangeError(`DISTLAB_DROPPED_RESULTS must be "scavenge" or "registry", got ${JSON.stringify(setting)}`);
-    }
+    const setting = addonSetting(env, "DISTLAB_DROPPED_RESULTS", ["scavenge", "registry"] as const);
     const young = scavenge();
-    perThread = null;
-    if (setting !== "registry" && young) {
-      try {
-        perThread = new DroppedResults(require(DROPPED_RESULTS_ADDON) as DroppedResultsAddon, young);
-      } catch {
-        // not built (no g++ at setup) or not loadable here: the FinalizationRegistry finds them after full collections
-      }
-    }
+    const addon = setting !== "registry" && young ? loadAddon<DroppedResultsAddon>(DROPPED_RESULTS_ADDON) : undefined;
+    perThread = addon && young ? new DroppedResults(addon, young) : null;
   }
   return perThread ?? undefined;
 }

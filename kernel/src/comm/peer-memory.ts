@@ -25,6 +25,7 @@
  */
 import * as path from "node:path";
 import { CommCancelledError } from "./comm-errors";
+import { addonSetting, loadAddon } from "./native-addons";
 import { callLabel } from "./descriptor";
 import type { CallContext } from "./transport";
 import type { CommArray } from "./types";
@@ -46,16 +47,8 @@ let loaded: PeerMemoryOps | null | undefined;
 /** The addon on this thread, or undefined where it was not built, cannot load, or DISTLAB_PEER_MEMORY=off. */
 export function peerMemoryOps(env: NodeJS.ProcessEnv = process.env): PeerMemoryOps | undefined {
   if (loaded === undefined) {
-    const setting = env.DISTLAB_PEER_MEMORY;
-    if (setting !== undefined && setting !== "off" && setting !== "on") {
-      throw new RangeError(`DISTLAB_PEER_MEMORY must be "on" or "off", got ${JSON.stringify(setting)}`);
-    }
-    try {
-      loaded = setting === "off" ? null : (require(PEER_MEMORY_ADDON) as PeerMemoryOps);
-    } catch {
-      // not built (no g++ at setup) or not loadable here: the copies through shared memory remain
-      loaded = null;
-    }
+    const setting = addonSetting(env, "DISTLAB_PEER_MEMORY", ["on", "off"] as const);
+    loaded = (setting !== "off" && loadAddon<PeerMemoryOps>(PEER_MEMORY_ADDON)) || null;
   }
   return loaded ?? undefined;
 }
