@@ -1,6 +1,7 @@
-// dist.allReduce(tensor) on the wasm backend in a thread world goes through the rank's registered
-// memory (kernel/src/cluster/rank-side/tensor-allreduce.ts): the right values, shape and dtype, the
-// input untouched, no block taken from the result pool, and a loop of calls holding no memory.
+// dist.allReduce(tensor) on the wasm backend in a thread world reads and writes the wasm heap by
+// address, or goes through the rank's registered memory where that cannot run
+// (kernel/src/cluster/rank-side/tensor-allreduce.ts): the right values, shape and dtype, the input
+// untouched, no block taken from the result pool, and a loop of calls holding no memory.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { CellCompiler } from "../../kernel/src/repl/cell-compiler";
@@ -48,13 +49,21 @@ const pool = (dist.comm as any).core.results.stats();
 ({ backend: tf.getBackend(), shape: summed.shape, dtype: summed.dtype, wrongSum, wrongMean, changed,
    heldGrowth: tf.memory().numBytes - heldBefore, poolBlocks: pool.blocks })`;
 
-test("dist.allReduce(tensor) on wasm: sum and mean right, input kept, through registered memory (no pooled block), no memory held by a loop", async () => {
+test("dist.allReduce(tensor) on wasm: sum and mean right, input kept, no pooled block, no memory held by a loop", async () => {
   const replies = (await resultOf("-n 2", CELL)) as Record<string, unknown>[];
   replies.forEach((r, rank) => {
     assert.equal(r.backend, "wasm", `rank ${rank}: this test is about the wasm backend`);
     assert.deepEqual([r.shape, r.dtype], [[512, 1024], "float32"], `rank ${rank}`);
     assert.deepEqual([r.wrongSum, r.wrongMean, r.changed], [0, 0, 0], `rank ${rank}: wrong sums, wrong means, changed inputs`);
     assert.equal(r.poolBlocks, 0, `rank ${rank}: the tensor calls took ${r.poolBlocks} blocks from the result pool (the generic path)`);
+    assert.equal(r.heldGrowth, 0, `rank ${rank}: 10 calls whose results were disposed left ${r.heldGrowth} bytes of tensors`);
+  });
+});
+
+test("under an emulated link (no direct path: the heap path steps aside) the tensor call is still right and holds no memory", async () => {
+  const replies = (await resultOf("-n 2 --link bandwidth=100Gbit,latency=1us", CELL)) as Record<string, unknown>[];
+  replies.forEach((r, rank) => {
+    assert.deepEqual([r.wrongSum, r.wrongMean, r.changed], [0, 0, 0], `rank ${rank}: wrong sums, wrong means, changed inputs`);
     assert.equal(r.heldGrowth, 0, `rank ${rank}: 10 calls whose results were disposed left ${r.heldGrowth} bytes of tensors`);
   });
 });

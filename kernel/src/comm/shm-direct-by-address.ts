@@ -36,10 +36,9 @@ export function allReduceByAddress(pipeline: ShmPipeline, peers: PeerReads, me: 
   const { inputs, outputs } = posted;
   const Q = Math.max(1, Math.floor(BY_ADDRESS_CHUNK_BYTES / width));
   const chunkLen = (i: number) => Math.min(Q, length - i * Q);
-  const everyRank = Array.from({ length: n }, (_, r) => r);
-  // Summed in rank order on every rank and in place too (the addon reads every source of a block
+  // Summed in rank order on every rank, in place too (the addon reads every source of a block
   // before it writes the block), so results round as the path through shared memory's do.
-  const order = everyRank;
+  const everyRank = Array.from({ length: n }, (_, r) => r);
   pipeline.run(call, {
     chunks: Math.ceil(length / Q),
     outNeedsReduced: true,
@@ -50,7 +49,7 @@ export function allReduceByAddress(pipeline: ShmPipeline, peers: PeerReads, me: 
       const hi = slice(len, me + 1);
       if (hi <= lo) return;
       const at = (i * Q + lo) * width;
-      const sources = order.map((r) => inputs[r]! + at);
+      const sources = everyRank.map((r) => inputs[r]! + at);
       peers.guarded(call, everyRank, () => peers.ops.reduce(dtype, outputs[me]! + at, sources, hi - lo));
       for (let r = 0; r < n; r++) readFrom(call, r, (hi - lo) * width);
     },

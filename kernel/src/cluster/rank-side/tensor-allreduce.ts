@@ -79,10 +79,11 @@ async function heapTensorAllReduce(tf: Tf, wasm: WasmBackend, comm: Communicator
   try {
     const input = wasm.typedArrayFromHeap(tensor) as Float32Array;
     call = comm.allReduce(input, { ...options, algorithm: "direct", out: wasm.typedArrayFromHeap(info) as Float32Array });
-  } catch (refused) {
+  } catch {
+    // refused before anything ran (no direct path here: an emulated link, a sub-group; or bad
+    // options): the registered block's path runs the call again and reports a genuine error
     wasm.disposeData(info.dataId);
-    if (refused instanceof RangeError && /algorithm "direct" needs/.test(refused.message)) return undefined;
-    throw refused;
+    return undefined;
   }
   try {
     await call;
