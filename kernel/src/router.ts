@@ -21,6 +21,7 @@ import { completeFlag } from "./magics/flags";
 import { expandMagicVariables, type NotebookVariables } from "./magics/expand-variables";
 import { DISTRIBUTED_FLAGS } from "./magics/distributed-spec";
 import { TypeScriptRepl } from "./repl/typescript-repl";
+import { CompilerThreads } from "./repl/compiler-threads";
 import { completeAt, inspectAt } from "./repl/code-intel";
 import { DistributedSession } from "./cluster/kernel-side/distributed-session";
 import { DistCommands } from "./cluster/kernel-side/dist-commands";
@@ -43,9 +44,15 @@ export class MagicRouter implements KernelBackend {
     private readonly distributed: DistributedRunner,
     /** Notebook variables that `$NAME` in a `%%distributed` line stands for (expand-variables.ts). */
     private readonly variables?: NotebookVariables,
+    /** Told of each cell's run: the compiler creates no program in the background meanwhile (compiler-threads.ts). */
+    private readonly cells?: Pick<CompilerThreads, "duringCell">,
   ) {}
 
-  async execute(code: string, io: ExecutionIO): Promise<ExecuteOutcome> {
+  execute(code: string, io: ExecutionIO): Promise<ExecuteOutcome> {
+    return this.cells ? this.cells.duringCell(() => this.route(code, io)) : this.route(code, io);
+  }
+
+  private async route(code: string, io: ExecutionIO): Promise<ExecuteOutcome> {
     const magic = splitMagic(code);
     if (!magic) return this.plain.execute(code, io);
     try {
@@ -148,7 +155,8 @@ export function errorOutcome(error: unknown): ExecuteOutcome {
  * one for `%dist timeline`.
  */
 export function createKernelBackend(timeline = new TimelineObserver()): KernelBackend {
-  const repl = new TypeScriptRepl();
+  const compiler = new CompilerThreads();
+  const repl = new TypeScriptRepl({ compiler });
   const session = new DistributedSession(repl.compiler, timeline);
   const commands = new DistCommands(session, repl, repl.compiler, timeline);
   return new MagicRouter(repl, {
@@ -161,7 +169,7 @@ export function createKernelBackend(timeline = new TimelineObserver()): KernelBa
     },
     complete: (body, cursorPos) => completeAt(repl.compiler, session.chain, body, cursorPos),
     inspect: (body, cursorPos, detailLevel) => inspectAt(repl.compiler, session.chain, body, cursorPos, detailLevel),
-  }, repl);
+  }, repl, compiler);
 }
 
 /** The name kernel-main.ts looks up. */

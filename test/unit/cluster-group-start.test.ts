@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { CellCompiler } from "../../kernel/src/repl/cell-compiler";
 import type { CellCompiling } from "../../kernel/src/repl/cell-compiling";
-import { CompilerThreads } from "../../kernel/src/repl/compiler-threads";
+import { CompilerThreads, WARM_WHEN_QUIET_MS } from "../../kernel/src/repl/compiler-threads";
 import { DeclarationChain } from "../../kernel/src/repl/declaration-chain";
 import { CompileError } from "../../kernel/src/repl/errors";
 import { parseDistributedFlags } from "../../kernel/src/magics/distributed-spec";
@@ -88,6 +88,34 @@ test("the compiler threads create a chain's program off the kernel's thread, whi
     // The first compile creates the ranks chain's program (TensorFlow.js's types: seconds of CPU).
     const ticks = await ticksDuring(() => threads.compile("const n: number = dist.rank; n", chain));
     assert.ok(ticks >= 5, `this thread's timer fired ${ticks} times while the program was created`);
+  } finally {
+    threads.close();
+  }
+});
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+async function until(condition: () => boolean, what: string, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) assert.fail(`not within ${ms} ms: ${what}`);
+    await sleep(20);
+  }
+}
+
+test("a chain's program after the first is created only once no cell has run for WARM_WHEN_QUIET_MS, never during a cell", async () => {
+  const threads = new CompilerThreads({ warmChains: [DeclarationChain.ranks(), DeclarationChain.notebook()] });
+  try {
+    assert.deepEqual(threads.warmUp(), { created: [], creating: "ranks", waiting: ["notebook"] }, "the first chain's program is created from the start");
+    // A cell runs while the first program is created and for a while after: it keeps the cores to itself.
+    await threads.duringCell(async () => {
+      await until(() => threads.warmUp().created.includes("ranks"), "the ranks chain's program created");
+      await sleep(3 * WARM_WHEN_QUIET_MS);
+      assert.deepEqual(threads.warmUp(), { created: ["ranks"], waiting: ["notebook"] }, "no program is created during a cell");
+    });
+    await sleep(WARM_WHEN_QUIET_MS / 2);
+    assert.deepEqual(threads.warmUp(), { created: ["ranks"], waiting: ["notebook"] }, "nor in the first WARM_WHEN_QUIET_MS after it");
+    await until(() => threads.warmUp().creating === "notebook" || threads.warmUp().created.includes("notebook"), "the notebook chain's program started once quiet", 4 * WARM_WHEN_QUIET_MS);
   } finally {
     threads.close();
   }

@@ -13,6 +13,13 @@
  * what is left of its own chain's program, and the kernel answers
  * interrupts, completions of magics and comm messages meanwhile.
  *
+ * The first chain's program (the ranks') is created from the kernel's start;
+ * each later one only once no cell has run for WARM_WHEN_QUIET_MS. Created
+ * during a cell, it took one of two cores from that cell's ranks: a 64 MiB
+ * allReduce in a kernel's first `%%distributed -n 2` cell ran at a third of
+ * its speed for the two seconds it took (issue figures: docs/benchmarks.md).
+ * Between cells a user types, so the program is there by the next one.
+ *
  * Declarations stay with the DeclarationChain on the kernel's thread; each
  * request carries them, so a thread holds no state but its program and its
  * cache of compiled cells.
@@ -35,6 +42,9 @@ export const WARM_UP_ENV = "DISTLAB_WARM_UP";
 const FROM_SOURCE = extname(__filename) === ".ts";
 const WORKER_FILE = join(__dirname, `compiler-worker${extname(__filename)}`);
 
+/** How long no cell may have run before a chain after the first is warmed, milliseconds. */
+export const WARM_WHEN_QUIET_MS = 500;
+
 /** A request before the thread numbers it: `Omit` applied to each member of the union. */
 type Unnumbered<R> = R extends CompilerRequest ? Omit<R, "id"> : never;
 type Request = Unnumbered<CompilerRequest>;
@@ -48,8 +58,8 @@ class ChainThread {
   /** Why the thread is gone; set once it has exited or was closed. */
   stopped: string | undefined;
 
-  /** `onProgramCreated`: called once the program asked for on start exists (with `createProgram` only). */
-  constructor(chain: DeclarationChain, createProgram: boolean, heapMb: number | undefined, private readonly onProgramCreated?: () => void) {
+  /** `onProgramCreated`: called once the program asked for on start exists, or the thread stopped first (with `createProgram` only). */
+  constructor(chain: DeclarationChain, createProgram: boolean, heapMb: number | undefined, private onProgramCreated?: () => void) {
     this.chainName = chain.name;
     const workerData: CompilerWorkerData = { chain: { name: chain.name, prelude: chain.prelude, globalNames: chain.globalNames }, createProgram };
     const options = { workerData, execArgv: workerExecArgv(), ...(heapMb === undefined ? {} : { resourceLimits: { maxOldGenerationSizeMb: heapMb } }) };
@@ -78,7 +88,7 @@ class ChainThread {
   }
 
   #settle(reply: CompilerReply): void {
-    if (reply.id === PROGRAM_CREATED) return this.onProgramCreated?.();
+    if (reply.id === PROGRAM_CREATED) return this.#programCreated();
     const waiting = this.#pending.get(reply.id);
     if (!waiting) return;
     this.#pending.delete(reply.id);
@@ -91,9 +101,17 @@ class ChainThread {
     waiting.reject(error);
   }
 
+  /** Calls onProgramCreated once: when the program exists, or when the thread stopped before it did (nothing is being created any more). */
+  #programCreated(): void {
+    const created = this.onProgramCreated;
+    this.onProgramCreated = undefined;
+    created?.();
+  }
+
   #stop(reason: string): void {
     if (this.stopped !== undefined) return;
     this.stopped = reason;
+    this.#programCreated();
     for (const waiting of this.#pending.values()) {
       waiting.reject(new Error(`the ${this.chainName} chain's compiler thread stopped (${reason}); the next cell starts a new one`));
     }
@@ -102,7 +120,7 @@ class ChainThread {
 }
 
 export interface CompilerThreadsOptions {
-  /** Create these chains' programs from now on (default: the notebook's and the ranks'); [] leaves each to its first request. */
+  /** Create these chains' programs, the first from now on, each next once no cell has run for WARM_WHEN_QUIET_MS (default: the ranks', then the notebook's); [] leaves each to its first request. */
   warmChains?: readonly DeclarationChain[];
   /** Old-generation heap cap of each thread, MiB (default: Node's). A thread past it stops; see ChainThread. */
   threadHeapMb?: number;
@@ -112,23 +130,70 @@ export class CompilerThreads implements CellCompiling {
   readonly #threads = new Map<string, ChainThread>();
   #closed = false;
   readonly #heapMb: number | undefined;
+  /** Chains whose programs are still to be created in the background, in order. */
+  readonly #toWarm: DeclarationChain[];
+  /** The chain whose program is being created in the background (one at a time). */
+  #warming: string | undefined;
+  /** Chains whose programs the background warm-up created. */
+  readonly #warmed: string[] = [];
+  /** Cells running now (duringCell). */
+  #cellsRunning = 0;
+  #quietTimer?: ReturnType<typeof setTimeout>;
 
   constructor(options: CompilerThreadsOptions = {}) {
     this.#heapMb = options.threadHeapMb;
     const warm = options.warmChains ?? (process.env[WARM_UP_ENV] === "0" ? [] : [DeclarationChain.ranks(), DeclarationChain.notebook()]);
-    this.#warmInTurn([...warm]);
+    this.#toWarm = [...warm];
+    this.#warmNext();
   }
 
   /**
-   * Creates the chains' programs one after the other, not side by side: on two cores, a second
+   * Runs a cell (`run`), during which no chain's program is created in the background; the next
+   * one waits until no cell has run for WARM_WHEN_QUIET_MS.
+   */
+  async duringCell<T>(run: () => Promise<T>): Promise<T> {
+    this.#cellsRunning++;
+    clearTimeout(this.#quietTimer);
+    try {
+      return await run();
+    } finally {
+      this.#cellsRunning--;
+      this.#warmWhenQuiet();
+    }
+  }
+
+  /**
+   * Creates the next chain's program. One at a time, not side by side: on two cores, a second
    * program would take the core that a first cell's ranks start on. A chain whose first request
    * comes before its turn starts its thread then (#request).
    */
-  #warmInTurn(chains: DeclarationChain[]): void {
-    const chain = chains.shift();
+  #warmNext(): void {
+    let chain = this.#toWarm.shift();
+    while (chain && this.#threads.has(chain.name)) chain = this.#toWarm.shift();
     if (!chain || this.#closed) return;
-    if (this.#threads.has(chain.name)) return this.#warmInTurn(chains);
-    this.#threads.set(chain.name, new ChainThread(chain, true, this.#heapMb, () => this.#warmInTurn(chains)));
+    const thread = new ChainThread(chain, true, this.#heapMb, () => {
+      this.#warming = undefined;
+      if (thread.stopped === undefined) this.#warmed.push(chain!.name);
+      this.#warmWhenQuiet();
+    });
+    this.#warming = chain.name;
+    this.#threads.set(chain.name, thread);
+  }
+
+  /** Where the background warm-up stands: chains whose programs it created, the one it is creating, those still waiting (for diagnostics and tests). */
+  warmUp(): { created: string[]; creating?: string; waiting: string[] } {
+    return { created: [...this.#warmed], ...(this.#warming ? { creating: this.#warming } : {}), waiting: this.#toWarm.map((chain) => chain.name) };
+  }
+
+  /** Warms the next chain once no cell has run for WARM_WHEN_QUIET_MS (re-armed by each cell's end). */
+  #warmWhenQuiet(): void {
+    clearTimeout(this.#quietTimer);
+    if (this.#closed || this.#warming !== undefined || this.#cellsRunning > 0 || this.#toWarm.length === 0) return;
+    this.#quietTimer = setTimeout(() => {
+      if (this.#cellsRunning === 0 && this.#warming === undefined) this.#warmNext();
+    }, WARM_WHEN_QUIET_MS);
+    // a pending warm-up never keeps the kernel alive
+    this.#quietTimer.unref?.();
   }
 
   async compile(code: string, chain: DeclarationChain): Promise<CompiledCell> {
@@ -150,6 +215,7 @@ export class CompilerThreads implements CellCompiling {
 
   close(): void {
     this.#closed = true;
+    clearTimeout(this.#quietTimer);
     for (const thread of this.#threads.values()) thread.close();
     this.#threads.clear();
   }
