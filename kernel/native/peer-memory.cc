@@ -21,7 +21,16 @@
 //                                     in that order; dtype 0 float32, 1 float64; dst may
 //                                     be any source (in place); sources an array of addresses
 //   copy(dst, src, bytes)             memmove
+//   populate(address, bytes) -> bool  faults in the pages of [address, address + bytes)
+//                                     for writing, contents unchanged (Linux 5.14's
+//                                     MADV_POPULATE_WRITE: one system call instead of a
+//                                     fault per 4 KiB page, about half the time for fresh
+//                                     memory); false where the kernel has no such advice
 #include <node_api.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
 
 #include <cstdint>
 #include <cstring>
@@ -163,6 +172,33 @@ napi_value Copy(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+#if defined(__linux__) && !defined(MADV_POPULATE_WRITE)
+#define MADV_POPULATE_WRITE 23  // Linux 5.14 (older headers lack it; older kernels answer EINVAL)
+#endif
+
+napi_value Populate(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  uintptr_t address;
+  size_t bytes;
+  if (argc < 2 || !ReadAddress(env, argv[0], &address) || !ReadCount(env, argv[1], &bytes)) {
+    return Fail(env, "populate: expected (address, bytes)");
+  }
+  bool populated = false;
+#if defined(__linux__)
+  // Whole pages around the range: the advice changes no byte, so the pages' other bytes (the same
+  // allocation's, or its allocator's header) are untouched.
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t start = address & ~(page - 1);
+  const uintptr_t end = (address + bytes + page - 1) & ~(page - 1);
+  populated = bytes == 0 || madvise(reinterpret_cast<void*>(start), end - start, MADV_POPULATE_WRITE) == 0;
+#endif
+  napi_value result;
+  napi_get_boolean(env, populated, &result);
+  return result;
+}
+
 }  // namespace
 
 NAPI_MODULE_INIT() {
@@ -170,7 +206,7 @@ NAPI_MODULE_INIT() {
     const char* name;
     napi_callback fn;
   };
-  const Export exports_list[] = {{"address", Address}, {"reduce", Reduce}, {"copy", Copy}};
+  const Export exports_list[] = {{"address", Address}, {"reduce", Reduce}, {"copy", Copy}, {"populate", Populate}};
   for (const Export& f : exports_list) {
     napi_value value;
     napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.fn, nullptr, &value);

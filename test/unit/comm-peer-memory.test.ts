@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { ThreadWorld } from "./comm-harness";
 import { DTYPE_CTORS, expected, fill } from "./comm-reference";
 import type { CommArray } from "../../kernel/src/comm";
-import { PeerReads, peerMemoryOps } from "../../kernel/src/comm/peer-memory";
+import { PeerReads, blockPopulator, peerMemoryOps } from "../../kernel/src/comm/peer-memory";
 import { addonSetting, loadAddon } from "../../kernel/src/comm/native-addons";
 import { ShmLayout, PEER_PRESENT, PEER_BUSY } from "../../kernel/src/comm/shm-layout";
 import { CommCancelledError } from "../../kernel/src/comm/comm-errors";
@@ -93,4 +93,32 @@ test("a bad DISTLAB_PEER_MEMORY or DISTLAB_DROPPED_RESULTS is refused naming the
   assert.equal(addonSetting({}, "DISTLAB_PEER_MEMORY", ["on", "off"]), undefined);
   assert.equal(addonSetting({ DISTLAB_PEER_MEMORY: "off" }, "DISTLAB_PEER_MEMORY", ["on", "off"]), "off");
   assert.equal(loadAddon("/nonexistent/addon.node"), undefined, "a missing addon is left out, not an error");
+});
+
+/** Resident pages of this process, bytes (what the OS holds, not what V8 counts). */
+function residentBytes(): number {
+  const status = require("node:fs").readFileSync("/proc/self/status", "utf8") as string;
+  return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)![1]) * 1024;
+}
+
+test("populate faults a fresh block's pages in at once (the process's resident memory grows by the block) and changes no byte", (t) => {
+  const ops = peerMemoryOps();
+  if (!ops) return t.skip("kernel/native/build/peer-memory.node is not built (no g++ at setup)");
+  if (process.platform !== "linux") return t.skip("MADV_POPULATE_WRITE is Linux's");
+  const bytes = 64 * 1024 * 1024;
+  const block = new SharedArrayBuffer(bytes);
+  const view = new Uint8Array(block);
+  const before = residentBytes();
+  const populated = blockPopulator(ops)!(block);
+  const grown = residentBytes() - before;
+  if (!populated) return t.skip("this kernel has no MADV_POPULATE_WRITE (Linux 5.14)");
+  assert.ok(grown >= 0.95 * bytes, `resident memory grew by ${grown} bytes for a ${bytes}-byte block`);
+  // contents unchanged: a written byte stays, and the rest still reads zero
+  view[12345] = 7;
+  assert.equal(blockPopulator(ops)!(block), true);
+  assert.equal(view[12345], 7);
+  assert.equal(view.reduce((sum, x) => sum + x, 0), 7);
+  // an empty range populates nothing and succeeds; a bad address is refused naming the call
+  assert.equal(ops.populate(ops.address(view), 0), true);
+  assert.throws(() => ops.populate(-1, 10), /populate: expected \(address, bytes\)/);
 });

@@ -37,6 +37,8 @@ export interface PeerMemoryOps {
   /** dst = sources[0] + sources[1] + ..., left to right; dtype 0 float32, 1 float64 */
   reduce(dtype: number, dst: number, sources: number[], count: number): void;
   copy(dst: number, src: number, bytes: number): void;
+  /** faults in the pages of [address, address + bytes) for writing, contents unchanged; false where the OS cannot (then touch them) */
+  populate(address: number, bytes: number): boolean;
 }
 
 /** Where `npm run setup` builds the addon (kernel/native/build), from src/comm or dist/comm alike. */
@@ -51,6 +53,11 @@ export function peerMemoryOps(env: NodeJS.ProcessEnv = process.env): PeerMemoryO
     loaded = (setting !== "off" && loadAddon<PeerMemoryOps>(PEER_MEMORY_ADDON)) || null;
   }
   return loaded ?? undefined;
+}
+
+/** Faults in a shared block's pages for writing with one system call (the result pool's new blocks), or undefined where the addon is not loaded. */
+export function blockPopulator(ops = peerMemoryOps()): ((block: SharedArrayBuffer) => boolean) | undefined {
+  return ops && ((block) => ops.populate(ops.address(new Uint8Array(block)), block.byteLength));
 }
 
 /**

@@ -81,6 +81,8 @@ export interface ResultPoolHooks {
   ballast?: boolean;
   /** finds dropped results after scavenges (dropped-results.ts); without it, the FinalizationRegistry alone */
   dropped?: DroppedResults;
+  /** faults in a new block's pages in one system call (peer-memory.ts); false or absent: a write per page does */
+  populate?: (block: SharedArrayBuffer) => boolean;
 }
 
 const MiB = 1024 * 1024;
@@ -202,7 +204,7 @@ export class ResultPool {
     const block = this.claim(size);
     if (!block) return undefined;
     const start = performance.now();
-    touchPages(block);
+    if (!this.hooks.populate?.(block)) touchPages(block);
     this.faultMsPerByte = smoothed(this.faultMsPerByte, (performance.now() - start) / size);
     return block;
   }

@@ -11,7 +11,7 @@ import { droppedResults } from "./dropped-results";
 import { ResultPool, resultPoolOptions } from "./result-pool";
 import { wasmMemoryCopy } from "./wasm-copy";
 import { MAX_SHM_RANKS, ShmLayout, STATE, type ShmWorldInit, type ShmWorldOptions } from "./shm-layout";
-import { PeerReads, peerMemoryOps } from "./peer-memory";
+import { PeerReads, blockPopulator, peerMemoryOps } from "./peer-memory";
 import { ShmTransport, STATE_CANCELLED, STATE_RUNNING, stopWorld } from "./shm-transport";
 import type { CommOptions, Communicator } from "./types";
 import { SharedReadCounts } from "./wire-counters";
@@ -93,7 +93,7 @@ export function attachShmCommunicator(init: ShmWorldInit, rank: number, options:
   const ops = peerMemoryOps();
   const peers = ops && new PeerReads(ops, transport.ctl, transport.layout, rank, init.size);
   core.direct = attachDirectCollectives(transport, wasmKernels(init.memory), heap, wasmMemoryCopy(init.memory), reads, peers);
-  core.results = new ResultPool(resultPoolOptions(init.size, options.resultPool), { collect: fullGc(), dropped: droppedResults() });
+  core.results = new ResultPool(resultPoolOptions(init.size, options.resultPool), { collect: fullGc(), dropped: droppedResults(), populate: blockPopulator() });
   return new GroupCommunicator(core, Array.from({ length: init.size }, (_, i) => i), 0, "world");
 }
 

@@ -18,6 +18,7 @@
 import { ResultPool, resultPoolOptions } from "./result-pool";
 import { fullGc } from "./full-gc";
 import { droppedResults } from "./dropped-results";
+import { blockPopulator } from "./peer-memory";
 import { randomBytes } from "node:crypto";
 import * as net from "node:net";
 import * as os from "node:os";
@@ -304,7 +305,7 @@ export async function connectTcpWorld(options: TcpWorldOptions): Promise<Communi
   const core = new CommCore(tcp, options);
   // results without `out` come from a pool, as in a thread world (result-pool.ts): a fresh 64 MiB
   // array a call costs more than the ring between two processes
-  core.results = new ResultPool(resultPoolOptions(size, options.resultPool), { collect: fullGc(), dropped: droppedResults() });
+  core.results = new ResultPool(resultPoolOptions(size, options.resultPool), { collect: fullGc(), dropped: droppedResults(), populate: blockPopulator() });
   const comm = new GroupCommunicator(core, Array.from({ length: size }, (_, i) => i), 0, "world");
   tcpTransports.set(comm, tcp);
   return comm;

@@ -73,12 +73,16 @@ export async function registeredTensorAllReduce(tf: Tf, comm: Communicator, tens
  * the world naming this rank instead of reading a moved heap.
  */
 async function heapTensorAllReduce(tf: Tf, wasm: WasmBackend, comm: Communicator, tensor: Tensor, options: AllReduceOptions): Promise<Tensor | undefined> {
-  if (!peerMemoryOps() || (options.algorithm !== undefined && options.algorithm !== "direct")) return undefined;
+  const ops = peerMemoryOps();
+  if (!ops || (options.algorithm !== undefined && options.algorithm !== "direct")) return undefined;
   const info = wasm.makeOutput(tensor.shape, "float32");
   let call: Promise<unknown>;
   try {
     const input = wasm.typedArrayFromHeap(tensor) as Float32Array;
-    call = comm.allReduce(input, { ...options, algorithm: "direct", out: wasm.typedArrayFromHeap(info) as Float32Array });
+    const out = wasm.typedArrayFromHeap(info) as Float32Array;
+    // heap that just grew for the output: its pages faulted in by one system call, not a fault per page as the sum writes
+    ops.populate(ops.address(out), out.byteLength);
+    call = comm.allReduce(input, { ...options, algorithm: "direct", out });
   } catch {
     // refused before anything ran (no direct path here: an emulated link, a sub-group; or bad
     // options): the registered block's path runs the call again and reports a genuine error
