@@ -21,6 +21,7 @@
 //        --transports shm,processes,tcp  --calls default,in-place,registered,tensor  --reps N (>= 5)
 //        --max-calls N (calls per block at the smallest sizes, default 500)  --algorithm ring (one algorithm for every op)
 //        --spin-ms MS (shm: how long a waiting rank polls before it sleeps; default the world's, 1 ms)
+//        --raw (also print every block's ms, in the order they ran)
 import { Worker } from "node:worker_threads";
 import { fork, spawn } from "node:child_process";
 import { createServer } from "node:net";
@@ -55,8 +56,14 @@ const REPS = repsOption(argv);
 const MAX_CALLS = intOption(argv, "max-calls", 500);
 const SPIN_MS = listOption(argv, "spin-ms", [""])[0];
 if (SPIN_MS !== "" && !(Number(SPIN_MS) >= 0)) throw new RangeError(`--spin-ms: expected milliseconds >= 0, got ${JSON.stringify(SPIN_MS)}`);
-// Calls per timed block: about 16 MiB moved per block, 1 to --max-calls calls. Warm-up: one block's worth, at least 2.
-const plan = (op, bytes) => { const calls = Math.max(1, Math.min(MAX_CALLS, Math.floor((16 * MiB) / bytes))); return { op, bytes, calls, warmup: Math.max(2, calls), reps: REPS }; };
+// Calls per timed block: about 16 MiB moved per block, 1 to --max-calls calls. Warm-up: one block's
+// worth, at least 5 calls (nccl-tests' default warm-up). Fewer left the JIT's first optimisations and
+// V8's first collections, run on helper threads, inside the first timed calls of a fresh process,
+// where they take one of the 2 cores from a rank: 64 MiB default calls 4 to 6 took 18-42 ms against
+// 12-13 ms after, with helper-thread CPU time measured in those calls, and 15-18 ms under
+// `node --single-threaded` (all of V8's work on the ranks' own threads).
+const WARMUP_CALLS = 5;
+const plan = (op, bytes) => { const calls = Math.max(1, Math.min(MAX_CALLS, Math.floor((16 * MiB) / bytes))); return { op, bytes, calls, warmup: Math.max(WARMUP_CALLS, calls), reps: REPS }; };
 const busFactor = (op, n) => (op === "allReduce" ? (2 * (n - 1)) / n : op === "broadcast" ? 1 : (n - 1) / n);
 /** which calls each layout runs: registered memory exists only in a shm world; tcp stands in for gloo's wire, in place like gloo */
 const CALLS_OF = { shm: ["default", "in-place", "registered", "tensor"], processes: ["default", "in-place"], tcp: ["in-place"] };
@@ -132,6 +139,8 @@ console.log(`# bench:collectives  ${machineLine()}`);
 console.log(`# ${REPS} blocks per row; ${ALGORITHM ? `algorithm ${ALGORITHM}` : "automatic algorithm choice"}; memcpy (Buffer.copy 64 MiB) ${formatSummary(mapSummary(summarize(memcpyMs(), "memcpy"), (ms) => (64 * MiB) / ms / 1e6), 2)} GB/s`);
 console.log("# distlab shm ranks are THREADS of one process; gloo ranks and distlab processes/tcp ranks are processes.");
 const headline = [];
+/** with --raw: every row's blocks, ms in the order they ran */
+const rawLines = [];
 for (const n of RANKS) {
   const entries = OPS.flatMap((op) => SIZES.map((bytes) => plan(op, bytes)));
   const glooBlocks = await gloo(n, entries);
@@ -154,6 +163,7 @@ for (const n of RANKS) {
     const counts = `${entry.warmup}+${entry.reps}x${entry.calls}`;
     const line = (who, call, ms, ratio) => {
       const time = summarize(ms, `${who} ${op} ${bytes}`);
+      if (argv.includes("--raw")) rawLines.push(`${op} ${fmtSize(bytes)} ${who} ${call} ms: ${ms.map((x) => x.toFixed(1)).join(", ")}`);
       rows.push([op, fmtSize(bytes), who, call, counts, formatSummary(mapSummary(time, (x) => x * 1000), 1), formatSummary(mapSummary(time, toBusbw), 2), ratio ? ratio(time) : "-"]);
       return time;
     };
@@ -168,6 +178,7 @@ for (const n of RANKS) {
     }
   }
   console.log(formatTable(rows));
+  if (rawLines.length) console.log(rawLines.splice(0).join("\n"));
 }
 if (headline.length) console.log(`\n# allReduce 64 MiB (busbw median [min, max]; x gloo = ratio of medians)\n${headline.join("\n")}`);
 console.log(`# finished ${machineLine()}`);
