@@ -17,7 +17,7 @@
  * each later one only once no cell has run for WARM_WHEN_QUIET_MS. Created
  * during a cell, it took one of two cores from that cell's ranks: a 64 MiB
  * allReduce in a kernel's first `%%distributed -n 2` cell ran at a third of
- * its speed for the two seconds it took (issue figures: docs/benchmarks.md).
+ * its speed for the two seconds it took (docs/architecture.md).
  * Between cells a user types, so the program is there by the next one.
  *
  * Declarations stay with the DeclarationChain on the kernel's thread; each
@@ -168,12 +168,13 @@ export class CompilerThreads implements CellCompiling {
    * comes before its turn starts its thread then (#request).
    */
   #warmNext(): void {
-    let chain = this.#toWarm.shift();
-    while (chain && this.#threads.has(chain.name)) chain = this.#toWarm.shift();
-    if (!chain || this.#closed) return;
+    let next = this.#toWarm.shift();
+    while (next && this.#threads.has(next.name)) next = this.#toWarm.shift();
+    if (!next || this.#closed) return;
+    const chain = next;
     const thread = new ChainThread(chain, true, this.#heapMb, () => {
       this.#warming = undefined;
-      if (thread.stopped === undefined) this.#warmed.push(chain!.name);
+      if (thread.stopped === undefined) this.#warmed.push(chain.name);
       this.#warmWhenQuiet();
     });
     this.#warming = chain.name;

@@ -80,7 +80,9 @@ async function heapTensorAllReduce(tf: Tf, wasm: WasmBackend, comm: Communicator
   try {
     const input = wasm.typedArrayFromHeap(tensor) as Float32Array;
     const out = wasm.typedArrayFromHeap(info) as Float32Array;
-    // heap that just grew for the output: its pages faulted in by one system call, not a fault per page as the sum writes
+    // the output may lie in heap the process never touched (the heap grew for it): its pages faulted
+    // in by one system call rather than a fault per page as the sum writes (pages already in place
+    // cost a walk of the page table)
     ops.populate(ops.address(out), out.byteLength);
     call = comm.allReduce(input, { ...options, algorithm: "direct", out });
   } catch {
