@@ -20,14 +20,27 @@
  *
  * Without the flag the matMul kernel multiplies then adds (gemm.ts says
  * so in `WasmGemm.fmaMissing`).
+ *
+ * `--single-threaded-gc`: each isolate collects on its own thread, with no
+ * helper threads marking, sweeping or scavenging beside it. Ranks are SPMD
+ * and keep their cores busy, so a helper only takes a core from a rank, and
+ * every rank then waits for the slowest: on the 2-core build machine the
+ * first 64 MiB allReduce of a `%%distributed -n 2` cell (right after the
+ * cell allocated its arrays, which starts a collection in each rank) took
+ * 24-31 ms with helpers and 13-17 ms without (docs/benchmarks.md). Rank
+ * heaps are small (tensors live in WebAssembly or GPU memory), so their
+ * collections stay short on one thread. It is a V8 flag like the one above:
+ * on the command line of the kernel and of process ranks, never in a
+ * Worker's execArgv.
  */
 import { Wasm } from "./comm/wasm-api";
 import { gemmModuleBytes } from "./compute/wasm/gemm-module";
 
 export const RELAXED_SIMD_FLAG = "--experimental-wasm-relaxed-simd";
+export const SINGLE_THREADED_GC_FLAG = "--single-threaded-gc";
 
 /** Every V8 flag this module may ask for: what a Worker's execArgv must not carry. */
-export const V8_START_FLAGS: readonly string[] = [RELAXED_SIMD_FLAG];
+export const V8_START_FLAGS: readonly string[] = [RELAXED_SIMD_FLAG, SINGLE_THREADED_GC_FLAG];
 
 /**
  * This thread's node flags for a Worker it starts: without the inspector's (a second inspector
@@ -53,9 +66,10 @@ export function relaxedSimdCompiles(): boolean {
  * The V8 flags to start a Node process with so that it runs distlab's
  * kernels at full speed, for a node of the same version as this one: the
  * relaxed SIMD flag where this process was started with it or cannot
- * compile relaxed SIMD without it (Node 20); none from Node 22.
+ * compile relaxed SIMD without it (Node 20; none from Node 22), and
+ * single-threaded collections.
  */
 export function v8StartFlags(): string[] {
-  if (process.execArgv.includes(RELAXED_SIMD_FLAG) || !relaxedSimdCompiles()) return [RELAXED_SIMD_FLAG];
-  return [];
+  const simd = process.execArgv.includes(RELAXED_SIMD_FLAG) || !relaxedSimdCompiles() ? [RELAXED_SIMD_FLAG] : [];
+  return [...simd, SINGLE_THREADED_GC_FLAG];
 }
