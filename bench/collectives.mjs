@@ -23,7 +23,7 @@
 //        --spin-ms MS (shm: how long a waiting rank polls before it sleeps; default the world's, 1 ms)
 //        --raw (also print every block's ms, in the order they ran)
 import { Worker } from "node:worker_threads";
-import { fork, spawn } from "node:child_process";
+import { fork, spawn, spawnSync } from "node:child_process";
 import { createServer } from "node:net";
 import * as path from "node:path";
 import { createRequire } from "node:module";
@@ -32,6 +32,13 @@ import { fileURLToPath } from "node:url";
 const here = path.dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
 require("tsx/cjs");
+// The shm ranks are Worker threads of this process, as thread ranks are of the kernel's: run under the
+// V8 flags the kernel starts with (kernel/src/v8-start-flags.ts), re-running this script with them.
+const startFlags = require(path.join(here, "../kernel/src/v8-start-flags.ts")).v8StartFlags();
+if (!startFlags.every((flag) => process.execArgv.includes(flag))) {
+  const rerun = spawnSync(process.execPath, [...process.execArgv, ...startFlags, fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: "inherit" });
+  process.exit(rerun.status ?? 1);
+}
 const comm = require(path.join(here, "../kernel/src/comm/index.ts"));
 const { summarize, mapSummary, formatSummary, ratioOfMedians, intOption, repsOption, listOption, machineLine, formatTable } = require("./stats.ts");
 
