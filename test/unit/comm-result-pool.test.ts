@@ -161,6 +161,23 @@ describe("result pool", () => {
     assert.ok(takes > 0);
   });
 
+  test("the idle collection waits while the rank goes on calling other collectives (in place, tensors), and runs once it stops", async () => {
+    let collections = 0;
+    const pool = new ResultPool({ minBytes: 0, budgetBytes: 4 * 64 * KiB, collectFromBytes: 0 }, { collect: () => collections++, ballast: false });
+    await pool.take(Uint8Array, 64 * KiB); // a large take arms the idle collection
+    // then 600 ms of calls that take no block, one every 50 ms (three times the 200 ms idle delay)
+    for (let i = 0; i < 12; i++) {
+      pool.noteCall();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.equal(collections, 0, "no forced collection while the rank keeps calling collectives");
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    assert.equal(collections, 1, "once the calls stop the idle collection runs, once");
+    pool.noteCall();
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    assert.equal(collections, 1, "a call with no large take since arms nothing");
+  });
+
   test("no collection below collectFromBytes: a full pool leaves the result to the caller", async () => {
     let collections = 0;
     const pool = new ResultPool({ minBytes: 0, budgetBytes: 64 * KiB, collectFromBytes: 1024 * KiB }, { collect: () => collections++ });

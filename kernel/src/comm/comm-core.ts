@@ -110,6 +110,7 @@ export class CommCore {
    * no promise of its own, since a rank in a cell pays its cell-epoch hooks for every promise.
    */
   intoOutput<T extends CommArray>(x: T, length: number, given: T | undefined, body: (out: T) => T | Promise<T>): T | Promise<T> {
+    this.results?.noteCall();
     const out = given ?? this.allocatedOutput(x, length);
     return out !== undefined ? body(out) : this.pooledOutput(x, length).then(body);
   }

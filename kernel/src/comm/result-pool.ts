@@ -54,9 +54,11 @@
 // ballast, a plain ArrayBuffer of the block's size that nothing touches
 // (calloc maps it and no page of it is ever faulted in), which V8 counts and
 // frees with the result.
-// And 200 ms after the last large take (the end of a loop, of a cell) the
-// pool collects once, while the rank is idle, so the next loop starts with
-// its blocks back.
+// And 200 ms after the last large take or any later collective (the end of a
+// loop, of a cell) the pool collects once, while the rank is idle, so the next
+// loop starts with its blocks back. A rank that went on to in-place or tensor
+// calls is not idle: a collection there (15-35 ms with TensorFlow.js loaded)
+// landed inside one of those calls, and its peers waited for it.
 // When all of this finds no block, and for results below `minBytes`, the
 // result is a plain fresh array.
 import type { DroppedResults } from "./dropped-results";
@@ -274,7 +276,15 @@ export class ResultPool {
   }
 
   /**
-   * A full collection once no block was taken for IDLE_COLLECT_MS (re-armed by every take): a loop
+   * A collective ran on this rank (with a result from the pool or not): a pending idle collection
+   * waits another IDLE_COLLECT_MS. Costs nothing while none is pending.
+   */
+  noteCall(): void {
+    if (this.idleTimer !== undefined) this.collectWhenIdle();
+  }
+
+  /**
+   * A full collection once no block was taken, and no collective called (noteCall), for IDLE_COLLECT_MS: a loop
    * of calls never waits for it, and at the end of the loop (a cell) the blocks its dropped results
    * hold are back before the next one starts.
    */
