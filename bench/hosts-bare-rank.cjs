@@ -16,6 +16,9 @@ async function main() {
     // TCP between the namespaces, as the ssh-launched ranks': the namespaces share this machine's
     // hostname and /tmp, so the world would otherwise join its ranks over Unix sockets
     unixSockets: false,
+    // and the native ring the ssh-launched ranks get between machines (tcp-native-ring.ts); the
+    // namespaces share one machine id, so it is asked for (DISTLAB_TCP_RING=js keeps the framed ring)
+    nativeRing: process.env.DISTLAB_TCP_RING !== "js",
     rank: spec.rank, size: spec.size, rendezvous: spec.rendezvous, host: spec.host, timeoutMs: 120_000,
     credentials: { world: credentials.world, secret: Buffer.from(credentials.secret, "hex") },
   });

@@ -7,6 +7,8 @@
 //                                 (kernel/src/comm/peer-memory.ts)
 //   kernel/native/dropped-results.cc  pooled results that a scavenge finds dropped
 //                                 (kernel/src/comm/dropped-results.ts)
+//   kernel/native/tcp-ring.cc     the ring allReduce between hosts on a thread of its own
+//                                 (kernel/src/comm/tcp-native-ring.ts)
 // Without a C++ compiler or the headers the step says so; the kernel then runs
 // on its WebAssembly kernels and shared-memory copies.
 import { spawnSync } from "node:child_process";
@@ -27,10 +29,12 @@ const ADDONS = [
   // -O3: the reduction loops vectorise (memory-bound: wider than SSE2 buys nothing portable)
   { name: "peer-memory", flags: ["-O3"], libraries: [] },
   { name: "dropped-results", flags: ["-O2"], libraries: [] },
+  // -O3: the combining loops vectorise
+  { name: "tcp-ring", flags: ["-O3"], libraries: [] },
 ];
 
 export const nativeAddonsStep = {
-  name: "native addons (BLAS, peer memory, dropped results)",
+  name: "native addons (BLAS, peer memory, dropped results, TCP ring)",
   async run({ root }) {
     if (process.platform !== "linux") return `skipped on ${process.platform} (WebAssembly kernels and shared-memory copies are used)`;
     const compiler = process.env.CXX || "g++";

@@ -138,6 +138,34 @@ def test_an_allreduce_crosses_the_namespaces_and_state_stays_between_cells(hosts
     print(report)
 
 
+def test_a_large_allreduce_between_hosts_runs_on_the_native_ring(hosts, session):
+    """16 MiB between 3 hosts takes the ring, which runs natively between machines (tcp-native-ring.ts):
+    every byte goes to the right neighbour, in one message a step (2(n-1) = 4), and the veths carry it."""
+    _, kc, magic = session
+    length = 1 << 22  # floats: 16 MiB, above the pairwise exchange's 4 MiB
+    before = _veth_bytes(hosts)
+    outcome = execute(
+        kc,
+        f"{magic}\ndist.stats.reset();\n"
+        f"const sum = await dist.allReduce(new Float32Array({length}).fill(dist.rank + 1));\n"
+        "const s = dist.stats();\n"
+        "[sum[0], sum[sum.length - 1], Object.fromEntries(Object.entries(s.byPeer).map(([p, c]) => [p, c.bytesSent])), s.byOp.allReduce.messagesSent]",
+        timeout=180,
+    )
+    values = _values(outcome)
+    assert [value[:2] for value in values] == [[6, 6]] * 3
+    for rank, (_, _, sent_to, messages) in enumerate(values):
+        right = str((rank + 1) % 3)
+        # the ring's formula: 2 (n-1)/n of the array, blocks of floor(i * length / 3) bounds, all to the right
+        blocks = [((b + 1) * length) // 3 - (b * length) // 3 for b in range(3)]
+        want = 4 * sum(blocks[(rank - s) % 3] + blocks[(rank + 1 - s) % 3] for s in range(2))
+        payload = {peer: count for peer, count in sent_to.items() if count > 0}
+        assert payload == {right: want}, f"rank {rank} sent {sent_to}, want {want} bytes to rank {right} only"
+        assert messages == 4, f"rank {rank}: {messages} messages (the framed ring sends one a 1 MiB chunk)"
+    carried = [after - start for after, start in zip(_veth_bytes(hosts), before)]
+    assert all(count > 2 * (4 * length) * 2 // 3 for count in carried), f"bytes through each host's veth: {carried}"
+
+
 def test_an_interrupt_reaches_a_rank_on_a_host_through_its_agent(session):
     km, kc, magic = session
     assert _values(execute(kc, f"{magic}\nlet mark = dist.rank + 1;\nmark", timeout=120)) == [1, 2, 3]
@@ -154,10 +182,12 @@ def test_an_interrupt_reaches_a_rank_on_a_host_through_its_agent(session):
     assert after == [1, "lost", 3], "only the spinning rank lost its state; the agents (and ssh) outlived the interrupt"
 
 
-def test_a_cut_link_ends_the_cell_naming_the_host_and_the_rank_and_the_next_cell_starts_afresh(hosts, session):
+# 256 KiB: the pairwise exchange over the framed connections; 16 MiB: the native ring
+@pytest.mark.parametrize("length", [1 << 16, 1 << 22], ids=["framed", "native-ring"])
+def test_a_cut_link_ends_the_cell_naming_the_host_and_the_rank_and_the_next_cell_starts_afresh(hosts, session, length):
     _, kc, magic = session
     assert _values(execute(kc, f"{magic}\nlet before = 1;\ndist.rank", timeout=120)) == [0, 1, 2]
-    msg_id = kc.execute(f"{magic}\nfor (let i = 0; i < 1e9; i++) await dist.allReduce(new Float32Array(1 << 16));")
+    msg_id = kc.execute(f"{magic}\nconst x = new Float32Array({length});\nfor (let i = 0; i < 1e9; i++) await dist.allReduce(x, {{ out: x }});")
     time.sleep(4)
     cut = hosts.hosts[2]
     subprocess.run(["ip", "link", "set", cut.veth, "down"], check=True)

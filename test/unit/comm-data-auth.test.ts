@@ -73,7 +73,8 @@ test("attackers dialling a rank's data port (tcp and unix) are refused and logge
   const before = listeningPorts();
   const comms: Communicator[] = [];
   try {
-    const options = { size: 2, rendezvous: rendezvous.address, credentials: rendezvous.credentials, timeoutMs: 20_000, onRefused: (line: string) => logs.push(line) };
+    // no native ring port (the next test attacks that one): rank 0's one new TCP port is its data port
+    const options = { size: 2, rendezvous: rendezvous.address, credentials: rendezvous.credentials, timeoutMs: 20_000, onRefused: (line: string) => logs.push(line), nativeRing: false };
     const zero = connectTcpWorld({ ...options, rank: 0 });
     zero.catch(() => undefined); // awaited below; a failure before then is reported by the assertion that failed
     // rank 0 now listens and waits at the rendezvous for rank 1: the attackers' window
@@ -104,6 +105,45 @@ test("attackers dialling a rank's data port (tcp and unix) are refused and logge
     const [r0, r1] = await allReduceSum(comms);
     for (let i = 0; i < 4096; i++) assert.equal(r0![i], 3 + 2 * i, `element ${i}`);
     assert.deepEqual(r0, r1);
+  } finally {
+    await Promise.all(comms.map(closeTcpWorld));
+    rendezvous.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("attackers dialling a rank's native ring port are refused and logged, and the ring's allReduce stays exact", { skip: existsSync(path.join(__dirname, "..", "..", "kernel", "native", "build", "tcp-ring.node")) ? false : "the tcp-ring addon is not built" }, async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "distlab-ring-auth-"));
+  const marker = path.join(dir, "marker");
+  const logs: string[] = [];
+  const rendezvous = await startTcpRendezvous(2, { onRefused: (line) => logs.push(line) });
+  const before = listeningPorts();
+  const comms: Communicator[] = [];
+  try {
+    const options = { size: 2, rendezvous: rendezvous.address, credentials: rendezvous.credentials, timeoutMs: 20_000, onRefused: (line: string) => logs.push(line), nativeRing: true, unixSockets: false };
+    const zero = connectTcpWorld({ ...options, rank: 0 });
+    zero.catch(() => undefined);
+    // rank 0 listens on its data port and its ring port: every port it opened is attacked
+    const ports = await until(() => {
+      const found = [...listeningPorts()].filter((p) => !before.has(p) && `127.0.0.1:${p}` !== rendezvous.address);
+      return found.length === 2 ? found : undefined;
+    }, "rank 0 to listen on two ports");
+    for (const port of ports) {
+      for (const mode of ["raw", "wrong-secret"]) {
+        const result = await attack(`127.0.0.1:${port}`, mode, marker, [rendezvous.credentials.world]);
+        assert.equal(result.how, "closed by the rank", `${mode} on port ${port}: ${JSON.stringify(result)}`);
+      }
+    }
+    assert.equal(existsSync(marker), false, "no attacker was welcomed");
+    assert.ok(logs.some((line) => /rank 0: refused a ring connection from 127\.0\.0\.1:\d+: wrong secret/.test(line)), logs.join("\n"));
+    assert.ok(logs.some((line) => /rank 0: refused a ring connection from 127\.0\.0\.1:\d+: a frame of \d+ bytes is over the limit/.test(line)), logs.join("\n"));
+    comms.push(await connectTcpWorld({ ...options, rank: 1 }), await zero);
+    comms.sort((a, b) => a.rank - b.rank);
+    const [r0, r1] = await Promise.all(comms.map((comm, rank) => comm.allReduce(new Float32Array(1 << 18).map((_, i) => rank + 1 + (i % 1000)), { algorithm: "ring" })));
+    for (let i = 0; i < 1 << 18; i++) assert.equal(r0![i], 3 + 2 * (i % 1000), `element ${i}`);
+    assert.deepEqual(r0, r1);
+    // it ran on the native ring: its only framing is the 32-byte descriptor ahead of the data (a framed ring's 48-byte headers a step)
+    assert.equal(comms[0]!.stats().framingBytesSent, 32);
   } finally {
     await Promise.all(comms.map(closeTcpWorld));
     rendezvous.close();

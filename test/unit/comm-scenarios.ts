@@ -191,6 +191,12 @@ SCENARIOS.wireCounts = async (comm, arg: { p2p?: { to: number; from: number; x: 
   return { stats: comm.stats(), spans: callSpans };
 };
 
+/** arg: {delayMs, call}: the collective `call` (as for `collective`), entered `delayMs` late. */
+SCENARIOS.late = async (comm, arg: { delayMs: number; call: Record<string, any> }, spans) => {
+  await new Promise((resolve) => setTimeout(resolve, arg.delayMs));
+  return SCENARIOS.collective(comm, arg.call as never, spans);
+};
+
 /** The rank's counters before it has communicated at all. */
 SCENARIOS.wireStatsFresh = async (comm) => comm.stats();
 

@@ -111,7 +111,9 @@ export class GroupCommunicator implements Communicator {
         }
         return (async () => {
           const overNetwork = this.core.transport.overNetwork === true;
-          if (algorithm === "ring") await alg.ringAllReduce(env, x, out, this.core.combining(x, call, reduce), alg.ringChunks(this.size, x.byteLength, overNetwork));
+          const native = algorithm === "ring" ? this.core.transport.nativeAllReduce?.(call, x, out) : undefined;
+          if (native) await native;
+          else if (algorithm === "ring") await alg.ringAllReduce(env, x, out, this.core.combining(x, call, reduce), alg.ringChunks(this.size, x.byteLength, overNetwork));
           else if (algorithm === "pairwise") {
             const chunks = alg.ringChunks(this.size, x.byteLength, overNetwork);
             await alg.pairwiseAllReduce(env, x, out, this.core.combining(x, call, reduce), chunks, (elements) => this.core.workspace(x, elements));

@@ -9,14 +9,17 @@
 // receive is posted (tcp-inbox.ts). A closed connection or a mismatched frame stops the
 // world: every rank is told and every wait ends. Asking the other ranks where
 // they are (for a timeout's message, a stalled collective, a mismatch's
-// report) is tcp-probes.ts.
+// report) is tcp-probes.ts. Between hosts, a world allReduce can run on the
+// native ring instead (tcp-native-ring.ts), under the same waits and probes.
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { CommCancelledError, CommCellEndedError, CommMismatchError, CommTimeoutError, PeerLostError } from "./comm-errors";
+import { NativeRingMismatch, type NativeRing } from "./tcp-native-ring";
 import { agreementFrames } from "./agreement";
 import { AgreementWindow, PendingAgreement } from "./agreement-window";
 import { Countdown, type Part } from "./countdown";
-import { callLabel, descriptorsAgree, mismatchOfMembers, type Descriptor } from "./descriptor";
+import { DESCRIPTOR_WORDS, callLabel, descriptorsAgree, mismatchOfMembers, type Descriptor } from "./descriptor";
+import type { CommArray } from "./types";
 import { Nic } from "./link";
 import { TcpIngress } from "./tcp-ingress";
 import { PeerLink } from "./tcp-peer-link";
@@ -39,6 +42,13 @@ import { WireCounters } from "./wire-counters";
  */
 const STALL_PROBE_MS = 25;
 const STALL_PROBE_MAX_MS = 1000;
+/**
+ * How long a rank whose ring connection closed waits for its framed connections to say why
+ * (closed too: the neighbour is lost; an abort frame: the neighbour stopped the world), ms.
+ */
+const RING_LOSS_GRACE_MS = 100;
+/** bytes of the descriptor a native ring call sends ahead of its data */
+const DESCRIPTOR_BYTES = DESCRIPTOR_WORDS * 4;
 /** the payload of a frame that carries only its header (an agreement frame) */
 const EMPTY = new Uint8Array(0);
 
@@ -71,6 +81,8 @@ export class TcpTransport implements Transport {
   private readonly probes: MemberProbes;
   /** checks every wait for a stall or a timeout, every STALL_PROBE_MS */
   private readonly ticker = new WaitTicker(STALL_PROBE_MS);
+  /** fails the native ring call in flight with the world's stop (nativeAllReduce) */
+  private nativeWaitEnd?: () => void;
   /** the agreement frames of recent one-way calls, awaited late (agreement-window.ts) */
   private readonly agreements = new AgreementWindow();
 
@@ -79,6 +91,8 @@ export class TcpTransport implements Transport {
     readonly size: number,
     peers: Map<number, PeerSockets>,
     readonly wire: WireCounters = new WireCounters(rank),
+    /** the ring connections run natively (tcp-native-ring.ts), where the world has them */
+    private readonly nativeRing?: NativeRing,
   ) {
     this.probes = new MemberProbes({
       rank,
@@ -195,7 +209,7 @@ export class TcpTransport implements Transport {
    * rank found is thrown as the error naming every member's call. One promise per wait, and no
    * timer of its own (countdown.ts and wait-ticker.ts say why).
    */
-  private wait(call: CallContext, peers: number[], collective: boolean, start: (parts: Countdown) => void, onEnd?: () => void): Promise<void> {
+  private wait(call: CallContext, peers: number[], collective: boolean, start: (parts: Countdown) => void, onEnd?: () => void, onTick?: (now: number) => void): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       // the work is not started: a cancelled or stopped world fails every call at once
       if (this.cancelled !== undefined) return reject(new CommCancelledError(this.rank, call.label, this.cancelled));
@@ -227,6 +241,7 @@ export class TcpTransport implements Transport {
       let nextProbeAt = started + STALL_PROBE_MS;
       unwatch = this.ticker.watch((now) => {
         if (parts.ended) return true;
+        onTick?.(now);
         let idleSince = started;
         for (const peer of peers) idleSince = Math.max(idleSince, this.links.get(peer)?.lastActivity ?? started);
         const idle = now - idleSince;
@@ -254,6 +269,79 @@ export class TcpTransport implements Transport {
       }
       parts.seal();
     });
+  }
+
+  /**
+   * The world's ring allReduce of `x` into `out` (x's values copied there, then reduced in place)
+   * on the native ring (tcp-native-ring.ts), or
+   * undefined where it does not run there (no native ring, a sub-group, an emulated link, a dtype
+   * or op it lacks): the caller then runs the framed ring. The wait is a collective's like any
+   * other: stall probes, the timeout naming who did not arrive, cancel. A neighbour in another
+   * call is reported as a mismatch; a call that ends unfinished stops the world (its ring
+   * connection is left mid-stream).
+   */
+  nativeAllReduce(call: CallContext, x: CommArray, out: CommArray): Promise<void> | undefined {
+    const ring = this.nativeRing;
+    const world = call.members === undefined || call.members.every((m, i) => m === i) && call.members.length === this.size;
+    if (!ring || call.link || !world || !ring.takes(out, call.desc.dtype, call.desc.redop)) return undefined;
+    if (x !== out) (out as Float64Array).set(x as Float64Array);
+    const running = ring.allReduce(out, call.desc);
+    const steps = 2 * (this.size - 1);
+    let progress = 0;
+    /** the addon returned (its result handled below) before the wait ended */
+    let returned = false;
+    return this.wait(
+      call,
+      [ring.left, ring.right],
+      true,
+      (parts) => {
+        const part = parts.part();
+        this.nativeWaitEnd = () => part.fail(this.rethrow(call));
+        running.done.then(
+          ({ sent, received }) => {
+            returned = true;
+            // one message a step each way, after the descriptor (its 32 bytes counted as framing)
+            this.wire.sent(call, ring.right, sent - DESCRIPTOR_BYTES, steps, DESCRIPTOR_BYTES);
+            this.wire.received(call, ring.left, received - DESCRIPTOR_BYTES, steps);
+            part.done();
+          },
+          (error: Error) => {
+            if (parts.ended) return; // stopped by the wait's end (cancel, timeout, stop): reported there
+            returned = true;
+            if (error instanceof NativeRingMismatch) {
+              const theirs = running.leftDescriptor();
+              this.probes.mismatch(call, ring.left, theirs);
+              part.fail(new CommMismatchError(mismatchOfMembers(call.desc, [{ rank: this.rank, desc: call.desc }, { rank: ring.left, desc: theirs }])));
+              return;
+            }
+            // A closed ring connection is either a lost neighbour (its framed connections close
+            // too) or a neighbour that stopped the world and is telling why (an abort frame): both
+            // arrive within moments and name the cause; failing that, the ring's own error does.
+            const peer = error.message.includes("right neighbour") ? ring.right : ring.left;
+            setTimeout(() => this.stop(new PeerLostError(this.rank, peer, `ring connection: ${error.message}`), true), RING_LOSS_GRACE_MS);
+          },
+        );
+      },
+      () => {
+        this.nativeWaitEnd = undefined;
+        if (returned) return; // finished, or failed and handled (a mismatch's report or a lost neighbour stops the world)
+        running.stop();
+        // a call ended unfinished leaves its connection mid-stream: no later call may use it
+        void running.done.catch(() => {
+          if (!this.stopped) this.stop(new Error(`rank ${this.rank}: ${call.label} ended before the native ring finished; the world's ring connections cannot be used again`), false);
+        });
+      },
+      (now) => {
+        // the addon moving bytes is the links' activity (no frame passes through JavaScript)
+        const seen = running.progress();
+        if (seen === progress) return;
+        progress = seen;
+        for (const peer of [ring.left, ring.right]) {
+          const link = this.links.get(peer);
+          if (link) link.lastActivity = now;
+        }
+      },
+    );
   }
 
   sendUser(call: CallContext, spec: SendSpec): Promise<void> {
@@ -364,6 +452,9 @@ export class TcpTransport implements Transport {
       }
     }
     for (const link of this.links.values()) link.inbox.rejectAll((call) => this.rethrow(call));
+    this.nativeWaitEnd?.();
+    // the neighbours' native calls end at once (their connection closes) instead of at their timeout
+    this.nativeRing?.close();
   }
 
   private rethrow(call: CallContext): Error {
@@ -389,6 +480,7 @@ export class TcpTransport implements Transport {
   async close(): Promise<void> {
     this.stopped ??= new Error("communicator closed");
     this.ticker.stop();
+    this.nativeRing?.close();
     for (const link of this.links.values()) {
       link.send.destroy();
       link.recv.destroy();

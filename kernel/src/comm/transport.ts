@@ -3,7 +3,7 @@
 // recursive doubling, ...) only describe which sends and receives run
 // together in each step.
 import type { Descriptor } from "./descriptor";
-import type { LinkModel } from "./types";
+import type { CommArray, LinkModel } from "./types";
 import type { WireCounters } from "./wire-counters";
 import type { TrafficCounts } from "./wire-stats";
 import { epochMicros } from "../trace/clock";
@@ -68,6 +68,11 @@ export interface Transport {
   /** User point-to-point traffic, ordered per pair, separate from collectives. */
   sendUser(call: CallContext, spec: SendSpec): Promise<void>;
   recvUser(call: CallContext, spec: RecvSpec): Promise<void>;
+  /**
+   * Optional: the world's ring allReduce of `x` into `out` run by the transport itself (the TCP
+   * world's native ring between hosts), or undefined where it does not take this call.
+   */
+  nativeAllReduce?(call: CallContext, x: CommArray, out: CommArray): Promise<void> | undefined;
   /**
    * Resolves once every check of the calls this rank has made has passed; rejects with the first
    * that failed. Transports that check everything inside the call resolve at once
