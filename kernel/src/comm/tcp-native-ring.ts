@@ -18,8 +18,11 @@
  * Environment: DISTLAB_TCP_RING=js keeps every call on the framed connections (for comparison, or
  * a platform where the addon misbehaves); "native" (the default) uses the addon where it is built.
  */
+import * as net from "node:net";
 import * as path from "node:path";
 import type { Socket } from "node:net";
+import { AcceptorSide, DiallerSide, authenticate, socketBytes, type WorldCredentials } from "./data-handshake";
+import { HANDSHAKE_TIMEOUT_MS } from "../hosts/handshake";
 import { addonSetting, loadAddon } from "./native-addons";
 import { DESCRIPTOR_WORDS, writeDescriptor, readDescriptor, type Descriptor } from "./descriptor";
 import type { CommArray } from "./types";
@@ -158,4 +161,97 @@ export class NativeRing {
     call.stop();
     call.done.then(closeFds, closeFds);
   }
+}
+
+/** What the ring needs of a rank's row in the rendezvous table (tcp-world.ts). */
+export interface RingEntry {
+  rank: number;
+  host: string;
+  hostname: string;
+  machine?: string;
+  /** where the rank listens for its left neighbour's ring connection, if it offers one */
+  ringPort?: number;
+}
+
+/**
+ * Whether the world opens its native ring connections: every rank offered one, and the ranks span
+ * machines (or `wanted` asks for them on one). Every rank decides alike from the shared table.
+ */
+export function ringWanted(table: readonly RingEntry[], wanted: boolean | undefined): boolean {
+  if (table.length < 2 || !table.every((e) => e.ringPort !== undefined)) return false;
+  return wanted === true || new Set(table.map((e) => e.machine ?? `${e.hostname} rank ${e.rank}`)).size > 1;
+}
+
+/** A rank's side of the native ring: the listener its left neighbour dials, and the dial to its right. */
+export interface RingSide {
+  server: net.Server;
+  /** Dials the right neighbour and awaits the left's connection, both authenticated, and adopts both. */
+  connect(table: readonly RingEntry[]): Promise<NativeRing>;
+  /** Destroys whatever was accepted but not adopted. */
+  dispose(): void;
+}
+
+/**
+ * The native ring's side of this rank, or undefined where it offers none: no addon, or `wanted`
+ * false (the world's `nativeRing: false`, TLS or a relay: the ring's bytes would bypass them).
+ */
+export function nativeRingSide(rank: number, size: number, credentials: WorldCredentials, wanted: boolean | undefined, onRefused: (line: string) => void): RingSide | undefined {
+  const addon = wanted === false || size < 2 ? undefined : tcpRingAddon();
+  if (!addon) return undefined;
+  const left = (rank - 1 + size) % size;
+  const right = (rank + 1) % size;
+  const loose = new Set<net.Socket>();
+  let fromLeft: Promise<number> | undefined;
+  let onLeft: { resolve(fd: number): void; reject(e: Error): void } | undefined;
+  const leftArrived = new Promise<number>((resolve, reject) => (onLeft = { resolve, reject }));
+  leftArrived.catch(() => undefined);
+  const server = net.createServer((socket) => {
+    socket.on("error", () => undefined);
+    loose.add(socket);
+    const admits = (from: number) => (from !== left ? `rank ${from} is not rank ${rank}'s left neighbour (rank ${left})` : fromLeft ? `rank ${left}'s ring connection is already open` : undefined);
+    authenticate(socket, socketBytes(socket), (send) => new AcceptorSide(credentials, rank, admits, send), HANDSHAKE_TIMEOUT_MS)
+      .then(({ peer, rest }) => {
+        const refusal = admits(peer);
+        if (refusal !== undefined) throw new Error(refusal);
+        fromLeft = adoptSocket(addon, socket, rest);
+        fromLeft.then(onLeft!.resolve, onLeft!.reject);
+      })
+      .catch((error: Error) => {
+        onRefused(`rank ${rank}: refused a ring connection from ${socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : "a local socket"}: ${error.message}`);
+        socket.destroy();
+      })
+      .finally(() => loose.delete(socket));
+  });
+  return {
+    server,
+    async connect(table) {
+      const to = table.find((e) => e.rank === right)!;
+      const where = `${to.host}:${to.ringPort}`;
+      const socket = net.connect({ port: to.ringPort!, host: to.host });
+      loose.add(socket);
+      await new Promise<void>((resolve, reject) => {
+        socket.once("connect", resolve);
+        socket.once("error", (e) => reject(new Error(`rank ${rank}: cannot open the ring connection to rank ${right} at ${where}: ${e.message}`)));
+      });
+      const { rest } = await authenticate(socket, socketBytes(socket), (send) => new DiallerSide(credentials, rank, right, send), HANDSHAKE_TIMEOUT_MS).catch((error: Error) => {
+        throw new Error(`rank ${rank}: rank ${right}'s ring connection at ${where} failed the data handshake: ${error.message}`);
+      });
+      // the connection to the right carries only this rank's sends: nothing may follow its handshake
+      const sendFd = await adoptSocket(addon, socket, rest);
+      loose.delete(socket);
+      const timeout = setTimeout(() => onLeft!.reject(new Error(`rank ${rank}: rank ${left} did not open its ring connection within ${HANDSHAKE_TIMEOUT_MS / 1000} s`)), HANDSHAKE_TIMEOUT_MS);
+      try {
+        return new NativeRing(addon, rank, size, sendFd, await leftArrived);
+      } catch (error) {
+        addon.close(sendFd);
+        throw error;
+      } finally {
+        clearTimeout(timeout);
+      }
+    },
+    dispose() {
+      for (const socket of loose) socket.destroy();
+      loose.clear();
+    },
+  };
 }

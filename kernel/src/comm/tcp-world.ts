@@ -37,7 +37,7 @@ import { HANDSHAKE_TIMEOUT_MS } from "../hosts/handshake";
 import { ReadBinding } from "./tcp-frames";
 import { dialUnix, machineId } from "./same-host";
 import { TcpTransport, type PeerSockets } from "./tcp-transport";
-import { NativeRing, adoptSocket, tcpRingAddon } from "./tcp-native-ring";
+import { nativeRingSide, ringWanted, type NativeRing } from "./tcp-native-ring";
 import type { CommOptions, Communicator } from "./types";
 
 /**
@@ -241,7 +241,7 @@ export async function connectTcpWorld(options: TcpWorldOptions): Promise<Communi
   const tcpServer = useTls ? tls.createServer(dataTlsServerOptions(credentials.secret), accept) : net.createServer(accept);
   if (useTls) tcpServer.on("tlsClientError", (error, socket) => onRefused(`rank ${rank}: refused a data connection from ${peerOf(socket)}: TLS handshake failed (${error.message.split("\n")[0]})`));
   const unixServer = unixPath ? net.createServer(accept) : undefined;
-  const ring = nativeRingSide(rank, size, credentials, options, onRefused);
+  const ring = nativeRingSide(rank, size, credentials, options.nativeRing === false || useTls || relay !== undefined ? false : options.nativeRing, onRefused);
   const opened = new Map<number, Omit<PeerSockets, "send">>();
   let nativeRing: NativeRing | undefined;
   const stopListening = () => {
@@ -389,82 +389,3 @@ async function exchangeWithRendezvous(host: string, port: number, me: Entry, cre
   }
 }
 
-/**
- * Whether the world opens its native ring connections: every rank offered one, and the ranks span
- * machines (or `wanted` asks for them on one). Every rank decides alike from the shared table.
- */
-function ringWanted(table: Entry[], wanted: boolean | undefined): boolean {
-  if (table.length < 2 || !table.every((e) => e.ringPort !== undefined)) return false;
-  return wanted === true || new Set(table.map((e) => e.machine ?? `${e.hostname} rank ${e.rank}`)).size > 1;
-}
-
-/** A rank's side of the native ring: the listener its left neighbour dials, and the dial to its right. */
-interface RingSide {
-  server: net.Server;
-  /** Dials the right neighbour and awaits the left's connection, both authenticated, and adopts both. */
-  connect(table: Entry[]): Promise<NativeRing>;
-  /** Destroys whatever was accepted but not adopted. */
-  dispose(): void;
-}
-
-/** The native ring's side of this rank, or undefined where it offers none (no addon, TLS, a relay, `nativeRing: false`). */
-function nativeRingSide(rank: number, size: number, credentials: WorldCredentials, options: TcpWorldOptions, onRefused: (line: string) => void): RingSide | undefined {
-  const addon = options.nativeRing === false || options.tls === true || options.relay !== undefined || size < 2 ? undefined : tcpRingAddon();
-  if (!addon) return undefined;
-  const left = (rank - 1 + size) % size;
-  const right = (rank + 1) % size;
-  const loose = new Set<net.Socket>();
-  let fromLeft: Promise<number> | undefined;
-  let onLeft: { resolve(fd: number): void; reject(e: Error): void } | undefined;
-  const leftArrived = new Promise<number>((resolve, reject) => (onLeft = { resolve, reject }));
-  leftArrived.catch(() => undefined);
-  const server = net.createServer((socket) => {
-    socket.on("error", () => undefined);
-    loose.add(socket);
-    const admits = (from: number) => (from !== left ? `rank ${from} is not rank ${rank}'s left neighbour (rank ${left})` : fromLeft ? `rank ${left}'s ring connection is already open` : undefined);
-    authenticate(socket, socketBytes(socket), (send) => new AcceptorSide(credentials, rank, admits, send), HANDSHAKE_TIMEOUT_MS)
-      .then(({ peer, rest }) => {
-        const refusal = admits(peer);
-        if (refusal !== undefined) throw new Error(refusal);
-        fromLeft = adoptSocket(addon, socket, rest);
-        fromLeft.then(onLeft!.resolve, onLeft!.reject);
-      })
-      .catch((error: Error) => {
-        onRefused(`rank ${rank}: refused a ring connection from ${peerOf(socket)}: ${error.message}`);
-        socket.destroy();
-      })
-      .finally(() => loose.delete(socket));
-  });
-  return {
-    server,
-    async connect(table) {
-      const to = table.find((e) => e.rank === right)!;
-      const where = `${to.host}:${to.ringPort}`;
-      const socket = net.connect({ port: to.ringPort!, host: to.host });
-      loose.add(socket);
-      await new Promise<void>((resolve, reject) => {
-        socket.once("connect", resolve);
-        socket.once("error", (e) => reject(new Error(`rank ${rank}: cannot open the ring connection to rank ${right} at ${where}: ${e.message}`)));
-      });
-      const { rest } = await authenticate(socket, socketBytes(socket), (send) => new DiallerSide(credentials, rank, right, send), HANDSHAKE_TIMEOUT_MS).catch((error: Error) => {
-        throw new Error(`rank ${rank}: rank ${right}'s ring connection at ${where} failed the data handshake: ${error.message}`);
-      });
-      // the connection to the right carries only this rank's sends: nothing may follow its handshake
-      const sendFd = await adoptSocket(addon, socket, rest);
-      loose.delete(socket);
-      const timeout = setTimeout(() => onLeft!.reject(new Error(`rank ${rank}: rank ${left} did not open its ring connection within ${HANDSHAKE_TIMEOUT_MS / 1000} s`)), HANDSHAKE_TIMEOUT_MS);
-      try {
-        return new NativeRing(addon, rank, size, sendFd, await leftArrived);
-      } catch (error) {
-        addon.close(sendFd);
-        throw error;
-      } finally {
-        clearTimeout(timeout);
-      }
-    },
-    dispose() {
-      for (const socket of loose) socket.destroy();
-      loose.clear();
-    },
-  };
-}
