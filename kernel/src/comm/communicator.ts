@@ -3,7 +3,7 @@
 // one rank run one at a time, in the order they were made, across all of
 // the rank's groups, so call numbers agree between ranks.
 import { ALGORITHMS, OPCODES, REDUCE_OPS, shapeHash, type Descriptor, type OpName } from "./descriptor";
-import { allocate, bytesOf, dtypeCode, elementBytes } from "./dtype";
+import { DTYPES, allocate, bytesOf, dtypeCode, elementBytes } from "./dtype";
 import { checkLink } from "./link";
 import { divideInPlace, jsReducer, type Reducer } from "./reduce-js";
 import * as alg from "./algorithms";
@@ -101,7 +101,7 @@ export class GroupCommunicator implements Communicator {
 
   // ---- collectives ----
   allReduce<T extends CommArray>(x: T, options: AllReduceOptions = {}): Promise<T> {
-    const algorithm = this.choose("allReduce", x, options);
+    const algorithm = this.choose("allReduce", x, options, redopOf(options));
     const given = this.core.givenOutput(this.name, x, x.length, options, "allReduce");
     return this.collective("allReduce", x, options, { redop: redopOf(options), algorithm }, (env, reduce, call) =>
       this.core.intoOutput(x, x.length, given, (out) => {
@@ -284,9 +284,13 @@ export class GroupCommunicator implements Communicator {
   }
 
   // ---- internals ----
-  private choose(op: ChoosableOp, x: CommArray, options: CollectiveOptions): Algorithm {
-    const direct = this.core.direct !== undefined && this.groupId === 0 && !options.link && !this.core.link;
-    return chooseAlgorithm(op, options.algorithm, { direct, n: this.size, bytes: x.byteLength, overNetwork: this.core.transport.overNetwork === true });
+  /** `redop`: an allReduce's reduce op (code), which decides whether the transport's native ring takes it. */
+  private choose(op: ChoosableOp, x: CommArray, options: CollectiveOptions, redop?: number): Algorithm {
+    const world = this.groupId === 0 && !options.link && !this.core.link;
+    const direct = this.core.direct !== undefined && world;
+    // (a bad array is refused by name further on: here it only takes no native ring)
+    const nativeRing = world && redop !== undefined && this.core.transport.takesNativeAllReduce?.(DTYPES.findIndex((d) => x instanceof d.ctor), redop) === true;
+    return chooseAlgorithm(op, options.algorithm, { direct, n: this.size, bytes: x.byteLength, overNetwork: this.core.transport.overNetwork === true, nativeRing });
   }
 
   private checkPeer(peer: number, what: string): void {

@@ -114,9 +114,9 @@ export class NativeRing {
     this.right = (rank + 1) % size;
   }
 
-  /** Whether a world allReduce of this array and reduce op can run here. */
-  takes(x: CommArray, dtype: number, redop: number): boolean {
-    return this.broken === undefined && NATIVE_DTYPES.has(dtype) && NATIVE_REDOPS.has(redop) && x.byteLength > 0;
+  /** Whether a world allReduce of this dtype and reduce op (codes) can run here. */
+  takes(dtype: number, redop: number): boolean {
+    return this.broken === undefined && NATIVE_DTYPES.has(dtype) && NATIVE_REDOPS.has(redop);
   }
 
   /** Reduces `x` in place across the ring. */

@@ -283,7 +283,7 @@ export class TcpTransport implements Transport {
   nativeAllReduce(call: CallContext, x: CommArray, out: CommArray): Promise<void> | undefined {
     const ring = this.nativeRing;
     const world = call.members === undefined || call.members.every((m, i) => m === i) && call.members.length === this.size;
-    if (!ring || call.link || !world || !ring.takes(out, call.desc.dtype, call.desc.redop)) return undefined;
+    if (!ring || call.link || !world || out.byteLength === 0 || !ring.takes(call.desc.dtype, call.desc.redop)) return undefined;
     if (x !== out) (out as Float64Array).set(x as Float64Array);
     const running = ring.allReduce(out, call.desc);
     const steps = 2 * (this.size - 1);
@@ -342,6 +342,11 @@ export class TcpTransport implements Transport {
         }
       },
     );
+  }
+
+  /** Whether a world allReduce of this dtype and reduce op (codes), with no emulated link, would run on the native ring. */
+  takesNativeAllReduce(dtype: number, redop: number): boolean {
+    return this.nativeRing?.takes(dtype, redop) === true;
   }
 
   sendUser(call: CallContext, spec: SendSpec): Promise<void> {

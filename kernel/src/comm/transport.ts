@@ -73,6 +73,8 @@ export interface Transport {
    * world's native ring between hosts), or undefined where it does not take this call.
    */
   nativeAllReduce?(call: CallContext, x: CommArray, out: CommArray): Promise<void> | undefined;
+  /** Optional: whether nativeAllReduce takes a world allReduce of this dtype and reduce op (codes) with no emulated link. */
+  takesNativeAllReduce?(dtype: number, redop: number): boolean;
   /**
    * Resolves once every check of the calls this rank has made has passed; rejects with the first
    * that failed. Transports that check everything inside the call resolve at once
