@@ -121,13 +121,28 @@ napi_value Close(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// into[i] = op(into[i], from[i]), as reduce-js.ts does: a NaN on either side wins max and min.
 template <typename T>
 void Combine(T* into, const T* from, size_t count, int redop) {
   switch (redop) {
-    case 2: for (size_t i = 0; i < count; i++) into[i] = into[i] > from[i] ? into[i] : from[i]; break;
-    case 3: for (size_t i = 0; i < count; i++) into[i] = into[i] < from[i] ? into[i] : from[i]; break;
+    case 2: for (size_t i = 0; i < count; i++) into[i] = into[i] >= from[i] || into[i] != into[i] ? into[i] : from[i]; break;
+    case 3: for (size_t i = 0; i < count; i++) into[i] = into[i] <= from[i] || into[i] != into[i] ? into[i] : from[i]; break;
     case 4: for (size_t i = 0; i < count; i++) into[i] = into[i] * from[i]; break;
     default: for (size_t i = 0; i < count; i++) into[i] = into[i] + from[i]; break;
+  }
+}
+
+// int32 sums and products wrap as an Int32Array's stores do (done in uint32: signed overflow is
+// undefined in C++).
+template <>
+void Combine(int32_t* into, const int32_t* from, size_t count, int redop) {
+  uint32_t* u = reinterpret_cast<uint32_t*>(into);
+  const uint32_t* v = reinterpret_cast<const uint32_t*>(from);
+  switch (redop) {
+    case 2: for (size_t i = 0; i < count; i++) into[i] = into[i] >= from[i] ? into[i] : from[i]; break;
+    case 3: for (size_t i = 0; i < count; i++) into[i] = into[i] <= from[i] ? into[i] : from[i]; break;
+    case 4: for (size_t i = 0; i < count; i++) u[i] = u[i] * v[i]; break;
+    default: for (size_t i = 0; i < count; i++) u[i] = u[i] + v[i]; break;
   }
 }
 

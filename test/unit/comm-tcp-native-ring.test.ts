@@ -65,6 +65,29 @@ for (const n of [2, 3, 4]) {
   });
 }
 
+test("native ring: a NaN wins max and min on every rank, and int32 sums and products wrap, as the framed ring's do", { skip }, async () => {
+  const world = await ProcessWorld.start(3, NATIVE);
+  try {
+    const length = 300_000;
+    for (const op of ["max", "min"]) {
+      const xs = [0, 1, 2].map((r) => Float32Array.from({ length }, (_, i) => (i === 1000 * (r + 1) ? NaN : (i * (r + 1)) % 97)));
+      const results = (await world.values("collective", xs.map((x) => ({ op: "allReduce", x, options: { ...RING, op } })))) as Float32Array[];
+      for (const [r, got] of results.entries()) {
+        for (const i of [1000, 2000, 3000]) assert.ok(Number.isNaN(got[i]), `${op}, rank ${r}: element ${i} is ${got[i]}, want NaN`);
+        assert.equal(got[5], op === "max" ? 15 : 5, `${op}, rank ${r}: element 5`);
+      }
+    }
+    for (const op of ["sum", "product"]) {
+      const xs = [0, 1, 2].map(() => new Int32Array(length).fill(2 ** 30 + 3));
+      const want = op === "sum" ? (3 * (2 ** 30 + 3)) | 0 : Math.imul(Math.imul(2 ** 30 + 3, 2 ** 30 + 3), 2 ** 30 + 3);
+      const results = (await world.values("collective", xs.map((x) => ({ op: "allReduce", x, options: { ...RING, op } })))) as Int32Array[];
+      for (const [r, got] of results.entries()) assert.equal(got[length - 1], want, `int32 ${op}, rank ${r}`);
+    }
+  } finally {
+    world.close();
+  }
+});
+
 test("native ring: a rank that enters late gets no block forwarded before its part is combined in (each step waits for the last)", { skip }, async () => {
   const world = await ProcessWorld.start(3, NATIVE);
   try {

@@ -80,7 +80,10 @@ export async function adoptSocket(addon: TcpRingAddon, socket: Socket, rest: Buf
 
 /** One native call in flight: its result, and how to stop it. */
 export interface NativeRingCall {
-  /** resolves with the bytes it sent to the right and received from the left; rejects with why it failed */
+  /**
+   * resolves with the bytes it sent to the right and received from the left; rejects with
+   * NativeRingMismatch, NativeRingLost, or an Error saying why it stopped
+   */
   done: Promise<{ sent: number; received: number }>;
   /** the left neighbour's descriptor, once it arrived (a mismatch's report names it) */
   leftDescriptor(): Descriptor;
@@ -92,6 +95,13 @@ export interface NativeRingCall {
 
 /** The error of a native call whose left neighbour is in another call. */
 export class NativeRingMismatch extends Error {}
+
+/** The error of a native call whose connection to `peer` failed (closed, reset). */
+export class NativeRingLost extends Error {
+  constructor(message: string, readonly peer: number) {
+    super(message);
+  }
+}
 
 export class NativeRing {
   /** why the ring can no longer be used (a call ended mid-stream, or closed), if it cannot */
@@ -130,7 +140,9 @@ export class NativeRing {
         (error, headerMismatch, sent, received) => {
           if (error === null) return resolve({ sent, received });
           this.broken ??= error;
-          reject(headerMismatch ? new NativeRingMismatch(error) : new Error(error));
+          // the addon names the side whose socket failed ("... the right neighbour ...", "the left neighbour ...")
+          const lost = error.includes("right neighbour") ? this.right : error.includes("left neighbour") ? this.left : undefined;
+          reject(headerMismatch ? new NativeRingMismatch(error) : lost !== undefined ? new NativeRingLost(error, lost) : new Error(error));
         });
     });
     const call: NativeRingCall = {

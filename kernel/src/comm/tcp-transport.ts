@@ -14,7 +14,7 @@
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { CommCancelledError, CommCellEndedError, CommMismatchError, CommTimeoutError, PeerLostError } from "./comm-errors";
-import { NativeRingMismatch, type NativeRing } from "./tcp-native-ring";
+import { NativeRingLost, NativeRingMismatch, type NativeRing, type NativeRingCall } from "./tcp-native-ring";
 import { agreementFrames } from "./agreement";
 import { AgreementWindow, PendingAgreement } from "./agreement-window";
 import { Countdown, type Part } from "./countdown";
@@ -285,10 +285,11 @@ export class TcpTransport implements Transport {
     const world = call.members === undefined || call.members.every((m, i) => m === i) && call.members.length === this.size;
     if (!ring || call.link || !world || out.byteLength === 0 || !ring.takes(call.desc.dtype, call.desc.redop)) return undefined;
     if (x !== out) (out as Float64Array).set(x as Float64Array);
-    const running = ring.allReduce(out, call.desc);
     const steps = 2 * (this.size - 1);
+    /** the call in the addon, once the wait started it */
+    let running: NativeRingCall | undefined;
     let progress = 0;
-    /** the addon returned (its result handled below) before the wait ended */
+    /** the addon returned, and its result was handled, before the wait ended */
     let returned = false;
     return this.wait(
       call,
@@ -297,7 +298,9 @@ export class TcpTransport implements Transport {
       (parts) => {
         const part = parts.part();
         this.nativeWaitEnd = () => part.fail(this.rethrow(call));
-        running.done.then(
+        const native = ring.allReduce(out, call.desc);
+        running = native;
+        native.done.then(
           ({ sent, received }) => {
             returned = true;
             // one message a step each way, after the descriptor (its 32 bytes counted as framing)
@@ -309,7 +312,7 @@ export class TcpTransport implements Transport {
             if (parts.ended) return; // stopped by the wait's end (cancel, timeout, stop): reported there
             returned = true;
             if (error instanceof NativeRingMismatch) {
-              const theirs = running.leftDescriptor();
+              const theirs = native.leftDescriptor();
               this.probes.mismatch(call, ring.left, theirs);
               part.fail(new CommMismatchError(mismatchOfMembers(call.desc, [{ rank: this.rank, desc: call.desc }, { rank: ring.left, desc: theirs }])));
               return;
@@ -317,14 +320,14 @@ export class TcpTransport implements Transport {
             // A closed ring connection is either a lost neighbour (its framed connections close
             // too) or a neighbour that stopped the world and is telling why (an abort frame): both
             // arrive within moments and name the cause; failing that, the ring's own error does.
-            const peer = error.message.includes("right neighbour") ? ring.right : ring.left;
+            const peer = error instanceof NativeRingLost ? error.peer : ring.left;
             setTimeout(() => this.stop(new PeerLostError(this.rank, peer, `ring connection: ${error.message}`), true), RING_LOSS_GRACE_MS);
           },
         );
       },
       () => {
         this.nativeWaitEnd = undefined;
-        if (returned) return; // finished, or failed and handled (a mismatch's report or a lost neighbour stops the world)
+        if (returned || !running) return; // finished, or failed and handled (a mismatch's report or a lost neighbour stops the world)
         running.stop();
         // a call ended unfinished leaves its connection mid-stream: no later call may use it
         void running.done.catch(() => {
@@ -333,7 +336,7 @@ export class TcpTransport implements Transport {
       },
       (now) => {
         // the addon moving bytes is the links' activity (no frame passes through JavaScript)
-        const seen = running.progress();
+        const seen = running?.progress() ?? progress;
         if (seen === progress) return;
         progress = seen;
         for (const peer of [ring.left, ring.right]) {
