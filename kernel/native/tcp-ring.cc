@@ -6,7 +6,7 @@
 // Why native code: between 3 hosts sharing 2 cores a call is bound by CPU,
 // and the JavaScript ring spent twice gloo's user time a call on Node's stream
 // and promise machinery around ~350 reads and writes of 64 MiB
-// (docs/benchmarks.md, "Where the time goes between 3 hosts"). Here a call is
+// (docs/benchmarks.md, "Hosts"). Here a call is
 // a loop of poll/send/recv with the sums added as bytes land, as gloo's C++
 // ring does, and the event loop stays free (the JavaScript side answers the
 // other ranks' probes, times the call out, cancels it).
@@ -35,7 +35,8 @@
 // (rank - s - 1) from the left and combine it in; rank r then holds block r + 1 reduced.
 // All-gather step s: send block (rank + 1 - s), receive block (rank - s) in place. Every
 // element is combined in the same order on its way round, so every rank ends with the same
-// bits. Sends and receives of a step run together (poll on both sockets).
+// bits. The steps run as one pipeline: the block sent at step t is the one received at step t-1,
+// and the prefix of it that has landed goes on while its end still arrives (transfer()).
 #include <node_api.h>
 #include <poll.h>
 #include <sys/socket.h>
