@@ -12,7 +12,7 @@
 // other ranks' probes, times the call out, cancels it).
 //
 // Exports:
-//   adopt(fd, early) -> fd     dup(fd): the connection, kept open after its
+//   adopt(fd, early) -> fd     a duplicate of fd (close-on-exec): the connection, kept open after its
 //                              net.Socket is destroyed; `early` (a Uint8Array,
 //                              maybe empty) holds bytes JavaScript read past the
 //                              handshake, handed to the first receive
@@ -38,6 +38,7 @@
 // bits. The steps run as one pipeline: the block sent at step t is the one received at step t-1,
 // and the prefix of it that has landed goes on while its end still arrives (transfer()).
 #include <node_api.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -97,7 +98,9 @@ napi_value Adopt(napi_env env, napi_callback_info info) {
   if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0 || !TypedArrayData(env, argv[1], &type, &data, &bytes)) {
     return Fail(env, "adopt: expected (fd, early bytes)");
   }
-  const int copy = dup(fd);
+  // close-on-exec, as Node's own descriptors are: a process the rank spawns must not keep the
+  // ring's connection open after the rank is gone (its neighbours would never see it close)
+  const int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (copy < 0) return Fail(env, (std::string("adopt: dup failed: ") + std::strerror(errno)).c_str());
   if (bytes > 0) {
     std::lock_guard<std::mutex> lock(early_mutex);

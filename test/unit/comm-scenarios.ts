@@ -197,6 +197,20 @@ SCENARIOS.late = async (comm, arg: { delayMs: number; call: Record<string, any> 
   return SCENARIOS.collective(comm, arg.call as never, spans);
 };
 
+/** The rank process's socket descriptors that a process it spawns would inherit (no close-on-exec flag in /proc/self/fdinfo). */
+SCENARIOS.inheritedSockets = async () => {
+  const fs = await import("node:fs");
+  return fs.readdirSync("/proc/self/fd").filter((fd) => {
+    try {
+      if (!fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith("socket:")) return false;
+      const flags = /flags:\s+(\d+)/.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, "utf8"))?.[1] ?? "0";
+      return (parseInt(flags, 8) & 0o2000000) === 0; // O_CLOEXEC
+    } catch {
+      return false;
+    }
+  });
+};
+
 /** The rank's counters before it has communicated at all. */
 SCENARIOS.wireStatsFresh = async (comm) => comm.stats();
 

@@ -88,6 +88,19 @@ test("native ring: a NaN wins max and min on every rank, and int32 sums and prod
   }
 });
 
+test("native ring: its connections are closed on exec, as Node's are (a process a rank spawns keeps no neighbour's connection open)", { skip: skip || (process.platform === "linux" ? false : "reads /proc") }, async () => {
+  const world = await ProcessWorld.start(3, NATIVE);
+  try {
+    // the native ring in use first, so its connections exist
+    await world.values("collective", [0, 1, 2].map(() => ({ op: "allReduce", x: new Float32Array(100_000), options: RING })));
+    const inherited = await world.values("inheritedSockets", [undefined, undefined, undefined]);
+    // the IPC channel to the test (fd 3, which Node's fork passes on purpose) is the one exception
+    for (const [rank, fds] of inherited.entries()) assert.deepEqual((fds as string[]).filter((fd) => fd !== "3"), [], `rank ${rank}'s inheritable sockets`);
+  } finally {
+    world.close();
+  }
+});
+
 test("native ring: a rank that enters late gets no block forwarded before its part is combined in (each step waits for the last)", { skip }, async () => {
   const world = await ProcessWorld.start(3, NATIVE);
   try {
