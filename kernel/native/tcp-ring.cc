@@ -153,7 +153,8 @@ void Combine(int32_t* into, const int32_t* from, size_t count, int redop) {
 /** One call's state, from allReduce to done. */
 struct RingCall {
   napi_async_work work = nullptr;
-  napi_ref array_ref = nullptr, header_ref = nullptr, left_header_ref = nullptr, control_ref = nullptr, done_ref = nullptr;
+  // what JavaScript passed that the pool thread reads or writes, held until done (the header is copied)
+  napi_ref array_ref = nullptr, left_header_ref = nullptr, control_ref = nullptr, done_ref = nullptr;
   int send_fd = -1, recv_fd = -1;
   uint8_t* data = nullptr;
   size_t count = 0;
@@ -344,7 +345,7 @@ void Complete(napi_env env, napi_status, void* raw) {
   napi_get_boolean(env, call->header_mismatch, &argv[1]);
   napi_create_double(env, call->sent, &argv[2]);
   napi_create_double(env, call->received, &argv[3]);
-  for (napi_ref ref : {call->array_ref, call->header_ref, call->left_header_ref, call->control_ref, call->done_ref}) napi_delete_reference(env, ref);
+  for (napi_ref ref : {call->array_ref, call->left_header_ref, call->control_ref, call->done_ref}) napi_delete_reference(env, ref);
   napi_delete_async_work(env, call->work);
   delete call;
   napi_call_function(env, global, done, 4, argv, &ignored);
@@ -392,7 +393,6 @@ napi_value AllReduce(napi_env env, napi_callback_info info) {
   call->left_header = static_cast<int32_t*>(left);
   call->control = static_cast<int32_t*>(control);
   napi_create_reference(env, argv[2], 1, &call->array_ref);
-  napi_create_reference(env, argv[7], 1, &call->header_ref);
   napi_create_reference(env, argv[8], 1, &call->left_header_ref);
   napi_create_reference(env, argv[9], 1, &call->control_ref);
   napi_create_reference(env, argv[10], 1, &call->done_ref);

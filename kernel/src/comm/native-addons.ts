@@ -14,6 +14,18 @@ export function addonSetting<T extends string>(env: NodeJS.ProcessEnv, name: str
   return value as T;
 }
 
+/**
+ * A getter of the addon at `file`, loaded once per thread on first use: the addon, or undefined
+ * where `enabled(env)` says no (its environment switch), it was not built, or it does not load.
+ */
+export function addonOnce<T>(file: string, enabled: (env: NodeJS.ProcessEnv) => boolean): (env?: NodeJS.ProcessEnv) => T | undefined {
+  let loaded: T | null | undefined;
+  return (env = process.env) => {
+    if (loaded === undefined) loaded = (enabled(env) && loadAddon<T>(file)) || null;
+    return loaded ?? undefined;
+  };
+}
+
 /** The addon at `file`, or undefined where it was not built (no g++ at setup) or does not load in this Node. */
 export function loadAddon<T>(file: string): T | undefined {
   try {

@@ -25,7 +25,7 @@
  */
 import * as path from "node:path";
 import { CommCancelledError } from "./comm-errors";
-import { addonSetting, loadAddon } from "./native-addons";
+import { addonOnce, addonSetting } from "./native-addons";
 import { callLabel } from "./descriptor";
 import type { CallContext } from "./transport";
 import type { CommArray } from "./types";
@@ -44,16 +44,8 @@ export interface PeerMemoryOps {
 /** Where `npm run setup` builds the addon (kernel/native/build), from src/comm or dist/comm alike. */
 export const PEER_MEMORY_ADDON = path.join(__dirname, "..", "..", "native", "build", "peer-memory.node");
 
-let loaded: PeerMemoryOps | null | undefined;
-
 /** The addon on this thread, or undefined where it was not built, cannot load, or DISTLAB_PEER_MEMORY=off. */
-export function peerMemoryOps(env: NodeJS.ProcessEnv = process.env): PeerMemoryOps | undefined {
-  if (loaded === undefined) {
-    const setting = addonSetting(env, "DISTLAB_PEER_MEMORY", ["on", "off"] as const);
-    loaded = (setting !== "off" && loadAddon<PeerMemoryOps>(PEER_MEMORY_ADDON)) || null;
-  }
-  return loaded ?? undefined;
-}
+export const peerMemoryOps = addonOnce<PeerMemoryOps>(PEER_MEMORY_ADDON, (env) => addonSetting(env, "DISTLAB_PEER_MEMORY", ["on", "off"] as const) !== "off");
 
 /** Faults in a shared block's pages for writing with one system call (the result pool's new blocks), or undefined where the addon is not loaded. */
 export function blockPopulator(ops = peerMemoryOps()): ((block: SharedArrayBuffer) => boolean) | undefined {

@@ -23,7 +23,7 @@ import * as path from "node:path";
 import type { Socket } from "node:net";
 import { AcceptorSide, DiallerSide, authenticate, socketBytes, type WorldCredentials } from "./data-handshake";
 import { HANDSHAKE_TIMEOUT_MS } from "../hosts/handshake";
-import { addonSetting, loadAddon } from "./native-addons";
+import { addonOnce, addonSetting } from "./native-addons";
 import { DESCRIPTOR_WORDS, writeDescriptor, readDescriptor, type Descriptor } from "./descriptor";
 import type { CommArray } from "./types";
 
@@ -47,16 +47,8 @@ const NATIVE_DTYPES = new Set([0, 1, 2]);
 /** REDUCE_OPS codes (descriptor.ts) the addon runs: sum, mean (summed; the caller divides), max, min, product. */
 const NATIVE_REDOPS = new Map([[0, 0], [1, 0], [2, 2], [3, 3], [4, 4]]);
 
-let loaded: TcpRingAddon | null | undefined;
-
 /** The addon, or undefined where it was not built, cannot load, or DISTLAB_TCP_RING=js. */
-export function tcpRingAddon(env: NodeJS.ProcessEnv = process.env): TcpRingAddon | undefined {
-  if (loaded === undefined) {
-    const setting = addonSetting(env, "DISTLAB_TCP_RING", ["native", "js"] as const);
-    loaded = (setting !== "js" && loadAddon<TcpRingAddon>(TCP_RING_ADDON)) || null;
-  }
-  return loaded ?? undefined;
-}
+export const tcpRingAddon = addonOnce<TcpRingAddon>(TCP_RING_ADDON, (env) => addonSetting(env, "DISTLAB_TCP_RING", ["native", "js"] as const) !== "js");
 
 /**
  * Takes a connection fresh from its handshake away from Node: JavaScript stops reading it, its
