@@ -41,10 +41,31 @@ SETTLED_CPU_MS = 20
 SETTLED_WINDOW_S = 2.5
 
 
-def cpu_ms(pid: int) -> float:
-    """User + system CPU time of process `pid`, all its threads (rank threads included), milliseconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def process_cpu_ms(pid: int) -> float:
+    """User + system CPU time of process `pid`, all its threads, milliseconds (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
     return (int(fields[11]) + int(fields[12])) * 1000 / CLOCK_TICKS  # utime, stime: fields 14 and 15 of stat
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes below `pid` now (the compiler processes started from snapshots, a snapshot build)."""
+    found: list[int] = []
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            for child in children.read_text().split():
+                found += [int(child), *descendants(int(child))]
+        except FileNotFoundError:
+            pass
+    return found
+
+
+def cpu_ms(pid: int) -> float:
+    """CPU time of the kernel (all its threads, rank threads included) and of its live child
+    processes (the chains' compilers where they run from snapshots), milliseconds."""
+    return process_cpu_ms(pid) + sum(process_cpu_ms(child) for child in descendants(pid))
 
 
 def settle(pid: int, most_s: float) -> None:

@@ -22,6 +22,7 @@ import { expandMagicVariables, type NotebookVariables } from "./magics/expand-va
 import { DISTRIBUTED_FLAGS } from "./magics/distributed-spec";
 import { TypeScriptRepl } from "./repl/typescript-repl";
 import { CompilerThreads } from "./repl/compiler-threads";
+import { snapshotsWanted } from "./repl/compiler-snapshot";
 import { completeAt, inspectAt } from "./repl/code-intel";
 import { DistributedSession } from "./cluster/kernel-side/distributed-session";
 import { DistCommands } from "./cluster/kernel-side/dist-commands";
@@ -155,7 +156,7 @@ export function errorOutcome(error: unknown): ExecuteOutcome {
  * one for `%dist timeline`.
  */
 export function createKernelBackend(timeline = new TimelineObserver()): KernelBackend {
-  const compiler = new CompilerThreads();
+  const compiler = new CompilerThreads({ snapshots: snapshotsWanted() });
   const repl = new TypeScriptRepl({ compiler });
   const session = new DistributedSession(repl.compiler, timeline);
   const commands = new DistCommands(session, repl, repl.compiler, timeline);
