@@ -51,9 +51,12 @@ def ensure_kernelspec_installed() -> Path:
     return spec
 
 
-def start_kernel(startup_timeout: float = STARTUP_TIMEOUT, cwd: Path | None = None) -> tuple[KernelManager, BlockingKernelClient]:
+def start_kernel(
+    startup_timeout: float = STARTUP_TIMEOUT, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> tuple[KernelManager, BlockingKernelClient]:
+    """A fresh kernel in `cwd`; `env` (the whole environment) replaces this process's."""
     km = KernelManager(kernel_name=KERNEL_NAME)
-    km.start_kernel(**({"cwd": str(cwd)} if cwd is not None else {}))
+    km.start_kernel(**({"cwd": str(cwd)} if cwd is not None else {}), **({"env": env} if env is not None else {}))
     kc = km.client()
     kc.start_channels()
     try:
