@@ -79,7 +79,7 @@ function printGroupStarts(lines) {
   }
   console.log(
     `\ngroup start: ${plan.kernels} fresh kernels (clusters) per figure; the first cell sent once the kernel's CPU time stopped growing ` +
-      `(at most ${plan.settle_s} s), or "at once"; "kernel CPU": the kernel process's CPU time over the cell, its rank threads included`,
+      `(at most ${plan.settle_s} s), or "at once"; "kernel CPU": the kernel's CPU time over the cell, its rank threads and compiler processes included`,
   );
   console.log(formatTable(rows));
 }

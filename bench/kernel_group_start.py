@@ -7,14 +7,18 @@ execute), then a cluster of 2 started the same way (ipyparallel has no resize: a
     .venv/bin/python bench/kernel_group_start.py [--kernels 5] [--settle 120] [--skip-ipyparallel]
 
 Each figure is one sample per fresh kernel (or fresh cluster), `--kernels` of them. distlab's
-first cell is sent once the kernel has settled: its process's CPU time (all its threads, from
-/proc) grew by less than 20 ms in 2.5 s, as after the time a user takes to open a notebook,
-in which the kernel creates its TypeScript programs (repl/compiler-threads.ts); at most
-`--settle` seconds. The figure "sent at once" sends it as soon as the kernel answers
-kernel_info, so that it also waits for whatever of that work is left. Every cell goes through
-jupyter_client as JupyterLab would send it: from execute_request to the reply and the return
-to idle. Besides the wall time, the kernel's CPU time over the cell (its rank threads
-included): on a loaded machine the wall time grows with the load, the CPU time much less.
+first cell is sent once the kernel has settled: the CPU time of its process (all its threads,
+from /proc) and of its child processes grew by less than 20 ms in 2.5 s, as after the time a
+user takes to open a notebook, in which the kernel creates its TypeScript programs
+(repl/compiler-threads.ts) and, the first time in a folder, builds their snapshots
+(repl/compiler-snapshot.ts); at most `--settle` seconds. The figure "sent at once" sends it as
+soon as the kernel answers kernel_info, so that it also waits for whatever of that work is
+left: with the compiler snapshots the first settled kernel built, and, in a kernel started
+with DISTLAB_COMPILER_SNAPSHOT=0, without them, as the first kernel in a folder has none. Every
+cell goes through jupyter_client as JupyterLab would send it: from execute_request to the reply
+and the return to idle. Besides the wall time, the kernel's CPU time over the cell (its rank
+threads and its compiler processes included): on a loaded machine the wall time grows with the
+load, the CPU time much less.
 Prints one JSON line per figure: {"figure", "ms": [milliseconds of each fresh kernel]}.
 """
 
@@ -91,9 +95,10 @@ def timed_cell(kc, pid: int, code: str) -> tuple[float, float]:
     return elapsed, cpu_ms(pid) - cpu_before
 
 
-def distlab_group_starts(settle_s: float) -> list[tuple[float, float]]:
-    """[(wall, CPU) of the first -n 4 cell, (wall, CPU) of the -n 2 cell after it] in one fresh kernel, milliseconds."""
-    km, kc = start_kernel()
+def distlab_group_starts(settle_s: float, snapshots: bool = True) -> list[tuple[float, float]]:
+    """[(wall, CPU) of the first -n 4 cell, (wall, CPU) of the -n 2 cell after it] in one fresh kernel, milliseconds.
+    `snapshots` False: the kernel neither uses nor builds compiler snapshots, as the first kernel in a folder."""
+    km, kc = start_kernel(env=None if snapshots else {**os.environ, "DISTLAB_COMPILER_SNAPSHOT": "0"})
     try:
         pid = km.provisioner.process.pid
         if settle_s > 0:
@@ -134,11 +139,13 @@ def main() -> int:
     first = f"distlab first %%distributed -n {FIRST} (threads), settled kernel"
     changed = f"distlab then -n {CHANGED} (shape change)"
     at_once = f"distlab first %%distributed -n {FIRST}, sent at once"
+    first_in_folder = f"distlab first %%distributed -n {FIRST}, sent at once, no compiler snapshot (first kernel in a folder)"
     figures: dict[str, list[float]] = {}
     for _ in range(plan.kernels):
         settled = distlab_group_starts(plan.settle)
         unsettled = distlab_group_starts(0)
-        for name, (wall, cpu) in ((first, settled[0]), (changed, settled[1]), (at_once, unsettled[0])):
+        no_snapshot = distlab_group_starts(0, snapshots=False)
+        for name, (wall, cpu) in ((first, settled[0]), (changed, settled[1]), (at_once, unsettled[0]), (first_in_folder, no_snapshot[0])):
             figures.setdefault(name, []).append(wall)
             figures.setdefault(f"{name}: kernel CPU", []).append(cpu)
     if not plan.skip_ipyparallel:
