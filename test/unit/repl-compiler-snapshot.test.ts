@@ -6,6 +6,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { CellCompiler } from "../../kernel/src/repl/cell-compiler";
 import { CompilerThreads } from "../../kernel/src/repl/compiler-threads";
@@ -64,7 +65,21 @@ function snapshotChildren(): Array<[number, string]> {
 const TYPED_CELL = "const shape: number[] = tf.zeros([2, 3]).shape;\nshape.length";
 const WRONG_CELL = 'const n: number = "two";';
 
+test("one build at a time: a build asked for while a live process holds the cache's lock is dropped", async () => {
+  mkdirSync(cacheDir, { recursive: true });
+  writeFileSync(join(cacheDir, "build.lock"), String(process.pid));
+  try {
+    assert.equal(await build(ranks()), 0, "the builder's exit code");
+    assert.deepEqual(usableSnapshot(plain(ranks())), { missing: "not built yet" });
+    assert.deepEqual(readdirSync(cacheDir), ["build.lock"], "nothing written beside the lock");
+  } finally {
+    rmSync(join(cacheDir, "build.lock"));
+  }
+});
+
 test("a built snapshot starts the chain's compiler in a process of its own, which answers as the compiler on this thread does", async () => {
+  // A lock left by a build whose process is gone does not stop this one.
+  writeFileSync(join(cacheDir, "build.lock"), String(spawnSync("true").pid));
   assert.equal(await build(ranks()), 0, "the builder's exit code");
   const usable = usableSnapshot(plain(ranks()));
   assert.ok("blob" in usable, JSON.stringify(usable));

@@ -19,13 +19,16 @@
  *    never used.
  * 4. The oldest snapshots beyond SNAPSHOTS_KEPT are deleted (each is about
  *    70 MB).
+ *
+ * One build at a time on a machine (takeBuildLock): a build asked for while
+ * another runs is dropped, and the next kernel in that folder asks again.
  */
 import { spawnSync } from "node:child_process";
 import { createRequire } from "node:module";
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, extname, join, resolve } from "node:path";
 import * as esbuild from "esbuild";
-import { inputStamp, SNAPSHOT_BUILD_ENV, SNAPSHOT_MANIFEST_VERSION, type SnapshotBuildInput, type SnapshotBuildRequest, type SnapshotManifest, type WatchedPaths } from "./compiler-snapshot-files";
+import { inputStamp, SNAPSHOT_BUILD_ENV, takeBuildLock, SNAPSHOT_MANIFEST_VERSION, type SnapshotBuildInput, type SnapshotBuildRequest, type SnapshotManifest, type WatchedPaths } from "./compiler-snapshot-files";
 
 /** How many chains' snapshots the cache keeps (newest first). */
 const SNAPSHOTS_KEPT = 6;
@@ -57,6 +60,16 @@ const freezeModulePaths: esbuild.Plugin = {
 
 async function build(request: SnapshotBuildRequest): Promise<void> {
   mkdirSync(request.dir, { recursive: true });
+  const release = takeBuildLock(request.dir);
+  if (!release) return; // another build runs; a later kernel builds this one
+  try {
+    await buildLocked(request);
+  } finally {
+    release();
+  }
+}
+
+async function buildLocked(request: SnapshotBuildRequest): Promise<void> {
   const stem = join(request.dir, request.key);
   const work = `${stem}.building-${process.pid}`;
   const bundle = `${work}.js`;

@@ -7,7 +7,8 @@
  * key): `<key>.blob`, the V8 startup snapshot (about 70 MB), and
  * `<key>.json`, its SnapshotManifest.
  */
-import { statSync } from "node:fs";
+import { openSync, closeSync, readFileSync, rmSync, statSync, writeSync } from "node:fs";
+import { join } from "node:path";
 import type { CompilerWorkerData } from "./compiler-messages";
 
 /** The environment variable that carries SnapshotBuildInput (JSON) into `node --build-snapshot`. */
@@ -71,4 +72,42 @@ export function changedInput(manifest: SnapshotManifest): string | undefined {
     if (now.size !== recorded.size || now.mtimeMs !== recorded.mtimeMs) return recorded.path;
   }
   return undefined;
+}
+
+/**
+ * Takes the cache folder's build lock: at most one snapshot build runs on a machine at a time, so
+ * kernels started in many folders at once (a test suite) do not start a build each, every one
+ * waiting at the lowest priority with a few hundred MB held. Returns the release, or undefined
+ * when a live process holds the lock (a lock whose process is gone is taken over).
+ */
+export function takeBuildLock(dir: string): (() => void) | undefined {
+  const lock = join(dir, "build.lock");
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(lock, "wx");
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      return () => rmSync(lock, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      let holder: number;
+      try {
+        holder = Number(readFileSync(lock, "utf8").trim());
+      } catch {
+        continue; // released meanwhile
+      }
+      if (Number.isInteger(holder) && holder > 0 && processAlive(holder)) return undefined;
+      rmSync(lock, { force: true });
+    }
+  }
+  return undefined;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
 }

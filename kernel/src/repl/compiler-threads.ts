@@ -1,7 +1,9 @@
 /**
  * The kernel's cell compiler: one worker thread per declaration chain
  * (the notebook's, the ranks'), each holding that chain's TypeScript
- * program.
+ * program; or, where the chain has a usable snapshot of its created
+ * program, a process started from it (compiler-snapshot.ts), which has the
+ * program in a fraction of the time, over the same messages.
  *
  * Creating a chain's program (lib and @types files; TensorFlow.js's types
  * for the ranks chain: about 900 files, 5 MB) is one to two seconds of CPU
@@ -105,7 +107,7 @@ function plainChain(chain: DeclarationChain): CompilerWorkerData["chain"] {
  * snapshot where one is given; a process that ends before its program is there (a blob this Node
  * cannot load) is replaced by a thread that creates the program, the waiting requests moved to it.
  */
-class ChainThread {
+class ChainCompiler {
   #channel: CompilerChannel;
   readonly #pending = new Map<number, { request: CompilerRequest; resolve(value: unknown): void; reject(error: Error): void }>();
   #nextId = 1;
@@ -114,7 +116,7 @@ class ChainThread {
   readonly chainName: string;
   /** Why the compiler is gone; set once it has exited or was closed. */
   stopped: string | undefined;
-  /** The blob this compiler started from, until its program has answered. */
+  /** The blob this compiler started from; unset once it fell back to a thread. */
   #snapshot: string | undefined;
   /** Whether the compiler's program exists (PROGRAM_CREATED arrived). */
   programCreated = false;
@@ -122,7 +124,7 @@ class ChainThread {
   /** `onProgramCreated`: called once the program asked for on start exists, or the compiler stopped first (with `createProgram` or a snapshot only). */
   constructor(
     private readonly chain: DeclarationChain,
-    private readonly createProgram: boolean,
+    createProgram: boolean,
     private readonly heapMb: number | undefined,
     private onProgramCreated?: () => void,
     snapshot?: string,
@@ -217,14 +219,14 @@ class ChainThread {
 export interface CompilerThreadsOptions {
   /** Create these chains' programs, the first from now on, each next once no cell has run for WARM_WHEN_QUIET_MS (default: the ranks', then the notebook's); [] leaves each to its first request. */
   warmChains?: readonly DeclarationChain[];
-  /** Old-generation heap cap of each thread, MiB (default: Node's). A thread past it stops; see ChainThread. With a cap, no snapshots are used. */
+  /** Old-generation heap cap of each thread, MiB (default: Node's). A thread past it stops; see ChainCompiler. With a cap, no snapshots are used. */
   threadHeapMb?: number;
   /** Start each chain's compiler from its snapshot where one is usable, and build the missing ones when quiet (compiler-snapshot.ts). Default false. */
   snapshots?: boolean;
 }
 
 export class CompilerThreads implements CellCompiling {
-  readonly #threads = new Map<string, ChainThread>();
+  readonly #threads = new Map<string, ChainCompiler>();
   #closed = false;
   readonly #heapMb: number | undefined;
   /** Chains whose programs are still to be created in the background, in order. */
@@ -285,10 +287,10 @@ export class CompilerThreads implements CellCompiling {
   }
 
   /** Starts `chain`'s compiler, from its snapshot where one is usable; a chain created on a thread gets its snapshot built later. */
-  #start(chain: DeclarationChain, createProgram: boolean, onProgramCreated?: () => void): ChainThread {
+  #start(chain: DeclarationChain, createProgram: boolean, onProgramCreated?: () => void): ChainCompiler {
     const snapshot = this.#snapshots ? usableSnapshot(chain) : undefined;
     const blob = snapshot && "blob" in snapshot ? snapshot.blob : undefined;
-    const thread = new ChainThread(chain, createProgram, this.#heapMb, () => {
+    const thread = new ChainCompiler(chain, createProgram, this.#heapMb, () => {
       if (this.#snapshots && !thread.fromSnapshot && thread.programCreated && !this.#toSnapshot.some((c) => c.name === chain.name)) {
         this.#toSnapshot.push(chain);
       }
