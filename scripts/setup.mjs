@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { browserStep } from "./setup/browser.mjs";
+import { compilerSnapshotsStep } from "./setup/compiler-snapshots.mjs";
 import { ensureDebianPackages } from "./setup/debian.mjs";
 import { extensionStep } from "./setup/extension.mjs";
 import { kernelspecStep } from "./setup/kernelspec.mjs";
@@ -50,6 +51,7 @@ const steps = [
   pythonVenvStep,
   extensionStep,
   kernelspecStep,
+  compilerSnapshotsStep,
 ];
 
 // Two set-ups of one checkout at once (say `npm test` in two terminals) would

@@ -20,6 +20,9 @@ import { readRendezvousEnv, type RendezvousEnv } from "./hosts/rendezvous-env";
 import { diagnose, formatDiagnosis } from "./doctor/diagnose";
 import { probeMachine } from "./doctor/probes";
 import { readFileSync } from "node:fs";
+import { buildMissingSnapshots } from "./repl/compiler-snapshot";
+import { DeclarationChain } from "./repl/declaration-chain";
+import { v8StartFlags } from "./v8-start-flags";
 
 const USAGE = `usage:
   distlab install [--user | --sys-prefix | --prefix PREFIX]
@@ -31,6 +34,12 @@ const USAGE = `usage:
       when the basics work (Node 20+, a TF.js backend, Jupyter with the kernelspec).
   distlab kernel --connection-file FILE
       Run the kernel; Jupyter starts this through the kernelspec.
+  distlab snapshots
+      Build the compiler snapshots for kernels started in the current folder (a
+      notebook's), so that even the first one there has its TypeScript programs in a
+      fraction of a second; up-to-date ones are kept. Kernels build them on their own
+      once quiet; this does it now. Cache: DISTLAB_COMPILER_SNAPSHOT_DIR, else
+      ~/.cache/distlab/compiler-snapshots.
   distlab agent --token-file FILE [--listen HOST:PORT] [--slots N]
                 [--tls-cert FILE --tls-key FILE] [--insecure]
       Run ranks for kernels that prove they hold the token in FILE (mode 600):
@@ -246,6 +255,12 @@ async function main(argv: string[]): Promise<number> {
       if (typeof file !== "string" || file === "") throw new UsageError("distlab kernel: --connection-file FILE is required");
       await runKernel(file);
       return -1; // keeps running until shutdown_request or SIGTERM
+    }
+    case "snapshots": {
+      parse("snapshots", rest, {});
+      const chains = [DeclarationChain.ranks(), DeclarationChain.notebook()].map((chain) => ({ name: chain.name, prelude: chain.prelude, globalNames: chain.globalNames }));
+      const allUsable = await buildMissingSnapshots(chains, v8StartFlags(), (line) => process.stdout.write(`${line}\n`));
+      return allUsable ? 0 : 1;
     }
     case "agent":
       await runAgent(rest);

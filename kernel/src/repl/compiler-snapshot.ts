@@ -60,7 +60,10 @@ export function snapshotDir(): string {
   return join(cache, "distlab", "compiler-snapshots");
 }
 
-/** This process's V8 flags: a blob is built with them and loads only under them. */
+/**
+ * This process's V8 flags: a blob is built with them and loads only under them. (`distlab
+ * snapshots` passes the flags the kernelspec starts kernels with instead.)
+ */
 function v8Flags(): string[] {
   return process.execArgv.filter((flag) => V8_START_FLAGS.includes(flag));
 }
@@ -68,14 +71,14 @@ function v8Flags(): string[] {
 type Chain = CompilerWorkerData["chain"];
 
 /** The cache key of `chain`'s snapshot for this process: hex, 24 characters. */
-export function snapshotKey(chain: Chain, cwd = process.cwd()): string {
-  const what = { node: process.version, exec: process.execPath, flags: v8Flags(), chain, cwd, version: SNAPSHOT_MANIFEST_VERSION };
+export function snapshotKey(chain: Chain, cwd = process.cwd(), flags = v8Flags()): string {
+  const what = { node: process.version, exec: process.execPath, flags, chain, cwd, version: SNAPSHOT_MANIFEST_VERSION };
   return createHash("sha256").update(JSON.stringify(what)).digest("hex").slice(0, 24);
 }
 
 /** The blob to start `chain`'s compiler from, or why there is none (no build yet, an input changed). */
-export function usableSnapshot(chain: Chain, dir = snapshotDir()): { blob: string } | { missing: string } {
-  const stem = join(dir, snapshotKey(chain));
+export function usableSnapshot(chain: Chain, dir = snapshotDir(), flags = v8Flags()): { blob: string } | { missing: string } {
+  const stem = join(dir, snapshotKey(chain, process.cwd(), flags));
   let manifest: SnapshotManifest;
   try {
     manifest = JSON.parse(readFileSync(`${stem}.json`, "utf8")) as SnapshotManifest;
@@ -120,9 +123,7 @@ export function startFromSnapshot(blob: string, events: SnapshotProcessEvents): 
  * signalled with the kernel's.
  */
 export function buildSnapshot(chain: Chain, onEnd: (code: number | null) => void, dir = snapshotDir()): ChildProcess {
-  const request: SnapshotBuildRequest = { dir, key: snapshotKey(chain), cwd: process.cwd(), chain, v8Flags: v8Flags() };
-  const loader = FROM_SOURCE ? ["--require", require.resolve("tsx/cjs")] : [];
-  const builder = spawn(process.execPath, [...loader, BUILDER_FILE, JSON.stringify(request)], { stdio: ["ignore", "ignore", "inherit"], detached: true });
+  const builder = startBuilder(chain, dir, v8Flags(), true);
   builder.unref();
   if (builder.pid !== undefined) {
     try {
@@ -134,5 +135,41 @@ export function buildSnapshot(chain: Chain, onEnd: (code: number | null) => void
   builder.on("exit", (code) => onEnd(code));
   builder.on("error", () => onEnd(null));
   return builder;
+}
+
+function startBuilder(chain: Chain, dir: string, flags: string[], detached: boolean): ChildProcess {
+  const request: SnapshotBuildRequest = { dir, key: snapshotKey(chain, process.cwd(), flags), cwd: process.cwd(), chain, v8Flags: flags };
+  const loader = FROM_SOURCE ? ["--require", require.resolve("tsx/cjs")] : [];
+  return spawn(process.execPath, [...loader, BUILDER_FILE, JSON.stringify(request)], { stdio: ["ignore", "ignore", "inherit"], detached });
+}
+
+/**
+ * `distlab snapshots`: builds now, in the foreground and one after the other, the snapshots that
+ * kernels started in this folder with `flags` (the kernelspec's) would use and do not have yet,
+ * so that even the first kernel there starts its compilers from them. Reports a line per chain;
+ * resolves to whether every chain has a usable snapshot at the end.
+ */
+export async function buildMissingSnapshots(chains: Chain[], flags: string[], report: (line: string) => void, dir = snapshotDir()): Promise<boolean> {
+  let allUsable = true;
+  for (const chain of chains) {
+    const before = usableSnapshot(chain, dir, flags);
+    if ("blob" in before) {
+      report(`${chain.name} chain: up to date (${before.blob})`);
+      continue;
+    }
+    const started = Date.now();
+    const code = await new Promise<number | null>((resolve) => {
+      const builder = startBuilder(chain, dir, flags, false);
+      builder.on("exit", resolve);
+      builder.on("error", () => resolve(null));
+    });
+    const after = usableSnapshot(chain, dir, flags);
+    if ("blob" in after) report(`${chain.name} chain: built in ${((Date.now() - started) / 1000).toFixed(1)} s (${before.missing}): ${after.blob}`);
+    else {
+      allUsable = false;
+      report(`${chain.name} chain: not built (builder exit code ${code}; ${after.missing}${code === 0 ? "; another build held the cache's lock" : ""})`);
+    }
+  }
+  return allUsable;
 }
 
