@@ -5,14 +5,17 @@ SIGKILL leaves no compiler process behind."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
 from kernel_helpers import alive, children, execute, start_kernel, stop_kernel
 
 BUILD_TIMEOUT_S = 120
+REPO = Path(__file__).resolve().parents[2]
 
 
 def manifests(cache: Path) -> list[str]:
@@ -65,3 +68,30 @@ def test_the_next_kernel_in_a_folder_compiles_from_the_snapshot_the_first_built(
             time.sleep(0.1)
     finally:
         stop_kernel(km, kc)
+
+
+def test_distlab_snapshots_prepares_a_folder_for_its_first_kernel(tmp_path: Path) -> None:
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    env = {**os.environ, "DISTLAB_COMPILER_SNAPSHOT_DIR": str(tmp_path / "cache")}
+    # The kernelspec's node: a blob is keyed by the node that builds and loads it.
+    node = json.loads((REPO / ".venv" / "share" / "jupyter" / "kernels" / "distlab" / "kernel.json").read_text())["argv"][0]
+    cli = [node, str(REPO / "kernel" / "dist" / "cli.js"), "snapshots"]
+
+    built = subprocess.run(cli, cwd=notebooks, env=env, capture_output=True, text=True, timeout=180)
+    assert built.returncode == 0, built.stdout + built.stderr
+    assert [line.split(":")[0] for line in built.stdout.splitlines() if ": built in " in line] == ["ranks chain", "notebook chain"], built.stdout
+    again = subprocess.run(cli, cwd=notebooks, env=env, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and again.stdout.count(": up to date ") == 2, again.stdout + again.stderr
+
+    km, kc = start_kernel(cwd=notebooks, env=env)
+    try:
+        pid = km.provisioner.process.pid
+        out = execute(kc, "%%distributed -n 2\ndist.size", timeout=60)
+        assert out.results[0]["application/json"] == [2, 2], out.messages
+        assert len(compiler_processes(pid)) >= 1, f"the first kernel in the folder compiles from the blob: children {children(pid)}"
+    finally:
+        stop_kernel(km, kc)
+
+    wrong = subprocess.run([*cli, "--now"], cwd=notebooks, env=env, capture_output=True, text=True, timeout=60)
+    assert wrong.returncode == 2 and "distlab snapshots: Unknown option '--now'" in wrong.stderr, wrong.stderr
