@@ -10,7 +10,7 @@ import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { CellCompiler } from "../../kernel/src/repl/cell-compiler";
 import { CompilerThreads } from "../../kernel/src/repl/compiler-threads";
-import { buildSnapshot, SNAPSHOT_DIR_ENV, usableSnapshot } from "../../kernel/src/repl/compiler-snapshot";
+import { BUILD_ERRORS_LOG, buildSnapshot, SNAPSHOT_DIR_ENV, usableSnapshot } from "../../kernel/src/repl/compiler-snapshot";
 import { DeclarationChain } from "../../kernel/src/repl/declaration-chain";
 import { CompileError } from "../../kernel/src/repl/errors";
 
@@ -71,7 +71,7 @@ test("one build at a time: a build asked for while a live process holds the cach
   try {
     assert.equal(await build(ranks()), 0, "the builder's exit code");
     assert.deepEqual(usableSnapshot(plain(ranks())), { missing: "not built yet" });
-    assert.deepEqual(readdirSync(cacheDir), ["build.lock"], "nothing written beside the lock");
+    assert.deepEqual(readdirSync(cacheDir).filter((name) => name !== BUILD_ERRORS_LOG), ["build.lock"], "nothing written beside the lock");
   } finally {
     rmSync(join(cacheDir, "build.lock"));
   }
@@ -148,5 +148,19 @@ test("a blob this Node cannot load is discarded, and the waiting request is answ
     threads.close();
   }
   assert.deepEqual(usableSnapshot(plain(ranks())), { missing: "not built yet" });
-  assert.deepEqual(readdirSync(cacheDir).filter((name) => !name.includes(".building-")), [], "the blob and its manifest removed");
+  assert.deepEqual(readdirSync(cacheDir).filter((name) => !name.includes(".building-") && name !== BUILD_ERRORS_LOG), [], "the blob and its manifest removed");
+});
+
+test("a background build whose folder is deleted ends with exit code 1 and says why in the cache's build-errors.log", async () => {
+  const doomed = mkdtempSync(join(folder, "doomed-"));
+  process.chdir(doomed);
+  let ended: Promise<number | null>;
+  try {
+    ended = build(ranks());
+  } finally {
+    process.chdir(notebookDir);
+  }
+  rmSync(doomed, { recursive: true });
+  assert.equal(await ended, 1);
+  assert.match(readFileSync(join(cacheDir, BUILD_ERRORS_LOG), "utf8"), /ENOENT|no such file or directory/);
 });

@@ -28,10 +28,21 @@ import { createRequire } from "node:module";
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, extname, join, resolve } from "node:path";
 import * as esbuild from "esbuild";
+import { BUILD_ERRORS_LOG } from "./compiler-snapshot";
 import { inputStamp, SNAPSHOT_BUILD_ENV, takeBuildLock, SNAPSHOT_MANIFEST_VERSION, type SnapshotBuildInput, type SnapshotBuildRequest, type SnapshotManifest, type WatchedPaths } from "./compiler-snapshot-files";
 
 /** How many chains' snapshots the cache keeps (newest first). */
 const SNAPSHOTS_KEPT = 6;
+
+/**
+ * The longest a build may take, milliseconds: it is 5-7 s of CPU, but runs at the lowest priority
+ * and waits while the machine is busy. Past this the builder gives up (a build whose folder was
+ * deleted meanwhile could otherwise wait forever, holding the machine's build lock).
+ */
+const BUILD_TIMEOUT_MS = 10 * 60_000;
+
+/** build-errors.log past this size is started afresh, bytes. */
+const BUILD_ERRORS_KEPT_BYTES = 256 * 1024;
 
 /** A build's working file older than this was left by a build that was stopped, milliseconds. */
 const ABANDONED_AFTER_MS = 10 * 60_000;
@@ -90,6 +101,7 @@ async function buildLocked(request: SnapshotBuildRequest): Promise<void> {
     const input: SnapshotBuildInput = { chain: request.chain, watchedOut };
     const built = spawnSync(process.execPath, [...request.v8Flags, "--snapshot-blob", blob, "--build-snapshot", bundle], {
       cwd: request.cwd,
+      timeout: BUILD_TIMEOUT_MS,
       env: { ...process.env, [SNAPSHOT_BUILD_ENV]: JSON.stringify(input) },
       stdio: ["ignore", "ignore", "pipe"],
       encoding: "utf8",
@@ -111,6 +123,8 @@ async function buildLocked(request: SnapshotBuildRequest): Promise<void> {
 /** Deletes the oldest snapshots beyond SNAPSHOTS_KEPT, blob and manifest together, and what stopped builds left. */
 function prune(dir: string): void {
   const now = Date.now();
+  const errors = join(dir, BUILD_ERRORS_LOG);
+  if ((statSync(errors, { throwIfNoEntry: false })?.size ?? 0) > BUILD_ERRORS_KEPT_BYTES) rmSync(errors, { force: true });
   for (const name of readdirSync(dir).filter((name) => name.includes(".building-"))) {
     const path = join(dir, name);
     if (now - (statSync(path, { throwIfNoEntry: false })?.mtimeMs ?? now) > ABANDONED_AFTER_MS) rmSync(path, { force: true });
@@ -125,7 +139,12 @@ function prune(dir: string): void {
   }
 }
 
-build(JSON.parse(process.argv[2] ?? "null") as SnapshotBuildRequest).catch((error: unknown) => {
-  process.stderr.write(`distlab: the compiler snapshot was not built: ${error instanceof Error ? error.message : String(error)}\n`);
-  process.exitCode = 1;
-});
+// The event loop is free while esbuild works (it waits on esbuild's process), so this fires then too.
+setTimeout(() => fail(`not done within ${BUILD_TIMEOUT_MS / 1000} s`), BUILD_TIMEOUT_MS + 5_000).unref();
+
+build(JSON.parse(process.argv[2] ?? "null") as SnapshotBuildRequest).catch((error: unknown) => fail(error instanceof Error ? error.message : String(error)));
+
+function fail(why: string): void {
+  process.stderr.write(`distlab: the compiler snapshot was not built: ${why}\n`);
+  process.exit(1);
+}

@@ -30,7 +30,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import { readFileSync, rmSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
 import { homedir, setPriority } from "node:os";
 import { extname, join } from "node:path";
 import type { CompilerReply, CompilerRequest, CompilerWorkerData } from "./compiler-messages";
@@ -41,6 +41,9 @@ import { V8_START_FLAGS } from "../v8-start-flags";
 export const SNAPSHOT_ENV = "DISTLAB_COMPILER_SNAPSHOT";
 /** Overrides the cache folder. */
 export const SNAPSHOT_DIR_ENV = "DISTLAB_COMPILER_SNAPSHOT_DIR";
+
+/** Where background builds write why they failed, in the cache folder. */
+export const BUILD_ERRORS_LOG = "build-errors.log";
 
 /** The lowest CPU priority: the builder runs only on a core that is otherwise idle. */
 const BUILDER_NICENESS = 19;
@@ -137,10 +140,26 @@ export function buildSnapshot(chain: Chain, onEnd: (code: number | null) => void
   return builder;
 }
 
-function startBuilder(chain: Chain, dir: string, flags: string[], detached: boolean): ChildProcess {
+/**
+ * `background`: a process group of its own, and no stdio: a build may outlive its kernel, and an
+ * output it held open would keep whoever reads the kernel's (a Jupyter server, a test) waiting
+ * for it. Its failures then go to `build-errors.log` in the cache folder.
+ */
+function startBuilder(chain: Chain, dir: string, flags: string[], background: boolean): ChildProcess {
   const request: SnapshotBuildRequest = { dir, key: snapshotKey(chain, process.cwd(), flags), cwd: process.cwd(), chain, v8Flags: flags };
   const loader = FROM_SOURCE ? ["--require", require.resolve("tsx/cjs")] : [];
-  return spawn(process.execPath, [...loader, BUILDER_FILE, JSON.stringify(request)], { stdio: ["ignore", "ignore", "inherit"], detached });
+  const args = [...loader, BUILDER_FILE, JSON.stringify(request)];
+  if (!background) return spawn(process.execPath, args, { stdio: ["ignore", "ignore", "inherit"] });
+  let log: number | "ignore" = "ignore";
+  try {
+    mkdirSync(dir, { recursive: true });
+    log = openSync(join(dir, BUILD_ERRORS_LOG), "a");
+  } catch {
+    // no log then
+  }
+  const builder = spawn(process.execPath, args, { stdio: ["ignore", "ignore", log], detached: true });
+  if (typeof log === "number") closeSync(log);
+  return builder;
 }
 
 /**
