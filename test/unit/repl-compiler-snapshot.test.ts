@@ -4,13 +4,14 @@
 // directory) with a cache folder of their own.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { CellCompiler } from "../../kernel/src/repl/cell-compiler";
 import { CompilerThreads } from "../../kernel/src/repl/compiler-threads";
 import { BUILD_ERRORS_LOG, buildSnapshot, SNAPSHOT_DIR_ENV, usableSnapshot } from "../../kernel/src/repl/compiler-snapshot";
+import { BUILD_LOCK_STALE_MS, takeBuildLock } from "../../kernel/src/repl/compiler-snapshot-files";
 import { DeclarationChain } from "../../kernel/src/repl/declaration-chain";
 import { CompileError } from "../../kernel/src/repl/errors";
 
@@ -72,8 +73,15 @@ test("one build at a time: a build asked for while a live process holds the cach
     assert.equal(await build(ranks()), 0, "the builder's exit code");
     assert.deepEqual(usableSnapshot(plain(ranks())), { missing: "not built yet" });
     assert.deepEqual(readdirSync(cacheDir).filter((name) => name !== BUILD_ERRORS_LOG), ["build.lock"], "nothing written beside the lock");
+    // The same lock past BUILD_LOCK_STALE_MS (its pid may be another process's by now) is taken over.
+    const stale = (Date.now() - BUILD_LOCK_STALE_MS - 1000) / 1000;
+    utimesSync(join(cacheDir, "build.lock"), stale, stale);
+    const release = takeBuildLock(cacheDir);
+    assert.ok(release, "a stale lock is taken over");
+    assert.equal(readFileSync(join(cacheDir, "build.lock"), "utf8"), String(process.pid));
+    release();
   } finally {
-    rmSync(join(cacheDir, "build.lock"));
+    rmSync(join(cacheDir, "build.lock"), { force: true });
   }
 });
 

@@ -74,11 +74,15 @@ export function changedInput(manifest: SnapshotManifest): string | undefined {
   return undefined;
 }
 
+/** A build lock older than this is taken over whatever its pid, milliseconds (builds give up after 10 minutes). */
+export const BUILD_LOCK_STALE_MS = 11 * 60_000;
+
 /**
  * Takes the cache folder's build lock: at most one snapshot build runs on a machine at a time, so
  * kernels started in many folders at once (a test suite) do not start a build each, every one
  * waiting at the lowest priority with a few hundred MB held. Returns the release, or undefined
- * when a live process holds the lock (a lock whose process is gone is taken over).
+ * when a live process holds the lock (a lock whose process is gone, a build killed before its
+ * end, is taken over, as is one older than BUILD_LOCK_STALE_MS).
  */
 export function takeBuildLock(dir: string): (() => void) | undefined {
   const lock = join(dir, "build.lock");
@@ -96,7 +100,9 @@ export function takeBuildLock(dir: string): (() => void) | undefined {
       } catch {
         continue; // released meanwhile
       }
-      if (Number.isInteger(holder) && holder > 0 && processAlive(holder)) return undefined;
+      const age = Date.now() - (statSync(lock, { throwIfNoEntry: false })?.mtimeMs ?? 0);
+      // A build gives up after 10 minutes; an older lock's pid may be another process's by now.
+      if (age < BUILD_LOCK_STALE_MS && Number.isInteger(holder) && holder > 0 && processAlive(holder)) return undefined;
       rmSync(lock, { force: true });
     }
   }
