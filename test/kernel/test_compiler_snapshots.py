@@ -61,6 +61,14 @@ def test_the_next_kernel_in_a_folder_compiles_from_the_snapshot_the_first_built(
         assert plain.results[0]["text/plain"] == "3", plain.messages
         compilers = compiler_processes(pid)
 
+        # An interrupt in signal mode is SIGINT to the kernel's process group: for the cell, not the compilers.
+        km.kernel_spec.interrupt_mode = "signal"
+        km.interrupt_kernel()
+        time.sleep(0.5)
+        assert all(alive(compiler) for compiler in compilers), f"compiler processes {compilers} ended on the interrupt"
+        after = execute(kc, "%%distributed -n 2\nconst m: number = dist.rank + 40;\nm", timeout=60)
+        assert after.results[0]["application/json"] == [40, 41], after.messages
+
         os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 10
         while any(alive(compiler) for compiler in compilers):

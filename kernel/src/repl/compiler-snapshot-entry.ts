@@ -91,6 +91,9 @@ v8.startupSnapshot.setDeserializeMainFunction(() => {
   startWatchers.length = 0;
   // The kernel gone (its end of the channel closed) leaves nothing to compile for.
   process.on("disconnect", () => process.exit(0));
+  // An interrupt in signal mode is SIGINT to the kernel's whole process group; it is for the
+  // running cell, which the kernel handles. (A compiler thread never saw it.)
+  process.on("SIGINT", () => {});
   process.on("message", (request: CompilerRequest) => process.send!(service.answer(request)));
   process.send!({ id: PROGRAM_CREATED, ok: true, value: null } satisfies CompilerReply);
 });
