@@ -33,7 +33,7 @@ import { createHash } from "node:crypto";
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
 import { homedir, setPriority } from "node:os";
 import { extname, join } from "node:path";
-import type { CompilerReply, CompilerRequest, CompilerWorkerData } from "./compiler-messages";
+import type { CompilerReply, CompilerWorkerData } from "./compiler-messages";
 import { changedInput, SNAPSHOT_MANIFEST_VERSION, type SnapshotBuildRequest, type SnapshotManifest } from "./compiler-snapshot-files";
 import { V8_START_FLAGS } from "../v8-start-flags";
 
@@ -108,7 +108,7 @@ export interface SnapshotProcessEvents {
 }
 
 /** Starts a compiler process from `blob`; it sends PROGRAM_CREATED as soon as it runs. */
-export function startFromSnapshot(blob: string, events: SnapshotProcessEvents): ChildProcess & { send(request: CompilerRequest): boolean } {
+export function startFromSnapshot(blob: string, events: SnapshotProcessEvents): ChildProcess {
   const child = spawn(process.execPath, [...v8Flags(), "--snapshot-blob", blob], {
     stdio: ["ignore", "inherit", "inherit", "ipc"],
     serialization: "advanced",
