@@ -21,6 +21,8 @@
 #include <dlfcn.h>
 #include <node_api.h>
 
+#include "float-args.h"
+
 #include <cstdint>
 #include <string>
 
@@ -41,10 +43,9 @@ SgemmFn sgemm = nullptr;
 SetThreadsFn setThreads = nullptr;
 std::string openedPath;
 
-napi_value Throw(napi_env env, const std::string& message) {
-  napi_throw_error(env, "ERR_DISTLAB_CPU_BLAS", message.c_str());
-  return nullptr;
-}
+using distlab_native::GetFloats;
+
+napi_value Throw(napi_env env, const std::string& message) { return distlab_native::ThrowCoded(env, "ERR_DISTLAB_CPU_BLAS", message); }
 
 bool GetString(napi_env env, napi_value value, std::string* out) {
   size_t length = 0;
@@ -98,20 +99,6 @@ napi_value SetThreads(napi_env env, napi_callback_info info) {
   napi_get_boolean(env, setThreads != nullptr, &applied);
   if (setThreads != nullptr) setThreads(threads);
   return applied;
-}
-
-// A Float32Array argument and the number of floats from `offset` to its end.
-bool GetFloats(napi_env env, napi_value value, int32_t offset, float** data, int64_t* available) {
-  bool isTypedArray = false;
-  if (napi_is_typedarray(env, value, &isTypedArray) != napi_ok || !isTypedArray) return false;
-  napi_typedarray_type type;
-  size_t length = 0;
-  void* raw = nullptr;
-  if (napi_get_typedarray_info(env, value, &type, &length, &raw, nullptr, nullptr) != napi_ok) return false;
-  if (type != napi_float32_array || offset < 0 || static_cast<size_t>(offset) > length) return false;
-  *data = static_cast<float*>(raw) + offset;
-  *available = static_cast<int64_t>(length) - offset;
-  return true;
 }
 
 napi_value Sgemm(napi_env env, napi_callback_info info) {

@@ -3,6 +3,8 @@
 //   kernel/native/cpu-blas.cc     the wasm backend's matrix products on the machine's BLAS
 //                                 (kernel/src/compute/cpu-blas.ts; needs no BLAS to build,
 //                                 it opens one at run time)
+//   kernel/native/cpu-vector.cc   the wasm backend's elementwise passes (GELU) at the core's widest
+//                                 vectors (kernel/src/compute/cpu-vector.ts)
 //   kernel/native/peer-memory.cc  the thread world's allReduce reading peers' arrays in place
 //                                 (kernel/src/comm/peer-memory.ts)
 //   kernel/native/dropped-results.cc  pooled results that a scavenge finds dropped
@@ -23,9 +25,14 @@ function nodeHeaders() {
   return candidates.find((dir) => existsSync(join(dir, "node_api.h")));
 }
 
-/** Each addon: its source and extra flags (kernel/native/NAME.cc -> kernel/native/build/NAME.node). */
+/**
+ * Each addon: its source, the headers it includes (part of its stamp) and extra flags
+ * (kernel/native/NAME.cc -> kernel/native/build/NAME.node).
+ */
 const ADDONS = [
-  { name: "cpu-blas", flags: ["-O2"], libraries: ["-ldl"] },
+  { name: "cpu-blas", headers: ["float-args.h"], flags: ["-O2"], libraries: ["-ldl"] },
+  // -O3 and contracted multiply-adds: the loops vectorise, each cloned per x86-64 level (the source says why)
+  { name: "cpu-vector", headers: ["float-args.h"], flags: ["-O3", "-ffp-contract=fast"], libraries: [] },
   // -O3: the reduction loops vectorise (memory-bound: wider than SSE2 buys nothing portable)
   { name: "peer-memory", flags: ["-O3"], libraries: [] },
   { name: "dropped-results", flags: ["-O2"], libraries: [] },
@@ -34,7 +41,7 @@ const ADDONS = [
 ];
 
 export const nativeAddonsStep = {
-  name: "native addons (BLAS, peer memory, dropped results, TCP ring)",
+  name: "native addons (BLAS, vector passes, peer memory, dropped results, TCP ring)",
   async run({ root }) {
     if (process.platform !== "linux") return `skipped on ${process.platform} (WebAssembly kernels and shared-memory copies are used)`;
     const compiler = process.env.CXX || "g++";
@@ -49,7 +56,7 @@ export const nativeAddonsStep = {
       const output = join(root, "kernel", "native", "build", `${addon.name}.node`);
       const args = [...addon.flags, "-std=c++17", "-shared", "-fPIC", "-Wall", "-Werror", `-I${headers}`, source, "-o", `${output}.tmp`, ...addon.libraries];
       const stamp = join(root, "kernel", "native", "build", `.${addon.name}.stamp`);
-      const digest = hashFiles([source]) + JSON.stringify([compiler, args]);
+      const digest = hashFiles([source, ...(addon.headers ?? []).map((header) => join(root, "kernel", "native", header))]) + JSON.stringify([compiler, args]);
       if (existsSync(output) && stampMatches(stamp, digest)) {
         said.push(`${addon.name} up to date`);
         continue;

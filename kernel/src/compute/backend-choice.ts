@@ -9,6 +9,7 @@
 import * as path from "node:path";
 import type { TfBackendName } from "./backend-names";
 import { cpuBlas } from "./cpu-blas";
+import { cpuVector } from "./cpu-vector";
 import { prepareWebGpu } from "./webgpu";
 import { explainSyncReads } from "./webgpu/sync-read";
 import { installWasmOverrides } from "./wasm/overrides";
@@ -70,7 +71,7 @@ async function activate(tf: Tf, name: TfBackendName): Promise<ChosenBackend> {
   if (name === "webgpu") overrides.push(...tuneWebGpuBackend(tf.backend() as never, process.env, tf.env()));
   if (name === "webgpu" && explainSyncReads(tf.backend() as never)) overrides.push("sync-read:explained");
   const simd = name === "wasm" && (await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT")) ? " simd" : "";
-  return { backend: tf.getBackend(), device: `${device}${simd}${name === "wasm" ? matMulNote() : ""}`, overrides, skipped: [] };
+  return { backend: tf.getBackend(), device: `${device}${simd}${name === "wasm" ? matMulNote() + vectorNote() : ""}`, overrides, skipped: [] };
 }
 
 /**
@@ -85,6 +86,16 @@ function matMulNote(env: NodeJS.ProcessEnv = process.env): string {
     return blas ? `, matMul on ${path.basename(blas.library)}` : "";
   } catch (error) {
     return `, matMul failing: ${(error as Error).message}`;
+  }
+}
+
+/** ", vector passes <level>" where the wasm backend's GELU runs natively (cpu-vector.ts); a bad DISTLAB_CPU_VECTOR is shown, as matMulNote shows a bad BLAS setting. */
+function vectorNote(): string {
+  try {
+    const vector = cpuVector();
+    return vector ? `, vector passes ${vector.isa()}` : "";
+  } catch (error) {
+    return `, vector passes failing: ${(error as Error).message}`;
   }
 }
 

@@ -15,8 +15,14 @@
  * writing x s over 2u (multiply). It returns s as a second output, which
  * the op saves for the gradient: one pass (geluGrad), no transcendental
  * function. Element counts not a multiple of 4 finish in JavaScript.
+ *
+ * Where the native passes are built (../cpu-vector.ts), each kernel is one
+ * native pass instead: the forward computes s with its own exponential and
+ * writes y and s together, at AVX-512's 16 lanes (docs/compute.md,
+ * "Elementwise passes in native code").
  */
 import type { KernelConfig, KernelFunc, TensorInfo } from "@tensorflow/tfjs";
+import { cpuVector } from "../cpu-vector";
 import { GELU, GELU_GRAD } from "../webgpu/gelu";
 import { addressOf, heapF32, simdOf, sizeOf, type StockKernels, type WasmBackend } from "./tensor-info";
 
@@ -31,6 +37,12 @@ export function geluKernel(stock: StockKernels): KernelConfig {
     const backend = args.backend as unknown as WasmBackend;
     const { x } = args.inputs as { x: TensorInfo };
     const out = backend.makeOutput([...x.shape], "float32");
+    const native = cpuVector();
+    if (native) {
+      const s = backend.makeOutput([...x.shape], "float32");
+      native.gelu(heapF32(backend, x), heapF32(backend, out), heapF32(backend, s));
+      return [out, s];
+    }
     const simd = simdOf(backend);
     // The SIMD loops take the multiple-of-4 prefix, JavaScript the rest.
     const count = sizeOf(x.shape), head = simd ? count & ~3 : 0;
@@ -55,6 +67,11 @@ export function geluGradKernel(): KernelConfig {
     const backend = args.backend as unknown as WasmBackend;
     const { dy, x, s } = args.inputs as { dy: TensorInfo; x: TensorInfo; s: TensorInfo };
     const out = backend.makeOutput([...x.shape], "float32");
+    const native = cpuVector();
+    if (native) {
+      native.geluGrad(heapF32(backend, dy), heapF32(backend, x), heapF32(backend, s), heapF32(backend, out));
+      return out;
+    }
     const simd = simdOf(backend);
     const count = sizeOf(x.shape), head = simd ? count & ~3 : 0;
     if (simd) simd.geluGrad(addressOf(backend, dy), addressOf(backend, x), addressOf(backend, s), addressOf(backend, out), 4 * head);

@@ -1,0 +1,45 @@
+/**
+ * Elementwise passes of the wasm backend's fused ops in native code
+ * (kernel/native/cpu-vector.cc, built by `npm run setup` with g++ where it can),
+ * at the core's widest vectors: AVX-512's 16 float lanes where WebAssembly SIMD
+ * has 4, and an exponential of its own where the wasm path borrows XNNPACK's
+ * Sigmoid for one (wasm/gelu.ts says which passes use it).
+ *
+ * Environment (read once per thread, at the first use):
+ *   DISTLAB_CPU_VECTOR   unset: the addon where it is built, else the WebAssembly loops
+ *                        `off`: the WebAssembly loops always (for comparisons)
+ *
+ * The arrays are views of the TF.js wasm heap, read and written in place.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+
+/** What kernel/native/cpu-vector.cc exports (Float32Arrays of one length, else it throws naming the array). */
+export interface CpuVector {
+  /** the loops this core runs: "x86-64-v4" (AVX-512), "x86-64-v3" (AVX2 + FMA) or "baseline" */
+  isa(): string;
+  /** GELU, tanh form: s = sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3); y = x s. */
+  gelu(x: Float32Array, y: Float32Array, s: Float32Array): void;
+  /** dx = dy (s + 2 sqrt(2/pi) x s (1 - s) (1 + 3 0.044715 x^2)), s the forward's. */
+  geluGrad(dy: Float32Array, x: Float32Array, s: Float32Array, dx: Float32Array): void;
+}
+
+/** Where `npm run setup` puts the addon, from src/compute or dist/compute alike. */
+export const VECTOR_ADDON_PATH = path.join(__dirname, "..", "..", "native", "build", "cpu-vector.node");
+
+let perThread: CpuVector | null | undefined;
+
+/** The thread's native passes, or undefined (DISTLAB_CPU_VECTOR=off, or the addon is not built). */
+export function cpuVector(env: NodeJS.ProcessEnv = process.env): CpuVector | undefined {
+  if (perThread === undefined) perThread = openCpuVector(env) ?? null;
+  return perThread ?? undefined;
+}
+
+/** Loads the addon as `env` asks; not memoised (tests call it with several environments), cpuVector() is. */
+export function openCpuVector(env: NodeJS.ProcessEnv, addonPath = VECTOR_ADDON_PATH): CpuVector | undefined {
+  const choice = env.DISTLAB_CPU_VECTOR?.trim();
+  if (choice === "off") return undefined;
+  if (choice !== undefined && choice !== "") throw new RangeError(`DISTLAB_CPU_VECTOR must be unset or "off", got ${JSON.stringify(choice)}`);
+  if (!fs.existsSync(addonPath)) return undefined;
+  return require(addonPath) as CpuVector;
+}
