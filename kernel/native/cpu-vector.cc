@@ -1,5 +1,6 @@
-// Elementwise float32 passes for the wasm backend's fused ops, run natively on
-// the TF.js wasm heap (kernel/src/compute/cpu-vector.ts says when they are used).
+// Elementwise and row-wise float32 passes for the wasm backend's fused ops, run
+// natively on the TF.js wasm heap (kernel/src/compute/cpu-vector.ts says when
+// they are used).
 //
 // Why native code: WebAssembly SIMD is 4 float lanes and has no exponential.
 // The wasm GELU took its exponential from XNNPACK's Sigmoid kernel, so a GELU
@@ -7,120 +8,130 @@
 // inside a training step, where one pass here at AVX-512's 16 lanes takes a
 // fraction of that (docs/compute.md, "Elementwise passes in native code").
 //
-// Each loop is compiled for three x86-64 levels (target_clones: v4 = AVX-512,
-// v3 = AVX2 with FMA, and the baseline) and the dynamic loader picks the one
-// the core runs, so an addon built on one machine runs on any x86-64; other
-// architectures get the portable loop.
+// The loops are vector-loops.h's, each compiled per x86-64 level and picked
+// at load for the core it runs on, so an addon built on one machine runs on
+// any x86-64; other architectures get the portable loop. This file reads and
+// checks the arguments.
 //
-// Exports (Float32Arrays of one length, read and written in place):
+// Exports (Float32Arrays, read and written in place; lengths checked, naming the array):
 //   isa() -> "x86-64-v4" | "x86-64-v3" | "baseline"   the loops this core runs
 //   gelu(x, y, s)          u = sqrt(2/pi) (x + 0.044715 x^3), s = sigmoid(2u) = (1 + tanh u) / 2,
 //                          y = x s   (GELU, tanh form; s is kept for the gradient)
 //   geluGrad(dy, x, s, dx) dx = dy (s + 2 sqrt(2/pi) x s (1 - s) (1 + 3 0.044715 x^2))
+//   add(a, b, out)         out = a + b
+//   columnSum(x, out)      out[c] = sum over rows r of x[r, c], x viewed as [rows, out.length], in row order
+//   causalSoftmax(scores, y, time, scale)      scores, y [..., time, time] (query i, key j):
+//                          y = softmax_j(scale s) over keys j <= i, 0 for j > i
+//   causalSoftmaxGrad(y, dy, ds, time, scale)  ds = scale y (dy - sum_j dy y), 0 for j > i
+//   layerNorm(x, gain, bias, y, epsilon)       x, y [rows, C], gain, bias [C]:
+//                          y = (x - mean) rstd gain + bias, rstd = 1 / sqrt(var + epsilon), per row
+//   layerNormGrad(dy, x, gain, dx, dgain, dbias, epsilon)   xhat = (x - mean) rstd, g = dy gain:
+//                          dx = rstd (g - mean(g) - xhat mean(g xhat)); dgain, dbias [C] = sums over rows
+//                          of dy xhat and dy (written, not accumulated)
+// Row sums are float32 in a vector order (the WebAssembly loops' are float32 too, four lanes).
 #include <node_api.h>
 
 #include <cstdint>
-#include <string>
 
 #include "float-args.h"
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define DISTLAB_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define DISTLAB_VECTOR_CLONES
-#endif
+#include "vector-loops.h"
 
 namespace {
 
-constexpr float kSqrt2OverPi = 0.7978845608028654f;
-constexpr float kCubic = 0.044715f;
+using distlab_native::Arguments;
+using namespace distlab_vector;  // the *Loop functions
 
-// e^z for z in [-87, 87] (callers clamp), within about 1 ulp: Cephes's expf. z = n ln2 + r with
-// n = round(z / ln2), |r| <= ln2 / 2; e^r by a degree-6 polynomial; 2^n built in the exponent
-// bits. Written without library calls or branches so that the loops around it vectorise.
-inline float ExpClamped(float z) {
-  constexpr float kRoundMagic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer in the low mantissa bits
-  const float shifted = z * 1.44269504088896341f + kRoundMagic;
-  const float n = shifted - kRoundMagic;
-  const int32_t exponent = __builtin_bit_cast(int32_t, shifted) - __builtin_bit_cast(int32_t, kRoundMagic);
-  float r = z - n * 0.693359375f;  // ln2 in two parts: the first exact in float, so r loses nothing
-  r = r - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const float er = p * (r * r) + r + 1.0f;
-  return er * __builtin_bit_cast(float, (exponent + 127) << 23);
-}
-
-DISTLAB_VECTOR_CLONES
-void GeluLoop(const float* __restrict x, float* __restrict y, float* __restrict s, int64_t count) {
-  for (int64_t i = 0; i < count; i++) {
-    const float v = x[i];
-    // -2u, clamped so e^(-2u) neither overflows nor leaves the exponent range of ExpClamped;
-    // at the clamps s is 0 or 1 to float precision anyway (|2u| >= 87).
-    float minusTwoU = -2.0f * kSqrt2OverPi * (v + kCubic * v * v * v);
-    minusTwoU = minusTwoU < -87.0f ? -87.0f : (minusTwoU > 87.0f ? 87.0f : minusTwoU);
-    const float sigmoid = 1.0f / (1.0f + ExpClamped(minusTwoU));
-    s[i] = sigmoid;
-    y[i] = v * sigmoid;
-  }
-}
-
-DISTLAB_VECTOR_CLONES
-void GeluGradLoop(const float* __restrict dy, const float* __restrict x, const float* __restrict s, float* __restrict dx,
-                  int64_t count) {
-  for (int64_t i = 0; i < count; i++) {
-    const float v = x[i], si = s[i];
-    dx[i] = dy[i] * (si + 2.0f * kSqrt2OverPi * v * si * (1.0f - si) * (1.0f + 3.0f * kCubic * v * v));
-  }
-}
-
-napi_value Throw(napi_env env, const std::string& message) { return distlab_native::ThrowCoded(env, "ERR_DISTLAB_CPU_VECTOR", message); }
-
-// Reads `count` Float32Array arguments of one length into `arrays`; false after throwing.
-bool ArraysOfOneLength(napi_env env, napi_callback_info info, const char* call, const char* const* names, size_t count,
-                       float** arrays, int64_t* length) {
-  napi_value argv[4];
-  size_t argc = 4;
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (argc != count) {
-    Throw(env, std::string(call) + " takes " + std::to_string(count) + " Float32Arrays");
-    return false;
-  }
-  for (size_t i = 0; i < count; i++) {
-    int64_t available = 0;
-    if (!distlab_native::GetFloats(env, argv[i], 0, &arrays[i], &available)) {
-      Throw(env, std::string(call) + ": " + names[i] + " must be a Float32Array");
-      return false;
-    }
-    if (i == 0) *length = available;
-    if (available != *length) {
-      Throw(env, std::string(call) + ": " + names[i] + " has " + std::to_string(available) + " floats, " + names[0] + " " +
-                     std::to_string(*length) + " (all must be one length)");
-      return false;
-    }
-  }
-  return true;
-}
+constexpr const char* kCode = "ERR_DISTLAB_CPU_VECTOR";
 
 napi_value Gelu(napi_env env, napi_callback_info info) {
-  static const char* const names[] = {"x", "y", "s"};
-  float* arrays[3];
-  int64_t length = 0;
-  if (!ArraysOfOneLength(env, info, "gelu(x, y, s)", names, 3, arrays, &length)) return nullptr;
-  GeluLoop(arrays[0], arrays[1], arrays[2], length);
+  Arguments args(env, info, kCode, "gelu(x, y, s)", 3);
+  int64_t n = 0;
+  const float* x = args.Floats("x", &n);
+  float* y = args.FloatsOf("y", n, "x");
+  float* s = args.FloatsOf("s", n, "x");
+  if (args.ok()) GeluLoop(x, y, s, n);
   return nullptr;
 }
 
 napi_value GeluGrad(napi_env env, napi_callback_info info) {
-  static const char* const names[] = {"dy", "x", "s", "dx"};
-  float* arrays[4];
-  int64_t length = 0;
-  if (!ArraysOfOneLength(env, info, "geluGrad(dy, x, s, dx)", names, 4, arrays, &length)) return nullptr;
-  GeluGradLoop(arrays[0], arrays[1], arrays[2], arrays[3], length);
+  Arguments args(env, info, kCode, "geluGrad(dy, x, s, dx)", 4);
+  int64_t n = 0;
+  const float* dy = args.Floats("dy", &n);
+  const float* x = args.FloatsOf("x", n, "dy");
+  const float* s = args.FloatsOf("s", n, "dy");
+  float* dx = args.FloatsOf("dx", n, "dy");
+  if (args.ok()) GeluGradLoop(dy, x, s, dx, n);
+  return nullptr;
+}
+
+napi_value Add(napi_env env, napi_callback_info info) {
+  Arguments args(env, info, kCode, "add(a, b, out)", 3);
+  int64_t n = 0;
+  const float* a = args.Floats("a", &n);
+  const float* b = args.FloatsOf("b", n, "a");
+  float* out = args.FloatsOf("out", n, "a");
+  if (args.ok()) AddLoop(a, b, out, n);
+  return nullptr;
+}
+
+napi_value ColumnSum(napi_env env, napi_callback_info info) {
+  Arguments args(env, info, kCode, "columnSum(x, out)", 2);
+  int64_t n = 0, columns = 0;
+  const float* x = args.Floats("x", &n);
+  float* out = args.Floats("out", &columns);
+  if (args.ok() && (columns < 1 || n % columns != 0)) args.Fail("out's length " + std::to_string(columns) + " does not divide x's " + std::to_string(n));
+  if (args.ok()) ColumnSumLoop(x, out, n / columns, columns);
+  return nullptr;
+}
+
+napi_value CausalSoftmax(napi_env env, napi_callback_info info) {
+  Arguments args(env, info, kCode, "causalSoftmax(scores, y, time, scale)", 4);
+  int64_t n = 0;
+  const float* scores = args.Floats("scores", &n);
+  float* y = args.FloatsOf("y", n, "scores");
+  const int64_t time = args.Side("time", n);
+  const float scale = static_cast<float>(args.Number("scale"));
+  if (args.ok()) CausalSoftmaxLoop(scores, y, n / time, time, scale);
+  return nullptr;
+}
+
+napi_value CausalSoftmaxGrad(napi_env env, napi_callback_info info) {
+  Arguments args(env, info, kCode, "causalSoftmaxGrad(y, dy, ds, time, scale)", 5);
+  int64_t n = 0;
+  const float* y = args.Floats("y", &n);
+  const float* dy = args.FloatsOf("dy", n, "y");
+  float* ds = args.FloatsOf("ds", n, "y");
+  const int64_t time = args.Side("time", n);
+  const float scale = static_cast<float>(args.Number("scale"));
+  if (args.ok()) CausalSoftmaxGradLoop(y, dy, ds, n / time, time, scale);
+  return nullptr;
+}
+
+napi_value LayerNorm(napi_env env, napi_callback_info info) {
+  Arguments args(env, info, kCode, "layerNorm(x, gain, bias, y, epsilon)", 5);
+  int64_t n = 0, width = 0;
+  const float* x = args.Floats("x", &n);
+  const float* gain = args.Floats("gain", &width);
+  const float* bias = args.FloatsOf("bias", width, "gain");
+  float* y = args.FloatsOf("y", n, "x");
+  const float epsilon = static_cast<float>(args.Number("epsilon"));
+  if (args.ok() && (width < 1 || n % width != 0)) args.Fail("gain's length " + std::to_string(width) + " does not divide x's " + std::to_string(n));
+  if (args.ok()) LayerNormLoop(x, gain, bias, y, n / width, width, epsilon);
+  return nullptr;
+}
+
+napi_value LayerNormGrad(napi_env env, napi_callback_info info) {
+  Arguments args(env, info, kCode, "layerNormGrad(dy, x, gain, dx, dgain, dbias, epsilon)", 7);
+  int64_t n = 0, width = 0;
+  const float* dy = args.Floats("dy", &n);
+  const float* x = args.FloatsOf("x", n, "dy");
+  const float* gain = args.Floats("gain", &width);
+  float* dx = args.FloatsOf("dx", n, "dy");
+  float* dgain = args.FloatsOf("dgain", width, "gain");
+  float* dbias = args.FloatsOf("dbias", width, "gain");
+  const float epsilon = static_cast<float>(args.Number("epsilon"));
+  if (args.ok() && (width < 1 || n % width != 0)) args.Fail("gain's length " + std::to_string(width) + " does not divide dy's " + std::to_string(n));
+  if (args.ok()) LayerNormGradLoop(dy, x, gain, dx, dgain, dbias, n / width, width, epsilon);
   return nullptr;
 }
 
@@ -146,7 +157,15 @@ NAPI_MODULE_INIT() {
   const struct {
     const char* name;
     napi_callback fn;
-  } functions[] = {{"isa", Isa}, {"gelu", Gelu}, {"geluGrad", GeluGrad}};
+  } functions[] = {{"isa", Isa},
+                   {"gelu", Gelu},
+                   {"geluGrad", GeluGrad},
+                   {"add", Add},
+                   {"columnSum", ColumnSum},
+                   {"causalSoftmax", CausalSoftmax},
+                   {"causalSoftmaxGrad", CausalSoftmaxGrad},
+                   {"layerNorm", LayerNorm},
+                   {"layerNormGrad", LayerNormGrad}};
   for (const auto& f : functions) {
     napi_value value;
     napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.fn, nullptr, &value);

@@ -1,11 +1,13 @@
 // N-API helpers shared by the addons that work in place on Float32Arrays
 // (cpu-blas.cc, cpu-vector.cc): the views are the TF.js wasm heap's own memory.
+// Every bad argument throws an Error with the addon's code, naming the call and the argument.
 #pragma once
 
 #include <node_api.h>
 
 #include <cstdint>
 #include <string>
+#include <utility>
 
 namespace distlab_native {
 
@@ -28,5 +30,68 @@ inline bool GetFloats(napi_env env, napi_value value, int64_t offset, float** da
   *available = static_cast<int64_t>(length) - offset;
   return true;
 }
+
+// One call's arguments, read in order; each reader throws (naming the call and the argument) and returns false on a bad one.
+class Arguments {
+ public:
+  Arguments(napi_env env, napi_callback_info info, const char* code, std::string call, size_t expected)
+      : env_(env), code_(code), call_(std::move(call)) {
+    argc_ = kMax;
+    napi_get_cb_info(env, info, &argc_, argv_, nullptr, nullptr);
+    if (argc_ != expected) {
+      ThrowCoded(env_, code_, call_ + " takes " + std::to_string(expected) + " arguments, got " + std::to_string(argc_));
+      ok_ = false;
+    }
+  }
+
+  bool ok() const { return ok_; }
+
+  // The next argument as a Float32Array; its length in floats to *length.
+  float* Floats(const char* name, int64_t* length) {
+    float* data = nullptr;
+    if (ok_ && !GetFloats(env_, argv_[next_++], 0, &data, length)) Fail(std::string(name) + " must be a Float32Array");
+    return ok_ ? data : nullptr;
+  }
+
+  // The next argument as a Float32Array of `length` floats (`of` names what fixes that length).
+  float* FloatsOf(const char* name, int64_t length, const char* of) {
+    int64_t got = 0;
+    float* data = Floats(name, &got);
+    if (ok_ && got != length) Fail(std::string(name) + " has " + std::to_string(got) + " floats where " + of + " needs " + std::to_string(length));
+    return ok_ ? data : nullptr;
+  }
+
+  double Number(const char* name) {
+    double value = 0;
+    if (ok_ && napi_get_value_double(env_, argv_[next_++], &value) != napi_ok) Fail(std::string(name) + " must be a number");
+    return value;
+  }
+
+  // The next argument as an integer t >= 1 with t * t dividing `length`: the side of [..., t, t].
+  int64_t Side(const char* name, int64_t length) {
+    const double value = Number(name);
+    const int64_t side = static_cast<int64_t>(value);
+    if (ok_ && (static_cast<double>(side) != value || side < 1 || length % (side * side) != 0)) {
+      Fail(std::string(name) + " must be an integer t >= 1 with t * t dividing the length " + std::to_string(length) + ", got " +
+           std::to_string(value));
+    }
+    return side;
+  }
+
+  void Fail(const std::string& message) {
+    ThrowCoded(env_, code_, call_ + ": " + message);
+    ok_ = false;
+  }
+
+ private:
+  static constexpr size_t kMax = 8;
+  napi_env env_;
+  const char* code_;
+  std::string call_;
+  napi_value argv_[kMax];
+  size_t argc_ = 0;
+  size_t next_ = 0;
+  bool ok_ = true;
+};
 
 }  // namespace distlab_native

@@ -3,7 +3,9 @@
  * (kernel/native/cpu-vector.cc, built by `npm run setup` with g++ where it can),
  * at the core's widest vectors: AVX-512's 16 float lanes where WebAssembly SIMD
  * has 4, and an exponential of its own where the wasm path borrows XNNPACK's
- * Sigmoid for one (wasm/gelu.ts says which passes use it).
+ * Sigmoid or Softmax for one. Used by the wasm kernels of GELU, causal
+ * softmax and layer norm (each falls back to its WebAssembly loops without
+ * the addon), the leading-axes Sum (bias gradients) and same-shape float32 Add.
  *
  * Environment (read once per thread, at the first use):
  *   DISTLAB_CPU_VECTOR   unset: the addon where it is built, else the WebAssembly loops
@@ -22,6 +24,18 @@ export interface CpuVector {
   gelu(x: Float32Array, y: Float32Array, s: Float32Array): void;
   /** dx = dy (s + 2 sqrt(2/pi) x s (1 - s) (1 + 3 0.044715 x^2)), s the forward's. */
   geluGrad(dy: Float32Array, x: Float32Array, s: Float32Array, dx: Float32Array): void;
+  /** out = a + b. */
+  add(a: Float32Array, b: Float32Array, out: Float32Array): void;
+  /** out[c] = sum over rows of x[r, c], x viewed as [rows, out.length], rows in order. */
+  columnSum(x: Float32Array, out: Float32Array): void;
+  /** scores, y [..., time, time]: y = softmax over keys j <= i of scale s (query i), 0 for j > i. */
+  causalSoftmax(scores: Float32Array, y: Float32Array, time: number, scale: number): void;
+  /** ds = scale y (dy - sum_j dy y), 0 for j > i. */
+  causalSoftmaxGrad(y: Float32Array, dy: Float32Array, ds: Float32Array, time: number, scale: number): void;
+  /** x, y [rows, C], gain, bias [C]: y = (x - mean) rstd gain + bias per row, rstd = 1 / sqrt(var + epsilon). */
+  layerNorm(x: Float32Array, gain: Float32Array, bias: Float32Array, y: Float32Array, epsilon: number): void;
+  /** dx [rows, C]; dgain, dbias [C] written (sums over rows of dy xhat and dy). */
+  layerNormGrad(dy: Float32Array, x: Float32Array, gain: Float32Array, dx: Float32Array, dgain: Float32Array, dbias: Float32Array, epsilon: number): void;
 }
 
 /** Where `npm run setup` puts the addon, from src/compute or dist/compute alike. */

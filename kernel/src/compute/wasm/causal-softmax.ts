@@ -16,9 +16,11 @@
  * over whole rows: those keys add nothing to the sum and get 0. Most of
  * what remains is the Softmax kernel (figures: docs/compute.md,
  * "Figures behind the code"). Key counts not a multiple of 4 use the JavaScript
- * loops below.
+ * loops below. Where the native passes are built (../cpu-vector.ts), each
+ * kernel is one native pass with its own exponential, over the unmasked keys only.
  */
 import type { KernelConfig, KernelFunc, TensorInfo } from "@tensorflow/tfjs";
+import { cpuVector } from "../cpu-vector";
 import { CAUSAL_SOFTMAX, CAUSAL_SOFTMAX_GRAD } from "../webgpu/causal-softmax";
 import { addressOf, dispose, heapF32, simdOf, sizeOf, type StockKernels, type WasmBackend } from "./tensor-info";
 
@@ -32,6 +34,12 @@ export function causalSoftmaxKernel(stock: StockKernels): KernelConfig {
     const scale = (args.attrs as { scale: number }).scale;
     const time = scores.shape[scores.shape.length - 1]!;
     const rows = time === 0 ? 0 : sizeOf(scores.shape) / time;
+    const native = rows > 0 ? cpuVector() : undefined;
+    if (native) {
+      const y = backend.makeOutput([...scores.shape], "float32");
+      native.causalSoftmax(heapF32(backend, scores), heapF32(backend, y), time, scale);
+      return y;
+    }
     const masked = backend.makeOutput([...scores.shape], "float32");
     const simd = time % 4 === 0 ? simdOf(backend) : undefined;
     if (simd) {
@@ -60,6 +68,11 @@ export function causalSoftmaxGradKernel(): KernelConfig {
     const time = y.shape[y.shape.length - 1]!;
     const rows = time === 0 ? 0 : sizeOf(y.shape) / time;
     const out = backend.makeOutput([...y.shape], "float32");
+    const native = rows > 0 ? cpuVector() : undefined;
+    if (native) {
+      native.causalSoftmaxGrad(heapF32(backend, y), heapF32(backend, dy), heapF32(backend, out), time, scale);
+      return out;
+    }
     const simd = time % 4 === 0 ? simdOf(backend) : undefined;
     if (simd) {
       // Whole rows: a masked key's y is exactly 0, so it adds nothing to the sum and gets 0.

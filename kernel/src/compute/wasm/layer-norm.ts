@@ -17,9 +17,12 @@
  * width is a multiple of 4 go through simd-kernels.ts's layerNorm and
  * layerNormGrad (f32x4, float32 sums; several times faster than the
  * JavaScript loops below); other widths through the
- * JavaScript loops (sums in double precision, rounded once).
+ * JavaScript loops (sums in double precision, rounded once). Where the native
+ * passes are built (../cpu-vector.ts), both kernels are native passes at the
+ * core's widest vectors, for every width.
  */
 import type { KernelConfig, KernelFunc, TensorInfo } from "@tensorflow/tfjs";
+import { cpuVector } from "../cpu-vector";
 import { LAYER_NORM, LAYER_NORM_GRAD } from "../webgpu/layer-norm";
 import { addressOf, heapF32, simdOf, sizeOf, type WasmBackend } from "./tensor-info";
 
@@ -34,6 +37,11 @@ export function layerNormKernel(): KernelConfig {
     const width = x.shape[x.shape.length - 1]!;
     const rows = width === 0 ? 0 : sizeOf(x.shape) / width;
     const out = backend.makeOutput([...x.shape], "float32");
+    const native = rows > 0 ? cpuVector() : undefined;
+    if (native) {
+      native.layerNorm(heapF32(backend, x), heapF32(backend, gain), heapF32(backend, bias), heapF32(backend, out), epsilon);
+      return out;
+    }
     const simd = width % 4 === 0 ? simdOf(backend) : undefined;
     if (simd) {
       simd.layerNorm(addressOf(backend, x), addressOf(backend, gain), addressOf(backend, bias), addressOf(backend, out), rows, 4 * width, 1 / width, epsilon);
@@ -61,6 +69,11 @@ export function layerNormGradKernel(): KernelConfig {
     const dxInfo = backend.makeOutput([...x.shape], "float32");
     const dgainInfo = backend.makeOutput([width], "float32");
     const dbiasInfo = backend.makeOutput([width], "float32");
+    const native = rows > 0 ? cpuVector() : undefined;
+    if (native) {
+      native.layerNormGrad(heapF32(backend, dy), heapF32(backend, x), heapF32(backend, gain), heapF32(backend, dxInfo), heapF32(backend, dgainInfo), heapF32(backend, dbiasInfo), epsilon);
+      return [dxInfo, dgainInfo, dbiasInfo];
+    }
     const simd = width % 4 === 0 ? simdOf(backend) : undefined;
     if (simd) {
       heapF32(backend, dgainInfo).fill(0);

@@ -11,10 +11,12 @@
  * beat adding each row into the output for 128 and 384 columns)
  * where the column count is a multiple of 16, columnSum (4 at a time) where
  * it is a multiple of 4, else JavaScript into double-precision
- * accumulators. Other sums (innermost axes, mixed axes, non-float32) go to
- * the stock kernel.
+ * accumulators; where the native passes are built (../cpu-vector.ts), one
+ * native pass (16 columns a vector on AVX-512) for every column count. Other
+ * sums (innermost axes, mixed axes, non-float32) go to the stock kernel.
  */
 import type { KernelConfig, KernelFunc, TensorInfo } from "@tensorflow/tfjs";
+import { cpuVector } from "../cpu-vector";
 import { leadingAxes } from "../webgpu/leading-sum";
 import { addressOf, heapF32, simdOf, sizeOf, type StockKernels, type WasmBackend } from "./tensor-info";
 
@@ -28,6 +30,11 @@ export function leadingSumOverride(stock: StockKernels): KernelConfig {
     const rows = sizeOf(x.shape.slice(0, k));
     const columns = sizeOf(x.shape.slice(k));
     const out = backend.makeOutput(keepDims ? x.shape.map((d, i) => (i < k ? 1 : d)) : x.shape.slice(k), "float32");
+    const native = rows > 0 && columns > 0 ? cpuVector() : undefined;
+    if (native) {
+      native.columnSum(heapF32(backend, x), heapF32(backend, out));
+      return out;
+    }
     const simd = columns % 4 === 0 ? simdOf(backend) : undefined;
     if (simd && columns % 16 === 0) {
       simd.columnSumBlocks(addressOf(backend, x), addressOf(backend, out), rows, 4 * columns);

@@ -14,9 +14,11 @@
  * ../webgpu/), and the gradients they return are the fused ops' own.
  * DISTLAB_WASM_FUSED_OPS=0 leaves them out (the fused ops then run stock
  * ops); DISTLAB_WASM_MATMUL=stock leaves out the two matMul overrides. Most of them, and the Sum override, run simd-kernels.ts's loops on
- * the backend's heap.
+ * the backend's heap, or ../cpu-vector.ts's native passes where its addon is built (Add only
+ * then).
  */
 import type { KernelConfig, KernelFunc } from "@tensorflow/tfjs";
+import { addOverride } from "./add";
 import { batchMatMulOverride } from "./batch-mat-mul";
 import { fusedMatMulOverride } from "./fused-mat-mul";
 import { FROM_HEADS, fromHeadsKernel, TO_HEADS, toHeadsKernel } from "./attention-heads";
@@ -50,6 +52,7 @@ export const WASM_OVERRIDES: ReadonlyArray<{ kernelName: string; make: (stock: S
   { kernelName: "Tanh", make: tanhOverride },
   { kernelName: "Cast", make: castOverride },
   { kernelName: "Sum", make: leadingSumOverride },
+  { kernelName: "Add", make: addOverride },
   { kernelName: "GatherV2", make: gatherOverride },
   { kernelName: LAYER_NORM, make: layerNormKernel },
   { kernelName: LAYER_NORM_GRAD, make: layerNormGradKernel },
