@@ -21,20 +21,19 @@
 #include <dlfcn.h>
 #include <node_api.h>
 
-#include "float-args.h"
-
 #include <cstdint>
 #include <string>
 
+#include "cpu-blas.h"
+#include "float-args.h"
+
+using distlab_blas::kNoTrans;
+using distlab_blas::kRowMajor;
+using distlab_blas::kTrans;
+using distlab_blas::SgemmFn;
+
 namespace {
 
-// CBLAS's enums, by value (cblas.h is not needed to build).
-constexpr int kRowMajor = 101;
-constexpr int kNoTrans = 111;
-constexpr int kTrans = 112;
-
-using SgemmFn = void (*)(int order, int transA, int transB, int m, int n, int k, float alpha, const float* a, int lda,
-                         const float* b, int ldb, float beta, float* c, int ldc);
 using SetThreadsFn = void (*)(int);
 using ConfigFn = const char* (*)();
 
@@ -143,6 +142,8 @@ napi_value Sgemm(napi_env env, napi_callback_info info) {
 
 }  // namespace
 
+distlab_blas::SgemmFn distlab_blas::OpenedSgemm() { return sgemm; }
+
 // Context-aware: rank worker threads each load it.
 NAPI_MODULE_INIT() {
   const struct {
@@ -154,5 +155,6 @@ NAPI_MODULE_INIT() {
     napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.fn, nullptr, &value);
     napi_set_named_property(env, exports, f.name, value);
   }
+  distlab_blas::AddAttentionExports(env, exports);
   return exports;
 }

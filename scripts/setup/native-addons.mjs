@@ -2,7 +2,8 @@
 // headers, nothing from the network:
 //   kernel/native/cpu-blas.cc     the wasm backend's matrix products on the machine's BLAS
 //                                 (kernel/src/compute/cpu-blas.ts; needs no BLAS to build,
-//                                 it opens one at run time)
+//                                 it opens one at run time), with cpu-attention.cc: causal
+//                                 attention on that BLAS (kernel/src/compute/wasm/causal-attention.ts)
 //   kernel/native/cpu-vector.cc   the wasm backend's elementwise passes (GELU) at the core's widest
 //                                 vectors (kernel/src/compute/cpu-vector.ts)
 //   kernel/native/peer-memory.cc  the thread world's allReduce reading peers' arrays in place
@@ -26,11 +27,15 @@ function nodeHeaders() {
 }
 
 /**
- * Each addon: its source, the headers it includes (part of its stamp) and extra flags
- * (kernel/native/NAME.cc -> kernel/native/build/NAME.node).
+ * Each addon: its sources (kernel/native/NAME.cc and any more listed), the headers they include
+ * (part of its stamp) and extra flags; the result is kernel/native/build/NAME.node.
  */
 const ADDONS = [
-  { name: "cpu-blas", headers: ["float-args.h"], flags: ["-O2"], libraries: ["-ldl"] },
+  // -O3 and the rest as cpu-vector's: cpu-attention.cc compiles vector-loops.h's causal softmax
+  {
+    name: "cpu-blas", more: ["cpu-attention.cc"], headers: ["float-args.h", "cpu-blas.h", "vector-loops.h"],
+    flags: ["-O3", "-ffp-contract=fast", "-fopenmp-simd"], libraries: ["-ldl"],
+  },
   // -O3, contracted multiply-adds and `omp simd` reductions: the loops vectorise, each cloned per x86-64 level
   // (the source says why); -fopenmp-simd reads only the simd pragmas, no OpenMP runtime
   { name: "cpu-vector", headers: ["float-args.h", "vector-loops.h"], flags: ["-O3", "-ffp-contract=fast", "-fopenmp-simd"], libraries: [] },
@@ -53,11 +58,11 @@ export const nativeAddonsStep = {
     if (!headers) return "skipped: Node's headers (node_api.h) not found; WebAssembly kernels and shared-memory copies are used";
     const said = [];
     for (const addon of ADDONS) {
-      const source = join(root, "kernel", "native", `${addon.name}.cc`);
+      const sources = [`${addon.name}.cc`, ...(addon.more ?? [])].map((file) => join(root, "kernel", "native", file));
       const output = join(root, "kernel", "native", "build", `${addon.name}.node`);
-      const args = [...addon.flags, "-std=c++17", "-shared", "-fPIC", "-Wall", "-Werror", `-I${headers}`, source, "-o", `${output}.tmp`, ...addon.libraries];
+      const args = [...addon.flags, "-std=c++17", "-shared", "-fPIC", "-Wall", "-Werror", `-I${headers}`, ...sources, "-o", `${output}.tmp`, ...addon.libraries];
       const stamp = join(root, "kernel", "native", "build", `.${addon.name}.stamp`);
-      const digest = hashFiles([source, ...(addon.headers ?? []).map((header) => join(root, "kernel", "native", header))]) + JSON.stringify([compiler, args]);
+      const digest = hashFiles([...sources, ...(addon.headers ?? []).map((header) => join(root, "kernel", "native", header))]) + JSON.stringify([compiler, args]);
       if (existsSync(output) && stampMatches(stamp, digest)) {
         said.push(`${addon.name} up to date`);
         continue;

@@ -97,6 +97,51 @@ test("DISTLAB_CPU_BLAS=off leaves the products on the wasm kernel and says why",
   assert.deepEqual(got, [true, "DISTLAB_CPU_BLAS=off"]);
 });
 
+// Causal attention on wasm: with the BLAS, the native pair (kernel/native/cpu-attention.cc); with DISTLAB_CPU_BLAS=off
+// the head-layout kernels around batched products (JavaScript layout at head size 3, SIMD at 4). Each against the
+// stock ops on the same backend, value and gradient; the kernels that ran are read from tf.profile.
+const ATTENTION_ON_WASM = `async (require) => {
+  const tf = require("@tensorflow/tfjs");
+  await require(${JSON.stringify(require.resolve("../../kernel/src/compute/backend-choice"))}).chooseBackend(tf, "wasm");
+  const { causalAttention, stockCausalAttention } = require(${JSON.stringify(require.resolve("../../kernel/src/compute/fused"))});
+  let worst = 0;
+  const kernels = new Set();
+  for (const [batch, time, heads, hs] of [[2, 5, 2, 3], [3, 8, 2, 4], [2, 32, 3, 8]]) {
+    const n = batch * time * 3 * heads * hs;
+    const qkv = tf.mul(tf.sin(tf.range(0, n)), 2).reshape([batch * time, 3 * heads * hs]);
+    const dy = tf.cos(tf.range(0, n / 3)).reshape([batch * time, heads * hs]);
+    const run = (f) => [f(qkv), tf.grad((x) => tf.sum(tf.mul(f(x), dy)))(qkv)].map((t) => t.dataSync());
+    let ours;
+    const profile = await tf.profile(() => { ours = run((x) => causalAttention(tf, x, { time, heads })); });
+    profile.kernels.forEach((k) => kernels.add(k.name));
+    const stock = run((x) => stockCausalAttention(tf, x, { time, heads }));
+    ours.forEach((values, o) => values.forEach((v, i) => { worst = Math.max(worst, Math.abs(v - stock[o][i]) / (1 + Math.abs(stock[o][i]))); }));
+  }
+  return { worst, native: kernels.has("DistlabCausalAttention") && kernels.has("DistlabCausalAttentionGrad"), headLayout: kernels.has("DistlabToHeads") };
+}`;
+
+test("causal attention on wasm: the native pair on the BLAS, the head-layout kernels with DISTLAB_CPU_BLAS=off; both match the stock ops", async () => {
+  const withBlas = (await inWorker(ATTENTION_ON_WASM)) as { worst: number; native: boolean; headLayout: boolean };
+  assert.deepEqual([withBlas.native, withBlas.headLayout], [true, false]);
+  assert.ok(withBlas.worst < 2e-5, `native attention: error ${withBlas.worst}`);
+  const without = (await inWorker(ATTENTION_ON_WASM, { DISTLAB_CPU_BLAS: "off" })) as typeof withBlas;
+  assert.deepEqual([without.native, without.headLayout], [false, true]);
+  assert.ok(without.worst < 2e-5, `head-layout attention: error ${without.worst}`);
+});
+
+test("the attention pair refuses shapes that do not fit, naming the argument", () => {
+  theBlas();
+  const addon = require(ADDON_PATH) as { causalAttention: (...a: unknown[]) => void; causalAttentionGrad: (...a: unknown[]) => void };
+  const f = (n: number) => new Float32Array(n);
+  // batch 1, time 2, heads 2, hs 2: qkv [2, 12], out [2, 4], probs [1, 2, 2, 2]
+  addon.causalAttention(f(24), f(8), f(8), 2, 2, 0.5);
+  assert.throws(() => addon.causalAttention(f(24), f(7), f(8), 2, 2, 0.5), /causalAttention\(qkv, out, probs, time, heads, scale\): out has 7 floats where qkv \(a third\) needs 8/);
+  assert.throws(() => addon.causalAttention(f(24), f(8), f(6), 2, 2, 0.5), /probs' length 6 is not batch \* heads \* time \* time/);
+  assert.throws(() => addon.causalAttention(f(24), f(8), f(8), 2.5, 2, 0.5), /time and heads must be integers >= 1, got 2\.5/);
+  assert.throws(() => addon.causalAttention(f(36), f(12), f(16), 2, 2, 0.5), /qkv's length 36 is not 4 rows of 3 \* heads \* headSize/);
+  assert.throws(() => addon.causalAttentionGrad(f(24), f(8), f(8), f(23), 2, 2, 0.5), /dqkv has 23 floats where qkv needs 24/);
+});
+
 test("bad settings are refused with the variable's name: a library that does not load, a thread count that is not one", () => {
   theBlas(); // this process has OpenBLAS open (for the last case below)
   // a process opens one library (every thread shares it), so each choice gets a process of its own

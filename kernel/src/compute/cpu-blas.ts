@@ -23,6 +23,8 @@ interface CpuBlasAddon {
   open(library: string): { library: string; config?: string };
   setThreads(threads: number): boolean;
   sgemm(transA: boolean, transB: boolean, m: number, n: number, k: number, a: Float32Array, aOffset: number, b: Float32Array, bOffset: number, c: Float32Array, cOffset: number, beta: number): void;
+  causalAttention(qkv: Float32Array, out: Float32Array, probs: Float32Array, time: number, heads: number, scale: number): void;
+  causalAttentionGrad(qkv: Float32Array, probs: Float32Array, dy: Float32Array, dqkv: Float32Array, time: number, heads: number, scale: number): void;
 }
 
 /** Where `npm run setup` puts the addon (kernel/native/build), from src/compute or dist/compute alike. */
@@ -58,6 +60,20 @@ export class CpuBlas {
     }
     this.addon.sgemm(transposeA, transposeB, m, n, k, a.data, a.offset, b.data, b.offset, out.data, out.offset, bias ? 1 : 0);
     this.products++;
+  }
+
+  /**
+   * Causal self-attention from the packed projection (kernel/native/cpu-attention.cc): qkv [rows, 3C]
+   * (rows = batch * time, C = heads * hs) -> out [rows, C]; probs [batch * heads, time, time] keeps
+   * the softmax weights for the gradient.
+   */
+  attention(qkv: Float32Array, out: Float32Array, probs: Float32Array, time: number, heads: number, scale: number): void {
+    this.addon.causalAttention(qkv, out, probs, time, heads, scale);
+  }
+
+  /** dqkv [rows, 3C] from the forward's qkv and probs and the output's gradient dy [rows, C]. */
+  attentionGrad(qkv: Float32Array, probs: Float32Array, dy: Float32Array, dqkv: Float32Array, time: number, heads: number, scale: number): void {
+    this.addon.causalAttentionGrad(qkv, probs, dy, dqkv, time, heads, scale);
   }
 }
 

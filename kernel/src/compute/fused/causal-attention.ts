@@ -7,13 +7,17 @@
  * On a backend with the fused kernels (webgpu, ../webgpu/causal-attention.ts;
  * time <= ROWS_MAX_TIME, head size <= 256) one dispatch forward and two
  * backward instead of about twenty; longer contexts on webgpu take the
- * stock form, whose products there are untransposed (./mat-mul.ts). On wasm a tf.customGrad op whose products stay
+ * stock form, whose products there are untransposed (./mat-mul.ts). On wasm
+ * with the machine's BLAS (../cpu-blas.ts) the same pair of kernels, in
+ * native code on that BLAS (../wasm/causal-attention.ts): one kernel each way,
+ * any context. On wasm without one a tf.customGrad op whose products stay
  * batched matMuls (the BatchMatMul kernel's), around fused kernels for the
  * head layout (../wasm/attention-heads.ts) and the causal softmax
  * (../wasm/causal-softmax.ts): 5 kernels forward and 7 backward instead of
  * about 20 and 30. Elsewhere the same in stock ops (split, head transposes,
  * two batched matMuls, causalSoftmax), differentiated by TF.js.
  */
+import { cpuBlas } from "../cpu-blas";
 import { FROM_HEADS, TO_HEADS } from "../wasm/attention-heads";
 import { CAUSAL_ATTENTION, CAUSAL_ATTENTION_GRAD, MAX_HEAD_SIZE, MAX_TIME } from "../webgpu/causal-attention";
 import { CAUSAL_SOFTMAX, CAUSAL_SOFTMAX_GRAD } from "../webgpu/causal-softmax";
@@ -126,7 +130,9 @@ export function causalAttention(tf: Tf, qkv: Tensor, shape: AttentionShape, mask
   if (width % (3 * shape.heads) !== 0) throw new RangeError(`causalAttention: qkv's last axis (${width}) must be 3 * heads * headSize (heads ${shape.heads})`);
   if ((qkv.size / width) % shape.time !== 0) throw new RangeError(`causalAttention: qkv's rows (${qkv.size / width}) must be batch * time (time ${shape.time})`);
   const headSize = width / 3 / shape.heads;
-  if (shape.time <= MAX_TIME && headSize <= MAX_HEAD_SIZE && hasFusedKernel(tf, CAUSAL_ATTENTION, [qkv]) && webGpuAttentionForm(shape.time) === "rows") {
+  const fused = hasFusedKernel(tf, CAUSAL_ATTENTION, [qkv]);
+  if (fused && tf.getBackend() === "wasm" && cpuBlas()) return fusedCausalAttention(tf, { ...shape, scale: 1 / Math.sqrt(headSize) })(qkv);
+  if (fused && tf.getBackend() !== "wasm" && shape.time <= MAX_TIME && headSize <= MAX_HEAD_SIZE && webGpuAttentionForm(shape.time) === "rows") {
     return fusedCausalAttention(tf, { ...shape, scale: 1 / Math.sqrt(headSize) })(qkv);
   }
   if (hasFusedKernel(tf, TO_HEADS, [qkv]) && hasFusedKernel(tf, CAUSAL_SOFTMAX, [qkv])) {

@@ -23,6 +23,7 @@ import { batchMatMulOverride } from "./batch-mat-mul";
 import { fusedMatMulOverride } from "./fused-mat-mul";
 import { FROM_HEADS, fromHeadsKernel, TO_HEADS, toHeadsKernel } from "./attention-heads";
 import { castOverride } from "./cast";
+import { causalAttentionGradKernel, causalAttentionKernel } from "./causal-attention";
 import { causalSoftmaxGradKernel, causalSoftmaxKernel } from "./causal-softmax";
 import { gatherOverride } from "./gather";
 import { geluGradKernel, geluKernel } from "./gelu";
@@ -35,6 +36,7 @@ import { softmaxCrossEntropyGradKernel, softmaxCrossEntropyKernel } from "./soft
 import { tanhOverride } from "./tanh";
 import type { StockKernels } from "./tensor-info";
 import { unsortedSegmentSumOverride } from "./unsorted-segment-sum";
+import { CAUSAL_ATTENTION, CAUSAL_ATTENTION_GRAD } from "../webgpu/causal-attention";
 import { CAUSAL_SOFTMAX, CAUSAL_SOFTMAX_GRAD } from "../webgpu/causal-softmax";
 import { GELU, GELU_GRAD } from "../webgpu/gelu";
 import { LAYER_NORM, LAYER_NORM_GRAD } from "../webgpu/layer-norm";
@@ -60,6 +62,8 @@ export const WASM_OVERRIDES: ReadonlyArray<{ kernelName: string; make: (stock: S
   { kernelName: GELU_GRAD, make: geluGradKernel },
   { kernelName: CAUSAL_SOFTMAX, make: causalSoftmaxKernel },
   { kernelName: CAUSAL_SOFTMAX_GRAD, make: causalSoftmaxGradKernel },
+  { kernelName: CAUSAL_ATTENTION, make: causalAttentionKernel },
+  { kernelName: CAUSAL_ATTENTION_GRAD, make: causalAttentionGradKernel },
   { kernelName: TO_HEADS, make: toHeadsKernel },
   { kernelName: FROM_HEADS, make: fromHeadsKernel },
   { kernelName: SOFTMAX_CROSS_ENTROPY, make: softmaxCrossEntropyKernel },
