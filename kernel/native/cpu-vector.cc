@@ -20,6 +20,8 @@
 //   geluGrad(dy, x, s, dx) dx = dy (s + 2 sqrt(2/pi) x s (1 - s) (1 + 3 0.044715 x^2))
 //   add(a, b, out)         out = a + b
 //   columnSum(x, out)      out[c] = sum over rows r of x[r, c], x viewed as [rows, out.length], in row order
+//   reluGradSum(dy, y, dz, dbias)   dz = dy where y > 0, else 0; dbias = columnSum(dz) (relu's output y,
+//                          positive exactly where its input was; a linear layer's two gradients at once)
 //   causalSoftmax(scores, y, time, scale)      scores, y [..., time, time] (query i, key j):
 //                          y = softmax_j(scale s) over keys j <= i, 0 for j > i
 //   causalSoftmaxGrad(y, dy, ds, time, scale)  ds = scale y (dy - sum_j dy y), 0 for j > i
@@ -81,6 +83,18 @@ napi_value ColumnSum(napi_env env, napi_callback_info info) {
   float* out = args.Floats("out", &columns);
   if (args.ok() && (columns < 1 || n % columns != 0)) args.Fail("out's length " + std::to_string(columns) + " does not divide x's " + std::to_string(n));
   if (args.ok()) ColumnSumLoop(x, out, n / columns, columns);
+  return nullptr;
+}
+
+napi_value ReluGradSum(napi_env env, napi_callback_info info) {
+  Arguments args(env, info, kCode, "reluGradSum(dy, y, dz, dbias)", 4);
+  int64_t n = 0, columns = 0;
+  const float* dy = args.Floats("dy", &n);
+  const float* y = args.FloatsOf("y", n, "dy");
+  float* dz = args.FloatsOf("dz", n, "dy");
+  float* dbias = args.Floats("dbias", &columns);
+  if (args.ok() && (columns < 1 || n % columns != 0)) args.Fail("dbias's length " + std::to_string(columns) + " does not divide dy's " + std::to_string(n));
+  if (args.ok()) ReluGradSumLoop(dy, y, dz, dbias, n / columns, columns);
   return nullptr;
 }
 
@@ -162,6 +176,7 @@ NAPI_MODULE_INIT() {
                    {"geluGrad", GeluGrad},
                    {"add", Add},
                    {"columnSum", ColumnSum},
+                   {"reluGradSum", ReluGradSum},
                    {"causalSoftmax", CausalSoftmax},
                    {"causalSoftmaxGrad", CausalSoftmaxGrad},
                    {"layerNorm", LayerNorm},

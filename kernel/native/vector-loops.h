@@ -76,6 +76,23 @@ void ColumnSumLoop(const float* __restrict x, float* __restrict out, int64_t row
   }
 }
 
+// relu's gradient and the bias gradient in one pass: dz = dy where y > 0 else 0, dbias[c] = sum over rows of dz[r, c].
+DISTLAB_VECTOR_CLONES
+void ReluGradSumLoop(const float* __restrict dy, const float* __restrict y, float* __restrict dz, float* __restrict dbias, int64_t rows,
+                     int64_t columns) {
+  for (int64_t c = 0; c < columns; c++) dbias[c] = 0.0f;
+  for (int64_t r = 0; r < rows; r++) {
+    const float* dyr = dy + r * columns;
+    const float* yr = y + r * columns;
+    float* dzr = dz + r * columns;
+    for (int64_t c = 0; c < columns; c++) {
+      const float d = yr[c] > 0.0f ? dyr[c] : 0.0f;
+      dzr[c] = d;
+      dbias[c] += d;
+    }
+  }
+}
+
 // Blocks of kBlock keys up to the last block holding key i, masking the keys after the query,
 // rather than loops over keys 0..i: a fixed block compiles to whole vectors with no remainder or
 // alignment peeling, whose per-row cost was larger than the masked keys' work at 64 keys; blocks

@@ -124,6 +124,20 @@ for (const width of [128, 130]) {
   });
 }
 
+test("reluGradSum: dz is dy where relu's output is positive, dbias its column sums, written over what was there", () => {
+  const vector = theAddon();
+  for (const [rows, columns] of [[256, 512], [7, 10]] as const) {
+    const dy = sequence(rows * columns, 9), y = sequence(rows * columns, 10).map((v) => Math.max(v, 0));
+    const dz = new Float32Array(rows * columns).fill(9), dbias = new Float32Array(columns).fill(9), expected = new Float64Array(columns);
+    vector.reluGradSum(dy, y, dz, dbias);
+    for (let i = 0; i < dy.length; i++) {
+      assert.equal(dz[i], y[i]! > 0 ? dy[i] : 0, `${rows}x${columns}: dz[${i}]`);
+      expected[i % columns] += dz[i]!;
+    }
+    assertNear(dbias, expected, 1e-5 * rows, `dbias ${rows}x${columns}`);
+  }
+});
+
 test("add and columnSum match float64, for lengths off the vector width", () => {
   const vector = theAddon();
   for (const [rows, columns] of [[768, 128], [5, 13], [1, 1]] as const) {
@@ -149,6 +163,7 @@ test("bad arguments are refused, naming the call and the argument", () => {
   assert.throws(() => vector.layerNormGrad(a, a, new Float32Array(4), a, new Float32Array(4), new Float32Array(2), 1e-5), /dbias has 2 floats where gain needs 4/);
   assert.throws(() => vector.columnSum(a, new Float32Array(3)), /columnSum\(x, out\): out's length 3 does not divide x's 8/);
   assert.throws(() => vector.add(a, a, new Float32Array(9)), /add\(a, b, out\): out has 9 floats where a needs 8/);
+  assert.throws(() => vector.reluGradSum(a, a, a, new Float32Array(3)), /reluGradSum\(dy, y, dz, dbias\): dbias's length 3 does not divide dy's 8/);
 });
 
 test("DISTLAB_CPU_VECTOR: off keeps the WebAssembly loops; any other value is refused with the variable's name", () => {
@@ -194,6 +209,8 @@ const OPS_ON_WASM = `async (require) => {
     ["causalSoftmax", (s) => fused.causalSoftmax(tf, s, 0.3), softmax, [[2, 3, 70, 70]]],
     ["add", (a, b) => tf.add(a, b), (a, b) => tf.add(a, b), [[30, 17], [30, 17]]],
     ["sum", (x) => tf.sum(x, 0), (x) => tf.sum(x, 0), [[33, 48]]], ["sum", (x) => tf.sum(x, 0), (x) => tf.sum(x, 0), [[9, 7]]],
+    // a relu layer: its gradient masks dy and sums the bias gradient in one pass (reluGradSum)
+    ["linear", (x, w, b) => fused.linear(tf, x, w, b, "relu"), (x, w, b) => tf.relu(tf.add(tf.matMul(x, w), b)), [[12, 6], [6, 8], [8]]],
   ];
   const worst = {};
   for (const [name, ours, formula, shapes] of cases) {
@@ -213,11 +230,11 @@ const OPS_ON_WASM = `async (require) => {
 test("on wasm the fused ops, Add and the leading-axes Sum run the native passes, and with DISTLAB_CPU_VECTOR=off the WebAssembly loops, each matching the formula on cpu", async () => {
   type Result = { calls: Record<string, number>; worst: Record<string, number>; device: string };
   const native = (await inWorker(OPS_ON_WASM)) as Result;
-  for (const name of ["gelu", "geluGrad", "layerNorm", "layerNormGrad", "causalSoftmax", "causalSoftmaxGrad", "add", "columnSum"]) {
+  for (const name of ["gelu", "geluGrad", "layerNorm", "layerNormGrad", "causalSoftmax", "causalSoftmaxGrad", "add", "columnSum", "reluGradSum"]) {
     assert.ok((native.calls[name] ?? 0) > 0, `the native ${name} never ran: ${JSON.stringify(native.calls)}`);
   }
   for (const [name, error] of Object.entries(native.worst)) assert.ok(error < 2e-5, `native ${name}: error ${error}`);
-  assert.equal(Object.keys(native.worst).length, 5);
+  assert.equal(Object.keys(native.worst).length, 6);
   assert.match(native.device, /, vector passes (x86-64-v[34]|baseline)$/);
   const off = (await inWorker(OPS_ON_WASM, { DISTLAB_CPU_VECTOR: "off" })) as Result;
   assert.deepEqual(off.calls, {});

@@ -28,6 +28,8 @@ export interface CpuVector {
   add(a: Float32Array, b: Float32Array, out: Float32Array): void;
   /** out[c] = sum over rows of x[r, c], x viewed as [rows, out.length], rows in order. */
   columnSum(x: Float32Array, out: Float32Array): void;
+  /** dz = dy where y > 0, else 0 (y: relu's output); dbias [C] = columnSum(dz), dz viewed as [rows, C]. */
+  reluGradSum(dy: Float32Array, y: Float32Array, dz: Float32Array, dbias: Float32Array): void;
   /** scores, y [..., time, time]: y = softmax over keys j <= i of scale s (query i), 0 for j > i. */
   causalSoftmax(scores: Float32Array, y: Float32Array, time: number, scale: number): void;
   /** ds = scale y (dy - sum_j dy y), 0 for j > i. */

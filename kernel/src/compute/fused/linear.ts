@@ -43,7 +43,8 @@ export function linear(tf: Tf, x: Tensor, w: Tensor, bias: Tensor, activation: L
 /**
  * DistlabLinear's gradient, one function per input: TF.js calls only those on a path to what is
  * differentiated (a customGrad's gradient computes all of them). With relu, dy is first masked by
- * the saved output (DistlabReluGrad), once for all three. Registered once per TF.js module.
+ * the saved output (DistlabReluGrad), once for all three, in the pass that sums the bias gradient.
+ * Registered once per TF.js module.
  */
 function registerLinearGradient(tf: Tf): void {
   if (tf.getGradient(LINEAR) !== undefined) return;
@@ -53,12 +54,12 @@ function registerLinearGradient(tf: Tf): void {
     outputsToSave: [true],
     gradFunc: (dy, saved, attrs) => {
       const [x, w, y] = saved as [Tensor, Tensor, Tensor];
-      // [rows, out]: the gradient at the product (before relu)
-      const dz = (attrs as { relu?: number }).relu ? runFused<Tensor>(tf, RELU_GRAD, { dy: dy as Tensor, y }) : (dy as Tensor);
+      // dz [rows, out]: the gradient at the product (before relu); with relu its column sums (the bias gradient) come with it
+      const [dz, dbias] = (attrs as { relu?: number }).relu ? runFused<Tensor[]>(tf, RELU_GRAD, { dy: dy as Tensor, y }) as [Tensor, Tensor] : [dy as Tensor, undefined];
       return {
         x: () => tf.matMul(dz, w, false, true), // [rows, out] . [in, out]^T
         w: () => tf.matMul(x, dz, true, false), // [rows, in]^T . [rows, out]
-        bias: () => tf.sum(dz, 0),
+        bias: () => dbias ?? tf.sum(dz, 0),
       };
     },
   });

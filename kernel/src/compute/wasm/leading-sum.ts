@@ -30,28 +30,33 @@ export function leadingSumOverride(stock: StockKernels): KernelConfig {
     const rows = sizeOf(x.shape.slice(0, k));
     const columns = sizeOf(x.shape.slice(k));
     const out = backend.makeOutput(keepDims ? x.shape.map((d, i) => (i < k ? 1 : d)) : x.shape.slice(k), "float32");
-    const native = rows > 0 && columns > 0 ? cpuVector() : undefined;
-    if (native) {
-      native.columnSum(heapF32(backend, x), heapF32(backend, out));
-      return out;
-    }
-    const simd = columns % 4 === 0 ? simdOf(backend) : undefined;
-    if (simd && columns % 16 === 0) {
-      simd.columnSumBlocks(addressOf(backend, x), addressOf(backend, out), rows, 4 * columns);
-      return out;
-    }
-    if (simd) {
-      heapF32(backend, out).fill(0);
-      simd.columnSum(addressOf(backend, x), addressOf(backend, out), rows, 4 * columns);
-      return out;
-    }
-    const sums = new Float64Array(columns);
-    const xs = heapF32(backend, x);
-    for (let r = 0, o = 0; r < rows; r++, o += columns) {
-      for (let c = 0; c < columns; c++) sums[c] += xs[o + c]!;
-    }
-    heapF32(backend, out).set(sums);
+    columnSumInto(backend, x, out, rows, columns);
     return out;
   };
   return { kernelName: "Sum", backendName: "wasm", kernelFunc: kernelFunc as KernelFunc };
+}
+
+/** out [columns] = sum over the rows of x viewed as [rows, columns], rows in order (the passes above, fastest first). */
+export function columnSumInto(backend: WasmBackend, x: TensorInfo, out: TensorInfo, rows: number, columns: number): void {
+  const native = rows > 0 && columns > 0 ? cpuVector() : undefined;
+  if (native) {
+    native.columnSum(heapF32(backend, x), heapF32(backend, out));
+    return;
+  }
+  const simd = columns % 4 === 0 ? simdOf(backend) : undefined;
+  if (simd && columns % 16 === 0) {
+    simd.columnSumBlocks(addressOf(backend, x), addressOf(backend, out), rows, 4 * columns);
+    return;
+  }
+  if (simd) {
+    heapF32(backend, out).fill(0);
+    simd.columnSum(addressOf(backend, x), addressOf(backend, out), rows, 4 * columns);
+    return;
+  }
+  const sums = new Float64Array(columns);
+  const xs = heapF32(backend, x);
+  for (let r = 0, o = 0; r < rows; r++, o += columns) {
+    for (let c = 0; c < columns; c++) sums[c] += xs[o + c]!;
+  }
+  heapF32(backend, out).set(sums);
 }
