@@ -98,7 +98,7 @@ test("DISTLAB_CPU_BLAS=off leaves the products on the wasm kernel and says why",
 });
 
 // Causal attention on wasm: with the BLAS, the native pair (kernel/native/cpu-attention.cc); with DISTLAB_CPU_BLAS=off
-// the head-layout kernels around batched products (JavaScript layout at head size 3, SIMD at 4). Each against the
+// or DISTLAB_CPU_VECTOR=off the head-layout kernels around batched products (JavaScript layout at head size 3, SIMD at 4). Each against the
 // stock ops on the same backend, value and gradient; the kernels that ran are read from tf.profile.
 const ATTENTION_ON_WASM = `async (require) => {
   const tf = require("@tensorflow/tfjs");
@@ -120,13 +120,15 @@ const ATTENTION_ON_WASM = `async (require) => {
   return { worst, native: kernels.has("DistlabCausalAttention") && kernels.has("DistlabCausalAttentionGrad"), headLayout: kernels.has("DistlabToHeads") };
 }`;
 
-test("causal attention on wasm: the native pair on the BLAS, the head-layout kernels with DISTLAB_CPU_BLAS=off; both match the stock ops", async () => {
+test("causal attention on wasm: the native pair on the BLAS, the head-layout kernels with DISTLAB_CPU_BLAS=off or DISTLAB_CPU_VECTOR=off; all match the stock ops", async () => {
   const withBlas = (await inWorker(ATTENTION_ON_WASM)) as { worst: number; native: boolean; headLayout: boolean };
   assert.deepEqual([withBlas.native, withBlas.headLayout], [true, false]);
   assert.ok(withBlas.worst < 2e-5, `native attention: error ${withBlas.worst}`);
-  const without = (await inWorker(ATTENTION_ON_WASM, { DISTLAB_CPU_BLAS: "off" })) as typeof withBlas;
-  assert.deepEqual([without.native, without.headLayout], [false, true]);
-  assert.ok(without.worst < 2e-5, `head-layout attention: error ${without.worst}`);
+  for (const off of [{ DISTLAB_CPU_BLAS: "off" }, { DISTLAB_CPU_VECTOR: "off" }]) {
+    const without = (await inWorker(ATTENTION_ON_WASM, off)) as typeof withBlas;
+    assert.deepEqual([without.native, without.headLayout], [false, true], JSON.stringify(off));
+    assert.ok(without.worst < 2e-5, `head-layout attention with ${JSON.stringify(off)}: error ${without.worst}`);
+  }
 });
 
 test("the attention pair refuses shapes that do not fit, naming the argument", () => {

@@ -9,7 +9,9 @@
  *
  * Environment (read once per thread, at the first use):
  *   DISTLAB_CPU_VECTOR   unset: the addon where it is built, else the WebAssembly loops
- *                        `off`: the WebAssembly loops always (for comparisons)
+ *                        `off`: the WebAssembly loops always (for comparisons), and attention
+ *                        as head-layout kernels around batched products, not the native pair
+ *                        on the BLAS (wasm/causal-attention.ts, whose softmax is these loops')
  *
  * The arrays are views of the TF.js wasm heap, read and written in place.
  */

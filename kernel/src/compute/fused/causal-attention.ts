@@ -8,9 +8,10 @@
  * time <= ROWS_MAX_TIME, head size <= 256) one dispatch forward and two
  * backward instead of about twenty; longer contexts on webgpu take the
  * stock form, whose products there are untransposed (./mat-mul.ts). On wasm
- * with the machine's BLAS (../cpu-blas.ts) the same pair of kernels, in
- * native code on that BLAS (../wasm/causal-attention.ts): one kernel each way,
- * any context. On wasm without one a tf.customGrad op whose products stay
+ * with the machine's BLAS (../cpu-blas.ts) and the native passes
+ * (../cpu-vector.ts; DISTLAB_CPU_VECTOR=off turns both off) the same pair of
+ * kernels, in native code on that BLAS (../wasm/causal-attention.ts): one
+ * kernel each way, any context. Otherwise on wasm a tf.customGrad op whose products stay
  * batched matMuls (the BatchMatMul kernel's), around fused kernels for the
  * head layout (../wasm/attention-heads.ts) and the causal softmax
  * (../wasm/causal-softmax.ts): 5 kernels forward and 7 backward instead of
@@ -18,6 +19,7 @@
  * two batched matMuls, causalSoftmax), differentiated by TF.js.
  */
 import { cpuBlas } from "../cpu-blas";
+import { cpuVector } from "../cpu-vector";
 import { FROM_HEADS, TO_HEADS } from "../wasm/attention-heads";
 import { CAUSAL_ATTENTION, CAUSAL_ATTENTION_GRAD, MAX_HEAD_SIZE, MAX_TIME } from "../webgpu/causal-attention";
 import { CAUSAL_SOFTMAX, CAUSAL_SOFTMAX_GRAD } from "../webgpu/causal-softmax";
@@ -131,7 +133,7 @@ export function causalAttention(tf: Tf, qkv: Tensor, shape: AttentionShape, mask
   if ((qkv.size / width) % shape.time !== 0) throw new RangeError(`causalAttention: qkv's rows (${qkv.size / width}) must be batch * time (time ${shape.time})`);
   const headSize = width / 3 / shape.heads;
   const fused = hasFusedKernel(tf, CAUSAL_ATTENTION, [qkv]);
-  if (fused && tf.getBackend() === "wasm" && cpuBlas()) return fusedCausalAttention(tf, { ...shape, scale: 1 / Math.sqrt(headSize) })(qkv);
+  if (fused && tf.getBackend() === "wasm" && cpuBlas() && cpuVector()) return fusedCausalAttention(tf, { ...shape, scale: 1 / Math.sqrt(headSize) })(qkv);
   if (fused && tf.getBackend() !== "wasm" && shape.time <= MAX_TIME && headSize <= MAX_HEAD_SIZE && webGpuAttentionForm(shape.time) === "rows") {
     return fusedCausalAttention(tf, { ...shape, scale: 1 / Math.sqrt(headSize) })(qkv);
   }

@@ -10,8 +10,9 @@
  *                               -> [out [..., C], probs [batch, heads, T, T]]
  *   DistlabCausalAttentionGrad  inputs qkv, probs, dy [..., C]; attrs as above -> dqkv like qkv
  *
- * The op takes this pair on wasm only where a BLAS is open (../cpu-blas.ts);
- * without one it keeps the head-layout kernels and batched products.
+ * The op takes this pair on wasm only where a BLAS is open (../cpu-blas.ts)
+ * and the native passes are on (../cpu-vector.ts); otherwise it keeps the
+ * head-layout kernels and batched products.
  */
 import type { KernelConfig, KernelFunc, TensorInfo } from "@tensorflow/tfjs";
 import { cpuBlas } from "../cpu-blas";
