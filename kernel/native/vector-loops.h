@@ -2,7 +2,8 @@
 // plain C++ that GCC vectorises: no library calls or branches in the bodies,
 // masks as selects. Each is compiled for three x86-64 levels (target_clones:
 // v4 = AVX-512, v3 = AVX2 with FMA, and the baseline); the dynamic loader
-// picks the one the core runs. Included by cpu-vector.cc only.
+// picks the one the core runs. Included by cpu-vector.cc and, for the causal
+// softmax, cpu-attention.cc (each addon its own copy).
 #pragma once
 
 #include <cstdint>
