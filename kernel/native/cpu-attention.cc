@@ -134,13 +134,5 @@ napi_value CausalAttentionGrad(napi_env env, napi_callback_info info) {
 }  // namespace
 
 void distlab_blas::AddAttentionExports(napi_env env, napi_value exports) {
-  const struct {
-    const char* name;
-    napi_callback fn;
-  } functions[] = {{"causalAttention", CausalAttention}, {"causalAttentionGrad", CausalAttentionGrad}};
-  for (const auto& f : functions) {
-    napi_value value;
-    napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.fn, nullptr, &value);
-    napi_set_named_property(env, exports, f.name, value);
-  }
+  distlab_native::ExportFunctions(env, exports, {{"causalAttention", CausalAttention}, {"causalAttentionGrad", CausalAttentionGrad}});
 }

@@ -146,15 +146,7 @@ distlab_blas::SgemmFn distlab_blas::OpenedSgemm() { return sgemm; }
 
 // Context-aware: rank worker threads each load it.
 NAPI_MODULE_INIT() {
-  const struct {
-    const char* name;
-    napi_callback fn;
-  } functions[] = {{"open", Open}, {"setThreads", SetThreads}, {"sgemm", Sgemm}};
-  for (const auto& f : functions) {
-    napi_value value;
-    napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.fn, nullptr, &value);
-    napi_set_named_property(env, exports, f.name, value);
-  }
+  distlab_native::ExportFunctions(env, exports, {{"open", Open}, {"setThreads", SetThreads}, {"sgemm", Sgemm}});
   distlab_blas::AddAttentionExports(env, exports);
   return exports;
 }

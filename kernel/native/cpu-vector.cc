@@ -81,7 +81,7 @@ napi_value ColumnSum(napi_env env, napi_callback_info info) {
   int64_t n = 0, columns = 0;
   const float* x = args.Floats("x", &n);
   float* out = args.Floats("out", &columns);
-  if (args.ok() && (columns < 1 || n % columns != 0)) args.Fail("out's length " + std::to_string(columns) + " does not divide x's " + std::to_string(n));
+  args.Divides("out", columns, "x", n);
   if (args.ok()) ColumnSumLoop(x, out, n / columns, columns);
   return nullptr;
 }
@@ -93,7 +93,7 @@ napi_value ReluGradSum(napi_env env, napi_callback_info info) {
   const float* y = args.FloatsOf("y", n, "dy");
   float* dz = args.FloatsOf("dz", n, "dy");
   float* dbias = args.Floats("dbias", &columns);
-  if (args.ok() && (columns < 1 || n % columns != 0)) args.Fail("dbias's length " + std::to_string(columns) + " does not divide dy's " + std::to_string(n));
+  args.Divides("dbias", columns, "dy", n);
   if (args.ok()) ReluGradSumLoop(dy, y, dz, dbias, n / columns, columns);
   return nullptr;
 }
@@ -129,7 +129,7 @@ napi_value LayerNorm(napi_env env, napi_callback_info info) {
   const float* bias = args.FloatsOf("bias", width, "gain");
   float* y = args.FloatsOf("y", n, "x");
   const float epsilon = static_cast<float>(args.Number("epsilon"));
-  if (args.ok() && (width < 1 || n % width != 0)) args.Fail("gain's length " + std::to_string(width) + " does not divide x's " + std::to_string(n));
+  args.Divides("gain", width, "x", n);
   if (args.ok()) LayerNormLoop(x, gain, bias, y, n / width, width, epsilon);
   return nullptr;
 }
@@ -144,7 +144,7 @@ napi_value LayerNormGrad(napi_env env, napi_callback_info info) {
   float* dgain = args.FloatsOf("dgain", width, "gain");
   float* dbias = args.FloatsOf("dbias", width, "gain");
   const float epsilon = static_cast<float>(args.Number("epsilon"));
-  if (args.ok() && (width < 1 || n % width != 0)) args.Fail("gain's length " + std::to_string(width) + " does not divide dy's " + std::to_string(n));
+  args.Divides("gain", width, "dy", n);
   if (args.ok()) LayerNormGradLoop(dy, x, gain, dx, dgain, dbias, n / width, width, epsilon);
   return nullptr;
 }
@@ -168,23 +168,16 @@ napi_value Isa(napi_env env, napi_callback_info) {
 
 // Context-aware: rank worker threads each load it.
 NAPI_MODULE_INIT() {
-  const struct {
-    const char* name;
-    napi_callback fn;
-  } functions[] = {{"isa", Isa},
-                   {"gelu", Gelu},
-                   {"geluGrad", GeluGrad},
-                   {"add", Add},
-                   {"columnSum", ColumnSum},
-                   {"reluGradSum", ReluGradSum},
-                   {"causalSoftmax", CausalSoftmax},
-                   {"causalSoftmaxGrad", CausalSoftmaxGrad},
-                   {"layerNorm", LayerNorm},
-                   {"layerNormGrad", LayerNormGrad}};
-  for (const auto& f : functions) {
-    napi_value value;
-    napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.fn, nullptr, &value);
-    napi_set_named_property(env, exports, f.name, value);
-  }
+  distlab_native::ExportFunctions(env, exports,
+                                  {{"isa", Isa},
+                                   {"gelu", Gelu},
+                                   {"geluGrad", GeluGrad},
+                                   {"add", Add},
+                                   {"columnSum", ColumnSum},
+                                   {"reluGradSum", ReluGradSum},
+                                   {"causalSoftmax", CausalSoftmax},
+                                   {"causalSoftmaxGrad", CausalSoftmaxGrad},
+                                   {"layerNorm", LayerNorm},
+                                   {"layerNormGrad", LayerNormGrad}});
   return exports;
 }

@@ -6,6 +6,7 @@
 #include <node_api.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <utility>
 
@@ -78,6 +79,13 @@ class Arguments {
     return side;
   }
 
+  // Fails unless `width` (the length of `name`) is >= 1 and divides `length` (the length of `of`): a row width.
+  void Divides(const char* name, int64_t width, const char* of, int64_t length) {
+    if (ok_ && (width < 1 || length % width != 0)) {
+      Fail(std::string(name) + "'s length " + std::to_string(width) + " does not divide " + of + "'s " + std::to_string(length));
+    }
+  }
+
   void Fail(const std::string& message) {
     ThrowCoded(env_, code_, call_ + ": " + message);
     ok_ = false;
@@ -93,5 +101,14 @@ class Arguments {
   size_t next_ = 0;
   bool ok_ = true;
 };
+
+// Adds each (name, callback) to `exports` as a function.
+inline void ExportFunctions(napi_env env, napi_value exports, std::initializer_list<std::pair<const char*, napi_callback>> functions) {
+  for (const auto& [name, callback] : functions) {
+    napi_value value;
+    napi_create_function(env, name, NAPI_AUTO_LENGTH, callback, nullptr, &value);
+    napi_set_named_property(env, exports, name, value);
+  }
+}
 
 }  // namespace distlab_native

@@ -7,7 +7,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { Worker } from "node:worker_threads";
+import { inWorker } from "./in-worker";
 import fc from "fast-check";
 import * as tf from "@tensorflow/tfjs";
 import { ADDON_PATH, CpuBlas, cpuBlas, openCpuBlas } from "../../kernel/src/compute/cpu-blas";
@@ -79,16 +79,6 @@ test("tf.matMul on the wasm backend runs its products through the BLAS, with the
   tf.dispose([a, b, product]);
 });
 
-/** Runs `body` (a function's source, given `require`) in a fresh worker thread with `env`; resolves to what it returns. */
-function inWorker(body: string, env: NodeJS.ProcessEnv = {}): Promise<unknown> {
-  const source = `require("tsx/cjs"); const { parentPort } = require("node:worker_threads");
-    Promise.resolve().then(() => (${body})(require)).then((v) => parentPort.postMessage({ v }), (e) => parentPort.postMessage({ e: String(e && e.message || e) }));`;
-  return new Promise((resolve, reject) => {
-    const worker = new Worker(source, { eval: true, env: { ...process.env, ...env } });
-    worker.once("message", (m: { v?: unknown; e?: string }) => (m.e !== undefined ? reject(new Error(m.e)) : resolve(m.v)));
-    worker.once("error", reject);
-  });
-}
 
 const CPU_BLAS = JSON.stringify(require.resolve("../../kernel/src/compute/cpu-blas"));
 

@@ -4,7 +4,7 @@
 // refused with its name. `npm test`'s set-up builds the addon, so a missing one fails here.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Worker } from "node:worker_threads";
+import { inWorker } from "./in-worker";
 import { openCpuVector, type CpuVector } from "../../kernel/src/compute/cpu-vector";
 
 const K = Math.sqrt(2 / Math.PI), C = 0.044715;
@@ -171,16 +171,6 @@ test("DISTLAB_CPU_VECTOR: off keeps the WebAssembly loops; any other value is re
   assert.throws(() => openCpuVector({ DISTLAB_CPU_VECTOR: "avx512" }), /DISTLAB_CPU_VECTOR must be unset or "off", got "avx512"/);
 });
 
-/** Runs `body(require)` on a worker thread with `env` (the addon's choice is made once per thread). */
-function inWorker(body: string, env: NodeJS.ProcessEnv = {}): Promise<unknown> {
-  const source = `require("tsx/cjs"); const { parentPort } = require("node:worker_threads");
-    Promise.resolve().then(() => (${body})(require)).then((v) => parentPort.postMessage({ v }), (e) => parentPort.postMessage({ e: String(e && e.message || e) }));`;
-  return new Promise((resolve, reject) => {
-    const worker = new Worker(source, { eval: true, env: { ...process.env, ...env } });
-    worker.once("message", (m: { v?: unknown; e?: string }) => (m.e !== undefined ? reject(new Error(m.e)) : resolve(m.v)));
-    worker.once("error", reject);
-  });
-}
 
 const path = (p: string) => JSON.stringify(require.resolve(p));
 
