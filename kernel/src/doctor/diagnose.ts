@@ -95,6 +95,7 @@ function backendChecks(facts: MachineFacts): Check[] {
     ? { name: "wasm backend", status: "ok", detail: "@tensorflow/tfjs-backend-wasm (the default without a GPU)", basic: true }
     : { name: "wasm backend", status: "missing", detail: "@tensorflow/tfjs-backend-wasm not installed: ranks fall back to the slow cpu backend", fix: "npm install @tensorflow/tfjs-backend-wasm (a dependency of distlab: reinstall distlab)" });
   if (wasm && facts.cpuBlas !== undefined) checks.push(cpuBlasCheck(facts.cpuBlas));
+  if (wasm && facts.cpuVector !== undefined) checks.push(cpuVectorCheck(facts.cpuVector));
   if (facts.threadCollectives !== undefined) checks.push(threadCollectivesCheck(facts.threadCollectives));
   checks.push({ name: "cpu backend", status: "ok", detail: "pure JavaScript, always there", basic: true });
   return checks;
@@ -109,6 +110,16 @@ function cpuBlasCheck(blas: NonNullable<MachineFacts["cpuBlas"]>): Check {
       ? "install OpenBLAS (Debian/Ubuntu: sudo apt-get install libopenblas0; Fedora: sudo dnf install openblas)"
       : /DISTLAB_CPU_BLAS=off/.test(blas.reason) ? undefined : "fix or unset DISTLAB_CPU_BLAS / DISTLAB_CPU_BLAS_THREADS";
   return { name: "CPU matMul (BLAS)", status: "note", detail: `WebAssembly kernel: ${blas.reason}`, ...(fix ? { fix } : {}) };
+}
+
+/** The wasm kernels' elementwise passes: native at the core's widest vectors, or why they stay on WebAssembly's 4 lanes (a note: it works, slower). */
+function cpuVectorCheck(vector: NonNullable<MachineFacts["cpuVector"]>): Check {
+  const name = "CPU vector passes (native)";
+  if (vector.ok) return { name, status: "ok", detail: vector.detail };
+  const fix = /not built/.test(vector.reason)
+    ? "install g++ (Debian: sudo apt-get install g++), then rerun `npm run setup` in the distlab checkout"
+    : /DISTLAB_CPU_VECTOR=off/.test(vector.reason) ? undefined : "unset DISTLAB_CPU_VECTOR, or set it to off";
+  return { name, status: "note", detail: `WebAssembly loops: ${vector.reason}`, ...(fix ? { fix } : {}) };
 }
 
 /** The thread world's native collective addons: a note when missing (collectives work, through copies and full collections). */

@@ -12,6 +12,7 @@ import { checkGpuIsolation, listGpuDeviceNodes, unshareFlags } from "../cluster/
 import { DROPPED_RESULTS_ADDON } from "../comm/dropped-results";
 import { PEER_MEMORY_ADDON } from "../comm/peer-memory";
 import { openCpuBlas } from "../compute/cpu-blas";
+import { openCpuVector, VECTOR_ADDON_PATH } from "../compute/cpu-vector";
 import { LAUNCHER_COMMANDS, OPTIONAL_PACKAGES, type JupyterFacts, type MachineFacts, type Outcome } from "./facts";
 
 /** How long one probe's child process may take (milliseconds): Dawn on a busy driver, Jupyter's first start. */
@@ -194,6 +195,7 @@ export async function probeMachine(env: NodeJS.ProcessEnv = process.env): Promis
     jupyter: await jupyter,
   };
   facts.cpuBlas = cpuBlasOutcome(env);
+  facts.cpuVector = cpuVectorOutcome(env);
   facts.threadCollectives = threadCollectivesOutcome();
   if (adapter !== undefined) facts.gpuAdapter = await adapter;
   const isolation = gpuIsolation(nvidiaGpus);
@@ -213,6 +215,18 @@ function threadCollectivesOutcome(): Outcome {
   }
   if (missing.length > 0) return { ok: false, reason: missing.join("; ") };
   return { ok: true, detail: "plain arrays read by address between rank threads; dropped results found by scavenges" };
+}
+
+/** Whether a rank here would run the wasm kernels' passes natively, and at which x86-64 level. */
+function cpuVectorOutcome(env: NodeJS.ProcessEnv): Outcome {
+  try {
+    const vector = openCpuVector(env);
+    if (vector) return { ok: true, detail: `GELU, causal softmax, layer norm, Add and bias sums at ${vector.isa()}` };
+    if (env.DISTLAB_CPU_VECTOR?.trim() === "off") return { ok: false, reason: "DISTLAB_CPU_VECTOR=off" };
+    return { ok: false, reason: `the native addon ${VECTOR_ADDON_PATH} is not built (npm run setup builds it where g++ and Node's headers are installed)` };
+  } catch (error) {
+    return { ok: false, reason: (error as Error).message.split("\n")[0]! };
+  }
 }
 
 /** Which BLAS the CPU matrix products would use here, as a rank would open it. */
