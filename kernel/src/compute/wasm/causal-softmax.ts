@@ -17,7 +17,8 @@
  * what remains is the Softmax kernel (figures: docs/compute.md,
  * "Figures behind the code"). Key counts not a multiple of 4 use the JavaScript
  * loops below. Where the native passes are built (../cpu-vector.ts), each
- * kernel is one native pass with its own exponential, over the unmasked keys only.
+ * kernel is one native pass with its own exponential; blocks of keys past the
+ * query's are only zeroed.
  */
 import type { KernelConfig, KernelFunc, TensorInfo } from "@tensorflow/tfjs";
 import { cpuVector } from "../cpu-vector";
