@@ -8,13 +8,13 @@
 // inside a training step, where one pass here at AVX-512's 16 lanes takes a
 // fraction of that (docs/compute.md, "Elementwise passes in native code").
 //
-// The loops are vector-loops.h's, each compiled per x86-64 level and picked
+// The loops are vector-loops.h's, each compiled per instruction set and picked
 // at load for the core it runs on, so an addon built on one machine runs on
 // any x86-64; other architectures get the portable loop. This file reads and
 // checks the arguments.
 //
 // Exports (Float32Arrays, read and written in place; lengths checked, naming the array):
-//   isa() -> "x86-64-v4" | "x86-64-v3" | "baseline"   the loops this core runs
+//   isa() -> "avx512f" | "avx2" | "baseline"   the loops this core runs
 //   gelu(x, y, s)          u = sqrt(2/pi) (x + 0.044715 x^3), s = sigmoid(2u) = (1 + tanh u) / 2,
 //                          y = x s   (GELU, tanh form; s is kept for the gradient)
 //   geluGrad(dy, x, s, dx) dx = dy (s + 2 sqrt(2/pi) x s (1 - s) (1 + 3 0.044715 x^2))
@@ -153,10 +153,11 @@ napi_value Isa(napi_env env, napi_callback_info) {
   const char* level = "baseline";
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("x86-64-v4")) {
-    level = "x86-64-v4";
-  } else if (__builtin_cpu_supports("x86-64-v3")) {
-    level = "x86-64-v3";
+  // the order target_clones dispatches in (vector-loops.h)
+  if (__builtin_cpu_supports("avx512f")) {
+    level = "avx512f";
+  } else if (__builtin_cpu_supports("avx2")) {
+    level = "avx2";
   }
 #endif
   napi_value result;

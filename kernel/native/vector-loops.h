@@ -1,20 +1,35 @@
 // The loops behind cpu-vector.cc's exports (it says what each computes), in
 // plain C++ that GCC vectorises: no library calls or branches in the bodies,
-// masks as selects. Each is compiled for three x86-64 levels (target_clones:
-// v4 = AVX-512, v3 = AVX2 with FMA, and the baseline); the dynamic loader
-// picks the one the core runs. Included by cpu-vector.cc and, for the causal
+// masks as selects. Each is compiled three times (target_clones: AVX-512F,
+// AVX2 and the baseline); the dynamic loader picks the widest the core has.
+// Clones by instruction set, not by x86-64 level or CPU model, because GCC
+// dispatches those only from GCC 12 (levels) or for the named model alone. Included by cpu-vector.cc and, for the causal
 // softmax, cpu-attention.cc (each addon its own copy).
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define DISTLAB_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define DISTLAB_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define DISTLAB_VECTOR_CLONES
 #endif
 
 namespace distlab_vector {
+
+// The bits of a float as an integer and back (memcpy: what std::bit_cast does, in C++17; compiled to a register move).
+inline int32_t BitsOf(float value) {
+  int32_t bits;
+  std::memcpy(&bits, &value, sizeof bits);
+  return bits;
+}
+
+inline float FloatOf(int32_t bits) {
+  float value;
+  std::memcpy(&value, &bits, sizeof value);
+  return value;
+}
 
 constexpr float kSqrt2OverPi = 0.7978845608028654f;
 constexpr float kCubic = 0.044715f;
@@ -26,7 +41,7 @@ inline float ExpClamped(float z) {
   constexpr float kRoundMagic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer in the low mantissa bits
   const float shifted = z * 1.44269504088896341f + kRoundMagic;
   const float n = shifted - kRoundMagic;
-  const int32_t exponent = __builtin_bit_cast(int32_t, shifted) - __builtin_bit_cast(int32_t, kRoundMagic);
+  const int32_t exponent = BitsOf(shifted) - BitsOf(kRoundMagic);
   float r = z - n * 0.693359375f;  // ln2 in two parts: the first exact in float, so r loses nothing
   r = r - n * -2.12194440e-4f;
   float p = 1.9875691500e-4f;
@@ -36,7 +51,7 @@ inline float ExpClamped(float z) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   const float er = p * (r * r) + r + 1.0f;
-  return er * __builtin_bit_cast(float, (exponent + 127) << 23);
+  return er * FloatOf((exponent + 127) << 23);
 }
 
 DISTLAB_VECTOR_CLONES

@@ -9,7 +9,7 @@ import { ThreadWorld } from "./comm-harness";
 import { DTYPE_CTORS, expected, fill } from "./comm-reference";
 import type { CommArray } from "../../kernel/src/comm";
 import { PeerReads, blockPopulator, peerMemoryOps } from "../../kernel/src/comm/peer-memory";
-import { addonSetting, loadAddon } from "../../kernel/src/comm/native-addons";
+import { addonSetting, loadAddon } from "../../kernel/src/native-addons";
 import { ShmLayout, PEER_PRESENT, PEER_BUSY } from "../../kernel/src/comm/shm-layout";
 import { CommCancelledError } from "../../kernel/src/comm/comm-errors";
 import type { CallContext } from "../../kernel/src/comm/transport";

@@ -152,15 +152,15 @@ test("CPU matMul: the BLAS in use, or a note saying why the WebAssembly kernel s
   assert.equal(basics.basicsOk, true, "a missing BLAS is not a missing basic");
 });
 
-test("CPU vector passes: the x86-64 level in use, or a note saying why the WebAssembly loops run and how to change it", () => {
+test("CPU vector passes: the instruction set in use, or a note saying why the WebAssembly loops run and how to change it", () => {
   const check = (cpuVector: MachineFacts["cpuVector"]) => diagnose(cpuLaptop({ cpuVector })).sections.flatMap((s) => s.checks).find((c) => c.name === "CPU vector passes (native)");
-  assert.deepEqual(check({ ok: true, detail: "GELU, causal softmax, layer norm, Add and bias sums at x86-64-v4" }), { name: "CPU vector passes (native)", status: "ok", detail: "GELU, causal softmax, layer norm, Add and bias sums at x86-64-v4" });
+  assert.deepEqual(check({ ok: true, detail: "GELU, causal softmax, layer norm, Add and bias sums at avx512f" }), { name: "CPU vector passes (native)", status: "ok", detail: "GELU, causal softmax, layer norm, Add and bias sums at avx512f" });
   const unbuilt = check({ ok: false, reason: "the native addon /x/cpu-vector.node is not built (npm run setup builds it ...)" })!;
   assert.equal(unbuilt.status, "note");
   assert.match(unbuilt.detail, /^WebAssembly loops: the native addon/);
   assert.match(unbuilt.fix!, /install g\+\+.*npm run setup/);
   assert.equal(check({ ok: false, reason: "DISTLAB_CPU_VECTOR=off" })!.fix, undefined, "switched off on purpose: nothing to fix");
-  assert.match(check({ ok: false, reason: 'DISTLAB_CPU_VECTOR must be unset or "off", got "yes"' })!.fix!, /unset DISTLAB_CPU_VECTOR/);
+  assert.match(check({ ok: false, reason: 'DISTLAB_CPU_VECTOR must be "off", got "yes"' })!.fix!, /unset DISTLAB_CPU_VECTOR/);
   assert.equal(check(undefined), undefined, "not probed: no line");
 });
 

@@ -22,7 +22,7 @@
  */
 import * as path from "node:path";
 import { scavenge } from "./full-gc";
-import { addonSetting, loadAddon } from "./native-addons";
+import { addonSetting, loadAddon } from "../native-addons";
 
 interface DroppedResultsAddon {
   watch(object: object, flags: Int32Array, index: number): void;

@@ -25,7 +25,7 @@
  */
 import * as path from "node:path";
 import { CommCancelledError } from "./comm-errors";
-import { addonOnce, addonSetting } from "./native-addons";
+import { addonOnce, addonSetting } from "../native-addons";
 import { callLabel } from "./descriptor";
 import type { CallContext } from "./transport";
 import type { CommArray } from "./types";

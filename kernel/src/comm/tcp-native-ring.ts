@@ -23,7 +23,7 @@ import * as path from "node:path";
 import type { Socket } from "node:net";
 import { AcceptorSide, DiallerSide, authenticate, socketBytes, type WorldCredentials } from "./data-handshake";
 import { HANDSHAKE_TIMEOUT_MS } from "../hosts/handshake";
-import { addonOnce, addonSetting } from "./native-addons";
+import { addonOnce, addonSetting } from "../native-addons";
 import { DESCRIPTOR_WORDS, writeDescriptor, readDescriptor, type Descriptor } from "./descriptor";
 import type { CommArray } from "./types";
 

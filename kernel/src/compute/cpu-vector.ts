@@ -15,12 +15,12 @@
  *
  * The arrays are views of the TF.js wasm heap, read and written in place.
  */
-import * as fs from "node:fs";
 import * as path from "node:path";
+import { addonOnce, addonSetting, loadAddon } from "../native-addons";
 
 /** What kernel/native/cpu-vector.cc exports (Float32Arrays of one length, else it throws naming the array). */
 export interface CpuVector {
-  /** the loops this core runs: "x86-64-v4" (AVX-512), "x86-64-v3" (AVX2 + FMA) or "baseline" */
+  /** the loops this core runs: "avx512f" (AVX-512), "avx2" or "baseline" */
   isa(): string;
   /** GELU, tanh form: s = sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3); y = x s. */
   gelu(x: Float32Array, y: Float32Array, s: Float32Array): void;
@@ -45,19 +45,15 @@ export interface CpuVector {
 /** Where `npm run setup` puts the addon, from src/compute or dist/compute alike. */
 export const VECTOR_ADDON_PATH = path.join(__dirname, "..", "..", "native", "build", "cpu-vector.node");
 
-let perThread: CpuVector | null | undefined;
-
-/** The thread's native passes, or undefined (DISTLAB_CPU_VECTOR=off, or the addon is not built). */
-export function cpuVector(env: NodeJS.ProcessEnv = process.env): CpuVector | undefined {
-  if (perThread === undefined) perThread = openCpuVector(env) ?? null;
-  return perThread ?? undefined;
+/** False for DISTLAB_CPU_VECTOR=off; any other set value is refused, naming the variable. */
+function wanted(env: NodeJS.ProcessEnv): boolean {
+  return addonSetting(env, "DISTLAB_CPU_VECTOR", ["off"] as const) !== "off";
 }
 
-/** Loads the addon as `env` asks; not memoised (tests call it with several environments), cpuVector() is. */
+/** The thread's native passes, or undefined (DISTLAB_CPU_VECTOR=off, or the addon is not built or does not load). */
+export const cpuVector: (env?: NodeJS.ProcessEnv) => CpuVector | undefined = addonOnce<CpuVector>(VECTOR_ADDON_PATH, wanted);
+
+/** The same, not memoised (tests and `distlab doctor` ask with several environments). */
 export function openCpuVector(env: NodeJS.ProcessEnv, addonPath = VECTOR_ADDON_PATH): CpuVector | undefined {
-  const choice = env.DISTLAB_CPU_VECTOR?.trim();
-  if (choice === "off") return undefined;
-  if (choice !== undefined && choice !== "") throw new RangeError(`DISTLAB_CPU_VECTOR must be unset or "off", got ${JSON.stringify(choice)}`);
-  if (!fs.existsSync(addonPath)) return undefined;
-  return require(addonPath) as CpuVector;
+  return wanted(env) ? loadAddon<CpuVector>(addonPath) : undefined;
 }

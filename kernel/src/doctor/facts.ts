@@ -29,7 +29,7 @@ export interface MachineFacts {
   gpuIsolation?: Outcome;
   /** The BLAS the wasm backend's matrix products go through (compute/cpu-blas.ts), or why there is none. Optional: older callers leave it out. */
   cpuBlas?: Outcome;
-  /** The wasm backend's elementwise passes in native code (compute/cpu-vector.ts): the x86-64 level, or why not. */
+  /** The wasm backend's elementwise passes in native code (compute/cpu-vector.ts): the instruction set, or why not. */
   cpuVector?: Outcome;
   /** The thread world's native collective addons (comm/peer-memory.ts, comm/dropped-results.ts), or which is missing. Optional: older callers leave it out. */
   threadCollectives?: Outcome;

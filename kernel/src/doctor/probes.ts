@@ -217,7 +217,7 @@ function threadCollectivesOutcome(): Outcome {
   return { ok: true, detail: "plain arrays read by address between rank threads; dropped results found by scavenges" };
 }
 
-/** Whether a rank here would run the wasm kernels' passes natively, and at which x86-64 level. */
+/** Whether a rank here would run the wasm kernels' passes natively, and on which instruction set. */
 function cpuVectorOutcome(env: NodeJS.ProcessEnv): Outcome {
   try {
     const vector = openCpuVector(env);

@@ -1,7 +1,8 @@
 /**
- * Loading the comm layer's optional native addons (kernel/native, built by
- * `npm run setup` with g++): each is switched by an environment variable and
- * left out, without an error, where it was not built or does not load here.
+ * Loading the optional native addons (kernel/native, built by `npm run setup`
+ * with g++) of the comm layer (peer memory, dropped results, the TCP ring) and
+ * of compute (the vector passes): each is switched by an environment variable
+ * and left out, without an error, where it was not built or does not load here.
  */
 
 /** `env[name]`, one of `allowed` (or undefined when unset); any other value is refused, naming the variable. */
