@@ -201,8 +201,8 @@ void CausalSoftmaxGradLoop(const float* __restrict y, const float* __restrict dy
 }
 
 // Mean and 1 / sqrt(variance + epsilon) of one row (two passes: the variance of x - mean, not E[x^2] - mean^2).
-DISTLAB_VECTOR_CLONES
-void RowStatistics(const float* __restrict x, int64_t width, float epsilon, float* mean, float* rstd) {
+// Inline and not cloned itself: it compiles into each clone of its callers, with no dispatch per row.
+inline void RowStatistics(const float* __restrict x, int64_t width, float epsilon, float* mean, float* rstd) {
   float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
   for (int64_t c = 0; c < width; c++) sum += x[c];

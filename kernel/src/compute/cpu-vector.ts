@@ -54,6 +54,6 @@ function wanted(env: NodeJS.ProcessEnv): boolean {
 export const cpuVector: (env?: NodeJS.ProcessEnv) => CpuVector | undefined = addonOnce<CpuVector>(VECTOR_ADDON_PATH, wanted);
 
 /** The same, not memoised (tests and `distlab doctor` ask with several environments). */
-export function openCpuVector(env: NodeJS.ProcessEnv, addonPath = VECTOR_ADDON_PATH): CpuVector | undefined {
-  return wanted(env) ? loadAddon<CpuVector>(addonPath) : undefined;
+export function openCpuVector(env: NodeJS.ProcessEnv): CpuVector | undefined {
+  return wanted(env) ? loadAddon<CpuVector>(VECTOR_ADDON_PATH) : undefined;
 }
