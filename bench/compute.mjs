@@ -16,6 +16,7 @@ import { execFileSync } from "node:child_process";
 import { createRequire } from "node:module";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
+import { baselineBlasEnv } from "./baseline-blas.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const require = createRequire(import.meta.url);
@@ -28,8 +29,10 @@ const rounds = intOption(argv, "rounds", 3, 1);
 if (Number(steps) * rounds < MIN_REPS) throw new RangeError(`--steps ${steps} x --rounds ${rounds}: at least ${MIN_REPS} timed steps per figure`);
 const warmup = String(intOption(argv, "warmup", 3, 0));
 const python = process.env.DISTLAB_TORCH_PYTHON ?? "/usr/bin/python3";
-// One thread for PyTorch's intra-op pool and for its BLAS (OpenBLAS has its own pool).
-const oneThread = { ...process.env, OMP_NUM_THREADS: "1", OPENBLAS_NUM_THREADS: "1", MKL_NUM_THREADS: "1" };
+// One thread for PyTorch's intra-op pool and for its BLAS (OpenBLAS has its own pool), with
+// OpenBLAS's widest kernels where it does not know the CPU (baseline-blas.mjs).
+const baselineBlas = baselineBlasEnv(python, { ...process.env, OMP_NUM_THREADS: "1", OPENBLAS_NUM_THREADS: "1", MKL_NUM_THREADS: "1" });
+const oneThread = baselineBlas.env;
 
 const run = (command, args) => JSON.parse(execFileSync(command, args, { cwd: root, env: oneThread, encoding: "utf8" }).trim().split("\n").pop());
 const plan = ["--steps", steps, "--warmup", warmup];
@@ -48,7 +51,7 @@ for (let round = 0; round < rounds; round++) {
 // Stock wasm has no UnsortedSegmentSum kernel (tf.gather's gradient), so the tiny GPT cannot train there at all.
 const stock = argv.includes("--no-stock") ? undefined : tfjs(["--stock", "--only", "mlp"]);
 console.log(`finished ${machineLine()}`);
-console.log(`PyTorch ${torch.torch}, ${torch.threads} thread; TF.js ${ours.device}.`);
+console.log(`PyTorch ${torch.torch}, ${torch.threads} thread, BLAS ${baselineBlas.note}; TF.js ${ours.device}.`);
 console.log(`${rounds} alternating rounds of ${warmup} warm-up + ${steps} timed steps per side (stock: 1 round); ms per step, median [min, max] of the timed steps; ratio of medians.\n`);
 
 const rows = [["training step", "PyTorch CPU 1 thread", "TF.js wasm (distlab)", "ours/PyTorch", "target <= 1.0x", "TF.js wasm stock"]];
@@ -70,5 +73,5 @@ console.log(formatTable(rows));
 
 if (!argv.includes("--no-dp")) {
   console.log("");
-  execFileSync(process.execPath, [path.join(root, "bench/dp-cpu.mjs"), "--rounds", String(rounds)], { cwd: root, stdio: "inherit" });
+  execFileSync(process.execPath, [path.join(root, "bench/dp-cpu.mjs"), "--rounds", String(rounds)], { cwd: root, stdio: "inherit", env: oneThread });
 }

@@ -18,6 +18,7 @@ import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
+import { baselineBlasEnv } from "./baseline-blas.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const require = createRequire(import.meta.url);
@@ -42,7 +43,11 @@ const sizes = ranksFlag.split(",").map(Number);
 if (sizes.length === 0 || sizes.some((n) => !Number.isInteger(n) || n < 1 || n > 16)) throw new RangeError(`--ranks ${ranksFlag}: expected group sizes from 1 to 16, comma-separated (e.g. 1,2,4)`);
 const batch = 256;
 const python = process.env.DISTLAB_TORCH_PYTHON ?? "/usr/bin/python3";
-const oneThread = { ...process.env, OMP_NUM_THREADS: "1", OPENBLAS_NUM_THREADS: "1", MKL_NUM_THREADS: "1" };
+// One thread for PyTorch's intra-op pool and its BLAS, with OpenBLAS's widest kernels where it does not
+// know the CPU (baseline-blas.mjs); this process takes the same setting, for its rank threads.
+const baselineBlas = baselineBlasEnv(python, { ...process.env, OMP_NUM_THREADS: "1", OPENBLAS_NUM_THREADS: "1", MKL_NUM_THREADS: "1" });
+const oneThread = baselineBlas.env;
+if (oneThread.OPENBLAS_CORETYPE) process.env.OPENBLAS_CORETYPE = oneThread.OPENBLAS_CORETYPE;
 
 /** milliseconds of each timed step, the slowest rank's */
 async function distlab(size) {
@@ -94,5 +99,6 @@ for (const size of sizes) {
   ]);
 }
 console.log(`finished ${machineLine()}`);
+console.log(`PyTorch's BLAS: ${baselineBlas.note}.`);
 console.log(`${rounds} alternating rounds of ${warmup} warm-up + ${steps} timed steps per side; samples/s median [min, max] over the timed steps; ratio of medians.`);
 console.log(formatTable(rows));

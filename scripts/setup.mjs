@@ -37,8 +37,8 @@ if (unknownFlags.length > 0) {
 // The multi-host tests run Debian's sshd in network namespaces (test/kernel/netns_hosts.py), and the
 // launcher tests a single-node Slurm and Open MPI's mpirun (test/kernel/slurm_cluster.py installs them too).
 const HOST_TEST_DEBIAN_PACKAGES = ["openssh-client", "openssh-server", "iproute2", "slurm-wlm", "munge", "openmpi-bin"];
-// The unit tests check the matrix products through the machine's BLAS (kernel/src/compute/cpu-blas.ts) against the wasm kernel.
-const COMPUTE_TEST_DEBIAN_PACKAGES = ["libopenblas0"];
+// The unit tests check the matrix products through both kinds of BLAS the kernel loads (kernel/src/compute/cpu-blas.ts: oneDNN, OpenBLAS) against the wasm kernel.
+const COMPUTE_TEST_DEBIAN_PACKAGES = ["libdnnl2", "libopenblas0"];
 const forTests = flags.includes("--tests");
 
 const steps = [

@@ -1,18 +1,31 @@
 // Float32 matrix products on the CPU through the system's BLAS, for the wasm
 // backend's matMul (kernel/src/compute/cpu-blas.ts says when it is used).
+// Two kinds of library serve: a CBLAS (cblas_sgemm: OpenBLAS and others) and
+// oneDNN (dnnl_sgemm, row-major with the same operands).
 //
 // Why a BLAS and not only WebAssembly: WebAssembly SIMD is 4 float lanes wide.
 // On a core with AVX-512 a tuned BLAS (OpenBLAS, which PyTorch's CPU build
 // uses too) does 16 lanes a fused multiply-add: 140-150 GFLOP/s against the
 // wasm kernel's 40-50 on the build machine (docs/compute.md).
 //
+// Why oneDNN too: its products are generated at run time for the core's own
+// instruction set, so a CPU newer than the library is still served with its
+// widest vectors. Debian 12's OpenBLAS 0.3.21 does not know Emerald Rapids and
+// falls back to its SSE3 (Prescott) kernels there, 4-5x slower; oneDNN 2.6
+// from the same release runs the MLP's products 10% faster than OpenBLAS's
+// AVX-512 kernels even when those are forced (docs/compute.md).
+//
 // Why dlopen and not a link-time dependency: the addon builds with nothing but
 // g++ and Node's headers (no BLAS headers or -dev package), and loads whichever
-// BLAS the machine has, or none; then the wasm kernel stays in use.
+// library the machine has, or none; then the wasm kernel stays in use.
 //
 // Exports:
-//   open(path) -> { library, config }   loads the library (throws naming it on failure)
-//   setThreads(n)                         the BLAS's own thread pool size (OpenBLAS)
+//   open(path) -> { library, kind, config }  loads the library (throws naming it on failure);
+//                                            kind "cblas" or "onednn", config its build description
+//   setThreads(n) -> number | null           the library's own thread count for the calling thread:
+//                                            OpenBLAS's pool (one per process), or OpenMP's for oneDNN
+//                                            (each thread's own); read back after setting, null where
+//                                            the library has no such setting
 //   sgemm(transA, transB, m, n, k, a, aOffset, b, bOffset, c, cOffset, beta)
 //     row-major c[cOffset ..][m, n] = op(a) op(b) + beta c, op = transpose or not;
 //     a, b, c are Float32Arrays, offsets in floats. lda = transA ? m : k,
@@ -35,12 +48,44 @@ using distlab_blas::SgemmFn;
 namespace {
 
 using SetThreadsFn = void (*)(int);
+using GetThreadsFn = int (*)();
 using ConfigFn = const char* (*)();
+
+// oneDNN's C API (dnnl.h), by value so its headers are not needed to build.
+using DnnlSgemmFn = int (*)(char transA, char transB, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+                            const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+struct DnnlVersion {
+  int major, minor, patch;
+  const char* hash;
+  unsigned cpuRuntime, gpuRuntime;
+};
+using DnnlVersionFn = const DnnlVersion* (*)();
+constexpr unsigned kDnnlRuntimeOmp = 2, kDnnlRuntimeTbb = 4, kDnnlRuntimeSeq = 1;
 
 // One library per process: every thread (rank) that loads the addon shares it.
 SgemmFn sgemm = nullptr;
+DnnlSgemmFn dnnlSgemm = nullptr;
 SetThreadsFn setThreads = nullptr;
-std::string openedPath;
+GetThreadsFn getThreads = nullptr;
+std::string openedPath, openedKind, openedConfig;
+
+// dnnl_sgemm behind CBLAS's signature, so cpu-attention.cc's products call either library alike.
+// Every caller passes row-major operands, which is dnnl_sgemm's only layout. Its status is not
+// read: it fails only on arguments the exports have already checked (shapes, leading dimensions).
+void DnnlAsCblas(int /*rowMajor*/, int transA, int transB, int m, int n, int k, float alpha, const float* a, int lda, const float* b,
+                 int ldb, float beta, float* c, int ldc) {
+  dnnlSgemm(transA == kTrans ? 'T' : 'N', transB == kTrans ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+// "oneDNN 2.6.3 (OpenMP)": the version and the CPU threading it was built with.
+std::string DnnlConfig(void* handle) {
+  auto versionFn = reinterpret_cast<DnnlVersionFn>(dlsym(handle, "dnnl_version"));
+  if (versionFn == nullptr) return "oneDNN";
+  const DnnlVersion* v = versionFn();
+  const unsigned runtime = v->cpuRuntime;
+  const char* threading = runtime == kDnnlRuntimeOmp ? "OpenMP" : runtime == kDnnlRuntimeTbb ? "TBB" : runtime == kDnnlRuntimeSeq ? "sequential" : "threadpool";
+  return "oneDNN " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch) + " (" + threading + ")";
+}
 
 using distlab_native::GetFloats;
 
@@ -65,24 +110,42 @@ napi_value Open(napi_env env, napi_callback_info info) {
   if (sgemm == nullptr) {
     void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (handle == nullptr) return Throw(env, std::string("cannot load ") + path + ": " + dlerror());
-    auto fn = reinterpret_cast<SgemmFn>(dlsym(handle, "cblas_sgemm"));
-    if (fn == nullptr) return Throw(env, path + " has no cblas_sgemm (not a CBLAS library)");
-    setThreads = reinterpret_cast<SetThreadsFn>(dlsym(handle, "openblas_set_num_threads"));
-    sgemm = fn;
+    auto cblas = reinterpret_cast<SgemmFn>(dlsym(handle, "cblas_sgemm"));
+    auto dnnl = reinterpret_cast<DnnlSgemmFn>(dlsym(handle, "dnnl_sgemm"));
+    if (cblas == nullptr && dnnl == nullptr) {
+      dlclose(handle);
+      return Throw(env, path + " has neither cblas_sgemm nor dnnl_sgemm (not a CBLAS or oneDNN library)");
+    }
+    if (cblas != nullptr) {
+      setThreads = reinterpret_cast<SetThreadsFn>(dlsym(handle, "openblas_set_num_threads"));
+      getThreads = reinterpret_cast<GetThreadsFn>(dlsym(handle, "openblas_get_num_threads"));
+      auto configFn = reinterpret_cast<ConfigFn>(dlsym(handle, "openblas_get_config"));
+      openedConfig = configFn != nullptr ? configFn() : "";
+      openedKind = "cblas";
+      sgemm = cblas;
+    } else {
+      // An OpenMP build's threads are OpenMP's, set per calling thread (dlsym finds them in its libgomp).
+      setThreads = reinterpret_cast<SetThreadsFn>(dlsym(handle, "omp_set_num_threads"));
+      getThreads = reinterpret_cast<GetThreadsFn>(dlsym(handle, "omp_get_max_threads"));
+      openedConfig = DnnlConfig(handle);
+      openedKind = "onednn";
+      dnnlSgemm = dnnl;
+      sgemm = DnnlAsCblas;
+    }
     openedPath = path;
   }
-  napi_value result, library, config;
+  napi_value result, value;
   napi_create_object(env, &result);
-  napi_create_string_utf8(env, openedPath.c_str(), NAPI_AUTO_LENGTH, &library);
-  napi_set_named_property(env, result, "library", library);
-  void* handle = dlopen(openedPath.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
-  auto configFn = handle ? reinterpret_cast<ConfigFn>(dlsym(handle, "openblas_get_config")) : nullptr;
-  if (configFn != nullptr) {
-    napi_create_string_utf8(env, configFn(), NAPI_AUTO_LENGTH, &config);
+  napi_create_string_utf8(env, openedPath.c_str(), NAPI_AUTO_LENGTH, &value);
+  napi_set_named_property(env, result, "library", value);
+  napi_create_string_utf8(env, openedKind.c_str(), NAPI_AUTO_LENGTH, &value);
+  napi_set_named_property(env, result, "kind", value);
+  if (openedConfig.empty()) {
+    napi_get_undefined(env, &value);
   } else {
-    napi_get_undefined(env, &config);
+    napi_create_string_utf8(env, openedConfig.c_str(), NAPI_AUTO_LENGTH, &value);
   }
-  napi_set_named_property(env, result, "config", config);
+  napi_set_named_property(env, result, "config", value);
   return result;
 }
 
@@ -95,8 +158,12 @@ napi_value SetThreads(napi_env env, napi_callback_info info) {
     return Throw(env, "setThreads(n): n must be an integer >= 1");
   }
   napi_value applied;
-  napi_get_boolean(env, setThreads != nullptr, &applied);
-  if (setThreads != nullptr) setThreads(threads);
+  if (setThreads == nullptr || getThreads == nullptr) {
+    napi_get_null(env, &applied);
+    return applied;
+  }
+  setThreads(threads);
+  napi_create_int32(env, getThreads(), &applied);
   return applied;
 }
 

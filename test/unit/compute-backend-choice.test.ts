@@ -48,7 +48,7 @@ test("a rank's loadTf reports backend and device (what %dist status prints)", as
   const wasm = await loadTf("wasm");
   assert.equal(wasm.backend, "wasm");
   // the matrix products' library where the machine's BLAS serves them (compute/cpu-blas.ts)
-  assert.match(wasm.device, /^cpu:wasm( simd)?(, matMul on libopenblas\.so(\.0)?)?(, vector passes (avx512f|avx2|baseline))?$/);
+  assert.match(wasm.device, /^cpu:wasm( simd)?(, matMul on (libopenblas\.so(\.0)?|libdnnl\.so\.[23]))?(, vector passes (avx512f|avx2|baseline))?$/);
 });
 
 test("GPU device nodes: NVIDIA cards, DRM render nodes and WSL count; control nodes alone do not", () => {

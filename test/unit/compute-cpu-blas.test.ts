@@ -2,52 +2,56 @@
 // kernel/native/cpu-blas.cc): against a float64 reference and the wasm
 // kernel, as the wasm backend's matMul runs them, from several threads at
 // once, and every bad setting and argument refused with its name.
-// `npm test`'s set-up builds the addon and installs OpenBLAS (Debian
-// libopenblas0), so a missing BLAS fails here rather than skipping.
+// `npm test`'s set-up builds the addon and installs oneDNN and OpenBLAS
+// (Debian libdnnl2, libopenblas0), so a missing library fails here rather than skipping.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { inWorker } from "./in-worker";
 import fc from "fast-check";
 import * as tf from "@tensorflow/tfjs";
-import { ADDON_PATH, CpuBlas, cpuBlas, openCpuBlas } from "../../kernel/src/compute/cpu-blas";
+import { ADDON_PATH, CpuBlas, cpuBlas, openblasMisfit, openCpuBlas } from "../../kernel/src/compute/cpu-blas";
 import { chooseBackend } from "../../kernel/src/compute/backend-choice";
 import { WasmGemm } from "../../kernel/src/compute/wasm/gemm";
-import { assertClose, productCases, random, reference } from "./gemm-reference";
+import { assertClose, random, reference } from "./gemm-reference";
+import { checkBlasProducts } from "./blas-products-check";
+
+const CPU_BLAS = JSON.stringify(require.resolve("../../kernel/src/compute/cpu-blas"));
+const PRODUCTS_CHECK = JSON.stringify(require.resolve("./blas-products-check"));
 
 function theBlas(): CpuBlas {
   const found = openCpuBlas({});
-  assert.ok(found instanceof CpuBlas, `no BLAS: ${"missing" in found ? found.missing : ""} (npm test's set-up builds the addon and installs libopenblas0)`);
+  assert.ok(found instanceof CpuBlas, `no BLAS: ${"missing" in found ? found.missing : ""} (npm test's set-up builds the addon and installs libdnnl2 and libopenblas0)`);
   return found;
 }
 
-test("the BLAS opens: OpenBLAS by default, one thread", () => {
+test("the BLAS opens: oneDNN by default, one thread", () => {
   const blas = theBlas();
-  assert.match(blas.library, /openblas/);
+  assert.match(blas.library, /^libdnnl\.so\.[23]$/);
+  assert.equal(blas.kind, "onednn");
   assert.equal(blas.threads, 1);
-  assert.match(blas.config ?? "", /OpenBLAS/);
+  assert.match(blas.config ?? "", /^oneDNN \d/);
 });
 
 test("BLAS products: random shapes, transposes, bias and offsets match a float64 reference and the wasm kernel", () => {
-  const blas = theBlas();
-  const wasm = new WasmGemm();
-  fc.assert(fc.property(
-    productCases,
-    ({ withBias, aAt, bAt, outAt, seed, ...shape }) => {
-      const { m, k, n } = shape;
-      const a = random(aAt + m * k, seed), b = random(bAt + k * n, seed + 1);
-      const bias = withBias ? random(n, seed + 2) : undefined;
-      const out = new Float32Array(outAt + m * n + 3).fill(7);
-      const viaWasm = out.slice();
-      blas.multiply({ data: a, offset: aAt }, { data: b, offset: bAt }, { data: out, offset: outAt }, shape, bias && { data: bias, offset: 0 });
-      wasm.multiply({ data: a, offset: aAt }, { data: b, offset: bAt }, { data: viaWasm, offset: outAt }, shape, bias && { data: bias, offset: 0 });
-      const what = JSON.stringify({ ...shape, withBias, aAt, bAt, outAt });
-      assertClose(out, outAt, reference(a, aAt, b, bAt, shape, bias), k, what);
-      assertClose(out, outAt, Float64Array.from(viaWasm.subarray(outAt, outAt + m * n)), k, `${what} against the wasm kernel`);
-      // nothing written outside the result
-      for (const i of [...Array(outAt).keys(), outAt + m * n, outAt + m * n + 1, outAt + m * n + 2]) assert.equal(out[i], 7, `${what}: element ${i} outside the result changed`);
-    },
-  ), { numRuns: 300 });
+  checkBlasProducts(theBlas(), 300);
+});
+
+test("either kind of library serves: OpenBLAS (cblas_sgemm) and oneDNN (dnnl_sgemm), each in a process of its own, with its threads read back", () => {
+  for (const [library, kind, config] of [["libopenblas.so.0", "cblas", /^OpenBLAS \d/], ["libdnnl.so.2", "onednn", /^oneDNN \d+\.\d+\.\d+ \(OpenMP\)$/]] as const) {
+    const script = `const blas = require(${CPU_BLAS}).openCpuBlas(process.env); require(${PRODUCTS_CHECK}).checkBlasProducts(blas, 150);
+      const m = 256, k = 784, n = 512, a = new Float32Array(m * k).fill(0.5), b = new Float32Array(k * n).fill(0.25), c = new Float32Array(m * n);
+      blas.multiply({ data: a, offset: 0 }, { data: b, offset: 0 }, { data: c, offset: 0 }, { m, k, n, transposeA: false, transposeB: true });
+      console.log(JSON.stringify({ library: blas.library, kind: blas.kind, config: blas.config, threads: blas.threads, large: [c[0], c[m * n - 1]] }));`;
+    const run = spawnSync(process.execPath, ["--import", "tsx", "-e", script], { encoding: "utf8", env: { ...process.env, DISTLAB_CPU_BLAS: library, DISTLAB_CPU_BLAS_THREADS: "2" } });
+    assert.equal(run.status, 0, `${library}: ${run.stderr}`);
+    const got = JSON.parse(run.stdout.trim().split("\n").pop()!) as { library: string; kind: string; config: string; threads: number; large: number[] };
+    assert.equal(got.library, library);
+    assert.equal(got.kind, kind, library);
+    assert.match(got.config, config, library);
+    assert.equal(got.threads, 2, `${library}: the library's own thread count, read back after setting it`);
+    assert.deepEqual(got.large, [784 * 0.125, 784 * 0.125], `${library}: a product large enough for the library's threads`);
+  }
 });
 
 test("a large product (backprop's shapes) matches the wasm kernel", () => {
@@ -80,7 +84,6 @@ test("tf.matMul on the wasm backend runs its products through the BLAS, with the
 });
 
 
-const CPU_BLAS = JSON.stringify(require.resolve("../../kernel/src/compute/cpu-blas"));
 
 test("DISTLAB_CPU_BLAS=off leaves the products on the wasm kernel and says why", async () => {
   const got = await inWorker(`(require) => { const m = require(${CPU_BLAS}); return [m.cpuBlas() === undefined, m.cpuBlasMissingReason()]; }`, { DISTLAB_CPU_BLAS: "off" });
@@ -135,7 +138,7 @@ test("the attention pair refuses shapes that do not fit, naming the argument", (
 });
 
 test("bad settings are refused with the variable's name: a library that does not load, a thread count that is not one", () => {
-  theBlas(); // this process has OpenBLAS open (for the last case below)
+  theBlas(); // this process has oneDNN open (for the last case below)
   // a process opens one library (every thread shares it), so each choice gets a process of its own
   const openIn = (library: string) => {
     const run = spawnSync(process.execPath, ["--import", "tsx", "-e", `require(${CPU_BLAS}).openCpuBlas({ DISTLAB_CPU_BLAS: ${JSON.stringify(library)} })`], { encoding: "utf8" });
@@ -143,8 +146,8 @@ test("bad settings are refused with the variable's name: a library that does not
     return run.stderr;
   };
   assert.match(openIn("/nonexistent/libblas.so"), /DISTLAB_CPU_BLAS=\/nonexistent\/libblas\.so: cannot load \/nonexistent\/libblas\.so/);
-  assert.match(openIn("libc.so.6"), /DISTLAB_CPU_BLAS=libc\.so\.6: libc\.so\.6 has no cblas_sgemm/);
-  assert.throws(() => openCpuBlas({ DISTLAB_CPU_BLAS: "libopenblas.so" }), /DISTLAB_CPU_BLAS=libopenblas\.so: open\(libopenblas\.so\): this process already uses libopenblas\.so\.0/);
+  assert.match(openIn("libc.so.6"), /DISTLAB_CPU_BLAS=libc\.so\.6: libc\.so\.6 has neither cblas_sgemm nor dnnl_sgemm \(not a CBLAS or oneDNN library\)/);
+  assert.throws(() => openCpuBlas({ DISTLAB_CPU_BLAS: "libopenblas.so.0" }), /DISTLAB_CPU_BLAS=libopenblas\.so\.0: open\(libopenblas\.so\.0\): this process already uses libdnnl\.so\.[23]/);
   for (const threads of ["0", "-1", "1.5", "two"]) {
     assert.throws(() => openCpuBlas({ DISTLAB_CPU_BLAS_THREADS: threads }), new RegExp(`DISTLAB_CPU_BLAS_THREADS must be an integer >= 1, got "${threads}"`));
   }
@@ -201,4 +204,13 @@ test("a bad DISTLAB_CPU_BLAS keeps the wasm backend, shows in its device, and fa
   assert.equal(result.backend, "wasm", run.stderr);
   assert.match(result.device, /matMul failing: DISTLAB_CPU_BLAS=\/nonexistent\/libblas\.so: cannot load/);
   assert.match(result.error, /DISTLAB_CPU_BLAS=\/nonexistent\/libblas\.so: cannot load \/nonexistent\/libblas\.so/);
+});
+test("openblasMisfit: an OpenBLAS on pre-AVX2 kernels where the core has AVX2 or AVX-512 names the target it took and the one that fits", () => {
+  const prescott = "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH NO_AFFINITY Prescott MAX_THREADS=64";
+  assert.deepEqual(openblasMisfit(prescott, "avx512f"), { took: "Prescott", coreType: "SkylakeX" });
+  assert.deepEqual(openblasMisfit(prescott.replace("Prescott", "Sandybridge"), "avx2"), { took: "Sandybridge", coreType: "Haswell" });
+  assert.equal(openblasMisfit(prescott, "baseline"), undefined, "a core without AVX2: Prescott's kernels are what it can run");
+  assert.equal(openblasMisfit(prescott.replace("Prescott", "SkylakeX"), "avx512f"), undefined);
+  assert.equal(openblasMisfit(prescott.replace("Prescott", "Haswell"), "avx512f"), undefined, "AVX2 kernels on an AVX-512 core: slower, but not the fallback");
+  assert.equal(openblasMisfit(undefined, "avx512f"), undefined);
 });

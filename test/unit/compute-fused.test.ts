@@ -185,7 +185,7 @@ test("linear on wasm with a BLAS: the forward pass is one product with the bias 
   await backendsUnderTest();
   await tf.setBackend("wasm");
   const blas = cpuBlas();
-  assert.ok(blas, "no BLAS open on the wasm backend (npm test's set-up installs OpenBLAS)");
+  assert.ok(blas, "no BLAS open on the wasm backend (npm test's set-up installs oneDNN and OpenBLAS)");
   const x = values([32, 20], 25), w = tf.variable(values([20, 8], 26)), b = tf.variable(values([8], 27));
   let products = blas.products;
   const y = linear(tfm, x, w, b);

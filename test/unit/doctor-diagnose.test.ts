@@ -144,10 +144,15 @@ test("CPU matMul: the BLAS in use, or a note saying why the WebAssembly kernel s
   assert.deepEqual(blasCheck({ ok: true, detail: "libopenblas.so.0 (OpenBLAS 0.3.21 SkylakeX), 1 thread a product" }), { name: "CPU matMul (BLAS)", status: "ok", detail: "libopenblas.so.0 (OpenBLAS 0.3.21 SkylakeX), 1 thread a product" });
   const noLibrary = blasCheck({ ok: false, reason: "no BLAS library found (cannot load libopenblas.so.0: ...)" })!;
   assert.equal(noLibrary.status, "note");
-  assert.match(noLibrary.fix!, /apt-get install libopenblas0/);
+  assert.match(noLibrary.fix!, /apt-get install libdnnl2/);
   assert.match(blasCheck({ ok: false, reason: "the native addon /x/cpu-blas.node is not built (npm run setup builds it ...)" })!.fix!, /install g\+\+.*npm run setup/);
   assert.equal(blasCheck({ ok: false, reason: "DISTLAB_CPU_BLAS=off" })!.fix, undefined, "switched off on purpose: nothing to fix");
   assert.equal(blasCheck(undefined), undefined, "not probed: no line");
+  // An OpenBLAS that took the CPU for an older one works, slowly: a note with both ways out.
+  const misfit = blasCheck({ ok: true, detail: "libopenblas.so.0 (OpenBLAS 0.3.21 DYNAMIC_ARCH Prescott), 1 thread a product", misfit: { took: "Prescott", coreType: "SkylakeX" } })!;
+  assert.equal(misfit.status, "note");
+  assert.match(misfit.detail, /^libopenblas\.so\.0 \(OpenBLAS 0\.3\.21 DYNAMIC_ARCH Prescott\), 1 thread a product: this OpenBLAS does not know the CPU and runs its Prescott kernels/);
+  assert.match(misfit.fix!, /apt-get install libdnnl2\), or set OPENBLAS_CORETYPE=SkylakeX/);
   const basics = diagnose(cpuLaptop({ cpuBlas: { ok: false, reason: "no BLAS library found" } }));
   assert.equal(basics.basicsOk, true, "a missing BLAS is not a missing basic");
 });
@@ -178,6 +183,6 @@ test("thread collectives: the native addons in use, or a note naming the missing
 
 test("distlab doctor on this machine names the BLAS that npm test's set-up installed", () => {
   const run = spawnSync(process.execPath, ["--import", "tsx", join(__dirname, "..", "..", "kernel", "src", "cli.ts"), "doctor"], { encoding: "utf8", timeout: 120_000 });
-  assert.match(run.stdout, /CPU matMul \(BLAS\): libopenblas\.so\.0 \(OpenBLAS [0-9.]+/, run.stdout + run.stderr);
+  assert.match(run.stdout, /CPU matMul \(BLAS\): libdnnl\.so\.[23] \(oneDNN [0-9.]+ \(OpenMP\)\), 1 thread a product/, run.stdout + run.stderr);
   assert.match(run.stdout, /thread collectives \(native\): plain arrays read by address/, run.stdout + run.stderr);
 });

@@ -27,8 +27,12 @@ export interface MachineFacts {
   gpuAdapter?: Outcome;
   /** Hiding one GPU from a rank in a private mount namespace; undefined when not tried (fewer than 2 NVIDIA GPUs). */
   gpuIsolation?: Outcome;
-  /** The BLAS the wasm backend's matrix products go through (compute/cpu-blas.ts), or why there is none. Optional: older callers leave it out. */
-  cpuBlas?: Outcome;
+  /**
+   * The BLAS the wasm backend's matrix products go through (compute/cpu-blas.ts), or why there is none;
+   * `misfit` where it is an OpenBLAS running pre-AVX2 kernels on a wider core (cpu-blas.ts's openblasMisfit).
+   * Optional: older callers leave it out.
+   */
+  cpuBlas?: Outcome & { misfit?: { took: string; coreType: string } };
   /** The wasm backend's elementwise passes in native code (compute/cpu-vector.ts): the instruction set, or why not. */
   cpuVector?: Outcome;
   /** The thread world's native collective addons (comm/peer-memory.ts, comm/dropped-results.ts), or which is missing. Optional: older callers leave it out. */

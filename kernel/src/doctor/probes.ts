@@ -11,7 +11,7 @@ import { delimiter, dirname, join } from "node:path";
 import { checkGpuIsolation, listGpuDeviceNodes, unshareFlags } from "../cluster/backends/gpus/gpu-isolation";
 import { DROPPED_RESULTS_ADDON } from "../comm/dropped-results";
 import { PEER_MEMORY_ADDON } from "../comm/peer-memory";
-import { openCpuBlas } from "../compute/cpu-blas";
+import { openblasMisfit, openCpuBlas } from "../compute/cpu-blas";
 import { openCpuVector, VECTOR_ADDON_PATH } from "../compute/cpu-vector";
 import { LAUNCHER_COMMANDS, OPTIONAL_PACKAGES, type JupyterFacts, type MachineFacts, type Outcome } from "./facts";
 
@@ -229,12 +229,14 @@ function cpuVectorOutcome(env: NodeJS.ProcessEnv): Outcome {
   }
 }
 
-/** Which BLAS the CPU matrix products would use here, as a rank would open it. */
-function cpuBlasOutcome(env: NodeJS.ProcessEnv): Outcome {
+/** Which BLAS the CPU matrix products would use here, as a rank would open it, and whether its kernels fit the core. */
+function cpuBlasOutcome(env: NodeJS.ProcessEnv): NonNullable<MachineFacts["cpuBlas"]> {
   try {
     const found = openCpuBlas(env);
     if ("missing" in found) return { ok: false, reason: found.missing };
-    return { ok: true, detail: `${found.library}${found.config ? ` (${found.config.trim()})` : ""}, ${found.threads} thread${found.threads === 1 ? "" : "s"} a product` };
+    const detail = `${found.library}${found.config ? ` (${found.config.trim()})` : ""}, ${found.threads} thread${found.threads === 1 ? "" : "s"} a product`;
+    const misfit = found.kind === "cblas" ? openblasMisfit(found.config, openCpuVector({})?.isa()) : undefined;
+    return { ok: true, detail, ...(misfit ? { misfit } : {}) };
   } catch (error) {
     return { ok: false, reason: (error as Error).message };
   }
