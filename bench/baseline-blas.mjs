@@ -15,14 +15,19 @@ require("tsx/cjs");
 const { openblasMisfit } = require("../kernel/src/compute/cpu-blas.ts");
 const { openCpuVector } = require("../kernel/src/compute/cpu-vector.ts");
 
-/** The BLAS the PyTorch at `python` uses, as it describes itself ("OpenBLAS 0.3.21 ... SkylakeX ..."). */
+/** The BLAS the PyTorch at `python` uses, as it describes itself ("OpenBLAS 0.3.21 ... SkylakeX ...", "MKL ..."). */
 function torchBlasConfig(python, env) {
   const script = [
-    "import ctypes, torch",
-    "try:",
-    "    f = ctypes.CDLL('libblas.so.3').openblas_get_config; f.restype = ctypes.c_char_p; print(f().decode())",
-    "except (OSError, AttributeError):",
-    "    print('not OpenBLAS (no openblas_get_config in libblas.so.3)')",
+    "import ctypes, re, torch",
+    "built = torch.__config__.show()",
+    "if re.search(r'BLAS_INFO=mkl', built):",
+    "    version = re.search(r'MKL-DNN v([0-9.]+)', built)",
+    "    print('MKL (in PyTorch\\'s build)' + (', oneDNN ' + version.group(1) if version else ''))",
+    "else:",
+    "    try:",
+    "        f = ctypes.CDLL('libblas.so.3').openblas_get_config; f.restype = ctypes.c_char_p; print(f().decode())",
+    "    except (OSError, AttributeError):",
+    "        print('not OpenBLAS (no openblas_get_config in libblas.so.3)')",
   ].join("\n");
   return execFileSync(python, ["-c", script], { env, encoding: "utf8" }).trim();
 }

@@ -19,6 +19,7 @@
 //                          y = x s   (GELU, tanh form; s is kept for the gradient)
 //   geluGrad(dy, x, s, dx) dx = dy (s + 2 sqrt(2/pi) x s (1 - s) (1 + 3 0.044715 x^2))
 //   add(a, b, out)         out = a + b
+//   addRows(x, bias, relu) x [rows, bias.length] += bias in every row, in place; then max(x, 0) if relu
 //   columnSum(x, out)      out[c] = sum over rows r of x[r, c], x viewed as [rows, out.length], in row order
 //   reluGradSum(dy, y, dz, dbias)   dz = dy where y > 0, else 0; dbias = columnSum(dz) (relu's output y,
 //                          positive exactly where its input was; a linear layer's two gradients at once)
@@ -73,6 +74,17 @@ napi_value Add(napi_env env, napi_callback_info info) {
   const float* b = args.FloatsOf("b", n, "a");
   float* out = args.FloatsOf("out", n, "a");
   if (args.ok()) AddLoop(a, b, out, n);
+  return nullptr;
+}
+
+napi_value AddRows(napi_env env, napi_callback_info info) {
+  Arguments args(env, info, kCode, "addRows(x, bias, relu)", 3);
+  int64_t n = 0, columns = 0;
+  float* x = args.Floats("x", &n);
+  const float* bias = args.Floats("bias", &columns);
+  const bool relu = args.Boolean("relu");
+  args.Divides("bias", columns, "x", n);
+  if (args.ok()) AddRowsLoop(x, bias, n / columns, columns, relu);
   return nullptr;
 }
 
@@ -174,6 +186,7 @@ NAPI_MODULE_INIT() {
                                    {"gelu", Gelu},
                                    {"geluGrad", GeluGrad},
                                    {"add", Add},
+                                   {"addRows", AddRows},
                                    {"columnSum", ColumnSum},
                                    {"reluGradSum", ReluGradSum},
                                    {"causalSoftmax", CausalSoftmax},

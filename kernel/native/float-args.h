@@ -68,6 +68,12 @@ class Arguments {
     return value;
   }
 
+  bool Boolean(const char* name) {
+    bool value = false;
+    if (ok_ && napi_get_value_bool(env_, argv_[next_++], &value) != napi_ok) Fail(std::string(name) + " must be a boolean");
+    return value;
+  }
+
   // The next argument as an integer t >= 1 with t * t dividing `length`: the side of [..., t, t].
   int64_t Side(const char* name, int64_t length) {
     const double value = Number(name);

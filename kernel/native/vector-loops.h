@@ -82,6 +82,22 @@ void AddLoop(const float* __restrict a, const float* __restrict b, float* __rest
   for (int64_t i = 0; i < count; i++) out[i] = a[i] + b[i];
 }
 
+// A bias added to every row of x [rows, columns] in place, then relu if asked (max(v, 0); NaN stays NaN).
+DISTLAB_VECTOR_CLONES
+void AddRowsLoop(float* __restrict x, const float* __restrict bias, int64_t rows, int64_t columns, bool relu) {
+  for (int64_t r = 0; r < rows; r++) {
+    float* row = x + r * columns;
+    if (relu) {
+      for (int64_t c = 0; c < columns; c++) {
+        const float v = row[c] + bias[c];
+        row[c] = v < 0.0f ? 0.0f : v;
+      }
+    } else {
+      for (int64_t c = 0; c < columns; c++) row[c] += bias[c];
+    }
+  }
+}
+
 // Rows added in order into out (zeroed first): 16 or 8 columns a vector, down the rows.
 DISTLAB_VECTOR_CLONES
 void ColumnSumLoop(const float* __restrict x, float* __restrict out, int64_t rows, int64_t columns) {

@@ -151,6 +151,24 @@ test("add and columnSum match float64, for lengths off the vector width", () => 
   }
 });
 
+test("addRows: the bias added to every row in place, then relu where asked (NaN stays NaN), for widths off the vector width", () => {
+  const vector = theAddon();
+  for (const [rows, columns] of [[256, 512], [7, 10], [3, 1]] as const) {
+    for (const relu of [false, true]) {
+      const x = sequence(rows * columns, 11), bias = sequence(columns, 12);
+      x[0] = NaN;
+      const before = x.slice();
+      vector.addRows(x, bias, relu);
+      for (let i = 0; i < x.length; i++) {
+        const sum = Math.fround(before[i]! + bias[i % columns]!);
+        const expected = relu && sum < 0 ? 0 : sum;
+        if (i === 0) assert.ok(Number.isNaN(x[0]), `${rows}x${columns}, relu ${relu}: NaN stays NaN, got ${x[0]}`);
+        else assert.equal(x[i], expected, `${rows}x${columns}, relu ${relu}: x[${i}]`);
+      }
+    }
+  }
+});
+
 test("bad arguments are refused, naming the call and the argument", () => {
   const vector = theAddon();
   const a = new Float32Array(8);
@@ -164,6 +182,8 @@ test("bad arguments are refused, naming the call and the argument", () => {
   assert.throws(() => vector.columnSum(a, new Float32Array(3)), /columnSum\(x, out\): out's length 3 does not divide x's 8/);
   assert.throws(() => vector.add(a, a, new Float32Array(9)), /add\(a, b, out\): out has 9 floats where a needs 8/);
   assert.throws(() => vector.reluGradSum(a, a, a, new Float32Array(3)), /reluGradSum\(dy, y, dz, dbias\): dbias's length 3 does not divide dy's 8/);
+  assert.throws(() => vector.addRows(a, new Float32Array(3), true), /addRows\(x, bias, relu\): bias's length 3 does not divide x's 8/);
+  assert.throws(() => vector.addRows(a, new Float32Array(4), 1 as never), /addRows\(x, bias, relu\): relu must be a boolean/);
 });
 
 test("DISTLAB_CPU_VECTOR: off keeps the WebAssembly loops; any other value is refused with the variable's name", () => {
@@ -199,7 +219,8 @@ const OPS_ON_WASM = `async (require) => {
     ["causalSoftmax", (s) => fused.causalSoftmax(tf, s, 0.3), softmax, [[2, 3, 70, 70]]],
     ["add", (a, b) => tf.add(a, b), (a, b) => tf.add(a, b), [[30, 17], [30, 17]]],
     ["sum", (x) => tf.sum(x, 0), (x) => tf.sum(x, 0), [[33, 48]]], ["sum", (x) => tf.sum(x, 0), (x) => tf.sum(x, 0), [[9, 7]]],
-    // a relu layer: its gradient masks dy and sums the bias gradient in one pass (reluGradSum)
+    // a relu layer: the product's bias and relu in one pass (addRows); its gradient masks dy and sums
+    // the bias gradient in one pass (reluGradSum)
     ["linear", (x, w, b) => fused.linear(tf, x, w, b, "relu"), (x, w, b) => tf.relu(tf.add(tf.matMul(x, w), b)), [[12, 6], [6, 8], [8]]],
   ];
   const worst = {};
@@ -220,7 +241,7 @@ const OPS_ON_WASM = `async (require) => {
 test("on wasm the fused ops, Add and the leading-axes Sum run the native passes, and with DISTLAB_CPU_VECTOR=off the WebAssembly loops, each matching the formula on cpu", async () => {
   type Result = { calls: Record<string, number>; worst: Record<string, number>; device: string };
   const native = (await inWorker(OPS_ON_WASM)) as Result;
-  for (const name of ["gelu", "geluGrad", "layerNorm", "layerNormGrad", "causalSoftmax", "causalSoftmaxGrad", "add", "columnSum", "reluGradSum"]) {
+  for (const name of ["gelu", "geluGrad", "layerNorm", "layerNormGrad", "causalSoftmax", "causalSoftmaxGrad", "add", "columnSum", "reluGradSum", "addRows"]) {
     assert.ok((native.calls[name] ?? 0) > 0, `the native ${name} never ran: ${JSON.stringify(native.calls)}`);
   }
   for (const [name, error] of Object.entries(native.worst)) assert.ok(error < 2e-5, `native ${name}: error ${error}`);

@@ -5,7 +5,8 @@
  * has 4, and an exponential of its own where the wasm path borrows XNNPACK's
  * Sigmoid or Softmax for one. Used by the wasm kernels of GELU, causal
  * softmax and layer norm (each falls back to its WebAssembly loops without
- * the addon), the leading-axes Sum (bias gradients) and same-shape float32 Add.
+ * the addon), the leading-axes Sum (bias gradients), same-shape float32 Add,
+ * and a product's bias and relu (wasm/batch-mat-mul.ts).
  *
  * Environment (read once per thread, at the first use):
  *   DISTLAB_CPU_VECTOR   unset: the addon where it is built, else the WebAssembly loops
@@ -28,6 +29,8 @@ export interface CpuVector {
   geluGrad(dy: Float32Array, x: Float32Array, s: Float32Array, dx: Float32Array): void;
   /** out = a + b. */
   add(a: Float32Array, b: Float32Array, out: Float32Array): void;
+  /** x [rows, bias.length] += bias in every row, in place; then max(x, 0) where relu. */
+  addRows(x: Float32Array, bias: Float32Array, relu: boolean): void;
   /** out[c] = sum over rows of x[r, c], x viewed as [rows, out.length], rows in order. */
   columnSum(x: Float32Array, out: Float32Array): void;
   /** dz = dy where y > 0, else 0 (y: relu's output); dbias [C] = columnSum(dz), dz viewed as [rows, C]. */

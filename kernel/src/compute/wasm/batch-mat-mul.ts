@@ -17,6 +17,7 @@
  */
 import type { KernelConfig, KernelFunc, TensorInfo } from "@tensorflow/tfjs";
 import { cpuBlas } from "../cpu-blas";
+import { cpuVector } from "../cpu-vector";
 import { wasmGemm, type WasmGemm } from "./gemm";
 import { addressOf, heapF32, simdOf, sizeOf, type StockKernels, type WasmBackend } from "./tensor-info";
 
@@ -64,13 +65,20 @@ export function gemmProduct(backend: WasmBackend, a: TensorInfo, b: TensorInfo, 
 
 /**
  * gemmProduct's result with a bias [n] added to every row and, with `relu`, relu applied in place
- * (what _FusedMatMul and DistlabLinear compute). For n a multiple of 4 the product runs alone and
- * one SIMD pass adds the bias and applies relu (simd-kernels.ts's addRows); otherwise the bias
+ * (what _FusedMatMul and DistlabLinear compute). The product runs alone and one pass adds the
+ * bias and applies relu: native where the vector passes are built (../cpu-vector.ts's addRows, 16
+ * lanes on AVX-512), else for n a multiple of 4 simd-kernels.ts's addRows; otherwise the bias
  * starts the product (the WebAssembly kernel's accumulators, the BLAS's beta = 1) and relu is a
  * JavaScript loop.
  */
 export function biasedProduct(backend: WasmBackend, a: TensorInfo, b: TensorInfo, transposeA: boolean, transposeB: boolean, bias: TensorInfo, relu: boolean): TensorInfo {
   const n = sizeOf(bias.shape);
+  const native = n > 0 ? cpuVector() : undefined;
+  if (native) {
+    const product = gemmProduct(backend, a, b, transposeA, transposeB);
+    if (sizeOf(product.shape) > 0) native.addRows(heapF32(backend, product), heapF32(backend, bias), relu);
+    return product;
+  }
   const simd = simdOf(backend);
   if (simd && n % 4 === 0) {
     const product = gemmProduct(backend, a, b, transposeA, transposeB);
