@@ -46,7 +46,7 @@ interface OpenedLibrary {
 export const ADDON_PATH = path.join(__dirname, "..", "..", "native", "build", "cpu-blas.node");
 
 /** Libraries tried in order when DISTLAB_CPU_BLAS is unset: oneDNN, then OpenBLAS, as Debian and most distributions name them. */
-export const DEFAULT_LIBRARIES = ["libdnnl.so.3", "libdnnl.so.2", "libopenblas.so.0", "libopenblas.so"];
+const DEFAULT_LIBRARIES = ["libdnnl.so.3", "libdnnl.so.2", "libopenblas.so.0", "libopenblas.so"];
 
 export class CpuBlas {
   /** products this instance ran (for tests and diagnostics: which kernel a matMul took) */
