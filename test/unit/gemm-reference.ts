@@ -3,7 +3,7 @@
 // deterministic operands, the tolerance, and the random product cases.
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import type { ProductShape } from "../../kernel/src/compute/wasm/gemm";
+import type { Operand, ProductShape } from "../../kernel/src/compute/wasm/gemm";
 
 /** out[m, n] = op(a) op(b) (+ bias) in float64, operands from offsets aAt and bAt. */
 export function reference(a: Float32Array, aAt: number, b: Float32Array, bAt: number, { m, k, n, transposeA, transposeB }: ProductShape, bias?: Float32Array): Float64Array {
@@ -44,3 +44,34 @@ export const productCases = fc.record({
   transposeA: fc.boolean(), transposeB: fc.boolean(), withBias: fc.boolean(),
   aAt: fc.integer({ min: 0, max: 5 }), bAt: fc.integer({ min: 0, max: 5 }), outAt: fc.integer({ min: 0, max: 5 }), seed: fc.integer(),
 });
+
+/** A product as WasmGemm and CpuBlas take it: out[out.offset ..][m, n] = op(a) op(b) (+ bias). */
+export type Multiply = (a: Operand, b: Operand, out: Operand, shape: ProductShape, bias?: Operand) => void;
+
+/**
+ * `numRuns` of productCases through `multiply`, each against the float64 reference and, where given,
+ * against `alongside` (another kernel) on the same operands; nothing may be written outside the
+ * result. `label` starts every failure message.
+ */
+export function checkRandomProducts(multiply: Multiply, numRuns: number, label: string, alongside?: Multiply): void {
+  fc.assert(fc.property(
+    productCases,
+    ({ withBias, aAt, bAt, outAt, seed, ...shape }) => {
+      const { m, k, n } = shape;
+      const a = random(aAt + m * k, seed), b = random(bAt + k * n, seed + 1);
+      const bias = withBias ? random(n, seed + 2) : undefined;
+      const out = new Float32Array(outAt + m * n + 3).fill(7);
+      const other = out.slice();
+      const operands = [{ data: a, offset: aAt }, { data: b, offset: bAt }] as const;
+      multiply(...operands, { data: out, offset: outAt }, shape, bias && { data: bias, offset: 0 });
+      const what = `${label}: ${JSON.stringify({ ...shape, withBias, aAt, bAt, outAt })}`;
+      assertClose(out, outAt, reference(a, aAt, b, bAt, shape, bias), k, what);
+      if (alongside) {
+        alongside(...operands, { data: other, offset: outAt }, shape, bias && { data: bias, offset: 0 });
+        assertClose(out, outAt, Float64Array.from(other.subarray(outAt, outAt + m * n)), k, `${what}, against the other kernel`);
+      }
+      for (let i = 0; i < outAt; i++) assert.equal(out[i], 7, `${what}: element ${i} before the result was written`);
+      for (let i = outAt + m * n; i < out.length; i++) assert.equal(out[i], 7, `${what}: element ${i} after the result was written`);
+    },
+  ), { numRuns });
+}
